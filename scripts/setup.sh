@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Set up sockcap on a fresh Debian/Ubuntu machine (or WSL), then run it or its tests.
+#
+#   bash scripts/setup.sh run      set up, then `sockcap run --capture` (sudo for the capture)
+#   bash scripts/setup.sh test     set up, then the test suite
+#   bash scripts/setup.sh          set up only
+#
+# Installs the system tools the project uses (tshark, tcpdump, socat, gcc, nftables,
+# iproute2) with apt-get when they are missing, and the Python package into .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+VENV="${SOCKCAP_VENV:-.venv}"
+
+need_apt=()
+command -v tshark >/dev/null || need_apt+=(tshark)
+command -v tcpdump >/dev/null || need_apt+=(tcpdump)
+command -v socat >/dev/null || need_apt+=(socat)
+command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
+command -v nft >/dev/null || need_apt+=(nftables)
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v setpriv >/dev/null || need_apt+=(util-linux)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # wireshark-common asks whether non-root users may capture; answer "no" (the default).
+  $SUDO -E apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+"$VENV/bin/python" -m pip install -q -e '.[test,dissect]'
+
+case "${1:-}" in
+  run)
+    shift
+    if [ "$(id -u)" -eq 0 ]; then exec "$VENV/bin/sockcap" run --capture "$@"; fi
+    exec sudo "$VENV/bin/sockcap" run --capture "$@"
+    ;;
+  test)
+    shift
+    exec "$VENV/bin/python" -m pytest -q "$@"
+    ;;
+  "") ;;
+  *) echo "usage: bash scripts/setup.sh [run|test]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,3 @@
+from sockcap.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""Classic BPF programs for the kernel socket filter, built without libpcap.
+
+Only the filter ``sockcap run`` needs is assembled here: "TCP or UDP to or from PORT" on an
+Ethernet-framed interface (Linux ``lo`` is one), for IPv4 (first fragments only, as
+tcpdump's ``port N``) and IPv6 (no extension headers). It is the program
+``tcpdump -d 'tcp port N or udp port N'`` prints. Arbitrary filter expressions are
+compiled elsewhere (by libpcap through tcpdump's ``-ddd``).
+
+Programs are written with symbolic labels and assembled into ``(code, jt, jf, k)``
+instructions; a label makes each jump's target readable instead of a hand-counted offset.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Union
+
+LD_H_ABS = 0x28
+LD_B_ABS = 0x30
+LDX_B_MSH = 0xB1
+LD_H_IND = 0x48
+JEQ_K = 0x15
+JSET_K = 0x45
+RET_K = 0x06
+SNAPLEN = 262144
+
+
+class Insn(NamedTuple):
+    code: int
+    jt: int
+    jf: int
+    k: int
+
+
+class Op(NamedTuple):
+    """An instruction whose jumps name labels (``None``: the next instruction)."""
+
+    code: int
+    k: int
+    jt: str | None = None
+    jf: str | None = None
+
+
+Line = Union[Op, str]  # a str is a label for the next instruction
+
+
+def assemble(lines: list[Line]) -> list[Insn]:
+    """Resolve labels to relative jump offsets."""
+    labels: dict[str, int] = {}
+    ops: list[Op] = []
+    for line in lines:
+        if isinstance(line, str):
+            labels[line] = len(ops)
+        else:
+            ops.append(line)
+
+    def offset(i: int, label: str | None) -> int:
+        return 0 if label is None else labels[label] - i - 1
+
+    return [Insn(op.code, offset(i, op.jt), offset(i, op.jf), op.k) for i, op in enumerate(ops)]
+
+
+def port_filter(port: int) -> list[Insn]:
+    """``(tcp or udp) and port PORT`` over IPv4 or IPv6, for Ethernet framing."""
+    return assemble([
+        Op(LD_H_ABS, 12),  # ethertype
+        Op(JEQ_K, 0x86DD, jf="ip4"),
+        Op(LD_B_ABS, 20),  # IPv6 next header
+        Op(JEQ_K, 6, jt="ip6_ports"),
+        Op(JEQ_K, 17, jf="reject"),
+        "ip6_ports",
+        Op(LD_H_ABS, 54),  # source port
+        Op(JEQ_K, port, jt="accept"),
+        Op(LD_H_ABS, 56),  # destination port
+        Op(JEQ_K, port, jt="accept", jf="reject"),
+        "ip4",
+        Op(JEQ_K, 0x0800, jf="reject"),
+        Op(LD_B_ABS, 23),  # IPv4 protocol
+        Op(JEQ_K, 6, jt="ip4_frag"),
+        Op(JEQ_K, 17, jf="reject"),
+        "ip4_frag",
+        Op(LD_H_ABS, 20),  # flags and fragment offset
+        Op(JSET_K, 0x1FFF, jt="reject"),  # only first fragments carry ports
+        Op(LDX_B_MSH, 14),  # X = 4 * IHL
+        Op(LD_H_IND, 14),  # source port
+        Op(JEQ_K, port, jt="accept"),
+        Op(LD_H_IND, 16),  # destination port
+        Op(JEQ_K, port, jt="accept", jf="reject"),
+        "accept",
+        Op(RET_K, SNAPLEN),
+        "reject",
+        Op(RET_K, 0),
+    ])

@@ -1,0 +1,193 @@
+"""The command line: parse, call the core, map errors to one line and an exit code.
+
+Thin on purpose (httpie's split): options are defined here, the work is done in
+``sockcap.run``, ``sockcap.endpoints``, ``sockcap.view`` and friends, imported inside each
+command so that ``sockcap --help`` imports neither scapy nor pyshark nor rich.
+"""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import click
+
+from sockcap import __version__
+from sockcap.errors import ExitCode, SockcapError
+
+STYLES = click.Choice(["wireshark", "tcpdump"])
+PORT = click.IntRange(1, 65535)
+
+
+def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value == "localhost":
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an IP address (e.g. 127.0.0.1 or ::1)")
+    return value
+
+
+def _loopback(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    value = _host(ctx, param, value)
+    if not ipaddress.ip_address(value).is_loopback:
+        raise click.BadParameter(f"{value} is not a loopback address (run stays on 127.0.0.0/8 or ::1)")
+    return value
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The view options shared by every command that prints a timeline."""
+    for opt in reversed([
+        click.option("--hex", "hex_", is_flag=True, help="Payload bytes under each packet (Show Packet Bytes)."),
+        click.option("--json", "json_", is_flag=True, help="One JSON object per packet per line."),
+        click.option("--style", type=STYLES, default="wireshark", show_default=True,
+                     help="Notation of the timeline."),
+        click.option("--no-color", is_flag=True, help="No colour (also: NO_COLOR=1)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+# Commands defined in their own module under sockcap.commands, loaded when used (and for
+# --help, whose listing needs each one's short help: those modules import only click at
+# the top, so listing stays fast). One line each: name -> "module:attribute".
+LAZY_COMMANDS: dict[str, str] = {
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(name)
+        if target is None:
+            return super().get_command(ctx, name)
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sockcap")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """See what a socket program really puts on the wire.
+
+    \b
+    sockcap run --capture        echo server + client on loopback, captured and explained
+    sockcap show FILE            the same timeline for any pcap/pcapng file
+    sockcap server / client      an echo pair that talks to the classic C echo programs
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.option("--udp", is_flag=True, help="UDP instead of TCP.")
+@click.option("--capture", is_flag=True, help="Capture the exchange on lo and explain it (needs root or CAP_NET_RAW).")
+@click.option("-m", "--message", "messages", multiple=True, help="A message to send (repeat; default: hello, world, quit).")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_loopback, help="Loopback address to use.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Server port (default: a free one).")
+@click.option("--out", "-w", type=click.Path(dir_okay=False), help="pcap file to write (default: captures/<time>-<proto>-<port>.pcap).")
+@click.option("--force", is_flag=True, help="Overwrite the --out file if it exists.")
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=5.0, show_default=True, help="Seconds to wait for each reply.")
+@output_options
+def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
+        force: bool, timeout: float, hex_: bool, json_: bool, style: str, no_color: bool) -> None:
+    """Start an echo server and client on loopback and run an exchange (with --capture: show every packet)."""
+    from sockcap.commands.run import run_command
+
+    run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
+                force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color)
+
+
+@cli.command()
+@click.option("--udp", is_flag=True, help="UDP instead of TCP.")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_host, help="Address to bind (0.0.0.0 to accept other machines).")
+@click.option("--port", type=PORT, default=5001, show_default=True)
+@click.option("--max-clients", type=click.IntRange(1, 1_000_000), default=1024, show_default=True, help="Connections served at once; more are refused.")
+@click.option("--idle-timeout", type=click.FloatRange(0.1), default=300.0, show_default=True, help="Close a connection silent for this many seconds.")
+@click.option("--max-message", type=click.IntRange(1, 16 << 20), default=65536, show_default=True, help="Largest read echoed at once, in bytes.")
+def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: float, max_message: int) -> None:
+    """Run an echo server (Ctrl-C stops it)."""
+    from sockcap.endpoints.server import run_server
+
+    run_server(host, port, udp=udp, max_clients=max_clients, idle_timeout=idle_timeout,
+               max_message=max_message, log=_log_line)
+
+
+@cli.command()
+@click.option("--udp", is_flag=True, help="UDP instead of TCP.")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=_host)
+@click.option("--port", type=PORT, default=5001, show_default=True)
+@click.option("-m", "--message", "messages", multiple=True, help="A message to send (repeat); without -m lines are read from stdin.")
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=5.0, show_default=True, help="Seconds to wait for each reply.")
+def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: float) -> None:
+    """Send messages to an echo server and print each reply ("quit" ends)."""
+    from sockcap.endpoints.client import run_client
+
+    lines = None if messages else sys.stdin
+    code = run_client(host, port, udp=udp, messages=list(messages) or None, out=_log_line,
+                      input_lines=lines, timeout=timeout)
+    sys.exit(code)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-c", "count", type=click.IntRange(1), default=None, help="Show only the first N packets.")
+@click.option("--port", type=PORT, default=None, help="Only TCP/UDP packets to or from this port.")
+@click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help="Wireshark's full dissection of packet N (needs tshark and pyshark).")
+@output_options
+def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
+         json_: bool, style: str, no_color: bool) -> None:
+    """Print the timeline of a pcap or pcapng file ('-' reads stdin)."""
+    from sockcap.commands.show import show_command
+
+    show_command(file, count=count or 0, port=port or 0, dissect=dissect, hex_=hex_,
+                 json_=json_, style=style, no_color=no_color)
+
+
+def _log_line(text: str) -> None:
+    click.echo(text)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    sys.stdout.flush()
+    sys.stderr.write(f"sockcap: {message}\n")
+    sys.exit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: one line and an exit code for every error a user can cause."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        rv = cli.main(args=args, prog_name="sockcap", standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+    except click.exceptions.Abort:
+        _fail("interrupted", ExitCode.INTERRUPTED)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help() if e.ctx else str(e))
+        sys.exit(0)
+    except click.UsageError as e:
+        cmd = e.ctx.command_path if e.ctx else "sockcap"
+        _fail(f"{e.format_message()} (see '{cmd} --help')", ExitCode.USAGE)
+    except click.ClickException as e:
+        _fail(e.format_message(), e.exit_code)
+    except SockcapError as e:
+        if debug:
+            raise
+        _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _fail("interrupted", ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
+        sys.exit(0)

@@ -1,0 +1,42 @@
+"""``sockcap run``: runs the exchange, then prints the timeline and the summary."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sockcap.analysis.summary import summary_line
+from sockcap.output import Output
+from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange
+from sockcap.signals import sigterm_raises
+from sockcap.view import View, ViewOptions
+
+
+def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
+                out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
+                style: str, no_color: bool) -> None:
+    opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
+                      host=host, port=port, out=out, force=force, timeout=timeout)
+    output = Output(color=False if no_color else None)
+    view = View(ViewOptions(json=json_, style=style, hex=hex_))
+    with sigterm_raises():
+        result = asyncio.run(run_exchange(opts, view))
+    if capture:
+        _print_capture(result, view, output, json_)
+    else:
+        _print_exchange(result, output)
+    output.flush()
+
+
+def _print_exchange(result: RunResult, output: Output) -> None:
+    for sent, reply in result.exchanges:
+        output.line(f"> {sent}")
+        output.line(f"< {reply.decode('utf-8', 'replace')}" if reply is not None else "< (no reply)")
+
+
+def _print_capture(result: RunResult, view: View, output: Output, json_: bool) -> None:
+    for a in result.annotated:
+        output.lines(view.render(a))
+    text = summary_line(view.tracker.conversations, result.stats)
+    note = output.note if json_ else output.line
+    note(f"saved {len(result.annotated)} packets to {result.path}")
+    note(text)

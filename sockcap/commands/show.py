@@ -1,0 +1,54 @@
+"""``sockcap show FILE``: the timeline of any capture file, streamed.
+
+Good packets are printed as they are read; file-level damage found later stops the
+listing with one line saying where, and the error's exit code, after everything good was
+shown. Non-fatal damage (a clamped record, skipped blocks) is summed up on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from typing import BinaryIO
+
+from sockcap.errors import CaptureFileError, SockcapError
+from sockcap.output import Output
+from sockcap.pcapfile.reader import open_capture
+from sockcap.view import View, ViewOptions
+
+
+def _open(path: str, stack: ExitStack) -> BinaryIO:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return stack.enter_context(open(path, "rb"))
+    except IsADirectoryError as e:
+        raise SockcapError(f"{path} is a directory, not a capture file") from e
+    except FileNotFoundError as e:
+        raise SockcapError(f"no such file: {path}") from e
+    except PermissionError as e:
+        raise SockcapError(f"cannot read {path}: permission denied") from e
+
+
+def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_: bool,
+                 json_: bool, style: str, no_color: bool) -> None:
+    if dissect is not None:
+        from sockcap.commands.dissect import dissect_command
+
+        dissect_command(path, dissect)
+        return
+    output = Output(color=False if no_color else None)
+    view = View(ViewOptions(json=json_, style=style, hex=hex_, count=count, port=port))
+    with ExitStack() as stack:
+        reader = open_capture(_open(path, stack))
+        try:
+            output.lines(view.lines(reader))
+        except CaptureFileError:
+            output.flush()
+            raise
+        finally:
+            for warning in reader.warnings[:20]:
+                output.note(f"sockcap: warning: {warning}")
+            if len(reader.warnings) > 20:
+                output.note(f"sockcap: warning: ... and {len(reader.warnings) - 20} more")
+    output.flush()

@@ -1,0 +1,84 @@
+"""One error tree for everything sockcap reports to a user.
+
+Every error a user can cause (a damaged file, no capture permission, nothing listening)
+is a :class:`SockcapError`. The CLI turns one into a single line ``sockcap: <message>``
+and the error's :attr:`exit_code`; only ``--debug`` shows a traceback.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes, stable for scripts."""
+
+    OK = 0
+    ERROR = 1  # an endpoint problem: refused, port in use, server closed early
+    USAGE = 2  # bad option value (click's convention)
+    NO_PERMISSION = 2  # capture needs privileges (same code as usage, as the issue asks)
+    NOT_A_CAPTURE = 3  # the file is not a pcap/pcapng file at all
+    DAMAGED_FILE = 4  # a capture file that is cut short or has a bad record/block
+    INTERRUPTED = 130  # SIGINT (128 + 2)
+    TERMINATED = 143  # SIGTERM (128 + 15)
+
+
+class SockcapError(Exception):
+    """Root of sockcap's errors; ``str(err)`` is the one line the user sees."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class DecodeError(SockcapError):
+    """Bytes that cannot be decoded; ``layer`` and ``offset`` say where."""
+
+    exit_code = ExitCode.DAMAGED_FILE
+
+    def __init__(self, message: str, layer: str = "", offset: int = 0) -> None:
+        super().__init__(message)
+        self.layer = layer
+        self.offset = offset
+
+
+class TruncatedError(DecodeError):
+    """The bytes end before a header or record does."""
+
+
+class NotACaptureError(DecodeError):
+    """The input is not a pcap or pcapng file (bad magic, empty file, unknown version)."""
+
+    exit_code = ExitCode.NOT_A_CAPTURE
+
+
+class CaptureFileError(DecodeError):
+    """File-level damage after some good packets: ``packets_read`` were read before it."""
+
+    def __init__(self, message: str, packets_read: int = 0, offset: int = 0) -> None:
+        super().__init__(message, layer="file", offset=offset)
+        self.packets_read = packets_read
+
+
+class CaptureError(SockcapError):
+    """A live capture could not be started or went wrong."""
+
+
+class CapturePermissionError(CaptureError):
+    """The user may not open a capture socket on this interface."""
+
+    exit_code = ExitCode.NO_PERMISSION
+
+
+class EndpointError(SockcapError):
+    """A socket endpoint problem: refused, port in use, bad address, early close."""
+
+
+class WriteError(SockcapError):
+    """A capture file could not be written (exists, disk full, no permission)."""

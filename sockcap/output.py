@@ -1,0 +1,67 @@
+"""Where lines go: the terminal (coloured with rich) or a pipe (plain, fast).
+
+The one place that knows about stdout, colour and ``NO_COLOR``; tests build an
+:class:`Output` over their own streams.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+
+def wants_color(stream: TextIO, no_color: bool = False) -> bool:
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set (no-color.org)."""
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+class Output:
+    def __init__(self, stream: TextIO | None = None, err: TextIO | None = None,
+                 color: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.err = err or sys.stderr
+        self.color = wants_color(self.stream) if color is None else color
+        self._console: Any = None
+
+    def _rich(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stream, highlight=False, soft_wrap=True)
+        return self._console
+
+    def line(self, text: str, style: str = "") -> None:
+        if self.color and style:
+            from rich.text import Text
+
+            self._rich().print(Text(text, style=style))
+        else:
+            self.stream.write(text + "\n")
+
+    def lines(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Many lines: plain output is written in batches, styled output line by line."""
+        if self.color:
+            for text, style in pairs:
+                self.line(text, style)
+            return
+        write = self.stream.write
+        batch: list[str] = []
+        for text, _ in pairs:
+            batch.append(text)
+            if len(batch) >= 4096:
+                write("\n".join(batch) + "\n")
+                batch.clear()
+        if batch:
+            write("\n".join(batch) + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def note(self, text: str) -> None:
+        """A message about the run (not part of the data): to stderr when piping JSON."""
+        self.err.write(text + "\n")
+        self.err.flush()

@@ -1,0 +1,27 @@
+"""SIGTERM handled like Ctrl-C: the ``finally`` blocks run, files are finished."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from sockcap.errors import ExitCode, SockcapError
+
+
+class Terminated(SockcapError):
+    exit_code = ExitCode.TERMINATED
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    raise Terminated("terminated")
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

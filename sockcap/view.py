@@ -1,0 +1,72 @@
+"""The one path every view takes after the I/O edge: frames -> packets -> annotated -> lines.
+
+``sockcap show FILE`` and ``sockcap run --capture`` both go through :class:`View`, so every
+view works offline and the golden tests exercise exactly what a live capture prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+from sockcap.analysis.conversation import ROLES_GUESSED, Annotated, ConversationTracker
+from sockcap.decode import decode_frame
+from sockcap.decode.records import RawFrame
+from sockcap.render.timeline import Timeline, endpoint, json_line, style_of
+
+
+class ViewOptions(NamedTuple):
+    json: bool = False
+    style: str = "wireshark"  # or "tcpdump"
+    hex: bool = False
+    count: int = 0  # stop after this many packets shown (0: all)
+    port: int = 0  # show only TCP/UDP packets to or from this port (0: all)
+
+
+class View:
+    """Decodes, annotates and renders frames; keeps the conversations for summaries."""
+
+    def __init__(self, options: ViewOptions = ViewOptions()) -> None:
+        self.options = options
+        self.tracker = ConversationTracker()
+        self.timeline = Timeline(style=options.style, hex_payload=options.hex)
+        self.shown = 0
+
+    def annotate(self, frames: Iterable[RawFrame]) -> Iterator[Annotated]:
+        feed = self.tracker.feed
+        port = self.options.port
+        for frame in frames:
+            p = decode_frame(frame)
+            if port and p.sport != port and p.dport != port:
+                continue
+            yield feed(p)
+
+    def lines(self, frames: Iterable[RawFrame]) -> Iterator[tuple[str, str]]:
+        """``(line, style)`` pairs; the style is a rich style name, "" for none."""
+        count = self.options.count
+        for a in self.annotate(frames):
+            if count and self.shown >= count:
+                return
+            self.shown += 1
+            yield from self.render(a)
+
+    def render(self, a: Annotated) -> Iterator[tuple[str, str]]:
+        if self.options.json:
+            if self.timeline.first_ts < 0:
+                self.timeline.first_ts = a.packet.ts_ns
+            yield json_line(a, self.timeline.first_ts), ""
+            return
+        conv = a.conv
+        if conv is not None and conv.roles == ROLES_GUESSED and _first_of(a):
+            yield (f"      (tcp stream {conv.stream}: no handshake seen; roles guessed from the "
+                   f"ports, server {endpoint(*conv.server)})"), "dim"
+        style = style_of(a)
+        lines = self.timeline.lines(a)
+        yield lines[0], style
+        for extra in lines[1:]:
+            yield extra, "dim"
+
+
+def _first_of(a: Annotated) -> bool:
+    conv = a.conv
+    return conv is not None and conv.dirs[0].packets + conv.dirs[1].packets == 1

@@ -1,0 +1,47 @@
+"""Shared fixtures: how to run the CLI, and the marks for tests that need root or tshark."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def can_capture() -> bool:
+    from sockcap.capture.afpacket import can_capture as probe
+
+    return probe()
+
+
+needs_capture = pytest.mark.skipif(not can_capture(), reason="capturing on lo needs root or CAP_NET_RAW")
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not present at {CORPUS}")
+
+
+def sockcap(*args: str, timeout: float = 60, user: str | None = None,
+            cwd: Path | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess (optionally as another user via setpriv)."""
+    cmd = [sys.executable, "-m", "sockcap", *args]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups",
+               "--inh-caps=-all", *cmd]
+    env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or ROOT, env=env, input=input)
+
+
+def tshark_fields(path: Path, *fields: str, extra: tuple[str, ...] = ()) -> list[list[str]]:
+    """tshark's view of a file: one list of field values per packet."""
+    cmd = ["tshark", "-r", str(path), "-T", "fields", "-E", "separator=\t",
+           "-o", "tcp.relative_sequence_numbers:TRUE", *extra]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+    return [line.split("\t") for line in out.splitlines()]
