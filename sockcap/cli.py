@@ -28,7 +28,7 @@ def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not an IP address (e.g. 127.0.0.1 or ::1)")
+        raise click.BadParameter(f"{value!r} is not an IP address (e.g. 127.0.0.1 or ::1)") from None
     return value
 
 
@@ -167,9 +167,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        rv = cli.main(args=args, prog_name="sockcap", standalone_mode=False)
-        if isinstance(rv, int) and rv:
-            sys.exit(rv)
+        # make_context + invoke rather than cli.main(): main() prints a bare newline to
+        # stderr on Ctrl-C before re-raising, and the user should see one line only.
+        with cli.make_context("sockcap", args) as ctx:
+            cli.invoke(ctx)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
     except click.exceptions.Abort:
         _fail("interrupted", ExitCode.INTERRUPTED)
     except click.exceptions.NoArgsIsHelpError as e:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +46,7 @@ class RunOptions:
 
 @dataclass
 class RunResult:
-    exchanges: list[tuple[str, bytes | None]]
+    exchanges: Sequence[tuple[str, bytes | None]]
     port: int
     path: str | None = None
     annotated: list[Annotated] = field(default_factory=list)
@@ -92,7 +92,7 @@ class _Recorder:
             await asyncio.sleep(0.01)
 
 
-async def _exchange(opts: RunOptions, port: int) -> list[tuple[str, bytes | None]]:
+async def _exchange(opts: RunOptions, port: int) -> Sequence[tuple[str, bytes | None]]:
     if opts.udp:
         return await udp_exchange(opts.host, port, opts.messages, timeout=opts.timeout)
     return await tcp_exchange(opts.host, port, opts.messages, timeout=opts.timeout)

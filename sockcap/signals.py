@@ -14,6 +14,14 @@ class Terminated(SockcapError):
     exit_code = ExitCode.TERMINATED
 
 
+class Stopped(SockcapError):
+    """A run stopped by SIGINT or SIGTERM, with what was kept (exit code 130 or 143)."""
+
+    def __init__(self, message: str, code: ExitCode) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
     raise Terminated("terminated")
 

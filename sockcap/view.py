@@ -19,15 +19,15 @@ class ViewOptions(NamedTuple):
     json: bool = False
     style: str = "wireshark"  # or "tcpdump"
     hex: bool = False
-    count: int = 0  # stop after this many packets shown (0: all)
+    limit: int = 0  # stop after this many packets shown (0: all)
     port: int = 0  # show only TCP/UDP packets to or from this port (0: all)
 
 
 class View:
     """Decodes, annotates and renders frames; keeps the conversations for summaries."""
 
-    def __init__(self, options: ViewOptions = ViewOptions()) -> None:
-        self.options = options
+    def __init__(self, options: ViewOptions | None = None) -> None:
+        self.options = options = options or ViewOptions()
         self.tracker = ConversationTracker()
         self.timeline = Timeline(style=options.style, hex_payload=options.hex)
         self.shown = 0
@@ -43,9 +43,9 @@ class View:
 
     def lines(self, frames: Iterable[RawFrame]) -> Iterator[tuple[str, str]]:
         """``(line, style)`` pairs; the style is a rich style name, "" for none."""
-        count = self.options.count
+        limit = self.options.limit
         for a in self.annotate(frames):
-            if count and self.shown >= count:
+            if limit and self.shown >= limit:
                 return
             self.shown += 1
             yield from self.render(a)

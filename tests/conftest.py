@@ -30,8 +30,17 @@ def sockcap(*args: str, timeout: float = 60, user: str | None = None,
     """Run the real CLI in a subprocess (optionally as another user via setpriv)."""
     cmd = [sys.executable, "-m", "sockcap", *args]
     if user is not None:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups",
+        import pwd
+
+        entry = pwd.getpwnam(user)
+        cmd = ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups",
                "--inh-caps=-all", *cmd]
+        if cwd is not None:  # the user must be able to enter the folder (tmp_path is 0700)
+            for folder in (cwd, *cwd.parents):
+                if folder == Path("/tmp") or folder == Path("/"):
+                    break
+                os.chmod(folder, os.stat(folder).st_mode | 0o711)
+            os.chmod(cwd, 0o777)
     env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           cwd=cwd or ROOT, env=env, input=input)

@@ -7,7 +7,8 @@ import asyncio
 from sockcap.analysis.summary import summary_line
 from sockcap.output import Output
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange
-from sockcap.signals import sigterm_raises
+from sockcap.errors import ExitCode
+from sockcap.signals import Stopped, Terminated, sigterm_raises
 from sockcap.view import View, ViewOptions
 
 
@@ -18,8 +19,15 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
                       host=host, port=port, out=out, force=force, timeout=timeout)
     output = Output(color=False if no_color else None)
     view = View(ViewOptions(json=json_, style=style, hex=hex_))
-    with sigterm_raises():
-        result = asyncio.run(run_exchange(opts, view))
+    paths: list[str] = []
+    try:
+        with sigterm_raises():
+            result = asyncio.run(run_exchange(opts, view, on_path=paths.append))
+    except (KeyboardInterrupt, Terminated) as e:
+        code = ExitCode.TERMINATED if isinstance(e, Terminated) else ExitCode.INTERRUPTED
+        where = f"; the packets captured so far are in {paths[0]}" if paths else ""
+        raise Stopped(("terminated" if isinstance(e, Terminated) else "interrupted") + where,
+                      code) from e
     if capture:
         _print_capture(result, view, output, json_)
     else:

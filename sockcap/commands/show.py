@@ -38,7 +38,7 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         dissect_command(path, dissect)
         return
     output = Output(color=False if no_color else None)
-    view = View(ViewOptions(json=json_, style=style, hex=hex_, count=count, port=port))
+    view = View(ViewOptions(json=json_, style=style, hex=hex_, limit=count, port=port))
     with ExitStack() as stack:
         reader = open_capture(_open(path, stack))
         try:
