@@ -44,19 +44,27 @@ class Output:
 
     def lines(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Many lines: plain output is written in batches, styled output line by line."""
-        if self.color:
-            for text, style in pairs:
-                self.line(text, style)
+        if not self.color:
+            self.text(text for text, _ in pairs)
             return
+        for text, style in pairs:
+            self.line(text, style)
+
+    def text(self, lines: Iterable[str]) -> None:
+        """Unstyled lines, written in batches (a pipe or file: no per-line write call)."""
         write = self.stream.write
         batch: list[str] = []
-        for text, _ in pairs:
-            batch.append(text)
-            if len(batch) >= 4096:
-                write("\n".join(batch) + "\n")
-                batch.clear()
-        if batch:
-            write("\n".join(batch) + "\n")
+        try:
+            for text in lines:
+                batch.append(text)
+                if len(batch) >= 4096:
+                    batch.append("")
+                    write("\n".join(batch))
+                    batch.clear()
+        finally:  # an error in the input still shows every line rendered before it
+            if batch:
+                batch.append("")
+                write("\n".join(batch))
 
     def flush(self) -> None:
         self.stream.flush()

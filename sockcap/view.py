@@ -50,6 +50,25 @@ class View:
             self.shown += 1
             yield from self.render(a)
 
+    def text(self, frames: Iterable[RawFrame]) -> Iterator[str]:
+        """Plain lines without styles: the fast path for a pipe or a file.
+
+        The common case (a Wireshark-style timeline, no hex, no JSON) calls the renderer
+        directly, one call per packet, since this loop runs a million times for a big file.
+        """
+        opts = self.options
+        if opts.json or opts.hex or opts.style != "wireshark" or opts.limit:
+            for text, _ in self.lines(frames):
+                yield text
+            return
+        line = self.timeline.line
+        for a in self.annotate(frames):
+            self.shown += 1
+            conv = a.conv
+            if conv is not None and conv.roles == ROLES_GUESSED and _first_of(a):
+                yield _guessed_roles(a)
+            yield line(a)
+
     def render(self, a: Annotated) -> Iterator[tuple[str, str]]:
         if self.options.json:
             if self.timeline.first_ts < 0:
@@ -58,8 +77,7 @@ class View:
             return
         conv = a.conv
         if conv is not None and conv.roles == ROLES_GUESSED and _first_of(a):
-            yield (f"      (tcp stream {conv.stream}: no handshake seen; roles guessed from the "
-                   f"ports, server {endpoint(*conv.server)})"), "dim"
+            yield _guessed_roles(a), "dim"
         style = style_of(a)
         lines = self.timeline.lines(a)
         yield lines[0], style
@@ -70,3 +88,10 @@ class View:
 def _first_of(a: Annotated) -> bool:
     conv = a.conv
     return conv is not None and conv.dirs[0].packets + conv.dirs[1].packets == 1
+
+
+def _guessed_roles(a: Annotated) -> str:
+    conv = a.conv
+    assert conv is not None
+    return (f"      (tcp stream {conv.stream}: no handshake seen; roles guessed from the "
+            f"ports, server {endpoint(*conv.server)})")

@@ -42,7 +42,10 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
     with ExitStack() as stack:
         reader = open_capture(_open(path, stack))
         try:
-            output.lines(view.lines(reader))
+            if output.color:
+                output.lines(view.lines(reader))
+            else:
+                output.text(view.text(reader))
         except CaptureFileError:
             output.flush()
             raise

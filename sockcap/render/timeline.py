@@ -38,7 +38,9 @@ IP_PROTO_NAMES = {IPPROTO_TCP: "TCP", IPPROTO_UDP: "UDP", IPPROTO_ICMP: "ICMP",
                   IPPROTO_ICMPV6: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP", 51: "AH",
                   89: "OSPF", 132: "SCTP"}
 PREVIEW_CHARS = 24
-_PRINTABLE = {i: chr(i) for i in range(32, 127)}
+_ESCAPES = {10: "\\n", 13: "\\r", 9: "\\t", 34: '\\"', 92: "\\\\"}
+# str.translate table over latin-1 code points: printable ASCII stays, the rest is escaped.
+_PREVIEW_TABLE = {i: _ESCAPES.get(i, f"\\x{i:02x}") for i in range(256) if not 32 <= i < 127 or i in _ESCAPES}
 _HEXDUMP_ASCII = bytes(c if 32 <= c < 127 else 46 for c in range(256))
 _FLAG_CACHE: dict[int, tuple[str, ...]] = {}
 
@@ -64,12 +66,8 @@ def tcpdump_flags(flags: int) -> str:
 
 def preview(payload: bytes, limit: int = PREVIEW_CHARS) -> str:
     """A short quoted text view of a payload: printable ASCII as is, the rest escaped."""
-    text = "".join(_PRINTABLE.get(b) or _escape(b) for b in payload[:limit])
+    text = payload[:limit].decode("latin-1").translate(_PREVIEW_TABLE)
     return '"' + text + ('"…' if len(payload) > limit else '"')
-
-
-def _escape(b: int) -> str:
-    return {10: "\\n", 13: "\\r", 9: "\\t", 34: '\\"', 92: "\\\\"}.get(b, f"\\x{b:02x}")
 
 
 def hexdump(data: bytes, indent: str = "") -> Iterator[str]:
@@ -101,47 +99,72 @@ def style_of(a: Annotated) -> str:
             "reset": "bold red"}.get(a.phase, "bold red" if a.notes else "")
 
 
+# "[PSH, ACK]   " padded to the column width, for every flag combination: one list index
+# per packet instead of joining names.
+_WIRESHARK_FLAGS = [f"{wireshark_flags(f):<11}" for f in range(512)]
+_WHERE_CACHE_MAX = 65536
+
+
 class Timeline:
-    """Renders annotated packets as lines; remembers the first timestamp for relative time."""
+    """Renders annotated packets as lines; remembers the first timestamp for relative time.
+
+    The text of a line is built with one f-string; what is the same for every packet of a
+    conversation direction (the "client 127.0.0.1:41234 → server 127.0.0.1:5001" part)
+    is built once and cached, since formatting is most of the cost of a timeline.
+    """
 
     def __init__(self, *, style: str = "wireshark", hex_payload: bool = False) -> None:
         self.style = style
         self.hex_payload = hex_payload
         self.first_ts = -1
+        self._where: dict[tuple[object, bool], str] = {}
 
     def lines(self, a: Annotated) -> list[str]:
         p = a.packet
-        if self.first_ts < 0:
-            self.first_ts = p.ts_ns
-        line = self._tcpdump(a) if self.style == "tcpdump" else self._wireshark(a)
+        line = self._tcpdump(a) if self.style == "tcpdump" else self.line(a)
         if not self.hex_payload:
             return [line]
         body = p.payload if p.sport >= 0 else p.data
         return [line, *hexdump(body, "      ")] if body else [line]
 
-    def _where(self, a: Annotated) -> str:
+    def _where_of(self, a: Annotated) -> str:
         p = a.packet
         if a.conv is None:
-            return f"{p.src or '?'} → {p.dst or '?'}" if p.src else (p.net or "?")
-        me, peer = ("client", "server") if a.from_client else ("server", "client")
-        return f"{me} {endpoint(p.src, p.sport)} → {peer} {endpoint(p.dst, p.dport)}"
+            return f"{p.src} → {p.dst}" if p.src else (p.net or "?")
+        key = (a.conv, a.from_client)
+        where = self._where.get(key)
+        if where is None:
+            if len(self._where) >= _WHERE_CACHE_MAX:
+                self._where.clear()
+            me, peer = ("client", "server") if a.from_client else ("server", "client")
+            where = f"{me} {endpoint(p.src, p.sport)} → {peer} {endpoint(p.dst, p.dport)}"
+            self._where[key] = where
+        return where
 
-    def _wireshark(self, a: Annotated) -> str:
+    def line(self, a: Annotated) -> str:
+        """One timeline line in Wireshark's words."""
         p = a.packet
+        if self.first_ts < 0:
+            self.first_ts = p.ts_ns
         t = (p.ts_ns - self.first_ts) / 1e9
-        head = f"{a.no:>4} {t:>10.6f}  {self._where(a)}  "
         if a.seq >= 0:
-            body = (f"TCP {wireshark_flags(p.flags):<11} Seq={a.seq} Ack={a.ack} "
-                    f"Win={a.win} Len={p.payload_len}")
+            line = (f"{a.no:>4} {t:>10.6f}  {self._where_of(a)}  TCP {_WIRESHARK_FLAGS[p.flags]} "
+                    f"Seq={a.seq} Ack={a.ack} Win={a.win} Len={p.payload_len}  {a.phase}")
         else:
-            body = f"{proto_name(p)} Len={p.payload_len if p.sport >= 0 else p.wirelen}"
-        tail = f"  {a.phase}" if a.phase else ""
+            length = p.payload_len if p.sport >= 0 else p.wirelen
+            line = f"{a.no:>4} {t:>10.6f}  {self._where_of(a)}  {proto_name(p)} Len={length}"
+            if a.phase:
+                line += "  " + a.phase
         if p.payload_len > 0 and p.sport >= 0:
-            tail += "  " + preview(p.payload)
-        return head + body + tail + _marks(a)
+            line += "  " + preview(p.payload)
+        if p.truncated or a.notes:
+            line += _marks(a)
+        return line
 
     def _tcpdump(self, a: Annotated) -> str:
         p = a.packet
+        if self.first_ts < 0:
+            self.first_ts = p.ts_ns
         day = p.ts_ns % 86_400_000_000_000
         clock = (f"{day // 3_600_000_000_000:02d}:{day // 60_000_000_000 % 60:02d}:"
                  f"{day // 1_000_000_000 % 60:02d}.{day // 1000 % 1_000_000:06d}")
@@ -164,7 +187,7 @@ def _tcpdump_tcp(a: Annotated) -> str:
     elif p.flags & 0x07:
         out += f", seq {seq}"
     if p.flags & 0x10:
-        out += f", ack {a.ack}"
+        out += f", ack {p.ack if p.flags & 0x02 else a.ack}"  # tcpdump: absolute on SYNs
     out += f", win {p.window}"
     if p.options:
         out += ", options [" + ",".join(tcpdump_option(o) for o in p.options) + "]"
