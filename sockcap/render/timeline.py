@@ -147,9 +147,12 @@ class Timeline:
         if self.first_ts < 0:
             self.first_ts = p.ts_ns
         t = (p.ts_ns - self.first_ts) / 1e9
-        if a.seq >= 0:
+        if a.win >= 0:
             line = (f"{a.no:>4} {t:>10.6f}  {self._where_of(a)}  TCP {_WIRESHARK_FLAGS[p.flags]} "
                     f"Seq={a.seq} Ack={a.ack} Win={a.win} Len={p.payload_len}  {a.phase}")
+        elif a.seq >= 0:  # a header too short to hold flags and window (data offset < 5)
+            line = (f"{a.no:>4} {t:>10.6f}  {self._where_of(a)}  TCP [bad header] "
+                    f"Seq={a.seq} Ack={a.ack}")
         else:
             length = p.payload_len if p.sport >= 0 else p.wirelen
             line = f"{a.no:>4} {t:>10.6f}  {self._where_of(a)}  {proto_name(p)} Len={length}"
