@@ -169,7 +169,7 @@ def test_interrupted_run_leaves_a_valid_pcap(tmp_path: Path, sig: str, code: int
     import time
 
     out = tmp_path / "int.pcap"
-    msgs = [a for i in range(20000) for a in ("-m", f"m{i}")]
+    msgs = [a for i in range(50000) for a in ("-m", f"m{i}")]
     proc = subprocess.Popen([sys.executable, "-m", "sockcap", "run", "--capture", "--out",
                              str(out), *msgs], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env=dict(os.environ, NO_COLOR="1"))
@@ -177,11 +177,13 @@ def test_interrupted_run_leaves_a_valid_pcap(tmp_path: Path, sig: str, code: int
         deadline = time.monotonic() + 20
         while (not out.exists() or out.stat().st_size < 20000) and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
         proc.send_signal(getattr(signal, "SIG" + sig))
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == code, err
     assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert f"the packets captured so far are in {out}" in err
     rows = tshark_fields(out, "frame.number")
     assert len(rows) > 10

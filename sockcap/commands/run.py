@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Coroutine
+from typing import Any
 
 from sockcap.analysis.summary import summary_line
 from sockcap.output import Output
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange
 from sockcap.errors import ExitCode
-from sockcap.signals import Stopped, Terminated, sigterm_raises
+from sockcap.signals import Stopped
 from sockcap.view import View, ViewOptions
 
 
@@ -20,19 +23,37 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     output = Output(color=False if no_color else None)
     view = View(ViewOptions(json=json_, style=style, hex=hex_))
     paths: list[str] = []
+    terminated: list[int] = []
     try:
-        with sigterm_raises():
-            result = asyncio.run(run_exchange(opts, view, on_path=paths.append))
-    except (KeyboardInterrupt, Terminated) as e:
-        code = ExitCode.TERMINATED if isinstance(e, Terminated) else ExitCode.INTERRUPTED
+        result = asyncio.run(_cancel_on_sigterm(run_exchange(opts, view, on_path=paths.append),
+                                                terminated))
+    except (KeyboardInterrupt, asyncio.CancelledError) as e:
+        code = ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
         where = f"; the packets captured so far are in {paths[0]}" if paths else ""
-        raise Stopped(("terminated" if isinstance(e, Terminated) else "interrupted") + where,
-                      code) from e
+        raise Stopped(("terminated" if terminated else "interrupted") + where, code) from e
     if capture:
         _print_capture(result, view, output, json_)
     else:
         _print_exchange(result, output)
     output.flush()
+
+
+async def _cancel_on_sigterm(work: Coroutine[Any, Any, RunResult],
+                             terminated: list[int]) -> RunResult:
+    """SIGTERM cancels the run like Ctrl-C does, so every ``finally`` finishes its file."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop() -> None:
+        terminated.append(signal.SIGTERM)
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        return await work
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _print_exchange(result: RunResult, output: Output) -> None:

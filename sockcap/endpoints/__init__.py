@@ -1,0 +1,6 @@
+"""The echo endpoints: :mod:`.server` (``sockcap server``) and :mod:`.client` (``sockcap client``).
+
+Both are I/O edges: they open sockets and report through callbacks (``log``, ``out``)
+instead of printing. :mod:`.address` holds what they share: address checks, the error
+lines for bind failures, and the printable preview of a message.
+"""

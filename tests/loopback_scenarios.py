@@ -1,0 +1,274 @@
+"""TCP exchanges on loopback made to contain what the expert notes name, and a way to
+capture them with tcpdump.
+
+Each scenario is a plain function of the port; ``capture_scenario`` runs it in a child
+process (inside a network namespace when asked, so that nftables rules can drop packets
+without touching the machine's own firewall) while tcpdump writes what crosses ``lo``.
+Every loop is bounded in bytes and in time.
+
+Run as a script: ``python tests/loopback_scenarios.py NAME PORT``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HOST = "127.0.0.1"
+DEADLINE = 10.0  # no scenario runs longer than this
+
+
+def _listener(port: int, rcvbuf: int = 0) -> socket.socket:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # inherited by accept
+    srv.bind((HOST, port))
+    srv.listen(1)
+    srv.settimeout(DEADLINE)
+    return srv
+
+
+def _read_all(conn: socket.socket, limit: int = 64 << 20) -> bytes:
+    conn.settimeout(DEADLINE)
+    parts, got = [], 0
+    while got < limit:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _serve(port: int, handle: Callable[[socket.socket], None], rcvbuf: int = 0) -> threading.Thread:
+    srv = _listener(port, rcvbuf)
+
+    def run() -> None:
+        with srv:
+            conn, _ = srv.accept()
+            with conn:
+                handle(conn)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def refused(port: int) -> None:
+    """SYN to a port nothing listens on: the kernel answers RST, ACK."""
+    with socket.socket() as s:
+        s.settimeout(DEADLINE)
+        try:
+            s.connect((HOST, port))
+        except ConnectionRefusedError:
+            return
+    raise SystemExit("connection was not refused")
+
+
+def reset(port: int) -> None:
+    """The client sends, then closes with SO_LINGER 0: an RST instead of a FIN."""
+    got = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        conn.settimeout(DEADLINE)
+        conn.recv(100)
+        got.set()
+        try:
+            conn.recv(100)
+        except OSError:
+            pass
+
+    t = _serve(port, handle)
+    with socket.create_connection((HOST, port), timeout=DEADLINE) as c:
+        c.sendall(b"hello before the reset")
+        got.wait(DEADLINE)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    t.join(DEADLINE)
+
+
+def half_close(port: int) -> None:
+    """The client sends a request and shuts down writing; the server answers after EOF."""
+
+    def handle(conn: socket.socket) -> None:
+        request = _read_all(conn)
+        for i in range(5):
+            conn.sendall(b"response %d to %d bytes\n" % (i, len(request)))
+            time.sleep(0.01)
+
+    t = _serve(port, handle)
+    with socket.create_connection((HOST, port), timeout=DEADLINE) as c:
+        c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        c.shutdown(socket.SHUT_WR)
+        _read_all(c)
+    t.join(DEADLINE)
+
+
+def zero_window(port: int) -> None:
+    """A receiver with a tiny buffer stops reading while the sender floods (1 MiB, 1 s)."""
+    release = threading.Event()
+    total = 1 << 20
+
+    def handle(conn: socket.socket) -> None:
+        release.wait(DEADLINE)
+        _read_all(conn, total)
+
+    t = _serve(port, handle, rcvbuf=4096)
+    with socket.create_connection((HOST, port), timeout=DEADLINE) as c:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+        c.setblocking(False)
+        block = bytes(range(256)) * 64
+        sent, start = 0, time.monotonic()
+        while sent < total and time.monotonic() - start < 1.0:
+            try:
+                sent += c.send(block[: total - sent])
+            except BlockingIOError:
+                time.sleep(0.01)
+        time.sleep(0.3)
+        release.set()
+        c.setblocking(True)
+        c.settimeout(DEADLINE)
+        c.sendall(block[: min(len(block), total - sent)])
+    t.join(DEADLINE)
+
+
+def rto(port: int) -> None:
+    """Data to the server is dropped by nftables for 0.6 s: the client retransmits.
+
+    Runs inside a network namespace of its own (see ``capture_scenario``); the rule sits
+    on the input hook, so tcpdump on ``lo`` sees the dropped originals and the copies."""
+
+    def handle(conn: socket.socket) -> None:
+        conn.settimeout(DEADLINE)
+        conn.sendall(conn.recv(1000))
+
+    t = _serve(port, handle)
+    with socket.create_connection((HOST, port), timeout=DEADLINE) as c:
+        _nft(f"add rule inet sockcap input tcp dport {port} tcp flags & psh == psh drop")
+        c.sendall(b"hello, dropped at first")
+        time.sleep(0.6)
+        _nft("flush chain inet sockcap input")
+        c.recv(1000)
+    t.join(DEADLINE)
+
+
+def lossy(port: int) -> None:
+    """1 MiB with every 7th packet to the server dropped on input: duplicate ACKs, SACK,
+    fast and timeout retransmissions (segments on lo are up to 64 KiB: GSO)."""
+    total = 1 << 20
+    _nft(f"add rule inet sockcap input tcp dport {port} numgen inc mod 7 == 4 drop")
+
+    def handle(conn: socket.socket) -> None:
+        data = _read_all(conn, total)
+        conn.sendall(b"got %d bytes" % len(data))
+
+    t = _serve(port, handle)
+    with socket.create_connection((HOST, port), timeout=DEADLINE) as c:
+        block = bytes(range(256)) * 256
+        sent = 0
+        while sent < total:
+            c.sendall(block)
+            sent += len(block)
+        c.shutdown(socket.SHUT_WR)
+        _read_all(c)
+    t.join(DEADLINE)
+
+
+def _nft(rule: str) -> None:
+    subprocess.run(["nft", *rule.split()], check=True, timeout=10)
+
+
+SCENARIOS: dict[str, Callable[[int], None]] = {
+    "refused": refused, "reset": reset, "half_close": half_close,
+    "zero_window": zero_window, "rto": rto, "lossy": lossy,
+}
+NEEDS_NETNS = {"rto", "lossy"}
+
+
+def can_run() -> str:
+    """"" when scenarios can be captured here, else the reason they cannot."""
+    if os.geteuid() != 0:
+        return "capturing on lo and creating network namespaces needs root"
+    for tool in ("tcpdump", "ip", "nft"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return ""
+
+
+@contextmanager
+def _netns() -> Iterator[list[str]]:
+    """A network namespace with lo up and an empty nftables input chain; deleted after."""
+    name = "sockcap-" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=10)
+    try:
+        prefix = ["ip", "netns", "exec", name]
+        for cmd in (["ip", "link", "set", "lo", "up"],
+                    ["nft", "add", "table", "inet", "sockcap"],
+                    ["nft", "add", "chain", "inet", "sockcap", "input",
+                     "{ type filter hook input priority 0; }"]):
+            subprocess.run(prefix + cmd, check=True, timeout=10)
+        yield prefix
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False, timeout=10)
+
+
+def _start_tcpdump(prefix: list[str], path: Path, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [*prefix, "tcpdump", "-i", "lo", "-w", str(path), "--immediate-mode", "-U",
+         "-s", "0", "-B", "65536", f"tcp port {port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # tcpdump says "listening on lo" once it is ready
+        line = proc.stderr.readline()
+        if b"listening on" in line or not line:
+            break
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    time.sleep(0.2)  # let the last packets reach the file
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def capture_scenario(name: str, path: Path, port: int) -> None:
+    """Capture scenario ``name`` on ``port`` into ``path`` (in a fresh netns if it drops)."""
+    with _netns() if name in NEEDS_NETNS else _no_netns() as prefix:
+        proc = _start_tcpdump(prefix, path, port)
+        try:
+            subprocess.run([*prefix, sys.executable, __file__, name, str(port)],
+                           check=True, timeout=DEADLINE * 2)
+        finally:
+            _stop(proc)
+
+
+@contextmanager
+def _no_netns() -> Iterator[list[str]]:
+    yield []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+if __name__ == "__main__":
+    SCENARIOS[sys.argv[1]](int(sys.argv[2]))
