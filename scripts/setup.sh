@@ -5,8 +5,8 @@
 #   bash scripts/setup.sh test     set up, then the test suite
 #   bash scripts/setup.sh          set up only
 #
-# Installs the system tools the project uses (tshark, tcpdump, socat, gcc, nftables,
-# iproute2) with apt-get when they are missing, and the Python package into .venv.
+# Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, gcc,
+# nftables, iproute2, setcap) with apt-get when they are missing, and the Python package into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,8 @@ command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
 command -v nft >/dev/null || need_apt+=(nftables)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
+command -v dumpcap >/dev/null || need_apt+=(wireshark-common)
+[ -x /usr/sbin/setcap ] || command -v setcap >/dev/null || need_apt+=(libcap2-bin)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

@@ -56,6 +56,8 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
 # --help, whose listing needs each one's short help: those modules import only click at
 # the top, so listing stays fast). One line each: name -> "module:attribute".
 LAZY_COMMANDS: dict[str, str] = {
+    "capture": "sockcap.commands.capture:capture",
+    "interfaces": "sockcap.commands.interfaces:interfaces",
 }
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sockcap.analysis.conversation import Annotated, teardown_complete
-from sockcap.capture.afpacket import AfPacketCapture
-from sockcap.capture.base import CaptureStats
+from sockcap.capture.backends import choose_backend
+from sockcap.capture.base import Capture, CaptureStats
 from sockcap.capture.bpf import port_filter
 from sockcap.decode.records import RawFrame
 from sockcap.endpoints.client import tcp_exchange, udp_exchange
@@ -61,7 +61,7 @@ def default_capture_path(udp: bool, port: int, now: float | None = None) -> str:
 class _Recorder:
     """Reads the capture socket from the event loop; writes and annotates each frame."""
 
-    def __init__(self, cap: AfPacketCapture, writer: PcapWriter, view: View) -> None:
+    def __init__(self, cap: Capture, writer: PcapWriter, view: View) -> None:
         self.cap = cap
         self.writer = writer
         self.view = view
@@ -84,9 +84,11 @@ class _Recorder:
 
     async def settle(self, udp: bool) -> None:
         deadline = time.monotonic() + SETTLE_SECONDS
+        self.last_arrival = time.monotonic()  # a backend may hand packets over late
+        quiet_for = max(QUIET_SECONDS, self.cap.settle_seconds)
         while time.monotonic() < deadline:
             self.pump()
-            quiet = time.monotonic() - self.last_arrival >= QUIET_SECONDS
+            quiet = time.monotonic() - self.last_arrival >= quiet_for
             if quiet and (self.done or udp):
                 return
             await asyncio.sleep(0.01)
@@ -101,9 +103,7 @@ async def _exchange(opts: RunOptions, port: int) -> Sequence[tuple[str, bytes | 
 async def run_exchange(opts: RunOptions, view: View | None = None,
                        on_path: Callable[[str], None] | None = None) -> RunResult:
     """Run the exchange (and the capture); see the module docstring for the order."""
-    cap = AfPacketCapture("lo") if opts.capture else None
-    if cap is not None:
-        cap.open()
+    cap = choose_backend("auto", "lo") if opts.capture else None  # opened: permission checked
     server = EchoServer(opts.host, opts.port, udp=opts.udp)
     await server.start()
     try:
@@ -114,11 +114,11 @@ async def run_exchange(opts: RunOptions, view: View | None = None,
         await server.close()
 
 
-async def _captured(opts: RunOptions, cap: AfPacketCapture, server: EchoServer, view: View,
+async def _captured(opts: RunOptions, cap: Capture, server: EchoServer, view: View,
                     on_path: Callable[[str], None] | None) -> RunResult:
     path = opts.out or default_capture_path(opts.udp, server.port)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    cap.prog = port_filter(server.port)
+    cap.set_filter(f"tcp port {server.port} or udp port {server.port}", port_filter(server.port))
     writer = PcapWriter(path, cap.linktype, force=opts.force)
     if on_path:
         on_path(path)
@@ -136,5 +136,6 @@ async def _captured(opts: RunOptions, cap: AfPacketCapture, server: EchoServer, 
             loop.remove_reader(cap.fileno())
             rec.pump()
         stats = cap.stop()
+        rec.pump()  # what was still in flight (dumpcap's pipe)
         writer.close()
     return RunResult(exchanges, server.port, path, rec.annotated, stats)

@@ -1,15 +1,25 @@
 """The one small interface every capture backend offers.
 
-A backend is *ready* when :meth:`Capture.start` returns: every packet sent after that is
-captured. :meth:`Capture.read` returns what has arrived (blocking up to ``timeout``);
-:meth:`Capture.stop` drains nothing by itself: the caller reads until the traffic it
-waits for is in, then stops, and gets the kernel's counters.
+A backend is constructed for one interface, given its filter with :meth:`set_filter`
+(an expression, and for backends that can take it, a ready compiled program), then:
+
+- :meth:`open` checks, before any traffic, that capture is permitted (a missing privilege
+  stops a run before anything has started);
+- :meth:`start` returns when the backend is *ready*: every packet sent after that is
+  captured;
+- :meth:`read` returns what has arrived (blocking up to ``timeout``); :meth:`fileno` is
+  readable when something has;
+- :meth:`stop` ends the capture and returns the kernel's counters. It drains nothing by
+  itself: the caller reads until the traffic it waits for is in, waiting for
+  ``settle_seconds`` of quiet (how late the backend may deliver a packet), then stops, and
+  calls :meth:`read` once more for what was still in flight (dumpcap's pipe).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
+from sockcap.capture.bpf import Insn
 from sockcap.decode.records import RawFrame
 
 
@@ -24,6 +34,11 @@ class CaptureStats(NamedTuple):
 class Capture(Protocol):
     name: str
     linktype: int
+    settle_seconds: float
+
+    def set_filter(self, expr: str, prog: list[Insn] | None = None) -> None: ...
+
+    def open(self) -> None: ...
 
     def start(self) -> None: ...
 

@@ -12,7 +12,7 @@ instructions; a label makes each jump's target readable instead of a hand-counte
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 LD_H_ABS = 0x28
 LD_B_ABS = 0x30
@@ -40,7 +40,7 @@ class Op(NamedTuple):
     jf: str | None = None
 
 
-Line = Union[Op, str]  # a str is a label for the next instruction
+Line = Op | str  # a str is a label for the next instruction
 
 
 def assemble(lines: list[Line]) -> list[Insn]:

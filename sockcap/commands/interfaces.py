@@ -19,4 +19,4 @@ def interfaces(json_: bool) -> None:
             continue
         state = "up" if info.up else "down"
         addrs = ", ".join(info.addresses) or "-"
-        click.echo(f"{info.index:>3}. {info.name:<12} {state:<5} {info.link:<20} {addrs}")
+        click.echo(f"{info.ifindex:>3}. {info.name:<12} {state:<5} {info.link:<20} {addrs}")

@@ -23,14 +23,17 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     output = Output(color=False if no_color else None)
     view = View(ViewOptions(json=json_, style=style, hex=hex_))
     paths: list[str] = []
-    terminated: list[int] = []
+    signals: list[int] = []
     try:
-        result = asyncio.run(_cancel_on_sigterm(run_exchange(opts, view, on_path=paths.append),
-                                                terminated))
-    except (KeyboardInterrupt, asyncio.CancelledError) as e:
-        code = ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
+        result = asyncio.run(_cancel_on_signals(run_exchange(opts, view, on_path=paths.append),
+                                                signals))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        signals.append(signals[0] if signals else signal.SIGINT)
+    if signals:  # stopped, even if some layer finished its work after the cancel
         where = f"; the packets captured so far are in {paths[0]}" if paths else ""
-        raise Stopped(("terminated" if terminated else "interrupted") + where, code) from e
+        if signals[0] == signal.SIGTERM:
+            raise Stopped("terminated" + where, ExitCode.TERMINATED)
+        raise Stopped("interrupted" + where, ExitCode.INTERRUPTED)
     if capture:
         _print_capture(result, view, output, json_)
     else:
@@ -38,22 +41,28 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     output.flush()
 
 
-async def _cancel_on_sigterm(work: Coroutine[Any, Any, RunResult],
-                             terminated: list[int]) -> RunResult:
-    """SIGTERM cancels the run like Ctrl-C does, so every ``finally`` finishes its file."""
+async def _cancel_on_signals(work: Coroutine[Any, Any, RunResult],
+                             seen: list[int]) -> RunResult:
+    """SIGINT and SIGTERM cancel the run's task: every ``finally`` then finishes its file.
+
+    Handled by the event loop rather than by raising from a signal handler, which could
+    land inside any callback (the capture's reader among them) and print a traceback.
+    """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
 
-    def stop() -> None:
-        terminated.append(signal.SIGTERM)
+    def stop(signum: int) -> None:
+        seen.append(signum)
         task.cancel()
 
-    loop.add_signal_handler(signal.SIGTERM, stop)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop, signum)
     try:
         return await work
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
 
 
 def _print_exchange(result: RunResult, output: Output) -> None:

@@ -1,0 +1,62 @@
+"""Capture filters: a tcpdump expression compiled by libpcap into a kernel BPF program.
+
+Which compiler and why: ``tcpdump -ddd -y LINKTYPE EXPR``, run as a subprocess with an
+argv list (never a shell). It is libpcap's own compiler, so ``-f`` means exactly what it
+means to tcpdump, dumpcap and Wireshark, and the program is the one tcpdump would attach.
+It needs no privilege (``-y`` names the link type, so no interface is opened) and no
+binding in this process. scapy's ``compile_filter`` was the alternative; on Linux it runs
+the same ``tcpdump -ddd`` after importing scapy (about a second), so it adds cost and no
+capability. The dumpcap backend hands the expression to dumpcap, which compiles it with
+the same libpcap.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from sockcap.capture.bpf import Insn
+from sockcap.decode.records import LINKTYPE_NAMES
+from sockcap.errors import CaptureError
+
+MAX_INSNS = 4096  # BPF_MAXINSNS: the kernel refuses longer classic programs
+
+
+class FilterError(CaptureError):
+    """A capture filter that libpcap cannot compile."""
+
+
+def compile_filter(expr: str, linktype: int) -> list[Insn]:
+    """The BPF program for ``expr`` on an interface of ``linktype``; FilterError if bad."""
+    tcpdump = shutil.which("tcpdump") or shutil.which("tcpdump", path="/usr/sbin:/sbin")
+    if tcpdump is None:
+        raise CaptureError("a capture filter needs tcpdump to compile it (libpcap)",
+                           "install it: sudo apt-get install tcpdump")
+    dlt = LINKTYPE_NAMES.get(linktype, "EN10MB")
+    try:
+        res = subprocess.run([tcpdump, "-ddd", "-y", dlt, "--", expr], capture_output=True,
+                             text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CaptureError(f"cannot run tcpdump to compile the filter: {e}") from e
+    if res.returncode != 0:
+        raise FilterError(f"bad capture filter {expr!r}: {_reason(res.stderr)}")
+    return parse_ddd(res.stdout, expr)
+
+
+def _reason(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    text = lines[-1] if lines else "libpcap refused it"
+    return text.removeprefix("tcpdump: ")
+
+
+def parse_ddd(text: str, expr: str = "") -> list[Insn]:
+    """Parse ``tcpdump -ddd`` output: a count line, then ``code jt jf k`` per instruction."""
+    try:
+        lines = [line.split() for line in text.splitlines() if line.strip()]
+        count = int(lines[0][0])
+        prog = [Insn(*(int(x) for x in line)) for line in lines[1:]]
+    except (IndexError, ValueError, TypeError) as e:
+        raise FilterError(f"bad capture filter {expr!r}: unreadable compiler output") from e
+    if count != len(prog) or not 0 < count <= MAX_INSNS:
+        raise FilterError(f"bad capture filter {expr!r}: {count} instructions")
+    return prog
