@@ -8,6 +8,7 @@ command so that ``sockcap --help`` imports neither scapy nor pyshark nor rich.
 from __future__ import annotations
 
 import importlib
+import inspect
 import ipaddress
 import sys
 from collections.abc import Callable, Sequence
@@ -40,7 +41,12 @@ def _loopback(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The view options shared by every command that prints a timeline."""
+    """The view options shared by every command that prints a timeline.
+
+    ``--explain`` is offered to the commands whose function takes an ``explain`` argument.
+    """
+    if "explain" in inspect.signature(f).parameters:
+        f = click.option("--explain", is_flag=True, help="After the timeline, say in a sentence what each kind of note means.")(f)
     for opt in reversed([
         click.option("--hex", "hex_", is_flag=True, help="Payload bytes under each packet (Show Packet Bytes)."),
         click.option("--json", "json_", is_flag=True, help="One JSON object per packet per line."),
@@ -58,6 +64,8 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
 LAZY_COMMANDS: dict[str, str] = {
     "capture": "sockcap.commands.capture:capture",
     "interfaces": "sockcap.commands.interfaces:interfaces",
+    "follow": "sockcap.commands.follow:follow",
+    "stats": "sockcap.commands.stats:stats",
 }
 
 
@@ -98,14 +106,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--out", "-w", type=click.Path(dir_okay=False), help="pcap file to write (default: captures/<time>-<proto>-<port>.pcap).")
 @click.option("--force", is_flag=True, help="Overwrite the --out file if it exists.")
 @click.option("--timeout", type=click.FloatRange(0.1, 60), default=5.0, show_default=True, help="Seconds to wait for each reply.")
+@click.option("--follow", "follow_", is_flag=True, help="With --capture: after the timeline, the bytes each side sent (Follow TCP Stream).")
 @output_options
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
-        force: bool, timeout: float, hex_: bool, json_: bool, style: str, no_color: bool) -> None:
+        force: bool, timeout: float, follow_: bool, hex_: bool, json_: bool, style: str,
+        no_color: bool, explain: bool) -> None:
     """Start an echo server and client on loopback and run an exchange (with --capture: show every packet)."""
     from sockcap.commands.run import run_command
 
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
-                force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color)
+                force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
+                explain=explain, follow=follow_)
 
 
 @cli.command()
@@ -146,12 +157,12 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
 @click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help="Wireshark's full dissection of packet N (needs tshark and pyshark).")
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
-         json_: bool, style: str, no_color: bool) -> None:
+         json_: bool, style: str, no_color: bool, explain: bool) -> None:
     """Print the timeline of a pcap or pcapng file ('-' reads stdin)."""
     from sockcap.commands.show import show_command
 
     show_command(file, count=count or 0, port=port or 0, dissect=dissect, hex_=hex_,
-                 json_=json_, style=style, no_color=no_color)
+                 json_=json_, style=style, no_color=no_color, explain=explain)
 
 
 def _log_line(text: str) -> None:

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from sockcap.analysis.conversation import ROLES_GUESSED, Annotated, ConversationTracker
 from sockcap.decode import decode_frame
 from sockcap.decode.records import RawFrame
+from sockcap.render.explain import explain_lines
 from sockcap.render.timeline import Timeline, endpoint, json_line, style_of
 
 
@@ -21,6 +22,7 @@ class ViewOptions(NamedTuple):
     hex: bool = False
     limit: int = 0  # stop after this many packets shown (0: all)
     port: int = 0  # show only TCP/UDP packets to or from this port (0: all)
+    explain: bool = False  # after the timeline, a sentence per kind of expert note seen
 
 
 class View:
@@ -68,6 +70,11 @@ class View:
             if conv is not None and conv.roles == ROLES_GUESSED and _first_of(a):
                 yield _guessed_roles(a)
             yield line(a)
+
+    def explanation(self) -> Iterator[tuple[str, str]]:
+        """With ``explain``: each kind of expert note seen so far, explained (else nothing)."""
+        if self.options.explain:
+            yield from explain_lines(self.tracker.note_counts)
 
     def render(self, a: Annotated) -> Iterator[tuple[str, str]]:
         if self.options.json:

@@ -272,3 +272,26 @@ def free_port() -> int:
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](int(sys.argv[2]))
+
+
+_CACHE: dict[str, Path] = {}
+_CACHE_DIR: list[Path] = []
+
+
+def scenario_capture(name: str) -> Path:
+    """The capture of scenario ``name``, made once per test run (in a temporary folder).
+
+    The folder is removed when the test process exits."""
+    if name not in _CACHE:
+        if not _CACHE_DIR:
+            import atexit
+            import tempfile
+
+            folder = Path(tempfile.mkdtemp(prefix="sockcap-scenarios-"))
+            atexit.register(shutil.rmtree, folder, True)
+            _CACHE_DIR.append(folder)
+        path = _CACHE_DIR[0] / f"{name}.pcap"
+        port = 5555 if name in NEEDS_NETNS else free_port()
+        capture_scenario(name, path, port)
+        _CACHE[name] = path
+    return _CACHE[name]

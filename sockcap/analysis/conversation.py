@@ -28,6 +28,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from sockcap.analysis.expert import (
+    CONNECTION_REFUSED,
+    CONNECTION_RESET,
+    HALF_CLOSE,
+    RESENT,
+    analyze_segment,
+    mptcp_mappings,
+    note_kind,
+    notes_of,
+)
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, TcpOptionKind
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
@@ -40,11 +50,19 @@ ROLES_FROM_SYN = "syn"
 ROLES_GUESSED = "ports"
 ROLES_FIRST_SENDER = "first sender"
 
+END_REFUSED = "refused"
+END_RESET = "reset"
+END_CLOSED = "FIN both ways"
+END_HALF_CLOSED = "half-closed"
+END_OPEN = "still open"
+
 
 class Direction:
     """What one direction of a TCP connection has shown so far."""
 
-    __slots__ = ("base", "scale", "syn", "fin", "packets", "bytes", "payload_bytes")
+    __slots__ = ("base", "scale", "syn", "fin", "packets", "bytes", "payload_bytes",
+                 "nextseq", "nextseq_ts", "lastack", "lastack_ts", "window", "dupacks",
+                 "lastflags", "maxseqtobeacked", "edge", "mptcp_ops")
 
     def __init__(self) -> None:
         self.base = -1  # sequence number base, -1 until known
@@ -54,6 +72,18 @@ class Direction:
         self.packets = 0
         self.bytes = 0  # frame bytes on the wire
         self.payload_bytes = 0
+        # Expert analysis state (see sockcap.analysis.expert); absolute sequence numbers,
+        # 0 meaning "not known yet" as in Wireshark.
+        self.nextseq = 0  # highest sequence number sent so far, plus one
+        self.nextseq_ts = 0  # when nextseq last advanced
+        self.lastack = 0  # ack field of the last segment sent
+        self.lastack_ts = 0
+        self.window = 0xFFFFFFFF  # raw window of the last segment sent (none yet)
+        self.dupacks = 0  # duplicate ACKs in a row (-1: after an ACKed unseen segment)
+        self.lastflags = 0  # analysis flags of the last segment sent
+        self.maxseqtobeacked = 0  # end of the contiguous bytes seen
+        self.edge = 0xFFFFFFFF  # right edge of the window last offered: lastack + window
+        self.mptcp_ops = 0  # the conversation's MPTCP mapping count after our last segment
 
 
 class Conversation:
@@ -65,6 +95,8 @@ class Conversation:
     __slots__ = (
         "stream", "proto", "client", "server", "roles", "dirs", "first_ts", "last_ts",
         "syn_ts", "synack_ts", "ack_ts", "handshake_done", "closing", "reset",
+        "mru_syn_ts", "first_rtt", "note_counts", "refused", "half_closed", "mptcp",
+        "mptcp_ops",
     )
 
     def __init__(self, stream: int, proto: int, client: tuple[str, int],
@@ -83,17 +115,39 @@ class Conversation:
         self.handshake_done = False
         self.closing = False  # a FIN was seen
         self.reset = False  # an RST was seen
+        self.mru_syn_ts = 0  # time of the most recent SYN (0: none yet)
+        self.first_rtt = 0  # Wireshark's tcp.analysis.initial_rtt in ns (0: not known)
+        self.note_counts: dict[str, int] | None = None  # note kind -> count, once any
+        self.refused = False  # the SYN was answered with RST
+        self.half_closed = False  # data flowed after one side's FIN
+        self.mptcp = False  # an MPTCP option was in a SYN
+        self.mptcp_ops = 0  # MPTCP data mappings seen (Wireshark's mp_operations)
 
     @property
     def irtt_ns(self) -> int:
-        """Initial RTT as Wireshark measures it (SYN to the ACK of the SYN-ACK), -1 unknown."""
-        if self.syn_ts < 0 or self.ack_ts < 0:
-            return -1
-        return self.ack_ts - self.syn_ts
+        """Initial RTT as Wireshark measures it, -1 when unknown.
+
+        Wireshark's rule (``tcp.analysis.initial_rtt``): from the most recent SYN to the
+        first segment with ACK and without SYN that follows it, whichever side sends it.
+        """
+        return self.first_rtt if self.first_rtt > 0 else -1
 
     @property
     def ended(self) -> bool:
         return self.reset or (self.dirs[0].fin and self.dirs[1].fin)
+
+    @property
+    def end_state(self) -> str:
+        """How the conversation ended: refused, reset, closed, half-closed or open."""
+        if self.proto != IPPROTO_TCP:
+            return ""
+        if self.refused:
+            return END_REFUSED
+        if self.reset:
+            return END_RESET
+        if self.dirs[0].fin and self.dirs[1].fin:
+            return END_CLOSED
+        return END_HALF_CLOSED if self.closing else END_OPEN
 
 
 class Annotated(NamedTuple):
@@ -110,20 +164,20 @@ class Annotated(NamedTuple):
     notes: tuple[str, ...]  # decode notes, later analysis notes
 
 
-def _key(p: Packet) -> tuple[object, ...]:
-    a = (p.src, p.sport)
-    b = (p.dst, p.dport)
-    return (p.proto, a, b) if a <= b else (p.proto, b, a)
-
-
 class ConversationTracker:
-    """Streams packets into conversations; ``feed`` annotates one packet at a time."""
+    """Streams packets into conversations; ``feed`` annotates one packet at a time.
 
-    def __init__(self) -> None:
+    ``analyze=False`` leaves out the expert analysis (no notes, no iRTT): for views that
+    need only the conversations and their numbers, such as ``sockcap follow``.
+    """
+
+    def __init__(self, analyze: bool = True) -> None:
+        self.analyze = analyze
         self._by_key: dict[tuple[object, ...], Conversation] = {}
         self.conversations: list[Conversation] = []
         self._streams = {IPPROTO_TCP: 0, IPPROTO_UDP: 0}
         self._count = 0
+        self.note_counts: dict[str, int] = {}  # expert note kind -> count, whole capture
 
     def feed(self, p: Packet) -> Annotated:
         self._count += 1
@@ -141,11 +195,13 @@ class ConversationTracker:
         return self._tcp(p, conv, from_client, d, conv.dirs[1 if from_client else 0])
 
     def _conversation(self, p: Packet) -> Conversation:
-        key = _key(p)
-        conv = self._by_key.get(key)
-        if conv is None or (p.flags & (SYN | ACK) == SYN and conv.ended):
+        # Each conversation is filed under both directions' keys: one tuple and one dict
+        # lookup per packet, no sorting of endpoints.
+        conv = self._by_key.get((p.proto, p.src, p.sport, p.dst, p.dport))
+        if conv is None or (p.flags & (SYN | ACK) == SYN and _reuses_ports(conv, p)):
             conv = self._new(p)
-            self._by_key[key] = conv
+            self._by_key[(p.proto, p.src, p.sport, p.dst, p.dport)] = conv
+            self._by_key[(p.proto, p.dst, p.dport, p.src, p.sport)] = conv
         return conv
 
     def _new(self, p: Packet) -> Conversation:
@@ -183,8 +239,57 @@ class ConversationTracker:
         win = p.window
         if not flags & SYN and d.scale >= 0 and r.scale >= 0:
             win <<= d.scale
+        notes = p.notes
+        bits = 0
+        if not self.analyze:
+            return Annotated(self._count, p, conv, from_client, seq, ack, win,
+                             _phase(p, conv, from_client, d), notes)
+        if p.window >= 0 and p.ack >= 0:  # Wireshark analyses only complete headers
+            bits = analyze_segment(p.seq, p.ack, p.payload_len, flags, p.window, p.ts_ns,
+                                   d, r, conv.first_rtt, conv.mptcp_ops != d.mptcp_ops)
+            if conv.mptcp:
+                conv.mptcp_ops += mptcp_mappings(p.options)
+                d.mptcp_ops = conv.mptcp_ops
+        if flags & (SYN | ACK) == ACK and conv.mru_syn_ts and not conv.first_rtt:
+            conv.first_rtt = p.ts_ns - conv.mru_syn_ts
+        own = _connection_note(p, conv, d, r, bits) if flags & RST or r.fin else ""
         phase = _phase(p, conv, from_client, d)
-        return Annotated(self._count, p, conv, from_client, seq, ack, win, phase, p.notes)
+        if bits or own:
+            extra = notes_of(bits, d.dupacks, bool(flags & SYN)) if bits else ()
+            extra = (*extra, own) if own else extra
+            self._count_notes(conv, extra)
+            notes = notes + extra
+        return Annotated(self._count, p, conv, from_client, seq, ack, win, phase, notes)
+
+    def _count_notes(self, conv: Conversation, notes: tuple[str, ...]) -> None:
+        if conv.note_counts is None:
+            conv.note_counts = {}
+        for note in notes:
+            kind = note_kind(note)
+            conv.note_counts[kind] = conv.note_counts.get(kind, 0) + 1
+            self.note_counts[kind] = self.note_counts.get(kind, 0) + 1
+
+
+def _reuses_ports(conv: Conversation, p: Packet) -> bool:
+    """A SYN on a known 5-tuple starts a new connection when its sequence number is not the
+    one this side used before (Wireshark's "TCP Port numbers reused"); the same number is
+    a retransmitted SYN of the same connection."""
+    d = conv.dirs[0 if (p.src, p.sport) == conv.client else 1]
+    return d.base >= 0 and p.seq != d.base
+
+
+def _connection_note(p: Packet, conv: Conversation, d: Direction, r: Direction,
+                     bits: int) -> str:
+    """sockcap's own notes: refused or reset (on an RST), half-close (data after a FIN)."""
+    if p.flags & RST:
+        if r.syn and not d.syn:
+            conv.refused = True
+            return CONNECTION_REFUSED
+        return CONNECTION_RESET
+    if p.payload_len > 0 and not d.fin and not conv.half_closed and not bits & RESENT:
+        conv.half_closed = True
+        return HALF_CLOSE
+    return ""
 
 
 def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
@@ -194,13 +299,17 @@ def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
     for opt in p.options:
         if opt.kind == TcpOptionKind.WSCALE and len(opt.value) == 1:
             d.scale = min(opt.value[0], 14)  # RFC 7323 2.3: larger shifts are treated as 14
+        elif opt.kind == TcpOptionKind.MPTCP:
+            conv.mptcp = True
     if r.syn and (d.scale == SCALE_NONE or r.scale == SCALE_NONE):
         d.scale = r.scale = SCALE_NONE
     if p.flags & ACK:
         if conv.synack_ts < 0:
             conv.synack_ts = p.ts_ns
-    elif conv.syn_ts < 0:
-        conv.syn_ts = p.ts_ns
+    else:
+        conv.mru_syn_ts = p.ts_ns
+        if conv.syn_ts < 0:
+            conv.syn_ts = p.ts_ns
 
 
 def _phase(p: Packet, conv: Conversation, from_client: bool, d: Direction) -> str:

@@ -8,20 +8,20 @@ from collections.abc import Coroutine
 from typing import Any
 
 from sockcap.analysis.summary import summary_line
+from sockcap.errors import ExitCode
 from sockcap.output import Output
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange
-from sockcap.errors import ExitCode
 from sockcap.signals import Stopped
 from sockcap.view import View, ViewOptions
 
 
 def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
-                style: str, no_color: bool) -> None:
+                style: str, no_color: bool, explain: bool = False, follow: bool = False) -> None:
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
                       host=host, port=port, out=out, force=force, timeout=timeout)
     output = Output(color=False if no_color else None)
-    view = View(ViewOptions(json=json_, style=style, hex=hex_))
+    view = View(ViewOptions(json=json_, style=style, hex=hex_, explain=explain))
     paths: list[str] = []
     signals: list[int] = []
     try:
@@ -35,7 +35,7 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
             raise Stopped("terminated" + where, ExitCode.TERMINATED)
         raise Stopped("interrupted" + where, ExitCode.INTERRUPTED)
     if capture:
-        _print_capture(result, view, output, json_)
+        _print_capture(result, view, output, json_, follow)
     else:
         _print_exchange(result, output)
     output.flush()
@@ -71,9 +71,17 @@ def _print_exchange(result: RunResult, output: Output) -> None:
         output.line(f"< {reply.decode('utf-8', 'replace')}" if reply is not None else "< (no reply)")
 
 
-def _print_capture(result: RunResult, view: View, output: Output, json_: bool) -> None:
+def _print_capture(result: RunResult, view: View, output: Output, json_: bool,
+                   follow: bool = False) -> None:
     for a in result.annotated:
         output.lines(view.render(a))
+    if follow and not json_:
+        from sockcap.commands.follow import follow_pairs
+
+        output.line("")
+        output.lines(follow_pairs(result.annotated, None))
+    if not json_:
+        output.lines(view.explanation())
     text = summary_line(view.tracker.conversations, result.stats)
     note = output.note if json_ else output.line
     note(f"saved {len(result.annotated)} packets to {result.path}")

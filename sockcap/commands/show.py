@@ -31,14 +31,15 @@ def _open(path: str, stack: ExitStack) -> BinaryIO:
 
 
 def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_: bool,
-                 json_: bool, style: str, no_color: bool) -> None:
+                 json_: bool, style: str, no_color: bool, explain: bool = False) -> None:
     if dissect is not None:
         from sockcap.commands.dissect import dissect_command
 
         dissect_command(path, dissect)
         return
     output = Output(color=False if no_color else None)
-    view = View(ViewOptions(json=json_, style=style, hex=hex_, limit=count, port=port))
+    view = View(ViewOptions(json=json_, style=style, hex=hex_, limit=count, port=port,
+                            explain=explain))
     with ExitStack() as stack:
         reader = open_capture(_open(path, stack))
         try:
@@ -54,4 +55,9 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
                 output.note(f"sockcap: warning: {warning}")
             if len(reader.warnings) > 20:
                 output.note(f"sockcap: warning: ... and {len(reader.warnings) - 20} more")
+    if json_:  # stdout stays JSON; the sentences go to stderr
+        for text, _ in view.explanation():
+            output.note(text)
+    else:
+        output.lines(view.explanation())
     output.flush()

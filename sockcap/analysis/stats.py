@@ -1,0 +1,122 @@
+"""Statistics of a capture: its conversations, protocol totals and the file's own facts.
+
+Pure: :class:`StatsCollector` is fed annotated packets (O(1) each: two dict updates) and
+reads the conversations the :class:`~sockcap.analysis.conversation.ConversationTracker`
+already keeps, so ``sockcap stats`` costs one pass and memory per conversation, not per
+packet. The report is plain data (:class:`StatsReport`); renderers turn it into a table
+or JSON, and ``sockcap run --capture`` into its one-line summary.
+
+Wireshark's words: a conversation is a ``tcp.stream`` / ``udp.stream``; the handshake RTT
+is ``tcp.analysis.initial_rtt`` (iRTT); "how it ended" is read from the flags seen:
+refused (RST answering the SYN), reset (any other RST), FIN both ways, half-closed (FIN
+one way only) or still open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+from sockcap.analysis.conversation import Annotated, Conversation
+from sockcap.decode.records import IPPROTO_TCP, LINKTYPE_NAMES
+
+PROTOCOL_NAMES = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP",
+                  51: "AH", 58: "ICMPv6", 89: "OSPF", 132: "SCTP"}
+
+
+class ConversationStats(NamedTuple):
+    """One row of the conversations table."""
+
+    proto: str  # "TCP" or "UDP"
+    stream: int  # tcp.stream / udp.stream
+    client: tuple[str, int]
+    server: tuple[str, int]
+    roles: str  # how the roles were found: "syn", "ports" (guessed), "first sender"
+    packets: tuple[int, int]  # client -> server, server -> client
+    bytes: tuple[int, int]  # frame bytes each way
+    payload: tuple[int, int]  # TCP/UDP payload bytes each way
+    start_ns: int
+    duration_ns: int
+    irtt_ns: int  # -1 when the handshake was not seen
+    notes: Mapping[str, int]  # expert note kind -> count
+    ended: str  # TCP: refused, reset, FIN both ways, half-closed, still open; UDP: ""
+
+
+class CaptureFacts(NamedTuple):
+    """What the file itself says (filled by the caller from the reader)."""
+
+    format: str  # "pcap", "pcapng", or "live"
+    linktypes: tuple[str, ...]
+    warnings: tuple[str, ...]  # reader warnings (damaged or odd records)
+    skipped: Mapping[str, int]  # reader events by kind
+
+
+class StatsReport(NamedTuple):
+    facts: CaptureFacts
+    packets: int
+    first_ns: int  # -1 without packets
+    last_ns: int
+    protocols: Mapping[str, tuple[int, int]]  # name -> (packets, frame bytes)
+    conversations: Sequence[ConversationStats]
+    notes: Mapping[str, int]  # expert note kind -> count, whole capture
+
+
+class StatsCollector:
+    """Counts packets per protocol and the capture's time span."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.first_ns = -1
+        self.last_ns = -1
+        self.protocols: dict[str, list[int]] = {}
+        self._names: dict[tuple[str, int], str] = {}
+
+    def feed(self, a: Annotated) -> None:
+        p = a.packet
+        self.packets += 1
+        if self.first_ns < 0:
+            self.first_ns = p.ts_ns
+        self.last_ns = max(self.last_ns, p.ts_ns)
+        key = (p.net, p.proto)
+        name = self._names.get(key)
+        if name is None:
+            name = self._names[key] = protocol_name(p.net, p.proto)
+        counts = self.protocols.get(name)
+        if counts is None:
+            counts = self.protocols[name] = [0, 0]
+        counts[0] += 1
+        counts[1] += p.wirelen
+
+    def report(self, convs: Sequence[Conversation], facts: CaptureFacts,
+               notes: Mapping[str, int]) -> StatsReport:
+        rows = [conversation_stats(c) for c in sorted(convs, key=lambda c: (c.proto, c.stream))]
+        protos = {k: (v[0], v[1]) for k, v in sorted(self.protocols.items(),
+                                                     key=lambda kv: -kv[1][0])}
+        return StatsReport(facts, self.packets, self.first_ns, self.last_ns, protos, rows,
+                           dict(notes))
+
+
+def protocol_name(net: str, proto: int) -> str:
+    """``TCP``, ``UDP``, ``ICMPv6``, ``IP proto 99``, ``ARP``... for the totals table."""
+    if proto >= 0:
+        return PROTOCOL_NAMES.get(proto, f"IP proto {proto}")
+    return net or "other"
+
+
+def conversation_stats(c: Conversation) -> ConversationStats:
+    up, down = c.dirs
+    return ConversationStats(
+        "TCP" if c.proto == IPPROTO_TCP else "UDP", c.stream, c.client, c.server, c.roles,
+        (up.packets, down.packets), (up.bytes, down.bytes),
+        (up.payload_bytes, down.payload_bytes), c.first_ts, c.last_ts - c.first_ts,
+        c.irtt_ns if c.proto == IPPROTO_TCP else -1, dict(c.note_counts or {}), c.end_state)
+
+
+def linktype_names(linktypes: Mapping[int, int]) -> tuple[str, ...]:
+    """Distinct link-type names of a reader's interfaces, in interface order."""
+    names: list[str] = []
+    for lt in linktypes.values():
+        name = LINKTYPE_NAMES.get(lt, f"LINKTYPE {lt}")
+        if name not in names:
+            names.append(name)
+    return tuple(names)

@@ -1,0 +1,58 @@
+"""``sockcap stats FILE``: conversations, protocol totals and the file's own facts.
+
+One pass over the file; memory grows with the number of conversations, not packets.
+Damage that stops the reader (a record cut short) is reported after the statistics of
+everything read before it, with the reader's exit code.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("stats")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--json", "json_", is_flag=True, help="One JSON object instead of tables.")
+@click.option("--no-color", is_flag=True, help="No colour (also: NO_COLOR=1).")
+def stats(file: str, json_: bool, no_color: bool) -> None:
+    """Conversations (packets, bytes, iRTT, notes, how each ended) and protocol totals."""
+    stats_command(file, json_=json_, no_color=no_color)
+
+
+def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
+    import gc
+    import json
+    from contextlib import ExitStack
+
+    from sockcap.analysis.stats import CaptureFacts, StatsCollector, linktype_names
+    from sockcap.commands.show import _open
+    from sockcap.errors import CaptureFileError
+    from sockcap.output import Output
+    from sockcap.pcapfile.reader import open_capture
+    from sockcap.render.stats import stats_json, stats_lines
+    from sockcap.view import View
+
+    output = Output(color=False if no_color else None)
+    view = View()
+    collector = StatsCollector()
+    failure: CaptureFileError | None = None
+    gc.disable()  # one pass creates no reference cycles: the collector would only cost
+    with ExitStack() as stack:
+        reader = open_capture(_open(path, stack))
+        try:
+            for a in view.annotate(reader):
+                collector.feed(a)
+        except CaptureFileError as e:
+            failure = e
+    facts = CaptureFacts(reader.format, linktype_names(reader.linktypes),
+                         tuple(reader.warnings) + ((str(failure),) if failure else ()),
+                         dict(reader.skipped))
+    report = collector.report(view.tracker.conversations, facts, view.tracker.note_counts)
+    name = "stdin" if path == "-" else path
+    if json_:
+        output.line(json.dumps(stats_json(report, name), ensure_ascii=False))
+    else:
+        output.lines(stats_lines(report, name))
+    output.flush()
+    if failure is not None:
+        raise failure

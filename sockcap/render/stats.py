@@ -1,0 +1,131 @@
+"""``sockcap stats`` as text or JSON (pure: a report in, lines or a dict out).
+
+The text is aligned plain columns, the same on a terminal and in a pipe (a header line
+gets a style the CLI applies on a terminal); the JSON keys are stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from sockcap.analysis.conversation import ROLES_FIRST_SENDER, ROLES_GUESSED
+from sockcap.analysis.stats import ConversationStats, StatsReport
+from sockcap.render.timeline import endpoint
+
+_COLUMNS = ("stream", "client", "server", "packets >/<", "bytes >/<", "duration",
+            "iRTT", "ended", "notes")
+
+
+def utc(ns: int) -> str:
+    """``2026-11-23 22:55:01.123456 UTC`` from nanoseconds since the epoch (no time zone
+    lookup: a pure renderer does not read the machine's settings)."""
+    days, rem = divmod(ns // 1000, 86_400_000_000)
+    y, m, d = _civil(days)
+    return (f"{y:04d}-{m:02d}-{d:02d} {rem // 3_600_000_000:02d}:"
+            f"{rem // 60_000_000 % 60:02d}:{rem // 1_000_000 % 60:02d}.{rem % 1_000_000:06d} UTC")
+
+
+def _civil(days: int) -> tuple[int, int, int]:
+    """Days since 1970-01-01 -> (year, month, day), proleptic Gregorian (H. Hinnant)."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (m <= 2), m, d
+
+
+def fmt_rtt(ns: int) -> str:
+    return f"{ns / 1e6:.3f} ms" if ns >= 0 else "-"
+
+
+def fmt_notes(notes: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(notes.items(), key=lambda kv: -kv[1])) or "-"
+
+
+def stats_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
+    """The report as ``(line, style)`` pairs."""
+    yield from _capture_lines(report, name)
+    yield "", ""
+    yield "protocols", "bold"
+    for proto, (packets, size) in report.protocols.items():
+        yield f"  {proto:<10} {packets:>10} packets {size:>14} bytes", ""
+    yield "", ""
+    tcp = sum(1 for c in report.conversations if c.proto == "TCP")
+    yield (f"conversations: {tcp} TCP, {len(report.conversations) - tcp} UDP "
+           f"(> client to server, < server to client)"), "bold"
+    if report.conversations:
+        yield from _table(report.conversations)
+    if report.notes:
+        yield "", ""
+        yield f"expert notes: {fmt_notes(report.notes)}", "bold"
+
+
+def _capture_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
+    facts = report.facts
+    yield (f"capture: {name}: {facts.format}, link type {', '.join(facts.linktypes) or '-'}, "
+           f"{report.packets} packets"), "bold"
+    if report.first_ns >= 0:
+        span = (report.last_ns - report.first_ns) / 1e9
+        yield f"  from {utc(report.first_ns)} to {utc(report.last_ns)} ({span:.6f} s)", ""
+    damage = sum(facts.skipped.values())
+    if not damage and not facts.warnings:
+        yield "  damaged or odd records: none", ""
+        return
+    yield f"  damaged or odd records: {damage}", "yellow"
+    for kind, n in facts.skipped.items():
+        yield f"    {n} x {kind}", "yellow"
+    for warning in facts.warnings[:10]:
+        yield f"    {warning}", "dim"
+
+
+def _row(c: ConversationStats) -> tuple[str, ...]:
+    roles = {ROLES_GUESSED: " (roles guessed)", ROLES_FIRST_SENDER: " (first sender)"}
+    return (f"{c.proto.lower()} {c.stream}", endpoint(*c.client) + roles.get(c.roles, ""),
+            endpoint(*c.server), f"{c.packets[0]}/{c.packets[1]}",
+            f"{c.bytes[0]}/{c.bytes[1]}", f"{c.duration_ns / 1e9:.6f} s",
+            fmt_rtt(c.irtt_ns) if c.proto == "TCP" else "-", c.ended or "-",
+            fmt_notes(c.notes))
+
+
+def _table(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, str]]:
+    cells = [_row(c) for c in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(_COLUMNS)]
+    yield "  " + "  ".join(h.ljust(w) for h, w in zip(_COLUMNS, widths, strict=True)).rstrip(), "bold"
+    for r in cells:
+        yield "  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip(), ""
+
+
+def stats_json(report: StatsReport, name: str) -> dict[str, Any]:
+    """The report as a JSON-ready dict (stable keys)."""
+    f = report.facts
+    return {
+        "file": name,
+        "format": f.format,
+        "linktypes": list(f.linktypes),
+        "packets": report.packets,
+        "first_time": report.first_ns / 1e9 if report.first_ns >= 0 else None,
+        "last_time": report.last_ns / 1e9 if report.last_ns >= 0 else None,
+        "damaged": dict(f.skipped),
+        "warnings": list(f.warnings),
+        "protocols": {k: {"packets": v[0], "bytes": v[1]} for k, v in report.protocols.items()},
+        "conversations": [_conv_json(c) for c in report.conversations],
+        "notes": dict(report.notes),
+    }
+
+
+def _conv_json(c: ConversationStats) -> dict[str, Any]:
+    return {
+        "proto": c.proto, "stream": c.stream,
+        "client": endpoint(*c.client), "server": endpoint(*c.server), "roles": c.roles,
+        "packets": {"client_to_server": c.packets[0], "server_to_client": c.packets[1]},
+        "bytes": {"client_to_server": c.bytes[0], "server_to_client": c.bytes[1]},
+        "payload_bytes": {"client_to_server": c.payload[0], "server_to_client": c.payload[1]},
+        "start": c.start_ns / 1e9, "duration": c.duration_ns / 1e9,
+        "irtt": c.irtt_ns / 1e9 if c.irtt_ns >= 0 else None,
+        "notes": dict(c.notes), "ended": c.ended or None,
+    }

@@ -1,0 +1,252 @@
+"""Follow: reassembled bytes against ``tshark -q -z follow,tcp,raw,N``, the command, and
+the reassembly's promise as a property.
+
+tshark writes a hole that the receiver ACKed as the text ``[N bytes missing in capture
+file]`` followed by a NUL byte inside the raw stream; sockcap keeps a hole as a gap chunk
+(no bytes invented), so the comparison renders sockcap's gaps in tshark's words. A hole
+still open at the end of the capture is different on purpose: tshark drops the bytes
+held after it, sockcap shows them after a gap; such streams are counted, not compared.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, needs_corpus, needs_tshark, sockcap
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from loopback_scenarios import can_run, scenario_capture
+from test_analysis_oracle import edit, read_frames
+
+from sockcap.analysis.conversation import ConversationTracker
+from sockcap.analysis.follow import Chunk, Follower
+from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet
+from sockcap.pcapfile.reader import open_capture
+from sockcap.pcapfile.writer import write_pcap
+from sockcap.view import View
+
+needs_scenarios = pytest.mark.skipif(bool(can_run()), reason=can_run() or "ok")
+RULE = "=" * 67
+
+
+def tshark_follow(path: Path, stream: int) -> tuple[str, bytes, bytes]:
+    """(node 0 "addr:port", node 0's bytes, node 1's bytes) of tshark's raw follow."""
+    out = subprocess.run(["tshark", "-q", "-r", str(path), "-z", f"follow,tcp,raw,{stream}"],
+                         capture_output=True, text=True, timeout=120).stdout
+    nodes = [bytearray(), bytearray()]
+    node0 = ""
+    for line in out.split(RULE)[1].splitlines():
+        if line.startswith("Node 0: "):
+            node0 = line[8:]
+        elif not line.strip() or line.startswith(("Follow:", "Filter:", "Node 1:")):
+            continue
+        else:
+            nodes[line.startswith("\t")] += bytes.fromhex(line.strip())
+    return node0, bytes(nodes[0]), bytes(nodes[1])
+
+
+def follow_all(path: Path) -> tuple[dict[int, tuple[bytes, bytes, bool]], dict[int, str]]:
+    """stream -> (client bytes, server bytes, open hole at the end); stream -> first sender."""
+    view, follower = View(), Follower()
+    data: dict[int, list[bytearray]] = {}
+    open_hole: dict[int, bool] = {}
+    first: dict[int, str] = {}
+    chunks: list[Chunk] = []
+    for a in view.annotate(open_capture(io.BytesIO(path.read_bytes()))):
+        if a.conv is not None and a.conv.proto == IPPROTO_TCP:
+            first.setdefault(a.conv.stream, f"{a.packet.src}:{a.packet.sport}")
+        chunks += follower.feed(a)
+    chunks += follower.finish()
+    for c in chunks:
+        if c.conv.proto != IPPROTO_TCP:
+            continue
+        sides = data.setdefault(c.conv.stream, [bytearray(), bytearray()])
+        if c.gap:
+            sides[not c.from_client] += f"[{c.gap} bytes missing in capture file]".encode() + b"\0"
+            open_hole[c.conv.stream] = open_hole.get(c.conv.stream, False) or c.no < 0
+        else:
+            sides[not c.from_client] += c.data
+    roles = {c.stream: f"{c.client[0]}:{c.client[1]}" for c in view.tracker.conversations
+             if c.proto == IPPROTO_TCP}
+    return ({s: (bytes(v[0]), bytes(v[1]), open_hole.get(s, False)) for s, v in data.items()},
+            {s: "client" if first[s] == roles[s] else "server" for s in first})
+
+
+def compare(path: Path) -> tuple[int, int, list[str]]:
+    """(streams equal, streams skipped for an open hole, differences)."""
+    mine, first = follow_all(path)
+    equal, skipped, diffs = 0, 0, []
+    for stream in sorted(first):
+        client, server, hole = mine.get(stream, (b"", b"", False))
+        if hole:
+            skipped += 1
+            continue
+        _, t0, t1 = tshark_follow(path, stream)
+        got = (client, server) if first[stream] == "client" else (server, client)
+        if got == (t0, t1):
+            equal += 1
+        else:
+            diffs.append(f"{path.name} stream {stream}: sockcap {len(got[0])}/{len(got[1])} "
+                         f"bytes, tshark {len(t0)}/{len(t1)}")
+    return equal, skipped, diffs
+
+
+@needs_corpus
+@needs_tshark
+def test_corpus_streams_follow_like_tshark() -> None:
+    equal, diffs = 0, []
+    for path in sorted((CORPUS / "public").iterdir()):
+        if path.suffix in (".pcap", ".pcapng"):
+            e, _, d = compare(path)
+            equal += e
+            diffs += d
+    print(f"corpus: {equal}/{equal + len(diffs)} TCP streams equal tshark's follow")
+    assert equal >= 15
+    assert not diffs, "\n".join(diffs)
+
+
+@needs_scenarios
+@needs_tshark
+@pytest.mark.parametrize("name", ["half_close", "rto", "reset", "zero_window", "lossy"])
+def test_loopback_streams_follow_like_tshark(name: str, tmp_path: Path) -> None:
+    """The capture as made, then 8 edited copies (duplicated, deleted, swapped frames)."""
+    frames = read_frames(scenario_capture(name))
+    paths = [scenario_capture(name)]
+    for seed in range(8):
+        paths.append(tmp_path / f"{seed}.pcap")
+        write_pcap(paths[-1], edit(frames, random.Random(seed)), frames[0].linktype)
+    equal = skipped = 0
+    diffs: list[str] = []
+    for path in paths:
+        e, s, d = compare(path)
+        equal, skipped, diffs = equal + e, skipped + s, diffs + d
+    print(f"{name}: {equal} streams equal, {skipped} with a hole at the end (not compared)")
+    assert equal >= 5
+    assert not diffs, "\n".join(diffs)
+
+
+@needs_scenarios
+def test_follow_command_ascii_and_raw_files(tmp_path: Path) -> None:
+    path = scenario_capture("half_close")
+    res = sockcap("follow", str(path), "--stream", "0")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("== tcp stream 0: client 127.0.0.1:")
+    assert "> GET / HTTP/1.0" in lines
+    assert "< response 0 to 18 bytes" in lines
+    res = sockcap("follow", str(path), "--raw", "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / "stream-0-client.bin").read_bytes() == b"GET / HTTP/1.0\r\n\r\n"
+    assert (tmp_path / "out" / "stream-0-server.bin").read_bytes() == b"".join(
+        b"response %d to 18 bytes\n" % i for i in range(5))
+    hexed = sockcap("follow", str(path), "--hex")
+    assert "> 00000000  47 45 54 20" in hexed.stdout
+
+
+@needs_scenarios
+def test_follow_command_errors() -> None:
+    path = str(scenario_capture("half_close"))
+    res = sockcap("follow", path, "--stream", "7")
+    assert res.returncode != 0 and "no tcp stream 7" in res.stderr and "Traceback" not in res.stderr
+    res = sockcap("follow", path, "--out", "/tmp/x")
+    assert res.returncode != 0 and "--raw" in res.stderr
+
+
+# ---- the reassembly's promise, with packets built directly ----
+
+ISN_C, ISN_S = 1000, 5000
+
+
+def segment(seq: int, payload: bytes, flags: int = 0x18, *, from_client: bool = True,
+            ts: int = 0, ack: int = ISN_S + 1) -> Packet:
+    src, dst = (("10.0.0.1", 40000), ("10.0.0.2", 80)) if from_client else \
+        (("10.0.0.2", 80), ("10.0.0.1", 40000))
+    return Packet(ts, 1, 54 + len(payload), payload, "IPv4", src[0], dst[0], IPPROTO_TCP,
+                  src[1], dst[1], seq % (1 << 32), ack % (1 << 32), flags, 512, (), 0,
+                  len(payload), "", ())
+
+
+def reassemble(packets: list[Packet]) -> tuple[bytes, list[tuple[int, int]]]:
+    """Client bytes (gaps left out) and the gaps as (offset, size)."""
+    tracker, follower = ConversationTracker(), Follower()
+    chunks: list[Chunk] = []
+    for p in packets:
+        chunks += follower.feed(tracker.feed(p))
+    chunks += follower.finish()
+    client = [c for c in chunks if c.from_client]
+    return (b"".join(c.data for c in client), [(c.offset, c.gap) for c in client if c.gap])
+
+
+def handshake() -> list[Packet]:
+    return [segment(ISN_C, b"", 0x02, ack=0),
+            segment(ISN_S, b"", 0x12, from_client=False, ack=ISN_C + 1)]
+
+
+@st.composite
+def shuffled_segments(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, bytes]], int]:
+    data = draw(st.binary(min_size=1, max_size=400))
+    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(data) - 1)), max_size=12))))
+    bounds = [0, *[c for c in cuts if c < len(data)], len(data)]
+    segs = [(a, data[a:b]) for a, b in itertools.pairwise(bounds) if b > a]
+    extra = draw(st.lists(st.sampled_from(segs), max_size=6))  # duplicates
+    overlaps = [(a, data[a:min(len(data), a + n)]) for a, n in
+                draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(1, 50)),
+                              max_size=4))]
+    order = draw(st.permutations(segs + extra + overlaps))
+    drop = draw(st.integers(-1, len(segs) - 1))
+    return data, list(order), drop
+
+
+@settings(max_examples=300, deadline=None)
+@given(shuffled_segments())
+def test_any_order_and_duplication_gives_the_original_bytes(
+        case: tuple[bytes, list[tuple[int, bytes]], int]) -> None:
+    data, order, _ = case
+    packets = handshake() + [segment(ISN_C + 1 + off, chunk) for off, chunk in order]
+    got, gaps = reassemble(packets)
+    assert got == data and gaps == []
+
+
+@st.composite
+def cut_stream(draw: st.DrawFn) -> tuple[bytes, list[tuple[int, bytes]], int]:
+    """Bytes cut in at least three segments, a shuffled order with duplicates, and the
+    index of a segment before the last one (to remove)."""
+    data = draw(st.binary(min_size=3, max_size=400))
+    cuts = sorted(set(draw(st.lists(st.integers(1, len(data) - 1), min_size=2, max_size=12))))
+    bounds = [0, *cuts, len(data)]
+    segs = [(a, data[a:b]) for a, b in itertools.pairwise(bounds)]
+    extra = draw(st.lists(st.sampled_from(segs), max_size=6))
+    return data, draw(st.permutations(segs + extra)), draw(st.integers(0, len(segs) - 2))
+
+
+@settings(max_examples=300, deadline=None)
+@given(cut_stream())
+def test_a_removed_segment_becomes_a_gap_of_its_size(
+        case: tuple[bytes, list[tuple[int, bytes]], int]) -> None:
+    data, order, index = case
+    victim = sorted(set(order))[index]
+    kept = [(o, c) for o, c in order if (o, c) != victim]
+    got, gaps = reassemble(handshake() + [segment(ISN_C + 1 + o, c) for o, c in kept])
+    assert gaps == [(victim[0], len(victim[1]))]
+    assert got == data[: victim[0]] + data[victim[0] + len(victim[1]):]
+
+
+def dgram(ts: int, payload: bytes, back: bool = False) -> Packet:
+    src, dst, sport, dport = ("10.0.0.2", "10.0.0.1", 53, 4000) if back else \
+        ("10.0.0.1", "10.0.0.2", 4000, 53)
+    return Packet(ts, 1, 42 + len(payload), payload, "IPv4", src, dst, IPPROTO_UDP, sport,
+                  dport, -1, -1, 0, -1, (), 0, len(payload), "", ())
+
+
+def test_udp_follows_as_datagrams() -> None:
+    tracker, follower = ConversationTracker(), Follower(select=(IPPROTO_UDP, 0))
+    chunks: list[Chunk] = []
+    for p in (dgram(1, b"query"), dgram(2, b"answer", back=True), dgram(3, b"again")):
+        chunks += follower.feed(tracker.feed(p))
+    assert [(c.from_client, c.offset, c.data) for c in chunks] == [
+        (True, 0, b"query"), (False, 0, b"answer"), (True, 5, b"again")]

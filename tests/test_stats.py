@@ -1,0 +1,157 @@
+"""``sockcap stats`` against tshark's conversation tables and capinfos.
+
+Per conversation, the frames each way equal ``tshark -q -z conv,tcp`` / ``conv,udp``
+(tshark's "->" column is frames from its first address, "<-" frames to it); the packet
+count and first/last times equal the corpus's ``capinfos`` file; the iRTT equals
+``tcp.analysis.initial_rtt`` to the microsecond (test_analysis_oracle.py compares it per
+packet). The end states and notes of the loopback scenarios are what each scenario made.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, needs_capture, needs_corpus, needs_tshark, sockcap
+from loopback_scenarios import can_run, scenario_capture
+
+needs_scenarios = pytest.mark.skipif(bool(can_run()), reason=can_run() or "ok")
+CONV_LINE = re.compile(r"^(\S+)\s+<->\s+(\S+)\s+(\d+)\s+\d+ \w*bytes\s+(\d+)\s")
+
+
+def tshark_conversations(path: Path, proto: str) -> dict[frozenset[str], tuple[str, int, int]]:
+    """{endpoints: (first address, frames from it, frames to it)}."""
+    out = subprocess.run(["tshark", "-q", "-r", str(path), "-z", f"conv,{proto}"],
+                         capture_output=True, text=True, timeout=120).stdout
+    convs = {}
+    for line in out.splitlines():
+        m = CONV_LINE.match(line)
+        if m:
+            a, b, to_a, from_a = m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
+            convs[frozenset((a, b))] = (a, from_a, to_a)
+    return convs
+
+
+def stats_json(path: Path) -> dict:
+    res = sockcap("stats", "--json", str(path))
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def plain(endpoint: str) -> str:
+    """``[::1]:53`` -> ``::1:53``, as tshark's table writes IPv6 endpoints."""
+    return endpoint.replace("[", "").replace("]", "")
+
+
+def conversations_agree(path: Path) -> tuple[int, list[str]]:
+    """Frames each way per pair of endpoints: sockcap's conversations (summed where a
+    5-tuple was reused: tshark's table has one row per pair) against tshark's table.
+
+    Rows tshark has and sockcap does not are conversations carried inside a tunnel or
+    quoted in an ICMP error (the timeline shows outer packets only): not compared."""
+    report = stats_json(path)
+    diffs, compared = [], 0
+    for proto in ("tcp", "udp"):
+        mine: dict[frozenset[str], dict[str, int]] = {}  # endpoints -> frames sent by each
+        for c in report["conversations"]:
+            if c["proto"] == proto.upper():
+                client, server = plain(c["client"]), plain(c["server"])
+                sent = mine.setdefault(frozenset((client, server)), {})
+                sent[client] = sent.get(client, 0) + c["packets"]["client_to_server"]
+                sent[server] = sent.get(server, 0) + c["packets"]["server_to_client"]
+        for key, (first, from_first, to_first) in tshark_conversations(path, proto).items():
+            sent = mine.get(key)
+            if sent is None:
+                continue  # inside a tunnel or an ICMP error: sockcap shows the outer packet
+            compared += 1
+            second = next(iter(key - {first}), first)
+            got = (sent.get(first, 0), sent.get(second, 0))
+            if got != (from_first, to_first):
+                diffs.append(f"{path.name}: {proto} {sorted(key)} {got} != {(from_first, to_first)}")
+    return compared, diffs
+
+
+@needs_corpus
+@needs_tshark
+def test_corpus_conversations_agree_with_tshark() -> None:
+    compared, report = 0, []
+    for path in sorted((CORPUS / "public").iterdir()):
+        if path.suffix in (".pcap", ".pcapng") and ":" not in path.name:
+            n, diffs = conversations_agree(path)
+            compared += n
+            report += diffs
+    print(f"corpus: {compared - len(report)}/{compared} conversations agree")
+    assert compared > 20
+    assert not report, "\n".join(report[:30])
+
+
+@needs_corpus
+def test_capture_facts_agree_with_capinfos() -> None:
+    checked = 0
+    for info in sorted((CORPUS / "public").glob("*.capinfos.tsv")):
+        path = info.with_name(info.name.removesuffix(".capinfos.tsv"))
+        rows = list(csv.DictReader(info.read_text().splitlines()))
+        if not rows or path.suffix != ".pcap" or not rows[0]["Number of packets"].isdigit():
+            continue
+        res = sockcap("stats", "--json", str(path))
+        if res.returncode != 0:
+            continue  # damaged files: test_only_decode_errors_escape covers them
+        report = json.loads(res.stdout)
+        assert report["format"] == "pcap"
+        assert report["packets"] == int(rows[0]["Number of packets"]), path.name
+        checked += 1
+    assert checked > 20
+
+
+@needs_scenarios
+@needs_tshark
+@pytest.mark.parametrize("name", ["refused", "reset", "half_close", "zero_window", "rto", "lossy"])
+def test_scenario_stats(name: str) -> None:
+    path = scenario_capture(name)
+    compared, diffs = conversations_agree(path)
+    assert compared == 1 and not diffs, diffs
+    report = stats_json(path)
+    (conv,) = report["conversations"]
+    expected = {"refused": "refused", "reset": "reset"}.get(name, "FIN both ways")
+    assert conv["ended"] == expected
+    irtt = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e",
+                           "tcp.analysis.initial_rtt", "-c", "3"],
+                          capture_output=True, text=True, timeout=60).stdout.split()
+    assert irtt and round(float(irtt[0]) * 1e6) == round(conv["irtt"] * 1e6)
+    assert report["linktypes"] == ["EN10MB"] and report["format"] == "pcap"
+    assert report["notes"] == {k: v for k, v in report["notes"].items() if v > 0}
+
+
+@needs_scenarios
+def test_stats_text_table() -> None:
+    res = sockcap("stats", str(scenario_capture("half_close")))
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert "capture: " in out and "pcap, link type EN10MB" in out
+    assert re.search(r"tcp 0\s+127\.0\.0\.1:\d+\s+127\.0\.0\.1:\d+\s+10/8\s", out)
+    assert "FIN both ways" in out and "1 half-close" in out
+
+
+@needs_scenarios
+def test_show_explain_prints_each_note_kind_once() -> None:
+    res = sockcap("show", "--explain", str(scenario_capture("rto")))
+    assert res.returncode == 0, res.stderr
+    tail = res.stdout.splitlines()[-2:]
+    assert tail[0] == "notes:"
+    assert tail[1].startswith("  retransmission (")
+    assert "no ACK came for them in time" in tail[1]
+
+
+@needs_capture
+def test_run_capture_summary_says_how_it_ended(tmp_path: Path) -> None:
+    res = sockcap("run", "--capture", "--follow", "--explain", "-m", "hi", "-m", "quit",
+                  "--out", str(tmp_path / "run.pcap"))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "ended: FIN both ways" in lines[-1]
+    assert "> hi" in lines and "< hi" in lines
+    assert any(line.startswith("notes: none") for line in lines)
