@@ -13,15 +13,17 @@ def fmt_rtt(ns: int) -> str:
 
 
 def summary_line(convs: Sequence[Conversation], stats: CaptureStats | None = None) -> str:
-    """``16 packets: client→server 9 (612 bytes), server→client 7 (478 bytes), handshake RTT
+    """``16 packets: client→server 9 (612 bytes, 14 of payload), server→client 7 (...), handshake RTT
     0.060 ms, ended: FIN both ways``, then the expert notes if there were any: the one-line
     form of ``sockcap stats``."""
     up = sum(c.dirs[0].packets for c in convs)
     down = sum(c.dirs[1].packets for c in convs)
     up_b = sum(c.dirs[0].bytes for c in convs)
     down_b = sum(c.dirs[1].bytes for c in convs)
-    text = (f"{up + down} packets: client→server {up} ({up_b} bytes), "
-            f"server→client {down} ({down_b} bytes)")
+    up_p = sum(c.dirs[0].payload_bytes for c in convs)
+    down_p = sum(c.dirs[1].payload_bytes for c in convs)
+    text = (f"{up + down} packets: client→server {up} ({up_b} bytes, {up_p} of payload), "
+            f"server→client {down} ({down_b} bytes, {down_p} of payload)")
     tcp = [c for c in convs if c.syn_ts >= 0]
     if tcp:
         text += f", handshake RTT {fmt_rtt(tcp[0].irtt_ns)}"
