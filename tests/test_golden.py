@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-
 from conftest import CORPUS, sockcap
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

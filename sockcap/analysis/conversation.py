@@ -164,6 +164,10 @@ class Annotated(NamedTuple):
     notes: tuple[str, ...]  # decode notes, later analysis notes
 
 
+Entry = tuple[Conversation, bool]  # a conversation and whether a packet is from its client
+_new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (half the cost)
+
+
 class ConversationTracker:
     """Streams packets into conversations; ``feed`` annotates one packet at a time.
 
@@ -173,38 +177,47 @@ class ConversationTracker:
 
     def __init__(self, analyze: bool = True) -> None:
         self.analyze = analyze
-        self._by_key: dict[tuple[object, ...], Conversation] = {}
+        self._by_key: dict[tuple[object, ...], Entry] = {}
         self.conversations: list[Conversation] = []
         self._streams = {IPPROTO_TCP: 0, IPPROTO_UDP: 0}
         self._count = 0
         self.note_counts: dict[str, int] = {}  # expert note kind -> count, whole capture
 
     def feed(self, p: Packet) -> Annotated:
+        """Number, file and annotate one packet: :meth:`locate`, then :meth:`annotate`."""
+        return self.annotate(p, self.locate(p))
+
+    def locate(self, p: Packet) -> Entry | None:
+        """Count ``p`` and find its conversation: ``(conversation, from_client)``.
+
+        This is the stream numbering alone (the one place its rules live): a new
+        conversation for a new 5-tuple or a SYN that reuses ports, and the sequence
+        bases that the port-reuse rule reads. It leaves the conversation's counters and
+        analysis alone, so a view that needs every packet's stream but the details of a
+        few (``sockcap follow --stream N``) calls this for every packet and
+        :meth:`annotate` only for the packets it keeps. None: neither TCP nor UDP.
+        """
         self._count += 1
-        if p.sport < 0 or p.proto not in self._streams:
-            return Annotated(self._count, p, None, True, -1, -1, -1, "", p.notes)
-        conv = self._conversation(p)
-        conv.last_ts = p.ts_ns
-        from_client = (p.src, p.sport) == conv.client
+        proto = p.proto
+        if p.sport < 0 or proto not in self._streams:
+            return None
+        entry = self._by_key.get((proto, p.src, p.sport, p.dst, p.dport))
+        if proto != IPPROTO_TCP:
+            return entry or self._new(p)
+        flags = p.flags
+        if entry is None or (flags & (SYN | ACK) == SYN and _reuses_ports(entry, p)):
+            entry = self._new(p)
+        conv, from_client = entry
         d = conv.dirs[0 if from_client else 1]
-        d.packets += 1
-        d.bytes += p.wirelen
-        d.payload_bytes += p.payload_len
-        if p.proto == IPPROTO_UDP:
-            return Annotated(self._count, p, conv, from_client, -1, -1, -1, "data", p.notes)
-        return self._tcp(p, conv, from_client, d, conv.dirs[1 if from_client else 0])
+        if d.base < 0:
+            d.base = p.seq if flags & SYN else (p.seq - 1) % MOD32
+        if flags & ACK:
+            r = conv.dirs[1 if from_client else 0]
+            if r.base < 0:
+                r.base = (p.ack - 1) % MOD32
+        return entry
 
-    def _conversation(self, p: Packet) -> Conversation:
-        # Each conversation is filed under both directions' keys: one tuple and one dict
-        # lookup per packet, no sorting of endpoints.
-        conv = self._by_key.get((p.proto, p.src, p.sport, p.dst, p.dport))
-        if conv is None or (p.flags & (SYN | ACK) == SYN and _reuses_ports(conv, p)):
-            conv = self._new(p)
-            self._by_key[(p.proto, p.src, p.sport, p.dst, p.dport)] = conv
-            self._by_key[(p.proto, p.dst, p.dport, p.src, p.sport)] = conv
-        return conv
-
-    def _new(self, p: Packet) -> Conversation:
+    def _new(self, p: Packet) -> Entry:
         stream = self._streams[p.proto]
         self._streams[p.proto] = stream + 1
         src, dst = (p.src, p.sport), (p.dst, p.dport)
@@ -220,38 +233,55 @@ class ConversationTracker:
             roles, client, server = ROLES_GUESSED, src, dst
         conv = Conversation(stream, p.proto, client, server, roles, p.ts_ns)
         self.conversations.append(conv)
-        return conv
+        # Filed under both directions' keys with the direction in the entry: one tuple
+        # and one dict lookup per packet, no sorting of endpoints, no endpoint compare.
+        # The packet's own key is written last, so that a conversation with itself
+        # (same address and port both ways) is always "from the client".
+        forward = src == client
+        self._by_key[(p.proto, p.dst, p.dport, p.src, p.sport)] = (conv, not forward)
+        entry = self._by_key[(p.proto, p.src, p.sport, p.dst, p.dport)] = (conv, forward)
+        return entry
 
-    def _tcp(self, p: Packet, conv: Conversation, from_client: bool,
-             d: Direction, r: Direction) -> Annotated:
-        flags = p.flags
+    def annotate(self, p: Packet, entry: Entry | None) -> Annotated:
+        """The Annotated record of the packet just passed to :meth:`locate`.
+
+        Updates the conversation's counters, handshake and expert state. One function
+        for the common TCP segment (a million calls for a big file), with the packet's
+        fields read by one tuple unpacking rather than one attribute lookup each.
+        """
+        if entry is None:
+            return _new_tuple(Annotated, (self._count, p, None, True, -1, -1, -1, "",
+                                          p.notes))
+        conv, from_client = entry
+        (ts, _, wirelen, _, _, _, _, proto, _, _, pseq, pack, flags, window, _, _, plen, _,
+         notes, _, _, _) = p  # fmt: skip
+        conv.last_ts = ts
+        dirs = conv.dirs
+        d = dirs[0 if from_client else 1]
+        d.packets += 1
+        d.bytes += wirelen
+        d.payload_bytes += plen
+        if proto == IPPROTO_UDP:
+            return _new_tuple(Annotated, (self._count, p, conv, from_client, -1, -1, -1,
+                                          "data", notes))
+        r = dirs[1 if from_client else 0]
         if flags & SYN:
             _see_syn(p, conv, d, r, from_client)
-        if d.base < 0:
-            d.base = p.seq if flags & SYN else (p.seq - 1) % MOD32
-        if flags & ACK:
-            if r.base < 0:
-                r.base = (p.ack - 1) % MOD32
-            ack = (p.ack - r.base) % MOD32
-        else:
-            ack = 0
-        seq = (p.seq - d.base) % MOD32
-        win = p.window
-        if not flags & SYN and d.scale >= 0 and r.scale >= 0:
-            win <<= d.scale
-        notes = p.notes
-        bits = 0
+        ack = (pack - r.base) % MOD32 if flags & ACK else 0
+        win = window << d.scale if (not flags & SYN and d.scale >= 0 and r.scale >= 0) else window
         if not self.analyze:
-            return Annotated(self._count, p, conv, from_client, seq, ack, win,
-                             _phase(p, conv, from_client, d), notes)
-        if p.window >= 0 and p.ack >= 0:  # Wireshark analyses only complete headers
-            bits = analyze_segment(p.seq, p.ack, p.payload_len, flags, p.window, p.ts_ns,
-                                   d, r, conv.first_rtt, conv.mptcp_ops != d.mptcp_ops)
+            return _new_tuple(Annotated, (self._count, p, conv, from_client,
+                                          (pseq - d.base) % MOD32, ack, win,
+                                          _phase(p, conv, from_client, d), notes))
+        bits = 0
+        if window >= 0 and pack >= 0:  # Wireshark analyses only complete headers
+            bits = analyze_segment(pseq, pack, plen, flags, window, ts, d, r, conv.first_rtt,
+                                   conv.mptcp_ops != d.mptcp_ops)
             if conv.mptcp:
                 conv.mptcp_ops += mptcp_mappings(p.options)
                 d.mptcp_ops = conv.mptcp_ops
         if flags & (SYN | ACK) == ACK and conv.mru_syn_ts and not conv.first_rtt:
-            conv.first_rtt = p.ts_ns - conv.mru_syn_ts
+            conv.first_rtt = ts - conv.mru_syn_ts
         own = _connection_note(p, conv, d, r, bits) if flags & RST or r.fin else ""
         phase = _phase(p, conv, from_client, d)
         if bits or own:
@@ -259,7 +289,8 @@ class ConversationTracker:
             extra = (*extra, own) if own else extra
             self._count_notes(conv, extra)
             notes = notes + extra
-        return Annotated(self._count, p, conv, from_client, seq, ack, win, phase, notes)
+        return _new_tuple(Annotated, (self._count, p, conv, from_client,
+                                      (pseq - d.base) % MOD32, ack, win, phase, notes))
 
     def _count_notes(self, conv: Conversation, notes: tuple[str, ...]) -> None:
         if conv.note_counts is None:
@@ -270,11 +301,12 @@ class ConversationTracker:
             self.note_counts[kind] = self.note_counts.get(kind, 0) + 1
 
 
-def _reuses_ports(conv: Conversation, p: Packet) -> bool:
+def _reuses_ports(entry: Entry, p: Packet) -> bool:
     """A SYN on a known 5-tuple starts a new connection when its sequence number is not the
     one this side used before (Wireshark's "TCP Port numbers reused"); the same number is
     a retransmitted SYN of the same connection."""
-    d = conv.dirs[0 if (p.src, p.sport) == conv.client else 1]
+    conv, from_client = entry
+    d = conv.dirs[0 if from_client else 1]
     return d.base >= 0 and p.seq != d.base
 
 

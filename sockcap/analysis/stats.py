@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from sockcap.analysis.conversation import Annotated, Conversation
-from sockcap.decode.records import IPPROTO_TCP, LINKTYPE_NAMES
+from sockcap.decode.records import IPPROTO_TCP, LINKTYPE_NAMES, Packet
 
 PROTOCOL_NAMES = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP",
                   51: "AH", 58: "ICMPv6", 89: "OSPF", 132: "SCTP"}
@@ -62,30 +62,44 @@ class StatsReport(NamedTuple):
 
 
 class StatsCollector:
-    """Counts packets per protocol and the capture's time span."""
+    """Counts packets per protocol and the capture's time span.
+
+    Counts are kept per ``(net, proto)`` pair, the names looked up once per pair at
+    :meth:`report`: per packet that is one dict lookup and a few additions.
+    """
 
     def __init__(self) -> None:
         self.packets = 0
         self.first_ns = -1
         self.last_ns = -1
-        self.protocols: dict[str, list[int]] = {}
-        self._names: dict[tuple[str, int], str] = {}
+        self._counts: dict[tuple[str, int], list[int]] = {}  # (net, proto) -> packets, bytes
 
     def feed(self, a: Annotated) -> None:
-        p = a.packet
+        self.count(a.packet)
+
+    def count(self, p: Packet) -> None:
+        """Count one packet (all that the totals need; no Annotated record)."""
         self.packets += 1
+        ts = p.ts_ns
         if self.first_ns < 0:
-            self.first_ns = p.ts_ns
-        self.last_ns = max(self.last_ns, p.ts_ns)
-        key = (p.net, p.proto)
-        name = self._names.get(key)
-        if name is None:
-            name = self._names[key] = protocol_name(p.net, p.proto)
-        counts = self.protocols.get(name)
+            self.first_ns = ts
+        if ts > self.last_ns:
+            self.last_ns = ts
+        counts = self._counts.get((p.net, p.proto))
         if counts is None:
-            counts = self.protocols[name] = [0, 0]
+            counts = self._counts[(p.net, p.proto)] = [0, 0]
         counts[0] += 1
         counts[1] += p.wirelen
+
+    @property
+    def protocols(self) -> dict[str, list[int]]:
+        """Protocol name -> [packets, frame bytes], names in the order first seen."""
+        out: dict[str, list[int]] = {}
+        for (net, proto), (packets, size) in self._counts.items():
+            total = out.setdefault(protocol_name(net, proto), [0, 0])
+            total[0] += packets
+            total[1] += size
+        return out
 
     def report(self, convs: Sequence[Conversation], facts: CaptureFacts,
                notes: Mapping[str, int]) -> StatsReport:

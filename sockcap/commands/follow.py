@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, BinaryIO
 import click
 
 if TYPE_CHECKING:
-    from sockcap.analysis.conversation import Annotated, Conversation
+    from sockcap.analysis.conversation import Annotated, Conversation, ConversationTracker
     from sockcap.analysis.follow import Chunk
+    from sockcap.decode.records import RawFrame
 
 
 @click.command("follow")
@@ -55,29 +56,53 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     from sockcap.errors import SockcapError
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
-    from sockcap.view import View
 
     output = Output(color=False if no_color else None)
     select = None if stream is None else (IPPROTO_UDP if udp else IPPROTO_TCP, stream)
-    view = View()
-    view.tracker = ConversationTracker(analyze=False)  # follow needs no expert notes
+    tracker = ConversationTracker(analyze=False)  # follow needs no expert notes
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
     sink = RawFiles(Path(out), output.note) if out is not None else None
     with ExitStack() as stack:
         reader = open_capture(_open(path, stack))
-        pairs = follow_pairs(view.annotate(reader), select, mode, sink)
+        pairs = follow_pairs(annotated(reader, tracker, select), select, mode, sink)
         try:
             output.lines(pairs)
         finally:
             if sink is not None:
                 sink.close()
     if select is not None and not any(
-            (c.proto, c.stream) == select for c in view.tracker.conversations):
+            (c.proto, c.stream) == select for c in tracker.conversations):
         kind = "udp" if udp else "tcp"
-        count = sum(1 for c in view.tracker.conversations if c.proto == select[0])
+        count = sum(1 for c in tracker.conversations if c.proto == select[0])
         raise SockcapError(f"no {kind} stream {stream} in {path} (it has {count}: 0..{count - 1})"
                            if count else f"no {kind} conversation in {path}")
     output.flush()
+
+
+def annotated(frames: Iterable[RawFrame], tracker: ConversationTracker,
+              select: tuple[int, int] | None) -> Iterator[Annotated]:
+    """The packets the follow view needs, annotated: all, or with ``select`` only that
+    conversation's.
+
+    Every packet is decoded and numbered by the tracker (:meth:`~ConversationTracker.
+    locate`: the stream numbers are the tracker's, port reuse included), but with
+    ``select`` only the selected conversation's packets are annotated; the others cost a
+    decode and a dict lookup.
+    """
+    from sockcap.decode import decode_frame
+
+    locate, annotate = tracker.locate, tracker.annotate
+    if select is None:
+        for frame in frames:
+            p = decode_frame(frame)
+            yield annotate(p, locate(p))
+        return
+    proto, stream = select
+    for frame in frames:
+        p = decode_frame(frame)
+        entry = locate(p)
+        if entry is not None and entry[0].stream == stream and entry[0].proto == proto:
+            yield annotate(p, entry)
 
 
 def follow_pairs(annotated: Iterable[Annotated], select: tuple[int, int] | None,

@@ -7,6 +7,7 @@ shown. Non-fatal damage (a clamped record, skipped blocks) is summed up on stder
 
 from __future__ import annotations
 
+import gc
 import sys
 from contextlib import ExitStack
 from typing import BinaryIO
@@ -46,6 +47,10 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
             if output.color:
                 output.lines(view.lines(reader))
             else:
+                # The plain path makes no reference cycles (records, conversations,
+                # strings): the cyclic collector would only walk the conversations kept,
+                # again and again. rich, on a terminal, may make some: it keeps it on.
+                gc.disable()
                 output.text(view.text(reader))
         except CaptureFileError:
             output.flush()

@@ -24,30 +24,36 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     import json
     from contextlib import ExitStack
 
+    from sockcap.analysis.conversation import ConversationTracker
     from sockcap.analysis.stats import CaptureFacts, StatsCollector, linktype_names
     from sockcap.commands.show import _open
+    from sockcap.decode import decode_frame
     from sockcap.errors import CaptureFileError
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
     from sockcap.render.stats import stats_json, stats_lines
-    from sockcap.view import View
 
     output = Output(color=False if no_color else None)
-    view = View()
+    tracker = ConversationTracker()
     collector = StatsCollector()
     failure: CaptureFileError | None = None
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
     with ExitStack() as stack:
         reader = open_capture(_open(path, stack))
+        # One loop, no generator between the stages: the statistics read the
+        # conversations' state, so the Annotated record of each packet is dropped at once.
+        locate, annotate, count = tracker.locate, tracker.annotate, collector.count
         try:
-            for a in view.annotate(reader):
-                collector.feed(a)
+            for frame in reader:
+                p = decode_frame(frame)
+                annotate(p, locate(p))
+                count(p)
         except CaptureFileError as e:
             failure = e
     facts = CaptureFacts(reader.format, linktype_names(reader.linktypes),
                          tuple(reader.warnings) + ((str(failure),) if failure else ()),
                          dict(reader.skipped))
-    report = collector.report(view.tracker.conversations, facts, view.tracker.note_counts)
+    report = collector.report(tracker.conversations, facts, tracker.note_counts)
     name = "stdin" if path == "-" else path
     if json_:
         output.line(json.dumps(stats_json(report, name), ensure_ascii=False))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from test_golden import cases, render  # noqa: E402
+from test_golden import cases, render
 
 if __name__ == "__main__":
     for case in cases():
