@@ -23,6 +23,7 @@ class ViewOptions(NamedTuple):
     limit: int = 0  # stop after this many packets shown (0: all)
     port: int = 0  # show only TCP/UDP packets to or from this port (0: all)
     explain: bool = False  # after the timeline, a sentence per kind of expert note seen
+    keep: bool = True  # keep every conversation (for a summary); False: bounded memory
 
 
 class View:
@@ -30,7 +31,7 @@ class View:
 
     def __init__(self, options: ViewOptions | None = None) -> None:
         self.options = options = options or ViewOptions()
-        self.tracker = ConversationTracker()
+        self.tracker = ConversationTracker(keep=options.keep)
         self.timeline = Timeline(style=options.style, hex_payload=options.hex)
         self.shown = 0
 

@@ -40,7 +40,7 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         return
     output = Output(color=False if no_color else None)
     view = View(ViewOptions(json=json_, style=style, hex=hex_, limit=count, port=port,
-                            explain=explain))
+                            explain=explain, keep=False))
     with ExitStack() as stack:
         reader = open_capture(_open(path, stack))
         try:
