@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, sockcap
 
 PCAP = str(ROOT / "tests" / "golden" / "echo-tcp.pcap")
