@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then as_root=(sudo DEBIAN_FRONTEND=noninteractive); fi
 VENV="${SOCKCAP_VENV:-.venv}"
 
 need_apt=()
@@ -28,9 +28,9 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
+  "${as_root[@]}" apt-get update -qq
   # wireshark-common asks whether non-root users may capture; answer "no" (the default).
-  $SUDO -E apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
