@@ -21,7 +21,10 @@ Each figure is the best of ``--repeat`` runs, in two CPU layouts (with 2+ CPUs):
   from run to run, which says more about the scheduler than about the servers.
 
 The servers: ``sockcap`` (``run_server`` with no log, as ``sockcap server`` runs it
-minus the per-message console lines), ``C fork`` (``bench/c/echo_server.c``, the
+minus the per-message console lines), ``sockcap --workers 2`` (the same in two worker
+processes sharing the port with SO_REUSEPORT; pinned, both workers share CPU 0 like
+every other server's processes, so that column measures the cost of the second
+process; free, they can use both CPUs), ``C fork`` (``bench/c/echo_server.c``, the
 classic fork-per-connection student server) and ``socat`` (``TCP-LISTEN,fork EXEC:cat``:
 fork plus exec of cat per connection). Needs gcc; socat is skipped if missing.
 Every process this script starts is stopped by its PID at the end.
@@ -57,7 +60,8 @@ SCENARIOS = [  # (label, load_client mode, connections)
 ]
 SOCKCAP_SERVER = (
     "import sys; from sockcap.endpoints.server import run_server; "
-    "run_server('127.0.0.1', int(sys.argv[1]), max_clients=10000, log=None)"
+    "run_server('127.0.0.1', int(sys.argv[1]), max_clients=10000, "
+    "workers=int(sys.argv[2]), log=None)"
 )
 
 
@@ -183,7 +187,8 @@ def _cpu_seconds(pid: int) -> float:
 def server_commands(bin_dir: Path) -> dict[str, list[str]]:
     """Each server's command line; ``{port}`` is filled in per run."""
     commands = {
-        "sockcap": [sys.executable, "-c", SOCKCAP_SERVER, "{port}"],
+        "sockcap": [sys.executable, "-c", SOCKCAP_SERVER, "{port}", "1"],
+        "sockcap --workers 2": [sys.executable, "-c", SOCKCAP_SERVER, "{port}", "2"],
         "C fork": [str(build("echo_server", bin_dir)), "{port}"],
     }
     if shutil.which("socat"):

@@ -123,15 +123,17 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
 @click.option("--udp", is_flag=True, help="UDP instead of TCP.")
 @click.option("--host", default="127.0.0.1", show_default=True, callback=_host, help="Address to bind (0.0.0.0 to accept other machines).")
 @click.option("--port", type=PORT, default=5001, show_default=True)
-@click.option("--max-clients", type=click.IntRange(1, 1_000_000), default=1024, show_default=True, help="Connections served at once; more are refused.")
+@click.option("--max-clients", type=click.IntRange(1, 1_000_000), default=1024, show_default=True, help="Connections served at once (by each worker); more are refused.")
 @click.option("--idle-timeout", type=click.FloatRange(0.1), default=300.0, show_default=True, help="Close a connection silent for this many seconds.")
 @click.option("--max-message", type=click.IntRange(1, 16 << 20), default=65536, show_default=True, help="Largest read echoed at once, in bytes.")
-def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: float, max_message: int) -> None:
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Processes serving the port (SO_REUSEPORT: the kernel spreads clients over them).")
+def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: float, max_message: int,
+           workers: int) -> None:
     """Run an echo server (Ctrl-C stops it)."""
     from sockcap.endpoints.server import run_server
 
     run_server(host, port, udp=udp, max_clients=max_clients, idle_timeout=idle_timeout,
-               max_message=max_message, log=_log_line)
+               max_message=max_message, workers=workers, log=_log_line)
 
 
 @cli.command()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from conftest import sockcap
 
 from sockcap.endpoints.address import is_wildcard, preview, printable
 from sockcap.endpoints.client import (
@@ -546,3 +547,116 @@ def test_run_client_ctrl_c_while_waiting_for_input(tmp_path: Path) -> None:
             proc.stdin.close()
             stop(proc)
     assert log.read_text().splitlines()[-1] == "interrupted"
+
+
+# -- worker processes (sockcap server --workers N) -------------------------------------
+
+
+def start_workers(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path, list[int]]:
+    """``sockcap server --workers 2 ARGS`` in a subprocess; its log and its workers' PIDs."""
+    log = tmp_path / "server.log"
+    env = dict(os.environ, NO_COLOR="1")
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sockcap", "server", "--workers", "2", *args],
+            stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+        )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        found = re.search(r"workers (\d+), (\d+); Ctrl-C stops", text)
+        if found and text.count(": listening on") == 2:  # both workers are serving
+            return proc, log, [int(found.group(1)), int(found.group(2))]
+        assert proc.poll() is None, text
+        time.sleep(0.02)
+    stop(proc)
+    raise AssertionError(f"the workers never started: {log.read_text()}")
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent PID of a live process, from /proc; None once it is gone (or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+    return None if state == "Z" else int(ppid)
+
+
+def wait_gone(pids: list[int], limit: float = 10.0) -> bool:
+    deadline = time.monotonic() + limit
+    while any(parent_of(pid) is not None for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_workers_serve_a_hundred_clients_and_stop_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    proc, log, workers = start_workers(tmp_path, "--port", str(port))
+    try:
+        assert [parent_of(pid) for pid in workers] == [proc.pid, proc.pid]
+
+        async def clients() -> list[list[Exchange]]:
+            return list(await asyncio.gather(*(
+                tcp_exchange("127.0.0.1", port, [f"client {i}", f"again {i}"]) for i in range(100)
+            )))
+
+        for i, result in enumerate(run(clients())):
+            assert result == [(f"client {i}", f"client {i}".encode()),
+                              (f"again {i}", f"again {i}".encode())]
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        stop(proc)
+    assert wait_gone(workers, 0)  # reaped by the parent before it exited
+    text = log.read_text()
+    served = [len(re.findall(rf"worker {pid}: 127\.0\.0\.1:\d+ connected", text)) for pid in workers]
+    assert sum(served) == 100 and min(served) > 0, served  # the kernel spread them
+    assert "Traceback" not in text
+    assert text.splitlines()[-1].endswith(" stopped")
+
+
+def test_workers_die_with_a_killed_parent(tmp_path: Path) -> None:
+    proc, _, workers = start_workers(tmp_path, "--port", str(free_port()))
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        assert wait_gone(workers), "a worker outlived its parent"
+    finally:
+        for pid in workers:  # only if the test failed: they are ours, stop them by PID
+            if parent_of(pid) is not None:
+                os.kill(pid, signal.SIGKILL)
+        stop(proc)
+
+
+def test_workers_serve_udp(tmp_path: Path) -> None:
+    port = free_port(socket.SOCK_DGRAM)
+    proc, _, _ = start_workers(tmp_path, "--udp", "--port", str(port))
+    try:
+        for i in range(10):  # ten client ports: the kernel spreads them by address
+            assert run(udp_exchange("127.0.0.1", port, [f"datagram {i}"])) == [
+                (f"datagram {i}", f"datagram {i}".encode())
+            ]
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(15) == 0
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("reuseport", [False, True])
+def test_workers_port_in_use(reuseport: bool) -> None:
+    """One line, also when the holder uses SO_REUSEPORT (the workers must not join it)."""
+    with socket.socket() as holder:
+        if reuseport:
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = sockcap("server", "--workers", "2", "--port", str(port), timeout=20)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"sockcap: port {port} is in use on 127.0.0.1 "
+        "(pick another with --port, or stop the program holding it)\n"
+    )
