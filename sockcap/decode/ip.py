@@ -9,8 +9,10 @@ A test checks that both paths give the same Packet wherever the fast one applies
 
 from __future__ import annotations
 
-import socket
 import struct
+
+# Pure conversions only (address bytes to text); the decoder opens no socket.
+from socket import AF_INET6, inet_ntoa, inet_ntop
 
 from sockcap.decode.records import Packet, TcpOption
 from sockcap.decode.transport import (
@@ -63,9 +65,9 @@ read_nops_timestamps = struct.Struct("!I8s").unpack_from  # NOP, NOP, kind 8, le
 NOP_NOP_TIMESTAMPS = 0x0101080A  # the options Linux puts on every segment after the SYN
 
 new_tuple = tuple.__new__  # builds a NamedTuple without its __new__ (half the cost)
-_ntoa = socket.inet_ntoa
-_ntop = socket.inet_ntop
-_AF_INET6 = socket.AF_INET6
+_ntoa = inet_ntoa
+_ntop = inet_ntop
+_AF_INET6 = AF_INET6
 
 # Address text is cached: inet_ntoa costs about 0.3 us a call (measured), a fifth of the
 # whole decode per address, and a capture has few distinct addresses. Bounded: the cache
