@@ -51,7 +51,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     from contextlib import ExitStack
 
     from sockcap.analysis.conversation import ConversationTracker
-    from sockcap.commands.show import _open
+    from sockcap.commands.show import open_input
     from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP
     from sockcap.errors import SockcapError
     from sockcap.output import Output
@@ -63,7 +63,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
     sink = RawFiles(Path(out), output.note) if out is not None else None
     with ExitStack() as stack:
-        reader = open_capture(_open(path, stack))
+        reader = open_capture(open_input(path, stack))
         pairs = follow_pairs(annotated(reader, tracker, select), select, mode, sink)
         try:
             output.lines(pairs)

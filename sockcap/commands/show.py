@@ -18,7 +18,8 @@ from sockcap.pcapfile.reader import open_capture
 from sockcap.view import View, ViewOptions
 
 
-def _open(path: str, stack: ExitStack) -> BinaryIO:
+def open_input(path: str, stack: ExitStack) -> BinaryIO:
+    """The capture file to read (`-`: stdin), with one-line errors; shared by show, follow, stats."""
     if path == "-":
         return sys.stdin.buffer
     try:
@@ -42,7 +43,7 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
     view = View(ViewOptions(json=json_, style=style, hex=hex_, limit=count, port=port,
                             explain=explain, keep=False))
     with ExitStack() as stack:
-        reader = open_capture(_open(path, stack))
+        reader = open_capture(open_input(path, stack))
         try:
             if output.color:
                 output.lines(view.lines(reader))

@@ -26,7 +26,7 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
 
     from sockcap.analysis.conversation import ConversationTracker
     from sockcap.analysis.stats import CaptureFacts, StatsCollector, linktype_names
-    from sockcap.commands.show import _open
+    from sockcap.commands.show import open_input
     from sockcap.decode import decode_frame
     from sockcap.errors import CaptureFileError
     from sockcap.output import Output
@@ -39,7 +39,7 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     failure: CaptureFileError | None = None
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
     with ExitStack() as stack:
-        reader = open_capture(_open(path, stack))
+        reader = open_capture(open_input(path, stack))
         # One loop, no generator between the stages: the statistics read the
         # conversations' state, so the Annotated record of each packet is dropped at once.
         locate, annotate, count = tracker.locate, tracker.annotate, collector.count

@@ -43,16 +43,16 @@ _PREVIEW_TABLE = {i: _ESCAPES.get(i, f"\\x{i:02x}") for i in range(256) if not 3
 # bytes a preview shows as themselves (deleted by translate: what remains needs escaping)
 _PLAIN = bytes(i for i in range(32, 127) if i not in _ESCAPES)
 _HEXDUMP_ASCII = bytes(c if 32 <= c < 127 else 46 for c in range(256))
-_FLAG_CACHE: dict[int, tuple[str, ...]] = {}
 
 
 def flag_names(flags: int) -> tuple[str, ...]:
     """TCP flag names set in ``flags``, in Wireshark's order: ``("PSH", "ACK")``."""
-    names = _FLAG_CACHE.get(flags)
-    if names is None:
-        names = tuple(n for i, n in enumerate(FLAG_NAMES) if flags >> i & 1)
-        _FLAG_CACHE[flags] = names
-    return names
+    return _FLAG_NAME_TABLE[flags & 0x1FF]
+
+
+# Every combination of the nine flags, built once: a table rather than a cache that fills.
+_FLAG_NAME_TABLE = tuple(tuple(n for i, n in enumerate(FLAG_NAMES) if f >> i & 1)
+                         for f in range(512))
 
 
 def wireshark_flags(flags: int) -> str:
