@@ -9,7 +9,8 @@ Usage::
 Pairs, each reading the whole file with output to /dev/null, one process per command
 (wall time and peak RSS from ``os.wait4``, as bench/show_bench.py does):
 
-* ``sockcap follow --raw --stream N FILE`` against ``tshark -q -z follow,tcp,raw,N``;
+* ``sockcap follow --raw --stream N FILE`` against ``tshark -q -z follow,tcp,raw,N``,
+  for a stream near the start and for one that starts halfway through the file;
 * ``sockcap stats FILE`` against ``tshark -q -z conv,tcp``;
 * ``sockcap show FILE`` against ``tcpdump -nn -r FILE`` (the timeline must stay near
   tcpdump's speed with the expert analysis on).
@@ -53,11 +54,29 @@ def busiest_stream(path: Path, packets: int = 1000) -> int:
     return best.stream
 
 
-def pairs(path: str, stream: int) -> list[tuple[str, list[str], str, list[str]]]:
+def middle_stream(path: Path, packets: int) -> int:
+    """The first TCP stream that starts in the second half of the file: following it,
+    sockcap numbers every packet of the first half before its prefilter can help."""
+    from sockcap.analysis.conversation import ConversationTracker
+    from sockcap.decode import decode_frame
+    from sockcap.pcapfile.reader import open_capture
+
+    tracker = ConversationTracker(analyze=False)
+    with open(path, "rb") as f:
+        for frame in itertools.islice(open_capture(f), packets // 2):
+            tracker.locate(decode_frame(frame))
+    return sum(1 for c in tracker.conversations if c.proto == 6)
+
+
+def pairs(path: str, stream: int, middle: int) -> list[tuple[str, list[str], str, list[str]]]:
     sc = sockcap_argv()
     return [
-        ("sockcap follow --raw", [*sc, "follow", "--raw", "--stream", str(stream), path],
+        (f"sockcap follow --raw --stream {stream}",
+         [*sc, "follow", "--raw", "--stream", str(stream), path],
          "tshark follow,tcp,raw", ["tshark", "-q", "-r", path, "-z", f"follow,tcp,raw,{stream}"]),
+        (f"sockcap follow --raw --stream {middle}",
+         [*sc, "follow", "--raw", "--stream", str(middle), path],
+         "tshark follow,tcp,raw", ["tshark", "-q", "-r", path, "-z", f"follow,tcp,raw,{middle}"]),
         ("sockcap stats", [*sc, "stats", path],
          "tshark conv,tcp", ["tshark", "-q", "-r", path, "-z", "conv,tcp"]),
         ("sockcap show", [*sc, "show", path],
@@ -65,9 +84,10 @@ def pairs(path: str, stream: int) -> list[tuple[str, list[str], str, list[str]]]
     ]
 
 
-def measure(path: Path, stream: int, repeat: int) -> list[tuple[Result, Result]]:
+def measure(path: Path, stream: int, middle: int,
+            repeat: int) -> list[tuple[Result, Result]]:
     out = []
-    for name, argv, anchor, anchor_argv in pairs(str(path), stream):
+    for name, argv, anchor, anchor_argv in pairs(str(path), stream, middle):
         mine = best_of(name, argv, repeat)
         theirs = best_of(anchor, anchor_argv, repeat)
         out.append((mine, theirs))
@@ -77,14 +97,15 @@ def measure(path: Path, stream: int, repeat: int) -> list[tuple[Result, Result]]
     return out
 
 
-def report(path: Path, packets: int, stream: int,
+def report(path: Path, packets: int, stream: int, middle: int,
            results: list[tuple[Result, Result]]) -> list[str]:
     lines = [
         "# Follow and stats speed (issue #4)",
         "",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; "
         f"file: `{path.name}` ({packets} packets, {path.stat().st_size >> 20} MiB); "
-        f"stream followed: {stream}.",
+        f"streams followed: {stream} (the busiest near the start) and {middle} (the first "
+        "to start in the second half).",
         f"tshark: {tool_version(['tshark', '--version'])}; "
         f"tcpdump: {tool_version(['tcpdump', '--version'])}; Python {sys.version.split()[0]}.",
         "Command: `python bench/analysis_bench.py` (each command's best of the repeats, output "
@@ -114,8 +135,9 @@ def main() -> None:
         sys.exit(f"{args.file} is missing: run python bench/make_capture.py first")
     stream = args.stream if args.stream is not None else busiest_stream(args.file)
     packets = count_packets(args.file)
-    results = measure(args.file, stream, args.repeat)
-    text = "\n".join(report(args.file, packets, stream, results)) + "\n"
+    middle = middle_stream(args.file, packets)
+    results = measure(args.file, stream, middle, args.repeat)
+    text = "\n".join(report(args.file, packets, stream, middle, results)) + "\n"
     print(text)
     if args.write:
         args.write.write_text(text)

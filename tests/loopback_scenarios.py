@@ -185,13 +185,49 @@ def lossy(port: int) -> None:
     t.join(DEADLINE)
 
 
+def port_reuse(port: int) -> None:
+    """Three connections from one client port, each closed with SO_LINGER 0 (an RST, so no
+    TIME_WAIT holds the port), and a connection from another port between each pair: one
+    5-tuple that is three streams (Wireshark's "TCP Port numbers reused"), interleaved."""
+    rounds = 3
+    srv = _listener(port)
+    srv.listen(2 * rounds)
+
+    def serve() -> None:
+        with srv:
+            for _ in range(2 * rounds):
+                conn, _ = srv.accept()
+                with conn:
+                    conn.settimeout(DEADLINE)
+                    conn.sendall(conn.recv(100))
+                    try:
+                        conn.recv(100)  # until the client's RST
+                    except OSError:
+                        pass
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    client_port = free_port()
+    for i in range(rounds):
+        for bind in (client_port, 0):
+            with socket.socket() as c:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                c.settimeout(DEADLINE)
+                c.bind((HOST, bind))
+                c.connect((HOST, port))
+                c.sendall(b"round %d from port %d" % (i, c.getsockname()[1]))
+                c.recv(100)
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    t.join(DEADLINE)
+
+
 def _nft(rule: str) -> None:
     subprocess.run(["nft", *rule.split()], check=True, timeout=10)
 
 
 SCENARIOS: dict[str, Callable[[int], None]] = {
     "refused": refused, "reset": reset, "half_close": half_close,
-    "zero_window": zero_window, "rto": rto, "lossy": lossy,
+    "zero_window": zero_window, "rto": rto, "lossy": lossy, "port_reuse": port_reuse,
 }
 NEEDS_NETNS = {"rto", "lossy"}
 

@@ -22,10 +22,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopback_scenarios import can_run, scenario_capture
 from test_analysis_oracle import edit, read_frames
+from test_pcapfile import small_reads
 
 from sockcap.analysis.conversation import ConversationTracker
 from sockcap.analysis.follow import Chunk, Follower
+from sockcap.commands.follow import annotated, follow_pairs
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet
+from sockcap.errors import DecodeError
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pcapfile.writer import write_pcap
 from sockcap.view import View
@@ -146,6 +149,62 @@ def test_follow_command_ascii_and_raw_files(tmp_path: Path) -> None:
         b"response %d to 18 bytes\n" % i for i in range(5))
     hexed = sockcap("follow", str(path), "--hex")
     assert "> 00000000  47 45 54 20" in hexed.stdout
+
+
+def follow_stream(path: Path, select: tuple[int, int], prefiltered: bool) -> list[object]:
+    """Every annotated packet of the selected stream (number, direction, relative seq and
+    ack, payload) and the follow view's lines, read with or without the reader's
+    prefilter (a plain iterator over the reader hides it)."""
+    tracker = ConversationTracker(analyze=False)
+    with path.open("rb") as f:
+        reader = open_capture(f)
+        packets = list(annotated(reader if prefiltered else iter(reader), tracker, select))
+    rows: list[object] = [(a.no, a.from_client, a.seq, a.ack, a.packet.payload)
+                          for a in packets]
+    return rows + list(follow_pairs(iter(packets), select, "hex"))
+
+
+def streams_of(path: Path) -> list[tuple[int, int]]:
+    view = View()
+    with path.open("rb") as f:
+        for _ in view.annotate(open_capture(f)):
+            pass
+    return [(c.proto, c.stream) for c in view.tracker.conversations]
+
+
+@needs_scenarios
+@needs_tshark
+def test_port_reuse_streams_are_tsharks_and_follow_the_same_with_the_prefilter() -> None:
+    """One client port, three connections, others between them: the prefilter (the port
+    pair) passes all three connections' frames; the tracker alone splits them."""
+    path = scenario_capture("port_reuse")
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "tcp.stream"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    view = View()
+    with path.open("rb") as f:
+        mine = [str(a.conv.stream) for a in view.annotate(open_capture(f)) if a.conv]
+    assert mine == out.split() and len(set(mine)) == 6
+    for chunk in (64, 1 << 20):
+        with small_reads(chunk):
+            for select in streams_of(path):
+                plain = follow_stream(path, select, prefiltered=False)
+                assert plain and follow_stream(path, select, prefiltered=True) == plain
+
+
+@needs_corpus
+def test_corpus_streams_follow_the_same_with_the_prefilter() -> None:
+    compared = 0
+    for path in sorted((CORPUS / "public").iterdir()):
+        if path.suffix in (".pcap", ".pcapng"):
+            try:
+                selects = streams_of(path)
+            except DecodeError:
+                continue  # damaged files are the reader's tests
+            for select in selects[:40]:
+                plain = follow_stream(path, select, prefiltered=False)
+                assert follow_stream(path, select, prefiltered=True) == plain, (path, select)
+                compared += 1
+    assert compared >= 60  # 68 TCP and UDP streams in the public corpus
 
 
 @needs_scenarios

@@ -38,6 +38,7 @@ import struct
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -566,3 +567,78 @@ def test_million_packets_stream_in_bounded_memory(tmp_path: Path) -> None:
                 peak = max(peak, rss_bytes())
     assert reader.packets == 1_000_000 and total == 200 * (54 + 66 + 74 + 1514 + 120) * 1000
     assert peak - start < 30 * 1024 * 1024
+
+
+# -- prefilter ----------------------------------------------------------------------------
+
+
+@contextmanager
+def small_reads(size: int) -> Iterator[None]:
+    """The reader's buffer refilled every ``size`` bytes: records and needles cross it."""
+    from sockcap.pcapfile import source
+
+    saved, source.CHUNK = source.CHUNK, size
+    try:
+        yield
+    finally:
+        source.CHUNK = saved
+
+
+def numbered(data: bytes, needles: list[bytes], after: int) -> list[tuple[int, RawFrame]]:
+    """(frame number, frame) of each frame read, the prefilter set after ``after`` frames."""
+    reader = open_capture(io.BytesIO(data))
+    if after == 0:
+        reader.prefilter(needles)
+    out = []
+    for frame in reader:
+        out.append((reader.packets, frame))
+        if reader.packets == after and after:
+            reader.prefilter(needles)
+    return out
+
+
+def check_prefilter(data: bytes, frames: list[RawFrame], needles: list[bytes],
+                    after: int) -> None:
+    got = numbered(data, needles, after)
+    everything = list(enumerate(frames, 1))
+    assert set(got) <= set(everything)  # right numbers, right bytes
+    must = [(n, f) for n, f in everything
+            if n <= after or any(needle in f.data for needle in needles)]
+    assert [x for x in got if x in must] == must  # nothing it had to give is missing
+
+
+def varied(data: bytes) -> bytes:
+    """Bytes that rarely repeat (hypothesis likes zeros): a needle is found where cut."""
+    return bytes((b + 97 * i) & 0xFF for i, b in enumerate(data))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.builds(lambda ts, data, extra: RawFrame(ts * 1000, 1, varied(data),
+                                                            len(data) + extra),
+                          st.integers(0, 2**40), st.binary(min_size=8, max_size=150),
+                          st.integers(0, 100)), max_size=30), st.data())
+def test_prefilter_passes_every_frame_holding_a_needle(frames: list[RawFrame],
+                                                      data: st.DataObject) -> None:
+    pool = [f.data[i : i + 4] for f in frames for i in range(0, len(f.data), 5)]
+    needles = data.draw(st.lists(st.sampled_from(pool) if pool else st.binary(min_size=1),
+                                 min_size=1, max_size=3))
+    after = data.draw(st.integers(0, len(frames)))
+    sections = [Section("<", [Iface(1, 0, None, 0)],
+                        [Pkt("epb", 0, f.ts_ns // 1000, f.data, f.wirelen) for f in frames],
+                        [])]
+    for chunk in (16, 33, 100, 1 << 20):
+        with small_reads(chunk):
+            check_prefilter(build_pcap(frames), frames, needles, after)
+            check_prefilter(build_pcapng(sections), frames, needles, after)
+
+
+def test_prefilter_skips_and_still_counts() -> None:
+    frames = sample_frames(300)  # frame n is bytes([n % 256]) repeated
+    for blob in (build_pcap(frames),):
+        got = numbered(blob, [b"\x07\x07\x07"], 0)
+        assert [n for n, _ in got] == [8, 264]  # frames 7 and 263 hold 0x07 bytes
+        reader = open_capture(io.BytesIO(blob))
+        reader.prefilter([b"\xff\xff\xff\xff"])
+        assert list(reader) == [frames[255]] and reader.packets == 300
+    with pytest.raises(ValueError):
+        open_capture(io.BytesIO(build_pcap(frames))).prefilter([b""])

@@ -215,6 +215,17 @@ class ConversationTracker:
             if self._by_key.get(key, (None,))[0] is old:
                 del self._by_key[key]
 
+    @property
+    def count(self) -> int:
+        """Packets counted so far: the number of the last one located."""
+        return self._count
+
+    def skip(self, n: int) -> None:
+        """``n`` packets went by unlocated (a prefiltered reader stepped over frames that
+        cannot belong to the conversation a view follows): they still count, so the
+        next packet keeps its number in the file."""
+        self._count += n
+
     def feed(self, p: Packet) -> Annotated:
         """Number, file and annotate one packet: :meth:`locate`, then :meth:`annotate`."""
         return self.annotate(p, self.locate(p))

@@ -84,12 +84,17 @@ def annotated(frames: Iterable[RawFrame], tracker: ConversationTracker,
     """The packets the follow view needs, annotated: all, or with ``select`` only that
     conversation's.
 
-    Every packet is decoded and numbered by the tracker (:meth:`~ConversationTracker.
-    locate`: the stream numbers are the tracker's, port reuse included), but with
-    ``select`` only the selected conversation's packets are annotated; the others cost a
-    decode and a dict lookup.
+    Every packet up to the selected conversation's first is decoded and numbered by the
+    tracker (:meth:`~ConversationTracker.locate`: the stream numbers are the tracker's).
+    From there on only packets of the same 5-tuple can belong to it (a later SYN on it
+    that reuses the ports included), so when ``frames`` is a
+    :class:`~sockcap.pcapfile.reader.CaptureReader` it is told to skip frames that do not
+    hold the conversation's port pair (:meth:`~CaptureReader.prefilter`): what passes is
+    still decoded and located, so the numbers and the port-reuse rule stay the
+    tracker's. The frames skipped only cost the reader a comparison each.
     """
     from sockcap.decode import decode_frame
+    from sockcap.pcapfile.reader import CaptureReader
 
     locate, annotate = tracker.locate, tracker.annotate
     if select is None:
@@ -98,11 +103,24 @@ def annotated(frames: Iterable[RawFrame], tracker: ConversationTracker,
             yield annotate(p, locate(p))
         return
     proto, stream = select
+    reader = frames if isinstance(frames, CaptureReader) else None
+    found = False
     for frame in frames:
+        if found and reader is not None and reader.packets > tracker.count + 1:
+            tracker.skip(reader.packets - tracker.count - 1)
         p = decode_frame(frame)
         entry = locate(p)
         if entry is not None and entry[0].stream == stream and entry[0].proto == proto:
+            if not found and reader is not None:
+                reader.prefilter(port_pairs(p.sport, p.dport))
+            found = True
             yield annotate(p, entry)
+
+
+def port_pairs(sport: int, dport: int) -> tuple[bytes, bytes]:
+    """The four bytes a TCP or UDP header of this conversation starts with, each way."""
+    return (sport.to_bytes(2, "big") + dport.to_bytes(2, "big"),
+            dport.to_bytes(2, "big") + sport.to_bytes(2, "big"))
 
 
 def follow_pairs(annotated: Iterable[Annotated], select: tuple[int, int] | None,

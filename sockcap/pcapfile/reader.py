@@ -26,11 +26,21 @@ Design:
   bytes are in the file and the decoder bounds-checks every read anyway.
 - ``warnings`` holds the first :data:`MAX_WARNINGS` lines; ``skipped`` counts every
   event by kind, so a file with a million odd records stays small in memory.
+- Prefilter. A consumer that wants only the frames of one conversation can say which
+  bytes such a frame must contain (:meth:`CaptureReader.prefilter`; ``sockcap follow
+  --stream N`` gives the conversation's port pair, which every TCP or UDP header of it
+  carries as four adjacent bytes whatever the link and network layers). The fast loops
+  then find the next occurrence with ``bytes.find`` (C speed, each buffered byte scanned
+  once per needle) and step over every record that ends before it with one comparison:
+  no slice, no tuple, no decode. Skipped records are still framed, checked and counted,
+  so frame numbers and damage reports stay the file's. The filter is one-sided by design:
+  a frame holding a needle anywhere (its payload included) is yielded, and so is every
+  frame the general pcapng path handles; the consumer still decides about each frame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
 from sockcap.decode.records import RawFrame
@@ -67,6 +77,7 @@ SHORT_INTERFACE_BLOCK = "interface block too short"
 TOO_MANY_INTERFACES = "interfaces over the limit"
 
 _new = tuple.__new__
+_NO_FILTER = -1  # "next needle at" when there is no prefilter: no record ends before it
 _BlockHandler = Callable[[bytes, int, int], "RawFrame | None"]
 
 
@@ -95,6 +106,25 @@ class CaptureReader:
         self._frames: Iterator[RawFrame] = iter(())
         self._layout = pcapng.LAYOUTS["<"]
         self._interfaces: list[Interface] = []
+        self._hits: _Hits | None = None
+
+    def prefilter(self, needles: Iterable[bytes]) -> None:
+        """From the next frame on, frames that contain none of ``needles`` may be skipped.
+
+        A skipped frame is read, checked and counted in ``packets`` like any other, so
+        after each frame yielded ``packets`` is still its number in the file. It is a
+        filter that may pass more than asked (a needle in a payload, a frame the general
+        pcapng path reads), never less: the consumer checks the frames it gets.
+        """
+        found = tuple(n for n in needles if n)
+        if not found:
+            raise ValueError("prefilter needs at least one non-empty byte string")
+        self._hits = _Hits(found)
+
+    def _next_hit(self, buf: bytes, pos: int) -> int:
+        """Where the next needle starts in ``buf`` at or after ``pos``; -1: no prefilter."""
+        hits = self._hits
+        return _NO_FILTER if hits is None else hits.next(buf, pos)
 
     def __iter__(self) -> Iterator[RawFrame]:
         return self._frames
@@ -131,6 +161,7 @@ class CaptureReader:
         linktype, mult, limit = header.linktype, header.frac_ns, header.record_limit
         frac_end = NS_PER_SEC // mult
         buf, pos, end, n = src.buf, src.pos, len(src.buf), 0
+        hit = self._next_hit(buf, pos)  # a record that ends at or before it is skipped
         while True:
             if end - pos < RECORD_HEADER_LEN:
                 src.pos = pos
@@ -138,6 +169,7 @@ class CaptureReader:
                     self._end_of_records()
                     return
                 buf, pos, end = src.buf, 0, len(src.buf)
+                hit = self._next_hit(buf, pos)
             sec, frac, incl, orig = unpack(buf, pos)
             if incl > limit or incl > orig or frac >= frac_end:
                 src.pos = pos
@@ -149,11 +181,17 @@ class CaptureReader:
                     raise self._cut_short("record body", incl, src.left - RECORD_HEADER_LEN)
                 buf, pos, end = src.buf, 0, len(src.buf)
                 stop = RECORD_HEADER_LEN + incl
+                hit = self._next_hit(buf, pos)
             n += 1
             self.packets = n
+            if hit >= stop:  # prefiltered: no needle in this record
+                pos = stop
+                continue
             yield _new(RawFrame, (sec * NS_PER_SEC + frac * mult, linktype,
                                   buf[pos + RECORD_HEADER_LEN : stop], orig, 0))
             pos = stop
+            if self._hits is not None:
+                hit = self._hits.next(buf, pos)
 
     def _end_of_records(self) -> None:
         """At end of stream between records: clean if nothing is left over."""
@@ -209,6 +247,7 @@ class CaptureReader:
         src, layout, interfaces = self._src, self._layout, self._interfaces
         head, epb, u32 = layout.head.unpack_from, layout.epb.unpack_from, layout.u32.unpack_from
         buf, pos, end, count = src.buf, src.pos, len(src.buf), len(interfaces)
+        hit = self._next_hit(buf, pos)  # a block that ends at or before it is skipped
         while end - pos >= _EPB_LEN:
             btype, blen = head(buf, pos)
             if btype != BT_EPB or blen > end - pos or blen < _EPB_LEN or blen & 3:
@@ -221,10 +260,16 @@ class CaptureReader:
             if snaplen and caplen > snaplen:
                 break
             self.packets += 1
+            if hit >= pos + blen:  # prefiltered: no needle in this block
+                pos += blen
+                src.pos = pos
+                continue
             yield _new(RawFrame, (((high << 32) | low) * mult // div + offset_ns, linktype,
                                   buf[pos + 28 : pos + 28 + caplen], wirelen, iface_id))
             pos += blen
             src.pos = pos
+            if self._hits is not None:
+                hit = self._hits.next(buf, pos)
 
     def _next_block(self) -> int | None:
         """Buffer the next whole block and return its length; None at a clean end."""
@@ -354,6 +399,39 @@ class CaptureReader:
         if caplen > wirelen:
             self._note(OVER_WIRELEN, f"packet {number}: captured length {caplen} over wire"
                                      f" length {wirelen}, kept")
+
+
+class _Hits:
+    """The next occurrence of each needle in the current buffer, found with ``bytes.find``.
+
+    Positions are kept per needle and looked for again only once passed, so each buffered
+    byte is scanned once per needle however many frames are yielded in between. A needle
+    absent from the rest of the buffer is placed at its end: every record wholly in the
+    buffer then ends before it (a needle cut by the buffer's end is in a record that is
+    not wholly in it either, and that record is looked at again after the refill).
+    """
+
+    __slots__ = ("needles", "buf", "at")
+
+    def __init__(self, needles: tuple[bytes, ...]) -> None:
+        self.needles = needles
+        self.buf = b""
+        self.at = [0] * len(needles)
+
+    def next(self, buf: bytes, pos: int) -> int:
+        at = self.at
+        if buf is not self.buf:  # a refilled buffer: positions start again
+            self.buf = buf
+            at[:] = [-1] * len(at)
+        best = len(buf)
+        for i, needle in enumerate(self.needles):
+            where = at[i]
+            if where < pos:
+                where = buf.find(needle, pos)
+                at[i] = where = len(buf) if where < 0 else where
+            if where < best:
+                best = where
+        return best
 
 
 def open_capture(stream: IO[bytes]) -> CaptureReader:
