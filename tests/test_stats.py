@@ -126,6 +126,14 @@ def test_scenario_stats(name: str) -> None:
     assert report["notes"] == {k: v for k, v in report["notes"].items() if v > 0}
 
 
+@needs_corpus
+def test_no_handshake_time_without_an_answer_to_the_syn() -> None:
+    """A SYN, then the client's own FIN 10 s later and no SYN-ACK: Wireshark's rule would
+    give a 10 s "initial RTT"; the table gives none. The two full handshakes keep theirs."""
+    convs = stats_json(CORPUS / "public" / "tfo-5c1fa7f9ae91.pcap")["conversations"]
+    assert [c["irtt"] for c in convs] == [0.01128, 0.011078, None]
+
+
 @needs_scenarios
 def test_stats_text_table() -> None:
     res = sockcap("stats", str(scenario_capture("half_close")))

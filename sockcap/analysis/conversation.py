@@ -97,7 +97,7 @@ class Conversation:
         "stream", "proto", "client", "server", "roles", "dirs", "first_ts", "last_ts",
         "syn_ts", "synack_ts", "ack_ts", "handshake_done", "closing", "reset",
         "mru_syn_ts", "first_rtt", "note_counts", "refused", "half_closed", "mptcp",
-        "mptcp_ops", "retired",
+        "mptcp_ops", "retired", "rtt_answered",
     )
 
     def __init__(self, stream: int, proto: int, client: tuple[str, int],
@@ -118,6 +118,7 @@ class Conversation:
         self.reset = False  # an RST was seen
         self.mru_syn_ts = 0  # time of the most recent SYN (0: none yet)
         self.first_rtt = 0  # Wireshark's tcp.analysis.initial_rtt in ns (0: not known)
+        self.rtt_answered = False  # first_rtt ended with a segment from the server
         self.note_counts: dict[str, int] | None = None  # note kind -> count, once any
         self.refused = False  # the SYN was answered with RST
         self.half_closed = False  # data flowed after one side's FIN
@@ -127,12 +128,20 @@ class Conversation:
 
     @property
     def irtt_ns(self) -> int:
-        """Initial RTT as Wireshark measures it, -1 when unknown.
+        """The handshake's round-trip time as Wireshark measures it; -1 when unknown.
 
         Wireshark's rule (``tcp.analysis.initial_rtt``): from the most recent SYN to the
         first segment with ACK and without SYN that follows it, whichever side sends it.
+        Wireshark applies it even when no SYN-ACK was captured: a SYN, then a FIN-ACK ten
+        seconds later, gives a ten-second "initial RTT" that it keeps for its analysis
+        but shows on no packet unless more follow. That is no round trip, so here it is
+        given only when the segment that ended it came from the other side (a SYN-ACK
+        was seen, or the server answered the SYN with RST, ACK: a refused connection's
+        round trip). ``first_rtt`` keeps Wireshark's value for the expert analysis,
+        which uses it as its out-of-order threshold.
         """
-        return self.first_rtt if self.first_rtt > 0 else -1
+        answered = self.synack_ts >= 0 or self.rtt_answered
+        return self.first_rtt if self.first_rtt > 0 and answered else -1
 
     @property
     def ended(self) -> bool:
@@ -328,6 +337,7 @@ class ConversationTracker:
                 d.mptcp_ops = conv.mptcp_ops
         if flags & (SYN | ACK) == ACK and conv.mru_syn_ts and not conv.first_rtt:
             conv.first_rtt = ts - conv.mru_syn_ts
+            conv.rtt_answered = not from_client
         own = _connection_note(p, conv, d, r, bits) if flags & RST or r.fin else ""
         phase = _phase(p, conv, from_client, d)
         if flags & (FIN | RST) and not self.keep and conv.ended and not conv.retired:
