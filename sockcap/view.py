@@ -36,13 +36,24 @@ class View:
         self.shown = 0
 
     def annotate(self, frames: Iterable[RawFrame]) -> Iterator[Annotated]:
+        """Every frame decoded and annotated; with ``port``, only its packets yielded.
+
+        ``--port`` works as a Wireshark display filter: every packet is still numbered,
+        put in its stream and counted in the relative time (which starts at the first
+        packet of the file), so the packets shown keep the numbers, times and stream
+        numbers Wireshark and tshark give them.
+        """
         feed = self.tracker.feed
         port = self.options.port
+        timeline = self.timeline
         for frame in frames:
             p = decode_frame(frame)
+            a = feed(p)
             if port and p.sport != port and p.dport != port:
+                if timeline.first_ts < 0:
+                    timeline.first_ts = p.ts_ns
                 continue
-            yield feed(p)
+            yield a
 
     def lines(self, frames: Iterable[RawFrame]) -> Iterator[tuple[str, str]]:
         """``(line, style)`` pairs; the style is a rich style name, "" for none."""
@@ -71,12 +82,15 @@ class View:
         line, hex_lines = self.timeline.line, self.timeline.hex_lines
         port, hex_ = opts.port, opts.hex
         decode = decode_frame
+        timeline = self.timeline
         for frame in frames:
             p = decode(frame)
-            if port and p.sport != port and p.dport != port:
-                continue
             entry = locate(p)
             a = annotate(p, entry)
+            if port and p.sport != port and p.dport != port:  # as in annotate()
+                if timeline.first_ts < 0:
+                    timeline.first_ts = p.ts_ns
+                continue
             self.shown += 1
             if entry is not None and entry[0].roles == ROLES_GUESSED and _first_of(a):
                 yield _guessed_roles(a)

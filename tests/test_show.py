@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, needs_tshark, sockcap
+from conftest import CORPUS, ROOT, needs_corpus, needs_tshark, sockcap
 
 GOLDEN = ROOT / "tests" / "golden"
 
@@ -29,6 +29,25 @@ def test_count_and_port_filter() -> None:
     assert res.returncode == 0 and res.stdout == ""
     res = sockcap("show", "--port", str(server_port), str(GOLDEN / "echo-tcp.pcap"))
     assert len(res.stdout.splitlines()) == 14
+
+
+@needs_corpus
+@needs_tshark
+def test_port_filter_keeps_numbers_times_and_streams_like_a_display_filter() -> None:
+    """``--port`` hides packets as ``tshark -Y 'tcp.port == P'`` does: what is shown keeps
+    its frame number, its time since the file's first packet and its stream number."""
+    path = CORPUS / "public" / "tfo-5c1fa7f9ae91.pcap"
+    out = subprocess.run(["tshark", "-r", str(path), "-Y", "tcp.port == 13048", "-T", "fields",
+                          "-e", "frame.number", "-e", "frame.time_relative", "-e", "tcp.stream"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    expected = [(int(n), round(float(t), 6), int(s))
+                for n, t, s in (line.split("\t") for line in out.splitlines())]
+    for extra in ([], ["-c", "5"]):
+        res = sockcap("show", "--json", "--port", "13048", *extra, str(path))
+        rows = [json.loads(line) for line in res.stdout.splitlines()]
+        assert [(r["no"], round(r["time"], 6), r["stream"]) for r in rows] == expected
+    text = sockcap("show", "--port", "13048", str(path)).stdout.splitlines()
+    assert [line.split()[:2] for line in text] == [["13", "0.118374"], ["14", "10.123548"]]
 
 
 def test_missing_file_and_directory_are_one_line(tmp_path: Path) -> None:
