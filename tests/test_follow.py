@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import random
 import subprocess
 from pathlib import Path
@@ -205,6 +206,23 @@ def test_corpus_streams_follow_the_same_with_the_prefilter() -> None:
                 assert follow_stream(path, select, prefiltered=True) == plain, (path, select)
                 compared += 1
     assert compared >= 60  # 68 TCP and UDP streams in the public corpus
+
+
+@needs_scenarios
+def test_damaged_file_still_shows_every_stream_read_before_the_damage(tmp_path: Path) -> None:
+    data = scenario_capture("half_close").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 30])  # the last record loses its end
+    for extra in ([], ["--stream", "0"]):
+        res = sockcap("follow", str(cut), *extra)
+        assert res.returncode == 4, res.stderr
+        assert res.stderr.count("\n") == 1 and "file cut short" in res.stderr
+        lines = res.stdout.splitlines()
+        assert "> GET / HTTP/1.0" in lines and "< response 4 to 18 bytes" in lines
+        assert lines[-1].startswith("== tcp stream 0: client sent 18 bytes")
+    stats = sockcap("stats", "--json", str(cut))
+    assert stats.returncode == 4 and json.loads(stats.stdout)["damaged"] == {
+        "damage that stopped reading": 1}
 
 
 @needs_scenarios

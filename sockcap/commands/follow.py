@@ -53,7 +53,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     from sockcap.analysis.conversation import ConversationTracker
     from sockcap.commands.show import open_input
     from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP
-    from sockcap.errors import SockcapError
+    from sockcap.errors import CaptureFileError, SockcapError
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
 
@@ -62,14 +62,28 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     tracker = ConversationTracker(analyze=False)  # follow needs no expert notes
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
     sink = RawFiles(Path(out), output.note) if out is not None else None
+    failure: list[CaptureFileError] = []
+
+    def until_damage(packets: Iterator[Annotated]) -> Iterator[Annotated]:
+        """The packets up to any damage that stops the reader: the sections held so far
+        are still shown and closed, then the damage is reported."""
+        try:
+            yield from packets
+        except CaptureFileError as e:
+            failure.append(e)
+
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))
-        pairs = follow_pairs(annotated(reader, tracker, select), select, mode, sink)
+        pairs = follow_pairs(until_damage(annotated(reader, tracker, select)), select, mode,
+                             sink)
         try:
             output.lines(pairs)
         finally:
             if sink is not None:
                 sink.close()
+    if failure:
+        output.flush()
+        raise failure[0]
     if select is not None and not any(
             (c.proto, c.stream) == select for c in tracker.conversations):
         kind = "udp" if udp else "tcp"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+READING_STOPPED = "damage that stopped reading"  # a kind in the report's damaged records
+
 
 @click.command("stats")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
@@ -50,9 +52,12 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
                 count(p)
         except CaptureFileError as e:
             failure = e
+    skipped = dict(reader.skipped)
+    if failure is not None:
+        skipped[READING_STOPPED] = 1
     facts = CaptureFacts(reader.format, linktype_names(reader.linktypes),
                          tuple(reader.warnings) + ((str(failure),) if failure else ()),
-                         dict(reader.skipped))
+                         skipped)
     report = collector.report(tracker.conversations, facts, tracker.note_counts)
     name = "stdin" if path == "-" else path
     if json_:
