@@ -114,6 +114,8 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
     """Start an echo server and client on loopback and run an exchange (with --capture: show every packet)."""
     from sockcap.commands.run import run_command
 
+    _no_empty_tcp_message(messages, udp)
+
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
                 explain=explain, follow=follow_)
@@ -146,6 +148,8 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
     """Send messages to an echo server and print each reply ("quit" ends)."""
     from sockcap.endpoints.client import run_client
 
+    _no_empty_tcp_message(messages, udp)
+
     lines = None if messages else sys.stdin
     code = run_client(host, port, udp=udp, messages=list(messages) or None, out=_log_line,
                       input_lines=lines, timeout=timeout)
@@ -169,6 +173,14 @@ def show(file: str, count: int | None, port: int | None, dissect: int | None, he
 
 def _log_line(text: str) -> None:
     click.echo(text)
+
+
+def _no_empty_tcp_message(messages: tuple[str, ...], udp: bool) -> None:
+    """An empty TCP message would show an echo that never crossed the wire."""
+    if "" in messages and not udp:
+        raise click.BadParameter(
+            "an empty message sends nothing over TCP (a zero-length write puts no segment "
+            "on the wire); UDP can send an empty datagram: add --udp", param_hint="'-m'")
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -110,6 +110,14 @@ def test_quit_ends_the_exchange() -> None:
     assert run(scenario()) == [("a", b"a"), ("quit", b"quit")]
 
 
+def test_an_empty_message_is_refused_over_tcp_and_sent_over_udp() -> None:
+    for command in (["run"], ["client", "--port", "1"]):
+        res = sockcap(*command, "-m", "", "-m", "hi")
+        assert res.returncode == 2 and "empty message sends nothing over TCP" in res.stderr
+    res = sockcap("run", "--udp", "-m", "", "-m", "hi")
+    assert res.returncode == 0 and res.stdout.splitlines()[:2] == ["> ", "< "]
+
+
 def test_large_message_comes_back_whole() -> None:
     message = "0123456789" * 30_000  # 300 kB: many reads on both sides
 
