@@ -74,8 +74,7 @@ class _Recorder:
         if frames:
             self.last_arrival = time.monotonic()
         for frame in frames:
-            self.writer.write(frame)
-            self._annotate(frame)
+            self._annotate(self.writer.write(frame))  # the frame as the file holds it
 
     def _annotate(self, frame: RawFrame) -> None:
         for a in self.view.annotate([frame]):

@@ -56,6 +56,18 @@ def test_pcap_agrees_with_tshark_packet_for_packet(tmp_path: Path) -> None:
         assert payload.replace(":", "") == r["payload_hex"]
 
 
+@needs_capture
+def test_live_timeline_is_the_saved_files_to_the_digit(tmp_path: Path) -> None:
+    """What the run printed is what `sockcap show` (and Wireshark) read from its pcap:
+    the live view shows each frame as the file holds it (time to the microsecond)."""
+    for udp in ([], ["--udp"]):
+        folder = tmp_path / ("udp" if udp else "tcp")
+        folder.mkdir()
+        rows, out, _ = run_json(folder, *udp)
+        res = sockcap("show", "--json", str(out))
+        assert res.returncode == 0 and [json.loads(x) for x in res.stdout.splitlines()] == rows
+
+
 def _flag_bits(names: list[str]) -> int:
     order = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "AE"]
     return sum(1 << order.index(n) for n in names)

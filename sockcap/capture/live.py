@@ -156,8 +156,8 @@ class _Session:
         if self.opts.count:
             frames = frames[: self.opts.count - self.result.frames]
         if self.writer is not None:
-            for frame in frames:
-                self.writer.write(frame)
+            write = self.writer.write
+            frames = [write(frame) for frame in frames]  # as the file holds them
             self.writer.flush()
             self.result.written = self.writer.count
         self.result.frames += len(frames)

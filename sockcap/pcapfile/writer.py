@@ -41,6 +41,14 @@ def _record(frame: RawFrame, linktype: int) -> bytes:
         raise WriteError(str(exc)) from None
 
 
+def as_stored(frame: RawFrame) -> RawFrame:
+    """``frame`` as a pcap file written here gives it back to a reader."""
+    ts, _, data, _, interface = frame
+    if ts % 1000 or len(data) > MAX_RECORD_LEN or interface:
+        return frame._replace(ts_ns=ts - ts % 1000, data=data[:MAX_RECORD_LEN], interface=0)
+    return frame
+
+
 def write_pcap_stream(stream: IO[bytes], frames: Iterable[RawFrame], linktype: int) -> int:
     """Write a whole pcap file (header and frames) to an open binary stream.
 
@@ -108,14 +116,21 @@ class PcapWriter:
         except OSError:
             pass  # the reader will report the last record as cut short
 
-    def write(self, frame: RawFrame) -> None:
-        """Add one frame; it reaches the file now or with the next ``flush_every``."""
+    def write(self, frame: RawFrame) -> RawFrame:
+        """Add one frame; it reaches the file now or with the next ``flush_every``.
+
+        Returns the frame as the file holds it, which is what anyone reading the file
+        later will see: the time cut to the microsecond (the format's unit), the data to
+        the snap length. A live view shows that frame, so the timeline printed during a
+        capture and ``sockcap show`` (or Wireshark) on the saved file agree to the digit.
+        """
         if self._fd < 0:
             raise WriteError(f"{self.path} is closed")
         self._pending.append(_record(frame, self.linktype))
         self.count += 1
         if len(self._pending) >= self._flush_every:
             self.flush()
+        return as_stored(frame)
 
     def flush(self) -> None:
         """Write every pending frame to the file."""
