@@ -26,6 +26,7 @@ from sockcap.capture.bpf import port_filter
 from sockcap.decode.records import RawFrame
 from sockcap.endpoints.client import tcp_exchange, udp_exchange
 from sockcap.endpoints.server import EchoServer
+from sockcap.errors import WriteError
 from sockcap.owner import Owner
 from sockcap.pcapfile.writer import PcapWriter
 from sockcap.view import View
@@ -124,7 +125,10 @@ async def run_exchange(opts: RunOptions, view: View | None = None,
 async def _captured(opts: RunOptions, cap: Capture, server: EchoServer, view: View,
                     on_path: Callable[[str], None] | None, owner: Owner) -> RunResult:
     path = opts.out or default_capture_path(opts.udp, server.port)
-    owner.make_folder(Path(path).parent)
+    try:
+        owner.make_folder(Path(path).parent)
+    except OSError as e:
+        raise WriteError(f"cannot create {Path(path).parent}: {e.strerror or e}") from None
     cap.set_filter(f"tcp port {server.port} or udp port {server.port}", port_filter(server.port))
     writer = PcapWriter(path, cap.linktype, force=opts.force, owner=owner)
     if on_path:
