@@ -6,6 +6,8 @@ is bound with a kernel filter for the server's port and is ready, the client exc
 runs and closes gracefully, the server's side closes, and the capture keeps reading until
 the teardown's last ACK is in (or a short deadline passes). Every packet is written to
 the pcap file as it arrives, so an interrupt leaves a valid file with all packets so far.
+Under sudo the file, and the ``captures/`` folder if this run made it, belong to the user
+who ran sudo (:mod:`sockcap.owner`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from sockcap.capture.bpf import port_filter
 from sockcap.decode.records import RawFrame
 from sockcap.endpoints.client import tcp_exchange, udp_exchange
 from sockcap.endpoints.server import EchoServer
+from sockcap.errors import WriteError
+from sockcap.owner import Owner
 from sockcap.pcapfile.writer import PcapWriter
 from sockcap.view import View
 
@@ -100,25 +104,32 @@ async def _exchange(opts: RunOptions, port: int) -> Sequence[tuple[str, bytes | 
 
 
 async def run_exchange(opts: RunOptions, view: View | None = None,
-                       on_path: Callable[[str], None] | None = None) -> RunResult:
-    """Run the exchange (and the capture); see the module docstring for the order."""
+                       on_path: Callable[[str], None] | None = None,
+                       note: Callable[[str], None] | None = None) -> RunResult:
+    """Run the exchange (and the capture); see the module docstring for the order.
+
+    ``on_path`` is told the pcap file's path once it exists; ``note`` gets warnings.
+    """
     cap = choose_backend("auto", "lo") if opts.capture else None  # opened: permission checked
     server = EchoServer(opts.host, opts.port, udp=opts.udp)
     await server.start()
     try:
         if cap is None:
             return RunResult(await _exchange(opts, server.port), server.port)
-        return await _captured(opts, cap, server, view or View(), on_path)
+        return await _captured(opts, cap, server, view or View(), on_path, Owner(note))
     finally:
         await server.close()
 
 
 async def _captured(opts: RunOptions, cap: Capture, server: EchoServer, view: View,
-                    on_path: Callable[[str], None] | None) -> RunResult:
+                    on_path: Callable[[str], None] | None, owner: Owner) -> RunResult:
     path = opts.out or default_capture_path(opts.udp, server.port)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        owner.make_folder(Path(path).parent)
+    except OSError as e:
+        raise WriteError(f"cannot create {Path(path).parent}: {e.strerror or e}") from None
     cap.set_filter(f"tcp port {server.port} or udp port {server.port}", port_filter(server.port))
-    writer = PcapWriter(path, cap.linktype, force=opts.force)
+    writer = PcapWriter(path, cap.linktype, force=opts.force, owner=owner)
     if on_path:
         on_path(path)
     rec = _Recorder(cap, writer, view)

@@ -26,8 +26,11 @@ needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not prese
 
 
 def sockcap(*args: str, timeout: float = 60, user: str | None = None,
-            cwd: Path | None = None, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI in a subprocess (optionally as another user via setpriv)."""
+            cwd: Path | None = None, input: str | None = None,
+            env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess (optionally as another user via setpriv).
+
+    ``env`` adds variables to the environment; a value of None removes one."""
     cmd = [sys.executable, "-m", "sockcap", *args]
     if user is not None:
         import pwd
@@ -41,9 +44,14 @@ def sockcap(*args: str, timeout: float = 60, user: str | None = None,
                     break
                 os.chmod(folder, os.stat(folder).st_mode | 0o711)
             os.chmod(cwd, 0o777)
-    env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
+    full_env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
+    for name, value in (env or {}).items():
+        if value is None:
+            full_env.pop(name, None)
+        else:
+            full_env[name] = value
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd or ROOT, env=env, input=input)
+                          cwd=cwd or ROOT, env=full_env, input=input)
 
 
 def tshark_fields(path: Path, *fields: str, extra: tuple[str, ...] = ()) -> list[list[str]]:

@@ -172,6 +172,14 @@ def test_refused_connection_is_one_line() -> None:
 
 
 @needs_capture
+def test_folder_that_cannot_be_made_is_one_line() -> None:
+    res = sockcap("run", "--capture", "--out", "/proc/no-such-dir/x.pcap")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.splitlines() == ["sockcap: cannot create /proc/no-such-dir: "
+                                       "No such file or directory"]
+
+
+@needs_capture
 @needs_tshark
 @pytest.mark.parametrize("sig, code", [("INT", 130), ("TERM", 143)])
 def test_interrupted_run_leaves_a_valid_pcap(tmp_path: Path, sig: str, code: int) -> None:

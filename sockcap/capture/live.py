@@ -4,7 +4,8 @@ The order is what makes a capture complete and safe:
 
 1. the backend is chosen and its permission checked (``open``) before anything runs;
 2. the capture starts and is *ready* (every packet from now on is kept);
-3. only then the pcap file is created and the command (if any) is started;
+3. only then the pcap file is created (under sudo, given to the user who ran sudo: see
+   :mod:`sockcap.owner`) and the command (if any) is started;
 4. frames are read in batches: each batch is written to the file (flushed) before it is
    handed to ``on_frames`` for the timeline, so the file always holds every packet shown;
 5. the capture ends at ``count`` packets, after ``duration``, on an interrupt, or when
@@ -20,7 +21,8 @@ can print the summary before re-raising it.
 
 The command runs from an argv list (never a shell) with ``PR_SET_PDEATHSIG`` set, so it
 dies with sockcap even if sockcap is killed. Under ``sudo`` it runs as the user who ran
-sudo (``SUDO_UID``/``SUDO_GID``): capture needs root, the program being watched does not.
+sudo (:func:`sockcap.owner.sudo_user`): capture needs root, the program being watched does
+not.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from sockcap.capture.backends import choose_backend
 from sockcap.capture.base import Capture, CaptureStats
 from sockcap.decode.records import RawFrame
 from sockcap.errors import SockcapError
+from sockcap.owner import Owner, sudo_user
 
 READ_SECONDS = 0.05  # longest wait for packets before the loop checks its end conditions
 DRAIN_SECONDS = 2.0  # longest wait for the command's last packets after it exited
@@ -85,7 +88,7 @@ def capture_live(opts: LiveOptions, on_frames: FrameSink,
     cap.start()
     note(f"capturing on {opts.iface} with {cap.name}"  # said once ready, as tcpdump does
          + (f", filter {opts.filter!r}" if opts.filter else ""))
-    session = _Session(opts, cap, on_frames, result)
+    session = _Session(opts, cap, on_frames, result, Owner(note))
     try:
         session.open_file()
         session.start_command()
@@ -109,8 +112,9 @@ class _Session:
     """The state of one capture between start and finish."""
 
     def __init__(self, opts: LiveOptions, cap: Capture, on_frames: FrameSink,
-                 result: LiveResult) -> None:
+                 result: LiveResult, owner: Owner) -> None:
         self.opts = opts
+        self.owner = owner
         self.cap = cap
         self.on_frames = on_frames
         self.result = result
@@ -123,7 +127,7 @@ class _Session:
             from sockcap.pcapfile.writer import PcapWriter
 
             self.writer = PcapWriter(self.opts.out, self.cap.linktype, force=self.opts.force,
-                                     flush_every=1 << 30)
+                                     flush_every=1 << 30, owner=self.owner)
 
     def start_command(self) -> None:
         if self.opts.command:
@@ -222,12 +226,10 @@ def _die_with_parent_fn() -> Callable[[], None]:
     return preexec
 
 
-def _sudo_user() -> dict[str, Any]:
+def _as_sudo_user() -> dict[str, Any]:
     """Under sudo, run the command as the user who ran sudo (capture needs root, it does not)."""
-    uid, gid = os.environ.get("SUDO_UID", ""), os.environ.get("SUDO_GID", "")
-    if os.geteuid() != 0 or not uid.isdigit() or not gid.isdigit():
-        return {}
-    return {"user": int(uid), "group": int(gid), "extra_groups": []}
+    user = sudo_user()
+    return {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
 
 
 def start_command(argv: Sequence[str], stdout: int | None = None) -> subprocess.Popen[bytes]:
@@ -235,7 +237,7 @@ def start_command(argv: Sequence[str], stdout: int | None = None) -> subprocess.
     try:
         # preexec_fn with threads (dumpcap's readers): it only calls a prctl resolved before fork
         return subprocess.Popen(list(argv), stdout=stdout, preexec_fn=_die_with_parent_fn(),  # noqa: PLW1509
-                                **_sudo_user())
+                                **_as_sudo_user())
     except FileNotFoundError as e:
         raise SockcapError(f"command not found: {argv[0]}") from e
     except PermissionError as e:

@@ -9,7 +9,9 @@ still open.
 ``--raw --out DIR`` writes each side's bytes to ``DIR/stream-N-client.bin`` and
 ``DIR/stream-N-server.bin`` (``udp-stream-N-...`` for UDP) as they are reassembled; the
 bytes of a gap are not in the files (they are not in the capture), and each gap is said
-on stderr.
+on stderr. Under sudo the files this creates, and ``DIR`` if it creates it, belong to the
+user who ran sudo (:mod:`sockcap.owner`); a file that was there before is overwritten and
+keeps its owner.
 """
 
 from __future__ import annotations
@@ -232,9 +234,11 @@ class RawFiles:
 
     def __init__(self, folder: Path, note: Callable[[str], None]) -> None:
         from sockcap.errors import SockcapError
+        from sockcap.owner import Owner
 
+        self.owner = Owner(lambda text: note(f"sockcap: {text}"))
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            self.owner.make_folder(folder)
         except OSError as e:
             raise SockcapError(f"cannot create {folder}: {e.strerror}") from e
         self.folder = folder
@@ -242,7 +246,6 @@ class RawFiles:
         self.files: dict[tuple[int, bool], BinaryIO] = {}
 
     def _file(self, conv: Conversation, client: bool) -> BinaryIO:
-        from sockcap.errors import SockcapError
         from sockcap.render.follow import stream_name
 
         key = (id(conv), client)
@@ -250,10 +253,27 @@ class RawFiles:
         if f is None:
             name = stream_name(conv).replace(" ", "-").replace("tcp-", "")
             path = self.folder / f"{name}-{'client' if client else 'server'}.bin"
-            try:
-                f = self.files[key] = open(path, "wb")  # closed in end() or close()
-            except OSError as e:
-                raise SockcapError(f"cannot write {path}: {e.strerror}") from e
+            f = self.files[key] = self._create(path)  # closed in end() or close()
+        return f
+
+    def _create(self, path: Path) -> BinaryIO:
+        """``open(path, "wb")``; a file this creates is given to the user who ran sudo."""
+        from sockcap.errors import SockcapError
+        from sockcap.owner import create_file
+
+        created = False
+
+        def opener(name: str, flags: int) -> int:
+            nonlocal created
+            fd, created = create_file(name, 0o666, replace=True)
+            return fd
+
+        try:
+            f = open(path, "wb", opener=opener)
+        except OSError as e:
+            raise SockcapError(f"cannot write {path}: {e.strerror}") from e
+        if created:
+            self.owner.give(f.fileno(), path)
         return f
 
     def write(self, chunk: Chunk) -> None:

@@ -25,8 +25,9 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     paths: list[str] = []
     signals: list[int] = []
     try:
-        result = asyncio.run(_cancel_on_signals(run_exchange(opts, view, on_path=paths.append),
-                                                signals))
+        work = run_exchange(opts, view, on_path=paths.append,
+                            note=lambda text: output.note(f"sockcap: {text}"))
+        result = asyncio.run(_cancel_on_signals(work, signals))
     except (KeyboardInterrupt, asyncio.CancelledError):
         signals.append(signals[0] if signals else signal.SIGINT)
     if signals:  # stopped, even if some layer finished its work after the cancel

@@ -7,6 +7,8 @@ Design:
 
 - A capture file can hold secrets, so it is created with mode 0600, and with ``O_EXCL``
   so an existing file is never overwritten without ``force``.
+- Given an :class:`~sockcap.owner.Owner`, a file this writer creates is given to the user
+  who ran sudo at once (on the open descriptor); an overwritten file keeps its owner.
 - Crash-safe by construction: each record is built whole (header and data in one
   ``bytes``) and handed to the kernel with ``os.write`` as soon as ``flush_every`` packets
   have accumulated (default: every packet). A reader following the file sees whole records,
@@ -25,6 +27,7 @@ from typing import IO
 
 from sockcap.decode.records import RawFrame
 from sockcap.errors import WriteError
+from sockcap.owner import Owner, create_file
 from sockcap.pcapfile.pcap import MAX_RECORD_LEN, pack_file_header, pack_record
 
 FILE_MODE = 0o600
@@ -66,29 +69,31 @@ def write_pcap_stream(stream: IO[bytes], frames: Iterable[RawFrame], linktype: i
 class PcapWriter:
     """A pcap file being written, one frame at a time.
 
-    ``PcapWriter(path, linktype, force=False, flush_every=1)`` creates ``path`` (mode
-    0600; WriteError if it exists and ``force`` is false) and writes the file header.
+    ``PcapWriter(path, linktype, force=False, flush_every=1, owner=None)`` creates ``path``
+    (mode 0600; WriteError if it exists and ``force`` is false; given to the user who ran
+    sudo by ``owner`` if this call created it) and writes the file header.
     """
 
     def __init__(self, path: str | os.PathLike[str], linktype: int, *, force: bool = False,
-                 flush_every: int = 1) -> None:
+                 flush_every: int = 1, owner: Owner | None = None) -> None:
         self.path = os.fspath(path)
         self.linktype = linktype
         self.count = 0  # frames written (the last flush_every - 1 may still be pending)
         self._flush_every = max(1, flush_every)
         self._pending: list[bytes] = []
         self._size = 0  # bytes the file holds, all whole records
-        self._fd = self._create(force)
+        self._fd = self._create(force, owner)
         self._write_out(pack_file_header(linktype))
 
-    def _create(self, force: bool) -> int:
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    def _create(self, force: bool, owner: Owner | None) -> int:
         try:
-            fd = os.open(self.path, flags, FILE_MODE)
+            fd, created = create_file(self.path, FILE_MODE, replace=force)
         except FileExistsError:
             raise WriteError(f"{self.path} exists; use --force to overwrite") from None
         except OSError as exc:
             raise self._error(exc) from None
+        if created and owner is not None:
+            owner.give(fd, self.path)
         try:
             os.fchmod(fd, FILE_MODE)  # an overwritten file keeps its old mode otherwise
         except OSError as exc:
