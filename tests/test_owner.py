@@ -175,8 +175,9 @@ def test_not_root_ignores_sudo_variables(tmp_path: Path) -> None:
     """As nobody, SUDO_UID=0 is not trusted: nothing is given (and nothing warned)."""
     work = tmp_path / "work"
     work.mkdir()
-    pcap = Path(__file__).parent / "golden" / "echo-tcp.pcap"
-    assert pcap.exists(), pcap
+    pcap = work / "echo-tcp.pcap"  # a copy nobody may read, whatever the checkout's modes
+    pcap.write_bytes((Path(__file__).parent / "golden" / "echo-tcp.pcap").read_bytes())
+    pcap.chmod(0o644)
     res = sockcap("follow", str(pcap), "--raw", "--out", "raw", user="nobody", cwd=work,
                   env={"SUDO_UID": "0", "SUDO_GID": "0"})
     assert res.returncode == 0, res.stderr
