@@ -181,7 +181,7 @@ def test_existing_file_is_kept_without_force(tmp_path: Path) -> None:
     out = tmp_path / "keep.pcap"
     out.write_bytes(b"precious")
     res = run_sockcap("capture", "-c", "1", "-w", str(out), "--duration", "0.2")
-    assert res.returncode != 0 and "exists" in res.stderr and "--force" in res.stderr
+    assert res.returncode == 2 and "exists" in res.stderr and "--force" in res.stderr
     assert out.read_bytes() == b"precious"
 
 
@@ -189,9 +189,16 @@ def test_existing_file_is_kept_without_force(tmp_path: Path) -> None:
 @needs_tcpdump
 def test_bad_filter_is_one_line() -> None:
     res = run_sockcap("capture", "-f", "tcp port", "--duration", "0.2")
-    assert res.returncode == 1
+    assert res.returncode == 2
     errors = [line for line in res.stderr.splitlines() if line.startswith("sockcap: ")]
     assert errors[-1].startswith("sockcap: bad capture filter 'tcp port': ") and "Traceback" not in res.stderr
+
+
+@needs_capture
+def test_unknown_interface_is_bad_usage() -> None:
+    res = run_sockcap("capture", "-i", "nosuchif0", "--duration", "0.2")
+    assert res.returncode == 2
+    assert res.stderr == "sockcap: no such interface: nosuchif0 (see 'sockcap interfaces')\n"
 
 
 @needs_capture

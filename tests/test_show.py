@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, needs_tshark, sockcap
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -34,7 +35,7 @@ def test_count_and_port_filter() -> None:
 def test_missing_file_and_directory_are_one_line(tmp_path: Path) -> None:
     for target, words in ((tmp_path / "nope.pcap", "no such file"), (tmp_path, "directory")):
         res = sockcap("show", str(target))
-        assert res.returncode != 0 and words in res.stderr
+        assert res.returncode == 2 and words in res.stderr
         assert len(res.stderr.splitlines()) == 1
 
 
@@ -55,3 +56,15 @@ def test_dissect_shows_wiresharks_view() -> None:
     assert "Layer TCP" in res.stdout and "Layer IP" in res.stdout
     res = sockcap("show", "--dissect", "99", str(GOLDEN / "echo-tcp.pcap"))
     assert res.returncode == 1 and "no packet 99" in res.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["show", "{missing}"], "no such file: "),
+    (["follow", "{pcap}", "--stream", "7"], "no tcp stream 7 in "),
+    (["stats", "{missing}"], "no such file: "),
+])
+def test_bad_input_exits_2_in_one_line(tmp_path: Path, args: list[str], words: str) -> None:
+    names = {"missing": str(tmp_path / "nope.pcap"), "pcap": str(GOLDEN / "echo-tcp.pcap")}
+    res = sockcap(*(a.format(**names) for a in args), input="")
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.splitlines()) == 1 and words in res.stderr

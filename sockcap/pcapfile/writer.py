@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import IO
 
 from sockcap.decode.records import RawFrame
-from sockcap.errors import WriteError
+from sockcap.errors import OutputExistsError, WriteError
 from sockcap.pcapfile.pcap import MAX_RECORD_LEN, pack_file_header, pack_record
 
 FILE_MODE = 0o600
@@ -78,7 +78,7 @@ class PcapWriter:
         try:
             fd = os.open(self.path, flags, FILE_MODE)
         except FileExistsError:
-            raise WriteError(f"{self.path} exists; use --force to overwrite") from None
+            raise OutputExistsError(f"{self.path} exists; use --force to overwrite") from None
         except OSError as exc:
             raise self._error(exc) from None
         try:
