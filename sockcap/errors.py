@@ -14,7 +14,7 @@ class ExitCode(enum.IntEnum):
     """Process exit codes, stable for scripts."""
 
     OK = 0
-    ERROR = 1  # an endpoint problem: refused, port in use, server closed early
+    ERROR = 1  # an endpoint problem (refused, port in use, no reply), a failed command
     USAGE = 2  # bad usage or input: an option value, no such file, packet, stream or interface
     NO_PERMISSION = 2  # capture needs privileges (same code as usage, as the issue asks)
     NOT_A_CAPTURE = 3  # the file is not a pcap/pcapng file at all
@@ -86,6 +86,10 @@ class CapturePermissionError(CaptureError):
 
 class NoSuchInterfaceError(InputError, CaptureError):
     """The interface to capture on does not exist."""
+
+
+class CommandFailedError(SockcapError):
+    """The command run under ``sockcap capture`` exited on its own with a failure status."""
 
 
 class EndpointError(SockcapError):

@@ -201,6 +201,37 @@ def test_unknown_interface_is_bad_usage() -> None:
     assert res.stderr == "sockcap: no such interface: nosuchif0 (see 'sockcap interfaces')\n"
 
 
+def udp_sender(port: int, count: int, then: str = "") -> list[str]:
+    """A command sending ``count`` datagrams to ``port``, 20 ms apart, then running ``then``."""
+    code = (f"import socket, sys, time\ns = socket.socket(2, 2)\n"
+            f"for i in range({count}): s.sendto(b'x', ('127.0.0.1', {port})); time.sleep(0.02)\n"
+            f"{then}")
+    return [sys.executable, "-c", code]
+
+
+@needs_capture
+def test_command_stopped_at_the_count_is_said_so(tmp_path: Path) -> None:
+    port, out = free_port(), tmp_path / "c.pcap"
+    res = run_sockcap("capture", "-c", "3", "-q", "-f", f"udp port {port}", "-w", str(out),
+                      "--", *udp_sender(port, 500))
+    assert res.returncode == 0, res.stderr
+    assert f"sockcap: stopped {sys.executable} after the count (-c 3) was reached" in res.stderr
+    assert "exited with status" not in res.stderr and f"saved 3 packets to {out}" in res.stderr
+
+
+@needs_capture
+def test_failing_command_is_captured_then_named_with_exit_1(tmp_path: Path) -> None:
+    port, out = free_port(), tmp_path / "f.pcap"
+    res = run_sockcap("capture", "--json", "-f", f"udp port {port}", "-w", str(out),
+                      "--", *udp_sender(port, 4, then="sys.exit(3)"))
+    assert res.returncode == 1, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    summary = rows.pop()["summary"]
+    assert len(rows) == 4 and summary["command_exit"] == 3 and not summary["command_stopped"]
+    assert f"saved 4 packets to {out}" in res.stderr and out.stat().st_size > 24
+    assert res.stderr.splitlines()[-1] == f"sockcap: {sys.executable} exited with status 3"
+
+
 @needs_capture
 @needs_tshark
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
