@@ -151,11 +151,12 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Processes serving the port (SO_REUSEPORT: the kernel spreads clients over them).")
 def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: float, max_message: int,
            workers: int) -> None:
-    """Run an echo server (Ctrl-C stops it)."""
+    """Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."""
     from sockcap.endpoints.server import run_server
 
-    run_server(host, port, udp=udp, max_clients=max_clients, idle_timeout=idle_timeout,
-               max_message=max_message, workers=workers, log=_log_line)
+    code = run_server(host, port, udp=udp, max_clients=max_clients, idle_timeout=idle_timeout,
+                      max_message=max_message, workers=workers, log=_log_line)
+    sys.exit(code)
 
 
 @cli.command()
