@@ -402,9 +402,33 @@ def test_run_client_udp_says_when_no_reply_came() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         port = silent.getsockname()[1]
-        code = run_client("127.0.0.1", port, udp=True, messages=["ping"], out=out.append, timeout=0.3)
-    assert code == 0
-    assert out[1:] == ["> ping", "< (no reply within 0.3 s: UDP datagrams can be lost)", "closed"]
+        code = run_client("127.0.0.1", port, udp=True, messages=["ping", "again"],
+                          out=out.append, timeout=0.3)
+    assert code == 1  # as over TCP, where a missing echo is an error
+    assert re.fullmatch(rf"sending to 127\.0\.0\.1:{port} from 127\.0\.0\.1:\d+", out[0])
+    no_reply = "< (no reply within 0.3 s: UDP datagrams can be lost)"
+    assert out[1:] == ["> ping", no_reply, "> again", no_reply, "closed"]
+
+
+def test_udp_client_command_exits_0_with_every_reply_and_1_without_one() -> None:
+    async def scenario() -> tuple[subprocess.CompletedProcess[str], ...]:
+        async with EchoServer(port=0, udp=True) as server:
+            answered = await asyncio.to_thread(
+                sockcap, "client", "--udp", "--port", str(server.port), "-m", "a", "-m", "b")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            unanswered = await asyncio.to_thread(
+                sockcap, "client", "--udp", "--port", str(silent.getsockname()[1]),
+                "--timeout", "0.2", "-m", "a")
+        return answered, unanswered
+
+    answered, unanswered = run(scenario())
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout.splitlines()[0].startswith("sending to 127.0.0.1:")
+    assert answered.stdout.splitlines()[1:] == ["> a", "< a", "> b", "< b", "closed"]
+    assert unanswered.returncode == 1 and unanswered.stderr == ""
+    assert unanswered.stdout.splitlines()[1:] == [
+        "> a", "< (no reply within 0.2 s: UDP datagrams can be lost)", "closed"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
