@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from sockcap import __version__
 from sockcap.errors import ExitCode, SockcapError
@@ -97,6 +98,20 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+# run's options that shape or save the captured timeline: without --capture there is none
+CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force")
+
+
+def _require_capture(ctx: click.Context) -> None:
+    """A usage error naming the CAPTURE_ONLY options given on the command line."""
+    given = [max(p.opts, key=len) for p in ctx.command.params if p.name in CAPTURE_ONLY
+             and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE]
+    if given:
+        verb = "needs" if len(given) == 1 else "need"
+        raise click.UsageError(f"{', '.join(given)} {verb} --capture: add --capture to "
+                               "capture the exchange", ctx)
+
+
 @cli.command()
 @click.option("--udp", is_flag=True, help="UDP instead of TCP.")
 @click.option("--capture", is_flag=True, help="Capture the exchange on lo and explain it (needs root or CAP_NET_RAW).")
@@ -111,10 +126,16 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
         force: bool, timeout: float, follow_: bool, hex_: bool, json_: bool, style: str,
         no_color: bool, explain: bool) -> None:
-    """Start an echo server and client on loopback and run an exchange (with --capture: show every packet)."""
+    """Start an echo server and client on loopback and run an exchange (with --capture: show every packet).
+
+    The timeline options (--json, --hex, --style, --follow, --explain) and --out/--force
+    need --capture.
+    """
     from sockcap.commands.run import run_command
 
     _no_empty_tcp_message(messages, udp)
+    if not capture:
+        _require_capture(click.get_current_context())
 
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
@@ -131,11 +152,12 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Processes serving the port (SO_REUSEPORT: the kernel spreads clients over them).")
 def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: float, max_message: int,
            workers: int) -> None:
-    """Run an echo server (Ctrl-C stops it)."""
+    """Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."""
     from sockcap.endpoints.server import run_server
 
-    run_server(host, port, udp=udp, max_clients=max_clients, idle_timeout=idle_timeout,
-               max_message=max_message, workers=workers, log=_log_line)
+    code = run_server(host, port, udp=udp, max_clients=max_clients, idle_timeout=idle_timeout,
+                      max_message=max_message, workers=workers, log=_log_line)
+    sys.exit(code)
 
 
 @cli.command()

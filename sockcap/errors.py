@@ -14,8 +14,8 @@ class ExitCode(enum.IntEnum):
     """Process exit codes, stable for scripts."""
 
     OK = 0
-    ERROR = 1  # an endpoint problem: refused, port in use, server closed early
-    USAGE = 2  # bad option value (click's convention)
+    ERROR = 1  # an endpoint problem (refused, port in use, no reply), a failed command
+    USAGE = 2  # bad usage or input: an option value, no such file, packet, stream or interface
     NO_PERMISSION = 2  # capture needs privileges (same code as usage, as the issue asks)
     NOT_A_CAPTURE = 3  # the file is not a pcap/pcapng file at all
     DAMAGED_FILE = 4  # a capture file that is cut short or has a bad record/block
@@ -35,6 +35,14 @@ class SockcapError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InputError(SockcapError):
+    """Bad usage or input the user can correct: no such file, packet, stream or interface,
+    a capture filter libpcap refuses, an output file that exists (exit code 2, as click's
+    own usage errors)."""
+
+    exit_code = ExitCode.USAGE
 
 
 class DecodeError(SockcapError):
@@ -76,9 +84,21 @@ class CapturePermissionError(CaptureError):
     exit_code = ExitCode.NO_PERMISSION
 
 
+class NoSuchInterfaceError(InputError, CaptureError):
+    """The interface to capture on does not exist."""
+
+
+class CommandFailedError(SockcapError):
+    """The command run under ``sockcap capture`` exited on its own with a failure status."""
+
+
 class EndpointError(SockcapError):
     """A socket endpoint problem: refused, port in use, bad address, early close."""
 
 
 class WriteError(SockcapError):
     """A capture file could not be written (exists, disk full, no permission)."""
+
+
+class OutputExistsError(InputError, WriteError):
+    """The output file exists and ``--force`` was not given."""

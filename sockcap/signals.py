@@ -22,6 +22,11 @@ class Stopped(SockcapError):
         self.exit_code = code
 
 
+def exit_code_for(signum: int) -> ExitCode:
+    """The exit code of a command stopped cleanly by ``signum``: 130 (SIGINT), 143 (SIGTERM)."""
+    return ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
     raise Terminated("terminated")
 

@@ -181,7 +181,7 @@ def test_existing_file_is_kept_without_force(tmp_path: Path) -> None:
     out = tmp_path / "keep.pcap"
     out.write_bytes(b"precious")
     res = run_sockcap("capture", "-c", "1", "-w", str(out), "--duration", "0.2")
-    assert res.returncode != 0 and "exists" in res.stderr and "--force" in res.stderr
+    assert res.returncode == 2 and "exists" in res.stderr and "--force" in res.stderr
     assert out.read_bytes() == b"precious"
 
 
@@ -189,9 +189,47 @@ def test_existing_file_is_kept_without_force(tmp_path: Path) -> None:
 @needs_tcpdump
 def test_bad_filter_is_one_line() -> None:
     res = run_sockcap("capture", "-f", "tcp port", "--duration", "0.2")
-    assert res.returncode == 1
+    assert res.returncode == 2
     errors = [line for line in res.stderr.splitlines() if line.startswith("sockcap: ")]
     assert errors[-1].startswith("sockcap: bad capture filter 'tcp port': ") and "Traceback" not in res.stderr
+
+
+@needs_capture
+def test_unknown_interface_is_bad_usage() -> None:
+    res = run_sockcap("capture", "-i", "nosuchif0", "--duration", "0.2")
+    assert res.returncode == 2
+    assert res.stderr == "sockcap: no such interface: nosuchif0 (see 'sockcap interfaces')\n"
+
+
+def udp_sender(port: int, count: int, then: str = "") -> list[str]:
+    """A command sending ``count`` datagrams to ``port``, 20 ms apart, then running ``then``."""
+    code = (f"import socket, sys, time\ns = socket.socket(2, 2)\n"
+            f"for i in range({count}): s.sendto(b'x', ('127.0.0.1', {port})); time.sleep(0.02)\n"
+            f"{then}")
+    return [sys.executable, "-c", code]
+
+
+@needs_capture
+def test_command_stopped_at_the_count_is_said_so(tmp_path: Path) -> None:
+    port, out = free_port(), tmp_path / "c.pcap"
+    res = run_sockcap("capture", "-c", "3", "-q", "-f", f"udp port {port}", "-w", str(out),
+                      "--", *udp_sender(port, 500))
+    assert res.returncode == 0, res.stderr
+    assert f"sockcap: stopped {sys.executable} after the count (-c 3) was reached" in res.stderr
+    assert "exited with status" not in res.stderr and f"saved 3 packets to {out}" in res.stderr
+
+
+@needs_capture
+def test_failing_command_is_captured_then_named_with_exit_1(tmp_path: Path) -> None:
+    port, out = free_port(), tmp_path / "f.pcap"
+    res = run_sockcap("capture", "--json", "-f", f"udp port {port}", "-w", str(out),
+                      "--", *udp_sender(port, 4, then="sys.exit(3)"))
+    assert res.returncode == 1, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    summary = rows.pop()["summary"]
+    assert len(rows) == 4 and summary["command_exit"] == 3 and not summary["command_stopped"]
+    assert f"saved 4 packets to {out}" in res.stderr and out.stat().st_size > 24
+    assert res.stderr.splitlines()[-1] == f"sockcap: {sys.executable} exited with status 3"
 
 
 @needs_capture

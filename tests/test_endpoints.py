@@ -410,9 +410,33 @@ def test_run_client_udp_says_when_no_reply_came() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
         silent.bind(("127.0.0.1", 0))
         port = silent.getsockname()[1]
-        code = run_client("127.0.0.1", port, udp=True, messages=["ping"], out=out.append, timeout=0.3)
-    assert code == 0
-    assert out[1:] == ["> ping", "< (no reply within 0.3 s: UDP datagrams can be lost)", "closed"]
+        code = run_client("127.0.0.1", port, udp=True, messages=["ping", "again"],
+                          out=out.append, timeout=0.3)
+    assert code == 1  # as over TCP, where a missing echo is an error
+    assert re.fullmatch(rf"sending to 127\.0\.0\.1:{port} from 127\.0\.0\.1:\d+", out[0])
+    no_reply = "< (no reply within 0.3 s: UDP datagrams can be lost)"
+    assert out[1:] == ["> ping", no_reply, "> again", no_reply, "closed"]
+
+
+def test_udp_client_command_exits_0_with_every_reply_and_1_without_one() -> None:
+    async def scenario() -> tuple[subprocess.CompletedProcess[str], ...]:
+        async with EchoServer(port=0, udp=True) as server:
+            answered = await asyncio.to_thread(
+                sockcap, "client", "--udp", "--port", str(server.port), "-m", "a", "-m", "b")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            unanswered = await asyncio.to_thread(
+                sockcap, "client", "--udp", "--port", str(silent.getsockname()[1]),
+                "--timeout", "0.2", "-m", "a")
+        return answered, unanswered
+
+    answered, unanswered = run(scenario())
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout.splitlines()[0].startswith("sending to 127.0.0.1:")
+    assert answered.stdout.splitlines()[1:] == ["> a", "< a", "> b", "< b", "closed"]
+    assert unanswered.returncode == 1 and unanswered.stderr == ""
+    assert unanswered.stdout.splitlines()[1:] == [
+        "> a", "< (no reply within 0.2 s: UDP datagrams can be lost)", "closed"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -420,7 +444,7 @@ def test_run_server_stops_cleanly_on_signal(sig: int, tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     code = (
         "import sys; from sockcap.endpoints.server import run_server; "
-        "run_server('127.0.0.1', 0, log=lambda line: print(line, flush=True))"
+        "sys.exit(run_server('127.0.0.1', 0, log=lambda line: print(line, flush=True)))"
     )
     with log.open("wb") as sink:
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=sink, stderr=subprocess.STDOUT)
@@ -430,7 +454,7 @@ def test_run_server_stops_cleanly_on_signal(sig: int, tmp_path: Path) -> None:
             ("before the signal", b"before the signal")
         ]
         os.kill(proc.pid, sig)
-        assert proc.wait(10) == 0
+        assert proc.wait(10) == 128 + sig  # returned, after the clean stop below
     finally:
         stop(proc)
     text = log.read_text()
@@ -615,7 +639,7 @@ def test_workers_serve_a_hundred_clients_and_stop_on_sigterm(tmp_path: Path) -> 
             assert result == [(f"client {i}", f"client {i}".encode()),
                               (f"again {i}", f"again {i}".encode())]
         os.kill(proc.pid, signal.SIGTERM)
-        assert proc.wait(15) == 0
+        assert proc.wait(15) == 143
     finally:
         stop(proc)
     assert wait_gone(workers, 0)  # reaped by the parent before it exited
@@ -648,7 +672,7 @@ def test_workers_serve_udp(tmp_path: Path) -> None:
                 (f"datagram {i}", f"datagram {i}".encode())
             ]
         os.kill(proc.pid, signal.SIGINT)
-        assert proc.wait(15) == 0
+        assert proc.wait(15) == 130
     finally:
         stop(proc)
 
@@ -668,3 +692,28 @@ def test_workers_port_in_use(reuseport: bool) -> None:
         f"sockcap: port {port} is in use on 127.0.0.1 "
         "(pick another with --port, or stop the program holding it)\n"
     )
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("workers", [1, 3])
+def test_server_command_exit_code_says_which_signal_stopped_it(
+        tmp_path: Path, workers: int, sig: int, code: int) -> None:
+    log = tmp_path / "server.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sockcap", "server", "--port", str(free_port()),
+             "--workers", str(workers)],
+            stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ, NO_COLOR="1"))
+    try:
+        deadline = time.monotonic() + 10
+        while log.read_text().count("listening on") < (workers + 1 if workers > 1 else 1):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        worker_pids = [int(p) for p in re.findall(r"worker (\d+): listening", log.read_text())]
+        os.kill(proc.pid, sig)
+        assert proc.wait(15) == code
+    finally:
+        stop(proc)
+    assert wait_gone(worker_pids, 0)  # every worker stopped and reaped before the exit
+    text = log.read_text()
+    assert "Traceback" not in text and text.count("stopped: 0 connections") == workers

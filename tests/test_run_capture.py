@@ -125,6 +125,33 @@ def test_run_without_capture_needs_no_privilege(tmp_path: Path) -> None:
     assert res.stdout.splitlines() == ["> hi", "< hi", "> quit", "< quit"]
 
 
+@pytest.mark.parametrize("args, named", [
+    (["--json"], "--json needs"),
+    (["--hex", "--style", "tcpdump"], "--hex, --style need"),
+    (["--style", "wireshark"], "--style needs"),
+    (["--follow"], "--follow needs"),
+    (["--explain"], "--explain needs"),
+    (["-w", "x.pcap", "--force"], "--out, --force need"),
+])
+def test_capture_options_without_capture_are_bad_usage(tmp_path: Path, args: list[str],
+                                                       named: str) -> None:
+    res = sockcap("run", "-m", "quit", *args, cwd=tmp_path)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr == (f"sockcap: {named} --capture: add --capture to capture the exchange "
+                          "(see 'sockcap run --help')\n")
+    assert not list(tmp_path.iterdir())
+
+
+@needs_capture
+def test_existing_out_file_is_bad_usage(tmp_path: Path) -> None:
+    out = tmp_path / "keep.pcap"
+    out.write_bytes(b"precious")
+    res = sockcap("run", "--capture", "-m", "quit", "-w", str(out))
+    assert res.returncode == 2
+    assert res.stderr == f"sockcap: {out} exists; use --force to overwrite\n"
+    assert out.read_bytes() == b"precious"
+
+
 def test_capture_without_permission_says_what_is_needed(tmp_path: Path) -> None:
     os.chmod(tmp_path, 0o777)
     res = sockcap("run", "--capture", user="nobody", cwd=tmp_path)

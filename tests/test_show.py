@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import CORPUS, ROOT, needs_corpus, needs_tshark, sockcap
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -53,7 +55,7 @@ def test_port_filter_keeps_numbers_times_and_streams_like_a_display_filter() -> 
 def test_missing_file_and_directory_are_one_line(tmp_path: Path) -> None:
     for target, words in ((tmp_path / "nope.pcap", "no such file"), (tmp_path, "directory")):
         res = sockcap("show", str(target))
-        assert res.returncode != 0 and words in res.stderr
+        assert res.returncode == 2 and words in res.stderr
         assert len(res.stderr.splitlines()) == 1
 
 
@@ -73,4 +75,62 @@ def test_dissect_shows_wiresharks_view() -> None:
     assert res.returncode == 0, res.stderr
     assert "Layer TCP" in res.stdout and "Layer IP" in res.stdout
     res = sockcap("show", "--dissect", "99", str(GOLDEN / "echo-tcp.pcap"))
-    assert res.returncode == 1 and "no packet 99" in res.stderr
+    assert res.returncode == 2 and "no packet 99 (it has 14)" in res.stderr
+
+
+def damaged_inputs(tmp_path: Path) -> dict[str, tuple[Path, int]]:
+    """Files plain show refuses or stops on, with its exit code for each."""
+    cut, empty = tmp_path / "cut.pcap", tmp_path / "empty.pcap"
+    cut.write_bytes((GOLDEN / "echo-tcp.pcap").read_bytes()[:1000])
+    empty.write_bytes(b"")
+    return {"cut": (cut, 4), "not a capture": (ROOT / "README.md", 3), "empty": (empty, 3)}
+
+
+@pytest.mark.parametrize("kind", ["cut", "not a capture", "empty"])
+def test_dissect_of_a_bad_file_says_what_show_says(tmp_path: Path, kind: str) -> None:
+    path, code = damaged_inputs(tmp_path)[kind]
+    shown = sockcap("show", str(path))
+    dissected = sockcap("show", str(path), "--dissect", "1")
+    assert shown.returncode == dissected.returncode == code
+    assert dissected.stderr.splitlines() == shown.stderr.splitlines()[-1:]
+    assert dissected.stdout == ""
+
+
+def pcapng_with_a_packet_on_a_missing_interface() -> bytes:
+    """Three packets, the second on interface 3 of a section with one: tshark stops on
+    it, sockcap's reader skips it with a warning."""
+    def block(btype: int, body: bytes) -> bytes:
+        return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    def epb(iface: int) -> bytes:
+        return block(6, struct.pack("<IIIII", iface, 0, 1, 60, 60) + bytes(60))
+
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    return shb + block(1, struct.pack("<HHI", 1, 0, 0)) + epb(0) + epb(3) + epb(0)
+
+
+@needs_tshark
+def test_dissect_says_in_one_line_when_tshark_fails(tmp_path: Path) -> None:
+    path = tmp_path / "odd.pcapng"
+    path.write_bytes(pcapng_with_a_packet_on_a_missing_interface())
+    assert sockcap("show", str(path)).returncode == 0
+    res = sockcap("show", str(path), "--dissect", "1")
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        f"sockcap: tshark could not dissect {path}: "
+        "pcapng: interface index 3 is not less than section interface count 1"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["show", "{missing}"], "no such file: "),
+    (["show", "{missing}", "--dissect", "1"], "no such file: "),
+    (["show", "-", "--dissect", "1"], "--dissect needs a file, not stdin"),
+    (["show", "{pcap}", "--dissect", "15"], "has no packet 15 (it has 14)"),
+    (["follow", "{pcap}", "--stream", "7"], "no tcp stream 7 in "),
+    (["stats", "{missing}"], "no such file: "),
+])
+def test_bad_input_exits_2_in_one_line(tmp_path: Path, args: list[str], words: str) -> None:
+    names = {"missing": str(tmp_path / "nope.pcap"), "pcap": str(GOLDEN / "echo-tcp.pcap")}
+    res = sockcap(*(a.format(**names) for a in args), input="")
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.splitlines()) == 1 and words in res.stderr

@@ -45,7 +45,7 @@ import struct
 from sockcap.capture.base import CaptureStats
 from sockcap.capture.bpf import Insn
 from sockcap.decode.records import LINKTYPE_ETHERNET, LINKTYPE_RAW, RawFrame
-from sockcap.errors import CaptureError, CapturePermissionError
+from sockcap.errors import CaptureError, CapturePermissionError, NoSuchInterfaceError
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -94,7 +94,7 @@ def linktype_of(iface: str) -> int:
         with open(f"/sys/class/net/{iface}/type") as f:
             arphrd = int(f.read())
     except (OSError, ValueError) as e:
-        raise CaptureError(f"no such interface: {iface}", "see 'sockcap interfaces'") from e
+        raise NoSuchInterfaceError(f"no such interface: {iface}", "see 'sockcap interfaces'") from e
     return LINKTYPE_ETHERNET if arphrd in (ARPHRD_ETHER, ARPHRD_LOOPBACK) else LINKTYPE_RAW
 
 

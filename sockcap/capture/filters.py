@@ -17,13 +17,13 @@ import subprocess
 
 from sockcap.capture.bpf import Insn
 from sockcap.decode.records import LINKTYPE_NAMES
-from sockcap.errors import CaptureError
+from sockcap.errors import CaptureError, InputError
 
 MAX_INSNS = 4096  # BPF_MAXINSNS: the kernel refuses longer classic programs
 
 
-class FilterError(CaptureError):
-    """A capture filter that libpcap cannot compile."""
+class FilterError(InputError, CaptureError):
+    """A capture filter that libpcap cannot compile (bad usage: exit code 2)."""
 
 
 def compile_filter(expr: str, linktype: int) -> list[Insn]:

@@ -11,8 +11,9 @@ The order is what makes a capture complete and safe:
 5. the capture ends at ``count`` packets, after ``duration``, on an interrupt, or when
    the command has exited and nothing more arrived for the backend's ``settle_seconds``
    (bounded by ``DRAIN_SECONDS``), so the command's last packets are in;
-6. the command is stopped by its PID if it still runs, the backend is stopped (its counters
-   read), what was still in flight is read, and the file is closed.
+6. the command is stopped by its PID if it still runs (the result says why), the backend
+   is stopped (its counters read), what was still in flight is read, and the file is
+   closed.
 
 An interrupt (Ctrl-C, or SIGTERM through :func:`sockcap.signals.sigterm_raises`) at any
 point goes through step 6; further interrupts are ignored while it runs, so no process is
@@ -70,7 +71,8 @@ class LiveResult:
     stats: CaptureStats = field(default_factory=lambda: CaptureStats(0, -1, -1))
     written: int = 0
     path: str | None = None
-    command_status: int | None = None
+    command_status: int | None = None  # the command's exit status (-N: signal N)
+    command_stopped: str = ""  # why sockcap stopped the command ("": it exited on its own)
     interrupt: BaseException | None = None
     frames: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -95,9 +97,11 @@ def capture_live(opts: LiveOptions, on_frames: FrameSink,
         session.loop()
     except (KeyboardInterrupt, SockcapError) as e:
         if not _is_interrupt(e):
+            session.stop_reason = "when the capture failed"
             session.finish()
             raise
         result.interrupt = e
+        session.stop_reason = "on the interrupt"
     session.finish()
     return result
 
@@ -121,6 +125,7 @@ class _Session:
         self.writer: Any = None
         self.child: subprocess.Popen[bytes] | None = None
         self.finished = False
+        self.stop_reason = "when the capture ended"  # said if the command still ran
 
     def open_file(self) -> None:
         if self.opts.out:
@@ -138,11 +143,15 @@ class _Session:
         start = last = time.monotonic()
         ended = 0.0
         with _fewer_gc_passes():
-            while not self._full():
+            while True:
+                if self._full():
+                    self.stop_reason = f"after the count (-c {opts.count}) was reached"
+                    return
                 got = self.deliver(cap.read(READ_SECONDS))
                 now = time.monotonic()
                 last = now if got else last
                 if opts.duration and now - start >= opts.duration:
+                    self.stop_reason = f"after the duration (--duration {opts.duration:g}) ran out"
                     return
                 if self.child is not None and self.child.poll() is not None:
                     ended = ended or now
@@ -169,12 +178,15 @@ class _Session:
         return len(frames)
 
     def finish(self) -> None:
-        """Stop the command and the capture, take the last frames, close the file."""
+        """Stop the command (noting why if it still ran) and the capture, take the last
+        frames, close the file."""
         if self.finished:
             return
         self.finished = True
         with _interrupts_held():
             try:
+                if self.child is not None and self.child.poll() is None:
+                    self.result.command_stopped = self.stop_reason
                 self.result.command_status = stop_command(self.child)
                 self.result.stats = self.cap.stop()
                 if not self._full():

@@ -41,6 +41,10 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
     sudo sockcap capture -f 'tcp port 5001' -- ./client      a C client's whole exchange
     sockcap capture -c 20 -w out.pcap                        20 packets on lo, also saved
     Ctrl-C stops; the counters at the end say what the kernel dropped, if anything.
+
+    A command still running when the capture ends (-c, --duration, Ctrl-C) is stopped, and
+    sockcap says so. A command that exits on its own with a failure status still gets its
+    capture shown and saved; sockcap then names the status and exits with 1.
     """
     from sockcap.capture.live import LiveOptions
 
@@ -54,6 +58,7 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
                 no_color: bool) -> None:
     """Wire the capture to the view and the output; print the counters; re-raise an interrupt."""
     from sockcap.capture.live import capture_live
+    from sockcap.errors import CommandFailedError
     from sockcap.output import Output
     from sockcap.signals import sigterm_raises
     from sockcap.view import View, ViewOptions
@@ -74,6 +79,21 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
     _report(result, opts, output, json_)
     if result.interrupt is not None:
         raise result.interrupt
+    if result.command_status and not result.command_stopped:
+        raise CommandFailedError(f"{opts.command[0]} {status_words(result.command_status)}")
+
+
+def status_words(status: int) -> str:
+    """``exited with status 3``, or ``was killed by signal 11 (SIGSEGV)`` (Popen's -11)."""
+    if status >= 0:
+        return f"exited with status {status}"
+    import signal
+
+    try:
+        name = f" ({signal.Signals(-status).name})"
+    except ValueError:
+        name = ""
+    return f"was killed by signal {-status}{name}"
 
 
 def summary_record(result: Any, opts: Any) -> dict[str, Any]:
@@ -83,6 +103,7 @@ def summary_record(result: Any, opts: Any) -> dict[str, Any]:
             "captured": result.frames, "received": s.received, "dropped": s.dropped,
             "file": result.path, "written": result.written if result.path else None,
             "command_exit": result.command_status,
+            "command_stopped": bool(result.command_stopped),
             "interrupted": result.interrupt is not None}
 
 
@@ -109,8 +130,10 @@ def _report(result: Any, opts: Any, output: Any, json_: bool) -> None:
         output.flush()
     if result.path:
         output.note(f"sockcap: saved {result.written} packets to {result.path}")
-    if result.command_status is not None:
-        output.note(f"sockcap: {opts.command[0]} exited with status {result.command_status}")
+    if result.command_stopped:
+        output.note(f"sockcap: stopped {opts.command[0]} {result.command_stopped}")
+    elif result.command_status == 0:
+        output.note(f"sockcap: {opts.command[0]} exited with status 0")
     for line in summary_lines(result):
         output.note(line)
     sys.stdout.flush()

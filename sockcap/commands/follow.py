@@ -55,7 +55,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     from sockcap.analysis.conversation import ConversationTracker
     from sockcap.commands.show import open_input
     from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP
-    from sockcap.errors import CaptureFileError, SockcapError
+    from sockcap.errors import CaptureFileError, InputError
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
 
@@ -90,8 +90,8 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
             (c.proto, c.stream) == select for c in tracker.conversations):
         kind = "udp" if udp else "tcp"
         count = sum(1 for c in tracker.conversations if c.proto == select[0])
-        raise SockcapError(f"no {kind} stream {stream} in {path} (it has {count}: 0..{count - 1})"
-                           if count else f"no {kind} conversation in {path}")
+        raise InputError(f"no {kind} stream {stream} in {path} (it has {count}: 0..{count - 1})"
+                         if count else f"no {kind} conversation in {path}")
     output.flush()
 
 

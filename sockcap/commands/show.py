@@ -12,7 +12,7 @@ import sys
 from contextlib import ExitStack
 from typing import BinaryIO
 
-from sockcap.errors import CaptureFileError, SockcapError
+from sockcap.errors import CaptureFileError, InputError
 from sockcap.output import Output
 from sockcap.pcapfile.reader import open_capture
 from sockcap.view import View, ViewOptions
@@ -25,11 +25,11 @@ def open_input(path: str, stack: ExitStack) -> BinaryIO:
     try:
         return stack.enter_context(open(path, "rb"))
     except IsADirectoryError as e:
-        raise SockcapError(f"{path} is a directory, not a capture file") from e
+        raise InputError(f"{path} is a directory, not a capture file") from e
     except FileNotFoundError as e:
-        raise SockcapError(f"no such file: {path}") from e
+        raise InputError(f"no such file: {path}") from e
     except PermissionError as e:
-        raise SockcapError(f"cannot read {path}: permission denied") from e
+        raise InputError(f"cannot read {path}: permission denied") from e
 
 
 def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_: bool,

@@ -289,7 +289,9 @@ def run_client(
 ) -> int:
     """Send ``messages`` (or each line of ``input_lines``/stdin) and show every reply.
 
-    Returns the exit code: 0, or 130 after Ctrl-C. Raises EndpointError on failure.
+    Returns the exit code: 0; 1 when a UDP datagram got no reply (the exchange goes on to
+    the end, as over TCP every message needs its echo); 130 after Ctrl-C. Raises
+    EndpointError on failure.
     """
     address = format_address(parse_host(host), check_port(port))
     lines = messages if messages is not None else _typed_lines(input_lines)
@@ -297,12 +299,12 @@ def run_client(
     client: _EchoClient | None = None
     try:
         client = loop.run_until_complete(_open(host, port, udp, timeout))
-        out(f"connected to {address} from {client.local}")
-        _converse(loop, client, lines, out, timeout)
+        out(f"{'sending to' if udp else 'connected to'} {address} from {client.local}")
+        unanswered = _converse(loop, client, lines, out, timeout)
         loop.run_until_complete(client.close())
         client = None
         out("closed")
-        return ExitCode.OK
+        return ExitCode.ERROR if unanswered else ExitCode.OK
     except KeyboardInterrupt:
         out("interrupted")
         return ExitCode.INTERRUPTED
@@ -316,13 +318,17 @@ def _converse(
     lines: Iterable[str],
     out: Callable[[str], None],
     timeout: float,
-) -> None:
+) -> int:
+    """Send each line and show its reply; the number of messages that got none (UDP)."""
+    unanswered = 0
     for message in lines:
         out(f"> {message}")
         reply = loop.run_until_complete(client.send(message))
         out(_show_reply(reply, timeout))
+        unanswered += reply is None
         if message.strip() == QUIT:
             break
+    return unanswered
 
 
 def _shut_down(loop: asyncio.AbstractEventLoop, client: _EchoClient | None) -> None:

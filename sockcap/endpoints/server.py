@@ -87,7 +87,8 @@ from sockcap.endpoints.address import (
     preview,
     udp_socket,
 )
-from sockcap.errors import EndpointError, SockcapError
+from sockcap.errors import EndpointError, ExitCode, SockcapError
+from sockcap.signals import exit_code_for
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -403,12 +404,13 @@ def run_server(
     max_message: int = 65536,
     workers: int = 1,
     log: Log | None = None,
-) -> None:
+) -> ExitCode:
     """Serve until Ctrl-C or SIGTERM, then close cleanly and return (``sockcap server``).
 
-    ``workers`` > 1 serves from that many processes sharing the port (see the module
-    docstring); ``max_clients`` then applies to each. Raises EndpointError when the
-    address cannot be used.
+    Returns the exit code for the signal that stopped it, with or without workers: 130
+    after SIGINT (Ctrl-C), 143 after SIGTERM. ``workers`` > 1 serves from that many
+    processes sharing the port (see the module docstring); ``max_clients`` then applies
+    to each. Raises EndpointError when the address cannot be used.
     """
 
     def make(sock: socket.socket | None = None, label: str = "") -> EchoServer:
@@ -427,19 +429,19 @@ def run_server(
     if workers < 1:
         raise EndpointError(f"workers must be at least 1, not {workers}")
     if workers == 1:
-        _run_loop(make())
-        return
+        return exit_code_for(_run_loop(make()))
     host = parse_host(host)
     check_port(port, allow_zero=True)
     socks = _listen_shared(host, port, udp, workers)
-    _run_workers(make, socks, log)
+    return exit_code_for(_run_workers(make, socks, log))
 
 
-def _run_loop(server: EchoServer) -> None:
+def _run_loop(server: EchoServer) -> int:
+    """Serve until a stop signal; the signal's number."""
     try:
-        asyncio.run(_serve(server))
+        return asyncio.run(_serve(server))
     except KeyboardInterrupt:
-        pass  # Ctrl-C arrived before the loop's own handler was in place
+        return signal.SIGINT  # Ctrl-C arrived before the loop's own handler was in place
 
 
 def stamped(line: str) -> str:
@@ -447,10 +449,16 @@ def stamped(line: str) -> str:
     return f"{datetime.datetime.now().strftime('%H:%M:%S.%f')[:-3]} {line}"
 
 
-async def _serve(server: EchoServer) -> None:
+async def _serve(server: EchoServer) -> int:
     await server.start()
     stop = asyncio.Event()
-    _stop_on_signals(stop.set)
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+
+    _stop_on_signals(on_signal)
     server.say(f"listening on {server.address} ({server.protocol}); Ctrl-C stops")
     if is_wildcard(server.host):
         server.say(
@@ -459,6 +467,7 @@ async def _serve(server: EchoServer) -> None:
         )
     try:
         await stop.wait()
+        return received[0]
     finally:
         server.say("stopping")
         await server.close()
@@ -469,12 +478,12 @@ async def _serve(server: EchoServer) -> None:
         )
 
 
-def _stop_on_signals(stop: Callable[[], None]) -> None:
-    """Make SIGINT (Ctrl-C) and SIGTERM call ``stop`` instead of killing the process."""
+def _stop_on_signals(stop: Callable[[int], None]) -> None:
+    """Make SIGINT (Ctrl-C) and SIGTERM call ``stop(signum)`` instead of killing the process."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop)
+            loop.add_signal_handler(sig, stop, sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or Windows: KeyboardInterrupt still ends run()
 
@@ -533,8 +542,9 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 PARENT_SIGNALS = {*STOP_SIGNALS, signal.SIGCHLD}
 
 
-def _run_workers(make: MakeServer, socks: list[socket.socket], log: Log | None) -> None:
-    """Fork one worker per socket, wait until Ctrl-C or SIGTERM, stop them, return.
+def _run_workers(make: MakeServer, socks: list[socket.socket], log: Log | None) -> int:
+    """Fork one worker per socket, wait until Ctrl-C or SIGTERM, stop them all, return
+    the signal's number.
 
     The parent blocks its signals and takes them one at a time with sigwaitinfo rather
     than from handlers: a handler could interrupt it between reaping a worker and
@@ -551,7 +561,7 @@ def _run_workers(make: MakeServer, socks: list[socket.socket], log: Log | None) 
         for sock in socks:
             sock.close()  # a worker's socket must close when the worker dies
         workers.say(f"workers {', '.join(map(str, workers.alive))}; Ctrl-C stops")
-        workers.wait_for_stop()
+        return workers.wait_for_stop()
     finally:
         for sock in socks:
             sock.close()
@@ -583,14 +593,15 @@ class _Workers:
             return
         _worker_main(make, sock, socks, parent)
 
-    def wait_for_stop(self) -> None:
-        """Return on Ctrl-C or SIGTERM; reap workers that exit meanwhile, and raise
-        EndpointError if none is left."""
+    def wait_for_stop(self) -> int:
+        """Return the signal's number on Ctrl-C or SIGTERM; reap workers that exit
+        meanwhile, and raise EndpointError if none is left."""
         count = len(self.alive)
-        while signal.sigwaitinfo(PARENT_SIGNALS).si_signo == signal.SIGCHLD:
+        while (signum := signal.sigwaitinfo(PARENT_SIGNALS).si_signo) == signal.SIGCHLD:
             self.reap(log=True)
             if not self.alive:
                 raise EndpointError(f"all {count} workers exited")
+        return signum
 
     def reap(self, *, log: bool) -> None:
         """Forget the workers that have exited (without waiting for the others)."""

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import IO
 
 from sockcap.decode.records import RawFrame
-from sockcap.errors import WriteError
+from sockcap.errors import OutputExistsError, WriteError
 from sockcap.owner import Owner, create_file
 from sockcap.pcapfile.pcap import MAX_RECORD_LEN, pack_file_header, pack_record
 
@@ -89,7 +89,7 @@ class PcapWriter:
         try:
             fd, created = create_file(self.path, FILE_MODE, replace=force)
         except FileExistsError:
-            raise WriteError(f"{self.path} exists; use --force to overwrite") from None
+            raise OutputExistsError(f"{self.path} exists; use --force to overwrite") from None
         except OSError as exc:
             raise self._error(exc) from None
         if created and owner is not None:
