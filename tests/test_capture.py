@@ -201,6 +201,14 @@ def test_unknown_interface_is_bad_usage() -> None:
     assert res.stderr == "sockcap: no such interface: nosuchif0 (see 'sockcap interfaces')\n"
 
 
+@needs_capture
+def test_a_command_that_does_not_exist_is_bad_usage(tmp_path: Path) -> None:
+    res = run_sockcap("capture", "-w", str(tmp_path / "x.pcap"), "--", "no-such-command-here")
+    assert res.returncode == 2
+    assert res.stderr.splitlines()[-1] == "sockcap: command not found: no-such-command-here"
+    assert "Traceback" not in res.stderr
+
+
 def udp_sender(port: int, count: int, then: str = "") -> list[str]:
     """A command sending ``count`` datagrams to ``port``, 20 ms apart, then running ``then``."""
     code = (f"import socket, sys, time\ns = socket.socket(2, 2)\n"
