@@ -12,7 +12,8 @@ Intended differences (each one reasoned; they are excluded from the comparison):
   first value is compared, and packets where tshark's first transport is an inner one (an
   ICMP error quoting TCP/UDP) are skipped.
 - the AccECN ACE field: tshark prints the three bits AE/CWR/ECE as a counter (``-2-``)
-  once AccECN is negotiated; those three bits are compared only when tshark shows flags.
+  once AccECN is negotiated; those three bits are compared only when tshark shows flags
+  here (the timeline's ``[ACK, ACE=5]`` is checked against tshark's Info column below).
 - IP fragments: tshark reassembles them and shows the transport header on the last
   fragment; sockcap shows each fragment as captured (marked ``fragment``), without
   reassembly, so transport fields are not compared on fragments.
@@ -33,10 +34,12 @@ Intended differences (each one reasoned; they are excluded from the comparison):
 from __future__ import annotations
 
 import io
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, needs_corpus
+from conftest import CORPUS, needs_corpus, needs_tshark
 
 from sockcap.errors import DecodeError
 from sockcap.pcapfile.reader import open_capture
@@ -149,3 +152,26 @@ def test_only_decode_errors_escape(path: Path) -> None:
     """Any other exception propagates out of read_all and fails the test."""
     _, err = read_all(path)
     assert err is None or str(err)  # a DecodeError always says what happened
+
+
+@needs_corpus
+@needs_tshark
+def test_accecn_flags_read_as_tsharks_info_column() -> None:
+    """Once both SYNs negotiate Accurate ECN, AE/CWR/ECE are the ACE counter: the
+    timeline writes ``[ACK, ACE=5]`` where Wireshark's Info column does."""
+    path = CORPUS / "public" / "accecn_handshake.pcap"
+    info = subprocess.run(["tshark", "-r", str(path), "--disable-protocol", "http", "-T",
+                           "fields", "-e", "_ws.col.Info"], capture_output=True, text=True,
+                          timeout=60, check=True).stdout.splitlines()
+    expected = [first(r"(\[[A-Z][^]]*\])", line) for line in info]
+    view = View()
+    with path.open("rb") as f:
+        mine = [first(r"TCP (\[[^]]*\])", line) for line in view.text(open_capture(f))]
+    assert mine == expected
+    assert "[PSH, ACK, ACE=5]" in mine and mine[0] == "[SYN, ECE, CWR, AE]"
+
+
+def first(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    assert found is not None, text
+    return found.group(1)

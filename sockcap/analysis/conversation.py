@@ -42,6 +42,7 @@ from sockcap.analysis.expert import (
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, TcpOptionKind
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+ECE, ECN_BITS = 0x40, 0x1C0  # ECE; AE, CWR and ECE: the ACE field under Accurate ECN
 MOD32 = 1 << 32
 SCALE_UNKNOWN = -1  # no SYN seen for this direction
 SCALE_NONE = -2  # the SYN had no window-scale option
@@ -97,7 +98,7 @@ class Conversation:
         "stream", "proto", "client", "server", "roles", "dirs", "first_ts", "last_ts",
         "syn_ts", "synack_ts", "ack_ts", "handshake_done", "closing", "reset",
         "mru_syn_ts", "first_rtt", "note_counts", "refused", "half_closed", "mptcp",
-        "mptcp_ops", "retired", "rtt_answered",
+        "mptcp_ops", "retired", "rtt_answered", "accecn_syn", "accecn",
     )
 
     def __init__(self, stream: int, proto: int, client: tuple[str, int],
@@ -119,6 +120,8 @@ class Conversation:
         self.mru_syn_ts = 0  # time of the most recent SYN (0: none yet)
         self.first_rtt = 0  # Wireshark's tcp.analysis.initial_rtt in ns (0: not known)
         self.rtt_answered = False  # first_rtt ended with a segment from the server
+        self.accecn_syn = False  # the SYN asked for Accurate ECN (AE, CWR, ECE all set)
+        self.accecn = False  # ... and the SYN-ACK agreed: AE/CWR/ECE are the ACE counter
         self.note_counts: dict[str, int] | None = None  # note kind -> count, once any
         self.refused = False  # the SYN was answered with RST
         self.half_closed = False  # data flowed after one side's FIN
@@ -398,10 +401,15 @@ def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
             conv.mptcp = True
     if r.syn and (d.scale == SCALE_NONE or r.scale == SCALE_NONE):
         d.scale = r.scale = SCALE_NONE
+    ecn = p.flags & ECN_BITS
     if p.flags & ACK:
         if conv.synack_ts < 0:
             conv.synack_ts = p.ts_ns
+        # RFC 9768 3.1.1: an AccECN server answers with one of 010, 011, 100, 110; 001 is
+        # classic ECN and 000 no ECN (and 111, a reflected SYN, is not AccECN either)
+        conv.accecn = conv.accecn_syn and ecn not in (0, ECE, ECN_BITS)
     else:
+        conv.accecn_syn = ecn == ECN_BITS
         conv.mru_syn_ts = p.ts_ns
         if conv.syn_ts < 0:
             conv.syn_ts = p.ts_ns

@@ -118,6 +118,10 @@ def style_of(a: Annotated) -> str:
 # "[PSH, ACK]   " padded to the column width, for every flag combination: one list index
 # per packet instead of joining names.
 _WIRESHARK_FLAGS = [f"{wireshark_flags(f):<11}" for f in range(512)]
+# Under Accurate ECN (RFC 9768) AE, CWR and ECE of a segment after the handshake are one
+# 3-bit counter, ACE, which Wireshark shows as a number: "[ACK, ACE=5]".
+_ACE_FLAGS = [f"{'[' + ', '.join((*flag_names(f & ~0x1C0), f'ACE={f >> 6 & 7}')) + ']':<11}"
+              for f in range(512)]
 _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared when full)
 # The common lines as %-templates: printf-style formatting of a line that holds a
 # non-ASCII character ("→") measured about a third faster than the same f-string.
@@ -193,14 +197,14 @@ class Timeline:
         else:
             where = self._where_of(a)
         if win >= 0:
+            names = (_ACE_FLAGS if conv is not None and conv.accecn and not flags & 0x02
+                     else _WIRESHARK_FLAGS)[flags]
             if plen > 0:
                 # the preview needs at most PREVIEW_CHARS + 1 bytes (one more says "cut")
-                line = _TCP_DATA_LINE % (no, t, where, _WIRESHARK_FLAGS[flags], seq, ack, win,
-                                         plen, phase,
+                line = _TCP_DATA_LINE % (no, t, where, names, seq, ack, win, plen, phase,
                                          preview(data[off : off + min(plen, PREVIEW_CHARS + 1)]))
             else:
-                line = _TCP_LINE % (no, t, where, _WIRESHARK_FLAGS[flags], seq, ack, win, plen,
-                                    phase)
+                line = _TCP_LINE % (no, t, where, names, seq, ack, win, plen, phase)
         elif seq >= 0:  # a header too short to hold flags and window (data offset < 5)
             line = f"{no:>4} {t:>10.6f}  {where}  TCP [bad header] Seq={seq} Ack={ack}"
             if plen > 0:
