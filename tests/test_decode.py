@@ -134,19 +134,24 @@ def test_ethernet_ipv4_tcp_every_option() -> None:
     assert (p.sport, p.dport, p.seq, p.ack, p.window) == (40000, 5001, 1000, 2000, 65535)
     assert p.flags == TcpFlags.SYN | TcpFlags.ACK
     assert (p.ip_id, p.ttl, p.fragment, p.truncated, p.notes) == (77, 63, False, "", ())
-    assert p.options == (
+    assert p.options == (  # NOP and EOL kept, as on the wire (tcpdump prints them)
         (TcpOptionKind.MSS, struct.pack("!H", 1460)),
+        (TcpOptionKind.NOP, b""),
         (TcpOptionKind.WSCALE, b"\x07"),
         (TcpOptionKind.SACK_PERMITTED, b""),
         (TcpOptionKind.TIMESTAMPS, struct.pack("!II", 5, 6)),
         (99, b"zz"),
+        (TcpOptionKind.EOL, b""),
     )
     assert p.payload == b"hello" and p.payload_len == 5
     assert p.is_tcp and not p.is_udp
     q = decode(ether(IP(), TCP(options=MORE_OPTIONS)))
     assert q.options == (
         (TcpOptionKind.SACK, struct.pack("!IIII", 1, 2, 3, 4)),
+        (TcpOptionKind.NOP, b""),
+        (TcpOptionKind.NOP, b""),
         (TcpOptionKind.FAST_OPEN, b"cookie!!"),
+        (TcpOptionKind.EOL, b""),  # scapy pads the header to a multiple of 4 with EOL
     )
 
 

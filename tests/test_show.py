@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import struct
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS, ROOT, needs_corpus, needs_tshark, sockcap
+from loopback_scenarios import can_run, scenario_capture
 
 GOLDEN = ROOT / "tests" / "golden"
 
@@ -134,3 +137,20 @@ def test_bad_input_exits_2_in_one_line(tmp_path: Path, args: list[str], words: s
     res = sockcap(*(a.format(**names) for a in args), input="")
     assert res.returncode == 2, res.stderr
     assert len(res.stderr.splitlines()) == 1 and words in res.stderr
+
+
+@pytest.mark.skipif(bool(can_run()), reason=can_run() or "ok")
+@pytest.mark.parametrize("name", ["refused", "reset", "half_close", "zero_window", "rto",
+                                  "lossy", "port_reuse"])
+def test_tcpdump_style_prints_what_tcpdump_prints(name: str) -> None:
+    """``--style tcpdump`` against ``tcpdump -nn -r`` on captures made on loopback: the
+    same lines, to the character, once sockcap's expert notes (a trailing "  (...)") are
+    taken off. Relative numbers follow tcpdump's own rule, SACK edges included; the clock
+    is UTC, so tcpdump runs with TZ=UTC."""
+    path = scenario_capture(name)
+    env = {"TZ": "UTC", "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin")}
+    theirs = subprocess.run(["tcpdump", "-nn", "-r", str(path)], capture_output=True,
+                            text=True, timeout=60, env=env, check=True).stdout.splitlines()
+    mine = [re.sub(r"  \([^)]*\)$", "", line)
+            for line in sockcap("show", "--style", "tcpdump", str(path)).stdout.splitlines()]
+    assert theirs and mine == theirs

@@ -41,7 +41,7 @@ from sockcap.decode.records import (
     RawFrame,
     TcpOption,
 )
-from sockcap.decode.transport import tcp_options_or_none
+from sockcap.decode.transport import NOP, tcp_options_or_none
 
 MAX_VLAN_TAGS = 8  # 802.1ad uses 2; Wireshark stops at 20, Linux's stack at 8
 VLAN_TAG_LEN = 4
@@ -93,7 +93,7 @@ def decode_frame(frame: RawFrame) -> Packet:
                 if hlen == 32:
                     head, value = read_nops_timestamps(data, 54)
                     if head == NOP_NOP_TIMESTAMPS:
-                        options = (new_tuple(TcpOption, (8, value)),)
+                        options = (NOP, NOP, new_tuple(TcpOption, (8, value)))
                 if hlen != 20 and not options:
                     options = tcp_options_or_none(data, 54, payload_off)
                 if options is not None:

@@ -16,6 +16,7 @@ from socket import AF_INET6, inet_ntoa, inet_ntop
 
 from sockcap.decode.records import Packet, TcpOption
 from sockcap.decode.transport import (
+    NOP,
     TransportFields,
     decode_transport,
     tcp_options_or_none,
@@ -125,7 +126,7 @@ def decode_ipv4(
                 if hlen == 32:
                     head, value = read_nops_timestamps(data, off + 40)
                     if head == NOP_NOP_TIMESTAMPS:
-                        options = (new_tuple(TcpOption, (8, value)),)
+                        options = (NOP, NOP, new_tuple(TcpOption, (8, value)))
                 if hlen != 20 and not options:
                     options = tcp_options_or_none(data, off + 40, payload_off)
                 if options is not None:
@@ -169,7 +170,7 @@ def decode_ipv6(
                 if hlen == 32:
                     head, value = read_nops_timestamps(data, off + 60)
                     if head == NOP_NOP_TIMESTAMPS:
-                        options = (new_tuple(TcpOption, (8, value)),)
+                        options = (NOP, NOP, new_tuple(TcpOption, (8, value)))
                 if hlen != 20 and not options:
                     options = tcp_options_or_none(data, off + 60, payload_off)
                 if options is not None:

@@ -48,8 +48,13 @@ TransportFields = tuple[
 _tuple_new = tuple.__new__
 
 
+NOP = _tuple_new(TcpOption, (OPT_NOP, b""))  # one record for every NOP: they are all alike
+EOL = _tuple_new(TcpOption, (OPT_EOL, b""))
+
+
 def parse_tcp_options(data: bytes, start: int, stop: int) -> tuple[tuple[TcpOption, ...], bool]:
-    """Options in ``data[start:stop]`` (NOP and EOL left out) and whether one was malformed.
+    """Options in ``data[start:stop]``, NOP and EOL included as on the wire (tcpdump prints
+    them), and whether one was malformed. Nothing after an EOL is read.
 
     ``stop`` is where the header ends; reads never pass ``len(data)`` either: an option cut
     by the capture ends the list without a complaint (the caller marks the packet cut).
@@ -62,9 +67,11 @@ def parse_tcp_options(data: bytes, start: int, stop: int) -> tuple[tuple[TcpOpti
     while i < end:
         kind = data[i]
         if kind == OPT_NOP:
+            options.append(NOP)
             i += 1
             continue
         if kind == OPT_EOL:
+            options.append(EOL)
             break
         if i + 1 >= end:
             return tuple(options), i + 1 >= stop  # no length byte inside the header?

@@ -122,6 +122,7 @@ _WIRESHARK_FLAGS = [f"{wireshark_flags(f):<11}" for f in range(512)]
 # 3-bit counter, ACE, which Wireshark shows as a number: "[ACK, ACE=5]".
 _ACE_FLAGS = [f"{'[' + ', '.join((*flag_names(f & ~0x1C0), f'ACE={f >> 6 & 7}')) + ']':<11}"
               for f in range(512)]
+MOD32 = 1 << 32
 _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared when full)
 # The common lines as %-templates: printf-style formatting of a line that holds a
 # non-ASCII character ("→") measured about a third faster than the same f-string.
@@ -143,6 +144,8 @@ class Timeline:
         self.hex_payload = hex_payload
         self.first_ts = -1
         self._where: dict[Conversation, tuple[str, str]] = {}
+        # tcpdump's own relative numbers (see _tcpdump_numbers): connection -> bases
+        self._tcpdump_seq: dict[tuple[str, int, str, int], tuple[int, int]] = {}
 
     def lines(self, a: Annotated) -> list[str]:
         line = self._tcpdump(a) if self.style == "tcpdump" else self.line(a)
@@ -233,29 +236,56 @@ class Timeline:
         where = f"{clock} {fam} {p.src}.{p.sport} > {p.dst}.{p.dport}:"
         if a.seq < 0:
             return f"{where} UDP, length {p.payload_len}" + _marks(a)
-        return f"{where} Flags {tcpdump_flags(p.flags)}{_tcpdump_tcp(a)}" + _marks(a)
+        return f"{where} Flags {tcpdump_flags(p.flags)}{self._tcpdump_tcp(p)}" + _marks(a)
+
+    def _tcpdump_tcp(self, p: Packet) -> str:
+        n = p.payload_len
+        seq, ack, sack_base = self._tcpdump_numbers(p)
+        out = ""
+        if n > 0:
+            out += f", seq {seq}:{(seq + n) % MOD32}"
+        elif p.flags & 0x07:
+            out += f", seq {seq}"
+        if p.flags & 0x10:
+            out += f", ack {ack}"
+        out += f", win {p.window}"
+        if p.options:
+            out += (", options [" + ",".join(tcpdump_option(o, sack_base) for o in p.options)
+                    + "]")
+        return out + f", length {n}"
+
+    def _tcpdump_numbers(self, p: Packet) -> tuple[int, int, int]:
+        """seq, ack and the SACK edges' base as tcpdump prints them (print-tcp.c).
+
+        tcpdump has its own rule, not Wireshark's: it keeps, per connection, the bases set
+        by the first segment with ACK (or any SYN-ACK) — that segment's sequence number
+        for its direction, its ack - 1 for the other — and prints that segment with
+        absolute numbers, every later one relative to the bases; SYNs without ACK are
+        absolute. So ``--style tcpdump`` prints what ``tcpdump -nn`` prints, also for a
+        refused connection or a capture that starts mid-stream.
+        """
+        if not p.flags & 0x10:
+            return p.seq, 0, 0
+        forward = (p.src, p.sport) <= (p.dst, p.dport)  # tcpdump's one entry for both ways
+        key = ((p.src, p.sport, p.dst, p.dport) if forward else
+               (p.dst, p.dport, p.src, p.sport))
+        bases = self._tcpdump_seq.get(key)
+        if bases is None or p.flags & 0x02:
+            mine, other = p.seq, (p.ack - 1) % MOD32
+            self._tcpdump_seq[key] = (mine, other) if forward else (other, mine)
+            return p.seq, p.ack, other
+        mine, other = bases if forward else (bases[1], bases[0])
+        return (p.seq - mine) % MOD32, (p.ack - other) % MOD32, other
 
 
-def _tcpdump_tcp(a: Annotated) -> str:
-    p = a.packet
-    n = p.payload_len
-    seq = p.seq if p.flags & 0x02 else a.seq
-    out = ""
-    if n > 0:
-        out += f", seq {seq}:{(seq + n) % (1 << 32)}"
-    elif p.flags & 0x07:
-        out += f", seq {seq}"
-    if p.flags & 0x10:
-        out += f", ack {p.ack if p.flags & 0x02 else a.ack}"  # tcpdump: absolute on SYNs
-    out += f", win {p.window}"
-    if p.options:
-        out += ", options [" + ",".join(tcpdump_option(o) for o in p.options) + "]"
-    return out + f", length {n}"
-
-
-def tcpdump_option(o: TcpOption) -> str:
-    """One TCP option in tcpdump's words: ``mss 65495``, ``sackOK``, ``TS val 1 ecr 0``."""
+def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str:
+    """One TCP option in tcpdump's words: ``mss 65495``, ``sackOK``, ``TS val 1 ecr 0``;
+    SACK edges relative to ``sack_base`` (the base tcpdump subtracts from the ack)."""
     v = o.value
+    if o.kind == TcpOptionKind.NOP:
+        return "nop"
+    if o.kind == TcpOptionKind.EOL:
+        return "eol"
     if o.kind == TcpOptionKind.MSS and len(v) == 2:
         return f"mss {int.from_bytes(v, 'big')}"
     if o.kind == TcpOptionKind.WSCALE and len(v) == 1:
@@ -265,8 +295,9 @@ def tcpdump_option(o: TcpOption) -> str:
     if o.kind == TcpOptionKind.TIMESTAMPS and len(v) == 8:
         return f"TS val {int.from_bytes(v[:4], 'big')} ecr {int.from_bytes(v[4:], 'big')}"
     if o.kind == TcpOptionKind.SACK:
-        blocks = [f"{int.from_bytes(v[i:i+4], 'big')}:{int.from_bytes(v[i+4:i+8], 'big')}"
-                  for i in range(0, len(v) - 7, 8)]
+        edges = [(int.from_bytes(v[i : i + 4], "big") - sack_base) % MOD32
+                 for i in range(0, len(v) - 3, 4)]
+        blocks = [f"{edges[i]}:{edges[i + 1]}" for i in range(0, len(edges) - 1, 2)]
         return f"sack {len(blocks)} " + " ".join("{" + b + "}" for b in blocks)
     if o.kind == TcpOptionKind.FAST_OPEN:
         return "tfo " + ("cookiereq" if not v else "cookie " + v.hex())
