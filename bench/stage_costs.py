@@ -66,8 +66,8 @@ def stage(path: Path, depth: int) -> int:
                     entry = locate(p)
                     if depth >= 4:
                         annotate(p, entry)
-                        if depth >= 5:
-                            count(p)
+                        if depth >= 5 and entry is None:
+                            count(p)  # as sockcap stats: conversations count their own
     return n
 
 

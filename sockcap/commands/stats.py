@@ -43,15 +43,27 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))
         # One loop, no generator between the stages: the statistics read the
-        # conversations' state, so the Annotated record of each packet is dropped at once.
+        # conversations' state, so the Annotated record of each packet is dropped at once;
+        # the conversations count their own packets, the collector only the others.
         locate, annotate, count = tracker.locate, tracker.annotate, collector.count
+        packets, first, last = 0, -1, -1
         try:
             for frame in reader:
                 p = decode_frame(frame)
-                annotate(p, locate(p))
-                count(p)
+                packets += 1
+                ts = p.ts_ns
+                if ts > last:
+                    last = ts
+                if first < 0:
+                    first = ts
+                entry = locate(p)
+                if entry is None:
+                    count(p)
+                else:
+                    annotate(p, entry)
         except CaptureFileError as e:
             failure = e
+        collector.see(packets, first, last)
     skipped = dict(reader.skipped)
     if failure is not None:
         skipped[READING_STOPPED] = 1
