@@ -44,7 +44,8 @@ def sockcap(*args: str, timeout: float = 60, user: str | None = None,
                     break
                 os.chmod(folder, os.stat(folder).st_mode | 0o711)
             os.chmod(cwd, 0o777)
-    full_env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
+    # TZ=UTC: the tcpdump style prints local time, and the golden files were made in UTC
+    full_env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TZ="UTC")
     for name, value in (env or {}).items():
         if value is None:
             full_env.pop(name, None)

@@ -15,6 +15,7 @@ Two notations:
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from sockcap.analysis.conversation import Annotated, Conversation
@@ -146,6 +147,7 @@ class Timeline:
         self._where: dict[Conversation, tuple[str, str]] = {}
         # tcpdump's own relative numbers (see _tcpdump_numbers): connection -> bases
         self._tcpdump_seq: dict[tuple[str, int, str, int], tuple[int, int]] = {}
+        self._clock_sec, self._clock_text = -1, ""  # local time of the last second shown
 
     def lines(self, a: Annotated) -> list[str]:
         line = self._tcpdump(a) if self.style == "tcpdump" else self.line(a)
@@ -227,9 +229,7 @@ class Timeline:
         p = a.packet
         if self.first_ts < 0:
             self.first_ts = p.ts_ns
-        day = p.ts_ns % 86_400_000_000_000
-        clock = (f"{day // 3_600_000_000_000:02d}:{day // 60_000_000_000 % 60:02d}:"
-                 f"{day // 1_000_000_000 % 60:02d}.{day // 1000 % 1_000_000:06d}")
+        clock = self._clock(p.ts_ns)
         fam = "IP6" if p.net == "IPv6" else "IP"
         if p.sport < 0:
             return f"{clock} {fam} {p.src} > {p.dst}: {proto_name(p)}, length {p.wirelen}"
@@ -237,6 +237,22 @@ class Timeline:
         if a.seq < 0:
             return f"{where} UDP, length {p.payload_len}" + _marks(a)
         return f"{where} Flags {tcpdump_flags(p.flags)}{self._tcpdump_tcp(p)}" + _marks(a)
+
+    def _clock(self, ts_ns: int) -> str:
+        """``HH:MM:SS.uuuuuu`` in local time, as tcpdump prints it (TZ decides, as for
+        tcpdump); the text of the current second is kept, so one ``localtime`` call a
+        second of capture, not a packet. A time the C library cannot convert (a 64-bit
+        pcapng timestamp far out of range) is shown in UTC rather than failing."""
+        sec = ts_ns // 1_000_000_000
+        if sec != self._clock_sec:
+            try:
+                t = time.localtime(sec)
+                text = f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+            except (OverflowError, OSError, ValueError):
+                day = sec % 86_400
+                text = f"{day // 3600:02d}:{day // 60 % 60:02d}:{day % 60:02d}"
+            self._clock_sec, self._clock_text = sec, text
+        return f"{self._clock_text}.{ts_ns // 1000 % 1_000_000:06d}"
 
     def _tcpdump_tcp(self, p: Packet) -> str:
         n = p.payload_len
