@@ -7,9 +7,11 @@ Two notations:
 
 - ``wireshark`` (default): ``[PSH, ACK]``, relative ``Seq=1 Ack=1``, the scaled window
   ``Win=65536``, ``Len=5``, the phase, and a short preview of the payload.
-- ``tcpdump``: ``Flags [P.], seq 1:6, ack 1, win 512, options [...], length 5``, with the
-  raw window as tcpdump prints it, and the time of day in UTC (tcpdump prints local time;
-  a pure renderer does not read the machine's time zone).
+- ``tcpdump``: what ``tcpdump -nn`` prints, ``Flags [P.], seq 1:6, ack 1, win 512,
+  options [nop,nop,TS val 1 ecr 2], length 5``: the raw window, tcpdump's own relative
+  numbers, and the time of day in local time. The one thing it reads besides its input is
+  the time zone (``time.localtime``, once a second of capture), as tcpdump does; the
+  tests fix ``TZ``.
 """
 
 from __future__ import annotations
