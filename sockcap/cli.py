@@ -52,7 +52,7 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--hex", "hex_", is_flag=True, help="Payload bytes under each packet (Show Packet Bytes)."),
         click.option("--json", "json_", is_flag=True, help="One JSON object per packet per line."),
         click.option("--style", type=STYLES, default="wireshark", show_default=True,
-                     help="Notation of the timeline."),
+                     help="Notation of the timeline: Wireshark's columns, or what tcpdump -nn prints."),
         click.option("--no-color", is_flag=True, help="No colour (also: NO_COLOR=1)."),
     ]):
         f = opt(f)
@@ -181,7 +181,7 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-c", "count", type=click.IntRange(1), default=None, help="Show only the first N packets.")
-@click.option("--port", type=PORT, default=None, help="Only TCP/UDP packets to or from this port.")
+@click.option("--port", type=PORT, default=None, help="Only TCP/UDP packets to or from this port (a display filter: numbers, times and streams stay the file's).")
 @click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help="Wireshark's full dissection of packet N (needs tshark and pyshark).")
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
