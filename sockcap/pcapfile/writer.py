@@ -45,11 +45,16 @@ def _record(frame: RawFrame, linktype: int) -> bytes:
 
 
 def as_stored(frame: RawFrame) -> RawFrame:
-    """``frame`` as a pcap file written here gives it back to a reader."""
-    ts, _, data, _, interface = frame
+    """``frame`` as a pcap file written here gives it back to a reader (built with
+    ``tuple.__new__``: ``_replace`` would cost a microsecond a frame of a live capture)."""
+    ts, linktype, data, wirelen, interface = frame
     if ts % 1000 or len(data) > MAX_RECORD_LEN or interface:
-        return frame._replace(ts_ns=ts - ts % 1000, data=data[:MAX_RECORD_LEN], interface=0)
+        return _new_frame(RawFrame, (ts - ts % 1000, linktype, data[:MAX_RECORD_LEN],
+                                     wirelen, 0))
     return frame
+
+
+_new_frame = tuple.__new__
 
 
 def write_pcap_stream(stream: IO[bytes], frames: Iterable[RawFrame], linktype: int) -> int:
