@@ -80,7 +80,7 @@ class StatsCollector:
         self._counts: dict[tuple[str, int], list[int]] = {}  # (net, proto) -> packets, bytes
 
     def see(self, packets: int, first_ns: int, last_ns: int) -> None:
-        """The caller's running count and time span of every packet, when it is done."""
+        """The number of packets read and their time span, once the caller is done."""
         self.packets, self.first_ns, self.last_ns = packets, first_ns, last_ns
 
     def count(self, p: Packet) -> None:

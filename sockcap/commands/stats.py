@@ -46,11 +46,10 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
         # conversations' state, so the Annotated record of each packet is dropped at once;
         # the conversations count their own packets, the collector only the others.
         locate, annotate, count = tracker.locate, tracker.annotate, collector.count
-        packets, first, last = 0, -1, -1
+        first, last = -1, -1
         try:
             for frame in reader:
                 p = decode_frame(frame)
-                packets += 1
                 ts = p.ts_ns
                 if ts > last:
                     last = ts
@@ -63,7 +62,7 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
                     annotate(p, entry)
         except CaptureFileError as e:
             failure = e
-        collector.see(packets, first, last)
+        collector.see(reader.packets, first, last)
     skipped = dict(reader.skipped)
     if failure is not None:
         skipped[READING_STOPPED] = 1

@@ -20,7 +20,7 @@ import json
 import time
 from typing import Any
 
-from sockcap.analysis.conversation import Annotated, Conversation
+from sockcap.analysis.conversation import ECN_BITS, Annotated, Conversation
 from sockcap.decode.records import (
     IPPROTO_ICMP,
     IPPROTO_ICMPV6,
@@ -123,7 +123,7 @@ def style_of(a: Annotated) -> str:
 _WIRESHARK_FLAGS = [f"{wireshark_flags(f):<11}" for f in range(512)]
 # Under Accurate ECN (RFC 9768) AE, CWR and ECE of a segment after the handshake are one
 # 3-bit counter, ACE, which Wireshark shows as a number: "[ACK, ACE=5]".
-_ACE_FLAGS = [f"{'[' + ', '.join((*flag_names(f & ~0x1C0), f'ACE={f >> 6 & 7}')) + ']':<11}"
+_ACE_FLAGS = [f"{'[' + ', '.join((*flag_names(f & ~ECN_BITS), f'ACE={f >> 6 & 7}')) + ']':<11}"
               for f in range(512)]
 MOD32 = 1 << 32
 _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared when full)
