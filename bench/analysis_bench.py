@@ -42,12 +42,12 @@ TARGET = 5.0
 def busiest_stream(path: Path, packets: int = 1000) -> int:
     """A TCP stream with data near the start of the file (what a user would follow)."""
     from sockcap.pcapfile.reader import open_capture
-    from sockcap.view import View
+    from sockcap.pipeline import Pipeline
 
-    view = View()
+    view = Pipeline()
     with open(path, "rb") as f:
         head = io.BytesIO(f.read(4 << 20))
-    for _ in view.annotate(itertools.islice(open_capture(head), packets)):
+    for _ in view.packets(itertools.islice(open_capture(head), packets)):
         pass
     tcp = [c for c in view.tracker.conversations if c.proto == 6]
     best = max(tcp, key=lambda c: c.dirs[0].payload_bytes + c.dirs[1].payload_bytes)

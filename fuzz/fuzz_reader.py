@@ -50,18 +50,20 @@ from sockcap.decode import decode_frame
 from sockcap.decode.records import Packet, RawFrame
 from sockcap.errors import DecodeError
 from sockcap.pcapfile.reader import open_capture
-from sockcap.view import View, ViewOptions
+from sockcap.pipeline import Pipeline
+from sockcap.render.packets import PacketView
 
 FUZZ = Path(__file__).resolve().parent
 TIME_LIMIT = 5.0  # seconds per input; typical inputs take a few milliseconds
 MEMORY_MB = 1024  # address-space limit of a worker
 SWEEP_FULL = 1024  # the snap-length sweep tries every length up to this ...
 SWEEP_STRIDE = 61  # ... and every 61st beyond it, plus the whole record
-VIEWS = (
-    ViewOptions(),
-    ViewOptions(style="tcpdump", hex=True),
-    ViewOptions(json=True),
-    ViewOptions(port=80, limit=5, hex=True),
+# (pipeline options, packet view options) of every view the fuzzer drives
+VIEWS: tuple[tuple[dict[str, int], dict[str, object]], ...] = (
+    ({}, {}),
+    ({}, {"style": "tcpdump", "hex_": True}),
+    ({}, {"json": True}),
+    ({"port": 80, "limit": 5}, {"hex_": True}),
 )
 
 
@@ -95,15 +97,18 @@ def check_input(data: bytes) -> Checked:
         packet = decode_frame(frame)
         if type(packet) is not Packet:
             raise AssertionError(f"decode_frame returned {type(packet).__name__}")
-    for options in VIEWS:
-        view = View(options)
-        for text in view.text(frames):
-            if options.json:
+    for pipe_options, view_options in VIEWS:
+        pipeline = Pipeline(**pipe_options)
+        view = PacketView(pipeline, **view_options)  # type: ignore[arg-type]
+        for text in pipeline.map(frames, view.text):
+            if view.json:
                 json.loads(text)
-        if options == VIEWS[0]:
-            for _ in View(options).lines(frames):
-                pass
-        summary_line(view.tracker.conversations)
+        if not pipe_options and not view_options:
+            styled = Pipeline()
+            styled_view = PacketView(styled)
+            for a in styled.packets(frames):
+                list(styled_view.styled(a))
+        summary_line(pipeline.tracker.conversations)
     if reader is not None:
         "\n".join(reader.warnings)
     return Checked(len(frames), error)

@@ -1,63 +1,24 @@
 """The command line: parse, call the core, map errors to one line and an exit code.
 
-Thin on purpose (httpie's split): options are defined here, the work is done in
-``sockcap.run``, ``sockcap.endpoints``, ``sockcap.view`` and friends, imported inside each
+Thin on purpose (httpie's split): the commands and their options are declared here
+(the options several commands share live in :mod:`sockcap.commands.options`), the work is done in
+``sockcap.run``, ``sockcap.endpoints``, ``sockcap.pipeline`` and friends, imported inside each
 command so that ``sockcap --help`` imports neither scapy nor pyshark nor rich.
 """
 
 from __future__ import annotations
 
 import importlib
-import inspect
-import ipaddress
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
 import click
 from click.core import ParameterSource
 
 from sockcap import __version__
+from sockcap.commands.options import PORT, host_address, loopback_address, output_options
 from sockcap.errors import ExitCode, SockcapError
-
-STYLES = click.Choice(["wireshark", "tcpdump"])
-PORT = click.IntRange(1, 65535)
-
-
-def _host(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if value == "localhost":
-        return "127.0.0.1"
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an IP address (e.g. 127.0.0.1 or ::1)") from None
-    return value
-
-
-def _loopback(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    value = _host(ctx, param, value)
-    if not ipaddress.ip_address(value).is_loopback:
-        raise click.BadParameter(f"{value} is not a loopback address (run stays on 127.0.0.0/8 or ::1)")
-    return value
-
-
-def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The view options shared by every command that prints a timeline.
-
-    ``--explain`` is offered to the commands whose function takes an ``explain`` argument.
-    """
-    if "explain" in inspect.signature(f).parameters:
-        f = click.option("--explain", is_flag=True, help="After the timeline, say in a sentence what each kind of note means.")(f)
-    for opt in reversed([
-        click.option("--hex", "hex_", is_flag=True, help="Payload bytes under each packet (Show Packet Bytes)."),
-        click.option("--json", "json_", is_flag=True, help="One JSON object per packet per line."),
-        click.option("--style", type=STYLES, default="wireshark", show_default=True,
-                     help="Notation of the timeline: Wireshark's columns, or what tcpdump -nn prints."),
-        click.option("--no-color", is_flag=True, help="No colour (also: NO_COLOR=1)."),
-    ]):
-        f = opt(f)
-    return f
-
 
 # Commands defined in their own module under sockcap.commands, loaded when used (and for
 # --help, whose listing needs each one's short help: those modules import only click at
@@ -116,7 +77,7 @@ def _require_capture(ctx: click.Context) -> None:
 @click.option("--udp", is_flag=True, help="UDP instead of TCP.")
 @click.option("--capture", is_flag=True, help="Capture the exchange on lo and explain it (needs root or CAP_NET_RAW).")
 @click.option("-m", "--message", "messages", multiple=True, help="A message to send (repeat; default: hello, world, quit).")
-@click.option("--host", default="127.0.0.1", show_default=True, callback=_loopback, help="Loopback address to use.")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=loopback_address, help="Loopback address to use.")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Server port (default: a free one).")
 @click.option("--out", "-w", type=click.Path(dir_okay=False), help="pcap file to write (default: captures/<time>-<proto>-<port>.pcap).")
 @click.option("--force", is_flag=True, help="Overwrite the --out file if it exists.")
@@ -144,7 +105,7 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
 
 @cli.command()
 @click.option("--udp", is_flag=True, help="UDP instead of TCP.")
-@click.option("--host", default="127.0.0.1", show_default=True, callback=_host, help="Address to bind (0.0.0.0 to accept other machines).")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=host_address, help="Address to bind (0.0.0.0 to accept other machines).")
 @click.option("--port", type=PORT, default=5001, show_default=True)
 @click.option("--max-clients", type=click.IntRange(1, 1_000_000), default=1024, show_default=True, help="Connections served at once (by each worker); more are refused.")
 @click.option("--idle-timeout", type=click.FloatRange(0.1), default=300.0, show_default=True, help="Close a connection silent for this many seconds.")
@@ -162,7 +123,7 @@ def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: floa
 
 @cli.command()
 @click.option("--udp", is_flag=True, help="UDP instead of TCP.")
-@click.option("--host", default="127.0.0.1", show_default=True, callback=_host)
+@click.option("--host", default="127.0.0.1", show_default=True, callback=host_address)
 @click.option("--port", type=PORT, default=5001, show_default=True)
 @click.option("-m", "--message", "messages", multiple=True, help="A message to send (repeat); without -m lines are read from stdin.")
 @click.option("--timeout", type=click.FloatRange(0.1, 600), default=5.0, show_default=True, help="Seconds to wait for each reply.")

@@ -29,7 +29,7 @@ from sockcap.endpoints.server import EchoServer
 from sockcap.errors import WriteError
 from sockcap.owner import Owner
 from sockcap.pcapfile.writer import PcapWriter
-from sockcap.view import View
+from sockcap.pipeline import Pipeline
 
 DEFAULT_MESSAGES = ("hello", "world", "quit")
 SETTLE_SECONDS = 2.0  # longest wait for the teardown after the client has closed
@@ -65,10 +65,10 @@ def default_capture_path(udp: bool, port: int, now: float | None = None) -> str:
 class _Recorder:
     """Reads the capture socket from the event loop; writes and annotates each frame."""
 
-    def __init__(self, cap: Capture, writer: PcapWriter, view: View) -> None:
+    def __init__(self, cap: Capture, writer: PcapWriter, pipeline: Pipeline) -> None:
         self.cap = cap
         self.writer = writer
-        self.view = view
+        self.pipeline = pipeline
         self.annotated: list[Annotated] = []
         self.done = False
         self.last_arrival = time.monotonic()
@@ -81,7 +81,7 @@ class _Recorder:
             self._annotate(self.writer.write(frame))  # the frame as the file holds it
 
     def _annotate(self, frame: RawFrame) -> None:
-        for a in self.view.annotate([frame]):
+        for a in self.pipeline.packets([frame]):
             self.annotated.append(a)
             self.done = self.done or teardown_complete(a)
 
@@ -103,7 +103,7 @@ async def _exchange(opts: RunOptions, port: int) -> Sequence[tuple[str, bytes | 
     return await tcp_exchange(opts.host, port, opts.messages, timeout=opts.timeout)
 
 
-async def run_exchange(opts: RunOptions, view: View | None = None,
+async def run_exchange(opts: RunOptions, pipeline: Pipeline | None = None,
                        on_path: Callable[[str], None] | None = None,
                        note: Callable[[str], None] | None = None) -> RunResult:
     """Run the exchange (and the capture); see the module docstring for the order.
@@ -116,12 +116,13 @@ async def run_exchange(opts: RunOptions, view: View | None = None,
     try:
         if cap is None:
             return RunResult(await _exchange(opts, server.port), server.port)
-        return await _captured(opts, cap, server, view or View(), on_path, Owner(note))
+        return await _captured(opts, cap, server, pipeline or Pipeline(), on_path,
+                              Owner(note))
     finally:
         await server.close()
 
 
-async def _captured(opts: RunOptions, cap: Capture, server: EchoServer, view: View,
+async def _captured(opts: RunOptions, cap: Capture, server: EchoServer, pipeline: Pipeline,
                     on_path: Callable[[str], None] | None, owner: Owner) -> RunResult:
     path = opts.out or default_capture_path(opts.udp, server.port)
     try:
@@ -132,7 +133,7 @@ async def _captured(opts: RunOptions, cap: Capture, server: EchoServer, view: Vi
     writer = PcapWriter(path, cap.linktype, force=opts.force, owner=owner)
     if on_path:
         on_path(path)
-    rec = _Recorder(cap, writer, view)
+    rec = _Recorder(cap, writer, pipeline)
     loop = asyncio.get_running_loop()
     try:
         cap.start()

@@ -37,7 +37,7 @@ from sockcap.analysis.expert import SYN_RETRANSMITTED, note_kind
 from sockcap.decode.records import RawFrame
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pcapfile.writer import write_pcap
-from sockcap.view import View
+from sockcap.pipeline import Pipeline
 
 needs_scenarios = pytest.mark.skipif(bool(can_run()), reason=can_run() or "ok")
 
@@ -72,8 +72,8 @@ def tshark_rows(path: Path) -> dict[int, list[str]]:
 
 
 def annotate(path: Path) -> list[Annotated]:
-    view = View()
-    return list(view.annotate(open_capture(io.BytesIO(path.read_bytes()))))
+    view = Pipeline()
+    return list(view.packets(open_capture(io.BytesIO(path.read_bytes()))))
 
 
 def expected_notes(row: list[str]) -> set[str]:

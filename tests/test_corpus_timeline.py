@@ -43,7 +43,8 @@ from conftest import CORPUS, needs_corpus, needs_tshark
 
 from sockcap.errors import DecodeError
 from sockcap.pcapfile.reader import open_capture
-from sockcap.view import View
+from sockcap.pipeline import Pipeline
+from sockcap.render.packets import PacketView
 
 ENCAPSULATING = {1, 4, 41, 47, 58, 103}  # ICMP, IPIP, IPv6-in-IP, GRE, ICMPv6, PIM
 FLAG_CHARS = {-1: 0x01, -2: 0x02, -3: 0x04, -4: 0x08, -5: 0x10, -6: 0x20, -7: 0x40, -8: 0x80, -9: 0x100}
@@ -70,13 +71,13 @@ def tshark_flags(text: str) -> tuple[int, int]:
 
 
 def read_all(path: Path) -> tuple[list, DecodeError | None]:
-    view = View()
+    view = Pipeline()
     out: list = []
     err = None
     try:
         with open(path, "rb") as f:
             data = f.read()
-        for a in view.annotate(open_capture(io.BytesIO(data))):
+        for a in view.packets(open_capture(io.BytesIO(data))):
             out.append(a)
     except DecodeError as e:
         err = e
@@ -164,9 +165,9 @@ def test_accecn_flags_read_as_tsharks_info_column() -> None:
                            "fields", "-e", "_ws.col.Info"], capture_output=True, text=True,
                           timeout=60, check=True).stdout.splitlines()
     expected = [first(r"(\[[A-Z][^]]*\])", line) for line in info]
-    view = View()
+    view = Pipeline()
     with path.open("rb") as f:
-        mine = [first(r"TCP (\[[^]]*\])", line) for line in view.text(open_capture(f))]
+        mine = [first(r"TCP (\[[^]]*\])", line) for line in view.map(open_capture(f), PacketView(view).text)]
     assert mine == expected
     assert "[PSH, ACK, ACE=5]" in mine and mine[0] == "[SYN, ECE, CWR, AE]"
 

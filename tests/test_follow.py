@@ -27,12 +27,12 @@ from test_pcapfile import small_reads
 
 from sockcap.analysis.conversation import ConversationTracker
 from sockcap.analysis.follow import Chunk, Follower
-from sockcap.commands.follow import annotated, follow_pairs
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet
 from sockcap.errors import DecodeError
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pcapfile.writer import write_pcap
-from sockcap.view import View
+from sockcap.pipeline import Pipeline
+from sockcap.render.follow import follow_pairs
 
 needs_scenarios = pytest.mark.skipif(bool(can_run()), reason=can_run() or "ok")
 RULE = "=" * 67
@@ -56,12 +56,12 @@ def tshark_follow(path: Path, stream: int) -> tuple[str, bytes, bytes]:
 
 def follow_all(path: Path) -> tuple[dict[int, tuple[bytes, bytes, bool]], dict[int, str]]:
     """stream -> (client bytes, server bytes, open hole at the end); stream -> first sender."""
-    view, follower = View(), Follower()
+    view, follower = Pipeline(), Follower()
     data: dict[int, list[bytearray]] = {}
     open_hole: dict[int, bool] = {}
     first: dict[int, str] = {}
     chunks: list[Chunk] = []
-    for a in view.annotate(open_capture(io.BytesIO(path.read_bytes()))):
+    for a in view.packets(open_capture(io.BytesIO(path.read_bytes()))):
         if a.conv is not None and a.conv.proto == IPPROTO_TCP:
             first.setdefault(a.conv.stream, f"{a.packet.src}:{a.packet.sport}")
         chunks += follower.feed(a)
@@ -156,19 +156,20 @@ def follow_stream(path: Path, select: tuple[int, int], prefiltered: bool) -> lis
     """Every annotated packet of the selected stream (number, direction, relative seq and
     ack, payload) and the follow view's lines, read with or without the reader's
     prefilter (a plain iterator over the reader hides it)."""
-    tracker = ConversationTracker(analyze=False)
+    pipeline = Pipeline(analyze=False)
     with path.open("rb") as f:
         reader = open_capture(f)
-        packets = list(annotated(reader if prefiltered else iter(reader), tracker, select))
+        packets = list(pipeline.select(iter(reader), *select,
+                                       skipper=reader if prefiltered else None))
     rows: list[object] = [(a.no, a.from_client, a.seq, a.ack, a.packet.payload)
                           for a in packets]
     return rows + list(follow_pairs(iter(packets), select, "hex"))
 
 
 def streams_of(path: Path) -> list[tuple[int, int]]:
-    view = View()
+    view = Pipeline()
     with path.open("rb") as f:
-        for _ in view.annotate(open_capture(f)):
+        for _ in view.packets(open_capture(f)):
             pass
     return [(c.proto, c.stream) for c in view.tracker.conversations]
 
@@ -181,9 +182,9 @@ def test_port_reuse_streams_are_tsharks_and_follow_the_same_with_the_prefilter()
     path = scenario_capture("port_reuse")
     out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "tcp.stream"],
                          capture_output=True, text=True, timeout=60, check=True).stdout
-    view = View()
+    view = Pipeline()
     with path.open("rb") as f:
-        mine = [str(a.conv.stream) for a in view.annotate(open_capture(f)) if a.conv]
+        mine = [str(a.conv.stream) for a in view.packets(open_capture(f)) if a.conv]
     assert mine == out.split() and len(set(mine)) == 6
     for chunk in (64, 1 << 20):
         with small_reads(chunk):

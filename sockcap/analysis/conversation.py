@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import deque
 from typing import NamedTuple
 
+from sockcap.analysis.direction import SCALE_NONE, Direction
 from sockcap.analysis.expert import (
     CONNECTION_REFUSED,
     CONNECTION_RESET,
@@ -39,53 +40,25 @@ from sockcap.analysis.expert import (
     note_kind,
     notes_of,
 )
-from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, TcpOptionKind
+from sockcap.codes import Note, Outcome, Phase, Roles
+from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, TcpFlags, TcpOptionKind
 
-FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
-ECE, ECN_BITS = 0x40, 0x1C0  # ECE; AE, CWR and ECE: the ACE field under Accurate ECN
+# plain ints from the one definition of the bits (an IntFlag operation costs a call)
+FIN, SYN, RST, ACK, ECE = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST,
+                                            TcpFlags.ACK, TcpFlags.ECE))
+ECN_BITS = int(TcpFlags.AE | TcpFlags.CWR | TcpFlags.ECE)  # the ACE field under Accurate ECN
 MOD32 = 1 << 32
-SCALE_UNKNOWN = -1  # no SYN seen for this direction
-SCALE_NONE = -2  # the SYN had no window-scale option
 
-PHASE_HANDSHAKE = ("handshake 1/3", "handshake 2/3", "handshake 3/3")
-ROLES_FROM_SYN = "syn"
-ROLES_GUESSED = "ports"
-ROLES_FIRST_SENDER = "first sender"
-
-END_REFUSED = "refused"
-END_RESET = "reset"
-END_CLOSED = "FIN both ways"
-END_HALF_CLOSED = "half-closed"
-END_OPEN = "still open"
-
-
-class Direction:
-    """What one direction of a TCP connection has shown so far."""
-
-    __slots__ = ("base", "scale", "syn", "fin", "packets", "bytes", "payload_bytes",
-                 "nextseq", "nextseq_ts", "lastack", "lastack_ts", "window", "dupacks",
-                 "lastflags", "maxseqtobeacked", "edge", "mptcp_ops")
-
-    def __init__(self) -> None:
-        self.base = -1  # sequence number base, -1 until known
-        self.scale = SCALE_UNKNOWN
-        self.syn = False
-        self.fin = False
-        self.packets = 0
-        self.bytes = 0  # frame bytes on the wire
-        self.payload_bytes = 0
-        # Expert analysis state (see sockcap.analysis.expert); absolute sequence numbers,
-        # 0 meaning "not known yet" as in Wireshark.
-        self.nextseq = 0  # highest sequence number sent so far, plus one
-        self.nextseq_ts = 0  # when nextseq last advanced
-        self.lastack = 0  # ack field of the last segment sent
-        self.lastack_ts = 0
-        self.window = 0xFFFFFFFF  # raw window of the last segment sent (none yet)
-        self.dupacks = 0  # duplicate ACKs in a row (-1: after an ACKed unseen segment)
-        self.lastflags = 0  # analysis flags of the last segment sent
-        self.maxseqtobeacked = 0  # end of the contiguous bytes seen
-        self.edge = 0xFFFFFFFF  # right edge of the window last offered: lastack + window
-        self.mptcp_ops = 0  # the conversation's MPTCP mapping count after our last segment
+PHASE_HANDSHAKE = (Phase.HANDSHAKE_1, Phase.HANDSHAKE_2, Phase.HANDSHAKE_3)
+# kept as names: views and tests compare roles and outcomes with these
+ROLES_FROM_SYN = Roles.FROM_SYN
+ROLES_GUESSED = Roles.GUESSED
+ROLES_FIRST_SENDER = Roles.FIRST_SENDER
+END_REFUSED = Outcome.REFUSED
+END_RESET = Outcome.RESET
+END_CLOSED = Outcome.CLOSED
+END_HALF_CLOSED = Outcome.HALF_CLOSED
+END_OPEN = Outcome.OPEN
 
 
 class Conversation:
@@ -102,7 +75,7 @@ class Conversation:
     )
 
     def __init__(self, stream: int, proto: int, client: tuple[str, int],
-                 server: tuple[str, int], roles: str, ts: int) -> None:
+                 server: tuple[str, int], roles: Roles, ts: int) -> None:
         self.stream = stream
         self.proto = proto
         self.client = client
@@ -122,7 +95,7 @@ class Conversation:
         self.rtt_answered = False  # first_rtt ended with a segment from the server
         self.accecn_syn = False  # the SYN asked for Accurate ECN (AE, CWR, ECE all set)
         self.accecn = False  # ... and the SYN-ACK agreed: AE/CWR/ECE are the ACE counter
-        self.note_counts: dict[str, int] | None = None  # note kind -> count, once any
+        self.note_counts: dict[Note, int] | None = None  # note kind -> count, once any
         self.refused = False  # the SYN was answered with RST
         self.half_closed = False  # data flowed after one side's FIN
         self.retired = False  # queued to be forgotten (ConversationTracker keep=False)
@@ -151,10 +124,10 @@ class Conversation:
         return self.reset or (self.dirs[0].fin and self.dirs[1].fin)
 
     @property
-    def end_state(self) -> str:
+    def end_state(self) -> Outcome:
         """How the conversation ended: refused, reset, closed, half-closed or open."""
         if self.proto != IPPROTO_TCP:
-            return ""
+            return Outcome.NONE
         if self.refused:
             return END_REFUSED
         if self.reset:
@@ -174,7 +147,7 @@ class Annotated(NamedTuple):
     seq: int  # relative sequence number (TCP), -1 otherwise
     ack: int  # relative acknowledgment number (TCP with ACK set), 0 without ACK, -1 not TCP
     win: int  # window, scaled where the handshake allows it; -1 not TCP
-    phase: str  # handshake 1/3 .. 3/3, data, ack, teardown, reset ("" when not TCP/UDP)
+    phase: Phase  # handshake 1/3 .. 3/3, data, ack, teardown, reset (NONE: not TCP/UDP)
     notes: tuple[str, ...]  # decode notes, later analysis notes
 
 
@@ -211,7 +184,7 @@ class ConversationTracker:
         self._retiring: deque[Conversation] = deque()
         self._streams = {IPPROTO_TCP: 0, IPPROTO_UDP: 0}
         self._count = 0
-        self.note_counts: dict[str, int] = {}  # expert note kind -> count, whole capture
+        self.note_counts: dict[Note, int] = {}  # expert note kind -> count, whole capture
 
     def _retire_later(self, conv: Conversation, now: int) -> None:
         """Queue an ended conversation; forget the oldest queued one that went quiet."""
@@ -308,7 +281,7 @@ class ConversationTracker:
         fields read by one tuple unpacking rather than one attribute lookup each.
         """
         if entry is None:
-            return _new_tuple(Annotated, (self._count, p, None, True, -1, -1, -1, "",
+            return _new_tuple(Annotated, (self._count, p, None, True, -1, -1, -1, Phase.NONE,
                                           p.notes))
         conv, from_client = entry
         (ts, _, wirelen, _, _, _, _, proto, _, _, pseq, pack, flags, window, _, _, plen, _,
@@ -321,7 +294,7 @@ class ConversationTracker:
         d.payload_bytes += plen
         if proto == IPPROTO_UDP:
             return _new_tuple(Annotated, (self._count, p, conv, from_client, -1, -1, -1,
-                                          "data", notes))
+                                          Phase.DATA, notes))
         r = dirs[1 if from_client else 0]
         if flags & SYN:
             _see_syn(p, conv, d, r, from_client)
@@ -341,7 +314,7 @@ class ConversationTracker:
         if flags & (SYN | ACK) == ACK and conv.mru_syn_ts and not conv.first_rtt:
             conv.first_rtt = ts - conv.mru_syn_ts
             conv.rtt_answered = not from_client
-        own = _connection_note(p, conv, d, r, bits) if flags & RST or r.fin else ""
+        own = _connection_note(p, conv, d, r, bits) if flags & RST or r.fin else None
         phase = _phase(p, conv, from_client, d)
         if flags & (FIN | RST) and not self.keep and conv.ended and not conv.retired:
             conv.retired = True
@@ -377,7 +350,7 @@ def _reuses_ports(entry: Entry, p: Packet) -> bool:
 
 
 def _connection_note(p: Packet, conv: Conversation, d: Direction, r: Direction,
-                     bits: int) -> str:
+                     bits: int) -> Note | None:
     """sockcap's own notes: refused or reset (on an RST), half-close (data after a FIN)."""
     if p.flags & RST:
         if r.syn and not d.syn:
@@ -387,7 +360,7 @@ def _connection_note(p: Packet, conv: Conversation, d: Direction, r: Direction,
     if p.payload_len > 0 and not d.fin and not conv.half_closed and not bits & RESENT:
         conv.half_closed = True
         return HALF_CLOSE
-    return ""
+    return None
 
 
 def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
@@ -415,17 +388,17 @@ def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
             conv.syn_ts = p.ts_ns
 
 
-def _phase(p: Packet, conv: Conversation, from_client: bool, d: Direction) -> str:
+def _phase(p: Packet, conv: Conversation, from_client: bool, d: Direction) -> Phase:
     flags = p.flags
     if flags & RST:
         conv.reset = True
-        return "reset"
+        return Phase.RESET
     if flags & SYN:
         return PHASE_HANDSHAKE[1] if flags & ACK else PHASE_HANDSHAKE[0]
     if flags & FIN:
         d.fin = True
         conv.closing = True
-        return "teardown"
+        return Phase.TEARDOWN
     if (not conv.handshake_done and from_client and conv.synack_ts >= 0
             and flags & ACK and p.payload_len == 0):
         conv.handshake_done = True
@@ -433,8 +406,8 @@ def _phase(p: Packet, conv: Conversation, from_client: bool, d: Direction) -> st
         return PHASE_HANDSHAKE[2]
     if p.payload_len > 0:
         conv.handshake_done = True
-        return "data"
-    return "teardown" if conv.closing else "ack"
+        return Phase.DATA
+    return Phase.TEARDOWN if conv.closing else Phase.ACK
 
 
 def teardown_complete(a: Annotated) -> bool:

@@ -43,29 +43,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sockcap.decode.records import TcpOption, TcpOptionKind
+from sockcap.codes import CountedNote, Note
+from sockcap.codes import note_kind as note_kind  # re-exported: the kind of a note
+from sockcap.decode.records import TcpFlags, TcpOption, TcpOptionKind
 
 if TYPE_CHECKING:
-    from sockcap.analysis.conversation import Direction
+    from sockcap.analysis.direction import Direction
 
-RETRANSMISSION = "retransmission"
-SYN_RETRANSMITTED = "SYN retransmitted"
-SPURIOUS_RETRANSMISSION = "spurious retransmission"
-FAST_RETRANSMISSION = "fast retransmission"
-OUT_OF_ORDER = "out-of-order"
-LOST_SEGMENT = "previous segment not captured"
-ACKED_UNSEEN = "ACKed unseen segment"
-DUPLICATE_ACK = "duplicate ACK"
-ZERO_WINDOW = "zero window"
-ZERO_WINDOW_PROBE = "zero window probe"
-ZERO_WINDOW_PROBE_ACK = "zero window probe ACK"
-WINDOW_FULL = "window full"
-WINDOW_UPDATE = "window update"
-KEEP_ALIVE = "keep-alive"
-KEEP_ALIVE_ACK = "keep-alive ACK"
-CONNECTION_REFUSED = "connection refused"
-CONNECTION_RESET = "connection reset"
-HALF_CLOSE = "half-close"
+# The notes, as codes (their words and explanations are in sockcap.codes).
+RETRANSMISSION = Note.RETRANSMISSION
+SYN_RETRANSMITTED = Note.SYN_RETRANSMITTED
+SPURIOUS_RETRANSMISSION = Note.SPURIOUS_RETRANSMISSION
+FAST_RETRANSMISSION = Note.FAST_RETRANSMISSION
+OUT_OF_ORDER = Note.OUT_OF_ORDER
+LOST_SEGMENT = Note.LOST_SEGMENT
+ACKED_UNSEEN = Note.ACKED_UNSEEN
+DUPLICATE_ACK = Note.DUPLICATE_ACK
+ZERO_WINDOW = Note.ZERO_WINDOW
+ZERO_WINDOW_PROBE = Note.ZERO_WINDOW_PROBE
+ZERO_WINDOW_PROBE_ACK = Note.ZERO_WINDOW_PROBE_ACK
+WINDOW_FULL = Note.WINDOW_FULL
+WINDOW_UPDATE = Note.WINDOW_UPDATE
+KEEP_ALIVE = Note.KEEP_ALIVE
+KEEP_ALIVE_ACK = Note.KEEP_ALIVE_ACK
+CONNECTION_REFUSED = Note.CONNECTION_REFUSED
+CONNECTION_RESET = Note.CONNECTION_RESET
+HALF_CLOSE = Note.HALF_CLOSE
 
 # Analysis flags (Wireshark's TCP_A_*), one bit each.
 A_RETRANSMISSION = 0x0001
@@ -102,41 +105,16 @@ FLAG_NOTES = (
     (A_ZERO_WINDOW_PROBE_ACK, ZERO_WINDOW_PROBE_ACK),
 )
 
-EXPLANATIONS = {
-    RETRANSMISSION: "The sender sent bytes it had sent before, because no ACK came for them in time.",
-    SYN_RETRANSMITTED: "The client sent its SYN again because no SYN-ACK came back in time.",
-    SPURIOUS_RETRANSMISSION: "Bytes sent again although the receiver had already ACKed them.",
-    FAST_RETRANSMISSION: "Bytes sent again right after duplicate ACKs said they were missing, without waiting for a timeout.",
-    OUT_OF_ORDER: "This segment arrived after one with a higher sequence number.",
-    LOST_SEGMENT: "There is a hole before this segment: bytes were sent that the capture did not see.",
-    ACKED_UNSEEN: "This ACKs bytes that the capture never saw being sent.",
-    DUPLICATE_ACK: "The receiver repeated its last ACK: it got a segment, but not the one it was waiting for.",
-    ZERO_WINDOW: "The receiver's buffer is full: it asks the sender to stop until it reads.",
-    ZERO_WINDOW_PROBE: "One byte sent into a zero window to ask whether the receiver has room again.",
-    ZERO_WINDOW_PROBE_ACK: "The answer to a zero window probe: the window is still zero.",
-    WINDOW_FULL: "The sender has filled all the room the receiver offered and must wait for an ACK.",
-    WINDOW_UPDATE: "The receiver read data and announces more room, with nothing else in the segment.",
-    KEEP_ALIVE: "A probe one byte behind the sequence, sent on an idle connection to see if the peer is still there.",
-    KEEP_ALIVE_ACK: "The peer's answer to a keep-alive: it is still there.",
-    CONNECTION_REFUSED: "Nothing listened on that port: the SYN was answered with RST.",
-    CONNECTION_RESET: "One side aborted the connection with RST; unsent and unread data is thrown away.",
-    HALF_CLOSE: "One side sent FIN (shutdown for writing) and the other side kept sending data.",
-}
-
 MOD32 = 1 << 32
 HALF32 = 1 << 31
-FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+# plain ints from the one definition of the bits (an IntFlag operation costs a call)
+FIN, SYN, RST, ACK = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST, TcpFlags.ACK))
 MPTCP_DSS = 2  # MPTCP option subtype: Data Sequence Signal (RFC 8684 3.3)
 MPTCP_DSS_MAPPING = 0x04  # DSS flag M: a data sequence mapping is present
 FAST_RETRANSMISSION_NS = 20_000_000  # Wireshark: within 20 ms of the last duplicate ACK
 OUT_OF_ORDER_NS = 3_000_000  # Wireshark's threshold when no initial RTT is known
 
 _NOTE_CACHE: dict[int, tuple[str, ...]] = {}
-
-
-def note_kind(note: str) -> str:
-    """``"duplicate ACK #3"`` -> ``"duplicate ACK"``; other notes are their own kind."""
-    return note.split(" #", 1)[0]
 
 
 def notes_of(bits: int, dupack: int, syn: bool) -> tuple[str, ...]:
@@ -150,7 +128,7 @@ def notes_of(bits: int, dupack: int, syn: bool) -> tuple[str, ...]:
         notes = tuple(names)
         _NOTE_CACHE[key] = notes
     if bits & A_DUPLICATE_ACK:
-        notes = (*notes, f"{DUPLICATE_ACK} #{dupack}")
+        notes = (*notes, CountedNote(DUPLICATE_ACK, dupack))
     return notes
 
 

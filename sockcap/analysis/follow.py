@@ -28,11 +28,11 @@ import heapq
 from typing import NamedTuple
 
 from sockcap.analysis.conversation import Annotated, Conversation
-from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP
+from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, TcpFlags
 
 MOD32 = 1 << 32
 HALF32 = 1 << 31
-SYN, ACK = 0x02, 0x10
+SYN, ACK = int(TcpFlags.SYN), int(TcpFlags.ACK)
 END = 1 << 62  # past any stream offset
 HOLD_LIMIT = 16 << 20  # bytes held out of order per direction before a hole is declared
 

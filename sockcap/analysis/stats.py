@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from sockcap.analysis.conversation import Conversation
+from sockcap.codes import Note, Outcome, Roles
 from sockcap.decode.records import IPPROTO_TCP, LINKTYPE_NAMES, Packet
 
 PROTOCOL_NAMES = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP",
@@ -31,15 +32,15 @@ class ConversationStats(NamedTuple):
     stream: int  # tcp.stream / udp.stream
     client: tuple[str, int]
     server: tuple[str, int]
-    roles: str  # how the roles were found: "syn", "ports" (guessed), "first sender"
+    roles: Roles  # how the roles were found: "syn", "ports" (guessed), "first sender"
     packets: tuple[int, int]  # client -> server, server -> client
     bytes: tuple[int, int]  # frame bytes each way
     payload: tuple[int, int]  # TCP/UDP payload bytes each way
     start_ns: int
     duration_ns: int
     irtt_ns: int  # -1 when the handshake was not seen
-    notes: Mapping[str, int]  # expert note kind -> count
-    ended: str  # TCP: refused, reset, FIN both ways, half-closed, still open; UDP: ""
+    notes: Mapping[Note, int]  # expert note kind -> count
+    ended: Outcome  # TCP: refused, reset, FIN both ways, half-closed, still open; UDP: NONE
 
 
 class CaptureFacts(NamedTuple):
@@ -58,7 +59,7 @@ class StatsReport(NamedTuple):
     last_ns: int
     protocols: Mapping[str, tuple[int, int]]  # name -> (packets, frame bytes)
     conversations: Sequence[ConversationStats]
-    notes: Mapping[str, int]  # expert note kind -> count, whole capture
+    notes: Mapping[Note, int]  # expert note kind -> count, whole capture
 
 
 class StatsCollector:
@@ -107,7 +108,7 @@ class StatsCollector:
         return out
 
     def report(self, convs: Sequence[Conversation], facts: CaptureFacts,
-               notes: Mapping[str, int]) -> StatsReport:
+               notes: Mapping[Note, int]) -> StatsReport:
         rows = [conversation_stats(c) for c in sorted(convs, key=lambda c: (c.proto, c.stream))]
         protos = {k: (v[0], v[1]) for k, v in sorted(self.protocols(convs).items(),
                                                      key=lambda kv: (-kv[1][0], kv[0]))}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sockcap.analysis.conversation import Conversation
-from sockcap.capture.base import CaptureStats
+from sockcap.decode.records import CaptureStats
 
 
 def fmt_rtt(ns: int) -> str:

@@ -17,18 +17,11 @@ A backend is constructed for one interface, given its filter with :meth:`set_fil
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from sockcap.capture.bpf import Insn
+from sockcap.decode.records import CaptureStats as CaptureStats  # re-exported
 from sockcap.decode.records import RawFrame
-
-
-class CaptureStats(NamedTuple):
-    """Counters as tcpdump reports them at the end of a capture."""
-
-    captured: int  # packets handed to sockcap
-    received: int  # packets the filter accepted (captured + dropped), -1 unknown
-    dropped: int  # packets dropped by the kernel for lack of buffer space, -1 unknown
 
 
 class Capture(Protocol):

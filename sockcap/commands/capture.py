@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from sockcap.cli import output_options
+from sockcap.commands.options import output_options
 
 BACKEND_CHOICE = click.Choice(["auto", "afpacket", "dumpcap", "scapy"])
 
@@ -60,15 +60,18 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
     from sockcap.capture.live import capture_live
     from sockcap.errors import CommandFailedError
     from sockcap.output import Output
+    from sockcap.pipeline import Pipeline
+    from sockcap.render.packets import PacketView
     from sockcap.signals import sigterm_raises
-    from sockcap.view import View, ViewOptions
 
     output = Output(color=False if no_color else None)
-    view = View(ViewOptions(json=json_, style=style, hex=hex_))
+    pipeline = Pipeline()
+    view = PacketView(pipeline, json=json_, style=style, hex_=hex_)
 
     def show(frames: list[Any]) -> None:
         if not quiet:
-            output.lines(view.lines(frames))
+            for a in pipeline.packets(frames):
+                output.lines(view.styled(a))
             output.flush()
 
     def note(text: str) -> None:

@@ -49,8 +49,8 @@ def dissect_command(path: str, number: int) -> None:
 
 def count_packets(path: str) -> int:
     """The packets in ``path``, read through: NotACaptureError or CaptureFileError as for show."""
-    from sockcap.commands.show import open_input
     from sockcap.pcapfile.reader import open_capture
+    from sockcap.pcapfile.source import open_input
 
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))

@@ -16,16 +16,15 @@ keeps its owner.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
 if TYPE_CHECKING:
-    from sockcap.analysis.conversation import Annotated, Conversation, ConversationTracker
+    from sockcap.analysis.conversation import Annotated, Conversation
     from sockcap.analysis.follow import Chunk
-    from sockcap.decode.records import RawFrame
 
 
 @click.command("follow")
@@ -52,16 +51,18 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     import gc
     from contextlib import ExitStack
 
-    from sockcap.analysis.conversation import ConversationTracker
-    from sockcap.commands.show import open_input
     from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP
     from sockcap.errors import CaptureFileError, InputError
+    from sockcap.i18n import _
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
+    from sockcap.pcapfile.source import open_input
+    from sockcap.pipeline import Pipeline
+    from sockcap.render.follow import follow_pairs
 
     output = Output(color=False if no_color else None)
     select = None if stream is None else (IPPROTO_UDP if udp else IPPROTO_TCP, stream)
-    tracker = ConversationTracker(analyze=False)  # follow needs no expert notes
+    pipeline = Pipeline(analyze=False)  # follow needs no expert notes
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
     sink = RawFiles(Path(out), output.note) if out is not None else None
     failure: list[CaptureFileError] = []
@@ -76,8 +77,9 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
 
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))
-        pairs = follow_pairs(until_damage(annotated(reader, tracker, select)), select, mode,
-                             sink)
+        packets = (pipeline.packets(reader) if select is None
+                   else pipeline.select(reader, *select, skipper=reader))
+        pairs = follow_pairs(until_damage(packets), select, mode, sink)
         try:
             output.lines(pairs)
         finally:
@@ -86,147 +88,15 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     if failure:
         output.flush()
         raise failure[0]
-    if select is not None and not any(
-            (c.proto, c.stream) == select for c in tracker.conversations):
+    convs = pipeline.tracker.conversations
+    if select is not None and not any((c.proto, c.stream) == select for c in convs):
         kind = "udp" if udp else "tcp"
-        count = sum(1 for c in tracker.conversations if c.proto == select[0])
-        raise InputError(f"no {kind} stream {stream} in {path} (it has {count}: 0..{count - 1})"
-                         if count else f"no {kind} conversation in {path}")
+        count = sum(1 for c in convs if c.proto == select[0])
+        raise InputError(
+            _("no {kind} stream {stream} in {path} (it has {count}: 0..{last})").format(
+                kind=kind, stream=stream, path=path, count=count, last=count - 1)
+            if count else _("no {kind} conversation in {path}").format(kind=kind, path=path))
     output.flush()
-
-
-def annotated(frames: Iterable[RawFrame], tracker: ConversationTracker,
-              select: tuple[int, int] | None) -> Iterator[Annotated]:
-    """The packets the follow view needs, annotated: all, or with ``select`` only that
-    conversation's.
-
-    Every packet up to the selected conversation's first is decoded and numbered by the
-    tracker (:meth:`~ConversationTracker.locate`: the stream numbers are the tracker's).
-    From there on only packets of the same 5-tuple can belong to it (a later SYN on it
-    that reuses the ports included), so when ``frames`` is a
-    :class:`~sockcap.pcapfile.reader.CaptureReader` it is told to skip frames that do not
-    hold the conversation's port pair (:meth:`~CaptureReader.prefilter`): what passes is
-    still decoded and located, so the numbers and the port-reuse rule stay the
-    tracker's. The frames skipped only cost the reader a comparison each.
-    """
-    from sockcap.decode import decode_frame
-    from sockcap.pcapfile.reader import CaptureReader
-
-    locate, annotate = tracker.locate, tracker.annotate
-    if select is None:
-        for frame in frames:
-            p = decode_frame(frame)
-            yield annotate(p, locate(p))
-        return
-    proto, stream = select
-    reader = frames if isinstance(frames, CaptureReader) else None
-    found = False
-    for frame in frames:
-        if found and reader is not None and reader.packets > tracker.count + 1:
-            tracker.skip(reader.packets - tracker.count - 1)
-        p = decode_frame(frame)
-        entry = locate(p)
-        if entry is not None and entry[0].stream == stream and entry[0].proto == proto:
-            if not found and reader is not None:
-                reader.prefilter(port_pairs(p.sport, p.dport))
-            found = True
-            yield annotate(p, entry)
-
-
-def port_pairs(sport: int, dport: int) -> tuple[bytes, bytes]:
-    """The four bytes a TCP or UDP header of this conversation starts with, each way."""
-    return (sport.to_bytes(2, "big") + dport.to_bytes(2, "big"),
-            dport.to_bytes(2, "big") + sport.to_bytes(2, "big"))
-
-
-def follow_pairs(annotated: Iterable[Annotated], select: tuple[int, int] | None,
-                 mode: str = "ascii", sink: RawFiles | None = None) -> Iterator[tuple[str, str]]:
-    """``(line, style)`` pairs of the follow view; ``sink`` also gets every chunk."""
-    from sockcap.analysis.follow import Follower
-
-    follower = Follower(select)
-    sections = _Sections(mode, streaming=select is not None, sink=sink)
-    fins: dict[int, int] = {}  # id(conv) -> FIN seen: 1 client, 2 server (3: both)
-    for a in annotated:
-        chunks = follower.feed(a)
-        conv = a.conv
-        if conv is not None and select is None and _ends(a, fins) and sections.open(conv):
-            chunks += follower.finish(conv)
-            yield from sections.add(chunks)
-            yield from sections.close(conv)
-        elif chunks:
-            yield from sections.add(chunks)
-    yield from sections.add(follower.finish())
-    yield from sections.close_all()
-
-
-def _ends(a: Annotated, fins: dict[int, int]) -> bool:
-    """Does this packet end its TCP conversation (RST, or the second side's FIN)?
-
-    Read from the packet rather than from the conversation's state, so that replaying
-    packets annotated earlier (``sockcap run``) gives the same sections."""
-    flags = a.packet.flags
-    if not flags & 0x05 or a.conv is None:
-        return False
-    if flags & 0x04:
-        return True
-    key = id(a.conv)
-    fins[key] = fins.get(key, 0) | (1 if a.from_client else 2)
-    return fins[key] == 3
-
-
-class _Sections:
-    """Groups chunks per conversation; prints a section as it ends (or at once, streaming)."""
-
-    def __init__(self, mode: str, streaming: bool, sink: RawFiles | None) -> None:
-        self.mode = mode
-        self.streaming = streaming
-        self.sink = sink
-        self.held: dict[int, list[Chunk]] = {}
-        self.convs: dict[int, Conversation] = {}
-        self.closed: set[int] = set()
-        self.totals: dict[int, list[int]] = {}  # sent client, sent server, gap c, gap s
-
-    def open(self, conv: Conversation) -> bool:
-        return id(conv) in self.convs and id(conv) not in self.closed
-
-    def add(self, chunks: list[Chunk]) -> Iterator[tuple[str, str]]:
-        from sockcap.render.follow import chunk_lines, stream_header
-
-        for chunk in chunks:
-            key = id(chunk.conv)
-            if key not in self.convs:
-                self.convs[key] = chunk.conv
-                self.totals[key] = [0, 0, 0, 0]
-                if self.streaming:
-                    yield stream_header(chunk.conv), "bold"
-            side = 0 if chunk.from_client else 1
-            self.totals[key][side + (2 if chunk.gap else 0)] += chunk.gap or len(chunk.data)
-            if self.sink is not None:
-                self.sink.write(chunk)
-            if self.streaming:
-                yield from chunk_lines(chunk, self.mode)
-            else:
-                self.held.setdefault(key, []).append(chunk)
-
-    def close(self, conv: Conversation) -> Iterator[tuple[str, str]]:
-        from sockcap.render.follow import chunk_lines, stream_footer, stream_header
-
-        key = id(conv)
-        self.closed.add(key)
-        if not self.streaming:
-            yield stream_header(conv), "bold"
-            for chunk in self.held.pop(key, []):
-                yield from chunk_lines(chunk, self.mode)
-        t = self.totals[key]
-        yield stream_footer(conv, (t[0], t[1]), (t[2], t[3])), "dim"
-        if self.sink is not None:
-            self.sink.end(conv)
-
-    def close_all(self) -> Iterator[tuple[str, str]]:
-        rest = [c for k, c in self.convs.items() if k not in self.closed]
-        for conv in sorted(rest, key=lambda c: (c.proto, c.stream)):
-            yield from self.close(conv)
 
 
 class RawFiles:

@@ -10,9 +10,11 @@ from typing import Any
 from sockcap.analysis.summary import summary_line
 from sockcap.errors import ExitCode
 from sockcap.output import Output
+from sockcap.pipeline import Pipeline
+from sockcap.render.explain import explain_lines
+from sockcap.render.packets import PacketView
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange
 from sockcap.signals import Stopped
-from sockcap.view import View, ViewOptions
 
 
 def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
@@ -21,11 +23,12 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
                       host=host, port=port, out=out, force=force, timeout=timeout)
     output = Output(color=False if no_color else None)
-    view = View(ViewOptions(json=json_, style=style, hex=hex_, explain=explain))
+    pipeline = Pipeline()
+    view = PacketView(pipeline, json=json_, style=style, hex_=hex_)
     paths: list[str] = []
     signals: list[int] = []
     try:
-        work = run_exchange(opts, view, on_path=paths.append,
+        work = run_exchange(opts, pipeline, on_path=paths.append,
                             note=lambda text: output.note(f"sockcap: {text}"))
         result = asyncio.run(_cancel_on_signals(work, signals))
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -36,7 +39,8 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
             raise Stopped("terminated" + where, ExitCode.TERMINATED)
         raise Stopped("interrupted" + where, ExitCode.INTERRUPTED)
     if capture:
-        _print_capture(result, view, output, json_, follow)
+        _print_capture(result, pipeline, view, output, json_=json_, follow=follow,
+                       explain=explain)
     else:
         _print_exchange(result, output)
     output.flush()
@@ -72,18 +76,18 @@ def _print_exchange(result: RunResult, output: Output) -> None:
         output.line(f"< {reply.decode('utf-8', 'replace')}" if reply is not None else "< (no reply)")
 
 
-def _print_capture(result: RunResult, view: View, output: Output, json_: bool,
-                   follow: bool = False) -> None:
+def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, output: Output, *,
+                   json_: bool, follow: bool, explain: bool) -> None:
     for a in result.annotated:
-        output.lines(view.render(a))
+        output.lines(view.styled(a))
     if follow and not json_:
-        from sockcap.commands.follow import follow_pairs
+        from sockcap.render.follow import follow_pairs
 
         output.line("")
         output.lines(follow_pairs(result.annotated, None))
-    if not json_:
-        output.lines(view.explanation())
-    text = summary_line(view.tracker.conversations, result.stats)
+    if explain and not json_:
+        output.lines(explain_lines(pipeline.tracker.note_counts))
+    text = summary_line(pipeline.tracker.conversations, result.stats)
     note = output.note if json_ else output.line
     note(f"saved {len(result.annotated)} packets to {result.path}")
     note(text)

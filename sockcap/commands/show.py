@@ -3,33 +3,24 @@
 Good packets are printed as they are read; file-level damage found later stops the
 listing with one line saying where, and the error's exit code, after everything good was
 shown. Non-fatal damage (a clamped record, skipped blocks) is summed up on stderr.
+
+The command only wires: the file edge (:func:`~sockcap.pcapfile.source.open_input`), the
+pipeline (:class:`~sockcap.pipeline.Pipeline`), the per-packet view
+(:class:`~sockcap.render.packets.PacketView`) and the output.
 """
 
 from __future__ import annotations
 
 import gc
-import sys
 from contextlib import ExitStack
-from typing import BinaryIO
 
-from sockcap.errors import CaptureFileError, InputError
+from sockcap.errors import CaptureFileError
 from sockcap.output import Output
-from sockcap.pcapfile.reader import open_capture
-from sockcap.view import View, ViewOptions
-
-
-def open_input(path: str, stack: ExitStack) -> BinaryIO:
-    """The capture file to read (`-`: stdin), with one-line errors; shared by show, follow, stats."""
-    if path == "-":
-        return sys.stdin.buffer
-    try:
-        return stack.enter_context(open(path, "rb"))
-    except IsADirectoryError as e:
-        raise InputError(f"{path} is a directory, not a capture file") from e
-    except FileNotFoundError as e:
-        raise InputError(f"no such file: {path}") from e
-    except PermissionError as e:
-        raise InputError(f"cannot read {path}: permission denied") from e
+from sockcap.pcapfile.reader import CaptureReader, open_capture
+from sockcap.pcapfile.source import open_input
+from sockcap.pipeline import Pipeline
+from sockcap.render.explain import explain_lines
+from sockcap.render.packets import PacketView
 
 
 def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_: bool,
@@ -40,30 +31,41 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         dissect_command(path, dissect)
         return
     output = Output(color=False if no_color else None)
-    view = View(ViewOptions(json=json_, style=style, hex=hex_, limit=count, port=port,
-                            explain=explain, keep=False))
+    pipeline = Pipeline(keep=False, port=port, limit=count)
+    view = PacketView(pipeline, json=json_, style=style, hex_=hex_)
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))
         try:
             if output.color:
-                output.lines(view.lines(reader))
+                for a in pipeline.packets(reader):
+                    output.lines(view.styled(a))
             else:
                 # The plain path makes no reference cycles (records, conversations,
                 # strings): the cyclic collector would only walk the conversations kept,
                 # again and again. rich, on a terminal, may make some: it keeps it on.
                 gc.disable()
-                output.text(view.text(reader))
+                output.text(pipeline.map(reader, view.text))
         except CaptureFileError:
             output.flush()
             raise
         finally:
-            for warning in reader.warnings[:20]:
-                output.note(f"sockcap: warning: {warning}")
-            if len(reader.warnings) > 20:
-                output.note(f"sockcap: warning: ... and {len(reader.warnings) - 20} more")
-    if json_:  # stdout stays JSON; the sentences go to stderr
-        for text, _ in view.explanation():
-            output.note(text)
-    else:
-        output.lines(view.explanation())
+            warn(output, reader)
+    if explain:
+        lines = explain_lines(pipeline.tracker.note_counts)
+        if json_:  # stdout stays JSON; the sentences go to stderr
+            for text, _style in lines:
+                output.note(text)
+        else:
+            output.lines(lines)
     output.flush()
+
+
+def warn(output: Output, reader: CaptureReader) -> None:
+    """The reader's warnings on stderr, at most 20 of them."""
+    from sockcap.i18n import _
+
+    for warning in reader.warnings[:20]:
+        output.note(_("sockcap: warning: {warning}").format(warning=warning))
+    if len(reader.warnings) > 20:
+        output.note(_("sockcap: warning: ... and {count} more").format(
+            count=len(reader.warnings) - 20))

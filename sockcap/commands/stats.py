@@ -26,49 +26,34 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     import json
     from contextlib import ExitStack
 
-    from sockcap.analysis.conversation import ConversationTracker
     from sockcap.analysis.stats import CaptureFacts, StatsCollector, linktype_names
-    from sockcap.commands.show import open_input
-    from sockcap.decode import decode_frame
     from sockcap.errors import CaptureFileError
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
+    from sockcap.pcapfile.source import open_input
+    from sockcap.pipeline import Pipeline
     from sockcap.render.stats import stats_json, stats_lines
 
     output = Output(color=False if no_color else None)
-    tracker = ConversationTracker()
+    pipeline = Pipeline()
     collector = StatsCollector()
     failure: CaptureFileError | None = None
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))
-        # One loop, no generator between the stages: the statistics read the
-        # conversations' state, so the Annotated record of each packet is dropped at once;
-        # the conversations count their own packets, the collector only the others.
-        locate, annotate, count = tracker.locate, tracker.annotate, collector.count
-        first, last = -1, -1
         try:
-            for frame in reader:
-                p = decode_frame(frame)
-                ts = p.ts_ns
-                if ts > last:
-                    last = ts
-                if first < 0:
-                    first = ts
-                entry = locate(p)
-                if entry is None:
-                    count(p)
-                else:
-                    annotate(p, entry)
+            # the conversations count their own packets, the collector only the others
+            pipeline.run(reader, collector.count)
         except CaptureFileError as e:
             failure = e
-        collector.see(reader.packets, first, last)
+        collector.see(reader.packets, pipeline.first_ts, pipeline.last_ts)
     skipped = dict(reader.skipped)
     if failure is not None:
         skipped[READING_STOPPED] = 1
     facts = CaptureFacts(reader.format, linktype_names(reader.linktypes),
                          tuple(reader.warnings) + ((str(failure),) if failure else ()),
                          skipped)
+    tracker = pipeline.tracker
     report = collector.report(tracker.conversations, facts, tracker.note_counts)
     name = "stdin" if path == "-" else path
     if json_:

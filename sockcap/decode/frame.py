@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from sockcap.codes import CountedNote, Note
 from sockcap.decode.ip import (
     IPV4_FRAGMENT_BITS,
     NOP_NOP_TIMESTAMPS,
@@ -56,7 +57,7 @@ ETHERTYPE_NAMES = {
     0x8035: "RARP",
 }
 
-NOTE_VLAN_DEPTH = "too many vlan tags"
+NOTE_VLAN_DEPTH = Note.VLAN_DEPTH
 
 _U16 = struct.Struct("!H").unpack_from
 _U32_LE = struct.Struct("<I").unpack_from
@@ -128,7 +129,7 @@ def decode_link(ts_ns: int, linktype: int, wirelen: int, data: bytes) -> Packet:
     """The general path from the link header on, for any link type and any bytes."""
     link = LINK_DECODERS.get(linktype)
     if link is None:
-        note = f"unsupported link type {linktype}"
+        note = CountedNote(Note.UNSUPPORTED_LINKTYPE, linktype)
         return _packet(ts_ns, linktype, wirelen, data, "", 0, "", (note,))
     ethertype, off, cut, notes = link(data)
     if cut or ethertype == NO_NETWORK:

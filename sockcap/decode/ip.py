@@ -14,6 +14,7 @@ import struct
 # Pure conversions only (address bytes to text); the decoder opens no socket.
 from socket import AF_INET6, inet_ntoa, inet_ntop
 
+from sockcap.codes import Note
 from sockcap.decode.records import Packet, TcpOption
 from sockcap.decode.transport import (
     NOP,
@@ -40,14 +41,14 @@ IPV6_MAX_EXT_HEADERS = 16  # RFC 8200 needs at most 8; more is abuse (RFC 9098)
 IPV6_JUMBO_OPTION = 0xC2  # RFC 2675 2
 IPV6_PAD1 = 0
 
-NOTE_IP_VERSION = "bad ip version"
-NOTE_IP_HLEN = "bad ip header length"
-NOTE_IP_LEN = "bad ip total length"
-NOTE_IP_V6 = "ipv6 header in an ipv4 frame"
-NOTE_IP_LEN_FRAME = "ip total length exceeds frame"
-NOTE_IP6_LEN_FRAME = "ipv6 payload length exceeds frame"
-NOTE_IP6_EXT_LEN = "bad ipv6 extension header length"
-NOTE_IP6_EXT_MANY = "too many ipv6 extension headers"
+NOTE_IP_VERSION = Note.IP_VERSION
+NOTE_IP_HLEN = Note.IP_HLEN
+NOTE_IP_LEN = Note.IP_LEN
+NOTE_IP_V6 = Note.IP_V6_IN_V4
+NOTE_IP_LEN_FRAME = Note.IP_LEN_FRAME
+NOTE_IP6_LEN_FRAME = Note.IP6_LEN_FRAME
+NOTE_IP6_EXT_LEN = Note.IP6_EXT_LEN
+NOTE_IP6_EXT_MANY = Note.IP6_EXT_MANY
 
 # The common case in one read each (inlined below):
 # version/IHL, total length, id, fragment field, TTL, protocol, src, dst, then TCP's

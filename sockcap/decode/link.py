@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from sockcap.codes import CountedNote, Note
 from sockcap.decode.records import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
@@ -76,7 +77,7 @@ def link_loop(data: bytes) -> LinkFields:
 def _family(family: int) -> LinkFields:
     ethertype = FAMILY_ETHERTYPES.get(family)
     if ethertype is None:
-        return NO_NETWORK, LOOPBACK_HEADER_LEN, "", (f"unknown address family {family}",)
+        return NO_NETWORK, LOOPBACK_HEADER_LEN, "", (CountedNote(Note.UNKNOWN_FAMILY, family),)
     return ethertype, LOOPBACK_HEADER_LEN, "", ()
 
 

@@ -142,3 +142,11 @@ class Packet(NamedTuple):
     @property
     def is_udp(self) -> bool:
         return self.proto == IPPROTO_UDP and self.sport >= 0
+
+
+class CaptureStats(NamedTuple):
+    """Counters as tcpdump reports them at the end of a capture."""
+
+    captured: int  # packets handed to sockcap
+    received: int  # packets the filter accepted (captured + dropped), -1 unknown
+    dropped: int  # packets dropped by the kernel for lack of buffer space, -1 unknown

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 
+from sockcap.codes import Note
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, TcpOption
 
 # sport, dport, seq, ack, data offset byte, flags byte, window (the urgent pointer and
@@ -33,11 +34,11 @@ TCP_OPTION_LENGTHS = {
     8: 10,  # timestamps, RFC 7323 3.2
 }
 
-NOTE_TCP_HLEN = "bad tcp header length"
-NOTE_TCP_OPTLEN = "bad tcp option length"
-NOTE_TCP_SHORT = "tcp header cut by ip length"
-NOTE_UDP_LEN = "bad udp length"
-NOTE_UDP_SHORT = "udp header cut by ip length"
+NOTE_TCP_HLEN = Note.TCP_HLEN
+NOTE_TCP_OPTLEN = Note.TCP_OPTLEN
+NOTE_TCP_SHORT = Note.TCP_SHORT
+NOTE_UDP_LEN = Note.UDP_LEN
+NOTE_UDP_SHORT = Note.UDP_SHORT
 
 # What decode_transport returns, in Packet field order:
 # sport, dport, seq, ack, flags, window, options, payload_off, payload_len, truncated, notes

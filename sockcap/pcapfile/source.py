@@ -13,8 +13,13 @@ and on a file it returns a whole chunk in one system call.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from typing import IO
+from contextlib import ExitStack
+from typing import IO, BinaryIO
+
+from sockcap.errors import InputError
+from sockcap.i18n import _
 
 CHUNK = 1 << 20  # bytes asked for per read
 
@@ -59,3 +64,18 @@ class ByteSource:
             parts.append(chunk or b"")
         self.buf = b"".join(parts)
         return have >= need
+
+
+def open_input(path: str, stack: ExitStack) -> BinaryIO:
+    """The capture file to read (``-``: stdin), closed with ``stack``; a file that cannot
+    be opened is one line of bad input. Every command that reads a file starts here."""
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return stack.enter_context(open(path, "rb"))
+    except IsADirectoryError as e:
+        raise InputError(_("{path} is a directory, not a capture file").format(path=path)) from e
+    except FileNotFoundError as e:
+        raise InputError(_("no such file: {path}").format(path=path)) from e
+    except PermissionError as e:
+        raise InputError(_("cannot read {path}: permission denied").format(path=path)) from e

@@ -13,12 +13,28 @@ have, is one line: ``> [gap of 1448 bytes]``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 
-from sockcap.analysis.conversation import ROLES_FIRST_SENDER, ROLES_GUESSED, Conversation
-from sockcap.analysis.follow import Chunk
-from sockcap.decode.records import IPPROTO_UDP
+from sockcap.analysis.conversation import (
+    ROLES_FIRST_SENDER,
+    ROLES_GUESSED,
+    Annotated,
+    Conversation,
+)
+from sockcap.analysis.follow import Chunk, Follower
+from sockcap.decode.records import IPPROTO_UDP, TcpFlags
 from sockcap.render.timeline import endpoint, hexdump
+
+FIN, RST = int(TcpFlags.FIN), int(TcpFlags.RST)
+
+
+class ChunkSink(Protocol):
+    """Where ``--raw --out`` puts each chunk (an edge: files); told when a stream ends."""
+
+    def write(self, chunk: Chunk) -> None: ...
+
+    def end(self, conv: Conversation) -> None: ...
 
 CLIENT_STYLE = "red"
 SERVER_STYLE = "blue"
@@ -74,3 +90,87 @@ def _ascii_lines(data: bytes, mark: str, style: str) -> Iterator[tuple[str, str]
         if line.endswith(b"\r"):
             line = line[:-1]
         yield f"{mark} {line.translate(_ASCII).decode('ascii')}", style
+
+
+def follow_pairs(annotated: Iterable[Annotated], select: tuple[int, int] | None,
+                 mode: str = "ascii", sink: ChunkSink | None = None) -> Iterator[tuple[str, str]]:
+    """``(line, style)`` pairs of the follow view; ``sink`` also gets every chunk."""
+    follower = Follower(select)
+    sections = _Sections(mode, streaming=select is not None, sink=sink)
+    fins: dict[int, int] = {}  # id(conv) -> FIN seen: 1 client, 2 server (3: both)
+    for a in annotated:
+        chunks = follower.feed(a)
+        conv = a.conv
+        if conv is not None and select is None and _ends(a, fins) and sections.open(conv):
+            chunks += follower.finish(conv)
+            yield from sections.add(chunks)
+            yield from sections.close(conv)
+        elif chunks:
+            yield from sections.add(chunks)
+    yield from sections.add(follower.finish())
+    yield from sections.close_all()
+
+
+def _ends(a: Annotated, fins: dict[int, int]) -> bool:
+    """Does this packet end its TCP conversation (RST, or the second side's FIN)?
+
+    Read from the packet rather than from the conversation's state, so that replaying
+    packets annotated earlier (``sockcap run``) gives the same sections."""
+    flags = a.packet.flags
+    if not flags & (FIN | RST) or a.conv is None:
+        return False
+    if flags & RST:
+        return True
+    key = id(a.conv)
+    fins[key] = fins.get(key, 0) | (1 if a.from_client else 2)
+    return fins[key] == 3
+
+
+class _Sections:
+    """Groups chunks per conversation; prints a section as it ends (or at once, streaming)."""
+
+    def __init__(self, mode: str, streaming: bool, sink: ChunkSink | None) -> None:
+        self.mode = mode
+        self.streaming = streaming
+        self.sink = sink
+        self.held: dict[int, list[Chunk]] = {}
+        self.convs: dict[int, Conversation] = {}
+        self.closed: set[int] = set()
+        self.totals: dict[int, list[int]] = {}  # sent client, sent server, gap c, gap s
+
+    def open(self, conv: Conversation) -> bool:
+        return id(conv) in self.convs and id(conv) not in self.closed
+
+    def add(self, chunks: list[Chunk]) -> Iterator[tuple[str, str]]:
+        for chunk in chunks:
+            key = id(chunk.conv)
+            if key not in self.convs:
+                self.convs[key] = chunk.conv
+                self.totals[key] = [0, 0, 0, 0]
+                if self.streaming:
+                    yield stream_header(chunk.conv), "bold"
+            side = 0 if chunk.from_client else 1
+            self.totals[key][side + (2 if chunk.gap else 0)] += chunk.gap or len(chunk.data)
+            if self.sink is not None:
+                self.sink.write(chunk)
+            if self.streaming:
+                yield from chunk_lines(chunk, self.mode)
+            else:
+                self.held.setdefault(key, []).append(chunk)
+
+    def close(self, conv: Conversation) -> Iterator[tuple[str, str]]:
+        key = id(conv)
+        self.closed.add(key)
+        if not self.streaming:
+            yield stream_header(conv), "bold"
+            for chunk in self.held.pop(key, []):
+                yield from chunk_lines(chunk, self.mode)
+        t = self.totals[key]
+        yield stream_footer(conv, (t[0], t[1]), (t[2], t[3])), "dim"
+        if self.sink is not None:
+            self.sink.end(conv)
+
+    def close_all(self) -> Iterator[tuple[str, str]]:
+        rest = [c for k, c in self.convs.items() if k not in self.closed]
+        for conv in sorted(rest, key=lambda c: (c.proto, c.stream)):
+            yield from self.close(conv)

@@ -11,6 +11,8 @@ from typing import Any
 
 from sockcap.analysis.conversation import ROLES_FIRST_SENDER, ROLES_GUESSED
 from sockcap.analysis.stats import ConversationStats, StatsReport
+from sockcap.codes import Note, note_text, outcome_text
+from sockcap.i18n import _
 from sockcap.render.timeline import endpoint
 
 _COLUMNS = ("stream", "client", "server", "packets >/<", "bytes >/<", "duration",
@@ -43,8 +45,10 @@ def fmt_rtt(ns: int) -> str:
     return f"{ns / 1e6:.3f} ms" if ns >= 0 else "-"
 
 
-def fmt_notes(notes: Mapping[str, int]) -> str:
-    return ", ".join(f"{n} {kind}" for kind, n in sorted(notes.items(), key=lambda kv: -kv[1])) or "-"
+def fmt_notes(notes: Mapping[Note, int]) -> str:
+    """``2 retransmission, 1 duplicate ACK``, most frequent first; ``-`` when none."""
+    return ", ".join(f"{n} {note_text(kind)}"
+                     for kind, n in sorted(notes.items(), key=lambda kv: -kv[1])) or "-"
 
 
 def stats_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
@@ -84,11 +88,11 @@ def _capture_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
 
 
 def _row(c: ConversationStats) -> tuple[str, ...]:
-    roles = {ROLES_GUESSED: " (roles guessed)", ROLES_FIRST_SENDER: " (first sender)"}
+    roles = {ROLES_GUESSED: _(" (roles guessed)"), ROLES_FIRST_SENDER: _(" (first sender)")}
     return (f"{c.proto.lower()} {c.stream}", endpoint(*c.client) + roles.get(c.roles, ""),
             endpoint(*c.server), f"{c.packets[0]}/{c.packets[1]}",
             f"{c.bytes[0]}/{c.bytes[1]}", f"{c.duration_ns / 1e9:.6f} s",
-            fmt_rtt(c.irtt_ns) if c.proto == "TCP" else "-", c.ended or "-",
+            fmt_rtt(c.irtt_ns) if c.proto == "TCP" else "-", outcome_text(c.ended) or "-",
             fmt_notes(c.notes))
 
 

@@ -18,24 +18,30 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from sockcap.analysis.conversation import ECN_BITS, Annotated, Conversation
+from sockcap.codes import Phase, note_text, phase_text
 from sockcap.decode.records import (
     IPPROTO_ICMP,
     IPPROTO_ICMPV6,
     IPPROTO_TCP,
     IPPROTO_UDP,
     Packet,
+    TcpFlags,
     TcpOption,
     TcpOptionKind,
 )
 
 # Wireshark prints flag names in bit order: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE.
-FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "AE")
+FLAG_NAMES = tuple(str(flag.name) for flag in TcpFlags)
 # tcpdump's letters, in the order print-tcp.c prints them ('.' is ACK).
-TCPDUMP_FLAGS = ((0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "."),
-                 (0x20, "U"), (0x40, "E"), (0x80, "W"), (0x100, "e"))
+TCPDUMP_FLAGS = tuple((int(flag), letter) for flag, letter in (
+    (TcpFlags.FIN, "F"), (TcpFlags.SYN, "S"), (TcpFlags.RST, "R"), (TcpFlags.PSH, "P"),
+    (TcpFlags.ACK, "."), (TcpFlags.URG, "U"), (TcpFlags.ECE, "E"), (TcpFlags.CWR, "W"),
+    (TcpFlags.AE, "e")))
+# plain ints from the one definition of the bits (an IntFlag operation costs a call)
+FIN, SYN, RST, ACK = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST, TcpFlags.ACK))
 IP_PROTO_NAMES = {IPPROTO_TCP: "TCP", IPPROTO_UDP: "UDP", IPPROTO_ICMP: "ICMP",
                   IPPROTO_ICMPV6: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP", 51: "AH",
                   89: "OSPF", 132: "SCTP"}
@@ -110,12 +116,17 @@ def proto_name(p: Packet) -> str:
     return p.net or "unknown"
 
 
+CLIENT_STYLE = "green"  # the client's data, here and in follow
+SERVER_STYLE = "magenta"
+_PHASE_STYLES = {Phase.HANDSHAKE_1: "cyan", Phase.HANDSHAKE_2: "cyan",
+                 Phase.HANDSHAKE_3: "cyan", Phase.TEARDOWN: "yellow", Phase.RESET: "bold red"}
+
+
 def style_of(a: Annotated) -> str:
     """A rich style name for the line (the CLI applies it on a terminal only)."""
-    if a.phase.startswith("handshake"):
-        return "cyan"
-    return {"data": "green" if a.from_client else "magenta", "teardown": "yellow",
-            "reset": "bold red"}.get(a.phase, "bold red" if a.notes else "")
+    if a.phase is Phase.DATA:
+        return CLIENT_STYLE if a.from_client else SERVER_STYLE
+    return _PHASE_STYLES.get(a.phase, "bold red" if a.notes else "")
 
 
 # "[PSH, ACK]   " padded to the column width, for every flag combination: one list index
@@ -134,18 +145,33 @@ _TCP_LINE = "%4d %10.6f  %s  TCP %s Seq=%d Ack=%d Win=%d Len=%d  %s"
 _TCP_DATA_LINE = _TCP_LINE + "  %s"
 
 
+class Clock(Protocol):
+    """What relative times count from: ``first_ts`` (-1 until the first packet)."""
+
+    first_ts: int
+
+
 class Timeline:
-    """Renders annotated packets as lines; remembers the first timestamp for relative time.
+    """Renders annotated packets as lines, times relative to ``clock.first_ts``.
+
+    The clock is the pipeline's (:class:`sockcap.pipeline.Pipeline`), which knows the first
+    packet of the input even when a display filter hides it; a timeline made without one
+    is its own clock, starting at the first packet it renders. Phases and notes are shown
+    in the reader's language (:mod:`sockcap.codes`); the words are looked up once here,
+    not per packet.
 
     The text of a line is built with one f-string; what is the same for every packet of a
     conversation direction (the "client 127.0.0.1:41234 → server 127.0.0.1:5001" part)
     is built once and cached, since formatting is most of the cost of a timeline.
     """
 
-    def __init__(self, *, style: str = "wireshark", hex_payload: bool = False) -> None:
+    def __init__(self, *, style: str = "wireshark", hex_payload: bool = False,
+                 clock: Clock | None = None) -> None:
         self.style = style
         self.hex_payload = hex_payload
         self.first_ts = -1
+        self.clock: Clock = clock if clock is not None else self
+        self.phases = {phase: phase_text(phase) for phase in Phase}
         self._where: dict[Conversation, tuple[str, str]] = {}
         # tcpdump's own relative numbers (see _tcpdump_numbers): connection -> bases
         self._tcpdump_seq: dict[tuple[str, int, str, int], tuple[int, int]] = {}
@@ -192,19 +218,21 @@ class Timeline:
         fields read by tuple unpacking; the cached "where" text and a preview of at most
         25 payload bytes are all it adds per packet.
         """
-        no, p, conv, from_client, seq, ack, win, phase, notes = a
+        no, p, conv, from_client, seq, ack, win, code, notes = a
+        phase = self.phases[code]
         (ts, _, wirelen, data, _, _, _, _, sport, _, _, _, flags, _, _, off, plen, cut, _,
          _, _, _) = p  # fmt: skip
-        first = self.first_ts
+        clock = self.clock
+        first = clock.first_ts
         if first < 0:
-            self.first_ts = first = ts
+            clock.first_ts = first = ts
         t = (ts - first) / 1e9
         if conv is not None:
             where = (self._where.get(conv) or self._where_pair(conv))[from_client]
         else:
             where = self._where_of(a)
         if win >= 0:
-            names = (_ACE_FLAGS if conv is not None and conv.accecn and not flags & 0x02
+            names = (_ACE_FLAGS if conv is not None and conv.accecn and not flags & SYN
                      else _WIRESHARK_FLAGS)[flags]
             if plen > 0:
                 # the preview needs at most PREVIEW_CHARS + 1 bytes (one more says "cut")
@@ -229,8 +257,6 @@ class Timeline:
 
     def _tcpdump(self, a: Annotated) -> str:
         p = a.packet
-        if self.first_ts < 0:
-            self.first_ts = p.ts_ns
         clock = self._clock(p.ts_ns)
         fam = "IP6" if p.net == "IPv6" else "IP"
         if p.sport < 0:
@@ -262,9 +288,9 @@ class Timeline:
         out = ""
         if n > 0:
             out += f", seq {seq}:{(seq + n) % MOD32}"
-        elif p.flags & 0x07:
+        elif p.flags & (FIN | SYN | RST):
             out += f", seq {seq}"
-        if p.flags & 0x10:
+        if p.flags & ACK:
             out += f", ack {ack}"
         out += f", win {p.window}"
         if p.options:
@@ -282,13 +308,13 @@ class Timeline:
         absolute. So ``--style tcpdump`` prints what ``tcpdump -nn`` prints, also for a
         refused connection or a capture that starts mid-stream.
         """
-        if not p.flags & 0x10:
+        if not p.flags & ACK:
             return p.seq, 0, 0
         forward = (p.src, p.sport) <= (p.dst, p.dport)  # tcpdump's one entry for both ways
         key = ((p.src, p.sport, p.dst, p.dport) if forward else
                (p.dst, p.dport, p.src, p.sport))
         bases = self._tcpdump_seq.get(key)
-        if bases is None or p.flags & 0x02:
+        if bases is None or p.flags & SYN:
             mine, other = p.seq, (p.ack - 1) % MOD32
             self._tcpdump_seq[key] = (mine, other) if forward else (other, mine)
             return p.seq, p.ack, other
@@ -325,7 +351,7 @@ def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str:
 def _marks(a: Annotated) -> str:
     p = a.packet
     out = f" [|{p.truncated}]" if p.truncated else ""
-    return out + ("  (" + "; ".join(a.notes) + ")" if a.notes else "")
+    return out + ("  (" + "; ".join(note_text(n) for n in a.notes) + ")" if a.notes else "")
 
 
 def json_record(a: Annotated, first_ts: int) -> dict[str, Any]:

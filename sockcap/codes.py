@@ -1,0 +1,264 @@
+"""Codes, not sentences: phases, notes, roles and outcomes, and the words for each.
+
+A code is an :class:`enum.Enum` member whose value is the stable string that ``--json``,
+``stats --json`` and the golden files carry; being a ``str`` it compares equal to that
+string and formats as it, so scripts and the hot paths see no difference. The words a
+person reads come from the tables below, looked up by code and translated by
+:func:`sockcap.i18n._` where they are shown: renaming a word never breaks JSON, and a
+catalogue can translate every one.
+
+Notes that carry a number (``duplicate ACK #3``, ``unsupported link type 147``) are a
+:class:`CountedNote`: a ``str`` (its JSON text) that also holds its kind and number.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from sockcap.i18n import N_, _
+
+
+class Code(str, enum.Enum):
+    """A code whose ``str()`` and ``format()`` are its value (the stable JSON string)."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
+
+
+class Phase(Code):
+    """Where a packet stands in its connection (the timeline's phase column)."""
+
+    NONE = ""  # neither TCP nor UDP
+    HANDSHAKE_1 = "handshake 1/3"
+    HANDSHAKE_2 = "handshake 2/3"
+    HANDSHAKE_3 = "handshake 3/3"
+    DATA = "data"
+    ACK = "ack"
+    TEARDOWN = "teardown"
+    RESET = "reset"
+
+    @property
+    def is_handshake(self) -> bool:
+        return self in _HANDSHAKE
+
+
+_HANDSHAKE = frozenset({Phase.HANDSHAKE_1, Phase.HANDSHAKE_2, Phase.HANDSHAKE_3})
+
+
+class Roles(Code):
+    """How a conversation's client and server were told apart."""
+
+    FROM_SYN = "syn"  # the SYN's sender is the client
+    GUESSED = "ports"  # no handshake seen: the lower port is the server's
+    FIRST_SENDER = "first sender"  # UDP: whoever sent first
+
+
+class Outcome(Code):
+    """How a TCP conversation ended (``stats``' "ended" column)."""
+
+    NONE = ""  # not TCP
+    REFUSED = "refused"
+    RESET = "reset"
+    CLOSED = "FIN both ways"
+    HALF_CLOSED = "half-closed"
+    OPEN = "still open"
+
+
+class Note(Code):
+    """A note on a packet: Wireshark's expert analysis, sockcap's own connection notes,
+    and damage the decoder found. Values are the JSON strings of the ``notes`` key."""
+
+    # Wireshark's tcp.analysis.* (see sockcap.analysis.expert)
+    RETRANSMISSION = "retransmission"
+    SYN_RETRANSMITTED = "SYN retransmitted"
+    SPURIOUS_RETRANSMISSION = "spurious retransmission"
+    FAST_RETRANSMISSION = "fast retransmission"
+    OUT_OF_ORDER = "out-of-order"
+    LOST_SEGMENT = "previous segment not captured"
+    ACKED_UNSEEN = "ACKed unseen segment"
+    DUPLICATE_ACK = "duplicate ACK"
+    ZERO_WINDOW = "zero window"
+    ZERO_WINDOW_PROBE = "zero window probe"
+    ZERO_WINDOW_PROBE_ACK = "zero window probe ACK"
+    WINDOW_FULL = "window full"
+    WINDOW_UPDATE = "window update"
+    KEEP_ALIVE = "keep-alive"
+    KEEP_ALIVE_ACK = "keep-alive ACK"
+    # sockcap's own, about the connection
+    CONNECTION_REFUSED = "connection refused"
+    CONNECTION_RESET = "connection reset"
+    HALF_CLOSE = "half-close"
+    # damage found by the decoder
+    UNSUPPORTED_LINKTYPE = "unsupported link type"
+    UNKNOWN_FAMILY = "unknown address family"
+    VLAN_DEPTH = "too many vlan tags"
+    IP_VERSION = "bad ip version"
+    IP_HLEN = "bad ip header length"
+    IP_LEN = "bad ip total length"
+    IP_V6_IN_V4 = "ipv6 header in an ipv4 frame"
+    IP_LEN_FRAME = "ip total length exceeds frame"
+    IP6_LEN_FRAME = "ipv6 payload length exceeds frame"
+    IP6_EXT_LEN = "bad ipv6 extension header length"
+    IP6_EXT_MANY = "too many ipv6 extension headers"
+    TCP_HLEN = "bad tcp header length"
+    TCP_OPTLEN = "bad tcp option length"
+    TCP_SHORT = "tcp header cut by ip length"
+    UDP_LEN = "bad udp length"
+    UDP_SHORT = "udp header cut by ip length"
+
+
+# The JSON text of a counted note: it never depends on the language.
+_COUNTED_JSON = {
+    Note.DUPLICATE_ACK: "duplicate ACK #{n}",
+    Note.UNSUPPORTED_LINKTYPE: "unsupported link type {n}",
+    Note.UNKNOWN_FAMILY: "unknown address family {n}",
+}
+
+
+class CountedNote(str):
+    """A note with a number, e.g. the third duplicate ACK in a row: equal to its JSON
+    text (``"duplicate ACK #3"``), with ``kind`` and ``n`` kept for the words."""
+
+    kind: Note
+    n: int
+
+    def __new__(cls, kind: Note, n: int) -> CountedNote:
+        note = super().__new__(cls, _COUNTED_JSON[kind].format(n=n))
+        note.kind = kind
+        note.n = n
+        return note
+
+
+def note_kind(note: str) -> Note:
+    """The kind of a note: ``duplicate ACK #3`` -> ``Note.DUPLICATE_ACK``.
+
+    Accepts the plain JSON text too (a note read back from ``--json``)."""
+    kind = getattr(note, "kind", None)
+    if kind is not None:
+        return kind  # type: ignore[no-any-return]
+    try:
+        return Note(note)
+    except ValueError:
+        for counted, template in _COUNTED_JSON.items():
+            if note.startswith(template.split("{")[0]):
+                return counted
+        raise
+
+
+# -- words -------------------------------------------------------------------------------
+
+PHASE_WORDS = {
+    Phase.NONE: "",
+    Phase.HANDSHAKE_1: N_("handshake 1/3"),
+    Phase.HANDSHAKE_2: N_("handshake 2/3"),
+    Phase.HANDSHAKE_3: N_("handshake 3/3"),
+    Phase.DATA: N_("data"),
+    Phase.ACK: N_("ack"),
+    Phase.TEARDOWN: N_("teardown"),
+    Phase.RESET: N_("reset"),
+}
+
+OUTCOME_WORDS = {
+    Outcome.NONE: "",
+    Outcome.REFUSED: N_("refused"),
+    Outcome.RESET: N_("reset"),
+    Outcome.CLOSED: N_("FIN both ways"),
+    Outcome.HALF_CLOSED: N_("half-closed"),
+    Outcome.OPEN: N_("still open"),
+}
+
+NOTE_WORDS = {
+    Note.RETRANSMISSION: N_("retransmission"),
+    Note.SYN_RETRANSMITTED: N_("SYN retransmitted"),
+    Note.SPURIOUS_RETRANSMISSION: N_("spurious retransmission"),
+    Note.FAST_RETRANSMISSION: N_("fast retransmission"),
+    Note.OUT_OF_ORDER: N_("out-of-order"),
+    Note.LOST_SEGMENT: N_("previous segment not captured"),
+    Note.ACKED_UNSEEN: N_("ACKed unseen segment"),
+    Note.DUPLICATE_ACK: N_("duplicate ACK"),
+    Note.ZERO_WINDOW: N_("zero window"),
+    Note.ZERO_WINDOW_PROBE: N_("zero window probe"),
+    Note.ZERO_WINDOW_PROBE_ACK: N_("zero window probe ACK"),
+    Note.WINDOW_FULL: N_("window full"),
+    Note.WINDOW_UPDATE: N_("window update"),
+    Note.KEEP_ALIVE: N_("keep-alive"),
+    Note.KEEP_ALIVE_ACK: N_("keep-alive ACK"),
+    Note.CONNECTION_REFUSED: N_("connection refused"),
+    Note.CONNECTION_RESET: N_("connection reset"),
+    Note.HALF_CLOSE: N_("half-close"),
+    Note.UNSUPPORTED_LINKTYPE: N_("unsupported link type"),
+    Note.UNKNOWN_FAMILY: N_("unknown address family"),
+    Note.VLAN_DEPTH: N_("too many vlan tags"),
+    Note.IP_VERSION: N_("bad ip version"),
+    Note.IP_HLEN: N_("bad ip header length"),
+    Note.IP_LEN: N_("bad ip total length"),
+    Note.IP_V6_IN_V4: N_("ipv6 header in an ipv4 frame"),
+    Note.IP_LEN_FRAME: N_("ip total length exceeds frame"),
+    Note.IP6_LEN_FRAME: N_("ipv6 payload length exceeds frame"),
+    Note.IP6_EXT_LEN: N_("bad ipv6 extension header length"),
+    Note.IP6_EXT_MANY: N_("too many ipv6 extension headers"),
+    Note.TCP_HLEN: N_("bad tcp header length"),
+    Note.TCP_OPTLEN: N_("bad tcp option length"),
+    Note.TCP_SHORT: N_("tcp header cut by ip length"),
+    Note.UDP_LEN: N_("bad udp length"),
+    Note.UDP_SHORT: N_("udp header cut by ip length"),
+}
+
+COUNTED_WORDS = {
+    Note.DUPLICATE_ACK: N_("duplicate ACK #{n}"),
+    Note.UNSUPPORTED_LINKTYPE: N_("unsupported link type {n}"),
+    Note.UNKNOWN_FAMILY: N_("unknown address family {n}"),
+}
+
+# What each note means, in a sentence (``--explain``). Decoder damage has none: the
+# timeline shows it where it is.
+NOTE_EXPLANATIONS = {
+    Note.RETRANSMISSION: N_("The sender sent bytes it had sent before, because no ACK came for them in time."),
+    Note.SYN_RETRANSMITTED: N_("The client sent its SYN again because no SYN-ACK came back in time."),
+    Note.SPURIOUS_RETRANSMISSION: N_("Bytes sent again although the receiver had already ACKed them."),
+    Note.FAST_RETRANSMISSION: N_("Bytes sent again right after duplicate ACKs said they were missing, without waiting for a timeout."),
+    Note.OUT_OF_ORDER: N_("This segment arrived after one with a higher sequence number."),
+    Note.LOST_SEGMENT: N_("There is a hole before this segment: bytes were sent that the capture did not see."),
+    Note.ACKED_UNSEEN: N_("This ACKs bytes that the capture never saw being sent."),
+    Note.DUPLICATE_ACK: N_("The receiver repeated its last ACK: it got a segment, but not the one it was waiting for."),
+    Note.ZERO_WINDOW: N_("The receiver's buffer is full: it asks the sender to stop until it reads."),
+    Note.ZERO_WINDOW_PROBE: N_("One byte sent into a zero window to ask whether the receiver has room again."),
+    Note.ZERO_WINDOW_PROBE_ACK: N_("The answer to a zero window probe: the window is still zero."),
+    Note.WINDOW_FULL: N_("The sender has filled all the room the receiver offered and must wait for an ACK."),
+    Note.WINDOW_UPDATE: N_("The receiver read data and announces more room, with nothing else in the segment."),
+    Note.KEEP_ALIVE: N_("A probe one byte behind the sequence, sent on an idle connection to see if the peer is still there."),
+    Note.KEEP_ALIVE_ACK: N_("The peer's answer to a keep-alive: it is still there."),
+    Note.CONNECTION_REFUSED: N_("Nothing listened on that port: the SYN was answered with RST."),
+    Note.CONNECTION_RESET: N_("One side aborted the connection with RST; unsent and unread data is thrown away."),
+    Note.HALF_CLOSE: N_("One side sent FIN (shutdown for writing) and the other side kept sending data."),
+}
+
+
+def note_text(note: str) -> str:
+    """A note in the reader's language: ``duplicate ACK #3`` / ``ACK duplikat #3``."""
+    kind = note_kind(note)
+    if isinstance(note, CountedNote) or (kind in COUNTED_WORDS and note != kind.value):
+        n = getattr(note, "n", None)
+        if n is None:
+            n = int(note.rsplit(" ", 1)[-1].lstrip("#"))
+        return _(COUNTED_WORDS[kind]).format(n=n)
+    return _(NOTE_WORDS[kind])
+
+
+def phase_text(phase: Phase | str) -> str:
+    """A phase in the reader's language."""
+    return _(PHASE_WORDS[Phase(phase)]) if phase else ""
+
+
+def outcome_text(outcome: Outcome | str) -> str:
+    """How a conversation ended, in the reader's language."""
+    return _(OUTCOME_WORDS[Outcome(outcome)]) if outcome else ""
+
+
+def explanation(kind: Note) -> str | None:
+    """What a note means, in a sentence (None for decoder damage)."""
+    text = NOTE_EXPLANATIONS.get(kind)
+    return _(text) if text is not None else None

@@ -1,0 +1,85 @@
+"""One ``_()`` for the whole program (Mercurial's ``i18n.py`` is the model).
+
+Every sentence a user reads goes through :func:`_` (or :func:`ngettext`); tables of
+words keyed by a code mark their entries with :func:`N_` so that ``pybabel extract``
+finds them, and translate them where they are shown. A translated sentence is one
+message with named placeholders (``_("ack {ack} = seq {seq} + {length} bytes")``) so that a
+translator may reorder it; the code never glues translated pieces together.
+
+The catalogues live under ``sockcap/locale/<lang>/LC_MESSAGES/sockcap.mo`` (domain
+``sockcap``). The edge (the CLI) picks the language once at start-up with
+:func:`use_language`; until then, and for a language without a catalogue, the messages
+are the English ones in the code. Pure layers only look words up: they read no
+environment and open no file (the catalogue is loaded by the edge).
+
+JSON keys and values, golden codes and exit codes never depend on the language.
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+DOMAIN = "sockcap"
+LOCALE_DIR = Path(__file__).parent / "locale"
+
+_translation: gettext.NullTranslations = gettext.NullTranslations()
+_language = "en"
+
+
+def _(message: str) -> str:
+    """The message in the chosen language (the English text when it has no translation)."""
+    return _translation.gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """The singular or plural form for ``n``, in the chosen language."""
+    return _translation.ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction without translating it (tables of words)."""
+    return message
+
+
+def language() -> str:
+    """The language in use: ``en`` or the code of a loaded catalogue (``id``)."""
+    return _language
+
+
+def available_languages() -> tuple[str, ...]:
+    """``en`` and every language with a compiled catalogue in the package."""
+    found = sorted(p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
+    return ("en", *found)
+
+
+def language_from_env(env: Mapping[str, str] | None = None) -> str:
+    """The language the environment asks for, as gettext reads it: the first of
+    ``LANGUAGE`` (a colon-separated list), ``LC_ALL``, ``LC_MESSAGES``, ``LANG`` that is
+    set; ``id_ID.UTF-8`` -> ``id``; ``C``/``POSIX`` -> ``en``."""
+    env = os.environ if env is None else env
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = env.get(var, "")
+        if value:
+            first = value.split(":")[0]
+            code = first.split(".")[0].split("@")[0].split("_")[0].lower()
+            return "en" if code in ("c", "posix", "") else code
+    return "en"
+
+
+def use_language(lang: str) -> str:
+    """Use ``lang``'s catalogue from now on; returns the language actually in use
+    (``en`` when the package has no catalogue for it)."""
+    global _translation, _language
+    code = lang.split(".")[0].split("_")[0].lower()
+    path = LOCALE_DIR / code / "LC_MESSAGES" / f"{DOMAIN}.mo"
+    if code != "en" and path.is_file():
+        with path.open("rb") as f:
+            _translation = gettext.GNUTranslations(f)
+        _language = code
+    else:
+        _translation = gettext.NullTranslations()
+        _language = "en"
+    return _language

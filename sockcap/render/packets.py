@@ -1,0 +1,79 @@
+"""The per-packet views: the timeline (Wireshark's or tcpdump's notation, ``--hex``) and
+``--json``, as consumers of the pipeline's stream (pure: annotated packets in, text out).
+
+Two ways out of one view: :meth:`PacketView.styled` gives ``(line, style)`` pairs for a
+terminal (the CLI applies the styles), :meth:`PacketView.text` one string a packet (its
+lines joined by newlines) for a pipe or a file, the fast path of ``sockcap show``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from sockcap.analysis.conversation import ROLES_GUESSED, Annotated
+from sockcap.i18n import _
+from sockcap.render.timeline import Clock, Timeline, endpoint, json_line, style_of
+
+
+class PacketView:
+    """One packet's lines in the notation chosen; ``clock`` is the pipeline's."""
+
+    def __init__(self, clock: Clock, *, json: bool = False, style: str = "wireshark",
+                 hex_: bool = False) -> None:
+        self.clock = clock
+        self.json = json
+        self.timeline = Timeline(style=style, hex_payload=hex_, clock=clock)
+        self.text: Callable[[Annotated], str] = self._choose_text(json, style, hex_)
+
+    def _choose_text(self, json: bool, style: str, hex_: bool) -> Callable[[Annotated], str]:
+        if json:
+            return self._json
+        if style != "wireshark":
+            return self._lines_text
+        line, hex_lines = self.timeline.line, self.timeline.hex_lines
+
+        def plain(a: Annotated) -> str:
+            text = line(a)
+            if hex_:
+                rows = hex_lines(a.packet)
+                if rows:
+                    text = "\n".join((text, *rows))
+            conv = a.conv
+            if conv is not None and conv.roles is ROLES_GUESSED and _first_of(a):
+                text = guessed_roles(a) + "\n" + text
+            return text
+
+        return plain
+
+    def _json(self, a: Annotated) -> str:
+        return json_line(a, self.clock.first_ts)
+
+    def _lines_text(self, a: Annotated) -> str:
+        return "\n".join(text for text, _style in self.styled(a))
+
+    def styled(self, a: Annotated) -> Iterator[tuple[str, str]]:
+        """``(line, style)`` pairs; the style is a rich style name, "" for none."""
+        if self.json:
+            yield self._json(a), ""
+            return
+        conv = a.conv
+        if conv is not None and conv.roles is ROLES_GUESSED and _first_of(a):
+            yield guessed_roles(a), "dim"
+        lines = self.timeline.lines(a)
+        yield lines[0], style_of(a)
+        for extra in lines[1:]:
+            yield extra, "dim"
+
+
+def _first_of(a: Annotated) -> bool:
+    conv = a.conv
+    return conv is not None and conv.dirs[0].packets + conv.dirs[1].packets == 1
+
+
+def guessed_roles(a: Annotated) -> str:
+    """The line said before a conversation whose handshake was not seen."""
+    conv = a.conv
+    assert conv is not None
+    return "      " + _("(tcp stream {stream}: no handshake seen; roles guessed from the "
+                        "ports, server {server})").format(stream=conv.stream,
+                                                          server=endpoint(*conv.server))
