@@ -27,6 +27,7 @@ from sockcap.decode.records import RawFrame
 from sockcap.endpoints.client import tcp_exchange, udp_exchange
 from sockcap.endpoints.server import EchoServer
 from sockcap.errors import WriteError
+from sockcap.i18n import _
 from sockcap.owner import Owner
 from sockcap.pcapfile.writer import PcapWriter
 from sockcap.pipeline import Pipeline
@@ -128,7 +129,7 @@ async def _captured(opts: RunOptions, cap: Capture, server: EchoServer, pipeline
     try:
         owner.make_folder(Path(path).parent)
     except OSError as e:
-        raise WriteError(f"cannot create {Path(path).parent}: {e.strerror or e}") from None
+        raise WriteError(_("cannot create {parent}: {e}").format(parent=Path(path).parent, e=e.strerror or e)) from None
     cap.set_filter(f"tcp port {server.port} or udp port {server.port}", port_filter(server.port))
     writer = PcapWriter(path, cap.linktype, force=opts.force, owner=owner)
     if on_path:

@@ -46,6 +46,7 @@ from sockcap.capture.base import CaptureStats
 from sockcap.capture.bpf import Insn
 from sockcap.decode.records import LINKTYPE_ETHERNET, LINKTYPE_RAW, RawFrame
 from sockcap.errors import CaptureError, CapturePermissionError, NoSuchInterfaceError
+from sockcap.i18n import _
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -94,7 +95,7 @@ def linktype_of(iface: str) -> int:
         with open(f"/sys/class/net/{iface}/type") as f:
             arphrd = int(f.read())
     except (OSError, ValueError) as e:
-        raise NoSuchInterfaceError(f"no such interface: {iface}", "see 'sockcap interfaces'") from e
+        raise NoSuchInterfaceError(_("no such interface: {iface}").format(iface=iface), "see 'sockcap interfaces'") from e
     return LINKTYPE_ETHERNET if arphrd in (ARPHRD_ETHER, ARPHRD_LOOPBACK) else LINKTYPE_RAW
 
 
@@ -153,7 +154,7 @@ class AfPacketCapture:
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except PermissionError as e:
             raise CapturePermissionError(
-                f"capturing on {self.iface} needs root or CAP_NET_RAW", PERMISSION_HINT) from e
+                _("capturing on {iface} needs root or CAP_NET_RAW").format(iface=self.iface), PERMISSION_HINT) from e
 
     def start(self) -> None:
         """Set the filter and the ring, then bind: from now on every matching packet is kept."""
@@ -165,7 +166,7 @@ class AfPacketCapture:
             sock.bind((self.iface, ETH_P_ALL))
         except OSError as e:
             self.stop()
-            raise CaptureError(f"cannot capture on {self.iface}: {e.strerror or e}") from e
+            raise CaptureError(_("cannot capture on {iface}: {e}").format(iface=self.iface, e=e.strerror or e)) from e
 
     def _configure(self, sock: socket.socket) -> None:
         if self.prog is not None:
@@ -222,7 +223,7 @@ class AfPacketCapture:
         count, pos = _BLOCK_HEAD.unpack_from(block, 12)
         unpack, linktype, append = _PKT.unpack_from, self.linktype, frames.append
         skip_outgoing = self._skip_outgoing
-        for _ in range(count):
+        for _frame in range(count):
             step, sec, nsec, snaplen, wirelen, _status, mac, _net = unpack(block, pos)
             if not (skip_outgoing and block[pos + _SLL_PKTTYPE] == PACKET_OUTGOING):
                 start = pos + mac

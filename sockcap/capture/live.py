@@ -44,6 +44,7 @@ from sockcap.capture.backends import choose_backend
 from sockcap.capture.base import Capture, CaptureStats
 from sockcap.decode.records import RawFrame
 from sockcap.errors import InputError, SockcapError
+from sockcap.i18n import _
 from sockcap.owner import Owner, sudo_user
 
 READ_SECONDS = 0.05  # longest wait for packets before the loop checks its end conditions
@@ -251,11 +252,11 @@ def start_command(argv: Sequence[str], stdout: int | None = None) -> subprocess.
         return subprocess.Popen(list(argv), stdout=stdout, preexec_fn=_die_with_parent_fn(),  # noqa: PLW1509
                                 **_as_sudo_user())
     except FileNotFoundError as e:
-        raise InputError(f"command not found: {argv[0]}") from e
+        raise InputError(_("command not found: {argv}").format(argv=argv[0])) from e
     except PermissionError as e:
-        raise InputError(f"cannot run {argv[0]}: permission denied") from e
+        raise InputError(_("cannot run {argv}: permission denied").format(argv=argv[0])) from e
     except OSError as e:
-        raise SockcapError(f"cannot run {argv[0]}: {e.strerror or e}") from e
+        raise SockcapError(_("cannot run {argv}: {e}").format(argv=argv[0], e=e.strerror or e)) from e
 
 
 def stop_command(child: subprocess.Popen[bytes] | None) -> int | None:

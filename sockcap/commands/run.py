@@ -9,6 +9,7 @@ from typing import Any
 
 from sockcap.analysis.summary import summary_line
 from sockcap.errors import ExitCode
+from sockcap.i18n import _
 from sockcap.output import Output
 from sockcap.pipeline import Pipeline
 from sockcap.render.explain import explain_lines
@@ -29,7 +30,7 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     signals: list[int] = []
     try:
         work = run_exchange(opts, pipeline, on_path=paths.append,
-                            note=lambda text: output.note(f"sockcap: {text}"))
+                            note=lambda text: output.note(_("sockcap: {text}").format(text=text)))
         result = asyncio.run(_cancel_on_signals(work, signals))
     except (KeyboardInterrupt, asyncio.CancelledError):
         signals.append(signals[0] if signals else signal.SIGINT)
@@ -72,7 +73,7 @@ async def _cancel_on_signals(work: Coroutine[Any, Any, RunResult],
 
 def _print_exchange(result: RunResult, output: Output) -> None:
     for sent, reply in result.exchanges:
-        output.line(f"> {sent}")
+        output.line(_("> {sent}").format(sent=sent))
         output.line(f"< {reply.decode('utf-8', 'replace')}" if reply is not None else "< (no reply)")
 
 
@@ -89,5 +90,5 @@ def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, outp
         output.lines(explain_lines(pipeline.tracker.note_counts))
     text = summary_line(pipeline.tracker.conversations, result.stats)
     note = output.note if json_ else output.line
-    note(f"saved {len(result.annotated)} packets to {result.path}")
+    note(_("saved {annotated} packets to {path}").format(annotated=len(result.annotated), path=result.path))
     note(text)

@@ -88,6 +88,7 @@ from sockcap.endpoints.address import (
     udp_socket,
 )
 from sockcap.errors import EndpointError, ExitCode, SockcapError
+from sockcap.i18n import _
 from sockcap.signals import exit_code_for
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ class EchoServer:
         self.host = parse_host(self.host)
         check_port(self.port, allow_zero=True)
         if self.max_message < 1 or self.max_clients < 1:
-            raise EndpointError("max_message and max_clients must be at least 1")
+            raise EndpointError(_("max_message and max_clients must be at least 1"))
         try:
             sockname = await (self._bind_udp() if self.udp else self._bind_tcp())
         except OSError as err:
@@ -249,11 +250,11 @@ class EchoServer:
         self._idle.clear()
         if self.stats.active >= self.max_clients:
             self.stats.refused += 1
-            self.say(f"{conn.peer} refused: {self.max_clients} connections already open")
+            self.say(_("{peer} refused: {max_clients} connections already open").format(peer=conn.peer, max_clients=self.max_clients))
             return False
         self.stats.active += 1
         self.stats.connections += 1
-        self.say(f"{conn.peer} connected ({self.stats.active} open)")
+        self.say(_("{peer} connected ({active} open)").format(peer=conn.peer, active=self.stats.active))
         return True
 
     def forget(self, conn: _TcpEcho) -> None:
@@ -269,7 +270,7 @@ class EchoServer:
         self.stats.messages += 1
         self.stats.bytes += len(data)
         if self._log is not None:
-            self.say(f"{peer} echo {len(data)} bytes {preview(data)}")
+            self.say(_("{peer} echo {data} bytes {data2}").format(peer=peer, data=len(data), data2=preview(data)))
 
 
 class _TcpEcho(asyncio.BufferedProtocol):
@@ -316,11 +317,11 @@ class _TcpEcho(asyncio.BufferedProtocol):
         self.stats.messages += 1
         self.stats.bytes += nbytes
         if self.server.logging:
-            self.server.say(f"{self.peer} echo {nbytes} bytes {preview(data)}")
+            self.server.say(_("{peer} echo {nbytes} bytes {data}").format(peer=self.peer, nbytes=nbytes, data=preview(data)))
 
     def eof_received(self) -> bool:
         self.closed_by = "client"
-        self.server.say(f"{self.peer} sent FIN: closing after the last echo")
+        self.server.say(_("{peer} sent FIN: closing after the last echo").format(peer=self.peer))
         return False  # asyncio then closes our side once the send buffer is empty
 
     def pause_writing(self) -> None:
@@ -336,7 +337,7 @@ class _TcpEcho(asyncio.BufferedProtocol):
         if self.admitted:
             how = f"reset ({exc})" if exc else f"closed by {self.closed_by}"
             self.server.say(
-                f"{self.peer} {how} after {self.messages} messages, {self.bytes} bytes"
+                _("{peer} {how} after {messages} messages, {bytes} bytes").format(peer=self.peer, how=how, messages=self.messages, bytes=self.bytes)
             )
 
     def _arm_idle_timer(self) -> None:
@@ -354,7 +355,7 @@ class _TcpEcho(asyncio.BufferedProtocol):
         if self._quiet_ticks < IDLE_TICKS:
             self._arm_idle_timer()
             return
-        self.server.say(f"{self.peer} silent for {self.server.idle_timeout:g} s: closing")
+        self.server.say(_("{peer} silent for {idle_timeout:g} s: closing").format(peer=self.peer, idle_timeout=self.server.idle_timeout))
         self.closed_by = "server (idle)"
         if self.transport.get_write_buffer_size():
             self.transport.abort()  # it is not reading either: nothing to flush to
@@ -376,7 +377,7 @@ class _UdpEcho(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         peer = format_address(str(addr[0]), int(addr[1]))
         if len(data) > self.server.max_message:
-            self.server.say(f"{peer} dropped a {len(data)}-byte datagram (over max_message)")
+            self.server.say(_("{peer} dropped a {data}-byte datagram (over max_message)").format(peer=peer, data=len(data)))
             return
         if data:
             self.transport.sendto(data, addr)
@@ -388,10 +389,10 @@ class _UdpEcho(asyncio.DatagramProtocol):
         try:
             self.sock.sendto(b"", addr)
         except OSError as err:
-            self.server.say(f"{peer} empty reply not sent: {err.strerror}")
+            self.server.say(_("{peer} empty reply not sent: {strerror}").format(peer=peer, strerror=err.strerror))
 
     def error_received(self, exc: Exception) -> None:
-        self.server.say(f"UDP error ignored: {exc}")
+        self.server.say(_("UDP error ignored: {exc}").format(exc=exc))
 
 
 def run_server(
@@ -427,7 +428,7 @@ def run_server(
         )
 
     if workers < 1:
-        raise EndpointError(f"workers must be at least 1, not {workers}")
+        raise EndpointError(_("workers must be at least 1, not {workers}").format(workers=workers))
     if workers == 1:
         return exit_code_for(_run_loop(make()))
     host = parse_host(host)
@@ -459,11 +460,10 @@ async def _serve(server: EchoServer) -> int:
         stop.set()
 
     _stop_on_signals(on_signal)
-    server.say(f"listening on {server.address} ({server.protocol}); Ctrl-C stops")
+    server.say(_("listening on {address} ({protocol}); Ctrl-C stops").format(address=server.address, protocol=server.protocol))
     if is_wildcard(server.host):
         server.say(
-            f"warning: {server.host} means every network interface: "
-            "other machines can reach this server"
+            _("warning: {host} means every network interface: other machines can reach this server").format(host=server.host)
         )
     try:
         await stop.wait()
@@ -473,8 +473,7 @@ async def _serve(server: EchoServer) -> int:
         await server.close()
         stats = server.stats
         server.say(
-            f"stopped: {stats.connections} connections, {stats.messages} messages, "
-            f"{stats.bytes} bytes echoed"
+            _("stopped: {connections} connections, {messages} messages, {bytes} bytes echoed").format(connections=stats.connections, messages=stats.messages, bytes=stats.bytes)
         )
 
 
@@ -553,14 +552,14 @@ def _run_workers(make: MakeServer, socks: list[socket.socket], log: Log | None) 
     workers = _Workers(log)
     address = format_address(*socks[0].getsockname()[:2])
     kind = "UDP" if socks[0].type == socket.SOCK_DGRAM else "TCP"
-    workers.say(f"listening on {address} ({kind}) with {len(socks)} workers")
+    workers.say(_("listening on {address} ({kind}) with {socks} workers").format(address=address, kind=kind, socks=len(socks)))
     signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
     try:
         for sock in socks:
             workers.fork(make, sock, socks)
         for sock in socks:
             sock.close()  # a worker's socket must close when the worker dies
-        workers.say(f"workers {', '.join(map(str, workers.alive))}; Ctrl-C stops")
+        workers.say(_("workers {alive}; Ctrl-C stops").format(alive=', '.join(map(str, workers.alive))))
         return workers.wait_for_stop()
     finally:
         for sock in socks:
@@ -600,7 +599,7 @@ class _Workers:
         while (signum := signal.sigwaitinfo(PARENT_SIGNALS).si_signo) == signal.SIGCHLD:
             self.reap(log=True)
             if not self.alive:
-                raise EndpointError(f"all {count} workers exited")
+                raise EndpointError(_("all {count} workers exited").format(count=count))
         return signum
 
     def reap(self, *, log: bool) -> None:
@@ -611,13 +610,13 @@ class _Workers:
                 self.alive.remove(pid)
                 if log:
                     code = os.waitstatus_to_exitcode(status)
-                    self.say(f"worker {pid} exited ({_exit_words(code)}); {len(self.alive)} left")
+                    self.say(_("worker {pid} exited ({code}); {alive} left").format(pid=pid, code=_exit_words(code), alive=len(self.alive)))
 
     def stop(self) -> None:
         """SIGTERM every live worker, reap them all (SIGKILL after WORKER_GRACE s)."""
         if not self.alive:
             return
-        self.say(f"stopping workers {', '.join(map(str, self.alive))}")
+        self.say(_("stopping workers {alive}").format(alive=', '.join(map(str, self.alive))))
         for pid in self.alive:
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + WORKER_GRACE

@@ -17,6 +17,7 @@ import struct
 from typing import NamedTuple
 
 from sockcap.errors import NotACaptureError
+from sockcap.i18n import _
 
 MAGIC_USEC = 0xA1B2C3D4
 MAGIC_NSEC = 0xA1B23C4D
@@ -67,12 +68,12 @@ def parse_pcap_header(head: bytes) -> PcapHeader:
     """Parse a complete 24-byte file header whose magic is a pcap magic."""
     magic = pcap_magic(head)
     if magic is None:
-        raise NotACaptureError(f"not a capture file: unknown magic 0x{head[:4].hex()}")
+        raise NotACaptureError(_("not a capture file: unknown magic 0x{head}").format(head=head[:4].hex()))
     order, frac_ns = magic
-    _, major, minor, _, _, snaplen, ltfield = _HEADER[order].unpack_from(head)
+    _magic, major, minor, _zone, _sigfigs, snaplen, ltfield = _HEADER[order].unpack_from(head)
     if major != VERSION_MAJOR:
         raise NotACaptureError(
-            f"not a capture file: pcap version {major}.{minor} (only 2.x is read)"
+            _("not a capture file: pcap version {major}.{minor} (only 2.x is read)").format(major=major, minor=minor)
         )
     return PcapHeader(order, frac_ns, (major, minor), snaplen, ltfield & LINKTYPE_MASK)
 
@@ -92,4 +93,4 @@ def pack_record(ts_ns: int, data: bytes, wirelen: int) -> bytes:
     try:
         return _LE_RECORD.pack(sec, usec, len(data), wirelen) + data
     except struct.error as exc:
-        raise ValueError(f"timestamp {ts_ns} ns or length {wirelen} does not fit pcap") from exc
+        raise ValueError(_("timestamp {ts_ns} ns or length {wirelen} does not fit pcap").format(ts_ns=ts_ns, wirelen=wirelen)) from exc

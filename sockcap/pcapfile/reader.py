@@ -45,6 +45,7 @@ from typing import IO
 
 from sockcap.decode.records import RawFrame
 from sockcap.errors import CaptureFileError, NotACaptureError
+from sockcap.i18n import _
 from sockcap.pcapfile import pcapng
 from sockcap.pcapfile.pcap import (
     FILE_HEADER_LEN,
@@ -118,7 +119,7 @@ class CaptureReader:
         """
         found = tuple(n for n in needles if n)
         if not found:
-            raise ValueError("prefilter needs at least one non-empty byte string")
+            raise ValueError(_("prefilter needs at least one non-empty byte string"))
         self._hits = _Hits(found)
 
     def _next_hit(self, buf: bytes, pos: int) -> int:
@@ -142,7 +143,7 @@ class CaptureReader:
     def _cut_short(self, what: str, need: int, left: int) -> CaptureFileError:
         where = f"after packet {self.packets}" if self.packets else "before the first packet"
         return CaptureFileError(
-            f"file cut short {where}: {what} truncated (needs {need} bytes, {left} left)",
+            _("file cut short {where}: {what} truncated (needs {need} bytes, {left} left)").format(where=where, what=what, need=need, left=left),
             packets_read=self.packets,
             offset=self._src.offset,
         )
@@ -150,7 +151,7 @@ class CaptureReader:
     def _damaged(self, what: str, offset: int) -> CaptureFileError:
         where = f"after packet {self.packets}" if self.packets else "before the first packet"
         return CaptureFileError(
-            f"damaged file {where}: {what}", packets_read=self.packets, offset=offset
+            _("damaged file {where}: {what}").format(where=where, what=what), packets_read=self.packets, offset=offset
         )
 
     # -- pcap ---------------------------------------------------------------------------
@@ -316,7 +317,7 @@ class CaptureReader:
         if blen < _SHB_LEN:
             raise self._damaged(f"section header at offset {offset} is {blen} bytes long",
                                 offset)
-        _, major, minor = self._layout.shb.unpack_from(buf, pos + 8)
+        _magic, major, minor = self._layout.shb.unpack_from(buf, pos + 8)
         if major != pcapng.VERSION_MAJOR:
             raise self._damaged(f"section header at offset {offset} has pcapng version"
                                 f" {major}.{minor}", offset)
@@ -352,7 +353,7 @@ class CaptureReader:
         if blen < _EPB_LEN:
             self._short_packet_block(blen, 0)
             return None
-        iface_id, _, high, low, caplen, wirelen = self._layout.opb.unpack_from(buf, pos + 8)
+        iface_id, _drops, high, low, caplen, wirelen = self._layout.opb.unpack_from(buf, pos + 8)
         return self._packet(buf, pos + 28, blen - _EPB_LEN, iface_id, (high << 32) | low,
                             caplen, wirelen)
 
@@ -445,14 +446,14 @@ def open_capture(stream: IO[bytes]) -> CaptureReader:
     source.fill(pcapng.SHB_HEAD_LEN)
     head = source.buf[:4]
     if not head:
-        raise NotACaptureError("empty file: not a capture file")
+        raise NotACaptureError(_("empty file: not a capture file"))
     if len(head) < 4:
-        raise NotACaptureError(f"not a capture file: only {len(head)} bytes long")
+        raise NotACaptureError(_("not a capture file: only {head} bytes long").format(head=len(head)))
     if pcap_magic(head) is not None:
         return _open_pcap(source)
     if head == _SHB_BYTES:
         return _open_pcapng(source)
-    raise NotACaptureError(f"not a capture file: unknown magic 0x{head.hex()}")
+    raise NotACaptureError(_("not a capture file: unknown magic 0x{head}").format(head=head.hex()))
 
 
 def _open_pcap(source: ByteSource) -> CaptureReader:
@@ -472,13 +473,12 @@ def _open_pcapng(source: ByteSource) -> CaptureReader:
     reader = CaptureReader(source, "pcapng")
     order = pcapng.section_order(source.buf[:12]) if source.left >= 12 else None
     if order is None:
-        raise NotACaptureError("not a capture file: pcapng section header without its"
-                               " byte-order magic")
+        raise NotACaptureError(_("not a capture file: pcapng section header without its"
+                               " byte-order magic"))
     if source.left < pcapng.SHB_HEAD_LEN:
         raise reader._cut_short("section header", pcapng.SHB_HEAD_LEN, source.left)
-    _, major, minor = pcapng.LAYOUTS[order].shb.unpack_from(source.buf, 8)
+    _magic, major, minor = pcapng.LAYOUTS[order].shb.unpack_from(source.buf, 8)
     if major != pcapng.VERSION_MAJOR:
-        raise NotACaptureError(f"not a capture file: pcapng version {major}.{minor}"
-                               " (only 1.x is read)")
+        raise NotACaptureError(_("not a capture file: pcapng version {major}.{minor} (only 1.x is read)").format(major=major, minor=minor))
     reader._frames = reader._pcapng_frames()
     return reader

@@ -12,11 +12,11 @@ from typing import Any
 from sockcap.analysis.conversation import ROLES_FIRST_SENDER, ROLES_GUESSED
 from sockcap.analysis.stats import ConversationStats, StatsReport
 from sockcap.codes import Note, note_text, outcome_text
-from sockcap.i18n import _
+from sockcap.i18n import N_, _
 from sockcap.render.timeline import endpoint
 
-_COLUMNS = ("stream", "client", "server", "packets >/<", "bytes >/<", "duration",
-            "iRTT", "ended", "notes")
+_COLUMNS = (N_("stream"), N_("client"), N_("server"), N_("packets >/<"), N_("bytes >/<"),
+            N_("duration"), N_("iRTT"), N_("ended"), N_("notes"))
 
 
 def utc(ns: int) -> str:
@@ -55,32 +55,35 @@ def stats_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
     """The report as ``(line, style)`` pairs."""
     yield from _capture_lines(report, name)
     yield "", ""
-    yield "protocols", "bold"
+    yield _("protocols"), "bold"
     for proto, (packets, size) in report.protocols.items():
-        yield f"  {proto:<10} {packets:>10} packets {size:>14} bytes", ""
+        yield _("  {proto:<10} {packets:>10} packets {size:>14} bytes").format(
+            proto=proto, packets=packets, size=size), ""
     yield "", ""
     tcp = sum(1 for c in report.conversations if c.proto == "TCP")
-    yield (f"conversations: {tcp} TCP, {len(report.conversations) - tcp} UDP "
-           f"(> client to server, < server to client)"), "bold"
+    yield _("conversations: {tcp} TCP, {udp} UDP (> client to server, < server to client)"
+            ).format(tcp=tcp, udp=len(report.conversations) - tcp), "bold"
     if report.conversations:
         yield from _table(report.conversations)
     if report.notes:
         yield "", ""
-        yield f"expert notes: {fmt_notes(report.notes)}", "bold"
+        yield _("expert notes: {notes}").format(notes=fmt_notes(report.notes)), "bold"
 
 
 def _capture_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
     facts = report.facts
-    yield (f"capture: {name}: {facts.format}, link type {', '.join(facts.linktypes) or '-'}, "
-           f"{report.packets} packets"), "bold"
+    yield _("capture: {name}: {format}, link type {linktypes}, {packets} packets").format(
+        name=name, format=facts.format, linktypes=", ".join(facts.linktypes) or "-",
+        packets=report.packets), "bold"
     if report.first_ns >= 0:
         span = (report.last_ns - report.first_ns) / 1e9
-        yield f"  from {utc(report.first_ns)} to {utc(report.last_ns)} ({span:.6f} s)", ""
+        yield _("  from {first} to {last} ({seconds:.6f} s)").format(
+            first=utc(report.first_ns), last=utc(report.last_ns), seconds=span), ""
     damage = sum(facts.skipped.values())
     if not damage and not facts.warnings:
-        yield "  damaged or odd records: none", ""
+        yield _("  damaged or odd records: none"), ""
         return
-    yield f"  damaged or odd records: {damage}", "yellow"
+    yield _("  damaged or odd records: {count}").format(count=damage), "yellow"
     for kind, n in facts.skipped.items():
         yield f"    {n} x {kind}", "yellow"
     for warning in facts.warnings[:10]:
@@ -98,8 +101,9 @@ def _row(c: ConversationStats) -> tuple[str, ...]:
 
 def _table(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, str]]:
     cells = [_row(c) for c in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(_COLUMNS)]
-    yield "  " + "  ".join(h.ljust(w) for h, w in zip(_COLUMNS, widths, strict=True)).rstrip(), "bold"
+    heads = [_(h) for h in _COLUMNS]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(heads)]
+    yield "  " + "  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip(), "bold"
     for r in cells:
         yield "  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip(), ""
 

@@ -32,6 +32,7 @@ from sockcap.decode.records import (
     TcpOption,
     TcpOptionKind,
 )
+from sockcap.i18n import _
 
 # Wireshark prints flag names in bit order: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE.
 FLAG_NAMES = tuple(str(flag.name) for flag in TcpFlags)
@@ -207,8 +208,9 @@ class Timeline:
         if len(self._where) >= _WHERE_CACHE_MAX:
             self._where.clear()
         client, server = endpoint(*conv.client), endpoint(*conv.server)
-        pair = self._where[conv] = (f"server {server} → client {client}",
-                                    f"client {client} → server {server}")
+        pair = self._where[conv] = (
+            _("server {server} → client {client}").format(server=server, client=client),
+            _("client {client} → server {server}").format(client=client, server=server))
         return pair
 
     def line(self, a: Annotated) -> str:
