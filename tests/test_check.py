@@ -123,7 +123,7 @@ def test_no_read_zero_handling_is_close_wait_and_a_busy_loop(programs: dict[str,
     server_port = facts[2]["sport"]  # the SYN-ACK's
     assert facts[fin]["fin"] in ("1", "True") and facts[fin]["sport"] != server_port
     assert by_finding["never closed"]["values"]["close_wait"] >= 1
-    assert float(by_finding["busy loop"]["values"]["cpu"]) > 0.2
+    assert float(by_finding["busy loop"]["values"]["cpu"]) > 0.1
 
 
 @needs_capture

@@ -30,7 +30,7 @@ RESYNC_WINDOW = 4096  # how far ahead a parted stream is searched for where it m
 RESYNC_BYTES = 8  # how many bytes must match for the streams to have met again
 MAX_DIFFERENCES = 3  # differences reported per stream; the first ones matter
 SHOWN_BYTES = 16  # bytes shown in hex in a finding
-BUSY_SHARE = 0.3  # CPU time over wall time after the client left that counts as spinning
+BUSY_SHARE = 0.1  # CPU time over wall time after the client left that counts as spinning (an idle server: ~0)
 
 
 class Scenario(Code):

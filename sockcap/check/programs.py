@@ -59,7 +59,7 @@ class Program:
     """One started program and its process group."""
 
     def __init__(self, name: str, argv: Sequence[str], *, cwd: str | None = None,
-                 stdin: bytes | None = None, limits: Limits = Limits(),
+                 stdin: bytes | None = None, limits: Limits | None = None,
                  env: dict[str, str] | None = None) -> None:
         self.name = name
         self.argv = tuple(argv)
@@ -71,7 +71,7 @@ class Program:
                 list(argv), cwd=cwd, env=env, start_new_session=True,
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=self._out, stderr=self._err,
-                preexec_fn=_preexec(limits))  # noqa: PLW1509 - resolved before fork
+                preexec_fn=_preexec(limits or Limits()))  # noqa: PLW1509 - resolved before fork
         except FileNotFoundError as e:
             raise InputError(f"program not found: {argv[0]}") from e
         except PermissionError as e:

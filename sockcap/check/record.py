@@ -26,6 +26,7 @@ from sockcap.render.timeline import Timeline
 
 START_SECONDS = 3.0
 CLOSE_SECONDS = 1.0
+DEFAULT_LIMITS = Limits()
 OPEN_STATES = ("01", "08", "09")  # ESTABLISHED, CLOSE_WAIT, LAST_ACK
 
 
@@ -65,9 +66,11 @@ class Trace:
 def record_exchange(server: Sequence[str], client: Sequence[str] | None = None,
                     stdin: bytes = b"", *, port: int, cwd: str | None = None,
                     pcap: str | None = None, timeout: float = 5.0,
-                    limits: Limits = Limits()) -> Trace:
+                    limits: Limits = DEFAULT_LIMITS) -> Trace:
     """Run and capture one exchange; see the module docstring."""
-    expand = lambda argv: [a.replace("{port}", str(port)) for a in argv]  # noqa: E731
+    def expand(argv: Sequence[str]) -> list[str]:
+        return [a.replace("{port}", str(port)) for a in argv]
+
     recorder = Recorder(port)
     recorder.start()
     outputs: list[ProgramOutput] = []

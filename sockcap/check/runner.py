@@ -112,8 +112,10 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
         start = time.time_ns()
         if not wait_listening(opts.port, server, START_SECONDS, opts.udp):
             return ScenarioRun(scenario, start, time.time_ns(), listening=False, port=opts.port)
-        run = SCENARIO_RUNNERS[scenario](opts, server, outputs)
-        return ScenarioRun(scenario, start, time.time_ns(), port=opts.port, **run)
+        facts = SCENARIO_RUNNERS[scenario](opts, server, outputs)
+        return ScenarioRun(scenario, start, time.time_ns(), port=opts.port,
+                           close_wait=facts.get("close_wait", 0), cpu_ns=facts.get("cpu_ns", 0),
+                           wait_ns=facts.get("wait_ns", 0), clients=facts.get("clients", 1))
     finally:
         outputs.append(server.stop())
 

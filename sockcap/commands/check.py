@@ -67,7 +67,7 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     import json
     from pathlib import Path
 
-    from sockcap.check.runner import default_pcap_path, run_check
+    from sockcap.check.runner import default_pcap_path, expand, run_check
     from sockcap.owner import Owner
     from sockcap.pcapfile.writer import PcapWriter
     from sockcap.render.check import outcomes, report_lines, report_record
@@ -87,6 +87,11 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     if json_:
         click.echo(json.dumps(report_record(result.verdicts, result.outputs, path)))
     else:
+        from sockcap.i18n import _
+
+        click.echo(_("checking {server} on {host}:{port} ({proto})").format(
+            server=" ".join(expand(opts.server, opts.port)), host=opts.host, port=opts.port,
+            proto="UDP" if opts.udp else "TCP"))
         for line in report_lines(result.verdicts, result.packets, result.first_ts,
                                  result.outputs, path):
             click.echo(line)

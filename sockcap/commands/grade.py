@@ -31,8 +31,8 @@ def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
     time and memory; as root, grading runs in a network namespace with only lo.
     """
     from sockcap.check.grade import (
-        gradescope_results,
         grade_submission,
+        gradescope_results,
         isolate_network,
         load_spec,
         submissions,

@@ -55,12 +55,18 @@ PACKET_LINES = 6  # timeline lines shown under a failing finding
 class ProgramText(Protocol):
     """What a program printed (:class:`sockcap.check.programs.ProgramOutput`)."""
 
-    name: str
-    argv: tuple[str, ...]
-    status: int | None
-    stopped: bool
-    stdout: bytes
-    stderr: bytes
+    @property
+    def name(self) -> str: ...
+    @property
+    def argv(self) -> tuple[str, ...]: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def stopped(self) -> bool: ...
+    @property
+    def stdout(self) -> bytes: ...
+    @property
+    def stderr(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
