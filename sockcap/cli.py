@@ -26,6 +26,8 @@ from sockcap.i18n import _, ngettext
 # the top, so listing stays fast). One line each: name -> "module:attribute".
 LAZY_COMMANDS: dict[str, str] = {
     "capture": "sockcap.commands.capture:capture",
+    "check": "sockcap.commands.check:check",
+    "grade": "sockcap.commands.grade:grade",
     "interfaces": "sockcap.commands.interfaces:interfaces",
     "follow": "sockcap.commands.follow:follow",
     "stats": "sockcap.commands.stats:stats",
