@@ -95,9 +95,9 @@ def load_spec(path: str) -> Spec:
         with open(path, "rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
-        raise InputError(f"no such file: {path}") from None
+        raise InputError(_("no such file: {path}").format(path=path)) from None
     except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path} is not valid TOML: {e}") from None
+        raise InputError(_("{path} is not valid TOML: {e}").format(path=path, e=e)) from None
     return spec_from(data, path)
 
 
@@ -105,10 +105,10 @@ def spec_from(data: dict[str, Any], path: str = "the spec") -> Spec:
     programs = data.get("programs", {})
     server = programs.get("server")
     if not server:
-        raise InputError(f"{path}: [programs] needs a server command")
+        raise InputError(_("{path}: [programs] needs a server command").format(path=path))
     checks = tuple(_spec_check(c, path) for c in data.get("checks", []))
     if not checks:
-        raise InputError(f"{path}: no [[checks]]")
+        raise InputError(_("{path}: no [[checks]]").format(path=path))
     build = data.get("build", {})
     limits = data.get("limits", {})
     command = build.get("command", "")
@@ -128,10 +128,10 @@ def _argv(value: str | list[str]) -> tuple[str, ...]:
 def _spec_check(c: dict[str, Any], path: str) -> SpecCheck:
     name = c.get("name", "")
     if name not in CHECK_NAMES:
-        raise InputError(f"{path}: unknown check {name!r} (one of: {', '.join(CHECK_NAMES)})")
+        raise InputError(_("{path}: unknown check {name!r} (one of: {CHECK_NAMES})").format(path=path, name=name, CHECK_NAMES=', '.join(CHECK_NAMES)))
     points = c.get("points", 1)
     if not isinstance(points, int | float) or points < 0:
-        raise InputError(f"{path}: check {name!r}: points must be a number >= 0")
+        raise InputError(_("{path}: check {name!r}: points must be a number >= 0").format(path=path, name=name))
     return SpecCheck(name, float(points), str(c.get("message", "")),
                      tuple(str(m) for m in c.get("messages", ())), int(c.get("clients", 0)))
 
@@ -281,12 +281,12 @@ def _write(g: Graded, out_dir: Path) -> None:
 
 def submissions(folder: Path, single: bool) -> list[Path]:
     if not folder.is_dir():
-        raise InputError(f"no such folder: {folder}")
+        raise InputError(_("no such folder: {folder}").format(folder=folder))
     if single:
         return [folder]
     found = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not found:
-        raise InputError(f"no submissions in {folder} (one folder per student; --single for one)")
+        raise InputError(_("no submissions in {folder} (one folder per student; --single for one)").format(folder=folder))
     return found
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from sockcap.errors import InputError, SockcapError
+from sockcap.i18n import _
 
 STOP_SECONDS = 1.0  # after SIGTERM to the group, before SIGKILL
 KEPT_OUTPUT = 4096  # bytes of each output stream kept for the report
@@ -73,11 +74,11 @@ class Program:
                 stdout=self._out, stderr=self._err,
                 preexec_fn=_preexec(limits or Limits()))  # noqa: PLW1509 - resolved before fork
         except FileNotFoundError as e:
-            raise InputError(f"program not found: {argv[0]}") from e
+            raise InputError(_("program not found: {argv}").format(argv=argv[0])) from e
         except PermissionError as e:
-            raise InputError(f"cannot run {argv[0]}: permission denied") from e
+            raise InputError(_("cannot run {argv}: permission denied").format(argv=argv[0])) from e
         except OSError as e:
-            raise SockcapError(f"cannot run {argv[0]}: {e.strerror or e}") from e
+            raise SockcapError(_("cannot run {argv}: {e}").format(argv=argv[0], e=e.strerror or e)) from e
         if stdin is not None and self.proc.stdin is not None:
             try:
                 self.proc.stdin.write(stdin)

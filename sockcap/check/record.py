@@ -20,6 +20,7 @@ from sockcap.check.clients import EchoClient
 from sockcap.check.programs import Limits, Program, ProgramOutput, socket_states, wait_listening
 from sockcap.check.wire import Recorder
 from sockcap.errors import EndpointError
+from sockcap.i18n import _
 from sockcap.pcapfile.writer import as_stored, write_pcap
 from sockcap.pipeline import Pipeline
 from sockcap.render.timeline import Timeline
@@ -79,8 +80,7 @@ def record_exchange(server: Sequence[str], client: Sequence[str] | None = None,
         srv = Program("server", expand(server), cwd=cwd, limits=limits)
         try:
             if not wait_listening(port, srv, START_SECONDS):
-                raise EndpointError(f"{server[0]} did not listen on port {port} within "
-                                    f"{START_SECONDS:g} s")
+                raise EndpointError(_("{server} did not listen on port {port} within {START_SECONDS:g} s").format(server=server[0], port=port, START_SECONDS=START_SECONDS))
             if client:
                 cli = Program("client", expand(client), cwd=cwd, stdin=stdin, limits=limits)
                 cli.wait(timeout)

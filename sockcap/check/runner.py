@@ -35,6 +35,7 @@ from sockcap.check.programs import (
 )
 from sockcap.check.wire import Recorder
 from sockcap.decode.records import CaptureStats, RawFrame
+from sockcap.i18n import _
 from sockcap.pipeline import Pipeline
 
 DEFAULT_MESSAGES = (b"hello from sockcap, a longer first line\n", b"hi\n", b"bye\n")
@@ -90,7 +91,7 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None) 
     recorder.start()
     try:
         for scenario in scenarios:
-            note(f"running the {scenario} scenario")
+            note(_("running the {scenario} scenario").format(scenario=scenario))
             runs.append(_scenario(opts, scenario, outputs))
     finally:
         frames = recorder.stop()

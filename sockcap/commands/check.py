@@ -13,20 +13,21 @@ from typing import Any
 import click
 
 from sockcap.commands.options import PORT
+from sockcap.i18n import _
 
 SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
 
 
 @click.command()
-@click.option("--server", "server", required=True, metavar="CMD", help="The server to check, e.g. './server {port}' ({port} becomes --port).")
-@click.option("--client", "client", default=None, metavar="CMD", help="Your client for the echo exchange, e.g. './client 127.0.0.1 {port}' (it gets the messages on stdin); default: sockcap's own.")
-@click.option("--port", type=PORT, default=5001, show_default=True, help="The port the server listens on.")
-@click.option("--udp", is_flag=True, help="A UDP echo server (one request, one reply datagram).")
-@click.option("--only", "only", multiple=True, type=click.Choice(SCENARIO_NAMES), help="Run only this scenario (repeat).")
-@click.option("-m", "--message", "messages", multiple=True, help="A message for the echo exchange (repeat; a newline is added).")
-@click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help="The pcap file (default: captures/<time>-check-<port>.pcap).")
-@click.option("--force", is_flag=True, help="Overwrite the -w file if it exists.")
-@click.option("--json", "json_", is_flag=True, help="The report as one JSON object.")
+@click.option("--server", "server", required=True, metavar="CMD", help=_("The server to check, e.g. './server {port}' ({port} becomes --port)."))
+@click.option("--client", "client", default=None, metavar="CMD", help=_("Your client for the echo exchange, e.g. './client 127.0.0.1 {port}' (it gets the messages on stdin); default: sockcap's own."))
+@click.option("--port", type=PORT, default=5001, show_default=True, help=_("The port the server listens on."))
+@click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram)."))
+@click.option("--only", "only", multiple=True, type=click.Choice(SCENARIO_NAMES), help=_("Run only this scenario (repeat)."))
+@click.option("-m", "--message", "messages", multiple=True, help=_("A message for the echo exchange (repeat; a newline is added)."))
+@click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("The pcap file (default: captures/<time>-check-<port>.pcap)."))
+@click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
+@click.option("--json", "json_", is_flag=True, help=_("The report as one JSON object."))
 def check(server: str, client: str | None, port: int, udp: bool, only: tuple[str, ...],
           messages: tuple[str, ...], out: str | None, force: bool, json_: bool) -> None:
     """Run your server (and client) on loopback, capture it, and say what is right and wrong.
@@ -58,7 +59,7 @@ def _argv(text: str, option: str) -> tuple[str, ...]:
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint=f"'{option}'") from None
     if not argv:
-        raise click.BadParameter("an empty command", param_hint=f"'{option}'")
+        raise click.BadParameter(_("an empty command"), param_hint=f"'{option}'")
     return argv
 
 
@@ -74,7 +75,7 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     from sockcap.signals import sigterm_raises
 
     def note(text: str) -> None:
-        click.echo(f"sockcap: {text}", err=True)
+        click.echo(_("sockcap: {text}").format(text=text), err=True)
 
     with sigterm_raises():
         result = run_check(opts, note)
@@ -87,7 +88,6 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     if json_:
         click.echo(json.dumps(report_record(result.verdicts, result.outputs, path)))
     else:
-        from sockcap.i18n import _
 
         click.echo(_("checking {server} on {host}:{port} ({proto})").format(
             server=" ".join(expand(opts.server, opts.port)), host=opts.host, port=opts.port,

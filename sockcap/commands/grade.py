@@ -12,13 +12,15 @@ from typing import Any
 
 import click
 
+from sockcap.i18n import _
+
 
 @click.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--submissions", "folder", type=click.Path(file_okay=False), default="submissions", show_default=True, help="One folder per student (with --single: this folder is the one submission).")
-@click.option("--single", is_flag=True, help="The --submissions folder is one submission (Gradescope's /autograder/submission).")
-@click.option("--out", "out", type=click.Path(file_okay=False), default="grades", show_default=True, help="Where each student's report.txt, report.json, check.pcap and results.json go (with --single: directly in it).")
-@click.option("--format", "format_", type=click.Choice(["text", "json", "gradescope"]), default="text", show_default=True, help="What is printed on stdout.")
+@click.option("--submissions", "folder", type=click.Path(file_okay=False), default="submissions", show_default=True, help=_("One folder per student (with --single: this folder is the one submission)."))
+@click.option("--single", is_flag=True, help=_("The --submissions folder is one submission (Gradescope's /autograder/submission)."))
+@click.option("--out", "out", type=click.Path(file_okay=False), default="grades", show_default=True, help=_("Where each student's report.txt, report.json, check.pcap and results.json go (with --single: directly in it)."))
+@click.option("--format", "format_", type=click.Choice(["text", "json", "gradescope"]), default="text", show_default=True, help=_("What is printed on stdout."))
 def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
     """Build and check every submission as SPEC.toml says, and score it.
 
@@ -40,16 +42,16 @@ def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
     from sockcap.signals import sigterm_raises
 
     def note(text: str) -> None:
-        click.echo(f"sockcap: {text}", err=True)
+        click.echo(_("sockcap: {text}").format(text=text), err=True)
 
     the_spec = load_spec(spec)
     folders = submissions(Path(folder), single)
     if not isolate_network():
-        note("grading without a network namespace of its own (that needs root)")
+        note(_("grading without a network namespace of its own (that needs root)"))
     results = []
     with sigterm_raises():
         for sub in folders:
-            note(f"grading {sub.name}")
+            note(_("grading {sub}").format(sub=sub.name))
             target = Path(out) if single else Path(out) / sub.name
             results.append(grade_submission(the_spec, sub, target, lambda _: None))
     _print(results, format_, single, gradescope_results)
