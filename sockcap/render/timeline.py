@@ -194,7 +194,7 @@ class Timeline:
         """
         no, p, conv, from_client, seq, ack, win, phase, notes = a
         (ts, _, wirelen, data, _, _, _, _, sport, _, _, _, flags, _, _, off, plen, cut, _,
-         _, _, _) = p  # fmt: skip
+         _, _, _, _) = p  # fmt: skip
         first = self.first_ts
         if first < 0:
             self.first_ts = first = ts
