@@ -118,7 +118,6 @@ def l2tp(data: bytes, off: int, end: int) -> Inner | None:
         return None
     head = (2 + (2 if bits & L2TP_LENGTH else 0) + 4 + (4 if bits & L2TP_SEQUENCE else 0)
             + (2 if bits & L2TP_OFFSET else 0))
-    name = "L2TP" if bits & L2TP_TYPE else "PPP"
     tunnel = "" if bits & L2TP_TYPE else TUNNEL_L2TP
     if len(data) < off + head:
         return NO_NETWORK, len(data), "L2TP", tunnel, "l2tp", ()

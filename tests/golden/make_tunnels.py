@@ -96,19 +96,19 @@ def pppoe_frames() -> list[Packet]:
 
 # -- L2TP ------------------------------------------------------------------------------
 
-T, L, S, O = 0x8000, 0x4000, 0x0800, 0x0200
+CTRL, LEN, SEQ, OFF = 0x8000, 0x4000, 0x0800, 0x0200  # RFC 2661 3.1 header bits
 TUNNEL, L2TP_SESSION = 7, 9
 
 
 def l2tp_header(bits: int, body: bytes, ns: int = 0, nr: int = 0, offset: bytes = b"") -> bytes:
     """An L2TPv2 header with the fields ``bits`` asks for, then ``body``."""
-    session = 0 if bits & T else L2TP_SESSION
+    session = 0 if bits & CTRL else L2TP_SESSION
     rest = struct.pack("!HH", TUNNEL, session)
-    if bits & S:
+    if bits & SEQ:
         rest += struct.pack("!HH", ns, nr)
-    if bits & O:
+    if bits & OFF:
         rest += struct.pack("!H", len(offset)) + offset
-    if bits & L:
+    if bits & LEN:
         length = 4 + len(rest) + len(body)
         return struct.pack("!HH", bits | 2, length) + rest + body
     return struct.pack("!H", bits | 2) + rest + body
@@ -121,7 +121,7 @@ def avp(attribute: int, value: bytes, mandatory: bool = True) -> bytes:
 
 def control(message: int, ns: int, nr: int, more: bytes = b"") -> bytes:
     body = avp(0, struct.pack("!H", message)) + more if message else b""
-    return l2tp_header(T | L | S, body, ns, nr)
+    return l2tp_header(CTRL | LEN | SEQ, body, ns, nr)
 
 
 def l2tp_frames() -> list[Packet]:
@@ -141,17 +141,17 @@ def l2tp_frames() -> list[Packet]:
     # Data messages: each variant of the optional fields, in turn.
     variants: list[Callable[[bytes, int], bytes]] = [
         lambda ppp, n: l2tp_header(0, b"\xff\x03" + ppp),
-        lambda ppp, n: l2tp_header(L, ppp),
-        lambda ppp, n: l2tp_header(S, b"\xff\x03" + ppp, n, n),
-        lambda ppp, n: l2tp_header(O, ppp, offset=b"\x00\x00\x00"),
-        lambda ppp, n: l2tp_header(L | S | O, b"\xff\x03" + ppp, n, n, b""),
+        lambda ppp, n: l2tp_header(LEN, ppp),
+        lambda ppp, n: l2tp_header(SEQ, b"\xff\x03" + ppp, n, n),
+        lambda ppp, n: l2tp_header(OFF, ppp, offset=b"\x00\x00\x00"),
+        lambda ppp, n: l2tp_header(LEN | SEQ | OFF, b"\xff\x03" + ppp, n, n, b""),
     ]
     inner = [bytes(PPP() / PPP_LCP_Configure(code=1, id=1))]
     tcp = tcp_conversation("10.0.0.1", "10.0.0.2")
     six = udp6_exchange("2001:db8::1", "2001:db8::2")
     inner += [bytes(PPP() / p) for p in tcp + six]
     ups = [True] + [from_client(p) for p in tcp + six]
-    for n, (ppp, up) in enumerate(zip(inner, ups)):
+    for n, (ppp, up) in enumerate(zip(inner, ups, strict=True)):
         frames.append(udp(variants[n % len(variants)](ppp, n), up))
     frames.append(udp(control(14, 3, 2, avp(1, b"\x00\x01")), False))  # CDN
     return timed(frames)
