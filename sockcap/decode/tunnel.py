@@ -92,8 +92,11 @@ def pppoe_session(data: bytes, off: int, wirelen: int) -> Inner:
 def ppp(data: bytes, off: int, tunnel: str, *, hdlc: bool) -> Inner:
     """A PPP protocol field at ``off`` (one byte when compressed, RFC 1661 6.5), after
     the HDLC address and control bytes when ``hdlc`` allows them."""
-    if hdlc and data[off : off + 2] == PPP_HDLC_HEADER:
-        off += 2
+    if hdlc and data[off : off + 1] == PPP_HDLC_HEADER[:1]:  # 0xff: an address byte
+        if len(data) < off + 2:
+            return NO_NETWORK, len(data), "PPP", tunnel, "ppp", ()
+        if data[off + 1] == PPP_HDLC_HEADER[1]:
+            off += 2
     if len(data) <= off:
         return NO_NETWORK, len(data), "PPP", tunnel, "ppp", ()
     if data[off] & 1:  # an odd first byte is a whole, compressed protocol field
