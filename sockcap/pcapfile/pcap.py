@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from sockcap.decode.records import NO_TIMESTAMP
 from sockcap.errors import NotACaptureError
 from sockcap.i18n import _
 
@@ -86,9 +87,13 @@ def pack_file_header(linktype: int, snaplen: int = MAX_RECORD_LEN) -> bytes:
 def pack_record(ts_ns: int, data: bytes, wirelen: int) -> bytes:
     """One little-endian microsecond record: header and captured bytes.
 
-    The timestamp is rounded down to the microsecond. Raises ``ValueError`` when the
-    seconds or the lengths do not fit the format's unsigned 32-bit fields.
+    The timestamp is rounded down to the microsecond; a frame without one
+    (``NO_TIMESTAMP``, from a pcapng Simple Packet Block) is written at 0, as libpcap
+    reads it. Raises ``ValueError`` when the seconds or the lengths do not fit the
+    format's unsigned 32-bit fields.
     """
+    if ts_ns == NO_TIMESTAMP:
+        ts_ns = 0
     sec, usec = divmod(ts_ns // 1000, 1_000_000)
     try:
         return _LE_RECORD.pack(sec, usec, len(data), wirelen) + data

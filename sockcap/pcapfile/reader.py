@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
-from sockcap.decode.records import RawFrame
+from sockcap.decode.records import NO_TIMESTAMP, RawFrame
 from sockcap.errors import CaptureFileError, NotACaptureError
 from sockcap.i18n import _
 from sockcap.pcapfile import pcapng
@@ -358,7 +358,8 @@ class CaptureReader:
                             caplen, wirelen)
 
     def _spb(self, buf: bytes, pos: int, blen: int) -> RawFrame | None:
-        """A Simple Packet Block: interface 0, no timestamp (0, as libpcap gives)."""
+        """A Simple Packet Block: interface 0 and no timestamp, which the frame says with
+        NO_TIMESTAMP (libpcap gives 0, the epoch, and a timeline a huge negative time)."""
         if blen < _SPB_LEN:
             self._short_packet_block(blen, 0)
             return None
@@ -367,7 +368,7 @@ class CaptureReader:
         snaplen = self._interfaces[0].snaplen if self._interfaces else 0
         caplen = min(wirelen, snaplen or room, room)
         frame = self._packet(buf, pos + 12, room, 0, 0, caplen, wirelen)
-        return frame._replace(ts_ns=0) if frame is not None else None
+        return frame._replace(ts_ns=NO_TIMESTAMP) if frame is not None else None
 
     def _packet(self, buf: bytes, start: int, room: int, iface_id: int, ts: int,
                 caplen: int, wirelen: int) -> RawFrame | None:

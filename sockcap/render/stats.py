@@ -94,7 +94,8 @@ def _row(c: ConversationStats) -> tuple[str, ...]:
     roles = {ROLES_GUESSED: _(" (roles guessed)"), ROLES_FIRST_SENDER: _(" (first sender)")}
     return (f"{c.proto.lower()} {c.stream}", endpoint(*c.client) + roles.get(c.roles, ""),
             endpoint(*c.server), f"{c.packets[0]}/{c.packets[1]}",
-            f"{c.bytes[0]}/{c.bytes[1]}", f"{c.duration_ns / 1e9:.6f} s",
+            f"{c.bytes[0]}/{c.bytes[1]}",
+            f"{c.duration_ns / 1e9:.6f} s" if c.duration_ns >= 0 else "-",
             fmt_rtt(c.irtt_ns) if c.proto == "TCP" else "-", outcome_text(c.ended) or "-",
             fmt_notes(c.notes))
 
@@ -133,7 +134,8 @@ def _conv_json(c: ConversationStats) -> dict[str, Any]:
         "packets": {"client_to_server": c.packets[0], "server_to_client": c.packets[1]},
         "bytes": {"client_to_server": c.bytes[0], "server_to_client": c.bytes[1]},
         "payload_bytes": {"client_to_server": c.payload[0], "server_to_client": c.payload[1]},
-        "start": c.start_ns / 1e9, "duration": c.duration_ns / 1e9,
+        "start": c.start_ns / 1e9 if c.start_ns >= 0 else None,
+        "duration": c.duration_ns / 1e9 if c.duration_ns >= 0 else None,
         "irtt": c.irtt_ns / 1e9 if c.irtt_ns >= 0 else None,
         "notes": dict(c.notes), "ended": c.ended or None,
     }
