@@ -36,10 +36,11 @@ class Glyphs(NamedTuple):
     top: str  # a bracket's first row
     bottom: str  # ... and its last
     more: str  # a text cut short
+    to: str  # client -> server in the title
 
 
-BOX = Glyphs("│", "─", "▶", "◀", "┌", "└", "…")
-ASCII = Glyphs("|", "-", ">", "<", "+", "+", "~")
+BOX = Glyphs("│", "─", "▶", "◀", "┌", "└", "…", "→")
+ASCII = Glyphs("|", "-", ">", "<", "+", "+", "~", "->")
 
 _MARK_STYLES = {Mark.RETRANSMISSION: "bold red", Mark.RESET: "bold red",
                 Mark.DUPLICATE_ACK: "bold yellow", Mark.ZERO_WINDOW: "bold yellow",
@@ -54,8 +55,8 @@ def ladder_lines(ladder: Ladder, width: int = 80, ascii: bool = False) -> Iterat
     (a label longer than the room between the lifelines is cut, marked ``…``)."""
     g = ASCII if ascii else BOX
     gap = max(MIN_GAP, min(MAX_GAP, width - LEFT - 2 - BAND_WIDTH))
-    yield _("{title}: client {client} → server {server}").format(
-        title=ladder.title, client=ladder.client, server=ladder.server), "bold"
+    yield _("{title}: client {client} {to} server {server}").format(
+        title=ladder.title, client=ladder.client, to=g.to, server=ladder.server), "bold"
     yield _heading(gap), "bold"
     empty = " " * LEFT + g.lane + " " * gap + g.lane
     yield empty, ""
@@ -83,9 +84,11 @@ def _heading(gap: int) -> str:
 def _label(arrow: Arrow, gap: int, g: Glyphs) -> str:
     """The label line between the lifelines, next to the sender."""
     room = gap - 2
-    text = f"{arrow.label} {arrow.payload}" if arrow.payload else arrow.label
-    if len(text) > room:
-        text = arrow.label
+    text = arrow.label
+    if arrow.payload:
+        rest = room - len(text) - 1  # the payload preview is cut to what is left
+        if rest >= 8:
+            text += " " + _cut(arrow.payload, rest, g)
     text = _cut(text, room, g)
     return f" {text:<{room}} " if arrow.from_client else f" {text:>{room}} "
 

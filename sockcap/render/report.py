@@ -232,12 +232,12 @@ def _page(title: str, data: dict[str, Any], pictures: str, summary: str) -> str:
 </div>
 <div id="right">
 <section id="timeline"><h2>{html.escape(_("Packets"))}</h2><div id="table-box"><table id="packet-table"><thead><tr>
-<th>no</th><th>{html.escape(_("time"))}</th><th>{html.escape(_("stream"))}</th><th>{html.escape(_("source"))}</th>
-<th>{html.escape(_("destination"))}</th><th>{html.escape(_("info"))}</th></tr></thead><tbody></tbody></table></div>
+<th>no</th><th>{html.escape(_("time"))}</th><th>{html.escape(_("stream"))}</th>
+<th>{html.escape(_("direction"))}</th><th>{html.escape(_("info"))}</th></tr></thead><tbody></tbody></table></div>
 <p id="left-out"></p></section>
 <section id="detail"><h2 id="detail-title">{html.escape(_("Packet bytes"))}</h2>
 <p id="detail-help">{html.escape(_("Click a packet to see its bytes; point at a field to see where it lies."))}</p>
-<div id="detail-body"><table id="fields"><tbody></tbody></table><pre id="hexdump"></pre></div></section>
+<div id="detail-body"><pre id="hexdump"></pre><table id="fields"><tbody></tbody></table></div></section>
 <section id="follow"><h2>{html.escape(_("Follow: what each side sent"))}</h2>
 <p class="legend"><span class="client">{html.escape(_("client"))}</span> <span class="server">{html.escape(_("server"))}</span></p>
 <div id="follow-box"></div></section>

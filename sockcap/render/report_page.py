@@ -17,7 +17,7 @@ header label { margin-right: 16px; }
 header input, header select { font: inherit; padding: 2px 4px; }
 header input { width: 18em; }
 header .hint { color: #9ca3af; }
-main { display: grid; grid-template-columns: minmax(0, 880px) minmax(0, 1fr); gap: 12px; padding: 12px; }
+main { display: grid; grid-template-columns: minmax(0, 840px) minmax(0, 1fr); gap: 12px; padding: 12px; }
 section { background: #fff; border: 1px solid #e5e7eb; border-radius: 6px; padding: 8px 12px; margin-bottom: 12px; }
 h2 { font-size: 15px; margin: 0 0 6px; }
 h3 { font-size: 14px; margin: 8px 0 4px; }
@@ -25,7 +25,7 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 1px 6px; white-space: nowrap; }
 th { background: #f3f4f6; position: sticky; top: 0; }
 #stream-table td, #stream-table th { font-size: 12px; }
-#table-box { max-height: 340px; overflow: auto; border: 1px solid #e5e7eb; }
+#table-box { max-height: 340px; overflow: auto; border: 1px solid #e5e7eb; position: relative; }
 #packet-table { font: 12px ui-monospace, 'DejaVu Sans Mono', monospace; }
 #packet-table tbody tr { cursor: pointer; }
 #packet-table tr.client td { color: #166534; }
@@ -39,7 +39,7 @@ th { background: #f3f4f6; position: sticky; top: 0; }
 #fields td.value { font-family: ui-monospace, monospace; white-space: pre-wrap; }
 #fields tr { cursor: default; }
 #fields tr.hl td { background: #fde68a; }
-#hexdump { font: 13px/1.35 ui-monospace, 'DejaVu Sans Mono', monospace; margin: 0; }
+#hexdump { font: 13px/1.35 ui-monospace, 'DejaVu Sans Mono', monospace; margin: 0 0 8px; }
 #hexdump span.hl { background: #fde68a; outline: 1px solid #f59e0b; }
 #hexdump span.payload { color: #1d4ed8; }
 #hexdump .off { color: #9ca3af; }
@@ -90,7 +90,10 @@ PAGE_SCRIPT = r"""
       const tr = el("tr", null, p.notes.length ? "noted" : p.from);
       tr.dataset.no = p.no;
       tr.dataset.stream = p.stream;
-      for (const v of [p.no, p.time, p.stream, p.src, p.dst, p.info]) tr.appendChild(el("td", v));
+      const where = p.from === "client" ? "client \u2192 server" : p.from === "server" ?
+        "server \u2192 client" : p.src + " \u2192 " + p.dst;
+      for (const v of [p.no, p.time, p.stream, where, p.info]) tr.appendChild(el("td", v));
+      tr.title = p.src + " \u2192 " + p.dst;
       tr.addEventListener("click", () => select(p.no, true));
       body.appendChild(tr);
       byNo.set(p.no, { packet: p, row: tr });
@@ -174,6 +177,16 @@ PAGE_SCRIPT = r"""
     }
   }
 
+  function scrollToRow(row) {
+    // the table's own box scrolls; the page stays where the reader left it
+    const box = document.getElementById("table-box");
+    const head = box.querySelector("thead").offsetHeight;
+    if (row.offsetTop - head < box.scrollTop) box.scrollTop = row.offsetTop - head;
+    else if (row.offsetTop + row.offsetHeight > box.scrollTop + box.clientHeight) {
+      box.scrollTop = row.offsetTop + row.offsetHeight - box.clientHeight;
+    }
+  }
+
   function select(no, scroll) {
     const entry = byNo.get(no);
     if (!entry) return;
@@ -185,7 +198,7 @@ PAGE_SCRIPT = r"""
     selected = no;
     entry.row.classList.add("selected");
     for (const g of document.querySelectorAll('g.sc-arrow[data-no="' + no + '"]')) g.classList.add("sc-selected");
-    if (scroll) entry.row.scrollIntoView({ block: "nearest" });
+    if (scroll) scrollToRow(entry.row);
     showBytes(entry.packet);
   }
 
