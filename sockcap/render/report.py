@@ -26,7 +26,7 @@ from sockcap.analysis.follow import Follower
 from sockcap.analysis.summary import fmt_rtt
 from sockcap.codes import NOTE_EXPLANATIONS, explanation, note_kind, note_text, outcome_text
 from sockcap.decode.records import IPPROTO_TCP
-from sockcap.i18n import _
+from sockcap.i18n import _, ngettext
 from sockcap.render.fields import header_fields
 from sockcap.render.follow import stream_name
 from sockcap.render.ladder import ladder_layout
@@ -190,7 +190,8 @@ def _pictures(conv: Conversation, packets: list[Annotated], first_ts: int) -> st
 
 
 def _summary_text(convs: Sequence[Conversation], total: int, left_out: int) -> str:
-    text = _("{packets} packets, {convs} conversations").format(packets=total, convs=len(convs))
+    text = ngettext("{packets} packets, {convs} conversation", "{packets} packets, {convs} conversations",
+                    len(convs)).format(packets=total, convs=len(convs))
     if left_out:
         text = _("{text}; {left_out} packets left out of this page (it holds at most {per} "
                  "of each conversation and {total} in all)").format(

@@ -145,6 +145,9 @@ def _arrow(root: ET.Element, ladder: Ladder, row: int) -> None:
     g = ET.SubElement(root, "g", {"class": " ".join(classes), "data-no": str(arrow.no)})
     ET.SubElement(g, "title").text = " ".join(
         x for x in (f"{arrow.no}", arrow.label, arrow.payload, ", ".join(arrow.notes)) if x)
+    ET.SubElement(g, "rect", {  # where a click or a pointer finds the arrow
+        "x": str(CLIENT_X), "y": str(y0 - 18), "width": str(SERVER_X - CLIENT_X),
+        "height": str(ROW - 4), "fill": "transparent", "class": "sc-hit"})
     direction = 1 if arrow.from_client else -1
     tip = x1 - direction * 2
     end = tip - direction * 8  # the line stops inside the head
