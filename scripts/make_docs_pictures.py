@@ -11,6 +11,7 @@ capture permission, chromium, chromedriver and selenium (``scripts/setup.sh`` in
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,8 +22,8 @@ DOCS = ROOT / "docs"
 
 
 def sockcap(*args: str) -> str:
-    res = subprocess.run([sys.executable, "-m", "sockcap", *args], capture_output=True,
-                         text=True, timeout=120, cwd=ROOT, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"})
+    res = subprocess.run([sys.executable, "-m", "sockcap", *args], capture_output=True, check=False,
+                         text=True, timeout=120, cwd=ROOT, env=dict(os.environ, NO_COLOR="1"))
     if res.returncode:
         raise SystemExit(f"sockcap {' '.join(args)} failed: {res.stderr.strip()}")
     return res.stdout

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import sockcap
+from conftest import needs_capture, sockcap
 from loopback_scenarios import can_run, scenario_capture
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -169,3 +169,22 @@ def test_ladder_of_an_exchange_captured_now(scenario: str, mark: str, rows: int)
     shafts = [line for line in text if "▶│" in line or "│◀" in line]
     assert len(shafts) == packets
     assert sum(mark in line for line in shafts) == rows
+
+
+@needs_capture
+def test_run_capture_diagram_prints_the_ladder(tmp_path: Path) -> None:
+    """``run --capture --diagram``: the README's exchange, then its ladder."""
+    res = sockcap("run", "--capture", "--diagram", "--out", str(tmp_path / "x.pcap"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("tcp stream 0: client"))
+    ladder = lines[start:]
+    assert len([line for line in ladder if "▶│" in line or "│◀" in line]) == 14
+    assert '[PSH, ACK] Seq=1 Ack=1 Len=5 "hello"' in ladder[9]
+    assert ladder[-1].startswith("14 packets, ended: FIN both ways, handshake RTT ")
+    assert max(len(line) for line in ladder) <= 80
+
+
+def test_run_diagram_needs_capture() -> None:
+    res = sockcap("run", "--diagram")
+    assert res.returncode == 2 and "--diagram needs --capture" in res.stderr
