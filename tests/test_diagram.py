@@ -188,3 +188,30 @@ def test_run_capture_diagram_prints_the_ladder(tmp_path: Path) -> None:
 def test_run_diagram_needs_capture() -> None:
     res = sockcap("run", "--diagram")
     assert res.returncode == 2 and "--diagram needs --capture" in res.stderr
+
+
+@pytest.mark.skipif(bool(can_run()), reason=can_run() or "runs")
+def test_zero_window_marks_and_shaded_periods() -> None:
+    """A receiver that stops reading (captured now): the ladder marks the zero-window
+    arrows, and the graph of the sender shades the periods the window stayed shut."""
+    from sockcap.pcapfile.reader import open_capture
+    from sockcap.pipeline import Pipeline
+    from sockcap.render.ladder import Mark, ladder_layout
+    from sockcap.render.seqgraph import sender_side, seqgraph_layout
+
+    with scenario_capture("zero_window").open("rb") as f:
+        pipeline = Pipeline()
+        packets = list(pipeline.packets(open_capture(f)))
+    conv = packets[0].conv
+    assert conv is not None
+    packets = [a for a in packets if a.conv is conv]
+    ladder = ladder_layout(packets, pipeline.first_ts)
+    zero = [a.no for a in packets if any(str(n).startswith("zero window") for n in a.notes)]
+    assert zero and [x.no for x in ladder.arrows if Mark.ZERO_WINDOW in x.marks] == zero
+    assert sender_side(packets) is True
+    graph = seqgraph_layout(packets, True)
+    shut = [a for a in packets if not a.from_client and a.win == 0]
+    assert shut and graph.zero_windows
+    for a in shut:  # every zero-window advertisement lies inside a shaded period
+        t = (a.packet.ts_ns - packets[0].packet.ts_ns) / 1e9
+        assert any(start <= t <= end for start, end in graph.zero_windows)

@@ -18,6 +18,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
+from sockcap.i18n import _
 from sockcap.render.ladder import Ladder, Mark
 from sockcap.render.seqgraph import SeqGraph
 
@@ -91,14 +92,15 @@ def ladder_svg(ladder: Ladder, document: bool = True) -> str:
     """The ladder as SVG; ``document`` adds the XML declaration (a file of its own)."""
     height = _row_y(len(ladder.arrows)) + 40
     root = _svg(WIDTH, height, "sc-ladder",
-                f"{ladder.title}: client {ladder.client} → server {ladder.server}", LADDER_STYLE)
+                _("{title}: client {client} → server {server}").format(
+                    title=ladder.title, client=ladder.client, server=ladder.server), LADDER_STYLE)
     ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(WIDTH), "height": str(height),
                                  "fill": "#ffffff"})
     _bands(root, ladder)
-    _text(root, CLIENT_X, 22, f"client {ladder.client}", "sc-head", "middle")
-    _text(root, SERVER_X, 22, f"server {ladder.server}", "sc-head", "middle")
-    _text(root, TIME_X, 22, "time (s)", "sc-time", "end")
-    _text(root, NO_X, 22, "no", "sc-no", "end")
+    _text(root, CLIENT_X, 22, _("client {address}").format(address=ladder.client), "sc-head", "middle")
+    _text(root, SERVER_X, 22, _("server {address}").format(address=ladder.server), "sc-head", "middle")
+    _text(root, TIME_X, 22, _("time (s)"), "sc-time", "end")
+    _text(root, NO_X, 22, _("no"), "sc-no", "end")
     for x in (CLIENT_X, SERVER_X):
         ET.SubElement(root, "line", {"x1": str(x), "y1": "34", "x2": str(x),
                                      "y2": str(height - 20), "class": "sc-life"})
@@ -107,7 +109,8 @@ def ladder_svg(ladder: Ladder, document: bool = True) -> str:
         _arrow(root, ladder, arrow.row)
     if ladder.left_out:
         _text(root, (CLIENT_X + SERVER_X) / 2, height - 6,
-              f"{ladder.left_out} more packets not drawn", "sc-notes", "middle")
+              _("{left_out} more packets not drawn").format(left_out=ladder.left_out), "sc-notes",
+              "middle")
     text = svg_text(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n" if document else text
 
@@ -257,8 +260,9 @@ def _axes(root: ET.Element, t_max: float, s_max: int, x: Callable[[float], float
                                  "y2": str(PLOT_B), "class": "sc-axis"})
     ET.SubElement(root, "line", {"x1": str(PLOT_L), "y1": str(PLOT_T), "x2": str(PLOT_L),
                                  "y2": str(PLOT_B), "class": "sc-axis"})
-    _text(root, PLOT_R, PLOT_B + 32, "time (s)", "sc-tick", "end")
-    label = _text(root, 16, (PLOT_T + PLOT_B) / 2, "relative sequence number", "sc-tick", "middle")
+    _text(root, PLOT_R, PLOT_B + 32, _("time (s)"), "sc-tick", "end")
+    label = _text(root, 16, (PLOT_T + PLOT_B) / 2, _("relative sequence number"), "sc-tick",
+                  "middle")
     label.set("transform", f"rotate(-90 16 {_n((PLOT_T + PLOT_B) / 2)})")
 
 
@@ -285,10 +289,10 @@ def _step(root: ET.Element, points: list[tuple[float, float]], cls: str) -> None
 
 
 def _legend(root: ET.Element, style: str) -> None:
-    items = [("sc-seg", "segment"), ("sc-retrans", "retransmission")]
+    items = [("sc-seg", _("segment")), ("sc-retrans", _("retransmission"))]
     if style == "tcptrace":
-        items += [("sc-ackline", "ACK"), ("sc-winline", "window"), ("sc-sack", "SACK"),
-                  ("sc-zero", "zero window")]
+        items += [("sc-ackline", _("ACK")), ("sc-winline", _("window")), ("sc-sack", _("SACK")),
+                  ("sc-zero", _("zero window"))]
     x = PLOT_L
     for cls, words in items:
         ET.SubElement(root, "rect", {"x": str(x), "y": str(GRAPH_H - 16), "width": "12",
