@@ -140,6 +140,7 @@ def test_bad_input_is_one_line() -> None:
         (("--stream", "3"), "no tcp stream 3 in"),
         (("--udp", "--stream", "0"), "no udp conversation in"),
         (("--graph", "tcptrace", "--udp", "--stream", "0"), "no udp conversation"),
+        (("--port", "9"), "no TCP or UDP conversation to or from port 9 in"),
     ]
     for options, words in cases:
         res = sockcap("diagram", str(GOLDEN / "echo-tcp.pcap"), *options)

@@ -115,6 +115,9 @@ def _no_conversation(path: str, stream: int | None, udp: bool, pipeline: Pipelin
     from sockcap.errors import InputError
     from sockcap.i18n import _
 
+    if stream is None and pipeline.port:
+        return InputError(_("no TCP or UDP conversation to or from port {port} in {path}").format(
+            port=pipeline.port, path=path))
     if stream is None:
         return InputError(_("no TCP or UDP conversation in {path}").format(path=path))
     kind = "udp" if udp else "tcp"
