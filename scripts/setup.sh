@@ -6,7 +6,8 @@
 #   bash scripts/setup.sh          set up only
 #
 # Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, gcc,
-# nftables, iproute2, setcap) with apt-get when they are missing, and the Python package into .venv.
+# nftables, iproute2, setcap, and chromium with chromium-driver for the report's browser
+# tests) with apt-get when they are missing, and the Python package into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,9 @@ command -v ip >/dev/null || need_apt+=(iproute2)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v dumpcap >/dev/null || need_apt+=(wireshark-common)
 [ -x /usr/sbin/setcap ] || command -v setcap >/dev/null || need_apt+=(libcap2-bin)
+# the report's browser tests: Debian's chromium and its driver (selenium drives it)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

@@ -31,6 +31,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "interfaces": "sockcap.commands.interfaces:interfaces",
     "follow": "sockcap.commands.follow:follow",
     "stats": "sockcap.commands.stats:stats",
+    "diagram": "sockcap.commands.diagram:diagram",
+    "report": "sockcap.commands.report:report",
 }
 
 
@@ -62,7 +64,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 # run's options that shape or save the captured timeline: without --capture there is none
-CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force")
+CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force", "diagram",
+                "report")
 
 
 def _require_capture(ctx: click.Context) -> None:
@@ -77,9 +80,9 @@ def _require_capture(ctx: click.Context) -> None:
 
 
 @cli.command(help=_("Start an echo server and client on loopback and run an exchange (with --capture: "
-              "show every packet).\n\n"
-              "The timeline options (--json, --hex, --style, --follow, --explain) and "
-              "--out/--force need --capture."))
+                    "show every packet).\n\n"
+                    "The timeline options (--json, --hex, --style, --follow, --explain, --diagram, "
+                    "--report) and --out/--force need --capture."))
 @click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
 @click.option("--capture", is_flag=True, help=_("Capture the exchange on lo and explain it (needs root or CAP_NET_RAW)."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat; default: hello, world, quit)."))
@@ -89,10 +92,12 @@ def _require_capture(ctx: click.Context) -> None:
 @click.option("--force", is_flag=True, help=_("Overwrite the --out file if it exists."))
 @click.option("--timeout", type=click.FloatRange(0.1, 60), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
 @click.option("--follow", "follow_", is_flag=True, help=_("With --capture: after the timeline, the bytes each side sent (Follow TCP Stream)."))
+@click.option("--diagram", is_flag=True, help=_("With --capture: after the timeline, the exchange as a ladder diagram."))
+@click.option("--report", is_flag=True, help=_("With --capture: also write an HTML report next to the pcap (same name, .html)."))
 @output_options
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
-        force: bool, timeout: float, follow_: bool, hex_: bool, json_: bool, style: str,
-        no_color: bool, explain: bool) -> None:
+        force: bool, timeout: float, follow_: bool, diagram: bool, report: bool, hex_: bool,
+        json_: bool, style: str, no_color: bool, explain: bool) -> None:
     from sockcap.commands.run import run_command
 
     _no_empty_tcp_message(messages, udp)
@@ -101,7 +106,7 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
 
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
-                explain=explain, follow=follow_)
+                explain=explain, follow=follow_, diagram=diagram, report=report)
 
 
 @cli.command(help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))

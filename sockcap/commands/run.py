@@ -20,7 +20,8 @@ from sockcap.signals import Stopped
 
 def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
-                style: str, no_color: bool, explain: bool = False, follow: bool = False) -> None:
+                style: str, no_color: bool, explain: bool = False, follow: bool = False,
+                diagram: bool = False, report: bool = False) -> None:
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
                       host=host, port=port, out=out, force=force, timeout=timeout)
     output = Output(color=False if no_color else None)
@@ -42,6 +43,8 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     if capture:
         _print_capture(result, pipeline, view, output, json_=json_, follow=follow,
                        explain=explain)
+        _pictures(result, pipeline, output, diagram=diagram and not json_, report=report,
+                  force=force)
     else:
         _print_exchange(result, output)
     output.flush()
@@ -92,3 +95,24 @@ def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, outp
     note = output.note if json_ else output.line
     note(_("saved {annotated} packets to {path}").format(annotated=len(result.annotated), path=result.path))
     note(text)
+
+
+def _pictures(result: RunResult, pipeline: Pipeline, output: Output, *, diagram: bool,
+              report: bool, force: bool) -> None:
+    """``--diagram``: the ladder of the exchange; ``--report``: the HTML page next to the pcap."""
+    if diagram and result.annotated:
+        from sockcap.commands.diagram import print_ladder
+        from sockcap.render.ladder import conversation_packets
+
+        conv = result.annotated[0].conv
+        if conv is not None:
+            output.line("")
+            print_ladder(conversation_packets(result.annotated, conv), pipeline.first_ts, output)
+    if report and result.path is not None:
+        import os
+
+        from sockcap.commands.report import write_report
+
+        out = os.path.splitext(result.path)[0] + ".html"
+        write_report(result.annotated, pipeline.tracker.conversations, pipeline, result.path,
+                     out, force, output)
