@@ -1,6 +1,7 @@
 """The records that flow through sockcap's pure core.
 
-``RawFrame`` comes out of the I/O edge (a pcap/pcapng reader or a live capture backend);
+``RawFrame`` comes out of the I/O edge (a pcap/pcapng reader or a live capture backend),
+and ``CaptureStats`` with the kernel's counters at the end of a live capture;
 ``Packet`` comes out of :func:`sockcap.decode.decode_frame`.
 
 Design note: the records are ``typing.NamedTuple`` rather than frozen slotted
@@ -96,6 +97,15 @@ class RawFrame(NamedTuple):
     data: bytes  # the captured bytes (may be shorter than wirelen: snap length)
     wirelen: int  # the frame's length on the wire
     interface: int = 0  # pcapng interface id (0 for pcap and live capture)
+
+
+class CaptureStats(NamedTuple):
+    """Counters as tcpdump reports them at the end of a live capture (the capture edge
+    fills them in; the summary line of the pure core reads them)."""
+
+    captured: int  # packets handed to sockcap
+    received: int  # packets the filter accepted (captured + dropped), -1 unknown
+    dropped: int  # packets dropped by the kernel for lack of buffer space, -1 unknown
 
 
 class Packet(NamedTuple):
