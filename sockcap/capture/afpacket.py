@@ -42,9 +42,8 @@ import select
 import socket
 import struct
 
-from sockcap.capture.base import CaptureStats
 from sockcap.capture.bpf import Insn
-from sockcap.decode.records import LINKTYPE_ETHERNET, LINKTYPE_RAW, RawFrame
+from sockcap.decode.records import LINKTYPE_ETHERNET, LINKTYPE_RAW, CaptureStats, RawFrame
 from sockcap.errors import CaptureError, CapturePermissionError, NoSuchInterfaceError
 from sockcap.i18n import _
 

@@ -36,9 +36,8 @@ from collections.abc import Callable
 from typing import IO
 
 from sockcap.capture.afpacket import linktype_of, ring_bytes_wanted
-from sockcap.capture.base import CaptureStats
 from sockcap.capture.bpf import Insn
-from sockcap.decode.records import RawFrame
+from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.errors import CaptureError, CapturePermissionError, SockcapError
 from sockcap.i18n import _
 

@@ -22,9 +22,8 @@ import time
 from typing import Any
 
 from sockcap.capture.afpacket import linktype_of, ring_bytes_wanted
-from sockcap.capture.base import CaptureStats
 from sockcap.capture.bpf import Insn
-from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
+from sockcap.decode.records import LINKTYPE_ETHERNET, CaptureStats, RawFrame
 from sockcap.errors import CaptureError, CapturePermissionError
 from sockcap.i18n import _
 

@@ -1,6 +1,7 @@
 """The records that flow through sockcap's pure core.
 
-``RawFrame`` comes out of the I/O edge (a pcap/pcapng reader or a live capture backend);
+``RawFrame`` comes out of the I/O edge (a pcap/pcapng reader or a live capture backend),
+and ``CaptureStats`` with the kernel's counters at the end of a live capture;
 ``Packet`` comes out of :func:`sockcap.decode.decode_frame`.
 
 Design note: the records are ``typing.NamedTuple`` rather than frozen slotted
@@ -109,6 +110,15 @@ class RawFrame(NamedTuple):
     interface: int = 0  # pcapng interface id (0 for pcap and live capture)
 
 
+class CaptureStats(NamedTuple):
+    """Counters as tcpdump reports them at the end of a live capture (the capture edge
+    fills them in; the summary line of the pure core reads them)."""
+
+    captured: int  # packets handed to sockcap
+    received: int  # packets the filter accepted (captured + dropped), -1 unknown
+    dropped: int  # packets dropped by the kernel for lack of buffer space, -1 unknown
+
+
 class Packet(NamedTuple):
     """A decoded frame: the fields a timeline needs, flat, plus the raw bytes.
 
@@ -159,11 +169,3 @@ class Packet(NamedTuple):
     @property
     def is_udp(self) -> bool:
         return self.proto == IPPROTO_UDP and self.sport >= 0
-
-
-class CaptureStats(NamedTuple):
-    """Counters as tcpdump reports them at the end of a capture."""
-
-    captured: int  # packets handed to sockcap
-    received: int  # packets the filter accepted (captured + dropped), -1 unknown
-    dropped: int  # packets dropped by the kernel for lack of buffer space, -1 unknown
