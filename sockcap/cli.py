@@ -28,6 +28,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "interfaces": "sockcap.commands.interfaces:interfaces",
     "follow": "sockcap.commands.follow:follow",
     "stats": "sockcap.commands.stats:stats",
+    "lab": "sockcap.commands.lab:lab",
 }
 
 
