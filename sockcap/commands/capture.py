@@ -19,6 +19,8 @@ import click
 from sockcap.commands.options import output_options
 
 BACKEND_CHOICE = click.Choice(["auto", "afpacket", "dumpcap", "scapy"])
+NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs this "
+                  "privilege, while 'sockcap run --capture' and 'sockcap lab' need none")
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -58,7 +60,7 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
                 no_color: bool) -> None:
     """Wire the capture to the view and the output; print the counters; re-raise an interrupt."""
     from sockcap.capture.live import capture_live
-    from sockcap.errors import CommandFailedError
+    from sockcap.errors import CapturePermissionError, CommandFailedError
     from sockcap.output import Output
     from sockcap.pipeline import Pipeline
     from sockcap.render.packets import PacketView
@@ -78,7 +80,10 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
         output.note(f"sockcap: {text}")
 
     with sigterm_raises():
-        result = capture_live(opts, show, note)
+        try:
+            result = capture_live(opts, show, note)
+        except CapturePermissionError as e:  # the host's interfaces: no namespace helps
+            raise CapturePermissionError(e.message, e.hint + NAMESPACE_NOTE) from None
     _report(result, opts, output, json_)
     if result.interrupt is not None:
         raise result.interrupt

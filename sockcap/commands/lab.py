@@ -32,7 +32,7 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 
 @click.command()
 @click.option("--loss", callback=_percent, metavar="P%", help="Lose P% of the packets each way, at random (e.g. 10%).")
-@click.option("--drop-every", type=click.IntRange(2, 1000), default=0, metavar="N", help="Drop every Nth TCP and every Nth UDP packet each way (deterministic).")
+@click.option("--drop-every", type=click.IntRange(2, 1000), default=None, metavar="N", help="Drop every Nth TCP and every Nth UDP packet each way (deterministic).")
 @click.option("--delay", type=click.FloatRange(0, 10_000), default=0.0, metavar="MS", help="Delay each packet by MS milliseconds each way (needs the kernel module sch_netem).")
 @click.option("--tcp", "protocols", flag_value="tcp", help="Only the TCP echo.")
 @click.option("--udp", "protocols", flag_value="udp", help="Only the UDP echo.")
@@ -46,7 +46,7 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--json", "json_", is_flag=True, help="One JSON object: the verdict, the link, the files and every packet.")
 @click.option("--style", type=STYLES, default="wireshark", show_default=True, help="Notation of the timelines.")
 @click.option("--no-color", is_flag=True, help="No colour (also: NO_COLOR=1).")
-def lab(loss: float, drop_every: int, delay: float, protocols: str, messages: tuple[str, ...],
+def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messages: tuple[str, ...],
         count: int, size: int | None, out_dir: str | None, force: bool, timeout: float,
         json_: bool, style: str, no_color: bool) -> None:
     """Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.
@@ -70,7 +70,7 @@ def lab(loss: float, drop_every: int, delay: float, protocols: str, messages: tu
         raise click.BadParameter("an empty message sends nothing over TCP", param_hint="'-m'")
     folder = out_dir or time.strftime("captures/lab-%Y%m%d-%H%M%S")
     lab_command(LabRequest(
-        link=LinkOptions(loss=loss, drop_every=drop_every, delay_ms=delay),
+        link=LinkOptions(loss=loss, drop_every=drop_every or 0, delay_ms=delay),
         messages=payloads, tcp=tcp, udp=udp, out_dir=folder, force=force, timeout=timeout,
         json=json_, style=style, no_color=no_color))
 

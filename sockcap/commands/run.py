@@ -20,6 +20,8 @@ from sockcap.signals import Stopped
 def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
                 style: str, no_color: bool, explain: bool = False, follow: bool = False) -> None:
+    if capture:
+        capture_in_private_namespace()
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
                       host=host, port=port, out=out, force=force, timeout=timeout)
     output = Output(color=False if no_color else None)
@@ -44,6 +46,34 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     else:
         _print_exchange(result, output)
     output.flush()
+
+
+def capture_in_private_namespace() -> None:
+    """Without root or CAP_NET_RAW, run in a private user + network namespace.
+
+    The built-in exchange needs only a loopback of its own: in a namespace this process
+    makes (:mod:`sockcap.lab.namespaces`), it may capture there with no sudo and no
+    capability, the output is the same and the pcap file belongs to the user. Where the
+    kernel forbids that, a user dumpcap may capture for goes on as before; anyone else
+    gets one line naming the kernel setting and the alternatives (exit 2).
+    """
+    from sockcap.capture.afpacket import can_capture
+
+    if can_capture():
+        return
+    from sockcap.errors import NamespaceError
+    from sockcap.lab.namespaces import bring_up, enter_private
+
+    try:
+        enter_private()
+    except NamespaceError:
+        from sockcap.capture.dumpcap import dumpcap_may_capture, dumpcap_path
+
+        path = dumpcap_path()
+        if path is not None and dumpcap_may_capture(path, "lo"):
+            return
+        raise
+    bring_up("lo")
 
 
 async def _cancel_on_signals(work: Coroutine[Any, Any, RunResult],

@@ -76,14 +76,15 @@ def _write(path: str, text: str) -> None:
 
 def forbidden_message(proc: Path = Path("/proc/sys")) -> str:
     """The one line said when the kernel refuses an unprivileged user namespace: which
-    setting forbids it (or all three candidates when none is seen), and the alternatives."""
-    found = [name for name, value in _RESTRICTIONS
+    setting forbids it (or the candidates when none is seen), and the alternatives."""
+    found = [f"{name}={value}" for name, value in _RESTRICTIONS
              if _sysctl(proc, name) == value]
-    names = found or [name for name, _value in _RESTRICTIONS]
+    settings = ", ".join(found) if found else _("one of {names}").format(
+        names=", ".join(name for name, _value in _RESTRICTIONS))
     return _("this kernel does not let users make their own network namespace ({settings}); "
-             "ask the administrator to allow it, or capture with sudo, with CAP_NET_RAW "
-             "(setcap), or through dumpcap's group (wireshark)").format(
-        settings=", ".join(names))
+             "ask the administrator to allow it, or run sockcap with sudo; to capture "
+             "without a namespace: CAP_NET_RAW (setcap) or dumpcap's group "
+             "(wireshark)").format(settings=settings)
 
 
 def _sysctl(proc: Path, name: str) -> str | None:
@@ -113,6 +114,8 @@ def enter_private() -> int:
         else:
             _unshare(CLONE_NEWUSER | CLONE_NEWNET)
             _map_self(uid, gid)
+            for name in ("SUDO_UID", "SUDO_GID"):  # root in name only: give no file away
+                os.environ.pop(name, None)
         return os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         if e.errno in (errno.EPERM, errno.EACCES, errno.ENOSPC, errno.EINVAL, errno.EUSERS):

@@ -34,9 +34,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +57,8 @@ PORT_TO = {"server": "to-server", "client": "to-client"}  # the link's port towa
 NAMESPACES = ["link", "server", "client"]
 TOOL_SECONDS = 10.0
 PR_SET_PDEATHSIG = 1
+SIOCETHTOOL = 0x8946
+ETHTOOL_STSO, ETHTOOL_SGSO = 0x1F, 0x24
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,7 @@ def build(ns: Namespaces, opts: LinkOptions) -> Wire:
     for host, address in (("server", SERVER_ADDRESS), ("client", CLIENT_ADDRESS)):
         with ns.inside(host):
             _ipv6_off()
+            no_offloads(HOST_IFACE)
             _ip([f"addr add {address}/{PREFIX} dev {HOST_IFACE}",
                  f"link set {HOST_IFACE} up", "link set lo up"])
     _ipv6_off()
@@ -148,6 +154,25 @@ def _ip(commands: Sequence[str]) -> None:
     if done.returncode != 0:
         raise LabError(_("cannot make the lab's network: {reason}").format(
             reason=_first(done.stderr)))
+
+
+def no_offloads(iface: str) -> None:
+    """Segments of the MSS on the wire: no TSO or GSO on this interface.
+
+    With them (veth's default) the stack hands the driver one block of up to 64 KiB and
+    the frames are cut after the capture point, so the capture and the link would see
+    one 14480-byte "segment" where a real NIC sends ten. ``ethtool -K IFACE tso off gso
+    off``, through the ioctl (ethtool need not be installed).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for cmd in (ETHTOOL_STSO, ETHTOOL_SGSO):
+            value = ctypes.create_string_buffer(struct.pack("=II", cmd, 0))
+            req = struct.pack("16sP", iface.encode(), ctypes.addressof(value))
+            try:
+                fcntl.ioctl(s.fileno(), SIOCETHTOOL, req)
+            except OSError as e:
+                raise LabError(_("cannot turn off segmentation offload on {iface}: {reason}")
+                               .format(iface=iface, reason=e.strerror or e)) from e
 
 
 def _ipv6_off() -> None:

@@ -16,10 +16,15 @@ from sockcap.render.timeline import json_record
 LOST_STYLE = "bold red"
 
 
+def seconds_text(seconds: float) -> str:
+    """``3.41``; below a second two significant digits (``0.00043``), as UDP is that quick."""
+    return f"{seconds:.2f}" if seconds >= 1 else f"{seconds:.2g}"
+
+
 def tcp_sentence(v: TcpVerdict) -> str:
-    return _("TCP: {intact} of {messages} messages delivered intact in {seconds:.2f} s, "
+    return _("TCP: {intact} of {messages} messages delivered intact in {seconds} s, "
              "{lost} segments lost, {resent} retransmitted ({timeout} by timeout, "
-             "{fast} fast)").format(intact=v.intact, messages=v.messages, seconds=v.seconds,
+             "{fast} fast)").format(intact=v.intact, messages=v.messages, seconds=seconds_text(v.seconds),
                                     lost=v.lost_segments, resent=v.retransmissions,
                                     timeout=v.by_timeout, fast=v.fast)
 
@@ -29,15 +34,15 @@ def udp_sentence(v: UdpVerdict) -> str:
               else _("{n} resent").format(n=v.resent))
     if v.lost:
         numbers = " ".join(f"#{n}" for n in v.lost_numbers)
-        return _("UDP: {delivered} of {sent} datagrams delivered in {seconds:.2f} s, "
+        return _("UDP: {delivered} of {sent} datagrams delivered in {seconds} s, "
                  "{lost} lost ({numbers}), {echoes_lost} of {echoes} echoes lost, "
-                 "{resent}").format(delivered=v.delivered, sent=v.sent, seconds=v.seconds,
+                 "{resent}").format(delivered=v.delivered, sent=v.sent, seconds=seconds_text(v.seconds),
                                     lost=v.lost, numbers=numbers,
                                     echoes_lost=v.echoes_sent - v.echoes_delivered,
                                     echoes=v.echoes_sent, resent=resent)
-    return _("UDP: {delivered} of {sent} datagrams delivered in {seconds:.2f} s, none lost, "
+    return _("UDP: {delivered} of {sent} datagrams delivered in {seconds} s, none lost, "
              "{echoes_lost} of {echoes} echoes lost, {resent}").format(
-        delivered=v.delivered, sent=v.sent, seconds=v.seconds,
+        delivered=v.delivered, sent=v.sent, seconds=seconds_text(v.seconds),
         echoes_lost=v.echoes_sent - v.echoes_delivered, echoes=v.echoes_sent, resent=resent)
 
 
