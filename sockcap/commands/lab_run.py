@@ -96,7 +96,7 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output) -> Non
                   "link": {"loss_percent": wire.options.loss,
                            "drop_every": wire.options.drop_every,
                            "delay_ms": wire.options.delay_ms, "by": wire.loss_by},
-                  "files": files, "packets": packet_records(list(zip(hops, annotated)),
+                  "files": files, "packets": packet_records(list(zip(hops, annotated, strict=True)),
                                                             pipeline.first_ts)}
         output.line(json.dumps(record))
         output.flush()

@@ -199,7 +199,7 @@ def _run(argv: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     """Run a tool in the thread's namespace; it dies with sockcap, and within a time limit."""
     try:
         return subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                              timeout=TOOL_SECONDS, preexec_fn=_die_with_parent(),  # noqa: PLW1509
+                              timeout=TOOL_SECONDS, preexec_fn=_die_with_parent(),
                               check=False)
     except subprocess.TimeoutExpired as e:
         raise LabError(_("{tool} did not finish within {seconds:g} s").format(

@@ -18,7 +18,9 @@ LOST_STYLE = "bold red"
 
 def seconds_text(seconds: float) -> str:
     """``3.41``; below a second two significant digits (``0.00043``), as UDP is that quick."""
-    return f"{seconds:.2f}" if seconds >= 1 else f"{seconds:.2g}"
+    if seconds >= 1:
+        return f"{seconds:.2f}"
+    return f"{seconds:.2g}" if seconds >= 1e-4 else f"{seconds:.6f}"  # never 4.3e-05
 
 
 def tcp_sentence(v: TcpVerdict) -> str:
