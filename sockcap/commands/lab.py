@@ -66,8 +66,9 @@ def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messa
         raise click.BadParameter(
             f"a UDP datagram of more than {MAX_DATAGRAM} bytes would be cut into IP "
             "fragments; use --tcp for large messages", param_hint="'--size' / '-m'")
-    if "" in messages and tcp:
-        raise click.BadParameter("an empty message sends nothing over TCP", param_hint="'-m'")
+    if "" in messages:
+        raise click.BadParameter("an empty message shows nothing on the link (over TCP it "
+                                 "is not even sent)", param_hint="'-m'")
     folder = out_dir or time.strftime("captures/lab-%Y%m%d-%H%M%S")
     lab_command(LabRequest(
         link=LinkOptions(loss=loss, drop_every=drop_every or 0, delay_ms=delay),
