@@ -13,6 +13,7 @@ import time
 import click
 
 from sockcap.commands.options import STYLES
+from sockcap.i18n import _
 
 MAX_DATAGRAM = 1472  # the largest UDP payload one 1500-byte frame holds (no IP fragments)
 
@@ -24,9 +25,10 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
     try:
         loss = float(text)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a percentage (e.g. 10%)") from None
+        raise click.BadParameter(_("{value!r} is not a percentage (e.g. 10%)").format(
+            value=value)) from None
     if not 0 <= loss <= 100:
-        raise click.BadParameter(f"{value} is not between 0% and 100%")
+        raise click.BadParameter(_("{value} is not between 0% and 100%").format(value=value))
     return loss
 
 
@@ -64,11 +66,11 @@ def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messa
     payloads = _messages(messages, count, size)
     if udp and max(len(p) for p in payloads) > MAX_DATAGRAM:
         raise click.BadParameter(
-            f"a UDP datagram of more than {MAX_DATAGRAM} bytes would be cut into IP "
-            "fragments; use --tcp for large messages", param_hint="'--size' / '-m'")
+            _("a UDP datagram of more than {limit} bytes would be cut into IP fragments; "
+              "use --tcp for large messages").format(limit=MAX_DATAGRAM), param_hint="'--size' / '-m'")
     if "" in messages:
-        raise click.BadParameter("an empty message shows nothing on the link (over TCP it "
-                                 "is not even sent)", param_hint="'-m'")
+        raise click.BadParameter(_("an empty message shows nothing on the link (over TCP it "
+                                   "is not even sent)"), param_hint="'-m'")
     folder = out_dir or time.strftime("captures/lab-%Y%m%d-%H%M%S")
     lab_command(LabRequest(
         link=LinkOptions(loss=loss, drop_every=drop_every or 0, delay_ms=delay),

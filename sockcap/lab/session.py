@@ -27,6 +27,7 @@ from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.endpoints.client import tcp_exchange
 from sockcap.endpoints.server import EchoServer
 from sockcap.errors import EndpointError, WriteError
+from sockcap.i18n import _
 from sockcap.lab.namespaces import Namespaces
 from sockcap.lab.wire import CLIENT_ADDRESS, HOST_IFACE, SERVER_ADDRESS
 from sockcap.owner import Owner
@@ -99,7 +100,8 @@ async def run_lab(ns: Namespaces, opts: LabOptions,
     try:
         owner.make_folder(folder)
     except OSError as e:
-        raise WriteError(f"cannot create {folder}: {e.strerror or e}") from None
+        raise WriteError(_("cannot create {folder}: {reason}").format(
+            folder=folder, reason=e.strerror or e)) from None
     result = LabResult(paths={h: str(folder / f"{h}.pcap") for h in HOSTS})
     ends: dict[str, _End] = {}
     loop = asyncio.get_running_loop()
@@ -186,7 +188,8 @@ async def _udp(ns: Namespaces, opts: LabOptions) -> Delivery:
         return Delivery(opts.messages, _match(opts.messages, echoes.replies),
                         server.stats.bytes)
     except OSError as e:
-        raise EndpointError(f"the lab's UDP echo failed: {e.strerror or e}") from None
+        raise EndpointError(_("the lab's UDP echo failed: {reason}").format(
+            reason=e.strerror or e)) from None
     finally:
         await server.close()
 
