@@ -338,11 +338,9 @@ def test_unprivileged_capture_through_a_permitted_dumpcap(nobody_dir: Path,
 @needs_dumpcap
 @needs_setcap
 def test_unprivileged_run_capture_uses_dumpcap(nobody_dir: Path, dumpcap_with_caps: Path) -> None:
-    """Where user namespaces are forbidden (nouserns.py), a permitted dumpcap captures."""
     res = run_sockcap("run", "--capture", "--json", "--udp", "-m", "a", "-m", "quit",
                       "--out", str(nobody_dir / "run.pcap"), user="nobody", cwd=nobody_dir,
-                      env={"SOCKCAP_DUMPCAP": str(dumpcap_with_caps)},
-                      prefix=(sys.executable, str(Path(__file__).with_name("nouserns.py"))))
+                      env={"SOCKCAP_DUMPCAP": str(dumpcap_with_caps)})
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert [bytes.fromhex(r["payload_hex"]) for r in rows] == [b"a", b"a", b"quit", b"quit"]

@@ -49,30 +49,26 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
 
 
 def capture_in_private_namespace() -> None:
-    """Without root or CAP_NET_RAW, run in a private user + network namespace.
+    """Without any capture permission, run in a private user + network namespace.
 
     The built-in exchange needs only a loopback of its own: in a namespace this process
-    makes (:mod:`sockcap.lab.namespaces`), it may capture there with no sudo and no
-    capability, the output is the same and the pcap file belongs to the user. Where the
-    kernel forbids that, a user dumpcap may capture for goes on as before; anyone else
-    gets one line naming the kernel setting and the alternatives (exit 2).
+    makes (:mod:`sockcap.lab.namespaces`) it may capture there with no sudo and no
+    capability, the output is the same and the pcap file belongs to the user. Root,
+    ``CAP_NET_RAW`` or a dumpcap this user may run capture on the host's ``lo`` as before.
+    Where the kernel forbids user namespaces, one line names the setting and the
+    alternatives (exit 2).
     """
     from sockcap.capture.afpacket import can_capture
+    from sockcap.capture.dumpcap import dumpcap_may_capture, dumpcap_path
 
     if can_capture():
         return
-    from sockcap.errors import NamespaceError
+    dumpcap = dumpcap_path()
+    if dumpcap is not None and dumpcap_may_capture(dumpcap, "lo"):
+        return
     from sockcap.lab.namespaces import bring_up, enter_private
 
-    try:
-        enter_private()
-    except NamespaceError:
-        from sockcap.capture.dumpcap import dumpcap_may_capture, dumpcap_path
-
-        path = dumpcap_path()
-        if path is not None and dumpcap_may_capture(path, "lo"):
-            return
-        raise
+    enter_private()
     bring_up("lo")
 
 
