@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "stats": "sockcap.commands.stats:stats",
     "diagram": "sockcap.commands.diagram:diagram",
     "report": "sockcap.commands.report:report",
+    "lab": "sockcap.commands.lab:lab",
 }
 
 

@@ -102,3 +102,10 @@ class WriteError(SockcapError):
 
 class OutputExistsError(InputError, WriteError):
     """The output file exists and ``--force`` was not given."""
+
+
+class NamespaceError(SockcapError):
+    """A private network namespace could not be made (the kernel forbids unprivileged
+    user namespaces): the same exit code as a missing capture permission."""
+
+    exit_code = ExitCode.NO_PERMISSION

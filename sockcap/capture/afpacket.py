@@ -120,11 +120,16 @@ class AfPacketCapture:
     settle_seconds = 0.1  # a block is handed over BLOCK_TIMEOUT_MS after its first packet
 
     def __init__(self, iface: str = "lo", prog: list[Insn] | None = None,
-                 ring_bytes: int | None = None) -> None:
+                 ring_bytes: int | None = None, *, linktype: int | None = None,
+                 both_ways: bool = False) -> None:
+        """``linktype``: given where sysfs shows another network namespace than the
+        socket's (the lab's hosts); ``both_ways``: keep the packets this host sends as well
+        as those it receives (on ``lo`` each packet would then be seen twice)."""
         self.iface = iface
         self.prog = prog
         self.filter = ""
-        self.linktype = linktype_of(iface)
+        self.linktype = linktype_of(iface) if linktype is None else linktype
+        self.both_ways = both_ways
         self.ring_bytes = ring_bytes or ring_bytes_wanted()
         self._sock: socket.socket | None = None
         self._ring: mmap.mmap | None = None
@@ -170,10 +175,11 @@ class AfPacketCapture:
     def _configure(self, sock: socket.socket) -> None:
         if self.prog is not None:
             attach_filter(sock, self.prog)
-        try:
-            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-        except OSError:
-            self._skip_outgoing = True
+        if not self.both_ways:
+            try:
+                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            except OSError:
+                self._skip_outgoing = True
         sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
         self._block, self._blocks = ring_geometry(self.ring_bytes)
         frames = self._block // FRAME_BYTES or 1

@@ -20,6 +20,8 @@ from sockcap.commands.options import output_options
 from sockcap.i18n import _
 
 BACKEND_CHOICE = click.Choice(["auto", "afpacket", "dumpcap", "scapy"])
+NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs this "
+                  "privilege, while 'sockcap run --capture' and 'sockcap lab' need none")
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -59,7 +61,7 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
                 no_color: bool) -> None:
     """Wire the capture to the view and the output; print the counters; re-raise an interrupt."""
     from sockcap.capture.live import capture_live
-    from sockcap.errors import CommandFailedError
+    from sockcap.errors import CapturePermissionError, CommandFailedError
     from sockcap.output import Output
     from sockcap.pipeline import Pipeline
     from sockcap.render.packets import PacketView
@@ -79,7 +81,10 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
         output.note(_("sockcap: {text}").format(text=text))
 
     with sigterm_raises():
-        result = capture_live(opts, show, note)
+        try:
+            result = capture_live(opts, show, note)
+        except CapturePermissionError as e:  # the host's interfaces: no namespace helps
+            raise CapturePermissionError(e.message, e.hint + NAMESPACE_NOTE) from None
     _report(result, opts, output, json_)
     if result.interrupt is not None:
         raise result.interrupt

@@ -22,6 +22,8 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
                 style: str, no_color: bool, explain: bool = False, follow: bool = False,
                 diagram: bool = False, report: bool = False) -> None:
+    if capture:
+        capture_in_private_namespace()
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
                       host=host, port=port, out=out, force=force, timeout=timeout)
     output = Output(color=False if no_color else None)
@@ -48,6 +50,30 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     else:
         _print_exchange(result, output)
     output.flush()
+
+
+def capture_in_private_namespace() -> None:
+    """Without any capture permission, run in a private user + network namespace.
+
+    The built-in exchange needs only a loopback of its own: in a namespace this process
+    makes (:mod:`sockcap.lab.namespaces`) it may capture there with no sudo and no
+    capability, the output is the same and the pcap file belongs to the user. Root,
+    ``CAP_NET_RAW`` or a dumpcap this user may run capture on the host's ``lo`` as before.
+    Where the kernel forbids user namespaces, one line names the setting and the
+    alternatives (exit 2).
+    """
+    from sockcap.capture.afpacket import can_capture
+    from sockcap.capture.dumpcap import dumpcap_may_capture, dumpcap_path
+
+    if can_capture():
+        return
+    dumpcap = dumpcap_path()
+    if dumpcap is not None and dumpcap_may_capture(dumpcap, "lo"):
+        return
+    from sockcap.lab.namespaces import bring_up, enter_private
+
+    enter_private()
+    bring_up("lo")
 
 
 async def _cancel_on_signals(work: Coroutine[Any, Any, RunResult],
