@@ -64,6 +64,16 @@ def udp_socket(host: str) -> socket.socket:
     return sock
 
 
+def bound(sock: socket.socket, host: str, port: int) -> socket.socket:
+    """``sock`` bound to ``host:port``; closed if that fails."""
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def bind_error(err: OSError, host: str, port: int) -> EndpointError:
     """Translate a failed bind into the one line a student can act on."""
     if err.errno == errno.EADDRINUSE:
