@@ -26,9 +26,11 @@ its file whole is written here once:
    and closes the file. It runs once, however often it is called, so a caller calls it
    from its ``finally`` and an interrupt at any point leaves a valid file.
 
-An error while reading or writing from the event loop (a full disk) cannot be raised from
-the loop's reader callback: :meth:`~CaptureSession.pump` keeps it, stops watching, and
-:meth:`~CaptureSession.check` (called by the drain) raises it in the caller's task.
+A batch that cannot be written (a full disk) or handed on ends the reading: the session
+reads nothing more, and :meth:`~CaptureSession.finish` only stops the backend and closes
+the file. From the event loop the error cannot be raised in the loop's reader callback:
+:meth:`~CaptureSession.pump` keeps it, stops watching, and :meth:`~CaptureSession.check`
+(called by the drain) raises it in the caller's task.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class CaptureSession:
         self.frames = 0  # packets handed to on_frames
         self.stats = NO_STATS  # the backend's counters, once finished
         self.error: SockcapError | None = None  # kept by pump() for check()
+        self.failed = False  # a batch could not be written or handed on: read no more
         self.writer: PcapWriter | None = None
         self.last_arrival = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -121,7 +124,7 @@ class CaptureSession:
     def read(self, timeout: float) -> int:
         """One batch: read (waiting up to ``timeout`` for the first packet), write, flush,
         hand on. Returns how many packets were handed on."""
-        if self.full:
+        if self.full or self.failed:
             return 0
         frames = self.cap.read(timeout)
         if not frames:
@@ -129,6 +132,14 @@ class CaptureSession:
         self.last_arrival = time.monotonic()
         if self.count:
             frames = frames[: self.count - self.frames]
+        try:
+            self._deliver(frames)
+        except SockcapError:
+            self.failed = True
+            raise
+        return len(frames)
+
+    def _deliver(self, frames: list[RawFrame]) -> None:
         writer = self.writer
         if writer is not None:
             write = writer.write
@@ -136,12 +147,9 @@ class CaptureSession:
             writer.flush()
         self.frames += len(frames)
         self.on_frames(frames)
-        return len(frames)
 
     def pump(self) -> None:
         """Read what has arrived without waiting: the event loop's reader callback."""
-        if self.error is not None:
-            return
         try:
             self.read(0)
         except SockcapError as e:
@@ -207,12 +215,10 @@ class CaptureSession:
         self.unwatch()
         try:
             try:
-                if self.error is None:
-                    self.read(0)
+                self.read(0)  # nothing after a failure: read() returns 0
             finally:
                 self.stats = self.cap.stop()
-            if self.error is None:
-                self.read(0)  # what was still in flight (dumpcap's pipe)
+            self.read(0)  # what was still in flight (dumpcap's pipe)
         finally:
             if self.writer is not None:
                 self.writer.close()
