@@ -58,7 +58,7 @@ def test_what_is_handed_on_is_what_the_file_holds(tmp_path: Path, backend: str) 
         try:
             for i in range(5):
                 sender.send(b"datagram %d" % i)
-            session.drain(until=lambda: len(seen) >= 5)
+            session.drain(until=lambda: len(seen) >= 5, limit=30)
         finally:
             stats = session.finish()
     assert [f.data[42:] for f in seen] == [b"datagram %d" % i for i in range(5)]
@@ -76,7 +76,7 @@ def test_count_bounds_both_the_view_and_the_file(tmp_path: Path) -> None:
         try:
             for _ in range(8):
                 sender.send(b"x")
-            session.drain()
+            session.drain(until=lambda: False, limit=30)  # only the count ends it
             assert session.full
         finally:
             session.finish()
@@ -99,7 +99,7 @@ def test_drain_from_the_event_loop_waits_for_the_callers_condition(tmp_path: Pat
             quiet = 4 * session.cap.settle_seconds
             loop.call_later(quiet, sender.send, b"three")
             loop.call_later(quiet, sender.send, b"four")
-            await session.drain_async(until=lambda: len(seen) >= 4)
+            await session.drain_async(until=lambda: len(seen) >= 4, limit=30)
         finally:
             session.finish()
 
@@ -127,7 +127,7 @@ def test_an_error_in_the_loops_reader_is_raised_in_the_task(tmp_path: Path) -> N
             session.watch(asyncio.get_running_loop())
             sender.send(b"x")
             with pytest.raises(WriteError, match="the view failed"):
-                await session.drain_async(until=lambda: False)
+                await session.drain_async(until=lambda: False, limit=30)
         finally:
             session.finish()
         return session
