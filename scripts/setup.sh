@@ -6,7 +6,7 @@
 #   bash scripts/setup.sh          set up only
 #
 # Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, gcc,
-# nftables, iproute2, setcap) with apt-get when they are missing, and the Python package into .venv.
+# nftables, iproute2, setcap, Java for the Spark test) with apt-get when they are missing, and the Python package into .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +25,8 @@ command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v dumpcap >/dev/null || need_apt+=(wireshark-common)
 [ -x /usr/sbin/setcap ] || command -v setcap >/dev/null || need_apt+=(libcap2-bin)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# Java for the Spark test of the exported tables (pyspark in local mode)
+command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -37,7 +39,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-"$VENV/bin/python" -m pip install -q -e '.[test,dissect]'
+"$VENV/bin/python" -m pip install -q -e '.[test,dissect,export,spark]'
 
 case "${1:-}" in
   run)

@@ -28,6 +28,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "interfaces": "sockcap.commands.interfaces:interfaces",
     "follow": "sockcap.commands.follow:follow",
     "stats": "sockcap.commands.stats:stats",
+    "export": "sockcap.commands.export:export",
+    "query": "sockcap.commands.query:query",
 }
 
 
