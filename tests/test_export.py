@@ -5,6 +5,7 @@ Spark over a folder of captures."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import re
 import shutil
@@ -354,3 +355,36 @@ spark.stop()
     got = json.loads(result.stdout.strip().splitlines()[-1])
     assert got == {"convs": [["dns_udp", 1], ["ssh", 1], ["tfo-5c1fa7f9ae91", 3]],
                    "packets": 70, "resets": 0, "has_uid": True}
+
+
+def test_help_imports_neither_pyarrow_nor_duckdb() -> None:
+    code = ("import sys\nfrom sockcap.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nfrom sockcap.cli import cli\n"
+            "import click\nctx = click.Context(cli)\n"
+            "[cli.get_command(ctx, n) for n in ('export', 'query')]\n"
+            "print(sorted(m for m in ('pyarrow', 'duckdb', 'scapy', 'pyshark') "
+            "if m in sys.modules), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stderr.strip() == "[]"
+    assert "export" in result.stdout and "query" in result.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_shows_on_a_terminal_only() -> None:
+    from sockcap.commands.export import _Progress
+
+    tty = _Terminal()
+    progress = _Progress(tty)
+    progress.show(1, 3, 250_000, 2.0)
+    progress.clear()
+    assert tty.getvalue() == "\r\x1b[K1/3 files, 250,000 packets, 125,000 packets/s\r\x1b[K"
+    pipe = io.StringIO()
+    quiet = _Progress(pipe)
+    quiet.show(1, 3, 250_000, 2.0)
+    quiet.clear()
+    assert pipe.getvalue() == "" and quiet.seconds == 2.0

@@ -15,8 +15,8 @@ from typing import IO, Any, Protocol
 
 from sockcap.render.tables import ndjson_packet
 
-GROUP_ROWS = 65536  # rows per Parquet row group
-GROUP_BYTES = 32 << 20  # ... or payload bytes held, for captures of 64 KiB segments
+GROUP_ROWS = 16384  # rows per Parquet row group
+GROUP_BYTES = 8 << 20  # ... or payload bytes held, for captures of 64 KiB segments
 
 
 class Sink(Protocol):
