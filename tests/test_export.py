@@ -222,13 +222,13 @@ def test_row_groups_stay_bounded(tmp_path: Path) -> None:
     from sockcap.export import sinks
     from sockcap.export.job import ExportJob, export_file
 
-    old = sinks.GROUP_ROWS
-    sinks.GROUP_ROWS = 8
+    old = sinks.GROUP_ROWS["packets"]
+    sinks.GROUP_ROWS["packets"] = 8
     try:
         result = export_file(ExportJob(str(PUBLIC / "ssh.pcap"), "ssh", str(tmp_path),
                                        ("packets",), "parquet"))
     finally:
-        sinks.GROUP_ROWS = old
+        sinks.GROUP_ROWS["packets"] = old
     meta = pq.ParquetFile(tmp_path / "packets" / "capture=ssh" / "part-0.parquet").metadata
     assert result.rows["packets"] == meta.num_rows == 54
     assert meta.num_row_groups == 7

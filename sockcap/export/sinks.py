@@ -15,7 +15,8 @@ from typing import IO, Any, Protocol
 
 from sockcap.render.tables import ndjson_packet
 
-GROUP_ROWS = 16384  # rows per Parquet row group
+# rows per Parquet row group: a conversation's row holds more (nested) values
+GROUP_ROWS = {"packets": 16384, "conversations": 4096}
 GROUP_BYTES = 8 << 20  # ... or payload bytes held, for captures of 64 KiB segments
 
 
@@ -33,6 +34,9 @@ class Sink(Protocol):
 
 
 class ParquetSink:
+    """Rows held column by column (a list per column, no dict kept per row) until a row
+    group is full."""
+
     def __init__(self, path: Path, table: str) -> None:
         import pyarrow.parquet as pq
 
@@ -42,24 +46,33 @@ class ParquetSink:
         self.rows = 0
         self._tmp = path.with_name(path.name + ".tmp")
         self._schema = SCHEMAS[table]
+        self._names = tuple(self._schema.names)
+        self._group_rows = GROUP_ROWS[table]
         self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
-        self._held: list[dict[str, Any]] = []
+        self._columns: tuple[list[Any], ...] = tuple([] for _ in self._names)
+        self._held = 0
         self._held_bytes = 0
 
     def add(self, row: dict[str, Any], size: int = 0) -> None:
-        self._held.append(row)
+        for column, name in zip(self._columns, self._names, strict=True):
+            column.append(row[name])
+        self._held += 1
         self._held_bytes += size
-        if len(self._held) >= GROUP_ROWS or self._held_bytes >= GROUP_BYTES:
+        if self._held >= self._group_rows or self._held_bytes >= GROUP_BYTES:
             self._flush()
 
     def _flush(self) -> None:
         import pyarrow as pa
 
         if self._held:
-            batch = pa.RecordBatch.from_pylist(self._held, schema=self._schema)
-            self._writer.write_batch(batch, row_group_size=len(self._held))
-            self.rows += len(self._held)
-            self._held = []
+            arrays = [pa.array(column, type=field.type)
+                      for column, field in zip(self._columns, self._schema, strict=True)]
+            batch = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+            self._writer.write_batch(batch, row_group_size=self._held)
+            self.rows += self._held
+            for column in self._columns:
+                column.clear()
+            self._held = 0
             self._held_bytes = 0
 
     def close(self) -> int:
