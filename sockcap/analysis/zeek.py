@@ -81,13 +81,14 @@ RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")  # Zeek's pattern, matched who
 class ZeekConn:
     """Zeek's view of one conversation, fed its packets in order by :meth:`see`."""
 
+    # small: one of these lives for every conversation not yet over (thousands at once)
     __slots__ = ("_letters", "_once", "_last_seq", "_counts", "states")
 
     def __init__(self) -> None:
         self._letters: list[str] = []
-        self._once: set[str] = set()
-        self._last_seq: dict[str, int] = {}
-        self._counts: dict[str, int] = {}
+        self._once = ""  # the once-only letters written so far
+        self._last_seq: dict[str, int] | None = None  # s h f r (either case) -> last seq
+        self._counts: dict[str, int] | None = None  # t w g (either case) -> times seen
         self.states = [INACTIVE, INACTIVE]  # originator (client), responder (server)
 
     @property
@@ -159,17 +160,21 @@ class ZeekConn:
     def _once_letter(self, letter: str, orig: bool) -> None:
         key = letter if orig else letter.lower()
         if key not in self._once:
-            self._once.add(key)
+            self._once += key
             self._letters.append(key)
 
     def _seq_letter(self, letter: str, orig: bool, seq: int) -> None:
         key = letter if orig else letter.lower()
+        if self._last_seq is None:
+            self._last_seq = {}
         if self._last_seq.get(key) != seq:
             self._last_seq[key] = seq
             self._letters.append(key)
 
     def _log_letter(self, letter: str, orig: bool) -> None:
         key = letter if orig else letter.lower()
+        if self._counts is None:
+            self._counts = {}
         n = self._counts[key] = self._counts.get(key, 0) + 1
         while n % 10 == 0:
             n //= 10

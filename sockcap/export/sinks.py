@@ -16,7 +16,7 @@ from typing import IO, Any, Protocol
 from sockcap.render.tables import ndjson_packet
 
 # rows per Parquet row group: a conversation's row holds more (nested) values
-GROUP_ROWS = {"packets": 16384, "conversations": 4096}
+GROUP_ROWS = {"packets": 8192, "conversations": 4096}
 GROUP_BYTES = 8 << 20  # ... or payload bytes held, for captures of 64 KiB segments
 
 
