@@ -21,7 +21,7 @@ from sockcap.signals import Stopped
 def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
                 style: str, no_color: bool, explain: bool = False, follow: bool = False,
-                diagram: bool = False, report: bool = False) -> None:
+                diagram: bool = False, report: bool = False, echo_check: bool = True) -> None:
     if capture:
         capture_in_private_namespace()
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
@@ -50,6 +50,20 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     else:
         _print_exchange(result, output)
     output.flush()
+    if echo_check:
+        _check_echoes(result)
+
+
+def _check_echoes(result: RunResult) -> None:
+    """Exit 1 with one line when a reply was not an echo of its message."""
+    from sockcap.endpoints.client import echo_problems
+    from sockcap.errors import EndpointError
+
+    problems = echo_problems(result.exchanges)
+    if problems:
+        raise EndpointError(problems[0], _("{count} of {total} replies differ; for a server that "
+                                           "is not an echo server, add --no-echo-check").format(
+            count=len(problems), total=len(result.exchanges)))
 
 
 def capture_in_private_namespace() -> None:
