@@ -50,7 +50,10 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
     capture shown and saved; sockcap then names the status and exits with 1.
     """
     from sockcap.capture.live import LiveOptions
+    from sockcap.owner import check_output_path
 
+    if out is not None:
+        check_output_path(out)
     opts = LiveOptions(iface=iface, filter=filter_, count=count or 0, duration=duration or 0.0,
                        out=out, force=force, backend=backend, command=command,
                        command_stdout=2 if json_ else None)

@@ -13,8 +13,9 @@ def write_text_file(path: str, text: str, *, force: bool, note: Callable[[str], 
     import os
 
     from sockcap.errors import OutputExistsError, WriteError
-    from sockcap.owner import Owner, create_file
+    from sockcap.owner import Owner, check_output_path, create_file
 
+    check_output_path(path)
     owner = Owner(lambda line: note(_("sockcap: {line}").format(line=line)))
     try:
         fd, created = create_file(path, 0o644, replace=force)

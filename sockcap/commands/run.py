@@ -11,6 +11,7 @@ from sockcap.analysis.summary import summary_line
 from sockcap.errors import ExitCode
 from sockcap.i18n import _
 from sockcap.output import Output
+from sockcap.owner import check_output_path
 from sockcap.pipeline import Pipeline
 from sockcap.render.explain import explain_lines
 from sockcap.render.packets import PacketView
@@ -23,6 +24,8 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
                 style: str, no_color: bool, explain: bool = False, follow: bool = False,
                 diagram: bool = False, report: bool = False, echo_check: bool = True) -> None:
     if capture:
+        if out is not None:
+            check_output_path(out)
         capture_in_private_namespace()
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
                       host=host, port=port, out=out, force=force, timeout=timeout)
