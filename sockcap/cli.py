@@ -154,7 +154,7 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-c", "count", type=click.IntRange(1), default=None, help=_("Show only the first N packets."))
 @click.option("--port", type=PORT, default=None, help=_("Only TCP/UDP packets to or from this port (a display filter: numbers, times and streams stay the file's)."))
-@click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help=_("Wireshark's full dissection of packet N (needs tshark and pyshark)."))
+@click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help=_("Wireshark's full dissection of packet N: what 'tshark -V' prints (needs tshark)."))
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
          json_: bool, style: str, no_color: bool, explain: bool) -> None:
