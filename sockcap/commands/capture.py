@@ -31,12 +31,13 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, metavar="S", help=_("Stop after S seconds."))
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("Also write the packets to this pcap file (mode 0600), as they arrive."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
+@click.option("--linger", type=click.FloatRange(0), default=None, metavar="S", help=_("With a command: keep capturing S seconds after it ends (default: until --duration ends, else a short drain)."))
 @click.option("-q", "--quiet", is_flag=True, help=_("No timeline: only the file and the counters."))
 @click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True, help=_("Capture engine (auto: the best one permitted; said on stderr)."))
 @output_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def capture(iface: str, filter_: str, count: int | None, duration: float | None, out: str | None,
-            force: bool, quiet: bool, backend: str, hex_: bool, json_: bool, style: str,
+            force: bool, linger: float | None, quiet: bool, backend: str, hex_: bool, json_: bool, style: str,
             no_color: bool, command: tuple[str, ...]) -> None:
     """Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.
 
@@ -45,6 +46,8 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
     sockcap capture -c 20 -w out.pcap                        20 packets on lo, also saved
     Ctrl-C stops; the counters at the end say what the kernel dropped, if anything.
 
+    --duration is the whole capture's length, whether the command ends before or not;
+    --linger S ends it S seconds after the command (a server's late FIN is still captured).
     A command still running when the capture ends (-c, --duration, Ctrl-C) is stopped, and
     sockcap says so. A command that exits on its own with a failure status still gets its
     capture shown and saved; sockcap then names the status and exits with 1.
@@ -52,11 +55,13 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
     from sockcap.capture.live import LiveOptions
     from sockcap.owner import check_output_path
 
+    if linger is not None and not command:
+        raise click.UsageError(_("--linger keeps capturing after a command: give one after --"))
     if out is not None:
         check_output_path(out)
     opts = LiveOptions(iface=iface, filter=filter_, count=count or 0, duration=duration or 0.0,
                        out=out, force=force, backend=backend, command=command,
-                       command_stdout=2 if json_ else None)
+                       command_stdout=2 if json_ else None, linger=linger)
     run_capture(opts, quiet=quiet, hex_=hex_, json_=json_, style=style, no_color=no_color)
 
 
@@ -83,9 +88,10 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
     def note(text: str) -> None:
         output.note(_("sockcap: {text}").format(text=text))
 
+    tell = note if sys.stderr.isatty() else None  # progress words, for a person only
     with sigterm_raises():
         try:
-            result = capture_live(opts, show, note)
+            result = capture_live(opts, show, note, tell)
         except CapturePermissionError as e:  # the host's interfaces: no namespace helps
             raise CapturePermissionError(e.message, e.hint + NAMESPACE_NOTE) from None
     _report(result, opts, output, json_)
