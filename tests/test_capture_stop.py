@@ -4,6 +4,7 @@ real loopback traffic, real captures read back with tshark."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -123,3 +124,80 @@ def test_linger_needs_a_command() -> None:
 def test_linger_must_be_a_number_of_seconds(value: str) -> None:
     r = sockcap("capture", "--linger", value, "--", "true")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+# -- nothing the kernel accepted is lost at the stop ----------------------------------------
+
+
+SENDER = """
+import socket, sys, time
+port, count, limit = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+payload, end, sent = b"x" * 64, time.monotonic() + limit, 0
+while sent < count and time.monotonic() < end:
+    for _ in range(1000):
+        s.sendto(payload, ("127.0.0.1", port))
+    sent += 1000
+"""
+
+
+def counters(stderr: str) -> dict[str, int]:
+    """The closing lines' numbers: captured, received, dropped and (if said) unread."""
+    found: dict[str, int] = {"unread": 0}
+    for line in stderr.splitlines():
+        words = line.split()
+        for key, tail in (("captured", "packets captured"), ("received", "packets received by filter"),
+                          ("dropped", "packets dropped by kernel"),
+                          ("unread", "packets received but not read before the stop")):
+            if line.endswith(tail):
+                found[key] = int(words[0])
+    return found
+
+
+@needs_capture
+@pytest.mark.parametrize("stop", ["--duration", "SIGINT"])
+def test_a_stop_in_a_flood_writes_what_the_kernel_accepted_or_says_what_it_did_not(
+        tmp_path: Path, stop: str) -> None:
+    """A bounded sender floods a port while a small ring and a printed timeline starve the
+    reader; the capture stops mid-flood. Every packet the filter accepted is written, dropped
+    (said) or said as not read: written + dropped + unread = received by filter."""
+    from sockcap.pcapfile.reader import open_capture
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never read: no ICMP
+    sink.bind(("127.0.0.1", 0))
+    port = sink.getsockname()[1]
+    pcap = tmp_path / "flood.pcap"
+    sender = subprocess.Popen([sys.executable, "-c", SENDER, str(port), "3000000", "8"])
+    try:
+        cmd = [sys.executable, "-m", "sockcap", "capture", "-f", f"udp port {port}",
+               "-w", str(pcap)] + (["--duration", "1.5"] if stop == "--duration" else [])
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT, env=dict(os.environ, NO_COLOR="1",
+                                                   SOCKCAP_CAPTURE_BUFFER=str(1 << 20)))
+        try:
+            if stop == "SIGINT":
+                assert proc.stderr is not None
+                assert proc.stderr.readline().startswith("sockcap: capturing on lo")
+                threading.Event().wait(1.5)
+                proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        still_sending = sender.poll() is None
+    finally:
+        sender.kill()
+        sender.wait()
+        sink.close()
+    assert proc.returncode == (0 if stop == "--duration" else 130), err
+    assert still_sending  # the stop came in the middle of the flood
+    assert out.count(" UDP ") > 0
+    with pcap.open("rb") as f:
+        written = sum(1 for _ in open_capture(f))
+    c = counters(err)
+    assert c["captured"] == written, err
+    assert written + c["dropped"] + c["unread"] == c["received"], err
+    # and the ring's packets up to the stop were read and written (the stop may take up to
+    # STOP_READ_SECONDS for them): nothing left to say as unread
+    assert c["unread"] == 0 and "not read before the stop" not in err, err

@@ -114,19 +114,31 @@ def status_words(status: int) -> str:
     return f"was killed by signal {-status}{name}"
 
 
+def unread(result: Any) -> int:
+    """Packets the kernel accepted into the ring that were never handed on (0: unknown or
+    none): not read before the stop, or past the count."""
+    s = result.stats
+    if s.received < 0 or s.dropped < 0:
+        return 0
+    return max(0, int(s.received - s.dropped - result.frames))
+
+
 def summary_record(result: Any, opts: Any) -> dict[str, Any]:
     """The counters as a JSON-ready dict (``-1``: the backend cannot tell)."""
     s = result.stats
     return {"backend": result.backend, "interface": opts.iface, "filter": opts.filter or None,
             "captured": result.frames, "received": s.received, "dropped": s.dropped,
+            "unread": unread(result),
             "file": result.path, "written": result.written if result.path else None,
             "command_exit": result.command_status,
             "command_stopped": bool(result.command_stopped),
             "interrupted": result.interrupt is not None}
 
 
-def summary_lines(result: Any) -> list[str]:
-    """tcpdump's three closing lines, and a warning whenever the kernel dropped packets."""
+def summary_lines(result: Any, count_limit: int = 0) -> list[str]:
+    """tcpdump's three closing lines, the packets received but never handed on (so that
+    captured + dropped + these = received), and a warning whenever the kernel dropped
+    packets."""
     s = result.stats
 
     def count(n: int) -> str:
@@ -134,6 +146,12 @@ def summary_lines(result: Any) -> list[str]:
 
     lines = [f"{result.frames} packets captured", f"{count(s.received)} packets received by filter",
              f"{count(s.dropped)} packets dropped by kernel"]
+    left = unread(result)
+    if left and count_limit and result.frames >= count_limit:
+        lines.append(_("{count} packets received after the count (-c {limit}) was reached, "
+                       "not kept").format(count=left, limit=count_limit))
+    elif left:
+        lines.append(_("{count} packets received but not read before the stop").format(count=left))
     if s.dropped > 0:
         lines.append(f"sockcap: warning: the kernel dropped {s.dropped} packets: this capture is "
                      "incomplete (narrow it with -f, or use -q -w FILE and view the file later)")
@@ -152,6 +170,6 @@ def _report(result: Any, opts: Any, output: Any, json_: bool) -> None:
         output.note(_("sockcap: stopped {command} {command_stopped}").format(command=opts.command[0], command_stopped=result.command_stopped))
     elif result.command_status == 0:
         output.note(_("sockcap: {command} exited with status 0").format(command=opts.command[0]))
-    for line in summary_lines(result):
+    for line in summary_lines(result, opts.count):
         output.note(line)
     sys.stdout.flush()

@@ -87,6 +87,7 @@ class _End:
     def stop(self) -> int:
         self.pump()
         stats = self.cap.stop()
+        self.pump()  # what the ring held at the stop
         self.writer.close()
         return max(0, stats.dropped)
 
