@@ -4,7 +4,7 @@ A student runs ``sudo sockcap run --capture`` because capturing needs root, yet 
 file is theirs, to open in Wireshark or with ``sockcap show`` as themselves. So when
 sockcap runs as root (effective uid 0) and sudo has set ``SUDO_UID`` and ``SUDO_GID``,
 every file and folder it creates for the user is given to that user: the ``captures/``
-folder (and any missing parent of an ``--out`` path), the pcap files of ``run --capture``
+folder, the pcap files of ``run --capture``
 and ``capture -w``, and the files of ``follow --raw --out DIR`` (and ``DIR``). The mode is
 left as created (0600 for a pcap file: readable by its new owner only).
 
