@@ -38,12 +38,17 @@ CREATE_ATTEMPTS = 3  # a file removed between "it exists" and opening it is crea
 CAPTURES = "captures"  # the one folder sockcap creates on its own (the default outputs' home)
 
 
-def check_output_path(path: str | os.PathLike[str]) -> None:
+def check_output_path(path: str | os.PathLike[str], *, force: bool = True) -> None:
     """The one rule for every output path (a file, or a folder sockcap fills): the folder
     it goes in must exist, or be a ``captures/`` folder in one that does (the one folder
     sockcap creates). Otherwise InputError (exit 2), said before anything starts: sockcap
-    never makes a typo'd path's folders, as root least of all."""
+    never makes a typo'd path's folders, as root least of all. Without ``force`` a file
+    that exists is OutputExistsError, said as early."""
+    from sockcap.errors import OutputExistsError
+
     target = Path(path)
+    if not force and target.exists():
+        raise OutputExistsError(_("{path} exists; use --force to overwrite").format(path=target))
     parent = target.parent
     if parent.is_dir():
         return

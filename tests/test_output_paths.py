@@ -56,6 +56,20 @@ def test_a_missing_folder_is_bad_input_before_anything_starts(
     assert not (tmp_path / "captures").exists()
 
 
+FILE_WRITERS = ("run --capture --out", "capture -w", "diagram -o", "report -o", "check -w")
+
+
+@pytest.mark.parametrize("writer", FILE_WRITERS)
+def test_an_existing_file_without_force_is_said_before_anything_starts(
+        writer: str, pcap: Path, tmp_path: Path) -> None:
+    out = tmp_path / "there.x"
+    out.write_bytes(b"mine")
+    r = sockcap(*WRITERS[writer](pcap, str(out)), cwd=tmp_path, timeout=60)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.splitlines() == [f"sockcap: {out} exists; use --force to overwrite"]
+    assert r.stdout == "" and out.read_bytes() == b"mine"
+
+
 def test_a_file_where_the_folder_should_be_is_bad_input(pcap: Path, tmp_path: Path) -> None:
     (tmp_path / "plain").write_text("")
     r = sockcap("diagram", str(pcap), "-o", str(tmp_path / "plain" / "x.svg"))

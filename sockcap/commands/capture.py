@@ -58,7 +58,7 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
     if linger is not None and not command:
         raise click.UsageError(_("--linger keeps capturing after a command: give one after --"))
     if out is not None:
-        check_output_path(out)
+        check_output_path(out, force=force)
     opts = LiveOptions(iface=iface, filter=filter_, count=count or 0, duration=duration or 0.0,
                        out=out, force=force, backend=backend, command=command,
                        command_stdout=2 if json_ else None, linger=linger)

@@ -46,7 +46,7 @@ def check(server: str, client: str | None, port: int, udp: bool, only: tuple[str
     from sockcap.owner import check_output_path
 
     if out is not None:
-        check_output_path(out)
+        check_output_path(out, force=force)
 
     opts = CheckOptions(
         server=_argv(server, "--server"), client=_argv(client, "--client") if client else (),

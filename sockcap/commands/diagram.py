@@ -53,7 +53,7 @@ def diagram(file: str, stream: int | None, udp: bool, port: int | None, format_:
     from sockcap.owner import check_output_path
 
     if out is not None:
-        check_output_path(out)
+        check_output_path(out, force=force)
     output = Output(color=False if no_color or out else None)
     pipeline, packets = read_conversation(file, stream=stream, udp=udp, port=port or 0)
     text: str | None

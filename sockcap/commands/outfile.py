@@ -20,7 +20,7 @@ def write_text_file(path: str, text: str, *, force: bool, note: Callable[[str], 
     try:
         fd, created = create_file(path, 0o644, replace=force)
     except FileExistsError:
-        raise OutputExistsError(_("{path} exists (add --force to overwrite it)").format(
+        raise OutputExistsError(_("{path} exists; use --force to overwrite").format(
             path=path)) from None
     except OSError as e:
         raise WriteError(_("cannot write {path}: {reason}").format(

@@ -33,7 +33,7 @@ def report(file: str, out: str, force: bool) -> None:
     from sockcap.pcapfile.source import open_input
     from sockcap.pipeline import Pipeline
 
-    check_output_path(out)
+    check_output_path(out, force=force)
     output = Output()
     pipeline = Pipeline()
     with ExitStack() as stack:

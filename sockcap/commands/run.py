@@ -25,7 +25,7 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
                 diagram: bool = False, report: bool = False, echo_check: bool = True) -> None:
     if capture:
         if out is not None:
-            check_output_path(out)
+            check_output_path(out, force=force)
         capture_in_private_namespace()
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
                       host=host, port=port, out=out, force=force, timeout=timeout)
