@@ -20,6 +20,7 @@ from sockcap import __version__
 from sockcap.commands.options import PORT, host_address, loopback_address, output_options
 from sockcap.errors import ExitCode, SockcapError
 from sockcap.i18n import _, ngettext
+from sockcap.output import prepare_std_streams
 
 # Commands defined in their own module under sockcap.commands, loaded when used (and for
 # --help, whose listing needs each one's short help: those modules import only click at
@@ -179,6 +180,7 @@ def _fail(message: str, code: int) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one line and an exit code for every error a user can cause."""
     args = list(sys.argv[1:] if argv is None else argv)
+    prepare_std_streams()
     debug = "--debug" in args
     try:
         # make_context + invoke rather than cli.main(): main() prints a bare newline to
