@@ -287,8 +287,11 @@ class ConversationTracker:
         (ts, _, wirelen, _, _, _, _, proto, _, _, pseq, pack, flags, window, _, _, plen, _,
          notes, _, _, _, _) = p  # fmt: skip
         if ts >= 0:  # a frame without a time (NO_TIMESTAMP) leaves the clock alone
-            conv.last_ts = ts
-            if conv.first_ts < 0:
+            # earliest and latest, not first and last: packets out of time order make
+            # no negative duration (tshark's conversation duration is max - min too)
+            if ts > conv.last_ts:
+                conv.last_ts = ts
+            if conv.first_ts < 0 or ts < conv.first_ts:
                 conv.first_ts = ts
         dirs = conv.dirs
         d = dirs[0 if from_client else 1]

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from sockcap.commands.options import output_options
-from sockcap.i18n import _
+from sockcap.i18n import _, ngettext
 
 BACKEND_CHOICE = click.Choice(["auto", "afpacket", "dumpcap", "scapy"])
 NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs this "
@@ -120,11 +120,14 @@ def summary_lines(result: Any) -> list[str]:
     """tcpdump's three closing lines, and a warning whenever the kernel dropped packets."""
     s = result.stats
 
-    def count(n: int) -> str:
-        return str(n) if n >= 0 else "unknown number of"
+    def count(n: int, what: str) -> str:
+        """tcpdump's words: ``1 packet captured``, ``2 packets ...`` (its PLURAL_SUFFIX)."""
+        if n < 0:
+            return f"unknown number of packets {what}"
+        return f"{n} packet{'' if n == 1 else 's'} {what}"
 
-    lines = [f"{result.frames} packets captured", f"{count(s.received)} packets received by filter",
-             f"{count(s.dropped)} packets dropped by kernel"]
+    lines = [count(result.frames, "captured"), count(s.received, "received by filter"),
+             count(s.dropped, "dropped by kernel")]
     if s.dropped > 0:
         lines.append(f"sockcap: warning: the kernel dropped {s.dropped} packets: this capture is "
                      "incomplete (narrow it with -f, or use -q -w FILE and view the file later)")
@@ -138,7 +141,9 @@ def _report(result: Any, opts: Any, output: Any, json_: bool) -> None:
         output.line(json.dumps({"summary": summary_record(result, opts)}, separators=(",", ":")))
         output.flush()
     if result.path:
-        output.note(_("sockcap: saved {written} packets to {path}").format(written=result.written, path=result.path))
+        output.note(ngettext("sockcap: saved {written} packet to {path}",
+                             "sockcap: saved {written} packets to {path}",
+                             result.written).format(written=result.written, path=result.path))
     if result.command_stopped:
         output.note(_("sockcap: stopped {command} {command_stopped}").format(command=opts.command[0], command_stopped=result.command_stopped))
     elif result.command_status == 0:

@@ -51,6 +51,8 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
             raise
         finally:
             warn(output, reader)
+    if reader.packets == 0 and not json_:
+        output.line(_("0 packets"))
     if explain:
         lines = explain_lines(pipeline.tracker.note_counts)
         if json_:  # stdout stays JSON; the sentences go to stderr

@@ -130,12 +130,14 @@ def style_of(a: Annotated) -> str:
     return _PHASE_STYLES.get(a.phase, "bold red" if a.notes else "")
 
 
-# "[PSH, ACK]   " padded to the column width, for every flag combination: one list index
-# per packet instead of joining names.
-_WIRESHARK_FLAGS = [f"{wireshark_flags(f):<11}" for f in range(512)]
+# "[PSH, ACK]       " padded to the column width, for every flag combination: one list
+# index per packet instead of joining names. The width holds the widest common set,
+# "[FIN, PSH, ACK]" (and "[SYN, ECE, CWR]").
+FLAG_COLUMN = 15
+_WIRESHARK_FLAGS = [f"{wireshark_flags(f):<{FLAG_COLUMN}}" for f in range(512)]
 # Under Accurate ECN (RFC 9768) AE, CWR and ECE of a segment after the handshake are one
 # 3-bit counter, ACE, which Wireshark shows as a number: "[ACK, ACE=5]".
-_ACE_FLAGS = [f"{'[' + ', '.join((*flag_names(f & ~ECN_BITS), f'ACE={f >> 6 & 7}')) + ']':<11}"
+_ACE_FLAGS = [f"{'[' + ', '.join((*flag_names(f & ~ECN_BITS), f'ACE={f >> 6 & 7}')) + ']':<{FLAG_COLUMN}}"
               for f in range(512)]
 MOD32 = 1 << 32
 _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared when full)
@@ -144,6 +146,9 @@ _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared whe
 # "%4d" and "%10.6f" print exactly what f"{:>4}" and f"{:>10.6f}" print.
 _TCP_LINE = "%4d %10.6f  %s  TCP %s Seq=%d Ack=%d Win=%d Len=%d  %s"
 _TCP_DATA_LINE = _TCP_LINE + "  %s"
+# Without the ACK flag (a SYN, a bare RST) Wireshark's Info column shows no Ack field.
+_TCP_NOACK_LINE = "%4d %10.6f  %s  TCP %s Seq=%d Win=%d Len=%d  %s"
+_TCP_NOACK_DATA_LINE = _TCP_NOACK_LINE + "  %s"
 # The time column of a frame without a time (NO_TIMESTAMP), in each notation's width.
 NO_TIME = f"{'-':>10}"
 NO_CLOCK = f"{'-':<15}"
@@ -239,7 +244,13 @@ class Timeline:
         if win >= 0:
             names = (_ACE_FLAGS if conv is not None and conv.accecn and not flags & SYN
                      else _WIRESHARK_FLAGS)[flags]
-            if plen > 0:
+            if not flags & ACK:
+                line = _TCP_NOACK_LINE % (no, t, where, names, seq, win, plen, phase)
+                if plen > 0:
+                    line = _TCP_NOACK_DATA_LINE % (
+                        no, t, where, names, seq, win, plen, phase,
+                        preview(data[off : off + min(plen, PREVIEW_CHARS + 1)]))
+            elif plen > 0:
                 # the preview needs at most PREVIEW_CHARS + 1 bytes (one more says "cut")
                 line = _TCP_DATA_LINE % (no, t, where, names, seq, ack, win, plen, phase,
                                          preview(data[off : off + min(plen, PREVIEW_CHARS + 1)]))
