@@ -113,12 +113,12 @@ def _free_udp_port() -> int:
 @needs_capture
 def test_capture_started_with_sigint_ignored_still_stops_on_sigint(tmp_path: Path) -> None:
     port, out = _free_udp_port(), tmp_path / "bg.pcap"
+    # a script's background job: the shell starts it with SIGINT ignored
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sockcap", "capture", "-q", "-f", f"udp port {port}", "-w", str(out),
-         "--duration", "60"],
+        ["sh", "-c", 'trap "" INT; exec "$0" "$@"', sys.executable, "-m", "sockcap", "capture",
+         "-q", "-f", f"udp port {port}", "-w", str(out), "--duration", "60"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        env=dict(os.environ, NO_COLOR="1"),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))  # a background job
+        env=dict(os.environ, NO_COLOR="1"))
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             deadline = time.monotonic() + 30
