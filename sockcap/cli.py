@@ -152,11 +152,11 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
 @click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help=_("Wireshark's full dissection of packet N (needs tshark and pyshark)."))
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
-         json_: bool, style: str, no_color: bool, explain: bool) -> None:
+         json_: bool, style: str, no_color: bool, explain: bool, filters: bool) -> None:
     from sockcap.commands.show import show_command
 
     show_command(file, count=count or 0, port=port or 0, dissect=dissect, hex_=hex_,
-                 json_=json_, style=style, no_color=no_color, explain=explain)
+                 json_=json_, style=style, no_color=no_color, explain=explain, filters=filters)
 
 
 def _log_line(text: str) -> None:

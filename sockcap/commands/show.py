@@ -22,10 +22,12 @@ from sockcap.pcapfile.source import open_input
 from sockcap.pipeline import Pipeline
 from sockcap.render.explain import explain_lines
 from sockcap.render.packets import PacketView
+from sockcap.render.wireshark import wireshark_menus
 
 
 def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_: bool,
-                 json_: bool, style: str, no_color: bool, explain: bool = False) -> None:
+                 json_: bool, style: str, no_color: bool, explain: bool = False,
+                 filters: bool = False) -> None:
     if dissect is not None:
         from sockcap.commands.dissect import dissect_command
 
@@ -33,7 +35,7 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         return
     output = Output(color=False if no_color else None)
     pipeline = Pipeline(keep=False, port=port, limit=count)
-    view = PacketView(pipeline, json=json_, style=style, hex_=hex_)
+    view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters)
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))
         try:
@@ -53,6 +55,13 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
             warn(output, reader)
     if reader.packets == 0 and not json_:
         output.line(_("0 packets"))
+    if filters:
+        menus = wireshark_menus(list(view.streams))
+        if json_:  # stdout stays JSON; the sentences go to stderr
+            for text in menus:
+                output.note(text)
+        else:
+            output.lines((text, "dim") for text in menus)
     if explain:
         lines = explain_lines(pipeline.tracker.note_counts)
         if json_:  # stdout stays JSON; the sentences go to stderr
