@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 from contextlib import ExitStack
 
+from sockcap.commands.progress import track, wants_progress
 from sockcap.errors import CaptureFileError
 from sockcap.i18n import _
 from sockcap.output import Output
@@ -37,17 +38,19 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
     pipeline = Pipeline(keep=False, port=port, limit=count)
     view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters)
     with ExitStack() as stack:
-        reader = open_capture(open_input(path, stack))
+        stream = open_input(path, stack)
+        reader = open_capture(stream)
+        frames = track(reader, stream, output.err, wants_progress(output.err, json_, output.stream))
         try:
             if output.color:
-                for a in pipeline.packets(reader):
+                for a in pipeline.packets(frames):
                     output.lines(view.styled(a))
             else:
                 # The plain path makes no reference cycles (records, conversations,
                 # strings): the cyclic collector would only walk the conversations kept,
                 # again and again. rich, on a terminal, may make some: it keeps it on.
                 gc.disable()
-                output.text(pipeline.map(reader, view.text))
+                output.text(pipeline.map(frames, view.text))
         except CaptureFileError:
             output.flush()
             raise

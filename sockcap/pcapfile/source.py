@@ -90,14 +90,14 @@ def _decompressed(raw: BinaryIO, path: str, stack: ExitStack) -> BinaryIO:
     if head.startswith(GZIP_MAGIC):
         import gzip
 
-        return cast(BinaryIO, DecompressedInput(stack.enter_context(gzip.GzipFile(fileobj=raw)), "gzip"))
+        return cast(BinaryIO, DecompressedInput(stack.enter_context(gzip.GzipFile(fileobj=raw)), "gzip", raw))
     if head.startswith(ZSTD_MAGIC):
         zstandard = _optional("zstandard", "zstd", path)
         reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        return cast(BinaryIO, DecompressedInput(stack.enter_context(reader), "zstd"))
+        return cast(BinaryIO, DecompressedInput(stack.enter_context(reader), "zstd", raw))
     if head.startswith(LZ4_MAGIC):
         lz4_frame = _optional("lz4.frame", "lz4", path)
-        return cast(BinaryIO, DecompressedInput(stack.enter_context(lz4_frame.open(raw, "rb")), "lz4"))
+        return cast(BinaryIO, DecompressedInput(stack.enter_context(lz4_frame.open(raw, "rb")), "lz4", raw))
     for magic, name, fix in UNREADABLE:
         if head.startswith(magic):
             raise InputError(_("{path} is compressed with {name}, which sockcap does not read: "
@@ -120,8 +120,9 @@ class DecompressedInput(io.RawIOBase):
     """A decompressing stream whose damage (a bad or cut-short compressed stream) is a
     :class:`~sockcap.errors.CaptureFileError` like any other damage in the file."""
 
-    def __init__(self, stream: Any, name: str) -> None:
+    def __init__(self, stream: Any, name: str, raw_file: BinaryIO) -> None:
         super().__init__()
+        self.raw_file = raw_file  # the compressed file: how far a read is, for progress
         self._stream = stream
         self._name = name
         self._read1: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
