@@ -49,9 +49,15 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
     sockcap says so. A command that exits on its own with a failure status still gets its
     capture shown and saved; sockcap then names the status and exits with 1.
     """
+    from sockcap.capture.filters import with_icmp_errors
     from sockcap.capture.live import LiveOptions
 
-    opts = LiveOptions(iface=iface, filter=filter_, count=count or 0, duration=duration or 0.0,
+    widened, icmp_port = with_icmp_errors(filter_)
+    if icmp_port:
+        click.echo(_("sockcap: the filter also keeps the ICMP errors that quote port {port} "
+                     "(port unreachable: a datagram sent where nothing listens)").format(
+                         port=icmp_port), err=True)
+    opts = LiveOptions(iface=iface, filter=widened, count=count or 0, duration=duration or 0.0,
                        out=out, force=force, backend=backend, command=command,
                        command_stdout=2 if json_ else None)
     run_capture(opts, quiet=quiet, hex_=hex_, json_=json_, style=style, no_color=no_color)

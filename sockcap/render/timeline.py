@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from sockcap.analysis.conversation import ECN_BITS, Annotated, Conversation
 from sockcap.codes import Phase, note_text, phase_text
+from sockcap.decode.icmp import IcmpMessage, decode_icmp
 from sockcap.decode.records import (
     IPPROTO_ICMP,
     IPPROTO_ICMPV6,
@@ -260,6 +261,8 @@ class Timeline:
             line = f"{no:>4} {t:>10.6f}  {where}  TCP [bad header] Seq={seq} Ack={ack}"
             if plen > 0:
                 line += "  " + preview(data[off : off + min(plen, PREVIEW_CHARS + 1)])
+        elif sport < 0 and (icmp := decode_icmp(p)) is not None:
+            line = f"{no:>4} {t:>10.6f}  {where}  {proto_name(p)} {icmp_info(icmp)}"
         else:
             length = plen if sport >= 0 else wirelen
             line = f"{no:>4} {t:>10.6f}  {where}  {proto_name(p)} Len={length}"
@@ -278,6 +281,12 @@ class Timeline:
         clock = self._clock(p.ts_ns) if p.ts_ns >= 0 else NO_CLOCK
         fam = "IP6" if p.net == "IPv6" else "IP"
         if p.sport < 0:
+            icmp = decode_icmp(p)
+            if icmp is not None:
+                text = tcpdump_icmp(icmp, p.payload_len)
+                if not icmp.v6:
+                    text = "ICMP " + text
+                return f"{clock} {fam} {p.src} > {p.dst}: {text}" + _marks(a)
             return f"{clock} {fam} {p.src} > {p.dst}: {proto_name(p)}, length {p.wirelen}"
         where = f"{clock} {fam} {p.src}.{p.sport} > {p.dst}.{p.dport}:"
         if a.seq < 0:
@@ -366,6 +375,40 @@ def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str:
     return f"unknown-{o.kind} 0x{v.hex()}" if v else f"opt-{o.kind}"
 
 
+def icmp_info(m: IcmpMessage) -> str:
+    """Wireshark's Info for ICMP: ``Destination unreachable (Port unreachable)``,
+    ``Echo (ping) request  id=0x0001, seq=1/256``."""
+    if m.ident >= 0:
+        swapped = (m.seq >> 8) | (m.seq & 0xFF) << 8  # Wireshark shows both byte orders
+        return f"{m.name}  id=0x{m.ident:04x}, seq={m.seq}/{swapped}"
+    return m.name
+
+
+def tcpdump_icmp(m: IcmpMessage, length: int) -> str:
+    """What tcpdump prints for ICMP: ``ICMP 127.0.0.1 udp port 5999 unreachable, length
+    41``, ``ICMP echo request, id 1, seq 1, length 64`` (print-icmp.c, print-icmp6.c)."""
+    q = m.quoted
+    if m.v6:
+        return "ICMP6, " + _tcpdump_icmp6(m, length)
+    if m.port_unreachable and q is not None and q.dport >= 0:
+        proto = {IPPROTO_UDP: "udp", IPPROTO_TCP: "tcp"}.get(q.proto, str(q.proto))
+        return f"{q.dst} {proto} port {q.dport} unreachable, length {length}"
+    if m.echo:
+        return f"echo {m.echo}, id {m.ident}, seq {m.seq}, length {length}"
+    return f"{m.name}, length {length}"
+
+
+def _tcpdump_icmp6(m: IcmpMessage, length: int) -> str:
+    q = m.quoted
+    if m.port_unreachable and q is not None and q.dport >= 0:
+        proto = {IPPROTO_UDP: "udp", IPPROTO_TCP: "tcp"}.get(q.proto, str(q.proto))
+        return (f"destination unreachable, unreachable port, {q.dst} {proto} port {q.dport}, "
+                f"length {length}")
+    if m.echo:
+        return f"echo {m.echo}, id {m.ident}, seq {m.seq}, length {length}"
+    return f"{m.name.lower()}, length {length}"
+
+
 def _without_time(line: str, no: int, t: float) -> str:
     """``line`` with ``-`` in its time column, which holds ``t`` (a frame without a time:
     a pcapng Simple Packet Block); the column keeps its width."""
@@ -408,6 +451,17 @@ def json_record(a: Annotated, first_ts: int) -> dict[str, Any]:
         "notes": list(a.notes),
         "tunnel": p.tunnel or None,  # "pppoe" or "l2tp": the fields are the inner packet's
     }
+    if p.sport < 0 and (icmp := decode_icmp(p)) is not None:
+        q = icmp.quoted
+        rec["icmp"] = {
+            "type": icmp.type, "code": icmp.code, "name": icmp.name,
+            "id": icmp.ident if icmp.ident >= 0 else None,
+            "seq": icmp.seq if icmp.seq >= 0 else None,
+            "quoted": None if q is None else {
+                "src": q.src, "dst": q.dst, "proto": IP_PROTO_NAMES.get(q.proto, q.proto),
+                "sport": q.sport if q.sport >= 0 else None,
+                "dport": q.dport if q.dport >= 0 else None},
+        }
     return rec
 
 
