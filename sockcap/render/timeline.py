@@ -34,6 +34,7 @@ from sockcap.decode.records import (
     TcpOptionKind,
 )
 from sockcap.i18n import _
+from sockcap.render.tcpdump_options import MPTCP_SUBTYPES, tcpdump_extra_option
 
 # Wireshark prints flag names in bit order: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE.
 FLAG_NAMES = tuple(str(flag.name) for flag in TcpFlags)
@@ -44,6 +45,7 @@ TCPDUMP_FLAGS = tuple((int(flag), letter) for flag, letter in (
     (TcpFlags.AE, "e")))
 # plain ints from the one definition of the bits (an IntFlag operation costs a call)
 FIN, SYN, RST, ACK = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST, TcpFlags.ACK))
+URG = int(TcpFlags.URG)
 IP_PROTO_NAMES = {IPPROTO_TCP: "TCP", IPPROTO_UDP: "UDP", IPPROTO_ICMP: "ICMP",
                   IPPROTO_ICMPV6: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP", 51: "AH",
                   89: "OSPF", 132: "SCTP"}
@@ -320,9 +322,17 @@ class Timeline:
         if p.flags & ACK:
             out += f", ack {ack}"
         out += f", win {p.window}"
+        if p.flags & URG:
+            out += f", urg {urgent_pointer(p)}"
         if p.options:
-            out += (", options [" + ",".join(tcpdump_option(o, sack_base) for o in p.options)
-                    + "]")
+            texts = []
+            for o in p.options:
+                text = tcpdump_option(o, sack_base)
+                if text is None:  # tcpdump: "[bad opt]", and the segment ends there
+                    name = tcpdump_option_name(o)
+                    return out + ", options [" + ",".join((*texts, name)) + "[bad opt]]"
+                texts.append(text)
+            out += ", options [" + ",".join(texts) + "]"
         return out + f", length {n}"
 
     def _tcpdump_numbers(self, p: Packet) -> tuple[int, int, int]:
@@ -349,9 +359,33 @@ class Timeline:
         return (p.seq - mine) % MOD32, (p.ack - other) % MOD32, other
 
 
-def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str:
+def urgent_pointer(p: Packet) -> int:
+    """The TCP header's urgent pointer (the header ends where the payload starts)."""
+    sport, data = p.sport.to_bytes(2, "big"), p.data
+    for words in range(5, 16):
+        start = p.payload_off - 4 * words
+        if (0 <= start and start + 20 <= len(data) and data[start : start + 2] == sport
+                and data[start + 12] >> 4 == words):
+            return int.from_bytes(data[start + 18 : start + 20], "big")
+    return 0
+
+
+def tcpdump_option_name(o: TcpOption) -> str:
+    """The name tcpdump prints before ``[bad opt]``: ``mptcp 3 dss``, ``scps``."""
+    if o.kind == 30 and o.value:
+        sub = o.value[0] >> 4
+        name = MPTCP_SUBTYPES[sub] if sub < len(MPTCP_SUBTYPES) else f"unknown-subtype-{sub}"
+        return f"mptcp {len(o.value) + 2} {name}"
+    return {20: "scps"}.get(o.kind, f"unknown-{o.kind}")
+
+
+def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str | None:
     """One TCP option in tcpdump's words: ``mss 65495``, ``sackOK``, ``TS val 1 ecr 0``;
-    SACK edges relative to ``sack_base`` (the base tcpdump subtracts from the ack)."""
+    SACK edges relative to ``sack_base`` (the base tcpdump subtracts from the ack);
+    None for an option tcpdump calls ``[bad opt]``."""
+    extra = tcpdump_extra_option(o)
+    if extra != "":
+        return extra
     v = o.value
     if o.kind == TcpOptionKind.NOP:
         return "nop"
