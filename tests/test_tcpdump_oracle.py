@@ -37,7 +37,7 @@ def _flag_lines(lines: list[str]) -> list[str]:
 # Differences that are intended, each a rule (theirs, ours) -> bool with its reason.
 INTENDED = {
     "AE flag: sockcap prints RFC 9768's AE bit as 'e' (tcpdump 4.99.3 does not show it)":
-        lambda t, o: o == re.sub(r"Flags \[([^\]]*)\]", lambda m: "Flags [" + m.group(1) + "e]", t, 1),
+        lambda t, o: o == re.sub(r"Flags \[([^\]]*)\]", lambda m: "Flags [" + m.group(1) + "e]", t, count=1),
     "MPTCP TCPRST (RFC 8684 3.6): sockcap names subtype 8, tcpdump 4.99.3 says 'unknown'":
         lambda t, o: t.replace("mptcp 4 unknown", "mptcp 4 tcprst") == o,
     "IPv6 hop-by-hop header: tcpdump prints 'HBH' and the ports apart, sockcap the addresses "

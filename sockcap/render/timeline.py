@@ -325,7 +325,7 @@ class Timeline:
         if p.flags & URG:
             out += f", urg {urgent_pointer(p)}"
         if p.options:
-            texts = []
+            texts: list[str] = []
             for o in p.options:
                 text = tcpdump_option(o, sack_base)
                 if text is None:  # tcpdump: "[bad opt]", and the segment ends there
