@@ -41,7 +41,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-"$VENV/bin/python" -m pip install -q -e '.[test,dissect]'
+"$VENV/bin/python" -m pip install -q -e '.[test,dissect,compressed]'
 
 case "${1:-}" in
   run)
