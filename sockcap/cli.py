@@ -20,6 +20,7 @@ from sockcap import __version__
 from sockcap.commands.options import PORT, host_address, loopback_address, output_options
 from sockcap.errors import ExitCode, SockcapError
 from sockcap.i18n import _, ngettext
+from sockcap.output import prepare_std_streams
 
 # Commands defined in their own module under sockcap.commands, loaded when used (and for
 # --help, whose listing needs each one's short help: those modules import only click at
@@ -159,11 +160,11 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
 @click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help=_("Wireshark's full dissection of packet N: what 'tshark -V' prints (needs tshark)."))
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
-         json_: bool, style: str, no_color: bool, explain: bool) -> None:
+         json_: bool, style: str, no_color: bool, explain: bool, filters: bool) -> None:
     from sockcap.commands.show import show_command
 
     show_command(file, count=count or 0, port=port or 0, dissect=dissect, hex_=hex_,
-                 json_=json_, style=style, no_color=no_color, explain=explain)
+                 json_=json_, style=style, no_color=no_color, explain=explain, filters=filters)
 
 
 def _log_line(text: str) -> None:
@@ -192,6 +193,7 @@ def _fail(message: str, code: int) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one line and an exit code for every error a user can cause."""
     args = list(sys.argv[1:] if argv is None else argv)
+    prepare_std_streams()
     debug = "--debug" in args
     try:
         # make_context + invoke rather than cli.main(): main() prints a bare newline to

@@ -77,7 +77,7 @@ def test_capture_w_under_sudo_saves_for_the_user(tmp_path: Path) -> None:
     port, out = free_udp_port(), tmp_path / "c.pcap"
     sender = udp_sender(port)
     try:
-        res = sockcap("capture", "-c", "5", "-q", "-f", f"udp port {port}", "-w", str(out),
+        res = sockcap("capture", "-c", "5", "-q", "-f", f"udp dst port {port}", "-w", str(out),
                       env=AS_SUDO)
     finally:
         sender.kill()
@@ -96,7 +96,7 @@ def test_the_file_is_the_users_from_creation_not_only_at_the_end(tmp_path: Path)
     port, out = free_udp_port(), tmp_path / "i.pcap"
     env = dict(os.environ, NO_COLOR="1", **{k: v for k, v in AS_SUDO.items() if v})
     proc = subprocess.Popen([sys.executable, "-m", "sockcap", "capture", "-q", "-f",
-                             f"udp port {port}", "-w", str(out)], stdout=subprocess.DEVNULL,
+                             f"udp dst port {port}", "-w", str(out)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 20

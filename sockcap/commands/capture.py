@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from sockcap.commands.options import output_options
-from sockcap.i18n import _
+from sockcap.i18n import _, ngettext
 
 BACKEND_CHOICE = click.Choice(["auto", "afpacket", "dumpcap", "scapy"])
 NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs this "
@@ -52,6 +52,7 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
     sockcap says so. A command that exits on its own with a failure status still gets its
     capture shown and saved; sockcap then names the status and exits with 1.
     """
+    from sockcap.capture.filters import with_icmp_errors
     from sockcap.capture.live import LiveOptions
     from sockcap.owner import check_output_path
 
@@ -59,7 +60,12 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
         raise click.UsageError(_("--linger keeps capturing after a command: give one after --"))
     if out is not None:
         check_output_path(out, force=force)
-    opts = LiveOptions(iface=iface, filter=filter_, count=count or 0, duration=duration or 0.0,
+    widened, icmp_port = with_icmp_errors(filter_)
+    if icmp_port:
+        click.echo(_("sockcap: the filter also keeps the ICMP errors that quote port {port} "
+                     "(port unreachable: a datagram sent where nothing listens)").format(
+                         port=icmp_port), err=True)
+    opts = LiveOptions(iface=iface, filter=widened, count=count or 0, duration=duration or 0.0,
                        out=out, force=force, backend=backend, command=command,
                        command_stdout=2 if json_ else None, linger=linger)
     run_capture(opts, quiet=quiet, hex_=hex_, json_=json_, style=style, no_color=no_color)
@@ -141,17 +147,24 @@ def summary_lines(result: Any, count_limit: int = 0) -> list[str]:
     packets."""
     s = result.stats
 
-    def count(n: int) -> str:
-        return str(n) if n >= 0 else "unknown number of"
+    def count(n: int, what: str) -> str:
+        """tcpdump's words: ``1 packet captured``, ``2 packets ...`` (its PLURAL_SUFFIX)."""
+        if n < 0:
+            return f"unknown number of packets {what}"
+        return f"{n} packet{'' if n == 1 else 's'} {what}"
 
-    lines = [f"{result.frames} packets captured", f"{count(s.received)} packets received by filter",
-             f"{count(s.dropped)} packets dropped by kernel"]
+    lines = [count(result.frames, "captured"), count(s.received, "received by filter"),
+             count(s.dropped, "dropped by kernel")]
     left = unread(result)
     if left and count_limit and result.frames >= count_limit:
-        lines.append(_("{count} packets received after the count (-c {limit}) was reached, "
-                       "not kept").format(count=left, limit=count_limit))
+        lines.append(ngettext(
+            "{count} packet received after the count (-c {limit}) was reached, not kept",
+            "{count} packets received after the count (-c {limit}) was reached, not kept",
+            left).format(count=left, limit=count_limit))
     elif left:
-        lines.append(_("{count} packets received but not read before the stop").format(count=left))
+        lines.append(ngettext("{count} packet received but not read before the stop",
+                              "{count} packets received but not read before the stop",
+                              left).format(count=left))
     if s.dropped > 0:
         lines.append(f"sockcap: warning: the kernel dropped {s.dropped} packets: this capture is "
                      "incomplete (narrow it with -f, or use -q -w FILE and view the file later)")
@@ -165,7 +178,9 @@ def _report(result: Any, opts: Any, output: Any, json_: bool) -> None:
         output.line(json.dumps({"summary": summary_record(result, opts)}, separators=(",", ":")))
         output.flush()
     if result.path:
-        output.note(_("sockcap: saved {written} packets to {path}").format(written=result.written, path=result.path))
+        output.note(ngettext("sockcap: saved {written} packet to {path}",
+                             "sockcap: saved {written} packets to {path}",
+                             result.written).format(written=result.written, path=result.path))
     if result.command_stopped:
         output.note(_("sockcap: stopped {command} {command_stopped}").format(command=opts.command[0], command_stopped=result.command_stopped))
     elif result.command_status == 0:

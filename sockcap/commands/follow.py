@@ -107,12 +107,19 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
         reader = open_capture(open_input(path, stack))
         packets = (pipeline.packets(reader) if select is None
                    else pipeline.select(reader, *select, skipper=reader))
+        shown = [0]
+
+        def counted(pairs: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+            for pair in pairs:
+                shown[0] += 1
+                yield pair
+
         pairs = follow_pairs(until_damage(packets), select, mode, sink)
         try:
             if sink is None:
-                output.lines(pairs)
+                output.lines(counted(pairs))
             else:
-                for _pair in pairs:  # the bytes go to the files, not to stdout
+                for _pair in counted(pairs):  # the bytes go to the files, not to stdout
                     pass
         finally:
             if sink is not None:
@@ -130,6 +137,9 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
             _("no {kind} stream {stream} in {path} (it has {count}: 0..{last})").format(
                 kind=kind, stream=stream, path=path, count=count, last=count - 1)
             if count else _("no {kind} conversation in {path}").format(kind=kind, path=path))
+    if select is not None and not shown[0]:
+        kind = "udp" if udp else "tcp"
+        output.line(_("no payload in {kind} stream {stream}").format(kind=kind, stream=stream))
     output.flush()
 
 

@@ -7,7 +7,7 @@ import signal
 
 from sockcap.analysis.summary import summary_line
 from sockcap.errors import ExitCode
-from sockcap.i18n import _
+from sockcap.i18n import _, ngettext
 from sockcap.output import Output
 from sockcap.owner import check_output_path
 from sockcap.pipeline import Pipeline
@@ -110,7 +110,8 @@ def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, outp
         output.lines(explain_lines(pipeline.tracker.note_counts))
     text = summary_line(pipeline.tracker.conversations, result.stats)
     note = output.note if json_ else output.line
-    note(_("saved {annotated} packets to {path}").format(annotated=len(result.annotated), path=result.path))
+    note(ngettext("saved {annotated} packet to {path}", "saved {annotated} packets to {path}",
+                  len(result.annotated)).format(annotated=len(result.annotated), path=result.path))
     note(text)
 
 
