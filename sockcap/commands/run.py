@@ -12,7 +12,7 @@ from sockcap.errors import ExitCode
 from sockcap.i18n import _
 from sockcap.output import Output
 from sockcap.pipeline import Pipeline
-from sockcap.render.explain import explain_lines
+from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange
 from sockcap.signals import Stopped
@@ -28,7 +28,8 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
                       host=host, port=port, out=out, force=force, timeout=timeout)
     output = Output(color=False if no_color else None)
     pipeline = Pipeline()
-    view = PacketView(pipeline, json=json_, style=style, hex_=hex_)
+    explainer = PacketExplainer() if explain else None
+    view = PacketView(pipeline, json=json_, style=style, hex_=hex_, explainer=explainer)
     paths: list[str] = []
     signals: list[int] = []
     try:
@@ -116,6 +117,8 @@ def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, outp
         output.line("")
         output.lines(follow_pairs(result.annotated, None))
     if explain and not json_:
+        if view.explainer is not None:
+            output.lines(view.explainer.summary())
         output.lines(explain_lines(pipeline.tracker.note_counts))
     text = summary_line(pipeline.tracker.conversations, result.stats)
     note = output.note if json_ else output.line
