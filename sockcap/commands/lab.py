@@ -48,9 +48,10 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--json", "json_", is_flag=True, help=_("One JSON object: the verdict, the link, the files and every packet."))
 @click.option("--style", type=STYLES, default="wireshark", show_default=True, help=_("Notation of the timelines."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
+@click.option("--explain", is_flag=True, help=_("A plain sentence under every packet, and each connection's state."))
 def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messages: tuple[str, ...],
         count: int, size: int | None, out_dir: str | None, force: bool, timeout: float,
-        json_: bool, style: str, no_color: bool) -> None:
+        json_: bool, style: str, no_color: bool, explain: bool) -> None:
     """Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.
 
     \b
@@ -75,7 +76,7 @@ def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messa
     lab_command(LabRequest(
         link=LinkOptions(loss=loss, drop_every=drop_every or 0, delay_ms=delay),
         messages=payloads, tcp=tcp, udp=udp, out_dir=folder, force=force, timeout=timeout,
-        json=json_, style=style, no_color=no_color))
+        json=json_, style=style, no_color=no_color, explain=explain))
 
 
 def _messages(messages: tuple[str, ...], count: int, size: int | None) -> tuple[bytes, ...]:

@@ -39,7 +39,7 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ``--explain`` is offered to the commands whose function takes an ``explain`` argument.
     """
     if "explain" in inspect.signature(f).parameters:
-        f = click.option("--explain", is_flag=True, help=_("After the timeline, say in a sentence what each kind of note means."))(f)
+        f = click.option("--explain", is_flag=True, help=_("A plain sentence under every packet, with the arithmetic shown; after the timeline, each connection's state and what each kind of note means."))(f)
     for opt in reversed([
         click.option("--hex", "hex_", is_flag=True, help=_("Payload bytes under each packet (Show Packet Bytes).")),
         click.option("--json", "json_", is_flag=True, help=_("One JSON object per packet per line.")),

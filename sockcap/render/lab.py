@@ -81,7 +81,8 @@ def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]]) -> Iterat
     for hop, a in pairs:
         lines = list(view.styled(a))
         if hop.lost:  # the packet's own line comes after any line said before it
-            main = len(lines) - len(view.timeline.lines(a))
+            first = view.timeline.lines(a)[0]
+            main = next(i for i, (text, _style) in enumerate(lines) if text == first)
             lines[main] = (lines[main][0] + mark, LOST_STYLE)
         yield from lines
 
