@@ -19,7 +19,7 @@ from click.core import ParameterSource
 from sockcap import __version__
 from sockcap.commands.options import PORT, host_address, loopback_address, output_options
 from sockcap.errors import ExitCode, SockcapError
-from sockcap.i18n import _, ngettext
+from sockcap.i18n import _, available_languages, language, ngettext, use_language
 
 # Commands defined in their own module under sockcap.commands, loaded when used (and for
 # --help, whose listing needs each one's short help: those modules import only click at
@@ -58,9 +58,16 @@ class LazyGroup(click.Group):
                     "sockcap server / client      an echo pair that talks to the classic C echo programs"))
 @click.version_option(__version__, prog_name="sockcap")
 @click.option("--debug", is_flag=True, help=_("Show tracebacks for errors."))
+@click.option("--lang", type=click.Choice(available_languages()), metavar="LANG",
+              help=_("Language of the messages: {languages} (default: from LANGUAGE, LC_ALL, "
+                     "LC_MESSAGES or LANG, e.g. LANG=id_ID.UTF-8).").format(
+                  languages=", ".join(available_languages())))
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    # the help text is the group's help= (translated)
+def cli(ctx: click.Context, debug: bool, lang: str | None) -> None:
+    # the help text is the group's help= (translated); the language was chosen by
+    # sockcap.entry before this module was imported (help texts are translated then)
+    if lang is not None and lang != language():
+        use_language(lang)
     ctx.obj = {"debug": debug}
 
 

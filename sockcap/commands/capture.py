@@ -24,7 +24,16 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
                   "privilege, while 'sockcap run --capture' and 'sockcap lab' need none")
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
+@click.command(context_settings={"ignore_unknown_options": False}, help=_("Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.\n"
+               '\n'
+               '\b\n'
+               "sudo sockcap capture -f 'tcp port 5001' -- ./client      a C client's whole exchange\n"
+               'sockcap capture -c 20 -w out.pcap                        20 packets on lo, also saved\n'
+               'Ctrl-C stops; the counters at the end say what the kernel dropped, if anything.\n'
+               '\n'
+               'A command still running when the capture ends (-c, --duration, Ctrl-C) is stopped, and\n'
+               'sockcap says so. A command that exits on its own with a failure status still gets its\n'
+               'capture shown and saved; sockcap then names the status and exits with 1.'))
 @click.option("-i", "--interface", "iface", default="lo", show_default=True, help=_("Interface to capture on (see 'sockcap interfaces')."))
 @click.option("-f", "--filter", "filter_", default="", metavar="EXPR", help=_("Capture filter, tcpdump syntax, run in the kernel (e.g. 'tcp port 5001')."))
 @click.option("-c", "count", type=click.IntRange(1), default=None, help=_("Stop after N packets."))
@@ -38,17 +47,6 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
 def capture(iface: str, filter_: str, count: int | None, duration: float | None, out: str | None,
             force: bool, quiet: bool, backend: str, hex_: bool, json_: bool, style: str,
             no_color: bool, command: tuple[str, ...]) -> None:
-    """Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.
-
-    \b
-    sudo sockcap capture -f 'tcp port 5001' -- ./client      a C client's whole exchange
-    sockcap capture -c 20 -w out.pcap                        20 packets on lo, also saved
-    Ctrl-C stops; the counters at the end say what the kernel dropped, if anything.
-
-    A command still running when the capture ends (-c, --duration, Ctrl-C) is stopped, and
-    sockcap says so. A command that exits on its own with a failure status still gets its
-    capture shown and saved; sockcap then names the status and exits with 1.
-    """
     from sockcap.capture.live import LiveOptions
 
     opts = LiveOptions(iface=iface, filter=filter_, count=count or 0, duration=duration or 0.0,
@@ -89,7 +87,7 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
     if result.interrupt is not None:
         raise result.interrupt
     if result.command_status and not result.command_stopped:
-        raise CommandFailedError(_("{command} {command_status}").format(command=opts.command[0], command_status=status_words(result.command_status)))
+        raise CommandFailedError(_("{command} {status}").format(command=opts.command[0], status=status_words(result.command_status)))
 
 
 def status_words(status: int) -> str:
@@ -140,7 +138,7 @@ def _report(result: Any, opts: Any, output: Any, json_: bool) -> None:
     if result.path:
         output.note(_("sockcap: saved {written} packets to {path}").format(written=result.written, path=result.path))
     if result.command_stopped:
-        output.note(_("sockcap: stopped {command} {command_stopped}").format(command=opts.command[0], command_stopped=result.command_stopped))
+        output.note(_("sockcap: stopped {command} {reason}").format(command=opts.command[0], reason=result.command_stopped))
     elif result.command_status == 0:
         output.note(_("sockcap: {command} exited with status 0").format(command=opts.command[0]))
     for line in summary_lines(result):

@@ -108,7 +108,7 @@ def link_words(loss: float, drop_every: int, delay_ms: float, loss_by: str) -> s
         parts.append(_("TCP packets and UDP packets number {n}, {n2}, {n3}, … dropped each way")
                      .format(n=n, n2=2 * n, n3=3 * n))
     if loss:
-        parts.append(_("{loss:g}% of the packets lost each way at random").format(loss=loss))
+        parts.append(_("packets lost each way at random: {loss:g}%").format(loss=loss))
     if delay_ms:
         parts.append(_("{delay:g} ms of delay each way").format(delay=delay_ms))
     if not parts:
