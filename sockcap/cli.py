@@ -73,7 +73,7 @@ def cli(ctx: click.Context, debug: bool, lang: str | None) -> None:
 
 # run's options that shape or save the captured timeline: without --capture there is none
 CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force", "diagram",
-                "report")
+                "report", "scenario")
 
 
 def _require_capture(ctx: click.Context) -> None:
@@ -102,19 +102,26 @@ def _require_capture(ctx: click.Context) -> None:
 @click.option("--follow", "follow_", is_flag=True, help=_("With --capture: after the timeline, the bytes each side sent (Follow TCP Stream)."))
 @click.option("--diagram", is_flag=True, help=_("With --capture: after the timeline, the exchange as a ladder diagram."))
 @click.option("--report", is_flag=True, help=_("With --capture: also write an HTML report next to the pcap (same name, .html)."))
+@click.option("--scenario", metavar="NAME", help=_("With --capture: run this scenario instead of the echo exchange ('--scenario list' lists them)."))
 @output_options
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
-        force: bool, timeout: float, follow_: bool, diagram: bool, report: bool, hex_: bool,
-        json_: bool, style: str, no_color: bool, explain: bool) -> None:
-    from sockcap.commands.run import run_command
+        force: bool, timeout: float, follow_: bool, diagram: bool, report: bool, scenario: str | None,
+        hex_: bool, json_: bool, style: str, no_color: bool, explain: bool) -> None:
+    from sockcap.commands.run import list_scenarios, run_command, scenario_names
 
+    if scenario == "list":
+        list_scenarios()
+        return
+    if scenario is not None and scenario not in scenario_names():
+        raise click.BadParameter(_("no scenario {name!r}: one of {names}, or list").format(
+            name=scenario, names=", ".join(scenario_names())), param_hint="'--scenario'")
     _no_empty_tcp_message(messages, udp)
     if not capture:
         _require_capture(click.get_current_context())
 
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
-                explain=explain, follow=follow_, diagram=diagram, report=report)
+                explain=explain, follow=follow_, diagram=diagram, report=report, scenario=scenario)
 
 
 @cli.command(help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Coroutine
 from typing import Any
 
 from sockcap.analysis.summary import summary_line
+from sockcap.endpoints.scenarios import SCENARIOS
 from sockcap.errors import ExitCode
 from sockcap.i18n import _
 from sockcap.output import Output
 from sockcap.pipeline import Pipeline
+from sockcap.render.calls import call_line, call_record, interleave
 from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
-from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange
+from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange, run_scenario
 from sockcap.signals import Stopped
 
 
 def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
                 style: str, no_color: bool, explain: bool = False, follow: bool = False,
-                diagram: bool = False, report: bool = False) -> None:
+                diagram: bool = False, report: bool = False, scenario: str | None = None) -> None:
     if capture:
         capture_in_private_namespace()
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
@@ -33,8 +36,11 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     paths: list[str] = []
     signals: list[int] = []
     try:
-        work = run_exchange(opts, pipeline, on_path=paths.append,
-                            note=lambda text: output.note(_("sockcap: {text}").format(text=text)))
+        def note(text: str) -> None:
+            output.note(_("sockcap: {text}").format(text=text))
+
+        work = (run_scenario(scenario, opts, pipeline, on_path=paths.append, note=note)
+                if scenario else run_exchange(opts, pipeline, on_path=paths.append, note=note))
         result = asyncio.run(_cancel_on_signals(work, signals))
     except (KeyboardInterrupt, asyncio.CancelledError):
         signals.append(signals[0] if signals else signal.SIGINT)
@@ -44,6 +50,9 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
             raise Stopped("terminated" + where, ExitCode.TERMINATED)
         raise Stopped("interrupted" + where, ExitCode.INTERRUPTED)
     if capture:
+        if scenario and not json_:
+            output.line(_("scenario {name}: {summary}").format(
+                name=scenario, summary=_(SCENARIOS[scenario].summary)), "bold")
         _print_capture(result, pipeline, view, output, json_=json_, follow=follow,
                        explain=explain)
         _pictures(result, pipeline, output, diagram=diagram and not json_, report=report,
@@ -107,10 +116,28 @@ def _print_exchange(result: RunResult, output: Output) -> None:
         output.line(f"< {reply.decode('utf-8', 'replace')}" if reply is not None else "< (no reply)")
 
 
+def list_scenarios() -> None:
+    """``run --scenario list``: each scenario's name and what it shows, in a line."""
+    output = Output(color=False)
+    width = max(len(name) for name in SCENARIOS)
+    for name, scenario in SCENARIOS.items():
+        output.line(f"{name:<{width}}  {_(scenario.summary)}")
+    output.flush()
+
+
+def scenario_names() -> list[str]:
+    return list(SCENARIOS)
+
+
 def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, output: Output, *,
                    json_: bool, follow: bool, explain: bool) -> None:
-    for a in result.annotated:
-        output.lines(view.styled(a))
+    for a, call in interleave(result.annotated, result.calls):
+        if a is not None:
+            output.lines(view.styled(a))
+        elif call is not None and json_:
+            output.line(json.dumps(call_record(call, pipeline.first_ts)))
+        elif call is not None:
+            output.line(call_line(call, pipeline.first_ts), "cyan")
     if follow and not json_:
         from sockcap.render.follow import follow_pairs
 

@@ -178,6 +178,11 @@ def _tcp_sentence(a: Annotated, side: str, own: _Side, peer: _Side) -> str:
             return _("FIN: {side} has nothing more to send either (Seq {seq}); Ack {ack} = "
                      "Seq {fin} + 1 acknowledges {other}'s FIN.").format(
                 side=side, seq=seq, ack=ack, fin=peer.fin_seq, other=other)
+        if length > 0:
+            return _("{side} sends its last {length} bytes ({preview}) at Seq {seq} with FIN: it "
+                     "has nothing more to send; the FIN takes Seq {fin} = {seq} + {length}.").format(
+                side=side, length=length, preview=preview(p.payload, PREVIEW), seq=seq,
+                fin=seq + length)
         return _("FIN: {side} has nothing more to send; it can still receive. The FIN takes "
                  "Seq {seq}.").format(side=side, seq=seq)
     if a.phase is Phase.HANDSHAKE_3:
