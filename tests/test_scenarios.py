@@ -57,6 +57,7 @@ def test_refused(tmp_path: Path) -> None:
     packets, calls, out = run("refused", tmp_path)
     assert errors(calls) == [("client", "connect()", "ECONNREFUSED")]
     assert [p["flags"] for p in packets] == [["SYN"], ["RST", "ACK"]]
+    assert [c["caused_by"] for c in calls if c["error"]] == [[2]]  # the RST
     assert notes(packets) == ["connection refused"]
     assert len(tshark_fields(out, "frame.number")) == 2
 
@@ -67,6 +68,7 @@ def test_reset(tmp_path: Path) -> None:
     assert errors(calls) == [("server", "recv()", "ECONNRESET")]
     rst = [p for p in packets if "RST" in p["flags"]]
     assert len(rst) == 1 and rst[0]["from"] == "client"
+    assert [c["caused_by"] for c in calls if c["error"]] == [[rst[0]["no"]]]
 
 
 @needs_capture
@@ -83,6 +85,9 @@ def test_timeout(tmp_path: Path) -> None:
     packets, calls, _ = run("timeout", tmp_path)
     assert ("client", "connect()", "ETIMEDOUT") in errors(calls)
     assert notes(packets).count("SYN retransmitted") >= 1
+    cause = next(c["caused_by"] for c in calls if c["error"] == "ETIMEDOUT")
+    syns = [p["no"] for p in packets if p["flags"] == ["SYN"]]
+    assert len(cause) >= 2 and set(cause) <= set(syns)  # the SYN and its retransmissions
 
 
 @needs_capture
@@ -130,6 +135,7 @@ def test_time_wait(tmp_path: Path) -> None:
     assert [e[2] for e in errors(calls)] == ["EADDRINUSE"]
     fins = [p for p in packets if "FIN" in p["flags"]]
     assert [p["from"] for p in fins] == ["client", "server"]  # the client closed first
+    assert [c["caused_by"] for c in calls if c["error"]] == [[fins[0]["no"]]]
 
 
 @needs_capture
@@ -139,4 +145,5 @@ def test_explained_in_indonesian(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "skenario refused" in res.stdout
     assert "klien: connect() → ECONNREFUSED" in res.stdout
+    assert "← paket 2: RST yang menjawab SYN" in res.stdout
     assert "REJ: Koneksi ditolak" in res.stdout

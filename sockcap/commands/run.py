@@ -8,13 +8,14 @@ import signal
 from collections.abc import Coroutine
 from typing import Any
 
+from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.summary import summary_line
 from sockcap.endpoints.scenarios import SCENARIOS
 from sockcap.errors import ExitCode
 from sockcap.i18n import _
 from sockcap.output import Output
 from sockcap.pipeline import Pipeline
-from sockcap.render.calls import call_line, call_record, interleave
+from sockcap.render.calls import call_line, call_record, cause_line, interleave
 from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange, run_scenario
@@ -131,13 +132,18 @@ def scenario_names() -> list[str]:
 
 def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, output: Output, *,
                    json_: bool, follow: bool, explain: bool) -> None:
+    seen: list[Annotated] = []
     for a, call in interleave(result.annotated, result.calls):
         if a is not None:
+            seen.append(a)
             output.lines(view.styled(a))
         elif call is not None and json_:
-            output.line(json.dumps(call_record(call, pipeline.first_ts)))
+            output.line(json.dumps(call_record(call, pipeline.first_ts, seen)))
         elif call is not None:
             output.line(call_line(call, pipeline.first_ts), "cyan")
+            cause = cause_line(call, seen)
+            if cause is not None:
+                output.line(cause, "cyan")
     if follow and not json_:
         from sockcap.render.follow import follow_pairs
 

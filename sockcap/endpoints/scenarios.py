@@ -127,7 +127,7 @@ def _connect(log: CallLog, port: int, *, timeout: float = DEADLINE,
     try:
         c.connect((HOST, port))
     except OSError as e:
-        log.failed("client", "connect()", e, since=since)
+        log.failed("client", "connect()", e)  # placed where it returned: after its cause
         c.close()
         return None
     log.add("client", "connect()", since=since)
