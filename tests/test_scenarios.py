@@ -147,3 +147,16 @@ def test_explained_in_indonesian(tmp_path: Path) -> None:
     assert "klien: connect() → ECONNREFUSED" in res.stdout
     assert "← paket 2: RST yang menjawab SYN" in res.stdout
     assert "REJ: Koneksi ditolak" in res.stdout
+
+
+@needs_capture
+def test_echo_calls_and_segments(tmp_path: Path) -> None:
+    packets, calls, _ = run("echo", tmp_path)
+    sends = [(c["side"], c["bytes"]) for c in calls if c["call"].startswith("send(")]
+    segments = [(p["from"], p["len"]) for p in packets if p["len"] > 0]
+    assert sends == segments == [("client", 5), ("server", 5), ("client", 5), ("server", 5),
+                                 ("client", 4), ("server", 4)]
+    # the first send() began before the segment it put on the wire
+    first_send = next(c["time"] for c in calls if c["call"] == "send(b'hello')")
+    first_data = next(p["time"] for p in packets if p["len"] > 0)
+    assert first_send <= first_data

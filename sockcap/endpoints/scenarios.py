@@ -98,7 +98,8 @@ def _serve(port: int, log: CallLog, handle: Callable[[socket.socket], None],
                     handle(conn)
                 except OSError as e:
                     log.failed("server", "recv()", e)
-            log.add("server", "close()")
+                since = time.monotonic_ns()
+            log.add("server", "close()", since=since)
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
@@ -135,6 +136,33 @@ def _connect(log: CallLog, port: int, *, timeout: float = DEADLINE,
 
 
 # --- the scenarios ---------------------------------------------------------------------
+
+def echo(port: int, log: CallLog) -> None:
+    """The README's exchange with every socket call shown: hello, world, quit echoed, then
+    the client shuts down writing and both sides close."""
+
+    def handle(conn: socket.socket) -> None:
+        while True:
+            data = _recv(log, "server", conn, 255)  # as the classic C server reads
+            if not data:
+                break
+            _send(log, "server", conn, data)
+
+    t = _serve(port, log, handle)
+    c = _connect(log, port)
+    if c is not None:
+        with c:
+            for word in (b"hello", b"world", b"quit"):
+                _send(log, "client", c, word)
+                _recv(log, "client", c, 255)
+            since = time.monotonic_ns()
+            c.shutdown(socket.SHUT_WR)
+            log.add("client", "shutdown(SHUT_WR)", since=since)
+            _recv(log, "client", c, 255)
+        log.add("client", "close()")
+    t.join(DEADLINE)
+
+
 
 def refused(port: int, log: CallLog) -> None:
     """connect() to a port nothing listens on: the kernel answers the SYN with RST, ACK."""
@@ -180,8 +208,9 @@ def half_close(port: int, log: CallLog) -> None:
     if c is not None:
         with c:
             _send(log, "client", c, b"GET / HTTP/1.0\r\n\r\n")
+            since = time.monotonic_ns()
             c.shutdown(socket.SHUT_WR)
-            log.add("client", "shutdown(SHUT_WR)")
+            log.add("client", "shutdown(SHUT_WR)", since=since)
             _read_all(log, "client", c)
         log.add("client", "close()")
     t.join(DEADLINE)
@@ -347,8 +376,9 @@ def time_wait(port: int, log: CallLog) -> None:
     with c:
         _send(log, "client", c, b"hello")
         _recv(log, "client", c, 100)
+        since = time.monotonic_ns()
         c.shutdown(socket.SHUT_WR)
-        log.add("client", "shutdown(SHUT_WR)")
+        log.add("client", "shutdown(SHUT_WR)", since=since)
         _recv(log, "client", c, 100)
     log.add("client", "close()")
     t.join(DEADLINE)
@@ -371,6 +401,7 @@ class Scenario:
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("echo", echo, N_("The README's echo exchange (hello, world, quit) with every socket call in place."), ),
     Scenario("refused", refused, N_("connect() to a port nothing listens on: RST answers the SYN (ECONNREFUSED)."), listens=False),
     Scenario("reset", reset, N_("The client closes with SO_LINGER 0: RST instead of FIN; the server's recv() fails (ECONNRESET)."), ),
     Scenario("half-close", half_close, N_("The client shuts down writing (FIN) and still receives the server's answer."), ),
