@@ -19,7 +19,13 @@ babel_pofile = pytest.importorskip("babel.messages.pofile")
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 PO = Path(__file__).resolve().parents[1] / "sockcap" / "locale" / "id" / "LC_MESSAGES" / "sockcap.po"
-CAPTURES = ("echo-tcp", "echo-udp", "diagram-refused", "diagram-reset", "diagram-rto")
+CAPTURES = ("echo-tcp", "echo-udp", "diagram-refused", "diagram-reset", "diagram-rto",
+            "scenario-half-close", "scenario-coalesce", "scenario-time-wait",
+            "scenario-timeout", "scenario-backlog")
+
+
+def golden_name(name: str) -> str:
+    return f"explain-{name.removeprefix('diagram-').removeprefix('scenario-')}.id.out"
 NO_LANG = {"LANGUAGE": None, "LC_ALL": None, "LC_MESSAGES": None, "LANG": None}
 
 
@@ -48,7 +54,7 @@ def show_id(name: str, *options: str) -> str:
 
 @pytest.mark.parametrize("name", CAPTURES)
 def test_explain_golden_in_indonesian(name: str) -> None:
-    expected = (GOLDEN / f"explain-{name.removeprefix('diagram-')}.id.out").read_text(encoding="utf-8")
+    expected = (GOLDEN / golden_name(name)).read_text(encoding="utf-8")
     assert show_id(name, "--explain") == expected
 
 
@@ -114,6 +120,6 @@ def test_run_capture_explain_in_indonesian(tmp_path: Path) -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     for name in CAPTURES:
-        out = GOLDEN / f"explain-{name.removeprefix('diagram-')}.id.out"
+        out = GOLDEN / golden_name(name)
         out.write_text(show_id(name, "--explain"), encoding="utf-8")
         print(f"wrote {out.name}")
