@@ -2,10 +2,10 @@
 
 Usage::
 
-    python bench/compare_bench.py --base REV [--file F] [--rounds 3] [--stream N]
+    python bench/compare_bench.py --base REV [--head REV] [--file F] [--rounds 3] [--stream N]
 
-``REV`` (a commit) is checked out into a temporary worktree and run with this same
-interpreter through ``PYTHONPATH``; the working tree is the other side. Each round runs
+Each ``REV`` (a commit) is checked out into a temporary worktree and run with this same
+interpreter through ``PYTHONPATH``; without ``--head`` the working tree is the other side. Each round runs
 every command of both sides and the anchors (``tcpdump -nn`` with ``TZ=UTC``, ``tshark -q
 -z conv,tcp``) one after the other, output to ``/dev/null``, rounds interleaved so both
 sides see the same load; the figure per command is the median of the rounds' CPU time
@@ -41,17 +41,21 @@ def run(argv: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--base", required=True, help="the commit to compare against")
+    ap.add_argument("--head", default=None, help="the commit to measure (default: the working tree)")
+    ap.add_argument("--only", action="append", default=[], help="only the commands named so")
     ap.add_argument("--file", type=Path, default=BENCH / "data" / "loopback-1m.pcap")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--stream", type=int, default=14, help="the stream follow reads")
     args = ap.parse_args()
     path = str(args.file)
     with tempfile.TemporaryDirectory(prefix="sockcap-base-") as tmp:
-        base = Path(tmp) / "tree"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base),
-                        args.base], check=True)
+        trees = {"base": args.base, **({"head": args.head} if args.head else {})}
+        sides = {"head": str(ROOT)}
+        for side, rev in trees.items():
+            sides[side] = str(Path(tmp) / side)
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach",
+                            sides[side], rev], check=True)
         try:
-            sides = {"base": str(base), "head": str(ROOT)}
             commands = {
                 "show": ["show", path],
                 "show --hex": ["show", "--hex", path],
@@ -61,20 +65,25 @@ def main() -> None:
             }
             anchors = {"tcpdump -nn (TZ=UTC)": ["tcpdump", "-nn", "-r", path],
                        "tshark -q -z conv,tcp": ["tshark", "-q", "-z", "conv,tcp", "-r", path]}
+            if args.only:
+                commands = {k: v for k, v in commands.items() if k.split()[0] in args.only}
             times: dict[str, list[float]] = {}
             for _round in range(args.rounds):
                 for name, tail in commands.items():
-                    for side, tree in sides.items():
+                    for side, tree in sorted(sides.items()):
                         env = {**os.environ, "PYTHONPATH": tree, "TZ": "UTC"}
                         times.setdefault(f"{side}: sockcap {name}", []).append(
                             run([sys.executable, "-m", "sockcap", *tail], env))
                 for name, argv in anchors.items():
                     times.setdefault(name, []).append(run(argv, {**os.environ, "TZ": "UTC"}))
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
-                           check=False)
+            for side in trees:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                sides[side]], check=False)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"`python bench/compare_bench.py --base {args.base} --rounds {args.rounds}`, "
+    head = f" --head {args.head}" if args.head else ""
+    only = "".join(f" --only {o}" for o in args.only)
+    print(f"`python bench/compare_bench.py --base {args.base}{head}{only} --rounds {args.rounds}`, "
           f"{stamp}, {args.file.name}; median CPU seconds of {args.rounds} interleaved rounds\n")
     print("| command | base | head | head / base |")
     print("| --- | ---: | ---: | ---: |")

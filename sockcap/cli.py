@@ -34,6 +34,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "diagram": "sockcap.commands.diagram:diagram",
     "report": "sockcap.commands.report:report",
     "lab": "sockcap.commands.lab:lab",
+    "export": "sockcap.commands.export:export",
+    "query": "sockcap.commands.query:query",
 }
 
 

@@ -27,6 +27,7 @@ the first sender is the client.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from sockcap.analysis.direction import SCALE_NONE, Direction
@@ -185,6 +186,9 @@ class ConversationTracker:
         self._streams = {IPPROTO_TCP: 0, IPPROTO_UDP: 0}
         self._count = 0
         self.note_counts: dict[Note, int] = {}  # expert note kind -> count, whole capture
+        # keep=False: called with each conversation as it is forgotten (no packet can
+        # reach it any more: a view that writes one row per conversation writes it then)
+        self.on_forget: Callable[[Conversation], None] | None = None
 
     def _retire_later(self, conv: Conversation, now: int) -> None:
         """Queue an ended conversation; forget the oldest queued one that went quiet."""
@@ -199,6 +203,8 @@ class ConversationTracker:
         for key in (_key_of(old, old.client, old.server), _key_of(old, old.server, old.client)):
             if self._by_key.get(key, (None,))[0] is old:
                 del self._by_key[key]
+        if self.on_forget is not None:
+            self.on_forget(old)
 
     @property
     def count(self) -> int:

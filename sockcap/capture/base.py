@@ -13,10 +13,8 @@ A backend is constructed for one interface, given its filter with :meth:`set_fil
   itself: the caller reads until the traffic it waits for is in, waiting for
   ``settle_seconds`` of quiet (how late the backend may deliver a packet), then stops, and
   calls :meth:`read` once more for what was still in flight (dumpcap's pipe).
-  :mod:`sockcap.capture.session` is that caller, for ``capture`` and ``run --capture``.
-
-:class:`CaptureStats` lives with the records of the pure core (the summary line reads it);
-it is re-exported here, where the backends have always imported it from.
+  :class:`sockcap.capture.session.CaptureSession` is that caller, for ``capture`` and
+  ``run --capture``.
 """
 
 from __future__ import annotations
@@ -24,7 +22,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from sockcap.capture.bpf import Insn
-from sockcap.decode.records import CaptureStats, RawFrame
+from sockcap.decode.records import CaptureStats as CaptureStats  # re-exported
+from sockcap.decode.records import RawFrame
 
 
 class Capture(Protocol):
@@ -43,6 +42,3 @@ class Capture(Protocol):
     def read(self, timeout: float) -> list[RawFrame]: ...
 
     def stop(self) -> CaptureStats: ...
-
-
-__all__ = ["Capture", "CaptureStats"]

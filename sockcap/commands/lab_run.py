@@ -13,9 +13,7 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
 
 from sockcap.analysis.link import (
     IPPROTO_TCP,
@@ -39,9 +37,7 @@ from sockcap.pipeline import Pipeline
 from sockcap.render.explain import PacketExplainer
 from sockcap.render.lab import link_words, packet_records, timeline, verdict_line, verdict_record
 from sockcap.render.packets import PacketView
-from sockcap.signals import Stopped
-
-T = TypeVar("T")
+from sockcap.signals import Stopped, cancel_on_signals
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +63,7 @@ def lab_command(req: LabRequest) -> None:
                       force=req.force, timeout=req.timeout, delay_ms=req.link.delay_ms)
     signals: list[int] = []
     try:
-        result = asyncio.run(_cancel_on_signals(
+        result = asyncio.run(cancel_on_signals(
             run_lab(ns, opts, note=lambda text: output.note(f"sockcap: {text}")), signals))
     except (KeyboardInterrupt, asyncio.CancelledError):
         signals.append(signals[0] if signals else signal.SIGINT)
@@ -130,22 +126,3 @@ def _write_link(path: str, hops: list[Hop], force: bool, output: Output) -> None
             writer.write(hop.frame)
     finally:
         writer.close()
-
-
-async def _cancel_on_signals(work: Coroutine[Any, Any, T], seen: list[int]) -> T:
-    """SIGINT and SIGTERM cancel the run: its ``finally`` blocks finish the files."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-
-    def stop(signum: int) -> None:
-        seen.append(signum)
-        task.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop, signum)
-    try:
-        return await work
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Coroutine
-from typing import Any
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.summary import summary_line
@@ -19,7 +17,7 @@ from sockcap.render.calls import call_line, call_record, cause_line, interleave
 from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange, run_scenario
-from sockcap.signals import Stopped
+from sockcap.signals import Stopped, cancel_on_signals
 
 
 def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
@@ -42,7 +40,7 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
 
         work = (run_scenario(scenario, opts, pipeline, on_path=paths.append, note=note)
                 if scenario else run_exchange(opts, pipeline, on_path=paths.append, note=note))
-        result = asyncio.run(_cancel_on_signals(work, signals))
+        result = asyncio.run(cancel_on_signals(work, signals))
     except (KeyboardInterrupt, asyncio.CancelledError):
         signals.append(signals[0] if signals else signal.SIGINT)
     if signals:  # stopped, even if some layer finished its work after the cancel
@@ -85,30 +83,6 @@ def capture_in_private_namespace() -> None:
 
     enter_private()
     bring_up("lo")
-
-
-async def _cancel_on_signals(work: Coroutine[Any, Any, RunResult],
-                             seen: list[int]) -> RunResult:
-    """SIGINT and SIGTERM cancel the run's task: every ``finally`` then finishes its file.
-
-    Handled by the event loop rather than by raising from a signal handler, which could
-    land inside any callback (the capture's reader among them) and print a traceback.
-    """
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-
-    def stop(signum: int) -> None:
-        seen.append(signum)
-        task.cancel()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop, signum)
-    try:
-        return await work
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
 
 
 def _print_exchange(result: RunResult, output: Output) -> None:

@@ -122,12 +122,13 @@ def stats_json(report: StatsReport, name: str) -> dict[str, Any]:
         "damaged": dict(f.skipped),
         "warnings": list(f.warnings),
         "protocols": {k: {"packets": v[0], "bytes": v[1]} for k, v in report.protocols.items()},
-        "conversations": [_conv_json(c) for c in report.conversations],
+        "conversations": [conversation_json(c) for c in report.conversations],
         "notes": dict(report.notes),
     }
 
 
-def _conv_json(c: ConversationStats) -> dict[str, Any]:
+def conversation_json(c: ConversationStats) -> dict[str, Any]:
+    """One row of the conversations list (also the conversations table's first columns)."""
     return {
         "proto": c.proto, "stream": c.stream,
         "client": endpoint(*c.client), "server": endpoint(*c.server), "roles": c.roles,
