@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sockcap.analysis.connstate import ConnState
+from sockcap.analysis.zeek import ConnState
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pcapfile.source import open_input
 from sockcap.pipeline import Pipeline

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from sockcap.analysis.connstate import ConnState, ConnTracker, conn_state
 from sockcap.analysis.conversation import Annotated, Conversation
+from sockcap.analysis.zeek import ConnState, ZeekConn
 from sockcap.codes import NOTE_EXPLANATIONS, Note, Phase, explanation, note_kind, note_text
 from sockcap.decode.records import IPPROTO_UDP, TcpFlags
 from sockcap.i18n import N_, _
@@ -68,12 +68,17 @@ class _Side:
 
 
 class _Conn:
-    __slots__ = ("conv", "state", "sides")
+    __slots__ = ("conv", "zeek", "sides")
 
     def __init__(self, conv: Conversation) -> None:
         self.conv = conv
-        self.state = ConnTracker()
+        self.zeek = ZeekConn()  # Zeek's endpoint states (sockcap.analysis.zeek, as export)
         self.sides = (_Side(), _Side())
+
+    @property
+    def state(self) -> ConnState:
+        d = self.conv.dirs
+        return self.zeek.conn_state(True, d[0].payload_bytes, d[1].payload_bytes)
 
 
 def conn_state_text(state: ConnState) -> str:
@@ -109,7 +114,7 @@ class PacketExplainer:
         c = self._conns.get(conv.stream)
         if c is None or c.conv is not conv:
             c = self._conns[conv.stream] = _Conn(conv)
-        c.state.feed(p.flags, a.from_client, p.payload_len)
+        c.zeek.see(a)
         own, peer = c.sides if a.from_client else c.sides[::-1]
         text = _capital(_tcp_sentence(a, side, own, peer))
         _remember(a, own)
@@ -121,7 +126,7 @@ class PacketExplainer:
             return
         yield _("connections (the state as Zeek's conn.log names it):"), "bold"
         for c in self._conns.values():
-            state = conn_state(c.state)
+            state = c.state
             yield _("  stream {stream} {client} -> {server}: {state}: {meaning}").format(
                 stream=c.conv.stream, client=endpoint(*c.conv.client),
                 server=endpoint(*c.conv.server), state=state.value,
@@ -129,7 +134,7 @@ class PacketExplainer:
 
     def states(self) -> dict[int, ConnState]:
         """Each TCP stream's Zeek state now (for tests and JSON)."""
-        return {stream: conn_state(c.state) for stream, c in self._conns.items()}
+        return {stream: c.state for stream, c in self._conns.items()}
 
 
 def _remember(a: Annotated, own: _Side) -> None:
