@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Rewrite the message template from the code and compile every translation.
+# Rewrite the message templates from the code and compile every translation.
 #   bash scripts/catalogue.sh
 # Run it when messages change on purpose; tests/test_catalogue.py checks both are current.
+#   sockcap/locale/sockcap.pot        sockcap's own messages (domain sockcap)
+#   sockcap/locale/click.pot          click's messages (Usage:, Options, its errors), taken
+#                                     from the installed click (domain click)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
-"$PY" -m babel.messages.frontend -q extract --no-location --sort-output --omit-header \
+BABEL=("$PY" -m babel.messages.frontend -q)
+"${BABEL[@]}" extract --no-location --sort-output --omit-header \
   -o sockcap/locale/sockcap.pot sockcap >/dev/null
-for po in sockcap/locale/*/LC_MESSAGES/sockcap.po; do
-  [ -e "$po" ] || continue
-  "$PY" -m babel.messages.frontend -q update --no-fuzzy-matching --omit-header \
-    -i sockcap/locale/sockcap.pot -o "$po" >/dev/null
-  "$PY" -m babel.messages.frontend -q compile -i "$po" -o "${po%.po}.mo" >/dev/null
+CLICK_DIR="$("$PY" -c 'import click, os; print(os.path.dirname(click.__file__))')"
+"${BABEL[@]}" extract --no-location --sort-output --omit-header \
+  -o sockcap/locale/click.pot "$CLICK_DIR" >/dev/null
+for domain in sockcap click; do
+  for po in sockcap/locale/*/LC_MESSAGES/"$domain".po; do
+    [ -e "$po" ] || continue
+    lang="$(basename "$(dirname "$(dirname "$po")")")"
+    # the header stays: it carries the language's Plural-Forms
+    "${BABEL[@]}" update --no-fuzzy-matching --no-wrap --ignore-obsolete -l "$lang" -D "$domain" \
+      -i "sockcap/locale/$domain.pot" -o "$po" >/dev/null
+    "${BABEL[@]}" compile -D "$domain" -i "$po" -o "${po%.po}.mo" >/dev/null
+  done
 done

@@ -1,3 +1,3 @@
-from sockcap.cli import main
+from sockcap.entry import main
 
 main()

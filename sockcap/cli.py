@@ -19,7 +19,7 @@ from click.core import ParameterSource
 from sockcap import __version__
 from sockcap.commands.options import PORT, host_address, loopback_address, output_options
 from sockcap.errors import ExitCode, SockcapError
-from sockcap.i18n import _, ngettext
+from sockcap.i18n import _, available_languages, language, ngettext, use_language
 from sockcap.output import prepare_std_streams
 
 # Commands defined in their own module under sockcap.commands, loaded when used (and for
@@ -61,15 +61,22 @@ class LazyGroup(click.Group):
                     "sockcap server / client      an echo pair that talks to the classic C echo programs"))
 @click.version_option(__version__, prog_name="sockcap")
 @click.option("--debug", is_flag=True, help=_("Show tracebacks for errors."))
+@click.option("--lang", type=click.Choice(available_languages()), metavar="LANG",
+              help=_("Language of the messages: {languages} (default: from LANGUAGE, LC_ALL, "
+                     "LC_MESSAGES or LANG, e.g. LANG=id_ID.UTF-8).").format(
+                  languages=", ".join(available_languages())))
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    # the help text is the group's help= (translated)
+def cli(ctx: click.Context, debug: bool, lang: str | None) -> None:
+    # the help text is the group's help= (translated); the language was chosen by
+    # sockcap.entry before this module was imported (help texts are translated then)
+    if lang is not None and lang != language():
+        use_language(lang)
     ctx.obj = {"debug": debug}
 
 
 # run's options that shape or save the captured timeline: without --capture there is none
 CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force", "diagram",
-                "report")
+                "report", "scenario")
 
 
 def _require_capture(ctx: click.Context) -> None:
@@ -99,13 +106,20 @@ def _require_capture(ctx: click.Context) -> None:
 @click.option("--diagram", is_flag=True, help=_("With --capture: after the timeline, the exchange as a ladder diagram."))
 @click.option("--report", is_flag=True, help=_("With --capture: also write an HTML report next to the pcap (same name, .html)."))
 @click.option("--no-echo-check", is_flag=True, help=_("Do not compare each reply with what was sent."))
+@click.option("--scenario", metavar="NAME", help=_("With --capture: run this scenario instead of the echo exchange ('--scenario list' lists them)."))
 @output_options
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
         force: bool, timeout: float, follow_: bool, diagram: bool, report: bool,
-        no_echo_check: bool, hex_: bool, json_: bool, style: str, no_color: bool,
-        explain: bool) -> None:
-    from sockcap.commands.run import run_command
+        no_echo_check: bool, scenario: str | None, hex_: bool, json_: bool, style: str,
+        no_color: bool, explain: bool) -> None:
+    from sockcap.commands.run import list_scenarios, run_command, scenario_names
 
+    if scenario == "list":
+        list_scenarios()
+        return
+    if scenario is not None and scenario not in scenario_names():
+        raise click.BadParameter(_("no scenario {name!r}: one of {names}, or list").format(
+            name=scenario, names=", ".join(scenario_names())), param_hint="'--scenario'")
     _no_empty_tcp_message(messages, udp)
     if not capture:
         _require_capture(click.get_current_context())
@@ -113,7 +127,7 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
                 explain=explain, follow=follow_, diagram=diagram, report=report,
-                echo_check=not no_echo_check)
+                echo_check=not no_echo_check, scenario=scenario)
 
 
 @cli.command(help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))

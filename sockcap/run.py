@@ -16,17 +16,20 @@ who ran sudo (:mod:`sockcap.owner`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated, teardown_complete
-from sockcap.capture.bpf import icmp_quoting, port_filter_with_icmp
+from sockcap.capture.bpf import icmp_quoting, port_filter, port_filter_with_icmp
 from sockcap.capture.session import CaptureSession
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.endpoints.client import tcp_exchange, udp_exchange
+from sockcap.endpoints.scenarios import SCENARIOS, CallLog
 from sockcap.endpoints.server import EchoServer
 from sockcap.errors import WriteError
 from sockcap.i18n import _
@@ -56,6 +59,7 @@ class RunResult:
     path: str | None = None
     annotated: list[Annotated] = field(default_factory=list)
     stats: CaptureStats | None = None
+    calls: list[Call] = field(default_factory=list)  # a scenario's socket calls (wall-clock ns)
 
 
 def default_capture_path(udp: bool, port: int, now: float | None = None) -> str:
@@ -131,3 +135,53 @@ async def _captured(opts: RunOptions, session: CaptureSession, server: EchoServe
     finally:
         stats = session.finish()
     return RunResult(exchanges, server.port, path, rec.annotated, stats)
+
+
+def scenario_capture_path(name: str, port: int, now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return os.path.join("captures", f"{stamp}-{name}-{port}.pcap")
+
+
+def free_port(host: str) -> int:
+    """A port nothing listens on now (the kernel's pick for an ephemeral bind)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def run_scenario(name: str, opts: RunOptions, pipeline: Pipeline | None = None,
+                       on_path: Callable[[str], None] | None = None,
+                       note: Callable[[str], None] | None = None) -> RunResult:
+    """Run scenario ``name`` (:mod:`sockcap.endpoints.scenarios`) on loopback, captured:
+    the same session, filter and file as the echo exchange; the scenario's sockets run
+    in a thread, bounded in time by the scenario itself."""
+    scenario = SCENARIOS[name]
+    rec = _Recorder(pipeline or Pipeline())
+    session = CaptureSession.open("auto", "lo", rec.frames, Owner(note))
+    try:
+        port = opts.port or free_port("127.0.0.1")
+        path = opts.out or scenario_capture_path(name, port)
+        try:
+            session.owner.make_folder(Path(path).parent)
+        except OSError as e:
+            raise WriteError(_("cannot create {parent}: {e}").format(parent=Path(path).parent, e=e.strerror or e)) from None
+        session.set_filter(f"tcp port {port}", port_filter(port))
+        session.start()
+        session.open_file(path, force=opts.force)
+        if on_path:
+            on_path(path)
+        log = CallLog()
+        wall, mono = time.time_ns(), time.monotonic_ns()
+        try:
+            session.watch(asyncio.get_running_loop())
+            await asyncio.to_thread(scenario.run, port, log)
+            await session.drain_async(until=lambda: rec.done, limit=SETTLE_SECONDS / 2)
+        finally:
+            stats = session.finish()
+        calls = [dataclasses.replace(c, ts_ns=c.ts_ns - mono + wall) for c in log.calls]
+        return RunResult((), port, path, rec.annotated, stats, calls)
+    finally:
+        session.finish()

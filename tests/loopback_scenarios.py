@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sockcap.endpoints import scenarios as product
+
 HOST = "127.0.0.1"
 DEADLINE = 10.0  # no scenario runs longer than this
 
@@ -67,35 +69,18 @@ def _serve(port: int, handle: Callable[[socket.socket], None], rcvbuf: int = 0) 
 
 
 def refused(port: int) -> None:
-    """SYN to a port nothing listens on: the kernel answers RST, ACK."""
-    with socket.socket() as s:
-        s.settimeout(DEADLINE)
-        try:
-            s.connect((HOST, port))
-        except ConnectionRefusedError:
-            return
-    raise SystemExit("connection was not refused")
+    """SYN to a port nothing listens on: the kernel answers RST, ACK (the product's
+    ``sockcap run --scenario refused``)."""
+    log = product.CallLog()
+    product.refused(port, log)
+    if [c.error for c in log.calls] != ["ECONNREFUSED"]:
+        raise SystemExit("connection was not refused")
 
 
 def reset(port: int) -> None:
-    """The client sends, then closes with SO_LINGER 0: an RST instead of a FIN."""
-    got = threading.Event()
-
-    def handle(conn: socket.socket) -> None:
-        conn.settimeout(DEADLINE)
-        conn.recv(100)
-        got.set()
-        try:
-            conn.recv(100)
-        except OSError:
-            pass
-
-    t = _serve(port, handle)
-    with socket.create_connection((HOST, port), timeout=DEADLINE) as c:
-        c.sendall(b"hello before the reset")
-        got.wait(DEADLINE)
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    t.join(DEADLINE)
+    """The client sends, then closes with SO_LINGER 0: an RST instead of a FIN (the
+    product's ``sockcap run --scenario reset``)."""
+    product.reset(port, product.CallLog())
 
 
 def server_reset(port: int) -> None:

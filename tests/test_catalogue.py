@@ -25,6 +25,7 @@ from sockcap.codes import (
     Phase,
     note_kind,
     note_text,
+    phase_text,
 )
 
 babel_extract = pytest.importorskip("babel.messages.extract")
@@ -107,3 +108,64 @@ def test_the_checker_sees_a_planted_literal() -> None:
               'raise InputError(_("no such file: {path}").format(path=p))\n'
               'click.option("--x", help="Say it in English.")\n')
     assert untranslated(source, "planted.py") == ["planted.py:1", "planted.py:3"]
+
+
+# --- the Indonesian catalogue --------------------------------------------------------
+
+LOCALE = PACKAGE / "locale"
+INDONESIAN = LOCALE / "id" / "LC_MESSAGES"
+
+
+def _po(path: Path) -> dict[object, object]:
+    with path.open("rb") as f:
+        catalog = babel_pofile.read_po(f)
+    return {m.id: m.string for m in catalog if m.id}
+
+
+def test_every_message_has_an_indonesian_translation() -> None:
+    po = _po(INDONESIAN / "sockcap.po")
+    assert sorted(template() - {k if isinstance(k, str) else k[0] for k in po}) == []  # type: ignore[index]
+    empty = [k for k, v in po.items() if not (v if isinstance(v, str) else all(v))]  # type: ignore[union-attr]
+    assert empty == []
+    clicks = _po(INDONESIAN / "click.po")
+    assert [k for k, v in clicks.items() if not (v if isinstance(v, str) else all(v))] == []  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("domain", ["sockcap", "click"])
+def test_the_compiled_catalogue_is_current(domain: str) -> None:
+    """The .mo shipped is the .po compiled (scripts/catalogue.sh compiles it)."""
+    import gettext
+
+    po = _po(INDONESIAN / f"{domain}.po")
+    with (INDONESIAN / f"{domain}.mo").open("rb") as f:
+        mo = gettext.GNUTranslations(f)
+    for msgid, msgstr in po.items():
+        if isinstance(msgid, str):
+            assert mo.gettext(msgid) == msgstr, msgid
+        else:
+            assert mo.ngettext(msgid[0], msgid[1], 2) == msgstr[0], msgid  # type: ignore[index]
+
+
+def test_translations_keep_the_placeholders() -> None:
+    import string
+
+    def fields(text: str) -> list[str]:
+        return sorted(f"{n}!{c}:{s}" for _t, n, s, c in string.Formatter().parse(text)
+                      if n is not None)
+
+    for msgid, msgstr in _po(INDONESIAN / "sockcap.po").items():
+        if isinstance(msgid, str):
+            assert fields(msgid) == fields(msgstr), msgid  # type: ignore[arg-type]
+
+
+def test_every_code_reads_in_indonesian() -> None:
+    from sockcap import i18n
+
+    try:
+        assert i18n.use_language("id") == "id"
+        assert phase_text(Phase.TEARDOWN) == "penutupan"
+        assert note_text(CountedNote(Note.DUPLICATE_ACK, 3)) == "ACK duplikat #3"
+        assert note_text("duplicate ACK #3") == "ACK duplikat #3"
+    finally:
+        i18n.use_language("en")
+    assert phase_text(Phase.TEARDOWN) == "teardown"

@@ -24,7 +24,18 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
                   "privilege, while 'sockcap run --capture' and 'sockcap lab' need none")
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
+@click.command(context_settings={"ignore_unknown_options": False}, help=_("Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.\n"
+               '\n'
+               '\b\n'
+               "sudo sockcap capture -f 'tcp port 5001' -- ./client      a C client's whole exchange\n"
+               'sockcap capture -c 20 -w out.pcap                        20 packets on lo, also saved\n'
+               'Ctrl-C stops; the counters at the end say what the kernel dropped, if anything.\n'
+               '\n'
+               "--duration is the whole capture's length, whether the command ends before or not;\n"
+               "--linger S ends it S seconds after the command (a server's late FIN is still captured).\n"
+               'A command still running when the capture ends (-c, --duration, Ctrl-C) is stopped, and\n'
+               'sockcap says so. A command that exits on its own with a failure status still gets its\n'
+               'capture shown and saved; sockcap then names the status and exits with 1.'))
 @click.option("-i", "--interface", "iface", default="lo", show_default=True, help=_("Interface to capture on (see 'sockcap interfaces')."))
 @click.option("-f", "--filter", "filter_", default="", metavar="EXPR", help=_("Capture filter, tcpdump syntax, run in the kernel (e.g. 'tcp port 5001')."))
 @click.option("-c", "count", type=click.IntRange(1), default=None, help=_("Stop after N packets."))
@@ -39,19 +50,6 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
 def capture(iface: str, filter_: str, count: int | None, duration: float | None, out: str | None,
             force: bool, linger: float | None, quiet: bool, backend: str, hex_: bool, json_: bool, style: str,
             no_color: bool, command: tuple[str, ...]) -> None:
-    """Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.
-
-    \b
-    sudo sockcap capture -f 'tcp port 5001' -- ./client      a C client's whole exchange
-    sockcap capture -c 20 -w out.pcap                        20 packets on lo, also saved
-    Ctrl-C stops; the counters at the end say what the kernel dropped, if anything.
-
-    --duration is the whole capture's length, whether the command ends before or not;
-    --linger S ends it S seconds after the command (a server's late FIN is still captured).
-    A command still running when the capture ends (-c, --duration, Ctrl-C) is stopped, and
-    sockcap says so. A command that exits on its own with a failure status still gets its
-    capture shown and saved; sockcap then names the status and exits with 1.
-    """
     from sockcap.capture.filters import with_icmp_errors
     from sockcap.capture.live import LiveOptions
     from sockcap.owner import check_output_path
@@ -104,7 +102,7 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
     if result.interrupt is not None:
         raise result.interrupt
     if result.command_status and not result.command_stopped:
-        raise CommandFailedError(_("{command} {command_status}").format(command=opts.command[0], command_status=status_words(result.command_status)))
+        raise CommandFailedError(_("{command} {status}").format(command=opts.command[0], status=status_words(result.command_status)))
 
 
 def status_words(status: int) -> str:
@@ -182,7 +180,7 @@ def _report(result: Any, opts: Any, output: Any, json_: bool) -> None:
                              "sockcap: saved {written} packets to {path}",
                              result.written).format(written=result.written, path=result.path))
     if result.command_stopped:
-        output.note(_("sockcap: stopped {command} {command_stopped}").format(command=opts.command[0], command_stopped=result.command_stopped))
+        output.note(_("sockcap: stopped {command} {reason}").format(command=opts.command[0], reason=result.command_stopped))
     elif result.command_status == 0:
         output.note(_("sockcap: {command} exited with status 0").format(command=opts.command[0]))
     for line in summary_lines(result, opts.count):

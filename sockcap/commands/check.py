@@ -18,7 +18,16 @@ from sockcap.i18n import _
 SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
 
 
-@click.command()
+@click.command(help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
+               '\n'
+               '\b\n'
+               "sudo sockcap check --server './server {port}'\n"
+               "sudo sockcap check --server './server 5001' --client './client 127.0.0.1 5001'\n"
+               '\n'
+               'Scenarios: an echo of a few messages, then the client closes (is the echo exact? does\n'
+               'the server close with FIN?); a message in 1-byte segments; a 100 kB message; a second\n'
+               'client while the first is connected; a burst of connections. Every finding names its\n'
+               'packets in the saved pcap. Exit status 1 when a check fails.'))
 @click.option("--server", "server", required=True, metavar="CMD", help=_("The server to check, e.g. './server {port}' ({port} becomes --port)."))
 @click.option("--client", "client", default=None, metavar="CMD", help=_("Your client for the echo exchange, e.g. './client 127.0.0.1 {port}' (it gets the messages on stdin); default: sockcap's own."))
 @click.option("--port", type=PORT, default=5001, show_default=True, help=_("The port the server listens on."))
@@ -30,17 +39,6 @@ SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
 @click.option("--json", "json_", is_flag=True, help=_("The report as one JSON object."))
 def check(server: str, client: str | None, port: int, udp: bool, only: tuple[str, ...],
           messages: tuple[str, ...], out: str | None, force: bool, json_: bool) -> None:
-    """Run your server (and client) on loopback, capture it, and say what is right and wrong.
-
-    \b
-    sudo sockcap check --server './server {port}'
-    sudo sockcap check --server './server 5001' --client './client 127.0.0.1 5001'
-
-    Scenarios: an echo of a few messages, then the client closes (is the echo exact? does
-    the server close with FIN?); a message in 1-byte segments; a 100 kB message; a second
-    client while the first is connected; a burst of connections. Every finding names its
-    packets in the saved pcap. Exit status 1 when a check fails.
-    """
     from sockcap.analysis.check import Scenario
     from sockcap.check.runner import DEFAULT_MESSAGES, TCP_SCENARIOS, CheckOptions
     from sockcap.owner import check_output_path

@@ -27,7 +27,7 @@ GRAPHS = ("tcptrace", "stevens")
 BOX_SAMPLE = "│─▶◀┌└…→"
 
 
-@click.command("diagram")
+@click.command("diagram", help=_('Draw one conversation as a ladder (sequence) diagram, or its time-sequence graph.'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--stream", type=click.IntRange(0), default=None, metavar="N",
               help=_("This conversation (Wireshark's tcp.stream; udp.stream with --udp)."))
@@ -48,7 +48,6 @@ BOX_SAMPLE = "│─▶◀┌└…→"
 def diagram(file: str, stream: int | None, udp: bool, port: int | None, format_: str,
             graph: str | None, out: str | None, force: bool, ascii_: bool, width: int | None,
             no_color: bool) -> None:
-    """Draw one conversation as a ladder (sequence) diagram, or its time-sequence graph."""
     from sockcap.output import Output
     from sockcap.owner import check_output_path
 

@@ -20,7 +20,12 @@ from sockcap.i18n import _
 NAME_SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap", ".ntar")
 
 
-@click.command("export")
+@click.command("export", help=_('Write packets and conversations of capture files as Parquet tables (one partition per file).\n'
+               '\n'
+               '\b\n'
+               'DIR/packets/capture=NAME/part-0.parquet        one row per packet (show --json)\n'
+               'DIR/conversations/capture=NAME/part-0.parquet  one row per conversation (stats\n'
+               '                                               --json + Zeek conn.log + Community ID)'))
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--to", "out", required=True, type=click.Path(file_okay=False),
               help=_("Folder to write the tables to (made if missing)."))
@@ -31,13 +36,6 @@ NAME_SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap", ".ntar")
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
               help=_("Files exported at once, one process each (default: one per core)."))
 def export(files: tuple[str, ...], out: str, tables: str, fmt: str, jobs: int | None) -> None:
-    """Write packets and conversations of capture files as Parquet tables (one partition per file).
-
-    \b
-    DIR/packets/capture=NAME/part-0.parquet        one row per packet (show --json)
-    DIR/conversations/capture=NAME/part-0.parquet  one row per conversation (stats
-                                                   --json + Zeek conn.log + Community ID)
-    """
     export_command(files, out, _tables(tables), fmt, jobs)
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sockcap.analysis.follow import Chunk
 
 
-@click.command("follow")
+@click.command("follow", help=_('Show the bytes each side of a conversation sent, in order (Follow TCP Stream).'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--stream", type=click.IntRange(0), default=None, metavar="N",
               help=_("Only this conversation (Wireshark's tcp.stream; udp.stream with --udp)."))
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
 def follow(file: str, stream: int | None, udp: bool, mode: str, out: str | None, force: bool,
            no_color: bool) -> None:
-    """Show the bytes each side of a conversation sent, in order (Follow TCP Stream)."""
     if out is not None and mode != "raw":
         raise click.UsageError(_("--out writes binary files: use it with --raw"))
     if out is not None:

@@ -15,23 +15,21 @@ import click
 from sockcap.i18n import _
 
 
-@click.command()
+@click.command(help=_('Build and check every submission as SPEC.toml says, and score it.\n'
+               '\n'
+               '\b\n'
+               'sudo sockcap grade spec.toml --submissions submissions/\n'
+               'sudo sockcap grade spec.toml --submissions /autograder/submission --single \\\n'
+               '     --out /autograder/results --format gradescope\n'
+               '\n'
+               'Each submission is copied to a temporary folder, built and checked there, bounded in\n'
+               'time and memory; as root, grading runs in a network namespace with only lo.'))
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--submissions", "folder", type=click.Path(file_okay=False), default="submissions", show_default=True, help=_("One folder per student (with --single: this folder is the one submission)."))
 @click.option("--single", is_flag=True, help=_("The --submissions folder is one submission (Gradescope's /autograder/submission)."))
 @click.option("--out", "out", type=click.Path(file_okay=False), default="grades", show_default=True, help=_("Where each student's report.txt, report.json, check.pcap and results.json go (with --single: directly in it)."))
 @click.option("--format", "format_", type=click.Choice(["text", "json", "gradescope"]), default="text", show_default=True, help=_("What is printed on stdout."))
 def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
-    """Build and check every submission as SPEC.toml says, and score it.
-
-    \b
-    sudo sockcap grade spec.toml --submissions submissions/
-    sudo sockcap grade spec.toml --submissions /autograder/submission --single \\
-         --out /autograder/results --format gradescope
-
-    Each submission is copied to a temporary folder, built and checked there, bounded in
-    time and memory; as root, grading runs in a network namespace with only lo.
-    """
     from sockcap.check.grade import (
         grade_submission,
         gradescope_results,

@@ -7,10 +7,9 @@ import click
 from sockcap.i18n import _
 
 
-@click.command()
+@click.command(help=_('List the network interfaces (name, up/down, link type, addresses).'))
 @click.option("--json", "json_", is_flag=True, help=_("One JSON object per interface per line."))
 def interfaces(json_: bool) -> None:
-    """List the network interfaces (name, up/down, link type, addresses)."""
     import json
 
     from sockcap.capture.interfaces import list_interfaces

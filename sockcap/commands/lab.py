@@ -32,8 +32,14 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
     return loss
 
 
-@click.command()
-@click.option("--loss", callback=_percent, metavar="P%", help=_("Lose P% of the packets each way, at random (e.g. 10%)."))
+@click.command(help=_('Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.\n'
+               '\n'
+               '\b\n'
+               'The hosts are network namespaces joined by a link (MTU 1500) that loses packets both\n'
+               'ways: tc netem where the kernel has it, nftables otherwise. Each end is captured, so a\n'
+               'packet sent and never received shows as "lost on the link". Then one line says what\n'
+               'TCP and UDP made of it. Needs no root: without it the lab runs in a user namespace.'))
+@click.option("--loss", callback=_percent, metavar="P%", help=_("Lose P% (e.g. 10%) of the packets each way, at random."))
 @click.option("--drop-every", type=click.IntRange(2, 1000), default=None, metavar="N", help=_("Drop every Nth TCP and every Nth UDP packet each way (deterministic)."))
 @click.option("--delay", type=click.FloatRange(0, 10_000), default=0.0, metavar="MS", help=_("Delay each packet by MS milliseconds each way (needs the kernel module sch_netem)."))
 @click.option("--tcp", "protocols", flag_value="tcp", help=_("Only the TCP echo."))
@@ -48,17 +54,10 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--json", "json_", is_flag=True, help=_("One JSON object: the verdict, the link, the files and every packet."))
 @click.option("--style", type=STYLES, default="wireshark", show_default=True, help=_("Notation of the timelines."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
+@click.option("--explain", is_flag=True, help=_("A plain sentence under every packet, and each connection's state."))
 def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messages: tuple[str, ...],
         count: int, size: int | None, out_dir: str | None, force: bool, timeout: float,
-        json_: bool, style: str, no_color: bool) -> None:
-    """Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.
-
-    \b
-    The hosts are network namespaces joined by a link (MTU 1500) that loses packets both
-    ways: tc netem where the kernel has it, nftables otherwise. Each end is captured, so a
-    packet sent and never received shows as "lost on the link". Then one line says what
-    TCP and UDP made of it. Needs no root: without it the lab runs in a user namespace.
-    """
+        json_: bool, style: str, no_color: bool, explain: bool) -> None:
     from sockcap.commands.lab_run import LabRequest, lab_command
     from sockcap.lab.wire import LinkOptions
 
@@ -78,7 +77,7 @@ def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messa
     lab_command(LabRequest(
         link=LinkOptions(loss=loss, drop_every=drop_every or 0, delay_ms=delay),
         messages=payloads, tcp=tcp, udp=udp, out_dir=folder, force=force, timeout=timeout,
-        json=json_, style=style, no_color=no_color))
+        json=json_, style=style, no_color=no_color, explain=explain))
 
 
 def _messages(messages: tuple[str, ...], count: int, size: int | None) -> tuple[bytes, ...]:

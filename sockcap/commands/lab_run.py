@@ -34,6 +34,7 @@ from sockcap.output import Output
 from sockcap.owner import Owner
 from sockcap.pcapfile.writer import PcapWriter
 from sockcap.pipeline import Pipeline
+from sockcap.render.explain import PacketExplainer
 from sockcap.render.lab import link_words, packet_records, timeline, verdict_line, verdict_record
 from sockcap.render.packets import PacketView
 from sockcap.signals import Stopped, cancel_on_signals
@@ -51,6 +52,7 @@ class LabRequest:
     json: bool
     style: str
     no_color: bool
+    explain: bool = False
 
 
 def lab_command(req: LabRequest) -> None:
@@ -97,7 +99,8 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output) -> Non
         output.line(json.dumps(record))
         output.flush()
         return
-    view = PacketView(pipeline, style=req.style)
+    explainer = PacketExplainer() if req.explain else None
+    view = PacketView(pipeline, style=req.style, explainer=explainer)
     output.line(verdict_line(tcp, udp))
     o = wire.options
     output.line(link_words(o.loss, o.drop_every, o.delay_ms, wire.loss_by))
@@ -109,6 +112,9 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output) -> Non
             output.line(_("{title}: every packet put on the link, at the time it was sent:")
                         .format(title=title))
             output.lines(timeline(view, pairs))
+    if explainer is not None:
+        output.line("")
+        output.lines(explainer.summary())
     output.flush()
 
 

@@ -40,7 +40,7 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     ``explain`` or ``filters`` argument.
     """
     if "explain" in inspect.signature(f).parameters:
-        f = click.option("--explain", is_flag=True, help=_("After the timeline, say in a sentence what each kind of note means."))(f)
+        f = click.option("--explain", is_flag=True, help=_("A plain sentence under every packet, with the arithmetic shown; after the timeline, each connection's state and what each kind of note means."))(f)
     if "filters" in inspect.signature(f).parameters:
         f = click.option("--filters", is_flag=True, help=_("Under each packet, the Wireshark display filter that finds it; at the end, Wireshark's menus for each stream (Follow, Flow Graph)."))(f)
     for opt in reversed([

@@ -7,19 +7,17 @@ import click
 from sockcap.i18n import _
 
 
-@click.command("query")
+@click.command("query", help=_('Run SQL over the tables `sockcap export` wrote: views `packets` and `conversations`.\n'
+               '\n'
+               '\b\n'
+               'sockcap query out "SELECT capture, count(*) FROM conversations GROUP BY capture"\n'
+               'Columns with a dot are quoted: "id.orig_h".'))
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.argument("sql")
 @click.option("--json", "json_", is_flag=True, help=_("One JSON object a row."))
 @click.option("--csv", "csv_", is_flag=True, help=_("CSV with a header line."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
 def query(folder: str, sql: str, json_: bool, csv_: bool, no_color: bool) -> None:
-    """Run SQL over the tables `sockcap export` wrote: views `packets` and `conversations`.
-
-    \b
-    sockcap query out "SELECT capture, count(*) FROM conversations GROUP BY capture"
-    Columns with a dot are quoted: "id.orig_h".
-    """
     if json_ and csv_:
         raise click.UsageError(_("--json and --csv exclude each other"))
     query_command(folder, sql, json_=json_, csv_=csv_, no_color=no_color)

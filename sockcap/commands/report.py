@@ -18,13 +18,12 @@ if TYPE_CHECKING:
     from sockcap.render.timeline import Clock
 
 
-@click.command("report")
+@click.command("report", help=_('Write an HTML report of a capture: ladder, timeline, packet bytes, follow, graphs, notes.'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, metavar="FILE",
               help=_("The HTML file to write (e.g. report.html)."))
 @click.option("--force", is_flag=True, help=_("Overwrite FILE if it exists."))
 def report(file: str, out: str, force: bool) -> None:
-    """Write an HTML report of a capture: ladder, timeline, packet bytes, follow, graphs, notes."""
     from contextlib import ExitStack
 
     from sockcap.output import Output

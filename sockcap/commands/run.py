@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 
+from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.summary import summary_line
+from sockcap.endpoints.scenarios import SCENARIOS
 from sockcap.errors import ExitCode
 from sockcap.i18n import _, ngettext
 from sockcap.output import Output
 from sockcap.owner import check_output_path
 from sockcap.pipeline import Pipeline
-from sockcap.render.explain import explain_lines
+from sockcap.render.calls import call_line, call_record, cause_line, interleave
+from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
-from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange
+from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange, run_scenario
 from sockcap.signals import Stopped, cancel_on_signals
 
 
 def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
                 style: str, no_color: bool, explain: bool = False, follow: bool = False,
-                diagram: bool = False, report: bool = False, echo_check: bool = True) -> None:
+                diagram: bool = False, report: bool = False, echo_check: bool = True,
+                scenario: str | None = None) -> None:
     if capture:
         if out is not None:
             check_output_path(out, force=force)
@@ -29,12 +34,16 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
                       host=host, port=port, out=out, force=force, timeout=timeout)
     output = Output(color=False if no_color else None)
     pipeline = Pipeline()
-    view = PacketView(pipeline, json=json_, style=style, hex_=hex_)
+    explainer = PacketExplainer() if explain else None
+    view = PacketView(pipeline, json=json_, style=style, hex_=hex_, explainer=explainer)
     paths: list[str] = []
     signals: list[int] = []
     try:
-        work = run_exchange(opts, pipeline, on_path=paths.append,
-                            note=lambda text: output.note(_("sockcap: {text}").format(text=text)))
+        def note(text: str) -> None:
+            output.note(_("sockcap: {text}").format(text=text))
+
+        work = (run_scenario(scenario, opts, pipeline, on_path=paths.append, note=note)
+                if scenario else run_exchange(opts, pipeline, on_path=paths.append, note=note))
         result = asyncio.run(cancel_on_signals(work, signals))
     except (KeyboardInterrupt, asyncio.CancelledError):
         signals.append(signals[0] if signals else signal.SIGINT)
@@ -44,6 +53,9 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
             raise Stopped("terminated" + where, ExitCode.TERMINATED)
         raise Stopped("interrupted" + where, ExitCode.INTERRUPTED)
     if capture:
+        if scenario and not json_:
+            output.line(_("scenario {name}: {summary}").format(
+                name=scenario, summary=_(SCENARIOS[scenario].summary)), "bold")
         _print_capture(result, pipeline, view, output, json_=json_, follow=follow,
                        explain=explain)
         _pictures(result, pipeline, output, diagram=diagram and not json_, report=report,
@@ -51,7 +63,7 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     else:
         _print_exchange(result, output)
     output.flush()
-    if echo_check:
+    if echo_check and not scenario:  # a scenario is not an echo exchange
         _check_echoes(result)
 
 
@@ -97,16 +109,41 @@ def _print_exchange(result: RunResult, output: Output) -> None:
         output.line(f"< {reply.decode('utf-8', 'replace')}" if reply is not None else "< (no reply)")
 
 
+def list_scenarios() -> None:
+    """``run --scenario list``: each scenario's name and what it shows, in a line."""
+    output = Output(color=False)
+    width = max(len(name) for name in SCENARIOS)
+    for name, scenario in SCENARIOS.items():
+        output.line(f"{name:<{width}}  {_(scenario.summary)}")
+    output.flush()
+
+
+def scenario_names() -> list[str]:
+    return list(SCENARIOS)
+
+
 def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, output: Output, *,
                    json_: bool, follow: bool, explain: bool) -> None:
-    for a in result.annotated:
-        output.lines(view.styled(a))
+    seen: list[Annotated] = []
+    for a, call in interleave(result.annotated, result.calls):
+        if a is not None:
+            seen.append(a)
+            output.lines(view.styled(a))
+        elif call is not None and json_:
+            output.line(json.dumps(call_record(call, pipeline.first_ts, seen)))
+        elif call is not None:
+            output.line(call_line(call, pipeline.first_ts), "cyan")
+            cause = cause_line(call, seen)
+            if cause is not None:
+                output.line(cause, "cyan")
     if follow and not json_:
         from sockcap.render.follow import follow_pairs
 
         output.line("")
         output.lines(follow_pairs(result.annotated, None))
     if explain and not json_:
+        if view.explainer is not None:
+            output.lines(view.explainer.summary())
         output.lines(explain_lines(pipeline.tracker.note_counts))
     text = summary_line(pipeline.tracker.conversations, result.stats)
     note = output.note if json_ else output.line

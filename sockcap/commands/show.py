@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 from contextlib import ExitStack
+from itertools import chain
 
 from sockcap.commands.progress import track, wants_progress
 from sockcap.errors import CaptureFileError
@@ -21,7 +22,7 @@ from sockcap.output import Output
 from sockcap.pcapfile.reader import CaptureReader, open_capture
 from sockcap.pcapfile.source import open_input
 from sockcap.pipeline import Pipeline
-from sockcap.render.explain import explain_lines
+from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
 from sockcap.render.wireshark import wireshark_menus
 
@@ -36,7 +37,9 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         return
     output = Output(color=False if no_color else None)
     pipeline = Pipeline(keep=False, port=port, limit=count)
-    view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters)
+    explainer = PacketExplainer() if explain else None
+    view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters,
+                      explainer=explainer)
     with ExitStack() as stack:
         stream = open_input(path, stack)
         reader = open_capture(stream)
@@ -67,6 +70,8 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
             output.lines((text, "dim") for text in menus)
     if explain:
         lines = explain_lines(pipeline.tracker.note_counts)
+        if explainer is not None and not json_:
+            lines = chain(explainer.summary(), lines)
         if json_:  # stdout stays JSON; the sentences go to stderr
             for text, _style in lines:
                 output.note(text)

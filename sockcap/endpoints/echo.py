@@ -236,7 +236,7 @@ class EchoServer:
         self.stats.messages += 1
         self.stats.bytes += len(data)
         if self._log is not None:
-            self.say(_("{peer} echo {data} bytes {data2}").format(peer=peer, data=len(data), data2=preview(data)))
+            self.say(_("{peer} echo {nbytes} bytes {preview}").format(peer=peer, nbytes=len(data), preview=preview(data)))
 
 
 class _TcpEcho(asyncio.BufferedProtocol):
@@ -283,7 +283,7 @@ class _TcpEcho(asyncio.BufferedProtocol):
         self.stats.messages += 1
         self.stats.bytes += nbytes
         if self.server.logging:
-            self.server.say(_("{peer} echo {nbytes} bytes {data}").format(peer=self.peer, nbytes=nbytes, data=preview(data)))
+            self.server.say(_("{peer} echo {nbytes} bytes {preview}").format(peer=self.peer, nbytes=nbytes, preview=preview(data)))
 
     def eof_received(self) -> bool:
         self.closed_by = "client"
@@ -343,7 +343,7 @@ class _UdpEcho(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         peer = format_address(str(addr[0]), int(addr[1]))
         if len(data) > self.server.max_message:
-            self.server.say(_("{peer} dropped a {data}-byte datagram (over max_message)").format(peer=peer, data=len(data)))
+            self.server.say(_("{peer} dropped a {nbytes}-byte datagram (over max_message)").format(peer=peer, nbytes=len(data)))
             return
         if data:
             self.transport.sendto(data, addr)

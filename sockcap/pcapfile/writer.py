@@ -37,7 +37,7 @@ FILE_MODE = 0o600
 def _record(frame: RawFrame, linktype: int) -> bytes:
     """The record for a frame, data cut to the snap length; WriteError if it cannot be one."""
     if frame.linktype != linktype:
-        raise WriteError(_("frame of link type {linktype} in a pcap file of link type {linktype2}").format(linktype=frame.linktype, linktype2=linktype))
+        raise WriteError(_("frame of link type {frame_linktype} in a pcap file of link type {file_linktype}").format(frame_linktype=frame.linktype, file_linktype=linktype))
     try:
         return pack_record(frame.ts_ns, frame.data[:MAX_RECORD_LEN], frame.wirelen)
     except ValueError as exc:

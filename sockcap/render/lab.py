@@ -81,7 +81,8 @@ def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]]) -> Iterat
     for hop, a in pairs:
         lines = list(view.styled(a))
         if hop.lost:  # the packet's own line comes after any line said before it
-            main = len(lines) - len(view.timeline.lines(a))
+            first = view.timeline.lines(a)[0]
+            main = next(i for i, (text, _style) in enumerate(lines) if text == first)
             lines[main] = (lines[main][0] + mark, LOST_STYLE)
         yield from lines
 
@@ -107,7 +108,7 @@ def link_words(loss: float, drop_every: int, delay_ms: float, loss_by: str) -> s
         parts.append(_("TCP packets and UDP packets number {n}, {n2}, {n3}, … dropped each way")
                      .format(n=n, n2=2 * n, n3=3 * n))
     if loss:
-        parts.append(_("{loss:g}% of the packets lost each way at random").format(loss=loss))
+        parts.append(_("packets lost each way at random: {loss:g}%").format(loss=loss))
     if delay_ms:
         parts.append(_("{delay:g} ms of delay each way").format(delay=delay_ms))
     if not parts:

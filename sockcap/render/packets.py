@@ -12,21 +12,38 @@ from collections.abc import Callable, Iterator
 
 from sockcap.analysis.conversation import ROLES_GUESSED, Annotated
 from sockcap.i18n import _
+from sockcap.render.explain import PacketExplainer
 from sockcap.render.timeline import Clock, Timeline, endpoint, json_line, json_record, style_of
 from sockcap.render.wireshark import display_filter
+
+EXPLAIN_INDENT = "      "  # a packet's sentence, under its line (``--explain``)
 
 
 class PacketView:
     """One packet's lines in the notation chosen; ``clock`` is the pipeline's."""
 
     def __init__(self, clock: Clock, *, json: bool = False, style: str = "wireshark",
-                 hex_: bool = False, filters: bool = False) -> None:
+                 hex_: bool = False, filters: bool = False,
+                 explainer: PacketExplainer | None = None) -> None:
         self.clock = clock
         self.json = json
         self.filters = filters  # each packet's Wireshark display filter, the streams seen
         self.streams: dict[tuple[int, int], None] = {}  # (proto, stream), in order seen
+        self.explainer = None if json else explainer
         self.timeline = Timeline(style=style, hex_payload=hex_, clock=clock)
         self.text: Callable[[Annotated], str] = self._choose_text(json, style, hex_)
+        # the other notations go through styled(), which says the sentence itself
+        if self.explainer is not None and style == "wireshark" and not filters:
+            self.text = self._explained(self.text, self.explainer)
+
+    @staticmethod
+    def _explained(text: Callable[[Annotated], str],
+                   explainer: PacketExplainer) -> Callable[[Annotated], str]:
+        def explained(a: Annotated) -> str:
+            sentence = explainer.sentence(a)
+            return text(a) if sentence is None else f"{text(a)}\n{EXPLAIN_INDENT}{sentence}"
+
+        return explained
 
     def _choose_text(self, json: bool, style: str, hex_: bool) -> Callable[[Annotated], str]:
         if json:
@@ -81,6 +98,10 @@ class PacketView:
             yield "      " + _("filter: {filter}").format(filter=display_filter(a)), "dim"
         for extra in lines[1:]:
             yield extra, "dim"
+        if self.explainer is not None:
+            sentence = self.explainer.sentence(a)
+            if sentence is not None:
+                yield EXPLAIN_INDENT + sentence, "italic"
 
 
 def _first_of(a: Annotated) -> bool:

@@ -1,0 +1,54 @@
+"""The program's entry point: picks the language, then loads the CLI.
+
+Help texts are translated when :mod:`sockcap.cli`'s decorators run, at import, so the
+language is chosen before that import: from ``--lang X`` anywhere before ``--`` on the
+command line, else from the environment (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``,
+``LANG``, as gettext reads them). The ``--lang`` option itself is declared on the
+``sockcap`` group, which checks its value and lists it in ``--help``.
+
+click's own messages ("Usage:", "Show this message and exit.", "No such option") come
+from ``gettext.gettext``, the module's global domain: for a translated language it is
+pointed at the ``click`` catalogue shipped beside sockcap's own.
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from sockcap.i18n import LOCALE_DIR, language_from_env, use_language
+
+CLICK_DOMAIN = "click"
+
+
+def language_asked(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """The language the command line (``--lang X``, ``--lang=X``) or else the
+    environment asks for."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    return language_from_env(env)
+
+
+def translate_click(lang: str) -> None:
+    """click's strings in ``lang`` (its calls to ``gettext.gettext`` read the global
+    domain, and the language from the environment, where ``--lang`` puts it)."""
+    if lang == "en":
+        return
+    gettext.bindtextdomain(CLICK_DOMAIN, str(LOCALE_DIR))
+    gettext.textdomain(CLICK_DOMAIN)
+    os.environ["LANGUAGE"] = lang
+
+
+def main() -> None:
+    lang = use_language(language_asked(sys.argv[1:], os.environ))
+    translate_click(lang)
+    from sockcap.cli import main as cli_main
+
+    cli_main()
