@@ -102,3 +102,7 @@ class WriteError(SockcapError):
 
 class OutputExistsError(InputError, WriteError):
     """The output file exists and ``--force`` was not given."""
+
+
+class MissingExtensionError(SockcapError):
+    """``SOCKCAP_REQUIRE_EXTENSIONS`` is set and the compiled path cannot be loaded."""

@@ -41,7 +41,7 @@ Design:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from sockcap.decode.records import RawFrame
 from sockcap.errors import CaptureFileError, NotACaptureError
@@ -57,6 +57,9 @@ from sockcap.pcapfile.pcap import (
 )
 from sockcap.pcapfile.pcapng import BT_EPB, BT_IDB, BT_OPB, BT_SHB, BT_SPB, Interface
 from sockcap.pcapfile.source import ByteSource
+
+if TYPE_CHECKING:
+    from sockcap.pipeline.compiled import FrameSink
 
 MAX_WARNINGS = 100  # warning lines kept; ``skipped`` still counts every event
 MAX_INTERFACES = 65536  # IDBs kept per pcapng section
@@ -107,6 +110,10 @@ class CaptureReader:
         self._layout = pcapng.LAYOUTS["<"]
         self._interfaces: list[Interface] = []
         self._hits: _Hits | None = None
+        # A consumer that takes plain records straight from the buffer (the compiled
+        # timeline, sockcap.pipeline.compiled): set before iterating, never with a
+        # prefilter. Records it takes are counted in ``packets`` and not yielded.
+        self.sink: FrameSink | None = None
 
     def prefilter(self, needles: Iterable[bytes]) -> None:
         """From the next frame on, frames that contain none of ``needles`` may be skipped.
@@ -162,7 +169,17 @@ class CaptureReader:
         frac_end = NS_PER_SEC // mult
         buf, pos, end, n = src.buf, src.pos, len(src.buf), 0
         hit = self._next_hit(buf, pos)  # a record that ends at or before it is skipped
+        sink = self.sink if self._hits is None else None
+        big = header.order == ">"
         while True:
+            if sink is not None:
+                pos, taken = sink.pcap(buf, pos, linktype, mult, limit, big)
+                if taken:
+                    n += taken
+                    self.packets = n
+                if sink.done:
+                    src.pos = pos
+                    return
             if end - pos < RECORD_HEADER_LEN:
                 src.pos = pos
                 if not src.fill(RECORD_HEADER_LEN):
@@ -227,6 +244,8 @@ class CaptureReader:
                                               BT_SHB: self._shb}
         while True:
             yield from self._plain_epbs()
+            if self.sink is not None and self.sink.done:
+                return
             blen = self._next_block()
             if blen is None:
                 return
@@ -248,7 +267,16 @@ class CaptureReader:
         head, epb, u32 = layout.head.unpack_from, layout.epb.unpack_from, layout.u32.unpack_from
         buf, pos, end, count = src.buf, src.pos, len(src.buf), len(interfaces)
         hit = self._next_hit(buf, pos)  # a block that ends at or before it is skipped
+        sink = self.sink if self._hits is None else None
+        big = layout is pcapng.LAYOUTS[">"]
         while end - pos >= _EPB_LEN:
+            if sink is not None:
+                pos, taken = sink.pcapng(buf, pos, interfaces, big)
+                if taken:
+                    self.packets += taken
+                    src.pos = pos
+                if sink.done or end - pos < _EPB_LEN:
+                    return
             btype, blen = head(buf, pos)
             if btype != BT_EPB or blen > end - pos or blen < _EPB_LEN or blen & 3:
                 break

@@ -1,0 +1,147 @@
+"""The compiled twin of :meth:`Pipeline.map` with the Wireshark-style timeline text.
+
+The pure loop (``pipeline.map(reader, view.text)``) is the reference; this is the same
+loop with the decoder's fast paths, the conversation tracker, the expert analysis and the
+line (and ``--hex`` rows) in C (``sockcap._speedups.Engine``, see the top of
+``sockcap/_speedups.c``). The seam:
+
+- the capture reader hands its buffer to the engine (:attr:`FrameSink`), which consumes
+  every plain record whose frame it decodes, and renders it;
+- the first record it does not take is read by the reader's own Python code and comes
+  out as a :class:`~sockcap.decode.records.RawFrame`: the engine decodes it if it can
+  (:meth:`Engine.frame`), else :func:`sockcap.decode.decode_frame` does and the Packet is
+  filed in the engine's conversation table (:meth:`Engine.packet`), with the words the
+  timeline would use for it; so one tracker sees every packet, and the text never
+  depends on which decoder ran.
+
+Pure: it takes an engine class (chosen by the edge, :func:`sockcap.speedups.engine_class`)
+and returns bytes of UTF-8 text through a callback; it does no I/O itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from sockcap.codes import COUNTED_WORDS, Note, Phase, note_text, phase_text
+from sockcap.decode import decode_frame
+from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, RawFrame
+from sockcap.i18n import _
+from sockcap.pipeline import Pipeline
+from sockcap.render.packets import GUESSED_ROLES
+from sockcap.render.timeline import (
+    _ACE_FLAGS,
+    _WIRESHARK_FLAGS,
+    packet_where,
+    proto_name,
+)
+
+# the note kinds the engine counts, in its order (the analysis' and the connection's)
+COUNTED_KINDS = (
+    Note.RETRANSMISSION, Note.SYN_RETRANSMITTED, Note.SPURIOUS_RETRANSMISSION,
+    Note.FAST_RETRANSMISSION, Note.OUT_OF_ORDER, Note.LOST_SEGMENT, Note.ACKED_UNSEEN,
+    Note.DUPLICATE_ACK, Note.ZERO_WINDOW, Note.ZERO_WINDOW_PROBE, Note.ZERO_WINDOW_PROBE_ACK,
+    Note.WINDOW_FULL, Note.WINDOW_UPDATE, Note.KEEP_ALIVE, Note.KEEP_ALIVE_ACK,
+    Note.CONNECTION_REFUSED, Note.CONNECTION_RESET, Note.HALF_CLOSE,
+)
+PHASES = (Phase.NONE, Phase.HANDSHAKE_1, Phase.HANDSHAKE_2, Phase.HANDSHAKE_3, Phase.DATA,
+          Phase.ACK, Phase.TEARDOWN, Phase.RESET)
+CHUNK = 1 << 20  # bytes of text handed out at a time
+
+
+class FrameSink(Protocol):
+    """What a capture reader hands its buffer to (``CaptureReader.sink``)."""
+
+    done: bool
+
+    def pcap(self, buf: bytes, pos: int, linktype: int, frac_ns: int, limit: int,
+             big_endian: bool) -> tuple[int, int]: ...
+
+    def pcapng(self, buf: bytes, pos: int, interfaces: list[Any],
+               big_endian: bool) -> tuple[int, int]: ...
+
+
+class SinkReader(Protocol):
+    """A frame source that can take a sink (:class:`~sockcap.pcapfile.reader.CaptureReader`)."""
+
+    sink: FrameSink | None
+
+    def __iter__(self) -> Any: ...
+
+
+def _split(template: str, **names: str) -> list[str]:
+    """A translated template cut at its placeholders, in the order they appear."""
+    marks = {name: chr(1 + i) for i, name in enumerate(names)}
+    text = template.format(**marks)
+    pieces, order, current = [], [], ""
+    for ch in text:
+        if ch in marks.values():
+            pieces.append(current)
+            order.append(next(n for n, m in marks.items() if m == ch))
+            current = ""
+        else:
+            current += ch
+    pieces.append(current)
+    return [*pieces, *order]
+
+
+class CompiledTimeline:
+    """``sockcap show``'s plain Wireshark-style text (with or without ``--hex``), compiled.
+
+    ``engine_class`` is ``sockcap._speedups.Engine``; the pipeline gives the options
+    (``keep``, ``port``, ``limit``) and receives the counters afterwards (``first_ts``,
+    ``last_ts``, ``shown``, the tracker's ``note_counts``), as the pure loop leaves them.
+    """
+
+    def __init__(self, engine_class: Any, pipeline: Pipeline, *, hex_: bool) -> None:
+        self.pipeline = pipeline
+        tracker = pipeline.tracker
+        dup = _split(_(COUNTED_WORDS[Note.DUPLICATE_ACK]), n="n")
+        guessed = _split(_(GUESSED_ROLES), stream="stream", server="server")
+        if len(dup) != 3 or len(guessed) != 5:
+            raise ValueError("a translated template lost a placeholder")
+        self.engine = engine_class(
+            analyze=tracker.analyze, keep=tracker.keep, port=pipeline.port,
+            limit=pipeline.limit, hex=hex_, ws_flags=_WIRESHARK_FLAGS, ace_flags=_ACE_FLAGS,
+            phases=[phase_text(p) for p in PHASES],
+            note_words=[note_text(k) for k in COUNTED_KINDS], duplicate_ack=dup[:2],
+            guessed=guessed[:3], server_first=guessed[3] == "server")
+
+    def run(self, reader: SinkReader, write: Callable[[bytes], None]) -> None:
+        """Read every frame, writing the text as it is made; whatever stops the reading
+        (damage in the file, the ``-c`` limit), the text of every packet before it is
+        written first."""
+        engine = self.engine
+        frame_fn, packet_fn, take = engine.frame, engine.packet, engine.take
+        reader.sink = engine
+        try:
+            frames: Iterable[RawFrame] = reader
+            for frame in frames:
+                if not frame_fn(frame):
+                    p = decode_frame(frame)
+                    located = p.sport >= 0 and p.proto in (IPPROTO_TCP, IPPROTO_UDP)
+                    packet_fn(p, tuple(note_text(n) for n in p.notes),
+                              None if located else packet_where(p),
+                              None if located else proto_name(p))
+                if engine.done:
+                    break
+                if engine.pending >= CHUNK:
+                    write(take())
+        finally:
+            reader.sink = None
+            self._sync()
+            rest = take()
+            if rest:
+                write(rest)
+
+    def _sync(self) -> None:
+        """Leave the pipeline's counters as the pure loop would."""
+        state = self.engine.state()
+        pipeline = self.pipeline
+        pipeline.first_ts = state["first_ts"]
+        pipeline.last_ts = state["last_ts"]
+        pipeline.shown = state["shown"]
+        tracker = pipeline.tracker
+        tracker.skip(state["count"] - tracker.count)
+        tracker.note_counts = {kind: n for kind, n in zip(COUNTED_KINDS, state["note_counts"],
+                                                          strict=True) if n}
