@@ -12,7 +12,7 @@ setup(
         Extension(
             "sockcap._speedups",
             sources=["sockcap/_speedups.c"],
-            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wno-missing-field-initializers"],
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wno-missing-field-initializers"],
             optional=True,
         )
     ]

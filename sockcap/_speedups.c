@@ -447,9 +447,15 @@ static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t
 }
 
 static uint64_t hash_key(const uint8_t *key) {
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < 38; i++) { h ^= key[i]; h *= 1099511628211ULL; }
-    return h ^ (h >> 29);
+    /* five 64-bit words (the key's 38 bytes and its zero padding), multiply-mixed */
+    uint64_t h = 0x9E3779B97F4A7C15ULL;
+    for (int i = 0; i < 40; i += 8) {
+        uint64_t w;
+        memcpy(&w, key + i, 8);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 31;
+    }
+    return h;
 }
 
 static void endpoint_text(Conv *c, int which) {
@@ -481,6 +487,7 @@ typedef struct {
     Text dup_pre, dup_post;      /* "duplicate ACK #" {n} "" */
     Text guess[3];               /* pieces around {stream} and {server} */
     int guess_server_first;
+    PyObject *note_text;         /* sockcap.codes.note_text, for decoder notes */
     /* state */
     Entry **table;
     size_t nbuckets, nentries;
@@ -919,10 +926,10 @@ static int put_str(Buf *b, PyObject *s) {
 /* Python's "%10.6f" % ((ts - first) / 1e9), exactly. */
 static int put_time(Buf *b, i128 diff) {
     if (buf_reserve(b, 64) < 0) return -1;
-    if (diff >= 0 && diff < ((i128)1 << 43) && diff % 1000 != 500) {
+    if (diff >= 0 && diff < ((i128)1 << 43) && (int64_t)diff % 1000 != 500) {
         /* no tie at the sixth decimal and the double's error far below a nanosecond:
          * rounding the integer is rounding the double */
-        int64_t micros = (int64_t)((diff + 500) / 1000);
+        int64_t micros = ((int64_t)diff + 500) / 1000;
         char tmp[32];
         int n = 0;
         int64_t frac = micros % 1000000, sec = micros / 1000000;
@@ -1136,7 +1143,12 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
             for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(p->notes); i++) {
                 if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
                 first = 0;
-                if (put_str(b, PyTuple_GET_ITEM(p->notes, i)) < 0) return -1;
+                PyObject *text = PyObject_CallOneArg(e->note_text, PyTuple_GET_ITEM(p->notes, i));
+                if (!text) return -1;
+                int rc = PyUnicode_Check(text) ? put_str(b, text) : -1;
+                if (rc < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "note text");
+                Py_DECREF(text);
+                if (rc < 0) return -1;
             }
         }
         if (a->bits) {
@@ -1190,7 +1202,12 @@ static int process(Engine *e, const Pkt *p) {
     if (e->port && p->sport != e->port && p->dport != e->port) return 0;
     if (e->limit && e->shown >= e->limit) { e->done = 1; return 0; }
     e->shown++;
-    return render(e, p, &a);
+    size_t mark = e->out.len;
+    if (render(e, p, &a) < 0) {
+        e->out.len = mark; /* nothing of a packet whose text failed */
+        return -1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------- Python API */
@@ -1243,14 +1260,20 @@ static int texts_from(PyObject *seq, Text *out, Py_ssize_t n, const char *what) 
 static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     static char *names[] = {"analyze", "keep", "port", "limit", "hex", "ws_flags", "ace_flags",
                             "phases", "note_words", "duplicate_ack", "guessed", "server_first",
-                            NULL};
+                            "note_text", NULL};
     int analyze, keep, hex, server_first;
     long long port, limit;
-    PyObject *ws, *ace, *phases, *notes, *dup, *guess;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOp", names, &analyze, &keep, &port,
+    PyObject *ws, *ace, *phases, *notes, *dup, *guess, *note_text;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOpO", names, &analyze, &keep, &port,
                                      &limit, &hex, &ws, &ace, &phases, &notes, &dup, &guess,
-                                     &server_first))
+                                     &server_first, &note_text))
         return -1;
+    if (!PyCallable_Check(note_text)) {
+        PyErr_SetString(PyExc_TypeError, "note_text: a callable expected");
+        return -1;
+    }
+    Py_INCREF(note_text);
+    Py_XSETREF(e->note_text, note_text);
     e->analyze = analyze;
     e->keep = keep;
     e->port = port;
@@ -1289,6 +1312,7 @@ static void Engine_dealloc(Engine *e) {
     PyMem_Free(e->dup_pre.s);
     PyMem_Free(e->dup_post.s);
     PyMem_Free(e->out.p);
+    Py_CLEAR(e->note_text);
     Py_TYPE(e)->tp_free((PyObject *)e);
 }
 
@@ -1418,7 +1442,8 @@ static PyObject *Engine_frame(Engine *e, PyObject *frame) {
 }
 
 /* packet(p, notes, where, proto_name): a Packet decoded by sockcap.decode, filed and
- * rendered here; ``notes`` are its decoder notes as text, ``where`` and ``proto_name``
+ * rendered here; ``notes`` are its decoder notes (put in words by note_text only if the
+ * packet is shown, as the timeline does), ``where`` and ``proto_name``
  * the timeline's words for a packet outside any conversation (else None). */
 static PyObject *Engine_packet(Engine *e, PyObject *args) {
     PyObject *pk, *notes, *where, *proto_name;

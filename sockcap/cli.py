@@ -44,8 +44,20 @@ class LazyGroup(click.Group):
         return command
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``sockcap 0.1.0 (compiled (sockcap._speedups))``: the version and the path in use."""
+    if not value or ctx.resilient_parsing:
+        return
+    from sockcap.speedups import path_name
+
+    click.echo(f"sockcap {__version__} ({path_name()})")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sockcap")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version,
+              help="Show the version and whether the compiled fast path is in use.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:

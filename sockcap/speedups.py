@@ -58,7 +58,7 @@ def path_name() -> str:
     except MissingExtensionError:
         compiled = False
     if compiled:
-        return "compiled (sockcap._speedups)"
+        return _("compiled fast path: sockcap._speedups")
     if any(_truthy(flag) for flag in _FLAGS_PURE):
-        return "pure Python (SOCKCAP_PURE set)"
-    return "pure Python (the compiled extension is not built)"
+        return _("pure Python path: SOCKCAP_PURE is set")
+    return _("pure Python path: the compiled extension is not built")

@@ -105,7 +105,7 @@ class CompiledTimeline:
             limit=pipeline.limit, hex=hex_, ws_flags=_WIRESHARK_FLAGS, ace_flags=_ACE_FLAGS,
             phases=[phase_text(p) for p in PHASES],
             note_words=[note_text(k) for k in COUNTED_KINDS], duplicate_ack=dup[:2],
-            guessed=guessed[:3], server_first=guessed[3] == "server")
+            guessed=guessed[:3], server_first=guessed[3] == "server", note_text=note_text)
 
     def run(self, reader: SinkReader, write: Callable[[bytes], None]) -> None:
         """Read every frame, writing the text as it is made; whatever stops the reading
@@ -120,7 +120,7 @@ class CompiledTimeline:
                 if not frame_fn(frame):
                     p = decode_frame(frame)
                     located = p.sport >= 0 and p.proto in (IPPROTO_TCP, IPPROTO_UDP)
-                    packet_fn(p, tuple(note_text(n) for n in p.notes),
+                    packet_fn(p, p.notes,
                               None if located else packet_where(p),
                               None if located else proto_name(p))
                 if engine.done:

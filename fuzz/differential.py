@@ -1,0 +1,152 @@
+"""Differential check: the compiled path and the pure path give the same bytes.
+
+For one capture file's bytes and one set of ``sockcap show`` options, run the command
+twice in this process, once with the compiled extension (``sockcap._speedups``) and once
+with ``SOCKCAP_PURE=1``, and compare stdout, stderr and the exit code with the damage
+message (:func:`show_result`). Any difference is a finding.
+
+Usage::
+
+    python fuzz/differential.py --inputs 20000 --seed 1          # mutated corpus inputs
+    python fuzz/differential.py --inputs 0 --corpus               # the corpus as it is
+    python fuzz/differential.py --time-limit 600 --inputs 10**9   # time-boxed
+
+Inputs are the fuzzer's (:func:`mutators.make_input`, input ``i`` of seed ``S`` rebuilt
+from those two numbers alone). ``fuzz/sanitize.sh`` runs this script against a build of
+the extension with AddressSanitizer and UndefinedBehaviorSanitizer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mutators import make_input  # noqa: E402
+from seeds import CORPUS, load_seeds  # noqa: E402
+
+from sockcap.errors import SockcapError  # noqa: E402
+
+# option sets compared: the views the compiled path renders, with the display filter and
+# the packet limit that change where it stops
+OPTION_SETS: tuple[dict[str, object], ...] = (
+    {},
+    {"hex_": True},
+    {"count": 5},
+    {"port": 80, "explain": True},
+)
+
+
+class Result(NamedTuple):
+    stdout: str
+    stderr: str
+    code: int
+    error: str  # the damage message ("" when none), or an unexpected exception
+
+
+def show_result(path: str, options: dict[str, object], *, pure: bool) -> Result:
+    """``sockcap show`` on ``path`` in this process, as the CLI would print it."""
+    from sockcap.commands.show import show_command
+
+    args: dict[str, object] = {"count": 0, "port": 0, "dissect": None, "hex_": False,
+                               "json_": False, "style": "wireshark", "no_color": True,
+                               "explain": False, **options}
+    out, err = io.StringIO(), io.StringIO()
+    code, error = 0, ""
+    saved = os.environ.get("SOCKCAP_PURE")
+    os.environ["SOCKCAP_PURE"] = "1" if pure else ""
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            show_command(path, **args)  # type: ignore[arg-type]
+    except SockcapError as e:
+        code, error = int(e.exit_code), str(e)
+    except Exception as e:  # the same bug on both paths is no difference; report it
+        code, error = -1, f"{type(e).__name__}: {e}"
+    finally:
+        if saved is None:
+            os.environ.pop("SOCKCAP_PURE", None)
+        else:
+            os.environ["SOCKCAP_PURE"] = saved
+    return Result(out.getvalue(), err.getvalue(), code, error)
+
+
+def differences(data: bytes, folder: str) -> list[str]:
+    """The option sets under which the two paths disagree on ``data`` (empty: none)."""
+    path = os.path.join(folder, "input.pcap")
+    with open(path, "wb") as f:
+        f.write(data)
+    found = []
+    for options in OPTION_SETS:
+        compiled = show_result(path, options, pure=False)
+        pure = show_result(path, options, pure=True)
+        if compiled != pure:
+            found.append(describe(options, pure, compiled))
+    return found
+
+
+def describe(options: dict[str, object], pure: Result, compiled: Result) -> str:
+    for field in Result._fields:
+        a, b = getattr(pure, field), getattr(compiled, field)
+        if a != b:
+            if isinstance(a, str):
+                la, lb = a.splitlines(), b.splitlines()
+                at = next((i for i, (x, y) in enumerate(zip(la, lb)) if x != y),
+                          min(len(la), len(lb)))
+                a = la[at] if at < len(la) else "<end>"
+                b = lb[at] if at < len(lb) else "<end>"
+                return f"{options}: {field} line {at + 1}: pure {a!r} compiled {b!r}"
+            return f"{options}: {field}: pure {a!r} compiled {b!r}"
+    return f"{options}: ?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inputs", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--time-limit", type=float, default=0, help="seconds (0: none)")
+    parser.add_argument("--corpus", action="store_true", help="also the corpus files as they are")
+    parser.add_argument("--save", type=Path, default=None, help="folder for the inputs that differ")
+    a = parser.parse_args()
+    from sockcap.speedups import engine_class
+
+    if engine_class() is None:
+        sys.exit("differential: the compiled extension is not available")
+    seeds = load_seeds()
+    started = time.monotonic()
+    done = findings = 0
+    with tempfile.TemporaryDirectory() as folder:
+        if a.corpus:
+            for path in sorted(CORPUS.rglob("*.pcap*")):
+                for line in differences(path.read_bytes(), folder):
+                    findings += 1
+                    print(f"corpus {path.name}: {line}", flush=True)
+        for i in range(a.start, a.start + a.inputs):
+            if a.time_limit and time.monotonic() - started > a.time_limit:
+                break
+            description, data = make_input(seeds, random.Random((a.seed << 32) | i))
+            found = differences(data, folder)
+            done += 1
+            for line in found:
+                findings += 1
+                print(f"input {i} ({description}): {line}", flush=True)
+            if found and a.save is not None:
+                a.save.mkdir(parents=True, exist_ok=True)
+                (a.save / f"diff-{a.seed}-{i}.pcap").write_bytes(data)
+    elapsed = time.monotonic() - started
+    print(f"differential: {done} inputs x {len(OPTION_SETS)} option sets in {elapsed:.0f} s,"
+          f" {findings} differences", flush=True)
+    sys.exit(1 if findings else 0)
+
+
+if __name__ == "__main__":
+    main()
