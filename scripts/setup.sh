@@ -5,8 +5,9 @@
 #   bash scripts/setup.sh test     set up, then the test suite
 #   bash scripts/setup.sh          set up only
 #
-# Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, gcc,
-# nftables, iproute2, setcap) with apt-get when they are missing, and the Python package into .venv.
+# Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, gcc and the
+# Python headers for the compiled fast path, nftables, iproute2, setcap) with apt-get when
+# they are missing, and the Python package into .venv (building sockcap._speedups).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,8 @@ command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v dumpcap >/dev/null || need_apt+=(wireshark-common)
 [ -x /usr/sbin/setcap ] || command -v setcap >/dev/null || need_apt+=(libcap2-bin)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# the headers the compiled fast path (sockcap/_speedups.c) is built against
+python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null || need_apt+=(python3-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
