@@ -414,7 +414,8 @@ typedef struct Conv {
     char ep_text[2][64]; /* client, server as endpoint() gives them */
     uint8_t ep_len[2];
     uint32_t note_counts[N_KINDS];
-    char has_notes;
+    uint8_t note_order[N_KINDS]; /* kinds in the order first seen (Python dict order) */
+    uint8_t n_notes;
 } Conv;
 
 typedef struct Entry {
@@ -500,6 +501,12 @@ typedef struct {
     i128 first, last, clock_first;
     int done;
     uint64_t note_counts[N_KINDS];
+    uint8_t note_order[N_KINDS];
+    int n_notes;
+    int render;                  /* 0: no text (stats: the conversations are the result) */
+    int target_proto;            /* follow --stream: hand over before this stream's first */
+    int64_t target_stream;       /* packet (-1: never) */
+    int handover;
     Buf out;
 } Engine;
 
@@ -826,9 +833,8 @@ static int phase_of(const Pkt *p, Conv *c, int from_client, Dir *d) {
 }
 
 static void count_note(Engine *e, Conv *c, int kind) {
-    c->note_counts[kind]++;
-    c->has_notes = 1;
-    e->note_counts[kind]++;
+    if (!c->note_counts[kind]++) c->note_order[c->n_notes++] = (uint8_t)kind;
+    if (!e->note_counts[kind]++) e->note_order[e->n_notes++] = (uint8_t)kind;
 }
 
 static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
@@ -1188,8 +1194,26 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
     return 0;
 }
 
-/* Pipeline.map's loop body for one decoded packet: 0 on success, -1 on error. */
+/* Would locate() start a new conversation for this packet? (no state changed) */
+static int starts_conversation(Engine *e, const Pkt *p) {
+    if (p->sport < 0 || (p->proto != 6 && p->proto != 17)) return 0;
+    uint8_t key[40];
+    make_key(key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
+    Entry *x = table_get(e, key, hash_key(key));
+    if (!x) return 1;
+    if (p->proto != 6) return 0;
+    const Dir *d = &x->conv->dirs[x->from_client ? 0 : 1];
+    return (p->flags & (F_SYN | F_ACK)) == F_SYN && d->base >= 0 && p->seq != d->base;
+}
+
+/* Pipeline.map's loop body for one decoded packet: 0 on success, -1 on error, 1 when
+ * the packet starts the stream to hand over (nothing done: Python takes it from here). */
 static int process(Engine *e, const Pkt *p) {
+    if (e->target_stream >= 0 && p->proto == e->target_proto &&
+        e->streams[p->proto == 6 ? 0 : 1] == e->target_stream && starts_conversation(e, p)) {
+        e->handover = 1;
+        return 1;
+    }
     if (p->ts > e->last) {
         e->last = p->ts;
         if (e->first < 0) e->first = e->clock_first = p->ts;
@@ -1199,6 +1223,7 @@ static int process(Engine *e, const Pkt *p) {
     if (!c && PyErr_Occurred()) return -1;
     Ann a;
     if (annotate(e, p, c, fc, &a) < 0) return -1;
+    if (!e->render) return 0;
     if (e->port && p->sport != e->port && p->dport != e->port) return 0;
     if (e->limit && e->shown >= e->limit) { e->done = 1; return 0; }
     e->shown++;
@@ -1260,13 +1285,15 @@ static int texts_from(PyObject *seq, Text *out, Py_ssize_t n, const char *what) 
 static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     static char *names[] = {"analyze", "keep", "port", "limit", "hex", "ws_flags", "ace_flags",
                             "phases", "note_words", "duplicate_ack", "guessed", "server_first",
-                            "note_text", NULL};
-    int analyze, keep, hex, server_first;
+                            "note_text", "render", "target_proto", "target_stream", NULL};
+    int analyze, keep, hex, server_first, render = 1, target_proto = -1;
+    long long target_stream = -1;
     long long port, limit;
     PyObject *ws, *ace, *phases, *notes, *dup, *guess, *note_text;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOpO", names, &analyze, &keep, &port,
-                                     &limit, &hex, &ws, &ace, &phases, &notes, &dup, &guess,
-                                     &server_first, &note_text))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOpO|piL", names, &analyze, &keep,
+                                     &port, &limit, &hex, &ws, &ace, &phases, &notes, &dup,
+                                     &guess, &server_first, &note_text, &render,
+                                     &target_proto, &target_stream))
         return -1;
     if (!PyCallable_Check(note_text)) {
         PyErr_SetString(PyExc_TypeError, "note_text: a callable expected");
@@ -1291,6 +1318,9 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->dup_pre = dups[0];
     e->dup_post = dups[1];
     if (texts_from(guess, e->guess, 3, "guessed") < 0) return -1;
+    e->render = render;
+    e->target_proto = target_proto;
+    e->target_stream = target_stream;
     e->first = e->last = e->clock_first = -1;
     return 0;
 }
@@ -1338,7 +1368,7 @@ static PyObject *Engine_pcap(Engine *e, PyObject *args) {
     Py_ssize_t end = view.len, count = 0;
     int64_t frac_end = mult ? NS_PER_SEC / mult : 0;
     if (pos < 0) pos = end;
-    while (!e->done && end - pos >= 16) {
+    while (!e->done && !e->handover && end - pos >= 16) {
         const uint8_t *h = buf + pos;
         uint32_t sec = big ? be32(h) : le32(h), frac = big ? be32(h + 4) : le32(h + 4);
         uint32_t incl = big ? be32(h + 8) : le32(h + 8), orig = big ? be32(h + 12) : le32(h + 12);
@@ -1348,8 +1378,10 @@ static PyObject *Engine_pcap(Engine *e, PyObject *args) {
         p.ts = (i128)sec * NS_PER_SEC + (i128)frac * mult;
         p.wirelen = orig;
         if (!decode_fast(h + 16, incl, linktype, &p)) break;
+        int rc = process(e, &p);
+        if (rc < 0) { PyBuffer_Release(&view); return NULL; }
+        if (rc) break;
         count++;
-        if (process(e, &p) < 0) { PyBuffer_Release(&view); return NULL; }
         pos += 16 + incl;
     }
     PyBuffer_Release(&view);
@@ -1391,7 +1423,7 @@ static PyObject *Engine_pcapng(Engine *e, PyObject *args) {
         cache[i].ok = cache[i].mult > 0 && cache[i].mult <= NS_PER_SEC && cache[i].div > 0;
     }
     if (pos < 0) pos = end;
-    while (!e->done && end - pos >= 32) {
+    while (!e->done && !e->handover && end - pos >= 32) {
         const uint8_t *h = buf + pos;
 #define U32(q) (big ? be32(q) : le32(q))
         uint32_t btype = U32(h), blen = U32(h + 4);
@@ -1410,8 +1442,10 @@ static PyObject *Engine_pcapng(Engine *e, PyObject *args) {
         p.ts = (i128)(raw / (u128)f->div) + f->offset;
         p.wirelen = wirelen;
         if (!decode_fast(h + 28, caplen, f->linktype, &p)) break;
+        int rc = process(e, &p);
+        if (rc < 0) { PyBuffer_Release(&view); return NULL; }
+        if (rc) break;
         count++;
-        if (process(e, &p) < 0) { PyBuffer_Release(&view); return NULL; }
         pos += blen;
     }
     PyBuffer_Release(&view);
@@ -1434,11 +1468,12 @@ static PyObject *Engine_frame(Engine *e, PyObject *frame) {
     Pkt p;
     if (i128_from_py(PyTuple_GET_ITEM(frame, 0), &p.ts) < 0) { PyErr_Clear(); Py_RETURN_FALSE; }
     p.wirelen = wirelen;
-    if (!decode_fast((const uint8_t *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), linktype,
-                     &p))
+    if (e->handover || !decode_fast((const uint8_t *)PyBytes_AS_STRING(data),
+                                    PyBytes_GET_SIZE(data), linktype, &p))
         Py_RETURN_FALSE;
-    if (process(e, &p) < 0) return NULL;
-    Py_RETURN_TRUE;
+    int rc = process(e, &p);
+    if (rc < 0) return NULL;
+    return PyBool_FromLong(rc == 0);
 }
 
 /* packet(p, notes, where, proto_name): a Packet decoded by sockcap.decode, filed and
@@ -1505,11 +1540,12 @@ static PyObject *Engine_packet(Engine *e, PyObject *args) {
                 if (n > 1 && (v[0] >> 4) == 2 && (v[1] & 4)) p.mptcp_maps++;
             }
         }
-    } else if (!PyUnicode_Check(where) || !PyUnicode_Check(proto_name)) {
+    } else if (e->render && (!PyUnicode_Check(where) || !PyUnicode_Check(proto_name))) {
         PyErr_SetString(PyExc_TypeError, "where and proto_name: str expected");
         return NULL;
     }
 #undef F
+    if (e->handover) Py_RETURN_NONE;
     if (process(e, &p) < 0) return NULL;
     Py_RETURN_NONE;
 bad:
@@ -1539,18 +1575,25 @@ static PyObject *i128_to_py(i128 v) {
     return r;
 }
 
-/* state() -> dict: count, shown, first_ts, last_ts, done, note_counts (list of 18) */
+/* state() -> dict: count, shown, first_ts, last_ts, done, note_counts: [(kind, n)] in
+ * the order the kinds were first seen */
 static PyObject *Engine_state(Engine *e, PyObject *unused) {
-    PyObject *counts = PyList_New(N_KINDS);
+    PyObject *counts = PyList_New(e->n_notes);
     if (!counts) return NULL;
-    for (int i = 0; i < N_KINDS; i++)
-        PyList_SET_ITEM(counts, i, PyLong_FromUnsignedLongLong(e->note_counts[i]));
+    for (int i = 0; i < e->n_notes; i++) {
+        int k = e->note_order[i];
+        PyObject *pair = Py_BuildValue("iK", k, (unsigned long long)e->note_counts[k]);
+        if (!pair) { Py_DECREF(counts); return NULL; }
+        PyList_SET_ITEM(counts, i, pair);
+    }
     PyObject *first = i128_to_py(e->clock_first), *last = i128_to_py(e->last);
     PyObject *r = NULL;
     if (first && last)
-        r = Py_BuildValue("{s:L,s:L,s:O,s:O,s:O,s:N}", "count", (long long)e->count, "shown",
-                          (long long)e->shown, "first_ts", first, "last_ts", last, "done",
-                          e->done ? Py_True : Py_False, "note_counts", counts);
+        r = Py_BuildValue("{s:L,s:L,s:O,s:O,s:O,s:N,s:(LL),s:N}", "count", (long long)e->count,
+                          "shown", (long long)e->shown, "first_ts", first, "last_ts", last,
+                          "done", e->done ? Py_True : Py_False, "note_counts", counts,
+                          "streams", (long long)e->streams[0], (long long)e->streams[1],
+                          "input_first_ts", i128_to_py(e->first));
     else
         Py_DECREF(counts);
     Py_XDECREF(first);
@@ -1558,12 +1601,82 @@ static PyObject *Engine_state(Engine *e, PyObject *unused) {
     return r;
 }
 
+static PyObject *addr_text(const Endpoint *ep) {
+    char addr[INET6_ADDRSTRLEN];
+    if (ep->fam == 6) inet_ntop(AF_INET6, ep->addr, addr, sizeof addr);
+    else snprintf(addr, sizeof addr, "%u.%u.%u.%u", ep->addr[0], ep->addr[1], ep->addr[2], ep->addr[3]);
+    return PyUnicode_FromString(addr);
+}
+
+static int end_state(const Conv *c) {
+    /* 0 none (UDP), 1 refused, 2 reset, 3 FIN both ways, 4 half-closed, 5 still open */
+    if (c->proto != 6) return 0;
+    if (c->refused) return 1;
+    if (c->reset) return 2;
+    if (c->dirs[0].fin && c->dirs[1].fin) return 3;
+    return c->closing ? 4 : 5;
+}
+
+static PyObject *conv_row(const Conv *c) {
+    i128 irtt = -1;
+    if (c->proto == 6 && c->first_rtt > 0 && (c->synack_ts >= 0 || c->rtt_answered))
+        irtt = c->first_rtt;
+    PyObject *notes = PyList_New(c->n_notes);
+    if (!notes) return NULL;
+    for (int i = 0; i < c->n_notes; i++) {
+        int k = c->note_order[i];
+        PyObject *pair = Py_BuildValue("iI", k, c->note_counts[k]);
+        if (!pair) { Py_DECREF(notes); return NULL; }
+        PyList_SET_ITEM(notes, i, pair);
+    }
+    PyObject *first = i128_to_py(c->first_ts), *dur = i128_to_py(c->last_ts - c->first_ts);
+    PyObject *rtt = i128_to_py(irtt);
+    PyObject *ca = addr_text(&c->client), *sa = addr_text(&c->server);
+    PyObject *row = NULL;
+    if (first && dur && rtt && ca && sa)
+        row = Py_BuildValue("iL(OL)(OL)i(LL)(LL)(LL)OOONi", c->proto, (long long)c->stream,
+                            ca, (long long)c->client.port, sa, (long long)c->server.port, c->roles,
+                            (long long)c->dirs[0].packets, (long long)c->dirs[1].packets,
+                            (long long)c->dirs[0].bytes, (long long)c->dirs[1].bytes,
+                            (long long)c->dirs[0].payload_bytes,
+                            (long long)c->dirs[1].payload_bytes, first, dur, rtt, notes,
+                            end_state(c));
+    else
+        Py_DECREF(notes);
+    Py_XDECREF(first); Py_XDECREF(dur); Py_XDECREF(rtt); Py_XDECREF(ca); Py_XDECREF(sa);
+    return row;
+}
+
+/* conversations() -> list: one row per conversation kept (keep=True), TCP then UDP, each
+ * by stream: (proto, stream, client, server, roles, packets, bytes, payload, first_ts,
+ * duration, irtt, [(kind, n)], end) with roles and end as small integers. */
+static PyObject *Engine_conversations(Engine *e, PyObject *unused) {
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        int proto = pass ? 17 : 6;
+        for (size_t i = 0; i < e->n_kept; i++) {
+            if (e->kept[i]->proto != proto) continue;
+            PyObject *row = conv_row(e->kept[i]);
+            if (!row || PyList_Append(out, row) < 0) { Py_XDECREF(row); Py_DECREF(out); return NULL; }
+            Py_DECREF(row);
+        }
+    }
+    return out;
+}
+
 static PyObject *Engine_get_done(Engine *e, void *unused) { return PyBool_FromLong(e->done); }
 static PyObject *Engine_get_pending(Engine *e, void *unused) {
     return PyLong_FromSize_t(e->out.len);
 }
 
+static PyObject *Engine_get_handover(Engine *e, void *unused) {
+    return PyBool_FromLong(e->handover);
+}
+
 static PyGetSetDef Engine_getset[] = {
+    {"handover", (getter)Engine_get_handover, NULL,
+     "the followed stream starts at the next frame: the Python pipeline takes over", NULL},
     {"done", (getter)Engine_get_done, NULL, "the -c limit was reached: stop reading", NULL},
     {"pending", (getter)Engine_get_pending, NULL, "bytes of text not taken yet", NULL},
     {NULL},
@@ -1576,6 +1689,7 @@ static PyMethodDef Engine_methods[] = {
     {"packet", (PyCFunction)Engine_packet, METH_VARARGS, "one Packet decoded in Python"},
     {"take", (PyCFunction)Engine_take, METH_NOARGS, "the text rendered so far"},
     {"state", (PyCFunction)Engine_state, METH_NOARGS, "counters, for the Pipeline"},
+    {"conversations", (PyCFunction)Engine_conversations, METH_NOARGS, "the stats rows"},
     {NULL},
 };
 

@@ -211,6 +211,14 @@ class ConversationTracker:
         next packet keeps its number in the file."""
         self._count += n
 
+    def resume(self, count: int, streams: tuple[int, int]) -> None:
+        """Take over numbering done elsewhere (the compiled numbering pass of ``follow
+        --stream N``): ``count`` packets so far, ``streams`` TCP and UDP stream numbers
+        used. Conversations filed before are not known here, so it is only for a view
+        that follows a conversation starting at the next packet."""
+        self._count = count
+        self._streams = {IPPROTO_TCP: streams[0], IPPROTO_UDP: streams[1]}
+
     def feed(self, p: Packet) -> Annotated:
         """Number, file and annotate one packet: :meth:`locate`, then :meth:`annotate`."""
         return self.annotate(p, self.locate(p))

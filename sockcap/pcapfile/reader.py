@@ -180,6 +180,8 @@ class CaptureReader:
                 if sink.done:
                     src.pos = pos
                     return
+                if sink.handover:
+                    sink = self.sink = None
             if end - pos < RECORD_HEADER_LEN:
                 src.pos = pos
                 if not src.fill(RECORD_HEADER_LEN):
@@ -275,7 +277,9 @@ class CaptureReader:
                 if taken:
                     self.packets += taken
                     src.pos = pos
-                if sink.done or end - pos < _EPB_LEN:
+                if sink.handover:
+                    sink = self.sink = None
+                elif sink.done or end - pos < _EPB_LEN:
                     return
             btype, blen = head(buf, pos)
             if btype != BT_EPB or blen > end - pos or blen < _EPB_LEN or blen & 3:

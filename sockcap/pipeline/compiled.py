@@ -20,12 +20,15 @@ and returns bytes of UTF-8 text through a callback; it does no I/O itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from typing import Any, Protocol
 
-from sockcap.codes import COUNTED_WORDS, Note, Phase, note_text, phase_text
+from sockcap.analysis.conversation import Annotated
+from sockcap.analysis.stats import ConversationStats
+from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text, phase_text
 from sockcap.decode import decode_frame
-from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, RawFrame
+from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, RawFrame
 from sockcap.i18n import _
 from sockcap.pipeline import Pipeline
 from sockcap.render.packets import GUESSED_ROLES
@@ -46,13 +49,17 @@ COUNTED_KINDS = (
 )
 PHASES = (Phase.NONE, Phase.HANDSHAKE_1, Phase.HANDSHAKE_2, Phase.HANDSHAKE_3, Phase.DATA,
           Phase.ACK, Phase.TEARDOWN, Phase.RESET)
+ROLES = (Roles.FROM_SYN, Roles.GUESSED, Roles.FIRST_SENDER)  # the engine's role numbers
+OUTCOMES = (Outcome.NONE, Outcome.REFUSED, Outcome.RESET, Outcome.CLOSED, Outcome.HALF_CLOSED,
+            Outcome.OPEN)
 CHUNK = 1 << 20  # bytes of text handed out at a time
 
 
 class FrameSink(Protocol):
     """What a capture reader hands its buffer to (``CaptureReader.sink``)."""
 
-    done: bool
+    done: bool  # stop reading (the -c limit)
+    handover: bool  # read on without me: the frames from here go to the Python pipeline
 
     def pcap(self, buf: bytes, pos: int, linktype: int, frac_ns: int, limit: int,
              big_endian: bool) -> tuple[int, int]: ...
@@ -93,7 +100,8 @@ class CompiledTimeline:
     ``last_ts``, ``shown``, the tracker's ``note_counts``), as the pure loop leaves them.
     """
 
-    def __init__(self, engine_class: Any, pipeline: Pipeline, *, hex_: bool) -> None:
+    def __init__(self, engine_class: Any, pipeline: Pipeline, *, hex_: bool,
+                 render: bool = True, target: tuple[int, int] = (-1, -1)) -> None:
         self.pipeline = pipeline
         tracker = pipeline.tracker
         dup = _split(_(COUNTED_WORDS[Note.DUPLICATE_ACK]), n="n")
@@ -105,12 +113,15 @@ class CompiledTimeline:
             limit=pipeline.limit, hex=hex_, ws_flags=_WIRESHARK_FLAGS, ace_flags=_ACE_FLAGS,
             phases=[phase_text(p) for p in PHASES],
             note_words=[note_text(k) for k in COUNTED_KINDS], duplicate_ack=dup[:2],
-            guessed=guessed[:3], server_first=guessed[3] == "server", note_text=note_text)
+            guessed=guessed[:3], server_first=guessed[3] == "server", note_text=note_text,
+            render=render, target_proto=target[0], target_stream=target[1])
 
-    def run(self, reader: SinkReader, write: Callable[[bytes], None]) -> None:
+    def run(self, reader: SinkReader, write: Callable[[bytes], None],
+            others: Callable[[Packet], None] | None = None) -> None:
         """Read every frame, writing the text as it is made; whatever stops the reading
         (damage in the file, the ``-c`` limit), the text of every packet before it is
-        written first."""
+        written first. ``others`` gets the packets outside any TCP/UDP conversation
+        (as :meth:`Pipeline.run` gives them)."""
         engine = self.engine
         frame_fn, packet_fn, take = engine.frame, engine.packet, engine.take
         reader.sink = engine
@@ -123,6 +134,8 @@ class CompiledTimeline:
                     packet_fn(p, p.notes,
                               None if located else packet_where(p),
                               None if located else proto_name(p))
+                    if others is not None and not located:
+                        others(p)
                 if engine.done:
                     break
                 if engine.pending >= CHUNK:
@@ -143,5 +156,69 @@ class CompiledTimeline:
         pipeline.shown = state["shown"]
         tracker = pipeline.tracker
         tracker.skip(state["count"] - tracker.count)
-        tracker.note_counts = {kind: n for kind, n in zip(COUNTED_KINDS, state["note_counts"],
-                                                          strict=True) if n}
+        tracker.note_counts = {COUNTED_KINDS[kind]: n for kind, n in state["note_counts"]}
+
+    def conversation_rows(self) -> list[ConversationStats]:
+        """``stats``' rows of every conversation (a pipeline with ``keep=True``), TCP then
+        UDP, each by stream: what :func:`sockcap.analysis.stats.conversation_stats` gives
+        for the pure tracker's conversations."""
+        return [ConversationStats(
+            "TCP" if proto == IPPROTO_TCP else "UDP", stream, client, server, ROLES[roles],
+            packets, size, payload, first, duration, irtt,
+            {COUNTED_KINDS[kind]: n for kind, n in notes}, OUTCOMES[end])
+            for (proto, stream, client, server, roles, packets, size, payload, first, duration,
+                 irtt, notes, end) in self.engine.conversations()]
+
+
+def compiled_stats(engine_class: Any, pipeline: Pipeline) -> CompiledTimeline:
+    """The compiled loop for ``sockcap stats``: every packet filed, no text."""
+    return CompiledTimeline(engine_class, pipeline, hex_=False, render=False)
+
+
+class CompiledSelect:
+    """:meth:`Pipeline.select` with the numbering before the stream done in C.
+
+    ``follow --stream N`` needs every packet before the stream's first located, only to
+    know the stream numbers; the engine does that (``analyze=False``, no text) and stops
+    right before the packet that starts stream N. The tracker then takes over the
+    numbering (:meth:`ConversationTracker.resume`) and :meth:`Pipeline.select` goes on
+    from that packet, with the reader's prefilter, exactly as on the pure path.
+    """
+
+    def __init__(self, engine_class: Any, pipeline: Pipeline, proto: int, stream: int) -> None:
+        self.pipeline = pipeline
+        self.proto = proto
+        self.stream = stream
+        self.timeline = CompiledTimeline(engine_class, pipeline, hex_=False, render=False,
+                                         target=(proto, stream))
+        self.streams = (0, 0)  # TCP and UDP stream numbers used, once read
+
+    def select(self, reader: SinkReader) -> Iterator[Annotated]:
+        engine = self.timeline.engine
+        reader.sink = engine
+        frames = iter(reader)
+        handed = False
+        try:
+            for frame in frames:
+                if engine.frame(frame):
+                    continue
+                if not engine.handover:
+                    p = decode_frame(frame)
+                    engine.packet(p, p.notes, "", "")
+                    if not engine.handover:
+                        continue
+                handed = True
+                break
+        finally:
+            reader.sink = None
+            self._sync()
+        if handed:
+            yield from self.pipeline.select(chain((frame,), frames), self.proto, self.stream,
+                                            skipper=reader)  # type: ignore[arg-type]
+
+    def _sync(self) -> None:
+        state = self.timeline.engine.state()
+        self.streams = state["streams"]
+        self.pipeline.first_ts = state["input_first_ts"]
+        self.pipeline.last_ts = state["last_ts"]
+        self.pipeline.tracker.resume(state["count"], state["streams"])
