@@ -411,7 +411,7 @@ typedef struct Conv {
         half_closed, retired, mptcp;
     int64_t mptcp_ops;
     int refs;          /* table entries, queue places and the kept list holding it */
-    char ep_text[2][64]; /* client, server as endpoint() gives them */
+    char (*ep_text)[64]; /* client, server as endpoint() gives them (rendering only) */
     uint8_t ep_len[2];
     uint32_t note_counts[N_KINDS];
     uint8_t note_order[N_KINDS]; /* kinds in the order first seen (Python dict order) */
@@ -496,6 +496,8 @@ typedef struct {
     size_t q_head, q_len, q_cap;
     Conv **kept;
     size_t n_kept, kept_cap;
+    uint32_t *order;             /* kept, TCP first (stats rows) */
+    size_t n_order;
     int64_t streams[2];          /* TCP, UDP */
     int64_t count, shown;
     i128 first, last, clock_first;
@@ -511,7 +513,10 @@ typedef struct {
 } Engine;
 
 static void conv_unref(Conv *c) {
-    if (--c->refs == 0) PyMem_Free(c);
+    if (--c->refs == 0) {
+        PyMem_Free(c->ep_text);
+        PyMem_Free(c);
+    }
 }
 
 static int table_grow(Engine *e) {
@@ -648,8 +653,12 @@ static Conv *conv_new(Engine *e, const Pkt *p, int *from_client) {
     dir_init(&c->dirs[1]);
     c->first_ts = c->last_ts = p->ts;
     c->syn_ts = c->synack_ts = c->ack_ts = -1;
-    endpoint_text(c, 0);
-    endpoint_text(c, 1);
+    if (e->render) {
+        c->ep_text = PyMem_Malloc(2 * sizeof *c->ep_text);
+        if (!c->ep_text) { PyErr_NoMemory(); PyMem_Free(c); return NULL; }
+        endpoint_text(c, 0);
+        endpoint_text(c, 1);
+    }
     c->refs = 1; /* ours, until the table holds it */
     if (e->keep) {
         if (e->n_kept == e->kept_cap) {
@@ -1335,6 +1344,7 @@ static void Engine_dealloc(Engine *e) {
     PyMem_Free(e->queue);
     for (size_t i = 0; i < e->n_kept; i++) conv_unref(e->kept[i]);
     PyMem_Free(e->kept);
+    PyMem_Free(e->order);
     for (int i = 0; i < 512; i++) { PyMem_Free(e->ws_flags[i].s); PyMem_Free(e->ace_flags[i].s); }
     for (int i = 0; i < PH_COUNT; i++) PyMem_Free(e->phases[i].s);
     for (int i = 0; i < N_KINDS; i++) PyMem_Free(e->note_words[i].s);
@@ -1647,22 +1657,31 @@ static PyObject *conv_row(const Conv *c) {
     return row;
 }
 
-/* conversations() -> list: one row per conversation kept (keep=True), TCP then UDP, each
- * by stream: (proto, stream, client, server, roles, packets, bytes, payload, first_ts,
- * duration, irtt, [(kind, n)], end) with roles and end as small integers. */
-static PyObject *Engine_conversations(Engine *e, PyObject *unused) {
-    PyObject *out = PyList_New(0);
-    if (!out) return NULL;
-    for (int pass = 0; pass < 2; pass++) {
-        int proto = pass ? 17 : 6;
-        for (size_t i = 0; i < e->n_kept; i++) {
-            if (e->kept[i]->proto != proto) continue;
-            PyObject *row = conv_row(e->kept[i]);
-            if (!row || PyList_Append(out, row) < 0) { Py_XDECREF(row); Py_DECREF(out); return NULL; }
-            Py_DECREF(row);
-        }
+/* conversation(i) -> tuple: row i of the conversations kept (keep=True), TCP then UDP,
+ * each by stream: (proto, stream, client, server, roles, packets, bytes, payload,
+ * first_ts, duration, irtt, [(kind, n)], end) with roles and end as small integers.
+ * Rows are made when asked for, so a table of 100k conversations need not be held. */
+static PyObject *Engine_conversation(Engine *e, PyObject *arg) {
+    Py_ssize_t i = PyLong_AsSsize_t(arg);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (i < 0 || (size_t)i >= e->n_kept) {
+        PyErr_SetString(PyExc_IndexError, "conversation index out of range");
+        return NULL;
     }
-    return out;
+    if (e->n_order != e->n_kept) { /* TCP first, then UDP, each in creation order */
+        uint32_t *order = PyMem_Realloc(e->order, e->n_kept * sizeof *order);
+        if (!order) return PyErr_NoMemory();
+        e->order = order;
+        size_t n = 0;
+        for (size_t k = 0; k < e->n_kept; k++) if (e->kept[k]->proto == 6) order[n++] = (uint32_t)k;
+        for (size_t k = 0; k < e->n_kept; k++) if (e->kept[k]->proto != 6) order[n++] = (uint32_t)k;
+        e->n_order = e->n_kept;
+    }
+    return conv_row(e->kept[e->order[i]]);
+}
+
+static PyObject *Engine_conversation_count(Engine *e, PyObject *unused) {
+    return PyLong_FromSize_t(e->n_kept);
 }
 
 static PyObject *Engine_get_done(Engine *e, void *unused) { return PyBool_FromLong(e->done); }
@@ -1689,7 +1708,9 @@ static PyMethodDef Engine_methods[] = {
     {"packet", (PyCFunction)Engine_packet, METH_VARARGS, "one Packet decoded in Python"},
     {"take", (PyCFunction)Engine_take, METH_NOARGS, "the text rendered so far"},
     {"state", (PyCFunction)Engine_state, METH_NOARGS, "counters, for the Pipeline"},
-    {"conversations", (PyCFunction)Engine_conversations, METH_NOARGS, "the stats rows"},
+    {"conversation", (PyCFunction)Engine_conversation, METH_O, "one stats row"},
+    {"conversation_count", (PyCFunction)Engine_conversation_count, METH_NOARGS,
+     "conversations kept"},
     {NULL},
 };
 

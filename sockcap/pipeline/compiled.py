@@ -20,9 +20,9 @@ and returns bytes of UTF-8 text through a callback; it does no I/O itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.stats import ConversationStats
@@ -158,16 +158,50 @@ class CompiledTimeline:
         tracker.skip(state["count"] - tracker.count)
         tracker.note_counts = {COUNTED_KINDS[kind]: n for kind, n in state["note_counts"]}
 
-    def conversation_rows(self) -> list[ConversationStats]:
+    def conversation_rows(self) -> Rows:
         """``stats``' rows of every conversation (a pipeline with ``keep=True``), TCP then
         UDP, each by stream: what :func:`sockcap.analysis.stats.conversation_stats` gives
-        for the pure tracker's conversations."""
-        return [ConversationStats(
+        for the pure tracker's conversations, made one at a time when read."""
+        return Rows(self.engine)
+
+
+class Rows(Sequence[ConversationStats]):
+    """The engine's conversations as stats rows, made when read (none is kept)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def __len__(self) -> int:
+        return int(self.engine.conversation_count())
+
+    def __iter__(self) -> Iterator[ConversationStats]:
+        conversation, new = self.engine.conversation, tuple.__new__
+        tcp, udp, roles, outcomes, kinds = "TCP", "UDP", ROLES, OUTCOMES, COUNTED_KINDS
+        for i in range(len(self)):
+            (proto, stream, client, server, role, packets, size, payload, first, duration,
+             irtt, notes, end) = conversation(i)
+            yield new(ConversationStats, (
+                tcp if proto == IPPROTO_TCP else udp, stream, client, server, roles[role],
+                packets, size, payload, first, duration, irtt,
+                {kinds[kind]: n for kind, n in notes} if notes else {}, outcomes[end]))
+
+    @overload
+    def __getitem__(self, i: int) -> ConversationStats: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[ConversationStats]: ...
+
+    def __getitem__(self, i: int | slice) -> ConversationStats | Sequence[ConversationStats]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        (proto, stream, client, server, roles, packets, size, payload, first, duration, irtt,
+         notes, end) = self.engine.conversation(i)
+        return ConversationStats(
             "TCP" if proto == IPPROTO_TCP else "UDP", stream, client, server, ROLES[roles],
             packets, size, payload, first, duration, irtt,
             {COUNTED_KINDS[kind]: n for kind, n in notes}, OUTCOMES[end])
-            for (proto, stream, client, server, roles, packets, size, payload, first, duration,
-                 irtt, notes, end) in self.engine.conversations()]
 
 
 def compiled_stats(engine_class: Any, pipeline: Pipeline) -> CompiledTimeline:
