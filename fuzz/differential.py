@@ -26,8 +26,8 @@ import random
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -198,7 +198,7 @@ def describe(options: dict[str, object], pure: Result, compiled: Result) -> str:
         if a != b:
             if isinstance(a, str):
                 la, lb = a.splitlines(), b.splitlines()
-                at = next((i for i, (x, y) in enumerate(zip(la, lb)) if x != y),
+                at = next((i for i, (x, y) in enumerate(zip(la, lb, strict=False)) if x != y),
                           min(len(la), len(lb)))
                 a = la[at] if at < len(la) else "<end>"
                 b = lb[at] if at < len(lb) else "<end>"
@@ -254,8 +254,9 @@ def main() -> None:
                 (a.save / f"diff-{a.seed}-{i}.pcap").write_bytes(data)
     elapsed = time.monotonic() - started
     what = "compiled only, no comparison" if a.compiled_only else f"{findings} differences"
+    module = sys.modules.get("sockcap._speedups")
     print(f"differential: {done} inputs x {len(OPTION_SETS)} option sets in {elapsed:.0f} s,"
-          f" {what}", flush=True)
+          f" {what} (extension: {getattr(module, '__file__', '?')})", flush=True)
     sys.exit(1 if findings else 0)
 
 

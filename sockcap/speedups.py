@@ -18,7 +18,7 @@ Environment, read once here and nowhere else:
 from __future__ import annotations
 
 import os
-import platform
+import sys
 from typing import Any
 
 from sockcap.errors import MissingExtensionError
@@ -35,8 +35,8 @@ def engine_class() -> Any | None:
     if any(_truthy(flag) for flag in _FLAGS_PURE):
         return None
     problem = ""
-    if platform.python_implementation() != "CPython":
-        problem = platform.python_implementation()
+    if sys.implementation.name != "cpython":
+        problem = sys.implementation.name
     else:
         try:
             from sockcap import _speedups  # type: ignore[attr-defined]

@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(ROOT / "fuzz"))
-from differential import OPTION_SETS, differences, show_result  # noqa: E402
+from differential import OPTION_SETS, differences, show_result
 
-from sockcap.speedups import engine_class  # noqa: E402
+from sockcap.speedups import engine_class
 
 REQUIRED = os.environ.get("SOCKCAP_REQUIRE_EXTENSIONS", "") not in ("", "0")
 if not REQUIRED and os.environ.get("SOCKCAP_PURE", "") in ("", "0"):
@@ -152,7 +152,7 @@ def captures(draw: st.DrawFn) -> bytes:
     if draw(st.booleans()):  # a handshake first, so that scaling and the analysis apply
         for src, dst, sport, dport, seq, ack, flags in ((1, 2, 40000, 80, 999, 0, 0x002),
                                                         (2, 1, 80, 40000, 4999, 1000, 0x012)):
-            options = draw(st.sampled_from(OPTION_CHOICES[1:4] + [b""]))
+            options = draw(st.sampled_from([*OPTION_CHOICES[1:4], b""]))
             body = _tcp(sport, dport, seq, ack, flags | draw(st.sampled_from([0, 0x1C0, 0x80])),
                         65535, options, b"")
             ts += 1000

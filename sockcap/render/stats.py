@@ -108,8 +108,8 @@ def _table(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, str]]:
         joined.append("\0".join(r))
     yield "  " + "  ".join(h.ljust(w) for h, w in zip(_COLUMNS, widths, strict=True)).rstrip(), "bold"
     for text in joined:
-        r = text.split("\0")
-        yield "  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip(), ""
+        cells = text.split("\0")
+        yield "  " + "  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip(), ""
 
 
 def stats_json(report: StatsReport, name: str) -> dict[str, Any]:
