@@ -224,3 +224,31 @@ def test_retire_rule_and_port_reuse_over_many_conversations(tmp_path: Path) -> N
 
 def test_option_sets_cover_the_views_moved() -> None:
     assert {"hex_": True} in OPTION_SETS and any("count" in o for o in OPTION_SETS)
+
+
+@needs_extension
+def test_a_pipe_shows_each_packet_before_the_next_arrives() -> None:
+    """``tcpdump -w - | sockcap show -``: a packet read whole is printed before sockcap
+    waits for more input (the compiled loop hands its text out before each read; the
+    pure path's Output.text still batches 4096 lines)."""
+    import select
+
+    data = (GOLDEN / "echo-tcp.pcap").read_bytes()
+    first_record = 24 + 16 + struct.unpack_from("<I", data, 24 + 8)[0]
+    env = dict(os.environ, SOCKCAP_PURE="", NO_COLOR="1")
+    proc = subprocess.Popen([sys.executable, "-m", "sockcap", "show", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(data[:first_record])
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, "no line while the input stays open"
+        assert proc.stdout.readline().startswith(b"   1 ")
+        proc.stdin.write(data[first_record:])
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -184,6 +184,8 @@ class CaptureReader:
                     sink = self.sink = None
             if end - pos < RECORD_HEADER_LEN:
                 src.pos = pos
+                if sink is not None:
+                    sink.flush()  # what the sink made is out before a read that may wait
                 if not src.fill(RECORD_HEADER_LEN):
                     self._end_of_records()
                     return
@@ -196,6 +198,8 @@ class CaptureReader:
             stop = pos + RECORD_HEADER_LEN + incl
             if stop > end:
                 src.pos = pos
+                if sink is not None:
+                    sink.flush()
                 if not src.fill(RECORD_HEADER_LEN + incl):
                     raise self._cut_short("record body", incl, src.left - RECORD_HEADER_LEN)
                 buf, pos, end = src.buf, 0, len(src.buf)
@@ -246,8 +250,10 @@ class CaptureReader:
                                               BT_SHB: self._shb}
         while True:
             yield from self._plain_epbs()
-            if self.sink is not None and self.sink.done:
-                return
+            if self.sink is not None:
+                if self.sink.done:
+                    return
+                self.sink.flush()  # what the sink made is out before a read that may wait
             blen = self._next_block()
             if blen is None:
                 return

@@ -58,14 +58,42 @@ CHUNK = 1 << 20  # bytes of text handed out at a time
 class FrameSink(Protocol):
     """What a capture reader hands its buffer to (``CaptureReader.sink``)."""
 
-    done: bool  # stop reading (the -c limit)
-    handover: bool  # read on without me: the frames from here go to the Python pipeline
+    @property
+    def done(self) -> bool:
+        """Stop reading (the ``-c`` limit)."""
+
+    @property
+    def handover(self) -> bool:
+        """Read on without me: the frames from here go to the Python pipeline."""
 
     def pcap(self, buf: bytes, pos: int, linktype: int, frac_ns: int, limit: int,
              big_endian: bool) -> tuple[int, int]: ...
 
     def pcapng(self, buf: bytes, pos: int, interfaces: list[Any],
                big_endian: bool) -> tuple[int, int]: ...
+
+    def flush(self) -> None:
+        """The reader is about to read (and may wait, on a pipe): hand out the text."""
+
+
+class _Sink:
+    """The engine as a :class:`FrameSink`, with the writing of its text on ``flush``."""
+
+    __slots__ = ("engine", "pcap", "pcapng", "flush")
+
+    def __init__(self, engine: Any, flush: Callable[[], None]) -> None:
+        self.engine = engine
+        self.pcap = engine.pcap
+        self.pcapng = engine.pcapng
+        self.flush = flush
+
+    @property
+    def done(self) -> bool:
+        return bool(self.engine.done)
+
+    @property
+    def handover(self) -> bool:
+        return bool(self.engine.handover)
 
 
 class SinkReader(Protocol):
@@ -124,7 +152,12 @@ class CompiledTimeline:
         (as :meth:`Pipeline.run` gives them)."""
         engine = self.engine
         frame_fn, packet_fn, take = engine.frame, engine.packet, engine.take
-        reader.sink = engine
+
+        def flush() -> None:
+            if engine.pending:
+                write(take())
+
+        reader.sink = _Sink(engine, flush)
         try:
             frames: Iterable[RawFrame] = reader
             for frame in frames:
@@ -229,7 +262,7 @@ class CompiledSelect:
 
     def select(self, reader: SinkReader) -> Iterator[Annotated]:
         engine = self.timeline.engine
-        reader.sink = engine
+        reader.sink = _Sink(engine, _nothing)
         frames = iter(reader)
         handed = False
         try:
@@ -256,3 +289,7 @@ class CompiledSelect:
         self.pipeline.first_ts = state["input_first_ts"]
         self.pipeline.last_ts = state["last_ts"]
         self.pipeline.tracker.resume(state["count"], state["streams"])
+
+
+def _nothing() -> None:
+    """No text to hand out (the numbering pass of ``follow``)."""
