@@ -123,7 +123,12 @@ RATIOS = (  # (sockcap command, anchor, target)
 )
 
 
-def report(path: Path, rounds: int, results: dict[str, Run], argvs: dict[str, list[str]]) -> str:
+def env_text(env: dict[str, str | None]) -> str:
+    return "".join(f"{k}={v} " for k, v in env.items() if v is not None)
+
+
+def report(path: Path, rounds: int, results: dict[str, Run], argvs: dict[str, list[str]],
+           envs: dict[str, dict[str, str | None]]) -> str:
     lines = [
         "# The compiled path against the pure path, tcpdump and tshark",
         "",
@@ -152,7 +157,7 @@ def report(path: Path, rounds: int, results: dict[str, Run], argvs: dict[str, li
             "met by CPU time" if by_cpu >= target else "NOT met"))
         lines.append(f"| `{name}` | `{anchor}` | {by_cpu:.2f}x | {by_wall:.2f}x | {verdict} |")
     lines += ["", "Commands:", ""]
-    lines += [f"- {n}: `{' '.join(Path(a).name if i == 0 else a for i, a in enumerate(v))}`"
+    lines += [f"- {n}: `{env_text(envs[n])}{' '.join(Path(a).name if i == 0 else a for i, a in enumerate(v))}`"
               for n, v in argvs.items()]
     return "\n".join(lines) + "\n"
 
@@ -177,7 +182,8 @@ def main() -> None:
             print(f"round {i + 1} {name}: wall {r.wall:.2f} s, CPU {r.cpu:.2f} s,"
                   f" {r.rss_mb:.0f} MB, exit {r.status}", file=sys.stderr, flush=True)
     results = {name: median_run(rs) for name, rs in runs.items()}
-    text = report(a.file, a.rounds, results, {n: v for n, v, _ in chosen})
+    text = report(a.file, a.rounds, results, {n: v for n, v, _ in chosen},
+                  {n: e for n, _, e in chosen})
     print(text)
     if a.write:
         a.write.write_text(text)

@@ -10,6 +10,12 @@
  * line of sockcap/render/timeline.py; those Python modules are the reference, and
  * tests/test_speedups.py requires byte-identical output from both.
  *
+ * Three uses (sockcap/pipeline/compiled.py): ``sockcap show`` (the line and the --hex
+ * rows, -c, --port, --explain's counts), ``sockcap stats`` (render=0, keep=1: every
+ * conversation kept, its row made on request), and ``sockcap follow --stream N``
+ * (target_stream: the packets before stream N are numbered here, and the engine stops
+ * right before the packet that starts it, where the Python pipeline takes over).
+ *
  * Why C with the CPython API and not Cython or mypyc: the build needs nothing but a C
  * compiler (scripts/setup.sh installs gcc), no build-time dependency that pip must fetch;
  * and a fused loop that never builds a Python object for a common packet is what the
