@@ -107,6 +107,8 @@ enum { ROLES_FROM_SYN, ROLES_GUESSED, ROLES_FIRST_SENDER };
 #define RETIRE_AFTER 4096
 #define RETIRE_IDLE_NS (10LL * NS_PER_SEC)
 #define PREVIEW_CHARS 24
+/* UDP to or from the L2TP port is left to the Python decoder, which may look inside */
+#define L2TP_PORT 1701
 
 /* ---------------------------------------------------------------- output buffer */
 
@@ -273,6 +275,7 @@ static int decode_ipv4(const uint8_t *d, Py_ssize_t end, Py_ssize_t off, Pkt *p)
     if (proto == 17) {
         int64_t length = be16(d + off + 24);
         if (!(length == total - 20 && total - 20 >= 8)) return 0;
+        if (be16(d + off + 20) == L2TP_PORT || be16(d + off + 22) == L2TP_PORT) return 0;
         p->proto = 17;
         p->sport = be16(d + off + 20);
         p->dport = be16(d + off + 22);
@@ -307,6 +310,7 @@ static int decode_ipv6(const uint8_t *d, Py_ssize_t end, Py_ssize_t off, Pkt *p)
     if (proto == 17) {
         int64_t length = be16(d + off + 44);
         if (!(length == plen && plen >= 8)) return 0;
+        if (be16(d + off + 40) == L2TP_PORT || be16(d + off + 42) == L2TP_PORT) return 0;
         p->proto = 17;
         p->sport = be16(d + off + 40);
         p->dport = be16(d + off + 42);
