@@ -7,7 +7,9 @@
 #
 # Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, gcc and the
 # Python headers for the compiled fast path, nftables, iproute2, setcap) with apt-get when
-# they are missing, and the Python package into .venv (building sockcap._speedups).
+# they are missing, and the Python package into .venv (building sockcap._speedups). For the
+# tests also what only they need: chromium with chromium-driver (the report's browser tests)
+# and Java (the Spark test of the exported tables), and the test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,15 @@ command -v dumpcap >/dev/null || need_apt+=(wireshark-common)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # the headers the compiled fast path (sockcap/_speedups.c) is built against
 python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null || need_apt+=(python3-dev)
+extras="dissect"
+if [ "${1:-}" = test ]; then
+  extras="test,dissect,export,spark"
+  # the report's browser tests: Debian's chromium and its driver (selenium drives it)
+  command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
+  command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+  # Java for the Spark test of the exported tables (pyspark in local mode)
+  command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -40,7 +51,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-"$VENV/bin/python" -m pip install -q -e '.[test,dissect]'
+"$VENV/bin/python" -m pip install -q -e ".[$extras]"
 
 case "${1:-}" in
   run)

@@ -31,6 +31,12 @@
  * Engine.packet, which files the decoded Packet in the same conversation table. So the
  * output never depends on which path decoded a frame.
  *
+ * Frames without a time (pcapng Simple Packet Blocks: ts NO_TIMESTAMP = -1, read by the
+ * Python reader and handed to Engine.frame) are decoded here too, with the tracker's
+ * ``ts >= 0`` guards transcribed (conversation times, the first RTT, the SYN times, the
+ * retire rule) and ``-`` in the time column, as sockcap/render/timeline.py prints it.
+ * The words are English only: in another language sockcap/speedups.py picks the pure path.
+ *
  * Memory safety: every read of frame bytes is checked against the captured length
  * before it is made; every write to the output buffer is preceded by a reserve of at
  * least its size. Timestamps are kept as 128-bit integers (a pcapng timestamp in
@@ -622,7 +628,7 @@ static int retire_later(Engine *e, Conv *c, i128 now) {
     Conv *old = e->queue[e->q_head];
     e->q_head = (e->q_head + 1) % e->q_cap;
     e->q_len--;
-    if (now - old->last_ts < RETIRE_IDLE_NS) {
+    if (now >= 0 && now - old->last_ts < RETIRE_IDLE_NS) { /* untimed now: cannot tell */
         return queue_push(e, old); /* its reference moves with it */
     }
     uint8_t key[40];
@@ -826,13 +832,16 @@ static void see_syn(const Pkt *p, Conv *c, Dir *d, Dir *r) {
     if (p->mptcp) c->mptcp = 1;
     if (r->syn && (d->scale == SCALE_NONE || r->scale == SCALE_NONE)) d->scale = r->scale = SCALE_NONE;
     int ecn = p->flags & ECN_BITS;
+    /* a SYN without a time (NO_TIMESTAMP) is still seen; 0 also means that no round
+     * trip is measured from it (mru_syn_ts) */
+    i128 ts = p->ts >= 0 ? p->ts : 0;
     if (p->flags & F_ACK) {
-        if (c->synack_ts < 0) c->synack_ts = p->ts;
+        if (c->synack_ts < 0) c->synack_ts = ts;
         c->accecn = c->accecn_syn && ecn != 0 && ecn != F_ECE && ecn != ECN_BITS;
     } else {
         c->accecn_syn = ecn == ECN_BITS;
-        c->mru_syn_ts = p->ts;
-        if (c->syn_ts < 0) c->syn_ts = p->ts;
+        c->mru_syn_ts = ts;
+        if (c->syn_ts < 0) c->syn_ts = ts;
     }
 }
 
@@ -864,7 +873,10 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
     a->own = -1;
     a->dupacks = 0;
     if (!c) { a->phase = PH_NONE; return 0; }
-    c->last_ts = p->ts;
+    if (p->ts >= 0) { /* a frame without a time (NO_TIMESTAMP) leaves the clock alone */
+        c->last_ts = p->ts;
+        if (c->first_ts < 0) c->first_ts = p->ts;
+    }
     Dir *d = &c->dirs[from_client ? 0 : 1];
     d->packets++;
     d->bytes += p->wirelen;
@@ -892,7 +904,8 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
             d->mptcp_ops = c->mptcp_ops;
         }
     }
-    if ((flags & (F_SYN | F_ACK)) == F_ACK && c->mru_syn_ts != 0 && c->first_rtt == 0) {
+    if ((flags & (F_SYN | F_ACK)) == F_ACK && c->mru_syn_ts != 0 && c->first_rtt == 0 &&
+        p->ts >= 0) {
         c->first_rtt = p->ts - c->mru_syn_ts;
         c->rtt_answered = !from_client;
     }
@@ -1091,7 +1104,8 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
     if (buf_reserve(b, 256) < 0) return -1;
     put_i64(b, e->count, 4);
     put(b, " ", 1);
-    if (put_time(b, p->ts - e->clock_first) < 0) return -1;
+    if (p->ts < 0) put(b, "         -", 10); /* NO_TIMESTAMP: timeline.NO_TIME */
+    else if (put_time(b, p->ts - e->clock_first) < 0) return -1;
     if (buf_reserve(b, 256) < 0) return -1;
     put(b, "  ", 2);
     if (c) {
@@ -1649,7 +1663,9 @@ static PyObject *conv_row(const Conv *c) {
         if (!pair) { Py_DECREF(notes); return NULL; }
         PyList_SET_ITEM(notes, i, pair);
     }
-    PyObject *first = i128_to_py(c->first_ts), *dur = i128_to_py(c->last_ts - c->first_ts);
+    /* -1 and -1 when no packet of it had a time (conversation_stats) */
+    PyObject *first = i128_to_py(c->first_ts);
+    PyObject *dur = i128_to_py(c->first_ts >= 0 ? c->last_ts - c->first_ts : -1);
     PyObject *rtt = i128_to_py(irtt);
     PyObject *ca = addr_text(&c->client), *sa = addr_text(&c->server);
     PyObject *row = NULL;

@@ -19,15 +19,23 @@ from click.core import ParameterSource
 from sockcap import __version__
 from sockcap.commands.options import PORT, host_address, loopback_address, output_options
 from sockcap.errors import ExitCode, SockcapError
+from sockcap.i18n import _, ngettext
 
 # Commands defined in their own module under sockcap.commands, loaded when used (and for
 # --help, whose listing needs each one's short help: those modules import only click at
 # the top, so listing stays fast). One line each: name -> "module:attribute".
 LAZY_COMMANDS: dict[str, str] = {
     "capture": "sockcap.commands.capture:capture",
+    "check": "sockcap.commands.check:check",
+    "grade": "sockcap.commands.grade:grade",
     "interfaces": "sockcap.commands.interfaces:interfaces",
     "follow": "sockcap.commands.follow:follow",
     "stats": "sockcap.commands.stats:stats",
+    "diagram": "sockcap.commands.diagram:diagram",
+    "report": "sockcap.commands.report:report",
+    "lab": "sockcap.commands.lab:lab",
+    "export": "sockcap.commands.export:export",
+    "query": "sockcap.commands.query:query",
 }
 
 
@@ -54,25 +62,25 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit()
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             help=_("See what a socket program really puts on the wire.\n\n"
+                    "\b\n"
+                    "sockcap run --capture        echo server + client on loopback, captured and explained\n"
+                    "sockcap show FILE            the same timeline for any pcap/pcapng file\n"
+                    "sockcap server / client      an echo pair that talks to the classic C echo programs"))
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_version,
-              help="Show the version and whether the compiled fast path is in use.")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+              help=_("Show the version and whether the compiled fast path is in use."))
+@click.option("--debug", is_flag=True, help=_("Show tracebacks for errors."))
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """See what a socket program really puts on the wire.
-
-    \b
-    sockcap run --capture        echo server + client on loopback, captured and explained
-    sockcap show FILE            the same timeline for any pcap/pcapng file
-    sockcap server / client      an echo pair that talks to the classic C echo programs
-    """
+    # the help text is the group's help= (translated)
     ctx.obj = {"debug": debug}
 
 
 # run's options that shape or save the captured timeline: without --capture there is none
-CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force")
+CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force", "diagram",
+                "report")
 
 
 def _require_capture(ctx: click.Context) -> None:
@@ -80,30 +88,31 @@ def _require_capture(ctx: click.Context) -> None:
     given = [max(p.opts, key=len) for p in ctx.command.params if p.name in CAPTURE_ONLY
              and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE]
     if given:
-        verb = "needs" if len(given) == 1 else "need"
-        raise click.UsageError(f"{', '.join(given)} {verb} --capture: add --capture to "
-                               "capture the exchange", ctx)
+        raise click.UsageError(ngettext(
+            "{options} needs --capture: add --capture to capture the exchange",
+            "{options} need --capture: add --capture to capture the exchange",
+            len(given)).format(options=", ".join(given)), ctx)
 
 
-@cli.command()
-@click.option("--udp", is_flag=True, help="UDP instead of TCP.")
-@click.option("--capture", is_flag=True, help="Capture the exchange on lo and explain it (needs root or CAP_NET_RAW).")
-@click.option("-m", "--message", "messages", multiple=True, help="A message to send (repeat; default: hello, world, quit).")
-@click.option("--host", default="127.0.0.1", show_default=True, callback=loopback_address, help="Loopback address to use.")
-@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Server port (default: a free one).")
-@click.option("--out", "-w", type=click.Path(dir_okay=False), help="pcap file to write (default: captures/<time>-<proto>-<port>.pcap).")
-@click.option("--force", is_flag=True, help="Overwrite the --out file if it exists.")
-@click.option("--timeout", type=click.FloatRange(0.1, 60), default=5.0, show_default=True, help="Seconds to wait for each reply.")
-@click.option("--follow", "follow_", is_flag=True, help="With --capture: after the timeline, the bytes each side sent (Follow TCP Stream).")
+@cli.command(help=_("Start an echo server and client on loopback and run an exchange (with --capture: "
+                    "show every packet).\n\n"
+                    "The timeline options (--json, --hex, --style, --follow, --explain, --diagram, "
+                    "--report) and --out/--force need --capture."))
+@click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
+@click.option("--capture", is_flag=True, help=_("Capture the exchange on lo and explain it (needs root or CAP_NET_RAW)."))
+@click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat; default: hello, world, quit)."))
+@click.option("--host", default="127.0.0.1", show_default=True, callback=loopback_address, help=_("Loopback address to use."))
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help=_("Server port (default: a free one)."))
+@click.option("--out", "-w", type=click.Path(dir_okay=False), help=_("pcap file to write (default: captures/<time>-<proto>-<port>.pcap)."))
+@click.option("--force", is_flag=True, help=_("Overwrite the --out file if it exists."))
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
+@click.option("--follow", "follow_", is_flag=True, help=_("With --capture: after the timeline, the bytes each side sent (Follow TCP Stream)."))
+@click.option("--diagram", is_flag=True, help=_("With --capture: after the timeline, the exchange as a ladder diagram."))
+@click.option("--report", is_flag=True, help=_("With --capture: also write an HTML report next to the pcap (same name, .html)."))
 @output_options
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
-        force: bool, timeout: float, follow_: bool, hex_: bool, json_: bool, style: str,
-        no_color: bool, explain: bool) -> None:
-    """Start an echo server and client on loopback and run an exchange (with --capture: show every packet).
-
-    The timeline options (--json, --hex, --style, --follow, --explain) and --out/--force
-    need --capture.
-    """
+        force: bool, timeout: float, follow_: bool, diagram: bool, report: bool, hex_: bool,
+        json_: bool, style: str, no_color: bool, explain: bool) -> None:
     from sockcap.commands.run import run_command
 
     _no_empty_tcp_message(messages, udp)
@@ -112,20 +121,19 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
 
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
-                explain=explain, follow=follow_)
+                explain=explain, follow=follow_, diagram=diagram, report=report)
 
 
-@cli.command()
-@click.option("--udp", is_flag=True, help="UDP instead of TCP.")
-@click.option("--host", default="127.0.0.1", show_default=True, callback=host_address, help="Address to bind (0.0.0.0 to accept other machines).")
+@cli.command(help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))
+@click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
+@click.option("--host", default="127.0.0.1", show_default=True, callback=host_address, help=_("Address to bind (0.0.0.0 to accept other machines)."))
 @click.option("--port", type=PORT, default=5001, show_default=True)
-@click.option("--max-clients", type=click.IntRange(1, 1_000_000), default=1024, show_default=True, help="Connections served at once (by each worker); more are refused.")
-@click.option("--idle-timeout", type=click.FloatRange(0.1), default=300.0, show_default=True, help="Close a connection silent for this many seconds.")
-@click.option("--max-message", type=click.IntRange(1, 16 << 20), default=65536, show_default=True, help="Largest read echoed at once, in bytes.")
-@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Processes serving the port (SO_REUSEPORT: the kernel spreads clients over them).")
+@click.option("--max-clients", type=click.IntRange(1, 1_000_000), default=1024, show_default=True, help=_("Connections served at once (by each worker); more are refused."))
+@click.option("--idle-timeout", type=click.FloatRange(0.1), default=300.0, show_default=True, help=_("Close a connection silent for this many seconds."))
+@click.option("--max-message", type=click.IntRange(1, 16 << 20), default=65536, show_default=True, help=_("Largest read echoed at once, in bytes."))
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help=_("Processes serving the port (SO_REUSEPORT: the kernel spreads clients over them)."))
 def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: float, max_message: int,
            workers: int) -> None:
-    """Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."""
     from sockcap.endpoints.server import run_server
 
     code = run_server(host, port, udp=udp, max_clients=max_clients, idle_timeout=idle_timeout,
@@ -133,14 +141,13 @@ def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: floa
     sys.exit(code)
 
 
-@cli.command()
-@click.option("--udp", is_flag=True, help="UDP instead of TCP.")
+@cli.command(help=_("Send messages to an echo server and print each reply (\"quit\" ends)."))
+@click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
 @click.option("--host", default="127.0.0.1", show_default=True, callback=host_address)
 @click.option("--port", type=PORT, default=5001, show_default=True)
-@click.option("-m", "--message", "messages", multiple=True, help="A message to send (repeat); without -m lines are read from stdin.")
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=5.0, show_default=True, help="Seconds to wait for each reply.")
+@click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat); without -m lines are read from stdin."))
+@click.option("--timeout", type=click.FloatRange(0.1, 600), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
 def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: float) -> None:
-    """Send messages to an echo server and print each reply ("quit" ends)."""
     from sockcap.endpoints.client import run_client
 
     _no_empty_tcp_message(messages, udp)
@@ -151,15 +158,14 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
     sys.exit(code)
 
 
-@cli.command()
+@cli.command(help=_("Print the timeline of a pcap or pcapng file ('-' reads stdin)."))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("-c", "count", type=click.IntRange(1), default=None, help="Show only the first N packets.")
-@click.option("--port", type=PORT, default=None, help="Only TCP/UDP packets to or from this port (a display filter: numbers, times and streams stay the file's).")
-@click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help="Wireshark's full dissection of packet N (needs tshark and pyshark).")
+@click.option("-c", "count", type=click.IntRange(1), default=None, help=_("Show only the first N packets."))
+@click.option("--port", type=PORT, default=None, help=_("Only TCP/UDP packets to or from this port (a display filter: numbers, times and streams stay the file's)."))
+@click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help=_("Wireshark's full dissection of packet N (needs tshark and pyshark)."))
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
          json_: bool, style: str, no_color: bool, explain: bool) -> None:
-    """Print the timeline of a pcap or pcapng file ('-' reads stdin)."""
     from sockcap.commands.show import show_command
 
     show_command(file, count=count or 0, port=port or 0, dissect=dissect, hex_=hex_,
@@ -174,8 +180,8 @@ def _no_empty_tcp_message(messages: tuple[str, ...], udp: bool) -> None:
     """An empty TCP message would show an echo that never crossed the wire."""
     if "" in messages and not udp:
         raise click.BadParameter(
-            "an empty message sends nothing over TCP (a zero-length write puts no segment "
-            "on the wire); UDP can send an empty datagram: add --udp", param_hint="'-m'")
+            _("an empty message sends nothing over TCP (a zero-length write puts no segment "
+            "on the wire); UDP can send an empty datagram: add --udp"), param_hint="'-m'")
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -202,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0)
     except click.UsageError as e:
         cmd = e.ctx.command_path if e.ctx else "sockcap"
-        _fail(f"{e.format_message()} (see '{cmd} --help')", ExitCode.USAGE)
+        _fail(_("{format_message} (see '{cmd} --help')").format(format_message=e.format_message(), cmd=cmd), ExitCode.USAGE)
     except click.ClickException as e:
         _fail(e.format_message(), e.exit_code)
     except SockcapError as e:

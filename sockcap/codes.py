@@ -94,6 +94,7 @@ class Note(Code):
     # damage found by the decoder
     UNSUPPORTED_LINKTYPE = "unsupported link type"
     UNKNOWN_FAMILY = "unknown address family"
+    UNKNOWN_IP_VERSION = "unknown ip version"
     VLAN_DEPTH = "too many vlan tags"
     IP_VERSION = "bad ip version"
     IP_HLEN = "bad ip header length"
@@ -115,6 +116,7 @@ _COUNTED_JSON = {
     Note.DUPLICATE_ACK: "duplicate ACK #{n}",
     Note.UNSUPPORTED_LINKTYPE: "unsupported link type {n}",
     Note.UNKNOWN_FAMILY: "unknown address family {n}",
+    Note.UNKNOWN_IP_VERSION: "unknown ip version {n}",
 }
 
 
@@ -191,6 +193,7 @@ NOTE_WORDS = {
     Note.HALF_CLOSE: N_("half-close"),
     Note.UNSUPPORTED_LINKTYPE: N_("unsupported link type"),
     Note.UNKNOWN_FAMILY: N_("unknown address family"),
+    Note.UNKNOWN_IP_VERSION: N_("unknown ip version"),
     Note.VLAN_DEPTH: N_("too many vlan tags"),
     Note.IP_VERSION: N_("bad ip version"),
     Note.IP_HLEN: N_("bad ip header length"),
@@ -211,6 +214,7 @@ COUNTED_WORDS = {
     Note.DUPLICATE_ACK: N_("duplicate ACK #{n}"),
     Note.UNSUPPORTED_LINKTYPE: N_("unsupported link type {n}"),
     Note.UNKNOWN_FAMILY: N_("unknown address family {n}"),
+    Note.UNKNOWN_IP_VERSION: N_("unknown ip version {n}"),
 }
 
 # What each note means, in a sentence (``--explain``). Decoder damage has none: the

@@ -106,3 +106,10 @@ class OutputExistsError(InputError, WriteError):
 
 class MissingExtensionError(SockcapError):
     """``SOCKCAP_REQUIRE_EXTENSIONS`` is set and the compiled path cannot be loaded."""
+
+
+class NamespaceError(SockcapError):
+    """A private network namespace could not be made (the kernel forbids unprivileged
+    user namespaces): the same exit code as a missing capture permission."""
+
+    exit_code = ExitCode.NO_PERMISSION

@@ -6,6 +6,9 @@ is bound with a kernel filter for the server's port and is ready, the client exc
 runs and closes gracefully, the server's side closes, and the capture keeps reading until
 the teardown's last ACK is in (or a short deadline passes). Every packet is written to
 the pcap file as it arrives, so an interrupt leaves a valid file with all packets so far.
+The capture is a :class:`~sockcap.capture.session.CaptureSession` read from the event loop,
+the same as ``sockcap capture``'s: its file, its drain rule (here with the complete
+teardown as the condition) and its counters.
 Under sudo the file, and the ``captures/`` folder if this run made it, belong to the user
 who ran sudo (:mod:`sockcap.owner`).
 """
@@ -20,20 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sockcap.analysis.conversation import Annotated, teardown_complete
-from sockcap.capture.backends import choose_backend
-from sockcap.capture.base import Capture, CaptureStats
 from sockcap.capture.bpf import port_filter
-from sockcap.decode.records import RawFrame
+from sockcap.capture.session import CaptureSession
+from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.endpoints.client import tcp_exchange, udp_exchange
 from sockcap.endpoints.server import EchoServer
 from sockcap.errors import WriteError
+from sockcap.i18n import _
 from sockcap.owner import Owner
-from sockcap.pcapfile.writer import PcapWriter
 from sockcap.pipeline import Pipeline
 
 DEFAULT_MESSAGES = ("hello", "world", "quit")
 SETTLE_SECONDS = 2.0  # longest wait for the teardown after the client has closed
-QUIET_SECONDS = 0.05  # a capture is drained when nothing more arrived for this long
 
 
 @dataclass
@@ -63,38 +64,19 @@ def default_capture_path(udp: bool, port: int, now: float | None = None) -> str:
 
 
 class _Recorder:
-    """Reads the capture socket from the event loop; writes and annotates each frame."""
+    """Annotates each frame of the session, as the file holds it, and notes when the
+    teardown is complete."""
 
-    def __init__(self, cap: Capture, writer: PcapWriter, pipeline: Pipeline) -> None:
-        self.cap = cap
-        self.writer = writer
+    def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         self.annotated: list[Annotated] = []
         self.done = False
-        self.last_arrival = time.monotonic()
 
-    def pump(self) -> None:
-        frames = self.cap.read(0)
-        if frames:
-            self.last_arrival = time.monotonic()
+    def frames(self, frames: list[RawFrame]) -> None:
         for frame in frames:
-            self._annotate(self.writer.write(frame))  # the frame as the file holds it
-
-    def _annotate(self, frame: RawFrame) -> None:
-        for a in self.pipeline.packets([frame]):
-            self.annotated.append(a)
-            self.done = self.done or teardown_complete(a)
-
-    async def settle(self, udp: bool) -> None:
-        deadline = time.monotonic() + SETTLE_SECONDS
-        self.last_arrival = time.monotonic()  # a backend may hand packets over late
-        quiet_for = max(QUIET_SECONDS, self.cap.settle_seconds)
-        while time.monotonic() < deadline:
-            self.pump()
-            quiet = time.monotonic() - self.last_arrival >= quiet_for
-            if quiet and (self.done or udp):
-                return
-            await asyncio.sleep(0.01)
+            for a in self.pipeline.packets([frame]):
+                self.annotated.append(a)
+                self.done = self.done or teardown_complete(a)
 
 
 async def _exchange(opts: RunOptions, port: int) -> Sequence[tuple[str, bytes | None]]:
@@ -110,43 +92,42 @@ async def run_exchange(opts: RunOptions, pipeline: Pipeline | None = None,
 
     ``on_path`` is told the pcap file's path once it exists; ``note`` gets warnings.
     """
-    cap = choose_backend("auto", "lo") if opts.capture else None  # opened: permission checked
-    server = EchoServer(opts.host, opts.port, udp=opts.udp)
-    await server.start()
+    rec = _Recorder(pipeline or Pipeline())
+    session = (CaptureSession.open("auto", "lo", rec.frames, Owner(note))
+               if opts.capture else None)  # opened: permission checked before anything runs
     try:
-        if cap is None:
-            return RunResult(await _exchange(opts, server.port), server.port)
-        return await _captured(opts, cap, server, pipeline or Pipeline(), on_path,
-                              Owner(note))
+        server = EchoServer(opts.host, opts.port, udp=opts.udp)
+        await server.start()
+        try:
+            if session is None:
+                return RunResult(await _exchange(opts, server.port), server.port)
+            return await _captured(opts, session, server, rec, on_path)
+        finally:
+            await server.close()
     finally:
-        await server.close()
+        if session is not None:
+            session.finish()
 
 
-async def _captured(opts: RunOptions, cap: Capture, server: EchoServer, pipeline: Pipeline,
-                    on_path: Callable[[str], None] | None, owner: Owner) -> RunResult:
+async def _captured(opts: RunOptions, session: CaptureSession, server: EchoServer,
+                    rec: _Recorder, on_path: Callable[[str], None] | None) -> RunResult:
     path = opts.out or default_capture_path(opts.udp, server.port)
     try:
-        owner.make_folder(Path(path).parent)
+        session.owner.make_folder(Path(path).parent)
     except OSError as e:
-        raise WriteError(f"cannot create {Path(path).parent}: {e.strerror or e}") from None
-    cap.set_filter(f"tcp port {server.port} or udp port {server.port}", port_filter(server.port))
-    writer = PcapWriter(path, cap.linktype, force=opts.force, owner=owner)
+        raise WriteError(_("cannot create {parent}: {e}").format(parent=Path(path).parent, e=e.strerror or e)) from None
+    session.set_filter(f"tcp port {server.port} or udp port {server.port}",
+                       port_filter(server.port))
+    session.start()
+    session.open_file(path, force=opts.force)
     if on_path:
         on_path(path)
-    rec = _Recorder(cap, writer, pipeline)
-    loop = asyncio.get_running_loop()
     try:
-        cap.start()
-        loop.add_reader(cap.fileno(), rec.pump)
+        session.watch(asyncio.get_running_loop())
         exchanges = await _exchange(opts, server.port)
         if not opts.udp:
             await server.wait_idle(SETTLE_SECONDS)
-        await rec.settle(opts.udp)
+        await session.drain_async(until=lambda: rec.done or opts.udp, limit=SETTLE_SECONDS)
     finally:
-        if cap.fileno() >= 0:
-            loop.remove_reader(cap.fileno())
-            rec.pump()
-        stats = cap.stop()
-        rec.pump()  # what was still in flight (dumpcap's pipe)
-        writer.close()
+        stats = session.finish()
     return RunResult(exchanges, server.port, path, rec.annotated, stats)

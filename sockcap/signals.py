@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any, TypeVar
 
 from sockcap.errors import ExitCode, SockcapError
+
+T = TypeVar("T")
 
 
 class Terminated(SockcapError):
@@ -38,3 +42,27 @@ def sigterm_raises() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+async def cancel_on_signals(work: Coroutine[Any, Any, T], seen: list[int]) -> T:
+    """SIGINT and SIGTERM cancel the task running ``work``: every ``finally`` then
+    finishes its file; ``seen`` gets the signal numbers.
+
+    Handled by the event loop rather than by raising from a signal handler, which could
+    land inside any callback (a capture's reader among them) and print a traceback.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop(signum: int) -> None:
+        seen.append(signum)
+        task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        return await work
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)

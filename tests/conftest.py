@@ -45,10 +45,12 @@ def sockcap_path(request: pytest.FixtureRequest) -> dict[str, str | None]:
 
 def sockcap(*args: str, timeout: float = 60, user: str | None = None,
             cwd: Path | None = None, input: str | None = None,
-            env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess[str]:
+            env: dict[str, str | None] | None = None,
+            prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a subprocess (optionally as another user via setpriv).
 
-    ``env`` adds variables to the environment; a value of None removes one."""
+    ``env`` adds variables to the environment; a value of None removes one; ``prefix``
+    is a command the whole is run under (e.g. tests/nouserns.py)."""
     cmd = [sys.executable, "-m", "sockcap", *args]
     if user is not None:
         import pwd
@@ -62,6 +64,7 @@ def sockcap(*args: str, timeout: float = 60, user: str | None = None,
                     break
                 os.chmod(folder, os.stat(folder).st_mode | 0o711)
             os.chmod(cwd, 0o777)
+    cmd = [*prefix, *cmd]
     # TZ=UTC: the tcpdump style prints local time, and the golden files were made in UTC
     full_env = dict(os.environ, NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1", TZ="UTC")
     for name, value in (env or {}).items():

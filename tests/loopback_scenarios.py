@@ -98,6 +98,37 @@ def reset(port: int) -> None:
     t.join(DEADLINE)
 
 
+def server_reset(port: int) -> None:
+    """The server reads the request, then closes with SO_LINGER 0: the responder resets."""
+
+    def handle(conn: socket.socket) -> None:
+        conn.settimeout(DEADLINE)
+        conn.recv(100)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    t = _serve(port, handle)
+    with socket.create_connection((HOST, port), timeout=DEADLINE) as c:
+        c.sendall(b"hello, then a reset from the server")
+        try:
+            c.recv(100)
+        except ConnectionResetError:
+            pass
+    t.join(DEADLINE)
+
+
+def no_answer(port: int) -> None:
+    """nftables drops every SYN to the port (in a namespace of its own): the client's SYN
+    and its retransmission go unanswered until connect gives up after 1.5 s."""
+    _nft(f"add rule inet sockcap input tcp dport {port} tcp flags & syn == syn drop")
+    with socket.socket() as s:
+        s.settimeout(1.5)
+        try:
+            s.connect((HOST, port))
+        except (TimeoutError, OSError):
+            return
+    raise SystemExit("the SYN was answered")
+
+
 def half_close(port: int) -> None:
     """The client sends a request and shuts down writing; the server answers after EOF."""
 
@@ -228,8 +259,9 @@ def _nft(rule: str) -> None:
 SCENARIOS: dict[str, Callable[[int], None]] = {
     "refused": refused, "reset": reset, "half_close": half_close,
     "zero_window": zero_window, "rto": rto, "lossy": lossy, "port_reuse": port_reuse,
+    "server_reset": server_reset, "no_answer": no_answer,
 }
-NEEDS_NETNS = {"rto", "lossy"}
+NEEDS_NETNS = {"rto", "lossy", "no_answer"}
 
 
 def can_run() -> str:

@@ -253,7 +253,9 @@ def test_interrupt_leaves_a_valid_file_and_no_process(tmp_path: Path, sig: int, 
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             deadline = time.monotonic() + 30
-            while (not out.exists() or out.stat().st_size < 5000) and time.monotonic() < deadline:
+            # the command has started (its pid is written) and traffic is being captured
+            while ((not out.exists() or out.stat().st_size < 5000 or not pidfile.exists())
+                   and time.monotonic() < deadline):
                 s.sendto(b"traffic", ("127.0.0.1", port))
                 time.sleep(0.001)
         proc.send_signal(sig)

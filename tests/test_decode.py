@@ -62,7 +62,8 @@ SUPPORTED_LINKTYPES = [
     LINKTYPE_IPV6,
     LINKTYPE_LINUX_SLL2,
 ]
-LAYERS = {"eth", "vlan", "null", "loop", "sll", "sll2", "ip", "ip6", "tcp", "udp", "arp"}
+LAYERS = {"eth", "vlan", "null", "loop", "sll", "sll2", "ip", "ip6", "tcp", "udp", "arp",
+          "pppoe", "pppoed", "ppp", "l2tp"}
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 LOOPBACK_MAC = "00:00:00:00:00:00"
 ALL_FLAGS = "FSRPAUECN"  # scapy's letters; N is the former NS bit, now AE

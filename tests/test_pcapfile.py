@@ -48,7 +48,7 @@ from conftest import CORPUS, needs_tshark
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sockcap.decode.records import RawFrame
+from sockcap.decode.records import NO_TIMESTAMP, RawFrame
 from sockcap.errors import CaptureFileError, DecodeError, NotACaptureError
 from sockcap.pcapfile import open_capture, write_pcap, write_pcap_stream
 from sockcap.pcapfile.reader import CaptureReader
@@ -330,7 +330,7 @@ def expected_frames(sections: list[Section]) -> list[RawFrame]:
         for p in s.packets:
             i = s.ifaces[p.iface]
             if p.kind == "spb":  # no timestamp; the data is min(wirelen, snaplen) long
-                frames.append(RawFrame(0, i.linktype, p.data, p.wirelen, 0))
+                frames.append(RawFrame(NO_TIMESTAMP, i.linktype, p.data, p.wirelen, 0))
                 continue
             resol = 6 if i.tsresol is None else i.tsresol
             unit = Fraction(1, 2 ** (resol & 0x7F)) if resol & 0x80 else Fraction(1, 10**resol)

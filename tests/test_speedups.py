@@ -4,9 +4,10 @@ Both paths must print the same bytes for ``sockcap show`` (plain and ``--hex``, 
 ``-c``, ``--port`` and ``--explain``), end with the same exit code and the same damage
 message, on: every corpus file, the golden captures, captures made by hypothesis (TCP
 and UDP conversations over every link type the compiled decoder reads, with options,
-damage and odd timestamps), mutated inputs from ``fuzz/mutators.py``, and a capture long
-enough for the retire rule of a bounded tracker (``keep=False``). The comparison itself
-is ``fuzz/differential.py``'s (the same one ``fuzz/sanitize.sh`` runs under ASan/UBSan).
+damage and odd timestamps, as pcap or as pcapng with frames without a time among them),
+mutated inputs from ``fuzz/mutators.py``, and a capture long enough for the retire rule
+of a bounded tracker (``keep=False``), timed and untimed. The comparison itself is
+``fuzz/differential.py``'s (the same one ``fuzz/sanitize.sh`` runs under ASan/UBSan).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(ROOT / "fuzz"))
 from differential import OPTION_SETS, differences, show_result
 
+from sockcap.decode.records import NO_TIMESTAMP
 from sockcap.speedups import engine_class
 
 REQUIRED = os.environ.get("SOCKCAP_REQUIRE_EXTENSIONS", "") not in ("", "0")
@@ -126,6 +128,27 @@ def _tcp(sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
                         0, 0) + options + payload)
 
 
+def pcapng_file(linktype: int, records: list[tuple[int, bytes, int]]) -> bytes:
+    """A pcapng file of ``(ts_ns, frame, wirelen)`` records on one interface (microsecond
+    times): an Enhanced Packet Block each, or a Simple Packet Block (no time) where
+    ``ts_ns`` is NO_TIMESTAMP."""
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += bytes(-len(body) % 4)
+        return struct.pack("<II", btype, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += block(1, struct.pack("<HHI", linktype, 0, 0))
+    for ts, frame, wirelen in records:
+        if ts == NO_TIMESTAMP:
+            out += block(3, struct.pack("<I", wirelen) + frame)
+        else:
+            t = ts // 1000
+            out += block(6, struct.pack("<IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(frame),
+                                        wirelen) + frame)
+    return out
+
+
 def _ip(v6: bool, src: int, dst: int, proto: int, body: bytes) -> bytes:
     if v6:
         return (struct.pack("!IHBB", 0x60000000, len(body), proto, 64)
@@ -139,15 +162,17 @@ def captures(draw: st.DrawFn) -> bytes:
     linktype = draw(st.sampled_from(sorted(LINK_HEADS)))
     v6 = draw(st.booleans())
     ts = draw(st.integers(0, 2**32 - 100)) * 1_000_000
-    records = []
+    # pcap, or pcapng where some frames may come without a time (Simple Packet Blocks)
+    untimed_share = draw(st.sampled_from([None, None, 0, 2, 4]))
+    records: list[tuple[int, bytes, int]] = []
 
     def record(frame: bytes) -> None:
         wirelen = len(frame)
         cut = draw(st.sampled_from([None, None, None, None, None, None, 10, 30, 50, 70]))
-        if cut is not None:
+        untimed = untimed_share is not None and draw(st.integers(0, untimed_share)) == 0
+        if cut is not None and not untimed:  # an SPB's captured length is its block's
             frame = frame[:cut]
-        records.append(struct.pack("<IIII", ts // 1_000_000_000, ts // 1000 % 1_000_000,
-                                   len(frame), wirelen) + frame)
+        records.append((NO_TIMESTAMP if untimed else ts, frame, wirelen))
 
     if draw(st.booleans()):  # a handshake first, so that scaling and the analysis apply
         for src, dst, sport, dport, seq, ack, flags in ((1, 2, 40000, 80, 999, 0, 0x002),
@@ -175,7 +200,11 @@ def captures(draw: st.DrawFn) -> bytes:
                         draw(st.sampled_from(OPTION_CHOICES)), payload)
             frame = LINK_HEADS[linktype](v6) + _ip(v6, src, dst, 6, body)
         record(frame)
-    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype) + b"".join(records)
+    if untimed_share is not None:
+        return pcapng_file(linktype, records)
+    return struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, linktype) + b"".join(
+        struct.pack("<IIII", t // 1_000_000_000, t // 1000 % 1_000_000, len(f), w) + f
+        for t, f, w in records)
 
 
 @needs_extension
@@ -186,18 +215,20 @@ def test_hypothesis_captures(data: bytes, tmp_path: Path) -> None:
 
 
 @needs_extension
-def test_retire_rule_and_port_reuse_over_many_conversations(tmp_path: Path) -> None:
+@pytest.mark.parametrize("timed", [True, False], ids=["timed", "untimed"])
+def test_retire_rule_and_port_reuse_over_many_conversations(tmp_path: Path,
+                                                            timed: bool) -> None:
     """More closed conversations than the bounded tracker keeps (RETIRE_AFTER) over more
     than RETIRE_IDLE_NS of capture time, then packets on old and recent 5-tuples and a
-    SYN reusing a recent one's ports: the stream numbers must be the pure path's."""
-    records = []
+    SYN reusing a recent one's ports: the stream numbers must be the pure path's. Untimed
+    (pcapng Simple Packet Blocks), idleness cannot be told and the oldest is forgotten."""
+    records: list[tuple[int, bytes, int]] = []
     ts = 1_700_000_000 * 10**9
 
     def add(frame: bytes) -> None:
         nonlocal ts
         ts += 3_000_000
-        records.append(struct.pack("<IIII", ts // 10**9, ts // 1000 % 10**6, len(frame),
-                                   len(frame)) + frame)
+        records.append((ts if timed else NO_TIMESTAMP, frame, len(frame)))
 
     head = LINK_HEADS[1](False)
     for i in range(4300):
@@ -209,9 +240,14 @@ def test_retire_rule_and_port_reuse_over_many_conversations(tmp_path: Path) -> N
             add(head + _ip(False, src, dst, 6, _tcp(sp, dp, seq, ack, flags, 512, b"", b"")))
     for port, seq, flags in ((20000, 102, 0x010), (24299, 102, 0x010), (24298, 900, 0x002)):
         add(head + _ip(False, 1, 2, 6, _tcp(port, 80, seq, 502, flags, 512, b"", b"")))
-    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"".join(records)
+    if timed:
+        data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"".join(
+            struct.pack("<IIII", t // 10**9, t // 1000 % 10**6, len(f), w) + f
+            for t, f, w in records)
+    else:
+        data = pcapng_file(1, records)
     same_on_both_paths(data, tmp_path)
-    path = tmp_path / "many.pcap"
+    path = tmp_path / "many.cap"
     path.write_bytes(data)
     tail = show_result(str(path), {}, pure=False).stdout.splitlines()[-4:]
     # the first conversation was forgotten: a new stream, roles guessed
@@ -252,3 +288,50 @@ def test_a_pipe_shows_each_packet_before_the_next_arrives() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@needs_extension
+def test_another_language_takes_the_pure_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled line writes its English words itself ("client … → server …"): with a
+    catalogue of another language loaded, ``show`` runs the pure path and prints the
+    translated words; back in English the compiled path runs again."""
+    catalog_mod = pytest.importorskip("babel.messages.catalog")
+    mofile = pytest.importorskip("babel.messages.mofile")
+    from sockcap import i18n
+
+    catalog = catalog_mod.Catalog(locale="id", domain="sockcap")
+    catalog.add("client {client} → server {server}", "klien {client} → peladen {server}")
+    catalog.add("server {server} → client {client}", "peladen {server} → klien {client}")
+    folder = tmp_path / "locale" / "id" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    with (folder / "sockcap.mo").open("wb") as f:
+        mofile.write_mo(f, catalog)
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path / "locale")
+    capture = str(GOLDEN / "echo-tcp.pcap")
+    try:
+        assert i18n.use_language("id") == "id"
+        assert engine_class() is None
+        translated = show_result(capture, {}, pure=False)
+        assert translated.code == 0
+        assert "  klien 127.0.0.1:" in translated.stdout and " → peladen " in translated.stdout
+        assert translated == show_result(capture, {}, pure=True)
+    finally:
+        i18n.use_language("en")
+    assert engine_class() is not None
+    english = show_result(capture, {}, pure=False)
+    assert "  client 127.0.0.1:" in english.stdout and "klien" not in english.stdout
+
+
+@needs_extension
+def test_a_tracker_that_reports_forgotten_conversations_is_not_stood_in_for() -> None:
+    """``ConversationTracker(on_forget=...)`` (export) gets Python conversations as they
+    are forgotten; the engine has none to give, so it refuses such a pipeline."""
+    from sockcap.pipeline import Pipeline
+    from sockcap.pipeline.compiled import CompiledTimeline
+
+    pipeline = Pipeline(keep=False)
+    pipeline.tracker.on_forget = lambda conv: None
+    with pytest.raises(ValueError, match="on_forget"):
+        CompiledTimeline(engine_class(), pipeline, hex_=False)
+    pipeline.tracker.on_forget = None
+    CompiledTimeline(engine_class(), pipeline, hex_=False)

@@ -27,6 +27,7 @@ the first sender is the client.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from sockcap.analysis.direction import SCALE_NONE, Direction
@@ -185,6 +186,9 @@ class ConversationTracker:
         self._streams = {IPPROTO_TCP: 0, IPPROTO_UDP: 0}
         self._count = 0
         self.note_counts: dict[Note, int] = {}  # expert note kind -> count, whole capture
+        # keep=False: called with each conversation as it is forgotten (no packet can
+        # reach it any more: a view that writes one row per conversation writes it then)
+        self.on_forget: Callable[[Conversation], None] | None = None
 
     def _retire_later(self, conv: Conversation, now: int) -> None:
         """Queue an ended conversation; forget the oldest queued one that went quiet."""
@@ -193,12 +197,14 @@ class ConversationTracker:
         if len(queue) <= RETIRE_AFTER:
             return
         old = queue.popleft()
-        if now - old.last_ts < RETIRE_IDLE_NS:
+        if now >= 0 and now - old.last_ts < RETIRE_IDLE_NS:  # untimed now: cannot tell
             queue.append(old)  # still heard from recently: look again later
             return
         for key in (_key_of(old, old.client, old.server), _key_of(old, old.server, old.client)):
             if self._by_key.get(key, (None,))[0] is old:
                 del self._by_key[key]
+        if self.on_forget is not None:
+            self.on_forget(old)
 
     @property
     def count(self) -> int:
@@ -293,8 +299,11 @@ class ConversationTracker:
                                           p.notes))
         conv, from_client = entry
         (ts, _, wirelen, _, _, _, _, proto, _, _, pseq, pack, flags, window, _, _, plen, _,
-         notes, _, _, _) = p  # fmt: skip
-        conv.last_ts = ts
+         notes, _, _, _, _) = p  # fmt: skip
+        if ts >= 0:  # a frame without a time (NO_TIMESTAMP) leaves the clock alone
+            conv.last_ts = ts
+            if conv.first_ts < 0:
+                conv.first_ts = ts
         dirs = conv.dirs
         d = dirs[0 if from_client else 1]
         d.packets += 1
@@ -319,7 +328,7 @@ class ConversationTracker:
             if conv.mptcp:
                 conv.mptcp_ops += mptcp_mappings(p.options)
                 d.mptcp_ops = conv.mptcp_ops
-        if flags & (SYN | ACK) == ACK and conv.mru_syn_ts and not conv.first_rtt:
+        if flags & (SYN | ACK) == ACK and conv.mru_syn_ts and not conv.first_rtt and ts >= 0:
             conv.first_rtt = ts - conv.mru_syn_ts
             conv.rtt_answered = not from_client
         own = _connection_note(p, conv, d, r, bits) if flags & RST or r.fin else None
@@ -383,17 +392,20 @@ def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
     if r.syn and (d.scale == SCALE_NONE or r.scale == SCALE_NONE):
         d.scale = r.scale = SCALE_NONE
     ecn = p.flags & ECN_BITS
+    # A SYN without a time (NO_TIMESTAMP) is still seen; 0 also means that no round trip
+    # is measured from it (mru_syn_ts).
+    ts = p.ts_ns if p.ts_ns >= 0 else 0
     if p.flags & ACK:
         if conv.synack_ts < 0:
-            conv.synack_ts = p.ts_ns
+            conv.synack_ts = ts
         # RFC 9768 3.1.1: an AccECN server answers with one of 010, 011, 100, 110; 001 is
         # classic ECN and 000 no ECN (and 111, a reflected SYN, is not AccECN either)
         conv.accecn = conv.accecn_syn and ecn not in (0, ECE, ECN_BITS)
     else:
         conv.accecn_syn = ecn == ECN_BITS
-        conv.mru_syn_ts = p.ts_ns
+        conv.mru_syn_ts = ts
         if conv.syn_ts < 0:
-            conv.syn_ts = p.ts_ns
+            conv.syn_ts = ts
 
 
 def _phase(p: Packet, conv: Conversation, from_client: bool, d: Direction) -> Phase:

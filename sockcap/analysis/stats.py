@@ -36,8 +36,8 @@ class ConversationStats(NamedTuple):
     packets: tuple[int, int]  # client -> server, server -> client
     bytes: tuple[int, int]  # frame bytes each way
     payload: tuple[int, int]  # TCP/UDP payload bytes each way
-    start_ns: int
-    duration_ns: int
+    start_ns: int  # -1 when no packet of it had a time (pcapng Simple Packet Blocks)
+    duration_ns: int  # -1 likewise
     irtt_ns: int  # -1 when the handshake was not seen
     notes: Mapping[Note, int]  # expert note kind -> count
     ended: Outcome  # TCP: refused, reset, FIN both ways, half-closed, still open; UDP: NONE
@@ -133,7 +133,8 @@ def conversation_stats(c: Conversation) -> ConversationStats:
     return ConversationStats(
         "TCP" if c.proto == IPPROTO_TCP else "UDP", c.stream, c.client, c.server, c.roles,
         (up.packets, down.packets), (up.bytes, down.bytes),
-        (up.payload_bytes, down.payload_bytes), c.first_ts, c.last_ts - c.first_ts,
+        (up.payload_bytes, down.payload_bytes), c.first_ts,
+        c.last_ts - c.first_ts if c.first_ts >= 0 else -1,
         c.irtt_ns if c.proto == IPPROTO_TCP else -1, dict(c.note_counts or {}), c.end_state)
 
 

@@ -5,56 +5,64 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sockcap.analysis.conversation import Conversation
+from sockcap.codes import Note, Outcome, note_text, outcome_text
 from sockcap.decode.records import CaptureStats
+from sockcap.i18n import _
 
 
 def fmt_rtt(ns: int) -> str:
-    return f"{ns / 1e6:.3f} ms" if ns >= 0 else "n/a (no handshake)"
+    if ns < 0:
+        return _("n/a (no handshake)")
+    return _("{ms:.3f} ms").format(ms=ns / 1e6)
 
 
 def summary_line(convs: Sequence[Conversation], stats: CaptureStats | None = None) -> str:
     """``16 packets: client→server 9 (612 bytes, 14 of payload), server→client 7 (...), handshake RTT
     0.060 ms, ended: FIN both ways``, then the expert notes if there were any: the one-line
-    form of ``sockcap stats``."""
+    form of ``sockcap stats``. Each clause is one message; the clauses are a list."""
     up = sum(c.dirs[0].packets for c in convs)
     down = sum(c.dirs[1].packets for c in convs)
-    up_b = sum(c.dirs[0].bytes for c in convs)
-    down_b = sum(c.dirs[1].bytes for c in convs)
-    up_p = sum(c.dirs[0].payload_bytes for c in convs)
-    down_p = sum(c.dirs[1].payload_bytes for c in convs)
-    text = (f"{up + down} packets: client→server {up} ({up_b} bytes, {up_p} of payload), "
-            f"server→client {down} ({down_b} bytes, {down_p} of payload)")
+    clauses = [_("{total} packets: client→server {up} ({up_bytes} bytes, {up_payload} of "
+                 "payload), server→client {down} ({down_bytes} bytes, {down_payload} of "
+                 "payload)").format(
+        total=up + down, up=up, down=down,
+        up_bytes=sum(c.dirs[0].bytes for c in convs),
+        down_bytes=sum(c.dirs[1].bytes for c in convs),
+        up_payload=sum(c.dirs[0].payload_bytes for c in convs),
+        down_payload=sum(c.dirs[1].payload_bytes for c in convs))]
     tcp = [c for c in convs if c.syn_ts >= 0]
     if tcp:
-        text += f", handshake RTT {fmt_rtt(tcp[0].irtt_ns)}"
+        clauses.append(_("handshake RTT {rtt}").format(rtt=fmt_rtt(tcp[0].irtt_ns)))
     ends = _ends(convs)
     if ends:
-        text += f", {ends}"
+        clauses.append(ends)
     notes = _notes(convs)
     if notes:
-        text += f", notes: {notes}"
+        clauses.append(_("notes: {notes}").format(notes=notes))
     if stats is not None and stats.dropped >= 0:
-        text += f", {stats.dropped} dropped by the kernel"
-    return text
+        clauses.append(_("{count} dropped by the kernel").format(count=stats.dropped))
+    return ", ".join(clauses)
 
 
 def _ends(convs: Sequence[Conversation]) -> str:
     """``ended: FIN both ways`` (one TCP conversation) or ``ended: 2 reset, 1 FIN both ways``."""
-    counts: dict[str, int] = {}
+    counts: dict[Outcome, int] = {}
     for c in convs:
         if c.end_state:
             counts[c.end_state] = counts.get(c.end_state, 0) + 1
     if not counts:
         return ""
     if len(counts) == 1 and sum(counts.values()) == 1:
-        return f"ended: {next(iter(counts))}"
-    return "ended: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+        return _("ended: {how}").format(how=outcome_text(next(iter(counts))))
+    return _("ended: {how}").format(how=", ".join(
+        f"{n} {outcome_text(state)}" for state, n in counts.items()))
 
 
 def _notes(convs: Sequence[Conversation]) -> str:
     """``2 retransmission, 1 duplicate ACK``: the expert notes of all conversations."""
-    counts: dict[str, int] = {}
+    counts: dict[Note, int] = {}
     for c in convs:
         for kind, n in (c.note_counts or {}).items():
             counts[kind] = counts.get(kind, 0) + n
-    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return ", ".join(f"{n} {note_text(kind)}"
+                     for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))

@@ -42,10 +42,10 @@ import select
 import socket
 import struct
 
-from sockcap.capture.base import CaptureStats
 from sockcap.capture.bpf import Insn
-from sockcap.decode.records import LINKTYPE_ETHERNET, LINKTYPE_RAW, RawFrame
+from sockcap.decode.records import LINKTYPE_ETHERNET, LINKTYPE_RAW, CaptureStats, RawFrame
 from sockcap.errors import CaptureError, CapturePermissionError, NoSuchInterfaceError
+from sockcap.i18n import _
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -94,7 +94,7 @@ def linktype_of(iface: str) -> int:
         with open(f"/sys/class/net/{iface}/type") as f:
             arphrd = int(f.read())
     except (OSError, ValueError) as e:
-        raise NoSuchInterfaceError(f"no such interface: {iface}", "see 'sockcap interfaces'") from e
+        raise NoSuchInterfaceError(_("no such interface: {iface}").format(iface=iface), "see 'sockcap interfaces'") from e
     return LINKTYPE_ETHERNET if arphrd in (ARPHRD_ETHER, ARPHRD_LOOPBACK) else LINKTYPE_RAW
 
 
@@ -120,11 +120,16 @@ class AfPacketCapture:
     settle_seconds = 0.1  # a block is handed over BLOCK_TIMEOUT_MS after its first packet
 
     def __init__(self, iface: str = "lo", prog: list[Insn] | None = None,
-                 ring_bytes: int | None = None) -> None:
+                 ring_bytes: int | None = None, *, linktype: int | None = None,
+                 both_ways: bool = False) -> None:
+        """``linktype``: given where sysfs shows another network namespace than the
+        socket's (the lab's hosts); ``both_ways``: keep the packets this host sends as well
+        as those it receives (on ``lo`` each packet would then be seen twice)."""
         self.iface = iface
         self.prog = prog
         self.filter = ""
-        self.linktype = linktype_of(iface)
+        self.linktype = linktype_of(iface) if linktype is None else linktype
+        self.both_ways = both_ways
         self.ring_bytes = ring_bytes or ring_bytes_wanted()
         self._sock: socket.socket | None = None
         self._ring: mmap.mmap | None = None
@@ -153,7 +158,7 @@ class AfPacketCapture:
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         except PermissionError as e:
             raise CapturePermissionError(
-                f"capturing on {self.iface} needs root or CAP_NET_RAW", PERMISSION_HINT) from e
+                _("capturing on {iface} needs root or CAP_NET_RAW").format(iface=self.iface), PERMISSION_HINT) from e
 
     def start(self) -> None:
         """Set the filter and the ring, then bind: from now on every matching packet is kept."""
@@ -165,15 +170,16 @@ class AfPacketCapture:
             sock.bind((self.iface, ETH_P_ALL))
         except OSError as e:
             self.stop()
-            raise CaptureError(f"cannot capture on {self.iface}: {e.strerror or e}") from e
+            raise CaptureError(_("cannot capture on {iface}: {e}").format(iface=self.iface, e=e.strerror or e)) from e
 
     def _configure(self, sock: socket.socket) -> None:
         if self.prog is not None:
             attach_filter(sock, self.prog)
-        try:
-            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-        except OSError:
-            self._skip_outgoing = True
+        if not self.both_ways:
+            try:
+                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            except OSError:
+                self._skip_outgoing = True
         sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
         self._block, self._blocks = ring_geometry(self.ring_bytes)
         frames = self._block // FRAME_BYTES or 1
@@ -222,7 +228,7 @@ class AfPacketCapture:
         count, pos = _BLOCK_HEAD.unpack_from(block, 12)
         unpack, linktype, append = _PKT.unpack_from, self.linktype, frames.append
         skip_outgoing = self._skip_outgoing
-        for _ in range(count):
+        for _frame in range(count):
             step, sec, nsec, snaplen, wirelen, _status, mac, _net = unpack(block, pos)
             if not (skip_outgoing and block[pos + _SLL_PKTTYPE] == PACKET_OUTGOING):
                 start = pos + mac

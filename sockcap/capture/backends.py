@@ -19,6 +19,7 @@ from sockcap.capture.base import Capture
 from sockcap.capture.dumpcap import PERMISSION_HINT as DUMPCAP_HINT
 from sockcap.capture.dumpcap import DumpcapCapture, dumpcap_may_capture, dumpcap_path
 from sockcap.errors import CaptureError, CapturePermissionError
+from sockcap.i18n import _
 
 BACKENDS = ("auto", "afpacket", "dumpcap", "scapy")
 NO_CAPTURE_HINT = (
@@ -43,14 +44,14 @@ def _named(name: str, iface: str) -> Capture:
     if name == "dumpcap":
         path = dumpcap_path()
         if path is None:
-            raise CaptureError("dumpcap is not installed",
+            raise CaptureError(_("dumpcap is not installed"),
                                "sudo apt-get install wireshark-common, or use --backend afpacket")
         return DumpcapCapture(iface, path)
     if name == "scapy":
         from sockcap.capture.scapysniff import ScapyCapture
 
         return ScapyCapture(iface)
-    raise CaptureError(f"unknown capture backend {name!r}", f"one of: {', '.join(BACKENDS)}")
+    raise CaptureError(_("unknown capture backend {name!r}").format(name=name), f"one of: {', '.join(BACKENDS)}")
 
 
 def _best(iface: str) -> Capture:
@@ -64,7 +65,7 @@ def _best(iface: str) -> Capture:
 
         return ScapyCapture(iface)
     hint = NO_CAPTURE_HINT if path is not None else AFPACKET_HINT
-    raise CapturePermissionError(f"capturing on {iface} needs root or CAP_NET_RAW", hint)
+    raise CapturePermissionError(_("capturing on {iface} needs root or CAP_NET_RAW").format(iface=iface), hint)
 
 
 __all__ = ["BACKENDS", "DUMPCAP_HINT", "choose_backend"]

@@ -13,6 +13,8 @@ A backend is constructed for one interface, given its filter with :meth:`set_fil
   itself: the caller reads until the traffic it waits for is in, waiting for
   ``settle_seconds`` of quiet (how late the backend may deliver a packet), then stops, and
   calls :meth:`read` once more for what was still in flight (dumpcap's pipe).
+  :class:`sockcap.capture.session.CaptureSession` is that caller, for ``capture`` and
+  ``run --capture``.
 """
 
 from __future__ import annotations

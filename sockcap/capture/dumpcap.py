@@ -36,10 +36,10 @@ from collections.abc import Callable
 from typing import IO
 
 from sockcap.capture.afpacket import linktype_of, ring_bytes_wanted
-from sockcap.capture.base import CaptureStats
 from sockcap.capture.bpf import Insn
-from sockcap.decode.records import RawFrame
+from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.errors import CaptureError, CapturePermissionError, SockcapError
+from sockcap.i18n import _
 
 DUMPCAP_ENV = "SOCKCAP_DUMPCAP"  # path of the dumpcap to use (default: the one on PATH)
 READY_SECONDS = 10.0
@@ -113,8 +113,7 @@ class DumpcapCapture:
         """Fail early, before any traffic, if dumpcap may not capture for this user."""
         if not dumpcap_may_capture(self.path, self.iface):
             raise CapturePermissionError(
-                f"capturing on {self.iface} needs root, CAP_NET_RAW, or a dumpcap allowed to "
-                "capture", PERMISSION_HINT)
+                _("capturing on {iface} needs root, CAP_NET_RAW, or a dumpcap allowed to capture").format(iface=self.iface), PERMISSION_HINT)
 
     def start(self) -> None:
         """Start dumpcap and return when it has the interface open with the filter set."""
@@ -127,7 +126,7 @@ class DumpcapCapture:
         self._spawn(self._read_stderr, self._proc.stderr)
         if not self._ready.wait(READY_SECONDS) or not self._capturing:
             self.stop()
-            raise CaptureError(f"dumpcap did not start capturing: {self._failure()}")
+            raise CaptureError(_("dumpcap did not start capturing: {failure}").format(failure=self._failure()))
         self._spawn(self._read_frames, self._proc.stdout)
 
     def _argv(self) -> list[str]:

@@ -18,6 +18,7 @@ import subprocess
 from sockcap.capture.bpf import Insn
 from sockcap.decode.records import LINKTYPE_NAMES
 from sockcap.errors import CaptureError, InputError
+from sockcap.i18n import _
 
 MAX_INSNS = 4096  # BPF_MAXINSNS: the kernel refuses longer classic programs
 
@@ -30,16 +31,16 @@ def compile_filter(expr: str, linktype: int) -> list[Insn]:
     """The BPF program for ``expr`` on an interface of ``linktype``; FilterError if bad."""
     tcpdump = shutil.which("tcpdump") or shutil.which("tcpdump", path="/usr/sbin:/sbin")
     if tcpdump is None:
-        raise CaptureError("a capture filter needs tcpdump to compile it (libpcap)",
+        raise CaptureError(_("a capture filter needs tcpdump to compile it (libpcap)"),
                            "install it: sudo apt-get install tcpdump")
     dlt = LINKTYPE_NAMES.get(linktype, "EN10MB")
     try:
         res = subprocess.run([tcpdump, "-ddd", "-y", dlt, "--", expr], capture_output=True,
                              text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise CaptureError(f"cannot run tcpdump to compile the filter: {e}") from e
+        raise CaptureError(_("cannot run tcpdump to compile the filter: {e}").format(e=e)) from e
     if res.returncode != 0:
-        raise FilterError(f"bad capture filter {expr!r}: {_reason(res.stderr)}")
+        raise FilterError(_("bad capture filter {expr!r}: {stderr}").format(expr=expr, stderr=_reason(res.stderr)))
     return parse_ddd(res.stdout, expr)
 
 
@@ -56,7 +57,7 @@ def parse_ddd(text: str, expr: str = "") -> list[Insn]:
         count = int(lines[0][0])
         prog = [Insn(*(int(x) for x in line)) for line in lines[1:]]
     except (IndexError, ValueError, TypeError) as e:
-        raise FilterError(f"bad capture filter {expr!r}: unreadable compiler output") from e
+        raise FilterError(_("bad capture filter {expr!r}: unreadable compiler output").format(expr=expr)) from e
     if count != len(prog) or not 0 < count <= MAX_INSNS:
-        raise FilterError(f"bad capture filter {expr!r}: {count} instructions")
+        raise FilterError(_("bad capture filter {expr!r}: {count} instructions").format(expr=expr, count=count))
     return prog

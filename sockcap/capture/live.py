@@ -1,5 +1,8 @@
-"""A live capture from start to stop: backend, pcap file, optional command, drain, counters.
+"""``sockcap capture``: a live capture from start to stop, optionally around a command.
 
+The capture itself (backend, pcap file, batches, drain, counters) is a
+:class:`~sockcap.capture.session.CaptureSession`, the same as ``sockcap run --capture``'s;
+this module adds what only ``capture`` has: the end conditions and the watched command.
 The order is what makes a capture complete and safe:
 
 1. the backend is chosen and its permission checked (``open``) before anything runs;
@@ -9,11 +12,12 @@ The order is what makes a capture complete and safe:
 4. frames are read in batches: each batch is written to the file (flushed) before it is
    handed to ``on_frames`` for the timeline, so the file always holds every packet shown;
 5. the capture ends at ``count`` packets, after ``duration``, on an interrupt, or when
-   the command has exited and nothing more arrived for the backend's ``settle_seconds``
-   (bounded by ``DRAIN_SECONDS``), so the command's last packets are in;
-6. the command is stopped by its PID if it still runs (the result says why), the backend
-   is stopped (its counters read), what was still in flight is read, and the file is
-   closed.
+   the command has exited and the session's drain is over: nothing more arrived for the
+   backend's ``settle_seconds`` (bounded by ``DRAIN_SECONDS``), so the command's last
+   packets are in;
+6. the command is stopped by its PID if it still runs (the result says why), then the
+   session finishes: the backend is stopped (its counters read), what was still in flight
+   is read, and the file is closed.
 
 An interrupt (Ctrl-C, or SIGTERM through :func:`sockcap.signals.sigterm_raises`) at any
 point goes through step 6; further interrupts are ignored while it runs, so no process is
@@ -31,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import gc
 import os
 import signal
 import subprocess
@@ -40,14 +43,19 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sockcap.capture.backends import choose_backend
-from sockcap.capture.base import Capture, CaptureStats
-from sockcap.decode.records import RawFrame
+from sockcap.capture.session import (
+    DRAIN_SECONDS,
+    NO_STATS,
+    READ_SECONDS,
+    CaptureSession,
+    FrameSink,
+    fewer_gc_passes,
+)
+from sockcap.decode.records import CaptureStats
 from sockcap.errors import InputError, SockcapError
+from sockcap.i18n import _
 from sockcap.owner import Owner, sudo_user
 
-READ_SECONDS = 0.05  # longest wait for packets before the loop checks its end conditions
-DRAIN_SECONDS = 2.0  # longest wait for the command's last packets after it exited
 CHILD_EXIT_SECONDS = 2.0  # after SIGTERM, before SIGKILL
 PR_SET_PDEATHSIG = 1
 
@@ -68,7 +76,7 @@ class LiveOptions:
 @dataclass
 class LiveResult:
     backend: str = ""
-    stats: CaptureStats = field(default_factory=lambda: CaptureStats(0, -1, -1))
+    stats: CaptureStats = field(default_factory=lambda: NO_STATS)
     written: int = 0
     path: str | None = None
     command_status: int | None = None  # the command's exit status (-N: signal N)
@@ -78,31 +86,30 @@ class LiveResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-FrameSink = Callable[[list[RawFrame]], None]
-
-
 def capture_live(opts: LiveOptions, on_frames: FrameSink,
                  note: Callable[[str], None]) -> LiveResult:
     """Run a capture as the module docstring says; returns its result (interrupt included)."""
-    cap = choose_backend(opts.backend, opts.iface)
-    cap.set_filter(opts.filter)
-    result = LiveResult(backend=cap.name, path=opts.out)
-    cap.start()
-    note(f"capturing on {opts.iface} with {cap.name}"  # said once ready, as tcpdump does
-         + (f", filter {opts.filter!r}" if opts.filter else ""))
-    session = _Session(opts, cap, on_frames, result, Owner(note))
+    session = CaptureSession.open(opts.backend, opts.iface, on_frames, Owner(note),
+                                  count=opts.count)
+    result = LiveResult(backend=session.name, path=opts.out)
+    watch = _Watch(opts, session, result)
     try:
-        session.open_file()
-        session.start_command()
-        session.loop()
+        session.set_filter(opts.filter)
+        session.start()
+        note(f"capturing on {opts.iface} with {session.name}"  # said once ready, as tcpdump does
+             + (f", filter {opts.filter!r}" if opts.filter else ""))
+        if opts.out:
+            session.open_file(opts.out, force=opts.force)
+        watch.start_command()
+        watch.loop()
     except (KeyboardInterrupt, SockcapError) as e:
         if not _is_interrupt(e):
-            session.stop_reason = "when the capture failed"
-            session.finish()
+            watch.stop_reason = "when the capture failed"
+            watch.finish()
             raise
         result.interrupt = e
-        session.stop_reason = "on the interrupt"
-    session.finish()
+        watch.stop_reason = "on the interrupt"
+    watch.finish()
     return result
 
 
@@ -112,74 +119,39 @@ def _is_interrupt(e: BaseException) -> bool:
     return isinstance(e, KeyboardInterrupt | Terminated)
 
 
-class _Session:
-    """The state of one capture between start and finish."""
+class _Watch:
+    """What ``capture`` adds to its session: the end conditions and the watched command."""
 
-    def __init__(self, opts: LiveOptions, cap: Capture, on_frames: FrameSink,
-                 result: LiveResult, owner: Owner) -> None:
+    def __init__(self, opts: LiveOptions, session: CaptureSession, result: LiveResult) -> None:
         self.opts = opts
-        self.owner = owner
-        self.cap = cap
-        self.on_frames = on_frames
+        self.session = session
         self.result = result
-        self.writer: Any = None
         self.child: subprocess.Popen[bytes] | None = None
         self.finished = False
         self.stop_reason = "when the capture ended"  # said if the command still ran
-
-    def open_file(self) -> None:
-        if self.opts.out:
-            from sockcap.pcapfile.writer import PcapWriter
-
-            self.writer = PcapWriter(self.opts.out, self.cap.linktype, force=self.opts.force,
-                                     flush_every=1 << 30, owner=self.owner)
 
     def start_command(self) -> None:
         if self.opts.command:
             self.child = start_command(self.opts.command, self.opts.command_stdout)
 
     def loop(self) -> None:
-        opts, cap = self.opts, self.cap
-        start = last = time.monotonic()
-        ended = 0.0
-        with _fewer_gc_passes():
-            while True:
-                if self._full():
-                    self.stop_reason = f"after the count (-c {opts.count}) was reached"
-                    return
-                got = self.deliver(cap.read(READ_SECONDS))
-                now = time.monotonic()
-                last = now if got else last
-                if opts.duration and now - start >= opts.duration:
+        """Read until ``count``, ``duration`` or the command's exit (then drain)."""
+        opts, session = self.opts, self.session
+        start = time.monotonic()
+        with fewer_gc_passes():
+            while not session.full:
+                session.read(READ_SECONDS)
+                left = opts.duration - (time.monotonic() - start) if opts.duration else 0.0
+                if opts.duration and left <= 0:
                     self.stop_reason = f"after the duration (--duration {opts.duration:g}) ran out"
                     return
                 if self.child is not None and self.child.poll() is not None:
-                    ended = ended or now
-                    quiet = now - max(last, ended) >= cap.settle_seconds
-                    if quiet or now - ended >= DRAIN_SECONDS:
-                        return
-
-    def _full(self) -> bool:
-        return bool(self.opts.count) and self.result.frames >= self.opts.count
-
-    def deliver(self, frames: list[RawFrame]) -> int:
-        """Write a batch to the file (flushed), then hand it on; never past ``count``."""
-        if not frames:
-            return 0
-        if self.opts.count:
-            frames = frames[: self.opts.count - self.result.frames]
-        if self.writer is not None:
-            write = self.writer.write
-            frames = [write(frame) for frame in frames]  # as the file holds them
-            self.writer.flush()
-            self.result.written = self.writer.count
-        self.result.frames += len(frames)
-        self.on_frames(frames)
-        return len(frames)
+                    session.drain(limit=min(DRAIN_SECONDS, left) if opts.duration else DRAIN_SECONDS)
+                    return
+        self.stop_reason = f"after the count (-c {opts.count}) was reached"
 
     def finish(self) -> None:
-        """Stop the command (noting why if it still ran) and the capture, take the last
-        frames, close the file."""
+        """Stop the command (noting why if it still ran), then finish the session."""
         if self.finished:
             return
         self.finished = True
@@ -188,29 +160,10 @@ class _Session:
                 if self.child is not None and self.child.poll() is None:
                     self.result.command_stopped = self.stop_reason
                 self.result.command_status = stop_command(self.child)
-                self.result.stats = self.cap.stop()
-                if not self._full():
-                    self.deliver(self.cap.read(0))
             finally:
-                if self.writer is not None:
-                    self.writer.close()
-                    self.result.written = self.writer.count
-
-
-@contextlib.contextmanager
-def _fewer_gc_passes() -> Iterator[None]:
-    """Raise the collector's first threshold while frames stream through.
-
-    Every frame is a small tuple the cyclic collector tracks; with the default threshold
-    (700) it runs a pass every few hundred packets, which cost ~25 % of the capture loop at
-    200k packets/s (bench/). Frames hold no cycles, so fewer passes lose nothing.
-    """
-    previous = gc.get_threshold()
-    gc.set_threshold(100_000, previous[1], previous[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
+                self.result.stats = self.session.finish()
+                self.result.frames = self.session.frames
+                self.result.written = self.session.written
 
 
 @contextlib.contextmanager
@@ -251,11 +204,11 @@ def start_command(argv: Sequence[str], stdout: int | None = None) -> subprocess.
         return subprocess.Popen(list(argv), stdout=stdout, preexec_fn=_die_with_parent_fn(),  # noqa: PLW1509
                                 **_as_sudo_user())
     except FileNotFoundError as e:
-        raise InputError(f"command not found: {argv[0]}") from e
+        raise InputError(_("command not found: {argv}").format(argv=argv[0])) from e
     except PermissionError as e:
-        raise InputError(f"cannot run {argv[0]}: permission denied") from e
+        raise InputError(_("cannot run {argv}: permission denied").format(argv=argv[0])) from e
     except OSError as e:
-        raise SockcapError(f"cannot run {argv[0]}: {e.strerror or e}") from e
+        raise SockcapError(_("cannot run {argv}: {e}").format(argv=argv[0], e=e.strerror or e)) from e
 
 
 def stop_command(child: subprocess.Popen[bytes] | None) -> int | None:

@@ -22,10 +22,10 @@ import time
 from typing import Any
 
 from sockcap.capture.afpacket import linktype_of, ring_bytes_wanted
-from sockcap.capture.base import CaptureStats
 from sockcap.capture.bpf import Insn
-from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
+from sockcap.decode.records import LINKTYPE_ETHERNET, CaptureStats, RawFrame
 from sockcap.errors import CaptureError, CapturePermissionError
+from sockcap.i18n import _
 
 PACKET_OUTGOING = 4
 SOL_PACKET = 263
@@ -66,7 +66,7 @@ class ScapyCapture:
         try:
             import scapy.config  # noqa: F401
         except ImportError as e:
-            raise CaptureError("the scapy backend needs scapy", "pip install scapy") from e
+            raise CaptureError(_("the scapy backend needs scapy"), "pip install scapy") from e
 
     def start(self) -> None:
         import scapy.arch  # sets conf.L2listen for this platform
@@ -76,10 +76,10 @@ class ScapyCapture:
         try:
             self._sock = conf.L2listen(iface=self.iface, filter=self.filter or None)
         except PermissionError as e:
-            raise CapturePermissionError(f"capturing on {self.iface} needs root or CAP_NET_RAW",
+            raise CapturePermissionError(_("capturing on {iface} needs root or CAP_NET_RAW").format(iface=self.iface),
                                          "run it with sudo") from e
         except Exception as e:  # scapy raises its own exception types for a bad filter
-            raise CaptureError(f"scapy cannot capture on {self.iface}: {e}") from e
+            raise CaptureError(_("scapy cannot capture on {iface}: {e}").format(iface=self.iface, e=e)) from e
         self.linktype = conf.l2types.layer2num.get(self._sock.LL, self.linktype)
         raw = self._raw_socket()
         if raw is not None:

@@ -17,19 +17,22 @@ from typing import Any
 import click
 
 from sockcap.commands.options import output_options
+from sockcap.i18n import _
 
 BACKEND_CHOICE = click.Choice(["auto", "afpacket", "dumpcap", "scapy"])
+NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs this "
+                  "privilege, while 'sockcap run --capture' and 'sockcap lab' need none")
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
-@click.option("-i", "--interface", "iface", default="lo", show_default=True, help="Interface to capture on (see 'sockcap interfaces').")
-@click.option("-f", "--filter", "filter_", default="", metavar="EXPR", help="Capture filter, tcpdump syntax, run in the kernel (e.g. 'tcp port 5001').")
-@click.option("-c", "count", type=click.IntRange(1), default=None, help="Stop after N packets.")
-@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, metavar="S", help="Stop after S seconds.")
-@click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help="Also write the packets to this pcap file (mode 0600), as they arrive.")
-@click.option("--force", is_flag=True, help="Overwrite the -w file if it exists.")
-@click.option("-q", "--quiet", is_flag=True, help="No timeline: only the file and the counters.")
-@click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True, help="Capture engine (auto: the best one permitted; said on stderr).")
+@click.option("-i", "--interface", "iface", default="lo", show_default=True, help=_("Interface to capture on (see 'sockcap interfaces')."))
+@click.option("-f", "--filter", "filter_", default="", metavar="EXPR", help=_("Capture filter, tcpdump syntax, run in the kernel (e.g. 'tcp port 5001')."))
+@click.option("-c", "count", type=click.IntRange(1), default=None, help=_("Stop after N packets."))
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, metavar="S", help=_("Stop after S seconds."))
+@click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("Also write the packets to this pcap file (mode 0600), as they arrive."))
+@click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
+@click.option("-q", "--quiet", is_flag=True, help=_("No timeline: only the file and the counters."))
+@click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True, help=_("Capture engine (auto: the best one permitted; said on stderr)."))
 @output_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def capture(iface: str, filter_: str, count: int | None, duration: float | None, out: str | None,
@@ -58,7 +61,7 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
                 no_color: bool) -> None:
     """Wire the capture to the view and the output; print the counters; re-raise an interrupt."""
     from sockcap.capture.live import capture_live
-    from sockcap.errors import CommandFailedError
+    from sockcap.errors import CapturePermissionError, CommandFailedError
     from sockcap.output import Output
     from sockcap.pipeline import Pipeline
     from sockcap.render.packets import PacketView
@@ -75,15 +78,18 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
             output.flush()
 
     def note(text: str) -> None:
-        output.note(f"sockcap: {text}")
+        output.note(_("sockcap: {text}").format(text=text))
 
     with sigterm_raises():
-        result = capture_live(opts, show, note)
+        try:
+            result = capture_live(opts, show, note)
+        except CapturePermissionError as e:  # the host's interfaces: no namespace helps
+            raise CapturePermissionError(e.message, e.hint + NAMESPACE_NOTE) from None
     _report(result, opts, output, json_)
     if result.interrupt is not None:
         raise result.interrupt
     if result.command_status and not result.command_stopped:
-        raise CommandFailedError(f"{opts.command[0]} {status_words(result.command_status)}")
+        raise CommandFailedError(_("{command} {command_status}").format(command=opts.command[0], command_status=status_words(result.command_status)))
 
 
 def status_words(status: int) -> str:
@@ -132,11 +138,11 @@ def _report(result: Any, opts: Any, output: Any, json_: bool) -> None:
         output.line(json.dumps({"summary": summary_record(result, opts)}, separators=(",", ":")))
         output.flush()
     if result.path:
-        output.note(f"sockcap: saved {result.written} packets to {result.path}")
+        output.note(_("sockcap: saved {written} packets to {path}").format(written=result.written, path=result.path))
     if result.command_stopped:
-        output.note(f"sockcap: stopped {opts.command[0]} {result.command_stopped}")
+        output.note(_("sockcap: stopped {command} {command_stopped}").format(command=opts.command[0], command_stopped=result.command_stopped))
     elif result.command_status == 0:
-        output.note(f"sockcap: {opts.command[0]} exited with status 0")
+        output.note(_("sockcap: {command} exited with status 0").format(command=opts.command[0]))
     for line in summary_lines(result):
         output.note(line)
     sys.stdout.flush()

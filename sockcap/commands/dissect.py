@@ -17,20 +17,23 @@ from contextlib import ExitStack
 import click
 
 from sockcap.errors import InputError, SockcapError
+from sockcap.i18n import _
 
 
 def dissect_command(path: str, number: int) -> None:
     if path == "-":
-        raise InputError("--dissect needs a file, not stdin (save the capture to a file first)")
+        raise InputError(_("--dissect needs a file, not stdin (save the capture to a file first)"))
     count = count_packets(path)
     if number > count:
-        raise InputError(f"{path} has no packet {number} (it has {count})")
+        raise InputError(_("{path} has no packet {number} (it has {count})").format(path=path, number=number, count=count))
     if shutil.which("tshark") is None:
-        raise SockcapError("--dissect needs tshark", "install it: sudo apt-get install tshark")
+        raise SockcapError(_("--dissect needs tshark"),
+                           _("install it: sudo apt-get install tshark"))
     try:
         import pyshark  # type: ignore[import-untyped]
     except ImportError as e:
-        raise SockcapError("--dissect needs pyshark", "pip install 'sockcap[dissect]'") from e
+        raise SockcapError(_("--dissect needs pyshark"),
+                           _("pip install 'sockcap[dissect]'")) from e
     cap = pyshark.FileCapture(path, display_filter=f"frame.number == {number}")
     try:
         try:
@@ -41,9 +44,9 @@ def dissect_command(path: str, number: int) -> None:
         # tshark has exited; without this pyshark's __del__ "closes" it again and prints
         # the same error as an ignored exception with its traceback
         getattr(cap, "_running_processes", set()).clear()
-        raise SockcapError(f"tshark could not dissect {path}: {tshark_reason(e)}") from e
+        raise SockcapError(_("tshark could not dissect {path}: {e}").format(path=path, e=tshark_reason(e))) from e
     if not packets:
-        raise SockcapError(f"tshark found no packet {number} in {path}")
+        raise SockcapError(_("tshark found no packet {number} in {path}").format(number=number, path=path))
     click.echo(str(packets[0]))
 
 

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
+from sockcap.i18n import _
+
 if TYPE_CHECKING:
     from sockcap.analysis.conversation import Annotated, Conversation
     from sockcap.analysis.follow import Chunk
@@ -30,19 +32,19 @@ if TYPE_CHECKING:
 @click.command("follow")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--stream", type=click.IntRange(0), default=None, metavar="N",
-              help="Only this conversation (Wireshark's tcp.stream; udp.stream with --udp).")
-@click.option("--udp", is_flag=True, help="--stream counts UDP conversations.")
-@click.option("--ascii", "mode", flag_value="ascii", default=True, help="Text, non-printable bytes as '.' (default).")
-@click.option("--hex", "mode", flag_value="hex", help="Hex dump of each side's bytes.")
-@click.option("--raw", "mode", flag_value="raw", help="One line of hex per chunk; with --out, binary files.")
+              help=_("Only this conversation (Wireshark's tcp.stream; udp.stream with --udp)."))
+@click.option("--udp", is_flag=True, help=_("--stream counts UDP conversations."))
+@click.option("--ascii", "mode", flag_value="ascii", default=True, help=_("Text, non-printable bytes as '.' (default)."))
+@click.option("--hex", "mode", flag_value="hex", help=_("Hex dump of each side's bytes."))
+@click.option("--raw", "mode", flag_value="raw", help=_("One line of hex per chunk; with --out, binary files."))
 @click.option("--out", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="With --raw: write each side's bytes to DIR/stream-N-client.bin and -server.bin.")
-@click.option("--no-color", is_flag=True, help="No colour (also: NO_COLOR=1).")
+              help=_("With --raw: write each side's bytes to DIR/stream-N-client.bin and -server.bin."))
+@click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
 def follow(file: str, stream: int | None, udp: bool, mode: str, out: str | None,
            no_color: bool) -> None:
     """Show the bytes each side of a conversation sent, in order (Follow TCP Stream)."""
     if out is not None and mode != "raw":
-        raise click.UsageError("--out writes binary files: use it with --raw")
+        raise click.UsageError(_("--out writes binary files: use it with --raw"))
     follow_command(file, stream=stream, udp=udp, mode=mode, out=out, no_color=no_color)
 
 
@@ -53,7 +55,6 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
 
     from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP
     from sockcap.errors import CaptureFileError, InputError
-    from sockcap.i18n import _
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pcapfile.source import open_input
@@ -116,11 +117,11 @@ class RawFiles:
         from sockcap.errors import SockcapError
         from sockcap.owner import Owner
 
-        self.owner = Owner(lambda text: note(f"sockcap: {text}"))
+        self.owner = Owner(lambda text: note(_("sockcap: {text}").format(text=text)))
         try:
             self.owner.make_folder(folder)
         except OSError as e:
-            raise SockcapError(f"cannot create {folder}: {e.strerror}") from e
+            raise SockcapError(_("cannot create {folder}: {strerror}").format(folder=folder, strerror=e.strerror)) from e
         self.folder = folder
         self.note = note
         self.files: dict[tuple[int, bool], BinaryIO] = {}
@@ -151,7 +152,7 @@ class RawFiles:
         try:
             f = open(path, "wb", opener=opener)
         except OSError as e:
-            raise SockcapError(f"cannot write {path}: {e.strerror}") from e
+            raise SockcapError(_("cannot write {path}: {strerror}").format(path=path, strerror=e.strerror)) from e
         if created:
             self.owner.give(f.fileno(), path)
         return f
@@ -163,8 +164,7 @@ class RawFiles:
         f = self._file(chunk.conv, chunk.from_client)
         if chunk.gap:
             side = "client" if chunk.from_client else "server"
-            self.note(f"sockcap: {stream_name(chunk.conv)}: {chunk.gap} bytes from the "
-                      f"{side} missing at offset {chunk.offset}, not in {f.name}")
+            self.note(_("sockcap: {conv}: {gap} bytes from the {side} missing at offset {offset}, not in {f}").format(conv=stream_name(chunk.conv), gap=chunk.gap, side=side, offset=chunk.offset, f=f.name))
             return
         f.write(chunk.data)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import click
 
+from sockcap.i18n import _
+
 
 @click.command()
-@click.option("--json", "json_", is_flag=True, help="One JSON object per interface per line.")
+@click.option("--json", "json_", is_flag=True, help=_("One JSON object per interface per line."))
 def interfaces(json_: bool) -> None:
     """List the network interfaces (name, up/down, link type, addresses)."""
     import json
@@ -19,4 +21,4 @@ def interfaces(json_: bool) -> None:
             continue
         state = "up" if info.up else "down"
         addrs = ", ".join(info.addresses) or "-"
-        click.echo(f"{info.ifindex:>3}. {info.name:<12} {state:<5} {info.link:<20} {addrs}")
+        click.echo(_("{ifindex:>3}. {info:<12} {state:<5} {link:<20} {addrs}").format(ifindex=info.ifindex, info=info.name, state=state, link=info.link, addrs=addrs))

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine
-from typing import Any
 
 from sockcap.analysis.summary import summary_line
 from sockcap.errors import ExitCode
+from sockcap.i18n import _
 from sockcap.output import Output
 from sockcap.pipeline import Pipeline
 from sockcap.render.explain import explain_lines
 from sockcap.render.packets import PacketView
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange
-from sockcap.signals import Stopped
+from sockcap.signals import Stopped, cancel_on_signals
 
 
 def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
-                style: str, no_color: bool, explain: bool = False, follow: bool = False) -> None:
+                style: str, no_color: bool, explain: bool = False, follow: bool = False,
+                diagram: bool = False, report: bool = False) -> None:
+    if capture:
+        capture_in_private_namespace()
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
                       host=host, port=port, out=out, force=force, timeout=timeout)
     output = Output(color=False if no_color else None)
@@ -29,8 +31,8 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     signals: list[int] = []
     try:
         work = run_exchange(opts, pipeline, on_path=paths.append,
-                            note=lambda text: output.note(f"sockcap: {text}"))
-        result = asyncio.run(_cancel_on_signals(work, signals))
+                            note=lambda text: output.note(_("sockcap: {text}").format(text=text)))
+        result = asyncio.run(cancel_on_signals(work, signals))
     except (KeyboardInterrupt, asyncio.CancelledError):
         signals.append(signals[0] if signals else signal.SIGINT)
     if signals:  # stopped, even if some layer finished its work after the cancel
@@ -41,38 +43,40 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     if capture:
         _print_capture(result, pipeline, view, output, json_=json_, follow=follow,
                        explain=explain)
+        _pictures(result, pipeline, output, diagram=diagram and not json_, report=report,
+                  force=force)
     else:
         _print_exchange(result, output)
     output.flush()
 
 
-async def _cancel_on_signals(work: Coroutine[Any, Any, RunResult],
-                             seen: list[int]) -> RunResult:
-    """SIGINT and SIGTERM cancel the run's task: every ``finally`` then finishes its file.
+def capture_in_private_namespace() -> None:
+    """Without any capture permission, run in a private user + network namespace.
 
-    Handled by the event loop rather than by raising from a signal handler, which could
-    land inside any callback (the capture's reader among them) and print a traceback.
+    The built-in exchange needs only a loopback of its own: in a namespace this process
+    makes (:mod:`sockcap.lab.namespaces`) it may capture there with no sudo and no
+    capability, the output is the same and the pcap file belongs to the user. Root,
+    ``CAP_NET_RAW`` or a dumpcap this user may run capture on the host's ``lo`` as before.
+    Where the kernel forbids user namespaces, one line names the setting and the
+    alternatives (exit 2).
     """
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
+    from sockcap.capture.afpacket import can_capture
+    from sockcap.capture.dumpcap import dumpcap_may_capture, dumpcap_path
 
-    def stop(signum: int) -> None:
-        seen.append(signum)
-        task.cancel()
+    if can_capture():
+        return
+    dumpcap = dumpcap_path()
+    if dumpcap is not None and dumpcap_may_capture(dumpcap, "lo"):
+        return
+    from sockcap.lab.namespaces import bring_up, enter_private
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop, signum)
-    try:
-        return await work
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+    enter_private()
+    bring_up("lo")
 
 
 def _print_exchange(result: RunResult, output: Output) -> None:
     for sent, reply in result.exchanges:
-        output.line(f"> {sent}")
+        output.line(_("> {sent}").format(sent=sent))
         output.line(f"< {reply.decode('utf-8', 'replace')}" if reply is not None else "< (no reply)")
 
 
@@ -89,5 +93,26 @@ def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, outp
         output.lines(explain_lines(pipeline.tracker.note_counts))
     text = summary_line(pipeline.tracker.conversations, result.stats)
     note = output.note if json_ else output.line
-    note(f"saved {len(result.annotated)} packets to {result.path}")
+    note(_("saved {annotated} packets to {path}").format(annotated=len(result.annotated), path=result.path))
     note(text)
+
+
+def _pictures(result: RunResult, pipeline: Pipeline, output: Output, *, diagram: bool,
+              report: bool, force: bool) -> None:
+    """``--diagram``: the ladder of the exchange; ``--report``: the HTML page next to the pcap."""
+    if diagram and result.annotated:
+        from sockcap.commands.diagram import print_ladder
+        from sockcap.render.ladder import conversation_packets
+
+        conv = result.annotated[0].conv
+        if conv is not None:
+            output.line("")
+            print_ladder(conversation_packets(result.annotated, conv), pipeline.first_ts, output)
+    if report and result.path is not None:
+        import os
+
+        from sockcap.commands.report import write_report
+
+        out = os.path.splitext(result.path)[0] + ".html"
+        write_report(result.annotated, pipeline.tracker.conversations, pipeline, result.path,
+                     out, force, output)

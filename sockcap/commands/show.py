@@ -15,6 +15,7 @@ import gc
 from contextlib import ExitStack
 
 from sockcap.errors import CaptureFileError
+from sockcap.i18n import _
 from sockcap.output import Output
 from sockcap.pcapfile.reader import CaptureReader, open_capture
 from sockcap.pcapfile.source import open_input
@@ -78,8 +79,6 @@ def compiled_timeline(pipeline: Pipeline, *, json_: bool, style: str,
 
 def warn(output: Output, reader: CaptureReader) -> None:
     """The reader's warnings on stderr, at most 20 of them."""
-    from sockcap.i18n import _
-
     for warning in reader.warnings[:20]:
         output.note(_("sockcap: warning: {warning}").format(warning=warning))
     if len(reader.warnings) > 20:

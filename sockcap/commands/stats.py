@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import click
 
+from sockcap.i18n import _
+
 READING_STOPPED = "damage that stopped reading"  # a kind in the report's damaged records
 
 
 @click.command("stats")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--json", "json_", is_flag=True, help="One JSON object instead of tables.")
-@click.option("--no-color", is_flag=True, help="No colour (also: NO_COLOR=1).")
+@click.option("--json", "json_", is_flag=True, help=_("One JSON object instead of tables."))
+@click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
 def stats(file: str, json_: bool, no_color: bool) -> None:
     """Conversations (packets, bytes, iRTT, notes, how each ended) and protocol totals."""
     stats_command(file, json_=json_, no_color=no_color)

@@ -43,6 +43,12 @@ from sockcap.decode.records import (
     TcpOption,
 )
 from sockcap.decode.transport import NOP, tcp_options_or_none
+from sockcap.decode.tunnel import (
+    ETHERTYPE_PPPOE_DISCOVERY,
+    ETHERTYPE_PPPOE_SESSION,
+    pppoe_discovery,
+    pppoe_session,
+)
 
 MAX_VLAN_TAGS = 8  # 802.1ad uses 2; Wireshark stops at 20, Linux's stack at 8
 VLAN_TAG_LEN = 4
@@ -103,7 +109,7 @@ def decode_frame(frame: RawFrame) -> Packet:
                         cached_ipv4_text(s) or ipv4_text(s), cached_ipv4_text(d) or ipv4_text(d),
                         IPPROTO_TCP, sport, dport, seq, ack, offset_flags & TCP_FLAG_BITS,
                         window, options, payload_off, total - 20 - hlen, "", (), ip_id, ttl,
-                        False,
+                        False, "",
                     ))  # fmt: skip
         if end < 14:
             return decode_link(ts_ns, linktype, wirelen, data)
@@ -163,6 +169,11 @@ def decode_network(
         return decode_ipv6(ts_ns, linktype, wirelen, data, off, notes)
     if ethertype == ETHERTYPE_ARP:
         return decode_arp(ts_ns, linktype, wirelen, data, off, notes)
+    if ethertype == ETHERTYPE_PPPOE_SESSION:
+        return decode_pppoe_session(ts_ns, linktype, wirelen, data, off, notes)
+    if ethertype == ETHERTYPE_PPPOE_DISCOVERY:
+        name, cut = pppoe_discovery(data, off)
+        return _packet(ts_ns, linktype, wirelen, data, name, off, cut, notes)
     return _packet(ts_ns, linktype, wirelen, data, ethertype_name(ethertype), off, "", notes)
 
 
@@ -195,6 +206,20 @@ def decode_arp(
     )  # fmt: skip
 
 
+def decode_pppoe_session(
+    ts_ns: int, linktype: int, wirelen: int, data: bytes, off: int, notes: tuple[str, ...]
+) -> Packet:
+    """PPPoE session stage (RFC 2516 6): the IP packet its PPP frame carries, else a line
+    named for the PPP protocol ("PPP LCP")."""
+    ethertype, inner, name, tunnel, cut, more = pppoe_session(data, off, wirelen)
+    notes += more
+    if ethertype == ETHERTYPE_IPV4:
+        return decode_ipv4(ts_ns, linktype, wirelen, data, inner, notes, tunnel)
+    if ethertype == ETHERTYPE_IPV6:
+        return decode_ipv6(ts_ns, linktype, wirelen, data, inner, notes, tunnel)
+    return _packet(ts_ns, linktype, wirelen, data, name, inner, cut, notes, tunnel)
+
+
 def _packet(
     ts_ns: int,
     linktype: int,
@@ -204,6 +229,7 @@ def _packet(
     off: int,
     truncated: str,
     notes: tuple[str, ...],
+    tunnel: str = "",
 ) -> Packet:
     """A Packet without an IP layer; its payload is the rest of the frame on the wire.
 
@@ -216,5 +242,5 @@ def _packet(
         length = max(wirelen, len(data)) - off
     return Packet(
         ts_ns, linktype, wirelen, data, net, "", "", -1, -1, -1, -1, -1, 0, -1, (),
-        off, length, truncated, notes,
+        off, length, truncated, notes, tunnel=tunnel,
     )  # fmt: skip

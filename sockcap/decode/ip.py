@@ -15,13 +15,15 @@ import struct
 from socket import AF_INET6, inet_ntoa, inet_ntop
 
 from sockcap.codes import Note
-from sockcap.decode.records import Packet, TcpOption
+from sockcap.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6
+from sockcap.decode.records import IPPROTO_UDP, Packet, TcpOption
 from sockcap.decode.transport import (
     NOP,
     TransportFields,
     decode_transport,
     tcp_options_or_none,
 )
+from sockcap.decode.tunnel import L2TP_PORT, Inner, l2tp
 
 IPV4_MIN_HEADER = 20
 IPV6_HEADER_LEN = 40
@@ -104,9 +106,10 @@ def ipv6_text(addr: bytes) -> str:
 
 
 def decode_ipv4(
-    ts_ns: int, linktype: int, wirelen: int, data: bytes, off: int, notes: tuple[str, ...] = ()
+    ts_ns: int, linktype: int, wirelen: int, data: bytes, off: int,
+    notes: tuple[str, ...] = (), tunnel: str = "",
 ) -> Packet:
-    """IPv4 at ``off`` and the transport header after it."""
+    """IPv4 at ``off`` and the transport header after it (``tunnel``: what it came in)."""
     # Inlined for speed: a 20-byte header (0x45) then a whole TCP or UDP header, not a
     # fragment, lengths consistent with each other and with the frame.
     end = len(data)
@@ -136,6 +139,7 @@ def decode_ipv4(
                         cached_ipv4_text(s) or ipv4_text(s), cached_ipv4_text(d) or ipv4_text(d),
                         6, sport, dport, seq, ack, offset_flags & TCP_FLAG_BITS, window,
                         options, payload_off, total - 20 - hlen, "", notes, ip_id, ttl, False,
+                        tunnel,
                     ))  # fmt: skip
         elif proto == 17:
             _, total, ip_id, frag, ttl, _, s, d, sport, dport, length = _IPV4_UDP(data, off)
@@ -143,18 +147,20 @@ def decode_ipv4(
                 not frag & IPV4_FRAGMENT_BITS
                 and length == total - 20 >= 8
                 and off + total <= wirelen
+                and sport != L2TP_PORT != dport
             ):
                 return new_tuple(Packet, (
                     ts_ns, linktype, wirelen, data, "IPv4",
                     cached_ipv4_text(s) or ipv4_text(s), cached_ipv4_text(d) or ipv4_text(d),
                     17, sport, dport, -1, -1, 0, -1, (), off + 28, length - 8, "", notes,
-                    ip_id, ttl, False,
+                    ip_id, ttl, False, tunnel,
                 ))  # fmt: skip
-    return decode_ipv4_general(ts_ns, linktype, wirelen, data, off, notes)
+    return decode_ipv4_general(ts_ns, linktype, wirelen, data, off, notes, tunnel)
 
 
 def decode_ipv6(
-    ts_ns: int, linktype: int, wirelen: int, data: bytes, off: int, notes: tuple[str, ...] = ()
+    ts_ns: int, linktype: int, wirelen: int, data: bytes, off: int,
+    notes: tuple[str, ...] = (), tunnel: str = "",
 ) -> Packet:
     """IPv6 at ``off``, its extension headers, and the transport header after them."""
     # Inlined for speed: TCP or UDP right after the fixed header, lengths consistent.
@@ -180,17 +186,18 @@ def decode_ipv6(
                         cached_ipv6_text(s) or ipv6_text(s), cached_ipv6_text(d) or ipv6_text(d),
                         6, sport, dport, seq, ack, offset_flags & TCP_FLAG_BITS, window,
                         options, payload_off, plen - hlen, "", notes, -1, hop_limit, False,
+                        tunnel,
                     ))  # fmt: skip
         elif proto == 17:
             plen, _, hop_limit, s, d, sport, dport, length = _IPV6_UDP(data, off)
-            if length == plen >= 8 and off + 40 + plen <= wirelen:
+            if length == plen >= 8 and off + 40 + plen <= wirelen and sport != L2TP_PORT != dport:
                 return new_tuple(Packet, (
                     ts_ns, linktype, wirelen, data, "IPv6",
                     cached_ipv6_text(s) or ipv6_text(s), cached_ipv6_text(d) or ipv6_text(d),
                     17, sport, dport, -1, -1, 0, -1, (), off + 48, length - 8, "", notes,
-                    -1, hop_limit, False,
+                    -1, hop_limit, False, tunnel,
                 ))  # fmt: skip
-    return decode_ipv6_general(ts_ns, linktype, wirelen, data, off, notes)
+    return decode_ipv6_general(ts_ns, linktype, wirelen, data, off, notes, tunnel)
 
 
 def no_transport(payload_off: int, payload_len: int, truncated: str = "") -> TransportFields:
@@ -205,27 +212,80 @@ def ip_packet(
     transport: TransportFields,
     notes: tuple[str, ...],
     id_ttl_fragment: tuple[int, int, bool],
+    tunnel: str = "",
 ) -> Packet:
     """Assemble a Packet; ``addrs`` is (src, dst, proto), the other tuples as named."""
     # TransportFields is in Packet field order from sport to truncated.
     return new_tuple(
         Packet,
-        (*frame, net, *addrs, *transport[:10], notes + transport[10], *id_ttl_fragment),
+        (*frame, net, *addrs, *transport[:10], notes + transport[10], *id_ttl_fragment,
+         tunnel),
     )
 
 
+def ip_transport_packet(
+    frame: Frame,
+    net: str,
+    addrs: tuple[str, str, int],
+    transport: TransportFields,
+    notes: tuple[str, ...],
+    id_ttl_fragment: tuple[int, int, bool],
+    tunnel: str,
+) -> Packet:
+    """:func:`ip_packet`, or what an L2TP message on UDP port 1701 carries (one tunnel
+    deep: not inside another tunnel, nor in a fragment, which holds only part of it)."""
+    if (
+        addrs[2] == IPPROTO_UDP
+        and (transport[0] == L2TP_PORT or transport[1] == L2TP_PORT)
+        and not tunnel
+        and not id_ttl_fragment[2]
+        and not transport[9]
+    ):
+        start = transport[7]
+        inner = l2tp(frame[3], start, start + transport[8])
+        if inner is not None:
+            return _l2tp_packet(frame, net, addrs, transport, notes + transport[10],
+                                id_ttl_fragment, inner)
+    return ip_packet(frame, net, addrs, transport, notes, id_ttl_fragment, tunnel)
+
+
+def _l2tp_packet(
+    frame: Frame,
+    net: str,
+    addrs: tuple[str, str, int],
+    transport: TransportFields,
+    notes: tuple[str, ...],
+    id_ttl_fragment: tuple[int, int, bool],
+    inner: Inner,
+) -> Packet:
+    """The IP packet an L2TP data message carries, else a line named for the message
+    ("L2TP SCCRQ", "PPP LCP") between the outer addresses, without ports."""
+    ethertype, off, name, tunnel, cut, more = inner
+    ts_ns, linktype, wirelen, data = frame
+    notes += more
+    if ethertype == ETHERTYPE_IPV4:
+        return decode_ipv4(ts_ns, linktype, wirelen, data, off, notes, tunnel)
+    if ethertype == ETHERTYPE_IPV6:
+        return decode_ipv6(ts_ns, linktype, wirelen, data, off, notes, tunnel)
+    end = transport[7] + transport[8]
+    rest = no_transport(len(data), 0, cut) if cut else no_transport(off, max(0, end - off))
+    return ip_packet(frame, name, (addrs[0], addrs[1], -1), rest, notes, id_ttl_fragment,
+                     tunnel)
+
+
 def decode_ipv4_general(
-    ts_ns: int, linktype: int, wirelen: int, data: bytes, off: int, notes: tuple[str, ...] = ()
+    ts_ns: int, linktype: int, wirelen: int, data: bytes, off: int,
+    notes: tuple[str, ...] = (), tunnel: str = "",
 ) -> Packet:
     """IPv4, however damaged or cut short (tcpdump's ip_print and Wireshark's rules)."""
     frame = (ts_ns, linktype, wirelen, data)
     captured = len(data) - off
     cut_here = no_transport(len(data), 0, "ip")
     if captured < 1:
-        return ip_packet(frame, "IPv4", ("", "", -1), cut_here, notes, (-1, -1, False))
+        return ip_packet(frame, "IPv4", ("", "", -1), cut_here, notes, (-1, -1, False), tunnel)
     version, hlen = data[off] >> 4, (data[off] & 0x0F) * 4
     if version == 6:  # Wireshark decodes it as IPv6 too (seen with LINKTYPE_IPV4)
-        return decode_ipv6_general(ts_ns, linktype, wirelen, data, off, (*notes, NOTE_IP_V6))
+        return decode_ipv6_general(ts_ns, linktype, wirelen, data, off, (*notes, NOTE_IP_V6), tunnel)
     note = ""
     if version != 4:
         note = NOTE_IP_VERSION
@@ -235,9 +295,9 @@ def decode_ipv4_general(
         note = NOTE_IP_LEN
     if note:  # like tcpdump and Wireshark, show nothing from a header that is not one
         stop = no_transport(off, 0)
-        return ip_packet(frame, "IPv4", ("", "", -1), stop, (*notes, note), (-1, -1, False))
+        return ip_packet(frame, "IPv4", ("", "", -1), stop, (*notes, note), (-1, -1, False), tunnel)
     if captured < IPV4_MIN_HEADER:
-        return _ipv4_partial(frame, off, notes)
+        return _ipv4_partial(frame, off, notes, tunnel)
     _, total, ip_id, frag, ttl, proto, s, d = _IPV4(data, off)
     addrs = (ipv4_text(s), ipv4_text(d), proto)
     reported = max(wirelen, len(data)) - off  # what the frame could hold on the wire
@@ -249,39 +309,40 @@ def decode_ipv4_general(
         notes += (NOTE_IP_LEN_FRAME,)
         total = reported
     if hlen > captured:
-        return ip_packet(frame, "IPv4", addrs, cut_here, notes, ids)
+        return ip_packet(frame, "IPv4", addrs, cut_here, notes, ids, tunnel)
     if frag & IPV4_OFFSET_MASK:  # a later fragment: no transport header here
         later = no_transport(off + hlen, total - hlen)
-        return ip_packet(frame, "IPv4", addrs, later, notes, ids)
+        return ip_packet(frame, "IPv4", addrs, later, notes, ids, tunnel)
     transport = decode_transport(proto, data, off + hlen, total - hlen, fragment)
-    return ip_packet(frame, "IPv4", addrs, transport, notes, ids)
+    return ip_transport_packet(frame, "IPv4", addrs, transport, notes, ids, tunnel)
 
 
-def _ipv4_partial(frame: Frame, off: int, notes: tuple[str, ...]) -> Packet:
+def _ipv4_partial(frame: Frame, off: int, notes: tuple[str, ...], tunnel: str) -> Packet:
     """The fields of an IPv4 header that fit in the fewer than 20 bytes captured."""
     data = frame[3]
     captured = len(data) - off
     _, _, ip_id, _, ttl, proto, s, _ = _IPV4(data[off:] + bytes(IPV4_MIN_HEADER - captured))
     addrs = (ipv4_text(s) if captured >= 16 else "", "", proto if captured >= 10 else -1)
     ids = (ip_id if captured >= 6 else -1, ttl if captured >= 9 else -1, False)
-    return ip_packet(frame, "IPv4", addrs, no_transport(len(data), 0, "ip"), notes, ids)
+    return ip_packet(frame, "IPv4", addrs, no_transport(len(data), 0, "ip"), notes, ids, tunnel)
 
 
 def decode_ipv6_general(
-    ts_ns: int, linktype: int, wirelen: int, data: bytes, off: int, notes: tuple[str, ...] = ()
+    ts_ns: int, linktype: int, wirelen: int, data: bytes, off: int,
+    notes: tuple[str, ...] = (), tunnel: str = "",
 ) -> Packet:
     """IPv6 with any extension headers, however damaged or cut short."""
     frame = (ts_ns, linktype, wirelen, data)
     captured = len(data) - off
     cut_here = no_transport(len(data), 0, "ip6")
     if captured < 1:
-        return ip_packet(frame, "IPv6", ("", "", -1), cut_here, notes, (-1, -1, False))
+        return ip_packet(frame, "IPv6", ("", "", -1), cut_here, notes, (-1, -1, False), tunnel)
     if data[off] >> 4 != 6:
         stop = no_transport(off, 0)
         return ip_packet(frame, "IPv6", ("", "", -1), stop, (*notes, NOTE_IP_VERSION),
-                         (-1, -1, False))  # fmt: skip
+                         (-1, -1, False), tunnel)  # fmt: skip
     if captured < IPV6_HEADER_LEN:
-        return _ipv6_partial(frame, off, notes)
+        return _ipv6_partial(frame, off, notes, tunnel)
     plen, next_header, hop_limit, s, d = _IPV6(data, off)
     addrs = (ipv6_text(s), ipv6_text(d), -1)
     reported = max(wirelen, len(data)) - off - IPV6_HEADER_LEN
@@ -296,22 +357,22 @@ def decode_ipv6_general(
     ids = (-1, hop_limit, fragment)
     if cut or proto < 0:
         stop = no_transport(len(data), 0, cut)
-        return ip_packet(frame, "IPv6", addrs, stop, notes, ids)
+        return ip_packet(frame, "IPv6", addrs, stop, notes, ids, tunnel)
     addrs = (*addrs[:2], proto)
     if later:
-        return ip_packet(frame, "IPv6", addrs, no_transport(pos, payload_end - pos), notes, ids)
+        return ip_packet(frame, "IPv6", addrs, no_transport(pos, payload_end - pos), notes, ids, tunnel)
     transport = decode_transport(proto, data, pos, payload_end - pos, fragment)
-    return ip_packet(frame, "IPv6", addrs, transport, notes, ids)
+    return ip_transport_packet(frame, "IPv6", addrs, transport, notes, ids, tunnel)
 
 
-def _ipv6_partial(frame: Frame, off: int, notes: tuple[str, ...]) -> Packet:
+def _ipv6_partial(frame: Frame, off: int, notes: tuple[str, ...], tunnel: str) -> Packet:
     """The fields of an IPv6 header that fit in the fewer than 40 bytes captured."""
     data = frame[3]
     captured = len(data) - off
     _, _, hop_limit, s, _ = _IPV6(data[off:] + bytes(IPV6_HEADER_LEN - captured))
     addrs = (ipv6_text(s) if captured >= 24 else "", "", -1)
     ids = (-1, hop_limit if captured >= 8 else -1, False)
-    return ip_packet(frame, "IPv6", addrs, no_transport(len(data), 0, "ip6"), notes, ids)
+    return ip_packet(frame, "IPv6", addrs, no_transport(len(data), 0, "ip6"), notes, ids, tunnel)
 
 
 # upper-layer protocol (-1 if not reached), its offset, end of the IPv6 payload, fragment,

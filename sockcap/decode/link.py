@@ -88,7 +88,7 @@ def link_raw(data: bytes) -> LinkFields:
     version = data[0] >> 4
     ethertype = VERSION_ETHERTYPES.get(version)
     if ethertype is None:
-        return NO_NETWORK, 0, "", (f"unknown ip version {version}",)
+        return NO_NETWORK, 0, "", (CountedNote(Note.UNKNOWN_IP_VERSION, version),)
     return ethertype, 0, "", ()
 
 

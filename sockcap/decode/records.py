@@ -1,6 +1,7 @@
 """The records that flow through sockcap's pure core.
 
-``RawFrame`` comes out of the I/O edge (a pcap/pcapng reader or a live capture backend);
+``RawFrame`` comes out of the I/O edge (a pcap/pcapng reader or a live capture backend),
+and ``CaptureStats`` with the kernel's counters at the end of a live capture;
 ``Packet`` comes out of :func:`sockcap.decode.decode_frame`.
 
 Design note: the records are ``typing.NamedTuple`` rather than frozen slotted
@@ -43,10 +44,21 @@ LINKTYPE_NAMES = {
     LINKTYPE_LINUX_SLL2: "LINUX_SLL2",
 }
 
+# The ``ts_ns`` of a frame captured without a time: a pcapng Simple Packet Block has none.
+# Every consumer treats a negative ``ts_ns`` as "no time" (pcap's seconds are unsigned, so
+# a capture file cannot hold a time before 1970): the timeline prints ``-``, JSON
+# ``null``, and relative times, durations and round trips count only the frames that
+# have one. Today's views test ``ts_ns < 0`` (or ``>= 0``), so they need no import.
+NO_TIMESTAMP = -1
+
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
 IPPROTO_UDP = 17
 IPPROTO_ICMPV6 = 58
+
+
+TUNNEL_PPPOE = "pppoe"  # RFC 2516 session stage, ethertype 0x8864
+TUNNEL_L2TP = "l2tp"  # RFC 2661 data message, UDP port 1701
 
 
 class TcpFlags(enum.IntFlag):
@@ -91,11 +103,20 @@ class TcpOption(NamedTuple):
 class RawFrame(NamedTuple):
     """One captured frame as the I/O edge delivers it."""
 
-    ts_ns: int  # capture time, nanoseconds since the Unix epoch
+    ts_ns: int  # capture time, nanoseconds since the Unix epoch; NO_TIMESTAMP: none
     linktype: int  # LINKTYPE_* of the interface it was captured on
     data: bytes  # the captured bytes (may be shorter than wirelen: snap length)
     wirelen: int  # the frame's length on the wire
     interface: int = 0  # pcapng interface id (0 for pcap and live capture)
+
+
+class CaptureStats(NamedTuple):
+    """Counters as tcpdump reports them at the end of a live capture (the capture edge
+    fills them in; the summary line of the pure core reads them)."""
+
+    captured: int  # packets handed to sockcap
+    received: int  # packets the filter accepted (captured + dropped), -1 unknown
+    dropped: int  # packets dropped by the kernel for lack of buffer space, -1 unknown
 
 
 class Packet(NamedTuple):
@@ -107,7 +128,7 @@ class Packet(NamedTuple):
     because they depend on the packets before this one.
     """
 
-    ts_ns: int  # capture time, nanoseconds since the Unix epoch
+    ts_ns: int  # capture time, nanoseconds since the Unix epoch; NO_TIMESTAMP: none
     linktype: int
     wirelen: int  # original length on the wire
     data: bytes  # captured bytes of the whole frame
@@ -129,6 +150,12 @@ class Packet(NamedTuple):
     ip_id: int = -1  # IPv4 identification, -1 when not IPv4
     ttl: int = -1  # IPv4 TTL or IPv6 hop limit
     fragment: bool = False  # an IP fragment (only the first carries the transport header)
+    # The tunnel the frame came through: "" (none), TUNNEL_PPPOE (a PPPoE session) or
+    # TUNNEL_L2TP (an L2TPv2 data message over UDP). When the tunnel carried IP, the fields
+    # from ``net`` on are the inner packet's; else ``net`` names what it carried ("PPP
+    # LCP"), with the outer addresses for L2TP. One tunnel deep: an L2TP datagram inside a
+    # tunnel stays a UDP packet.
+    tunnel: str = ""
 
     @property
     def payload(self) -> bytes:
@@ -142,11 +169,3 @@ class Packet(NamedTuple):
     @property
     def is_udp(self) -> bool:
         return self.proto == IPPROTO_UDP and self.sport >= 0
-
-
-class CaptureStats(NamedTuple):
-    """Counters as tcpdump reports them at the end of a capture."""
-
-    captured: int  # packets handed to sockcap
-    received: int  # packets the filter accepted (captured + dropped), -1 unknown
-    dropped: int  # packets dropped by the kernel for lack of buffer space, -1 unknown

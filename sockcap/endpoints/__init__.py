@@ -2,5 +2,7 @@
 
 Both are I/O edges: they open sockets and report through callbacks (``log``, ``out``)
 instead of printing. :mod:`.address` holds what they share: address checks, the error
-lines for bind failures, and the printable preview of a message.
+lines for bind failures, and the printable preview of a message. The server is three
+modules: :mod:`.echo` (the protocol), :mod:`.workers` (the ``--workers N`` supervisor)
+and :mod:`.server` (``run_server``, which wires them).
 """

@@ -14,6 +14,7 @@ import ipaddress
 import socket
 
 from sockcap.errors import EndpointError
+from sockcap.i18n import _
 
 PREVIEW_CHARS = 40  # a log line shows at most this much of a message
 
@@ -28,7 +29,7 @@ def parse_host(host: str) -> str:
         return str(ipaddress.ip_address(host))
     except ValueError:
         raise EndpointError(
-            f"{host!r} is not an IP address (use a numeric address such as 127.0.0.1 or ::1)"
+            _("{host!r} is not an IP address (use a numeric address such as 127.0.0.1 or ::1)").format(host=host)
         ) from None
 
 
@@ -36,7 +37,7 @@ def check_port(port: int, *, allow_zero: bool = False) -> int:
     """Return ``port`` if it is a valid TCP/UDP port number, else raise EndpointError."""
     low = 0 if allow_zero else 1
     if not low <= port <= 65535:
-        raise EndpointError(f"port {port} is out of range ({low}-65535)")
+        raise EndpointError(_("port {port} is out of range ({low}-65535)").format(port=port, low=low))
     return port
 
 
@@ -63,23 +64,31 @@ def udp_socket(host: str) -> socket.socket:
     return sock
 
 
+def bound(sock: socket.socket, host: str, port: int) -> socket.socket:
+    """``sock`` bound to ``host:port``; closed if that fails."""
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def bind_error(err: OSError, host: str, port: int) -> EndpointError:
     """Translate a failed bind into the one line a student can act on."""
     if err.errno == errno.EADDRINUSE:
         return EndpointError(
-            f"port {port} is in use on {host} "
-            "(pick another with --port, or stop the program holding it)"
+            _("port {port} is in use on {host} (pick another with --port, or stop the program holding it)").format(port=port, host=host)
         )
     if err.errno == errno.EACCES:
         return EndpointError(
-            f"no permission to listen on port {port} of {host} "
-            "(ports below 1024 need root; pick one above 1023 with --port)"
+            _("no permission to listen on port {port} of {host} (ports below 1024 need root; pick one above 1023 with --port)").format(port=port, host=host)
         )
     if err.errno == errno.EADDRNOTAVAIL:
         return EndpointError(
-            f"cannot listen on {host}: no network interface on this machine has that address"
+            _("cannot listen on {host}: no network interface on this machine has that address").format(host=host)
         )
-    return EndpointError(f"cannot listen on {format_address(host, port)}: {err.strerror}")
+    return EndpointError(_("cannot listen on {port}: {strerror}").format(port=format_address(host, port), strerror=err.strerror))
 
 
 def preview(data: bytes, limit: int = PREVIEW_CHARS) -> str:

@@ -43,6 +43,7 @@ from sockcap.endpoints.address import (
     udp_socket,
 )
 from sockcap.errors import EndpointError, ExitCode
+from sockcap.i18n import _
 
 QUIT = "quit"  # the message after which the client closes
 READ_SIZE = 65536
@@ -132,13 +133,12 @@ class TcpEchoClient:
             )
         except ConnectionRefusedError:
             raise EndpointError(
-                f"connection refused: nothing is listening on {address} "
-                "(start 'sockcap server' first)"
+                _("connection refused: nothing is listening on {address} (start 'sockcap server' first)").format(address=address)
             ) from None
         except asyncio.TimeoutError:
-            raise EndpointError(f"no answer from {address} within {timeout:g} s") from None
+            raise EndpointError(_("no answer from {address} within {timeout:g} s").format(address=address, timeout=timeout)) from None
         except OSError as err:
-            raise EndpointError(f"cannot connect to {address}: {err.strerror}") from None
+            raise EndpointError(_("cannot connect to {address}: {strerror}").format(address=address, strerror=err.strerror)) from None
         return cls(reader, writer, address, timeout, total)
 
     async def send(self, message: str) -> bytes:
@@ -153,8 +153,7 @@ class TcpEchoClient:
             await self.writer.drain()
         except asyncio.TimeoutError:
             raise EndpointError(
-                f"no echo from {self.address} within {self.timeout:g} s "
-                f"(message {self._progress(self.done + 1)})"
+                _("no echo from {address} within {timeout:g} s (message {done})").format(address=self.address, timeout=self.timeout, done=self._progress(self.done + 1))
             ) from None
         except ConnectionError:
             raise self._closed_early("reset") from None
@@ -172,7 +171,7 @@ class TcpEchoClient:
 
     def _closed_early(self, how: str) -> EndpointError:
         return EndpointError(
-            f"the server {how} the connection after {self._progress(self.done)} messages"
+            _("the server {how} the connection after {done} messages").format(how=how, done=self._progress(self.done))
         )
 
     def _progress(self, count: int) -> str:
@@ -240,7 +239,7 @@ class UdpEchoClient:
             sock.connect((host, port))
         except OSError as err:
             sock.close()
-            raise EndpointError(f"cannot send to {address}: {err.strerror}") from None
+            raise EndpointError(_("cannot send to {address}: {strerror}").format(address=address, strerror=err.strerror)) from None
         transport, replies = await loop.create_datagram_endpoint(_UdpReplies, sock=sock)
         return cls(transport, replies, sock, address, timeout)
 
@@ -256,18 +255,17 @@ class UdpEchoClient:
             else:
                 self.sock.send(b"")  # asyncio's sendto would drop an empty datagram
         except OSError as err:
-            raise EndpointError(f"cannot send to {self.address}: {err.strerror}") from None
+            raise EndpointError(_("cannot send to {address}: {strerror}").format(address=self.address, strerror=err.strerror)) from None
         try:
             reply = await asyncio.wait_for(queue.get(), self.timeout)
         except asyncio.TimeoutError:
             return None
         if isinstance(reply, ConnectionRefusedError):
             raise EndpointError(
-                f"nothing is listening on UDP {self.address} (the kernel answered "
-                "'port unreachable'; start 'sockcap server --udp' first)"
+                _("nothing is listening on UDP {address} (the kernel answered 'port unreachable'; start 'sockcap server --udp' first)").format(address=self.address)
             )
         if isinstance(reply, Exception):
-            raise EndpointError(f"cannot send to {self.address}: {reply}")
+            raise EndpointError(_("cannot send to {address}: {reply}").format(address=self.address, reply=reply))
         return reply
 
     async def close(self) -> None:
@@ -299,7 +297,7 @@ def run_client(
     client: _EchoClient | None = None
     try:
         client = loop.run_until_complete(_open(host, port, udp, timeout))
-        out(f"{'sending to' if udp else 'connected to'} {address} from {client.local}")
+        out(_("{to} {address} from {local}").format(to='sending to' if udp else 'connected to', address=address, local=client.local))
         unanswered = _converse(loop, client, lines, out, timeout)
         loop.run_until_complete(client.close())
         client = None
@@ -322,7 +320,7 @@ def _converse(
     """Send each line and show its reply; the number of messages that got none (UDP)."""
     unanswered = 0
     for message in lines:
-        out(f"> {message}")
+        out(_("> {message}").format(message=message))
         reply = loop.run_until_complete(client.send(message))
         out(_show_reply(reply, timeout))
         unanswered += reply is None

@@ -16,7 +16,9 @@ from __future__ import annotations
 import struct
 from typing import NamedTuple
 
+from sockcap.decode.records import NO_TIMESTAMP
 from sockcap.errors import NotACaptureError
+from sockcap.i18n import _
 
 MAGIC_USEC = 0xA1B2C3D4
 MAGIC_NSEC = 0xA1B23C4D
@@ -67,12 +69,12 @@ def parse_pcap_header(head: bytes) -> PcapHeader:
     """Parse a complete 24-byte file header whose magic is a pcap magic."""
     magic = pcap_magic(head)
     if magic is None:
-        raise NotACaptureError(f"not a capture file: unknown magic 0x{head[:4].hex()}")
+        raise NotACaptureError(_("not a capture file: unknown magic 0x{head}").format(head=head[:4].hex()))
     order, frac_ns = magic
-    _, major, minor, _, _, snaplen, ltfield = _HEADER[order].unpack_from(head)
+    _magic, major, minor, _zone, _sigfigs, snaplen, ltfield = _HEADER[order].unpack_from(head)
     if major != VERSION_MAJOR:
         raise NotACaptureError(
-            f"not a capture file: pcap version {major}.{minor} (only 2.x is read)"
+            _("not a capture file: pcap version {major}.{minor} (only 2.x is read)").format(major=major, minor=minor)
         )
     return PcapHeader(order, frac_ns, (major, minor), snaplen, ltfield & LINKTYPE_MASK)
 
@@ -85,11 +87,15 @@ def pack_file_header(linktype: int, snaplen: int = MAX_RECORD_LEN) -> bytes:
 def pack_record(ts_ns: int, data: bytes, wirelen: int) -> bytes:
     """One little-endian microsecond record: header and captured bytes.
 
-    The timestamp is rounded down to the microsecond. Raises ``ValueError`` when the
-    seconds or the lengths do not fit the format's unsigned 32-bit fields.
+    The timestamp is rounded down to the microsecond; a frame without one
+    (``NO_TIMESTAMP``, from a pcapng Simple Packet Block) is written at 0, as libpcap
+    reads it. Raises ``ValueError`` when the seconds or the lengths do not fit the
+    format's unsigned 32-bit fields.
     """
+    if ts_ns == NO_TIMESTAMP:
+        ts_ns = 0
     sec, usec = divmod(ts_ns // 1000, 1_000_000)
     try:
         return _LE_RECORD.pack(sec, usec, len(data), wirelen) + data
     except struct.error as exc:
-        raise ValueError(f"timestamp {ts_ns} ns or length {wirelen} does not fit pcap") from exc
+        raise ValueError(_("timestamp {ts_ns} ns or length {wirelen} does not fit pcap").format(ts_ns=ts_ns, wirelen=wirelen)) from exc

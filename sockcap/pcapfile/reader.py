@@ -43,8 +43,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING
 
-from sockcap.decode.records import RawFrame
+from sockcap.decode.records import NO_TIMESTAMP, RawFrame
 from sockcap.errors import CaptureFileError, NotACaptureError
+from sockcap.i18n import _
 from sockcap.pcapfile import pcapng
 from sockcap.pcapfile.pcap import (
     FILE_HEADER_LEN,
@@ -125,7 +126,7 @@ class CaptureReader:
         """
         found = tuple(n for n in needles if n)
         if not found:
-            raise ValueError("prefilter needs at least one non-empty byte string")
+            raise ValueError(_("prefilter needs at least one non-empty byte string"))
         self._hits = _Hits(found)
 
     def _next_hit(self, buf: bytes, pos: int) -> int:
@@ -149,7 +150,7 @@ class CaptureReader:
     def _cut_short(self, what: str, need: int, left: int) -> CaptureFileError:
         where = f"after packet {self.packets}" if self.packets else "before the first packet"
         return CaptureFileError(
-            f"file cut short {where}: {what} truncated (needs {need} bytes, {left} left)",
+            _("file cut short {where}: {what} truncated (needs {need} bytes, {left} left)").format(where=where, what=what, need=need, left=left),
             packets_read=self.packets,
             offset=self._src.offset,
         )
@@ -157,7 +158,7 @@ class CaptureReader:
     def _damaged(self, what: str, offset: int) -> CaptureFileError:
         where = f"after packet {self.packets}" if self.packets else "before the first packet"
         return CaptureFileError(
-            f"damaged file {where}: {what}", packets_read=self.packets, offset=offset
+            _("damaged file {where}: {what}").format(where=where, what=what), packets_read=self.packets, offset=offset
         )
 
     # -- pcap ---------------------------------------------------------------------------
@@ -354,7 +355,7 @@ class CaptureReader:
         if blen < _SHB_LEN:
             raise self._damaged(f"section header at offset {offset} is {blen} bytes long",
                                 offset)
-        _, major, minor = self._layout.shb.unpack_from(buf, pos + 8)
+        _magic, major, minor = self._layout.shb.unpack_from(buf, pos + 8)
         if major != pcapng.VERSION_MAJOR:
             raise self._damaged(f"section header at offset {offset} has pcapng version"
                                 f" {major}.{minor}", offset)
@@ -390,12 +391,13 @@ class CaptureReader:
         if blen < _EPB_LEN:
             self._short_packet_block(blen, 0)
             return None
-        iface_id, _, high, low, caplen, wirelen = self._layout.opb.unpack_from(buf, pos + 8)
+        iface_id, _drops, high, low, caplen, wirelen = self._layout.opb.unpack_from(buf, pos + 8)
         return self._packet(buf, pos + 28, blen - _EPB_LEN, iface_id, (high << 32) | low,
                             caplen, wirelen)
 
     def _spb(self, buf: bytes, pos: int, blen: int) -> RawFrame | None:
-        """A Simple Packet Block: interface 0, no timestamp (0, as libpcap gives)."""
+        """A Simple Packet Block: interface 0 and no timestamp, which the frame says with
+        NO_TIMESTAMP (libpcap gives 0, the epoch, and a timeline a huge negative time)."""
         if blen < _SPB_LEN:
             self._short_packet_block(blen, 0)
             return None
@@ -404,7 +406,7 @@ class CaptureReader:
         snaplen = self._interfaces[0].snaplen if self._interfaces else 0
         caplen = min(wirelen, snaplen or room, room)
         frame = self._packet(buf, pos + 12, room, 0, 0, caplen, wirelen)
-        return frame._replace(ts_ns=0) if frame is not None else None
+        return frame._replace(ts_ns=NO_TIMESTAMP) if frame is not None else None
 
     def _packet(self, buf: bytes, start: int, room: int, iface_id: int, ts: int,
                 caplen: int, wirelen: int) -> RawFrame | None:
@@ -483,14 +485,14 @@ def open_capture(stream: IO[bytes]) -> CaptureReader:
     source.fill(pcapng.SHB_HEAD_LEN)
     head = source.buf[:4]
     if not head:
-        raise NotACaptureError("empty file: not a capture file")
+        raise NotACaptureError(_("empty file: not a capture file"))
     if len(head) < 4:
-        raise NotACaptureError(f"not a capture file: only {len(head)} bytes long")
+        raise NotACaptureError(_("not a capture file: only {head} bytes long").format(head=len(head)))
     if pcap_magic(head) is not None:
         return _open_pcap(source)
     if head == _SHB_BYTES:
         return _open_pcapng(source)
-    raise NotACaptureError(f"not a capture file: unknown magic 0x{head.hex()}")
+    raise NotACaptureError(_("not a capture file: unknown magic 0x{head}").format(head=head.hex()))
 
 
 def _open_pcap(source: ByteSource) -> CaptureReader:
@@ -510,13 +512,12 @@ def _open_pcapng(source: ByteSource) -> CaptureReader:
     reader = CaptureReader(source, "pcapng")
     order = pcapng.section_order(source.buf[:12]) if source.left >= 12 else None
     if order is None:
-        raise NotACaptureError("not a capture file: pcapng section header without its"
-                               " byte-order magic")
+        raise NotACaptureError(_("not a capture file: pcapng section header without its"
+                               " byte-order magic"))
     if source.left < pcapng.SHB_HEAD_LEN:
         raise reader._cut_short("section header", pcapng.SHB_HEAD_LEN, source.left)
-    _, major, minor = pcapng.LAYOUTS[order].shb.unpack_from(source.buf, 8)
+    _magic, major, minor = pcapng.LAYOUTS[order].shb.unpack_from(source.buf, 8)
     if major != pcapng.VERSION_MAJOR:
-        raise NotACaptureError(f"not a capture file: pcapng version {major}.{minor}"
-                               " (only 1.x is read)")
+        raise NotACaptureError(_("not a capture file: pcapng version {major}.{minor} (only 1.x is read)").format(major=major, minor=minor))
     reader._frames = reader._pcapng_frames()
     return reader

@@ -27,6 +27,7 @@ from typing import IO
 
 from sockcap.decode.records import RawFrame
 from sockcap.errors import OutputExistsError, WriteError
+from sockcap.i18n import _
 from sockcap.owner import Owner, create_file
 from sockcap.pcapfile.pcap import MAX_RECORD_LEN, pack_file_header, pack_record
 
@@ -36,8 +37,7 @@ FILE_MODE = 0o600
 def _record(frame: RawFrame, linktype: int) -> bytes:
     """The record for a frame, data cut to the snap length; WriteError if it cannot be one."""
     if frame.linktype != linktype:
-        raise WriteError(f"frame of link type {frame.linktype} in a pcap file of link type"
-                         f" {linktype}")
+        raise WriteError(_("frame of link type {linktype} in a pcap file of link type {linktype2}").format(linktype=frame.linktype, linktype2=linktype))
     try:
         return pack_record(frame.ts_ns, frame.data[:MAX_RECORD_LEN], frame.wirelen)
     except ValueError as exc:
@@ -94,7 +94,7 @@ class PcapWriter:
         try:
             fd, created = create_file(self.path, FILE_MODE, replace=force)
         except FileExistsError:
-            raise OutputExistsError(f"{self.path} exists; use --force to overwrite") from None
+            raise OutputExistsError(_("{path} exists; use --force to overwrite").format(path=self.path)) from None
         except OSError as exc:
             raise self._error(exc) from None
         if created and owner is not None:
@@ -107,7 +107,7 @@ class PcapWriter:
         return fd
 
     def _error(self, exc: OSError) -> WriteError:
-        return WriteError(f"cannot write {self.path}: {exc.strerror or exc}")
+        return WriteError(_("cannot write {path}: {exc}").format(path=self.path, exc=exc.strerror or exc))
 
     def _write_out(self, data: bytes) -> None:
         """Hand ``data`` to the kernel whole; on failure cut back to the last good size."""
@@ -135,7 +135,7 @@ class PcapWriter:
         capture and ``sockcap show`` (or Wireshark) on the saved file agree to the digit.
         """
         if self._fd < 0:
-            raise WriteError(f"{self.path} is closed")
+            raise WriteError(_("{path} is closed").format(path=self.path))
         self._pending.append(_record(frame, self.linktype))
         self.count += 1
         if len(self._pending) >= self._flush_every:

@@ -126,16 +126,21 @@ class CompiledTimeline:
     ``engine_class`` is ``sockcap._speedups.Engine``; the pipeline gives the options
     (``keep``, ``port``, ``limit``) and receives the counters afterwards (``first_ts``,
     ``last_ts``, ``shown``, the tracker's ``note_counts``), as the pure loop leaves them.
+    The engine's conversations never become Python objects, so a tracker with an
+    ``on_forget`` callback (a view that writes a row per conversation as it is
+    forgotten) cannot be stood in for: that is a ValueError.
     """
 
     def __init__(self, engine_class: Any, pipeline: Pipeline, *, hex_: bool,
                  render: bool = True, target: tuple[int, int] = (-1, -1)) -> None:
         self.pipeline = pipeline
         tracker = pipeline.tracker
+        if tracker.on_forget is not None:
+            raise ValueError(_("the compiled loop hands no conversation to on_forget"))
         dup = _split(_(COUNTED_WORDS[Note.DUPLICATE_ACK]), n="n")
         guessed = _split(_(GUESSED_ROLES), stream="stream", server="server")
         if len(dup) != 3 or len(guessed) != 5:
-            raise ValueError("a translated template lost a placeholder")
+            raise ValueError(_("a translated template lost a placeholder"))
         self.engine = engine_class(
             analyze=tracker.analyze, keep=tracker.keep, port=pipeline.port,
             limit=pipeline.limit, hex=hex_, ws_flags=_WIRESHARK_FLAGS, ace_flags=_ACE_FLAGS,

@@ -24,6 +24,7 @@ from sockcap.analysis.conversation import (
 )
 from sockcap.analysis.follow import Chunk, Follower
 from sockcap.decode.records import IPPROTO_UDP, TcpFlags
+from sockcap.i18n import _
 from sockcap.render.timeline import endpoint, hexdump
 
 FIN, RST = int(TcpFlags.FIN), int(TcpFlags.RST)
@@ -46,22 +47,27 @@ _ASCII = bytes(c if 32 <= c < 127 or c == 9 else 46 for c in range(256))
 
 def stream_name(conv: Conversation) -> str:
     """``tcp stream 0`` / ``udp stream 2``, Wireshark's numbering."""
-    return f"{'udp' if conv.proto == IPPROTO_UDP else 'tcp'} stream {conv.stream}"
+    if conv.proto == IPPROTO_UDP:
+        return _("udp stream {stream}").format(stream=conv.stream)
+    return _("tcp stream {stream}").format(stream=conv.stream)
 
 
 def stream_header(conv: Conversation) -> str:
     """``== tcp stream 0: client 127.0.0.1:40000 (>) ⇄ server 127.0.0.1:5001 (<)``."""
-    roles = {ROLES_GUESSED: " (no handshake seen: roles guessed from the ports)",
-             ROLES_FIRST_SENDER: " (client: the first sender)"}.get(conv.roles, "")
-    return (f"== {stream_name(conv)}: client {endpoint(*conv.client)} (>) ⇄ "
-            f"server {endpoint(*conv.server)} (<){roles}")
+    roles = {ROLES_GUESSED: _(" (no handshake seen: roles guessed from the ports)"),
+             ROLES_FIRST_SENDER: _(" (client: the first sender)")}.get(conv.roles, "")
+    return _("== {stream}: client {client} (>) ⇄ server {server} (<){roles}").format(
+        stream=stream_name(conv), client=endpoint(*conv.client), server=endpoint(*conv.server),
+        roles=roles)
 
 
 def stream_footer(conv: Conversation, sent: tuple[int, int], gaps: tuple[int, int]) -> str:
     """``== tcp stream 0: client sent 12 bytes, server sent 12 bytes``, gaps if any."""
-    text = f"== {stream_name(conv)}: client sent {sent[0]} bytes, server sent {sent[1]} bytes"
+    text = _("== {stream}: client sent {client} bytes, server sent {server} bytes").format(
+        stream=stream_name(conv), client=sent[0], server=sent[1])
     if gaps[0] or gaps[1]:
-        text += f"; missing from the capture: {gaps[0]} from the client, {gaps[1]} from the server"
+        text += _("; missing from the capture: {client} from the client, {server} from the "
+                  "server").format(client=gaps[0], server=gaps[1])
     return text
 
 
@@ -69,7 +75,7 @@ def chunk_lines(chunk: Chunk, mode: str = "ascii") -> Iterator[tuple[str, str]]:
     """One chunk as ``(line, style)`` pairs."""
     mark = ">" if chunk.from_client else "<"
     if chunk.gap:
-        yield f"{mark} [gap of {chunk.gap} bytes]", GAP_STYLE
+        yield _("{mark} [gap of {count} bytes]").format(mark=mark, count=chunk.gap), GAP_STYLE
         return
     style = CLIENT_STYLE if chunk.from_client else SERVER_STYLE
     if mode == "raw":

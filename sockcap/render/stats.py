@@ -12,11 +12,11 @@ from typing import Any
 from sockcap.analysis.conversation import ROLES_FIRST_SENDER, ROLES_GUESSED
 from sockcap.analysis.stats import ConversationStats, StatsReport
 from sockcap.codes import Note, note_text, outcome_text
-from sockcap.i18n import _
+from sockcap.i18n import N_, _
 from sockcap.render.timeline import endpoint
 
-_COLUMNS = ("stream", "client", "server", "packets >/<", "bytes >/<", "duration",
-            "iRTT", "ended", "notes")
+_COLUMNS = (N_("stream"), N_("client"), N_("server"), N_("packets >/<"), N_("bytes >/<"),
+            N_("duration"), N_("iRTT"), N_("ended"), N_("notes"))
 
 
 def utc(ns: int) -> str:
@@ -55,32 +55,35 @@ def stats_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
     """The report as ``(line, style)`` pairs."""
     yield from _capture_lines(report, name)
     yield "", ""
-    yield "protocols", "bold"
+    yield _("protocols"), "bold"
     for proto, (packets, size) in report.protocols.items():
-        yield f"  {proto:<10} {packets:>10} packets {size:>14} bytes", ""
+        yield _("  {proto:<10} {packets:>10} packets {size:>14} bytes").format(
+            proto=proto, packets=packets, size=size), ""
     yield "", ""
     tcp = sum(1 for c in report.conversations if c.proto == "TCP")
-    yield (f"conversations: {tcp} TCP, {len(report.conversations) - tcp} UDP "
-           f"(> client to server, < server to client)"), "bold"
+    yield _("conversations: {tcp} TCP, {udp} UDP (> client to server, < server to client)"
+            ).format(tcp=tcp, udp=len(report.conversations) - tcp), "bold"
     if report.conversations:
         yield from _table(report.conversations)
     if report.notes:
         yield "", ""
-        yield f"expert notes: {fmt_notes(report.notes)}", "bold"
+        yield _("expert notes: {notes}").format(notes=fmt_notes(report.notes)), "bold"
 
 
 def _capture_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
     facts = report.facts
-    yield (f"capture: {name}: {facts.format}, link type {', '.join(facts.linktypes) or '-'}, "
-           f"{report.packets} packets"), "bold"
+    yield _("capture: {name}: {format}, link type {linktypes}, {packets} packets").format(
+        name=name, format=facts.format, linktypes=", ".join(facts.linktypes) or "-",
+        packets=report.packets), "bold"
     if report.first_ns >= 0:
         span = (report.last_ns - report.first_ns) / 1e9
-        yield f"  from {utc(report.first_ns)} to {utc(report.last_ns)} ({span:.6f} s)", ""
+        yield _("  from {first} to {last} ({seconds:.6f} s)").format(
+            first=utc(report.first_ns), last=utc(report.last_ns), seconds=span), ""
     damage = sum(facts.skipped.values())
     if not damage and not facts.warnings:
-        yield "  damaged or odd records: none", ""
+        yield _("  damaged or odd records: none"), ""
         return
-    yield f"  damaged or odd records: {damage}", "yellow"
+    yield _("  damaged or odd records: {count}").format(count=damage), "yellow"
     for kind, n in facts.skipped.items():
         yield f"    {n} x {kind}", "yellow"
     for warning in facts.warnings[:10]:
@@ -91,7 +94,8 @@ def _row(c: ConversationStats) -> tuple[str, ...]:
     roles = {ROLES_GUESSED: _(" (roles guessed)"), ROLES_FIRST_SENDER: _(" (first sender)")}
     return (f"{c.proto.lower()} {c.stream}", endpoint(*c.client) + roles.get(c.roles, ""),
             endpoint(*c.server), f"{c.packets[0]}/{c.packets[1]}",
-            f"{c.bytes[0]}/{c.bytes[1]}", f"{c.duration_ns / 1e9:.6f} s",
+            f"{c.bytes[0]}/{c.bytes[1]}",
+            f"{c.duration_ns / 1e9:.6f} s" if c.duration_ns >= 0 else "-",
             fmt_rtt(c.irtt_ns) if c.proto == "TCP" else "-", outcome_text(c.ended) or "-",
             fmt_notes(c.notes))
 
@@ -100,13 +104,14 @@ def _table(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, str]]:
     """The column widths need every row first: each row's cells are kept as one string
     (joined by NUL, which no cell holds) until then, ~0.15 KB a conversation where a
     tuple of nine strings cost ~0.7 KB."""
-    widths = [len(h) for h in _COLUMNS]
+    heads = [_(h) for h in _COLUMNS]
+    widths = [len(h) for h in heads]
     joined = []
     for c in rows:
         r = _row(c)
         widths = [max(w, len(v)) for w, v in zip(widths, r, strict=True)]
         joined.append("\0".join(r))
-    yield "  " + "  ".join(h.ljust(w) for h, w in zip(_COLUMNS, widths, strict=True)).rstrip(), "bold"
+    yield "  " + "  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip(), "bold"
     for text in joined:
         cells = text.split("\0")
         yield "  " + "  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip(), ""
@@ -125,19 +130,21 @@ def stats_json(report: StatsReport, name: str) -> dict[str, Any]:
         "damaged": dict(f.skipped),
         "warnings": list(f.warnings),
         "protocols": {k: {"packets": v[0], "bytes": v[1]} for k, v in report.protocols.items()},
-        "conversations": [_conv_json(c) for c in report.conversations],
+        "conversations": [conversation_json(c) for c in report.conversations],
         "notes": dict(report.notes),
     }
 
 
-def _conv_json(c: ConversationStats) -> dict[str, Any]:
+def conversation_json(c: ConversationStats) -> dict[str, Any]:
+    """One row of the conversations list (also the conversations table's first columns)."""
     return {
         "proto": c.proto, "stream": c.stream,
         "client": endpoint(*c.client), "server": endpoint(*c.server), "roles": c.roles,
         "packets": {"client_to_server": c.packets[0], "server_to_client": c.packets[1]},
         "bytes": {"client_to_server": c.bytes[0], "server_to_client": c.bytes[1]},
         "payload_bytes": {"client_to_server": c.payload[0], "server_to_client": c.payload[1]},
-        "start": c.start_ns / 1e9, "duration": c.duration_ns / 1e9,
+        "start": c.start_ns / 1e9 if c.start_ns >= 0 else None,
+        "duration": c.duration_ns / 1e9 if c.duration_ns >= 0 else None,
         "irtt": c.irtt_ns / 1e9 if c.irtt_ns >= 0 else None,
         "notes": dict(c.notes), "ended": c.ended or None,
     }

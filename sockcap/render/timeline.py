@@ -32,6 +32,7 @@ from sockcap.decode.records import (
     TcpOption,
     TcpOptionKind,
 )
+from sockcap.i18n import _
 
 # Wireshark prints flag names in bit order: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE.
 FLAG_NAMES = tuple(str(flag.name) for flag in TcpFlags)
@@ -148,6 +149,9 @@ _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared whe
 # "%4d" and "%10.6f" print exactly what f"{:>4}" and f"{:>10.6f}" print.
 _TCP_LINE = "%4d %10.6f  %s  TCP %s Seq=%d Ack=%d Win=%d Len=%d  %s"
 _TCP_DATA_LINE = _TCP_LINE + "  %s"
+# The time column of a frame without a time (NO_TIMESTAMP), in each notation's width.
+NO_TIME = f"{'-':>10}"
+NO_CLOCK = f"{'-':<15}"
 
 
 class Clock(Protocol):
@@ -212,8 +216,9 @@ class Timeline:
         if len(self._where) >= _WHERE_CACHE_MAX:
             self._where.clear()
         client, server = endpoint(*conv.client), endpoint(*conv.server)
-        pair = self._where[conv] = (f"server {server} → client {client}",
-                                    f"client {client} → server {server}")
+        pair = self._where[conv] = (
+            _("server {server} → client {client}").format(server=server, client=client),
+            _("client {client} → server {server}").format(client=client, server=server))
         return pair
 
     def line(self, a: Annotated) -> str:
@@ -226,7 +231,7 @@ class Timeline:
         no, p, conv, from_client, seq, ack, win, code, notes = a
         phase = self.phases[code]
         (ts, _, wirelen, data, _, _, _, _, sport, _, _, _, flags, _, _, off, plen, cut, _,
-         _, _, _) = p  # fmt: skip
+         _, _, _, _) = p  # fmt: skip
         clock = self.clock
         first = clock.first_ts
         if first < 0:
@@ -256,13 +261,15 @@ class Timeline:
                 line += "  " + phase
             if plen > 0 and sport >= 0:
                 line += "  " + preview(data[off : off + min(plen, PREVIEW_CHARS + 1)])
+        if ts < 0:  # NO_TIMESTAMP
+            line = _without_time(line, no, t)
         if cut or notes:
             line += _marks(a)
         return line
 
     def _tcpdump(self, a: Annotated) -> str:
         p = a.packet
-        clock = self._clock(p.ts_ns)
+        clock = self._clock(p.ts_ns) if p.ts_ns >= 0 else NO_CLOCK
         fam = "IP6" if p.net == "IPv6" else "IP"
         if p.sport < 0:
             return f"{clock} {fam} {p.src} > {p.dst}: {proto_name(p)}, length {p.wirelen}"
@@ -353,6 +360,13 @@ def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str:
     return f"unknown-{o.kind} 0x{v.hex()}" if v else f"opt-{o.kind}"
 
 
+def _without_time(line: str, no: int, t: float) -> str:
+    """``line`` with ``-`` in its time column, which holds ``t`` (a frame without a time:
+    a pcapng Simple Packet Block); the column keeps its width."""
+    start = len(f"{no:>4} ")
+    return line[:start] + NO_TIME + line[start + len(f"{t:>10.6f}") :]
+
+
 def _marks(a: Annotated) -> str:
     p = a.packet
     out = f" [|{p.truncated}]" if p.truncated else ""
@@ -363,10 +377,11 @@ def json_record(a: Annotated, first_ts: int) -> dict[str, Any]:
     """One packet as a JSON-ready dict; the key names are stable (scripts depend on them)."""
     p = a.packet
     tcp = a.seq >= 0
+    timed = p.ts_ns >= 0  # else NO_TIMESTAMP: "time" and "ts" are null
     rec: dict[str, Any] = {
         "no": a.no,
-        "time": round((p.ts_ns - first_ts) / 1e9, 9),
-        "ts": p.ts_ns / 1e9,
+        "time": round((p.ts_ns - first_ts) / 1e9, 9) if timed else None,
+        "ts": p.ts_ns / 1e9 if timed else None,
         "src": p.src or None,
         "sport": p.sport if p.sport >= 0 else None,
         "dst": p.dst or None,
@@ -385,6 +400,7 @@ def json_record(a: Annotated, first_ts: int) -> dict[str, Any]:
         "captured_len": len(p.data),
         "truncated": p.truncated or None,
         "notes": list(a.notes),
+        "tunnel": p.tunnel or None,  # "pppoe" or "l2tp": the fields are the inner packet's
     }
     return rec
 

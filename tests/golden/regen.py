@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import test_diagram
 from test_golden import cases, render
 
 if __name__ == "__main__":
@@ -20,3 +21,7 @@ if __name__ == "__main__":
             continue
         (Path(__file__).parent / case.expected).write_text(render(case), encoding="utf-8")
         print(f"wrote {case.expected}")
+    for diagram in test_diagram.CASES:
+        (Path(__file__).parent / diagram.name).write_text(test_diagram.render(diagram),
+                                                          encoding="utf-8")
+        print(f"wrote {diagram.name}")

@@ -1,0 +1,493 @@
+"""Judging a student's echo server from the wire: findings tied to packet numbers.
+
+Pure: the annotated packets of one capture and what the edge ran (:class:`Scenario`: a
+time span, the kind of exchange, and what it saw of the server process) come in;
+:class:`Verdict` records come out, each a :class:`Check` (what a teacher grades), a
+:class:`Finding` (a code, its words in :mod:`sockcap.render.check`), whether it passes,
+the packet numbers it rests on, and the values its sentence needs.
+
+The echo comparison works on the two reassembled byte streams (client -> server and
+server -> client), not on segments, so a server that reads one byte at a time, or a
+100 kB message cut into many segments, is judged on what it sent back and not on how.
+Where the streams part, :func:`compare_echo` looks for the place where they meet again:
+bytes the server sent that the client never sent there are *extra* (and *left over* when
+they appeared earlier in what the client sent: the classic missing NUL), bytes the client
+sent that never came back are *missing*, and anything else is *different*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sockcap.analysis.conversation import Annotated, Conversation
+from sockcap.analysis.follow import Follower
+from sockcap.codes import Code, Note, note_kind
+from sockcap.decode.records import IPPROTO_UDP, TcpFlags
+
+FIN, SYN, RST, ACK = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST, TcpFlags.ACK))
+RESYNC_WINDOW = 4096  # how far ahead a parted stream is searched for where it meets again
+RESYNC_BYTES = 8  # how many bytes must match for the streams to have met again
+MAX_DIFFERENCES = 3  # differences reported per stream; the first ones matter
+SHOWN_BYTES = 16  # bytes shown in hex in a finding
+BUSY_SHARE = 0.1  # CPU time over wall time after the client left that counts as spinning (an idle server: ~0)
+
+
+class Scenario(Code):
+    """An exchange ``sockcap check`` runs against the server."""
+
+    ECHO = "echo"  # a few messages, longer first, then the client closes
+    PARTIAL = "partial"  # a message written one byte per segment (TCP_NODELAY)
+    LARGE = "large"  # a 100 kB message
+    CONCURRENT = "concurrent"  # a second client while the first is connected
+    BURST = "burst"  # many connections opened at once
+
+
+class Check(Code):
+    """What a teacher gives points for (the names a grading spec uses)."""
+
+    LISTEN = "listen"
+    ECHO = "echo"
+    CLOSE = "close"
+    PARTIAL = "partial"
+    LARGE = "large"
+    CONCURRENT = "concurrent"
+    BACKLOG = "backlog"
+
+
+class Finding(Code):
+    """What was seen; the words are in :data:`sockcap.render.check.FINDING_WORDS`."""
+
+    NOT_LISTENING = "not listening"
+    NOTHING_CAPTURED = "nothing captured"
+    REFUSED = "refused"
+    SYN_UNANSWERED = "SYN unanswered"
+    NO_REPLY = "never answered"
+    ECHO_EXACT = "echoed exactly"
+    ECHO_EXTRA = "extra bytes"
+    ECHO_LEFTOVER = "leftover bytes"
+    ECHO_MISSING = "missing bytes"
+    ECHO_DIFFERENT = "different bytes"
+    CLOSED_BY_FIN = "closed by FIN"
+    NO_CLOSE = "never closed"
+    BUSY_LOOP = "busy loop"
+    RESET_CLOSE = "reset instead of close"
+    DATA_AFTER_FIN = "data after FIN"
+    SECOND_SERVED = "second client served"
+    SECOND_REFUSED = "second client refused"
+    SECOND_STARVED = "second client starved"
+    BURST_SERVED = "burst served"
+    BACKLOG_OVERFLOW = "backlog overflow"
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioRun:
+    """What the edge ran and saw, in capture time (ns since the epoch)."""
+
+    scenario: Scenario
+    start_ns: int
+    end_ns: int
+    listening: bool = True  # the server listened on the port before the exchange
+    close_wait: int = 0  # server sockets left in CLOSE_WAIT after the client closed
+    cpu_ns: int = 0  # CPU time the server's processes used after the client closed
+    wait_ns: int = 0  # ... over this much wall time
+    port: int = 0
+    clients: int = 1  # connections the scenario opened
+
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    check: Check
+    finding: Finding
+    ok: bool
+    packets: tuple[int, ...] = ()
+    values: Mapping[str, object] = field(default_factory=dict)
+
+
+# -- byte streams ----------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One direction's reassembled bytes, and which packet carried each offset."""
+
+    data: bytearray = field(default_factory=bytearray)
+    starts: list[int] = field(default_factory=list)  # stream offset where a packet's bytes start
+    packets: list[int] = field(default_factory=list)  # ... and that packet's number
+
+    def add(self, data: bytes, no: int) -> None:
+        if data:
+            self.starts.append(len(self.data))
+            self.packets.append(no)
+            self.data += data
+
+    def packet_at(self, offset: int) -> int:
+        """The number of the packet that carried byte ``offset`` (the last one past the end)."""
+        if not self.packets:
+            return 0
+        lo, hi = 0, len(self.starts) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.starts[mid] <= offset:
+                lo = mid
+            else:
+                hi = mid - 1
+        return self.packets[lo]
+
+    def packets_between(self, start: int, end: int) -> tuple[int, ...]:
+        """The packets that carried bytes ``start`` up to ``end`` (exclusive)."""
+        first = self.packet_at(start)
+        last = self.packet_at(max(start, end - 1))
+        return tuple(n for n in self.packets if first <= n <= last)
+
+
+def streams(packets: Iterable[Annotated], conv: Conversation) -> tuple[Side, Side]:
+    """What the client and the server of ``conv`` sent, reassembled in order."""
+    follower = Follower(select=(conv.proto, conv.stream))
+    sides = (Side(), Side())
+    for a in packets:
+        if a.conv is conv:
+            for chunk in follower.feed(a):
+                sides[0 if chunk.from_client else 1].add(chunk.data, chunk.no)
+    for chunk in follower.finish(conv):
+        sides[0 if chunk.from_client else 1].add(chunk.data, chunk.no)
+    return sides
+
+
+# -- the echo comparison ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    finding: Finding  # ECHO_EXTRA, ECHO_LEFTOVER, ECHO_MISSING or ECHO_DIFFERENT
+    sent_at: int  # offset in the client's stream
+    got_at: int  # offset in the server's stream
+    sent: bytes  # the client's bytes concerned (missing, or what differs)
+    got: bytes  # the server's bytes concerned (extra, or what differs)
+
+
+def compare_echo(sent: bytes, got: bytes) -> list[Difference]:
+    """Where the server's bytes part from the client's, at most MAX_DIFFERENCES places."""
+    out: list[Difference] = []
+    i = j = 0
+    while len(out) < MAX_DIFFERENCES:
+        i, j = _common(sent, got, i, j)
+        if i >= len(sent) or j >= len(got):
+            break
+        extra = _meet(got, sent[i : i + RESYNC_BYTES], j)
+        missing = _meet(sent, got[j : j + RESYNC_BYTES], i)
+        if extra >= 0 and (missing < 0 or extra - j <= missing - i):
+            out.append(_extra(sent, got, i, j, extra))
+            j = extra
+        elif missing >= 0:
+            out.append(Difference(Finding.ECHO_MISSING, i, j, sent[i:missing], b""))
+            i = missing
+        else:
+            out.append(Difference(Finding.ECHO_DIFFERENT, i, j, sent[i : i + SHOWN_BYTES],
+                                  got[j : j + SHOWN_BYTES]))
+            return out
+    if len(out) < MAX_DIFFERENCES and j < len(got):
+        out.append(_extra(sent, got, i, j, len(got)))
+    elif len(out) < MAX_DIFFERENCES and i < len(sent):
+        out.append(Difference(Finding.ECHO_MISSING, i, j, sent[i:], b""))
+    return out
+
+
+def _common(a: bytes, b: bytes, i: int, j: int) -> tuple[int, int]:
+    """Advance both offsets over equal bytes (compared a block at a time)."""
+    step = 1024
+    while i < len(a) and j < len(b):
+        n = min(step, len(a) - i, len(b) - j)
+        if a[i : i + n] == b[j : j + n]:
+            i, j = i + n, j + n
+            continue
+        if n == 1:
+            break
+        step = max(1, n // 2)
+    return i, j
+
+
+def _meet(stream: bytes, needle: bytes, start: int) -> int:
+    """Where ``needle`` next occurs in ``stream`` after ``start`` (-1: not nearby)."""
+    if not needle:
+        return -1
+    return stream.find(needle, start + 1, start + RESYNC_WINDOW + len(needle))
+
+
+def _extra(sent: bytes, got: bytes, i: int, j: int, end: int) -> Difference:
+    extra = got[j:end]
+    leftover = len(extra) >= 2 and extra[:SHOWN_BYTES] in sent[:i]
+    return Difference(Finding.ECHO_LEFTOVER if leftover else Finding.ECHO_EXTRA, i, j, b"",
+                      extra)
+
+
+# -- judging ------------------------------------------------------------------------------
+
+
+def conversations_in(packets: Sequence[Annotated], run: ScenarioRun) -> list[Conversation]:
+    """The conversations that began during the scenario, in order."""
+    seen: dict[int, Conversation] = {}
+    for a in packets:
+        conv = a.conv
+        if conv is not None and id(conv) not in seen and run.start_ns <= conv.first_ts < run.end_ns:
+            seen[id(conv)] = conv
+    return sorted(seen.values(), key=lambda c: c.first_ts)
+
+
+def judge(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
+    """The verdicts on one scenario."""
+    if not run.listening:
+        return [Verdict(Check.LISTEN, Finding.NOT_LISTENING, False, (), {"port": run.port})]
+    packets = [a for a in packets if a.packet.ts_ns <= run.end_ns]
+    convs = conversations_in(packets, run)
+    if not convs:
+        return [Verdict(_CHECK_OF[run.scenario], Finding.NOTHING_CAPTURED, False, (),
+                        {"port": run.port})]
+    if run.scenario is Scenario.CONCURRENT:
+        return judge_concurrent(packets, convs)
+    if run.scenario is Scenario.BURST:
+        return judge_burst(packets, convs)
+    check = _CHECK_OF[run.scenario]
+    verdicts = judge_echo(packets, convs[0], check)
+    if run.scenario is Scenario.ECHO and convs[0].proto != IPPROTO_UDP:
+        verdicts += judge_close(packets, convs[0], run)
+    return verdicts
+
+
+_CHECK_OF = {Scenario.ECHO: Check.ECHO, Scenario.PARTIAL: Check.PARTIAL,
+             Scenario.LARGE: Check.LARGE, Scenario.CONCURRENT: Check.CONCURRENT,
+             Scenario.BURST: Check.BACKLOG}
+
+
+def own(packets: Sequence[Annotated], conv: Conversation) -> list[Annotated]:
+    return [a for a in packets if a.conv is conv]
+
+
+def judge_echo(packets: Sequence[Annotated], conv: Conversation, check: Check) -> list[Verdict]:
+    """Did everything the client sent come back, byte for byte?"""
+    mine = own(packets, conv)
+    problem = connection_problem(mine, conv, check)
+    if problem is not None:
+        return [problem]
+    if conv.proto == IPPROTO_UDP:
+        return judge_datagrams(mine, check)
+    client, server = streams(mine, conv)
+    if not server.data:
+        first = next((a.no for a in mine if a.from_client and a.packet.payload_len), 0)
+        return [Verdict(check, Finding.NO_REPLY, False, (first,),
+                        {"count": len(client.data), "packet": first})]
+    diffs = compare_echo(bytes(client.data), bytes(server.data))
+    if not diffs:
+        nos = (*client.packets, *server.packets)
+        return [Verdict(check, Finding.ECHO_EXACT, True, (min(nos), max(nos)),
+                        {"count": len(client.data), "first": min(nos), "last": max(nos)})]
+    return [difference_verdict(d, client, server, check) for d in diffs]
+
+
+def connection_problem(mine: Sequence[Annotated], conv: Conversation,
+                       check: Check) -> Verdict | None:
+    """Refused, or a SYN never answered: nothing to compare."""
+    if conv.proto == IPPROTO_UDP:
+        return None
+    if conv.refused:
+        rst = next((a.no for a in mine if a.packet.flags & RST), 0)
+        return Verdict(check, Finding.REFUSED, False, (rst,),
+                       {"packet": rst, "port": conv.server[1]})
+    if not conv.dirs[1].syn:
+        syn = mine[0].no if mine else 0
+        return Verdict(check, Finding.SYN_UNANSWERED, False, (syn,), {"packet": syn})
+    return None
+
+
+def difference_verdict(d: Difference, client: Side, server: Side, check: Check) -> Verdict:
+    sent_no = client.packet_at(max(0, d.sent_at - 1) if d.finding in _AFTER else d.sent_at)
+    got_no = server.packet_at(d.got_at)
+    values: dict[str, object] = {"client_packet": sent_no, "server_packet": got_no,
+                                 "offset": d.got_at, "count": len(d.got) or len(d.sent),
+                                 "sent_hex": hex_bytes(d.sent), "got_hex": hex_bytes(d.got)}
+    if d.finding is Finding.ECHO_MISSING:
+        nos = client.packets_between(d.sent_at, d.sent_at + len(d.sent))
+    elif d.finding is Finding.ECHO_DIFFERENT:
+        nos = (sent_no, got_no)
+    else:
+        nos = (sent_no, *server.packets_between(d.got_at, d.got_at + len(d.got)))
+    return Verdict(check, d.finding, False, tuple(sorted(set(nos))), values)
+
+
+_AFTER = (Finding.ECHO_EXTRA, Finding.ECHO_LEFTOVER)  # extra bytes follow the client's last
+
+
+def hex_bytes(data: bytes) -> str:
+    """``6f 72 6c 64 …``: the first SHOWN_BYTES bytes in hex."""
+    shown = " ".join(f"{b:02x}" for b in data[:SHOWN_BYTES])
+    return shown + (" …" if len(data) > SHOWN_BYTES else "")
+
+
+def judge_datagrams(mine: Sequence[Annotated], check: Check) -> list[Verdict]:
+    """UDP: each request datagram answered by the next datagram from the server."""
+    verdicts: list[Verdict] = []
+    pending: Annotated | None = None
+    count = 0
+    for a in mine:
+        if a.from_client:
+            if pending is not None:
+                verdicts.append(_no_reply(pending, check))
+            pending = a
+            continue
+        if pending is None:
+            continue
+        sent, got = pending.packet.payload, a.packet.payload
+        count += len(sent)
+        if sent != got:
+            client, server = Side(), Side()
+            client.add(sent, pending.no)
+            server.add(got, a.no)
+            for d in compare_echo(sent, got) or [Difference(Finding.ECHO_DIFFERENT, 0, 0, sent, got)]:
+                verdicts.append(difference_verdict(d, client, server, check))
+        pending = None
+    if pending is not None:
+        verdicts.append(_no_reply(pending, check))
+    if verdicts:
+        return verdicts
+    first, last = mine[0].no, mine[-1].no
+    return [Verdict(check, Finding.ECHO_EXACT, True, (first, last),
+                    {"count": count, "first": first, "last": last})]
+
+
+def _no_reply(a: Annotated, check: Check) -> Verdict:
+    return Verdict(check, Finding.NO_REPLY, False, (a.no,),
+                   {"count": a.packet.payload_len, "packet": a.no})
+
+
+def judge_close(packets: Sequence[Annotated], conv: Conversation, run: ScenarioRun) -> list[Verdict]:
+    """After the client's FIN: the server's FIN (good), an RST, or nothing (CLOSE_WAIT)."""
+    mine = own(packets, conv)
+    client_fin = next((a.no for a in mine if a.from_client and a.packet.flags & FIN), 0)
+    server_fin = next((a.no for a in mine if not a.from_client and a.packet.flags & FIN), 0)
+    server_rst = next((a.no for a in mine if not a.from_client and a.packet.flags & RST), 0)
+    verdicts: list[Verdict] = []
+    late = [a for a in mine if client_fin and a.no > client_fin and not a.from_client
+            and a.packet.payload_len > 0]
+    if late:
+        verdicts.append(Verdict(Check.CLOSE, Finding.DATA_AFTER_FIN, False,
+                                (client_fin, *(a.no for a in late)),
+                                {"count": sum(a.packet.payload_len for a in late),
+                                 "fin": client_fin, "first": late[0].no}))
+    if server_rst:
+        verdicts.append(Verdict(Check.CLOSE, Finding.RESET_CLOSE, False, (server_rst,),
+                                {"packet": server_rst}))
+    elif server_fin:
+        if not late:
+            verdicts.append(Verdict(Check.CLOSE, Finding.CLOSED_BY_FIN, True,
+                                    (client_fin, server_fin) if client_fin else (server_fin,),
+                                    {"packet": server_fin, "fin": client_fin}))
+    elif client_fin:
+        verdicts.append(Verdict(Check.CLOSE, Finding.NO_CLOSE, False, (client_fin,),
+                                {"fin": client_fin, "close_wait": run.close_wait,
+                                 "seconds": f"{run.wait_ns / 1e9:.1f}"}))
+    if client_fin and not server_fin and run.wait_ns and run.cpu_ns >= BUSY_SHARE * run.wait_ns:
+        verdicts.append(Verdict(Check.CLOSE, Finding.BUSY_LOOP, False, (client_fin,),
+                                {"fin": client_fin, "cpu": f"{run.cpu_ns / 1e9:.2f}",
+                                 "seconds": f"{run.wait_ns / 1e9:.1f}"}))
+    return verdicts
+
+
+def judge_concurrent(packets: Sequence[Annotated], convs: Sequence[Conversation]) -> list[Verdict]:
+    """A second client while the first stays connected: served, refused or starved."""
+    first = own(packets, convs[0])
+    if len(convs) < 2:
+        return [Verdict(Check.CONCURRENT, Finding.NOTHING_CAPTURED, False, (), {"port": 0})]
+    second = own(packets, convs[1])
+    if convs[1].refused:
+        rst = next((a.no for a in second if a.packet.flags & RST), 0)
+        return [Verdict(Check.CONCURRENT, Finding.SECOND_REFUSED, False, (second[0].no, rst),
+                        {"packet": rst, "syn": second[0].no})]
+    first_fin = next((a.no for a in first if a.from_client and a.packet.flags & FIN), 1 << 62)
+    reply = next((a.no for a in second if not a.from_client and a.packet.payload_len), 0)
+    asked = next((a.no for a in second if a.from_client and a.packet.payload_len), 0)
+    if asked and (not reply or reply > first_fin):
+        return [Verdict(Check.CONCURRENT, Finding.SECOND_STARVED, False,
+                        tuple(n for n in (second[0].no, asked, reply) if n),
+                        {"syn": second[0].no, "packet": asked, "reply": reply,
+                         "fin": first_fin if first_fin < 1 << 62 else 0})]
+    echo = judge_echo(packets, convs[1], Check.CONCURRENT)
+    if not all(v.ok for v in echo):
+        return echo
+    return [Verdict(Check.CONCURRENT, Finding.SECOND_SERVED, True, (asked, reply),
+                    {"packet": asked, "reply": reply})]
+
+
+def judge_burst(packets: Sequence[Annotated], convs: Sequence[Conversation]) -> list[Verdict]:
+    """Many connections at once: a SYN sent again, or never answered, is a full backlog."""
+    again: list[int] = []
+    unanswered = 0
+    convs_set = {id(c) for c in convs}
+    for a in packets:
+        if a.conv is None or id(a.conv) not in convs_set:
+            continue
+        if a.packet.flags & SYN and any(note_kind(n) in _AGAIN for n in a.notes):
+            again.append(a.no)
+    unanswered = sum(1 for c in convs if not c.dirs[1].syn)
+    if again or unanswered:
+        return [Verdict(Check.BACKLOG, Finding.BACKLOG_OVERFLOW, False, tuple(again[:20]),
+                        {"count": len(convs), "again": len(again), "unanswered": unanswered,
+                         "first": again[0] if again else 0})]
+    return [Verdict(Check.BACKLOG, Finding.BURST_SERVED, True, (), {"count": len(convs)})]
+
+
+_AGAIN = (Note.SYN_RETRANSMITTED, Note.RETRANSMISSION)
+
+
+# -- one recorded exchange (the pytest fixture's Trace) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """The facts a teacher's test asserts on, for the first connection of a capture."""
+
+    handshake_completed: bool
+    closed_by_fin: bool
+    reset: bool
+    data_segments: tuple[tuple[int, bool, bytes], ...]  # (packet, from client, payload)
+    sent: bytes
+    replies: tuple[bytes, ...]  # the server's bytes, one entry per run of server segments
+    received: bytes
+
+    @property
+    def echoed_exactly(self) -> bool:
+        return bool(self.sent) and self.sent == self.received
+
+
+def exchange_of(packets: Sequence[Annotated]) -> Exchange:
+    """The facts of the first TCP or UDP conversation in ``packets``."""
+    conv = next((a.conv for a in packets if a.conv is not None), None)
+    if conv is None:
+        return Exchange(False, False, False, (), b"", (), b"")
+    mine = own(packets, conv)
+    segments = tuple((a.no, a.from_client, a.packet.payload) for a in mine
+                     if a.packet.payload_len > 0)
+    client, server = streams(mine, conv)
+    return Exchange(
+        handshake_completed=conv.proto != IPPROTO_UDP and conv.dirs[1].syn and any(
+            a.from_client and a.packet.flags & (SYN | ACK) == ACK for a in mine),
+        closed_by_fin=conv.dirs[0].fin and conv.dirs[1].fin and not conv.reset,
+        reset=conv.reset,
+        data_segments=segments,
+        sent=bytes(client.data),
+        replies=_replies(segments),
+        received=bytes(server.data),
+    )
+
+
+def _replies(segments: Sequence[tuple[int, bool, bytes]]) -> tuple[bytes, ...]:
+    out: list[bytes] = []
+    previous_from_client = True
+    for _, from_client, data in segments:
+        if not from_client:
+            if previous_from_client:
+                out.append(data)
+            else:
+                out[-1] += data
+        previous_from_client = from_client
+    return tuple(out)

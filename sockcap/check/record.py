@@ -1,0 +1,122 @@
+"""Record one exchange between a server and a client, for a teacher's own tests.
+
+:func:`record_exchange` starts the capture on the port, the server (waits until it
+listens), then the client (the user's program fed ``stdin``, or sockcap's own client
+sending each line of ``stdin``), waits for the client to end and the connection to close
+(bounded), stops both by PID, and returns a :class:`Trace`: the facts of the first
+connection (:func:`sockcap.analysis.check.exchange_of`), the timeline, the pcap and what
+the programs printed. Packets the kernel sends once sockcap stops the server (its
+sockets closing) are left out, so a server that never closes is not seen closing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sockcap.analysis.check import exchange_of
+from sockcap.check.clients import EchoClient
+from sockcap.check.programs import Limits, Program, ProgramOutput, socket_states, wait_listening
+from sockcap.check.wire import Recorder
+from sockcap.errors import EndpointError
+from sockcap.i18n import _
+from sockcap.pcapfile.writer import as_stored, write_pcap
+from sockcap.pipeline import Pipeline
+from sockcap.render.timeline import Timeline
+
+START_SECONDS = 3.0
+CLOSE_SECONDS = 1.0
+DEFAULT_LIMITS = Limits()
+OPEN_STATES = ("01", "08", "09")  # ESTABLISHED, CLOSE_WAIT, LAST_ACK
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What one recorded exchange put on the wire (the first connection)."""
+
+    handshake_completed: bool
+    closed_by_fin: bool
+    reset: bool
+    data_segments: tuple[tuple[int, bool, bytes], ...]  # (packet number, from client, payload)
+    replies: tuple[bytes, ...]  # the server's bytes, one entry per reply
+    sent: bytes  # everything the client sent, reassembled
+    received: bytes  # everything the server sent, reassembled
+    timeline: str
+    pcap: str | None
+    outputs: tuple[ProgramOutput, ...]
+
+    @property
+    def echoed_exactly(self) -> bool:
+        return bool(self.sent) and self.sent == self.received
+
+    def explain(self) -> str:
+        """A summary and the timeline, for an assertion message."""
+        facts = (f"handshake completed: {self.handshake_completed}; closed by FIN both ways: "
+                 f"{self.closed_by_fin}; reset: {self.reset}; echoed exactly: "
+                 f"{self.echoed_exactly}\nsent {self.sent[:200]!r}\nreceived {self.received[:200]!r}")
+        where = f"\npcap: {self.pcap}" if self.pcap else ""
+        return f"{facts}{where}\n{self.timeline}"
+
+    def __repr__(self) -> str:
+        return (f"Trace(handshake_completed={self.handshake_completed}, closed_by_fin="
+                f"{self.closed_by_fin}, echoed_exactly={self.echoed_exactly}, "
+                f"{len(self.data_segments)} data segments)")
+
+
+def record_exchange(server: Sequence[str], client: Sequence[str] | None = None,
+                    stdin: bytes = b"", *, port: int, cwd: str | None = None,
+                    pcap: str | None = None, timeout: float = 5.0,
+                    limits: Limits = DEFAULT_LIMITS) -> Trace:
+    """Run and capture one exchange; see the module docstring."""
+    def expand(argv: Sequence[str]) -> list[str]:
+        return [a.replace("{port}", str(port)) for a in argv]
+
+    recorder = Recorder(port)
+    recorder.start()
+    outputs: list[ProgramOutput] = []
+    end_ns = 0
+    try:
+        srv = Program("server", expand(server), cwd=cwd, limits=limits)
+        try:
+            if not wait_listening(port, srv, START_SECONDS):
+                raise EndpointError(_("{server} did not listen on port {port} within {START_SECONDS:g} s").format(server=server[0], port=port, START_SECONDS=START_SECONDS))
+            if client:
+                cli = Program("client", expand(client), cwd=cwd, stdin=stdin, limits=limits)
+                cli.wait(timeout)
+                outputs.append(cli.stop())
+            else:
+                _own_client(port, stdin, timeout)
+            _wait_closed(port, CLOSE_SECONDS)
+            end_ns = time.time_ns()
+        finally:
+            outputs.insert(0, srv.stop())
+    finally:
+        frames = [as_stored(f) for f in recorder.stop()]
+    if pcap is not None:
+        write_pcap(pcap, frames, recorder.linktype, force=True)
+    pipeline = Pipeline()
+    packets = [a for a in pipeline.packets(frames) if a.packet.ts_ns <= end_ns]
+    timeline = Timeline(clock=pipeline)
+    ex = exchange_of(packets)
+    return Trace(ex.handshake_completed, ex.closed_by_fin, ex.reset, ex.data_segments,
+                 ex.replies, ex.sent, ex.received,
+                 "\n".join(timeline.line(a) for a in packets), pcap, tuple(outputs))
+
+
+def _own_client(port: int, stdin: bytes, timeout: float) -> None:
+    c = EchoClient("127.0.0.1", port)
+    if c.connect(timeout):
+        for line in stdin.splitlines(keepends=True):
+            c.exchange(line)
+        c.finish(CLOSE_SECONDS)
+    c.close()
+
+
+def _wait_closed(port: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(s in OPEN_STATES for s in socket_states(port)):
+            return
+        time.sleep(0.02)
+

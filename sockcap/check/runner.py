@@ -1,0 +1,224 @@
+"""``sockcap check``: run the server (and client) under test through each scenario, captured.
+
+The order, for every scenario: wait until the port is free, start the server (fresh, so
+one scenario's stuck child cannot spoil the next), wait until it listens (read from
+/proc, no probe connection), run the exchange with sockcap's own client (or the user's
+client for the plain echo), watch what the server does after the client's FIN (its
+CLOSE_WAIT sockets, its processes' CPU time), note the scenario's time span, and stop
+the server's process group by its id. One capture, started before the first scenario and
+stopped after the last, holds everything, so the packet numbers of every finding are the
+numbers of one pcap file. The judging is pure (:func:`sockcap.analysis.check.judge`);
+packets after a scenario's end (the kernel closing a stopped server's sockets) are not
+held against it.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sockcap.analysis.check import Scenario, ScenarioRun, Verdict, judge
+from sockcap.analysis.conversation import Annotated
+from sockcap.check.clients import EchoClient, udp_exchange
+from sockcap.check.programs import (
+    Limits,
+    Program,
+    ProgramOutput,
+    close_wait_count,
+    wait_listening,
+    wait_port_free,
+)
+from sockcap.check.wire import Recorder
+from sockcap.decode.records import CaptureStats, RawFrame
+from sockcap.i18n import _
+from sockcap.pipeline import Pipeline
+
+DEFAULT_MESSAGES = (b"hello from sockcap, a longer first line\n", b"hi\n", b"bye\n")
+PARTIAL_MESSAGE = b"one byte per segment\n"
+LARGE_BYTES = 100_000
+CLOSE_SECONDS = 1.0  # how long the server has to close after the client's FIN
+START_SECONDS = 3.0  # how long the server has to listen
+PORT_FREE_SECONDS = 2.0
+CLIENT_SECONDS = 5.0  # how long the user's client may run
+BURST_SECONDS = 2.5  # a burst client's longest wait (a SYN is sent again after 1 s)
+TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCURRENT,
+                 Scenario.BURST)
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    server: tuple[str, ...]  # argv; "{port}" in an argument is replaced by the port
+    client: tuple[str, ...] = ()  # the user's client (argv, "{port}" too), or sockcap's own
+    port: int = 5001
+    host: str = "127.0.0.1"
+    udp: bool = False
+    scenarios: tuple[Scenario, ...] = TCP_SCENARIOS
+    messages: tuple[bytes, ...] = DEFAULT_MESSAGES
+    burst: int = 8
+    cwd: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    backend: str = "auto"
+    close_seconds: float = CLOSE_SECONDS
+
+
+@dataclass
+class CheckResult:
+    runs: list[ScenarioRun]
+    verdicts: list[Verdict]
+    packets: list[Annotated]
+    first_ts: int
+    outputs: list[ProgramOutput]
+    frames: list[RawFrame]
+    linktype: int
+    stats: CaptureStats
+
+
+def expand(argv: Sequence[str], port: int) -> tuple[str, ...]:
+    return tuple(arg.replace("{port}", str(port)) for arg in argv)
+
+
+def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None) -> CheckResult:
+    """Run every scenario under one capture; judge them."""
+    scenarios = (Scenario.ECHO,) if opts.udp else opts.scenarios
+    recorder = Recorder(opts.port, opts.backend)
+    runs: list[ScenarioRun] = []
+    outputs: list[ProgramOutput] = []
+    recorder.start()
+    try:
+        for scenario in scenarios:
+            note(_("running the {scenario} scenario").format(scenario=scenario))
+            runs.append(_scenario(opts, scenario, outputs))
+    finally:
+        frames = recorder.stop()
+    from sockcap.pcapfile.writer import as_stored
+
+    frames = [as_stored(f) for f in frames]
+    pipeline = Pipeline()
+    packets = list(pipeline.packets(frames))
+    verdicts = [v for run in runs for v in judge(packets, run)]
+    return CheckResult(runs, verdicts, packets, pipeline.first_ts, outputs, frames,
+                       recorder.linktype, recorder.stats)
+
+
+def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput]) -> ScenarioRun:
+    wait_port_free(opts.port, PORT_FREE_SECONDS)
+    server = Program(f"server ({scenario})", expand(opts.server, opts.port), cwd=opts.cwd,
+                     limits=opts.limits)
+    try:
+        start = time.time_ns()
+        if not wait_listening(opts.port, server, START_SECONDS, opts.udp):
+            return ScenarioRun(scenario, start, time.time_ns(), listening=False, port=opts.port)
+        facts = SCENARIO_RUNNERS[scenario](opts, server, outputs)
+        return ScenarioRun(scenario, start, time.time_ns(), port=opts.port,
+                           close_wait=facts.get("close_wait", 0), cpu_ns=facts.get("cpu_ns", 0),
+                           wait_ns=facts.get("wait_ns", 0), clients=facts.get("clients", 1))
+    finally:
+        outputs.append(server.stop())
+
+
+Facts = dict[str, int]
+
+
+def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) -> Facts:
+    if opts.udp:
+        udp_exchange(opts.host, opts.port, list(opts.messages))
+        return {}
+    if opts.client:
+        client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,
+                         stdin=b"".join(opts.messages), limits=opts.limits)
+        client.wait(CLIENT_SECONDS)
+        outputs.append(client.stop())
+        return _after_close(opts, server, None)
+    c = EchoClient(opts.host, opts.port)
+    if c.connect():
+        for message in opts.messages:
+            c.exchange(message)
+    facts = _after_close(opts, server, c)
+    c.close()
+    return facts
+
+
+def _after_close(opts: CheckOptions, server: Program, client: EchoClient | None) -> Facts:
+    """Close the client's side; watch the server's CPU time and CLOSE_WAIT sockets."""
+    cpu = server.cpu_ns()
+    t0 = time.monotonic_ns()
+    closed = client.finish(opts.close_seconds) if client is not None else False
+    if client is None:
+        time.sleep(opts.close_seconds)
+    close_wait = 0 if closed else close_wait_count(opts.port)
+    return {"cpu_ns": server.cpu_ns() - cpu, "wait_ns": time.monotonic_ns() - t0,
+            "close_wait": close_wait}
+
+
+def _partial(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) -> Facts:
+    return _one_message(opts, PARTIAL_MESSAGE, split=True)
+
+
+def _large(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) -> Facts:
+    return _one_message(opts, large_message(), split=False, seconds=3.0)
+
+
+def large_message(size: int = LARGE_BYTES) -> bytes:
+    """Printable bytes that do not repeat in short runs (so a difference is found where it
+    is), ending with a newline; the same every time."""
+    rng = random.Random(14)
+    letters = string.ascii_letters + string.digits
+    return "".join(rng.choice(letters) for _ in range(size - 1)).encode() + b"\n"
+
+
+def _one_message(opts: CheckOptions, message: bytes, *, split: bool,
+                 seconds: float = 1.0) -> Facts:
+    c = EchoClient(opts.host, opts.port)
+    if c.connect():
+        c.exchange(message, split=split, seconds=seconds)
+        c.finish(min(opts.close_seconds, 0.5))
+    c.close()
+    return {}
+
+
+def _concurrent(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) -> Facts:
+    first, second = EchoClient(opts.host, opts.port), EchoClient(opts.host, opts.port)
+    if first.connect():
+        first.exchange(b"first client\n")
+        if second.connect():
+            second.exchange(b"second client\n")
+        second.close()
+        first.finish(0.3)
+    first.close()
+    time.sleep(0.1)
+    return {"clients": 2}
+
+
+def _burst(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) -> Facts:
+    def one(i: int) -> None:
+        c = EchoClient(opts.host, opts.port)
+        if c.connect(BURST_SECONDS):
+            c.exchange(f"burst {i}\n".encode(), seconds=BURST_SECONDS)
+        c.close()
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(opts.burst)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 2 * BURST_SECONDS + 0.5
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return {"clients": opts.burst}
+
+
+SCENARIO_RUNNERS: dict[Scenario, Callable[[CheckOptions, Program, list[ProgramOutput]], Facts]] = {
+    Scenario.ECHO: _echo,
+    Scenario.PARTIAL: _partial,
+    Scenario.LARGE: _large,
+    Scenario.CONCURRENT: _concurrent,
+    Scenario.BURST: _burst,
+}
+
+
+def default_pcap_path(port: int, now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    return str(Path("captures") / f"{stamp}-check-{port}.pcap")

@@ -1,0 +1,136 @@
+"""``sockcap export FILE... --to DIR``: captures as tables for DuckDB, Spark, Polars...
+
+The command wires the edge: it names each capture's partition, hands the files to the
+process pool (:mod:`sockcap.export.pool`), shows progress on a terminal and a summary at
+the end. A file that fails is reported on its own line; the others are still exported,
+and the exit code is the first failure's.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from sockcap.i18n import _
+
+NAME_SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap", ".ntar")
+
+
+@click.command("export")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--to", "out", required=True, type=click.Path(file_okay=False),
+              help=_("Folder to write the tables to (made if missing)."))
+@click.option("--tables", default="packets,conversations", show_default=True,
+              help=_("Tables to write, comma-separated: packets, conversations."))
+@click.option("--format", "fmt", type=click.Choice(["parquet", "ndjson"]), default="parquet",
+              show_default=True, help=_("Parquet (needs pyarrow) or one JSON object a line."))
+@click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
+              help=_("Files exported at once, one process each (default: one per core)."))
+def export(files: tuple[str, ...], out: str, tables: str, fmt: str, jobs: int | None) -> None:
+    """Write packets and conversations of capture files as Parquet tables (one partition per file).
+
+    \b
+    DIR/packets/capture=NAME/part-0.parquet        one row per packet (show --json)
+    DIR/conversations/capture=NAME/part-0.parquet  one row per conversation (stats
+                                                   --json + Zeek conn.log + Community ID)
+    """
+    export_command(files, out, _tables(tables), fmt, jobs)
+
+
+def _tables(text: str) -> tuple[str, ...]:
+    from sockcap.export import TABLES
+
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [t for t in names if t not in TABLES]
+    if unknown or not names:
+        raise click.BadParameter(_("{text!r}: the tables are {TABLES}").format(text=', '.join(unknown) or text, TABLES=', '.join(TABLES)), param_hint="--tables")
+    return names
+
+
+def capture_name(path: str) -> str:
+    """The partition name of a capture file: its name without the capture suffixes,
+    characters other than letters, digits, ``.``, ``_`` and ``-`` as ``_``."""
+    if path == "-":
+        return "stdin"
+    name = Path(path).name
+    for suffix in NAME_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def export_command(files: tuple[str, ...], out: str, tables: tuple[str, ...], fmt: str,
+                   jobs: int | None) -> None:
+    from sockcap.errors import InputError
+    from sockcap.export import need
+    from sockcap.export.job import ExportJob
+    from sockcap.export.pool import default_jobs, run_jobs
+    from sockcap.output import Output
+
+    if fmt == "parquet":
+        need("pyarrow", "sockcap export")
+    names = [capture_name(f) for f in files]
+    seen: dict[str, str] = {}
+    for f, name in zip(files, names, strict=True):
+        if name in seen:
+            raise InputError(_("{first} and {second} would both be capture={name}: rename "
+                               "one").format(first=seen[name], second=f, name=name))
+        seen[name] = f
+    if files.count("-") and len(files) > 1:
+        raise InputError(_("standard input (-) can only be exported on its own"))
+    output = Output()
+    progress = _Progress(sys.stderr)
+    work = [ExportJob(f, n, out, tables, fmt) for f, n in zip(files, names, strict=True)]
+    results = run_jobs(work, jobs or default_jobs(len(work)), progress.show)
+    progress.clear()
+    failed = [r for r in results if r.error]
+    for r in failed:
+        output.note(_("sockcap: {path}: {error}").format(path=r.path, error=r.error))
+    seconds = max(progress.seconds, 1e-9)
+    packets = sum(r.packets for r in results)
+    output.line(_("exported {files} of {total} files to {out} in {seconds:.2f} s "
+                  "({rate:,.0f} packets/s)").format(
+        files=len(results) - sum(1 for r in failed if not r.packets), total=len(results),
+        out=out, seconds=seconds, rate=packets / seconds))
+    for table in tables:
+        rows = sum(r.rows.get(table, 0) for r in results)
+        size = sum(r.sizes.get(table, 0) for r in results)
+        output.line(_("  {table}: {rows:,} rows, {size:,} bytes").format(
+            table=table, rows=rows, size=size))
+    output.flush()
+    if failed:
+        from sockcap.export import ExportFailedError
+
+        raise ExportFailedError(_("{count} of {total} files had errors").format(
+            count=len(failed), total=len(results)), failed[0].exit_code)
+
+
+class _Progress:
+    """``3/8 files, 1,234,567 packets, 95,000 packets/s`` on one line of a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.seconds = 0.0
+        self._shown = False
+
+    def show(self, done: int, files: int, packets: int, seconds: float) -> None:
+
+        self.seconds = seconds
+        if not self.tty:
+            return
+        rate = packets / seconds if seconds > 0 else 0.0
+        text = _("{done}/{files} files, {packets:,} packets, {rate:,.0f} packets/s").format(
+            done=done, files=files, packets=packets, rate=rate)
+        self.stream.write("\r\x1b[K" + text)
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()

@@ -1,0 +1,72 @@
+"""``sockcap grade``: a folder of submissions built, checked and scored by a teacher's spec.
+
+Only click is imported at the top; the work is :mod:`sockcap.check.grade`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sockcap.i18n import _
+
+
+@click.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--submissions", "folder", type=click.Path(file_okay=False), default="submissions", show_default=True, help=_("One folder per student (with --single: this folder is the one submission)."))
+@click.option("--single", is_flag=True, help=_("The --submissions folder is one submission (Gradescope's /autograder/submission)."))
+@click.option("--out", "out", type=click.Path(file_okay=False), default="grades", show_default=True, help=_("Where each student's report.txt, report.json, check.pcap and results.json go (with --single: directly in it)."))
+@click.option("--format", "format_", type=click.Choice(["text", "json", "gradescope"]), default="text", show_default=True, help=_("What is printed on stdout."))
+def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
+    """Build and check every submission as SPEC.toml says, and score it.
+
+    \b
+    sudo sockcap grade spec.toml --submissions submissions/
+    sudo sockcap grade spec.toml --submissions /autograder/submission --single \\
+         --out /autograder/results --format gradescope
+
+    Each submission is copied to a temporary folder, built and checked there, bounded in
+    time and memory; as root, grading runs in a network namespace with only lo.
+    """
+    from sockcap.check.grade import (
+        grade_submission,
+        gradescope_results,
+        isolate_network,
+        load_spec,
+        submissions,
+    )
+    from sockcap.signals import sigterm_raises
+
+    def note(text: str) -> None:
+        click.echo(_("sockcap: {text}").format(text=text), err=True)
+
+    the_spec = load_spec(spec)
+    folders = submissions(Path(folder), single)
+    if not isolate_network():
+        note(_("grading without a network namespace of its own (that needs root)"))
+    results = []
+    with sigterm_raises():
+        for sub in folders:
+            note(_("grading {sub}").format(sub=sub.name))
+            target = Path(out) if single else Path(out) / sub.name
+            results.append(grade_submission(the_spec, sub, target, lambda _: None))
+    _print(results, format_, single, gradescope_results)
+    sys.exit(0)
+
+
+def _print(results: list[Any], format_: str, single: bool, gradescope: Any) -> None:
+    if format_ == "gradescope":
+        data: Any = gradescope(results[0]) if single else {g.student: gradescope(g) for g in results}
+        click.echo(json.dumps(data, indent=1))
+    elif format_ == "json":
+        click.echo(json.dumps([{"student": g.student, "score": g.score, "max_score": g.max_score,
+                                "tests": g.tests} for g in results], indent=1))
+    else:
+        for g in results:
+            failed = [t["name"] for t in g.tests if t["status"] == "failed"]
+            click.echo(f"{g.student:<20} {g.score:g}/{g.max_score:g}"
+                       + (f"  failed: {', '.join(failed)}" if failed else ""))

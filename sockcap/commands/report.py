@@ -1,0 +1,53 @@
+"""``sockcap report FILE -o report.html``: one self-contained HTML page about a capture.
+
+See :mod:`sockcap.render.report` for what the page holds and its size limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import click
+
+from sockcap.i18n import _
+
+if TYPE_CHECKING:
+    from sockcap.analysis.conversation import Annotated, Conversation
+    from sockcap.output import Output
+    from sockcap.render.timeline import Clock
+
+
+@click.command("report")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, metavar="FILE",
+              help=_("The HTML file to write (e.g. report.html)."))
+@click.option("--force", is_flag=True, help=_("Overwrite FILE if it exists."))
+def report(file: str, out: str, force: bool) -> None:
+    """Write an HTML report of a capture: ladder, timeline, packet bytes, follow, graphs, notes."""
+    from contextlib import ExitStack
+
+    from sockcap.output import Output
+    from sockcap.pcapfile.reader import open_capture
+    from sockcap.pcapfile.source import open_input
+    from sockcap.pipeline import Pipeline
+
+    output = Output()
+    pipeline = Pipeline()
+    with ExitStack() as stack:
+        reader = open_capture(open_input(file, stack))
+        annotated = list(pipeline.packets(reader))
+    write_report(annotated, pipeline.tracker.conversations, pipeline, file, out, force, output)
+
+
+def write_report(annotated: Sequence[Annotated], convs: Sequence[Conversation], clock: Clock,
+                 title: str, out: str, force: bool, output: Output) -> None:
+    """Render the page and write it to ``out``; says where on stderr."""
+    import os
+
+    from sockcap.commands.outfile import write_text_file
+    from sockcap.render.report import report_html
+
+    page = report_html(annotated, convs, clock, os.path.basename(title))
+    write_text_file(out, page, force=force, note=output.note)
+    output.note(_("sockcap: wrote {path} ({size} KiB)").format(path=out, size=len(page.encode()) >> 10))

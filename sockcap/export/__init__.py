@@ -1,0 +1,49 @@
+"""``sockcap export`` and ``sockcap query``: captures as Parquet (or NDJSON) tables, and
+SQL over them with DuckDB.
+
+An edge package: it opens capture files, writes table files and runs processes. The rows
+themselves come from the pure views in :mod:`sockcap.render.tables`; pyarrow (for
+Parquet) and duckdb are optional extras (``pip install 'sockcap[export]'``), imported
+only here and only when used.
+
+- :mod:`~sockcap.export.schema`: the tables' Arrow schemas, from the column lists;
+- :mod:`~sockcap.export.sinks`: a table's rows to a file, in bounded row groups;
+- :mod:`~sockcap.export.job`: one capture file to its partitions (one pipeline pass);
+- :mod:`~sockcap.export.pool`: many files across processes, with progress;
+- :mod:`~sockcap.export.query`: DuckDB views over an export folder.
+
+Layout of an export folder (hive partitions, one per capture file)::
+
+    DIR/packets/capture=NAME/part-0.parquet
+    DIR/conversations/capture=NAME/part-0.parquet
+"""
+
+from __future__ import annotations
+
+from sockcap.errors import ExitCode, InputError, SockcapError
+
+TABLES = ("packets", "conversations")
+FORMATS = ("parquet", "ndjson")
+
+
+class MissingExtraError(InputError):
+    """An optional dependency (pyarrow, duckdb) is not installed."""
+
+
+class ExportFailedError(SockcapError):
+    """Some files could not be exported (each was reported); the first one's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = ExitCode(exit_code)
+
+
+def need(module: str, command: str) -> None:
+    """Raise :class:`MissingExtraError` unless ``module`` can be imported."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        from sockcap.i18n import _
+
+        raise MissingExtraError(_("{command} needs {module}: pip install 'sockcap[export]'")
+                                .format(command=command, module=module))

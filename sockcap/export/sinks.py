@@ -1,0 +1,126 @@
+"""A table's rows to one file: Parquet in row groups, or one JSON object a line.
+
+Memory stays bounded whatever the capture's size: rows are held until a row group is
+full (:data:`GROUP_ROWS` rows or :data:`GROUP_BYTES` of payload, whichever comes
+first), then written and dropped. A sink writes to ``NAME.tmp`` and renames the file to
+its name on :meth:`close`, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from sockcap.render.tables import ndjson_packet
+
+# rows per Parquet row group: a conversation's row holds more (nested) values
+GROUP_ROWS = {"packets": 8192, "conversations": 4096}
+GROUP_BYTES = 8 << 20  # ... or payload bytes held, for captures of 64 KiB segments
+
+
+class Sink(Protocol):
+    path: Path
+    rows: int
+
+    def add(self, row: dict[str, Any], size: int = 0) -> None: ...
+
+    def close(self) -> int:
+        """Finish the file; its size in bytes."""
+        ...
+
+    def discard(self) -> None: ...
+
+
+class ParquetSink:
+    """Rows held column by column (a list per column, no dict kept per row) until a row
+    group is full."""
+
+    def __init__(self, path: Path, table: str) -> None:
+        import pyarrow.parquet as pq
+
+        from sockcap.export.schema import SCHEMAS
+
+        self.path = path
+        self.rows = 0
+        self._tmp = path.with_name(path.name + ".tmp")
+        self._schema = SCHEMAS[table]
+        self._names = tuple(self._schema.names)
+        self._group_rows = GROUP_ROWS[table]
+        self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
+        self._columns: tuple[list[Any], ...] = tuple([] for _ in self._names)
+        self._held = 0
+        self._held_bytes = 0
+
+    def add(self, row: dict[str, Any], size: int = 0) -> None:
+        for column, name in zip(self._columns, self._names, strict=True):
+            column.append(row[name])
+        self._held += 1
+        self._held_bytes += size
+        if self._held >= self._group_rows or self._held_bytes >= GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._held:
+            arrays = [pa.array(column, type=field.type)
+                      for column, field in zip(self._columns, self._schema, strict=True)]
+            batch = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+            self._writer.write_batch(batch, row_group_size=self._held)
+            self.rows += self._held
+            for column in self._columns:
+                column.clear()
+            self._held = 0
+            self._held_bytes = 0
+
+    def close(self) -> int:
+        self._flush()
+        self._writer.close()
+        return _install(self._tmp, self.path)
+
+    def discard(self) -> None:
+        self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class NdjsonSink:
+    """One JSON object a line; packets as ``show --json`` writes them (``payload_hex``)."""
+
+    def __init__(self, path: Path, table: str) -> None:
+        self.path = path
+        self.rows = 0
+        self._tmp = path.with_name(path.name + ".tmp")
+        self._file: IO[str] = open(self._tmp, "w", encoding="utf-8")
+        self._packets = table == "packets"
+        self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+    def add(self, row: dict[str, Any], size: int = 0) -> None:
+        self._file.write(self._dumps(ndjson_packet(row) if self._packets else row) + "\n")
+        self.rows += 1
+
+    def close(self) -> int:
+        self._file.close()
+        return _install(self._tmp, self.path)
+
+    def discard(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def _install(tmp: Path, path: Path) -> int:
+    """Put the finished file in place of the partition's old parts; its size."""
+    for old in path.parent.glob("part-*"):
+        if old != tmp:
+            old.unlink()
+    os.replace(tmp, path)
+    return path.stat().st_size
+
+
+def open_sink(folder: Path, table: str, fmt: str) -> Sink:
+    """A sink writing ``folder/part-0.<fmt>`` (the folder is made; an earlier export's
+    parts there are replaced when the new one is closed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"part-0.{fmt}"
+    return ParquetSink(path, table) if fmt == "parquet" else NdjsonSink(path, table)

@@ -1,0 +1,219 @@
+"""The lab's network: two hosts and the lossy link between them.
+
+::
+
+    server host              link                   client host
+    eth0 10.0.0.1 ==veth== to-server ─ wire ─ to-client ==veth== eth0 10.0.0.2
+                                    (bridge, loss)
+
+Each host is a network namespace with one interface, ``eth0`` (MTU 1500, so a large
+message is really cut into segments of the MSS). The link between them is a third
+namespace holding a bridge: it forwards each Ethernet frame unchanged, so the bytes a
+host sends are the bytes the other receives, and a frame sent and never received was
+lost on the link. Why a bridge in the middle and not one veth pair straight between the
+hosts: a host's packet capture sees a frame only as the driver sends it, after every
+place a rule or a qdisc could drop it on that host, and the receiving host's capture sees
+it before any of its own rules can drop it; so a drop on either host would be invisible
+to one of the two captures. In the middle, the sender's capture has the frame and the
+receiver's has not.
+
+Loss, both ways: ``tc netem`` on the link's two ports when the kernel has the
+``sch_netem`` module (``--loss``, ``--delay``); otherwise nftables rules in the link's
+bridge: ``numgen random`` for ``--loss`` and, for ``--drop-every N``, a counter per
+direction and protocol that drops every Nth TCP (and every Nth UDP) frame going each
+way — deterministic, so the tests know which frames go. Only IPv4 TCP and UDP frames are
+dropped (ARP keeps working), and IPv6 is off in the lab (no router solicitations on the
+link).
+
+Everything here runs inside the namespaces of :mod:`sockcap.lab.namespaces`: the host's
+own interfaces and ruleset are never touched, and all of it vanishes with the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sockcap.errors import InputError, SockcapError
+from sockcap.i18n import _
+from sockcap.lab.namespaces import Namespaces
+
+SERVER_ADDRESS = "10.0.0.1"
+CLIENT_ADDRESS = "10.0.0.2"
+PREFIX = 24
+MTU = 1500
+HOST_IFACE = "eth0"
+PORT_TO = {"server": "to-server", "client": "to-client"}  # the link's port toward each host
+NAMESPACES = ["link", "server", "client"]
+TOOL_SECONDS = 10.0
+PR_SET_PDEATHSIG = 1
+SIOCETHTOOL = 0x8946
+ETHTOOL_STSO, ETHTOOL_SGSO = 0x1F, 0x24
+
+
+@dataclass(frozen=True, slots=True)
+class LinkOptions:
+    loss: float = 0.0  # percent of frames lost each way, at random
+    drop_every: int = 0  # drop every Nth TCP and every Nth UDP frame each way (0: none)
+    delay_ms: float = 0.0  # added each way (needs netem)
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """What the link was made with: ``"netem"``, ``"nftables"`` or ``""`` (lossless)."""
+
+    loss_by: str
+    options: LinkOptions
+
+
+class LabError(SockcapError):
+    """The lab's network could not be made."""
+
+
+def build(ns: Namespaces, opts: LinkOptions) -> Wire:
+    """Make the hosts, the link and its loss; the thread is left in the link namespace."""
+    _need_tools()
+    ns.enter("link")
+    _ip(["link add name wire type bridge",
+         *(f"link add name {PORT_TO[h]} mtu {MTU} type veth peer name {HOST_IFACE} "
+           f"mtu {MTU} netns {ns.path(h)}" for h in ("server", "client")),
+         *(f"link set {PORT_TO[h]} master wire" for h in ("server", "client"))])
+    for host, address in (("server", SERVER_ADDRESS), ("client", CLIENT_ADDRESS)):
+        with ns.inside(host):
+            _ipv6_off()
+            no_offloads(HOST_IFACE)
+            _ip([f"addr add {address}/{PREFIX} dev {HOST_IFACE}",
+                 f"link set {HOST_IFACE} up", "link set lo up"])
+    _ipv6_off()
+    _ip(["link set wire up", *(f"link set {port} up" for port in PORT_TO.values())])
+    loss_by = _add_loss(opts)
+    return Wire(loss_by, opts)
+
+
+def _add_loss(opts: LinkOptions) -> str:
+    netem = (opts.loss > 0 or opts.delay_ms > 0) and _try_netem(opts)
+    if opts.delay_ms > 0 and not netem:
+        raise InputError(_("--delay needs the kernel module sch_netem (tc netem), which this "
+                           "kernel does not have; --loss and --drop-every work without it"))
+    rules = []
+    if opts.loss > 0 and not netem:
+        rules.append(f"ip protocol {{ tcp, udp }} numgen random mod 10000 < "
+                     f"{round(opts.loss * 100)} counter drop")
+    if opts.drop_every:
+        n = opts.drop_every
+        rules += [f'iifname "{port}" ip protocol {proto} numgen inc mod {n} == {n - 1} '
+                  "counter drop" for port in PORT_TO.values() for proto in ("tcp", "udp")]
+    if rules:
+        _nft(rules)
+    if netem:
+        return "netem"
+    return "nftables" if rules else ""
+
+
+def _try_netem(opts: LinkOptions) -> bool:
+    """Put netem on both of the link's ports; False when the kernel (or tc) lacks it."""
+    if shutil.which("tc") is None:
+        return False
+    args = ["netem"]
+    if opts.loss > 0:
+        args += ["loss", f"{opts.loss:g}%"]
+    if opts.delay_ms > 0:
+        args += ["delay", f"{opts.delay_ms:g}ms"]
+    for port in PORT_TO.values():
+        done = _run(["tc", "qdisc", "add", "dev", port, "root", *args])
+        if done.returncode != 0:
+            if "unknown" in done.stderr.lower() or "no such file" in done.stderr.lower():
+                return False
+            raise LabError(_("tc netem failed: {reason}").format(reason=_first(done.stderr)))
+    return True
+
+
+def _nft(rules: Sequence[str]) -> None:
+    body = "\n".join(f"    {rule}" for rule in rules)
+    script = ("table bridge sockcap_lab {\n  chain forward {\n"
+              "    type filter hook forward priority 0; policy accept;\n"
+              f"{body}\n  }}\n}}\n")
+    done = _run(["nft", "-f", "-"], script)
+    if done.returncode != 0:
+        raise LabError(_("nftables refused the lab's rules: {reason}").format(
+            reason=_first(done.stderr)))
+
+
+def _ip(commands: Sequence[str]) -> None:
+    done = _run(["ip", "-batch", "-"], "\n".join(commands) + "\n")
+    if done.returncode != 0:
+        raise LabError(_("cannot make the lab's network: {reason}").format(
+            reason=_first(done.stderr)))
+
+
+def no_offloads(iface: str) -> None:
+    """Segments of the MSS on the wire: no TSO or GSO on this interface.
+
+    With them (veth's default) the stack hands the driver one block of up to 64 KiB and
+    the frames are cut after the capture point, so the capture and the link would see
+    one 14480-byte "segment" where a real NIC sends ten. ``ethtool -K IFACE tso off gso
+    off``, through the ioctl (ethtool need not be installed).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for cmd in (ETHTOOL_STSO, ETHTOOL_SGSO):
+            value = ctypes.create_string_buffer(struct.pack("=II", cmd, 0))
+            req = struct.pack("16sP", iface.encode(), ctypes.addressof(value))
+            try:
+                fcntl.ioctl(s.fileno(), SIOCETHTOOL, req)
+            except OSError as e:
+                raise LabError(_("cannot turn off segmentation offload on {iface}: {reason}")
+                               .format(iface=iface, reason=e.strerror or e)) from e
+
+
+def _ipv6_off() -> None:
+    """No IPv6 in this namespace (its interfaces would talk on their own)."""
+    for scope in ("default", "all"):
+        with contextlib.suppress(OSError):
+            with open(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6", "w") as f:
+                f.write("1")
+
+
+def _need_tools() -> None:
+    missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
+    if missing:
+        raise InputError(_("the lab needs {tools}: sudo apt-get install iproute2 nftables")
+                         .format(tools=" and ".join(missing)))
+
+
+def _first(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else _("no reason given")
+
+
+def _run(argv: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run a tool in the thread's namespace; it dies with sockcap, and within a time limit."""
+    try:
+        return subprocess.run(argv, input=stdin, capture_output=True, text=True,
+                              timeout=TOOL_SECONDS, preexec_fn=_die_with_parent(),
+                              check=False)
+    except subprocess.TimeoutExpired as e:
+        raise LabError(_("{tool} did not finish within {seconds:g} s").format(
+            tool=argv[0], seconds=TOOL_SECONDS)) from e
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A preexec function resolved before fork: prctl(PR_SET_PDEATHSIG, SIGKILL)."""
+    prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec

@@ -1,0 +1,172 @@
+"""The words of ``sockcap check``: each finding as a sentence, the report, its JSON.
+
+Pure: verdicts (:mod:`sockcap.analysis.check`), the annotated packets they point at and
+what the programs printed come in; lines and records go out. Every sentence is one
+catalogue message with named placeholders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sockcap.analysis.check import Check, Finding, Verdict
+from sockcap.analysis.conversation import Annotated
+from sockcap.i18n import N_, _
+from sockcap.render.timeline import Timeline
+
+FINDING_WORDS = {
+    Finding.NOT_LISTENING: N_("the server was not listening on port {port} (its output is below)"),
+    Finding.NOTHING_CAPTURED: N_("no packet of this exchange was captured on port {port}"),
+    Finding.REFUSED: N_("connection refused (packet {packet}): nothing listened on port {port}"),
+    Finding.SYN_UNANSWERED: N_("the client's SYN (packet {packet}) was never answered"),
+    Finding.NO_REPLY: N_("the server accepted the connection but never answered the {count} bytes the client sent (packet {packet})"),
+    Finding.ECHO_EXACT: N_("all {count} bytes came back byte for byte (packets {first}–{last})"),
+    Finding.ECHO_EXTRA: N_("your server sent {count} bytes more than it received, after packet {client_packet} (packet {server_packet}): {got_hex}"),
+    Finding.ECHO_LEFTOVER: N_("your server sent {count} bytes more than it received, after packet {client_packet} (packet {server_packet}): {got_hex} are left over from an earlier message (the buffer was not cut at the length read() returned)"),
+    Finding.ECHO_MISSING: N_("{count} bytes the client sent (packet {client_packet}) never came back: {sent_hex}"),
+    Finding.ECHO_DIFFERENT: N_("byte {offset} of the reply (packet {server_packet}) differs from what the client sent (packet {client_packet}): sent {sent_hex}, got {got_hex}"),
+    Finding.CLOSED_BY_FIN: N_("the server closed with FIN (packet {packet}) after the client's FIN (packet {fin})"),
+    Finding.NO_CLOSE: N_("the client closed (FIN, packet {fin}) but the server never sent its FIN: its socket stayed in CLOSE_WAIT ({close_wait} seen after {seconds} s); close the socket when read() returns 0"),
+    Finding.BUSY_LOOP: N_("after the client left (packet {fin}) the server's processes used {cpu} s of CPU in {seconds} s: a loop that keeps calling read() after it returned 0"),
+    Finding.RESET_CLOSE: N_("the server reset the connection (RST, packet {packet}) instead of closing it with FIN (SO_LINGER with a zero timeout, or close() with unread bytes)"),
+    Finding.DATA_AFTER_FIN: N_("the server sent {count} bytes after the client's FIN (packet {fin}), from packet {first} on: nothing the client had asked for"),
+    Finding.SECOND_SERVED: N_("a second client was answered (packet {reply}) while the first stayed connected"),
+    Finding.SECOND_REFUSED: N_("a second client was refused (packet {packet}) while the first was connected"),
+    Finding.SECOND_STARVED: N_("a second client connected (packet {syn}) while the first was connected, and its message (packet {packet}) got no answer while the first stayed: the server serves one client at a time"),
+    Finding.BURST_SERVED: N_("{count} connections opened at once were all accepted"),
+    Finding.BACKLOG_OVERFLOW: N_("of {count} connections opened at once, {again} had a SYN or SYN-ACK sent again (first: packet {first}) and {unanswered} were never answered: the listen backlog overflowed (a larger listen() backlog, or accept() sooner)"),
+}
+
+CHECK_WORDS = {
+    Check.LISTEN: N_("listens"),
+    Check.ECHO: N_("echo"),
+    Check.CLOSE: N_("close"),
+    Check.PARTIAL: N_("1-byte segments"),
+    Check.LARGE: N_("100 kB message"),
+    Check.CONCURRENT: N_("two clients"),
+    Check.BACKLOG: N_("burst"),
+}
+
+PACKET_LINES = 6  # timeline lines shown under a failing finding
+
+
+class ProgramText(Protocol):
+    """What a program printed (:class:`sockcap.check.programs.ProgramOutput`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def argv(self) -> tuple[str, ...]: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def stopped(self) -> bool: ...
+    @property
+    def stdout(self) -> bytes: ...
+    @property
+    def stderr(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One check: passed when every verdict on it passed."""
+
+    check: Check
+    ok: bool
+    verdicts: tuple[Verdict, ...]
+
+
+def outcomes(verdicts: Iterable[Verdict]) -> list[CheckOutcome]:
+    """The verdicts grouped by check, in the order the checks first appear."""
+    groups: dict[Check, list[Verdict]] = {}
+    for v in verdicts:
+        groups.setdefault(v.check, []).append(v)
+    return [CheckOutcome(c, all(v.ok for v in vs), tuple(vs)) for c, vs in groups.items()]
+
+
+def finding_text(v: Verdict) -> str:
+    return _(FINDING_WORDS[v.finding]).format(**v.values)
+
+
+def check_text(check: Check | str) -> str:
+    return _(CHECK_WORDS[Check(check)])
+
+
+def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], first_ts: int,
+                 outputs: Sequence[ProgramText] = (), path: str | None = None) -> list[str]:
+    """The report: one line per finding under its check, the packets of each failure."""
+    timeline = Timeline()
+    timeline.first_ts = first_ts
+    by_no = {a.no: a for a in packets}
+    results = outcomes(verdicts)
+    lines: list[str] = []
+    for result in results:
+        for v in result.verdicts:
+            mark = _("ok  ") if v.ok else _("FAIL")
+            lines.append(f"{mark}  {check_text(v.check):<16} {finding_text(v)}")
+            if not v.ok:
+                lines += ["        " + timeline.line(by_no[n])
+                          for n in _shown(v.packets) if n in by_no]
+    passed = sum(1 for r in results if r.ok)
+    lines.append("")
+    lines.append(_("{passed} of {total} checks passed").format(passed=passed, total=len(results)))
+    if path:
+        lines.append(_("the capture: {path} (sockcap show {path})").format(path=path))
+    seen: set[tuple[bytes, bytes, int | None, bool]] = set()
+    for out in outputs:  # a server started once per scenario usually prints the same
+        key = (out.stdout, out.stderr, out.status, out.stopped)
+        if key not in seen:
+            seen.add(key)
+            lines += program_lines(out)
+    return lines
+
+
+def _shown(nos: Sequence[int]) -> list[int]:
+    if len(nos) <= PACKET_LINES:
+        return list(nos)
+    return [*nos[: PACKET_LINES - 1], nos[-1]]
+
+
+def program_lines(out: ProgramText, limit: int = 20) -> list[str]:
+    """What a program printed, when it printed anything or failed on its own."""
+    failed = out.status not in (0, None) and not out.stopped
+    if not out.stdout and not out.stderr and not failed:
+        return []
+    if out.stopped:
+        head = _("{name} ({argv}): stopped by sockcap").format(name=out.name, argv=" ".join(out.argv))
+    else:
+        head = _("{name} ({argv}): exited with status {status}").format(
+            name=out.name, argv=" ".join(out.argv), status=out.status)
+    lines = ["", head]
+    for label, data in ((_("stdout"), out.stdout), (_("stderr"), out.stderr)):
+        text = data.decode("utf-8", "replace").splitlines()
+        lines += [f"  {label}: {line}" for line in text[:limit]]
+        if len(text) > limit:
+            lines.append(_("  {label}: … {more} more lines").format(label=label, more=len(text) - limit))
+    return lines
+
+
+def verdict_record(v: Verdict) -> dict[str, Any]:
+    return {"check": str(v.check), "finding": str(v.finding), "ok": v.ok,
+            "packets": list(v.packets), "values": dict(v.values), "text": finding_text(v)}
+
+
+def report_record(verdicts: Sequence[Verdict], outputs: Sequence[ProgramText] = (),
+                  path: str | None = None) -> dict[str, Any]:
+    """The report as JSON-ready data (codes in English, the sentences in the reader's)."""
+    return {
+        "checks": [{"check": str(r.check), "ok": r.ok,
+                    "findings": [verdict_record(v) for v in r.verdicts]}
+                   for r in outcomes(verdicts)],
+        "pcap": path,
+        "programs": [program_record(o) for o in outputs],
+    }
+
+
+def program_record(out: ProgramText) -> dict[str, Any]:
+    return {"name": out.name, "argv": list(out.argv), "status": out.status,
+            "stopped": out.stopped, "stdout": out.stdout.decode("utf-8", "replace"),
+            "stderr": out.stderr.decode("utf-8", "replace")}
+

@@ -1,0 +1,192 @@
+"""The ladder (sequence) diagram of one conversation: the layout, as plain records.
+
+Pure: a conversation's annotated packets in, a :class:`Ladder` out. The writers
+(:mod:`sockcap.render.ladder_text` for a terminal and Mermaid, :mod:`sockcap.render.svg`
+for SVG, :mod:`sockcap.render.report` for HTML) only place what the layout says: one
+:class:`Arrow` per packet (which side sent it, its row, its label as the timeline names
+the fields), the phases as :class:`Band` records over rows, the handshake's round trip
+as a :class:`Bracket`, and the expert notes as :class:`Mark` codes on the arrows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from sockcap.analysis.conversation import Annotated, Conversation
+from sockcap.codes import Code, Note, Phase, note_kind, note_text, outcome_text
+from sockcap.decode.records import IPPROTO_UDP, TcpFlags
+from sockcap.i18n import N_, _
+from sockcap.render.follow import stream_name
+from sockcap.render.timeline import endpoint, preview, wireshark_flags
+
+SYN, ACK, RST = int(TcpFlags.SYN), int(TcpFlags.ACK), int(TcpFlags.RST)
+PREVIEW_CHARS = 16  # payload shown on an arrow (the timeline shows 24)
+
+
+class Mark(Code):
+    """What an arrow is marked with (its colour in a terminal and in SVG)."""
+
+    RETRANSMISSION = "retransmission"
+    DUPLICATE_ACK = "duplicate-ack"
+    ZERO_WINDOW = "zero-window"
+    RESET = "reset"
+    OTHER = "note"  # any other expert note or decoder damage
+
+
+class BandKind(Code):
+    """A stretch of the conversation shown as a band behind its arrows."""
+
+    HANDSHAKE = "handshake"
+    DATA = "data"
+    TEARDOWN = "teardown"
+    RESET = "reset"
+
+
+BAND_WORDS = {BandKind.HANDSHAKE: N_("handshake"), BandKind.DATA: N_("data"),
+              BandKind.TEARDOWN: N_("teardown"), BandKind.RESET: N_("reset")}
+
+_BAND_OF_PHASE = {
+    Phase.HANDSHAKE_1: BandKind.HANDSHAKE, Phase.HANDSHAKE_2: BandKind.HANDSHAKE,
+    Phase.HANDSHAKE_3: BandKind.HANDSHAKE, Phase.DATA: BandKind.DATA, Phase.ACK: BandKind.DATA,
+    Phase.TEARDOWN: BandKind.TEARDOWN, Phase.RESET: BandKind.RESET,
+}
+
+_MARK_OF_NOTE = {
+    Note.RETRANSMISSION: Mark.RETRANSMISSION, Note.FAST_RETRANSMISSION: Mark.RETRANSMISSION,
+    Note.SPURIOUS_RETRANSMISSION: Mark.RETRANSMISSION,
+    Note.SYN_RETRANSMITTED: Mark.RETRANSMISSION, Note.DUPLICATE_ACK: Mark.DUPLICATE_ACK,
+    Note.ZERO_WINDOW: Mark.ZERO_WINDOW, Note.ZERO_WINDOW_PROBE: Mark.ZERO_WINDOW,
+    Note.ZERO_WINDOW_PROBE_ACK: Mark.ZERO_WINDOW, Note.CONNECTION_REFUSED: Mark.RESET,
+    Note.CONNECTION_RESET: Mark.RESET,
+}
+
+
+class Arrow(NamedTuple):
+    """One packet: an arrow from its sender's line to the receiver's."""
+
+    no: int  # the packet's number in the capture
+    row: int  # its place in the ladder, 0 at the top
+    time: float  # seconds since the capture's first packet
+    from_client: bool
+    label: str  # "[PSH, ACK] Seq=1 Ack=1 Len=5" (TCP) or "UDP Len=4": the timeline's fields
+    payload: str  # '"hello"' (a preview), "" without payload
+    notes: tuple[str, ...]  # the expert notes, in the reader's language
+    marks: tuple[Mark, ...]  # one per note kind that has a colour, in note order
+
+
+class Band(NamedTuple):
+    """Rows ``first`` .. ``last`` (inclusive) belong to one phase of the conversation."""
+
+    kind: BandKind
+    first: int
+    last: int
+
+    @property
+    def words(self) -> str:
+        return _(BAND_WORDS[self.kind])
+
+
+class Bracket(NamedTuple):
+    """The handshake's round trip: from the SYN's row to the row that answered it."""
+
+    first: int
+    last: int
+    ns: int
+
+    @property
+    def words(self) -> str:
+        return _("RTT {ms} ms").format(ms=f"{self.ns / 1e6:.3f}")
+
+
+class Ladder(NamedTuple):
+    """A conversation laid out as a ladder: two lifelines and the arrows between them."""
+
+    title: str  # "tcp stream 0"
+    udp: bool
+    client: str  # "127.0.0.1:35558"
+    server: str
+    arrows: tuple[Arrow, ...]
+    bands: tuple[Band, ...]
+    rtt: Bracket | None
+    ended: str  # how it ended, in words ("" for UDP)
+    left_out: int  # packets of the conversation not drawn (past the limit)
+
+
+def ladder_layout(packets: Sequence[Annotated], first_ts: int, limit: int = 0) -> Ladder:
+    """The ladder of one conversation's packets (all of ``packets`` share ``.conv``).
+
+    ``first_ts`` is what times count from (the pipeline's); ``limit`` draws only the
+    first that many packets (0: all) and counts the rest in ``left_out``.
+    """
+    if not packets or packets[0].conv is None:
+        raise ValueError(_("a ladder needs the packets of one conversation"))
+    conv = packets[0].conv
+    shown = packets[:limit] if limit else packets
+    arrows = tuple(_arrow(a, row, first_ts) for row, a in enumerate(shown))
+    return Ladder(
+        title=stream_name(conv), udp=conv.proto == IPPROTO_UDP,
+        client=endpoint(*conv.client), server=endpoint(*conv.server), arrows=arrows,
+        bands=tuple(_bands(shown)), rtt=_rtt(shown, conv), ended=outcome_text(conv.end_state),
+        left_out=len(packets) - len(shown))
+
+
+def _arrow(a: Annotated, row: int, first_ts: int) -> Arrow:
+    p = a.packet
+    if a.seq >= 0 and a.win >= 0:
+        label = f"{wireshark_flags(p.flags)} Seq={a.seq} Ack={a.ack} Len={p.payload_len}"
+    else:
+        label = f"{'UDP' if p.is_udp else 'TCP'} Len={p.payload_len}"
+    payload = preview(p.payload, PREVIEW_CHARS) if p.payload_len > 0 else ""
+    marks: list[Mark] = []
+    for note in a.notes:
+        try:
+            mark = _MARK_OF_NOTE.get(note_kind(note), Mark.OTHER)
+        except ValueError:
+            mark = Mark.OTHER
+        if mark not in marks:
+            marks.append(mark)
+    if p.flags & RST and Mark.RESET not in marks:
+        marks.append(Mark.RESET)
+    return Arrow(no=a.no, row=row, time=(p.ts_ns - first_ts) / 1e9, from_client=a.from_client,
+                 label=label, payload=payload, notes=tuple(_note_words(n) for n in a.notes),
+                 marks=tuple(marks))
+
+
+def _note_words(note: str) -> str:
+    try:
+        return note_text(note)
+    except ValueError:
+        return note  # decoder damage not in the catalogue: its own text
+
+
+def _bands(packets: Sequence[Annotated]) -> list[Band]:
+    bands: list[Band] = []
+    for row, a in enumerate(packets):
+        kind = _BAND_OF_PHASE.get(a.phase, BandKind.DATA)
+        if bands and bands[-1].kind is kind:
+            bands[-1] = bands[-1]._replace(last=row)
+        else:
+            bands.append(Band(kind, row, row))
+    return bands
+
+
+def _rtt(packets: Sequence[Annotated], conv: Conversation) -> Bracket | None:
+    """The rows of the most recent SYN and of the segment that ended the round trip
+    (Wireshark's ``tcp.analysis.initial_rtt``: SYN to the first ACK without SYN)."""
+    ns = conv.irtt_ns
+    if ns < 0:
+        return None
+    start = -1
+    for row, a in enumerate(packets):
+        flags = a.packet.flags
+        if flags & (SYN | ACK) == SYN and a.packet.ts_ns == conv.mru_syn_ts:
+            start = row
+        elif start >= 0 and flags & (SYN | ACK) == ACK and a.packet.ts_ns - conv.mru_syn_ts == ns:
+            return Bracket(start, row, ns)
+    return None
+
+
+def conversation_packets(annotated: Sequence[Annotated], conv: Conversation) -> list[Annotated]:
+    """The packets of one conversation, in order."""
+    return [a for a in annotated if a.conv is conv]

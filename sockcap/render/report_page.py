@@ -1,0 +1,257 @@
+"""The report page's stylesheet and script: constants, inlined by :mod:`sockcap.render.report`.
+
+The script reads the page's one JSON blob (``#sockcap-data``) and builds everything with
+DOM calls and ``textContent`` (no HTML or script is built from strings), so the capture's
+bytes can never become markup. It makes no request: the page's Content-Security-Policy
+forbids any.
+"""
+
+PAGE_CSS = r"""
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.4 system-ui, 'DejaVu Sans', sans-serif; color: #111827; background: #f9fafb; }
+header { position: sticky; top: 0; z-index: 2; background: #1f2937; color: #f9fafb; padding: 8px 16px; }
+header h1 { font-size: 18px; margin: 0 0 4px; }
+header .file { font-weight: normal; color: #d1d5db; font-family: ui-monospace, monospace; font-size: 14px; }
+header p { margin: 0 0 6px; color: #e5e7eb; }
+header label { margin-right: 16px; }
+header input, header select { font: inherit; padding: 2px 4px; }
+header input { width: 18em; }
+header .hint { color: #9ca3af; }
+main { display: grid; grid-template-columns: minmax(0, 840px) minmax(0, 1fr); gap: 12px; padding: 12px; }
+section { background: #fff; border: 1px solid #e5e7eb; border-radius: 6px; padding: 8px 12px; margin-bottom: 12px; }
+h2 { font-size: 15px; margin: 0 0 6px; }
+h3 { font-size: 14px; margin: 8px 0 4px; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: 1px 6px; white-space: nowrap; }
+th { background: #f3f4f6; position: sticky; top: 0; }
+#stream-table td, #stream-table th { font-size: 12px; }
+#table-box { max-height: 340px; overflow: auto; border: 1px solid #e5e7eb; position: relative; }
+#packet-table { font: 12px ui-monospace, 'DejaVu Sans Mono', monospace; }
+#packet-table tbody tr { cursor: pointer; }
+#packet-table tr.client td { color: #166534; }
+#packet-table tr.server td { color: #86198f; }
+#packet-table tr.noted td { color: #b91c1c; font-weight: bold; }
+#packet-table tr.selected td { background: #1d4ed8; color: #fff; }
+#packet-table tbody tr:hover td { background: #dbeafe; }
+#packet-table tr.selected:hover td { background: #1e40af; }
+#fields { font-size: 12px; margin-bottom: 8px; }
+#fields td.layer { color: #6b7280; }
+#fields td.value { font-family: ui-monospace, monospace; white-space: pre-wrap; }
+#fields tr { cursor: default; }
+#fields tr.hl td { background: #fde68a; }
+#hexdump { font: 13px/1.35 ui-monospace, 'DejaVu Sans Mono', monospace; margin: 0 0 8px; }
+#hexdump span.hl { background: #fde68a; outline: 1px solid #f59e0b; }
+#hexdump span.payload { color: #1d4ed8; }
+#hexdump .off { color: #9ca3af; }
+.stream-pictures[hidden] { display: none; }
+.ladder, .graph { overflow-x: auto; }
+.ladder svg g.sc-arrow { cursor: pointer; }
+#follow-box { font: 12px/1.35 ui-monospace, monospace; max-height: 260px; overflow: auto; }
+#follow-box pre { margin: 0 0 6px; white-space: pre-wrap; }
+.client { color: #b91c1c; } .server { color: #1d4ed8; }
+#follow-box .client { background: #fef2f2; } #follow-box .server { background: #eff6ff; }
+.legend span { padding: 0 6px; }
+#note-list button { font: 12px ui-monospace, monospace; margin: 0 2px; cursor: pointer; }
+#left-out { color: #b45309; margin: 4px 0 0; }
+"""
+
+PAGE_SCRIPT = r"""
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("sockcap-data").textContent);
+  const byNo = new Map();
+  const rows = [];
+  let selected = null;
+
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    if (cls) e.className = cls;
+    return e;
+  }
+
+  function fillStreams() {
+    const body = document.querySelector("#stream-table tbody");
+    const picker = document.getElementById("stream-filter");
+    for (const s of data.streams) {
+      const tr = el("tr");
+      for (const v of [s.key, s.client, s.server, s.packets.join(" / "), s.bytes.join(" / "),
+                       s.rtt, s.ended, s.notes]) tr.appendChild(el("td", v));
+      body.appendChild(tr);
+      const opt = el("option", s.key + "  " + s.client + " \u2192 " + s.server);
+      opt.value = s.key;
+      picker.appendChild(opt);
+    }
+  }
+
+  function fillPackets() {
+    const body = document.querySelector("#packet-table tbody");
+    for (const p of data.packets) {
+      const tr = el("tr", null, p.notes.length ? "noted" : p.from);
+      tr.dataset.no = p.no;
+      tr.dataset.stream = p.stream;
+      const where = p.from === "client" ? "client \u2192 server" : p.from === "server" ?
+        "server \u2192 client" : p.src + " \u2192 " + p.dst;
+      for (const v of [p.no, p.time, p.stream, where, p.info]) tr.appendChild(el("td", v));
+      tr.title = p.src + " \u2192 " + p.dst;
+      tr.addEventListener("click", () => select(p.no, true));
+      body.appendChild(tr);
+      byNo.set(p.no, { packet: p, row: tr });
+      rows.push(tr);
+    }
+    if (data.left_out > 0) {
+      document.getElementById("left-out").textContent =
+        data.left_out + " packets are not in this page (at most " + data.limits.per_stream +
+        " of each conversation and " + data.limits.total + " in all).";
+    }
+  }
+
+  function visibleRows() { return rows.filter((r) => !r.hidden); }
+
+  function applyFilter() {
+    const stream = document.getElementById("stream-filter").value;
+    const text = document.getElementById("text-filter").value.toLowerCase();
+    for (const tr of rows) {
+      const okStream = !stream || tr.dataset.stream === stream;
+      const okText = !text || tr.textContent.toLowerCase().includes(text);
+      tr.hidden = !(okStream && okText);
+    }
+    for (const sec of document.querySelectorAll(".stream-pictures")) {
+      sec.hidden = Boolean(stream) && sec.dataset.stream !== stream;
+    }
+    for (const pre of document.querySelectorAll("#follow-box > div")) {
+      pre.hidden = Boolean(stream) && pre.dataset.stream !== stream;
+    }
+  }
+
+  function highlight(start, end, on) {
+    for (const span of document.querySelectorAll("#hexdump span[data-i]")) {
+      const i = Number(span.dataset.i);
+      if (i >= start && i < end) span.classList.toggle("hl", on);
+    }
+  }
+
+  function showBytes(p) {
+    document.getElementById("detail-title").textContent =
+      "Packet " + p.no + ": " + p.wirelen + " bytes on the wire, " + p.caplen + " captured" +
+      (p.hex.length / 2 < p.caplen ? " (the first " + p.hex.length / 2 + " shown)" : "");
+    document.getElementById("detail-help").textContent =
+      p.notes.length ? "notes: " + p.notes.join(", ") : "Point at a field to see its bytes.";
+    const fields = document.querySelector("#fields tbody");
+    fields.replaceChildren();
+    let payloadStart = -1, payloadEnd = -1;
+    for (const [layer, name, start, end, value] of p.fields) {
+      const tr = el("tr");
+      tr.appendChild(el("td", layer, "layer"));
+      tr.appendChild(el("td", name));
+      tr.appendChild(el("td", value, "value"));
+      tr.appendChild(el("td", start + "\u2013" + (end - 1), "layer"));
+      tr.addEventListener("mouseenter", () => { tr.classList.add("hl"); highlight(start, end, true); });
+      tr.addEventListener("mouseleave", () => { tr.classList.remove("hl"); highlight(start, end, false); });
+      fields.appendChild(tr);
+      if (layer === "payload") { payloadStart = start; payloadEnd = end; }
+    }
+    const dump = document.getElementById("hexdump");
+    dump.replaceChildren();
+    const n = p.hex.length / 2;
+    for (let off = 0; off < n; off += 16) {
+      dump.appendChild(el("span", off.toString(16).padStart(4, "0") + "  ", "off"));
+      const ascii = [];
+      for (let i = off; i < off + 16; i++) {
+        if (i === off + 8) dump.appendChild(document.createTextNode(" "));
+        if (i >= n) { dump.appendChild(document.createTextNode("   ")); continue; }
+        const hex = p.hex.substr(2 * i, 2);
+        const code = parseInt(hex, 16);
+        const cls = i >= payloadStart && i < payloadEnd ? "payload" : "";
+        const h = el("span", hex, cls);
+        h.dataset.i = i;
+        dump.appendChild(h);
+        dump.appendChild(document.createTextNode(" "));
+        const a = el("span", code >= 32 && code < 127 ? String.fromCharCode(code) : ".", cls);
+        a.dataset.i = i;
+        ascii.push(a);
+      }
+      dump.appendChild(document.createTextNode(" "));
+      for (const a of ascii) dump.appendChild(a);
+      dump.appendChild(document.createTextNode("\n"));
+    }
+  }
+
+  function scrollToRow(row) {
+    // the table's own box scrolls; the page stays where the reader left it
+    const box = document.getElementById("table-box");
+    const head = box.querySelector("thead").offsetHeight;
+    if (row.offsetTop - head < box.scrollTop) box.scrollTop = row.offsetTop - head;
+    else if (row.offsetTop + row.offsetHeight > box.scrollTop + box.clientHeight) {
+      box.scrollTop = row.offsetTop + row.offsetHeight - box.clientHeight;
+    }
+  }
+
+  function select(no, scroll) {
+    const entry = byNo.get(no);
+    if (!entry) return;
+    if (selected !== null) {
+      const old = byNo.get(selected);
+      if (old) old.row.classList.remove("selected");
+    }
+    for (const g of document.querySelectorAll("g.sc-arrow.sc-selected")) g.classList.remove("sc-selected");
+    selected = no;
+    entry.row.classList.add("selected");
+    for (const g of document.querySelectorAll('g.sc-arrow[data-no="' + no + '"]')) g.classList.add("sc-selected");
+    if (scroll) scrollToRow(entry.row);
+    showBytes(entry.packet);
+  }
+
+  function step(delta) {
+    const visible = visibleRows();
+    if (!visible.length) return;
+    let i = visible.findIndex((r) => Number(r.dataset.no) === selected);
+    i = i < 0 ? (delta > 0 ? 0 : visible.length - 1) : Math.min(visible.length - 1, Math.max(0, i + delta));
+    select(Number(visible[i].dataset.no), true);
+  }
+
+  function fillFollow() {
+    const box = document.getElementById("follow-box");
+    for (const [key, pieces] of Object.entries(data.follow)) {
+      const div = el("div");
+      div.dataset.stream = key;
+      div.appendChild(el("h3", key));
+      const pre = el("pre");
+      for (const [fromClient, text] of pieces) pre.appendChild(el("span", text, fromClient ? "client" : "server"));
+      div.appendChild(pre);
+      box.appendChild(div);
+    }
+  }
+
+  function fillNotes() {
+    const list = document.getElementById("note-list");
+    if (!data.notes.length) list.appendChild(el("li", "none: nothing unusual in this capture"));
+    for (const n of data.notes) {
+      const li = el("li");
+      li.appendChild(el("strong", n.note + " (" + n.packets.length + ")"));
+      li.appendChild(document.createTextNode(": " + n.explanation + " Packets: "));
+      for (const no of n.packets.slice(0, 50)) {
+        const b = el("button", no);
+        b.addEventListener("click", () => select(no, true));
+        li.appendChild(b);
+      }
+      list.appendChild(li);
+    }
+  }
+
+  fillStreams();
+  fillPackets();
+  fillFollow();
+  fillNotes();
+  for (const g of document.querySelectorAll("g.sc-arrow[data-no], g.sc-segment[data-no]")) {
+    g.addEventListener("click", () => select(Number(g.dataset.no), true));
+  }
+  document.getElementById("stream-filter").addEventListener("change", applyFilter);
+  document.getElementById("text-filter").addEventListener("input", applyFilter);
+  document.addEventListener("keydown", (e) => {
+    if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+    if (e.key === "ArrowDown" || e.key === "ArrowRight") { step(1); e.preventDefault(); }
+    else if (e.key === "ArrowUp" || e.key === "ArrowLeft") { step(-1); e.preventDefault(); }
+  });
+})();
+"""

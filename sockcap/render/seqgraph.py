@@ -1,0 +1,125 @@
+"""The time-sequence graph of one TCP direction (tcptrace's, or Stevens'): the layout.
+
+Pure: a conversation's annotated packets in, a :class:`SeqGraph` out, in relative
+sequence numbers (as the timeline counts them) against seconds since the conversation's
+first packet. :func:`sockcap.render.svg.seqgraph_svg` draws it.
+
+- ``segments``: each data segment (or SYN/FIN) of the direction drawn, from its first
+  sequence number to the one after its last; retransmissions flagged.
+- ``acks``: the other side's acknowledgment number over time; ``windows``: that ACK plus
+  the window it offered (the right edge the sender may fill).
+- ``sacks``: the SACK blocks the other side reported (RFC 2018), per ACK.
+- ``zero_windows``: from a zero-window advertisement to the next non-zero one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from sockcap.analysis.conversation import Annotated
+from sockcap.codes import Note, note_kind
+from sockcap.decode.records import TcpFlags, TcpOptionKind
+
+SYN, FIN = int(TcpFlags.SYN), int(TcpFlags.FIN)
+MOD32 = 1 << 32
+STYLES = ("tcptrace", "stevens")
+_RESENT = {Note.RETRANSMISSION, Note.FAST_RETRANSMISSION, Note.SPURIOUS_RETRANSMISSION,
+           Note.SYN_RETRANSMITTED}
+
+
+class Segment(NamedTuple):
+    no: int
+    time: float
+    start: int  # relative sequence number of the first byte
+    end: int  # ... of the byte after the last (SYN and FIN count one)
+    retransmission: bool
+
+
+class SeqGraph(NamedTuple):
+    title: str
+    style: str  # "tcptrace" or "stevens"
+    t_max: float
+    seq_max: int  # the highest sequence number or ACK drawn
+    segments: tuple[Segment, ...]
+    acks: tuple[tuple[float, int], ...]  # (time, relative ack)
+    windows: tuple[tuple[float, int], ...]  # (time, ack + window)
+    sacks: tuple[tuple[float, int, int], ...]  # (time, left edge, right edge)
+    zero_windows: tuple[tuple[float, float], ...]  # (from, to) in seconds
+
+
+def sender_side(packets: Sequence[Annotated]) -> bool:
+    """The direction worth graphing: the one that sent more payload (the client on a tie)."""
+    sent = [0, 0]
+    for a in packets:
+        sent[0 if a.from_client else 1] += a.packet.payload_len
+    return sent[0] >= sent[1]
+
+
+def seqgraph_layout(packets: Sequence[Annotated], from_client: bool, style: str = "tcptrace",
+                    title: str = "") -> SeqGraph:
+    """The graph of the direction ``from_client`` of one TCP conversation's packets."""
+    tcp = [a for a in packets if a.seq >= 0 and a.win >= 0]
+    start = tcp[0].packet.ts_ns if tcp else 0
+    segments: list[Segment] = []
+    acks: list[tuple[float, int]] = []
+    windows: list[tuple[float, int]] = []
+    sacks: list[tuple[float, int, int]] = []
+    zero: list[tuple[float, float]] = []
+    zero_since = -1.0
+    base = _base(tcp, from_client)
+    for a in tcp:
+        p = a.packet
+        t = (p.ts_ns - start) / 1e9
+        if a.from_client == from_client:
+            length = p.payload_len + (1 if p.flags & SYN else 0) + (1 if p.flags & FIN else 0)
+            if length:
+                resent = any(_kind(n) in _RESENT for n in a.notes)
+                segments.append(Segment(a.no, t, a.seq, a.seq + length, resent))
+            continue
+        if not p.flags & int(TcpFlags.ACK):
+            continue
+        acks.append((t, a.ack))
+        windows.append((t, a.ack + a.win))
+        if base >= 0:
+            sacks += [(t, left, right) for left, right in _sack_blocks(p.options, base)]
+        if a.win == 0 and zero_since < 0:
+            zero_since = t
+        elif a.win > 0 and zero_since >= 0:
+            zero.append((zero_since, t))
+            zero_since = -1.0
+    t_max = (tcp[-1].packet.ts_ns - start) / 1e9 if tcp else 0.0
+    if zero_since >= 0:
+        zero.append((zero_since, t_max))
+    # the scale is the data's: a window far above it would flatten the segments (the
+    # window line leaves the plot at the top, as in Wireshark when zoomed to the data)
+    tops = [s.end for s in segments] + [v for _, v in acks]
+    return SeqGraph(title, style, t_max, max(tops, default=0), tuple(segments), tuple(acks),
+                    tuple(windows), tuple(sacks), tuple(zero))
+
+
+def _kind(note: str) -> Note | None:
+    try:
+        return note_kind(note)
+    except ValueError:
+        return None
+
+
+def _base(tcp: Sequence[Annotated], from_client: bool) -> int:
+    """The absolute sequence number that is relative 0 in the direction graphed."""
+    for a in tcp:
+        if a.from_client == from_client:
+            return (a.packet.seq - a.seq) % MOD32
+    return -1
+
+
+def _sack_blocks(options: Sequence[tuple[int, bytes]], base: int) -> list[tuple[int, int]]:
+    blocks = []
+    for kind, value in options:
+        if kind != TcpOptionKind.SACK:
+            continue
+        for i in range(0, len(value) - 7, 8):
+            left = int.from_bytes(value[i : i + 4], "big")
+            right = int.from_bytes(value[i + 4 : i + 8], "big")
+            blocks.append(((left - base) % MOD32, (right - base) % MOD32))
+    return blocks

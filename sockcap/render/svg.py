@@ -1,0 +1,303 @@
+"""SVG writers: the ladder and the time-sequence graph as standalone SVG documents.
+
+Pure: a layout in (:class:`~sockcap.render.ladder.Ladder`,
+:class:`~sockcap.render.seqgraph.SeqGraph`), an SVG document out, built with
+:mod:`xml.etree.ElementTree` so that it is well-formed whatever the labels hold. The
+documents carry their own ``<style>`` (class names prefixed ``sc-`` so that several can
+sit in one HTML page), open in a browser and in Inkscape, and are what the HTML report
+embeds inline.
+
+In the ladder every packet is one ``<g class="sc-arrow" data-no="N">`` holding its
+slanted line, its head, its label (``class="sc-label"``: the timeline's fields), its
+payload preview and its notes.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+
+from sockcap.i18n import _
+from sockcap.render.ladder import Ladder, Mark
+from sockcap.render.seqgraph import SeqGraph
+
+SVG_NS = "http://www.w3.org/2000/svg"
+
+# ladder geometry, in pixels
+ROW = 40  # from one arrow to the next
+SLANT = 14  # how far an arrow drops from sender to receiver
+TOP = 70  # first arrow
+TIME_X, NO_X, BRACKET_X = 62, 100, 196
+CLIENT_X, SERVER_X = 232, 652
+BAND_X = 672
+WIDTH = 800
+
+LADDER_STYLE = """
+.sc-ladder text { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 12px; fill: #1f2937; }
+.sc-ladder .sc-head { font-weight: bold; font-size: 13px; }
+.sc-ladder .sc-life { stroke: #6b7280; stroke-width: 2; }
+.sc-ladder .sc-time, .sc-ladder .sc-no { fill: #6b7280; font-size: 11px; }
+.sc-ladder .sc-arrow line { stroke-width: 1.6; }
+.sc-ladder .sc-c2s line { stroke: #15803d; } .sc-ladder .sc-c2s polygon { fill: #15803d; }
+.sc-ladder .sc-s2c line { stroke: #a21caf; } .sc-ladder .sc-s2c polygon { fill: #a21caf; }
+.sc-ladder .sc-marked line { stroke: #dc2626; stroke-width: 2.4; }
+.sc-ladder .sc-marked polygon { fill: #dc2626; }
+.sc-ladder .sc-dupack line { stroke: #d97706; stroke-dasharray: 6 3; }
+.sc-ladder .sc-dupack polygon { fill: #d97706; }
+.sc-ladder .sc-payload { fill: #1d4ed8; }
+.sc-ladder .sc-notes { fill: #dc2626; font-weight: bold; font-size: 11px; }
+.sc-ladder .sc-band-handshake { fill: #e0f2fe; } .sc-ladder .sc-band-data { fill: #f0fdf4; }
+.sc-ladder .sc-band-teardown { fill: #fef9c3; } .sc-ladder .sc-band-reset { fill: #fee2e2; }
+.sc-ladder .sc-bandname { fill: #374151; font-style: italic; }
+.sc-ladder .sc-rtt { stroke: #0369a1; fill: none; stroke-width: 1.4; }
+.sc-ladder .sc-rtt-text { fill: #0369a1; font-size: 11px; }
+.sc-ladder .sc-selected line { stroke-width: 4; }
+.sc-ladder .sc-selected .sc-label { font-weight: bold; }
+"""
+
+
+def _svg(width: int, height: int, cls: str, title: str, style: str) -> ET.Element:
+    root = ET.Element("svg", {
+        "xmlns": SVG_NS, "width": str(width), "height": str(height),
+        "viewBox": f"0 0 {width} {height}", "class": cls})
+    ET.SubElement(root, "title").text = title
+    ET.SubElement(root, "style").text = style
+    return root
+
+
+def _text(parent: ET.Element, x: float, y: float, text: str, cls: str,
+          anchor: str = "start") -> ET.Element:
+    el = ET.SubElement(parent, "text", {"x": _n(x), "y": _n(y), "class": cls})
+    if anchor != "start":
+        el.set("text-anchor", anchor)
+    el.text = text
+    return el
+
+
+def _n(value: float) -> str:
+    """A coordinate: no trailing zeros (``12``, ``12.5``)."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def svg_text(root: ET.Element) -> str:
+    return ET.tostring(root, encoding="unicode")
+
+
+def _row_y(row: int) -> int:
+    return TOP + row * ROW
+
+
+def ladder_svg(ladder: Ladder, document: bool = True) -> str:
+    """The ladder as SVG; ``document`` adds the XML declaration (a file of its own)."""
+    height = _row_y(len(ladder.arrows)) + 40
+    root = _svg(WIDTH, height, "sc-ladder",
+                _("{title}: client {client} → server {server}").format(
+                    title=ladder.title, client=ladder.client, server=ladder.server), LADDER_STYLE)
+    ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(WIDTH), "height": str(height),
+                                 "fill": "#ffffff"})
+    _bands(root, ladder)
+    _text(root, CLIENT_X, 22, _("client {address}").format(address=ladder.client), "sc-head", "middle")
+    _text(root, SERVER_X, 22, _("server {address}").format(address=ladder.server), "sc-head", "middle")
+    _text(root, TIME_X, 22, _("time (s)"), "sc-time", "end")
+    _text(root, NO_X, 22, _("no"), "sc-no", "end")
+    for x in (CLIENT_X, SERVER_X):
+        ET.SubElement(root, "line", {"x1": str(x), "y1": "34", "x2": str(x),
+                                     "y2": str(height - 20), "class": "sc-life"})
+    _rtt(root, ladder)
+    for arrow in ladder.arrows:
+        _arrow(root, ladder, arrow.row)
+    if ladder.left_out:
+        _text(root, (CLIENT_X + SERVER_X) / 2, height - 6,
+              _("{left_out} more packets not drawn").format(left_out=ladder.left_out), "sc-notes",
+              "middle")
+    text = svg_text(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n" if document else text
+
+
+def _bands(root: ET.Element, ladder: Ladder) -> None:
+    for band in ladder.bands:
+        y0 = _row_y(band.first) - 24
+        y1 = _row_y(band.last) + SLANT + 14
+        ET.SubElement(root, "rect", {
+            "x": str(CLIENT_X - 8), "y": str(y0), "width": str(SERVER_X - CLIENT_X + 16),
+            "height": str(y1 - y0), "class": f"sc-band sc-band-{band.kind.value}", "rx": "4"})
+        _text(root, BAND_X, y0 + 16, band.words, "sc-bandname")
+
+
+def _rtt(root: ET.Element, ladder: Ladder) -> None:
+    rtt = ladder.rtt
+    if rtt is None:
+        return
+    y0, y1 = _row_y(rtt.first), _row_y(rtt.last)
+    x = BRACKET_X
+    ET.SubElement(root, "path", {
+        "d": f"M {x + 8} {y0} H {x} V {y1} H {x + 8}", "class": "sc-rtt"})
+    _text(root, x - 4, (y0 + y1) / 2 + 4, rtt.words, "sc-rtt-text", "end")
+
+
+def _arrow(root: ET.Element, ladder: Ladder, row: int) -> None:
+    arrow = ladder.arrows[row]
+    y0 = _row_y(row)
+    y1 = y0 + SLANT
+    x0, x1 = (CLIENT_X, SERVER_X) if arrow.from_client else (SERVER_X, CLIENT_X)
+    classes = ["sc-arrow", "sc-c2s" if arrow.from_client else "sc-s2c"]
+    if arrow.marks:
+        classes.append("sc-dupack" if arrow.marks[0] is Mark.DUPLICATE_ACK else "sc-marked")
+        classes += [f"sc-mark-{m.value}" for m in arrow.marks]
+    g = ET.SubElement(root, "g", {"class": " ".join(classes), "data-no": str(arrow.no)})
+    ET.SubElement(g, "title").text = " ".join(
+        x for x in (f"{arrow.no}", arrow.label, arrow.payload, ", ".join(arrow.notes)) if x)
+    ET.SubElement(g, "rect", {  # where a click or a pointer finds the arrow
+        "x": str(CLIENT_X), "y": str(y0 - 18), "width": str(SERVER_X - CLIENT_X),
+        "height": str(ROW - 4), "fill": "transparent", "class": "sc-hit"})
+    direction = 1 if arrow.from_client else -1
+    tip = x1 - direction * 2
+    end = tip - direction * 8  # the line stops inside the head
+    ET.SubElement(g, "line", {"x1": str(x0), "y1": str(y0), "x2": _n(end),
+                              "y2": _n(y0 + SLANT * (end - x0) / (x1 - x0))})
+    ET.SubElement(g, "polygon", {"points": _head(tip, y1, direction)})
+    mid = (CLIENT_X + SERVER_X) / 2
+    label = _text(g, mid, y0 - 4, arrow.label, "sc-label", "middle")
+    if arrow.payload:
+        ET.SubElement(label, "tspan", {"class": "sc-payload"}).text = f" {arrow.payload}"
+    if arrow.notes:
+        _text(g, x1 + direction * 8, y1 + 4, ", ".join(arrow.notes), "sc-notes",
+              "start" if arrow.from_client else "end")
+    _text(g, TIME_X, y0 + 4, f"{arrow.time:.6f}", "sc-time", "end")
+    _text(g, NO_X, y0 + 4, str(arrow.no), "sc-no", "end")
+
+
+def _head(x: float, y: float, direction: int) -> str:
+    """An arrowhead whose tip is at (x, y), pointing right (1) or left (-1)."""
+    back = x - direction * 10
+    return f"{_n(x)},{_n(y)} {_n(back)},{_n(y - 5)} {_n(back)},{_n(y + 5)}"
+
+
+# -- the time-sequence graph -----------------------------------------------------------
+
+GRAPH_W, GRAPH_H = 760, 420
+PLOT_L, PLOT_R, PLOT_T, PLOT_B = 80, 740, 40, 370
+
+GRAPH_STYLE = """
+.sc-graph text { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 11px; fill: #1f2937; }
+.sc-graph .sc-title { font-size: 13px; font-weight: bold; }
+.sc-graph .sc-axis { stroke: #374151; stroke-width: 1; }
+.sc-graph .sc-grid { stroke: #e5e7eb; stroke-width: 1; }
+.sc-graph .sc-seg { stroke: #111827; stroke-width: 1.5; }
+.sc-graph .sc-dot { fill: #111827; }
+.sc-graph .sc-retrans { stroke: #dc2626; fill: #dc2626; stroke-width: 2; }
+.sc-graph .sc-ackline { stroke: #15803d; fill: none; stroke-width: 1.2; }
+.sc-graph .sc-winline { stroke: #ca8a04; fill: none; stroke-width: 1.2; }
+.sc-graph .sc-sack { stroke: #7c3aed; stroke-width: 3; }
+.sc-graph .sc-zero { fill: #fecaca; opacity: 0.6; }
+"""
+
+
+def seqgraph_svg(graph: SeqGraph, document: bool = True) -> str:
+    """The time-sequence graph as SVG: tcptrace's picture (segments as I-beams, the ACK
+    and window lines, SACK blocks, zero-window periods shaded) or Stevens' (a dot per
+    segment)."""
+    root = _svg(GRAPH_W, GRAPH_H, "sc-graph", graph.title, GRAPH_STYLE)
+    ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(GRAPH_W),
+                                 "height": str(GRAPH_H), "fill": "#ffffff"})
+    _text(root, PLOT_L, 22, graph.title, "sc-title")
+    t_max = graph.t_max * 1.02 if graph.t_max > 0 else 1e-6
+    s_max = max(1, math.ceil(graph.seq_max * 1.05))
+
+    def x(t: float) -> float:
+        return PLOT_L + (PLOT_R - PLOT_L) * t / t_max
+
+    def y(s: int) -> float:
+        return PLOT_B - (PLOT_B - PLOT_T) * s / s_max
+
+    _axes(root, t_max, s_max, x, y)
+    plot = ET.SubElement(root, "svg", {  # a viewport: what lies outside the plot is clipped
+        "x": str(PLOT_L), "y": str(PLOT_T), "width": str(PLOT_R - PLOT_L),
+        "height": str(PLOT_B - PLOT_T),
+        "viewBox": f"{PLOT_L} {PLOT_T} {PLOT_R - PLOT_L} {PLOT_B - PLOT_T}"})
+    for span in graph.zero_windows:
+        ET.SubElement(plot, "rect", {"x": _n(x(span[0])), "y": str(PLOT_T),
+                                     "width": _n(max(1.0, x(span[1]) - x(span[0]))),
+                                     "height": str(PLOT_B - PLOT_T), "class": "sc-zero"})
+    if graph.style == "tcptrace":
+        _step(plot, [(x(t), y(v)) for t, v in graph.acks], "sc-ackline")
+        _step(plot, [(x(t), y(v)) for t, v in graph.windows], "sc-winline")
+        for t, start, end in graph.sacks:
+            ET.SubElement(plot, "line", {"x1": _n(x(t)), "y1": _n(y(start)), "x2": _n(x(t)),
+                                         "y2": _n(y(end)), "class": "sc-sack"})
+    for seg in graph.segments:
+        cls = "sc-retrans" if seg.retransmission else ""
+        g = ET.SubElement(plot, "g", {"class": f"sc-segment {cls}".strip(), "data-no": str(seg.no)})
+        ET.SubElement(g, "title").text = f"{seg.no}: {seg.start}..{seg.end}"
+        if graph.style == "stevens":
+            ET.SubElement(g, "circle", {"cx": _n(x(seg.time)), "cy": _n(y(seg.start)), "r": "2.5",
+                                        "class": cls or "sc-dot"})
+            continue
+        xs, y0, y1 = x(seg.time), y(seg.start), y(seg.end)
+        for x1, ya, x2, yb in ((xs, y0, xs, y1), (xs - 3, y0, xs + 3, y0), (xs - 3, y1, xs + 3, y1)):
+            ET.SubElement(g, "line", {"x1": _n(x1), "y1": _n(ya), "x2": _n(x2), "y2": _n(yb),
+                                      "class": cls or "sc-seg"})
+    _legend(root, graph.style)
+    text = svg_text(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n" if document else text
+
+
+def _axes(root: ET.Element, t_max: float, s_max: int, x: Callable[[float], float],
+          y: Callable[[int], float]) -> None:
+    t_step, s_step = nice_step(t_max), nice_step(s_max)
+    for i in range(int(t_max / t_step) + 1):
+        t = i * t_step
+        ET.SubElement(root, "line", {"x1": _n(x(t)), "y1": str(PLOT_T), "x2": _n(x(t)),
+                                     "y2": str(PLOT_B), "class": "sc-grid"})
+        _text(root, x(t), PLOT_B + 16, f"{t:.6g}", "sc-tick", "middle")
+    for i in range(int(s_max / s_step) + 1):
+        s = round(i * s_step)
+        ET.SubElement(root, "line", {"x1": str(PLOT_L), "y1": _n(y(s)), "x2": str(PLOT_R),
+                                     "y2": _n(y(s)), "class": "sc-grid"})
+        _text(root, PLOT_L - 6, y(s) + 4, str(s), "sc-tick", "end")
+    ET.SubElement(root, "line", {"x1": str(PLOT_L), "y1": str(PLOT_B), "x2": str(PLOT_R),
+                                 "y2": str(PLOT_B), "class": "sc-axis"})
+    ET.SubElement(root, "line", {"x1": str(PLOT_L), "y1": str(PLOT_T), "x2": str(PLOT_L),
+                                 "y2": str(PLOT_B), "class": "sc-axis"})
+    _text(root, PLOT_R, PLOT_B + 32, _("time (s)"), "sc-tick", "end")
+    label = _text(root, 16, (PLOT_T + PLOT_B) / 2, _("relative sequence number"), "sc-tick",
+                  "middle")
+    label.set("transform", f"rotate(-90 16 {_n((PLOT_T + PLOT_B) / 2)})")
+
+
+def nice_step(top: float) -> float:
+    """A round step (1, 2 or 5 times a power of ten) giving four to ten ticks up to ``top``."""
+    if top <= 0:
+        return 1.0
+    step = 10.0 ** math.floor(math.log10(top / 5))
+    for factor in (1, 2, 5, 10):
+        if top / (step * factor) <= 8:
+            return step * factor
+    return step * 10
+
+
+def _step(root: ET.Element, points: list[tuple[float, float]], cls: str) -> None:
+    """A line that holds its value until the next point (an ACK stays until the next)."""
+    if not points:
+        return
+    d = [f"M {_n(points[0][0])} {_n(points[0][1])}"]
+    for px, py in points[1:]:
+        d.append(f"H {_n(px)} V {_n(py)}")
+    d.append(f"H {PLOT_R}")
+    ET.SubElement(root, "path", {"d": " ".join(d), "class": cls})
+
+
+def _legend(root: ET.Element, style: str) -> None:
+    items = [("sc-seg", _("segment")), ("sc-retrans", _("retransmission"))]
+    if style == "tcptrace":
+        items += [("sc-ackline", _("ACK")), ("sc-winline", _("window")), ("sc-sack", _("SACK")),
+                  ("sc-zero", _("zero window"))]
+    x = PLOT_L
+    for cls, words in items:
+        ET.SubElement(root, "rect", {"x": str(x), "y": str(GRAPH_H - 16), "width": "12",
+                                     "height": "4", "class": cls,
+                                     "style": "stroke-width: 4"})
+        _text(root, x + 16, GRAPH_H - 11, words, "sc-tick")
+        x += 24 + 8 * len(words)
+

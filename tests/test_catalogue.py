@@ -1,0 +1,109 @@
+"""The message catalogue: every sentence a user reads goes through gettext, and the
+template ``sockcap/locale/sockcap.pot`` is what ``pybabel extract`` finds in the code.
+
+``bash scripts/catalogue.sh`` rewrites the template (and compiles the translations) when
+the messages change on purpose.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import sockcap
+from sockcap.codes import (
+    COUNTED_WORDS,
+    NOTE_EXPLANATIONS,
+    NOTE_WORDS,
+    OUTCOME_WORDS,
+    PHASE_WORDS,
+    CountedNote,
+    Note,
+    Outcome,
+    Phase,
+    note_kind,
+    note_text,
+)
+
+babel_extract = pytest.importorskip("babel.messages.extract")
+babel_pofile = pytest.importorskip("babel.messages.pofile")
+
+PACKAGE = Path(sockcap.__file__).resolve().parent
+TEMPLATE = PACKAGE / "locale" / "sockcap.pot"
+# calls whose first argument (or ``help=``) a user reads
+ERROR_SUFFIXES = ("Error", "UsageError", "BadParameter", "Exception")
+
+
+def extracted() -> set[str]:
+    found = set()
+    for _file, _line, message, _comments, _context in babel_extract.extract_from_dir(
+            str(PACKAGE)):
+        found.add(message if isinstance(message, str) else message[0])
+    return found
+
+
+def template() -> set[str]:
+    with TEMPLATE.open("rb") as f:
+        catalog = babel_pofile.read_po(f)
+    return {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
+
+
+def test_the_template_is_current() -> None:
+    code, pot = extracted(), template()
+    assert sorted(code - pot) == [], "messages missing from the template: run scripts/catalogue.sh"
+    assert sorted(pot - code) == [], "stale messages in the template: run scripts/catalogue.sh"
+
+
+def test_every_code_has_words() -> None:
+    assert set(PHASE_WORDS) == set(Phase)
+    assert set(OUTCOME_WORDS) == set(Outcome)
+    assert set(NOTE_WORDS) == set(Note)
+    pot = template()
+    words = [w for table in (PHASE_WORDS, OUTCOME_WORDS, NOTE_WORDS, COUNTED_WORDS,
+                             NOTE_EXPLANATIONS) for w in table.values() if w]
+    assert [w for w in words if w not in pot] == []
+
+
+def test_counted_notes_keep_their_json_text_and_kind() -> None:
+    note = CountedNote(Note.DUPLICATE_ACK, 3)
+    assert note == "duplicate ACK #3" and note_kind(note) is Note.DUPLICATE_ACK
+    assert note_kind("duplicate ACK #3") is Note.DUPLICATE_ACK  # read back from JSON
+    assert note_text(note) == "duplicate ACK #3"
+    assert f"{Phase.DATA}" == "data" and str(Note.ZERO_WINDOW) == "zero window"
+
+
+def _literal_message(node: ast.expr) -> bool:
+    """A string a user would read, written in place instead of through ``_()``."""
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value)
+
+
+def untranslated(source: str, where: str) -> list[str]:
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        args = [kw.value for kw in node.keywords if kw.arg in ("help", "hint")]
+        if name.endswith(ERROR_SUFFIXES) and node.args:
+            args.append(node.args[0])
+        found += [f"{where}:{a.lineno}" for a in args if _literal_message(a)]
+    return found
+
+
+def test_errors_and_help_go_through_gettext() -> None:
+    """Every error message and option help in the package is a ``_()`` call."""
+    assert [where for p in sorted(PACKAGE.rglob("*.py"))
+            for where in untranslated(p.read_text(encoding="utf-8"),
+                                      str(p.relative_to(PACKAGE)))] == []
+
+
+def test_the_checker_sees_a_planted_literal() -> None:
+    source = ('raise InputError(f"no such file: {path}")\n'
+              'raise InputError(_("no such file: {path}").format(path=p))\n'
+              'click.option("--x", help="Say it in English.")\n')
+    assert untranslated(source, "planted.py") == ["planted.py:1", "planted.py:3"]

@@ -1,0 +1,74 @@
+"""The pure half of the lab: two ends' captures merged by bytes, the verdict and its words
+(frames built byte by byte and decoded by sockcap's real decoder)."""
+
+from __future__ import annotations
+
+import struct
+
+from sockcap.analysis.link import (
+    IPPROTO_UDP,
+    NOT_RECEIVED,
+    merge_ends,
+    of_proto,
+    udp_verdict,
+)
+from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
+from sockcap.pipeline import Pipeline
+from sockcap.render.lab import seconds_text, udp_sentence, verdict_line, verdict_record
+
+A, B = "10.0.0.1", "10.0.0.2"
+
+
+def udp_frame(ts: int, src: str, dst: str, payload: bytes, ip_id: int = 1) -> RawFrame:
+    sport, dport = (4000, 5000) if src == B else (5000, 4000)
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), ip_id, 0, 64, 17, 0,
+                     bytes(map(int, src.split("."))), bytes(map(int, dst.split("."))))
+    data = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + udp
+    return RawFrame(ts, LINKTYPE_ETHERNET, data, len(data))
+
+
+def test_a_frame_sent_and_never_received_is_lost_and_the_rest_are_paired() -> None:
+    one, two, three = (udp_frame(t, B, A, p, i) for t, p, i in
+                       ((100, b"one", 1), (200, b"two", 2), (300, b"three", 3)))
+    echo = udp_frame(150, A, B, b"one", 9)
+    at_client = [one, two, three, udp_frame(160, A, B, b"one", 9)]  # sent 3, got the echo
+    at_server = [udp_frame(110, B, A, b"one", 1), echo, udp_frame(310, B, A, b"three", 3)]
+    hops = merge_ends([(A, at_server), (B, at_client)])
+    assert [h.frame.ts_ns for h in hops] == [100, 150, 200, 300]  # in the order sent
+    assert [h.received_ns for h in hops] == [110, 160, NOT_RECEIVED, 310]
+    assert [h.sender for h in hops] == [B, A, B, B]
+    assert [h.lost for h in hops] == [False, False, True, False]
+
+
+def test_identical_frames_are_paired_in_order() -> None:
+    sent = [udp_frame(t, B, A, b"same") for t in (10, 20, 30)]
+    received = [udp_frame(t, B, A, b"same") for t in (15, 25)]
+    hops = merge_ends([(B, sent), (A, received)])
+    assert [h.received_ns for h in hops] == [15, 25, NOT_RECEIVED]
+
+
+def test_udp_verdict_numbers_the_lost_datagrams() -> None:
+    sent = [udp_frame(10 * n, B, A, f"m{n}".encode(), n) for n in range(1, 7)]
+    received = [udp_frame(10 * n + 1, B, A, f"m{n}".encode(), n) for n in (1, 2, 4, 5)]
+    echoes = [udp_frame(10 * n + 2, A, B, f"m{n}".encode(), 50 + n) for n in (1, 2, 4, 5)]
+    back = [udp_frame(10 * n + 3, A, B, f"m{n}".encode(), 50 + n) for n in (1, 4, 5)]
+    hops = merge_ends([(A, [*received, *echoes]), (B, [*sent, *back])])
+    annotated = list(Pipeline().packets(h.frame for h in hops))
+    verdict = udp_verdict(of_proto(hops, annotated, IPPROTO_UDP), B, messages=6)
+    assert (verdict.sent, verdict.delivered, verdict.lost_numbers) == (6, 4, (3, 6))
+    assert (verdict.echoes_sent, verdict.echoes_delivered, verdict.resent) == (4, 3, 0)
+    assert verdict.seconds == (53 - 10) / 1e9  # first sent to the last payload delivered
+    assert udp_sentence(verdict) == ("UDP: 4 of 6 datagrams delivered in 0.000000 s, 2 lost "
+                                     "(#3 #6), 1 of 4 echoes lost, nothing resent")
+    assert verdict_line(None, verdict) == udp_sentence(verdict)
+    assert verdict_record(None, verdict)["udp"] == {
+        "sent": 6, "delivered": 4, "lost": 2, "lost_numbers": [3, 6], "echoes_sent": 4,
+        "echoes_delivered": 3, "resent": 0, "seconds": 0.0}
+
+
+def test_seconds_are_readable_both_slow_and_quick() -> None:
+    assert seconds_text(3.4149) == "3.41"
+    assert seconds_text(0.84) == "0.84"
+    assert seconds_text(0.000431) == "0.00043"
+    assert seconds_text(0.000043) == "0.000043"

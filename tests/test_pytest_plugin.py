@@ -1,0 +1,51 @@
+"""The sockcap_record fixture, used from a teacher's test file run by pytest (pytester)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import needs_capture
+from tests.programs import HAVE_GCC, build_programs
+
+pytest_plugins = ["pytester"]
+pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
+
+TEACHER_TESTS = '''
+SERVER = {server!r}
+CLIENT = {client!r}
+
+
+def test_echo(sockcap_record):
+    trace = sockcap_record(server=[SERVER, "{{port}}"], client=[CLIENT, "127.0.0.1", "{{port}}"],
+                           stdin=b"hello there\\nhi\\n")
+    assert trace.handshake_completed
+    assert trace.data_segments
+    assert trace.replies[0] == b"hello there\\n"
+    assert trace.echoed_exactly
+    assert trace.closed_by_fin
+'''
+
+
+def teacher_file(pytester: pytest.Pytester, server: Path, client: Path) -> None:
+    pytester.makepyfile(test_teacher=TEACHER_TESTS.format(server=str(server), client=str(client)))
+
+
+def test_the_fixture_passes_a_correct_pair(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    progs = build_programs(tmp_path)
+    teacher_file(pytester, progs["server"], progs["client"])
+    result = pytester.runpytest_subprocess("-q", timeout=60)
+    result.assert_outcomes(passed=1)
+
+
+def test_a_failure_shows_the_timeline(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    progs = build_programs(tmp_path)
+    teacher_file(pytester, progs["server-BUG_NUL"], progs["client"])
+    result = pytester.runpytest_subprocess("-q", timeout=60)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "assert False" in out and "echoed_exactly" in out
+    assert "sockcap exchange 1" in out
+    assert "echoed exactly: False" in out
+    result.stdout.fnmatch_lines(["*TCP ?SYN?  *handshake 1/3*", "*data  \"hi?nlo there?n\"*"])
