@@ -32,7 +32,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null || need_apt+=(python3-dev)
 extras="dissect"
 if [ "${1:-}" = test ]; then
-  extras="test,dissect,export,spark"
+  extras="test,dissect,export,spark,compressed"
   # the report's browser tests: Debian's chromium and its driver (selenium drives it)
   command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
   command -v chromedriver >/dev/null || need_apt+=(chromium-driver)

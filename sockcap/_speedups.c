@@ -87,10 +87,12 @@ typedef unsigned __int128 u128;
 #define FAST_RETRANSMISSION_NS 20000000LL
 #define OUT_OF_ORDER_NS 3000000LL
 
-/* Note kinds counted (the first 18 members of sockcap.codes.Note, in order) */
+/* Note kinds counted (compiled.COUNTED_KINDS, in order): the analysis' and the
+ * connection's, then the two an ICMP error puts on the conversation it quotes */
 enum { N_RETRANS, N_SYN_RETRANS, N_SPURIOUS, N_FAST, N_OOO, N_LOST, N_ACKED_UNSEEN,
        N_DUPACK, N_ZERO_WINDOW, N_ZWP, N_ZWP_ACK, N_WINDOW_FULL, N_WINDOW_UPDATE,
-       N_KEEP_ALIVE, N_KEEP_ALIVE_ACK, N_REFUSED, N_RESET, N_HALF_CLOSE, N_KINDS };
+       N_KEEP_ALIVE, N_KEEP_ALIVE_ACK, N_REFUSED, N_RESET, N_HALF_CLOSE, N_PORT_UNREACH,
+       N_UNREACH, N_KINDS };
 
 /* FLAG_NOTES order (expert.py) */
 static const int FLAG_NOTES[][2] = {
@@ -194,6 +196,11 @@ typedef struct {
     PyObject *notes;      /* tuple of note texts (str), or NULL */
     PyObject *where;      /* str for packets outside a conversation, or NULL */
     PyObject *proto_name; /* str, idem */
+    PyObject *info;       /* an ICMP message's Info text (str), or NULL */
+    int quoted_kind;      /* an ICMP error's note kind + 1 (0: none), counted in the */
+    int quoted_proto, quoted_fam; /* conversation of the datagram it quotes, if any */
+    uint8_t quoted_src[16], quoted_dst[16];
+    int64_t quoted_sport, quoted_dport;
 } Pkt;
 
 static inline uint32_t be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
@@ -385,7 +392,8 @@ static int decode_fast(const uint8_t *d, Py_ssize_t end, int64_t linktype, Pkt *
     p->caplen = end;
     p->trunc = NULL;
     p->trunc_n = 0;
-    p->notes = p->where = p->proto_name = NULL;
+    p->notes = p->where = p->proto_name = p->info = NULL;
+    p->quoted_kind = 0;
     if (et == 0x0800) return decode_ipv4(d, end, off, p);
     if (et == 0x86DD) return decode_ipv6(d, end, off, p);
     return 0;
@@ -865,6 +873,22 @@ static void count_note(Engine *e, Conv *c, int kind) {
     if (!e->note_counts[kind]++) e->note_order[e->n_notes++] = (uint8_t)kind;
 }
 
+/* ConversationTracker._icmp_notes: an ICMP error's note, counted in the conversation of
+ * the datagram it quotes when that one is in the table, else only in the totals. */
+static void count_quoted(Engine *e, const Pkt *p) {
+    int kind = p->quoted_kind - 1;
+    Entry *x = NULL;
+    if ((p->quoted_proto == 6 || p->quoted_proto == 17) && p->quoted_sport >= 0 &&
+        p->quoted_dport >= 0) {
+        uint8_t key[40];
+        make_key(key, p->quoted_proto, p->quoted_fam, p->quoted_src, p->quoted_sport,
+                 p->quoted_dst, p->quoted_dport);
+        x = table_get(e, key, hash_key(key));
+    }
+    if (x && x->conv) count_note(e, x->conv, kind);
+    else if (!e->note_counts[kind]++) e->note_order[e->n_notes++] = (uint8_t)kind;
+}
+
 static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
     a->conv = c;
     a->from_client = from_client;
@@ -874,8 +898,9 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
     a->dupacks = 0;
     if (!c) { a->phase = PH_NONE; return 0; }
     if (p->ts >= 0) { /* a frame without a time (NO_TIMESTAMP) leaves the clock alone */
-        c->last_ts = p->ts;
-        if (c->first_ts < 0) c->first_ts = p->ts;
+        /* earliest and latest, not first and last (tshark's duration is max - min) */
+        if (p->ts > c->last_ts) c->last_ts = p->ts;
+        if (c->first_ts < 0 || p->ts < c->first_ts) c->first_ts = p->ts;
     }
     Dir *d = &c->dirs[from_client ? 0 : 1];
     d->packets++;
@@ -1126,8 +1151,10 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
         if (put_text(b, names) < 0 || buf_reserve(b, 128) < 0) return -1;
         put(b, " Seq=", 5);
         put_i64(b, a->seq, 0);
-        put(b, " Ack=", 5);
-        put_i64(b, a->ack, 0);
+        if (p->flags & F_ACK) { /* without ACK (a SYN, a bare RST): no Ack field */
+            put(b, " Ack=", 5);
+            put_i64(b, a->ack, 0);
+        }
         put(b, " Win=", 5);
         put_i64(b, a->win, 0);
         put(b, " Len=", 5);
@@ -1148,6 +1175,11 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
             put(b, "  ", 2);
             if (put_preview(b, p) < 0) return -1;
         }
+    } else if (!c && p->info) { /* an ICMP message: "ICMP Echo (ping) request ..." */
+        put(b, "  ", 2);
+        if (put_str(b, p->proto_name) < 0 || buf_reserve(b, 1) < 0) return -1;
+        put(b, " ", 1);
+        if (put_str(b, p->info) < 0) return -1;
     } else {
         put(b, "  ", 2);
         if (c) {
@@ -1256,6 +1288,7 @@ static int process(Engine *e, const Pkt *p) {
     if (!c && PyErr_Occurred()) return -1;
     Ann a;
     if (annotate(e, p, c, fc, &a) < 0) return -1;
+    if (!c && p->quoted_kind && e->analyze) count_quoted(e, p);
     if (!e->render) return 0;
     if (e->port && p->sport != e->port && p->dport != e->port) return 0;
     if (e->limit && e->shown >= e->limit) { e->done = 1; return 0; }
@@ -1510,15 +1543,18 @@ static PyObject *Engine_frame(Engine *e, PyObject *frame) {
     return PyBool_FromLong(rc == 0);
 }
 
-/* packet(p, notes, where, proto_name): a Packet decoded by sockcap.decode, filed and
- * rendered here; ``notes`` are its decoder notes (put in words by note_text only if the
+/* packet(p, notes, where, proto_name[, info, quoted]): a Packet decoded by sockcap.decode,
+ * filed and rendered here; ``notes`` are its notes (put in words by note_text only if the
  * packet is shown, as the timeline does), ``where`` and ``proto_name``
- * the timeline's words for a packet outside any conversation (else None). */
+ * the timeline's words for a packet outside any conversation (else None); an ICMP
+ * message's ``info`` (its Info text, else None) and, for an error quoting a datagram,
+ * ``quoted`` = (note kind, proto, src, sport, dst, dport): the note is counted in that
+ * datagram's conversation. */
 static PyObject *Engine_packet(Engine *e, PyObject *args) {
-    PyObject *pk, *notes, *where, *proto_name;
+    PyObject *pk, *notes, *where, *proto_name, *info = Py_None, *quoted = Py_None;
     if (check_ready(e) < 0) return NULL;
-    if (!PyArg_ParseTuple(args, "O!O!OO", &PyTuple_Type, &pk, &PyTuple_Type, &notes, &where,
-                          &proto_name))
+    if (!PyArg_ParseTuple(args, "O!O!OO|OO", &PyTuple_Type, &pk, &PyTuple_Type, &notes, &where,
+                          &proto_name, &info, &quoted))
         return NULL;
     if (PyTuple_GET_SIZE(pk) < 19) { PyErr_SetString(PyExc_TypeError, "a Packet expected"); return NULL; }
     Pkt p;
@@ -1549,6 +1585,26 @@ static PyObject *Engine_packet(Engine *e, PyObject *args) {
     p.notes = notes;
     p.where = where;
     p.proto_name = proto_name;
+    if (info != Py_None) {
+        if (!PyUnicode_Check(info)) { PyErr_SetString(PyExc_TypeError, "info: str expected"); return NULL; }
+        p.info = info;
+    }
+    if (quoted != Py_None) {
+        const char *qsrc, *qdst;
+        int kind, qproto;
+        long long qsport, qdport;
+        if (!PyArg_ParseTuple(quoted, "iisLsL", &kind, &qproto, &qsrc, &qsport, &qdst, &qdport))
+            return NULL;
+        if (kind < 0 || kind >= N_KINDS) { PyErr_SetString(PyExc_ValueError, "note kind"); return NULL; }
+        p.quoted_kind = kind + 1;
+        p.quoted_proto = qproto;
+        p.quoted_sport = qsport;
+        p.quoted_dport = qdport;
+        p.quoted_fam = strchr(qsrc, ':') ? 6 : 4;
+        if (inet_pton(p.quoted_fam == 6 ? AF_INET6 : AF_INET, qsrc, p.quoted_src) != 1 ||
+            inet_pton(p.quoted_fam == 6 ? AF_INET6 : AF_INET, qdst, p.quoted_dst) != 1)
+            p.quoted_sport = -1; /* no address of a conversation: counted in the totals */
+    }
     int located = p.sport >= 0 && (p.proto == 6 || p.proto == 17);
     if (located) {
         for (int k = 0; k < 2; k++) {

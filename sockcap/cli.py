@@ -20,6 +20,7 @@ from sockcap import __version__
 from sockcap.commands.options import PORT, host_address, loopback_address, output_options
 from sockcap.errors import ExitCode, SockcapError
 from sockcap.i18n import _, ngettext
+from sockcap.output import prepare_std_streams
 
 # Commands defined in their own module under sockcap.commands, loaded when used (and for
 # --help, whose listing needs each one's short help: those modules import only click at
@@ -109,10 +110,12 @@ def _require_capture(ctx: click.Context) -> None:
 @click.option("--follow", "follow_", is_flag=True, help=_("With --capture: after the timeline, the bytes each side sent (Follow TCP Stream)."))
 @click.option("--diagram", is_flag=True, help=_("With --capture: after the timeline, the exchange as a ladder diagram."))
 @click.option("--report", is_flag=True, help=_("With --capture: also write an HTML report next to the pcap (same name, .html)."))
+@click.option("--no-echo-check", is_flag=True, help=_("Do not compare each reply with what was sent."))
 @output_options
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
-        force: bool, timeout: float, follow_: bool, diagram: bool, report: bool, hex_: bool,
-        json_: bool, style: str, no_color: bool, explain: bool) -> None:
+        force: bool, timeout: float, follow_: bool, diagram: bool, report: bool,
+        no_echo_check: bool, hex_: bool, json_: bool, style: str, no_color: bool,
+        explain: bool) -> None:
     from sockcap.commands.run import run_command
 
     _no_empty_tcp_message(messages, udp)
@@ -121,7 +124,8 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
 
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
-                explain=explain, follow=follow_, diagram=diagram, report=report)
+                explain=explain, follow=follow_, diagram=diagram, report=report,
+                echo_check=not no_echo_check)
 
 
 @cli.command(help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))
@@ -147,14 +151,17 @@ def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: floa
 @click.option("--port", type=PORT, default=5001, show_default=True)
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat); without -m lines are read from stdin."))
 @click.option("--timeout", type=click.FloatRange(0.1, 600), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
-def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: float) -> None:
+@click.option("--no-echo-check", is_flag=True, help=_("Do not compare each reply with what was sent (for a server that is not an echo server)."))
+def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: float,
+           no_echo_check: bool) -> None:
     from sockcap.endpoints.client import run_client
 
     _no_empty_tcp_message(messages, udp)
 
     lines = None if messages else sys.stdin
     code = run_client(host, port, udp=udp, messages=list(messages) or None, out=_log_line,
-                      input_lines=lines, timeout=timeout)
+                      input_lines=lines, timeout=timeout, echo_check=not no_echo_check,
+                      note=_note_line)
     sys.exit(code)
 
 
@@ -162,18 +169,23 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-c", "count", type=click.IntRange(1), default=None, help=_("Show only the first N packets."))
 @click.option("--port", type=PORT, default=None, help=_("Only TCP/UDP packets to or from this port (a display filter: numbers, times and streams stay the file's)."))
-@click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help=_("Wireshark's full dissection of packet N (needs tshark and pyshark)."))
+@click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help=_("Wireshark's full dissection of packet N: what 'tshark -V' prints (needs tshark)."))
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
-         json_: bool, style: str, no_color: bool, explain: bool) -> None:
+         json_: bool, style: str, no_color: bool, explain: bool, filters: bool) -> None:
     from sockcap.commands.show import show_command
 
     show_command(file, count=count or 0, port=port or 0, dissect=dissect, hex_=hex_,
-                 json_=json_, style=style, no_color=no_color, explain=explain)
+                 json_=json_, style=style, no_color=no_color, explain=explain, filters=filters)
 
 
 def _log_line(text: str) -> None:
     click.echo(text)
+
+
+def _note_line(text: str) -> None:
+    sys.stdout.flush()
+    click.echo(text, err=True)
 
 
 def _no_empty_tcp_message(messages: tuple[str, ...], udp: bool) -> None:
@@ -193,6 +205,7 @@ def _fail(message: str, code: int) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one line and an exit code for every error a user can cause."""
     args = list(sys.argv[1:] if argv is None else argv)
+    prepare_std_streams()
     debug = "--debug" in args
     try:
         # make_context + invoke rather than cli.main(): main() prints a bare newline to

@@ -91,6 +91,10 @@ class Note(Code):
     CONNECTION_REFUSED = "connection refused"
     CONNECTION_RESET = "connection reset"
     HALF_CLOSE = "half-close"
+    # an ICMP/ICMPv6 error about a conversation's datagram (on the ICMP packet, and counted
+    # in the conversation it quotes)
+    PORT_UNREACHABLE = "port unreachable"
+    UNREACHABLE = "destination unreachable"
     # damage found by the decoder
     UNSUPPORTED_LINKTYPE = "unsupported link type"
     UNKNOWN_FAMILY = "unknown address family"
@@ -120,6 +124,28 @@ _COUNTED_JSON = {
 }
 
 
+# The JSON text of a note about a place (an address and port): never depends on the language.
+_PLACED_JSON = {
+    Note.PORT_UNREACHABLE: "port unreachable: nothing listens on {where}",
+    Note.UNREACHABLE: "destination unreachable: {where}",
+}
+
+
+class PlacedNote(str):
+    """A note about a place, e.g. ICMP's port unreachable: equal to its JSON text
+    (``"port unreachable: nothing listens on 127.0.0.1:5999"``), with ``kind`` and
+    ``where`` kept for the words."""
+
+    kind: Note
+    where: str
+
+    def __new__(cls, kind: Note, where: str) -> PlacedNote:
+        note = super().__new__(cls, _PLACED_JSON[kind].format(where=where))
+        note.kind = kind
+        note.where = where
+        return note
+
+
 class CountedNote(str):
     """A note with a number, e.g. the third duplicate ACK in a row: equal to its JSON
     text (``"duplicate ACK #3"``), with ``kind`` and ``n`` kept for the words."""
@@ -144,7 +170,7 @@ def note_kind(note: str) -> Note:
     try:
         return Note(note)
     except ValueError:
-        for counted, template in _COUNTED_JSON.items():
+        for counted, template in (*_COUNTED_JSON.items(), *_PLACED_JSON.items()):
             if note.startswith(template.split("{")[0]):
                 return counted
         raise
@@ -191,6 +217,8 @@ NOTE_WORDS = {
     Note.CONNECTION_REFUSED: N_("connection refused"),
     Note.CONNECTION_RESET: N_("connection reset"),
     Note.HALF_CLOSE: N_("half-close"),
+    Note.PORT_UNREACHABLE: N_("port unreachable"),
+    Note.UNREACHABLE: N_("destination unreachable"),
     Note.UNSUPPORTED_LINKTYPE: N_("unsupported link type"),
     Note.UNKNOWN_FAMILY: N_("unknown address family"),
     Note.UNKNOWN_IP_VERSION: N_("unknown ip version"),
@@ -217,6 +245,11 @@ COUNTED_WORDS = {
     Note.UNKNOWN_IP_VERSION: N_("unknown ip version {n}"),
 }
 
+PLACED_WORDS = {
+    Note.PORT_UNREACHABLE: N_("port unreachable: nothing listens on {where}"),
+    Note.UNREACHABLE: N_("destination unreachable: {where}"),
+}
+
 # What each note means, in a sentence (``--explain``). Decoder damage has none: the
 # timeline shows it where it is.
 NOTE_EXPLANATIONS = {
@@ -238,12 +271,19 @@ NOTE_EXPLANATIONS = {
     Note.CONNECTION_REFUSED: N_("Nothing listened on that port: the SYN was answered with RST."),
     Note.CONNECTION_RESET: N_("One side aborted the connection with RST; unsent and unread data is thrown away."),
     Note.HALF_CLOSE: N_("One side sent FIN (shutdown for writing) and the other side kept sending data."),
+    Note.PORT_UNREACHABLE: N_("Nothing listened on the port a datagram was sent to: the receiving host answered with ICMP port unreachable (the UDP counterpart of a refused connection)."),
+    Note.UNREACHABLE: N_("A router or the receiving host could not deliver the datagram and said so with an ICMP destination unreachable."),
 }
 
 
 def note_text(note: str) -> str:
     """A note in the reader's language: ``duplicate ACK #3`` / ``ACK duplikat #3``."""
     kind = note_kind(note)
+    if kind in PLACED_WORDS and note != kind.value:
+        where = getattr(note, "where", None)
+        if where is None:
+            where = note.rsplit(" ", 1)[-1]
+        return _(PLACED_WORDS[kind]).format(where=where)
     if isinstance(note, CountedNote) or (kind in COUNTED_WORDS and note != kind.value):
         n = getattr(note, "n", None)
         if n is None:

@@ -6,10 +6,54 @@ The one place that knows about stdout, colour and ``NO_COLOR``; tests build an
 
 from __future__ import annotations
 
+import codecs
+import io
 import os
 import sys
 from collections.abc import Iterable
 from typing import Any, TextIO
+
+ASCII_ERRORS = "sockcap-ascii"  # the codec error handler for streams that cannot encode "→"
+ASCII_GLYPHS = {  # what a stream that cannot encode a glyph shows instead
+    "→": "->", "←": "<-", "│": "|", "─": "-", "▶": ">", "◀": "<", "┌": "+", "└": "+",
+    "…": "...", "µ": "u", "·": ".", "—": "--", "–": "-", "×": "x",
+}
+
+
+def _ascii_fallback(err: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: ASCII arrows and lines for sockcap's glyphs, escapes for the rest."""
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    bad = err.object[err.start : err.end]
+    text = "".join(ASCII_GLYPHS.get(c) or c.encode("ascii", "backslashreplace").decode()
+                   for c in bad)
+    return text, err.end
+
+
+codecs.register_error(ASCII_ERRORS, _ascii_fallback)
+
+
+def can_encode(stream: TextIO, text: str = "→") -> bool:
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def fall_back_to_ascii(stream: TextIO) -> None:
+    """A stream that cannot encode "→" (``PYTHONIOENCODING=ascii``, ``LC_ALL=C``) writes
+    ``->`` and escapes instead of raising ``UnicodeEncodeError``."""
+    if not can_encode(stream) and isinstance(stream, io.TextIOWrapper):
+        if stream.errors != ASCII_ERRORS:
+            stream.reconfigure(errors=ASCII_ERRORS)
+
+
+def prepare_std_streams() -> None:
+    """Called once by the CLI before any command writes."""
+    fall_back_to_ascii(sys.stdout)
+    fall_back_to_ascii(sys.stderr)
 
 
 def wants_color(stream: TextIO, no_color: bool = False) -> bool:
@@ -24,6 +68,8 @@ class Output:
                  color: bool | None = None) -> None:
         self.stream = stream or sys.stdout
         self.err = err or sys.stderr
+        fall_back_to_ascii(self.stream)
+        fall_back_to_ascii(self.err)
         self.color = wants_color(self.stream) if color is None else color
         self._console: Any = None
 

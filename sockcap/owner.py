@@ -4,7 +4,7 @@ A student runs ``sudo sockcap run --capture`` because capturing needs root, yet 
 file is theirs, to open in Wireshark or with ``sockcap show`` as themselves. So when
 sockcap runs as root (effective uid 0) and sudo has set ``SUDO_UID`` and ``SUDO_GID``,
 every file and folder it creates for the user is given to that user: the ``captures/``
-folder (and any missing parent of an ``--out`` path), the pcap files of ``run --capture``
+folder, the pcap files of ``run --capture``
 and ``capture -w``, and the files of ``follow --raw --out DIR`` (and ``DIR``). The mode is
 left as created (0600 for a pcap file: readable by its new owner only).
 
@@ -13,6 +13,9 @@ left as created (0600 for a pcap file: readable by its new owner only).
 - Only what sockcap itself creates changes owner. A file that existed before (overwritten
   with ``--force``) or a folder that existed before keeps its owner, whoever it is: sockcap
   never takes a file from one user to give it to another.
+- Where: a missing folder is bad input (:func:`check_output_path`); the one folder sockcap
+  makes on its own is ``captures/``, and a folder named as an output (``follow --raw --out
+  DIR``, ``lab --out DIR``) is made when the folder it goes in exists.
 - Not root (``sudo -u someone``, capabilities, plain runs), no ``SUDO_UID``/``SUDO_GID``,
   or values that are not plain numbers: nothing changes owner.
 - If the change fails (a file system without owners, NFS squashing root), the file is kept
@@ -28,7 +31,35 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sockcap.errors import InputError
+from sockcap.i18n import _
+
 CREATE_ATTEMPTS = 3  # a file removed between "it exists" and opening it is created again
+CAPTURES = "captures"  # the one folder sockcap creates on its own (the default outputs' home)
+
+
+def check_output_path(path: str | os.PathLike[str], *, force: bool = True) -> None:
+    """The one rule for every output path (a file, or a folder sockcap fills): the folder
+    it goes in must exist, or be a ``captures/`` folder in one that does (the one folder
+    sockcap creates). Otherwise InputError (exit 2), said before anything starts: sockcap
+    never makes a typo'd path's folders, as root least of all. Without ``force`` a file
+    that exists is OutputExistsError, said as early."""
+    from sockcap.errors import OutputExistsError
+
+    target = Path(path)
+    if not force and target.exists():
+        raise OutputExistsError(_("{path} exists; use --force to overwrite").format(path=target))
+    parent = target.parent
+    if parent.is_dir():
+        return
+    if parent.name == CAPTURES and parent.parent.is_dir() and not parent.exists():
+        return
+    if parent.exists():
+        raise InputError(_("cannot write {path}: {folder} is not a folder").format(
+            path=target, folder=parent))
+    raise InputError(_("cannot write {path}: no such folder {folder} (create it first; the "
+                       "one folder sockcap makes itself is captures/)").format(
+        path=target, folder=parent))
 
 
 @dataclass(frozen=True, slots=True)

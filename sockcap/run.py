@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sockcap.analysis.conversation import Annotated, teardown_complete
-from sockcap.capture.bpf import port_filter
+from sockcap.capture.bpf import icmp_quoting, port_filter_with_icmp
 from sockcap.capture.session import CaptureSession
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.endpoints.client import tcp_exchange, udp_exchange
@@ -116,8 +116,8 @@ async def _captured(opts: RunOptions, session: CaptureSession, server: EchoServe
         session.owner.make_folder(Path(path).parent)
     except OSError as e:
         raise WriteError(_("cannot create {parent}: {e}").format(parent=Path(path).parent, e=e.strerror or e)) from None
-    session.set_filter(f"tcp port {server.port} or udp port {server.port}",
-                       port_filter(server.port))
+    session.set_filter(f"tcp port {server.port} or udp port {server.port} or "
+                       f"{icmp_quoting(server.port)}", port_filter_with_icmp(server.port))
     session.start()
     session.open_file(path, force=opts.force)
     if on_path:

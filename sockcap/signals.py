@@ -37,11 +37,19 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated`, and SIGINT raises ``KeyboardInterrupt`` even when
+    the process was started with SIGINT ignored (a shell's background job or a script's
+    ``nohup``: Python then leaves the inherited ``SIG_IGN`` in place)."""
     previous = signal.signal(signal.SIGTERM, _raise)
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 async def cancel_on_signals(work: Coroutine[Any, Any, T], seen: list[int]) -> T:

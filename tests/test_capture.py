@@ -235,8 +235,11 @@ def test_failing_command_is_captured_then_named_with_exit_1(tmp_path: Path) -> N
     assert res.returncode == 1, res.stderr
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     summary = rows.pop()["summary"]
-    assert len(rows) == 4 and summary["command_exit"] == 3 and not summary["command_stopped"]
-    assert f"saved 4 packets to {out}" in res.stderr and out.stat().st_size > 24
+    # nothing listens on the port: each datagram is answered by ICMP port unreachable,
+    # which the filter keeps ("udp port P" is widened to the ICMP errors quoting P)
+    assert [r["proto"] for r in rows] == ["UDP", "ICMP"] * 4
+    assert summary["command_exit"] == 3 and not summary["command_stopped"]
+    assert f"saved 8 packets to {out}" in res.stderr and out.stat().st_size > 24
     assert res.stderr.splitlines()[-1] == f"sockcap: {sys.executable} exited with status 3"
 
 
@@ -254,7 +257,8 @@ def test_interrupt_leaves_a_valid_file_and_no_process(tmp_path: Path, sig: int, 
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             deadline = time.monotonic() + 30
             # the command has started (its pid is written) and traffic is being captured
-            while ((not out.exists() or out.stat().st_size < 5000 or not pidfile.exists())
+            while ((not out.exists() or out.stat().st_size < 5000
+                    or not (pidfile.exists() and pidfile.read_text()))
                    and time.monotonic() < deadline):
                 s.sendto(b"traffic", ("127.0.0.1", port))
                 time.sleep(0.001)
@@ -276,8 +280,10 @@ def test_kernel_drops_are_reported_not_hidden() -> None:
     port = free_port()
     burst = (f"import socket; s=socket.socket(2, 2)\n"
              f"for i in range(30000): s.sendto(b'b' * 64, ('127.0.0.1', {port}))")
-    res = run_sockcap("capture", "--json", "-f", f"udp port {port}", "--", sys.executable, "-c",
-                      burst, env={"SOCKCAP_CAPTURE_BUFFER": "8192"})
+    # "dst port": only the datagrams (a filter naming "udp port P" also keeps the ICMP
+    # port unreachables that answer them)
+    res = run_sockcap("capture", "--json", "-f", f"udp dst port {port}", "--", sys.executable,
+                      "-c", burst, env={"SOCKCAP_CAPTURE_BUFFER": "8192"})
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout.splitlines()[-1])["summary"]
     assert summary["dropped"] > 0, summary

@@ -61,17 +61,18 @@ def timeline(path: Path) -> list[str]:
     return res.stdout.splitlines()
 
 
-LINE = re.compile(r"^\s*(\d+)\s.*?  (TCP|UDP) (\[[^\]]*\])?\s*(?:Seq=(\d+) Ack=(\d+) Win=\d+ )?Len=(\d+)")
+LINE = re.compile(r"^\s*(\d+)\s.*?  (TCP|UDP) (\[[^\]]*\])?\s*(?:Seq=(\d+)(?: Ack=(\d+))? Win=\d+ )?Len=(\d+)")
 
 
 def timeline_labels(path: Path) -> dict[int, str]:
-    """Each packet's label as the timeline gives its fields: ``[SYN] Seq=0 Ack=0 Len=0``."""
+    """Each packet's label as the timeline gives its fields: ``[SYN] Seq=0 Len=0``."""
     out = {}
     for line in timeline(path):
         m = LINE.match(line)
         assert m, line
         no, proto, flags, seq, ack, length = m.groups()
-        out[int(no)] = (f"{flags} Seq={seq} Ack={ack} Len={length}" if proto == "TCP"
+        acked = f" Ack={ack}" if ack is not None else ""
+        out[int(no)] = (f"{flags} Seq={seq}{acked} Len={length}" if proto == "TCP"
                         else f"UDP Len={length}")
     return out
 

@@ -414,7 +414,8 @@ def test_run_client_udp_says_when_no_reply_came() -> None:
                           out=out.append, timeout=0.3)
     assert code == 1  # as over TCP, where a missing echo is an error
     assert re.fullmatch(rf"sending to 127\.0\.0\.1:{port} from 127\.0\.0\.1:\d+", out[0])
-    no_reply = "< (no reply within 0.3 s: UDP datagrams can be lost)"
+    no_reply = ("< (sent; no reply within 0.3 s and no 'port unreachable': a program has the "
+                "port open and did not answer; on loopback the datagram was not lost on the way)")
     assert out[1:] == ["> ping", no_reply, "> again", no_reply, "closed"]
 
 
@@ -436,7 +437,9 @@ def test_udp_client_command_exits_0_with_every_reply_and_1_without_one() -> None
     assert answered.stdout.splitlines()[1:] == ["> a", "< a", "> b", "< b", "closed"]
     assert unanswered.returncode == 1 and unanswered.stderr == ""
     assert unanswered.stdout.splitlines()[1:] == [
-        "> a", "< (no reply within 0.2 s: UDP datagrams can be lost)", "closed"]
+        "> a", "< (sent; no reply within 0.2 s and no 'port unreachable': a program has the "
+        "port open and did not answer; on loopback the datagram was not lost on the way)",
+        "closed"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

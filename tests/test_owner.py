@@ -54,7 +54,7 @@ def udp_sender(port: int) -> subprocess.Popen[bytes]:
 
 @needs_capture
 @needs_root
-@pytest.mark.parametrize("out", [None, "a/b/run.pcap"])
+@pytest.mark.parametrize("out", [None, "captures/run.pcap"])
 def test_run_capture_under_sudo_saves_for_the_user(tmp_path: Path, out: str | None) -> None:
     res = sockcap("run", "--capture", *(["--out", out] if out else []), cwd=tmp_path, env=AS_SUDO)
     assert res.returncode == 0, res.stderr
@@ -62,7 +62,7 @@ def test_run_capture_under_sudo_saves_for_the_user(tmp_path: Path, out: str | No
         folders = [tmp_path / "captures"]
         [pcap] = folders[0].iterdir()
     else:
-        folders, pcap = [tmp_path / "a", tmp_path / "a" / "b"], tmp_path / out
+        folders, pcap = [tmp_path / "captures"], tmp_path / out  # the one folder it makes
     assert [owner(f) for f in (*folders, pcap)] == [NOBODY_IDS] * (len(folders) + 1)
     assert owner(tmp_path) == (0, 0)  # it existed: not sockcap's to give
     assert pcap.stat().st_mode & 0o777 == 0o600
@@ -77,7 +77,7 @@ def test_capture_w_under_sudo_saves_for_the_user(tmp_path: Path) -> None:
     port, out = free_udp_port(), tmp_path / "c.pcap"
     sender = udp_sender(port)
     try:
-        res = sockcap("capture", "-c", "5", "-q", "-f", f"udp port {port}", "-w", str(out),
+        res = sockcap("capture", "-c", "5", "-q", "-f", f"udp dst port {port}", "-w", str(out),
                       env=AS_SUDO)
     finally:
         sender.kill()
@@ -96,7 +96,7 @@ def test_the_file_is_the_users_from_creation_not_only_at_the_end(tmp_path: Path)
     port, out = free_udp_port(), tmp_path / "i.pcap"
     env = dict(os.environ, NO_COLOR="1", **{k: v for k, v in AS_SUDO.items() if v})
     proc = subprocess.Popen([sys.executable, "-m", "sockcap", "capture", "-q", "-f",
-                             f"udp port {port}", "-w", str(out)], stdout=subprocess.DEVNULL,
+                             f"udp dst port {port}", "-w", str(out)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     try:
         deadline = time.monotonic() + 20
@@ -117,16 +117,16 @@ def test_the_file_is_the_users_from_creation_not_only_at_the_end(tmp_path: Path)
 def test_follow_raw_out_under_sudo_saves_for_the_user(tmp_path: Path) -> None:
     pcap = tmp_path / "run.pcap"
     assert sockcap("run", "--capture", "--out", str(pcap), env=NO_SUDO).returncode == 0
-    out = tmp_path / "raw" / "streams"
+    out = tmp_path / "streams"
     res = sockcap("follow", str(pcap), "--raw", "--out", str(out), env=AS_SUDO)
     assert res.returncode == 0, res.stderr
     files = sorted(out.iterdir())
     assert [f.name for f in files] == ["stream-0-client.bin", "stream-0-server.bin"]
-    assert {owner(p) for p in (out.parent, out, *files)} == {NOBODY_IDS}
+    assert {owner(p) for p in (out, *files)} == {NOBODY_IDS}
     # run again over the files, one of them someone else's: that one keeps its owner
     os.chown(files[0], *OTHER_IDS)
     files[1].unlink()
-    res = sockcap("follow", str(pcap), "--raw", "--out", str(out), env=AS_SUDO)
+    res = sockcap("follow", str(pcap), "--raw", "--out", str(out), "--force", env=AS_SUDO)
     assert res.returncode == 0, res.stderr
     assert [owner(f) for f in files] == [OTHER_IDS, NOBODY_IDS]
     assert files[0].read_bytes() == b"helloworldquit"
@@ -157,7 +157,7 @@ def test_an_existing_file_overwritten_with_force_keeps_its_owner(tmp_path: Path)
 @needs_root
 def test_a_failed_change_of_owner_is_one_warning_and_the_capture_is_kept(tmp_path: Path) -> None:
     """Root without CAP_CHOWN (as in a container that drops it): fchown fails for real."""
-    out = tmp_path / "sub" / "x.pcap"
+    out = tmp_path / "captures" / "x.pcap"  # captures/: a folder sockcap makes
     env = dict(os.environ, NO_COLOR="1", **{k: v for k, v in AS_SUDO.items() if v})
     res = subprocess.run(["setpriv", "--bounding-set=-chown", sys.executable, "-m", "sockcap",
                           "run", "--capture", "--out", str(out)], capture_output=True, text=True,

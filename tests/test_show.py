@@ -74,9 +74,18 @@ def test_cut_file_shows_good_packets_then_says_where(tmp_path: Path) -> None:
 
 @needs_tshark
 def test_dissect_shows_wiresharks_view() -> None:
-    res = sockcap("show", "--dissect", "4", str(GOLDEN / "echo-tcp.pcap"))
+    path = GOLDEN / "echo-tcp.pcap"
+    res = sockcap("show", "--dissect", "4", str(path))
     assert res.returncode == 0, res.stderr
-    assert "Layer TCP" in res.stdout and "Layer IP" in res.stdout
+    tshark = subprocess.run(["tshark", "-V", "-r", str(path), "-Y", "frame.number==4"],
+                            capture_output=True, text=True, timeout=60, check=True,
+                            env=dict(os.environ, TZ="UTC"))
+    assert res.stdout == tshark.stdout  # complete, as tshark prints it
+    lines = res.stdout.splitlines()
+    assert lines[0] == "Frame 4: 71 bytes on wire (568 bits), 71 bytes captured (568 bits)"
+    assert "Data (5 bytes)" in lines and "    [Length: 5]" in lines  # the payload "hello"
+    assert "Transmission Control Protocol" in res.stdout
+    assert res.stderr == ""
     res = sockcap("show", "--dissect", "99", str(GOLDEN / "echo-tcp.pcap"))
     assert res.returncode == 2 and "no packet 99 (it has 14)" in res.stderr
 

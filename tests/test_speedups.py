@@ -255,7 +255,7 @@ def test_retire_rule_and_port_reuse_over_many_conversations(tmp_path: Path,
     assert "client 10.0.0.1:20000" in tail[1] and "Seq=1 Ack=1" in tail[1]
     assert "client 10.0.0.1:24299" in tail[2] and "Seq=2 Ack=2" in tail[2]  # still known
     assert "duplicate ACK #1" in tail[2]
-    assert "Seq=0 Ack=0" in tail[3] and "handshake 1/3" in tail[3]  # port reuse: a new one
+    assert "Seq=0 Win=" in tail[3] and "handshake 1/3" in tail[3]  # port reuse: a new one
 
 
 def test_option_sets_cover_the_views_moved() -> None:

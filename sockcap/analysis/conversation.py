@@ -41,8 +41,17 @@ from sockcap.analysis.expert import (
     note_kind,
     notes_of,
 )
-from sockcap.codes import Note, Outcome, Phase, Roles
-from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, TcpFlags, TcpOptionKind
+from sockcap.codes import Note, Outcome, Phase, PlacedNote, Roles
+from sockcap.decode.icmp import decode_icmp
+from sockcap.decode.records import (
+    IPPROTO_ICMP,
+    IPPROTO_ICMPV6,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    Packet,
+    TcpFlags,
+    TcpOptionKind,
+)
 
 # plain ints from the one definition of the bits (an IntFlag operation costs a call)
 FIN, SYN, RST, ACK, ECE = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST,
@@ -158,6 +167,10 @@ _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new
 
 RETIRE_AFTER = 4096  # conversations waiting to be forgotten, with keep=False
 RETIRE_IDLE_NS = 10 * 1_000_000_000  # ... once silent this long (capture time; > any RTO)
+
+
+ICMP_PROTOS = frozenset((IPPROTO_ICMP, IPPROTO_ICMPV6))
+UNREACHABLE_TYPE = {IPPROTO_ICMP: 3, IPPROTO_ICMPV6: 1}  # destination unreachable
 
 
 class ConversationTracker:
@@ -295,14 +308,20 @@ class ConversationTracker:
         fields read by one tuple unpacking rather than one attribute lookup each.
         """
         if entry is None:
+            notes = p.notes
+            if p.proto in ICMP_PROTOS and p.sport < 0 and self.analyze:
+                notes = notes + self._icmp_notes(p)
             return _new_tuple(Annotated, (self._count, p, None, True, -1, -1, -1, Phase.NONE,
-                                          p.notes))
+                                          notes))
         conv, from_client = entry
         (ts, _, wirelen, _, _, _, _, proto, _, _, pseq, pack, flags, window, _, _, plen, _,
          notes, _, _, _, _) = p  # fmt: skip
         if ts >= 0:  # a frame without a time (NO_TIMESTAMP) leaves the clock alone
-            conv.last_ts = ts
-            if conv.first_ts < 0:
+            # earliest and latest, not first and last: packets out of time order make
+            # no negative duration (tshark's conversation duration is max - min too)
+            if ts > conv.last_ts:
+                conv.last_ts = ts
+            if conv.first_ts < 0 or ts < conv.first_ts:
                 conv.first_ts = ts
         dirs = conv.dirs
         d = dirs[0 if from_client else 1]
@@ -344,6 +363,21 @@ class ConversationTracker:
         return _new_tuple(Annotated, (self._count, p, conv, from_client,
                                       (pseq - d.base) % MOD32, ack, win, phase, notes))
 
+    def _icmp_notes(self, p: Packet) -> tuple[str, ...]:
+        """An ICMP unreachable's note, counted in the conversation whose datagram it quotes
+        (the ICMP packet itself stays outside the conversation, as in Wireshark)."""
+        found = icmp_error_note(p)
+        if found is None:
+            return ()
+        note, key = found
+        entry = self._by_key.get(key)
+        if entry is not None:
+            self._count_notes(entry[0], (note,))
+        else:
+            kind = note.kind
+            self.note_counts[kind] = self.note_counts.get(kind, 0) + 1
+        return (note,)
+
     def _count_notes(self, conv: Conversation, notes: tuple[str, ...]) -> None:
         if conv.note_counts is None:
             conv.note_counts = {}
@@ -351,6 +385,21 @@ class ConversationTracker:
             kind = note_kind(note)
             conv.note_counts[kind] = conv.note_counts.get(kind, 0) + 1
             self.note_counts[kind] = self.note_counts.get(kind, 0) + 1
+
+
+def icmp_error_note(p: Packet) -> tuple[PlacedNote, tuple[int, str, int, str, int]] | None:
+    """An ICMP/ICMPv6 unreachable's note and the conversation key (proto, src, sport, dst,
+    dport) of the datagram it quotes; None for any other packet."""
+    msg = decode_icmp(p)
+    quoted = msg.quoted if msg is not None else None
+    if msg is None or quoted is None or msg.type != UNREACHABLE_TYPE[p.proto]:
+        return None
+    host = f"[{quoted.dst}]" if ":" in quoted.dst else quoted.dst
+    if msg.port_unreachable and quoted.dport >= 0:
+        note = PlacedNote(Note.PORT_UNREACHABLE, f"{host}:{quoted.dport}")
+    else:
+        note = PlacedNote(Note.UNREACHABLE, host)
+    return note, (quoted.proto, quoted.src, quoted.sport, quoted.dst, quoted.dport)
 
 
 def _key_of(conv: Conversation, a: tuple[str, int], b: tuple[str, int]) -> tuple[object, ...]:

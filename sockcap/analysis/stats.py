@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 from sockcap.analysis.conversation import Conversation
 from sockcap.codes import Note, Outcome, Roles
-from sockcap.decode.records import IPPROTO_TCP, LINKTYPE_NAMES, Packet
+from sockcap.decode.icmp import decode_icmp
+from sockcap.decode.records import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, LINKTYPE_NAMES, Packet
 
 PROTOCOL_NAMES = {1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP",
                   51: "AH", 58: "ICMPv6", 89: "OSPF", 132: "SCTP"}
@@ -60,6 +61,9 @@ class StatsReport(NamedTuple):
     protocols: Mapping[str, tuple[int, int]]  # name -> (packets, frame bytes)
     conversations: Sequence[ConversationStats]
     notes: Mapping[Note, int]  # expert note kind -> count, whole capture
+    # ICMP/ICMPv6 messages by Wireshark's name ("ICMP Destination unreachable (Port
+    # unreachable)") -> count, most frequent first
+    icmp: Mapping[str, int] = {}
 
 
 class StatsCollector:
@@ -79,6 +83,7 @@ class StatsCollector:
         self.first_ns = -1
         self.last_ns = -1
         self._counts: dict[tuple[str, int], list[int]] = {}  # (net, proto) -> packets, bytes
+        self._icmp: dict[str, int] = {}  # ICMP message name -> count
 
     def see(self, packets: int, first_ns: int, last_ns: int) -> None:
         """The number of packets read and their time span, once the caller is done."""
@@ -91,6 +96,11 @@ class StatsCollector:
             counts = self._counts[(p.net, p.proto)] = [0, 0]
         counts[0] += 1
         counts[1] += p.wirelen
+        if p.proto == IPPROTO_ICMP or p.proto == IPPROTO_ICMPV6:
+            msg = decode_icmp(p)
+            if msg is not None:
+                name = f"{PROTOCOL_NAMES[p.proto]} {msg.name}"
+                self._icmp[name] = self._icmp.get(name, 0) + 1
 
     def protocols(self, rows: Sequence[ConversationStats]) -> dict[str, list[int]]:
         """Protocol name -> [packets, frame bytes]: the conversations' and the others'
@@ -117,8 +127,9 @@ class StatsCollector:
         compiled path makes them (sockcap.pipeline.compiled.CompiledStats)."""
         protos = {k: (v[0], v[1]) for k, v in sorted(self.protocols(rows).items(),
                                                      key=lambda kv: (-kv[1][0], kv[0]))}
+        icmp = dict(sorted(self._icmp.items(), key=lambda kv: (-kv[1], kv[0])))
         return StatsReport(facts, self.packets, self.first_ns, self.last_ns, protos, rows,
-                           dict(notes))
+                           dict(notes), icmp)
 
 
 def protocol_name(net: str, proto: int) -> str:

@@ -41,6 +41,10 @@ def summary_line(convs: Sequence[Conversation], stats: CaptureStats | None = Non
         clauses.append(_("notes: {notes}").format(notes=notes))
     if stats is not None and stats.dropped >= 0:
         clauses.append(_("{count} dropped by the kernel").format(count=stats.dropped))
+        unread = stats.received - stats.dropped - stats.captured
+        if stats.received >= 0 and unread > 0:
+            clauses.append(_("{count} received but not read before the stop").format(
+                count=unread))
     return ", ".join(clauses)
 
 

@@ -30,6 +30,15 @@ first packet, so a lone packet shows up within a few milliseconds.
 Drops: when every block is still being read, the kernel drops the packet and counts it;
 ``PACKET_STATISTICS`` gives the counts at :meth:`stop` (packets the filter accepted, and
 those dropped), as tcpdump reports them.
+
+The stop loses nothing the kernel accepted: :meth:`stop` reads the counters first (that
+is the stop moment: the kernel counts a packet as it puts it in the ring, so the ring's
+first ``accepted - dropped - read`` packets are exactly those before it), then reads the
+ring up to them, waiting for the kernel to hand over the block it was filling (at most
+``BLOCK_TIMEOUT_MS`` later), and keeps them for the next :meth:`read`. Packets that
+arrived after the stop moment are neither counted nor kept. If the counted packets cannot
+all be read within ``STOP_READ_SECONDS``, the counters say how many were not
+(``received - dropped - captured``).
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import os
 import select
 import socket
 import struct
+import time
 
 from sockcap.capture.bpf import Insn
 from sockcap.decode.records import LINKTYPE_ETHERNET, LINKTYPE_RAW, CaptureStats, RawFrame
@@ -62,6 +72,7 @@ RING_BYTES = 64 << 20  # kernel memory for the ring: ~600k small packets of back
 BLOCK_BYTES = 256 << 10
 FRAME_BYTES = 2048  # only the kernel's sanity checks use it: V3 packs packets tightly
 BLOCK_TIMEOUT_MS = 20
+STOP_READ_SECONDS = 1.0  # longest the stop waits for the ring's last counted packets
 MAX_BLOCKS_PER_READ = 64  # bounds the latency of one read() under a flood
 BUFFER_ENV = "SOCKCAP_CAPTURE_BUFFER"  # ring bytes, for tests that provoke drops
 
@@ -140,6 +151,8 @@ class AfPacketCapture:
         self.captured = 0
         self._received = 0
         self._dropped = 0
+        self._walked = 0  # packets taken from the ring (outgoing copies skipped included)
+        self._tail: list[RawFrame] = []  # read at the stop, handed on by the next read()
 
     def set_filter(self, expr: str, prog: list[Insn] | None = None) -> None:
         """The capture filter: a compiled program, or an expression compiled here by libpcap."""
@@ -198,7 +211,8 @@ class AfPacketCapture:
         """Everything in the ring now; waits up to ``timeout`` seconds for the first block."""
         ring = self._ring
         if ring is None or self._sock is None:
-            return []
+            tail, self._tail = self._tail, []
+            return tail
         frames: list[RawFrame] = []
         if not self._read_blocks(ring, frames) and timeout > 0:
             select.select([self._sock], [], [], timeout)
@@ -226,6 +240,7 @@ class AfPacketCapture:
 
     def _walk_block(self, block: bytes, frames: list[RawFrame]) -> None:
         count, pos = _BLOCK_HEAD.unpack_from(block, 12)
+        self._walked += count
         unpack, linktype, append = _PKT.unpack_from, self.linktype, frames.append
         skip_outgoing = self._skip_outgoing
         for _frame in range(count):
@@ -249,9 +264,30 @@ class AfPacketCapture:
         self._received += received  # the kernel resets its counters on each read
         self._dropped += dropped
 
+    def _take_accepted(self, ring: mmap.mmap, sock: socket.socket) -> None:
+        """Read the ring up to the packets counted by the last :meth:`_read_stats` (the stop
+        moment) and keep them for the next :meth:`read`; later packets are left out."""
+        wanted = self._received - self._dropped - self._walked
+        frames: list[RawFrame] = []
+        start = self._walked
+        deadline = time.monotonic() + STOP_READ_SECONDS
+        while self._walked - start < wanted and (left := deadline - time.monotonic()) > 0:
+            if not self._read_blocks(ring, frames):
+                # the block being filled is handed over BLOCK_TIMEOUT_MS after its first packet
+                select.select([sock], [], [], min(left, 2 * BLOCK_TIMEOUT_MS / 1000))
+        extra = self._walked - start - wanted  # arrived after the stop moment
+        if extra > 0:
+            del frames[max(0, len(frames) - extra):]
+            self._walked -= extra
+        self.captured += len(frames)
+        self._tail = frames
+
     def stop(self) -> CaptureStats:
-        """Close the socket and the ring; the counters say what the kernel accepted and dropped."""
+        """Read what the kernel accepted up to now, close the socket and the ring; the
+        counters say what the kernel accepted and dropped (see the module docstring)."""
         self._read_stats()
+        if self._ring is not None and self._sock is not None:
+            self._take_accepted(self._ring, self._sock)
         if self._ring is not None:
             self._ring.close()
             self._ring = None

@@ -2,9 +2,12 @@
 
 Only the filter ``sockcap run`` needs is assembled here: "TCP or UDP to or from PORT" on an
 Ethernet-framed interface (Linux ``lo`` is one), for IPv4 (first fragments only, as
-tcpdump's ``port N``) and IPv6 (no extension headers). It is the program
-``tcpdump -d 'tcp port N or udp port N'`` prints. Arbitrary filter expressions are
-compiled elsewhere (by libpcap through tcpdump's ``-ddd``).
+tcpdump's ``port N``) and IPv6 (no extension headers). :func:`port_filter` is the program
+``tcpdump -d 'tcp port N or udp port N'`` prints; :func:`port_filter_with_icmp` also keeps
+the ICMP/ICMPv6 "destination unreachable" errors whose quoted datagram has PORT (the
+answer to a datagram sent where nothing listens), as :func:`icmp_quoting` says in
+libpcap's syntax. Arbitrary filter expressions are compiled elsewhere (by libpcap
+through tcpdump's ``-ddd``).
 
 Programs are written with symbolic labels and assembled into ``(code, jt, jf, k)``
 instructions; a label makes each jump's target readable instead of a hand-counted offset.
@@ -18,6 +21,7 @@ LD_H_ABS = 0x28
 LD_B_ABS = 0x30
 LDX_B_MSH = 0xB1
 LD_H_IND = 0x48
+LD_B_IND = 0x50
 JEQ_K = 0x15
 JSET_K = 0x45
 RET_K = 0x06
@@ -77,6 +81,65 @@ def port_filter(port: int) -> list[Insn]:
         Op(LD_B_ABS, 23),  # IPv4 protocol
         Op(JEQ_K, 6, jt="ip4_frag"),
         Op(JEQ_K, 17, jf="reject"),
+        "ip4_frag",
+        Op(LD_H_ABS, 20),  # flags and fragment offset
+        Op(JSET_K, 0x1FFF, jt="reject"),  # only first fragments carry ports
+        Op(LDX_B_MSH, 14),  # X = 4 * IHL
+        Op(LD_H_IND, 14),  # source port
+        Op(JEQ_K, port, jt="accept"),
+        Op(LD_H_IND, 16),  # destination port
+        Op(JEQ_K, port, jt="accept", jf="reject"),
+        "accept",
+        Op(RET_K, SNAPLEN),
+        "reject",
+        Op(RET_K, 0),
+    ])
+
+
+def icmp_quoting(port: int) -> str:
+    """libpcap's words for "an ICMP or ICMPv6 destination unreachable quoting ``port``":
+    the quoted header's ports are read at fixed offsets (a quoted IPv4 header of 20 bytes,
+    an IPv6 one without extension headers, as the kernel sends them)."""
+    return (f"(icmp and icmp[0] == 3 and (icmp[28:2] == {port} or icmp[30:2] == {port})) or "
+            f"(ip6 and ip6[6] == 58 and ip6[40] == 1 and "
+            f"(ip6[88:2] == {port} or ip6[90:2] == {port}))")
+
+
+def port_filter_with_icmp(port: int) -> list[Insn]:
+    """:func:`port_filter` or :func:`icmp_quoting`, for Ethernet framing."""
+    return assemble([
+        Op(LD_H_ABS, 12),  # ethertype
+        Op(JEQ_K, 0x86DD, jf="ip4"),
+        Op(LD_B_ABS, 20),  # IPv6 next header
+        Op(JEQ_K, 6, jt="ip6_ports"),
+        Op(JEQ_K, 17, jt="ip6_ports"),
+        Op(JEQ_K, 58, jf="reject"),
+        Op(LD_B_ABS, 54),  # ICMPv6 type
+        Op(JEQ_K, 1, jf="reject"),  # destination unreachable
+        Op(LD_H_ABS, 102),  # quoted source port: 54 + 8 (ICMPv6) + 40 (quoted IPv6)
+        Op(JEQ_K, port, jt="accept"),
+        Op(LD_H_ABS, 104),  # quoted destination port
+        Op(JEQ_K, port, jt="accept", jf="reject"),
+        "ip6_ports",
+        Op(LD_H_ABS, 54),  # source port
+        Op(JEQ_K, port, jt="accept"),
+        Op(LD_H_ABS, 56),  # destination port
+        Op(JEQ_K, port, jt="accept", jf="reject"),
+        "ip4",
+        Op(JEQ_K, 0x0800, jf="reject"),
+        Op(LD_B_ABS, 23),  # IPv4 protocol
+        Op(JEQ_K, 6, jt="ip4_frag"),
+        Op(JEQ_K, 17, jt="ip4_frag"),
+        Op(JEQ_K, 1, jf="reject"),
+        Op(LD_H_ABS, 20),  # flags and fragment offset
+        Op(JSET_K, 0x1FFF, jt="reject"),
+        Op(LDX_B_MSH, 14),  # X = 4 * IHL
+        Op(LD_B_IND, 14),  # ICMP type
+        Op(JEQ_K, 3, jf="reject"),  # destination unreachable
+        Op(LD_H_IND, 42),  # quoted source port: 14 + 8 (ICMP) + 20 (quoted IPv4)
+        Op(JEQ_K, port, jt="accept"),
+        Op(LD_H_IND, 44),  # quoted destination port
+        Op(JEQ_K, port, jt="accept", jf="reject"),
         "ip4_frag",
         Op(LD_H_ABS, 20),  # flags and fragment offset
         Op(JSET_K, 0x1FFF, jt="reject"),  # only first fragments carry ports

@@ -12,6 +12,7 @@ the same libpcap.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -61,3 +62,24 @@ def parse_ddd(text: str, expr: str = "") -> list[Insn]:
     if count != len(prog) or not 0 < count <= MAX_INSNS:
         raise FilterError(_("bad capture filter {expr!r}: {count} instructions").format(expr=expr, count=count))
     return prog
+
+
+# "udp port 5001", "port 5001", "tcp port 5001 or udp port 5001": a filter naming one port
+_ONE_PORT = re.compile(r"^\s*(?:(?:(?:tcp|udp)\s+)?port\s+(\d{1,5})(?:\s+or\s+|\s*$))+$")
+
+
+def with_icmp_errors(expr: str) -> tuple[str, int]:
+    """``expr`` widened to keep the ICMP errors that quote its port (the "port
+    unreachable" answer to a datagram sent where nothing listens) when it names only
+    ports, all the same one; and that port (0: ``expr`` unchanged)."""
+    from sockcap.capture.bpf import icmp_quoting
+
+    if not _ONE_PORT.match(expr):
+        return expr, 0
+    ports = {int(p) for p in re.findall(r"port\s+(\d+)", expr)}
+    if len(ports) != 1:
+        return expr, 0
+    port = ports.pop()
+    if not 0 < port < 65536:
+        return expr, 0
+    return f"({expr.strip()}) or {icmp_quoting(port)}", port

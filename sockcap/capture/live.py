@@ -11,10 +11,13 @@ The order is what makes a capture complete and safe:
    :mod:`sockcap.owner`) and the command (if any) is started;
 4. frames are read in batches: each batch is written to the file (flushed) before it is
    handed to ``on_frames`` for the timeline, so the file always holds every packet shown;
-5. the capture ends at ``count`` packets, after ``duration``, on an interrupt, or when
-   the command has exited and the session's drain is over: nothing more arrived for the
-   backend's ``settle_seconds`` (bounded by ``DRAIN_SECONDS``), so the command's last
-   packets are in;
+5. the capture ends at ``count`` packets, after ``duration`` (the whole capture's length,
+   whether the command ends before or not), on an interrupt, or after the command has
+   exited: ``linger`` seconds later when given (a server's late FIN is still captured),
+   else at the end of ``duration``, else when the session's drain is over (nothing more
+   arrived for the backend's ``settle_seconds``, bounded by ``DRAIN_SECONDS``), so the
+   command's last packets are in. ``tell`` (given on a terminal) hears how much longer
+   the capture goes on once the command has ended;
 6. the command is stopped by its PID if it still runs (the result says why), then the
    session finishes: the backend is stopped (its counters read), what was still in flight
    is read, and the file is closed.
@@ -35,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import math
 import os
 import signal
 import subprocess
@@ -71,6 +75,7 @@ class LiveOptions:
     backend: str = "auto"
     command: Sequence[str] = ()
     command_stdout: int | None = None  # a file descriptor for the command's stdout
+    linger: float | None = None  # seconds to keep capturing after the command ends
 
 
 @dataclass
@@ -87,12 +92,13 @@ class LiveResult:
 
 
 def capture_live(opts: LiveOptions, on_frames: FrameSink,
-                 note: Callable[[str], None]) -> LiveResult:
+                 note: Callable[[str], None],
+                 tell: Callable[[str], None] | None = None) -> LiveResult:
     """Run a capture as the module docstring says; returns its result (interrupt included)."""
     session = CaptureSession.open(opts.backend, opts.iface, on_frames, Owner(note),
                                   count=opts.count)
     result = LiveResult(backend=session.name, path=opts.out)
-    watch = _Watch(opts, session, result)
+    watch = _Watch(opts, session, result, tell)
     try:
         session.set_filter(opts.filter)
         session.start()
@@ -122,8 +128,10 @@ def _is_interrupt(e: BaseException) -> bool:
 class _Watch:
     """What ``capture`` adds to its session: the end conditions and the watched command."""
 
-    def __init__(self, opts: LiveOptions, session: CaptureSession, result: LiveResult) -> None:
+    def __init__(self, opts: LiveOptions, session: CaptureSession, result: LiveResult,
+                 tell: Callable[[str], None] | None = None) -> None:
         self.opts = opts
+        self.tell = tell
         self.session = session
         self.result = result
         self.child: subprocess.Popen[bytes] | None = None
@@ -135,20 +143,34 @@ class _Watch:
             self.child = start_command(self.opts.command, self.opts.command_stdout)
 
     def loop(self) -> None:
-        """Read until ``count``, ``duration`` or the command's exit (then drain)."""
+        """Read until ``count``, ``duration`` or the command's exit (then linger or drain)."""
         opts, session = self.opts, self.session
-        start = time.monotonic()
+        deadline = time.monotonic() + opts.duration if opts.duration else math.inf
         with fewer_gc_passes():
             while not session.full:
-                session.read(READ_SECONDS)
-                left = opts.duration - (time.monotonic() - start) if opts.duration else 0.0
-                if opts.duration and left <= 0:
+                session.read(min(READ_SECONDS, max(0.0, deadline - time.monotonic())))
+                if time.monotonic() >= deadline:
                     self.stop_reason = f"after the duration (--duration {opts.duration:g}) ran out"
                     return
                 if self.child is not None and self.child.poll() is not None:
-                    session.drain(limit=min(DRAIN_SECONDS, left) if opts.duration else DRAIN_SECONDS)
+                    self._after_command(deadline)
                     return
         self.stop_reason = f"after the count (-c {opts.count}) was reached"
+
+    def _after_command(self, deadline: float) -> None:
+        """The command has ended: the short drain, or ``linger`` seconds (within
+        ``duration``), or what is left of ``duration``."""
+        opts, session = self.opts, self.session
+        if opts.linger is None and deadline == math.inf:
+            session.drain(limit=DRAIN_SECONDS)
+            return
+        now = time.monotonic()
+        end = min(deadline, now + (opts.linger if opts.linger is not None else math.inf))
+        if self.tell is not None and end > now:
+            self.tell(_("the command ended; capturing {seconds:g} s more").format(
+                seconds=round(end - now, 1)))
+        while not session.full and (left := end - time.monotonic()) > 0:
+            session.read(min(READ_SECONDS, left))
 
     def finish(self) -> None:
         """Stop the command (noting why if it still ran), then finish the session."""

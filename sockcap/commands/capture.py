@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from sockcap.commands.options import output_options
-from sockcap.i18n import _
+from sockcap.i18n import _, ngettext
 
 BACKEND_CHOICE = click.Choice(["auto", "afpacket", "dumpcap", "scapy"])
 NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs this "
@@ -31,12 +31,13 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, metavar="S", help=_("Stop after S seconds."))
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("Also write the packets to this pcap file (mode 0600), as they arrive."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
+@click.option("--linger", type=click.FloatRange(0), default=None, metavar="S", help=_("With a command: keep capturing S seconds after it ends (default: until --duration ends, else a short drain)."))
 @click.option("-q", "--quiet", is_flag=True, help=_("No timeline: only the file and the counters."))
 @click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True, help=_("Capture engine (auto: the best one permitted; said on stderr)."))
 @output_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def capture(iface: str, filter_: str, count: int | None, duration: float | None, out: str | None,
-            force: bool, quiet: bool, backend: str, hex_: bool, json_: bool, style: str,
+            force: bool, linger: float | None, quiet: bool, backend: str, hex_: bool, json_: bool, style: str,
             no_color: bool, command: tuple[str, ...]) -> None:
     """Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.
 
@@ -45,15 +46,28 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
     sockcap capture -c 20 -w out.pcap                        20 packets on lo, also saved
     Ctrl-C stops; the counters at the end say what the kernel dropped, if anything.
 
+    --duration is the whole capture's length, whether the command ends before or not;
+    --linger S ends it S seconds after the command (a server's late FIN is still captured).
     A command still running when the capture ends (-c, --duration, Ctrl-C) is stopped, and
     sockcap says so. A command that exits on its own with a failure status still gets its
     capture shown and saved; sockcap then names the status and exits with 1.
     """
+    from sockcap.capture.filters import with_icmp_errors
     from sockcap.capture.live import LiveOptions
+    from sockcap.owner import check_output_path
 
-    opts = LiveOptions(iface=iface, filter=filter_, count=count or 0, duration=duration or 0.0,
+    if linger is not None and not command:
+        raise click.UsageError(_("--linger keeps capturing after a command: give one after --"))
+    if out is not None:
+        check_output_path(out, force=force)
+    widened, icmp_port = with_icmp_errors(filter_)
+    if icmp_port:
+        click.echo(_("sockcap: the filter also keeps the ICMP errors that quote port {port} "
+                     "(port unreachable: a datagram sent where nothing listens)").format(
+                         port=icmp_port), err=True)
+    opts = LiveOptions(iface=iface, filter=widened, count=count or 0, duration=duration or 0.0,
                        out=out, force=force, backend=backend, command=command,
-                       command_stdout=2 if json_ else None)
+                       command_stdout=2 if json_ else None, linger=linger)
     run_capture(opts, quiet=quiet, hex_=hex_, json_=json_, style=style, no_color=no_color)
 
 
@@ -80,9 +94,10 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
     def note(text: str) -> None:
         output.note(_("sockcap: {text}").format(text=text))
 
+    tell = note if sys.stderr.isatty() else None  # progress words, for a person only
     with sigterm_raises():
         try:
-            result = capture_live(opts, show, note)
+            result = capture_live(opts, show, note, tell)
         except CapturePermissionError as e:  # the host's interfaces: no namespace helps
             raise CapturePermissionError(e.message, e.hint + NAMESPACE_NOTE) from None
     _report(result, opts, output, json_)
@@ -105,26 +120,51 @@ def status_words(status: int) -> str:
     return f"was killed by signal {-status}{name}"
 
 
+def unread(result: Any) -> int:
+    """Packets the kernel accepted into the ring that were never handed on (0: unknown or
+    none): not read before the stop, or past the count."""
+    s = result.stats
+    if s.received < 0 or s.dropped < 0:
+        return 0
+    return max(0, int(s.received - s.dropped - result.frames))
+
+
 def summary_record(result: Any, opts: Any) -> dict[str, Any]:
     """The counters as a JSON-ready dict (``-1``: the backend cannot tell)."""
     s = result.stats
     return {"backend": result.backend, "interface": opts.iface, "filter": opts.filter or None,
             "captured": result.frames, "received": s.received, "dropped": s.dropped,
+            "unread": unread(result),
             "file": result.path, "written": result.written if result.path else None,
             "command_exit": result.command_status,
             "command_stopped": bool(result.command_stopped),
             "interrupted": result.interrupt is not None}
 
 
-def summary_lines(result: Any) -> list[str]:
-    """tcpdump's three closing lines, and a warning whenever the kernel dropped packets."""
+def summary_lines(result: Any, count_limit: int = 0) -> list[str]:
+    """tcpdump's three closing lines, the packets received but never handed on (so that
+    captured + dropped + these = received), and a warning whenever the kernel dropped
+    packets."""
     s = result.stats
 
-    def count(n: int) -> str:
-        return str(n) if n >= 0 else "unknown number of"
+    def count(n: int, what: str) -> str:
+        """tcpdump's words: ``1 packet captured``, ``2 packets ...`` (its PLURAL_SUFFIX)."""
+        if n < 0:
+            return f"unknown number of packets {what}"
+        return f"{n} packet{'' if n == 1 else 's'} {what}"
 
-    lines = [f"{result.frames} packets captured", f"{count(s.received)} packets received by filter",
-             f"{count(s.dropped)} packets dropped by kernel"]
+    lines = [count(result.frames, "captured"), count(s.received, "received by filter"),
+             count(s.dropped, "dropped by kernel")]
+    left = unread(result)
+    if left and count_limit and result.frames >= count_limit:
+        lines.append(ngettext(
+            "{count} packet received after the count (-c {limit}) was reached, not kept",
+            "{count} packets received after the count (-c {limit}) was reached, not kept",
+            left).format(count=left, limit=count_limit))
+    elif left:
+        lines.append(ngettext("{count} packet received but not read before the stop",
+                              "{count} packets received but not read before the stop",
+                              left).format(count=left))
     if s.dropped > 0:
         lines.append(f"sockcap: warning: the kernel dropped {s.dropped} packets: this capture is "
                      "incomplete (narrow it with -f, or use -q -w FILE and view the file later)")
@@ -138,11 +178,13 @@ def _report(result: Any, opts: Any, output: Any, json_: bool) -> None:
         output.line(json.dumps({"summary": summary_record(result, opts)}, separators=(",", ":")))
         output.flush()
     if result.path:
-        output.note(_("sockcap: saved {written} packets to {path}").format(written=result.written, path=result.path))
+        output.note(ngettext("sockcap: saved {written} packet to {path}",
+                             "sockcap: saved {written} packets to {path}",
+                             result.written).format(written=result.written, path=result.path))
     if result.command_stopped:
         output.note(_("sockcap: stopped {command} {command_stopped}").format(command=opts.command[0], command_stopped=result.command_stopped))
     elif result.command_status == 0:
         output.note(_("sockcap: {command} exited with status 0").format(command=opts.command[0]))
-    for line in summary_lines(result):
+    for line in summary_lines(result, opts.count):
         output.note(line)
     sys.stdout.flush()

@@ -43,6 +43,10 @@ def check(server: str, client: str | None, port: int, udp: bool, only: tuple[str
     """
     from sockcap.analysis.check import Scenario
     from sockcap.check.runner import DEFAULT_MESSAGES, TCP_SCENARIOS, CheckOptions
+    from sockcap.owner import check_output_path
+
+    if out is not None:
+        check_output_path(out, force=force)
 
     opts = CheckOptions(
         server=_argv(server, "--server"), client=_argv(client, "--client") if client else (),

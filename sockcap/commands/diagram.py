@@ -50,7 +50,10 @@ def diagram(file: str, stream: int | None, udp: bool, port: int | None, format_:
             no_color: bool) -> None:
     """Draw one conversation as a ladder (sequence) diagram, or its time-sequence graph."""
     from sockcap.output import Output
+    from sockcap.owner import check_output_path
 
+    if out is not None:
+        check_output_path(out, force=force)
     output = Output(color=False if no_color or out else None)
     pipeline, packets = read_conversation(file, stream=stream, udp=udp, port=port or 0)
     text: str | None

@@ -1,20 +1,22 @@
-"""``sockcap show --dissect N``: Wireshark's full dissection of one packet, via pyshark.
+"""``sockcap show --dissect N``: Wireshark's full dissection of one packet.
 
-For protocols sockcap does not decode itself. pyshark drives tshark, so both must be
-installed (``pip install 'sockcap[dissect]'`` and the tshark package).
+For protocols sockcap does not decode itself. What is printed is what
+``tshark -V -r FILE -Y frame.number==N`` prints, byte for byte: the Frame layer, every
+protocol tree and the payload (``Data``), as Wireshark's packet details pane shows them.
+tshark must be installed; its own notes on stderr (such as running as root) are not shown.
 
 The file is read with sockcap's own reader first: a file that is not a capture, is
 damaged or has fewer than N packets gets the same one line and exit code as from
 ``sockcap show`` (tshark would stop on it with a crash report), and only a file the
-reader accepts whole is handed to tshark.
+reader accepts whole is handed to tshark. A tshark failure is one line with its reason.
 """
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from contextlib import ExitStack
-
-import click
 
 from sockcap.errors import InputError, SockcapError
 from sockcap.i18n import _
@@ -26,28 +28,34 @@ def dissect_command(path: str, number: int) -> None:
     count = count_packets(path)
     if number > count:
         raise InputError(_("{path} has no packet {number} (it has {count})").format(path=path, number=number, count=count))
-    if shutil.which("tshark") is None:
+    tshark = shutil.which("tshark")
+    if tshark is None:
         raise SockcapError(_("--dissect needs tshark"),
                            _("install it: sudo apt-get install tshark"))
-    try:
-        import pyshark  # type: ignore[import-untyped]
-    except ImportError as e:
-        raise SockcapError(_("--dissect needs pyshark"),
-                           _("pip install 'sockcap[dissect]'")) from e
-    cap = pyshark.FileCapture(path, display_filter=f"frame.number == {number}")
-    try:
-        try:
-            packets = list(cap)
-        finally:
-            cap.close()
-    except Exception as e:  # pyshark's own exception classes, or the subprocess's errors
-        # tshark has exited; without this pyshark's __del__ "closes" it again and prints
-        # the same error as an ignored exception with its traceback
-        getattr(cap, "_running_processes", set()).clear()
-        raise SockcapError(_("tshark could not dissect {path}: {e}").format(path=path, e=tshark_reason(e))) from e
-    if not packets:
+    text = dissect(tshark, path, number)
+    if not text.strip():
         raise SockcapError(_("tshark found no packet {number} in {path}").format(number=number, path=path))
-    click.echo(str(packets[0]))
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text)
+    sys.stdout.buffer.flush()
+
+
+def tshark_command(tshark: str, path: str, number: int) -> list[str]:
+    """The tshark command whose output ``--dissect`` is."""
+    return [tshark, "-V", "-r", path, "-Y", f"frame.number=={number}"]
+
+
+def dissect(tshark: str, path: str, number: int) -> bytes:
+    """tshark's packet details of packet ``number``; SockcapError with its reason if it fails."""
+    try:
+        done = subprocess.run(tshark_command(tshark, path, number), capture_output=True,
+                              stdin=subprocess.DEVNULL, check=False)
+    except OSError as e:
+        raise SockcapError(_("cannot run tshark: {reason}").format(reason=e.strerror or e)) from e
+    if done.returncode != 0:
+        reason = tshark_reason(done.stderr.decode(errors="replace"))
+        raise SockcapError(_("tshark could not dissect {path}: {e}").format(path=path, e=reason))
+    return done.stdout
 
 
 def count_packets(path: str) -> int:
@@ -62,11 +70,13 @@ def count_packets(path: str) -> int:
         return reader.packets
 
 
-def tshark_reason(error: Exception) -> str:
-    """One line from a pyshark failure: tshark's last error line when it gave one."""
-    text = str(error)
-    for line in text.splitlines():
-        if line.startswith("Last error line:"):
-            reason = line.removeprefix("Last error line:").strip().removeprefix("tshark: ")
-            return reason[1:-1] if reason.startswith("(") and reason.endswith(")") else reason
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+def tshark_reason(stderr: str) -> str:
+    """One line from tshark's stderr: the reason in parentheses of its last error line."""
+    lines = [line.strip() for line in stderr.splitlines()
+             if line.strip() and not line.startswith(("Running as user", " "))]
+    if not lines:
+        return _("it exited with an error")
+    reason = lines[-1].removeprefix("tshark: ")
+    if reason.endswith(")") and "(" in reason:
+        return reason[reason.index("(") + 1:-1]
+    return reason

@@ -9,9 +9,12 @@ still open.
 ``--raw --out DIR`` writes each side's bytes to ``DIR/stream-N-client.bin`` and
 ``DIR/stream-N-server.bin`` (``udp-stream-N-...`` for UDP) as they are reassembled; the
 bytes of a gap are not in the files (they are not in the capture), and each gap is said
-on stderr. Under sudo the files this creates, and ``DIR`` if it creates it, belong to the
-user who ran sudo (:mod:`sockcap.owner`); a file that was there before is overwritten and
-keeps its owner.
+on stderr. The same rules as the pcap writers: ``DIR`` goes in a folder that exists
+(:func:`sockcap.owner.check_output_path`), files are mode 0600, and a stream file that is
+already there is overwritten only with ``--force`` (checked before anything is read). Then
+stdout lists the files written, not the bytes. Under sudo the files this creates, and
+``DIR`` if it creates it, belong to the user who ran sudo (:mod:`sockcap.owner`); a file
+that was there before is overwritten and keeps its owner.
 """
 
 from __future__ import annotations
@@ -39,17 +42,41 @@ if TYPE_CHECKING:
 @click.option("--raw", "mode", flag_value="raw", help=_("One line of hex per chunk; with --out, binary files."))
 @click.option("--out", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help=_("With --raw: write each side's bytes to DIR/stream-N-client.bin and -server.bin."))
+@click.option("--force", is_flag=True, help=_("With --out: overwrite stream files already in DIR."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
-def follow(file: str, stream: int | None, udp: bool, mode: str, out: str | None,
+def follow(file: str, stream: int | None, udp: bool, mode: str, out: str | None, force: bool,
            no_color: bool) -> None:
     """Show the bytes each side of a conversation sent, in order (Follow TCP Stream)."""
     if out is not None and mode != "raw":
         raise click.UsageError(_("--out writes binary files: use it with --raw"))
-    follow_command(file, stream=stream, udp=udp, mode=mode, out=out, no_color=no_color)
+    if out is not None:
+        from sockcap.owner import check_output_path
+
+        check_output_path(out)
+        if not force:
+            no_stream_files(Path(out))
+    follow_command(file, stream=stream, udp=udp, mode=mode, out=out, no_color=no_color,
+                   force=force)
+
+
+STREAM_FILES = ("stream-*-client.bin", "stream-*-server.bin")  # udp-stream-* match too
+
+
+def no_stream_files(folder: Path) -> None:
+    """OutputExistsError when ``folder`` already holds stream files (before any is written)."""
+    from sockcap.errors import OutputExistsError
+
+    if not folder.is_dir():
+        return
+    found = sorted(p for pattern in STREAM_FILES for p in folder.glob("*" + pattern))
+    if found:
+        raise OutputExistsError(_("{folder} already holds {count} stream files ({first}, ...); "
+                                  "add --force to overwrite them").format(
+            folder=folder, count=len(found), first=found[0].name))
 
 
 def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: str | None,
-                   no_color: bool) -> None:
+                   no_color: bool, force: bool = False) -> None:
     import gc
     from contextlib import ExitStack
 
@@ -67,7 +94,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     select = None if stream is None else (IPPROTO_UDP if udp else IPPROTO_TCP, stream)
     pipeline = Pipeline(analyze=False)  # follow needs no expert notes
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
-    sink = RawFiles(Path(out), output.note) if out is not None else None
+    sink = RawFiles(Path(out), output.note, force=force) if out is not None else None
     failure: list[CaptureFileError] = []
 
     def until_damage(packets: Iterator[Annotated]) -> Iterator[Annotated]:
@@ -88,12 +115,25 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
             packets = pipeline.packets(reader)
         else:
             packets = pipeline.select(reader, *select, skipper=reader)
+        shown = [0]
+
+        def counted(pairs: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+            for pair in pairs:
+                shown[0] += 1
+                yield pair
+
         pairs = follow_pairs(until_damage(packets), select, mode, sink)
         try:
-            output.lines(pairs)
+            if sink is None:
+                output.lines(counted(pairs))
+            else:
+                for _pair in counted(pairs):  # the bytes go to the files, not to stdout
+                    pass
         finally:
             if sink is not None:
                 sink.close()
+    if sink is not None:
+        output.lines((line, "") for line in sink.listing())
     if failure:
         output.flush()
         raise failure[0]
@@ -107,13 +147,19 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
             _("no {kind} stream {stream} in {path} (it has {count}: 0..{last})").format(
                 kind=kind, stream=stream, path=path, count=count, last=count - 1)
             if count else _("no {kind} conversation in {path}").format(kind=kind, path=path))
+    if select is not None and not shown[0]:
+        kind = "udp" if udp else "tcp"
+        output.line(_("no payload in {kind} stream {stream}").format(kind=kind, stream=stream))
     output.flush()
+
+
+FILE_MODE = 0o600  # as the pcap files: a capture's bytes are for their owner only
 
 
 class RawFiles:
     """Writes each side's reassembled bytes to its own file, as chunks come."""
 
-    def __init__(self, folder: Path, note: Callable[[str], None]) -> None:
+    def __init__(self, folder: Path, note: Callable[[str], None], *, force: bool = False) -> None:
         from sockcap.errors import SockcapError
         from sockcap.owner import Owner
 
@@ -124,7 +170,9 @@ class RawFiles:
             raise SockcapError(_("cannot create {folder}: {strerror}").format(folder=folder, strerror=e.strerror)) from e
         self.folder = folder
         self.note = note
+        self.force = force
         self.files: dict[tuple[int, bool], BinaryIO] = {}
+        self.written: dict[Path, int] = {}  # every file written, and its bytes, in order
 
     def _file(self, conv: Conversation, client: bool) -> BinaryIO:
         from sockcap.render.follow import stream_name
@@ -135,22 +183,30 @@ class RawFiles:
             name = stream_name(conv).replace(" ", "-").replace("tcp-", "")
             path = self.folder / f"{name}-{'client' if client else 'server'}.bin"
             f = self.files[key] = self._create(path)  # closed in end() or close()
+            self.written[path] = 0
         return f
 
     def _create(self, path: Path) -> BinaryIO:
-        """``open(path, "wb")``; a file this creates is given to the user who ran sudo."""
-        from sockcap.errors import SockcapError
+        """``open(path, "wb")``, mode 0600 as a pcap file; a file this creates is given to
+        the user who ran sudo; one that exists is overwritten only with ``force``."""
+        import os
+
+        from sockcap.errors import OutputExistsError, SockcapError
         from sockcap.owner import create_file
 
         created = False
 
         def opener(name: str, flags: int) -> int:
             nonlocal created
-            fd, created = create_file(name, 0o666, replace=True)
+            fd, created = create_file(name, FILE_MODE, replace=self.force)
+            os.fchmod(fd, FILE_MODE)  # an overwritten file keeps its old mode otherwise
             return fd
 
         try:
             f = open(path, "wb", opener=opener)
+        except FileExistsError:
+            raise OutputExistsError(_("{path} exists (add --force to overwrite it)").format(
+                path=path)) from None
         except OSError as e:
             raise SockcapError(_("cannot write {path}: {strerror}").format(path=path, strerror=e.strerror)) from e
         if created:
@@ -160,13 +216,20 @@ class RawFiles:
     def write(self, chunk: Chunk) -> None:
         from sockcap.render.follow import stream_name
 
-        self._file(chunk.conv, not chunk.from_client)  # both files exist, even if empty
+        for client in (True, False):  # both files exist, even if empty
+            self._file(chunk.conv, client)
         f = self._file(chunk.conv, chunk.from_client)
         if chunk.gap:
             side = "client" if chunk.from_client else "server"
             self.note(_("sockcap: {conv}: {gap} bytes from the {side} missing at offset {offset}, not in {f}").format(conv=stream_name(chunk.conv), gap=chunk.gap, side=side, offset=chunk.offset, f=f.name))
             return
         f.write(chunk.data)
+        self.written[Path(f.name)] += len(chunk.data)
+
+    def listing(self) -> list[str]:
+        """One line per file written, with its size."""
+        return [_("wrote {path} ({size} bytes)").format(path=path, size=size)
+                for path, size in self.written.items()]
 
     def end(self, conv: Conversation) -> None:
         for client in (True, False):

@@ -39,11 +39,13 @@ def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
         load_spec,
         submissions,
     )
+    from sockcap.owner import check_output_path
     from sockcap.signals import sigterm_raises
 
     def note(text: str) -> None:
         click.echo(_("sockcap: {text}").format(text=text), err=True)
 
+    check_output_path(out)
     the_spec = load_spec(spec)
     folders = submissions(Path(folder), single)
     if not isolate_network():

@@ -72,6 +72,9 @@ def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messa
         raise click.BadParameter(_("an empty message shows nothing on the link (over TCP it "
                                    "is not even sent)"), param_hint="'-m'")
     folder = out_dir or time.strftime("captures/lab-%Y%m%d-%H%M%S")
+    from sockcap.owner import check_output_path
+
+    check_output_path(folder)
     lab_command(LabRequest(
         link=LinkOptions(loss=loss, drop_every=drop_every or 0, delay_ms=delay),
         messages=payloads, tcp=tcp, udp=udp, out_dir=folder, force=force, timeout=timeout,

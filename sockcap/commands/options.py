@@ -36,10 +36,13 @@ def loopback_address(ctx: click.Context, param: click.Parameter, value: str) -> 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The view options shared by every command that prints a timeline.
 
-    ``--explain`` is offered to the commands whose function takes an ``explain`` argument.
+    ``--explain`` and ``--filters`` are offered to the commands whose function takes an
+    ``explain`` or ``filters`` argument.
     """
     if "explain" in inspect.signature(f).parameters:
         f = click.option("--explain", is_flag=True, help=_("After the timeline, say in a sentence what each kind of note means."))(f)
+    if "filters" in inspect.signature(f).parameters:
+        f = click.option("--filters", is_flag=True, help=_("Under each packet, the Wireshark display filter that finds it; at the end, Wireshark's menus for each stream (Follow, Flow Graph)."))(f)
     for opt in reversed([
         click.option("--hex", "hex_", is_flag=True, help=_("Payload bytes under each packet (Show Packet Bytes).")),
         click.option("--json", "json_", is_flag=True, help=_("One JSON object per packet per line.")),

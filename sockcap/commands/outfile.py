@@ -13,13 +13,14 @@ def write_text_file(path: str, text: str, *, force: bool, note: Callable[[str], 
     import os
 
     from sockcap.errors import OutputExistsError, WriteError
-    from sockcap.owner import Owner, create_file
+    from sockcap.owner import Owner, check_output_path, create_file
 
+    check_output_path(path)
     owner = Owner(lambda line: note(_("sockcap: {line}").format(line=line)))
     try:
         fd, created = create_file(path, 0o644, replace=force)
     except FileExistsError:
-        raise OutputExistsError(_("{path} exists (add --force to overwrite it)").format(
+        raise OutputExistsError(_("{path} exists; use --force to overwrite").format(
             path=path)) from None
     except OSError as e:
         raise WriteError(_("cannot write {path}: {reason}").format(

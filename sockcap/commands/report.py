@@ -28,10 +28,12 @@ def report(file: str, out: str, force: bool) -> None:
     from contextlib import ExitStack
 
     from sockcap.output import Output
+    from sockcap.owner import check_output_path
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pcapfile.source import open_input
     from sockcap.pipeline import Pipeline
 
+    check_output_path(out, force=force)
     output = Output()
     pipeline = Pipeline()
     with ExitStack() as stack:

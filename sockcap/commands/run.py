@@ -7,8 +7,9 @@ import signal
 
 from sockcap.analysis.summary import summary_line
 from sockcap.errors import ExitCode
-from sockcap.i18n import _
+from sockcap.i18n import _, ngettext
 from sockcap.output import Output
+from sockcap.owner import check_output_path
 from sockcap.pipeline import Pipeline
 from sockcap.render.explain import explain_lines
 from sockcap.render.packets import PacketView
@@ -19,8 +20,10 @@ from sockcap.signals import Stopped, cancel_on_signals
 def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int,
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
                 style: str, no_color: bool, explain: bool = False, follow: bool = False,
-                diagram: bool = False, report: bool = False) -> None:
+                diagram: bool = False, report: bool = False, echo_check: bool = True) -> None:
     if capture:
+        if out is not None:
+            check_output_path(out, force=force)
         capture_in_private_namespace()
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
                       host=host, port=port, out=out, force=force, timeout=timeout)
@@ -48,6 +51,20 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     else:
         _print_exchange(result, output)
     output.flush()
+    if echo_check:
+        _check_echoes(result)
+
+
+def _check_echoes(result: RunResult) -> None:
+    """Exit 1 with one line when a reply was not an echo of its message."""
+    from sockcap.endpoints.client import echo_problems
+    from sockcap.errors import EndpointError
+
+    problems = echo_problems(result.exchanges)
+    if problems:
+        raise EndpointError(problems[0], _("{count} of {total} replies differ; for a server that "
+                                           "is not an echo server, add --no-echo-check").format(
+            count=len(problems), total=len(result.exchanges)))
 
 
 def capture_in_private_namespace() -> None:
@@ -93,7 +110,8 @@ def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, outp
         output.lines(explain_lines(pipeline.tracker.note_counts))
     text = summary_line(pipeline.tracker.conversations, result.stats)
     note = output.note if json_ else output.line
-    note(_("saved {annotated} packets to {path}").format(annotated=len(result.annotated), path=result.path))
+    note(ngettext("saved {annotated} packet to {path}", "saved {annotated} packets to {path}",
+                  len(result.annotated)).format(annotated=len(result.annotated), path=result.path))
     note(text)
 
 

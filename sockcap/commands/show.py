@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 from contextlib import ExitStack
 
+from sockcap.commands.progress import track, wants_progress
 from sockcap.errors import CaptureFileError
 from sockcap.i18n import _
 from sockcap.output import Output
@@ -23,11 +24,13 @@ from sockcap.pipeline import Pipeline
 from sockcap.pipeline.compiled import CompiledTimeline
 from sockcap.render.explain import explain_lines
 from sockcap.render.packets import PacketView
+from sockcap.render.wireshark import wireshark_menus
 from sockcap.speedups import engine_class
 
 
 def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_: bool,
-                 json_: bool, style: str, no_color: bool, explain: bool = False) -> None:
+                 json_: bool, style: str, no_color: bool, explain: bool = False,
+                 filters: bool = False) -> None:
     if dissect is not None:
         from sockcap.commands.dissect import dissect_command
 
@@ -35,28 +38,41 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         return
     output = Output(color=False if no_color else None)
     pipeline = Pipeline(keep=False, port=port, limit=count)
-    view = PacketView(pipeline, json=json_, style=style, hex_=hex_)
+    view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters)
     with ExitStack() as stack:
-        reader = open_capture(open_input(path, stack))
+        stream = open_input(path, stack)
+        reader = open_capture(stream)
+        progress = wants_progress(output.err, json_, output.stream)
+        frames = track(reader, stream, output.err, progress)
         try:
             if output.color:
-                for a in pipeline.packets(reader):
+                for a in pipeline.packets(frames):
                     output.lines(view.styled(a))
             else:
                 # The plain path makes no reference cycles (records, conversations,
                 # strings): the cyclic collector would only walk the conversations kept,
                 # again and again. rich, on a terminal, may make some: it keeps it on.
                 gc.disable()
-                compiled = compiled_timeline(pipeline, json_=json_, style=style, hex_=hex_)
+                compiled = None if progress or filters else compiled_timeline(
+                    pipeline, json_=json_, style=style, hex_=hex_)
                 if compiled is not None:
                     compiled.run(reader, output.data)
                 else:
-                    output.text(pipeline.map(reader, view.text))
+                    output.text(pipeline.map(frames, view.text))
         except CaptureFileError:
             output.flush()
             raise
         finally:
             warn(output, reader)
+    if reader.packets == 0 and not json_:
+        output.line(_("0 packets"))
+    if filters:
+        menus = wireshark_menus(list(view.streams))
+        if json_:  # stdout stays JSON; the sentences go to stderr
+            for text in menus:
+                output.note(text)
+        else:
+            output.lines((text, "dim") for text in menus)
     if explain:
         lines = explain_lines(pipeline.tracker.note_counts)
         if json_:  # stdout stays JSON; the sentences go to stderr
@@ -70,7 +86,8 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
 def compiled_timeline(pipeline: Pipeline, *, json_: bool, style: str,
                       hex_: bool) -> CompiledTimeline | None:
     """The compiled loop for the views it renders (plain Wireshark-style text, with or
-    without ``--hex``), when the extension is there and not turned off; else None."""
+    without ``--hex``), when the extension is there and not turned off; else None.
+    ``--filters`` and the progress line (a terminal's) stay on the pure loop."""
     if json_ or style != "wireshark":
         return None
     engine = engine_class()

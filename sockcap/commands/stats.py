@@ -29,6 +29,7 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     from contextlib import ExitStack
 
     from sockcap.analysis.stats import CaptureFacts, StatsCollector, linktype_names
+    from sockcap.commands.progress import track, wants_progress
     from sockcap.errors import CaptureFileError
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
@@ -43,16 +44,19 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     collector = StatsCollector()
     failure: CaptureFileError | None = None
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
-    engine = engine_class()
+    progress = wants_progress(output.err, json_)  # a terminal's line: the pure loop's
+    engine = None if progress else engine_class()
     compiled = compiled_stats(engine, pipeline) if engine is not None else None
     with ExitStack() as stack:
-        reader = open_capture(open_input(path, stack))
+        stream = open_input(path, stack)
+        reader = open_capture(stream)
+        frames = track(reader, stream, output.err, progress)
         try:
             # the conversations count their own packets, the collector only the others
             if compiled is not None:
                 compiled.run(reader, _no_text, collector.count)
             else:
-                pipeline.run(reader, collector.count)
+                pipeline.run(frames, collector.count)
         except CaptureFileError as e:
             failure = e
         collector.see(reader.packets, pipeline.first_ts, pipeline.last_ts)

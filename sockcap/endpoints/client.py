@@ -22,7 +22,14 @@ What goes on the wire, and why:
   closes, just as the C client stops after it.
 * UDP has no connection and no guarantee: the client waits ``timeout`` for each reply and
   records ``None`` when none came. A "port unreachable" answer from the kernel means
-  nothing listens there and is reported as an error.
+  nothing listens there and is reported as an error. Silence says only what is known: the
+  datagram was sent and nothing came back; on loopback a datagram is not lost on the way,
+  so there the reason is a program that has the port open and does not answer.
+* Every reply is compared with what was sent (:func:`echo_difference`): extra bytes (in
+  hex), missing bytes or the first byte that differs. An echo server must echo; for a
+  server that is not one, the check is turned off (``--no-echo-check``).
+* A server that does not answer our FIN with its own within ``timeout`` is said
+  (:class:`ServerKeptOpenError`): its side of the connection is left in CLOSE_WAIT.
 
 Every failure is an :class:`EndpointError` with one line that says what happened.
 """
@@ -47,6 +54,47 @@ from sockcap.i18n import _
 
 QUIT = "quit"  # the message after which the client closes
 READ_SIZE = 65536
+HEX_BYTES = 16  # bytes of a difference shown in hex
+
+
+class ServerKeptOpenError(EndpointError):
+    """The server did not close its side after our FIN (its socket is in CLOSE_WAIT)."""
+
+
+def echo_difference(sent: bytes, reply: bytes) -> str:
+    """How ``reply`` differs from ``sent``, in one clause; ``""`` when it is an echo."""
+    if reply == sent:
+        return ""
+    if reply.startswith(sent):
+        extra = reply[len(sent):]
+        return _("{count} extra bytes after the echo: {hex}").format(
+            count=len(extra), hex=hex_bytes(extra))
+    if sent.startswith(reply):
+        missing = sent[len(reply):]
+        return _("{count} bytes missing at the end: {hex}").format(
+            count=len(missing), hex=hex_bytes(missing))
+    at = next(i for i, (a, b) in enumerate(zip(sent, reply, strict=False)) if a != b)
+    return _("differs from byte {offset} on: sent {sent}, got {got} ({got_len} bytes for "
+             "{sent_len} sent)").format(offset=at, sent=hex_bytes(sent[at:]),
+                                         got=hex_bytes(reply[at:]), got_len=len(reply),
+                                         sent_len=len(sent))
+
+
+def hex_bytes(data: bytes) -> str:
+    """``68 69 0a``, the first HEX_BYTES bytes, then ``...``."""
+    text = data[:HEX_BYTES].hex(" ")
+    return text + " ..." if len(data) > HEX_BYTES else text
+
+
+def echo_problems(exchanges: Iterable[tuple[str, bytes | None]]) -> list[str]:
+    """One sentence per reply that is not an echo of its message (UDP silence aside)."""
+    problems = []
+    for number, (message, reply) in enumerate(exchanges, 1):
+        how = "" if reply is None else echo_difference(message.encode(), reply)
+        if how:
+            problems.append(_("reply {number} is not an echo of {message!r}: {how}").format(
+                number=number, message=message, how=how))
+    return problems
 
 
 class Exchange(NamedTuple):
@@ -58,6 +106,7 @@ class Exchange(NamedTuple):
 
 class _EchoClient(Protocol):
     local: str
+    loopback: bool
 
     async def send(self, message: str) -> bytes | None: ...
 
@@ -67,14 +116,17 @@ class _EchoClient(Protocol):
 
 
 async def tcp_exchange(
-    host: str, port: int, messages: Iterable[str], *, timeout: float = 5.0
+    host: str, port: int, messages: Iterable[str], *, timeout: float = 5.0,
+    strict_close: bool = True,
 ) -> list[Exchange]:
     """Connect over TCP, send each message and read its echo, then close gracefully.
 
-    Stops after a ``quit`` message. Raises EndpointError (refused, timeout, early close).
+    Stops after a ``quit`` message. Raises EndpointError (refused, timeout, early close;
+    with ``strict_close`` a server that does not close after our FIN).
     """
     todo = list(messages)
     client = await TcpEchoClient.open(host, port, timeout=timeout, total=len(todo))
+    client.strict_close = strict_close
     return await _exchange_all(client, todo)
 
 
@@ -117,8 +169,10 @@ class TcpEchoClient:
         self.timeout = timeout
         self.total = total  # messages planned, for error messages; None when interactive
         self.done = 0  # messages whose echo came back in full
+        self.strict_close = True  # close() raises when the server keeps its side open
         sockname = writer.get_extra_info("sockname")
         self.local = format_address(sockname[0], sockname[1])
+        self.loopback = is_loopback(sockname[0])
 
     @classmethod
     async def open(
@@ -178,17 +232,27 @@ class TcpEchoClient:
         return f"{count} of {self.total}" if self.total is not None else str(count)
 
     async def close(self) -> None:
-        """Send FIN, wait for the server's FIN (up to the timeout), then close."""
+        """Send FIN, wait for the server's FIN (up to the timeout), then close.
+
+        Raises ServerKeptOpenError, once our side is closed, when no FIN came in time.
+        """
+        kept_open = False
         try:
             self.writer.write_eof()
             await asyncio.wait_for(self._drain_to_eof(), self.timeout)
-        except (asyncio.TimeoutError, ConnectionError):
-            pass  # the server did not close in time or reset: close our side anyway
+        except asyncio.TimeoutError:
+            kept_open = True  # close our side anyway, then say it
+        except ConnectionError:
+            pass  # a reset ends the connection on both sides
         self.writer.close()
         try:
             await self.writer.wait_closed()
         except ConnectionError:
             pass
+        if kept_open and self.strict_close:
+            raise ServerKeptOpenError(_(
+                "the server did not close its side within {timeout:g} s after our FIN (its "
+                "connection is left in CLOSE_WAIT)").format(timeout=self.timeout))
 
     async def _drain_to_eof(self) -> None:
         while await self.reader.read(READ_SIZE):
@@ -228,6 +292,8 @@ class UdpEchoClient:
         self.timeout = timeout
         sockname = transport.get_extra_info("sockname")
         self.local = format_address(sockname[0], sockname[1])
+        peer = sock.getpeername()
+        self.loopback = is_loopback(peer[0])
 
     @classmethod
     async def open(cls, host: str, port: int, *, timeout: float = 5.0) -> UdpEchoClient:
@@ -284,30 +350,55 @@ def run_client(
     out: Callable[[str], None],
     input_lines: Iterable[str] | None = None,
     timeout: float = 5.0,
+    echo_check: bool = True,
+    note: Callable[[str], None] | None = None,
 ) -> int:
     """Send ``messages`` (or each line of ``input_lines``/stdin) and show every reply.
 
     Returns the exit code: 0; 1 when a UDP datagram got no reply (the exchange goes on to
-    the end, as over TCP every message needs its echo); 130 after Ctrl-C. Raises
-    EndpointError on failure.
+    the end, as over TCP every message needs its echo), when a reply was not an echo of
+    its message (unless not ``echo_check``) or when the server kept its side open after
+    our FIN; 130 after Ctrl-C. Each problem is one line to ``note`` (default ``out``).
+    Raises EndpointError on failure.
     """
     address = format_address(parse_host(host), check_port(port))
     lines = messages if messages is not None else _typed_lines(input_lines)
+    say = note or out
     loop = asyncio.new_event_loop()
     client: _EchoClient | None = None
     try:
         client = loop.run_until_complete(_open(host, port, udp, timeout))
         out(_("{to} {address} from {local}").format(to='sending to' if udp else 'connected to', address=address, local=client.local))
-        unanswered = _converse(loop, client, lines, out, timeout)
-        loop.run_until_complete(client.close())
-        client = None
-        out("closed")
-        return ExitCode.ERROR if unanswered else ExitCode.OK
+        exchanges = _converse(loop, client, lines, out, timeout, echo_check)
+        problems = _problems(exchanges, echo_check)
+        try:
+            loop.run_until_complete(client.close())
+            out("closed")
+        except ServerKeptOpenError as e:
+            problems.append(str(e))
+        finally:
+            client = None
+        for problem in problems:
+            say(_("sockcap: {problem}").format(problem=problem))
+        unanswered = any(reply is None for _message, reply in exchanges)
+        return ExitCode.ERROR if unanswered or problems else ExitCode.OK
     except KeyboardInterrupt:
         out("interrupted")
         return ExitCode.INTERRUPTED
     finally:
         _shut_down(loop, client)
+
+
+def _problems(exchanges: list[Exchange], echo_check: bool) -> list[str]:
+    """The replies that were not echoes, said with the way out for a non-echo server."""
+    if not echo_check:
+        return []
+    problems = echo_problems(exchanges)
+    if problems:
+        problems.append(_("{count} of {total} replies were not an echo of what was sent (for a "
+                          "server that is not an echo server, add --no-echo-check)").format(
+            count=len(problems), total=len(exchanges)))
+    return problems
 
 
 def _converse(
@@ -316,17 +407,21 @@ def _converse(
     lines: Iterable[str],
     out: Callable[[str], None],
     timeout: float,
-) -> int:
-    """Send each line and show its reply; the number of messages that got none (UDP)."""
-    unanswered = 0
+    echo_check: bool = True,
+) -> list[Exchange]:
+    """Send each line and show its reply (and how it differs from an echo)."""
+    exchanges: list[Exchange] = []
     for message in lines:
         out(_("> {message}").format(message=message))
         reply = loop.run_until_complete(client.send(message))
-        out(_show_reply(reply, timeout))
-        unanswered += reply is None
+        out(_show_reply(reply, timeout, client.loopback))
+        how = echo_difference(message.encode(), reply) if echo_check and reply is not None else ""
+        if how:
+            out(_("! not an echo: {how}").format(how=how))
+        exchanges.append(Exchange(message, reply))
         if message.strip() == QUIT:
             break
-    return unanswered
+    return exchanges
 
 
 def _shut_down(loop: asyncio.AbstractEventLoop, client: _EchoClient | None) -> None:
@@ -351,6 +446,16 @@ async def _open(host: str, port: int, udp: bool, timeout: float) -> _EchoClient:
     return await TcpEchoClient.open(host, port, timeout=timeout)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an IP address) is a loopback address (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def _typed_lines(input_lines: Iterable[str] | None) -> Iterator[str]:
     """Lines without their newline; blank lines are skipped (nothing to send)."""
     for line in sys.stdin if input_lines is None else input_lines:
@@ -359,7 +464,17 @@ def _typed_lines(input_lines: Iterable[str] | None) -> Iterator[str]:
             yield text
 
 
-def _show_reply(reply: bytes | None, timeout: float) -> str:
+def _show_reply(reply: bytes | None, timeout: float, loopback: bool) -> str:
     if reply is None:
-        return f"< (no reply within {timeout:g} s: UDP datagrams can be lost)"
+        return "< " + silence(timeout, loopback)
     return f"< {printable(reply)}"
+
+
+def silence(timeout: float, loopback: bool) -> str:
+    """What is known when a UDP datagram got no reply."""
+    if loopback:
+        return _("(sent; no reply within {timeout:g} s and no 'port unreachable': a program "
+                 "has the port open and did not answer; on loopback the datagram was not "
+                 "lost on the way)").format(timeout=timeout)
+    return _("(sent; no reply within {timeout:g} s: the datagram or its reply may have been "
+             "lost on the way, or the server did not answer)").format(timeout=timeout)

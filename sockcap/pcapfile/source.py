@@ -13,12 +13,15 @@ and on a file it returns a whole chunk in one system call.
 
 from __future__ import annotations
 
+import importlib
+import io
 import sys
+import zlib
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
-from sockcap.errors import InputError
+from sockcap.errors import CaptureFileError, InputError
 from sockcap.i18n import _
 
 CHUNK = 1 << 20  # bytes asked for per read
@@ -66,11 +69,84 @@ class ByteSource:
         return have >= need
 
 
+# Compressed captures, as Wireshark opens them: (magic, name, module the reader needs)
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"  # RFC 8878 3.1.1
+LZ4_MAGIC = b"\x04\x22\x4d\x18"  # LZ4 frame format
+UNREADABLE = ((b"BZh", "bzip2", "bunzip2 -k"), (b"\xfd7zXZ\x00", "xz", "unxz -k"))
+
+
 def open_input(path: str, stack: ExitStack) -> BinaryIO:
-    """The capture file to read (``-``: stdin), closed with ``stack``; a file that cannot
-    be opened is one line of bad input. Every command that reads a file starts here."""
-    if path == "-":
-        return sys.stdin.buffer
+    """The capture file to read (``-``: stdin), closed with ``stack``, decompressed when it
+    is gzip (always), zstd or lz4 (with ``sockcap[compressed]``); a file that cannot be
+    opened is one line of bad input. Every command that reads a file starts here."""
+    raw = sys.stdin.buffer if path == "-" else _open_file(path, stack)
+    return _decompressed(raw, path, stack)
+
+
+def _decompressed(raw: BinaryIO, path: str, stack: ExitStack) -> BinaryIO:
+    peek: Callable[[int], bytes] | None = getattr(raw, "peek", None)
+    head = peek(8)[:8] if peek is not None else b""
+    if head.startswith(GZIP_MAGIC):
+        import gzip
+
+        return cast(BinaryIO, DecompressedInput(stack.enter_context(gzip.GzipFile(fileobj=raw)), "gzip", raw))
+    if head.startswith(ZSTD_MAGIC):
+        zstandard = _optional("zstandard", "zstd", path)
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        return cast(BinaryIO, DecompressedInput(stack.enter_context(reader), "zstd", raw))
+    if head.startswith(LZ4_MAGIC):
+        lz4_frame = _optional("lz4.frame", "lz4", path)
+        return cast(BinaryIO, DecompressedInput(stack.enter_context(lz4_frame.open(raw, "rb")), "lz4", raw))
+    for magic, name, fix in UNREADABLE:
+        if head.startswith(magic):
+            raise InputError(_("{path} is compressed with {name}, which sockcap does not read: "
+                               "decompress it first ({fix})").format(path=path, name=name,
+                                                                    fix=fix))
+    return raw
+
+
+def _optional(module: str, name: str, path: str) -> Any:
+    """The decompressor's module, or one line naming the compression and the fix."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise InputError(_("{path} is compressed with {name}: install "
+                           "'sockcap[compressed]' to read it, or decompress it first").format(
+                               path=path, name=name)) from e
+
+
+class DecompressedInput(io.RawIOBase):
+    """A decompressing stream whose damage (a bad or cut-short compressed stream) is a
+    :class:`~sockcap.errors.CaptureFileError` like any other damage in the file."""
+
+    def __init__(self, stream: Any, name: str, raw_file: BinaryIO) -> None:
+        super().__init__()
+        self.raw_file = raw_file  # the compressed file: how far a read is, for progress
+        self._stream = stream
+        self._name = name
+        self._read1: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, size: int = -1) -> bytes:
+        try:
+            return self._read1(size)
+        except (OSError, EOFError, zlib.error, ValueError) as e:
+            raise CaptureFileError(_("the {name} stream is damaged or cut short: {error}").format(
+                name=self._name, error=e)) from e
+
+    def read(self, size: int = -1) -> bytes:
+        return self.read1(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read1(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _open_file(path: str, stack: ExitStack) -> BinaryIO:
     try:
         return stack.enter_context(open(path, "rb"))
     except IsADirectoryError as e:

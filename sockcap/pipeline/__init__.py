@@ -35,7 +35,7 @@ from typing import Protocol, TypeVar
 
 from sockcap.analysis.conversation import Annotated, ConversationTracker
 from sockcap.decode import decode_frame
-from sockcap.decode.records import Packet, RawFrame
+from sockcap.decode.records import IPPROTO_ICMP, IPPROTO_ICMPV6, Packet, RawFrame
 
 T = TypeVar("T")
 
@@ -115,6 +115,8 @@ class Pipeline:
                         self.first_ts = first = ts
                 entry = locate(p)
                 if entry is None:
+                    if p.proto == IPPROTO_ICMP or p.proto == IPPROTO_ICMPV6:
+                        annotate(p, None)  # an ICMP error is noted in the conversation
                     others(p)
                 else:
                     annotate(p, entry)

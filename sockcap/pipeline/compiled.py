@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Any, Protocol, overload
 
-from sockcap.analysis.conversation import Annotated
+from sockcap.analysis.conversation import ICMP_PROTOS, Annotated, icmp_error_note
 from sockcap.analysis.stats import ConversationStats
 from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text, phase_text
 from sockcap.decode import decode_frame
+from sockcap.decode.icmp import decode_icmp
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, RawFrame
 from sockcap.i18n import _
 from sockcap.pipeline import Pipeline
@@ -35,17 +36,20 @@ from sockcap.render.packets import GUESSED_ROLES
 from sockcap.render.timeline import (
     _ACE_FLAGS,
     _WIRESHARK_FLAGS,
+    icmp_info,
     packet_where,
     proto_name,
 )
 
-# the note kinds the engine counts, in its order (the analysis' and the connection's)
+# the note kinds the engine counts, in its order (the analysis' and the connection's,
+# then an ICMP error's, counted in the conversation of the datagram it quotes)
 COUNTED_KINDS = (
     Note.RETRANSMISSION, Note.SYN_RETRANSMITTED, Note.SPURIOUS_RETRANSMISSION,
     Note.FAST_RETRANSMISSION, Note.OUT_OF_ORDER, Note.LOST_SEGMENT, Note.ACKED_UNSEEN,
     Note.DUPLICATE_ACK, Note.ZERO_WINDOW, Note.ZERO_WINDOW_PROBE, Note.ZERO_WINDOW_PROBE_ACK,
     Note.WINDOW_FULL, Note.WINDOW_UPDATE, Note.KEEP_ALIVE, Note.KEEP_ALIVE_ACK,
-    Note.CONNECTION_REFUSED, Note.CONNECTION_RESET, Note.HALF_CLOSE,
+    Note.CONNECTION_REFUSED, Note.CONNECTION_RESET, Note.HALF_CLOSE, Note.PORT_UNREACHABLE,
+    Note.UNREACHABLE,
 )
 PHASES = (Phase.NONE, Phase.HANDSHAKE_1, Phase.HANDSHAKE_2, Phase.HANDSHAKE_3, Phase.DATA,
           Phase.ACK, Phase.TEARDOWN, Phase.RESET)
@@ -157,6 +161,7 @@ class CompiledTimeline:
         (as :meth:`Pipeline.run` gives them)."""
         engine = self.engine
         frame_fn, packet_fn, take = engine.frame, engine.packet, engine.take
+        analyze = self.pipeline.tracker.analyze
 
         def flush() -> None:
             if engine.pending:
@@ -168,12 +173,15 @@ class CompiledTimeline:
             for frame in frames:
                 if not frame_fn(frame):
                     p = decode_frame(frame)
-                    located = p.sport >= 0 and p.proto in (IPPROTO_TCP, IPPROTO_UDP)
-                    packet_fn(p, p.notes,
-                              None if located else packet_where(p),
-                              None if located else proto_name(p))
-                    if others is not None and not located:
-                        others(p)
+                    if p.sport >= 0 and p.proto in (IPPROTO_TCP, IPPROTO_UDP):
+                        packet_fn(p, p.notes, None, None)
+                    else:
+                        if p.proto in ICMP_PROTOS:
+                            packet_fn(p, *icmp_words(p, analyze))
+                        else:
+                            packet_fn(p, p.notes, packet_where(p), proto_name(p))
+                        if others is not None:
+                            others(p)
                 if engine.done:
                     break
                 if engine.pending >= CHUNK:
@@ -240,6 +248,22 @@ class Rows(Sequence[ConversationStats]):
             "TCP" if proto == IPPROTO_TCP else "UDP", stream, client, server, ROLES[roles],
             packets, size, payload, first, duration, irtt,
             {COUNTED_KINDS[kind]: n for kind, n in notes}, OUTCOMES[end])
+
+
+def icmp_words(p: Packet, analyze: bool) -> tuple[Any, ...]:
+    """The engine's arguments for an ICMP/ICMPv6 packet (decoded by Python): its notes
+    (with an unreachable's, when analysing, as the tracker adds it), where, the protocol,
+    the Info text the timeline prints, and the quoted datagram's conversation key with
+    the note's kind (the engine counts it there, or in the totals only)."""
+    msg = decode_icmp(p)
+    info = None if msg is None else icmp_info(msg)
+    notes, quoted = p.notes, None
+    found = icmp_error_note(p) if analyze and p.sport < 0 else None
+    if found is not None:
+        note, key = found
+        notes = notes + (note,)
+        quoted = (COUNTED_KINDS.index(note.kind), *key)
+    return notes, packet_where(p), proto_name(p), info, quoted
 
 
 def compiled_stats(engine_class: Any, pipeline: Pipeline) -> CompiledTimeline:

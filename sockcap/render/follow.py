@@ -2,8 +2,8 @@
 
 Pure: chunks in, ``(line, style)`` pairs out (the CLI colours them on a terminal only).
 Each line starts with a direction marker, ``>`` client to server and ``<`` server to
-client, so the view reads the same without colour; on a terminal the client's bytes are
-red and the server's blue, as in Wireshark's Follow TCP Stream window.
+client, so the view reads the same without colour; on a terminal the client's bytes and
+the server's have the timeline's colours (one definition: :mod:`sockcap.render.timeline`).
 
 Modes: ``ascii`` (printable bytes as text, others as ``.``, one line per line sent),
 ``hex`` (Wireshark's hex dump, offsets counted in each side's stream) and ``raw`` (one
@@ -25,7 +25,7 @@ from sockcap.analysis.conversation import (
 from sockcap.analysis.follow import Chunk, Follower
 from sockcap.decode.records import IPPROTO_UDP, TcpFlags
 from sockcap.i18n import _
-from sockcap.render.timeline import endpoint, hexdump
+from sockcap.render.timeline import CLIENT_STYLE, SERVER_STYLE, endpoint, hexdump
 
 FIN, RST = int(TcpFlags.FIN), int(TcpFlags.RST)
 
@@ -37,8 +37,6 @@ class ChunkSink(Protocol):
 
     def end(self, conv: Conversation) -> None: ...
 
-CLIENT_STYLE = "red"
-SERVER_STYLE = "blue"
 GAP_STYLE = "bold yellow"
 MODES = ("ascii", "hex", "raw")
 # bytes shown as themselves in ascii mode: printable ASCII and tab; the rest become "."

@@ -134,7 +134,8 @@ def ladder_layout(packets: Sequence[Annotated], first_ts: int, limit: int = 0) -
 def _arrow(a: Annotated, row: int, first_ts: int) -> Arrow:
     p = a.packet
     if a.seq >= 0 and a.win >= 0:
-        label = f"{wireshark_flags(p.flags)} Seq={a.seq} Ack={a.ack} Len={p.payload_len}"
+        ack = f" Ack={a.ack}" if p.flags & ACK else ""  # as the timeline: no Ack without ACK
+        label = f"{wireshark_flags(p.flags)} Seq={a.seq}{ack} Len={p.payload_len}"
     else:
         label = f"{'UDP' if p.is_udp else 'TCP'} Len={p.payload_len}"
     payload = preview(p.payload, PREVIEW_CHARS) if p.payload_len > 0 else ""

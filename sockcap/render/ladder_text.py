@@ -8,7 +8,7 @@ The terminal ladder, two lines a packet (its label, then its arrow)::
 
           time    no   client                                  server
                        │                                            │
-      0.000000     1 ┌ │ [SYN] Seq=0 Ack=0 Len=0                    │ ┌ handshake
+      0.000000     1 ┌ │ [SYN] Seq=0 Len=0                          │ ┌ handshake
                      │ │───────────────────────────────────────────▶│ │ RTT 0.026 ms
 
 Times on the left, the handshake's round trip bracketed beside them, the phases as

@@ -12,23 +12,26 @@ from collections.abc import Callable, Iterator
 
 from sockcap.analysis.conversation import ROLES_GUESSED, Annotated
 from sockcap.i18n import N_, _
-from sockcap.render.timeline import Clock, Timeline, endpoint, json_line, style_of
+from sockcap.render.timeline import Clock, Timeline, endpoint, json_line, json_record, style_of
+from sockcap.render.wireshark import display_filter
 
 
 class PacketView:
     """One packet's lines in the notation chosen; ``clock`` is the pipeline's."""
 
     def __init__(self, clock: Clock, *, json: bool = False, style: str = "wireshark",
-                 hex_: bool = False) -> None:
+                 hex_: bool = False, filters: bool = False) -> None:
         self.clock = clock
         self.json = json
+        self.filters = filters  # each packet's Wireshark display filter, the streams seen
+        self.streams: dict[tuple[int, int], None] = {}  # (proto, stream), in order seen
         self.timeline = Timeline(style=style, hex_payload=hex_, clock=clock)
         self.text: Callable[[Annotated], str] = self._choose_text(json, style, hex_)
 
     def _choose_text(self, json: bool, style: str, hex_: bool) -> Callable[[Annotated], str]:
         if json:
-            return self._json
-        if style != "wireshark":
+            return self._json_filter if self.filters else self._json
+        if style != "wireshark" or self.filters:
             return self._lines_text
         line, hex_lines = self.timeline.line, self.timeline.hex_lines
 
@@ -48,19 +51,34 @@ class PacketView:
     def _json(self, a: Annotated) -> str:
         return json_line(a, self.clock.first_ts)
 
+    def _json_filter(self, a: Annotated) -> str:
+        import json
+
+        self._seen(a)
+        record = json_record(a, self.clock.first_ts)
+        record["filter"] = display_filter(a)
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+    def _seen(self, a: Annotated) -> None:
+        if a.conv is not None:
+            self.streams[(a.conv.proto, a.conv.stream)] = None
+
     def _lines_text(self, a: Annotated) -> str:
         return "\n".join(text for text, _style in self.styled(a))
 
     def styled(self, a: Annotated) -> Iterator[tuple[str, str]]:
         """``(line, style)`` pairs; the style is a rich style name, "" for none."""
         if self.json:
-            yield self._json(a), ""
+            yield self.text(a), ""
             return
         conv = a.conv
         if conv is not None and conv.roles is ROLES_GUESSED and _first_of(a):
             yield guessed_roles(a), "dim"
         lines = self.timeline.lines(a)
         yield lines[0], style_of(a)
+        if self.filters:
+            self._seen(a)
+            yield "      " + _("filter: {filter}").format(filter=display_filter(a)), "dim"
         for extra in lines[1:]:
             yield extra, "dim"
 

@@ -59,6 +59,11 @@ def stats_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
     for proto, (packets, size) in report.protocols.items():
         yield _("  {proto:<10} {packets:>10} packets {size:>14} bytes").format(
             proto=proto, packets=packets, size=size), ""
+    if report.icmp:
+        yield "", ""
+        yield _("icmp messages"), "bold"
+        for message, count in report.icmp.items():
+            yield _("  {count:>6}  {message}").format(count=count, message=message), ""
     yield "", ""
     tcp = sum(1 for c in report.conversations if c.proto == "TCP")
     yield _("conversations: {tcp} TCP, {udp} UDP (> client to server, < server to client)"
@@ -132,6 +137,7 @@ def stats_json(report: StatsReport, name: str) -> dict[str, Any]:
         "protocols": {k: {"packets": v[0], "bytes": v[1]} for k, v in report.protocols.items()},
         "conversations": [conversation_json(c) for c in report.conversations],
         "notes": dict(report.notes),
+        "icmp": dict(report.icmp),
     }
 
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from sockcap.analysis.conversation import ECN_BITS, Annotated, Conversation
 from sockcap.codes import Phase, note_text, phase_text
+from sockcap.decode.icmp import IcmpMessage, decode_icmp
 from sockcap.decode.records import (
     IPPROTO_ICMP,
     IPPROTO_ICMPV6,
@@ -33,6 +34,7 @@ from sockcap.decode.records import (
     TcpOptionKind,
 )
 from sockcap.i18n import _
+from sockcap.render.tcpdump_options import MPTCP_SUBTYPES, tcpdump_extra_option
 
 # Wireshark prints flag names in bit order: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE.
 FLAG_NAMES = tuple(str(flag.name) for flag in TcpFlags)
@@ -43,6 +45,7 @@ TCPDUMP_FLAGS = tuple((int(flag), letter) for flag, letter in (
     (TcpFlags.AE, "e")))
 # plain ints from the one definition of the bits (an IntFlag operation costs a call)
 FIN, SYN, RST, ACK = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST, TcpFlags.ACK))
+URG = int(TcpFlags.URG)
 IP_PROTO_NAMES = {IPPROTO_TCP: "TCP", IPPROTO_UDP: "UDP", IPPROTO_ICMP: "ICMP",
                   IPPROTO_ICMPV6: "ICMPv6", 2: "IGMP", 47: "GRE", 50: "ESP", 51: "AH",
                   89: "OSPF", 132: "SCTP"}
@@ -135,12 +138,14 @@ def style_of(a: Annotated) -> str:
     return _PHASE_STYLES.get(a.phase, "bold red" if a.notes else "")
 
 
-# "[PSH, ACK]   " padded to the column width, for every flag combination: one list index
-# per packet instead of joining names.
-_WIRESHARK_FLAGS = [f"{wireshark_flags(f):<11}" for f in range(512)]
+# "[PSH, ACK]       " padded to the column width, for every flag combination: one list
+# index per packet instead of joining names. The width holds the widest common set,
+# "[FIN, PSH, ACK]" (and "[SYN, ECE, CWR]").
+FLAG_COLUMN = 15
+_WIRESHARK_FLAGS = [f"{wireshark_flags(f):<{FLAG_COLUMN}}" for f in range(512)]
 # Under Accurate ECN (RFC 9768) AE, CWR and ECE of a segment after the handshake are one
 # 3-bit counter, ACE, which Wireshark shows as a number: "[ACK, ACE=5]".
-_ACE_FLAGS = [f"{'[' + ', '.join((*flag_names(f & ~ECN_BITS), f'ACE={f >> 6 & 7}')) + ']':<11}"
+_ACE_FLAGS = [f"{'[' + ', '.join((*flag_names(f & ~ECN_BITS), f'ACE={f >> 6 & 7}')) + ']':<{FLAG_COLUMN}}"
               for f in range(512)]
 MOD32 = 1 << 32
 _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared when full)
@@ -149,6 +154,9 @@ _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared whe
 # "%4d" and "%10.6f" print exactly what f"{:>4}" and f"{:>10.6f}" print.
 _TCP_LINE = "%4d %10.6f  %s  TCP %s Seq=%d Ack=%d Win=%d Len=%d  %s"
 _TCP_DATA_LINE = _TCP_LINE + "  %s"
+# Without the ACK flag (a SYN, a bare RST) Wireshark's Info column shows no Ack field.
+_TCP_NOACK_LINE = "%4d %10.6f  %s  TCP %s Seq=%d Win=%d Len=%d  %s"
+_TCP_NOACK_DATA_LINE = _TCP_NOACK_LINE + "  %s"
 # The time column of a frame without a time (NO_TIMESTAMP), in each notation's width.
 NO_TIME = f"{'-':>10}"
 NO_CLOCK = f"{'-':<15}"
@@ -244,7 +252,13 @@ class Timeline:
         if win >= 0:
             names = (_ACE_FLAGS if conv is not None and conv.accecn and not flags & SYN
                      else _WIRESHARK_FLAGS)[flags]
-            if plen > 0:
+            if not flags & ACK:
+                line = _TCP_NOACK_LINE % (no, t, where, names, seq, win, plen, phase)
+                if plen > 0:
+                    line = _TCP_NOACK_DATA_LINE % (
+                        no, t, where, names, seq, win, plen, phase,
+                        preview(data[off : off + min(plen, PREVIEW_CHARS + 1)]))
+            elif plen > 0:
                 # the preview needs at most PREVIEW_CHARS + 1 bytes (one more says "cut")
                 line = _TCP_DATA_LINE % (no, t, where, names, seq, ack, win, plen, phase,
                                          preview(data[off : off + min(plen, PREVIEW_CHARS + 1)]))
@@ -254,6 +268,8 @@ class Timeline:
             line = f"{no:>4} {t:>10.6f}  {where}  TCP [bad header] Seq={seq} Ack={ack}"
             if plen > 0:
                 line += "  " + preview(data[off : off + min(plen, PREVIEW_CHARS + 1)])
+        elif sport < 0 and (icmp := decode_icmp(p)) is not None:
+            line = f"{no:>4} {t:>10.6f}  {where}  {proto_name(p)} {icmp_info(icmp)}"
         else:
             length = plen if sport >= 0 else wirelen
             line = f"{no:>4} {t:>10.6f}  {where}  {proto_name(p)} Len={length}"
@@ -272,6 +288,12 @@ class Timeline:
         clock = self._clock(p.ts_ns) if p.ts_ns >= 0 else NO_CLOCK
         fam = "IP6" if p.net == "IPv6" else "IP"
         if p.sport < 0:
+            icmp = decode_icmp(p)
+            if icmp is not None:
+                text = tcpdump_icmp(icmp, p.payload_len)
+                if not icmp.v6:
+                    text = "ICMP " + text
+                return f"{clock} {fam} {p.src} > {p.dst}: {text}" + _marks(a)
             return f"{clock} {fam} {p.src} > {p.dst}: {proto_name(p)}, length {p.wirelen}"
         where = f"{clock} {fam} {p.src}.{p.sport} > {p.dst}.{p.dport}:"
         if a.seq < 0:
@@ -305,9 +327,17 @@ class Timeline:
         if p.flags & ACK:
             out += f", ack {ack}"
         out += f", win {p.window}"
+        if p.flags & URG:
+            out += f", urg {urgent_pointer(p)}"
         if p.options:
-            out += (", options [" + ",".join(tcpdump_option(o, sack_base) for o in p.options)
-                    + "]")
+            texts: list[str] = []
+            for o in p.options:
+                text = tcpdump_option(o, sack_base)
+                if text is None:  # tcpdump: "[bad opt]", and the segment ends there
+                    name = tcpdump_option_name(o)
+                    return out + ", options [" + ",".join((*texts, name)) + "[bad opt]]"
+                texts.append(text)
+            out += ", options [" + ",".join(texts) + "]"
         return out + f", length {n}"
 
     def _tcpdump_numbers(self, p: Packet) -> tuple[int, int, int]:
@@ -334,9 +364,33 @@ class Timeline:
         return (p.seq - mine) % MOD32, (p.ack - other) % MOD32, other
 
 
-def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str:
+def urgent_pointer(p: Packet) -> int:
+    """The TCP header's urgent pointer (the header ends where the payload starts)."""
+    sport, data = p.sport.to_bytes(2, "big"), p.data
+    for words in range(5, 16):
+        start = p.payload_off - 4 * words
+        if (0 <= start and start + 20 <= len(data) and data[start : start + 2] == sport
+                and data[start + 12] >> 4 == words):
+            return int.from_bytes(data[start + 18 : start + 20], "big")
+    return 0
+
+
+def tcpdump_option_name(o: TcpOption) -> str:
+    """The name tcpdump prints before ``[bad opt]``: ``mptcp 3 dss``, ``scps``."""
+    if o.kind == 30 and o.value:
+        sub = o.value[0] >> 4
+        name = MPTCP_SUBTYPES[sub] if sub < len(MPTCP_SUBTYPES) else f"unknown-subtype-{sub}"
+        return f"mptcp {len(o.value) + 2} {name}"
+    return {20: "scps"}.get(o.kind, f"unknown-{o.kind}")
+
+
+def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str | None:
     """One TCP option in tcpdump's words: ``mss 65495``, ``sackOK``, ``TS val 1 ecr 0``;
-    SACK edges relative to ``sack_base`` (the base tcpdump subtracts from the ack)."""
+    SACK edges relative to ``sack_base`` (the base tcpdump subtracts from the ack);
+    None for an option tcpdump calls ``[bad opt]``."""
+    extra = tcpdump_extra_option(o)
+    if extra != "":
+        return extra
     v = o.value
     if o.kind == TcpOptionKind.NOP:
         return "nop"
@@ -358,6 +412,40 @@ def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str:
     if o.kind == TcpOptionKind.FAST_OPEN:
         return "tfo " + ("cookiereq" if not v else "cookie " + v.hex())
     return f"unknown-{o.kind} 0x{v.hex()}" if v else f"opt-{o.kind}"
+
+
+def icmp_info(m: IcmpMessage) -> str:
+    """Wireshark's Info for ICMP: ``Destination unreachable (Port unreachable)``,
+    ``Echo (ping) request  id=0x0001, seq=1/256``."""
+    if m.ident >= 0:
+        swapped = (m.seq >> 8) | (m.seq & 0xFF) << 8  # Wireshark shows both byte orders
+        return f"{m.name}  id=0x{m.ident:04x}, seq={m.seq}/{swapped}"
+    return m.name
+
+
+def tcpdump_icmp(m: IcmpMessage, length: int) -> str:
+    """What tcpdump prints for ICMP: ``ICMP 127.0.0.1 udp port 5999 unreachable, length
+    41``, ``ICMP echo request, id 1, seq 1, length 64`` (print-icmp.c, print-icmp6.c)."""
+    q = m.quoted
+    if m.v6:
+        return "ICMP6, " + _tcpdump_icmp6(m, length)
+    if m.port_unreachable and q is not None and q.dport >= 0:
+        proto = {IPPROTO_UDP: "udp", IPPROTO_TCP: "tcp"}.get(q.proto, str(q.proto))
+        return f"{q.dst} {proto} port {q.dport} unreachable, length {length}"
+    if m.echo:
+        return f"echo {m.echo}, id {m.ident}, seq {m.seq}, length {length}"
+    return f"{m.name}, length {length}"
+
+
+def _tcpdump_icmp6(m: IcmpMessage, length: int) -> str:
+    q = m.quoted
+    if m.port_unreachable and q is not None and q.dport >= 0:
+        proto = {IPPROTO_UDP: "udp", IPPROTO_TCP: "tcp"}.get(q.proto, str(q.proto))
+        return (f"destination unreachable, unreachable port, {q.dst} {proto} port {q.dport}, "
+                f"length {length}")
+    if m.echo:
+        return f"echo {m.echo}, id {m.ident}, seq {m.seq}, length {length}"
+    return f"{m.name.lower()}, length {length}"
 
 
 def _without_time(line: str, no: int, t: float) -> str:
@@ -402,6 +490,17 @@ def json_record(a: Annotated, first_ts: int) -> dict[str, Any]:
         "notes": list(a.notes),
         "tunnel": p.tunnel or None,  # "pppoe" or "l2tp": the fields are the inner packet's
     }
+    if p.sport < 0 and (icmp := decode_icmp(p)) is not None:
+        q = icmp.quoted
+        rec["icmp"] = {
+            "type": icmp.type, "code": icmp.code, "name": icmp.name,
+            "id": icmp.ident if icmp.ident >= 0 else None,
+            "seq": icmp.seq if icmp.seq >= 0 else None,
+            "quoted": None if q is None else {
+                "src": q.src, "dst": q.dst, "proto": IP_PROTO_NAMES.get(q.proto, q.proto),
+                "sport": q.sport if q.sport >= 0 else None,
+                "dport": q.dport if q.dport >= 0 else None},
+        }
     return rec
 
 

@@ -1,0 +1,99 @@
+"""Progress of a long read on a terminal: bytes read of the file's size and packets a
+second, shown on stderr with rich once a read has taken about a second, and cleared at
+the end. Never in a pipe, never with ``--json``: :func:`track` then returns the frames
+untouched, so the fast path pays nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, TextIO, TypeVar
+
+from sockcap.i18n import _
+
+T = TypeVar("T")
+AFTER_S = 1.0  # a read shorter than this shows no progress
+CHECK_EVERY = 4096  # frames between two looks at the clock
+
+
+def wants_progress(err: TextIO, json_: bool, stdout: TextIO | None = None) -> bool:
+    """On a terminal only: stderr is one, and stdout is not the same screen being
+    written line by line (``stdout`` given for the commands that stream their output)."""
+    if json_ or not (hasattr(err, "isatty") and err.isatty()):
+        return False
+    return stdout is None or not (hasattr(stdout, "isatty") and stdout.isatty())
+
+
+def track(frames: Iterable[T], stream: IO[bytes], err: TextIO, enabled: bool) -> Iterator[T]:
+    """``frames`` as they are read; with ``enabled``, a progress line on ``err`` after
+    :data:`AFTER_S` (``SOCKCAP_PROGRESS_AFTER`` overrides it), removed at the end."""
+    if not enabled:
+        yield from frames
+        return
+    after = float(os.environ.get("SOCKCAP_PROGRESS_AFTER", AFTER_S))
+    where = _Position(stream)
+    start = time.monotonic()
+    bar: _Bar | None = None
+    count = 0
+    try:
+        for frame in frames:
+            count += 1
+            if count % CHECK_EVERY == 0 or (bar is None and after <= 0):
+                now = time.monotonic()
+                if bar is None and now - start >= after:
+                    bar = _Bar(err, where.size)
+                if bar is not None:
+                    bar.update(where.offset(), count, now - start)
+            yield frame
+    finally:
+        if bar is not None:
+            bar.stop()
+
+
+class _Position:
+    """Where the reader is in the file (the compressed file for a compressed one)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        raw = getattr(stream, "raw_file", stream)
+        try:
+            self.fd: int | None = raw.fileno()
+            self.size: int | None = os.fstat(self.fd).st_size or None
+        except (OSError, ValueError, AttributeError):
+            self.fd, self.size = None, None
+
+    def offset(self) -> int:
+        if self.fd is None:
+            return 0
+        try:
+            return os.lseek(self.fd, 0, os.SEEK_CUR)
+        except OSError:  # a pipe
+            return 0
+
+
+class _Bar:
+    def __init__(self, err: TextIO, size: int | None) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress: Any = Progress(
+            TextColumn(_("reading")), BarColumn(), DownloadColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+            console=Console(file=err), transient=True, auto_refresh=False)
+        self.task = self.progress.add_task("read", total=size, rate="")
+        self.progress.start()
+
+    def update(self, offset: int, packets: int, elapsed: float) -> None:
+        rate = _("{rate} packets/s").format(rate=f"{packets / max(elapsed, 1e-9):,.0f}")
+        self.progress.update(self.task, completed=offset, rate=rate)
+        self.progress.refresh()
+
+    def stop(self) -> None:
+        self.progress.stop()

@@ -1,0 +1,34 @@
+"""A stdout that cannot encode "→" gets ASCII arrows and escapes, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ROOT, sockcap
+
+PCAP = ROOT / "tests" / "golden" / "echo-tcp.pcap"
+
+
+@pytest.mark.parametrize("env", [
+    {"PYTHONIOENCODING": "ascii"},
+    {"LC_ALL": "C", "LANG": None, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+     "PYTHONIOENCODING": None},
+])
+@pytest.mark.parametrize("args", [("show",), ("follow", "--stream", "0"), ("stats",),
+                                  ("diagram",)])
+def test_no_traceback_on_an_ascii_stdout(env: dict[str, str | None],
+                                         args: tuple[str, ...]) -> None:
+    res = sockcap(*args, str(PCAP), env=env)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    assert res.stdout.isascii() and res.stdout.strip()
+    utf8 = sockcap(*args, str(PCAP), env={"PYTHONIOENCODING": "utf-8"}).stdout
+    if "→" in utf8:
+        assert "->" in res.stdout and res.stdout == utf8.replace("→", "->").replace(
+            "│", "|").replace("─", "-").replace("▶", ">").replace("◀", "<").replace(
+            "┌", "+").replace("└", "+").replace("…", "...")
+
+
+def test_show_lines_use_ascii_arrows() -> None:
+    res = sockcap("show", str(PCAP), env={"PYTHONIOENCODING": "ascii"})
+    first = res.stdout.splitlines()[0]
+    assert "client 127.0.0.1:35558 -> server 127.0.0.1:34891" in first
