@@ -335,3 +335,44 @@ def test_a_tracker_that_reports_forgotten_conversations_is_not_stood_in_for() ->
         CompiledTimeline(engine_class(), pipeline, hex_=False)
     pipeline.tracker.on_forget = None
     CompiledTimeline(engine_class(), pipeline, hex_=False)
+
+
+@needs_extension
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_icmp_messages_and_the_notes_they_put_on_conversations(tmp_path: Path, v6: bool) -> None:
+    """ICMP is decoded by Python and its unreachable's note counted by the engine in the
+    conversation of the datagram it quotes (kept or forgotten), as the pure tracker does."""
+    icmp_proto = 58 if v6 else 1
+    unreach = (1, 4) if v6 else (3, 3)  # port unreachable
+    host_unreach = (1, 3) if v6 else (3, 1)  # address / host unreachable
+    echo = (128, 0) if v6 else (8, 0)
+    head = LINK_HEADS[1](v6)
+    udp = struct.pack("!HHHH", 40000, 53, 12, 0) + b"ping"
+    syn = _tcp(40001, 80, 100, 0, 0x002, 512, b"", b"")
+    stray = struct.pack("!HHHH", 41000, 9, 8, 0)  # quotes a datagram never seen
+
+    def icmp(kind: tuple[int, int], body: bytes) -> bytes:
+        return head + _ip(v6, 2, 1, icmp_proto, struct.pack("!BBHI", *kind, 0, 0) + body)
+
+    frames = [
+        head + _ip(v6, 1, 2, 17, udp),
+        icmp(unreach, _ip(v6, 1, 2, 17, udp)),
+        head + _ip(v6, 1, 2, 6, syn),
+        icmp(host_unreach, _ip(v6, 1, 2, 6, syn)[:48 if v6 else 28]),
+        icmp(unreach, _ip(v6, 1, 2, 17, stray)),
+        icmp(echo, b"abcd"),
+        head + _ip(v6, 1, 2, icmp_proto, b"\x08"),  # too short for a message
+        head + _ip(v6, 1, 2, 17, udp),
+        icmp(unreach, _ip(v6, 1, 2, 17, udp)),
+    ]
+    ts = 1_700_000_000 * 10**9
+    data = pcapng_file(1, [(ts + i * 1_000_000, f, len(f)) for i, f in enumerate(frames)])
+    same_on_both_paths(data, tmp_path)
+    path = tmp_path / "icmp.pcapng"
+    path.write_bytes(data)
+    out = show_result(str(path), {}, pure=False).stdout
+    host = "[::2]" if v6 else "10.0.0.2"
+    assert out.count(f"(port unreachable: nothing listens on {host}:53)") == 2
+    assert f"nothing listens on {host}:9)" in out
+    stats = sockcap("stats", "--json", str(path)).stdout
+    assert '"notes": {"port unreachable": 2}' in stats

@@ -261,7 +261,7 @@ def icmp_words(p: Packet, analyze: bool) -> tuple[Any, ...]:
     found = icmp_error_note(p) if analyze and p.sport < 0 else None
     if found is not None:
         note, key = found
-        notes = notes + (note,)
+        notes = (*notes, note)
         quoted = (COUNTED_KINDS.index(note.kind), *key)
     return notes, packet_where(p), proto_name(p), info, quoted
 
