@@ -1004,10 +1004,11 @@ static int put_time(Buf *b, i128 diff) {
         return 0;
     }
     double t;
-    i128 lim = (i128)1 << 53;
-    if (diff > -lim && diff < lim) {
+    if (diff >= INT64_MIN && diff <= INT64_MAX) {
+        /* the timeline's (ts - first) / 1e9: the int made a double (rounded to nearest),
+         * then divided */
         t = (double)(int64_t)diff / 1e9;
-    } else { /* Python's int / int, correctly rounded */
+    } else { /* idem for an int past 64 bits: float(int), correctly rounded */
         int neg = diff < 0;
         u128 u = neg ? (u128)0 - (u128)diff : (u128)diff;
         PyObject *hi = PyLong_FromUnsignedLongLong((unsigned long long)(u >> 64));
@@ -1016,11 +1017,11 @@ static int put_time(Buf *b, i128 diff) {
         PyObject *x = NULL, *y = NULL, *v = NULL, *ns = PyLong_FromLongLong(NS_PER_SEC);
         if (hi && lo && sh && ns) x = PyNumber_Lshift(hi, sh);
         if (x) y = PyNumber_Or(x, lo);
-        if (y) v = PyNumber_TrueDivide(y, ns);
+        if (y) v = PyNumber_Float(y);
         Py_XDECREF(hi); Py_XDECREF(lo); Py_XDECREF(sh); Py_XDECREF(x); Py_XDECREF(y);
         Py_XDECREF(ns);
         if (!v) return -1;
-        t = PyFloat_AsDouble(v);
+        t = PyFloat_AsDouble(v) / 1e9;
         Py_DECREF(v);
         if (neg) t = -t;
     }

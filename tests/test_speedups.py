@@ -376,3 +376,18 @@ def test_icmp_messages_and_the_notes_they_put_on_conversations(tmp_path: Path, v
     assert f"nothing listens on {host}:9)" in out
     stats = sockcap("stats", "--json", str(path)).stdout
     assert '"notes": {"port unreachable": 2}' in stats
+
+
+@needs_extension
+def test_time_past_2_to_the_53_nanoseconds_rounds_as_the_timeline(tmp_path: Path) -> None:
+    """The timeline's ``(ts - first) / 1e9`` makes the difference a double first: past
+    2**53 ns that rounding shows in the sixth decimal."""
+    frame = LINK_HEADS[1](False) + _ip(False, 1, 2, 17, struct.pack("!HHHH", 40000, 53, 8, 0))
+    records = b"".join(struct.pack("<IIII", sec, nsec, len(frame), len(frame)) + frame
+                       for sec, nsec in ((1418145372, 147483648), (2147483648, 72)))
+    data = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 65535, 1) + records
+    same_on_both_paths(data, tmp_path)
+    path = tmp_path / "far.pcap"
+    path.write_bytes(data)
+    lines = show_result(str(path), {}, pure=False).stdout.splitlines()
+    assert lines[1].startswith("   2 729338275.852517  ")  # int / int would end in ...516
