@@ -5,10 +5,11 @@
 #   bash scripts/setup.sh test     set up, then the test suite
 #   bash scripts/setup.sh          set up only
 #
-# Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, gcc,
-# nftables, iproute2, setcap) with apt-get when they are missing, and the Python package into
-# .venv. For the tests also what only they need: chromium with chromium-driver (the report's
-# browser tests) and Java (the Spark test of the exported tables), and the test extras.
+# Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, gcc and the
+# Python headers for the compiled fast path, nftables, iproute2, setcap) with apt-get when
+# they are missing, and the Python package into .venv (building sockcap._speedups). For the
+# tests also what only they need: chromium with chromium-driver (the report's browser tests)
+# and Java (the Spark test of the exported tables), and the test extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,8 @@ command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v dumpcap >/dev/null || need_apt+=(wireshark-common)
 [ -x /usr/sbin/setcap ] || command -v setcap >/dev/null || need_apt+=(libcap2-bin)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# the headers the compiled fast path (sockcap/_speedups.c) is built against
+python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null || need_apt+=(python3-dev)
 extras="dissect"
 if [ "${1:-}" = test ]; then
   extras="test,dissect,export,spark,compressed"

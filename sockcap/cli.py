@@ -53,13 +53,25 @@ class LazyGroup(click.Group):
         return command
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``sockcap 0.1.0 (compiled (sockcap._speedups))``: the version and the path in use."""
+    if not value or ctx.resilient_parsing:
+        return
+    from sockcap.speedups import path_name
+
+    click.echo(f"sockcap {__version__} ({path_name()})")
+    ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              help=_("See what a socket program really puts on the wire.\n\n"
                     "\b\n"
                     "sockcap run --capture        echo server + client on loopback, captured and explained\n"
                     "sockcap show FILE            the same timeline for any pcap/pcapng file\n"
                     "sockcap server / client      an echo pair that talks to the classic C echo programs"))
-@click.version_option(__version__, prog_name="sockcap")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version,
+              help=_("Show the version and whether the compiled fast path is in use."))
 @click.option("--debug", is_flag=True, help=_("Show tracebacks for errors."))
 @click.option("--lang", type=click.Choice(available_languages()), metavar="LANG",
               help=_("Language of the messages: {languages} (default: from LANGUAGE, LC_ALL, "

@@ -104,6 +104,10 @@ class OutputExistsError(InputError, WriteError):
     """The output file exists and ``--force`` was not given."""
 
 
+class MissingExtensionError(SockcapError):
+    """``SOCKCAP_REQUIRE_EXTENSIONS`` is set and the compiled path cannot be loaded."""
+
+
 class NamespaceError(SockcapError):
     """A private network namespace could not be made (the kernel forbids unprivileged
     user namespaces): the same exit code as a missing capture permission."""

@@ -25,6 +25,24 @@ needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not present at {CORPUS}")
 
 
+def _compiled_built() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("sockcap._speedups") is not None
+
+
+@pytest.fixture(params=["compiled", "pure"])
+def sockcap_path(request: pytest.FixtureRequest) -> dict[str, str | None]:
+    """The environment for :func:`sockcap` that picks one path: the compiled extension
+    (skipped when it is not built, unless SOCKCAP_REQUIRE_EXTENSIONS says it must be)
+    or the pure-Python twin (``SOCKCAP_PURE=1``)."""
+    if request.param == "pure":
+        return {"SOCKCAP_PURE": "1"}
+    if not _compiled_built() and not os.environ.get("SOCKCAP_REQUIRE_EXTENSIONS"):
+        pytest.skip("the compiled extension is not built")
+    return {"SOCKCAP_PURE": None, "SOCKCAP_NO_EXTENSIONS": None}
+
+
 def sockcap(*args: str, timeout: float = 60, user: str | None = None,
             cwd: Path | None = None, input: str | None = None,
             env: dict[str, str | None] | None = None,

@@ -39,9 +39,9 @@ def cases() -> list[Case]:
     return out
 
 
-def render(case: Case) -> str:
+def render(case: Case, env: dict[str, str | None] | None = None) -> str:
     assert case.capture is not None
-    res = sockcap("show", str(case.capture), *case.options)
+    res = sockcap("show", str(case.capture), *case.options, env=env)
     text = res.stdout
     if res.returncode or res.stderr:
         text += f"--- exit {res.returncode}\n" + res.stderr
@@ -49,8 +49,9 @@ def render(case: Case) -> str:
 
 
 @pytest.mark.parametrize("case", cases(), ids=lambda c: c.name)
-def test_golden(case: Case) -> None:
+def test_golden(case: Case, sockcap_path: dict[str, str | None]) -> None:
+    """Each case on both paths: the compiled one (when built) and the pure one."""
     if case.capture is None:
         pytest.skip(f"corpus not present at {CORPUS}")
     expected = (GOLDEN / case.expected).read_text(encoding="utf-8")
-    assert render(case) == expected
+    assert render(case, sockcap_path) == expected

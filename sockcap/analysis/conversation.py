@@ -230,6 +230,14 @@ class ConversationTracker:
         next packet keeps its number in the file."""
         self._count += n
 
+    def resume(self, count: int, streams: tuple[int, int]) -> None:
+        """Take over numbering done elsewhere (the compiled numbering pass of ``follow
+        --stream N``): ``count`` packets so far, ``streams`` TCP and UDP stream numbers
+        used. Conversations filed before are not known here, so it is only for a view
+        that follows a conversation starting at the next packet."""
+        self._count = count
+        self._streams = {IPPROTO_TCP: streams[0], IPPROTO_UDP: streams[1]}
+
     def feed(self, p: Packet) -> Annotated:
         """Number, file and annotate one packet: :meth:`locate`, then :meth:`annotate`."""
         return self.annotate(p, self.locate(p))
@@ -358,17 +366,11 @@ class ConversationTracker:
     def _icmp_notes(self, p: Packet) -> tuple[str, ...]:
         """An ICMP unreachable's note, counted in the conversation whose datagram it quotes
         (the ICMP packet itself stays outside the conversation, as in Wireshark)."""
-        msg = decode_icmp(p)
-        quoted = msg.quoted if msg is not None else None
-        if msg is None or quoted is None or msg.type != UNREACHABLE_TYPE[p.proto]:
+        found = icmp_error_note(p)
+        if found is None:
             return ()
-        host = f"[{quoted.dst}]" if ":" in quoted.dst else quoted.dst
-        if msg.port_unreachable and quoted.dport >= 0:
-            note = PlacedNote(Note.PORT_UNREACHABLE, f"{host}:{quoted.dport}")
-        else:
-            note = PlacedNote(Note.UNREACHABLE, host)
-        entry = self._by_key.get((quoted.proto, quoted.src, quoted.sport, quoted.dst,
-                                  quoted.dport))
+        note, key = found
+        entry = self._by_key.get(key)
         if entry is not None:
             self._count_notes(entry[0], (note,))
         else:
@@ -383,6 +385,21 @@ class ConversationTracker:
             kind = note_kind(note)
             conv.note_counts[kind] = conv.note_counts.get(kind, 0) + 1
             self.note_counts[kind] = self.note_counts.get(kind, 0) + 1
+
+
+def icmp_error_note(p: Packet) -> tuple[PlacedNote, tuple[int, str, int, str, int]] | None:
+    """An ICMP/ICMPv6 unreachable's note and the conversation key (proto, src, sport, dst,
+    dport) of the datagram it quotes; None for any other packet."""
+    msg = decode_icmp(p)
+    quoted = msg.quoted if msg is not None else None
+    if msg is None or quoted is None or msg.type != UNREACHABLE_TYPE[p.proto]:
+        return None
+    host = f"[{quoted.dst}]" if ":" in quoted.dst else quoted.dst
+    if msg.port_unreachable and quoted.dport >= 0:
+        note = PlacedNote(Note.PORT_UNREACHABLE, f"{host}:{quoted.dport}")
+    else:
+        note = PlacedNote(Note.UNREACHABLE, host)
+    return note, (quoted.proto, quoted.src, quoted.sport, quoted.dst, quoted.dport)
 
 
 def _key_of(conv: Conversation, a: tuple[str, int], b: tuple[str, int]) -> tuple[object, ...]:

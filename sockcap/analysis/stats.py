@@ -102,15 +102,14 @@ class StatsCollector:
                 name = f"{PROTOCOL_NAMES[p.proto]} {msg.name}"
                 self._icmp[name] = self._icmp.get(name, 0) + 1
 
-    def protocols(self, convs: Sequence[Conversation]) -> dict[str, list[int]]:
+    def protocols(self, rows: Sequence[ConversationStats]) -> dict[str, list[int]]:
         """Protocol name -> [packets, frame bytes]: the conversations' and the others'
         (the report orders them by packets, then by name)."""
         out: dict[str, list[int]] = {}
-        for c in convs:
-            total = out.setdefault(PROTOCOL_NAMES[c.proto], [0, 0])
-            for d in c.dirs:
-                total[0] += d.packets
-                total[1] += d.bytes
+        for c in rows:
+            total = out.setdefault(c.proto, [0, 0])
+            total[0] += c.packets[0] + c.packets[1]
+            total[1] += c.bytes[0] + c.bytes[1]
         for (net, proto), (packets, size) in self._counts.items():
             total = out.setdefault(protocol_name(net, proto), [0, 0])
             total[0] += packets
@@ -120,7 +119,13 @@ class StatsCollector:
     def report(self, convs: Sequence[Conversation], facts: CaptureFacts,
                notes: Mapping[Note, int]) -> StatsReport:
         rows = [conversation_stats(c) for c in sorted(convs, key=lambda c: (c.proto, c.stream))]
-        protos = {k: (v[0], v[1]) for k, v in sorted(self.protocols(convs).items(),
+        return self.report_rows(rows, facts, notes)
+
+    def report_rows(self, rows: Sequence[ConversationStats], facts: CaptureFacts,
+                    notes: Mapping[Note, int]) -> StatsReport:
+        """The report from rows already made (TCP then UDP, each by stream): the
+        compiled path makes them (sockcap.pipeline.compiled.CompiledStats)."""
+        protos = {k: (v[0], v[1]) for k, v in sorted(self.protocols(rows).items(),
                                                      key=lambda kv: (-kv[1][0], kv[0]))}
         icmp = dict(sorted(self._icmp.items(), key=lambda kv: (-kv[1], kv[0])))
         return StatsReport(facts, self.packets, self.first_ns, self.last_ns, protos, rows,

@@ -22,9 +22,11 @@ from sockcap.output import Output
 from sockcap.pcapfile.reader import CaptureReader, open_capture
 from sockcap.pcapfile.source import open_input
 from sockcap.pipeline import Pipeline
+from sockcap.pipeline.compiled import CompiledTimeline
 from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
 from sockcap.render.wireshark import wireshark_menus
+from sockcap.speedups import engine_class
 
 
 def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_: bool,
@@ -43,7 +45,8 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
     with ExitStack() as stack:
         stream = open_input(path, stack)
         reader = open_capture(stream)
-        frames = track(reader, stream, output.err, wants_progress(output.err, json_, output.stream))
+        progress = wants_progress(output.err, json_, output.stream)
+        frames = track(reader, stream, output.err, progress)
         try:
             if output.color:
                 for a in pipeline.packets(frames):
@@ -53,7 +56,12 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
                 # strings): the cyclic collector would only walk the conversations kept,
                 # again and again. rich, on a terminal, may make some: it keeps it on.
                 gc.disable()
-                output.text(pipeline.map(frames, view.text))
+                compiled = None if progress or filters or explain else compiled_timeline(
+                    pipeline, json_=json_, style=style, hex_=hex_)
+                if compiled is not None:
+                    compiled.run(reader, output.data)
+                else:
+                    output.text(pipeline.map(frames, view.text))
         except CaptureFileError:
             output.flush()
             raise
@@ -78,6 +86,18 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         else:
             output.lines(lines)
     output.flush()
+
+
+def compiled_timeline(pipeline: Pipeline, *, json_: bool, style: str,
+                      hex_: bool) -> CompiledTimeline | None:
+    """The compiled loop for the views it renders (plain Wireshark-style text, with or
+    without ``--hex``), when the extension is there and not turned off; else None.
+    ``--filters``, ``--explain`` (a sentence under every packet) and the progress line (a
+    terminal's) stay on the pure loop."""
+    if json_ or style != "wireshark":
+        return None
+    engine = engine_class()
+    return None if engine is None else CompiledTimeline(engine, pipeline, hex_=hex_)
 
 
 def warn(output: Output, reader: CaptureReader) -> None:

@@ -41,7 +41,7 @@ Design:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from sockcap.decode.records import NO_TIMESTAMP, RawFrame
 from sockcap.errors import CaptureFileError, NotACaptureError
@@ -58,6 +58,9 @@ from sockcap.pcapfile.pcap import (
 )
 from sockcap.pcapfile.pcapng import BT_EPB, BT_IDB, BT_OPB, BT_SHB, BT_SPB, Interface
 from sockcap.pcapfile.source import ByteSource
+
+if TYPE_CHECKING:
+    from sockcap.pipeline.compiled import FrameSink
 
 MAX_WARNINGS = 100  # warning lines kept; ``skipped`` still counts every event
 MAX_INTERFACES = 65536  # IDBs kept per pcapng section
@@ -108,6 +111,10 @@ class CaptureReader:
         self._layout = pcapng.LAYOUTS["<"]
         self._interfaces: list[Interface] = []
         self._hits: _Hits | None = None
+        # A consumer that takes plain records straight from the buffer (the compiled
+        # timeline, sockcap.pipeline.compiled): set before iterating, never with a
+        # prefilter. Records it takes are counted in ``packets`` and not yielded.
+        self.sink: FrameSink | None = None
 
     def prefilter(self, needles: Iterable[bytes]) -> None:
         """From the next frame on, frames that contain none of ``needles`` may be skipped.
@@ -163,9 +170,23 @@ class CaptureReader:
         frac_end = NS_PER_SEC // mult
         buf, pos, end, n = src.buf, src.pos, len(src.buf), 0
         hit = self._next_hit(buf, pos)  # a record that ends at or before it is skipped
+        sink = self.sink if self._hits is None else None
+        big = header.order == ">"
         while True:
+            if sink is not None:
+                pos, taken = sink.pcap(buf, pos, linktype, mult, limit, big)
+                if taken:
+                    n += taken
+                    self.packets = n
+                if sink.done:
+                    src.pos = pos
+                    return
+                if sink.handover:
+                    sink = self.sink = None
             if end - pos < RECORD_HEADER_LEN:
                 src.pos = pos
+                if sink is not None:
+                    sink.flush()  # what the sink made is out before a read that may wait
                 if not src.fill(RECORD_HEADER_LEN):
                     self._end_of_records()
                     return
@@ -178,6 +199,8 @@ class CaptureReader:
             stop = pos + RECORD_HEADER_LEN + incl
             if stop > end:
                 src.pos = pos
+                if sink is not None:
+                    sink.flush()
                 if not src.fill(RECORD_HEADER_LEN + incl):
                     raise self._cut_short("record body", incl, src.left - RECORD_HEADER_LEN)
                 buf, pos, end = src.buf, 0, len(src.buf)
@@ -228,6 +251,10 @@ class CaptureReader:
                                               BT_SHB: self._shb}
         while True:
             yield from self._plain_epbs()
+            if self.sink is not None:
+                if self.sink.done:
+                    return
+                self.sink.flush()  # what the sink made is out before a read that may wait
             blen = self._next_block()
             if blen is None:
                 return
@@ -249,7 +276,18 @@ class CaptureReader:
         head, epb, u32 = layout.head.unpack_from, layout.epb.unpack_from, layout.u32.unpack_from
         buf, pos, end, count = src.buf, src.pos, len(src.buf), len(interfaces)
         hit = self._next_hit(buf, pos)  # a block that ends at or before it is skipped
+        sink = self.sink if self._hits is None else None
+        big = layout is pcapng.LAYOUTS[">"]
         while end - pos >= _EPB_LEN:
+            if sink is not None:
+                pos, taken = sink.pcapng(buf, pos, interfaces, big)
+                if taken:
+                    self.packets += taken
+                    src.pos = pos
+                if sink.handover:
+                    sink = self.sink = None
+                elif sink.done or end - pos < _EPB_LEN:
+                    return
             btype, blen = head(buf, pos)
             if btype != BT_EPB or blen > end - pos or blen < _EPB_LEN or blen & 3:
                 break

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from sockcap.analysis.conversation import ROLES_GUESSED, Annotated
-from sockcap.i18n import _
+from sockcap.i18n import N_, _
 from sockcap.render.explain import PacketExplainer
 from sockcap.render.timeline import Clock, Timeline, endpoint, json_line, json_record, style_of
 from sockcap.render.wireshark import display_filter
@@ -109,10 +109,13 @@ def _first_of(a: Annotated) -> bool:
     return conv is not None and conv.dirs[0].packets + conv.dirs[1].packets == 1
 
 
+# the line said before a conversation whose handshake was not seen
+GUESSED_ROLES = N_("(tcp stream {stream}: no handshake seen; roles guessed from the ports,"
+                   " server {server})")
+
+
 def guessed_roles(a: Annotated) -> str:
     """The line said before a conversation whose handshake was not seen."""
     conv = a.conv
     assert conv is not None
-    return "      " + _("(tcp stream {stream}: no handshake seen; roles guessed from the "
-                        "ports, server {server})").format(stream=conv.stream,
-                                                          server=endpoint(*conv.server))
+    return "      " + _(GUESSED_ROLES).format(stream=conv.stream, server=endpoint(*conv.server))

@@ -106,12 +106,20 @@ def _row(c: ConversationStats) -> tuple[str, ...]:
 
 
 def _table(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, str]]:
-    cells = [_row(c) for c in rows]
+    """The column widths need every row first: each row's cells are kept as one string
+    (joined by NUL, which no cell holds) until then, ~0.15 KB a conversation where a
+    tuple of nine strings cost ~0.7 KB."""
     heads = [_(h) for h in _COLUMNS]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(heads)]
+    widths = [len(h) for h in heads]
+    joined = []
+    for c in rows:
+        r = _row(c)
+        widths = [max(w, len(v)) for w, v in zip(widths, r, strict=True)]
+        joined.append("\0".join(r))
     yield "  " + "  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip(), "bold"
-    for r in cells:
-        yield "  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip(), ""
+    for text in joined:
+        cells = text.split("\0")
+        yield "  " + "  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip(), ""
 
 
 def stats_json(report: StatsReport, name: str) -> dict[str, Any]:

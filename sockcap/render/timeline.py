@@ -114,6 +114,11 @@ def endpoint(addr: str, port: int) -> str:
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
+def packet_where(p: Packet) -> str:
+    """Where a packet outside any conversation goes: ``src → dst``, or its network."""
+    return f"{p.src} → {p.dst}" if p.src else (p.net or "?")
+
+
 def proto_name(p: Packet) -> str:
     if p.proto >= 0:
         return IP_PROTO_NAMES.get(p.proto, f"IP proto {p.proto}")
@@ -207,7 +212,7 @@ class Timeline:
         p = a.packet
         conv = a.conv
         if conv is None:
-            return f"{p.src} → {p.dst}" if p.src else (p.net or "?")
+            return packet_where(p)
         pair = self._where.get(conv) or self._where_pair(conv)
         return pair[a.from_client]
 

@@ -1,0 +1,71 @@
+"""Which implementation of the hot path runs: the compiled one or the pure-Python twin.
+
+sockcap keeps its pure-Python code as the reference and adds a compiled fast path,
+``sockcap._speedups`` (C with the CPython API; see the top of ``sockcap/_speedups.c`` for
+what it covers and why C), built by ``pip install`` when a C compiler is present and
+skipped otherwise (setup.py: ``Extension(..., optional=True)``). Both give byte-identical
+output (tests/test_speedups.py).
+
+Environment, read once here and nowhere else:
+
+- ``SOCKCAP_PURE=1`` (or ``SOCKCAP_NO_EXTENSIONS=1``): use the pure path even when the
+  extension is built;
+- ``SOCKCAP_REQUIRE_EXTENSIONS=1``: a missing or broken extension is an error (CI sets
+  it, so a failed build cannot pass silently);
+- PyPy always takes the pure path.
+
+The compiled path writes English only (its words are handed to it once, and the lines it
+builds glue them together): in any other language (:func:`sockcap.i18n.language`) the
+pure path runs, so that every sentence is the translated one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from sockcap.errors import MissingExtensionError
+from sockcap.i18n import _, language
+
+_FLAGS_PURE = ("SOCKCAP_PURE", "SOCKCAP_NO_EXTENSIONS")
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def engine_class() -> Any | None:
+    """The compiled engine's class, or None when the pure path is to run."""
+    if any(_truthy(flag) for flag in _FLAGS_PURE) or language() != "en":
+        return None
+    problem = ""
+    if sys.implementation.name != "cpython":
+        problem = sys.implementation.name
+    else:
+        try:
+            from sockcap import _speedups  # type: ignore[attr-defined]
+
+            return _speedups.Engine
+        except ImportError as e:
+            problem = str(e)
+    if _truthy("SOCKCAP_REQUIRE_EXTENSIONS"):
+        raise MissingExtensionError(
+            _("the compiled extension is required (SOCKCAP_REQUIRE_EXTENSIONS) but cannot"
+              " be loaded: {problem}").format(problem=problem))
+    return None
+
+
+def path_name() -> str:
+    """``compiled`` or ``pure``, and why, for ``sockcap --version``."""
+    try:
+        compiled = engine_class() is not None
+    except MissingExtensionError:
+        compiled = False
+    if compiled:
+        return _("compiled fast path: sockcap._speedups")
+    if any(_truthy(flag) for flag in _FLAGS_PURE):
+        return _("pure Python path: SOCKCAP_PURE is set")
+    if language() != "en":
+        return _("pure Python path: the compiled path writes English only, the language"
+                 " is {language}").format(language=language())
+    return _("pure Python path: the compiled extension is not built")
