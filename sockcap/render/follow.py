@@ -105,7 +105,7 @@ def follow_pairs(annotated: Iterable[Annotated], select: tuple[int, int] | None,
     for a in annotated:
         chunks = follower.feed(a)
         conv = a.conv
-        if conv is not None and select is None and _ends(a, fins) and sections.open(conv):
+        if conv is not None and select is None and _ends(a, fins) and sections.is_open(conv):
             chunks += follower.finish(conv)
             yield from sections.add(chunks)
             yield from sections.close(conv)
@@ -142,7 +142,7 @@ class _Sections:
         self.closed: set[int] = set()
         self.totals: dict[int, list[int]] = {}  # sent client, sent server, gap c, gap s
 
-    def open(self, conv: Conversation) -> bool:
+    def is_open(self, conv: Conversation) -> bool:
         return id(conv) in self.convs and id(conv) not in self.closed
 
     def add(self, chunks: list[Chunk]) -> Iterator[tuple[str, str]]:
