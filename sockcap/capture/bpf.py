@@ -63,6 +63,31 @@ def assemble(lines: list[Line]) -> list[Insn]:
     return [Insn(op.code, offset(i, op.jt), offset(i, op.jf), op.k) for i, op in enumerate(ops)]
 
 
+def _either_port(load: int, offset: int, port: int) -> list[Line]:
+    """Accept when the 16-bit field at ``offset`` or the one after it is ``port``."""
+    return [
+        Op(load, offset),  # source port
+        Op(JEQ_K, port, jt="accept"),
+        Op(load, offset + 2),  # destination port
+        Op(JEQ_K, port, jt="accept", jf="reject"),
+    ]
+
+
+def _ip4_ports_and_verdicts(port: int) -> list[Line]:
+    """The IPv4 transport ports (first fragments only), then the two verdicts."""
+    return [
+        "ip4_frag",
+        Op(LD_H_ABS, 20),  # flags and fragment offset
+        Op(JSET_K, 0x1FFF, jt="reject"),  # only first fragments carry ports
+        Op(LDX_B_MSH, 14),  # X = 4 * IHL
+        *_either_port(LD_H_IND, 14, port),
+        "accept",
+        Op(RET_K, SNAPLEN),
+        "reject",
+        Op(RET_K, 0),
+    ]
+
+
 def port_filter(port: int) -> list[Insn]:
     """``(tcp or udp) and port PORT`` over IPv4 or IPv6, for Ethernet framing."""
     return assemble([
@@ -72,27 +97,13 @@ def port_filter(port: int) -> list[Insn]:
         Op(JEQ_K, 6, jt="ip6_ports"),
         Op(JEQ_K, 17, jf="reject"),
         "ip6_ports",
-        Op(LD_H_ABS, 54),  # source port
-        Op(JEQ_K, port, jt="accept"),
-        Op(LD_H_ABS, 56),  # destination port
-        Op(JEQ_K, port, jt="accept", jf="reject"),
+        *_either_port(LD_H_ABS, 54, port),
         "ip4",
         Op(JEQ_K, 0x0800, jf="reject"),
         Op(LD_B_ABS, 23),  # IPv4 protocol
         Op(JEQ_K, 6, jt="ip4_frag"),
         Op(JEQ_K, 17, jf="reject"),
-        "ip4_frag",
-        Op(LD_H_ABS, 20),  # flags and fragment offset
-        Op(JSET_K, 0x1FFF, jt="reject"),  # only first fragments carry ports
-        Op(LDX_B_MSH, 14),  # X = 4 * IHL
-        Op(LD_H_IND, 14),  # source port
-        Op(JEQ_K, port, jt="accept"),
-        Op(LD_H_IND, 16),  # destination port
-        Op(JEQ_K, port, jt="accept", jf="reject"),
-        "accept",
-        Op(RET_K, SNAPLEN),
-        "reject",
-        Op(RET_K, 0),
+        *_ip4_ports_and_verdicts(port),
     ])
 
 
@@ -116,15 +127,10 @@ def port_filter_with_icmp(port: int) -> list[Insn]:
         Op(JEQ_K, 58, jf="reject"),
         Op(LD_B_ABS, 54),  # ICMPv6 type
         Op(JEQ_K, 1, jf="reject"),  # destination unreachable
-        Op(LD_H_ABS, 102),  # quoted source port: 54 + 8 (ICMPv6) + 40 (quoted IPv6)
-        Op(JEQ_K, port, jt="accept"),
-        Op(LD_H_ABS, 104),  # quoted destination port
-        Op(JEQ_K, port, jt="accept", jf="reject"),
+        # the quoted ports: 54 + 8 (ICMPv6) + 40 (quoted IPv6)
+        *_either_port(LD_H_ABS, 102, port),
         "ip6_ports",
-        Op(LD_H_ABS, 54),  # source port
-        Op(JEQ_K, port, jt="accept"),
-        Op(LD_H_ABS, 56),  # destination port
-        Op(JEQ_K, port, jt="accept", jf="reject"),
+        *_either_port(LD_H_ABS, 54, port),
         "ip4",
         Op(JEQ_K, 0x0800, jf="reject"),
         Op(LD_B_ABS, 23),  # IPv4 protocol
@@ -136,20 +142,7 @@ def port_filter_with_icmp(port: int) -> list[Insn]:
         Op(LDX_B_MSH, 14),  # X = 4 * IHL
         Op(LD_B_IND, 14),  # ICMP type
         Op(JEQ_K, 3, jf="reject"),  # destination unreachable
-        Op(LD_H_IND, 42),  # quoted source port: 14 + 8 (ICMP) + 20 (quoted IPv4)
-        Op(JEQ_K, port, jt="accept"),
-        Op(LD_H_IND, 44),  # quoted destination port
-        Op(JEQ_K, port, jt="accept", jf="reject"),
-        "ip4_frag",
-        Op(LD_H_ABS, 20),  # flags and fragment offset
-        Op(JSET_K, 0x1FFF, jt="reject"),  # only first fragments carry ports
-        Op(LDX_B_MSH, 14),  # X = 4 * IHL
-        Op(LD_H_IND, 14),  # source port
-        Op(JEQ_K, port, jt="accept"),
-        Op(LD_H_IND, 16),  # destination port
-        Op(JEQ_K, port, jt="accept", jf="reject"),
-        "accept",
-        Op(RET_K, SNAPLEN),
-        "reject",
-        Op(RET_K, 0),
+        # the quoted ports: 14 + 8 (ICMP) + 20 (quoted IPv4)
+        *_either_port(LD_H_IND, 42, port),
+        *_ip4_ports_and_verdicts(port),
     ])
