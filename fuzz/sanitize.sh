@@ -2,6 +2,8 @@
 # The compiled path under AddressSanitizer and UndefinedBehaviorSanitizer, time-boxed.
 #
 #   bash fuzz/sanitize.sh [SECONDS] [MODE]      MODE: compiled (default) or differential
+#   SEED=1 START=500000 INPUTS=500000 CORPUS=no bash fuzz/sanitize.sh 7200
+#                                               one range of inputs (run ranges side by side)
 #
 # Builds sockcap/_speedups.c with -fsanitize=address,undefined (every error fatal) into a
 # temporary folder, and runs fuzz/differential.py against that build with libasan and
@@ -28,6 +30,7 @@ export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONMALLOC=malloc
 export SOCKCAP_SANITIZED_EXTENSION="$OUT/_speedups$SUFFIX"
+[ "${CORPUS:-yes}" = yes ] && extra+=(--corpus)
 LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
-  "$PY" fuzz/differential.py --corpus --time-limit "$LIMIT" --inputs 1000000000 \
-  --seed "${SEED:-1}" "${extra[@]}"
+  "$PY" fuzz/differential.py --time-limit "$LIMIT" --inputs "${INPUTS:-1000000000}" \
+  --start "${START:-0}" --seed "${SEED:-1}" "${extra[@]}"

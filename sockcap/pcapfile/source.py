@@ -55,17 +55,21 @@ class ByteSource:
 
         ``need`` must already be bounded by the caller.
         """
-        parts = [self.buf[self.pos :]]
-        have = len(parts[0])
+        have = len(self.buf) - self.pos
+        parts = [self.buf[self.pos :]] if have else []
         self.base += self.pos
         self.pos = 0
         while have < need and not self.eof:
-            chunk = self._read(max(CHUNK, need - have))
+            # With bytes left over (a record cut by the end of the last read), read only
+            # what completes the request: the buffer then ends on a record boundary, and the
+            # next read's chunk becomes the buffer as it is, without being copied again.
+            chunk = self._read(need - have if have else max(CHUNK, need))
             if not chunk:
                 self.eof = True
-            have += len(chunk or b"")
-            parts.append(chunk or b"")
-        self.buf = b"".join(parts)
+                break
+            have += len(chunk)
+            parts.append(chunk)
+        self.buf = parts[0] if len(parts) == 1 else b"".join(parts)
         return have >= need
 
 
