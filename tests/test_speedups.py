@@ -76,6 +76,13 @@ def test_golden_captures(path: Path, tmp_path: Path) -> None:
 
 
 @needs_extension
+@pytest.mark.parametrize("path", sorted((ROOT / "tests" / "differential").glob("*.pcap*")),
+                         ids=lambda p: p.name)
+def test_inputs_on_which_the_paths_once_differed(path: Path, tmp_path: Path) -> None:
+    same_on_both_paths(path.read_bytes(), tmp_path)
+
+
+@needs_extension
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus not present")
 def test_corpus(tmp_path: Path) -> None:
     files = sorted(CORPUS.rglob("*.pcap*"))
