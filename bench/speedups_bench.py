@@ -80,13 +80,19 @@ def commands(path: str) -> list[tuple[str, list[str], dict[str, str | None]]]:
     ]
 
 
-def run_once(argv: list[str], env_changes: dict[str, str | None]) -> Run:
+def environment(env_changes: dict[str, str | None]) -> dict[str, str]:
+    """This process' environment with the changes (None: the variable removed)."""
     env = dict(os.environ)
     for k, v in env_changes.items():
         if v is None:
             env.pop(k, None)
         else:
             env[k] = v
+    return env
+
+
+def run_once(argv: list[str], env_changes: dict[str, str | None]) -> Run:
+    env = environment(env_changes)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         actions = [(os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]

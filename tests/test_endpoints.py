@@ -562,7 +562,10 @@ def test_run_client_ctrl_c_while_waiting_for_input(tmp_path: Path) -> None:
         listener.listen()
         port = listener.getsockname()[1]
         code = (
-            "import sys; from sockcap.endpoints.client import run_client; "
+            # Ctrl-C as a terminal delivers it, also when this suite itself was started
+            # as a background job (whose children inherit SIGINT ignored)
+            "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from sockcap.endpoints.client import run_client; "
             f"sys.exit(run_client('127.0.0.1', {port}, messages=None, "
             "out=lambda line: print(line, flush=True), input_lines=sys.stdin))"
         )
