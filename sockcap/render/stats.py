@@ -6,6 +6,7 @@ gets a style the CLI applies on a terminal); the JSON keys are stable.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -47,8 +48,10 @@ def fmt_rtt(ns: int) -> str:
 
 def fmt_notes(notes: Mapping[Note, int]) -> str:
     """``2 retransmission, 1 duplicate ACK``, most frequent first; ``-`` when none."""
+    if not notes:
+        return "-"
     return ", ".join(f"{n} {note_text(kind)}"
-                     for kind, n in sorted(notes.items(), key=lambda kv: -kv[1])) or "-"
+                     for kind, n in sorted(notes.items(), key=lambda kv: -kv[1]))
 
 
 def stats_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
@@ -65,7 +68,8 @@ def stats_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
         for message, count in report.icmp.items():
             yield _("  {count:>6}  {message}").format(count=count, message=message), ""
     yield "", ""
-    tcp = sum(1 for c in report.conversations if c.proto == "TCP")
+    # the rows come TCP first, then UDP (StatsReport): the TCP ones end where UDP begins
+    tcp = bisect_left(report.conversations, "UDP", key=_proto)
     yield _("conversations: {tcp} TCP, {udp} UDP (> client to server, < server to client)"
             ).format(tcp=tcp, udp=len(report.conversations) - tcp), "bold"
     if report.conversations:
@@ -95,14 +99,26 @@ def _capture_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
         yield f"    {warning}", "dim"
 
 
-def _row(c: ConversationStats) -> tuple[str, ...]:
+def _proto(c: ConversationStats) -> str:
+    return c.proto
+
+
+def _rows(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, ...]]:
+    """Each conversation's cells. What every row shares (the translated words, the
+    functions) is looked up once: a capture can hold hundreds of thousands of rows."""
     roles = {ROLES_GUESSED: _(" (roles guessed)"), ROLES_FIRST_SENDER: _(" (first sender)")}
-    return (f"{c.proto.lower()} {c.stream}", endpoint(*c.client) + roles.get(c.roles, ""),
-            endpoint(*c.server), f"{c.packets[0]}/{c.packets[1]}",
-            f"{c.bytes[0]}/{c.bytes[1]}",
-            f"{c.duration_ns / 1e9:.6f} s" if c.duration_ns >= 0 else "-",
-            fmt_rtt(c.irtt_ns) if c.proto == "TCP" else "-", outcome_text(c.ended) or "-",
-            fmt_notes(c.notes))
+    outcomes: dict[Any, str] = {}
+    ep, rtt, notes_text = endpoint, fmt_rtt, fmt_notes
+    for c in rows:
+        ended = outcomes.get(c.ended)
+        if ended is None:
+            ended = outcomes[c.ended] = outcome_text(c.ended) or "-"
+        tcp = c.proto == "TCP"
+        yield (f"{'tcp' if tcp else c.proto.lower()} {c.stream}",
+               ep(*c.client) + roles.get(c.roles, ""), ep(*c.server),
+               f"{c.packets[0]}/{c.packets[1]}", f"{c.bytes[0]}/{c.bytes[1]}",
+               f"{c.duration_ns / 1e9:.6f} s" if c.duration_ns >= 0 else "-",
+               rtt(c.irtt_ns) if tcp else "-", ended, notes_text(c.notes))
 
 
 def _table(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, str]]:
@@ -111,15 +127,14 @@ def _table(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, str]]:
     tuple of nine strings cost ~0.7 KB."""
     heads = [_(h) for h in _COLUMNS]
     widths = [len(h) for h in heads]
-    joined = []
-    for c in rows:
-        r = _row(c)
-        widths = [max(w, len(v)) for w, v in zip(widths, r, strict=True)]
-        joined.append("\0".join(r))
-    yield "  " + "  ".join(h.ljust(w) for h, w in zip(heads, widths, strict=True)).rstrip(), "bold"
+    joined: list[str] = []
+    keep, ljust = joined.append, str.ljust
+    for r in _rows(rows):
+        widths = list(map(max, widths, map(len, r)))
+        keep("\0".join(r))
+    yield "  " + "  ".join(map(ljust, heads, widths)).rstrip(), "bold"
     for text in joined:
-        cells = text.split("\0")
-        yield "  " + "  ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip(), ""
+        yield "  " + "  ".join(map(ljust, text.split("\0"), widths)).rstrip(), ""
 
 
 def stats_json(report: StatsReport, name: str) -> dict[str, Any]:
