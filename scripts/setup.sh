@@ -51,7 +51,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-"$VENV/bin/python" -m pip install -q -e ".[$extras]"
+# pip's own output (setuptools' notes on editable installs among it) only when it fails
+pip_log="$(mktemp)"
+if ! "$VENV/bin/python" -m pip install -q -e ".[$extras]" >"$pip_log" 2>&1; then
+  cat "$pip_log" >&2
+  rm -f "$pip_log"
+  echo "setup: installing sockcap failed (pip's output above)" >&2
+  exit 1
+fi
+rm -f "$pip_log"
 # An editable install writes no bytecode, and where PYTHONDONTWRITEBYTECODE is set Python
 # would compile every module again on each start (~60 ms of every command): compile once.
 "$VENV/bin/python" -m compileall -q sockcap >/dev/null
