@@ -87,23 +87,7 @@ def show_result(path: str, options: dict[str, object], *, pure: bool) -> Result:
     args: dict[str, object] = {"count": 0, "port": 0, "dissect": None, "hex_": False,
                                "json_": False, "style": "wireshark", "no_color": True,
                                "explain": False, **options}
-    out, err = io.StringIO(), io.StringIO()
-    code, error = 0, ""
-    saved = os.environ.get("SOCKCAP_PURE")
-    os.environ["SOCKCAP_PURE"] = "1" if pure else ""
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            show_command(path, **args)  # type: ignore[arg-type]
-    except SockcapError as e:
-        code, error = int(e.exit_code), str(e)
-    except Exception as e:  # the same bug on both paths is no difference; report it
-        code, error = -1, f"{type(e).__name__}: {e}"
-    finally:
-        if saved is None:
-            os.environ.pop("SOCKCAP_PURE", None)
-        else:
-            os.environ["SOCKCAP_PURE"] = saved
-    return Result(out.getvalue(), err.getvalue(), code, error)
+    return _run(lambda: show_command(path, **args), pure)  # type: ignore[arg-type]
 
 
 def stats_result(path: str, json_: bool, *, pure: bool) -> Result:
