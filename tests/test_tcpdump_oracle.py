@@ -105,3 +105,36 @@ def test_mptcp_tfo_scps_and_urg_as_tcpdump_prints_them() -> None:
     }
     for option, text in cases.items():
         assert tcpdump_option(option) == text
+
+
+@pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")
+def test_sack_blocks_as_tcpdump_prints_them(tmp_path: Path) -> None:
+    """Two and three SACK blocks: tcpdump writes them side by side (``{a:b}{c:d}``), with
+    the edges relative to the connection's first sequence number."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    def seg(src: int, dst: int, flags: str, seq: int, ack: int, **options: object) -> object:
+        a, b = ("127.0.0.1", 40000), ("127.0.0.1", 5001)
+        s, d = (a, b) if src == 0 else (b, a)
+        opts = [("SAck", options["sack"])] if "sack" in options else []
+        return (Ether() / IP(src=s[0], dst=d[0]) /
+                TCP(sport=s[1], dport=d[1], flags=flags, seq=seq, ack=ack, window=512,
+                    options=[("NOP", None), ("NOP", None), *opts]))
+
+    c, s = 1000, 900000
+    packets = [seg(0, 1, "S", c, 0), seg(1, 0, "SA", s, c + 1), seg(0, 1, "A", c + 1, s + 1),
+               seg(1, 0, "A", s + 1, c + 101, sack=(c + 201, c + 301, c + 401, c + 501)),
+               seg(1, 0, "A", s + 1, c + 101,
+                   sack=(c + 201, c + 301, c + 401, c + 501, c + 601, c + 701))]
+    path = tmp_path / "sack.pcap"
+    wrpcap(str(path), packets)
+    env = {"TZ": "UTC", "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin")}
+    theirs = subprocess.run([TCPDUMP, "-nn", "-r", str(path)], capture_output=True, text=True,
+                            timeout=60, env=env, check=True).stdout.splitlines()
+    res = sockcap("show", "--style", "tcpdump", str(path), env={"TZ": "UTC"})
+    mine = [re.sub(r"  \([^)]*\)$", "", line) for line in res.stdout.splitlines()]
+    assert any("sack 2 {" in line for line in theirs)
+    assert any("sack 3 {" in line for line in theirs)
+    assert mine == theirs

@@ -408,7 +408,7 @@ def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str | None:
         edges = [(int.from_bytes(v[i : i + 4], "big") - sack_base) % MOD32
                  for i in range(0, len(v) - 3, 4)]
         blocks = [f"{edges[i]}:{edges[i + 1]}" for i in range(0, len(edges) - 1, 2)]
-        return f"sack {len(blocks)} " + " ".join("{" + b + "}" for b in blocks)
+        return f"sack {len(blocks)} " + "".join("{" + b + "}" for b in blocks)  # as tcpdump
     if o.kind == TcpOptionKind.FAST_OPEN:
         return "tfo " + ("cookiereq" if not v else "cookie " + v.hex())
     return f"unknown-{o.kind} 0x{v.hex()}" if v else f"opt-{o.kind}"
