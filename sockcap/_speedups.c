@@ -190,18 +190,22 @@ static inline void digits_before(char *end, uint64_t u) {
     else end[-1] = (char)('0' + u);
 }
 
-/* str(v), right-aligned in width (Python's "%*d"); room reserved by the caller. */
-static inline void put_i64(Buf *b, int64_t v, int width) {
+/* str(v) written at o, right-aligned in width (Python's "%*d"); the end of it. */
+static inline char *write_i64(char *o, int64_t v, int width) {
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     int nd = count_digits(u), total = nd + (v < 0);
-    char *o = b->p + b->len;
     if (width > total) {
         memset(o, ' ', (size_t)(width - total));
         o += width - total;
     }
     if (v < 0) *o++ = '-';
     digits_before(o + nd, u);
-    b->len = (size_t)(o + nd - b->p);
+    return o + nd;
+}
+
+/* write_i64 into the buffer; room reserved by the caller. */
+static inline void put_i64(Buf *b, int64_t v, int width) {
+    b->len = (size_t)(write_i64(b->p + b->len, v, width) - b->p);
 }
 
 /* A text piece passed in from Python (UTF-8 bytes, owned here). */
@@ -548,17 +552,10 @@ static void endpoint_text(Conv *c, int which) {
     } else { /* "%u.%u.%u.%u:%lld", without printf's machinery (one a conversation) */
         char *o = out;
         for (int i = 0; i < 4; i++) {
-            int nd = count_digits(e->addr[i]);
-            digits_before(o + nd, e->addr[i]);
-            o += nd;
+            o = write_i64(o, e->addr[i], 0);
             *o++ = i < 3 ? '.' : ':';
         }
-        int64_t port = e->port; /* -1 too: a TCP header cut before its ports */
-        uint64_t u = port < 0 ? (uint64_t)0 - (uint64_t)port : (uint64_t)port;
-        if (port < 0) *o++ = '-';
-        int nd = count_digits(u);
-        digits_before(o + nd, u);
-        n = (int)(o + nd - out);
+        n = (int)(write_i64(o, e->port, 0) - out); /* -1 too: a TCP header cut before its ports */
     }
     c->ep_len[which] = (uint8_t)(n < 63 ? n : 63);
 }

@@ -104,21 +104,19 @@ def _proto(c: ConversationStats) -> str:
 
 
 def _rows(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, ...]]:
-    """Each conversation's cells. What every row shares (the translated words, the
-    functions) is looked up once: a capture can hold hundreds of thousands of rows."""
+    """Each conversation's cells. The words every row shares are translated once: a
+    capture can hold hundreds of thousands of rows."""
     roles = {ROLES_GUESSED: _(" (roles guessed)"), ROLES_FIRST_SENDER: _(" (first sender)")}
     outcomes: dict[Any, str] = {}
-    ep, rtt, notes_text = endpoint, fmt_rtt, fmt_notes
     for c in rows:
         ended = outcomes.get(c.ended)
         if ended is None:
             ended = outcomes[c.ended] = outcome_text(c.ended) or "-"
-        tcp = c.proto == "TCP"
-        yield (f"{'tcp' if tcp else c.proto.lower()} {c.stream}",
-               ep(*c.client) + roles.get(c.roles, ""), ep(*c.server),
-               f"{c.packets[0]}/{c.packets[1]}", f"{c.bytes[0]}/{c.bytes[1]}",
+        yield (f"{c.proto.lower()} {c.stream}", endpoint(*c.client) + roles.get(c.roles, ""),
+               endpoint(*c.server), f"{c.packets[0]}/{c.packets[1]}",
+               f"{c.bytes[0]}/{c.bytes[1]}",
                f"{c.duration_ns / 1e9:.6f} s" if c.duration_ns >= 0 else "-",
-               rtt(c.irtt_ns) if tcp else "-", ended, notes_text(c.notes))
+               fmt_rtt(c.irtt_ns) if c.proto == "TCP" else "-", ended, fmt_notes(c.notes))
 
 
 def _table(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, str]]:
