@@ -119,5 +119,5 @@ def test_a_bad_spec_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "subs" / "a").mkdir(parents=True)
     r = sockcap("grade", "spec.toml", "--submissions", "subs", cwd=tmp_path, timeout=30)
     assert r.returncode == 2
-    assert r.stderr.strip() == ("sockcap: spec.toml: unknown check 'speed' (one of: build, "
+    assert r.stderr.strip() == ("sockcap: spec.toml:4: unknown check 'speed' (one of: build, "
                                 "listen, echo, close, partial, large, concurrent, backlog)")

@@ -5,8 +5,10 @@ listens), then the client (the user's program fed ``stdin``, or sockcap's own cl
 sending each line of ``stdin``), waits for the client to end and the connection to close
 (bounded), stops both by PID, and returns a :class:`Trace`: the facts of the first
 connection (:func:`sockcap.analysis.check.exchange_of`), the timeline, the pcap and what
-the programs printed. Packets the kernel sends once sockcap stops the server (its
-sockets closing) are left out, so a server that never closes is not seen closing.
+the programs printed. The facts are read from the packets up to the end of the exchange
+alone: packets the kernel sends once sockcap stops the server (its sockets closing) are
+left out, and so is the conversation's state after them, so a server that never closes
+is not seen closing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sockcap.pipeline import Pipeline
 from sockcap.render.timeline import Timeline
 
 START_SECONDS = 3.0
-CLOSE_SECONDS = 1.0
+CLOSE_SECONDS = 6.0  # as ``sockcap check``: a server that closes a few seconds late still closes
 DEFAULT_LIMITS = Limits()
 OPEN_STATES = ("01", "08", "09")  # ESTABLISHED, CLOSE_WAIT, LAST_ACK
 
@@ -67,7 +69,8 @@ class Trace:
 def record_exchange(server: Sequence[str], client: Sequence[str] | None = None,
                     stdin: bytes = b"", *, port: int, cwd: str | None = None,
                     pcap: str | None = None, timeout: float = 5.0,
-                    limits: Limits = DEFAULT_LIMITS) -> Trace:
+                    limits: Limits = DEFAULT_LIMITS,
+                    close_seconds: float = CLOSE_SECONDS) -> Trace:
     """Run and capture one exchange; see the module docstring."""
     def expand(argv: Sequence[str]) -> list[str]:
         return [a.replace("{port}", str(port)) for a in argv]
@@ -86,8 +89,8 @@ def record_exchange(server: Sequence[str], client: Sequence[str] | None = None,
                 cli.wait(timeout)
                 outputs.append(cli.stop())
             else:
-                _own_client(port, stdin, timeout)
-            _wait_closed(port, CLOSE_SECONDS)
+                _own_client(port, stdin, timeout, close_seconds)
+            _wait_closed(port, close_seconds)
             end_ns = time.time_ns()
         finally:
             outputs.insert(0, srv.stop())
@@ -104,12 +107,12 @@ def record_exchange(server: Sequence[str], client: Sequence[str] | None = None,
                  "\n".join(timeline.line(a) for a in packets), pcap, tuple(outputs))
 
 
-def _own_client(port: int, stdin: bytes, timeout: float) -> None:
+def _own_client(port: int, stdin: bytes, timeout: float, close_seconds: float) -> None:
     c = EchoClient("127.0.0.1", port)
     if c.connect(timeout):
         for line in stdin.splitlines(keepends=True):
             c.exchange(line)
-        c.finish(CLOSE_SECONDS)
+        c.finish(close_seconds)
     c.close()
 
 
