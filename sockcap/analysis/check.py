@@ -60,7 +60,12 @@ class Check(Code):
 class Finding(Code):
     """What was seen; the words are in :data:`sockcap.render.check.FINDING_WORDS`."""
 
-    NOT_LISTENING = "not listening"
+    NOT_LISTENING = "not listening"  # still running, but no listening socket in time
+    EXITED = "exited before listening"
+    KILLED = "killed before listening"  # by a signal no limit explains
+    KILLED_OUTPUT = "output limit"  # SIGXFSZ: it wrote more than the file limit
+    KILLED_MEMORY = "memory limit"  # the kernel killed it for the memory limit
+    KILLED_CPU = "CPU limit"  # its CPU time ran out
     NOTHING_CAPTURED = "nothing captured"
     REFUSED = "refused"
     SYN_UNANSWERED = "SYN unanswered"
@@ -106,6 +111,10 @@ class ScenarioRun:
     clients: int = 1  # connections the scenario opened
     probe: tuple[bytes, ...] = ()  # the messages sockcap's client had to send (() unknown)
     close_seconds: float = 0.0  # how long the server had to close after the client's FIN
+    exit_status: int | None = None  # not listening: how it ended (-N: signal N); None: running
+    limit: str = ""  # not listening: the limit that ended it (a Limit code), if one did
+    start_seconds: float = 0.0  # how long it was given to listen
+    values: Mapping[str, object] = field(default_factory=dict)  # limits, signal names
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +260,24 @@ def conversations_in(packets: Sequence[Annotated], run: ScenarioRun) -> list[Con
     return sorted(seen.values(), key=lambda c: c.first_ts)
 
 
+_KILLED_BY = {"output": Finding.KILLED_OUTPUT, "memory": Finding.KILLED_MEMORY,
+              "cpu": Finding.KILLED_CPU}
+
+
+def not_listening(run: ScenarioRun) -> Verdict:
+    """What a server that never listened did instead: still running, exited, or killed
+    (by a limit, named)."""
+    values = {"port": run.port, "seconds": f"{run.start_seconds:g}", "status": run.exit_status,
+              **run.values}
+    if run.exit_status is None:
+        finding = Finding.NOT_LISTENING
+    elif run.exit_status >= 0:
+        finding = Finding.EXITED
+    else:
+        finding = _KILLED_BY.get(run.limit, Finding.KILLED)
+    return Verdict(Check.LISTEN, finding, False, (), values)
+
+
 def judge(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
     """The verdicts on one scenario, from its packets alone.
 
@@ -260,7 +287,7 @@ def judge(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
     these packets and not from a :class:`Conversation`'s running state, which has seen the
     whole capture."""
     if not run.listening:
-        return [Verdict(Check.LISTEN, Finding.NOT_LISTENING, False, (), {"port": run.port})]
+        return [not_listening(run)]
     packets = [a for a in packets if run.start_ns <= a.packet.ts_ns <= run.end_ns]
     convs = conversations_in(packets, run)
     if not convs:

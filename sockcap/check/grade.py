@@ -16,15 +16,11 @@ where teachers read them.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
-import os
 import re
 import shlex
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,14 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from sockcap.analysis.check import Check, Scenario, Verdict
-from sockcap.check.programs import Limits, Program, ProgramOutput
-from sockcap.check.runner import CLOSE_SECONDS, DEFAULT_MESSAGES, CheckOptions, run_check
+from sockcap.check.programs import Program, ProgramOutput
+from sockcap.check.runner import (
+    CLOSE_SECONDS,
+    DEFAULT_MESSAGES,
+    START_SECONDS,
+    CheckOptions,
+    run_check,
+)
+from sockcap.check.sandbox import Limits, Sandbox
+from sockcap.decode.records import RawFrame
 from sockcap.errors import InputError
 from sockcap.i18n import N_, _
 from sockcap.pcapfile.writer import write_pcap
 from sockcap.render.check import finding_text, outcomes, report_lines, report_record
 
-CLONE_NEWNET = 0x40000000
 BUILD = "build"
 CHECK_NAMES = (BUILD, *(str(c) for c in Check))
 SCENARIO_OF = {Check.ECHO: Scenario.ECHO, Check.CLOSE: Scenario.ECHO,
@@ -67,11 +70,12 @@ class Spec:
     server: tuple[str, ...] = ()
     client: tuple[str, ...] = ()
     udp: bool = False
-    port: int | None = None  # a fixed port (an assignment whose server always uses it)
-    newline: bool = True  # False: the messages are sent without a trailing newline
-    close_seconds: float = CLOSE_SECONDS
     limits: Limits = field(default_factory=Limits)
     checks: tuple[SpecCheck, ...] = ()
+    port: int | None = None  # [programs] port: the assignment's fixed port
+    start_seconds: float = START_SECONDS  # [programs] start_seconds: how long it has to listen
+    newline: bool = True  # [programs] newline = false: messages sent without their newline
+    close_seconds: float = CLOSE_SECONDS  # [limits] close_seconds: how long it has to close
 
 
 # The keys of each table and what their values must be: a type check and its words.
@@ -93,8 +97,9 @@ TEXTS: Kind = (lambda v: isinstance(v, list) and all(isinstance(m, str) for m in
 TABLE_KEYS: dict[str, dict[str, Kind]] = {
     "build": {"command": COMMAND, "timeout": SECONDS},
     "programs": {"server": COMMAND, "client": COMMAND, "udp": FLAG, "port": PORT_NUMBER,
-                 "newline": FLAG},
-    "limits": {"memory_mb": COUNT, "cpu_seconds": COUNT, "close_seconds": SECONDS},
+                 "newline": FLAG, "start_seconds": SECONDS},
+    "limits": {"memory_mb": COUNT, "cpu_seconds": COUNT, "file_mb": COUNT, "processes": COUNT,
+               "close_seconds": SECONDS},
 }
 CHECK_KEYS: dict[str, Kind] = {"name": TEXT, "points": POINTS, "message": TEXT,
                                "messages": TEXTS, "clients": COUNT}
@@ -141,11 +146,16 @@ def spec_from(data: dict[str, Any], path: str = "the spec", text: str = "") -> S
     return Spec(build=tuple(command) if isinstance(command, list) else str(command),
                 build_timeout=float(build.get("timeout", 60)),
                 server=_argv(server), client=_argv(programs["client"]) if programs.get("client") else (),
-                udp=udp, port=programs.get("port"), newline=programs.get("newline", True),
-                close_seconds=float(limits.get("close_seconds", CLOSE_SECONDS)),
+                udp=udp,
                 limits=Limits(memory_mb=int(limits.get("memory_mb", 512)),
-                              cpu_seconds=int(limits.get("cpu_seconds", 30))),
-                checks=checks)
+                              cpu_seconds=int(limits.get("cpu_seconds", 30)),
+                              file_mb=int(limits.get("file_mb", 64)),
+                              processes=int(limits.get("processes", 64))),
+                checks=checks,
+                port=int(programs["port"]) if "port" in programs else None,
+                start_seconds=float(programs.get("start_seconds", START_SECONDS)),
+                newline=bool(programs.get("newline", True)),
+                close_seconds=float(limits.get("close_seconds", CLOSE_SECONDS)))
 
 
 @dataclass(frozen=True)
@@ -260,25 +270,32 @@ def free_port() -> int:
 
 def grade_submission(spec: Spec, folder: Path, out_dir: Path,
                      note: Callable[[str], None] = lambda _: None) -> Graded:
-    """Copy, build, check and score one submission; write its files under ``out_dir``."""
+    """Copy, build, check and score one submission in a sandbox of its own; write its
+    files under ``out_dir`` once the sandbox is empty (the submission never sees it)."""
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="sockcap-grade-") as work:
-        shutil.copytree(folder, work, dirs_exist_ok=True, symlinks=True)
-        build = _build(spec, work)
-        if build.status != 0:
-            graded = _build_failed(spec, folder.name, build, time.monotonic() - started)
-        else:
-            graded = _checked(spec, folder.name, work, out_dir, build, started, note)
+    with tempfile.TemporaryDirectory(prefix="sockcap-grade-") as temp:
+        work = Path(temp) / "work"
+        shutil.copytree(folder, work, symlinks=True)
+        with Sandbox(work, spec.limits, note=note) as sandbox:
+            build = _build(spec, sandbox)
+            if build.status != 0:
+                graded = _build_failed(spec, folder.name, build, time.monotonic() - started)
+                frames: tuple[list[RawFrame], int] | None = None
+            else:
+                graded, frames = _checked(spec, folder.name, sandbox, out_dir, started, note)
+        # the sandbox is empty (every process killed, its cgroup gone): now the files
+        if frames is not None:
+            write_pcap(out_dir / "check.pcap", frames[0], frames[1], force=True)
     _write(graded, out_dir)
     return graded
 
 
-def _build(spec: Spec, work: str) -> ProgramOutput:
+def _build(spec: Spec, sandbox: Sandbox) -> ProgramOutput:
     if not spec.build:
         return ProgramOutput(BUILD, (), 0, False, b"", b"")
     argv = spec.build if isinstance(spec.build, tuple) else ("/bin/sh", "-c", spec.build)
-    program = Program(BUILD, argv, cwd=work, limits=spec.limits)
+    program = Program(BUILD, argv, sandbox=sandbox)
     if not program.wait(spec.build_timeout):
         out = program.stop()
         return ProgramOutput(BUILD, out.argv, -1, True, out.stdout,
@@ -293,12 +310,11 @@ def _build_failed(spec: Spec, student: str, build: ProgramOutput, seconds: float
     return Graded(student, tests, lines, {"build": "failed", "stderr": text}, seconds)
 
 
-def _checked(spec: Spec, student: str, work: str, out_dir: Path, build: ProgramOutput,
-             started: float, note: Callable[[str], None]) -> Graded:
+def _checked(spec: Spec, student: str, sandbox: Sandbox, out_dir: Path, started: float,
+             note: Callable[[str], None]) -> tuple[Graded, tuple[list[RawFrame], int]]:
     port = spec.port or free_port()
-    result = run_check(_options(spec, work, port), note)
+    result = run_check(_options(spec, port), note, sandbox)
     pcap = out_dir / "check.pcap"
-    write_pcap(pcap, result.frames, result.linktype, force=True)
     verdicts = result.verdicts
     by_check = {str(o.check): o for o in outcomes(verdicts)}
     tests: list[dict[str, Any]] = []
@@ -319,7 +335,8 @@ def _checked(spec: Spec, student: str, work: str, out_dir: Path, build: ProgramO
         tests.append(_test(c, ok, text))
     lines = report_lines(verdicts, result.packets, result.first_ts, result.outputs, str(pcap))
     record = report_record(verdicts, result.outputs, str(pcap))
-    return Graded(student, tests, lines, record, time.monotonic() - started, str(pcap))
+    return (Graded(student, tests, lines, record, time.monotonic() - started, str(pcap)),
+            (result.frames, result.linktype))
 
 
 def _with_packets(v: Verdict) -> str:
@@ -330,24 +347,18 @@ def _with_packets(v: Verdict) -> str:
     return text
 
 
-def _options(spec: Spec, work: str, port: int) -> CheckOptions:
+def _options(spec: Spec, port: int) -> CheckOptions:
     known = {str(k) for k in SCENARIO_OF}
     scenarios = tuple(dict.fromkeys(SCENARIO_OF[Check(c.name)] for c in spec.checks
                                     if c.name in known))
     messages = next((c.messages for c in spec.checks if c.messages), ())
     burst = next((c.clients for c in spec.checks if c.name == "backlog" and c.clients), 8)
-    server = tuple(_local(a, work) for a in spec.server)
-    client = tuple(_local(a, work) for a in spec.client)
-    return CheckOptions(server=server, client=client, port=port, udp=spec.udp,
+    return CheckOptions(server=spec.server, client=spec.client, port=port, udp=spec.udp,
                         scenarios=scenarios or (Scenario.ECHO,),
                         messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES,
-                        burst=min(max(burst, 1), 64), cwd=work, limits=spec.limits,
-                        newline=spec.newline, close_seconds=spec.close_seconds)
-
-
-def _local(arg: str, work: str) -> str:
-    """``./server`` runs from the submission's temporary folder."""
-    return os.path.join(work, arg[2:]) if arg.startswith("./") else arg
+                        burst=min(max(burst, 1), 64), limits=spec.limits,
+                        start_seconds=spec.start_seconds, newline=spec.newline,
+                        close_seconds=spec.close_seconds)
 
 
 def _test(c: SpecCheck, ok: bool, text: str) -> dict[str, Any]:
@@ -382,18 +393,3 @@ def submissions(folder: Path, single: bool) -> list[Path]:
     if not found:
         raise InputError(_("no submissions in {folder} (one folder per student; --single for one)").format(folder=folder))
     return found
-
-
-def isolate_network() -> bool:
-    """Move this process into a new network namespace with only ``lo`` up (root only).
-
-    Everything started afterwards (the submissions' programs, the capture) lives there;
-    the namespace disappears with the process. False when not permitted."""
-    if os.geteuid() != 0:
-        return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        return False
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10,
-                   capture_output=True)
-    return True

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from sockcap.commands.options import PORT
+from sockcap.errors import InputError
 from sockcap.i18n import _
 
 SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
@@ -21,13 +22,16 @@ SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
 @click.command(help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
                '\n'
                '\b\n'
-               "sudo sockcap check --server './server {port}'\n"
-               "sudo sockcap check --server './server 5001' --client './client 127.0.0.1 5001'\n"
+               "sockcap check --server './server {port}'\n"
+               "sockcap check --server './server 5001' --client './client 127.0.0.1 5001'\n"
                '\n'
                'Scenarios: an echo of a few messages, then the client closes (is the echo exact? does\n'
                'the server close with FIN?); a message in 1-byte segments; a 100 kB message; a second\n'
                'client while the first is connected; a burst of connections. Every finding names its\n'
-               'packets in the saved pcap. Exit status 1 when a check fails.'))
+               'packets in the saved pcap. Exit status 1 when a check fails.\n'
+               '\n'
+               'Your programs run in a sandbox: this folder mounted as their own, the system\n'
+               'read-only, their own /tmp, processes and network (only lo); they never run as root.'))
 @click.option("--server", "server", required=True, metavar="CMD", help=_("The server to check, e.g. './server {port}' ({port} becomes --port)."))
 @click.option("--client", "client", default=None, metavar="CMD", help=_("Your client for the echo exchange, e.g. './client 127.0.0.1 {port}' (it gets the messages on stdin); default: sockcap's own."))
 @click.option("--port", type=PORT, default=5001, show_default=True, help=_("The port the server listens on."))
@@ -69,6 +73,29 @@ def _argv(text: str, option: str) -> tuple[str, ...]:
     return argv
 
 
+def _program_folders(opts: Any) -> list[Any]:
+    """The folders the programs come from, the server's first: the folder of each program
+    (or script an interpreter runs: ``python3 server.py``) that is a file outside the
+    system's folders; the sandbox gets copies, seen where the originals are, the first
+    read-write (what the program writes there is thrown away with the copy), the others
+    read-only. A server that is a system program gets an empty folder (None)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from sockcap.check.sandbox import system_path
+
+    found: dict[Any, None] = {}
+    for argv in (opts.server, opts.client) if opts.client else (opts.server,):
+        if "/" in argv[0] and not os.path.exists(argv[0]) or (
+                "/" not in argv[0] and not os.path.exists(argv[0]) and not shutil.which(argv[0])):
+            raise InputError(_("program not found: {argv}").format(argv=argv[0]))
+        named = [Path(a).resolve().parent for a in argv[:2]
+                 if os.path.isfile(a) and not system_path(Path(a))]
+        found[named[0] if named else None] = None
+    return list(found)
+
+
 def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -> bool:
     """Run, save the pcap, print the report; True if a check failed."""
     import json
@@ -83,8 +110,29 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     def note(text: str) -> None:
         click.echo(_("sockcap: {text}").format(text=text), err=True)
 
-    with sigterm_raises():
-        result = run_check(opts, note)
+    import dataclasses
+    import tempfile
+
+    from sockcap.check.sandbox import Sandbox, enter_user_namespace, stage
+
+    enter_user_namespace()
+    with tempfile.TemporaryDirectory(prefix="sockcap-check-") as temp:
+        # the sandbox works on copies: what the program writes is thrown away with them
+        home, *others = _program_folders(opts)
+        work, extra = Path(temp) / "work", []
+        if home is None:  # a system program: an empty folder, where it was started
+            home = Path.cwd().resolve()
+            work.mkdir()
+        else:
+            stage(home, work)
+        for n, folder in enumerate(f for f in others if f is not None):
+            stage(folder, Path(temp) / f"extra{n}")
+            extra.append((Path(temp) / f"extra{n}", str(folder)))
+        here = Path.cwd().resolve()
+        opts = dataclasses.replace(opts, cwd=str(here if here.is_relative_to(home) else home))
+        with sigterm_raises(), Sandbox(work, opts.limits, readable=extra, at=str(home),
+                                       note=note) as box:
+            result = run_check(opts, note, box)
     path = out or default_pcap_path(opts.port)
     owner = Owner(note)
     owner.make_folder(Path(path).parent)

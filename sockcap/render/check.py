@@ -7,6 +7,7 @@ catalogue message with named placeholders.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,7 +19,12 @@ from sockcap.render.timeline import Timeline
 
 # A pair is counted: its plural form is chosen by the value named "count".
 FINDING_WORDS: dict[Finding, str | tuple[str, str]] = {
-    Finding.NOT_LISTENING: N_("the server was not listening on port {port} (its output is below)"),
+    Finding.NOT_LISTENING: N_("the server was still running but not listening on port {port} after {seconds} s (its output is below)"),
+    Finding.EXITED: N_("the server exited with status {status} before it listened on port {port} (its output is below)"),
+    Finding.KILLED: N_("the server was killed by {signal} before it listened on port {port} (its output is below)"),
+    Finding.KILLED_OUTPUT: N_("the server was killed by SIGXFSZ because its output passed {file_mb} MB, before it listened on port {port}"),
+    Finding.KILLED_MEMORY: N_("the server was killed because its processes together passed the memory limit of {memory_mb} MB, before it listened on port {port}"),
+    Finding.KILLED_CPU: N_("the server was killed because it used up its {cpu_seconds} s of CPU time, before it listened on port {port}"),
     Finding.NOTHING_CAPTURED: N_("no packet of this exchange was captured on port {port}"),
     Finding.REFUSED: N_("connection refused (packet {packet}): nothing listened on port {port}"),
     Finding.SYN_UNANSWERED: N_("the client's SYN (packet {packet}) was never answered"),
@@ -163,6 +169,9 @@ def program_lines(out: ProgramText, limit: int = 20) -> list[str]:
         return []
     if out.stopped:
         head = _("{name} ({argv}): stopped by sockcap").format(name=out.name, argv=" ".join(out.argv))
+    elif out.status is not None and out.status < 0:
+        head = _("{name} ({argv}): killed by {signal}").format(
+            name=out.name, argv=" ".join(out.argv), signal=signal_name(-out.status))
     else:
         head = _("{name} ({argv}): exited with status {status}").format(
             name=out.name, argv=" ".join(out.argv), status=out.status)
@@ -173,6 +182,14 @@ def program_lines(out: ProgramText, limit: int = 20) -> list[str]:
         if len(text) > limit:
             lines.append(_("  {label}: … {more} more lines").format(label=label, more=len(text) - limit))
     return lines
+
+
+def signal_name(number: int) -> str:
+    """``SIGXFSZ`` for 25 (the number where Python knows no name)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def verdict_record(v: Verdict) -> dict[str, Any]:
