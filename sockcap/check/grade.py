@@ -50,7 +50,7 @@ from typing import Any
 from sockcap.analysis.check import Check, Scenario, Verdict
 from sockcap.check.programs import Program, ProgramOutput
 from sockcap.check.runner import DEFAULT_MESSAGES, CheckOptions, run_check
-from sockcap.check.sandbox import Limits, Sandbox
+from sockcap.check.sandbox import Limits, Sandbox, staging_dir
 from sockcap.decode.records import RawFrame
 from sockcap.errors import InputError
 from sockcap.i18n import _
@@ -83,6 +83,7 @@ class Spec:
     limits: Limits = field(default_factory=Limits)
     checks: tuple[SpecCheck, ...] = ()
     port: int | None = None  # [programs] port: the assignment's fixed port
+    start_seconds: float = 3.0  # [programs] start_seconds: how long the server has to listen
 
 
 def load_spec(path: str) -> Spec:
@@ -119,7 +120,8 @@ def spec_from(data: dict[str, Any], path: str = "the spec") -> Spec:
                               file_mb=int(limits.get("file_mb", 64)),
                               processes=int(limits.get("processes", 64))),
                 checks=checks,
-                port=int(programs["port"]) if "port" in programs else None)
+                port=int(programs["port"]) if "port" in programs else None,
+                start_seconds=float(programs.get("start_seconds", 3.0)))
 
 
 def _argv(value: str | list[str]) -> tuple[str, ...]:
@@ -172,7 +174,7 @@ def grade_submission(spec: Spec, folder: Path, out_dir: Path,
     files under ``out_dir`` once the sandbox is empty (the submission never sees it)."""
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="sockcap-grade-") as temp:
+    with tempfile.TemporaryDirectory(prefix="sockcap-grade-", dir=staging_dir()) as temp:
         work = Path(temp) / "work"
         shutil.copytree(folder, work, symlinks=True)
         with Sandbox(work, spec.limits, note=note) as sandbox:
@@ -254,7 +256,8 @@ def _options(spec: Spec, port: int) -> CheckOptions:
     return CheckOptions(server=spec.server, client=spec.client, port=port, udp=spec.udp,
                         scenarios=scenarios or (Scenario.ECHO,),
                         messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES,
-                        burst=min(max(burst, 1), 64), limits=spec.limits)
+                        burst=min(max(burst, 1), 64), limits=spec.limits,
+                        start_seconds=spec.start_seconds)
 
 
 def _test(c: SpecCheck, ok: bool, text: str) -> dict[str, Any]:
