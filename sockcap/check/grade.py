@@ -37,7 +37,7 @@ from sockcap.check.runner import (
     CheckOptions,
     run_check,
 )
-from sockcap.check.sandbox import Limits, Sandbox
+from sockcap.check.sandbox import Limits, Sandbox, staging_dir
 from sockcap.decode.records import RawFrame
 from sockcap.errors import InputError
 from sockcap.i18n import N_, _
@@ -274,7 +274,7 @@ def grade_submission(spec: Spec, folder: Path, out_dir: Path,
     files under ``out_dir`` once the sandbox is empty (the submission never sees it)."""
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="sockcap-grade-") as temp:
+    with tempfile.TemporaryDirectory(prefix="sockcap-grade-", dir=staging_dir()) as temp:
         work = Path(temp) / "work"
         shutil.copytree(folder, work, symlinks=True)
         with Sandbox(work, spec.limits, note=note) as sandbox:

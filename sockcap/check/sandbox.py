@@ -53,6 +53,7 @@ import pwd
 import resource
 import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -272,6 +273,17 @@ class Cgroup:
                     time.sleep(0.01)
 
 
+def cgroup_missing(limits: Limits) -> str:
+    """The one line saying why submissions get no cgroup here, or "" when they do."""
+    if not host_root():
+        return _("no cgroup for the submissions (that needs root or a delegated cgroup); "
+                 "memory, CPU time and processes are limited per process only")
+    group, missing = Cgroup.create(limits)
+    if group is not None:
+        group.remove()
+    return missing
+
+
 def _write(path: Path, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
@@ -373,9 +385,7 @@ class Sandbox:
             _open_path(source)
         self.cgroup, missing = Cgroup.create(self.limits) if self.root else (None, "")
         if self.cgroup is None:
-            note(missing or _("no cgroup for the submissions (that needs root or a delegated "
-                              "cgroup); memory, CPU time and processes are limited per "
-                              "process only"))
+            note(missing or cgroup_missing(self.limits))
         self.netns = -1
         self.cpu_exceeded = threading.Event()
         self._watch_stop = threading.Event()
@@ -530,6 +540,16 @@ def stage(source: Path, target: Path) -> None:
     except (OSError, shutil.Error) as e:
         raise SandboxError(_("cannot copy {folder} for the sandbox: {e}").format(
             folder=source, e=e)) from None
+
+
+def staging_dir() -> str:
+    """Where sandboxes' folders are staged: the temporary folder (``TMPDIR``) when the
+    sandbox's user can pass through every folder above it, else ``/tmp`` (bubblewrap,
+    running as that user, finds a folder by its path)."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    if host_root() and not all(p.stat().st_mode & 0o001 for p in (temp, *temp.parents)):
+        return "/tmp"
+    return str(temp)
 
 
 def system_path(path: Path) -> bool:

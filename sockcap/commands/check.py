@@ -113,10 +113,10 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     import dataclasses
     import tempfile
 
-    from sockcap.check.sandbox import Sandbox, enter_user_namespace, stage
+    from sockcap.check.sandbox import Sandbox, enter_user_namespace, stage, staging_dir
 
     enter_user_namespace()
-    with tempfile.TemporaryDirectory(prefix="sockcap-check-") as temp:
+    with tempfile.TemporaryDirectory(prefix="sockcap-check-", dir=staging_dir()) as temp:
         # the sandbox works on copies: what the program writes is thrown away with them
         home, *others = _program_folders(opts)
         work, extra = Path(temp) / "work", []

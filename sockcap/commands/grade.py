@@ -37,7 +37,7 @@ def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
         load_spec,
         submissions,
     )
-    from sockcap.check.sandbox import enter_user_namespace
+    from sockcap.check.sandbox import cgroup_missing, enter_user_namespace
     from sockcap.owner import check_output_path
     from sockcap.signals import sigterm_raises
 
@@ -48,6 +48,9 @@ def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
     the_spec = load_spec(spec)
     folders = submissions(Path(folder), single)
     enter_user_namespace()
+    missing = cgroup_missing(the_spec.limits)
+    if missing:
+        note(missing)
     results = []
     with sigterm_raises():
         for sub in folders:
