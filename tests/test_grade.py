@@ -172,7 +172,8 @@ BAD_SPECS = [
     ('[programs]\nserver = "./s"\n\n[[checks]]\nname = "echo"\npoint = 3\n',
      "spec.toml:6: unknown key 'point' in [[checks]] (one of: name, points, message, messages, clients)"),
     ('[programs]\nserver = "./s"\n[limits]\nmemory = 64\n[[checks]]\nname = "echo"\n',
-     "spec.toml:4: unknown key 'memory' in [limits] (one of: memory_mb, cpu_seconds, close_seconds)"),
+     "spec.toml:4: unknown key 'memory' in [limits] (one of: memory_mb, cpu_seconds, file_mb, "
+     "processes, close_seconds)"),
     ('[programs]\nserver = "./s"\n[limits]\nmemory_mb = "64"\n[[checks]]\nname = "echo"\n',
      "spec.toml:4: 'memory_mb' in [limits] must be a whole number above 0, not \"64\""),
     ('[programs]\nserver = "./s"\nport = 70000\n[[checks]]\nname = "echo"\n',

@@ -29,7 +29,7 @@ from typing import IO
 
 from sockcap.check.sandbox import Limits, Sandbox
 from sockcap.codes import Code
-from sockcap.errors import InputError, SockcapError
+from sockcap.errors import ExitCode, InputError, SockcapError
 from sockcap.i18n import _
 
 STOP_SECONDS = 1.0  # after SIGTERM to the group, before SIGKILL
@@ -266,7 +266,7 @@ def socket_states(port: int, proto: str = "tcp") -> list[str]:
 class PortHeldError(SockcapError):
     """The port is held by a program other than the one under test (exit 2, no verdict)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(self, port: int, holder: tuple[int, str]) -> None:
         pid, name = holder

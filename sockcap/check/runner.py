@@ -158,7 +158,7 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
 
 
 def _added(a: CaptureStats, b: CaptureStats) -> CaptureStats:
-    return CaptureStats(*(x + y if x >= 0 and y >= 0 else -1 for x, y in zip(a, b)))
+    return CaptureStats(*(x + y if x >= 0 and y >= 0 else -1 for x, y in zip(a, b, strict=True)))
 
 
 def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput],

@@ -60,7 +60,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sockcap.errors import NamespaceError, SockcapError
+from sockcap.errors import ExitCode, InputError, NamespaceError, SockcapError
 from sockcap.i18n import _
 
 CLONE_NEWNET = 0x40000000
@@ -79,7 +79,7 @@ MERGED = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # symlinks or
 class SandboxError(SockcapError):
     """The sandbox cannot be made here (exit 2): the one line names what is missing."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)
@@ -367,7 +367,8 @@ class Sandbox:
 
     def __init__(self, folder: Path, limits: Limits | None = None, *,
                  own_folder: bool = True, readable: Sequence[tuple[Path, str]] = (),
-                 at: str = MOUNT_POINT, note: Callable[[str], None] = lambda _t: None) -> None:
+                 at: str = MOUNT_POINT, network: bool = True,
+                 note: Callable[[str], None] = lambda _t: None) -> None:
         self.folder = folder.resolve()
         self.at = at  # where the program sees the folder
         self.limits = limits or Limits()
@@ -394,7 +395,8 @@ class Sandbox:
             self._watch = threading.Thread(target=self._watch_cpu, daemon=True,
                                            name="sockcap-sandbox-cpu")
             self._watch.start()
-        self.new_network()
+        if network:
+            self.new_network()
 
     # network
 
@@ -420,6 +422,9 @@ class Sandbox:
     @contextlib.contextmanager
     def inside(self) -> Iterator[None]:
         """This thread in the sandbox's network for the block (sockets made here stay)."""
+        if self.netns < 0:  # network=False: the host's
+            yield
+            return
         here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         _setns(self.netns)
         try:
@@ -471,7 +476,7 @@ class Sandbox:
         libc_setns = _libc().setns
 
         def preexec() -> None:
-            if libc_setns(netns, CLONE_NEWNET) != 0:
+            if netns >= 0 and libc_setns(netns, CLONE_NEWNET) != 0:
                 os._exit(126)
             if cgroup is not None:
                 cgroup.join()
@@ -568,3 +573,43 @@ def _open_path(folder: Path) -> None:
         st = parent.stat()
         if st.st_uid == os.geteuid() and parent.name.startswith("sockcap-"):
             os.chmod(parent, (st.st_mode & 0o7777) | 0o111)
+
+
+def program_folders(programs: Sequence[Sequence[str]]) -> list[Path | None]:
+    """The folders the programs come from, the server's first: the folder of each program
+    (or of the script an interpreter runs: ``python3 server.py``) that is a file outside
+    the system's folders; None for a program of the system's (``/bin/false``)."""
+    found: dict[Path | None, None] = {}
+    for argv in programs:
+        if not (os.path.exists(argv[0]) or ("/" not in argv[0] and shutil.which(argv[0]))):
+            raise InputError(_("program not found: {argv}").format(argv=argv[0]))
+        named = [Path(a).resolve().parent for a in argv[:2]
+                 if os.path.isfile(a) and not system_path(Path(a))]
+        found[named[0] if named else None] = None
+    return list(found)
+
+
+@contextlib.contextmanager
+def sandbox_for(programs: Sequence[Sequence[str]], limits: Limits,
+                note: Callable[[str], None] = lambda _t: None,
+                network: bool = True) -> Iterator[tuple[Sandbox, str]]:
+    """A sandbox for programs named on the command line (``check``, the pytest fixture),
+    and the folder they start in, as they see it. The sandbox works on copies of their
+    folders, seen where the originals are: the server's read-write (what it writes there
+    is thrown away with the copy), the others read-only; a system program gets an empty
+    folder where it was started."""
+    home, *others = program_folders(programs)
+    here = Path.cwd().resolve()
+    with tempfile.TemporaryDirectory(prefix="sockcap-check-", dir=staging_dir()) as temp:
+        work, extra = Path(temp) / "work", []
+        if home is None:
+            home = here
+            work.mkdir()
+        else:
+            stage(home, work)
+        for n, folder in enumerate(f for f in others if f is not None and f != home):
+            stage(folder, Path(temp) / f"extra{n}")
+            extra.append((Path(temp) / f"extra{n}", str(folder)))
+        with Sandbox(work, limits, readable=extra, at=str(home), network=network,
+                     note=note) as box:
+            yield box, str(here if here.is_relative_to(home) else home)

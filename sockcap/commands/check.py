@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from sockcap.commands.options import PORT
-from sockcap.errors import InputError
 from sockcap.i18n import _
 
 SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
@@ -73,29 +72,6 @@ def _argv(text: str, option: str) -> tuple[str, ...]:
     return argv
 
 
-def _program_folders(opts: Any) -> list[Any]:
-    """The folders the programs come from, the server's first: the folder of each program
-    (or script an interpreter runs: ``python3 server.py``) that is a file outside the
-    system's folders; the sandbox gets copies, seen where the originals are, the first
-    read-write (what the program writes there is thrown away with the copy), the others
-    read-only. A server that is a system program gets an empty folder (None)."""
-    import os
-    import shutil
-    from pathlib import Path
-
-    from sockcap.check.sandbox import system_path
-
-    found: dict[Any, None] = {}
-    for argv in (opts.server, opts.client) if opts.client else (opts.server,):
-        if "/" in argv[0] and not os.path.exists(argv[0]) or (
-                "/" not in argv[0] and not os.path.exists(argv[0]) and not shutil.which(argv[0])):
-            raise InputError(_("program not found: {argv}").format(argv=argv[0]))
-        named = [Path(a).resolve().parent for a in argv[:2]
-                 if os.path.isfile(a) and not system_path(Path(a))]
-        found[named[0] if named else None] = None
-    return list(found)
-
-
 def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -> bool:
     """Run, save the pcap, print the report; True if a check failed."""
     import json
@@ -111,28 +87,13 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
         click.echo(_("sockcap: {text}").format(text=text), err=True)
 
     import dataclasses
-    import tempfile
 
-    from sockcap.check.sandbox import Sandbox, enter_user_namespace, stage, staging_dir
+    from sockcap.check.sandbox import enter_user_namespace, sandbox_for
 
     enter_user_namespace()
-    with tempfile.TemporaryDirectory(prefix="sockcap-check-", dir=staging_dir()) as temp:
-        # the sandbox works on copies: what the program writes is thrown away with them
-        home, *others = _program_folders(opts)
-        work, extra = Path(temp) / "work", []
-        if home is None:  # a system program: an empty folder, where it was started
-            home = Path.cwd().resolve()
-            work.mkdir()
-        else:
-            stage(home, work)
-        for n, folder in enumerate(f for f in others if f is not None):
-            stage(folder, Path(temp) / f"extra{n}")
-            extra.append((Path(temp) / f"extra{n}", str(folder)))
-        here = Path.cwd().resolve()
-        opts = dataclasses.replace(opts, cwd=str(here if here.is_relative_to(home) else home))
-        with sigterm_raises(), Sandbox(work, opts.limits, readable=extra, at=str(home),
-                                       note=note) as box:
-            result = run_check(opts, note, box)
+    programs = (opts.server, opts.client) if opts.client else (opts.server,)
+    with sigterm_raises(), sandbox_for(programs, opts.limits, note) as (box, cwd):
+        result = run_check(dataclasses.replace(opts, cwd=cwd), note, box)
     path = out or default_pcap_path(opts.port)
     owner = Owner(note)
     owner.make_folder(Path(path).parent)
