@@ -32,10 +32,10 @@ from sockcap.analysis.check import Scenario, ScenarioRun, Verdict, judge
 from sockcap.analysis.conversation import Annotated
 from sockcap.check.clients import EchoClient, udp_exchange
 from sockcap.check.programs import (
+    TCP_CLOSE_WAIT,
     PortHeldError,
     Program,
     ProgramOutput,
-    TCP_CLOSE_WAIT,
     close_wait_count,
     port_holders,
     socket_states,
@@ -317,7 +317,7 @@ def free_udp_port(host: str, server_port: int) -> int:
     """A UDP port for sockcap's client to send from (free now, and not the server's): it is
     captured with the server's port, so a reply that comes from another port is seen."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(8):
+    for _attempt in range(8):
         with socket.socket(family, socket.SOCK_DGRAM) as s:
             s.bind((host, 0))
             port = int(s.getsockname()[1])
