@@ -30,6 +30,7 @@ def build_programs(folder: Path) -> dict[str, Path]:
 
 JUDGING = {"closes-after-first": "CLOSE_AFTER_FIRST", "lines": "LINES",
            "slow-close": "SLOW_CLOSE=2", "idle-no-close": "IDLE_NO_CLOSE",
+           "case-second": "CASE_SECOND",
            "udp-echo": "UDP_ECHO", "udp-wrong-source": "UDP_WRONG_SOURCE",
            "udp-wrong-dest": "UDP_WRONG_DEST"}
 

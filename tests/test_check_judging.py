@@ -190,3 +190,23 @@ def test_a_correct_udp_echo_passes(servers: dict[str, Path], tmp_path: Path) -> 
     code, report, _ = check(tmp_path, servers["udp-echo"], "--udp")
     assert code == 0, report
     assert list(findings(report)) == ["echoed exactly"]
+
+
+# -- a reply compared with the packet that carried the request ------------------------------
+
+
+@needs_tshark
+def test_a_differing_byte_is_counted_in_the_reply_packet(servers: dict[str, Path],
+                                                        tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, servers["case-second"], "--only", "echo")
+    assert code == 1
+    (bad,) = [f for f in findings(report).values() if not f["ok"]]
+    assert bad["finding"] == "different bytes"
+    v = bad["values"]
+    facts = tcp_packets(pcap)
+    request = bytes.fromhex(facts[v["client_packet"]]["payload"].replace(":", ""))
+    reply = bytes.fromhex(facts[v["server_packet"]]["payload"].replace(":", ""))
+    assert (request, reply) == (b"hi\n", b"hI\n")
+    assert v["offset"] == 1  # the byte's place in the reply packet, not in the whole stream
+    assert bad["text"].startswith(f"byte 1 of the reply (packet {v['server_packet']}) differs "
+                                  f"from the request (packet {v['client_packet']})")

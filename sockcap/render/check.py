@@ -144,7 +144,8 @@ def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], firs
                           for n in _shown(v.packets) if n in by_no]
     passed = sum(1 for r in results if r.ok)
     lines.append("")
-    lines.append(_("{passed} of {total} checks passed").format(passed=passed, total=len(results)))
+    lines.append(ngettext("{passed} of {total} check passed", "{passed} of {total} checks passed",
+                          len(results)).format(passed=passed, total=len(results)))
     if path:
         lines.append(_("the capture: {path} (sockcap show {path})").format(path=path))
     seen: set[tuple[bytes, bytes, int | None, bool]] = set()
@@ -180,7 +181,9 @@ def program_lines(out: ProgramText, limit: int = 20) -> list[str]:
         text = data.decode("utf-8", "replace").splitlines()
         lines += [f"  {label}: {line}" for line in text[:limit]]
         if len(text) > limit:
-            lines.append(_("  {label}: … {more} more lines").format(label=label, more=len(text) - limit))
+            more = len(text) - limit
+            lines.append(ngettext("  {label}: … {more} more line", "  {label}: … {more} more lines",
+                                  more).format(label=label, more=more))
     return lines
 
 
