@@ -111,22 +111,22 @@ def bwrap_path() -> str:
 
 
 def host_root() -> bool:
-    """Root of the machine itself, not of a user namespace sockcap made (where uid 0 is
-    the user, who can give no other uid away)."""
+    """Root of the machine itself, not of a user namespace (sockcap's own, where uid 0 is
+    the user, or a container's), where other uids cannot be given away and the host's
+    network namespace cannot be entered again."""
     if os.geteuid() != 0:
         return False
     try:
-        first = Path("/proc/self/uid_map").read_text().split()
+        return os.readlink("/proc/self/ns/user") == os.readlink("/proc/1/ns/user")
     except OSError:
-        return True
-    return first[:3] == ["0", "0", "4294967295"]
+        return False
 
 
 def enter_user_namespace() -> None:
     """Without root, move sockcap into a user and network namespace of its own (as ``run``
     does), where it may make the namespaces and captures a check needs. Call it before any
-    thread starts. As root: nothing."""
-    if os.geteuid() != 0:
+    thread starts. As the machine's root: nothing."""
+    if not host_root():
         from sockcap.lab.namespaces import enter_private
 
         enter_private()
@@ -385,8 +385,7 @@ class Sandbox:
                 os.chmod(source, 0o700)  # its user's alone
             _open_path(source)
         self.cgroup, missing = Cgroup.create(self.limits) if self.root else (None, "")
-        if self.cgroup is None:
-            note(missing or cgroup_missing(self.limits))
+        missing = "" if self.cgroup is not None else missing or cgroup_missing(self.limits)
         self.netns = -1
         self.cpu_exceeded = threading.Event()
         self._watch_stop = threading.Event()
@@ -397,6 +396,29 @@ class Sandbox:
             self._watch.start()
         if network:
             self.new_network()
+        self._probe()
+        if missing:
+            note(missing)
+
+    def _probe(self) -> None:
+        """Start ``true`` in the sandbox once: where the kernel refuses bubblewrap its
+        namespaces, the one line says so before any student's program is blamed."""
+        import subprocess
+
+        try:
+            done = subprocess.run(self.argv(["true"]), preexec_fn=self.preexec(self.limits),  # noqa: PLW1509
+                                  cwd="/", env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                                  timeout=30)
+        except (OSError, subprocess.SubprocessError) as e:
+            self.close()
+            raise SandboxError(_("cannot start bubblewrap: {e}").format(e=e)) from None
+        if done.returncode != 0:
+            from sockcap.lab.namespaces import forbidden_message
+
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            self.close()
+            raise SandboxError(_("the sandbox cannot be made here ({said}); {why}").format(
+                said=said[-1] if said else done.returncode, why=forbidden_message()))
 
     # network
 
@@ -580,12 +602,14 @@ def program_folders(programs: Sequence[Sequence[str]]) -> list[Path | None]:
     (or of the script an interpreter runs: ``python3 server.py``) that is a file outside
     the system's folders; None for a program of the system's (``/bin/false``)."""
     found: dict[Path | None, None] = {}
+    here = Path.cwd().resolve()
     for argv in programs:
         if not (os.path.exists(argv[0]) or ("/" not in argv[0] and shutil.which(argv[0]))):
             raise InputError(_("program not found: {argv}").format(argv=argv[0]))
         named = [Path(a).resolve().parent for a in argv[:2]
                  if os.path.isfile(a) and not system_path(Path(a))]
-        found[named[0] if named else None] = None
+        # a program under the current folder (``./lab/server``) takes the current folder
+        found[(here if named[0].is_relative_to(here) else named[0]) if named else None] = None
     return list(found)
 
 
