@@ -65,6 +65,7 @@ from sockcap.i18n import _
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
+INIT_USER_NS = 0xEFFFFFFD  # the initial user namespace's inode (PROC_USER_INIT_INO, fixed)
 UID_BASE = 0x5C0C_0000  # sandbox uids: far above any distribution's range
 UID_SPAN = 0x1_0000
 INSIDE_UID = 65534  # what the program sees itself as (nobody)
@@ -117,7 +118,7 @@ def host_root() -> bool:
     if os.geteuid() != 0:
         return False
     try:
-        return os.readlink("/proc/self/ns/user") == os.readlink("/proc/1/ns/user")
+        return os.stat("/proc/self/ns/user").st_ino == INIT_USER_NS
     except OSError:
         return False
 
@@ -394,9 +395,13 @@ class Sandbox:
             self._watch = threading.Thread(target=self._watch_cpu, daemon=True,
                                            name="sockcap-sandbox-cpu")
             self._watch.start()
-        if network:
-            self.new_network()
-        self._probe()
+        try:
+            if network:
+                self.new_network()
+            self._probe()
+        except BaseException:
+            self.close()  # nothing made so far is left behind
+            raise
         if missing:
             note(missing)
 
@@ -408,15 +413,13 @@ class Sandbox:
         try:
             done = subprocess.run(self.argv(["true"]), preexec_fn=self.preexec(self.limits),  # noqa: PLW1509
                                   cwd="/", env={"PATH": "/usr/bin:/bin"}, capture_output=True,
-                                  timeout=30)
+                                  timeout=30, check=False)
         except (OSError, subprocess.SubprocessError) as e:
-            self.close()
             raise SandboxError(_("cannot start bubblewrap: {e}").format(e=e)) from None
         if done.returncode != 0:
             from sockcap.lab.namespaces import forbidden_message
 
             said = done.stderr.decode("utf-8", "replace").strip().splitlines()
-            self.close()
             raise SandboxError(_("the sandbox cannot be made here ({said}); {why}").format(
                 said=said[-1] if said else done.returncode, why=forbidden_message()))
 
@@ -531,11 +534,13 @@ class Sandbox:
                 self.cgroup.kill()
 
     def close(self) -> None:
+        """Kill what is left, remove the cgroup, let the network go (idempotent)."""
         self._watch_stop.set()
         if self._watch is not None:
             self._watch.join(5.0)
         if self.cgroup is not None:
             self.cgroup.remove()
+            self.cgroup = None
         if self.netns >= 0:
             os.close(self.netns)
             self.netns = -1
