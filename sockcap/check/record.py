@@ -7,8 +7,9 @@ sending each line of ``stdin``), waits for the client to end and the connection 
 connection (:func:`sockcap.analysis.check.exchange_of`), the timeline, the pcap and what
 the programs printed. The programs run in :mod:`sockcap.check.sandbox`'s sandbox (as
 root in a network of its own; otherwise on the host's loopback, where the capture is).
-Packets the kernel sends once sockcap stops the server (its
-sockets closing) are left out, so a server that never closes is not seen closing.
+The facts are read from the packets up to the end of the exchange alone: packets the
+kernel sends once sockcap stops the server (its sockets closing) are left out, and so is
+the conversation's state after them, so a server that never closes is not seen closing.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sockcap.pipeline import Pipeline
 from sockcap.render.timeline import Timeline
 
 START_SECONDS = 3.0
-CLOSE_SECONDS = 1.0
+CLOSE_SECONDS = 6.0  # as ``sockcap check``: a server that closes a few seconds late still closes
 DEFAULT_LIMITS = Limits()
 OPEN_STATES = ("01", "08", "09")  # ESTABLISHED, CLOSE_WAIT, LAST_ACK
 
@@ -71,7 +72,8 @@ class Trace:
 def record_exchange(server: Sequence[str], client: Sequence[str] | None = None,
                     stdin: bytes = b"", *, port: int, cwd: str | None = None,
                     pcap: str | None = None, timeout: float = 5.0,
-                    limits: Limits = DEFAULT_LIMITS) -> Trace:
+                    limits: Limits = DEFAULT_LIMITS,
+                    close_seconds: float = CLOSE_SECONDS) -> Trace:
     """Run and capture one exchange; see the module docstring."""
     def expand(argv: Sequence[str]) -> list[str]:
         return [a.replace("{port}", str(port)) for a in argv]
@@ -89,7 +91,7 @@ def record_exchange(server: Sequence[str], client: Sequence[str] | None = None,
         try:
             with box.inside():
                 end_ns = _exchange(box, start_in, expand(server), expand(client) if client else None,
-                                   stdin, port, timeout, outputs)
+                                   stdin, port, timeout, outputs, close_seconds)
         finally:
             frames = [as_stored(f) for f in recorder.stop()]
     if pcap is not None:
@@ -104,7 +106,8 @@ def record_exchange(server: Sequence[str], client: Sequence[str] | None = None,
 
 
 def _exchange(box: Sandbox, cwd: str, server: list[str], client: list[str] | None,
-              stdin: bytes, port: int, timeout: float, outputs: list[ProgramOutput]) -> int:
+              stdin: bytes, port: int, timeout: float, outputs: list[ProgramOutput],
+              close_seconds: float) -> int:
     """Run the server, then the client (or sockcap's); the time the exchange ended."""
     srv = Program("server", server, cwd=cwd, sandbox=box)
     try:
@@ -115,19 +118,19 @@ def _exchange(box: Sandbox, cwd: str, server: list[str], client: list[str] | Non
             cli.wait(timeout)
             outputs.append(cli.stop())
         else:
-            _own_client(port, stdin, timeout)
-        _wait_closed(port, CLOSE_SECONDS)
+            _own_client(port, stdin, timeout, close_seconds)
+        _wait_closed(port, close_seconds)
         return time.time_ns()
     finally:
         outputs.insert(0, srv.stop())
 
 
-def _own_client(port: int, stdin: bytes, timeout: float) -> None:
+def _own_client(port: int, stdin: bytes, timeout: float, close_seconds: float) -> None:
     c = EchoClient("127.0.0.1", port)
     if c.connect(timeout):
         for line in stdin.splitlines(keepends=True):
             c.exchange(line)
-        c.finish(CLOSE_SECONDS)
+        c.finish(close_seconds)
     c.close()
 
 

@@ -18,7 +18,9 @@ held against it.
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import socket
 import string
 import threading
 import time
@@ -30,11 +32,13 @@ from sockcap.analysis.check import Scenario, ScenarioRun, Verdict, judge
 from sockcap.analysis.conversation import Annotated
 from sockcap.check.clients import EchoClient, udp_exchange
 from sockcap.check.programs import (
+    TCP_CLOSE_WAIT,
     PortHeldError,
     Program,
     ProgramOutput,
     close_wait_count,
     port_holders,
+    socket_states,
     wait_listening,
 )
 from sockcap.check.sandbox import Limits, Sandbox
@@ -47,10 +51,15 @@ from sockcap.render.check import signal_name
 DEFAULT_MESSAGES = (b"hello from sockcap, a longer first line\n", b"hi\n", b"bye\n")
 PARTIAL_MESSAGE = b"one byte per segment\n"
 LARGE_BYTES = 100_000
-CLOSE_SECONDS = 1.0  # how long the server has to close after the client's FIN
+# How long the server has to close after the client's FIN. A course's forked child that
+# lingers (a sleep before close, a timer) closes after about 5 s; a server that closes at
+# once costs nothing of this, since the wait ends at its FIN.
+CLOSE_SECONDS = 6.0
+ECHO_REPLY_SECONDS = 2.0  # how long each echo message waits for its reply before the next
 START_SECONDS = 3.0  # how long the server has to listen
 CLIENT_SECONDS = 5.0  # how long the user's client may run
 BURST_SECONDS = 2.5  # a burst client's longest wait (a SYN is sent again after 1 s)
+TCP_ESTABLISHED = "01"  # /proc/net/tcp's state code
 TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCURRENT,
                  Scenario.BURST)
 
@@ -70,6 +79,22 @@ class CheckOptions:
     backend: str = "auto"
     close_seconds: float = CLOSE_SECONDS
     start_seconds: float = START_SECONDS
+    newline: bool = True  # False: every message is sent without its trailing newline
+    udp_client_port: int = 0  # UDP: the client's port, captured too (0: chosen by run_check)
+
+
+def without_newline(message: bytes) -> bytes:
+    return message[:-1] if message.endswith(b"\n") else message
+
+
+def probe(opts: CheckOptions, message: bytes) -> bytes:
+    """``message`` as the client sends it: with its newline, or without (``--no-newline``,
+    as a course's client that sends what the user typed and nothing more)."""
+    return message if opts.newline else without_newline(message)
+
+
+def probe_messages(opts: CheckOptions) -> tuple[bytes, ...]:
+    return tuple(probe(opts, m) for m in opts.messages)
 
 
 @dataclass
@@ -101,6 +126,8 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
         with Sandbox(Path(opts.cwd or "."), opts.limits, own_folder=False, note=note) as box:
             return run_check(opts, note, box)
     scenarios = (Scenario.ECHO,) if opts.udp else opts.scenarios
+    if opts.udp and not opts.udp_client_port:
+        opts = dataclasses.replace(opts, udp_client_port=free_udp_port(opts.host, opts.port))
     runs: list[ScenarioRun] = []
     outputs: list[ProgramOutput] = []
     frames: list[RawFrame] = []
@@ -109,7 +136,8 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
         note(_("running the {scenario} scenario").format(scenario=scenario))
         sandbox.new_network()
         with sandbox.inside():
-            recorder = Recorder(opts.port, opts.backend)
+            recorder = Recorder(opts.port, opts.backend,
+                                extra_udp_port=opts.udp_client_port if opts.udp else 0)
             recorder.start()
         try:
             with sandbox.inside():
@@ -156,9 +184,14 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
         if holders and not any(pid in members for pid, _name in holders):
             raise PortHeldError(opts.port, holders[0])  # the verdict would be another's
         facts = SCENARIO_RUNNERS[scenario](opts, server, outputs, sandbox)
+        # the span ends here, before the server is stopped: what the kernel sends for its
+        # sockets then is not the server's doing
+        own_client = scenario is Scenario.ECHO and not opts.client and not opts.udp
         return ScenarioRun(scenario, start, time.time_ns(), port=opts.port,
                            close_wait=facts.get("close_wait", 0), cpu_ns=facts.get("cpu_ns", 0),
-                           wait_ns=facts.get("wait_ns", 0), clients=facts.get("clients", 1))
+                           wait_ns=facts.get("wait_ns", 0), clients=facts.get("clients", 1),
+                           probe=probe_messages(opts) if own_client else (),
+                           close_seconds=opts.close_seconds)
     finally:
         outputs.append(output or server.stop())
 
@@ -169,18 +202,20 @@ Facts = dict[str, int]
 def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
           sandbox: Sandbox) -> Facts:
     if opts.udp:
-        udp_exchange(opts.host, opts.port, list(opts.messages))
+        udp_exchange(opts.host, opts.port, list(probe_messages(opts)),
+                     bind_port=opts.udp_client_port)
         return {}
     if opts.client:
         client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,
-                         stdin=b"".join(opts.messages), limits=opts.limits, sandbox=sandbox)
+                         stdin=b"".join(probe_messages(opts)), limits=opts.limits,
+                         sandbox=sandbox)
         client.wait(CLIENT_SECONDS)
         outputs.append(client.stop())
         return _after_close(opts, server, None)
     c = EchoClient(opts.host, opts.port)
     if c.connect():
-        for message in opts.messages:
-            c.exchange(message)
+        for message in probe_messages(opts):
+            c.exchange(message, seconds=ECHO_REPLY_SECONDS)
     facts = _after_close(opts, server, c)
     c.close()
     return facts
@@ -190,22 +225,33 @@ def _after_close(opts: CheckOptions, server: Program, client: EchoClient | None)
     """Close the client's side; watch the server's CPU time and CLOSE_WAIT sockets."""
     cpu = server.cpu_ns()
     t0 = time.monotonic_ns()
-    closed = client.finish(opts.close_seconds) if client is not None else False
-    if client is None:
-        time.sleep(opts.close_seconds)
+    if client is not None:
+        closed = client.finish(opts.close_seconds)
+    else:  # the user's client has exited: wait until the server's side is closed too
+        closed = wait_server_closed(opts.port, opts.close_seconds)
     close_wait = 0 if closed else close_wait_count(opts.port)
     return {"cpu_ns": server.cpu_ns() - cpu, "wait_ns": time.monotonic_ns() - t0,
             "close_wait": close_wait}
 
 
+def wait_server_closed(port: int, seconds: float) -> bool:
+    """Wait (bounded) until no server socket on ``port`` is ESTABLISHED or in CLOSE_WAIT."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(state in (TCP_ESTABLISHED, TCP_CLOSE_WAIT) for state in socket_states(port)):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def _partial(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
              sandbox: Sandbox) -> Facts:
-    return _one_message(opts, PARTIAL_MESSAGE, split=True)
+    return _one_message(opts, probe(opts, PARTIAL_MESSAGE), split=True)
 
 
 def _large(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
            sandbox: Sandbox) -> Facts:
-    return _one_message(opts, large_message(), split=False, seconds=3.0)
+    return _one_message(opts, probe(opts, large_message()), split=False, seconds=3.0)
 
 
 def large_message(size: int = LARGE_BYTES) -> bytes:
@@ -265,6 +311,19 @@ SCENARIO_RUNNERS: dict[Scenario, Callable[[CheckOptions, Program, list[ProgramOu
     Scenario.CONCURRENT: _concurrent,
     Scenario.BURST: _burst,
 }
+
+
+def free_udp_port(host: str, server_port: int) -> int:
+    """A UDP port for sockcap's client to send from (free now, and not the server's): it is
+    captured with the server's port, so a reply that comes from another port is seen."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _attempt in range(8):
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port != server_port:
+            return port
+    return server_port + 1 if server_port < 65535 else server_port - 1
 
 
 def default_pcap_path(port: int, now: float | None = None) -> str:

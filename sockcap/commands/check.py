@@ -36,12 +36,15 @@ SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
 @click.option("--port", type=PORT, default=5001, show_default=True, help=_("The port the server listens on."))
 @click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram)."))
 @click.option("--only", "only", multiple=True, type=click.Choice(SCENARIO_NAMES), help=_("Run only this scenario (repeat)."))
-@click.option("-m", "--message", "messages", multiple=True, help=_("A message for the echo exchange (repeat; a newline is added)."))
+@click.option("-m", "--message", "messages", multiple=True, help=_("A message for the echo exchange (repeat; a newline is added unless --no-newline)."))
+@click.option("--no-newline", is_flag=True, help=_("Send every message without a trailing newline (as a client that sends what was typed and nothing more); the report says what the server needed before it answered."))
+@click.option("--close-seconds", type=click.FloatRange(min=0.1, max=600), default=6.0, show_default=True, metavar="S", help=_("How long the server has to close (send its FIN) after the client closed."))
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("The pcap file (default: captures/<time>-check-<port>.pcap)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
 @click.option("--json", "json_", is_flag=True, help=_("The report as one JSON object."))
 def check(server: str, client: str | None, port: int, udp: bool, only: tuple[str, ...],
-          messages: tuple[str, ...], out: str | None, force: bool, json_: bool) -> None:
+          messages: tuple[str, ...], no_newline: bool, close_seconds: float, out: str | None,
+          force: bool, json_: bool) -> None:
     from sockcap.analysis.check import Scenario
     from sockcap.check.runner import DEFAULT_MESSAGES, TCP_SCENARIOS, CheckOptions
     from sockcap.owner import check_output_path
@@ -53,7 +56,8 @@ def check(server: str, client: str | None, port: int, udp: bool, only: tuple[str
         server=_argv(server, "--server"), client=_argv(client, "--client") if client else (),
         port=port, udp=udp,
         scenarios=tuple(Scenario(n) for n in only) if only else TCP_SCENARIOS,
-        messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES)
+        messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES,
+        newline=not no_newline, close_seconds=close_seconds)
     failed = run_check_command(opts, out=out, force=force, json_=json_)
     sys.exit(1 if failed else 0)
 
