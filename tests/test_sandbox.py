@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -277,3 +278,42 @@ def test_check_judges_the_students_server_not_the_program_on_the_port(tmp_path: 
     report = json.loads(r.stdout)
     assert "reset instead of close" in [f["finding"] for c in report["checks"]
                                         for f in c["findings"]]
+
+
+def test_check_without_root(tmp_path: Path) -> None:
+    """An ordinary user checks their own server: a user namespace of sockcap's own, the
+    same sandbox inside it, a pcap that belongs to the user."""
+    if os.geteuid() != 0:
+        pytest.skip("the test switches to nobody with setpriv, which needs root")
+    from tests.programs import build_programs
+
+    (tmp_path / "c").mkdir()
+    programs = build_programs(tmp_path / "c")
+    for p in (tmp_path, tmp_path / "c", *programs.values()):
+        os.chmod(p, 0o755)
+    os.chmod(tmp_path, 0o777)
+    r = sockcap("check", "--server", "./c/server-BUG_NUL {port}", "--only", "echo", "--json",
+                "-w", str(tmp_path / "mine.pcap"), user="nobody", cwd=tmp_path, timeout=120)
+    assert r.returncode == 1, r.stderr
+    report = json.loads(r.stdout)
+    assert "leftover bytes" in [f["finding"] for c in report["checks"] for f in c["findings"]]
+    assert (tmp_path / "mine.pcap").stat().st_uid == __import__("pwd").getpwnam("nobody").pw_uid
+
+
+@pytest.mark.parametrize("user", [None, "nobody"])
+def test_where_user_namespaces_are_forbidden_check_says_so_in_one_line(
+        tmp_path: Path, user: str | None) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("tests/nouserns.py needs root")
+    from tests.conftest import ROOT
+
+    os.chmod(tmp_path, 0o777)
+    (tmp_path / "server").write_text("#!/bin/sh\nexit 0\n")
+    os.chmod(tmp_path / "server", 0o755)
+    r = sockcap("check", "--server", "./server", "-w", str(tmp_path / "x.pcap"), user=user,
+                cwd=tmp_path, prefix=(sys.executable, str(ROOT / "tests" / "nouserns.py")),
+                timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "user.max_user_namespaces=0" in lines[0], lines
+    assert "Traceback" not in r.stderr and not (tmp_path / "x.pcap").exists()

@@ -65,6 +65,7 @@ from sockcap.i18n import _
 
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
+INIT_USER_NS = 0xEFFFFFFD  # the initial user namespace's inode (PROC_USER_INIT_INO, fixed)
 UID_BASE = 0x5C0C_0000  # sandbox uids: far above any distribution's range
 UID_SPAN = 0x1_0000
 INSIDE_UID = 65534  # what the program sees itself as (nobody)
@@ -111,22 +112,22 @@ def bwrap_path() -> str:
 
 
 def host_root() -> bool:
-    """Root of the machine itself, not of a user namespace sockcap made (where uid 0 is
-    the user, who can give no other uid away)."""
+    """Root of the machine itself, not of a user namespace (sockcap's own, where uid 0 is
+    the user, or a container's), where other uids cannot be given away and the host's
+    network namespace cannot be entered again."""
     if os.geteuid() != 0:
         return False
     try:
-        first = Path("/proc/self/uid_map").read_text().split()
+        return os.stat("/proc/self/ns/user").st_ino == INIT_USER_NS
     except OSError:
-        return True
-    return first[:3] == ["0", "0", "4294967295"]
+        return False
 
 
 def enter_user_namespace() -> None:
     """Without root, move sockcap into a user and network namespace of its own (as ``run``
     does), where it may make the namespaces and captures a check needs. Call it before any
-    thread starts. As root: nothing."""
-    if os.geteuid() != 0:
+    thread starts. As the machine's root: nothing."""
+    if not host_root():
         from sockcap.lab.namespaces import enter_private
 
         enter_private()
@@ -385,8 +386,7 @@ class Sandbox:
                 os.chmod(source, 0o700)  # its user's alone
             _open_path(source)
         self.cgroup, missing = Cgroup.create(self.limits) if self.root else (None, "")
-        if self.cgroup is None:
-            note(missing or cgroup_missing(self.limits))
+        missing = "" if self.cgroup is not None else missing or cgroup_missing(self.limits)
         self.netns = -1
         self.cpu_exceeded = threading.Event()
         self._watch_stop = threading.Event()
@@ -395,8 +395,33 @@ class Sandbox:
             self._watch = threading.Thread(target=self._watch_cpu, daemon=True,
                                            name="sockcap-sandbox-cpu")
             self._watch.start()
-        if network:
-            self.new_network()
+        try:
+            if network:
+                self.new_network()
+            self._probe()
+        except BaseException:
+            self.close()  # nothing made so far is left behind
+            raise
+        if missing:
+            note(missing)
+
+    def _probe(self) -> None:
+        """Start ``true`` in the sandbox once: where the kernel refuses bubblewrap its
+        namespaces, the one line says so before any student's program is blamed."""
+        import subprocess
+
+        try:
+            done = subprocess.run(self.argv(["true"]), preexec_fn=self.preexec(self.limits),  # noqa: PLW1509
+                                  cwd="/", env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                                  timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise SandboxError(_("cannot start bubblewrap: {e}").format(e=e)) from None
+        if done.returncode != 0:
+            from sockcap.lab.namespaces import forbidden_message
+
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise SandboxError(_("the sandbox cannot be made here ({said}); {why}").format(
+                said=said[-1] if said else done.returncode, why=forbidden_message()))
 
     # network
 
@@ -509,11 +534,13 @@ class Sandbox:
                 self.cgroup.kill()
 
     def close(self) -> None:
+        """Kill what is left, remove the cgroup, let the network go (idempotent)."""
         self._watch_stop.set()
         if self._watch is not None:
             self._watch.join(5.0)
         if self.cgroup is not None:
             self.cgroup.remove()
+            self.cgroup = None
         if self.netns >= 0:
             os.close(self.netns)
             self.netns = -1
@@ -580,12 +607,14 @@ def program_folders(programs: Sequence[Sequence[str]]) -> list[Path | None]:
     (or of the script an interpreter runs: ``python3 server.py``) that is a file outside
     the system's folders; None for a program of the system's (``/bin/false``)."""
     found: dict[Path | None, None] = {}
+    here = Path.cwd().resolve()
     for argv in programs:
         if not (os.path.exists(argv[0]) or ("/" not in argv[0] and shutil.which(argv[0]))):
             raise InputError(_("program not found: {argv}").format(argv=argv[0]))
         named = [Path(a).resolve().parent for a in argv[:2]
                  if os.path.isfile(a) and not system_path(Path(a))]
-        found[named[0] if named else None] = None
+        # a program under the current folder (``./lab/server``) takes the current folder
+        found[(here if named[0].is_relative_to(here) else named[0]) if named else None] = None
     return list(found)
 
 
