@@ -65,7 +65,7 @@ def test_never_closes(sockcap_record):
 
 
 def test_never_closes_with_sockcaps_client(sockcap_record):
-    trace = sockcap_record(server=[SERVER, "{{port}}"], stdin=b"hello there\n", close_seconds=1)
+    trace = sockcap_record(server=[SERVER, "{{port}}"], stdin=b"hello there\\n", close_seconds=1)
     assert trace.handshake_completed and trace.echoed_exactly
     assert not trace.closed_by_fin
 '''
