@@ -207,8 +207,8 @@ def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
         return {}
     if opts.client:
         client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,
-                         stdin=b"".join(probe_messages(opts)), limits=opts.limits,
-                         sandbox=sandbox)
+                         stdin=b"".join(opts.messages), limits=opts.limits,
+                         sandbox=sandbox)  # typed lines: the client decides what it sends
         client.wait(CLIENT_SECONDS)
         outputs.append(client.stop())
         return _after_close(opts, server, None)
