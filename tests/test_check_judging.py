@@ -84,6 +84,27 @@ def test_a_server_that_closes_after_the_first_message_fails_echo_and_close(
     assert sent == b"hello from sockcap, a longer first line\n"  # one message of three went out
 
 
+@needs_tshark
+def test_a_server_that_closes_first_under_the_users_own_client(servers: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    """The user's client gets the messages as lines on stdin; the server closes after the
+    first, so the client cannot send them all (whether the server's FIN or its RST, for
+    the next line that came too soon, ends it)."""
+    code, report, pcap = check(tmp_path, servers["closes-after-first"], "--only", "echo",
+                               "--client", f"{servers['client']} 127.0.0.1 {{port}}")
+    assert code == 1
+    cut = findings(report)["closed before the client had sent everything"]
+    assert cut["check"] == "echo" and not cut["ok"]
+    assert cut["values"]["least"] == len("hello from sockcap, a longer first line" "hi" "bye")
+    rows = tshark_fields(pcap, "frame.number", "tcp.srcport", "tcp.flags.fin", "tcp.flags.reset")
+    by_no = {int(r[0]): r[1:] for r in rows}
+    server_port = by_no[2][0]
+    sport, fin, rst = by_no[cut["values"]["packet"]]
+    assert sport == server_port and (is_set(fin) or is_set(rst))
+    assert cut["values"]["flag"] == ("FIN" if is_set(fin) else "RST")
+    assert "closed by FIN" not in findings(report) and "closed first" not in findings(report)
+
+
 # -- what the server needed before it answered ------------------------------------------
 
 
