@@ -85,6 +85,20 @@ def test_a_server_that_closes_after_the_first_message_fails_echo_and_close(
 
 
 @needs_tshark
+def test_a_server_that_closes_first_once_everything_was_echoed_passes_in_pcap_order(
+        servers: dict[str, Path], tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, servers["closes-after-third"], "--only", "echo")
+    assert code == 0, report
+    first = findings(report)["closed first"]
+    facts = tcp_packets(pcap)
+    server_port = facts[2]["sport"]
+    assert facts[first["values"]["packet"]]["sport"] == server_port
+    assert first["values"]["packet"] < first["values"]["fin"]
+    assert facts[first["values"]["fin"]]["sport"] != server_port
+    assert is_set(facts[first["values"]["fin"]]["fin"])
+
+
+@needs_tshark
 def test_a_server_that_closes_first_under_the_users_own_client(servers: dict[str, Path],
                                                              tmp_path: Path) -> None:
     """The user's client gets the messages as lines on stdin; the server closes after the

@@ -1,7 +1,7 @@
 /* Echo servers on 127.0.0.1:PORT (argv[1]) whose faults only a careful judge sees.
  *
  * Each -D flag builds one:
- *   -DCLOSE_AFTER_FIRST  TCP: echoes the first read() and closes (the client had more)
+ *   -DCLOSE_AFTER=N      TCP: echoes N read()s and closes (with 1: the client had more)
  *   -DLINES              TCP: answers whole lines only (fgets); a message without its
  *                        newline is answered when the client closes
  *   -DSLOW_CLOSE=N       TCP: a correct echo whose child closes N s after read() == 0
@@ -86,8 +86,9 @@ static void serve(int fd) {
         reads = 0;
 #endif
         if (write_all(fd, buf, (size_t)n) < 0) break;
-#if defined(CLOSE_AFTER_FIRST)
-        break;
+#if defined(CLOSE_AFTER)
+        static int echoed = 0;
+        if (++echoed == CLOSE_AFTER) break;
 #endif
     }
 #endif
