@@ -362,7 +362,7 @@ def judge_echo(packets: Sequence[Annotated], conv: Conversation, check: Check,
 def connection_problem(mine: Sequence[Annotated], conv: Conversation,
                        check: Check) -> Verdict | None:
     """Refused, or a SYN never answered: nothing to compare."""
-    if answered_syn(mine):
+    if conv.proto == IPPROTO_UDP or answered_syn(mine):
         return None
     rst = first_with(mine, False, RST)
     if rst:
