@@ -18,15 +18,17 @@ first packet sent to the last payload delivered.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.codes import Note
 from sockcap.decode import decode_frame
-from sockcap.decode.records import RawFrame
+from sockcap.decode.records import RawFrame, TcpFlags
 
 IPPROTO_TCP, IPPROTO_UDP = 6, 17
 NOT_RECEIVED = -1
@@ -78,6 +80,31 @@ class Delivery:
     messages: tuple[bytes, ...]  # what the client sent, message by message
     replies: tuple[bytes | None, ...]  # what came back for each (None: nothing)
     received_bytes: int  # bytes the server's application read
+    finished: bool = True  # False: the lab's deadline stopped the exchange
+
+
+RTO_MIN_S, RTO_MAX_S = 0.2, 120.0  # Linux's TCP_RTO_MIN and TCP_RTO_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Where TCP's time went (seconds)."""
+
+    handshake: float  # the client's first SYN to its ACK of the SYN-ACK
+    rtt: float  # the first round trip: SYN sent to SYN-ACK received (0: none seen)
+    in_timeouts: float  # waiting for retransmission timeouts (data and FIN)
+    timeouts: int  # ... how many
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """The segment TCP was still retransmitting when the lab stopped it."""
+
+    message: int  # the message it carries (1 = the first; its echo when the server sent it)
+    from_client: bool
+    tries: int  # times it was sent
+    first_wait: float  # seconds between the first two sends
+    last_wait: float  # ... the last two
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +118,16 @@ class TcpVerdict:
     retransmissions: int
     by_timeout: int
     fast: int
+    timing: Timing = Timing(0.0, 0.0, 0.0, 0)
+    finished: bool = True  # False: stopped by the lab's deadline
+    stall: Stall | None = None  # what was being retransmitted then
+    needless: int = 0  # retransmissions of a segment whose earlier copy had arrived
+    needless_gap: float = 0.0  # ... the shortest time from that arrival to the resend
+
+    @property
+    def goodput(self) -> float:
+        """Bytes per second the server's application got."""
+        return self.delivered_bytes / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +139,18 @@ class UdpVerdict:
     echoes_delivered: int
     seconds: float
     resent: int  # datagrams sent beyond one per message (UDP resends nothing by itself)
+    delivered_bytes: int = 0  # payload bytes of the datagrams that reached the server
+    fragments: int = 0  # IP fragments the client's datagrams went as (0: none was cut)
+    by_a_fragment: tuple[int, ...] = ()  # lost datagrams of which some fragments arrived
+    finished: bool = True  # False: stopped by the lab's deadline
 
     @property
     def lost(self) -> int:
         return len(self.lost_numbers)
+
+    @property
+    def goodput(self) -> float:
+        return self.delivered_bytes / self.seconds if self.seconds > 0 else 0.0
 
 
 def of_proto(hops: Sequence[Hop], annotated: Sequence[Annotated],
@@ -115,28 +160,144 @@ def of_proto(hops: Sequence[Hop], annotated: Sequence[Annotated],
     return [(hop, a) for hop, a in zip(hops, annotated, strict=True) if a.packet.proto == proto]
 
 
-def tcp_verdict(pairs: Sequence[tuple[Hop, Annotated]], delivery: Delivery) -> TcpVerdict:
+def tcp_verdict(pairs: Sequence[tuple[Hop, Annotated]], delivery: Delivery,
+                client: str = "") -> TcpVerdict:
     timeout = sum(1 for _hop, a in pairs if BY_TIMEOUT.intersection(a.notes))
     fast = sum(1 for _hop, a in pairs if FAST.intersection(a.notes))
     intact = sum(1 for sent, back in zip(delivery.messages, delivery.replies, strict=True)
                  if back == sent)
+    needless = _needless(pairs)
     return TcpVerdict(
         messages=len(delivery.messages), intact=intact,
         sent_bytes=sum(len(m) for m in delivery.messages),
         delivered_bytes=delivery.received_bytes, seconds=_seconds(pairs),
         lost_segments=sum(1 for hop, _a in pairs if hop.lost),
-        retransmissions=timeout + fast, by_timeout=timeout, fast=fast)
+        retransmissions=timeout + fast, by_timeout=timeout, fast=fast,
+        timing=tcp_timing(pairs, client), finished=delivery.finished,
+        stall=None if delivery.finished else stall(pairs, delivery.messages, client),
+        needless=len(needless), needless_gap=min(needless, default=0.0))
 
 
-def udp_verdict(pairs: Sequence[tuple[Hop, Annotated]], client: str,
-                messages: int) -> UdpVerdict:
-    requests = [hop for hop, _a in pairs if hop.sender == client]
-    echoes = [hop for hop, _a in pairs if hop.sender != client]
+def _sends(pairs: Sequence[tuple[Hop, Annotated]]) -> dict[tuple[str, int], list[Hop]]:
+    """Each TCP segment that carries data, a SYN or a FIN, by (sender, absolute seq):
+    every time it was put on the link."""
+    sends: dict[tuple[str, int], list[Hop]] = {}
+    for hop, a in pairs:
+        p = a.packet
+        if p.payload_len > 0 or p.flags & (TcpFlags.SYN | TcpFlags.FIN):
+            sends.setdefault((hop.sender, p.seq), []).append(hop)
+    return sends
+
+
+def tcp_timing(pairs: Sequence[tuple[Hop, Annotated]], client: str) -> Timing:
+    """The handshake, the first round trip and the time spent in retransmission
+    timeouts (the wait before each retransmission by timeout of data or a FIN)."""
+    syn = next((hop for hop, a in pairs if hop.sender == client
+                and a.packet.flags & TcpFlags.SYN), None)
+    synack = next((hop for hop, a in pairs if hop.sender != client and not hop.lost
+                   and a.packet.flags & TcpFlags.SYN), None)
+    done = next((hop for hop, a in pairs if synack is not None and hop.sender == client
+                 and hop.frame.ts_ns >= synack.received_ns
+                 and not a.packet.flags & TcpFlags.SYN), None)
+    handshake = (done.frame.ts_ns - syn.frame.ts_ns) / 1e9 if syn and done else 0.0
+    rtt = (synack.received_ns - syn.frame.ts_ns) / 1e9 if syn and synack else 0.0
+    waits = []
+    earlier: dict[tuple[str, int], int] = {}
+    for hop, a in pairs:
+        key = (hop.sender, a.packet.seq)
+        if a.packet.flags & TcpFlags.SYN:
+            continue
+        if key in earlier and BY_TIMEOUT.intersection(a.notes):
+            waits.append(hop.frame.ts_ns - earlier[key])
+        if a.packet.payload_len > 0 or a.packet.flags & TcpFlags.FIN:
+            earlier[key] = hop.frame.ts_ns
+    return Timing(max(0.0, handshake), max(0.0, rtt), sum(waits) / 1e9, len(waits))
+
+
+def stall(pairs: Sequence[tuple[Hop, Annotated]], messages: Sequence[bytes],
+          client: str) -> Stall | None:
+    """The segment retransmitted last — what TCP was still trying when stopped."""
+    last = next((a for _hop, a in reversed(pairs)
+                 if BY_TIMEOUT.intersection(a.notes) and a.packet.payload_len > 0), None)
+    if last is None:
+        return None
+    hop0 = next(hop for hop, a in pairs if a is last)
+    times = [h.frame.ts_ns for h in _sends(pairs)[(hop0.sender, last.packet.seq)]]
+    gaps = [b - a for a, b in zip(times, times[1:])] or [0]
+    ends = list(accumulate(len(m) for m in messages))
+    message = min(bisect_right(ends, max(0, last.seq - 1)) + 1, len(messages))
+    return Stall(message, hop0.sender == client, len(times), gaps[0] / 1e9, gaps[-1] / 1e9)
+
+
+def _needless(pairs: Sequence[tuple[Hop, Annotated]]) -> list[float]:
+    """For each retransmission of a segment an earlier copy of which had arrived before
+    it was resent: the seconds from that arrival to the resend."""
+    gaps = []
+    arrived: dict[tuple[str, int, int], int] = {}
+    for hop, a in pairs:
+        p = a.packet
+        if p.payload_len == 0:
+            continue
+        key = (hop.sender, p.seq, p.payload_len)
+        if key in arrived and (BY_TIMEOUT | FAST).intersection(a.notes) \
+                and arrived[key] <= hop.frame.ts_ns:
+            gaps.append((hop.frame.ts_ns - arrived[key]) / 1e9)
+        if not hop.lost and key not in arrived:
+            arrived[key] = hop.received_ns
+    return gaps
+
+
+def give_up_seconds(retries2: int) -> float:
+    """How long TCP retransmits one segment before it gives up, with ``tcp_retries2``
+    tries, the timeout starting at its minimum and doubling up to its maximum (the
+    kernel's own estimate: 924.6 s for the default 15)."""
+    return sum(min(RTO_MIN_S * 2 ** i, RTO_MAX_S) for i in range(retries2 + 1))
+
+
+def datagrams(pairs: Sequence[tuple[Hop, Annotated]]) -> list[list[tuple[Hop, Annotated]]]:
+    """The UDP datagrams, in the order their first frame was sent: one frame each, or the
+    IP fragments it was cut into (same sender and IP identification; a datagram is
+    delivered only when all of them are)."""
+    found: list[list[tuple[Hop, Annotated]]] = []
+    open_: dict[tuple[str, int], list[tuple[Hop, Annotated]]] = {}
+    for hop, a in pairs:
+        if not a.packet.fragment:
+            found.append([(hop, a)])
+            continue
+        key = (hop.sender, a.packet.ip_id)
+        if key not in open_:
+            open_[key] = []
+            found.append(open_[key])
+        open_[key].append((hop, a))
+        if not _more_fragments(a):
+            del open_[key]  # the last fragment: the next with this id is a new datagram
+    return found
+
+
+def _more_fragments(a: Annotated) -> bool:
+    data, off = a.packet.data, 14  # the lab's frames are Ethernet
+    return len(data) >= off + 8 and bool(data[off + 6] & 0x20)
+
+
+def udp_verdict(pairs: Sequence[tuple[Hop, Annotated]], client: str, messages: int,
+                finished: bool = True) -> UdpVerdict:
+    grams = datagrams(pairs)
+    requests = [g for g in grams if g[0][0].sender == client]
+    echoes = [g for g in grams if g[0][0].sender != client]
+
+    def lost(g: list[tuple[Hop, Annotated]]) -> bool:
+        return any(hop.lost for hop, _a in g)
+
     return UdpVerdict(
-        sent=len(requests), delivered=sum(1 for hop in requests if not hop.lost),
-        lost_numbers=tuple(n for n, hop in enumerate(requests, 1) if hop.lost),
-        echoes_sent=len(echoes), echoes_delivered=sum(1 for hop in echoes if not hop.lost),
-        seconds=_seconds(pairs), resent=max(0, len(requests) - messages))
+        sent=len(requests), delivered=sum(1 for g in requests if not lost(g)),
+        lost_numbers=tuple(n for n, g in enumerate(requests, 1) if lost(g)),
+        echoes_sent=len(echoes), echoes_delivered=sum(1 for g in echoes if not lost(g)),
+        seconds=_seconds(pairs), resent=max(0, len(requests) - messages),
+        delivered_bytes=sum(g[0][1].packet.payload_len for g in requests if not lost(g)),
+        fragments=sum(len(g) for g in requests if len(g) > 1),
+        by_a_fragment=tuple(n for n, g in enumerate(requests, 1)
+                            if lost(g) and not all(hop.lost for hop, _a in g)),
+        finished=finished)
 
 
 def _seconds(pairs: Sequence[tuple[Hop, Annotated]]) -> float:

@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sockcap.analysis.link import (
     IPPROTO_TCP,
@@ -25,7 +25,7 @@ from sockcap.analysis.link import (
     udp_verdict,
 )
 from sockcap.decode.records import LINKTYPE_ETHERNET
-from sockcap.errors import ExitCode
+from sockcap.errors import ExitCode, InputError
 from sockcap.i18n import _
 from sockcap.lab.namespaces import Namespaces
 from sockcap.lab.session import LabOptions, LabResult, run_lab
@@ -35,7 +35,19 @@ from sockcap.owner import Owner
 from sockcap.pcapfile.writer import PcapWriter
 from sockcap.pipeline import Pipeline
 from sockcap.render.explain import PacketExplainer
-from sockcap.render.lab import link_words, packet_records, timeline, verdict_line, verdict_record
+from sockcap.render.lab import (
+    counts_line,
+    link_words,
+    needless_line,
+    packet_records,
+    race_line,
+    stall_line,
+    time_line,
+    timeline,
+    udp_time_line,
+    verdict_line,
+    verdict_record,
+)
 from sockcap.render.packets import PacketView
 from sockcap.signals import Stopped, cancel_on_signals
 
@@ -53,59 +65,129 @@ class LabRequest:
     style: str
     no_color: bool
     explain: bool = False
+    pattern: str = "ping-pong"
+    cc: str = ""
+    fresh: bool = False  # out_dir is the default name: a new folder each run
+
+AVAILABLE_CC = "/proc/sys/net/ipv4/tcp_available_congestion_control"
+RETRIES2 = "/proc/sys/net/ipv4/tcp_retries2"
+FRAME_OVERHEAD = 14 + 20 + 8  # Ethernet, IP and UDP headers around a message
+
+
+def check_cc(name: str) -> None:
+    """``--cc NAME`` where this kernel has it; else one line listing what it has."""
+    try:
+        with open(AVAILABLE_CC) as f:
+            have = f.read().split()
+    except OSError:
+        have = []
+    if name not in have:
+        raise InputError(_("this kernel has no congestion control {name!r}; it has: {have}")
+                         .format(name=name, have=", ".join(have) or _("none listed")))
+
+
+def _retries2() -> int:
+    try:
+        with open(RETRIES2) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 15  # the kernel's default
 
 
 def lab_command(req: LabRequest) -> None:
     output = Output(color=False if req.no_color else None)
     ns = Namespaces(NAMESPACES)
     wire = build(ns, req.link)
-    opts = LabOptions(messages=req.messages, tcp=req.tcp, udp=req.udp, out_dir=req.out_dir,
-                      force=req.force, timeout=req.timeout, delay_ms=req.link.delay_ms)
-    signals: list[int] = []
     try:
-        result = asyncio.run(cancel_on_signals(
-            run_lab(ns, opts, note=lambda text: output.note(f"sockcap: {text}")), signals))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        signals.append(signals[0] if signals else signal.SIGINT)
+        result, signals = _run(req, ns, wire, output)
+    finally:
+        wire.stop()
     if signals:
         where = _("; the packets captured so far are in {folder}").format(folder=req.out_dir)
         if signals[0] == signal.SIGTERM:
             raise Stopped(_("terminated") + where, ExitCode.TERMINATED)
         raise Stopped(_("interrupted") + where, ExitCode.INTERRUPTED)
-    _show(req, wire, result, output)
+    assert result is not None
+    if not _show(req, wire, result, output, _retries2()):
+        raise SystemExit(ExitCode.ERROR)
 
 
-def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output) -> None:
+def _run(req: LabRequest, ns: Namespaces, wire: Wire,
+         output: Output) -> tuple[LabResult | None, list[int]]:
+    link = req.link
+    biggest = max(len(m) for m in req.messages) + FRAME_OVERHEAD
+    opts = LabOptions(messages=req.messages, tcp=req.tcp, udp=req.udp, out_dir=req.out_dir,
+                      force=req.force, timeout=req.timeout,
+                      delay_ms=link.delay_ms + link.jitter_ms,
+                      transfer_s=8 * biggest / link.rate_bps if link.rate_bps else 0.0,
+                      pattern=req.pattern, cc=req.cc, fresh=req.fresh)
+    signals: list[int] = []
+    result = None
+    try:
+        result = asyncio.run(cancel_on_signals(
+            run_lab(ns, opts, note=lambda text: output.note(f"sockcap: {text}")), signals))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        signals.append(signals[0] if signals else signal.SIGINT)
+    return result, signals
+
+
+def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
+          retries2: int) -> bool:
+    """Say what the run showed; False when the deadline stopped it before the end."""
     hops = merge_ends([(SERVER_ADDRESS, result.frames["server"]),
                        (CLIENT_ADDRESS, result.frames["client"])])
-    files = {**result.paths, "link": os.path.join(req.out_dir, "link.pcap")}
+    folder = result.folder or req.out_dir
+    files = {**result.paths, "link": os.path.join(folder, "link.pcap")}
     _write_link(files["link"], hops, req.force, output)
     pipeline = Pipeline()
     annotated = list(pipeline.packets(hop.frame for hop in hops))
     tcp_pairs = of_proto(hops, annotated, IPPROTO_TCP)
     udp_pairs = of_proto(hops, annotated, IPPROTO_UDP)
-    tcp = tcp_verdict(tcp_pairs, result.tcp) if result.tcp else None
-    udp = udp_verdict(udp_pairs, CLIENT_ADDRESS, len(req.messages)) if result.udp else None
+    tcp = tcp_verdict(tcp_pairs, result.tcp, CLIENT_ADDRESS) if result.tcp else None
+    udp = (udp_verdict(udp_pairs, CLIENT_ADDRESS, len(req.messages), result.udp.finished)
+           if result.udp else None)
+    finished = all(v.finished for v in (tcp, udp) if v is not None)
+    counts = wire.counts or {}
     if result.dropped:
         output.note(_("sockcap: the captures had no room for {n} packets: the timeline "
                       "misses them").format(n=result.dropped))
     if req.json:
-        record = {**verdict_record(tcp, udp),
-                  "link": {"loss_percent": wire.options.loss,
-                           "drop_every": wire.options.drop_every,
-                           "delay_ms": wire.options.delay_ms, "by": wire.loss_by},
-                  "files": files, "packets": packet_records(list(zip(hops, annotated, strict=True)),
-                                                            pipeline.first_ts)}
+        o = wire.options
+        link = {"loss_percent": o.loss, "drop_every": o.drop_every, "delay_ms": o.delay_ms,
+                "by": wire.loss_by}
+        if o.shaped:
+            link.update({"jitter_ms": o.jitter_ms, "rate_bps": o.rate_bps, "queue": o.queue,
+                         "reorder_percent": o.reorder, "duplicate_percent": o.duplicate,
+                         "corrupt_percent": o.corrupt, "direction": o.direction,
+                         "counts": {d: asdict(c) for d, c in counts.items()}})
+        record = {**verdict_record(tcp, udp), "pattern": req.pattern, "finished": finished,
+                  "link": link, "files": files,
+                  "packets": packet_records(list(zip(hops, annotated, strict=True)),
+                                            pipeline.first_ts)}
         output.line(json.dumps(record))
         output.flush()
-        return
+        return finished
     explainer = PacketExplainer() if req.explain else None
     view = PacketView(pipeline, style=req.style, explainer=explainer)
     output.line(verdict_line(tcp, udp))
-    o = wire.options
-    output.line(link_words(o.loss, o.drop_every, o.delay_ms, wire.loss_by))
+    if tcp is not None and udp is not None:
+        output.line(race_line(tcp, udp, req.pattern))
+    if tcp is not None:
+        output.line(time_line(tcp, req.pattern))
+        if tcp.stall is not None:
+            output.line(stall_line(tcp.stall, retries2))
+        queue_full = sum(c.queue_full for c in counts.values())
+        needless = needless_line(tcp, queue_full, tcp.lost_segments)
+        if needless:
+            output.line(needless)
+    if udp is not None:
+        output.line(udp_time_line(udp))
+    output.line(link_words(wire.options, wire.loss_by))
+    said = counts_line(counts)
+    if said:
+        output.line(said)
     output.line(_("saved to {folder}: server.pcap and client.pcap (each end's capture), "
-                  "link.pcap (every packet put on the link)").format(folder=req.out_dir))
+                  "link.pcap (every packet put on the link)").format(folder=folder))
     for title, pairs in ((_("TCP echo"), tcp_pairs), (_("UDP echo"), udp_pairs)):
         if pairs:
             output.line("")
@@ -116,6 +198,7 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output) -> Non
         output.line("")
         output.lines(explainer.summary())
     output.flush()
+    return finished
 
 
 def _write_link(path: str, hops: list[Hop], force: bool, output: Output) -> None:

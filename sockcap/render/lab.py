@@ -8,8 +8,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sockcap.analysis.conversation import Annotated
-from sockcap.analysis.link import Hop, TcpVerdict, UdpVerdict
+from sockcap.analysis.link import Hop, Stall, TcpVerdict, UdpVerdict, give_up_seconds
 from sockcap.i18n import _
+from sockcap.analysis.shape import Counts, LinkOptions
 from sockcap.render.packets import PacketView
 from sockcap.render.timeline import json_record
 
@@ -18,12 +19,29 @@ LOST_STYLE = "bold red"
 
 def seconds_text(seconds: float) -> str:
     """``3.41``; below a second two significant digits (``0.00043``), as UDP is that quick."""
+    if seconds == 0:
+        return "0"
     if seconds >= 1:
         return f"{seconds:.2f}"
     return f"{seconds:.2g}" if seconds >= 1e-4 else f"{seconds:.6f}"  # never 4.3e-05
 
 
+def rate_text(bits_per_second: float) -> str:
+    """``950 kbit/s``, ``1.20 Mbit/s``: a goodput beside the link's ``--rate``."""
+    if bits_per_second >= 1e6:
+        return _("{n:.2f} Mbit/s").format(n=bits_per_second / 1e6)
+    if bits_per_second >= 1e3:
+        return _("{n:.0f} kbit/s").format(n=bits_per_second / 1e3)
+    return _("{n:.0f} bit/s").format(n=bits_per_second)
+
+
 def tcp_sentence(v: TcpVerdict) -> str:
+    if not v.finished:
+        return _("TCP: {intact} of {messages} messages delivered intact when the lab stopped "
+                 "it after {seconds} s, {lost} segments lost, {resent} retransmitted "
+                 "({timeout} by timeout, {fast} fast)").format(
+            intact=v.intact, messages=v.messages, seconds=seconds_text(v.seconds),
+            lost=v.lost_segments, resent=v.retransmissions, timeout=v.by_timeout, fast=v.fast)
     return _("TCP: {intact} of {messages} messages delivered intact in {seconds} s, "
              "{lost} segments lost, {resent} retransmitted ({timeout} by timeout, "
              "{fast} fast)").format(intact=v.intact, messages=v.messages, seconds=seconds_text(v.seconds),
@@ -48,6 +66,85 @@ def udp_sentence(v: UdpVerdict) -> str:
         echoes_lost=v.echoes_sent - v.echoes_delivered, echoes=v.echoes_sent, resent=resent)
 
 
+def time_line(v: TcpVerdict, pattern: str) -> str:
+    """Where TCP's time went: the handshake, the round trips, the timeouts; its goodput."""
+    waits = v.messages if pattern == "ping-pong" else 1
+    return _("TCP's {seconds} s: {handshake} s for the handshake (a round trip of {rtt} s), "
+             "{waits} round trips waiting for echoes, {in_timeouts} s waiting for {timeouts} "
+             "retransmission timeouts; goodput {goodput}").format(
+        seconds=seconds_text(v.seconds), handshake=seconds_text(v.timing.handshake),
+        rtt=seconds_text(v.timing.rtt), waits=waits,
+        in_timeouts=seconds_text(v.timing.in_timeouts), timeouts=v.timing.timeouts,
+        goodput=rate_text(8 * v.goodput))
+
+
+def udp_time_line(v: UdpVerdict) -> str:
+    text = _("UDP's {seconds} s: no handshake, no acknowledgment, nothing resent; goodput "
+             "{goodput}").format(seconds=seconds_text(v.seconds), goodput=rate_text(8 * v.goodput))
+    if v.fragments:
+        text += "; " + _("its datagrams went as {n} IP fragments").format(n=v.fragments)
+    if v.by_a_fragment:
+        text += "; " + _("lost by a single fragment: {numbers} (one lost fragment loses the "
+                         "whole datagram)").format(
+            numbers=" ".join(f"#{n}" for n in v.by_a_fragment))
+    return text
+
+
+def stall_line(s: Stall, retries2: int) -> str:
+    """What TCP was doing when the lab stopped it, and how long it would have gone on."""
+    return _("message {message} was still being retransmitted: {tries} tries, the timeout "
+             "doubling {first} → {last} s — TCP backs off and would give up after ~{minutes} "
+             "min (tcp_retries2 = {retries2})").format(
+        message=s.message, tries=s.tries, first=f"{s.first_wait:.1f}", last=f"{s.last_wait:.1f}",
+        minutes=f"{give_up_seconds(retries2) / 60:.0f}", retries2=retries2)
+
+
+def race_line(tcp: TcpVerdict, udp: UdpVerdict, pattern: str) -> str:
+    """The course's point in one sentence, with this run's numbers."""
+    said = _("the same {n} messages, {pattern}").format(n=tcp.messages, pattern=pattern)
+    if not tcp.finished:
+        return _("Reliable vs fast ({said}): TCP kept retransmitting and had delivered "
+                 "{intact} of {n} when the lab stopped it; UDP delivered {delivered} of {n} in "
+                 "{udp} s and will never resend the rest.").format(
+            said=said, intact=tcp.intact, n=tcp.messages, delivered=udp.delivered,
+            udp=seconds_text(udp.seconds))
+    gap = tcp.seconds - udp.seconds
+    if udp.lost:
+        if gap >= 0:
+            text = _("Reliable vs fast ({said}): TCP delivered {intact} of {n} in {tcp} s, "
+                     "{gap} s slower than UDP, which took {udp} s and lost {lost} of {n} for "
+                     "good.")
+        else:
+            text = _("Reliable vs fast ({said}): TCP delivered {intact} of {n} in {tcp} s, "
+                     "{gap} s sooner than UDP, which took {udp} s (waiting for echoes that "
+                     "never came) and lost {lost} of {n} for good.")
+    elif gap >= 0:
+        text = _("Reliable vs fast ({said}): TCP delivered {intact} of {n} in {tcp} s, {gap} s "
+                 "slower than UDP, which took {udp} s and this time lost nothing.")
+    else:
+        text = _("Reliable vs fast ({said}): TCP delivered {intact} of {n} in {tcp} s, {gap} s "
+                 "sooner than UDP, which took {udp} s and this time lost nothing.")
+    return text.format(said=said, intact=tcp.intact, n=tcp.messages,
+                       tcp=seconds_text(tcp.seconds), gap=seconds_text(abs(gap)),
+                       udp=seconds_text(udp.seconds), lost=udp.lost)
+
+
+def needless_line(v: TcpVerdict, queue_full: int, link_lost: int) -> str:
+    """A retransmission the link did not cause, named with its evidence ("" if none)."""
+    if not v.needless and not (v.retransmissions and not link_lost):
+        return ""
+    if v.needless:
+        why = (_("the link's queue overflowed {n} times") .format(n=queue_full) if queue_full
+               else _("the receiving host dropped it after it arrived (a full queue or "
+                      "buffer), or the retransmission timeout was too short"))
+        return _("{n} of TCP's {resent} retransmissions were spurious: the first copy had "
+                 "arrived {gap} s before it was resent; {why}").format(
+            n=v.needless, resent=v.retransmissions, gap=seconds_text(v.needless_gap), why=why)
+    return _("TCP retransmitted {resent} segments on a link that lost nothing: the "
+             "receiving host dropped them after they arrived (a full queue or buffer)").format(
+        resent=v.retransmissions)
+
+
 def verdict_line(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> str:
     """``TCP: ... | UDP: ...`` (either alone when only one ran)."""
     return " | ".join([*([tcp_sentence(tcp)] if tcp else []), *([udp_sentence(udp)] if udp else [])])
@@ -62,14 +159,25 @@ def verdict_record(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> dict[str, 
             "sent_bytes": tcp.sent_bytes, "delivered_bytes": tcp.delivered_bytes,
             "lost_segments": tcp.lost_segments, "retransmissions": tcp.retransmissions,
             "retransmissions_timeout": tcp.by_timeout, "retransmissions_fast": tcp.fast,
-            "seconds": round(tcp.seconds, 6),
+            "seconds": round(tcp.seconds, 6), "finished": tcp.finished,
+            "goodput_bps": round(8 * tcp.goodput),
+            "handshake_seconds": round(tcp.timing.handshake, 6),
+            "rtt_seconds": round(tcp.timing.rtt, 6),
+            "timeout_seconds": round(tcp.timing.in_timeouts, 6),
+            "timeouts": tcp.timing.timeouts, "spurious": tcp.needless,
+            "stall": None if tcp.stall is None else {
+                "message": tcp.stall.message, "tries": tcp.stall.tries,
+                "first_wait": round(tcp.stall.first_wait, 6),
+                "last_wait": round(tcp.stall.last_wait, 6)},
         }
     if udp is not None:
         record["udp"] = {
             "sent": udp.sent, "delivered": udp.delivered, "lost": udp.lost,
             "lost_numbers": list(udp.lost_numbers), "echoes_sent": udp.echoes_sent,
             "echoes_delivered": udp.echoes_delivered, "resent": udp.resent,
-            "seconds": round(udp.seconds, 6),
+            "seconds": round(udp.seconds, 6), "finished": udp.finished,
+            "goodput_bps": round(8 * udp.goodput), "fragments": udp.fragments,
+            "lost_by_a_fragment": list(udp.by_a_fragment),
         }
     return record
 
@@ -100,17 +208,45 @@ def packet_records(pairs: Sequence[tuple[Hop, Annotated]], first_ts: int) -> lis
     return records
 
 
-def link_words(loss: float, drop_every: int, delay_ms: float, loss_by: str) -> str:
-    """What the link does to packets, and with what (``netem`` or ``nftables``)."""
+def link_words(o: LinkOptions, loss_by: str) -> str:
+    """What the link does to packets, which way, and with what (``sockcap``'s delay line,
+    ``netem`` or ``nftables``)."""
     parts = []
-    if drop_every:
-        n = drop_every
-        parts.append(_("TCP packets and UDP packets number {n}, {n2}, {n3}, … dropped each way")
+    if o.drop_every:
+        n = o.drop_every
+        parts.append(_("TCP packets and UDP packets number {n}, {n2}, {n3}, … dropped")
                      .format(n=n, n2=2 * n, n3=3 * n))
-    if loss:
-        parts.append(_("packets lost each way at random: {loss:g}%").format(loss=loss))
-    if delay_ms:
-        parts.append(_("{delay:g} ms of delay each way").format(delay=delay_ms))
+    if o.loss:
+        parts.append(_("packets lost at random: {loss:g}%").format(loss=o.loss))
+    if o.delay_ms:
+        parts.append(_("{delay:g} ms of delay").format(delay=o.delay_ms))
+    if o.jitter_ms:
+        parts.append(_("± {jitter:g} ms of jitter").format(jitter=o.jitter_ms))
+    if o.rate_bps:
+        parts.append(_("at most {rate}, {queue} packets queued").format(
+            rate=rate_text(o.rate_bps), queue=o.queue))
+    for percent, words in ((o.reorder, _("reordered")), (o.duplicate, _("duplicated")),
+                           (o.corrupt, _("corrupted"))):
+        if percent:
+            parts.append(_("{percent:g}% of the packets {what}").format(percent=percent,
+                                                                       what=words))
     if not parts:
         return _("the link: loses nothing")
-    return _("the link: {what} (by {tool})").format(what="; ".join(parts), tool=loss_by)
+    way = {"both": _("each way"), "to-server": _("toward the server only"),
+           "to-client": _("toward the client only")}[o.direction]
+    return _("the link: {what}, {way} (by {tool})").format(what="; ".join(parts), way=way,
+                                                            tool=loss_by)
+
+
+def counts_line(counts: dict[str, Counts]) -> str:
+    """What the delay line did, each way (only what happened)."""
+    said = []
+    for direction, c in counts.items():
+        parts = [text.format(n=n) for n, text in (
+            (c.lost, _("{n} lost")), (c.dropped_every, _("{n} dropped")),
+            (c.queue_full, _("{n} dropped by a full queue")), (c.reordered, _("{n} reordered")),
+            (c.duplicated, _("{n} duplicated")), (c.corrupted, _("{n} corrupted"))) if n]
+        if parts:
+            said.append(_("{way}: {frames} packets, {what}").format(
+                way=direction, frames=c.frames, what=", ".join(parts)))
+    return _("on the link: {what}").format(what="; ".join(said)) if said else ""
