@@ -170,7 +170,8 @@ def tcp_verdict(pairs: Sequence[tuple[Hop, Annotated]], delivery: Delivery,
     return TcpVerdict(
         messages=len(delivery.messages), intact=intact,
         sent_bytes=sum(len(m) for m in delivery.messages),
-        delivered_bytes=delivery.received_bytes, seconds=_seconds(pairs),
+        delivered_bytes=delivery.received_bytes,
+        seconds=_seconds(pairs) if delivery.finished else _span(pairs),
         lost_segments=sum(1 for hop, _a in pairs if hop.lost),
         retransmissions=timeout + fast, by_timeout=timeout, fast=fast,
         timing=tcp_timing(pairs, client), finished=delivery.finished,
@@ -201,6 +202,16 @@ def tcp_timing(pairs: Sequence[tuple[Hop, Annotated]], client: str) -> Timing:
                  and not a.packet.flags & TcpFlags.SYN), None)
     handshake = (done.frame.ts_ns - syn.frame.ts_ns) / 1e9 if syn and done else 0.0
     rtt = (synack.received_ns - syn.frame.ts_ns) / 1e9 if syn and synack else 0.0
+    waits = _timeout_waits(pairs)
+    covered, until = 0, 0  # the waits overlap when both ends wait at once: their union
+    for start, end in sorted(waits):
+        covered += max(0, end - max(start, until))
+        until = max(until, end)
+    return Timing(max(0.0, handshake), max(0.0, rtt), covered / 1e9, len(waits))
+
+
+def _timeout_waits(pairs: Sequence[tuple[Hop, Annotated]]) -> list[tuple[int, int]]:
+    """For each retransmission by timeout of data or a FIN: (the send before, this one)."""
     waits = []
     earlier: dict[tuple[str, int], int] = {}
     for hop, a in pairs:
@@ -208,10 +219,10 @@ def tcp_timing(pairs: Sequence[tuple[Hop, Annotated]], client: str) -> Timing:
         if a.packet.flags & TcpFlags.SYN:
             continue
         if key in earlier and BY_TIMEOUT.intersection(a.notes):
-            waits.append(hop.frame.ts_ns - earlier[key])
+            waits.append((earlier[key], hop.frame.ts_ns))
         if a.packet.payload_len > 0 or a.packet.flags & TcpFlags.FIN:
             earlier[key] = hop.frame.ts_ns
-    return Timing(max(0.0, handshake), max(0.0, rtt), sum(waits) / 1e9, len(waits))
+    return waits
 
 
 def stall(pairs: Sequence[tuple[Hop, Annotated]], messages: Sequence[bytes],
@@ -222,26 +233,46 @@ def stall(pairs: Sequence[tuple[Hop, Annotated]], messages: Sequence[bytes],
     if last is None:
         return None
     hop0 = next(hop for hop, a in pairs if a is last)
-    times = [h.frame.ts_ns for h in _sends(pairs)[(hop0.sender, last.packet.seq)]]
-    gaps = [b - a for a, b in zip(times, times[1:])] or [0]
+    tries = len(_sends(pairs)[(hop0.sender, last.packet.seq)])
     ends = list(accumulate(len(m) for m in messages))
     message = min(bisect_right(ends, max(0, last.seq - 1)) + 1, len(messages))
-    return Stall(message, hop0.sender == client, len(times), gaps[0] / 1e9, gaps[-1] / 1e9)
+    backoff = _backoff([b - a for a, b in _timeout_waits(
+        [(hop, a) for hop, a in pairs if hop.sender == hop0.sender])])
+    return Stall(message, hop0.sender == client, tries, backoff[0] / 1e9, backoff[-1] / 1e9)
+
+
+def _backoff(waits: list[int]) -> list[int]:
+    """The last run of waits that grow (the retransmission timeout backing off: each one
+    about twice the one before, until an acknowledgment resets it)."""
+    run = waits[-1:] or [0]
+    for wait in reversed(waits[:-1]):
+        if wait * 1.5 > run[0]:
+            break
+        run.insert(0, wait)
+    return run
 
 
 def _needless(pairs: Sequence[tuple[Hop, Annotated]]) -> list[float]:
-    """For each retransmission of a segment an earlier copy of which had arrived before
-    it was resent: the seconds from that arrival to the resend."""
+    """For each spurious retransmission — of a segment an earlier copy of which had
+    arrived, with nothing the receiver sent back lost on the link in between (a lost ACK
+    explains a retransmission; this is not that) — the seconds from that arrival to the
+    resend."""
     gaps = []
     arrived: dict[tuple[str, int, int], int] = {}
+    lost_at: dict[str, list[int]] = {}  # by sender: when its lost frames were sent
     for hop, a in pairs:
         p = a.packet
+        if hop.lost:
+            lost_at.setdefault(hop.sender, []).append(hop.frame.ts_ns)
         if p.payload_len == 0:
             continue
         key = (hop.sender, p.seq, p.payload_len)
-        if key in arrived and (BY_TIMEOUT | FAST).intersection(a.notes) \
-                and arrived[key] <= hop.frame.ts_ns:
-            gaps.append((hop.frame.ts_ns - arrived[key]) / 1e9)
+        first = arrived.get(key)
+        if first is not None and (BY_TIMEOUT | FAST).intersection(a.notes) \
+                and first <= hop.frame.ts_ns \
+                and not any(first <= t <= hop.frame.ts_ns for sender, times in lost_at.items()
+                            if sender != hop.sender for t in times):
+            gaps.append((hop.frame.ts_ns - first) / 1e9)
         if not hop.lost and key not in arrived:
             arrived[key] = hop.received_ns
     return gaps
@@ -298,6 +329,13 @@ def udp_verdict(pairs: Sequence[tuple[Hop, Annotated]], client: str, messages: i
         by_a_fragment=tuple(n for n, g in enumerate(requests, 1)
                             if lost(g) and not all(hop.lost for hop, _a in g)),
         finished=finished)
+
+
+def _span(pairs: Sequence[tuple[Hop, Annotated]]) -> float:
+    """From the first packet sent to the last (an exchange the deadline stopped)."""
+    if not pairs:
+        return 0.0
+    return (pairs[-1][0].frame.ts_ns - pairs[0][0].frame.ts_ns) / 1e9
 
 
 def _seconds(pairs: Sequence[tuple[Hop, Annotated]]) -> float:

@@ -45,7 +45,8 @@ from sockcap.pcapfile.writer import PcapWriter
 RING_BYTES = 16 << 20
 QUIET_SECONDS = 0.3  # the captures are drained when nothing arrived for this long
 SETTLE_SECONDS = 5.0  # longest wait for the last packets after the exchanges
-UDP_WAIT_SECONDS = 0.5  # how long the UDP client waits for an echo on a link with no delay
+UDP_WAIT_SECONDS = 0.2  # how long the UDP client waits for an echo on a link with no delay
+# (TCP's shortest retransmission timeout: neither protocol's client waits longer for a loss)
 UDP_SHARE = 0.25  # of the time left, kept for UDP when TCP runs first
 HOSTS = ("server", "client")
 PATTERNS = ("ping-pong", "stream")
@@ -273,11 +274,11 @@ async def _udp(ns: Namespaces, opts: LabOptions, seconds: float) -> Delivery:
                     transport.sendto(message)
                 await _collect(echoes, len(opts.messages), opts.echo_wait, deadline)
             else:
-                for n, message in enumerate(opts.messages, 1):
+                for message in opts.messages:
                     if time.monotonic() >= deadline:
                         break
                     transport.sendto(message)
-                    await _collect(echoes, n, opts.echo_wait, deadline)
+                    await _collect(echoes, len(echoes.replies) + 1, opts.echo_wait, deadline)
         finally:
             transport.close()
         finished = time.monotonic() < deadline

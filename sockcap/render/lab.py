@@ -68,7 +68,7 @@ def udp_sentence(v: UdpVerdict) -> str:
 
 def time_line(v: TcpVerdict, pattern: str) -> str:
     """Where TCP's time went: the handshake, the round trips, the timeouts; its goodput."""
-    waits = v.messages if pattern == "ping-pong" else 1
+    waits = v.intact if pattern == "ping-pong" else 1
     return _("TCP's {seconds} s: {handshake} s for the handshake (a round trip of {rtt} s), "
              "{waits} round trips waiting for echoes, {in_timeouts} s waiting for {timeouts} "
              "retransmission timeouts; goodput {goodput}").format(
