@@ -121,8 +121,9 @@ class TcpVerdict:
     timing: Timing = Timing(0.0, 0.0, 0.0, 0)
     finished: bool = True  # False: stopped by the lab's deadline
     stall: Stall | None = None  # what was being retransmitted then
-    needless: int = 0  # retransmissions of a segment whose earlier copy had arrived
-    needless_gap: float = 0.0  # ... the shortest time from that arrival to the resend
+    needless: int = 0  # spurious retransmissions: an earlier copy arrived, no ACK was lost
+    needless_queued: int = 0  # ... of which the earlier copy was still on its way
+    needless_gap: float = 0.0  # the longest time between the resend and the copy's arrival
 
     @property
     def goodput(self) -> float:
@@ -176,7 +177,8 @@ def tcp_verdict(pairs: Sequence[tuple[Hop, Annotated]], delivery: Delivery,
         retransmissions=timeout + fast, by_timeout=timeout, fast=fast,
         timing=tcp_timing(pairs, client), finished=delivery.finished,
         stall=None if delivery.finished else stall(pairs, delivery.messages, client),
-        needless=len(needless), needless_gap=min(needless, default=0.0))
+        needless=len(needless), needless_queued=sum(1 for gap in needless if gap > 0),
+        needless_gap=max((abs(gap) for gap in needless), default=0.0))
 
 
 def _sends(pairs: Sequence[tuple[Hop, Annotated]]) -> dict[tuple[str, int], list[Hop]]:
@@ -253,12 +255,13 @@ def _backoff(waits: list[int]) -> list[int]:
 
 
 def _needless(pairs: Sequence[tuple[Hop, Annotated]]) -> list[float]:
-    """For each spurious retransmission — of a segment an earlier copy of which had
-    arrived, with nothing the receiver sent back lost on the link in between (a lost ACK
-    explains a retransmission; this is not that) — the seconds from that arrival to the
-    resend."""
+    """For each spurious retransmission — of a segment an earlier copy of which arrived,
+    with nothing the receiver sent back lost on the link meanwhile (a lost ACK explains a
+    retransmission; this is not that) — the seconds from the resend to that arrival:
+    negative when the copy had arrived before, positive when it was still on its way (in
+    the link's queue) as the timeout fired."""
     gaps = []
-    arrived: dict[tuple[str, int, int], int] = {}
+    first_sent: dict[tuple[str, int, int], Hop] = {}
     lost_at: dict[str, list[int]] = {}  # by sender: when its lost frames were sent
     for hop, a in pairs:
         p = a.packet
@@ -267,14 +270,17 @@ def _needless(pairs: Sequence[tuple[Hop, Annotated]]) -> list[float]:
         if p.payload_len == 0:
             continue
         key = (hop.sender, p.seq, p.payload_len)
-        first = arrived.get(key)
-        if first is not None and (BY_TIMEOUT | FAST).intersection(a.notes) \
-                and first <= hop.frame.ts_ns \
-                and not any(first <= t <= hop.frame.ts_ns for sender, times in lost_at.items()
-                            if sender != hop.sender for t in times):
-            gaps.append((hop.frame.ts_ns - first) / 1e9)
-        if not hop.lost and key not in arrived:
-            arrived[key] = hop.received_ns
+        first = first_sent.get(key)
+        if first is None:
+            if not hop.lost:
+                first_sent[key] = hop
+            continue
+        if not (BY_TIMEOUT | FAST).intersection(a.notes):
+            continue
+        window = (first.frame.ts_ns, max(first.received_ns, hop.frame.ts_ns))
+        if not any(window[0] <= t <= window[1] for sender, times in lost_at.items()
+                   if sender != hop.sender for t in times):
+            gaps.append((first.received_ns - hop.frame.ts_ns) / 1e9)
     return gaps
 
 

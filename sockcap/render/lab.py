@@ -130,19 +130,25 @@ def race_line(tcp: TcpVerdict, udp: UdpVerdict, pattern: str) -> str:
 
 
 def needless_line(v: TcpVerdict, queue_full: int, link_lost: int) -> str:
-    """A retransmission the link did not cause, named with its evidence ("" if none)."""
-    if not v.needless and not (v.retransmissions and not link_lost):
-        return ""
+    """A retransmission the link's losses do not explain, named with its evidence ("" if
+    none)."""
+    if v.needless_queued:
+        return _("{n} of TCP's {resent} retransmissions were spurious: the first copy was still "
+                 "queued on the link when the timeout fired (it arrived up to {gap} s later) — "
+                 "TCP's timer (a retransmission timeout or a tail-loss probe) was shorter than the queue's delay").format(
+            n=v.needless_queued, resent=v.retransmissions, gap=seconds_text(v.needless_gap))
     if v.needless:
-        why = (_("the link's queue overflowed {n} times") .format(n=queue_full) if queue_full
+        why = (_("the link's queue overflowed {n} times").format(n=queue_full) if queue_full
                else _("the receiving host dropped it after it arrived (a full queue or "
                       "buffer), or the retransmission timeout was too short"))
         return _("{n} of TCP's {resent} retransmissions were spurious: the first copy had "
-                 "arrived {gap} s before it was resent; {why}").format(
+                 "arrived up to {gap} s before it was resent; {why}").format(
             n=v.needless, resent=v.retransmissions, gap=seconds_text(v.needless_gap), why=why)
-    return _("TCP retransmitted {resent} segments on a link that lost nothing: the "
-             "receiving host dropped them after they arrived (a full queue or buffer)").format(
-        resent=v.retransmissions)
+    if v.retransmissions and not link_lost:
+        return _("TCP retransmitted {resent} segments on a link that lost nothing: the "
+                 "receiving host dropped them after they arrived (a full queue or buffer)"
+                 ).format(resent=v.retransmissions)
+    return ""
 
 
 def verdict_line(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> str:
@@ -165,6 +171,7 @@ def verdict_record(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> dict[str, 
             "rtt_seconds": round(tcp.timing.rtt, 6),
             "timeout_seconds": round(tcp.timing.in_timeouts, 6),
             "timeouts": tcp.timing.timeouts, "spurious": tcp.needless,
+            "spurious_queued": tcp.needless_queued,
             "stall": None if tcp.stall is None else {
                 "message": tcp.stall.message, "tries": tcp.stall.tries,
                 "first_wait": round(tcp.stall.first_wait, 6),
