@@ -193,7 +193,7 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
             output.line("")
             output.line(_("{title}: every packet put on the link, at the time it was sent:")
                         .format(title=title))
-            output.lines(timeline(view, pairs))
+            output.lines(timeline(view, pairs, CLIENT_ADDRESS))
     if explainer is not None:
         output.line("")
         output.lines(explainer.summary())

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sockcap.analysis.conversation import Annotated
-from sockcap.analysis.link import Hop, Stall, TcpVerdict, UdpVerdict, give_up_seconds
+from sockcap.analysis.link import Hop, Stall, TcpVerdict, UdpVerdict, datagrams, give_up_seconds
 from sockcap.i18n import _
 from sockcap.analysis.shape import Counts, LinkOptions
 from sockcap.render.packets import PacketView
@@ -189,17 +189,47 @@ def verdict_record(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> dict[str, 
     return record
 
 
-def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]]) -> Iterator[tuple[str, str]]:
+def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]],
+             client: str = "") -> Iterator[tuple[str, str]]:
     """The merged timeline as ``(line, style)`` pairs: every packet put on the link, at the
-    time it was sent; one that never arrived is marked *lost on the link*."""
+    time it was sent; one that never arrived is marked *lost on the link*. An IP fragment
+    says so as tshark does (``Fragmented IP protocol (proto=UDP 17, off=1480, ID=3c4d)``),
+    and a lost one names the datagram it takes with it."""
     mark = "  ✗ " + _("lost on the link")
+    marks = _fragment_marks(pairs, client)
     for hop, a in pairs:
         lines = list(view.styled(a))
+        first = view.timeline.lines(a)[0]
+        main = next(i for i, (text, _style) in enumerate(lines) if text == first)
+        text, style = lines[main]
+        extra, lost_too = marks.get(a.no, ("", ""))
+        text += extra
         if hop.lost:  # the packet's own line comes after any line said before it
-            first = view.timeline.lines(a)[0]
-            main = next(i for i, (text, _style) in enumerate(lines) if text == first)
-            lines[main] = (lines[main][0] + mark, LOST_STYLE)
+            text, style = text + mark + lost_too, LOST_STYLE
+        lines[main] = (text, style)
         yield from lines
+
+
+def _fragment_marks(pairs: Sequence[tuple[Hop, Annotated]],
+                    client: str) -> dict[int, tuple[str, str]]:
+    """For each IP fragment (by packet number): its tshark-like words, and what its loss
+    costs."""
+    marks: dict[int, tuple[str, str]] = {}
+    number = 0
+    for gram in datagrams(pairs):
+        if gram[0][0].sender == client:
+            number += 1
+        if len(gram) < 2:
+            continue
+        whole = (_(" — datagram #{n} is lost with it").format(n=number)
+                 if gram[0][0].sender == client else _(" — the echo is lost with it"))
+        for _hop, a in gram:
+            data = a.packet.data
+            offset = (int.from_bytes(data[20:22], "big") & 0x1FFF) * 8 if len(data) >= 22 else 0
+            marks[a.no] = ("  " + _("Fragmented IP protocol (proto=UDP 17, off={off}, "
+                                    "ID={id:04x})").format(off=offset, id=a.packet.ip_id),
+                           whole)
+    return marks
 
 
 def packet_records(pairs: Sequence[tuple[Hop, Annotated]], first_ts: int) -> list[dict[str, Any]]:
