@@ -72,9 +72,10 @@ def test_udp_verdict_numbers_the_lost_datagrams() -> None:
     assert verdict_record(None, verdict)["udp"] == {
         "sent": 6, "delivered": 4, "lost": 2, "lost_numbers": [3, 6], "echoes_sent": 4,
         "echoes_delivered": 3, "resent": 0, "seconds": 0.0, "finished": True,
-        "goodput_bps": round(8 * verdict.delivered_bytes / verdict.seconds), "fragments": 0,
+        "goodput_bps": round(8 * verdict.delivered_bytes / verdict.to_server), "fragments": 0,
         "lost_by_a_fragment": []}
     assert verdict.delivered_bytes == len(b"m1m2m4m5")
+    assert verdict.to_server == (51 - 10) / 1e9  # to the last datagram the server got
 
 
 def test_seconds_are_readable_both_slow_and_quick() -> None:

@@ -124,11 +124,12 @@ class TcpVerdict:
     needless: int = 0  # spurious retransmissions: an earlier copy arrived, no ACK was lost
     needless_queued: int = 0  # ... of which the earlier copy was still on its way
     needless_gap: float = 0.0  # the longest time between the resend and the copy's arrival
+    to_server: float = 0.0  # seconds from the first packet to the last byte the server got
 
     @property
     def goodput(self) -> float:
-        """Bytes per second the server's application got."""
-        return self.delivered_bytes / self.seconds if self.seconds > 0 else 0.0
+        """Bytes per second the server's application got (until it had the last)."""
+        return self.delivered_bytes / self.to_server if self.to_server > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,7 @@ class UdpVerdict:
     fragments: int = 0  # IP fragments the client's datagrams went as (0: none was cut)
     by_a_fragment: tuple[int, ...] = ()  # lost datagrams of which some fragments arrived
     finished: bool = True  # False: stopped by the lab's deadline
+    to_server: float = 0.0  # seconds from the first packet to the last datagram the server got
 
     @property
     def lost(self) -> int:
@@ -151,7 +153,7 @@ class UdpVerdict:
 
     @property
     def goodput(self) -> float:
-        return self.delivered_bytes / self.seconds if self.seconds > 0 else 0.0
+        return self.delivered_bytes / self.to_server if self.to_server > 0 else 0.0
 
 
 def of_proto(hops: Sequence[Hop], annotated: Sequence[Annotated],
@@ -178,7 +180,8 @@ def tcp_verdict(pairs: Sequence[tuple[Hop, Annotated]], delivery: Delivery,
         timing=tcp_timing(pairs, client), finished=delivery.finished,
         stall=None if delivery.finished else stall(pairs, delivery.messages, client),
         needless=len(needless), needless_queued=sum(1 for gap in needless if gap > 0),
-        needless_gap=max((abs(gap) for gap in needless), default=0.0))
+        needless_gap=max((abs(gap) for gap in needless), default=0.0),
+        to_server=_seconds(pairs, client))
 
 
 def _sends(pairs: Sequence[tuple[Hop, Annotated]]) -> dict[tuple[str, int], list[Hop]]:
@@ -334,7 +337,7 @@ def udp_verdict(pairs: Sequence[tuple[Hop, Annotated]], client: str, messages: i
         fragments=sum(len(g) for g in requests if len(g) > 1),
         by_a_fragment=tuple(n for n, g in enumerate(requests, 1)
                             if lost(g) and not all(hop.lost for hop, _a in g)),
-        finished=finished)
+        finished=finished, to_server=_seconds(pairs, client))
 
 
 def _span(pairs: Sequence[tuple[Hop, Annotated]]) -> float:
@@ -344,11 +347,13 @@ def _span(pairs: Sequence[tuple[Hop, Annotated]]) -> float:
     return (pairs[-1][0].frame.ts_ns - pairs[0][0].frame.ts_ns) / 1e9
 
 
-def _seconds(pairs: Sequence[tuple[Hop, Annotated]]) -> float:
-    """From the first packet sent to the last payload delivered (or the last packet)."""
+def _seconds(pairs: Sequence[tuple[Hop, Annotated]], sender: str = "") -> float:
+    """From the first packet sent to the last payload delivered (or the last packet); with
+    ``sender``, the last payload that host sent."""
     if not pairs:
         return 0.0
     start = pairs[0][0].frame.ts_ns
-    ends = [hop.received_ns for hop, a in pairs if not hop.lost and a.packet.payload_len > 0]
+    ends = [hop.received_ns for hop, a in pairs if not hop.lost and a.packet.payload_len > 0
+            and sender in ("", hop.sender)]
     end = max(ends) if ends else max(hop.frame.ts_ns for hop, _a in pairs)
     return max(0, end - start) / 1e9
