@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -529,3 +530,37 @@ def test_sigterm_stops_with_143_and_valid_files(tmp_path: Path) -> None:
     assert err.startswith("sockcap: terminated; the packets captured so far are in ")
     res = sockcap("show", str(out / "client.pcap"))
     assert res.returncode == 0 and "[SYN]" in res.stdout
+
+
+@needs_root
+def test_the_congestion_window_falls_after_a_loss(tmp_path: Path) -> None:
+    """Reno over a 10mbit link that drops every 40th packet toward the server: the
+    client's congestion window grows in slow start, is cut at the loss, and the graph has
+    it under the time-sequence graph."""
+    out, graph = tmp_path / "lab", tmp_path / "cwnd.svg"
+    args = ("--tcp", "--size", "300000", "--count", "1", "--pattern", "stream", "--rate",
+            "10mbit", "--drop-every", "40", "--direction", "to-server", "--cc", "reno")
+    record = lab_json(out, *args, "--graph", str(graph))
+    assert record["cwnd"]["cc"] == "reno"
+    samples = record["cwnd"]["samples"]
+    first_retransmission = min(p["time"] for p in record["packets"]
+                               if "retransmission" in " ".join(p["notes"]))
+    t0 = record["packets"][0]["time"]
+    cwnds = [s[1] for s in samples]
+    peak = max(cwnds[:next(i for i, s in enumerate(samples) if s[4] in (3, 4))])
+    after = [s[1] for s in samples if s[4] in (3, 4)]
+    assert peak > 10 and min(after) < peak  # grew from the initial window, then cut
+    assert any(s[2] < 0x7FFFFFFF for s in samples)  # ssthresh was set by the loss
+    assert first_retransmission > t0
+    root = ET.parse(graph).getroot()
+    classes = {el.get("class") for el in root.iter()}
+    assert {"sc-cwnd", "sc-ssthresh", "sc-retrans"} <= classes
+    res = sockcap("lab", *args, "--out", str(tmp_path / "text"), timeout=120)
+    lines = res.stdout.splitlines()
+    assert any(line.startswith("slow start (reno): the congestion window grew from 10 to ")
+               for line in lines)
+    loss = next(line for line in lines if line.startswith("the loss at "))
+    before, to = map(int, re.search(r"fell from (\d+) to (\d+) segments", loss).groups())
+    assert to < before
+    assert any(line.startswith("recovery: from there the congestion window grew to ")
+               for line in lines)

@@ -73,6 +73,19 @@ def _arrival(times: deque[int] | None) -> int:
     return times.popleft() if times else NOT_RECEIVED
 
 
+class CwndSample(NamedTuple):
+    """The client's congestion state at one moment (Linux's ``struct tcp_info``)."""
+
+    ts_ns: int  # on the captures' clock
+    cwnd: int  # segments
+    ssthresh: int  # segments; SSTHRESH_INFINITE before the first loss
+    rtt_us: int  # smoothed round-trip time
+    ca_state: int  # 0 open, 1 disorder, 2 CWR, 3 recovery, 4 loss (tcp_ca_state)
+
+
+SSTHRESH_INFINITE = 0x7FFFFFFF
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """What the applications saw of one exchange (told by the edge that ran it)."""
@@ -81,6 +94,7 @@ class Delivery:
     replies: tuple[bytes | None, ...]  # what came back for each (None: nothing)
     received_bytes: int  # bytes the server's application read
     finished: bool = True  # False: the lab's deadline stopped the exchange
+    cwnd: tuple[CwndSample, ...] = ()  # the client's congestion window, each change (TCP)
 
 
 RTO_MIN_S, RTO_MAX_S = 0.2, 120.0  # Linux's TCP_RTO_MIN and TCP_RTO_MAX
@@ -285,6 +299,50 @@ def _needless(pairs: Sequence[tuple[Hop, Annotated]]) -> list[float]:
                    if sender != hop.sender for t in times):
             gaps.append((first.received_ns - hop.frame.ts_ns) / 1e9)
     return gaps
+
+
+@dataclass(frozen=True, slots=True)
+class CwndStory:
+    """The client's congestion window in three acts (segments; seconds from the first
+    sample)."""
+
+    start: int  # cwnd at the start (the initial window)
+    peak: int  # the largest before the first fall (or overall, with no fall)
+    peak_at: float
+    fell_at: float  # the first loss seen (-1: none)
+    fell_to: int  # the lowest cwnd before the sender left recovery
+    ssthresh: int  # ssthresh set at the fall
+    end: int  # cwnd at the end
+    end_at: float
+    rtt: float  # smoothed RTT at the end (seconds)
+
+
+CA_RECOVERY, CA_LOSS = 3, 4  # tcp_ca_state: fast recovery, after a retransmission timeout
+
+
+def cwnd_story(samples: Sequence[CwndSample]) -> CwndStory | None:
+    """Slow start (up to the peak before the first loss), the loss (the first time the
+    sender entered recovery or set its slow-start threshold, and how low the window went
+    before it left recovery), the recovery (to the end); None without samples."""
+    if not samples:
+        return None
+    t0 = samples[0].ts_ns
+    first = samples[0]
+    hit = next((i for i, c in enumerate(samples) if c.ca_state in (CA_RECOVERY, CA_LOSS)
+                or c.ssthresh != first.ssthresh), -1)
+    last = samples[-1]
+    if hit < 0:
+        peak = max(samples, key=lambda c: c.cwnd)
+        return CwndStory(first.cwnd, peak.cwnd, (peak.ts_ns - t0) / 1e9, -1.0, 0,
+                         SSTHRESH_INFINITE, last.cwnd, (last.ts_ns - t0) / 1e9,
+                         last.rtt_us / 1e6)
+    peak = max(samples[:hit] or samples[:1], key=lambda c: c.cwnd)
+    back = next((i for i in range(hit + 1, len(samples)) if samples[i].ca_state == 0),
+                len(samples))
+    low = min(samples[hit:back], key=lambda c: c.cwnd)
+    return CwndStory(first.cwnd, peak.cwnd, (peak.ts_ns - t0) / 1e9,
+                     (samples[hit].ts_ns - t0) / 1e9, low.cwnd, low.ssthresh, last.cwnd,
+                     (last.ts_ns - t0) / 1e9, last.rtt_us / 1e6)
 
 
 def give_up_seconds(retries2: int) -> float:

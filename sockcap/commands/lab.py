@@ -72,6 +72,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
 @click.option("--direction", type=click.Choice(["both", "to-server", "to-client"]), default="both", show_default=True, help=_("Which way the link properties apply."))
 @click.option("--seed", type=int, default=None, help=_("The same random choices on every run."))
 @click.option("--pattern", type=click.Choice(["ping-pong", "stream"]), default="ping-pong", show_default=True, help=_("ping-pong: each message waits for its echo; stream: send all, then read (the same for TCP and UDP)."))
+@click.option("--graph", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg", help=_("Write the TCP time-sequence graph, with the congestion window and ssthresh under it."))
 @click.option("--cc", default=None, metavar="NAME", help=_("The client's TCP congestion control (e.g. reno, cubic, bbr: what the kernel has)."))
 @click.option("--tcp", "protocols", flag_value="tcp", help=_("Only the TCP echo."))
 @click.option("--udp", "protocols", flag_value="udp", help=_("Only the UDP echo."))
@@ -88,7 +89,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
 @click.option("--explain", is_flag=True, help=_("A plain sentence under every packet, and each connection's state."))
 def lab(loss: float, drop_every: int | None, delay: float, jitter: float, rate: int, queue: int,
         reorder: float, duplicate: float, corrupt: float, direction: str, seed: int | None,
-        pattern: str, cc: str | None, protocols: str, messages: tuple[str, ...],
+        pattern: str, graph: str | None, cc: str | None, protocols: str, messages: tuple[str, ...],
         count: int, size: int | None, out_dir: str | None, force: bool, timeout: float,
         json_: bool, style: str, no_color: bool, explain: bool) -> None:
     from sockcap.commands.lab_run import LabRequest, check_cc, lab_command
@@ -109,13 +110,15 @@ def lab(loss: float, drop_every: int | None, delay: float, jitter: float, rate: 
     from sockcap.owner import check_output_path
 
     check_output_path(folder)
+    if graph:
+        check_output_path(graph, force=force)
     lab_command(LabRequest(
         link=LinkOptions(loss=loss, drop_every=drop_every or 0, delay_ms=delay,
                          jitter_ms=jitter, rate_bps=rate, queue=queue, reorder=reorder,
                          duplicate=duplicate, corrupt=corrupt, direction=direction, seed=seed),
         messages=payloads, tcp=tcp, udp=udp, out_dir=folder, force=force, timeout=timeout,
         json=json_, style=style, no_color=no_color, explain=explain, pattern=pattern,
-        cc=cc or "", fresh=out_dir is None))
+        cc=cc or "", fresh=out_dir is None, graph=graph or ""))
 
 
 def _messages(messages: tuple[str, ...], count: int, size: int | None) -> tuple[bytes, ...]:

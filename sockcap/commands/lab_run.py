@@ -15,15 +15,20 @@ import os
 import signal
 from dataclasses import asdict, dataclass
 
+from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.link import (
     IPPROTO_TCP,
     IPPROTO_UDP,
+    SSTHRESH_INFINITE,
+    CwndSample,
     Hop,
+    cwnd_story,
     merge_ends,
     of_proto,
     tcp_verdict,
     udp_verdict,
 )
+from sockcap.commands.outfile import write_text_file
 from sockcap.decode.records import LINKTYPE_ETHERNET
 from sockcap.errors import ExitCode, InputError
 from sockcap.i18n import _
@@ -37,6 +42,7 @@ from sockcap.pipeline import Pipeline
 from sockcap.render.explain import PacketExplainer
 from sockcap.render.lab import (
     counts_line,
+    cwnd_lines,
     link_words,
     needless_line,
     packet_records,
@@ -49,6 +55,8 @@ from sockcap.render.lab import (
     verdict_record,
 )
 from sockcap.render.packets import PacketView
+from sockcap.render.seqgraph import seqgraph_layout
+from sockcap.render.svg import cwnd_graph_svg
 from sockcap.signals import Stopped, cancel_on_signals
 
 
@@ -68,9 +76,11 @@ class LabRequest:
     pattern: str = "ping-pong"
     cc: str = ""
     fresh: bool = False  # out_dir is the default name: a new folder each run
+    graph: str = ""  # write the TCP time-sequence graph with cwnd and ssthresh here
 
 AVAILABLE_CC = "/proc/sys/net/ipv4/tcp_available_congestion_control"
 RETRIES2 = "/proc/sys/net/ipv4/tcp_retries2"
+DEFAULT_CC = "/proc/sys/net/ipv4/tcp_congestion_control"
 FRAME_OVERHEAD = 14 + 20 + 8  # Ethernet, IP and UDP headers around a message
 
 
@@ -84,6 +94,14 @@ def check_cc(name: str) -> None:
     if name not in have:
         raise InputError(_("this kernel has no congestion control {name!r}; it has: {have}")
                          .format(name=name, have=", ".join(have) or _("none listed")))
+
+
+def _default_cc() -> str:
+    try:
+        with open(DEFAULT_CC) as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
 
 
 def _retries2() -> int:
@@ -108,7 +126,7 @@ def lab_command(req: LabRequest) -> None:
             raise Stopped(_("terminated") + where, ExitCode.TERMINATED)
         raise Stopped(_("interrupted") + where, ExitCode.INTERRUPTED)
     assert result is not None
-    if not _show(req, wire, result, output, _retries2()):
+    if not _show(req, wire, result, output, _retries2(), req.cc or _default_cc()):
         raise SystemExit(ExitCode.ERROR)
 
 
@@ -132,7 +150,7 @@ def _run(req: LabRequest, ns: Namespaces, wire: Wire,
 
 
 def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
-          retries2: int) -> bool:
+          retries2: int, cc: str) -> bool:
     """Say what the run showed; False when the deadline stopped it before the end."""
     hops = merge_ends([(SERVER_ADDRESS, result.frames["server"]),
                        (CLIENT_ADDRESS, result.frames["client"])])
@@ -148,6 +166,10 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
            if result.udp else None)
     finished = all(v.finished for v in (tcp, udp) if v is not None)
     counts = wire.counts or {}
+    samples = result.tcp.cwnd if result.tcp else ()
+    story = cwnd_story(samples)
+    if req.graph and tcp_pairs:
+        _write_graph(req.graph, [a for _hop, a in tcp_pairs], samples, req.force, output)
     if result.dropped:
         output.note(_("sockcap: the captures had no room for {n} packets: the timeline "
                       "misses them").format(n=result.dropped))
@@ -160,7 +182,11 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
                          "reorder_percent": o.reorder, "duplicate_percent": o.duplicate,
                          "corrupt_percent": o.corrupt, "direction": o.direction,
                          "counts": {d: asdict(c) for d, c in counts.items()}})
+        t0 = samples[0].ts_ns if samples else 0
+        cwnd = {"cc": cc, "samples": [[round((c.ts_ns - t0) / 1e9, 6), c.cwnd, c.ssthresh,
+                                       c.rtt_us, c.ca_state] for c in samples]}
         record = {**verdict_record(tcp, udp), "pattern": req.pattern, "finished": finished,
+                  **({"cwnd": cwnd} if result.tcp else {}),
                   "link": link, "files": files,
                   "packets": packet_records(list(zip(hops, annotated, strict=True)),
                                             pipeline.first_ts)}
@@ -180,6 +206,9 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
         needless = needless_line(tcp, queue_full, tcp.lost_segments)
         if needless:
             output.line(needless)
+        if story is not None and (story.peak > story.start or story.fell_at >= 0 or req.graph):
+            for line in cwnd_lines(story, cc):
+                output.line(line)
     if udp is not None:
         output.line(udp_time_line(udp))
     output.line(link_words(wire.options, wire.loss_by))
@@ -199,6 +228,17 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
         output.lines(explainer.summary())
     output.flush()
     return finished
+
+
+def _write_graph(path: str, packets: list[Annotated], samples: tuple[CwndSample, ...],
+                 force: bool, output: Output) -> None:
+    """The client's time-sequence graph with its congestion window under it."""
+    start = packets[0].packet.ts_ns
+    graph = seqgraph_layout(packets, from_client=True,
+                            title=_("TCP: the client's data, its congestion window"))
+    cwnd = [((c.ts_ns - start) / 1e9, c.cwnd, 0 if c.ssthresh >= SSTHRESH_INFINITE else c.ssthresh)
+            for c in samples]
+    write_text_file(path, cwnd_graph_svg(graph, cwnd), force=force, note=output.note)
 
 
 def _write_link(path: str, hops: list[Hop], force: bool, output: Output) -> None:

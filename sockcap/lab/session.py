@@ -25,12 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sockcap.analysis.link import Delivery
+from sockcap.analysis.link import CwndSample, Delivery
 from sockcap.capture.afpacket import AfPacketCapture
 from sockcap.capture.bpf import JEQ_K, LD_H_ABS, RET_K, SNAPLEN, Insn, Op, assemble
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
@@ -51,6 +52,10 @@ UDP_SHARE = 0.25  # of the time left, kept for UDP when TCP runs first
 HOSTS = ("server", "client")
 PATTERNS = ("ping-pong", "stream")
 TCP_CONGESTION = getattr(socket, "TCP_CONGESTION", 13)
+TCP_INFO = getattr(socket, "TCP_INFO", 11)
+TCP_INFO_BYTES = 104  # up to tcpi_snd_ssthresh and beyond (struct tcp_info, linux/tcp.h)
+SAMPLE_SECONDS = 0.002  # how often the client's congestion window is read
+MAX_SAMPLES = 100_000  # kept (only changes are kept)
 LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {on, 0 s}: close sends RST
 
 
@@ -199,12 +204,17 @@ async def _tcp(ns: Namespaces, opts: LabOptions, seconds: float) -> Delivery:
             sock.setsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, opts.cc.encode())
         sock.setblocking(False)
         transports: list[asyncio.WriteTransport] = []
+        samples: list[CwndSample] = []
+        sampler = asyncio.create_task(_sample_cwnd(sock, samples))
         try:
             finished = await asyncio.wait_for(
                 _tcp_echo(sock, server.port, opts, replies, transports), seconds)
         except (TimeoutError, ConnectionError, OSError):
             finished = False
         finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
             if not finished:  # a reset ends the retransmissions at once
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
             if transports:
@@ -214,9 +224,36 @@ async def _tcp(ns: Namespaces, opts: LabOptions, seconds: float) -> Delivery:
         if finished:
             await server.wait_idle(max(1.0, seconds))
         found = tuple(replies) + (None,) * (len(opts.messages) - len(replies))
-        return Delivery(opts.messages, found, server.stats.bytes, finished)
+        return Delivery(opts.messages, found, server.stats.bytes, finished, tuple(samples))
     finally:
         await server.close()
+
+
+def read_cwnd(sock: socket.socket) -> CwndSample | None:
+    """The client's congestion state now (``getsockopt(TCP_INFO)``), stamped with the
+    clock the captures use; None once the socket is gone."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, TCP_INFO_BYTES)
+    except OSError:
+        return None
+    if len(info) < 84:
+        return None
+    # struct tcp_info: u8 state, ca_state, ...; u32 from offset 8; rtt at 68, snd_ssthresh
+    # at 76, snd_cwnd at 80 (linux/tcp.h)
+    ca_state = info[1]
+    rtt_us, _rttvar, ssthresh, cwnd = struct.unpack_from("=4I", info, 68)
+    return CwndSample(time.time_ns(), cwnd, ssthresh, rtt_us, ca_state)
+
+
+async def _sample_cwnd(sock: socket.socket, samples: list[CwndSample]) -> None:
+    """Read the client's congestion window every few milliseconds; keep each change."""
+    while len(samples) < MAX_SAMPLES:
+        sample = read_cwnd(sock)
+        if sample is not None and sample.cwnd and (
+                not samples or sample[1:3] != samples[-1][1:3]
+                or sample.ca_state != samples[-1].ca_state):
+            samples.append(sample)
+        await asyncio.sleep(SAMPLE_SECONDS)
 
 
 async def _tcp_echo(sock: socket.socket, port: int, opts: LabOptions, replies: list[bytes],

@@ -8,7 +8,16 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sockcap.analysis.conversation import Annotated
-from sockcap.analysis.link import Hop, Stall, TcpVerdict, UdpVerdict, datagrams, give_up_seconds
+from sockcap.analysis.link import (
+    SSTHRESH_INFINITE,
+    CwndStory,
+    Hop,
+    Stall,
+    TcpVerdict,
+    UdpVerdict,
+    datagrams,
+    give_up_seconds,
+)
 from sockcap.i18n import _
 from sockcap.analysis.shape import Counts, LinkOptions
 from sockcap.render.packets import PacketView
@@ -134,8 +143,8 @@ def needless_line(v: TcpVerdict, queue_full: int, link_lost: int) -> str:
     none)."""
     if v.needless_queued:
         return _("{n} of TCP's {resent} retransmissions were spurious: the first copy was still "
-                 "queued on the link when the timeout fired (it arrived up to {gap} s later) — "
-                 "TCP's timer (a retransmission timeout or a tail-loss probe) was shorter than the queue's delay").format(
+                 "queued on the link when it was resent (it arrived up to {gap} s later) — TCP's "
+                 "timer or its loss detection was quicker than the queue").format(
             n=v.needless_queued, resent=v.retransmissions, gap=seconds_text(v.needless_gap))
     if v.needless:
         why = (_("the link's queue overflowed {n} times").format(n=queue_full) if queue_full
@@ -149,6 +158,25 @@ def needless_line(v: TcpVerdict, queue_full: int, link_lost: int) -> str:
                  "receiving host dropped them after they arrived (a full queue or buffer)"
                  ).format(resent=v.retransmissions)
     return ""
+
+
+def cwnd_lines(story: CwndStory, cc: str) -> list[str]:
+    """The client's congestion window in a line each: slow start, the loss, the recovery."""
+    lines = [_("slow start ({cc}): the congestion window grew from {start} to {peak} segments "
+               "in {seconds} s").format(cc=cc, start=story.start, peak=story.peak,
+                                        seconds=seconds_text(story.peak_at))]
+    if story.fell_at < 0:
+        lines.append(_("no loss: the congestion window never fell (it ended at {end})").format(
+            end=story.end))
+        return lines
+    ssthresh = "∞" if story.ssthresh >= SSTHRESH_INFINITE else str(story.ssthresh)
+    lines.append(_("the loss at {at} s: the congestion window fell from {peak} to {to} "
+                   "segments, the slow-start threshold set to {ssthresh}").format(
+        at=seconds_text(story.fell_at), peak=story.peak, to=story.fell_to, ssthresh=ssthresh))
+    lines.append(_("recovery: from there the congestion window grew to {end} segments by "
+                   "{at} s (a round trip of {rtt} s)").format(end=story.end, at=seconds_text(story.end_at),
+                                             rtt=seconds_text(story.rtt)))
+    return lines
 
 
 def verdict_line(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> str:
