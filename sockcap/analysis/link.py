@@ -21,8 +21,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Sequence
-from itertools import accumulate
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import NamedTuple
 
 from sockcap.analysis.conversation import Annotated
@@ -349,7 +349,7 @@ def give_up_seconds(retries2: int) -> float:
     """How long TCP retransmits one segment before it gives up, with ``tcp_retries2``
     tries, the timeout starting at its minimum and doubling up to its maximum (the
     kernel's own estimate: 924.6 s for the default 15)."""
-    return sum(min(RTO_MIN_S * 2 ** i, RTO_MAX_S) for i in range(retries2 + 1))
+    return float(sum(min(RTO_MIN_S * 2.0 ** i, RTO_MAX_S) for i in range(retries2 + 1)))
 
 
 def datagrams(pairs: Sequence[tuple[Hop, Annotated]]) -> list[list[tuple[Hop, Annotated]]]:

@@ -92,8 +92,8 @@ def lab(loss: float, drop_every: int | None, delay: float, jitter: float, rate: 
         pattern: str, graph: str | None, cc: str | None, protocols: str, messages: tuple[str, ...],
         count: int, size: int | None, out_dir: str | None, force: bool, timeout: float,
         json_: bool, style: str, no_color: bool, explain: bool) -> None:
+    from sockcap.analysis.shape import LinkOptions
     from sockcap.commands.lab_run import LabRequest, check_cc, lab_command
-    from sockcap.lab.wire import LinkOptions
 
     tcp, udp = protocols in ("tcp", "both"), protocols in ("udp", "both")
     payloads = _messages(messages, count, size)

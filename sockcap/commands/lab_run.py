@@ -28,13 +28,14 @@ from sockcap.analysis.link import (
     tcp_verdict,
     udp_verdict,
 )
+from sockcap.analysis.shape import LinkOptions
 from sockcap.commands.outfile import write_text_file
 from sockcap.decode.records import LINKTYPE_ETHERNET
 from sockcap.errors import ExitCode, InputError
 from sockcap.i18n import _
 from sockcap.lab.namespaces import Namespaces
 from sockcap.lab.session import LabOptions, LabResult, run_lab
-from sockcap.lab.wire import CLIENT_ADDRESS, NAMESPACES, SERVER_ADDRESS, LinkOptions, Wire, build
+from sockcap.lab.wire import CLIENT_ADDRESS, NAMESPACES, SERVER_ADDRESS, Wire, build
 from sockcap.output import Output
 from sockcap.owner import Owner
 from sockcap.pcapfile.writer import PcapWriter

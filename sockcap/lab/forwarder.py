@@ -166,7 +166,7 @@ def _forward(ports: dict[str, socket.socket], shapes: dict[str, Shape], rng: ran
 
 
 def _read_all(sock: socket.socket) -> list[bytes]:
-    frames = []
+    frames: list[bytes] = []
     while len(frames) < 64:
         try:
             data, address = sock.recvfrom(FRAME_BYTES)

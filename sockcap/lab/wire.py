@@ -44,9 +44,9 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sockcap.analysis.shape import DIRECTIONS, Counts, LinkOptions
 from sockcap.errors import InputError, SockcapError
 from sockcap.i18n import _
-from sockcap.analysis.shape import DIRECTIONS, Counts, LinkOptions
 from sockcap.lab.forwarder import Forwarder, open_port, start
 from sockcap.lab.namespaces import Namespaces
 

@@ -18,8 +18,8 @@ from sockcap.analysis.link import (
     datagrams,
     give_up_seconds,
 )
-from sockcap.i18n import _
 from sockcap.analysis.shape import Counts, LinkOptions
+from sockcap.i18n import _
 from sockcap.render.packets import PacketView
 from sockcap.render.timeline import json_record
 
