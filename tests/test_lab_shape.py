@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from sockcap.analysis.link import _backoff, give_up_seconds
+from sockcap.analysis.link import give_up_seconds
 from sockcap.analysis.shape import HOLD_NS, DelayLine, LinkOptions, Shape
 from sockcap.commands.lab import _rate
 
@@ -125,8 +125,3 @@ def test_the_kernel_gives_up_after_its_own_estimate() -> None:
     assert give_up_seconds(15) == pytest.approx(924.6)  # Documentation/networking/ip-sysctl
     assert give_up_seconds(3) == pytest.approx(0.2 + 0.4 + 0.8 + 1.6)
 
-
-def test_backoff_is_the_last_run_of_doubling_waits() -> None:
-    assert _backoff([200, 210, 400, 800, 1600]) == [210, 400, 800, 1600]
-    assert _backoff([200, 400, 300]) == [300]
-    assert _backoff([]) == [0]

@@ -117,8 +117,8 @@ class Stall:
     message: int  # the message it carries (1 = the first; its echo when the server sent it)
     from_client: bool
     tries: int  # times it was sent
-    first_wait: float  # seconds between the first two sends
-    last_wait: float  # ... the last two
+    first_wait: float  # the sender's first retransmission timeout (seconds)
+    last_wait: float  # ... its longest: the timeout backing off
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,20 +255,9 @@ def stall(pairs: Sequence[tuple[Hop, Annotated]], messages: Sequence[bytes],
     tries = len(_sends(pairs)[(hop0.sender, last.packet.seq)])
     ends = list(accumulate(len(m) for m in messages))
     message = min(bisect_right(ends, max(0, last.seq - 1)) + 1, len(messages))
-    backoff = _backoff([b - a for a, b in _timeout_waits(
-        [(hop, a) for hop, a in pairs if hop.sender == hop0.sender])])
-    return Stall(message, hop0.sender == client, tries, backoff[0] / 1e9, backoff[-1] / 1e9)
-
-
-def _backoff(waits: list[int]) -> list[int]:
-    """The last run of waits that grow (the retransmission timeout backing off: each one
-    about twice the one before, until an acknowledgment resets it)."""
-    run = waits[-1:] or [0]
-    for wait in reversed(waits[:-1]):
-        if wait * 1.5 > run[0]:
-            break
-        run.insert(0, wait)
-    return run
+    waits = [b - a for a, b in _timeout_waits(
+        [(hop, a) for hop, a in pairs if hop.sender == hop0.sender])] or [0]
+    return Stall(message, hop0.sender == client, tries, waits[0] / 1e9, max(waits) / 1e9)
 
 
 def _needless(pairs: Sequence[tuple[Hop, Annotated]]) -> list[float]:

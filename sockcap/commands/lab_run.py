@@ -207,7 +207,7 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
         needless = needless_line(tcp, queue_full, tcp.lost_segments)
         if needless:
             output.line(needless)
-        if story is not None and (story.peak > story.start or story.fell_at >= 0 or req.graph):
+        if story is not None and (req.pattern == "stream" or req.graph):
             for line in cwnd_lines(story, cc):
                 output.line(line)
     if udp is not None:

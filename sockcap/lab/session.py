@@ -47,7 +47,6 @@ RING_BYTES = 16 << 20
 QUIET_SECONDS = 0.3  # the captures are drained when nothing arrived for this long
 SETTLE_SECONDS = 5.0  # longest wait for the last packets after the exchanges
 UDP_WAIT_SECONDS = 0.2  # how long the UDP client waits for an echo on a link with no delay
-# (TCP's shortest retransmission timeout: neither protocol's client waits longer for a loss)
 UDP_SHARE = 0.25  # of the time left, kept for UDP when TCP runs first
 HOSTS = ("server", "client")
 PATTERNS = ("ping-pong", "stream")
@@ -75,8 +74,10 @@ class LabOptions:
 
     @property
     def echo_wait(self) -> float:
-        """How long a UDP client waits for one echo: a round trip and then some."""
-        return UDP_WAIT_SECONDS + 4 * self.delay_ms / 1000 + 2 * self.transfer_s
+        """How long a UDP client waits for one echo: a round trip and TCP's shortest
+        retransmission timeout — about what TCP waits before it resends (RTT + 200 ms), so
+        that neither client waits longer than the other for a loss."""
+        return UDP_WAIT_SECONDS + 2 * self.delay_ms / 1000 + 2 * self.transfer_s
 
 
 @dataclass
@@ -203,24 +204,19 @@ async def _tcp(ns: Namespaces, opts: LabOptions, seconds: float) -> Delivery:
         if opts.cc:
             sock.setsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, opts.cc.encode())
         sock.setblocking(False)
-        transports: list[asyncio.WriteTransport] = []
         samples: list[CwndSample] = []
         sampler = asyncio.create_task(_sample_cwnd(sock, samples))
         try:
             finished = await asyncio.wait_for(
-                _tcp_echo(sock, server.port, opts, replies, transports), seconds)
+                _tcp_echo(sock, server.port, opts, replies), seconds)
         except (TimeoutError, ConnectionError, OSError):
             finished = False
         finally:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
-            if not finished:  # a reset ends the retransmissions at once
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
-            if transports:
-                transports[0].abort()
-            else:
-                sock.close()
+            if sock.fileno() >= 0:  # not connected yet (the transport closes it otherwise)
+                _reset(sock)
         if finished:
             await server.wait_idle(max(1.0, seconds))
         found = tuple(replies) + (None,) * (len(opts.messages) - len(replies))
@@ -256,15 +252,22 @@ async def _sample_cwnd(sock: socket.socket, samples: list[CwndSample]) -> None:
         await asyncio.sleep(SAMPLE_SECONDS)
 
 
-async def _tcp_echo(sock: socket.socket, port: int, opts: LabOptions, replies: list[bytes],
-                    transports: list[asyncio.WriteTransport]) -> bool:
+def _reset(sock: socket.socket) -> None:
+    """Close with a reset (``SO_LINGER`` 0 s): the retransmissions end at once."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+    sock.close()
+
+
+async def _tcp_echo(sock: socket.socket, port: int, opts: LabOptions,
+                    replies: list[bytes]) -> bool:
     """Connect, send the messages in the pattern, read each echo into ``replies``, then
-    close the way TCP should (FIN, the server's FIN). The connection's transport goes
-    into ``transports`` (the caller closes it)."""
+    close the way TCP should (FIN, the server's FIN); stopped before that (the deadline),
+    reset the connection."""
     loop = asyncio.get_running_loop()
     await loop.sock_connect(sock, (SERVER_ADDRESS, port))
     reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 24)
-    transports.append(writer.transport)
+    done = False
     try:
         if opts.pattern == "stream":
             writer.write(b"".join(opts.messages))
@@ -278,9 +281,15 @@ async def _tcp_echo(sock: socket.socket, port: int, opts: LabOptions, replies: l
                 replies.append(await reader.readexactly(len(message)))
         writer.write_eof()
         await reader.read()  # the server's FIN
+        done = True
         return True
     except asyncio.IncompleteReadError:
         return False
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        writer.transport.abort()
 
 
 class _Echoes(asyncio.DatagramProtocol):

@@ -4,7 +4,7 @@
 
     server host              link                   client host
     eth0 10.0.0.1 ==veth== to-server ─ wire ─ to-client ==veth== eth0 10.0.0.2
-                                    (bridge, loss)
+                          (a bridge with loss, or sockcap's delay line)
 
 Each host is a network namespace with one interface, ``eth0`` (MTU 1500, so a large
 message is really cut into segments of the MSS). The link between them is a third
@@ -17,11 +17,16 @@ it before any of its own rules can drop it; so a drop on either host would be in
 to one of the two captures. In the middle, the sender's capture has the frame and the
 receiver's has not.
 
-Loss, both ways: ``tc netem`` on the link's two ports when the kernel has the
-``sch_netem`` module (``--loss``, ``--delay``); otherwise nftables rules in the link's
-bridge: ``numgen random`` for ``--loss`` and, for ``--drop-every N``, a counter per
-direction and protocol that drops every Nth TCP (and every Nth UDP) frame going each
-way — deterministic, so the tests know which frames go. Only IPv4 TCP and UDP frames are
+Two ways to make the link. With only ``--loss`` and ``--drop-every`` (both ways), the
+middle is a bridge, as drawn: ``tc netem`` on its two ports for ``--loss`` when the kernel
+has the ``sch_netem`` module, otherwise nftables rules in the bridge: ``numgen random``
+for ``--loss`` and, for ``--drop-every N``, a counter per direction and protocol that
+drops every Nth TCP (and every Nth UDP) frame going each way — deterministic, so the
+tests know which frames go. With anything more (``--delay``, ``--jitter``, ``--rate``,
+``--queue``, ``--reorder``, ``--duplicate``, ``--corrupt``, one direction only, a
+``--seed``) there is no bridge: sockcap's own delay line (:mod:`sockcap.lab.forwarder`)
+carries every frame from one port to the other, on every kernel, netem or not (why, and
+why not netem where it exists, is said there). Either way only IPv4 TCP and UDP frames are
 dropped (ARP keeps working), and IPv6 is off in the lab (no router solicitations on the
 link).
 

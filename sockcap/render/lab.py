@@ -102,7 +102,7 @@ def udp_time_line(v: UdpVerdict) -> str:
 def stall_line(s: Stall, retries2: int) -> str:
     """What TCP was doing when the lab stopped it, and how long it would have gone on."""
     return _("message {message} was still being retransmitted: {tries} tries, the timeout "
-             "doubling {first} → {last} s — TCP backs off and would give up after ~{minutes} "
+             "growing {first} → {last} s — TCP backs off and would give up after ~{minutes} "
              "min (tcp_retries2 = {retries2})").format(
         message=s.message, tries=s.tries, first=f"{s.first_wait:.1f}", last=f"{s.last_wait:.1f}",
         minutes=f"{give_up_seconds(retries2) / 60:.0f}", retries2=retries2)
@@ -118,15 +118,16 @@ def race_line(tcp: TcpVerdict, udp: UdpVerdict, pattern: str) -> str:
             said=said, intact=tcp.intact, n=tcp.messages, delivered=udp.delivered,
             udp=seconds_text(udp.seconds))
     gap = tcp.seconds - udp.seconds
-    if udp.lost:
+    echoes_lost = udp.echoes_sent - udp.echoes_delivered
+    if udp.lost or echoes_lost:
         if gap >= 0:
             text = _("Reliable vs fast ({said}): TCP delivered {intact} of {n} in {tcp} s, "
-                     "{gap} s slower than UDP, which took {udp} s and lost {lost} of {n} for "
-                     "good.")
+                     "{gap} s slower than UDP, which took {udp} s and lost {lost} of {n} "
+                     "messages and {echoes} echoes for good.")
         else:
             text = _("Reliable vs fast ({said}): TCP delivered {intact} of {n} in {tcp} s, "
                      "{gap} s sooner than UDP, which took {udp} s (waiting for echoes that "
-                     "never came) and lost {lost} of {n} for good.")
+                     "never came) and lost {lost} of {n} messages and {echoes} echoes for good.")
     elif gap >= 0:
         text = _("Reliable vs fast ({said}): TCP delivered {intact} of {n} in {tcp} s, {gap} s "
                  "slower than UDP, which took {udp} s and this time lost nothing.")
@@ -135,7 +136,7 @@ def race_line(tcp: TcpVerdict, udp: UdpVerdict, pattern: str) -> str:
                  "sooner than UDP, which took {udp} s and this time lost nothing.")
     return text.format(said=said, intact=tcp.intact, n=tcp.messages,
                        tcp=seconds_text(tcp.seconds), gap=seconds_text(abs(gap)),
-                       udp=seconds_text(udp.seconds), lost=udp.lost)
+                       udp=seconds_text(udp.seconds), lost=udp.lost, echoes=echoes_lost)
 
 
 def needless_line(v: TcpVerdict, queue_full: int, link_lost: int) -> str:
