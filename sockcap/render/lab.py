@@ -148,12 +148,16 @@ def needless_line(v: TcpVerdict, queue_full: int, link_lost: int) -> str:
                  "timer or its loss detection was quicker than the queue").format(
             n=v.needless_queued, resent=v.retransmissions, gap=seconds_text(v.needless_gap))
     if v.needless:
-        why = (_("the link's queue overflowed {n} times").format(n=queue_full) if queue_full
-               else _("the receiving host dropped it after it arrived (a full queue or "
-                      "buffer), or the retransmission timeout was too short"))
+        if queue_full:
+            return _("{n} of TCP's {resent} retransmissions were spurious: the first copy had "
+                     "arrived up to {gap} s before it was resent; the link's queue overflowed "
+                     "{full} times").format(n=v.needless, resent=v.retransmissions,
+                                            gap=seconds_text(v.needless_gap), full=queue_full)
         return _("{n} of TCP's {resent} retransmissions were spurious: the first copy had "
-                 "arrived up to {gap} s before it was resent; {why}").format(
-            n=v.needless, resent=v.retransmissions, gap=seconds_text(v.needless_gap), why=why)
+                 "arrived up to {gap} s before it was resent; the receiving host dropped it "
+                 "after it arrived (a full queue or buffer), or the retransmission timeout was "
+                 "too short").format(n=v.needless, resent=v.retransmissions,
+                                     gap=seconds_text(v.needless_gap))
     if v.retransmissions and not link_lost:
         return _("TCP retransmitted {resent} segments on a link that lost nothing: the "
                  "receiving host dropped them after they arrived (a full queue or buffer)"
@@ -291,17 +295,22 @@ def link_words(o: LinkOptions, loss_by: str) -> str:
     if o.rate_bps:
         parts.append(_("at most {rate}, {queue} packets queued").format(
             rate=rate_text(o.rate_bps), queue=o.queue))
-    for percent, words in ((o.reorder, _("reordered")), (o.duplicate, _("duplicated")),
-                           (o.corrupt, _("corrupted"))):
-        if percent:
-            parts.append(_("{percent:g}% of the packets {what}").format(percent=percent,
-                                                                       what=words))
+    if o.reorder:
+        parts.append(_("packets reordered: {percent:g}%").format(percent=o.reorder))
+    if o.duplicate:
+        parts.append(_("packets duplicated: {percent:g}%").format(percent=o.duplicate))
+    if o.corrupt:
+        parts.append(_("packets corrupted: {percent:g}%").format(percent=o.corrupt))
     if not parts:
         return _("the link: loses nothing")
-    way = {"both": _("each way"), "to-server": _("toward the server only"),
-           "to-client": _("toward the client only")}[o.direction]
-    return _("the link: {what}, {way} (by {tool})").format(what="; ".join(parts), way=way,
-                                                            tool=loss_by)
+    what = "; ".join(parts)
+    if o.direction == "to-server":
+        return _("the link: {what}, toward the server only (by {tool})").format(
+            what=what, tool=loss_by)
+    if o.direction == "to-client":
+        return _("the link: {what}, toward the client only (by {tool})").format(
+            what=what, tool=loss_by)
+    return _("the link: {what}, each way (by {tool})").format(what=what, tool=loss_by)
 
 
 def counts_line(counts: dict[str, Counts]) -> str:
