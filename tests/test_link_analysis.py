@@ -107,3 +107,14 @@ def test_one_lost_fragment_loses_the_whole_datagram() -> None:
     assert (verdict.sent, verdict.delivered, verdict.lost_numbers) == (3, 2, (2,))
     assert verdict.fragments == 9 and verdict.by_a_fragment == (2,)
     assert verdict.delivered_bytes == 8000
+
+
+def test_copies_and_late_arrivals_are_named() -> None:
+    one, two, three = (udp_frame(t, B, A, p, i) for t, p, i in
+                       ((100, b"one", 1), (200, b"two", 2), (300, b"three", 3)))
+    at_server = [udp_frame(t, B, A, p, i) for t, p, i in
+                 ((110, b"one", 1), (305, b"three", 3), (310, b"two", 2), (311, b"two", 2))]
+    hops = merge_ends([(A, at_server), (B, [one, two, three])])
+    assert [h.received_ns for h in hops] == [110, 310, 305]
+    assert [h.late for h in hops] == [False, True, False]  # two arrived after three
+    assert [h.copies for h in hops] == [0, 1, 0]  # and twice

@@ -44,6 +44,8 @@ class Hop(NamedTuple):
     frame: RawFrame
     sender: str  # the address of the host that sent it
     received_ns: int
+    copies: int = 0  # arrived this many times more than it was sent (duplicated on the link)
+    late: bool = False  # arrived after a frame its sender sent later (reordered on the link)
 
     @property
     def lost(self) -> bool:
@@ -65,12 +67,41 @@ def merge_ends(ends: Sequence[tuple[str, Iterable[RawFrame]]]) -> list[Hop]:
             elif p.dst == address:
                 arrivals.setdefault((address, frame.data), deque()).append(frame.ts_ns)
     sent.sort(key=lambda item: item[0].ts_ns)  # stable: one end's order is kept
-    return [Hop(frame, sender, _arrival(arrivals.get((receiver, frame.data))))
+    hops = [Hop(frame, sender, _arrival(arrivals.get((receiver, frame.data))))
             for frame, sender, receiver in sent]
+    return _reordered(_duplicated(hops, arrivals, [r for _f, _s, r in sent]))
 
 
 def _arrival(times: deque[int] | None) -> int:
     return times.popleft() if times else NOT_RECEIVED
+
+
+def _duplicated(hops: list[Hop], arrivals: dict[tuple[str, bytes], deque[int]],
+                receivers: list[str]) -> list[Hop]:
+    """Arrivals left over once every frame sent has its own: copies the link made, counted
+    on the last frame sent with those bytes."""
+    last: dict[tuple[str, bytes], int] = {}
+    for i, (hop, receiver) in enumerate(zip(hops, receivers, strict=True)):
+        last[(receiver, hop.frame.data)] = i
+    for key, i in last.items():
+        extra = len(arrivals.get(key, ()))
+        if extra and not hops[i].lost:
+            hops[i] = hops[i]._replace(copies=extra)
+    return hops
+
+
+def _reordered(hops: list[Hop]) -> list[Hop]:
+    """Each frame that arrived after a frame its sender put on the link later is late."""
+    earliest_after: dict[str, int] = {}  # by sender: the first arrival among frames sent later
+    for i in range(len(hops) - 1, -1, -1):
+        hop = hops[i]
+        if hop.lost:
+            continue
+        later = earliest_after.get(hop.sender)
+        if later is not None and later < hop.received_ns:
+            hops[i] = hop._replace(late=True)
+        earliest_after[hop.sender] = min(hop.received_ns, later or hop.received_ns)
+    return hops
 
 
 class CwndSample(NamedTuple):

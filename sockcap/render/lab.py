@@ -237,6 +237,11 @@ def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]],
         text, style = lines[main]
         extra, lost_too = marks.get(a.no, ("", ""))
         text += extra
+        if hop.late:
+            text += "  ↯ " + _("overtaken on the link: arrived after a packet sent later")
+        if hop.copies:
+            text += "  ⧉ " + _("duplicated on the link: arrived {n} times").format(
+                n=hop.copies + 1)
         if hop.lost:  # the packet's own line comes after any line said before it
             text, style = text + mark + lost_too, LOST_STYLE
         lines[main] = (text, style)
@@ -267,11 +272,14 @@ def _fragment_marks(pairs: Sequence[tuple[Hop, Annotated]],
 
 def packet_records(pairs: Sequence[tuple[Hop, Annotated]], first_ts: int) -> list[dict[str, Any]]:
     """The packets for ``--json``: sockcap's usual per-packet keys, plus ``link``
-    (``"delivered"`` or ``"lost"``) and ``delivered_time`` (seconds, null when lost)."""
+    (``"delivered"`` or ``"lost"``), ``delivered_time`` (seconds, null when lost),
+    ``link_late`` (overtaken on the link) and ``link_copies`` (extra copies that arrived)."""
     records = []
     for hop, a in pairs:
         record = json_record(a, first_ts)
         record["link"] = "lost" if hop.lost else "delivered"
+        record["link_late"] = hop.late
+        record["link_copies"] = hop.copies
         record["delivered_time"] = (None if hop.lost
                                     else round((hop.received_ns - first_ts) / 1e9, 6))
         records.append(record)
