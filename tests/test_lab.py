@@ -573,3 +573,20 @@ def test_the_congestion_window_falls_after_a_loss(tmp_path: Path) -> None:
     assert to < before
     assert any(line.startswith("recovery: from there the congestion window grew to ")
                for line in lines)
+
+
+@needs_root
+def test_a_full_queue_is_where_the_packets_went(tmp_path: Path) -> None:
+    """At 1mbit with room for 5 packets, a stream overflows the link's queue: every packet
+    lost on the link is one the queue had no room for, and the lab says so."""
+    args = ("--tcp", "--rate", "1mbit", "--queue", "5", "--size", "200000", "--count", "1",
+            "--pattern", "stream")
+    record = lab_json(tmp_path / "lab", *args)
+    counts = record["link"]["counts"]
+    full = sum(c["queue_full"] for c in counts.values())
+    assert full > 0 and sum(c["lost"] + c["dropped_every"] for c in counts.values()) == 0
+    assert full == sum(1 for p in record["packets"] if p["link"] == "lost")
+    assert record["tcp"]["intact"] == 1 and record["tcp"]["retransmissions"] > 0
+    res = sockcap("lab", *args, "--out", str(tmp_path / "text"), timeout=120)
+    said = next(line for line in res.stdout.splitlines() if line.startswith("on the link: "))
+    assert "dropped by a full queue" in said
