@@ -117,12 +117,13 @@ def lab_command(req: LabRequest) -> None:
     output = Output(color=False if req.no_color else None)
     ns = Namespaces(NAMESPACES)
     wire = build(ns, req.link)
+    folder = [req.out_dir]  # the one run_lab made (``-2``, ... for a fresh one)
     try:
-        result, signals = _run(req, ns, wire, output)
+        result, signals = _run(req, ns, wire, output, folder)
     finally:
         wire.stop()
     if signals:
-        where = _("; the packets captured so far are in {folder}").format(folder=req.out_dir)
+        where = _("; the packets captured so far are in {folder}").format(folder=folder[-1])
         if signals[0] == signal.SIGTERM:
             raise Stopped(_("terminated") + where, ExitCode.TERMINATED)
         raise Stopped(_("interrupted") + where, ExitCode.INTERRUPTED)
@@ -131,8 +132,8 @@ def lab_command(req: LabRequest) -> None:
         raise SystemExit(ExitCode.ERROR)
 
 
-def _run(req: LabRequest, ns: Namespaces, wire: Wire,
-         output: Output) -> tuple[LabResult | None, list[int]]:
+def _run(req: LabRequest, ns: Namespaces, wire: Wire, output: Output,
+         folder: list[str]) -> tuple[LabResult | None, list[int]]:
     link = req.link
     biggest = max(len(m) for m in req.messages) + FRAME_OVERHEAD
     opts = LabOptions(messages=req.messages, tcp=req.tcp, udp=req.udp, out_dir=req.out_dir,
@@ -144,7 +145,9 @@ def _run(req: LabRequest, ns: Namespaces, wire: Wire,
     result = None
     try:
         result = asyncio.run(cancel_on_signals(
-            run_lab(ns, opts, note=lambda text: output.note(f"sockcap: {text}")), signals))
+            run_lab(ns, opts, on_paths=lambda paths: folder.append(
+                os.path.dirname(paths["server"])),
+                note=lambda text: output.note(f"sockcap: {text}")), signals))
     except (KeyboardInterrupt, asyncio.CancelledError):
         signals.append(signals[0] if signals else signal.SIGINT)
     return result, signals
