@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import signal
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.link import (
@@ -21,14 +21,17 @@ from sockcap.analysis.link import (
     IPPROTO_UDP,
     SSTHRESH_INFINITE,
     CwndSample,
+    CwndStory,
     Hop,
+    TcpVerdict,
+    UdpVerdict,
     cwnd_story,
     merge_ends,
     of_proto,
     tcp_verdict,
     udp_verdict,
 )
-from sockcap.analysis.shape import LinkOptions
+from sockcap.analysis.shape import Counts, LinkOptions
 from sockcap.commands.outfile import write_text_file
 from sockcap.decode.records import LINKTYPE_ETHERNET
 from sockcap.errors import ExitCode, InputError
@@ -44,6 +47,8 @@ from sockcap.render.explain import PacketExplainer
 from sockcap.render.lab import (
     counts_line,
     cwnd_lines,
+    cwnd_record,
+    link_record,
     link_words,
     needless_line,
     packet_records,
@@ -178,27 +183,39 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
         output.note(_("sockcap: the captures had no room for {n} packets: the timeline "
                       "misses them").format(n=result.dropped))
     if req.json:
-        o = wire.options
-        link = {"loss_percent": o.loss, "drop_every": o.drop_every, "delay_ms": o.delay_ms,
-                "by": wire.loss_by}
-        if o.shaped:
-            link.update({"jitter_ms": o.jitter_ms, "rate_bps": o.rate_bps, "queue": o.queue,
-                         "reorder_percent": o.reorder, "duplicate_percent": o.duplicate,
-                         "corrupt_percent": o.corrupt, "direction": o.direction,
-                         "counts": {d: asdict(c) for d, c in counts.items()}})
-        t0 = samples[0].ts_ns if samples else 0
-        cwnd = {"cc": cc, "samples": [[round((c.ts_ns - t0) / 1e9, 6), c.cwnd, c.ssthresh,
-                                       c.rtt_us, c.ca_state] for c in samples]}
         record = {**verdict_record(tcp, udp), "pattern": req.pattern, "finished": finished,
-                  **({"cwnd": cwnd} if result.tcp else {}),
-                  "link": link, "files": files,
+                  **({"cwnd": cwnd_record(samples, cc)} if result.tcp else {}),
+                  "link": link_record(wire.options, wire.loss_by, counts), "files": files,
                   "packets": packet_records(list(zip(hops, annotated, strict=True)),
                                             pipeline.first_ts)}
         output.line(json.dumps(record))
         output.flush()
         return finished
+    _say(req, tcp, udp, retries2, counts, story, cc, output)
+    output.line(link_words(wire.options, wire.loss_by))
+    said = counts_line(counts)
+    if said:
+        output.line(said)
+    output.line(_("saved to {folder}: server.pcap and client.pcap (each end's capture), "
+                  "link.pcap (every packet put on the link)").format(folder=folder))
     explainer = PacketExplainer() if req.explain else None
     view = PacketView(pipeline, style=req.style, explainer=explainer)
+    for title, pairs in ((_("TCP echo"), tcp_pairs), (_("UDP echo"), udp_pairs)):
+        if pairs:
+            output.line("")
+            output.line(_("{title}: every packet put on the link, at the time it was sent:")
+                        .format(title=title))
+            output.lines(timeline(view, pairs, CLIENT_ADDRESS))
+    if explainer is not None:
+        output.line("")
+        output.lines(explainer.summary())
+    output.flush()
+    return finished
+
+
+def _say(req: LabRequest, tcp: TcpVerdict | None, udp: UdpVerdict | None, retries2: int,
+         counts: dict[str, Counts], story: CwndStory | None, cc: str, output: Output) -> None:
+    """The verdict, the race, where each protocol's time went, the congestion window."""
     output.line(verdict_line(tcp, udp))
     if tcp is not None and udp is not None:
         output.line(race_line(tcp, udp, req.pattern))
@@ -215,23 +232,6 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
                 output.line(line)
     if udp is not None:
         output.line(udp_time_line(udp))
-    output.line(link_words(wire.options, wire.loss_by))
-    said = counts_line(counts)
-    if said:
-        output.line(said)
-    output.line(_("saved to {folder}: server.pcap and client.pcap (each end's capture), "
-                  "link.pcap (every packet put on the link)").format(folder=folder))
-    for title, pairs in ((_("TCP echo"), tcp_pairs), (_("UDP echo"), udp_pairs)):
-        if pairs:
-            output.line("")
-            output.line(_("{title}: every packet put on the link, at the time it was sent:")
-                        .format(title=title))
-            output.lines(timeline(view, pairs, CLIENT_ADDRESS))
-    if explainer is not None:
-        output.line("")
-        output.lines(explainer.summary())
-    output.flush()
-    return finished
 
 
 def _write_graph(path: str, packets: list[Annotated], samples: tuple[CwndSample, ...],

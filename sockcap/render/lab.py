@@ -5,11 +5,13 @@ timeline, where a packet sent and never received says so (pure: records in, text
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.link import (
     SSTHRESH_INFINITE,
+    CwndSample,
     CwndStory,
     Hop,
     Stall,
@@ -268,6 +270,26 @@ def _fragment_marks(pairs: Sequence[tuple[Hop, Annotated]],
                                     "ID={id:04x})").format(off=offset, id=a.packet.ip_id),
                            whole)
     return marks
+
+
+def link_record(o: LinkOptions, by: str, counts: dict[str, Counts]) -> dict[str, Any]:
+    """The link for ``--json``: what was asked, with what, and (the delay line's) counts."""
+    record: dict[str, Any] = {"loss_percent": o.loss, "drop_every": o.drop_every,
+                              "delay_ms": o.delay_ms, "by": by}
+    if o.shaped:
+        record.update({"jitter_ms": o.jitter_ms, "rate_bps": o.rate_bps, "queue": o.queue,
+                       "reorder_percent": o.reorder, "duplicate_percent": o.duplicate,
+                       "corrupt_percent": o.corrupt, "direction": o.direction,
+                       "counts": {d: asdict(c) for d, c in counts.items()}})
+    return record
+
+
+def cwnd_record(samples: Sequence[CwndSample], cc: str) -> dict[str, Any]:
+    """The client's congestion window for ``--json``: ``[seconds from the first sample,
+    cwnd, ssthresh, srtt in µs, ca_state]`` at each change."""
+    t0 = samples[0].ts_ns if samples else 0
+    return {"cc": cc, "samples": [[round((c.ts_ns - t0) / 1e9, 6), c.cwnd, c.ssthresh,
+                                   c.rtt_us, c.ca_state] for c in samples]}
 
 
 def packet_records(pairs: Sequence[tuple[Hop, Annotated]], first_ts: int) -> list[dict[str, Any]]:
