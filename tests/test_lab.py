@@ -409,7 +409,7 @@ def test_the_course_in_one_run(tmp_path: Path) -> None:
         assert "this time lost nothing" in race
     timing = lines[2]
     handshake = float(re.search(r"([\d.]+) s for the handshake", timing)[1])
-    assert 0.09 <= handshake <= 0.13  # one round trip of 2 x 50 ms
+    assert 0.09 <= handshake < 0.2  # one round trip of 2 x 50 ms (not two; a load adds)
     assert "round trips waiting for echoes" in timing and "retransmission timeouts" in timing
     assert lines[3].startswith("UDP's ")
     assert "50 ms of delay" in res.stdout and "packets lost at random: 5%" in res.stdout
