@@ -8,17 +8,14 @@ and the exit code is the first failure's.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import TextIO
 
 import click
 
+from sockcap.export import capture_name
 from sockcap.i18n import _
-
-NAME_SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap", ".ntar")
-
 
 @click.command("export", help=_('Write packets and conversations of capture files as Parquet tables (one partition per file).\n'
                '\n'
@@ -47,18 +44,6 @@ def _tables(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise click.BadParameter(_("{text!r}: the tables are {TABLES}").format(text=', '.join(unknown) or text, TABLES=', '.join(TABLES)), param_hint="--tables")
     return names
-
-
-def capture_name(path: str) -> str:
-    """The partition name of a capture file: its name without the capture suffixes,
-    characters other than letters, digits, ``.``, ``_`` and ``-`` as ``_``."""
-    if path == "-":
-        return "stdin"
-    name = Path(path).name
-    for suffix in NAME_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def export_command(files: tuple[str, ...], out: str, tables: tuple[str, ...], fmt: str,
