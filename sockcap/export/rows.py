@@ -73,9 +73,11 @@ class TableRows:
         if self.conversations:
             self.pipeline.tracker.on_forget = self._forget
 
-    def _forget(self, c: Conversation) -> None:
+    def _forget(self, c: Conversation, ended: bool = False) -> None:
+        """A conversation's row, kept when it was forgotten in the window (``ended``: at
+        the end of the input, which the caller's window holds)."""
         z = self.zeek.pop(c, None)
-        if z is not None and self.pipeline.tracker.count >= self.window.first:
+        if z is not None and (ended or self.pipeline.tracker.count >= self.window.first):
             self.pending.append(("conversations", conversation_row(c, z, self.capture), 0))
 
     def run(self, frames: Iterable[RawFrame]) -> Iterator[Row]:
@@ -121,6 +123,6 @@ class TableRows:
     def live(self) -> Iterator[Row]:
         """The rows of the conversations still live, by protocol and stream."""
         for c in sorted(self.zeek, key=lambda c: (c.proto, c.stream)):
-            self._forget(c)
+            self._forget(c, ended=True)
         yield from self.pending
         self.pending.clear()
