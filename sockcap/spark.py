@@ -63,7 +63,7 @@ from pyspark.sql.types import (
 )
 
 from sockcap.errors import CaptureFileError, InputError
-from sockcap.export import TABLES, capture_name
+from sockcap.export import CAPTURE_GLOBS, TABLES, capture_name
 from sockcap.export.rows import WHOLE, TableRows
 from sockcap.export.sinks import GROUP_BYTES
 from sockcap.export.split import pcap_window, splittable
@@ -74,8 +74,6 @@ NAME = "sockcap"
 SPLIT_BYTES = 128 << 20  # spark.sql.files.maxPartitionBytes' default
 BATCH_ROWS = 8192
 COLUMNS = {"packets": PACKET_COLUMNS, "conversations": CONVERSATION_COLUMNS}
-# what a folder's files must look like to be read: a capture, compressed or not
-CAPTURE_GLOBS = ("*.pcap*", "*.cap", "*.cap.*", "*.ntar", "*.ntar.*")
 _SCALARS: dict[str, DataType] = {"int32": IntegerType(), "int64": LongType(),
                                  "float64": DoubleType(), "string": StringType(),
                                  "binary": BinaryType()}

@@ -28,6 +28,8 @@ from sockcap.errors import ExitCode, InputError, SockcapError
 TABLES = ("packets", "conversations")
 FORMATS = ("parquet", "ndjson")
 # suffixes a capture's partition name goes without (a compressed capture's two included)
+# the files of a folder that are read as captures (compressed or not, rotated or not)
+CAPTURE_GLOBS = ("*.pcap*", "*.cap", "*.cap.*", "*.ntar", "*.ntar.*")
 NAME_SUFFIXES = (".gz", ".zst", ".lz4", ".pcapng", ".pcap", ".cap", ".ntar")
 
 
