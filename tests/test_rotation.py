@@ -109,10 +109,15 @@ def start_tcpdump(args: list[str]) -> subprocess.Popen[str]:
     raise AssertionError(f"tcpdump did not start: {line}")
 
 
-def stop_tcpdump(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=DEADLINE)
-    return err
+def wait_tcpdump(proc: subprocess.Popen[str]) -> bool:
+    """Whether tcpdump ended by itself (its -c count reached) within the deadline."""
+    try:
+        proc.communicate(timeout=DEADLINE)
+        return proc.returncode == 0
+    except subprocess.TimeoutExpired:
+        proc.kill()  # it lost some of them: no oracle this time
+        proc.communicate(timeout=DEADLINE)
+        return False
 
 
 @needs_capture
@@ -127,18 +132,18 @@ def test_size_rotation_cuts_where_tcpdump_cuts(ring: int, tmp_path: Path) -> Non
     theirs.mkdir()
     ours.mkdir()
     ring_args = ["-W", str(ring)] if ring else []
-    tcpdump = start_tcpdump(["-C", "1", *ring_args, "-w", str(theirs / "out.pcap"),
-                             f"udp port {port}"])
+    # tcpdump ends by itself after the 3,000 datagrams (no signal racing its last reads)
+    tcpdump = start_tcpdump(["-c", "3000", "-B", "65536", "-C", "1", *ring_args,
+                             "-w", str(theirs / "out.pcap"), f"udp port {port}"])
     try:
         # 3,000 datagrams of 1,400 bytes: about 4.4 MB, in bursts of 50
         result = sockcap("capture", "-q", "-f", f"udp port {port}", "-C", "1", *ring_args,
                          "-w", str(ours / "out.pcap"), "--",
                          *sender(port, 3000, 1400, 0.002), timeout=DEADLINE)
     finally:
-        tcpdump_err = stop_tcpdump(tcpdump)
+        oracle = wait_tcpdump(tcpdump)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in ours.iterdir())
-    assert names == sorted(p.name for p in theirs.iterdir())
     expected = [f"out.pcap{i}" for i in range(3)] if ring else \
         ["out.pcap", "out.pcap1", "out.pcap2", "out.pcap3", "out.pcap4"]
     assert names == sorted(expected)
@@ -147,9 +152,8 @@ def test_size_rotation_cuts_where_tcpdump_cuts(ring: int, tmp_path: Path) -> Non
         assert (ours / n).stat().st_size <= 1_000_000 + 1500  # over by one record at most
     if not ring:
         assert sum(counts.values()) == 3000
-    dropped = re.search(r"(\d+) packets? dropped by kernel", tcpdump_err)
-    ours_dropped = re.search(r"^0 packets dropped by kernel$", result.stderr, re.M)
-    if dropped and dropped.group(1) == "0" and ours_dropped:  # both saw every datagram
+    if oracle and re.search(r"^3000 packets captured$", result.stderr, re.M):
+        assert names == sorted(p.name for p in theirs.iterdir())
         assert counts == {n: tshark_count(theirs / n) for n in names}
 
 
