@@ -101,7 +101,7 @@ def _spark(tree: TypeTree) -> DataType:
     return _SCALARS[kind]  # type: ignore[index]
 
 
-class CapturePart(InputPartition):  # type: ignore[misc]
+class CapturePart(InputPartition):
     """One task's input: a file, or the byte range ``[start, end)`` of a pcap file
     (``end`` None: to its end)."""
 
@@ -113,7 +113,7 @@ class CapturePart(InputPartition):  # type: ignore[misc]
         self.end = end
 
 
-class SockcapDataSource(DataSource):  # type: ignore[misc]
+class SockcapDataSource(DataSource):
     """The data source registered as ``sockcap``; see the module's docstring."""
 
     @classmethod
@@ -158,7 +158,7 @@ def _count(given: dict[str, str], key: str, default: int) -> int:
     return value
 
 
-class SockcapReader(DataSourceReader):  # type: ignore[misc]
+class SockcapReader(DataSourceReader):
     def __init__(self, options: _Options, schema: StructType) -> None:
         self.options = options
         self.schema = schema
@@ -183,8 +183,9 @@ class SockcapReader(DataSourceReader):  # type: ignore[misc]
                          for s in starts)
         return parts
 
-    def read(self, partition: CapturePart) -> Iterator[Any]:
+    def read(self, partition: InputPartition) -> Iterator[Any]:
         """Arrow record batches of the partition's rows."""
+        assert isinstance(partition, CapturePart)
         if partition.start or partition.end is not None:
             window = pcap_window(partition.path, partition.start, partition.end)
             if window is None:

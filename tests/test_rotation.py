@@ -4,6 +4,7 @@ export that follows it (each finished file once, across SIGKILL, while the captu
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -178,7 +179,7 @@ def test_time_rotation_and_its_file_limit(tmp_path: Path) -> None:
                              timeout=120).stdout.split()
         if out:
             firsts_lasts.append((float(out[0]), float(out[-1])))
-    assert all(a[1] <= b[0] for a, b in zip(firsts_lasts, firsts_lasts[1:]))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(firsts_lasts))
 
     limited = tmp_path / "limited"
     limited.mkdir()

@@ -47,7 +47,7 @@ from sockcap.capture.bpf import Insn
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.errors import SockcapError
 from sockcap.owner import Owner
-from sockcap.pcapfile.rotation import Rotation, RotatingWriter, lock_while_written
+from sockcap.pcapfile.rotation import RotatingWriter, Rotation, lock_while_written
 from sockcap.pcapfile.writer import PcapWriter
 
 QUIET_SECONDS = 0.05  # the shortest quiet that ends a drain, whatever the backend

@@ -9,7 +9,6 @@ and the exit code is the first failure's.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TextIO
 
 import click
