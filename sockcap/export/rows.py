@@ -41,11 +41,7 @@ class Window:
 
     first: int = 1
     stop: int = 0
-    last: bool = True  # the end of the input is in the window: write what is still live
-
-    def __post_init__(self) -> None:
-        if self.stop and self.last:
-            raise ValueError("a window that stops before the end cannot hold the end")
+    last: bool = True  # the end of the input is in the window (never with ``stop``)
 
 
 WHOLE = Window()
