@@ -68,6 +68,8 @@ from sockcap.export.rows import WHOLE, TableRows
 from sockcap.export.sinks import GROUP_BYTES
 from sockcap.export.split import pcap_window, splittable
 from sockcap.i18n import _
+from sockcap.pcapfile.reader import open_capture
+from sockcap.pcapfile.source import open_input
 from sockcap.render.tables import CONVERSATION_COLUMNS, PACKET_COLUMNS, TypeTree, type_tree
 
 NAME = "sockcap"
@@ -194,9 +196,6 @@ class SockcapReader(DataSourceReader):
             window = WHOLE
         batches = _Batches(self.schema, partition.capture, self.options.batch)
         with ExitStack() as stack:
-            from sockcap.pcapfile.reader import open_capture
-            from sockcap.pcapfile.source import open_input
-
             reader = open_capture(open_input(partition.path, stack))
             rows = TableRows(partition.capture, (self.options.table,), window)
             try:

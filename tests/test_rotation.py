@@ -90,6 +90,10 @@ def test_rotation_usage_errors(tmp_path: Path) -> None:
         result = sockcap("capture", *args, "-c", "1")
         assert result.returncode == 2, result.stderr
         assert words in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "old.pcap2").write_bytes(b"")  # a file of an earlier -C series
+    result = sockcap("capture", "-C", "1", "-w", str(tmp_path / "old.pcap"), "-c", "1")
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"sockcap: {tmp_path / 'old.pcap2'} exists; use --force to overwrite"
 
 
 # --- rotation on a real capture ------------------------------------------------------------------

@@ -62,7 +62,7 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
         raise click.UsageError(_("--linger keeps capturing after a command: give one after --"))
     rotation = _rotation(out, rotate_seconds, rotate_mb, rotate_files)
     if out is not None:
-        check_output_path(_first_file(out, rotation), force=force)
+        check_output_path(_first_file(out, rotation, force), force=force)
     widened, icmp_port = with_icmp_errors(filter_)
     if icmp_port:
         click.echo(_("sockcap: the filter also keeps the ICMP errors that quote port {port} "
@@ -92,13 +92,26 @@ def _rotation(out: str | None, seconds: float | None, mb: float | None,
     return Rotation(seconds or 0.0, mb or 0.0, files or 0)
 
 
-def _first_file(out: str, rotation: Any) -> str:
+def _first_file(out: str, rotation: Any, force: bool) -> str:
+    """The first file's name; with -C alone, a file of an earlier series in its place
+    (NAME1, NAME2...) is refused now, not when the capture reaches its number."""
     if rotation is None:
         return out
+    import glob
+    import re
     import time
+    from pathlib import Path
 
+    from sockcap.errors import OutputExistsError
     from sockcap.pcapfile.rotation import file_name
 
+    if rotation.megabytes and not rotation.seconds and not force:
+        target = Path(out)
+        series = re.compile(re.escape(target.name) + r"\d+")
+        for old in sorted(target.parent.glob(glob.escape(target.name) + "*")):
+            if series.fullmatch(old.name):
+                raise OutputExistsError(_("{path} exists; use --force to overwrite").format(
+                    path=old))
     return file_name(out, rotation, 0, time.time())
 
 
