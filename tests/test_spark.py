@@ -211,3 +211,54 @@ def test_spark_rows_equal_the_export(tmp_path: Path) -> None:
             assert read_back(out / f"{table}-{name}.parquet", table) == want, (table, name)
     assert read_back(out / "cut.parquet", "packets") == exported(tmp_path / "cut-export",
                                                                 "packets")
+
+
+needs_pyspark = pytest.mark.skipif(importlib.util.find_spec("pyspark") is None,
+                                   reason="pyspark is not installed (pip install 'sockcap[spark]')")
+
+
+@needs_pyspark
+@needs_corpus
+def test_what_a_path_names_and_the_partitions_planned(tmp_path: Path) -> None:
+    """The driver's side, without a session: files found, partitions planned, bad paths
+    and options said in one line."""
+    from sockcap.errors import InputError
+    from sockcap.spark import SockcapDataSource, capture_files
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copy(PUBLIC / "ssh.pcap", tmp_path / "a" / "ssh.pcap")
+    (tmp_path / "a" / "whois.pcap.gz").write_bytes(gzip.compress((PUBLIC / "whois.pcap")
+                                                                 .read_bytes()))
+    (tmp_path / "a" / "notes.txt").write_text("not a capture")
+    (tmp_path / "a" / ".hidden.pcap").write_bytes(b"")
+    assert capture_files(str(tmp_path)) == [str(tmp_path / "a" / "ssh.pcap"),
+                                            str(tmp_path / "a" / "whois.pcap.gz")]
+    assert capture_files(str(tmp_path / "**" / "*.gz")) == [str(tmp_path / "a" / "whois.pcap.gz")]
+    assert capture_files("file://" + str(tmp_path / "a" / "ssh.pcap")) == \
+        [str(tmp_path / "a" / "ssh.pcap")]
+    for bad, words in (("", "needs a path"), ("s3a://bucket/x.pcap", "every executor"),
+                       (str(tmp_path / "b"), "no capture files"),
+                       (str(tmp_path / "none.pcap"), "no such file")):
+        with pytest.raises(InputError, match=words):
+            capture_files(bad)
+
+    def plan(**options: str) -> list[tuple[str, int, int | None]]:
+        source = SockcapDataSource(options)
+        reader = source.reader(source.schema())
+        return [(Path(p.path).name, p.start, p.end) for p in reader.partitions()]
+
+    assert plan(path=str(tmp_path / "a")) == [("ssh.pcap", 0, None), ("whois.pcap.gz", 0, None)]
+    size = (PUBLIC / "ssh.pcap").stat().st_size  # 12848: ranges of 5000 bytes
+    assert plan(path=str(tmp_path / "a"), maxPartitionBytes="5000") == [
+        ("ssh.pcap", 0, 5000), ("ssh.pcap", 5000, 10000), ("ssh.pcap", 10000, None),
+        ("whois.pcap.gz", 0, None)]  # compressed: whole
+    assert size > 10000
+    shutil.copy(PUBLIC / "ssh.pcap", tmp_path / "b" / "ssh.pcap")
+    with pytest.raises(InputError, match="would both be capture=ssh"):
+        plan(path=str(tmp_path / "**" / "*.pcap"))
+    for options, words in (({"table": "flows"}, "the tables are"),
+                           ({"damaged": "skip"}, "fail or keep"),
+                           ({"maxPartitionBytes": "-1"}, "a whole number")):
+        with pytest.raises(InputError, match=words):
+            SockcapDataSource({"path": str(tmp_path), **options}).schema()
