@@ -62,7 +62,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from sockcap.errors import CaptureFileError, InputError
+from sockcap.errors import CaptureFileError, InputError, SockcapError
 from sockcap.export import CAPTURE_GLOBS, TABLES, capture_name
 from sockcap.export.rows import WHOLE, TableRows
 from sockcap.export.sinks import GROUP_BYTES
@@ -196,7 +196,11 @@ class SockcapReader(DataSourceReader):
             window = WHOLE
         batches = _Batches(self.schema, partition.capture, self.options.batch)
         with ExitStack() as stack:
-            reader = open_capture(open_input(partition.path, stack))
+            try:
+                reader = open_capture(open_input(partition.path, stack))
+            except SockcapError as e:  # not a capture at all: said with the file's name
+                raise InputError(_("{path}: {error}").format(path=partition.path,
+                                                             error=e)) from e
             rows = TableRows(partition.capture, (self.options.table,), window)
             try:
                 for _table, row, size in rows.run(reader):
