@@ -262,3 +262,35 @@ def test_what_a_path_names_and_the_partitions_planned(tmp_path: Path) -> None:
                            ({"maxPartitionBytes": "-1"}, "a whole number")):
         with pytest.raises(InputError, match=words):
             SockcapDataSource({"path": str(tmp_path), **options}).schema()
+
+
+@needs_pyspark
+@needs_corpus
+def test_a_task_reads_without_a_session(tmp_path: Path) -> None:
+    """An executor's side, called here: Arrow batches of the rows; damage and files that
+    are not captures said with the file's name."""
+    from sockcap.errors import InputError
+    from sockcap.spark import CapturePart, SockcapDataSource
+
+    def read(part: CapturePart, **options: str) -> list[dict[str, Any]]:
+        source = SockcapDataSource({"path": str(tmp_path), **options})
+        reader = source.reader(source.schema())
+        return [row for batch in reader.read(part) for row in batch.to_pylist()]
+
+    data = (PUBLIC / "ssh.pcap").read_bytes()
+    rows = read(CapturePart(str(PUBLIC / "ssh.pcap"), "ssh"), batchRows="10")
+    assert [r["no"] for r in rows] == list(range(1, 55))
+    assert {r["capture"] for r in rows} == {"ssh"}
+    ranged = read(CapturePart(str(PUBLIC / "ssh.pcap"), "ssh", 5000, 10000))
+    window = pcap_window(PUBLIC / "ssh.pcap", 5000, 10000)
+    assert window is not None and 1 < window.first < window.stop < 55
+    assert ranged == [r for r in rows if window.first <= r["no"] < window.stop]
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 30])
+    with pytest.raises(CaptureFileError, match=f"{cut}: file cut short"):
+        read(CapturePart(str(cut), "cut"))
+    assert len(read(CapturePart(str(cut), "cut"), damaged="keep")) == 53
+    text = tmp_path / "notes.pcap"
+    text.write_text("not a capture")
+    with pytest.raises(InputError, match=f"{text}: not a capture file"):
+        read(CapturePart(str(text), "notes"))
