@@ -59,6 +59,7 @@ from sockcap.decode.records import CaptureStats
 from sockcap.errors import InputError, SockcapError
 from sockcap.i18n import _
 from sockcap.owner import Owner, sudo_user
+from sockcap.pcapfile.rotation import Rotation
 
 CHILD_EXIT_SECONDS = 2.0  # after SIGTERM, before SIGKILL
 PR_SET_PDEATHSIG = 1
@@ -76,6 +77,7 @@ class LiveOptions:
     command: Sequence[str] = ()
     command_stdout: int | None = None  # a file descriptor for the command's stdout
     linger: float | None = None  # seconds to keep capturing after the command ends
+    rotation: Rotation | None = None  # -G / -C / -W: the file is a series (out: its pattern)
 
 
 @dataclass
@@ -88,6 +90,7 @@ class LiveResult:
     command_stopped: str = ""  # why sockcap stopped the command ("": it exited on its own)
     interrupt: BaseException | None = None
     frames: int = 0
+    files: list[str] = field(default_factory=list)  # the files written, rotation or not
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -105,7 +108,7 @@ def capture_live(opts: LiveOptions, on_frames: FrameSink,
         note(f"capturing on {opts.iface} with {session.name}"  # said once ready, as tcpdump does
              + (f", filter {opts.filter!r}" if opts.filter else ""))
         if opts.out:
-            session.open_file(opts.out, force=opts.force)
+            session.open_file(opts.out, force=opts.force, rotation=opts.rotation)
         watch.start_command()
         watch.loop()
     except (KeyboardInterrupt, SockcapError) as e:
@@ -155,7 +158,11 @@ class _Watch:
                 if self.child is not None and self.child.poll() is not None:
                     self._after_command(deadline)
                     return
-        self.stop_reason = f"after the count (-c {opts.count}) was reached"
+        if session.rotation_done:
+            files = opts.rotation.files if opts.rotation is not None else 0
+            self.stop_reason = f"after the last file (-W {files}) was written"
+        else:
+            self.stop_reason = f"after the count (-c {opts.count}) was reached"
 
     def _after_command(self, deadline: float) -> None:
         """The command has ended: the short drain, or ``linger`` seconds (within
@@ -186,6 +193,7 @@ class _Watch:
                 self.result.stats = self.session.finish()
                 self.result.frames = self.session.frames
                 self.result.written = self.session.written
+                self.result.files = self.session.files
 
 
 @contextlib.contextmanager

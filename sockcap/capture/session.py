@@ -47,6 +47,7 @@ from sockcap.capture.bpf import Insn
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.errors import SockcapError
 from sockcap.owner import Owner
+from sockcap.pcapfile.rotation import RotatingWriter, Rotation, lock_while_written
 from sockcap.pcapfile.writer import PcapWriter
 
 QUIET_SECONDS = 0.05  # the shortest quiet that ends a drain, whatever the backend
@@ -79,7 +80,7 @@ class CaptureSession:
         self.stats = NO_STATS  # the backend's counters, once finished
         self.error: SockcapError | None = None  # kept by pump() for check()
         self.failed = False  # a batch could not be written or handed on: read no more
-        self.writer: PcapWriter | None = None
+        self.writer: PcapWriter | RotatingWriter | None = None
         self.last_arrival = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watched = -1
@@ -103,8 +104,21 @@ class CaptureSession:
 
     @property
     def full(self) -> bool:
-        """Whether ``count`` packets have been handed on."""
-        return bool(self.count) and self.frames >= self.count
+        """Whether ``count`` packets have been handed on, or the last file ``-W`` allows
+        is written."""
+        return (bool(self.count) and self.frames >= self.count) or self.rotation_done
+
+    @property
+    def files(self) -> list[str]:
+        """The files written (several with a rotation)."""
+        writer = self.writer
+        if isinstance(writer, RotatingWriter):
+            return list(writer.files)
+        return [writer.path] if writer is not None else []
+
+    @property
+    def rotation_done(self) -> bool:
+        return isinstance(self.writer, RotatingWriter) and self.writer.done
 
     def set_filter(self, expr: str, prog: list[Insn] | None = None) -> None:
         self.cap.set_filter(expr, prog)
@@ -114,16 +128,30 @@ class CaptureSession:
         self.cap.start()
         self.last_arrival = time.monotonic()
 
-    def open_file(self, path: str, *, force: bool = False) -> None:
-        """Create the pcap file every later batch is written to."""
-        self.writer = PcapWriter(path, self.cap.linktype, force=force, flush_every=1 << 30,
-                                 owner=self.owner)
+    def open_file(self, path: str, *, force: bool = False,
+                  rotation: Rotation | None = None) -> None:
+        """Create the pcap file every later batch is written to (with ``rotation``, the
+        first of its series: :mod:`sockcap.pcapfile.rotation`). A file is locked while
+        it is written, so ``sockcap export --follow`` leaves it alone until it is whole."""
+        if rotation is not None and rotation.active:
+            self.writer = RotatingWriter(path, self.cap.linktype, rotation, force=force,
+                                         flush_every=1 << 30, owner=self.owner)
+        else:
+            self.writer = PcapWriter(path, self.cap.linktype, force=force, flush_every=1 << 30,
+                                     owner=self.owner, before_header=lock_while_written)
+
+    def tick(self) -> None:
+        """Start the next ``-G`` file if its time has come (called before every read, so
+        a file is closed on time also when nothing arrives)."""
+        if isinstance(self.writer, RotatingWriter):
+            self.writer.tick()
 
     # -- reading -------------------------------------------------------------------------
 
     def read(self, timeout: float) -> int:
         """One batch: read (waiting up to ``timeout`` for the first packet), write, flush,
         hand on. Returns how many packets were handed on."""
+        self.tick()
         if self.full or self.failed:
             return 0
         frames = self.cap.read(timeout)

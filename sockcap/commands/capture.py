@@ -42,22 +42,27 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
 @click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, metavar="S", help=_("Stop after S seconds."))
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("Also write the packets to this pcap file (mode 0600), as they arrive."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
+@click.option("-G", "rotate_seconds", type=click.FloatRange(0, min_open=True), default=None, metavar="SECONDS", help=_("Start a new -w file every SECONDS; the -w name is a strftime pattern (lab-%Y%m%d-%H%M%S.pcap), as tcpdump's."))
+@click.option("-C", "rotate_mb", type=click.FloatRange(0, min_open=True), default=None, metavar="MB", help=_("Start a new -w file once it holds over MB million bytes: NAME, NAME1, NAME2..."))
+@click.option("-W", "rotate_files", type=click.IntRange(1), default=None, metavar="FILES", help=_("With -C: a ring of FILES files (NAME0 .. NAME{N-1}), the oldest overwritten; with -G alone: stop after FILES files."))
 @click.option("--linger", type=click.FloatRange(0), default=None, metavar="S", help=_("With a command: keep capturing S seconds after it ends (default: until --duration ends, else a short drain)."))
 @click.option("-q", "--quiet", is_flag=True, help=_("No timeline: only the file and the counters."))
 @click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True, help=_("Capture engine (auto: the best one permitted; said on stderr)."))
 @output_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def capture(iface: str, filter_: str, count: int | None, duration: float | None, out: str | None,
-            force: bool, linger: float | None, quiet: bool, backend: str, hex_: bool, json_: bool, style: str,
-            no_color: bool, command: tuple[str, ...]) -> None:
+            force: bool, rotate_seconds: float | None, rotate_mb: float | None,
+            rotate_files: int | None, linger: float | None, quiet: bool, backend: str, hex_: bool,
+            json_: bool, style: str, no_color: bool, command: tuple[str, ...]) -> None:
     from sockcap.capture.filters import with_icmp_errors
     from sockcap.capture.live import LiveOptions
     from sockcap.owner import check_output_path
 
     if linger is not None and not command:
         raise click.UsageError(_("--linger keeps capturing after a command: give one after --"))
+    rotation = _rotation(out, rotate_seconds, rotate_mb, rotate_files)
     if out is not None:
-        check_output_path(out, force=force)
+        check_output_path(_first_file(out, rotation, force), force=force)
     widened, icmp_port = with_icmp_errors(filter_)
     if icmp_port:
         click.echo(_("sockcap: the filter also keeps the ICMP errors that quote port {port} "
@@ -65,8 +70,49 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
                          port=icmp_port), err=True)
     opts = LiveOptions(iface=iface, filter=widened, count=count or 0, duration=duration or 0.0,
                        out=out, force=force, backend=backend, command=command,
-                       command_stdout=2 if json_ else None, linger=linger)
+                       command_stdout=2 if json_ else None, linger=linger, rotation=rotation)
     run_capture(opts, quiet=quiet, hex_=hex_, json_=json_, style=style, no_color=no_color)
+
+
+def _rotation(out: str | None, seconds: float | None, mb: float | None,
+              files: int | None) -> Any:
+    """tcpdump's -G/-C/-W as a Rotation, or None; a combination that cannot work is a
+    usage error said before the capture starts."""
+    if seconds is None and mb is None and files is None:
+        return None
+    from sockcap.pcapfile.rotation import Rotation, has_time_fields
+
+    if out is None:
+        raise click.UsageError(_("-G, -C and -W rotate the -w file: give -w NAME"))
+    if seconds is None and mb is None:
+        raise click.UsageError(_("-W counts the files of -C or -G: give one of them"))
+    if seconds is not None and not has_time_fields(out):
+        raise click.UsageError(_("with -G the -w name needs time fields, or every file would "
+                                 "have one name: e.g. -w 'lab-%Y%m%d-%H%M%S.pcap'"))
+    return Rotation(seconds or 0.0, mb or 0.0, files or 0)
+
+
+def _first_file(out: str, rotation: Any, force: bool) -> str:
+    """The first file's name; with -C alone, a file of an earlier series in its place
+    (NAME1, NAME2...) is refused now, not when the capture reaches its number."""
+    if rotation is None:
+        return out
+    import glob
+    import re
+    import time
+    from pathlib import Path
+
+    from sockcap.errors import OutputExistsError
+    from sockcap.pcapfile.rotation import file_name
+
+    if rotation.megabytes and not rotation.seconds and not force:
+        target = Path(out)
+        series = re.compile(re.escape(target.name) + r"\d+")
+        for old in sorted(target.parent.glob(glob.escape(target.name) + "*")):
+            if series.fullmatch(old.name):
+                raise OutputExistsError(_("{path} exists; use --force to overwrite").format(
+                    path=old))
+    return file_name(out, rotation, 0, time.time())
 
 
 def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
@@ -134,6 +180,7 @@ def summary_record(result: Any, opts: Any) -> dict[str, Any]:
             "captured": result.frames, "received": s.received, "dropped": s.dropped,
             "unread": unread(result),
             "file": result.path, "written": result.written if result.path else None,
+            "files": result.files,
             "command_exit": result.command_status,
             "command_stopped": bool(result.command_stopped),
             "interrupted": result.interrupt is not None}
@@ -175,10 +222,18 @@ def _report(result: Any, opts: Any, output: Any, json_: bool) -> None:
     if json_:
         output.line(json.dumps({"summary": summary_record(result, opts)}, separators=(",", ":")))
         output.flush()
-    if result.path:
+    if len(result.files) > 1:
+        output.note(ngettext("sockcap: saved {written} packet to {files} files, {first} .. {last}",
+                             "sockcap: saved {written} packets to {files} files, {first} .. {last}",
+                             result.written).format(written=result.written,
+                                                    files=len(result.files),
+                                                    first=result.files[0],
+                                                    last=result.files[-1]))
+    elif result.path:
+        path = result.files[0] if result.files else result.path
         output.note(ngettext("sockcap: saved {written} packet to {path}",
                              "sockcap: saved {written} packets to {path}",
-                             result.written).format(written=result.written, path=result.path))
+                             result.written).format(written=result.written, path=path))
     if result.command_stopped:
         output.note(_("sockcap: stopped {command} {reason}").format(command=opts.command[0], reason=result.command_stopped))
     elif result.command_status == 0:

@@ -8,16 +8,13 @@ and the exit code is the first failure's.
 
 from __future__ import annotations
 
-import re
 import sys
-from pathlib import Path
 from typing import TextIO
 
 import click
 
+from sockcap.export import capture_name
 from sockcap.i18n import _
-
-NAME_SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap", ".ntar")
 
 
 @click.command("export", help=_('Write packets and conversations of capture files as Parquet tables (one partition per file).\n'
@@ -25,8 +22,12 @@ NAME_SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap", ".ntar")
                '\b\n'
                'DIR/packets/capture=NAME/part-0.parquet        one row per packet (show --json)\n'
                'DIR/conversations/capture=NAME/part-0.parquet  one row per conversation (stats\n'
-               '                                               --json + Zeek conn.log + Community ID)'))
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
+               '                                               --json + Zeek conn.log + Community ID)\n'
+               '\n'
+               '\b\n'
+               'sockcap capture -q -G 3600 -w "lab/lab-%Y%m%d-%H%M.pcap"   a capture all week, a file an hour\n'
+               'sockcap export --follow lab --to tables                  each finished file exported once'))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--to", "out", required=True, type=click.Path(file_okay=False),
               help=_("Folder to write the tables to (made if missing)."))
 @click.option("--tables", default="packets,conversations", show_default=True,
@@ -35,7 +36,28 @@ NAME_SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap", ".ntar")
               show_default=True, help=_("Parquet (needs pyarrow) or one JSON object a line."))
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
               help=_("Files exported at once, one process each (default: one per core)."))
-def export(files: tuple[str, ...], out: str, tables: str, fmt: str, jobs: int | None) -> None:
+@click.option("--follow", "follow", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help=_("Export each finished capture file in DIR once, as files come, until "
+                     "interrupted (a manifest in the --to folder remembers them)."))
+@click.option("--once", is_flag=True,
+              help=_("With --follow: export what is finished now, then exit."))
+@click.option("--settle", type=click.FloatRange(0), default=5.0, show_default=True, metavar="S",
+              help=_("With --follow: a file unchanged for S seconds and not locked by "
+                     "sockcap capture is finished."))
+@click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True,
+              metavar="S", help=_("With --follow: seconds between looks at DIR."))
+def export(files: tuple[str, ...], out: str, tables: str, fmt: str, jobs: int | None,
+           follow: str | None, once: bool, settle: float, interval: float) -> None:
+    if follow is not None:
+        if files:
+            raise click.UsageError(_("--follow DIR exports the files in DIR: give no FILES"))
+        follow_command(follow, out, _tables(tables), fmt, once=once, settle=settle,
+                       interval=interval)
+        return
+    if not files:
+        raise click.UsageError(_("give capture FILES, or --follow DIR"))
+    if once:
+        raise click.UsageError(_("--once goes with --follow DIR"))
     export_command(files, out, _tables(tables), fmt, jobs)
 
 
@@ -47,18 +69,6 @@ def _tables(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise click.BadParameter(_("{text!r}: the tables are {TABLES}").format(text=', '.join(unknown) or text, TABLES=', '.join(TABLES)), param_hint="--tables")
     return names
-
-
-def capture_name(path: str) -> str:
-    """The partition name of a capture file: its name without the capture suffixes,
-    characters other than letters, digits, ``.``, ``_`` and ``-`` as ``_``."""
-    if path == "-":
-        return "stdin"
-    name = Path(path).name
-    for suffix in NAME_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            name = name[: -len(suffix)]
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def export_command(files: tuple[str, ...], out: str, tables: tuple[str, ...], fmt: str,
@@ -105,6 +115,33 @@ def export_command(files: tuple[str, ...], out: str, tables: tuple[str, ...], fm
 
         raise ExportFailedError(_("{count} of {total} files had errors").format(
             count=len(failed), total=len(results)), failed[0].exit_code)
+
+
+def follow_command(folder: str, out: str, tables: tuple[str, ...], fmt: str, *, once: bool,
+                   settle: float, interval: float) -> None:
+    """Export every finished file of ``folder`` as it comes (``once``: those finished now)."""
+    import time
+
+    from sockcap.export import need
+    from sockcap.export.follow import Follower
+    from sockcap.output import Output
+    from sockcap.signals import sigterm_raises
+
+    if fmt == "parquet":
+        need("pyarrow", "sockcap export")
+    output = Output()
+    with sigterm_raises(), Follower(folder, out, tables, fmt, settle=settle,
+                                    report=output.note) as follower:
+        while True:
+            for r in follower.run_once():
+                output.line(_("exported {path} as capture={name}: {packets:,} packets").format(
+                    path=r.path, name=r.capture, packets=r.packets))
+                if r.error and r.packets:
+                    output.note(_("sockcap: {path}: {error}").format(path=r.path, error=r.error))
+            output.flush()
+            if once:
+                return
+            time.sleep(interval)
 
 
 class _Progress:

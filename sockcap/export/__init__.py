@@ -20,10 +20,17 @@ Layout of an export folder (hive partitions, one per capture file)::
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from sockcap.errors import ExitCode, InputError, SockcapError
 
 TABLES = ("packets", "conversations")
 FORMATS = ("parquet", "ndjson")
+# suffixes a capture's partition name goes without (a compressed capture's two included)
+# the files of a folder that are read as captures (compressed or not, rotated or not)
+CAPTURE_GLOBS = ("*.pcap*", "*.cap", "*.cap.*", "*.ntar", "*.ntar.*")
+NAME_SUFFIXES = (".gz", ".zst", ".lz4", ".pcapng", ".pcap", ".cap", ".ntar")
 
 
 class MissingExtraError(InputError):
@@ -47,3 +54,15 @@ def need(module: str, command: str) -> None:
 
         raise MissingExtraError(_("{command} needs {module}: pip install 'sockcap[export]'")
                                 .format(command=command, module=module))
+
+
+def capture_name(path: str) -> str:
+    """The partition name of a capture file: its name without the capture suffixes,
+    characters other than letters, digits, ``.``, ``_`` and ``-`` as ``_``."""
+    if path == "-":
+        return "stdin"
+    name = Path(path).name
+    for suffix in NAME_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)

@@ -1,11 +1,9 @@
 """One capture file to its table partitions, in one pass of the pipeline.
 
-The pipeline runs with ``keep=False`` (as ``sockcap show``): the packets table gets a
-row a packet, as the packet comes; a conversation's row is written when the tracker
-forgets it (``on_forget``: no packet can reach it any more) or at the end of the file.
-So memory is bounded by the row group being filled and the conversations still live,
-not by the file's size. Rows of the conversations table are therefore in the order the
-conversations ended, not by stream number.
+The rows come from :class:`~sockcap.export.rows.TableRows` (the Spark data source makes
+them with the same code); each goes to its table's sink as it is made, so memory is
+bounded by the row group being filled and the conversations still live, not by the
+file's size.
 
 A file damaged part way keeps the rows read before the damage (as ``sockcap stats``
 reports what it read) and its error is returned with the result; a file that cannot be
@@ -20,16 +18,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sockcap.analysis.conversation import Annotated, Conversation
-from sockcap.analysis.zeek import ZeekConn
 from sockcap.errors import CaptureFileError, SockcapError
+from sockcap.export.rows import TableRows
 from sockcap.export.sinks import Sink, open_sink
 from sockcap.pcapfile.reader import CaptureReader, open_capture
 from sockcap.pcapfile.source import open_input
-from sockcap.pipeline import Pipeline
-from sockcap.render.tables import conversation_row, packet_row
-
-PROGRESS_EVERY = 16384  # packets between progress reports
 
 
 @dataclass(frozen=True)
@@ -58,8 +51,8 @@ def partition(out: str, table: str, capture: str) -> Path:
 
 
 def export_file(job: ExportJob, progress: Callable[[int], None] | None = None) -> JobResult:
-    """Export one capture; ``progress(n)`` is told of every :data:`PROGRESS_EVERY`
-    packets read (and of the rest at the end)."""
+    """Export one capture; ``progress(n)`` is told of every
+    :data:`~sockcap.export.rows.PROGRESS_EVERY` packets read (and of the rest at the end)."""
     start = time.monotonic()
     with ExitStack() as stack:
         try:
@@ -81,38 +74,13 @@ def export_file(job: ExportJob, progress: Callable[[int], None] | None = None) -
 
 def _run(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
          progress: Callable[[int], None] | None) -> CaptureFileError | None:
-    pipeline = Pipeline(keep=False)
-    packets, convs = sinks.get("packets"), sinks.get("conversations")
-    zeek: dict[Conversation, ZeekConn] = {}
-
-    def forget(c: Conversation) -> None:
-        z = zeek.pop(c, None)
-        if z is not None and convs is not None:
-            convs.add(conversation_row(c, z, job.capture))
-
-    def see(a: Annotated) -> None:
-        conv = a.conv
-        if convs is not None and conv is not None:
-            z = zeek.get(conv)
-            if z is None:
-                z = zeek[conv] = ZeekConn()
-            z.see(a)
-        if packets is not None:
-            row = packet_row(a, pipeline.first_ts)
-            packets.add(row, len(row["payload"]))
-
-    pipeline.tracker.on_forget = forget
+    rows = TableRows(job.capture, job.tables, progress=progress)
     failure = None
-    n = 0
     try:
-        for _ in pipeline.map(reader, see):
-            n += 1
-            if progress is not None and n % PROGRESS_EVERY == 0:
-                progress(PROGRESS_EVERY)
+        for table, row, size in rows.run(reader):
+            sinks[table].add(row, size)
     except CaptureFileError as e:
         failure = e
-    if progress is not None:
-        progress(n % PROGRESS_EVERY)
-    for c in sorted(zeek, key=lambda c: (c.proto, c.stream)):
-        forget(c)
+        for table, row, size in rows.live():
+            sinks[table].add(row, size)
     return failure

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import re
-
 import pyarrow as pa
 
-from sockcap.render.tables import CONVERSATION_COLUMNS, PACKET_COLUMNS
+from sockcap.render.tables import CONVERSATION_COLUMNS, PACKET_COLUMNS, TypeTree, type_tree
 
 _SCALARS = {"int32": pa.int32(), "int64": pa.int64(), "float64": pa.float64(),
             "string": pa.string(), "binary": pa.binary()}
@@ -15,16 +13,18 @@ _SCALARS = {"int32": pa.int32(), "int64": pa.int64(), "float64": pa.float64(),
 
 def arrow_type(name: str) -> pa.DataType:
     """``int64``, ``list<string>``, ``map<string, int64>``, ``struct<a: int64, b: int64>``."""
-    if name in _SCALARS:
-        return _SCALARS[name]
-    kind, inner = re.fullmatch(r"(\w+)<(.*)>", name).groups()  # type: ignore[union-attr]
+    return _arrow(type_tree(name))
+
+
+def _arrow(tree: TypeTree) -> pa.DataType:
+    kind = tree[0]
     if kind == "list":
-        return pa.list_(arrow_type(inner))
+        return pa.list_(_arrow(tree[1]))  # type: ignore[arg-type]
     if kind == "map":
-        key, value = (part.strip() for part in inner.split(",", 1))
-        return pa.map_(arrow_type(key), arrow_type(value))
-    fields = [field.split(":") for field in inner.split(",")]
-    return pa.struct([(n.strip(), arrow_type(t.strip())) for n, t in fields])
+        return pa.map_(_arrow(tree[1]), _arrow(tree[2]))  # type: ignore[arg-type]
+    if kind == "struct":
+        return pa.struct([(n, _arrow(t)) for n, t in tree[1]])  # type: ignore[attr-defined]
+    return _SCALARS[kind]  # type: ignore[index]
 
 
 def schema_of(columns: tuple[tuple[str, str], ...]) -> pa.Schema:

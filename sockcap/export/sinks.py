@@ -2,7 +2,7 @@
 
 Memory stays bounded whatever the capture's size: rows are held until a row group is
 full (:data:`GROUP_ROWS` rows or :data:`GROUP_BYTES` of payload, whichever comes
-first), then written and dropped. A sink writes to ``NAME.tmp`` and renames the file to
+first), then written and dropped. A sink writes to ``.NAME.tmp`` and renames the file to
 its name on :meth:`close`, so a reader never sees half a file.
 """
 
@@ -44,7 +44,7 @@ class ParquetSink:
 
         self.path = path
         self.rows = 0
-        self._tmp = path.with_name(path.name + ".tmp")
+        self._tmp = temporary(path)
         self._schema = SCHEMAS[table]
         self._names = tuple(self._schema.names)
         self._group_rows = GROUP_ROWS[table]
@@ -91,7 +91,7 @@ class NdjsonSink:
     def __init__(self, path: Path, table: str) -> None:
         self.path = path
         self.rows = 0
-        self._tmp = path.with_name(path.name + ".tmp")
+        self._tmp = temporary(path)
         self._file: IO[str] = open(self._tmp, "w", encoding="utf-8")
         self._packets = table == "packets"
         self._dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -107,6 +107,13 @@ class NdjsonSink:
     def discard(self) -> None:
         self._file.close()
         self._tmp.unlink(missing_ok=True)
+
+
+def temporary(path: Path) -> Path:
+    """Where a part is written until it is whole: a hidden name (a leading dot), which
+    Spark's and Hadoop's file listings skip and DuckDB's ``part-*`` glob does not match,
+    so a folder being exported stays readable by them all the while."""
+    return path.with_name(f".{path.name}.tmp")
 
 
 def _install(tmp: Path, path: Path) -> int:

@@ -21,7 +21,7 @@ Design:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import IO
 
@@ -80,14 +80,22 @@ class PcapWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], linktype: int, *, force: bool = False,
-                 flush_every: int = 1, owner: Owner | None = None) -> None:
+                 flush_every: int = 1, owner: Owner | None = None,
+                 before_header: Callable[[int], None] | None = None) -> None:
         self.path = os.fspath(path)
         self.linktype = linktype
         self.count = 0  # frames written (the last flush_every - 1 may still be pending)
         self._flush_every = max(1, flush_every)
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._size = 0  # bytes the file holds, all whole records
         self._fd = self._create(force, owner)
+        if before_header is not None:  # a lock taken before anyone can read a header
+            try:
+                before_header(self._fd)
+            except OSError as exc:
+                os.close(self._fd)
+                raise self._error(exc) from None
         self._write_out(pack_file_header(linktype))
 
     def _create(self, force: bool, owner: Owner | None) -> int:
@@ -136,7 +144,9 @@ class PcapWriter:
         """
         if self._fd < 0:
             raise WriteError(_("{path} is closed").format(path=self.path))
-        self._pending.append(_record(frame, self.linktype))
+        record = _record(frame, self.linktype)
+        self._pending.append(record)
+        self._pending_bytes += len(record)
         self.count += 1
         if len(self._pending) >= self._flush_every:
             self.flush()
@@ -148,11 +158,17 @@ class PcapWriter:
             return
         data, lost = b"".join(self._pending), len(self._pending)
         self._pending.clear()
+        self._pending_bytes = 0
         try:
             self._write_out(data)
         except WriteError:
             self.count -= lost
             raise
+
+    @property
+    def size(self) -> int:
+        """Bytes of the file once the pending frames are written (tcpdump's ``ftell``)."""
+        return self._size + self._pending_bytes
 
     def close(self) -> None:
         """Flush and close; closing twice does nothing."""

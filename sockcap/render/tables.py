@@ -17,6 +17,7 @@ in seconds (Zeek leaves out trailing packets that carry no new payload).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -82,6 +83,26 @@ CONVERSATION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("history", "string"),  # Zeek's history letters
     ("community_id", "string"),  # Community ID v1 (seed 0, base64)
 )
+
+TypeTree = tuple[object, ...]
+
+
+def type_tree(name: str) -> TypeTree:
+    """A column type's name as a tree, for a reader to map to its own types:
+    ``("int64",)``, ``("list", ("string",))``, ``("map", ("string",), ("int64",))``,
+    ``("struct", (("a", ("int64",)), ...))``."""
+    match = re.fullmatch(r"(\w+)<(.*)>", name)
+    if match is None:
+        return (name,)
+    kind, inner = match.groups()
+    if kind == "list":
+        return ("list", type_tree(inner))
+    if kind == "map":
+        key, value = (part.strip() for part in inner.split(",", 1))
+        return ("map", type_tree(key), type_tree(value))
+    fields = [field.split(":") for field in inner.split(",")]
+    return ("struct", tuple((n.strip(), type_tree(t.strip())) for n, t in fields))
+
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
