@@ -43,6 +43,10 @@ class Scenario(Code):
     LARGE = "large"  # a 100 kB message
     CONCURRENT = "concurrent"  # a second client while the first is connected
     BURST = "burst"  # many connections opened at once
+    # the student's client against sockcap's own server
+    CLIENT_ECHO = "client echo"  # a slow echo, in pieces; the client's stdin ends
+    CLIENT_SERVER_CLOSES = "server closes first"  # the server closes without answering
+    CLIENT_REFUSED = "client refused"  # nothing listens: the connection is refused
 
 
 class Check(Code):
@@ -55,6 +59,21 @@ class Check(Code):
     LARGE = "large"
     CONCURRENT = "concurrent"
     BACKLOG = "backlog"
+    CLIENT_ECHO = "client_echo"  # connects, sends its stdin, reads the whole echo
+    CLIENT_CLOSE = "client_close"  # closes with FIN and exits once stdin ended
+    CLIENT_SERVER_CLOSES = "client_server_closes"  # stops with an error when the server closes
+    CLIENT_REFUSED = "client_refused"  # stops with an error when the connection is refused
+
+
+CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED)
+# The scenario each check is judged on (one name per check: the spec's, --only's, JSON's)
+SCENARIO_OF = {Check.ECHO: Scenario.ECHO, Check.CLOSE: Scenario.ECHO,
+               Check.PARTIAL: Scenario.PARTIAL, Check.LARGE: Scenario.LARGE,
+               Check.CONCURRENT: Scenario.CONCURRENT, Check.BACKLOG: Scenario.BURST,
+               Check.CLIENT_ECHO: Scenario.CLIENT_ECHO, Check.CLIENT_CLOSE: Scenario.CLIENT_ECHO,
+               Check.CLIENT_SERVER_CLOSES: Scenario.CLIENT_SERVER_CLOSES,
+               Check.CLIENT_REFUSED: Scenario.CLIENT_REFUSED}
+CLIENT_CHECKS = tuple(c for c, s in SCENARIO_OF.items() if s in CLIENT_SCENARIOS)
 
 
 class Finding(Code):
@@ -94,6 +113,27 @@ class Finding(Code):
     SECOND_STARVED = "second client starved"
     BURST_SERVED = "burst served"
     BACKLOG_OVERFLOW = "backlog overflow"
+    # the student's client
+    CLIENT_NEVER_CONNECTED = "client never connected"
+    CLIENT_SENT_STDIN = "client sent its stdin"
+    CLIENT_SENT_WITHOUT_NEWLINES = "client sent its stdin without newlines"
+    CLIENT_SENT_PART = "client sent part of its stdin"
+    CLIENT_SENT_DIFFERENT = "client sent other bytes"
+    CLIENT_READ_ALL = "client read the whole echo"
+    CLIENT_CLOSED_EARLY = "client closed before the whole echo"
+    CLIENT_CLOSED_BY_FIN = "client closed by FIN"
+    CLIENT_RESET = "client reset"
+    CLIENT_NO_CLOSE = "client never closed"
+    CLIENT_HUNG = "client closed but kept running"
+    CLIENT_FAILED = "client failed on a good exchange"
+    CLIENT_NOTICED_CLOSE = "client stopped when the server closed"
+    CLIENT_IGNORED_CLOSE = "client kept waiting after the server closed"
+    CLIENT_SILENT_CLOSE = "client exited 0 after the server closed"
+    CLIENT_UNEXPLAINED_CLOSE = "client said nothing after the server closed"
+    CLIENT_NOTICED_REFUSED = "client stopped when refused"
+    CLIENT_HUNG_REFUSED = "client kept running when refused"
+    CLIENT_SILENT_REFUSED = "client exited 0 when refused"
+    CLIENT_UNEXPLAINED_REFUSED = "client said nothing when refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +155,10 @@ class ScenarioRun:
     limit: str = ""  # not listening: the limit that ended it (a Limit code), if one did
     start_seconds: float = 0.0  # how long it was given to listen
     values: Mapping[str, object] = field(default_factory=dict)  # limits, signal names
+    # the student's client (client scenarios): how it ended, within the scenario's span
+    client_status: int | None = None  # exit status (-N: signal N); None: still running
+    client_said: bool = False  # it printed something (stdout or stderr)
+    client_seconds: float = 0.0  # how long it was given
 
 
 @dataclass(frozen=True, slots=True)

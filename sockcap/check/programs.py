@@ -316,5 +316,15 @@ def wait_listening(port: int, program: Program, seconds: float, udp: bool = Fals
     return False
 
 
+def unread_bytes(local_port: int, remote_port: int) -> int | None:
+    """Bytes waiting in the receive queue of the TCP socket ``local_port`` -> ``remote_port``
+    (the thread's network namespace), not yet taken by the program's read(); None: no such
+    socket."""
+    for fields in _sockets(local_port, "tcp"):
+        if int(fields[2].rsplit(":", 1)[1], 16) == remote_port:
+            return int(fields[4].split(":")[1], 16)
+    return None
+
+
 def close_wait_count(port: int) -> int:
     return socket_states(port).count(TCP_CLOSE_WAIT)

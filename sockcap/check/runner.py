@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sockcap.analysis.check import Scenario, ScenarioRun, Verdict, judge
+from sockcap.analysis.check import CLIENT_SCENARIOS, Scenario, ScenarioRun, Verdict
+from sockcap.analysis.client_check import judge_scenario
 from sockcap.analysis.conversation import Annotated
 from sockcap.check.clients import EchoClient, udp_exchange
 from sockcap.check.programs import (
@@ -42,6 +43,7 @@ from sockcap.check.programs import (
     wait_listening,
 )
 from sockcap.check.sandbox import Limits, Sandbox
+from sockcap.check.servers import OwnServer, ServerMode
 from sockcap.check.wire import Recorder
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.i18n import _
@@ -58,6 +60,9 @@ CLOSE_SECONDS = 6.0
 ECHO_REPLY_SECONDS = 2.0  # how long each echo message waits for its reply before the next
 START_SECONDS = 3.0  # how long the server has to listen
 CLIENT_SECONDS = 5.0  # how long the user's client may run
+# How long a student's client has to finish against sockcap's server: the slow echo takes
+# about a second for the default messages; a client that waits for ever is stopped here.
+CLIENT_CHECK_SECONDS = 8.0
 BURST_SECONDS = 2.5  # a burst client's longest wait (a SYN is sent again after 1 s)
 TCP_ESTABLISHED = "01"  # /proc/net/tcp's state code
 TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCURRENT,
@@ -66,7 +71,8 @@ TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCU
 
 @dataclass(frozen=True)
 class CheckOptions:
-    server: tuple[str, ...]  # argv; "{port}" in an argument is replaced by the port
+    server: tuple[str, ...]  # argv; "{port}" in an argument is replaced by the port; ()
+    # when only the client is checked
     client: tuple[str, ...] = ()  # the user's client (argv, "{port}" too), or sockcap's own
     port: int = 5001
     host: str = "127.0.0.1"
@@ -81,6 +87,14 @@ class CheckOptions:
     start_seconds: float = START_SECONDS
     newline: bool = True  # False: every message is sent without its trailing newline
     udp_client_port: int = 0  # UDP: the client's port, captured too (0: chosen by run_check)
+    client_seconds: float = CLIENT_CHECK_SECONDS  # the student's client against sockcap's server
+
+    @property
+    def pair(self) -> bool:
+        """The user's client talks to the user's server in the echo scenario (``--server``
+        with ``--client`` and no client check): otherwise each is checked against
+        sockcap's own counterpart, which is what makes a finding precise."""
+        return bool(self.client) and not any(s in CLIENT_SCENARIOS for s in self.scenarios)
 
 
 def without_newline(message: bytes) -> bytes:
@@ -141,7 +155,9 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
             recorder.start()
         try:
             with sandbox.inside():
-                runs.append(_scenario(opts, scenario, outputs, sandbox))
+                runs.append(_client_scenario(opts, scenario, outputs, sandbox)
+                            if scenario in CLIENT_SCENARIOS
+                            else _scenario(opts, scenario, outputs, sandbox))
         finally:
             frames += recorder.stop()
             linktype, stats = recorder.linktype, _added(stats, recorder.stats)
@@ -152,7 +168,7 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
     frames = [as_stored(f) for f in frames]
     pipeline = Pipeline()
     packets = list(pipeline.packets(frames))
-    verdicts = [v for run in runs for v in judge(packets, run)]
+    verdicts = [v for run in runs for v in judge_scenario(packets, run)]
     return CheckResult(runs, verdicts, packets, pipeline.first_ts, outputs, frames,
                        linktype, stats)
 
@@ -186,7 +202,7 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
         facts = SCENARIO_RUNNERS[scenario](opts, server, outputs, sandbox)
         # the span ends here, before the server is stopped: what the kernel sends for its
         # sockets then is not the server's doing
-        own_client = scenario is Scenario.ECHO and not opts.client and not opts.udp
+        own_client = scenario is Scenario.ECHO and not opts.pair and not opts.udp
         return ScenarioRun(scenario, start, time.time_ns(), port=opts.port,
                            close_wait=facts.get("close_wait", 0), cpu_ns=facts.get("cpu_ns", 0),
                            wait_ns=facts.get("wait_ns", 0), clients=facts.get("clients", 1),
@@ -199,13 +215,41 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
 Facts = dict[str, int]
 
 
+def _client_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput],
+                     sandbox: Sandbox) -> ScenarioRun:
+    """The student's client against sockcap's own server (or against nothing, for a
+    refused connection), fed the messages on stdin; the span ends before a client still
+    running is stopped, so the kernel's FIN for it is not taken for its own."""
+    mode = {Scenario.CLIENT_ECHO: ServerMode.SLOW_ECHO,
+            Scenario.CLIENT_SERVER_CLOSES: ServerMode.CLOSE_FIRST}.get(scenario)
+    server = OwnServer(opts.host, opts.port, mode, sandbox.inside) if mode is not None else None
+    stdin = probe_messages(opts)
+    try:
+        start = time.time_ns()
+        client = Program(f"client ({scenario})", expand(opts.client, opts.port), cwd=opts.cwd,
+                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox)
+        exited = client.wait(opts.client_seconds)
+        if exited and server is not None:
+            server.finish(opts.close_seconds)  # the server's FIN after the client's
+        end = time.time_ns()
+        output = client.stop()
+        outputs.append(output)
+    finally:
+        if server is not None:
+            server.close()
+    return ScenarioRun(scenario, start, end, port=opts.port, probe=stdin,
+                       client_status=output.status if exited else None,
+                       client_said=bool(output.stdout.strip() or output.stderr.strip()),
+                       client_seconds=opts.client_seconds)
+
+
 def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
           sandbox: Sandbox) -> Facts:
     if opts.udp:
         udp_exchange(opts.host, opts.port, list(probe_messages(opts)),
                      bind_port=opts.udp_client_port)
         return {}
-    if opts.client:
+    if opts.pair:
         client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,
                          stdin=b"".join(probe_messages(opts)), limits=opts.limits,
                          sandbox=sandbox)

@@ -64,6 +64,31 @@ FINDING_WORDS: dict[Finding, str | tuple[str, str]] = {
                                    "{count} connections opened at once were all accepted"),
     Finding.BACKLOG_OVERFLOW: N_plural("of {count} connection opened at once, {again} had a SYN or SYN-ACK sent again (first: packet {first}) and {unanswered} were never answered: the listen backlog overflowed (a larger listen() backlog, or accept() sooner)",
                                        "of {count} connections opened at once, {again} had a SYN or SYN-ACK sent again (first: packet {first}) and {unanswered} were never answered: the listen backlog overflowed (a larger listen() backlog, or accept() sooner)"),
+    Finding.CLIENT_NEVER_CONNECTED: N_("your client never connected to port {port} (its output is below)"),
+    Finding.CLIENT_SENT_STDIN: N_plural("your client sent the {count} byte it read from stdin, as they were (packets {first}–{last})",
+                                        "your client sent the {count} bytes it read from stdin, as they were (packets {first}–{last})"),
+    Finding.CLIENT_SENT_WITHOUT_NEWLINES: N_plural("your client sent what it read from stdin without the newlines ({count} byte, packets {first}–{last})",
+                                                   "your client sent what it read from stdin without the newlines ({count} bytes, packets {first}–{last})"),
+    Finding.CLIENT_SENT_PART: N_plural("your client sent only {count} byte of the {total} it read from stdin (the last in packet {packet}); never sent: {missing_hex}",
+                                       "your client sent only {count} bytes of the {total} it read from stdin (the last in packet {packet}); never sent: {missing_hex}"),
+    Finding.CLIENT_SENT_DIFFERENT: N_("byte {offset} of what your client sent (packet {packet}) is not what it read from stdin: sent {sent_hex}, stdin {stdin_hex}"),
+    Finding.CLIENT_READ_ALL: N_plural("your client read the whole echo ({count} byte in {segments} segments, packets {first}–{last}) before it closed",
+                                      "your client read the whole echo ({count} bytes in {segments} segments, packets {first}–{last}) before it closed"),
+    Finding.CLIENT_CLOSED_EARLY: N_plural("your client closed the connection ({flag}, packet {packet}) when {got} of the {count} echoed byte had come; the rest came after it (from packet {first} on): read until the whole reply is there, a reply can come in several segments",
+                                          "your client closed the connection ({flag}, packet {packet}) when {got} of the {count} echoed bytes had come; the rest came after it (from packet {first} on): read until the whole reply is there, a reply can come in several segments"),
+    Finding.CLIENT_CLOSED_BY_FIN: N_("your client closed with FIN (packet {packet}) once stdin ended, and exited with status 0"),
+    Finding.CLIENT_RESET: N_("your client reset the connection (RST, packet {packet}) instead of closing it with FIN (SO_LINGER with a zero timeout, or close() with unread bytes)"),
+    Finding.CLIENT_NO_CLOSE: N_("your client never closed the connection: {seconds} s after the last packet (packet {packet}) it was still running with the connection open; close the socket when stdin ends"),
+    Finding.CLIENT_HUNG: N_("your client closed (FIN, packet {packet}) but was still running {seconds} s later"),
+    Finding.CLIENT_FAILED: N_("your client closed (packet {packet}) but exited with status {status} after a good exchange (its output is below)"),
+    Finding.CLIENT_NOTICED_CLOSE: N_("the server closed without answering (FIN, packet {packet}); your client stopped with status {status} and said why"),
+    Finding.CLIENT_IGNORED_CLOSE: N_("the server closed without answering (FIN, packet {packet}) and {seconds} s later your client was still running: read() returning 0 means the server closed; stop and say so"),
+    Finding.CLIENT_SILENT_CLOSE: N_("the server closed without answering (FIN, packet {packet}) and your client exited with status 0 as if all went well: print an error and exit with a non-zero status"),
+    Finding.CLIENT_UNEXPLAINED_CLOSE: N_("the server closed without answering (FIN, packet {packet}); your client stopped with status {status} but printed nothing: say what happened (perror)"),
+    Finding.CLIENT_NOTICED_REFUSED: N_("the connection was refused (RST, packet {packet}); your client stopped with status {status} and said why"),
+    Finding.CLIENT_HUNG_REFUSED: N_("the connection was refused (RST, packet {packet}) and {seconds} s later your client was still running ({attempts} SYN sent): a refused connect() is an error to report, not to wait on"),
+    Finding.CLIENT_SILENT_REFUSED: N_("the connection was refused (RST, packet {packet}) and your client exited with status 0 as if all went well: print an error and exit with a non-zero status"),
+    Finding.CLIENT_UNEXPLAINED_REFUSED: N_("the connection was refused (RST, packet {packet}); your client stopped with status {status} but printed nothing: say what happened (perror)"),
 }
 
 CHECK_WORDS = {
@@ -74,6 +99,10 @@ CHECK_WORDS = {
     Check.LARGE: N_("100 kB message"),
     Check.CONCURRENT: N_("two clients"),
     Check.BACKLOG: N_("burst"),
+    Check.CLIENT_ECHO: N_("the client sends its stdin and reads the whole echo"),
+    Check.CLIENT_CLOSE: N_("the client closes with FIN and exits"),
+    Check.CLIENT_SERVER_CLOSES: N_("the client stops with an error when the server closes"),
+    Check.CLIENT_REFUSED: N_("the client stops with an error when refused"),
 }
 
 PACKET_LINES = 6  # timeline lines shown under a failing finding
@@ -124,6 +153,7 @@ def finding_text(v: Verdict) -> str:
 
 
 def check_text(check: Check | str) -> str:
+    """What a check is about, in words (its name, the same everywhere, is its code)."""
     return _(CHECK_WORDS[Check(check)])
 
 
@@ -138,7 +168,7 @@ def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], firs
     for result in results:
         for v in result.verdicts:
             mark = _("ok  ") if v.ok else _("FAIL")
-            lines.append(f"{mark}  {check_text(v.check):<16} {finding_text(v)}")
+            lines.append(f"{mark}  {v.check:<20} {finding_text(v)}")
             if not v.ok:
                 lines += ["        " + timeline.line(by_no[n])
                           for n in _shown(v.packets) if n in by_no]
