@@ -17,6 +17,7 @@ where teachers read them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sockcap.analysis.check import Check, Scenario, Verdict
+from sockcap.analysis.check import CLIENT_CHECKS, SCENARIO_OF, Check, Scenario, Verdict
 from sockcap.check.programs import Program, ProgramOutput
 from sockcap.check.runner import (
     CLOSE_SECONDS,
@@ -46,12 +47,12 @@ from sockcap.render.check import finding_text, outcomes, report_lines, report_re
 
 BUILD = "build"
 CHECK_NAMES = (BUILD, *(str(c) for c in Check))
-SCENARIO_OF = {Check.ECHO: Scenario.ECHO, Check.CLOSE: Scenario.ECHO,
-               Check.PARTIAL: Scenario.PARTIAL, Check.LARGE: Scenario.LARGE,
-               Check.CONCURRENT: Scenario.CONCURRENT, Check.BACKLOG: Scenario.BURST}
-
-
-TCP_ONLY = ("close", "partial", "large", "concurrent", "backlog")
+CLIENT_NAMES = tuple(str(c) for c in CLIENT_CHECKS)
+SHARED = 0o644  # what the grader writes for a student is readable by others (Gradescope's
+# results folder is read by another user than the grader's)
+TCP_ONLY = ("close", "partial", "large", "concurrent", "backlog", *CLIENT_NAMES)
+# Gradescope's values for a test's visibility (its "Output format" documentation)
+VISIBILITY = ("visible", "hidden", "after_due_date", "after_published")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class SpecCheck:
     message: str = ""
     messages: tuple[str, ...] = ()
     clients: int = 0
+    visibility: str = "visible"  # Gradescope's: visible, hidden, after_due_date, after_published
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ SECONDS: Kind = (lambda v: isinstance(v, int | float) and not isinstance(v, bool
                  N_("a number of seconds above 0"))
 COUNT: Kind = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
                N_("a whole number above 0"))
+SHOWN: Kind = (lambda v: v in VISIBILITY, N_("one of visible, hidden, after_due_date, after_published"))
 POINTS: Kind = (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
                 N_("a number >= 0"))
 PORT_NUMBER: Kind = (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536,
@@ -102,7 +105,7 @@ TABLE_KEYS: dict[str, dict[str, Kind]] = {
                "close_seconds": SECONDS},
 }
 CHECK_KEYS: dict[str, Kind] = {"name": TEXT, "points": POINTS, "message": TEXT,
-                               "messages": TEXTS, "clients": COUNT}
+                               "messages": TEXTS, "clients": COUNT, "visibility": SHOWN}
 ONLY_FOR = {"messages": "echo", "clients": "backlog"}  # keys that belong to one check
 
 
@@ -129,12 +132,17 @@ def spec_from(data: dict[str, Any], path: str = "the spec", text: str = "") -> S
     _validate(data, where)
     programs = data.get("programs", {})
     server = programs.get("server")
-    if not server:
-        raise InputError(_("{where}: [programs] needs a server command").format(
-            where=where.of("programs")))
     checks = tuple(_spec_check(c, i, where) for i, c in enumerate(data.get("checks", [])))
     if not checks:
         raise InputError(_("{path}: no [[checks]]").format(path=path))
+    of_server = [c for c in checks if c.name not in (BUILD, *CLIENT_NAMES)]
+    of_client = [i for i, c in enumerate(checks) if c.name in CLIENT_NAMES]
+    if not server and (of_server or not of_client):
+        raise InputError(_("{where}: [programs] needs a server command").format(
+            where=where.of("programs")))
+    if of_client and not programs.get("client"):
+        raise InputError(_("{where}: the {name!r} check needs a client command in [programs]").format(
+            where=where.of("checks", of_client[0], "name"), name=checks[of_client[0]].name))
     udp = bool(programs.get("udp", False))
     for i, c in enumerate(checks):
         if udp and c.name in TCP_ONLY:
@@ -145,7 +153,7 @@ def spec_from(data: dict[str, Any], path: str = "the spec", text: str = "") -> S
     command = build.get("command", "")
     return Spec(build=tuple(command) if isinstance(command, list) else str(command),
                 build_timeout=float(build.get("timeout", 60)),
-                server=_argv(server), client=_argv(programs["client"]) if programs.get("client") else (),
+                server=_argv(server) if server else (), client=_argv(programs["client"]) if programs.get("client") else (),
                 udp=udp,
                 limits=Limits(memory_mb=int(limits.get("memory_mb", 512)),
                               cpu_seconds=int(limits.get("cpu_seconds", 30)),
@@ -236,7 +244,8 @@ def _spec_check(c: dict[str, Any], index: int, where: SpecPlace) -> SpecCheck:
             raise InputError(_("{where}: {key!r} belongs to the {owner!r} check, not {name!r}").format(
                 where=where.of("checks", index, key), key=key, owner=ONLY_FOR[key], name=name))
     return SpecCheck(name, float(c.get("points", 1)), str(c.get("message", "")),
-                     tuple(c.get("messages", ())), int(c.get("clients", 0)))
+                     tuple(c.get("messages", ())), int(c.get("clients", 0)),
+                     str(c.get("visibility", "visible")))
 
 
 # -- one submission ----------------------------------------------------------------------
@@ -260,6 +269,13 @@ class Graded:
     @property
     def max_score(self) -> float:
         return sum(float(t["max_score"]) for t in self.tests)
+
+    @property
+    def status(self) -> str:
+        """``passed`` (every test), ``failed`` (some), or ``build failed``."""
+        if self.record.get("build") == "failed":
+            return "build failed"
+        return "passed" if all(t["status"] == "passed" for t in self.tests) else "failed"
 
 
 def free_port() -> int:
@@ -287,6 +303,7 @@ def grade_submission(spec: Spec, folder: Path, out_dir: Path,
         # the sandbox is empty (every process killed, its cgroup gone): now the files
         if frames is not None:
             write_pcap(out_dir / "check.pcap", frames[0], frames[1], force=True)
+            os.chmod(out_dir / "check.pcap", SHARED)  # Gradescope shows the student its files
     _write(graded, out_dir)
     return graded
 
@@ -364,7 +381,8 @@ def _options(spec: Spec, port: int) -> CheckOptions:
 def _test(c: SpecCheck, ok: bool, text: str) -> dict[str, Any]:
     output = text if ok or not c.message else f"{c.message}\n{text}"
     return {"name": c.name, "score": c.points if ok else 0.0, "max_score": c.points,
-            "status": "passed" if ok else "failed", "output": output, "visibility": "visible"}
+            "status": "passed" if ok else "failed", "output": output,
+            "visibility": c.visibility}
 
 
 def gradescope_results(g: Graded) -> dict[str, Any]:
@@ -376,12 +394,16 @@ def gradescope_results(g: Graded) -> dict[str, Any]:
 
 
 def _write(g: Graded, out_dir: Path) -> None:
-    (out_dir / "report.txt").write_text("\n".join(g.report) + "\n", encoding="utf-8")
-    (out_dir / "report.json").write_text(json.dumps(
-        {"student": g.student, "score": g.score, "max_score": g.max_score, "tests": g.tests,
-         "report": g.record}, indent=1), encoding="utf-8")
-    (out_dir / "results.json").write_text(json.dumps(gradescope_results(g), indent=1),
-                                          encoding="utf-8")
+    files = {
+        "report.txt": "\n".join(g.report) + "\n",
+        "report.json": json.dumps({"student": g.student, "score": g.score,
+                                   "max_score": g.max_score, "status": g.status,
+                                   "tests": g.tests, "report": g.record}, indent=1),
+        "results.json": json.dumps(gradescope_results(g), indent=1),
+    }
+    for name, text in files.items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        os.chmod(out_dir / name, SHARED)
 
 
 def submissions(folder: Path, single: bool) -> list[Path]:

@@ -135,7 +135,8 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
     folder, mounted as it is) and removed at the end.
 
     A server that does not listen in the first scenario it is started for is not started
-    again: the result is one finding on what it did instead."""
+    again: the result is one finding on what it did instead (the client's scenarios, with
+    sockcap's own server, still run)."""
     if sandbox is None:
         with Sandbox(Path(opts.cwd or "."), opts.limits, own_folder=False, note=note) as box:
             return run_check(opts, note, box)
@@ -146,7 +147,10 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
     outputs: list[ProgramOutput] = []
     frames: list[RawFrame] = []
     linktype, stats = 1, CaptureStats(0, 0, 0)
+    server_down = False
     for scenario in scenarios:
+        if server_down and scenario not in CLIENT_SCENARIOS:
+            continue  # the server is not started again: one finding says what it did
         note(_("running the {scenario} scenario").format(scenario=scenario))
         sandbox.new_network()
         with sandbox.inside():
@@ -161,8 +165,7 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
         finally:
             frames += recorder.stop()
             linktype, stats = recorder.linktype, _added(stats, recorder.stats)
-        if not runs[-1].listening:
-            break
+        server_down = server_down or not runs[-1].listening
     from sockcap.pcapfile.writer import as_stored
 
     frames = [as_stored(f) for f in frames]
