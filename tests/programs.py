@@ -47,7 +47,7 @@ def build_clients(folder: Path) -> dict[str, Path]:
 JUDGING = {"closes-after-first": "CLOSE_AFTER_FIRST", "lines": "LINES",
            "slow-close": "SLOW_CLOSE=2", "idle-no-close": "IDLE_NO_CLOSE",
            "udp-echo": "UDP_ECHO", "udp-wrong-source": "UDP_WRONG_SOURCE",
-           "udp-wrong-dest": "UDP_WRONG_DEST"}
+           "udp-wrong-dest": "UDP_WRONG_DEST", "split-reply": "SPLIT_REPLY"}
 
 
 def build_judging_servers(folder: Path) -> dict[str, Path]:

@@ -63,6 +63,7 @@ class Check(Code):
     CLIENT_CLOSE = "client_close"  # closes with FIN and exits once stdin ended
     CLIENT_SERVER_CLOSES = "client_server_closes"  # stops with an error when the server closes
     CLIENT_REFUSED = "client_refused"  # stops with an error when the connection is refused
+    EXPECT = "expect"  # a teacher's own expectation ([[expect]] in the spec)
 
 
 CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED)
@@ -134,6 +135,19 @@ class Finding(Code):
     CLIENT_HUNG_REFUSED = "client kept running when refused"
     CLIENT_SILENT_REFUSED = "client exited 0 when refused"
     CLIENT_UNEXPLAINED_REFUSED = "client said nothing when refused"
+    # a teacher's own expectations (sockcap.analysis.expect)
+    EXPECT_MET = "expectation met"
+    EXPECT_LATE = "expected event late"
+    EXPECT_MISSING = "expected event missing"
+    EXPECT_NO_TRIGGER = "expectation's start missing"
+    EXPECT_ABSENT = "unwanted event absent"
+    EXPECT_PRESENT = "unwanted event present"
+    EXPECT_MSS_KEPT = "no segment larger than MSS"
+    EXPECT_MSS_EXCEEDED = "segment larger than MSS"
+    EXPECT_ONE_SEGMENT = "every reply in one segment"
+    EXPECT_SPLIT = "reply in several segments"
+    EXPECT_NO_REPLY = "no reply to judge"
+    EXPECT_NOTHING = "no packet to judge"
 
 
 @dataclass(frozen=True, slots=True)

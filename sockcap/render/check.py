@@ -8,7 +8,7 @@ catalogue message with named placeholders.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -89,6 +89,19 @@ FINDING_WORDS: dict[Finding, str | tuple[str, str]] = {
     Finding.CLIENT_HUNG_REFUSED: N_("the connection was refused (RST, packet {packet}) and {seconds} s later your client was still running ({attempts} SYN sent): a refused connect() is an error to report, not to wait on"),
     Finding.CLIENT_SILENT_REFUSED: N_("the connection was refused (RST, packet {packet}) and your client exited with status 0 as if all went well: print an error and exit with a non-zero status"),
     Finding.CLIENT_UNEXPLAINED_REFUSED: N_("the connection was refused (RST, packet {packet}); your client stopped with status {status} but printed nothing: say what happened (perror)"),
+    Finding.EXPECT_MET: N_("{expect}: yes, packet {packet}, {seconds} s after packet {after}"),
+    Finding.EXPECT_LATE: N_("{expect}: no, packet {packet} came {seconds} s after packet {after}"),
+    Finding.EXPECT_MISSING: N_("{expect}: no, nothing of the kind after packet {after} (up to packet {last})"),
+    Finding.EXPECT_NO_TRIGGER: N_("{expect}: cannot be judged, the event it starts from never happened (packets {first}–{last})"),
+    Finding.EXPECT_ABSENT: N_("{expect}: yes, none in packets {first}–{last}"),
+    Finding.EXPECT_PRESENT: N_("{expect}: no, packet {packet} is one"),
+    Finding.EXPECT_MSS_KEPT: N_("{expect}: yes, the largest segment carried {size} bytes (packet {packet})"),
+    Finding.EXPECT_MSS_EXCEEDED: N_("{expect}: no, packet {packet} carried {size} bytes, more than the MSS of {mss} bytes its receiver announced (packet {syn})"),
+    Finding.EXPECT_ONE_SEGMENT: N_plural("{expect}: yes, {count} reply, each in one segment",
+                                         "{expect}: yes, {count} replies, each in one segment"),
+    Finding.EXPECT_SPLIT: N_("{expect}: no, the reply to packet {request} came in {segments} segments (packets {packet}–{end})"),
+    Finding.EXPECT_NO_REPLY: N_("{expect}: cannot be judged, the server sent no data (packets {first}–{last})"),
+    Finding.EXPECT_NOTHING: N_("{expect}: cannot be judged, no packet of the exchange was captured"),
 }
 
 CHECK_WORDS = {
@@ -103,6 +116,7 @@ CHECK_WORDS = {
     Check.CLIENT_CLOSE: N_("the client closes with FIN and exits"),
     Check.CLIENT_SERVER_CLOSES: N_("the client stops with an error when the server closes"),
     Check.CLIENT_REFUSED: N_("the client stops with an error when refused"),
+    Check.EXPECT: N_("the teacher's own expectations"),
 }
 
 PACKET_LINES = 6  # timeline lines shown under a failing finding
@@ -149,7 +163,44 @@ def finding_text(v: Verdict) -> str:
         template = ngettext(*words, count if isinstance(count, int) else 0)
     else:
         template = _(words)
+    if v.check is Check.EXPECT:
+        return template.format(**{**v.values, "expect": expectation_words(v.values)})
     return template.format(**v.values)
+
+
+EVENT_WORDS = {("client", "DATA"): N_("client data"), ("server", "DATA"): N_("server data"),
+               ("", "DATA"): N_("data"), ("client", ""): N_("client {flag}"),
+               ("server", ""): N_("server {flag}"), ("", ""): "{flag}"}
+
+
+def event_words(side: object, flag: object) -> str:
+    """``server FIN`` in the reader's language (the flag's name is the protocol's)."""
+    words = EVENT_WORDS.get((str(side), str(flag))) or EVENT_WORDS[(str(side), "")]
+    return (_(words) if words != "{flag}" else words).format(flag=flag)
+
+
+def expectation_words(values: Mapping[str, object]) -> str:
+    """An expectation of the spec in the reader's language, from a verdict's values
+    (:func:`sockcap.analysis.expect.fields_of`): "server FIN within 2 s after client FIN"."""
+    kind = values.get("kind")
+    if kind == "no segment larger than MSS":
+        return _("no segment larger than the MSS")
+    if kind == "reply in one segment":
+        return _("each reply in one segment")
+    want = event_words(values.get("want_side", ""), values.get("want_flag", ""))
+    if kind == "never":
+        return _("no {event}").format(event=want)
+    within = values.get("within")
+    if kind == "after":
+        after = event_words(values.get("after_side", ""), values.get("after_flag", ""))
+        if within:
+            return _("{want} within {seconds} s after {after}").format(
+                want=want, seconds=within, after=after)
+        return _("{want} after {after}").format(want=want, after=after)
+    if within:
+        return _("{want} within {seconds} s of the first packet").format(want=want,
+                                                                         seconds=within)
+    return want
 
 
 def check_text(check: Check | str) -> str:
