@@ -317,3 +317,42 @@ def test_where_user_namespaces_are_forbidden_check_says_so_in_one_line(
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "user.max_user_namespaces=0" in lines[0], lines
     assert "Traceback" not in r.stderr and not (tmp_path / "x.pcap").exists()
+
+
+@pytest.mark.parametrize("program, finding, words", [
+    ("import signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_DFL); "  # as C has it
+     "sys.stdout.buffer.write(b'x' * 100_000_000)", "output limit",
+     "killed by SIGXFSZ because its output passed 64 MB"),
+    ("import time; time.sleep(60)", "not listening",
+     "still running but not listening on port"),
+    ("import sys; sys.exit(3)", "exited before listening", "exited with status 3"),
+])
+def test_a_server_that_never_listens_is_one_finding_that_says_what_it_did(
+        tmp_path: Path, program: str, finding: str, words: str) -> None:
+    (tmp_path / "server.py").write_text(program + "\n")
+    r = sockcap("check", "--server", f"python3 {tmp_path / 'server.py'}", "--json",
+                "-w", str(tmp_path / "c.pcap"), timeout=120)
+    assert r.returncode == 1, r.stderr
+    found = [f for c in json.loads(r.stdout)["checks"] for f in c["findings"]]
+    assert [f["finding"] for f in found] == [finding]
+    assert words in found[0]["text"]
+
+
+def test_a_submission_that_uses_up_its_cpu_time_is_killed_as_a_whole(tmp_path: Path) -> None:
+    """Four processes spinning together: the submission's CPU time (its cgroup) runs out
+    long before any one process's would."""
+    if os.geteuid() != 0:
+        pytest.skip("the submission's cgroup needs root")
+    sub = tmp_path / "submissions" / "spin"
+    sub.mkdir(parents=True)
+    (sub / "server.py").write_text(
+        "import os\nfor _ in range(3):\n    os.fork()\nwhile True:\n    pass\n")
+    (tmp_path / "spec.toml").write_text(
+        '[programs]\nserver = "python3 server.py"\nstart_seconds = 60\n'
+        '[limits]\ncpu_seconds = 4\n[[checks]]\nname = "echo"\npoints = 1\n')
+    r = sockcap("grade", str(tmp_path / "spec.toml"), "--submissions",
+                str(tmp_path / "submissions"), "--out", str(tmp_path / "out"), timeout=120)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "out" / "spin" / "report.json").read_text())
+    found = [f for c in report["report"]["checks"] for f in c["findings"]]
+    assert [f["finding"] for f in found] == ["CPU limit"], found
