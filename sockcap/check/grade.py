@@ -4,9 +4,11 @@ A submission is a folder (a student's files). Each one is copied into a temporar
 of its own, built there with the spec's build command (bounded in time and memory), and
 checked (:mod:`sockcap.check.runner`) on a free loopback port; the temporary folder is
 removed afterwards. For each submission the output folder gets ``report.txt`` (the
-findings with their packets), ``report.json``, ``check.pcap`` and Gradescope's
-``results.json``. Run as root, grading happens in a network namespace of its own that has
-only ``lo`` (:func:`isolate_network`), so no submission can reach another machine.
+findings with their packets), ``report.json``, ``check.pcap``, ``report.html`` (the
+findings on top of the capture's page, each one's packets marked in the ladder) and
+Gradescope's ``results.json``, all readable by others (Gradescope shows a student the
+files of its results folder). Every program runs in the submission's sandbox
+(:mod:`sockcap.check.sandbox`); a class is graded by :mod:`sockcap.check.classroom`.
 
 The spec (TOML) is read and checked whole before anything runs: an unknown table or key,
 a value of the wrong type, or a TCP-only check in a UDP spec is one error naming the key
@@ -50,7 +52,9 @@ from sockcap.render.check import (
     outcomes,
     report_lines,
     report_record,
+    verdict_record,
 )
+from sockcap.render.report import report_html
 
 BUILD = "build"
 CHECK_NAMES = (BUILD, *(str(c) for c in Check))
@@ -322,6 +326,7 @@ class Graded:
     record: dict[str, Any]
     seconds: float
     pcap: str | None = None
+    page: str = ""  # report.html: the findings on top, their packets marked in the ladder
 
     @property
     def score(self) -> float:
@@ -425,7 +430,12 @@ def _checked(spec: Spec, student: str, sandbox: Sandbox, out_dir: Path, started:
         tests.append(_expect_test(e, v.ok, _with_packets(v)))
     lines = report_lines(verdicts, result.packets, result.first_ts, result.outputs, str(pcap))
     record = report_record(verdicts, result.outputs, str(pcap))
-    return (Graded(student, tests, lines, record, time.monotonic() - started, str(pcap)),
+    page = ""
+    if result.pipeline is not None:
+        page = report_html(result.packets, result.pipeline.tracker.conversations,
+                           result.pipeline, f"{student}: check.pcap",
+                           [verdict_record(v) for v in verdicts])
+    return (Graded(student, tests, lines, record, time.monotonic() - started, str(pcap), page),
             (result.frames, result.linktype))
 
 
@@ -480,6 +490,8 @@ def _write(g: Graded, out_dir: Path) -> None:
                                    "tests": g.tests, "report": g.record}, indent=1),
         "results.json": json.dumps(gradescope_results(g), indent=1),
     }
+    if g.page:
+        files["report.html"] = g.page
     for name, text in files.items():
         (out_dir / name).write_text(text, encoding="utf-8")
         os.chmod(out_dir / name, SHARED)

@@ -121,6 +121,7 @@ class CheckResult:
     frames: list[RawFrame]
     linktype: int
     stats: CaptureStats
+    pipeline: Pipeline | None = None  # its conversations and clock (the HTML report's)
 
 
 def expand(argv: Sequence[str], port: int) -> tuple[str, ...]:
@@ -173,7 +174,7 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
     packets = list(pipeline.packets(frames))
     verdicts = [v for run in runs for v in judge_scenario(packets, run)]
     return CheckResult(runs, verdicts, packets, pipeline.first_ts, outputs, frames,
-                       linktype, stats)
+                       linktype, stats, pipeline)
 
 
 def _added(a: CaptureStats, b: CaptureStats) -> CaptureStats:
