@@ -181,7 +181,7 @@ BAD_SPECS = [
     ('[programs]\nserver = "./s"\nudp = true\n[[checks]]\nname = "echo"\n[[checks]]\n'
      'name = "close"\n',
      "spec.toml:7: the 'close' check is about TCP, and [programs] says udp = true "
-     "(a UDP spec can have: build, listen, echo)"),
+     "(a UDP spec can have: build, listen, echo, udp_clients, udp_large, client_timeout)"),
     ('[programs]\nserver = "./s"\n[limit]\nmemory_mb = 64\n[[checks]]\nname = "echo"\n',
      "spec.toml:3: unknown table or key 'limit' (the spec has: [build], [programs], [limits], "
      "[[checks]])"),

@@ -47,6 +47,10 @@ class Scenario(Code):
     CLIENT_ECHO = "client echo"  # a slow echo, in pieces; the client's stdin ends
     CLIENT_SERVER_CLOSES = "server closes first"  # the server closes without answering
     CLIENT_REFUSED = "client refused"  # nothing listens: the connection is refused
+    # UDP through the lab's link (two hosts, MTU 1500, a link that can lose datagrams)
+    UDP_CLIENTS = "two UDP clients"  # two clients' datagrams, taking turns
+    UDP_LARGE = "large datagram"  # a datagram larger than the MTU: sent in fragments
+    UDP_CLIENT_LOSS = "lost datagrams"  # the student's client over a link that loses some
 
 
 class Check(Code):
@@ -64,16 +68,24 @@ class Check(Code):
     CLIENT_SERVER_CLOSES = "client_server_closes"  # stops with an error when the server closes
     CLIENT_REFUSED = "client_refused"  # stops with an error when the connection is refused
     EXPECT = "expect"  # a teacher's own expectation ([[expect]] in the spec)
+    UDP_CLIENTS = "udp_clients"  # a UDP server answers each of two clients, at its address
+    UDP_LARGE = "udp_large"  # a UDP server answers a datagram larger than the MTU, whole
+    CLIENT_TIMEOUT = "client_timeout"  # a UDP client does not wait for ever for a lost reply
 
 
-CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED)
+CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED,
+                    Scenario.UDP_CLIENT_LOSS)
+LAB_SCENARIOS = (Scenario.UDP_CLIENTS, Scenario.UDP_LARGE, Scenario.UDP_CLIENT_LOSS)
 # The scenario each check is judged on (one name per check: the spec's, --only's, JSON's)
 SCENARIO_OF = {Check.ECHO: Scenario.ECHO, Check.CLOSE: Scenario.ECHO,
                Check.PARTIAL: Scenario.PARTIAL, Check.LARGE: Scenario.LARGE,
                Check.CONCURRENT: Scenario.CONCURRENT, Check.BACKLOG: Scenario.BURST,
                Check.CLIENT_ECHO: Scenario.CLIENT_ECHO, Check.CLIENT_CLOSE: Scenario.CLIENT_ECHO,
                Check.CLIENT_SERVER_CLOSES: Scenario.CLIENT_SERVER_CLOSES,
-               Check.CLIENT_REFUSED: Scenario.CLIENT_REFUSED}
+               Check.CLIENT_REFUSED: Scenario.CLIENT_REFUSED,
+               Check.UDP_CLIENTS: Scenario.UDP_CLIENTS, Check.UDP_LARGE: Scenario.UDP_LARGE,
+               Check.CLIENT_TIMEOUT: Scenario.UDP_CLIENT_LOSS}
+UDP_CHECKS = (Check.ECHO, Check.UDP_CLIENTS, Check.UDP_LARGE, Check.CLIENT_TIMEOUT)
 CLIENT_CHECKS = tuple(c for c, s in SCENARIO_OF.items() if s in CLIENT_SCENARIOS)
 
 
@@ -148,6 +160,17 @@ class Finding(Code):
     EXPECT_SPLIT = "reply in several segments"
     EXPECT_NO_REPLY = "no reply to judge"
     EXPECT_NOTHING = "no packet to judge"
+    # UDP through the lab's link
+    UDP_CLIENTS_SERVED = "each client answered at its address"
+    UDP_FIRST_ONLY = "answered only the first client"
+    UDP_FIRST_ADDRESS = "replied to the first client's address"
+    UDP_LARGE_WHOLE = "large datagram answered whole"
+    UDP_LARGE_CUT = "large datagram cut"
+    CLIENT_UDP_NO_TIMEOUT = "client waits for ever for a lost reply"
+    CLIENT_UDP_RESENT = "client sent again after a loss"
+    CLIENT_UDP_GAVE_UP = "client gave up and said so"
+    CLIENT_UDP_SILENT = "client exited 0 without its reply"
+    CLIENT_UDP_NOTHING = "client sent no datagram"
 
 
 @dataclass(frozen=True, slots=True)

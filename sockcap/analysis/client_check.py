@@ -44,6 +44,7 @@ from sockcap.analysis.check import (
     streams,
 )
 from sockcap.analysis.conversation import Annotated
+from sockcap.analysis.udp_check import judge_udp_client_loss, judge_udp_clients, judge_udp_large
 
 _CHECK_OF = {Scenario.CLIENT_ECHO: Check.CLIENT_ECHO,
              Scenario.CLIENT_SERVER_CLOSES: Check.CLIENT_SERVER_CLOSES,
@@ -52,9 +53,15 @@ _CHECK_OF = {Scenario.CLIENT_ECHO: Check.CLIENT_ECHO,
 
 def judge_scenario(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
     """The verdicts on one scenario, whichever program it was about."""
+    if run.scenario in _UDP_JUDGES and run.listening:
+        return _UDP_JUDGES[run.scenario](packets, run)
     if run.scenario not in _CHECK_OF:
         return judge(packets, run)
     return judge_client(packets, run)
+
+
+_UDP_JUDGES = {Scenario.UDP_CLIENTS: judge_udp_clients, Scenario.UDP_LARGE: judge_udp_large,
+               Scenario.UDP_CLIENT_LOSS: judge_udp_client_loss}
 
 
 def judge_client(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:

@@ -28,7 +28,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sockcap.analysis.check import CLIENT_SCENARIOS, Scenario, ScenarioRun, Verdict
+from sockcap.analysis.check import (
+    CLIENT_SCENARIOS,
+    LAB_SCENARIOS,
+    Scenario,
+    ScenarioRun,
+    Verdict,
+)
 from sockcap.analysis.client_check import judge_scenario
 from sockcap.analysis.conversation import Annotated
 from sockcap.check.clients import EchoClient, udp_exchange
@@ -47,6 +53,7 @@ from sockcap.check.servers import OwnServer, ServerMode
 from sockcap.check.wire import Recorder
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.i18n import _
+from sockcap.lab.namespaces import Namespaces
 from sockcap.pipeline import Pipeline
 from sockcap.render.check import signal_name
 
@@ -67,6 +74,17 @@ BURST_SECONDS = 2.5  # a burst client's longest wait (a SYN is sent again after 
 TCP_ESTABLISHED = "01"  # /proc/net/tcp's state code
 TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCURRENT,
                  Scenario.BURST)
+UDP_SCENARIOS = (Scenario.ECHO, Scenario.UDP_CLIENTS, Scenario.UDP_LARGE)
+UDP_CLIENT_SCENARIOS = (Scenario.UDP_CLIENT_LOSS,)
+TCP_CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED)
+
+
+def default_scenarios(server: bool, client: bool, udp: bool) -> tuple[Scenario, ...]:
+    """What ``check`` runs without ``--only``: the server's scenarios (with a client too,
+    over TCP, the user's client takes sockcap's place in the echo), or the client's."""
+    if udp:
+        return (UDP_SCENARIOS if server else ()) + (UDP_CLIENT_SCENARIOS if client else ())
+    return TCP_SCENARIOS if server else TCP_CLIENT_SCENARIOS
 
 
 @dataclass(frozen=True)
@@ -124,8 +142,9 @@ class CheckResult:
     pipeline: Pipeline | None = None  # its conversations and clock (the HTML report's)
 
 
-def expand(argv: Sequence[str], port: int) -> tuple[str, ...]:
-    return tuple(arg.replace("{port}", str(port)) for arg in argv)
+def expand(argv: Sequence[str], port: int, host: str = "127.0.0.1") -> tuple[str, ...]:
+    """``{port}`` and ``{host}`` (the server's address: 10.0.0.1 over the lab's link)."""
+    return tuple(arg.replace("{port}", str(port)).replace("{host}", host) for arg in argv)
 
 
 def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
@@ -141,7 +160,7 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
     if sandbox is None:
         with Sandbox(Path(opts.cwd or "."), opts.limits, own_folder=False, note=note) as box:
             return run_check(opts, note, box)
-    scenarios = (Scenario.ECHO,) if opts.udp else opts.scenarios
+    scenarios = opts.scenarios
     if opts.udp and not opts.udp_client_port:
         opts = dataclasses.replace(opts, udp_client_port=free_udp_port(opts.host, opts.port))
     runs: list[ScenarioRun] = []
@@ -153,6 +172,13 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
         if server_down and scenario not in CLIENT_SCENARIOS:
             continue  # the server is not started again: one finding says what it did
         note(_("running the {scenario} scenario").format(scenario=scenario))
+        if scenario in LAB_SCENARIOS:
+            run, more, linktype_, stats_ = _lab_scenario(opts, scenario, outputs, sandbox)
+            runs.append(run)
+            frames += more
+            linktype, stats = linktype_, _added(stats, stats_)
+            server_down = server_down or not run.listening
+            continue
         sandbox.new_network()
         with sandbox.inside():
             recorder = Recorder(opts.port, opts.backend,
@@ -193,13 +219,7 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
         start = time.time_ns()
         if not wait_listening(opts.port, server, opts.start_seconds, opts.udp):
             output = server.stop()
-            limits = opts.limits
-            return ScenarioRun(scenario, start, time.time_ns(), listening=False, port=opts.port,
-                               exit_status=None if output.stopped else output.status,
-                               limit=str(output.limit or ""), start_seconds=opts.start_seconds,
-                               values={"signal": signal_name(-(output.status or 0)),
-                                       "file_mb": limits.file_mb, "memory_mb": limits.memory_mb,
-                                       "cpu_seconds": limits.cpu_seconds})
+            return _not_listening_run(opts, scenario, start, output)
         holders, members = port_holders(opts.port, opts.udp), set(server.members())
         if holders and not any(pid in members for pid, _name in holders):
             raise PortHeldError(opts.port, holders[0])  # the verdict would be another's
@@ -217,6 +237,90 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
 
 
 Facts = dict[str, int]
+
+
+def _lab_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput],
+                  sandbox: Sandbox) -> tuple[ScenarioRun, list[RawFrame], int, CaptureStats]:
+    """One UDP scenario over the lab's link (:mod:`sockcap.check.lab_link`), captured on
+    the student's host."""
+    from sockcap.check import lab_link
+
+    loss = scenario is Scenario.UDP_CLIENT_LOSS
+    with lab_link.lab_hosts(lab_link.DROP_EVERY if loss else 0) as ns:
+        host = ns.fds["client" if loss else "server"]
+        sandbox.use_network(host)
+        with lab_link.inside(host):
+            recorder = Recorder(opts.port, opts.backend, iface=lab_link.HOST_IFACE)
+            recorder.start()
+        try:
+            if loss:
+                run = _udp_client_loss(opts, ns, outputs, sandbox)
+            else:
+                with lab_link.inside(host):
+                    run = _udp_server_on_lab(opts, scenario, ns, outputs, sandbox)
+        finally:
+            frames = recorder.stop()
+    return run, frames, recorder.linktype, recorder.stats
+
+
+def _udp_server_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
+                       outputs: list[ProgramOutput], sandbox: Sandbox) -> ScenarioRun:
+    """The student's UDP server on the server host; sockcap's clients on the client host.
+    The calling thread is in the server host (its /proc/net/udp is read)."""
+    from sockcap.check import lab_link
+
+    server = Program(f"server ({scenario})", expand(opts.server, opts.port), cwd=opts.cwd,
+                     limits=opts.limits, sandbox=sandbox)
+    output: ProgramOutput | None = None
+    try:
+        start = time.time_ns()
+        if not wait_listening(opts.port, server, opts.start_seconds, udp=True):
+            output = server.stop()
+            return _not_listening_run(opts, scenario, start, output)
+        if scenario is Scenario.UDP_CLIENTS:
+            lab_link.two_clients(ns, opts.port)
+        else:
+            lab_link.large_datagram(ns, opts.port)
+        return ScenarioRun(scenario, start, time.time_ns(), port=opts.port)
+    finally:
+        outputs.append(output or server.stop())
+
+
+def _udp_client_loss(opts: CheckOptions, ns: Namespaces, outputs: list[ProgramOutput],
+                     sandbox: Sandbox) -> ScenarioRun:
+    """The student's UDP client on the client host against sockcap's echo server, over a
+    link that loses datagrams."""
+    from sockcap.check import lab_link
+
+    server = lab_link.UdpEchoServer(ns, opts.port)
+    stdin = probe_messages(opts)
+    try:
+        start = time.time_ns()
+        client = Program(f"client ({Scenario.UDP_CLIENT_LOSS})",
+                         expand(opts.client, opts.port, lab_link.SERVER_ADDRESS), cwd=opts.cwd,
+                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox)
+        exited = client.wait(opts.client_seconds)
+        end = time.time_ns()
+        output = client.stop()
+        outputs.append(output)
+    finally:
+        server.close()
+    return ScenarioRun(Scenario.UDP_CLIENT_LOSS, start, end, port=opts.port, probe=stdin,
+                       client_status=output.status if exited else None,
+                       client_said=bool(output.stdout.strip() or output.stderr.strip()),
+                       client_seconds=opts.client_seconds)
+
+
+def _not_listening_run(opts: CheckOptions, scenario: Scenario, start: int,
+                       output: ProgramOutput) -> ScenarioRun:
+    """What a server that never listened did instead, for the one finding that says so."""
+    limits = opts.limits
+    return ScenarioRun(scenario, start, time.time_ns(), listening=False, port=opts.port,
+                       exit_status=None if output.stopped else output.status,
+                       limit=str(output.limit or ""), start_seconds=opts.start_seconds,
+                       values={"signal": signal_name(-(output.status or 0)),
+                               "file_mb": limits.file_mb, "memory_mb": limits.memory_mb,
+                               "cpu_seconds": limits.cpu_seconds})
 
 
 def _client_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput],

@@ -447,6 +447,13 @@ class Sandbox:
             os.close(self.netns)
         self.netns = fd
 
+    def use_network(self, fd: int) -> None:
+        """The network namespace ``fd`` (a host of the lab's network, for UDP over a real
+        link) for what starts from now on; the sandbox keeps a copy of the descriptor."""
+        if self.netns >= 0:
+            os.close(self.netns)
+        self.netns = os.dup(fd)
+
     @contextlib.contextmanager
     def inside(self) -> Iterator[None]:
         """This thread in the sandbox's network for the block (sockets made here stay)."""

@@ -17,7 +17,8 @@ from sockcap.i18n import _
 
 # The checks --only picks: their names are the spec's and the JSON's
 CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
-               "client_echo", "client_close", "client_server_closes", "client_refused")
+               "client_echo", "client_close", "client_server_closes", "client_refused",
+               "udp_clients", "udp_large", "client_timeout")
 
 
 @click.command(help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
@@ -41,7 +42,7 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
 @click.option("--server", "server", default=None, metavar="CMD", help=_("The server to check, e.g. './server {port}' ({port} becomes --port)."))
 @click.option("--client", "client", default=None, metavar="CMD", help=_("Your client, e.g. './client 127.0.0.1 {port}' (it gets the messages on stdin): with --server, for the echo exchange (default: sockcap's own); alone, the client is checked against sockcap's server."))
 @click.option("--port", type=PORT, default=5001, show_default=True, help=_("The port the server listens on."))
-@click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram)."))
+@click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram) or client: also over the lab's link (two hosts, MTU 1500, a link that loses datagrams): two clients at once, a datagram larger than the MTU; a client must not wait for ever for a lost reply. A client's command reaches the server as {host}."))
 @click.option("--only", "only", multiple=True, type=click.Choice(CHECK_NAMES), help=_("Run only this check (repeat)."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message for the echo exchange (repeat; a newline is added unless --no-newline)."))
 @click.option("--no-newline", is_flag=True, help=_("Send every message without a trailing newline (as a client that sends what was typed and nothing more); the report says what the server needed before it answered."))
@@ -52,8 +53,8 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
 def check(server: str | None, client: str | None, port: int, udp: bool, only: tuple[str, ...],
           messages: tuple[str, ...], no_newline: bool, close_seconds: float, out: str | None,
           force: bool, json_: bool) -> None:
-    from sockcap.analysis.check import CLIENT_CHECKS, CLIENT_SCENARIOS, SCENARIO_OF, Check
-    from sockcap.check.runner import DEFAULT_MESSAGES, TCP_SCENARIOS, CheckOptions
+    from sockcap.analysis.check import CLIENT_CHECKS, SCENARIO_OF, UDP_CHECKS, Check
+    from sockcap.check.runner import DEFAULT_MESSAGES, CheckOptions, default_scenarios
     from sockcap.owner import check_output_path
 
     if out is not None:
@@ -67,9 +68,12 @@ def check(server: str | None, client: str | None, port: int, udp: bool, only: tu
     if client is None and any(c in CLIENT_CHECKS for c in checks):
         raise click.UsageError(_("--only {names}: that checks a client, and there is no --client").format(
             names=", ".join(str(c) for c in checks if c in CLIENT_CHECKS)))
-    if udp and (server is None or any(c in CLIENT_CHECKS for c in checks)):
-        raise click.UsageError(_("--udp checks a UDP server (--server)"))
-    default = CLIENT_SCENARIOS if server is None else TCP_SCENARIOS
+    wrong = [str(c) for c in checks if (c in UDP_CHECKS) != udp and c is not Check.ECHO]
+    if wrong:
+        raise click.UsageError((_("--only {names}: that is about UDP, and there is no --udp") if not udp
+                                else _("--only {names}: that is about TCP, and --udp is given")).format(
+            names=", ".join(wrong)))
+    default = default_scenarios(server is not None, client is not None, udp)
     opts = CheckOptions(
         server=_argv(server, "--server") if server else (),
         client=_argv(client, "--client") if client else (),

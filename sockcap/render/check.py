@@ -102,6 +102,18 @@ FINDING_WORDS: dict[Finding, str | tuple[str, str]] = {
     Finding.EXPECT_SPLIT: N_("{expect}: no, the reply to packet {request} came in {segments} segments (packets {packet}–{end})"),
     Finding.EXPECT_NO_REPLY: N_("{expect}: cannot be judged, the server sent no data (packets {first}–{last})"),
     Finding.EXPECT_NOTHING: N_("{expect}: cannot be judged, no packet of the exchange was captured"),
+    Finding.UDP_CLIENTS_SERVED: N_plural("two clients took turns: each of the {count} datagram was answered at the address it came from (packets {first}–{last})",
+                                         "two clients took turns: each of the {count} datagrams was answered at the address it came from (packets {first}–{last})"),
+    Finding.UDP_FIRST_ONLY: N_plural("your server answered only the first client ({served}): the {count} datagram of the second client ({client}, from packet {first} on) got no reply",
+                                     "your server answered only the first client ({served}): the {count} datagrams of the second client ({client}, from packet {first} on) got no reply"),
+    Finding.UDP_FIRST_ADDRESS: N_("your server sent the reply to the second client's datagram (packet {request}) to {got}, the first client's address, not to {want} (packet {packet}): it kept the first address recvfrom() gave it; answer each datagram at the address recvfrom() gave for it"),
+    Finding.UDP_LARGE_WHOLE: N_("the datagram of {size} bytes (packet {request}, {fragments} IP fragments on a link with an MTU of 1500) came back whole (packet {packet})"),
+    Finding.UDP_LARGE_CUT: N_("your server answered the datagram of {size} bytes (packet {request}, {fragments} IP fragments) with only {got} bytes (packet {packet}): its recvfrom() buffer is smaller than the datagram, and the rest was thrown away"),
+    Finding.CLIENT_UDP_NO_TIMEOUT: N_("the link lost a datagram or its reply (packet {packet}) and {seconds} s later your client was still waiting: use a timeout (SO_RCVTIMEO or select()) and send again"),
+    Finding.CLIENT_UDP_RESENT: N_("the link lost {lost} datagrams or their replies; your client sent again ({resent} times) and got every reply"),
+    Finding.CLIENT_UDP_GAVE_UP: N_("the link lost a datagram or its reply (packet {packet}); your client sent again {resent} times, then stopped with status {status}"),
+    Finding.CLIENT_UDP_SILENT: N_("the reply to packet {packet} never came, and your client exited with status 0 without sending again"),
+    Finding.CLIENT_UDP_NOTHING: N_("your client sent no datagram to port {port} (its output is below)"),
 }
 
 CHECK_WORDS = {
@@ -117,6 +129,9 @@ CHECK_WORDS = {
     Check.CLIENT_SERVER_CLOSES: N_("the client stops with an error when the server closes"),
     Check.CLIENT_REFUSED: N_("the client stops with an error when refused"),
     Check.EXPECT: N_("the teacher's own expectations"),
+    Check.UDP_CLIENTS: N_("two UDP clients, each answered at its address"),
+    Check.UDP_LARGE: N_("a datagram larger than the MTU, answered whole"),
+    Check.CLIENT_TIMEOUT: N_("the UDP client does not wait for ever for a lost reply"),
 }
 
 PACKET_LINES = 6  # timeline lines shown under a failing finding
