@@ -114,7 +114,7 @@ def test_a_client_that_never_closes_is_found_and_stopped(clients: dict[str, Path
 
 def test_a_client_that_waits_for_ever_after_the_server_closed(clients: dict[str, Path],
                                                               tmp_path: Path) -> None:
-    code, report, pcap = check(tmp_path, clients["client-BUG_IGNORE_CLOSE"], "--only",
+    code, report, _ = check(tmp_path, clients["client-BUG_IGNORE_CLOSE"], "--only",
                                "client_server_closes")
     assert code == 1
     (bad,) = failed(report).values()

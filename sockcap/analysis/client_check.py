@@ -80,7 +80,7 @@ def judge_client(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict
     read = judge_read(mine, server)
     if read is not None:
         verdicts.append(read)
-    return verdicts + [judge_client_close(mine, run)]
+    return [*verdicts, judge_client_close(mine, run)]
 
 
 def never_connected(run: ScenarioRun, check: Check) -> Verdict:

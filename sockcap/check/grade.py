@@ -31,7 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sockcap.analysis.check import CLIENT_CHECKS, CLIENT_SCENARIOS, SCENARIO_OF, Check, Scenario, Verdict
+from sockcap.analysis.check import (
+    CLIENT_CHECKS,
+    CLIENT_SCENARIOS,
+    SCENARIO_OF,
+    Check,
+    Scenario,
+    Verdict,
+)
 from sockcap.analysis.expect import Expectation, fields_of, judge_expectation, read_expectation
 from sockcap.check.programs import Program, ProgramOutput
 from sockcap.check.runner import (

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 from sockcap.check.programs import unread_bytes
 from sockcap.codes import Code
@@ -47,7 +47,7 @@ class OwnServer:
     serves in a thread of its own until :meth:`close`."""
 
     def __init__(self, host: str, port: int, mode: ServerMode,
-                 inside: Callable[[], ContextManager[None]] = contextlib.nullcontext) -> None:
+                 inside: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.mode = mode
         self.sock = socket.socket(family, socket.SOCK_STREAM)
