@@ -173,4 +173,7 @@ def test_an_expectation_in_indonesian(tmp_path: Path) -> None:
     (alice,) = json.loads(r.stdout)
     names = [t["name"] for t in alice["tests"]]
     assert names[0] == "echo" and len(names) == 5
-    assert "server FIN" in names[1] and names[1] != NAMES[1]  # the words are Indonesian
+    assert names[1:] == ["FIN server dalam 1 s setelah FIN klien", "tidak ada RST",
+                         "setiap balasan dalam satu segmen",
+                         "tidak ada segmen yang lebih besar dari MSS"]
+    assert "ya, " in alice["tests"][2]["output"]  # the findings' words too
