@@ -177,3 +177,16 @@ def test_a_class_of_udp_servers_and_clients(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     scores = {g["student"]: g["score"] for g in json.loads(r.stdout)}
     assert scores == {"alice": 6, "bob": 4, "carol": 4}
+
+
+def test_a_server_bound_to_loopback_is_said_once_per_check(tmp_path: Path) -> None:
+    server = tmp_path / "udp-loopback"
+    subprocess.run(["gcc", "-O1", "-Wall", "-DUDP_ECHO", "-o", str(server),
+                    str(C_DIR / "judging_server.c")], check=True, timeout=60)
+    code, report, _ = check(tmp_path, "--server", f"{server} {{port}}")
+    assert code == 1
+    assert findings(report)["echoed exactly"]["ok"]  # on its own loopback it answers
+    bad = [f for c in report["checks"] for f in c["findings"] if not f["ok"]]
+    assert [(f["check"], f["finding"]) for f in bad] == [
+        ("udp_clients", "bound to loopback only"), ("udp_large", "bound to loopback only")]
+    assert "bound to 127.0.0.1:" in bad[0]["text"] and "INADDR_ANY" in bad[0]["text"]

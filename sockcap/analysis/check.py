@@ -161,6 +161,7 @@ class Finding(Code):
     EXPECT_NO_REPLY = "no reply to judge"
     EXPECT_NOTHING = "no packet to judge"
     # UDP through the lab's link
+    UDP_LOOPBACK_ONLY = "bound to loopback only"
     UDP_CLIENTS_SERVED = "each client answered at its address"
     UDP_FIRST_ONLY = "answered only the first client"
     UDP_FIRST_ADDRESS = "replied to the first client's address"

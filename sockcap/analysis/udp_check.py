@@ -37,8 +37,21 @@ def _destination(a: Annotated) -> Address:
     return (a.packet.dst, a.packet.dport)
 
 
+def loopback_only(run: ScenarioRun, check: Check) -> list[Verdict]:
+    """The server's socket is bound to a loopback address: from another host, nothing
+    reaches it (the edge sends nothing then, and says where it was bound)."""
+    bound = run.values.get("bound")
+    if not bound:
+        return []
+    return [Verdict(check, Finding.UDP_LOOPBACK_ONLY, False, (),
+                    {"address": bound, "port": run.port})]
+
+
 def judge_udp_clients(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
     """Two clients took turns: each request must be answered at its own address."""
+    bound = loopback_only(run, Check.UDP_CLIENTS)
+    if bound:
+        return bound
     udp = datagrams(packets, run)
     requests = [a for a in udp if a.packet.dport == run.port]
     clients = list(dict.fromkeys(_source(a) for a in requests))
@@ -88,6 +101,9 @@ def fragments_of(a: Annotated, mtu: int = MTU) -> int:
 
 def judge_udp_large(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
     """A datagram larger than the MTU (fragments on the wire) must come back whole."""
+    bound = loopback_only(run, Check.UDP_LARGE)
+    if bound:
+        return bound
     udp = datagrams(packets, run)
     request = next((a for a in udp if a.packet.dport == run.port), None)
     if request is None:

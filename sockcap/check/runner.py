@@ -43,6 +43,7 @@ from sockcap.check.programs import (
     PortHeldError,
     Program,
     ProgramOutput,
+    bound_addresses,
     close_wait_count,
     port_holders,
     socket_states,
@@ -277,6 +278,11 @@ def _udp_server_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
         if not wait_listening(opts.port, server, opts.start_seconds, udp=True):
             output = server.stop()
             return _not_listening_run(opts, scenario, start, output)
+        bound = bound_addresses(opts.port)
+        if bound and all(a.startswith("127.") for a in bound):
+            # nothing from another host can reach it: said once, no datagram sent
+            return ScenarioRun(scenario, start, time.time_ns(), port=opts.port,
+                               values={"bound": bound[0]})
         if scenario is Scenario.UDP_CLIENTS:
             lab_link.two_clients(ns, opts.port)
         else:

@@ -102,6 +102,7 @@ FINDING_WORDS: dict[Finding, str | tuple[str, str]] = {
     Finding.EXPECT_SPLIT: N_("{expect}: no, the reply to packet {request} came in {segments} segments (packets {packet}–{end})"),
     Finding.EXPECT_NO_REPLY: N_("{expect}: cannot be judged, the server sent no data (packets {first}–{last})"),
     Finding.EXPECT_NOTHING: N_("{expect}: cannot be judged, no packet of the exchange was captured"),
+    Finding.UDP_LOOPBACK_ONLY: N_("your server's socket is bound to {address}:{port}, so a client on another host never reaches it: bind to INADDR_ANY (or the host's address)"),
     Finding.UDP_CLIENTS_SERVED: N_plural("two clients took turns: each of the {count} datagram was answered at the address it came from (packets {first}–{last})",
                                          "two clients took turns: each of the {count} datagrams was answered at the address it came from (packets {first}–{last})"),
     Finding.UDP_FIRST_ONLY: N_plural("your server answered only the first client ({served}): the {count} datagram of the second client ({client}, from packet {first} on) got no reply",
