@@ -24,7 +24,7 @@ pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not
 
 SERVERS = {"server": "", "first-only": "BUG_FIRST_ONLY", "first-address": "BUG_FIRST_ADDRESS",
            "small-buffer": "BUG_SMALL_BUFFER"}
-CLIENTS = {"client": "", "no-timeout": "BUG_NO_TIMEOUT"}
+CLIENTS = {"client": "", "no-timeout": "BUG_NO_TIMEOUT", "any-reply": "BUG_ANY_REPLY"}
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,8 @@ def test_a_client_without_a_timeout_waits_for_ever_for_a_lost_reply(programs: di
     resent = findings(report)["client sent again after a loss"]["values"]
     assert resent["resent"] >= 1 and resent["lost"] >= 1
 
-    code, report, pcap = check(tmp_path, "--client", f"{programs['no-timeout']} {{host}} {{port}}")
+    code, report, pcap = check(tmp_path, "--client", f"{programs['no-timeout']} {{host}} {{port}}",
+                               "--only", "client_timeout")
     assert code == 1
     (bad,) = failed(report).values()
     assert bad["finding"] == "client waits for ever for a lost reply"
@@ -137,6 +138,33 @@ def test_a_client_without_a_timeout_waits_for_ever_for_a_lost_reply(programs: di
     assert facts[lost]["src"] == "10.0.0.2" and facts[lost]["dport"] == facts[1]["dport"]
     assert not any(n > lost and f["src"] == "10.0.0.1" for n, f in facts.items())  # no reply
     assert report["programs"][0]["stopped"]
+
+
+def payload_of(pcap: Path) -> dict[int, str]:
+    rows = tshark_fields(pcap, "frame.number", "udp.payload")
+    return {int(r[0]): r[1] for r in rows if len(r) > 1}
+
+
+@needs_tshark
+def test_a_client_that_takes_a_late_duplicate_for_its_reply(programs: dict[str, Path],
+                                                            tmp_path: Path) -> None:
+    code, report, _ = check(tmp_path, "--client", f"{programs['client']} {{host}} {{port}}",
+                            "--only", "client_duplicates")
+    assert code == 0, failed(report)  # it checks what it got, and sends again
+    code, report, pcap = check(tmp_path, "--client",
+                               f"{programs['any-reply']} {{host}} {{port}}",
+                               "--only", "client_duplicates")
+    assert code == 1
+    (bad,) = failed(report).values()
+    assert bad["finding"] == "client took a duplicate for its reply"
+    values, facts, data = bad["values"], udp(pcap), payload_of(pcap)
+    sent, duplicate, following = values["packet"], values["duplicate"], values["next"]
+    assert sent < duplicate < following
+    assert facts[duplicate]["src"] == "10.0.0.1" and facts[following]["src"] == "10.0.0.2"
+    assert data[duplicate] != data[sent]  # the reply to an earlier message ...
+    assert data[duplicate] in (data[n] for n in facts if n < sent)  # ... sent before
+    assert not any(sent < n < following and data.get(n) == data[sent] and f["src"] == "10.0.0.1"
+                   for n, f in facts.items())  # its own reply had not come
 
 
 UDP_SPEC = """

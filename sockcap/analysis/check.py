@@ -51,6 +51,7 @@ class Scenario(Code):
     UDP_CLIENTS = "two UDP clients"  # two clients' datagrams, taking turns
     UDP_LARGE = "large datagram"  # a datagram larger than the MTU: sent in fragments
     UDP_CLIENT_LOSS = "lost datagrams"  # the student's client over a link that loses some
+    UDP_CLIENT_DUPLICATES = "duplicated replies"  # ... over a link that sends each reply twice
 
 
 class Check(Code):
@@ -71,11 +72,13 @@ class Check(Code):
     UDP_CLIENTS = "udp_clients"  # a UDP server answers each of two clients, at its address
     UDP_LARGE = "udp_large"  # a UDP server answers a datagram larger than the MTU, whole
     CLIENT_TIMEOUT = "client_timeout"  # a UDP client does not wait for ever for a lost reply
+    CLIENT_DUPLICATES = "client_duplicates"  # a UDP client waits for the reply to its message
 
 
 CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED,
-                    Scenario.UDP_CLIENT_LOSS)
-LAB_SCENARIOS = (Scenario.UDP_CLIENTS, Scenario.UDP_LARGE, Scenario.UDP_CLIENT_LOSS)
+                    Scenario.UDP_CLIENT_LOSS, Scenario.UDP_CLIENT_DUPLICATES)
+LAB_SCENARIOS = (Scenario.UDP_CLIENTS, Scenario.UDP_LARGE, Scenario.UDP_CLIENT_LOSS,
+                 Scenario.UDP_CLIENT_DUPLICATES)
 # The scenario each check is judged on (one name per check: the spec's, --only's, JSON's)
 SCENARIO_OF = {Check.ECHO: Scenario.ECHO, Check.CLOSE: Scenario.ECHO,
                Check.PARTIAL: Scenario.PARTIAL, Check.LARGE: Scenario.LARGE,
@@ -84,8 +87,10 @@ SCENARIO_OF = {Check.ECHO: Scenario.ECHO, Check.CLOSE: Scenario.ECHO,
                Check.CLIENT_SERVER_CLOSES: Scenario.CLIENT_SERVER_CLOSES,
                Check.CLIENT_REFUSED: Scenario.CLIENT_REFUSED,
                Check.UDP_CLIENTS: Scenario.UDP_CLIENTS, Check.UDP_LARGE: Scenario.UDP_LARGE,
-               Check.CLIENT_TIMEOUT: Scenario.UDP_CLIENT_LOSS}
-UDP_CHECKS = (Check.ECHO, Check.UDP_CLIENTS, Check.UDP_LARGE, Check.CLIENT_TIMEOUT)
+               Check.CLIENT_TIMEOUT: Scenario.UDP_CLIENT_LOSS,
+               Check.CLIENT_DUPLICATES: Scenario.UDP_CLIENT_DUPLICATES}
+UDP_CHECKS = (Check.ECHO, Check.UDP_CLIENTS, Check.UDP_LARGE, Check.CLIENT_TIMEOUT,
+              Check.CLIENT_DUPLICATES)
 CLIENT_CHECKS = tuple(c for c, s in SCENARIO_OF.items() if s in CLIENT_SCENARIOS)
 
 
@@ -172,6 +177,8 @@ class Finding(Code):
     CLIENT_UDP_GAVE_UP = "client gave up and said so"
     CLIENT_UDP_SILENT = "client exited 0 without its reply"
     CLIENT_UDP_NOTHING = "client sent no datagram"
+    CLIENT_UDP_WAITED_FOR_ITS_REPLY = "client waited for the reply to each message"
+    CLIENT_UDP_TOOK_DUPLICATE = "client took a duplicate for its reply"
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,12 @@ from sockcap.analysis.check import (
     streams,
 )
 from sockcap.analysis.conversation import Annotated
-from sockcap.analysis.udp_check import judge_udp_client_loss, judge_udp_clients, judge_udp_large
+from sockcap.analysis.udp_check import (
+    judge_udp_client_duplicates,
+    judge_udp_client_loss,
+    judge_udp_clients,
+    judge_udp_large,
+)
 
 _CHECK_OF = {Scenario.CLIENT_ECHO: Check.CLIENT_ECHO,
              Scenario.CLIENT_SERVER_CLOSES: Check.CLIENT_SERVER_CLOSES,
@@ -61,7 +66,8 @@ def judge_scenario(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdi
 
 
 _UDP_JUDGES = {Scenario.UDP_CLIENTS: judge_udp_clients, Scenario.UDP_LARGE: judge_udp_large,
-               Scenario.UDP_CLIENT_LOSS: judge_udp_client_loss}
+               Scenario.UDP_CLIENT_LOSS: judge_udp_client_loss,
+               Scenario.UDP_CLIENT_DUPLICATES: judge_udp_client_duplicates}
 
 
 def judge_client(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:

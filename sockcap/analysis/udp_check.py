@@ -11,6 +11,7 @@ not reassembled here; the capture keeps the first fragments, which carry the por
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from sockcap.analysis.check import Check, Finding, ScenarioRun, Verdict, endpoint_text
@@ -122,6 +123,34 @@ def judge_udp_large(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verd
     return [Verdict(Check.UDP_LARGE, Finding.UDP_LARGE_WHOLE,
                     reply.packet.payload_len == request.packet.payload_len,
                     (request.no, reply.no), values)]
+
+
+def judge_udp_client_duplicates(packets: Sequence[Annotated],
+                                run: ScenarioRun) -> list[Verdict]:
+    """Late duplicates of earlier replies came first: did the client wait for the reply to
+    each message before it sent the next, or take the duplicate for it?"""
+    udp = datagrams(packets, run)
+    requests = [a for a in udp if a.packet.dport == run.port]
+    if not requests:
+        return [Verdict(Check.CLIENT_DUPLICATES, Finding.CLIENT_UDP_NOTHING, False, (),
+                        {"port": run.port})]
+    firsts = [r for i, r in enumerate(requests)
+              if i == 0 or r.packet.payload != requests[i - 1].packet.payload]  # resends aside
+    replies = [a for a in udp if a.packet.sport == run.port]
+    for i, (sent, following) in enumerate(itertools.pairwise(firsts), 1):
+        answered = any(sent.no < r.no < following.no and r.packet.payload == sent.packet.payload
+                       for r in replies)
+        if not answered:
+            stale = max((r for r in replies if r.no < following.no), key=lambda r: r.no,
+                        default=None)
+            nos = tuple(n for n in (sent.no, stale.no if stale else 0, following.no) if n)
+            return [Verdict(Check.CLIENT_DUPLICATES, Finding.CLIENT_UDP_TOOK_DUPLICATE, False,
+                            nos, {"message": i, "packet": sent.no, "next": following.no,
+                                  "duplicate": stale.no if stale else 0})]
+    return [Verdict(Check.CLIENT_DUPLICATES, Finding.CLIENT_UDP_WAITED_FOR_ITS_REPLY, True,
+                    (firsts[0].no, udp[-1].no),
+                    {"count": len(firsts), "duplicates": max(0, len(replies) - len(firsts)),
+                     "first": firsts[0].no, "last": udp[-1].no})]
 
 
 def judge_udp_client_loss(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:

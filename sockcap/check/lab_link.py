@@ -19,6 +19,14 @@ loses nothing.
 - :attr:`Scenario.UDP_CLIENT_LOSS`: the student's client, fed its messages on stdin,
   against sockcap's echo server, over a link that drops every :data:`DROP_EVERY`-th
   datagram each way: a client with no timeout waits for ever.
+- :attr:`Scenario.UDP_CLIENT_DUPLICATES`: sockcap's server answers each message after
+  the first with a late duplicate of the previous reply first (what a link that duplicates
+  and delays delivers), and holds the real reply until the client sends again (or
+  :data:`HOLD_SECONDS` pass). A client that checks what it got times out and sends the
+  message again, and then gets its reply; a client that takes any datagram for its reply
+  sends the next message before its reply came. Why sockcap's server and not the lab's
+  delay line (whose duplicate follows the original within microseconds): so the outcome
+  rests on what the client does with the data, never on how fast it runs.
 
 The thread that makes the network returns to its own namespace at once; it steps into a
 host only to make sockets or read ``/proc``, as the check does with its sandbox.
@@ -36,14 +44,21 @@ import threading
 import time
 from collections.abc import Iterator
 
+from sockcap.analysis.check import Scenario
+from sockcap.analysis.shape import LinkOptions
 from sockcap.lab.namespaces import Namespaces
-from sockcap.lab.wire import HOST_IFACE, NAMESPACES, SERVER_ADDRESS, LinkOptions, build
+from sockcap.lab.wire import HOST_IFACE, NAMESPACES, SERVER_ADDRESS, Wire, build
 
 CLONE_NEWNET = 0x40000000
 DROP_EVERY = 3  # the link drops every third datagram each way in the client's scenario
 LARGE_DATAGRAM = 4000  # bytes: more than an MTU of 1500, so three fragments
 REPLY_SECONDS = 1.0  # how long sockcap's clients wait for each reply
 ROUNDS = 3  # datagrams each of the two clients sends
+Peer = tuple[str, int]
+HOLD_SECONDS = 2.0  # the late-duplicate server holds a reply until the client sends again
+# The link of each scenario: lossless (the bridge) or every third datagram dropped each way
+# (the bridge's nftables counters): deterministic, so the findings do not depend on chance.
+LINKS = {Scenario.UDP_CLIENT_LOSS: LinkOptions(drop_every=DROP_EVERY)}
 
 
 def _setns(fd: int) -> None:
@@ -68,14 +83,16 @@ def inside(fd: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def lab_hosts(drop_every: int = 0) -> Iterator[Namespaces]:
+def lab_hosts(link: LinkOptions) -> Iterator[Namespaces]:
     """The lab's hosts and link, made now; the thread stays where it was. Gone after the
-    block (the namespaces' last descriptors are closed; nothing else holds them)."""
+    block: the delay line (if the link needs one) stopped by its PID, the namespaces' last
+    descriptors closed (nothing else holds them)."""
     here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     ns: Namespaces | None = None
+    wire: Wire | None = None
     try:
         ns = Namespaces(list(NAMESPACES))
-        build(ns, LinkOptions(drop_every=drop_every))
+        wire = build(ns, link)
     except BaseException:
         if ns is not None:
             ns.close()
@@ -86,6 +103,7 @@ def lab_hosts(drop_every: int = 0) -> Iterator[Namespaces]:
     try:
         yield ns
     finally:
+        wire.stop()
         ns.close()
 
 
@@ -128,13 +146,17 @@ def _read_replies(socks: list[socket.socket], seconds: float) -> int:
 
 
 class UdpEchoServer:
-    """sockcap's UDP echo server on the server host (the client's scenario): every
-    datagram answered to its sender, until :meth:`close`."""
+    """sockcap's UDP echo server on the server host (the client's scenarios): every
+    datagram answered to its sender, until :meth:`close`; with ``late_duplicates``, as
+    described for :attr:`Scenario.UDP_CLIENT_DUPLICATES`."""
 
-    def __init__(self, ns: Namespaces, port: int) -> None:
+    def __init__(self, ns: Namespaces, port: int, late_duplicates: bool = False) -> None:
         with inside(ns.fds["server"]):
             self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self.sock.bind(("0.0.0.0", port))
+        self.late_duplicates = late_duplicates
+        self._last: tuple[bytes, Peer] | None = None  # the last request answered or held
+        self._held: tuple[bytes, Peer, float] | None = None  # a reply, its peer, until when
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True,
                                         name="sockcap-check-udp-server")
@@ -143,10 +165,36 @@ class UdpEchoServer:
     def _serve(self) -> None:
         while not self._stop.is_set():
             readable, _, _ = select.select([self.sock], [], [], 0.05)
-            if readable:
-                with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):
+                if readable:
                     data, peer = self.sock.recvfrom(1 << 16)
-                    self.sock.sendto(data, peer)
+                    self._answer(data, peer)
+                elif self._held is not None and time.monotonic() >= self._held[2]:
+                    self._release()
+
+    def _answer(self, data: bytes, peer: Peer) -> None:
+        if not self.late_duplicates:
+            self.sock.sendto(data, peer)
+            return
+        if self._held is not None:  # the client sent again: the reply it waits for
+            self._release()
+            if self._last is not None and data == self._last[0]:
+                return
+        elif self._last is not None and data == self._last[0]:  # sent again: answered again
+            self.sock.sendto(data, peer)
+            return
+        previous, self._last = self._last, (data, peer)
+        if previous is None:
+            self.sock.sendto(data, peer)
+            return
+        self.sock.sendto(previous[0], peer)  # a late duplicate of the previous reply
+        self._held = (data, peer, time.monotonic() + HOLD_SECONDS)
+
+    def _release(self) -> None:
+        assert self._held is not None
+        data, peer, _until = self._held
+        self._held = None
+        self.sock.sendto(data, peer)
 
     def close(self) -> None:
         self._stop.set()
@@ -154,5 +202,5 @@ class UdpEchoServer:
         self.sock.close()
 
 
-__all__ = ["HOST_IFACE", "SERVER_ADDRESS", "UdpEchoServer", "inside", "lab_hosts",
+__all__ = ["HOST_IFACE", "LINKS", "SERVER_ADDRESS", "LinkOptions", "UdpEchoServer", "inside", "lab_hosts",
            "large_datagram", "two_clients"]

@@ -76,7 +76,7 @@ TCP_ESTABLISHED = "01"  # /proc/net/tcp's state code
 TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCURRENT,
                  Scenario.BURST)
 UDP_SCENARIOS = (Scenario.ECHO, Scenario.UDP_CLIENTS, Scenario.UDP_LARGE)
-UDP_CLIENT_SCENARIOS = (Scenario.UDP_CLIENT_LOSS,)
+UDP_CLIENT_SCENARIOS = (Scenario.UDP_CLIENT_LOSS, Scenario.UDP_CLIENT_DUPLICATES)
 TCP_CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED)
 
 
@@ -246,16 +246,16 @@ def _lab_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramO
     the student's host."""
     from sockcap.check import lab_link
 
-    loss = scenario is Scenario.UDP_CLIENT_LOSS
-    with lab_link.lab_hosts(lab_link.DROP_EVERY if loss else 0) as ns:
-        host = ns.fds["client" if loss else "server"]
+    of_client = scenario in CLIENT_SCENARIOS
+    with lab_link.lab_hosts(lab_link.LINKS.get(scenario, lab_link.LinkOptions())) as ns:
+        host = ns.fds["client" if of_client else "server"]
         sandbox.use_network(host)
         with lab_link.inside(host):
             recorder = Recorder(opts.port, opts.backend, iface=lab_link.HOST_IFACE)
             recorder.start()
         try:
-            if loss:
-                run = _udp_client_loss(opts, ns, outputs, sandbox)
+            if of_client:
+                run = _udp_client_on_lab(opts, scenario, ns, outputs, sandbox)
             else:
                 with lab_link.inside(host):
                     run = _udp_server_on_lab(opts, scenario, ns, outputs, sandbox)
@@ -292,17 +292,18 @@ def _udp_server_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
         outputs.append(output or server.stop())
 
 
-def _udp_client_loss(opts: CheckOptions, ns: Namespaces, outputs: list[ProgramOutput],
-                     sandbox: Sandbox) -> ScenarioRun:
+def _udp_client_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
+                       outputs: list[ProgramOutput], sandbox: Sandbox) -> ScenarioRun:
     """The student's UDP client on the client host against sockcap's echo server, over a
-    link that loses datagrams."""
+    link that loses datagrams (or sends each reply twice)."""
     from sockcap.check import lab_link
 
-    server = lab_link.UdpEchoServer(ns, opts.port)
+    server = lab_link.UdpEchoServer(ns, opts.port,
+                                    late_duplicates=scenario is Scenario.UDP_CLIENT_DUPLICATES)
     stdin = probe_messages(opts)
     try:
         start = time.time_ns()
-        client = Program(f"client ({Scenario.UDP_CLIENT_LOSS})",
+        client = Program(f"client ({scenario})",
                          expand(opts.client, opts.port, lab_link.SERVER_ADDRESS), cwd=opts.cwd,
                          stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox)
         exited = client.wait(opts.client_seconds)
@@ -311,7 +312,7 @@ def _udp_client_loss(opts: CheckOptions, ns: Namespaces, outputs: list[ProgramOu
         outputs.append(output)
     finally:
         server.close()
-    return ScenarioRun(Scenario.UDP_CLIENT_LOSS, start, end, port=opts.port, probe=stdin,
+    return ScenarioRun(scenario, start, end, port=opts.port, probe=stdin,
                        client_status=output.status if exited else None,
                        client_said=bool(output.stdout.strip() or output.stderr.strip()),
                        client_seconds=opts.client_seconds)

@@ -18,7 +18,7 @@ from sockcap.i18n import _
 # The checks --only picks: their names are the spec's and the JSON's
 CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
                "client_echo", "client_close", "client_server_closes", "client_refused",
-               "udp_clients", "udp_large", "client_timeout")
+               "udp_clients", "udp_large", "client_timeout", "client_duplicates")
 
 
 @click.command(help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'

@@ -114,6 +114,9 @@ FINDING_WORDS: dict[Finding, str | tuple[str, str]] = {
     Finding.CLIENT_UDP_RESENT: N_("the link lost {lost} datagrams or their replies; your client sent again ({resent} times) and got every reply"),
     Finding.CLIENT_UDP_GAVE_UP: N_("the link lost a datagram or its reply (packet {packet}); your client sent again {resent} times, then stopped with status {status}"),
     Finding.CLIENT_UDP_SILENT: N_("the reply to packet {packet} never came, and your client exited with status 0 without sending again"),
+    Finding.CLIENT_UDP_WAITED_FOR_ITS_REPLY: N_plural("late duplicates of earlier replies came first; your client waited for the reply to each of its {count} message before it sent the next (packets {first}–{last})",
+                                                      "late duplicates of earlier replies came first; your client waited for the reply to each of its {count} messages before it sent the next (packets {first}–{last})"),
+    Finding.CLIENT_UDP_TOOK_DUPLICATE: N_("your client sent message {message} (packet {packet}) and, before its reply came, the next one (packet {next}): it took a late duplicate of an earlier reply (packet {duplicate}) for it; check that a reply is the one you wait for"),
     Finding.CLIENT_UDP_NOTHING: N_("your client sent no datagram to port {port} (its output is below)"),
 }
 
@@ -133,6 +136,7 @@ CHECK_WORDS = {
     Check.UDP_CLIENTS: N_("two UDP clients, each answered at its address"),
     Check.UDP_LARGE: N_("a datagram larger than the MTU, answered whole"),
     Check.CLIENT_TIMEOUT: N_("the UDP client does not wait for ever for a lost reply"),
+    Check.CLIENT_DUPLICATES: N_("the UDP client waits for the reply to its own message"),
 }
 
 PACKET_LINES = 6  # timeline lines shown under a failing finding

@@ -1,7 +1,9 @@
 /* A UDP echo client: ./udp_client HOST PORT; sends each line of stdin as one datagram and
  * prints the reply. It waits 300 ms for a reply (SO_RCVTIMEO) and sends again, five times,
- * then stops with status 1 and a message. Each -D flag plants a bug:
+ * then stops with status 1 and a message; a datagram that is not the reply to the line it
+ * sent (a duplicate of an earlier reply) is read and left aside. Each -D flag plants a bug:
  *   -DBUG_NO_TIMEOUT     no timeout: a lost datagram (or reply) and it waits for ever
+ *   -DBUG_ANY_REPLY      takes any datagram for the reply (a duplicate of the last one too)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -31,11 +33,21 @@ int main(int argc, char **argv) {
     while (fgets(line, sizeof line, stdin)) {
         size_t n = strlen(line);
         ssize_t r = -1;
-        for (int i = 0; i < tries && r < 0; i++) {
+        int matched = 0;
+        for (int i = 0; i < tries && !matched; i++) {
             sendto(s, line, n, 0, (struct sockaddr *)&a, sizeof a);
-            r = recvfrom(s, reply, sizeof reply - 1, 0, NULL, NULL);
+            for (;;) {
+                r = recvfrom(s, reply, sizeof reply - 1, 0, NULL, NULL);
+                if (r < 0) break;  /* the timeout: send again */
+#if defined(BUG_ANY_REPLY)
+                matched = 1;
+#else
+                matched = (size_t)r == n && memcmp(reply, line, n) == 0;
+#endif
+                if (matched) break;
+            }
         }
-        if (r < 0) { fprintf(stderr, "no reply after %d tries\n", tries); return 1; }
+        if (!matched) { fprintf(stderr, "no reply after %d tries\n", tries); return 1; }
         reply[r] = 0;
         printf("echo: %s", reply);
         fflush(stdout);
