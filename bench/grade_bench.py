@@ -10,8 +10,9 @@ tests/c/, every third with a planted bug, so findings and their packets are part
 work) is graded with the same spec (build; the server's echo, close and concurrent; the
 client's client_echo and client_close: not partial, whose outcome for the NUL bug depends
 on how the kernel joins one-byte segments, so its score may differ from run to run) by
-the real CLI, once per ``-j`` value per round, the values interleaved within a round so a change of load hits all of them alike. The anchor
-is ``-j 1`` in the same round: the figure is its wall time over the others'. The CPU
+the real CLI, once per ``-j`` value per round, the values interleaved within a round so a
+change of load hits all of them alike. The anchor is ``-j 1`` in the same round: the
+figure is its wall time over the others'. The CPU
 time of the grader and everything it started (``RUSAGE_CHILDREN``) is shown beside it,
 to tell waiting (what parallel grading wins back) from work (what it cannot).
 Every process the script starts is the CLI, waited for with a time limit.
