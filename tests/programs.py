@@ -44,8 +44,9 @@ def build_clients(folder: Path) -> dict[str, Path]:
     return out
 
 
-JUDGING = {"closes-after-first": "CLOSE_AFTER_FIRST", "lines": "LINES",
+JUDGING = {"closes-after-first": "CLOSE_AFTER=1", "closes-after-third": "CLOSE_AFTER=3", "lines": "LINES",
            "slow-close": "SLOW_CLOSE=2", "idle-no-close": "IDLE_NO_CLOSE",
+           "case-second": "CASE_SECOND",
            "udp-echo": "UDP_ECHO", "udp-wrong-source": "UDP_WRONG_SOURCE",
            "udp-wrong-dest": "UDP_WRONG_DEST", "split-reply": "SPLIT_REPLY"}
 

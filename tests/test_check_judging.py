@@ -84,6 +84,41 @@ def test_a_server_that_closes_after_the_first_message_fails_echo_and_close(
     assert sent == b"hello from sockcap, a longer first line\n"  # one message of three went out
 
 
+@needs_tshark
+def test_a_server_that_closes_first_once_everything_was_echoed_passes_in_pcap_order(
+        servers: dict[str, Path], tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, servers["closes-after-third"], "--only", "echo")
+    assert code == 0, report
+    first = findings(report)["closed first"]
+    facts = tcp_packets(pcap)
+    server_port = facts[2]["sport"]
+    assert facts[first["values"]["packet"]]["sport"] == server_port
+    assert first["values"]["packet"] < first["values"]["fin"]
+    assert facts[first["values"]["fin"]]["sport"] != server_port
+    assert is_set(facts[first["values"]["fin"]]["fin"])
+
+
+@needs_tshark
+def test_a_server_that_closes_first_under_the_users_own_client(servers: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    """The user's client gets the messages as lines on stdin; the server closes after the
+    first, so the client cannot send them all (whether the server's FIN or its RST, for
+    the next line that came too soon, ends it)."""
+    code, report, pcap = check(tmp_path, servers["closes-after-first"], "--only", "echo",
+                               "--client", f"{servers['client']} 127.0.0.1 {{port}}")
+    assert code == 1
+    cut = findings(report)["closed before the client had sent everything"]
+    assert cut["check"] == "echo" and not cut["ok"]
+    assert cut["values"]["least"] == len("hello from sockcap, a longer first line" "hi" "bye")
+    rows = tshark_fields(pcap, "frame.number", "tcp.srcport", "tcp.flags.fin", "tcp.flags.reset")
+    by_no = {int(r[0]): r[1:] for r in rows}
+    server_port = by_no[2][0]
+    sport, fin, rst = by_no[cut["values"]["packet"]]
+    assert sport == server_port and (is_set(fin) or is_set(rst))
+    assert cut["values"]["flag"] == ("FIN" if is_set(fin) else "RST")
+    assert "closed by FIN" not in findings(report) and "closed first" not in findings(report)
+
+
 # -- what the server needed before it answered ------------------------------------------
 
 
@@ -191,3 +226,23 @@ def test_a_correct_udp_echo_passes(servers: dict[str, Path], tmp_path: Path) -> 
     code, report, _ = check(tmp_path, servers["udp-echo"], "--udp", "--only", "echo")
     assert code == 0, report
     assert list(findings(report)) == ["echoed exactly"]
+
+
+# -- a reply compared with the packet that carried the request ------------------------------
+
+
+@needs_tshark
+def test_a_differing_byte_is_counted_in_the_reply_packet(servers: dict[str, Path],
+                                                        tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, servers["case-second"], "--only", "echo")
+    assert code == 1
+    (bad,) = [f for f in findings(report).values() if not f["ok"]]
+    assert bad["finding"] == "different bytes"
+    v = bad["values"]
+    facts = tcp_packets(pcap)
+    request = bytes.fromhex(facts[v["client_packet"]]["payload"].replace(":", ""))
+    reply = bytes.fromhex(facts[v["server_packet"]]["payload"].replace(":", ""))
+    assert (request, reply) == (b"hi\n", b"hI\n")
+    assert v["offset"] == 1  # the byte's place in the reply packet, not in the whole stream
+    assert bad["text"].startswith(f"byte 1 of the reply (packet {v['server_packet']}) differs "
+                                  f"from the request (packet {v['client_packet']})")

@@ -62,6 +62,12 @@ def test_never_closes(sockcap_record):
     open({out!r}, "w").write(trace.pcap)
     assert trace.handshake_completed and trace.echoed_exactly
     assert not trace.closed_by_fin
+
+
+def test_never_closes_with_sockcaps_client(sockcap_record):
+    trace = sockcap_record(server=[SERVER, "{{port}}"], stdin=b"hello there\\n", close_seconds=1)
+    assert trace.handshake_completed and trace.echoed_exactly
+    assert not trace.closed_by_fin
 '''
 
 
@@ -76,7 +82,7 @@ def test_closed_by_fin_is_not_the_fin_of_a_stopped_server(pytester: pytest.Pytes
     pytester.makepyfile(test_teacher=NEVER_CLOSES.format(server=str(server), client=str(client),
                                                          out=str(out)))
     result = pytester.runpytest_subprocess("-q", timeout=60)
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     rows = tshark_fields(Path(out.read_text()), "tcp.srcport", "tcp.flags.fin")
     server_port = rows[1][0]  # the SYN-ACK's
     assert any(port == server_port and fin in ("1", "True") for port, fin in rows)

@@ -90,16 +90,16 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def sandbox_leftovers(temp: Path) -> list[str]:
+def sandbox_leftovers(temp: Path, daemon: str = "hostiled") -> list[str]:
     """What a finished sockcap left: its cgroups (named for its pid, now gone), its
-    temporary folders (in ``temp``, its TMPDIR), and the hostile daemon."""
+    temporary folders (in ``temp``, its TMPDIR), and the hostile daemon (by its name)."""
     found = [str(p) for p in Path("/sys/fs/cgroup").glob("**/sockcap-*")
              if p.is_dir() and not Path(f"/proc/{p.name.split('-')[1]}").exists()]
     found += [str(p) for p in temp.iterdir()]
     for entry in os.listdir("/proc"):
         try:
-            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == "hostiled":
-                found.append(f"process {entry} (hostiled)")
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == daemon:
+                found.append(f"process {entry} ({daemon})")
         except OSError:
             pass
     return found
@@ -120,14 +120,15 @@ def hostile_class(tmp_path: Path) -> dict[str, Any]:
     listener = Listener()
     targets = [subs / "zed" / "server.c", subs / "alice" / "server.c",
                out / "alice" / "results.json", out / "alice" / "report.json", canary]
+    daemon = f"hd{os.getpid() % 100000}-{time.monotonic_ns() % 10**6}"[:15]
     (subs / "mallory" / "targets.txt").write_text(
-        "".join(f"write {t}\n" for t in targets) + f"port {listener.port}\n")
+        "".join(f"write {t}\n" for t in targets) + f"port {listener.port}\nname {daemon}\n")
     (tmp_path / "spec.toml").write_text(SPEC)
     before = {p: digest(p) for p in subs.rglob("*") if p.is_file()}
     temp = Path(tempfile.mkdtemp(prefix="sandbox-test-", dir="/tmp"))  # sockcap's TMPDIR
     os.chmod(temp, 0o777)
     yield {"tmp": tmp_path, "subs": subs, "out": out, "listener": listener, "canary": canary,
-           "before": before, "temp": temp}
+           "before": before, "temp": temp, "daemon": daemon}
     listener.close()
     shutil.rmtree(temp, ignore_errors=True)
 
@@ -170,7 +171,7 @@ def assert_nothing_escaped(cls: dict[str, Any], graded: dict[str, Any]) -> dict[
     assert {p: digest(p) for p in cls["subs"].rglob("*") if p.is_file()} == cls["before"]
     assert cls["listener"].accepted == 0
     assert not Path("/tmp/sockcap-hostile-proof").exists()
-    assert sandbox_leftovers(cls["temp"]) == []
+    assert sandbox_leftovers(cls["temp"], cls["daemon"]) == []
     return found
 
 

@@ -111,6 +111,7 @@ class Finding(Code):
     UDP_WRONG_SOURCE = "reply from the wrong address"
     UDP_WRONG_DESTINATION = "reply to the wrong address"
     CLOSED_EARLY = "closed before the last message"
+    CLIENT_CUT_SHORT = "closed before the client had sent everything"
     NOT_ALL_SENT = "messages not sent"
     ANSWERED_AFTER_NEXT = "answered after the next message"
     ANSWERED_AFTER_FIN = "answered after the client closed"
@@ -195,6 +196,7 @@ class ScenarioRun:
     port: int = 0
     clients: int = 1  # connections the scenario opened
     probe: tuple[bytes, ...] = ()  # the messages sockcap's client had to send (() unknown)
+    least_bytes: int = 0  # the user's client: the fewest bytes it had to send (0: unknown)
     close_seconds: float = 0.0  # how long the server had to close after the client's FIN
     exit_status: int | None = None  # not listening: how it ended (-N: signal N); None: running
     limit: str = ""  # not listening: the limit that ended it (a Limit code), if one did
@@ -391,6 +393,8 @@ def judge(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
         return judge_datagrams(packets, run, check)
     probe = run.probe if run.scenario is Scenario.ECHO else ()
     verdicts = judge_echo(packets, convs[0], check, probe)
+    if run.scenario is Scenario.ECHO and run.least_bytes:
+        verdicts = [*cut_short(packets, convs[0], run.least_bytes, check), *verdicts]
     if run.scenario is Scenario.ECHO:
         verdicts += judge_close(packets, convs[0], run)
     return verdicts
@@ -447,7 +451,7 @@ def judge_echo(packets: Sequence[Annotated], conv: Conversation, check: Check,
 def connection_problem(mine: Sequence[Annotated], conv: Conversation,
                        check: Check) -> Verdict | None:
     """Refused, or a SYN never answered: nothing to compare."""
-    if answered_syn(mine):
+    if conv.proto == IPPROTO_UDP or answered_syn(mine):
         return None
     rst = first_with(mine, False, RST)
     if rst:
@@ -481,6 +485,30 @@ def unsent_probe(mine: Sequence[Annotated], client: Side, probe: Sequence[bytes]
                    tuple(sorted({n for n in (last, closer.no) if n})),
                    {"packet": closer.no, "flag": flag, "message": done, "total": len(probe),
                     "count": left, "after": last})
+
+
+def cut_short(packets: Sequence[Annotated], conv: Conversation, least: int,
+              check: Check) -> list[Verdict]:
+    """The user's client, given messages on stdin, sent fewer bytes than they hold even
+    without their newlines, and the server had closed (or reset) before it had."""
+    mine = own(packets, conv)
+    client, _server = streams(mine, conv)
+    closer = next((a for a in mine if not a.from_client and a.packet.flags & (FIN | RST)), None)
+    if len(client.data) >= least or closer is None:
+        return []
+    flag = "RST" if closer.packet.flags & RST else "FIN"
+    nos = tuple(sorted({*client.packets[-1:], closer.no}))
+    return [Verdict(check, Finding.CLIENT_CUT_SHORT, False, nos,
+                    {"packet": closer.no, "flag": flag, "count": len(client.data),
+                     "least": least})]
+
+
+def early_close(client: Side, run: ScenarioRun) -> bool:
+    """Whether the client still had bytes to send when the exchange ended."""
+    ends = message_ends(run.probe)
+    if ends:
+        return len(client.data) < ends[-1]
+    return len(client.data) < run.least_bytes
 
 
 def late_answer(mine: Sequence[Annotated], client: Side, server: Side,
@@ -634,8 +662,7 @@ def judge_close(packets: Sequence[Annotated], conv: Conversation, run: ScenarioR
                                     (client_fin, server_fin),
                                     {"packet": server_fin, "fin": client_fin}))
     elif server_fin:
-        ends = message_ends(run.probe)
-        early = bool(ends) and len(client.data) < ends[-1]
+        early = early_close(client, run)
         values: dict[str, object] = {"packet": server_fin, "fin": client_fin}
         nos = tuple(n for n in (server_fin, client_fin) if n)
         verdicts.append(Verdict(Check.CLOSE, Finding.CLOSED_BEFORE_CLIENT if early

@@ -124,9 +124,11 @@ class Program:
     def stop(self) -> ProgramOutput:
         """Stop the group by its id (SIGTERM, then SIGKILL after STOP_SECONDS); the output.
         In a sandbox, killing bubblewrap ends its PID namespace: every process the program
-        started dies with it."""
+        started dies with it; this returns once they are gone (the namespace's init, and
+        every descendant seen when the stop began)."""
         if self.running():
             self.stopped = True
+        inner = [pid for pid in self.members() if pid != self.pid]
         _signal_group(self.pid, signal.SIGTERM)
         if not self.wait(STOP_SECONDS):
             _signal_group(self.pid, signal.SIGKILL)
@@ -135,6 +137,9 @@ class Program:
         while group_members(self.pid) and time.monotonic() < deadline:
             _signal_group(self.pid, signal.SIGKILL)  # forked children left behind
             time.sleep(0.01)
+        while inner and time.monotonic() < deadline + STOP_SECONDS:
+            inner = [pid for pid in inner if _alive(pid)]  # the namespace being torn down
+            time.sleep(0.005)
         status = self.proc.returncode
         if self.sandbox is not None and status is not None and 128 < status < 128 + 65:
             status = -(status - 128)  # bubblewrap exits 128 + N for a child killed by N
@@ -152,6 +157,11 @@ class Program:
         if status == -signal.SIGKILL and self.sandbox is not None and self.sandbox.memory_killed():
             return Limit.MEMORY
         return None
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat_fields(str(pid))
+    return fields is not None and fields[0] not in ("Z", "X")
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -117,9 +117,9 @@ def _exchange(box: Sandbox, cwd: str, server: list[str], client: list[str] | Non
             cli = Program("client", client, cwd=cwd, stdin=stdin, sandbox=box)
             cli.wait(timeout)
             outputs.append(cli.stop())
-        else:
+            _wait_closed(port, close_seconds)
+        else:  # its finish() has waited for the server's FIN already
             _own_client(port, stdin, timeout, close_seconds)
-        _wait_closed(port, close_seconds)
         return time.time_ns()
     finally:
         outputs.insert(0, srv.stop())

@@ -232,6 +232,8 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
                            close_wait=facts.get("close_wait", 0), cpu_ns=facts.get("cpu_ns", 0),
                            wait_ns=facts.get("wait_ns", 0), clients=facts.get("clients", 1),
                            probe=probe_messages(opts) if own_client else (),
+                           least_bytes=sum(len(without_newline(m)) for m in opts.messages)
+                           if scenario is Scenario.ECHO and opts.client and not opts.udp else 0,
                            close_seconds=opts.close_seconds)
     finally:
         outputs.append(output or server.stop())
@@ -366,8 +368,8 @@ def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
         return {}
     if opts.pair:
         client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,
-                         stdin=b"".join(probe_messages(opts)), limits=opts.limits,
-                         sandbox=sandbox)
+                         stdin=b"".join(opts.messages), limits=opts.limits,
+                         sandbox=sandbox)  # typed lines: the client decides what it sends
         client.wait(CLIENT_SECONDS)
         outputs.append(client.stop())
         return _after_close(opts, server, None)

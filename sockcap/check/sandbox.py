@@ -414,7 +414,7 @@ class Sandbox:
         import subprocess
 
         try:
-            done = subprocess.run(self.argv(["true"]), preexec_fn=self.preexec(self.limits),  # noqa: PLW1509
+            done = subprocess.run(self.argv(["true"]), preexec_fn=self.preexec(self.limits),
                                   cwd="/", env={"PATH": "/usr/bin:/bin"}, capture_output=True,
                                   timeout=30, check=False)
         except (OSError, subprocess.SubprocessError) as e:

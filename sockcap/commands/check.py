@@ -45,7 +45,7 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
 @click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram) or client: also over the lab's link (two hosts, MTU 1500, a link that loses datagrams): two clients at once, a datagram larger than the MTU; a client must not wait for ever for a lost reply. A client's command reaches the server as {host}."))
 @click.option("--only", "only", multiple=True, type=click.Choice(CHECK_NAMES), help=_("Run only this check (repeat)."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message for the echo exchange (repeat; a newline is added unless --no-newline)."))
-@click.option("--no-newline", is_flag=True, help=_("Send every message without a trailing newline (as a client that sends what was typed and nothing more); the report says what the server needed before it answered."))
+@click.option("--no-newline", is_flag=True, help=_("sockcap's client sends every message without a trailing newline (as a client that sends what was typed and nothing more); the report says what the server needed before it answered. Your own --client still gets them as lines on stdin."))
 @click.option("--close-seconds", type=click.FloatRange(min=0.1, max=600), default=6.0, show_default=True, metavar="S", help=_("How long the server has to close (send its FIN) after the client closed."))
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("The pcap file (default: captures/<time>-check-<port>.pcap)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))

@@ -36,6 +36,8 @@ FINDING_WORDS: dict[Finding, str | tuple[str, str]] = {
     Finding.UDP_WRONG_DESTINATION: N_("your server sent its reply to packet {request} (packet {packet}) to {got}, not to the client's address {want}: send the reply to the address recvfrom() gave you"),
     Finding.CLOSED_EARLY: N_plural("your server closed the connection ({flag}, packet {packet}) when the client had sent {message} of its {total} messages; the client still had {count} message to send",
                                    "your server closed the connection ({flag}, packet {packet}) when the client had sent {message} of its {total} messages; the client still had {count} messages to send"),
+    Finding.CLIENT_CUT_SHORT: N_plural("your server closed the connection ({flag}, packet {packet}) before your client had sent its messages: it sent {count} byte of the {least} they hold (without their newlines)",
+                                       "your server closed the connection ({flag}, packet {packet}) before your client had sent its messages: it sent {count} bytes of the {least} they hold (without their newlines)"),
     Finding.NOT_ALL_SENT: N_plural("the client could send only {message} of its {total} messages (the last went in packet {after}); {count} message was never sent because the server stopped reading",
                                    "the client could send only {message} of its {total} messages (the last went in packet {after}); {count} messages were never sent because the server stopped reading"),
     Finding.ANSWERED_AFTER_NEXT: N_("your server answered message {message} (packet {sent}) only after message {next} came (packet {after}), in packet {packet}: it needed more than the message's bytes (a newline?) before it answered, so a client that waits for each reply waits for ever"),
@@ -245,7 +247,8 @@ def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], firs
                           for n in _shown(v.packets) if n in by_no]
     passed = sum(1 for r in results if r.ok)
     lines.append("")
-    lines.append(_("{passed} of {total} checks passed").format(passed=passed, total=len(results)))
+    lines.append(ngettext("{passed} of {total} check passed", "{passed} of {total} checks passed",
+                          len(results)).format(passed=passed, total=len(results)))
     if path:
         lines.append(_("the capture: {path} (sockcap show {path})").format(path=path))
     seen: set[tuple[bytes, bytes, int | None, bool]] = set()
@@ -281,7 +284,9 @@ def program_lines(out: ProgramText, limit: int = 20) -> list[str]:
         text = data.decode("utf-8", "replace").splitlines()
         lines += [f"  {label}: {line}" for line in text[:limit]]
         if len(text) > limit:
-            lines.append(_("  {label}: … {more} more lines").format(label=label, more=len(text) - limit))
+            more = len(text) - limit
+            lines.append(ngettext("  {label}: … {more} more line", "  {label}: … {more} more lines",
+                                  more).format(label=label, more=more))
     return lines
 
 

@@ -6,6 +6,7 @@
  *
  *   write PATH    append "HACKED" to this file (a classmate's source, results.json ...)
  *   port N        a listener on the host's 127.0.0.1:N to connect to
+ *   name NAME     the daemon's process name (default "hostiled")
  *
  * Probes: its ids and capabilities; /etc/shadow; a file in /tmp; the parent's command
  * line; every target; setns() into every namespace /proc shows; the host listener; a
@@ -30,6 +31,7 @@
 static char targets[16][512];
 static int n_targets;
 static int host_port;
+static char daemon_name[16] = "hostiled";
 
 static void read_targets(void) {
     FILE *f = fopen("targets.txt", "r");
@@ -39,6 +41,7 @@ static void read_targets(void) {
         line[strcspn(line, "\n")] = 0;
         if (strncmp(line, "write ", 6) == 0) snprintf(targets[n_targets++], 512, "%s", line + 6);
         if (strncmp(line, "port ", 5) == 0) host_port = atoi(line + 5);
+        if (strncmp(line, "name ", 5) == 0) snprintf(daemon_name, sizeof daemon_name, "%s", line + 5);
     }
     fclose(f);
 }
@@ -120,7 +123,7 @@ static void probe_daemon(void) {
     if (p == 0) {
         setsid();
         if (fork() == 0) {
-            prctl(PR_SET_NAME, "hostiled", 0, 0, 0);
+            prctl(PR_SET_NAME, daemon_name, 0, 0, 0);
             for (int i = 0; i < 300; i++) {  /* 60 s */
                 try_targets();
                 usleep(200000);

@@ -1,11 +1,12 @@
 /* Echo servers on 127.0.0.1:PORT (argv[1]) whose faults only a careful judge sees.
  *
  * Each -D flag builds one:
- *   -DCLOSE_AFTER_FIRST  TCP: echoes the first read() and closes (the client had more)
+ *   -DCLOSE_AFTER=N      TCP: echoes N read()s and closes (with 1: the client had more)
  *   -DLINES              TCP: answers whole lines only (fgets); a message without its
  *                        newline is answered when the client closes
  *   -DSLOW_CLOSE=N       TCP: a correct echo whose child closes N s after read() == 0
  *   -DIDLE_NO_CLOSE      TCP: echoes, and after read() == 0 waits for ever without closing
+ *   -DCASE_SECOND        TCP: echoes, but the second read()'s second byte in upper case
  *   -DSPLIT_REPLY        TCP: a correct echo, each reply written in two halves (TCP_NODELAY,
  *                        a pause between): every reply of two bytes or more is two segments
  *   -DUDP_ECHO           UDP: a correct echo
@@ -79,9 +80,14 @@ static void serve(int fd) {
     fclose(in);
 #else
     char buf[4096];
+    int reads = 0;
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n <= 0) break;
+        if (++reads == 2 && n > 1 && buf[1] >= 'a' && buf[1] <= 'z') buf[1] -= 'a' - 'A';
+#if !defined(CASE_SECOND)
+        reads = 0;
+#endif
 #if defined(SPLIT_REPLY)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -94,8 +100,9 @@ static void serve(int fd) {
 #else
         if (write_all(fd, buf, (size_t)n) < 0) break;
 #endif
-#if defined(CLOSE_AFTER_FIRST)
-        break;
+#if defined(CLOSE_AFTER)
+        static int echoed = 0;
+        if (++echoed == CLOSE_AFTER) break;
 #endif
     }
 #endif
