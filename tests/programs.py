@@ -28,11 +28,27 @@ def build_programs(folder: Path) -> dict[str, Path]:
     return out
 
 
+CLIENT_VARIANTS = ("BUG_NO_CLOSE", "BUG_RST_CLOSE", "BUG_ONE_READ", "BUG_IGNORE_CLOSE",
+                   "BUG_SILENT")
+
+
+def build_clients(folder: Path) -> dict[str, Path]:
+    """``{"client": ..., "client-BUG_ONE_READ": ...}``: the echo client and its planted bugs."""
+    out: dict[str, Path] = {}
+    for variant in ("", *CLIENT_VARIANTS):
+        name = f"client-{variant}" if variant else "client"
+        out[name] = folder / name
+        defines = [f"-D{variant}"] if variant else []
+        subprocess.run(["gcc", "-O1", "-Wall", *defines, "-o", str(out[name]),
+                        str(C_DIR / "echo_client.c")], check=True, timeout=60)
+    return out
+
+
 JUDGING = {"closes-after-first": "CLOSE_AFTER=1", "closes-after-third": "CLOSE_AFTER=3", "lines": "LINES",
            "slow-close": "SLOW_CLOSE=2", "idle-no-close": "IDLE_NO_CLOSE",
            "case-second": "CASE_SECOND",
            "udp-echo": "UDP_ECHO", "udp-wrong-source": "UDP_WRONG_SOURCE",
-           "udp-wrong-dest": "UDP_WRONG_DEST"}
+           "udp-wrong-dest": "UDP_WRONG_DEST", "split-reply": "SPLIT_REPLY"}
 
 
 def build_judging_servers(folder: Path) -> dict[str, Path]:

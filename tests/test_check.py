@@ -159,7 +159,7 @@ def test_a_single_client_server_starves_the_second_client(programs: dict[str, Pa
 @needs_gcc
 @needs_tshark
 def test_a_tiny_backlog_overflows_under_a_burst(programs: dict[str, Path], tmp_path: Path) -> None:
-    code, report, pcap = run_check(tmp_path, programs["server-BUG_BACKLOG"], "--only", "burst")
+    code, report, pcap = run_check(tmp_path, programs["server-BUG_BACKLOG"], "--only", "backlog")
     assert code == 1
     (bad,) = failed(report)
     assert bad["finding"] == "backlog overflow" and bad["values"]["again"] >= 1

@@ -204,7 +204,8 @@ def udp_packets(pcap: Path) -> dict[int, tuple[str, str]]:
     ("udp-wrong-dest", "reply to the wrong address")])
 def test_a_udp_reply_from_or_to_the_wrong_address_is_named(
         servers: dict[str, Path], tmp_path: Path, server: str, finding: str) -> None:
-    code, report, pcap = check(tmp_path, servers[server], "--udp", "-m", "one", "-m", "two")
+    code, report, pcap = check(tmp_path, servers[server], "--udp", "--only", "echo", "-m", "one",
+                               "-m", "two")
     assert code == 1
     bad = [f for c in report["checks"] for f in c["findings"]]
     assert [f["finding"] for f in bad] == [finding, finding]
@@ -222,7 +223,7 @@ def test_a_udp_reply_from_or_to_the_wrong_address_is_named(
 
 
 def test_a_correct_udp_echo_passes(servers: dict[str, Path], tmp_path: Path) -> None:
-    code, report, _ = check(tmp_path, servers["udp-echo"], "--udp")
+    code, report, _ = check(tmp_path, servers["udp-echo"], "--udp", "--only", "echo")
     assert code == 0, report
     assert list(findings(report)) == ["echoed exactly"]
 

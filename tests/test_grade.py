@@ -120,7 +120,10 @@ def test_a_bad_spec_is_one_line(tmp_path: Path) -> None:
     r = sockcap("grade", "spec.toml", "--submissions", "subs", cwd=tmp_path, timeout=30)
     assert r.returncode == 2
     assert r.stderr.strip() == ("sockcap: spec.toml:4: unknown check 'speed' (one of: build, "
-                                "listen, echo, close, partial, large, concurrent, backlog)")
+                                "listen, echo, close, partial, large, concurrent, backlog, "
+                                "client_echo, client_close, client_server_closes, "
+                                "client_refused, udp_clients, udp_large, client_timeout, "
+                                "client_duplicates)")
 
 
 COURSE_SPEC = """
@@ -167,7 +170,8 @@ def test_a_course_server_on_a_fixed_port_and_messages_without_newline(tmp_path: 
 
 BAD_SPECS = [
     ('[programs]\nserver = "./s"\n\n[[checks]]\nname = "echo"\npoint = 3\n',
-     "spec.toml:6: unknown key 'point' in [[checks]] (one of: name, points, message, messages, clients)"),
+     "spec.toml:6: unknown key 'point' in [[checks]] (one of: name, points, message, messages, clients, "
+     "visibility)"),
     ('[programs]\nserver = "./s"\n[limits]\nmemory = 64\n[[checks]]\nname = "echo"\n',
      "spec.toml:4: unknown key 'memory' in [limits] (one of: memory_mb, cpu_seconds, file_mb, "
      "processes, close_seconds)"),
@@ -178,10 +182,11 @@ BAD_SPECS = [
     ('[programs]\nserver = "./s"\nudp = true\n[[checks]]\nname = "echo"\n[[checks]]\n'
      'name = "close"\n',
      "spec.toml:7: the 'close' check is about TCP, and [programs] says udp = true "
-     "(a UDP spec can have: build, listen, echo)"),
+     "(a UDP spec can have: build, listen, echo, udp_clients, udp_large, client_timeout, "
+     "client_duplicates)"),
     ('[programs]\nserver = "./s"\n[limit]\nmemory_mb = 64\n[[checks]]\nname = "echo"\n',
      "spec.toml:3: unknown table or key 'limit' (the spec has: [build], [programs], [limits], "
-     "[[checks]])"),
+     "[[checks]], [[expect]])"),
     ('[programs]\nserver = "./s"\n[[checks]]\nname = "echo"\n[[checks]]\nname = "close"\n'
      'clients = 4\n',
      "spec.toml:7: 'clients' belongs to the 'backlog' check, not 'close'"),

@@ -4,9 +4,11 @@ A submission is a folder (a student's files). Each one is copied into a temporar
 of its own, built there with the spec's build command (bounded in time and memory), and
 checked (:mod:`sockcap.check.runner`) on a free loopback port; the temporary folder is
 removed afterwards. For each submission the output folder gets ``report.txt`` (the
-findings with their packets), ``report.json``, ``check.pcap`` and Gradescope's
-``results.json``. Run as root, grading happens in a network namespace of its own that has
-only ``lo`` (:func:`isolate_network`), so no submission can reach another machine.
+findings with their packets), ``report.json``, ``check.pcap``, ``report.html`` (the
+findings on top of the capture's page, each one's packets marked in the ladder) and
+Gradescope's ``results.json``, all readable by others (Gradescope shows a student the
+files of its results folder). Every program runs in the submission's sandbox
+(:mod:`sockcap.check.sandbox`); a class is graded by :mod:`sockcap.check.classroom`.
 
 The spec (TOML) is read and checked whole before anything runs: an unknown table or key,
 a value of the wrong type, or a TCP-only check in a UDP spec is one error naming the key
@@ -17,6 +19,7 @@ where teachers read them.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -28,7 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sockcap.analysis.check import Check, Scenario, Verdict
+from sockcap.analysis.check import (
+    CLIENT_CHECKS,
+    CLIENT_SCENARIOS,
+    SCENARIO_OF,
+    Check,
+    Scenario,
+    Verdict,
+)
+from sockcap.analysis.expect import Expectation, fields_of, judge_expectation, read_expectation
 from sockcap.check.programs import Program, ProgramOutput
 from sockcap.check.runner import (
     CLOSE_SECONDS,
@@ -42,16 +53,26 @@ from sockcap.decode.records import RawFrame
 from sockcap.errors import InputError
 from sockcap.i18n import N_, _
 from sockcap.pcapfile.writer import write_pcap
-from sockcap.render.check import finding_text, outcomes, report_lines, report_record
+from sockcap.render.check import (
+    expectation_words,
+    finding_text,
+    outcomes,
+    report_lines,
+    report_record,
+    verdict_record,
+)
+from sockcap.render.report import report_html
 
 BUILD = "build"
-CHECK_NAMES = (BUILD, *(str(c) for c in Check))
-SCENARIO_OF = {Check.ECHO: Scenario.ECHO, Check.CLOSE: Scenario.ECHO,
-               Check.PARTIAL: Scenario.PARTIAL, Check.LARGE: Scenario.LARGE,
-               Check.CONCURRENT: Scenario.CONCURRENT, Check.BACKLOG: Scenario.BURST}
-
-
-TCP_ONLY = ("close", "partial", "large", "concurrent", "backlog")
+CHECK_NAMES = (BUILD, *(str(c) for c in Check if c is not Check.EXPECT))  # [[expect]] has its own
+CLIENT_NAMES = tuple(str(c) for c in CLIENT_CHECKS)
+SHARED = 0o644  # what the grader writes for a student is readable by others (Gradescope's
+# results folder is read by another user than the grader's)
+UDP_ONLY = ("udp_clients", "udp_large", "client_timeout", "client_duplicates")
+TCP_ONLY = ("close", "partial", "large", "concurrent", "backlog",
+            *(n for n in CLIENT_NAMES if n not in UDP_ONLY))
+# Gradescope's values for a test's visibility (its "Output format" documentation)
+VISIBILITY = ("visible", "hidden", "after_due_date", "after_published")
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,23 @@ class SpecCheck:
     message: str = ""
     messages: tuple[str, ...] = ()
     clients: int = 0
+    visibility: str = "visible"  # Gradescope's: visible, hidden, after_due_date, after_published
+
+
+@dataclass(frozen=True)
+class SpecExpect:
+    """One ``[[expect]]``: a teacher's own packet-level expectation, a test of its own."""
+
+    expectation: Expectation
+    scenario: Scenario  # the exchange whose packets it is judged on
+    points: float = 1.0
+    name: str = ""  # the test's name; "" names it by its words
+    message: str = ""
+    visibility: str = "visible"
+
+    @property
+    def title(self) -> str:
+        return self.name or expectation_words(fields_of(self.expectation))
 
 
 @dataclass(frozen=True)
@@ -76,6 +114,7 @@ class Spec:
     start_seconds: float = START_SECONDS  # [programs] start_seconds: how long it has to listen
     newline: bool = True  # [programs] newline = false: messages sent without their newline
     close_seconds: float = CLOSE_SECONDS  # [limits] close_seconds: how long it has to close
+    expects: tuple[SpecExpect, ...] = ()  # [[expect]]: the teacher's own expectations
 
 
 # The keys of each table and what their values must be: a type check and its words.
@@ -88,6 +127,7 @@ SECONDS: Kind = (lambda v: isinstance(v, int | float) and not isinstance(v, bool
                  N_("a number of seconds above 0"))
 COUNT: Kind = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
                N_("a whole number above 0"))
+SHOWN: Kind = (lambda v: v in VISIBILITY, N_("one of visible, hidden, after_due_date, after_published"))
 POINTS: Kind = (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
                 N_("a number >= 0"))
 PORT_NUMBER: Kind = (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 65536,
@@ -102,8 +142,15 @@ TABLE_KEYS: dict[str, dict[str, Kind]] = {
                "close_seconds": SECONDS},
 }
 CHECK_KEYS: dict[str, Kind] = {"name": TEXT, "points": POINTS, "message": TEXT,
-                               "messages": TEXTS, "clients": COUNT}
+                               "messages": TEXTS, "clients": COUNT, "visibility": SHOWN}
 ONLY_FOR = {"messages": "echo", "clients": "backlog"}  # keys that belong to one check
+SCENARIO_NAMES = tuple(str(c) for c in SCENARIO_OF)  # an expectation's exchange, by a check's name
+WHEN: Kind = (lambda v: v in SCENARIO_NAMES, N_("the name of a check whose exchange it is judged on"))
+TIME: Kind = (lambda v: isinstance(v, str) or (isinstance(v, int | float) and not isinstance(v, bool)),
+              N_('a time ("2s", "500ms" or a number of seconds)'))
+EXPECT_KEYS: dict[str, Kind] = {"want": TEXT, "after": TEXT, "within": TIME, "points": POINTS,
+                                "name": TEXT, "message": TEXT, "visibility": SHOWN,
+                                "scenario": WHEN}
 
 
 def load_spec(path: str) -> Spec:
@@ -129,23 +176,36 @@ def spec_from(data: dict[str, Any], path: str = "the spec", text: str = "") -> S
     _validate(data, where)
     programs = data.get("programs", {})
     server = programs.get("server")
-    if not server:
+    checks = tuple(_spec_check(c, i, where) for i, c in enumerate(data.get("checks", [])))
+    expects = tuple(_spec_expect(e, i, where) for i, e in enumerate(data.get("expect", [])))
+    if not checks and not expects:
+        raise InputError(_("{path}: no [[checks]]").format(path=path))
+    of_server = [c for c in checks if c.name not in (BUILD, *CLIENT_NAMES)] + [
+        e for e in expects if e.scenario not in CLIENT_SCENARIOS]
+    of_client = [i for i, c in enumerate(checks) if c.name in CLIENT_NAMES]
+    if not server and (of_server or not of_client):
         raise InputError(_("{where}: [programs] needs a server command").format(
             where=where.of("programs")))
-    checks = tuple(_spec_check(c, i, where) for i, c in enumerate(data.get("checks", [])))
-    if not checks:
-        raise InputError(_("{path}: no [[checks]]").format(path=path))
+    if of_client and not programs.get("client"):
+        raise InputError(_("{where}: the {name!r} check needs a client command in [programs]").format(
+            where=where.of("checks", of_client[0], "name"), name=checks[of_client[0]].name))
     udp = bool(programs.get("udp", False))
+    if udp and expects:
+        raise InputError(_("{where}: [[expect]] is about TCP segments, and [programs] says udp = true").format(
+            where=where.of("expect", 0)))
     for i, c in enumerate(checks):
         if udp and c.name in TCP_ONLY:
-            raise InputError(_("{where}: the {name!r} check is about TCP, and [programs] says udp = true (a UDP spec can have: build, listen, echo)").format(
+            raise InputError(_("{where}: the {name!r} check is about TCP, and [programs] says udp = true (a UDP spec can have: build, listen, echo, udp_clients, udp_large, client_timeout, client_duplicates)").format(
+                where=where.of("checks", i, "name"), name=c.name))
+        if not udp and c.name in UDP_ONLY:
+            raise InputError(_("{where}: the {name!r} check is about UDP: add udp = true under [programs]").format(
                 where=where.of("checks", i, "name"), name=c.name))
     build = data.get("build", {})
     limits = data.get("limits", {})
     command = build.get("command", "")
     return Spec(build=tuple(command) if isinstance(command, list) else str(command),
                 build_timeout=float(build.get("timeout", 60)),
-                server=_argv(server), client=_argv(programs["client"]) if programs.get("client") else (),
+                server=_argv(server) if server else (), client=_argv(programs["client"]) if programs.get("client") else (),
                 udp=udp,
                 limits=Limits(memory_mb=int(limits.get("memory_mb", 512)),
                               cpu_seconds=int(limits.get("cpu_seconds", 30)),
@@ -155,7 +215,8 @@ def spec_from(data: dict[str, Any], path: str = "the spec", text: str = "") -> S
                 port=int(programs["port"]) if "port" in programs else None,
                 start_seconds=float(programs.get("start_seconds", START_SECONDS)),
                 newline=bool(programs.get("newline", True)),
-                close_seconds=float(limits.get("close_seconds", CLOSE_SECONDS)))
+                close_seconds=float(limits.get("close_seconds", CLOSE_SECONDS)),
+                expects=expects)
 
 
 @dataclass(frozen=True)
@@ -195,14 +256,15 @@ class SpecPlace:
 def _validate(data: dict[str, Any], where: SpecPlace) -> None:
     """Every table and key known, every value of its kind."""
     for table, value in data.items():
-        if table == "checks":
+        if table in ("checks", "expect"):
             if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
-                raise InputError(_("{where}: checks must be [[checks]] tables").format(
-                    where=where.of(key="checks") if where.line(key="checks") else where.of("checks")))
+                raise InputError(_("{where}: {table} must be [[{table}]] tables").format(
+                    where=where.of(key=table) if where.line(key=table) else where.of(table),
+                    table=table))
             continue
         keys = TABLE_KEYS.get(table)
         if keys is None or not isinstance(value, dict):
-            raise InputError(_("{where}: unknown table or key {key!r} (the spec has: [build], [programs], [limits], [[checks]])").format(
+            raise InputError(_("{where}: unknown table or key {key!r} (the spec has: [build], [programs], [limits], [[checks]], [[expect]])").format(
                 where=where.of(table) if where.line(table) else where.of(key=table), key=table))
         for key, v in value.items():
             _check_value(keys, table, 0, key, v, where, f"[{table}]")
@@ -236,7 +298,31 @@ def _spec_check(c: dict[str, Any], index: int, where: SpecPlace) -> SpecCheck:
             raise InputError(_("{where}: {key!r} belongs to the {owner!r} check, not {name!r}").format(
                 where=where.of("checks", index, key), key=key, owner=ONLY_FOR[key], name=name))
     return SpecCheck(name, float(c.get("points", 1)), str(c.get("message", "")),
-                     tuple(c.get("messages", ())), int(c.get("clients", 0)))
+                     tuple(c.get("messages", ())), int(c.get("clients", 0)),
+                     str(c.get("visibility", "visible")))
+
+
+def _spec_expect(e: dict[str, Any], index: int, where: SpecPlace) -> SpecExpect:
+    for key, value in e.items():
+        _check_value(EXPECT_KEYS, "expect", index, key, value, where, "[[expect]]")
+    if "want" not in e:
+        raise InputError(_("{where}: [[expect]] needs want = ... (e.g. \"server FIN\", \"no RST\")").format(
+            where=where.of("expect", index)))
+    read = read_expectation(e["want"], e.get("after", ""), e.get("within", ""))
+    if isinstance(read, tuple):
+        key, value = read
+        raise InputError(_("{where}: cannot read {key} = {value} in [[expect]]; {grammar}").format(
+            where=where.of("expect", index, key), key=key, value=json.dumps(value),
+            grammar=_(EXPECT_GRAMMAR)))
+    return SpecExpect(read, SCENARIO_OF[Check(e.get("scenario", "echo"))],
+                      float(e.get("points", 1)), str(e.get("name", "")),
+                      str(e.get("message", "")), str(e.get("visibility", "visible")))
+
+
+EXPECT_GRAMMAR = N_('an event is a side and a packet ("client FIN", "server SYN", "server RST", '
+                    '"client data", or "RST" for either side); want = EVENT (with after = EVENT '
+                    'and within = "2s"), "no EVENT", "no segment larger than MSS" or "reply in '
+                    'one segment"')
 
 
 # -- one submission ----------------------------------------------------------------------
@@ -252,6 +338,7 @@ class Graded:
     record: dict[str, Any]
     seconds: float
     pcap: str | None = None
+    page: str = ""  # report.html: the findings on top, their packets marked in the ladder
 
     @property
     def score(self) -> float:
@@ -260,6 +347,13 @@ class Graded:
     @property
     def max_score(self) -> float:
         return sum(float(t["max_score"]) for t in self.tests)
+
+    @property
+    def status(self) -> str:
+        """``passed`` (every test), ``failed`` (some), or ``build failed``."""
+        if self.record.get("build") == "failed":
+            return "build failed"
+        return "passed" if all(t["status"] == "passed" for t in self.tests) else "failed"
 
 
 def free_port() -> int:
@@ -287,6 +381,7 @@ def grade_submission(spec: Spec, folder: Path, out_dir: Path,
         # the sandbox is empty (every process killed, its cgroup gone): now the files
         if frames is not None:
             write_pcap(out_dir / "check.pcap", frames[0], frames[1], force=True)
+            os.chmod(out_dir / "check.pcap", SHARED)  # Gradescope shows the student its files
     _write(graded, out_dir)
     return graded
 
@@ -305,7 +400,9 @@ def _build(spec: Spec, sandbox: Sandbox) -> ProgramOutput:
 
 def _build_failed(spec: Spec, student: str, build: ProgramOutput, seconds: float) -> Graded:
     text = build.stderr.decode("utf-8", "replace")[-2000:]
-    tests = [_test(c, False, _("the build failed: {text}").format(text=text)) for c in spec.checks]
+    failed = _("the build failed: {text}").format(text=text)
+    tests = [_test(c, False, failed) for c in spec.checks]
+    tests += [_expect_test(e, False, failed) for e in spec.expects]
     lines = [_("the build failed (status {status}):").format(status=build.status), text]
     return Graded(student, tests, lines, {"build": "failed", "stderr": text}, seconds)
 
@@ -333,9 +430,24 @@ def _checked(spec: Spec, student: str, sandbox: Sandbox, out_dir: Path, started:
             _("the server listened on port {port}").format(port=port) if ok
             else _("this check did not run"))
         tests.append(_test(c, ok, text))
+    runs = {run.scenario: run for run in reversed(result.runs)}  # the first of each
+    for index, e in enumerate(spec.expects):
+        run = runs.get(e.scenario)
+        if run is None or not run.listening:
+            tests.append(_expect_test(e, False, "\n".join(_with_packets(v) for v in not_listening)
+                                      or _("this check did not run")))
+            continue
+        v = judge_expectation(result.packets, run, e.expectation, index)
+        verdicts = [*verdicts, v]
+        tests.append(_expect_test(e, v.ok, _with_packets(v)))
     lines = report_lines(verdicts, result.packets, result.first_ts, result.outputs, str(pcap))
     record = report_record(verdicts, result.outputs, str(pcap))
-    return (Graded(student, tests, lines, record, time.monotonic() - started, str(pcap)),
+    page = ""
+    if result.pipeline is not None:
+        page = report_html(result.packets, result.pipeline.tracker.conversations,
+                           result.pipeline, f"{student}: check.pcap",
+                           [verdict_record(v) for v in verdicts])
+    return (Graded(student, tests, lines, record, time.monotonic() - started, str(pcap), page),
             (result.frames, result.linktype))
 
 
@@ -349,8 +461,9 @@ def _with_packets(v: Verdict) -> str:
 
 def _options(spec: Spec, port: int) -> CheckOptions:
     known = {str(k) for k in SCENARIO_OF}
-    scenarios = tuple(dict.fromkeys(SCENARIO_OF[Check(c.name)] for c in spec.checks
-                                    if c.name in known))
+    scenarios = tuple(dict.fromkeys([*(SCENARIO_OF[Check(c.name)] for c in spec.checks
+                                       if c.name in known),
+                                     *(e.scenario for e in spec.expects)]))
     messages = next((c.messages for c in spec.checks if c.messages), ())
     burst = next((c.clients for c in spec.checks if c.name == "backlog" and c.clients), 8)
     return CheckOptions(server=spec.server, client=spec.client, port=port, udp=spec.udp,
@@ -364,7 +477,13 @@ def _options(spec: Spec, port: int) -> CheckOptions:
 def _test(c: SpecCheck, ok: bool, text: str) -> dict[str, Any]:
     output = text if ok or not c.message else f"{c.message}\n{text}"
     return {"name": c.name, "score": c.points if ok else 0.0, "max_score": c.points,
-            "status": "passed" if ok else "failed", "output": output, "visibility": "visible"}
+            "status": "passed" if ok else "failed", "output": output,
+            "visibility": c.visibility}
+
+
+def _expect_test(e: SpecExpect, ok: bool, text: str) -> dict[str, Any]:
+    check = SpecCheck(e.title, e.points, e.message, visibility=e.visibility)
+    return _test(check, ok, text)
 
 
 def gradescope_results(g: Graded) -> dict[str, Any]:
@@ -376,12 +495,18 @@ def gradescope_results(g: Graded) -> dict[str, Any]:
 
 
 def _write(g: Graded, out_dir: Path) -> None:
-    (out_dir / "report.txt").write_text("\n".join(g.report) + "\n", encoding="utf-8")
-    (out_dir / "report.json").write_text(json.dumps(
-        {"student": g.student, "score": g.score, "max_score": g.max_score, "tests": g.tests,
-         "report": g.record}, indent=1), encoding="utf-8")
-    (out_dir / "results.json").write_text(json.dumps(gradescope_results(g), indent=1),
-                                          encoding="utf-8")
+    files = {
+        "report.txt": "\n".join(g.report) + "\n",
+        "report.json": json.dumps({"student": g.student, "score": g.score,
+                                   "max_score": g.max_score, "status": g.status,
+                                   "tests": g.tests, "report": g.record}, indent=1),
+        "results.json": json.dumps(gradescope_results(g), indent=1),
+    }
+    if g.page:
+        files["report.html"] = g.page
+    for name, text in files.items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        os.chmod(out_dir / name, SHARED)
 
 
 def submissions(folder: Path, single: bool) -> list[Path]:

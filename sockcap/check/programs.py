@@ -326,5 +326,26 @@ def wait_listening(port: int, program: Program, seconds: float, udp: bool = Fals
     return False
 
 
+def bound_addresses(port: int, proto: str = "udp") -> list[str]:
+    """The local addresses of the sockets bound to ``port`` (IPv4, in the thread's network
+    namespace): ``0.0.0.0`` for a socket bound to every address."""
+    found = []
+    for fields in _sockets(port, proto):
+        address = fields[1].rsplit(":", 1)[0]
+        if len(address) == 8:  # IPv4, in the kernel's byte order (little-endian here)
+            found.append(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found
+
+
+def unread_bytes(local_port: int, remote_port: int) -> int | None:
+    """Bytes waiting in the receive queue of the TCP socket ``local_port`` -> ``remote_port``
+    (the thread's network namespace), not yet taken by the program's read(); None: no such
+    socket."""
+    for fields in _sockets(local_port, "tcp"):
+        if int(fields[2].rsplit(":", 1)[1], 16) == remote_port:
+            return int(fields[4].split(":")[1], 16)
+    return None
+
+
 def close_wait_count(port: int) -> int:
     return socket_states(port).count(TCP_CLOSE_WAIT)

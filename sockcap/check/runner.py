@@ -28,7 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sockcap.analysis.check import Scenario, ScenarioRun, Verdict, judge
+from sockcap.analysis.check import (
+    CLIENT_SCENARIOS,
+    LAB_SCENARIOS,
+    Scenario,
+    ScenarioRun,
+    Verdict,
+)
+from sockcap.analysis.client_check import judge_scenario
 from sockcap.analysis.conversation import Annotated
 from sockcap.check.clients import EchoClient, udp_exchange
 from sockcap.check.programs import (
@@ -36,15 +43,18 @@ from sockcap.check.programs import (
     PortHeldError,
     Program,
     ProgramOutput,
+    bound_addresses,
     close_wait_count,
     port_holders,
     socket_states,
     wait_listening,
 )
 from sockcap.check.sandbox import Limits, Sandbox
+from sockcap.check.servers import OwnServer, ServerMode
 from sockcap.check.wire import Recorder
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.i18n import _
+from sockcap.lab.namespaces import Namespaces
 from sockcap.pipeline import Pipeline
 from sockcap.render.check import signal_name
 
@@ -58,15 +68,30 @@ CLOSE_SECONDS = 6.0
 ECHO_REPLY_SECONDS = 2.0  # how long each echo message waits for its reply before the next
 START_SECONDS = 3.0  # how long the server has to listen
 CLIENT_SECONDS = 5.0  # how long the user's client may run
+# How long a student's client has to finish against sockcap's server: the slow echo takes
+# about a second for the default messages; a client that waits for ever is stopped here.
+CLIENT_CHECK_SECONDS = 8.0
 BURST_SECONDS = 2.5  # a burst client's longest wait (a SYN is sent again after 1 s)
 TCP_ESTABLISHED = "01"  # /proc/net/tcp's state code
 TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCURRENT,
                  Scenario.BURST)
+UDP_SCENARIOS = (Scenario.ECHO, Scenario.UDP_CLIENTS, Scenario.UDP_LARGE)
+UDP_CLIENT_SCENARIOS = (Scenario.UDP_CLIENT_LOSS, Scenario.UDP_CLIENT_DUPLICATES)
+TCP_CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED)
+
+
+def default_scenarios(server: bool, client: bool, udp: bool) -> tuple[Scenario, ...]:
+    """What ``check`` runs without ``--only``: the server's scenarios (with a client too,
+    over TCP, the user's client takes sockcap's place in the echo), or the client's."""
+    if udp:
+        return (UDP_SCENARIOS if server else ()) + (UDP_CLIENT_SCENARIOS if client else ())
+    return TCP_SCENARIOS if server else TCP_CLIENT_SCENARIOS
 
 
 @dataclass(frozen=True)
 class CheckOptions:
-    server: tuple[str, ...]  # argv; "{port}" in an argument is replaced by the port
+    server: tuple[str, ...]  # argv; "{port}" in an argument is replaced by the port; ()
+    # when only the client is checked
     client: tuple[str, ...] = ()  # the user's client (argv, "{port}" too), or sockcap's own
     port: int = 5001
     host: str = "127.0.0.1"
@@ -81,6 +106,14 @@ class CheckOptions:
     start_seconds: float = START_SECONDS
     newline: bool = True  # False: every message is sent without its trailing newline
     udp_client_port: int = 0  # UDP: the client's port, captured too (0: chosen by run_check)
+    client_seconds: float = CLIENT_CHECK_SECONDS  # the student's client against sockcap's server
+
+    @property
+    def pair(self) -> bool:
+        """The user's client talks to the user's server in the echo scenario (``--server``
+        with ``--client`` and no client check): otherwise each is checked against
+        sockcap's own counterpart, which is what makes a finding precise."""
+        return bool(self.client) and not any(s in CLIENT_SCENARIOS for s in self.scenarios)
 
 
 def without_newline(message: bytes) -> bytes:
@@ -107,10 +140,12 @@ class CheckResult:
     frames: list[RawFrame]
     linktype: int
     stats: CaptureStats
+    pipeline: Pipeline | None = None  # its conversations and clock (the HTML report's)
 
 
-def expand(argv: Sequence[str], port: int) -> tuple[str, ...]:
-    return tuple(arg.replace("{port}", str(port)) for arg in argv)
+def expand(argv: Sequence[str], port: int, host: str = "127.0.0.1") -> tuple[str, ...]:
+    """``{port}`` and ``{host}`` (the server's address: 10.0.0.1 over the lab's link)."""
+    return tuple(arg.replace("{port}", str(port)).replace("{host}", host) for arg in argv)
 
 
 def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
@@ -121,19 +156,30 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
     folder, mounted as it is) and removed at the end.
 
     A server that does not listen in the first scenario it is started for is not started
-    again: the result is one finding on what it did instead."""
+    again: the result is one finding on what it did instead (the client's scenarios, with
+    sockcap's own server, still run)."""
     if sandbox is None:
         with Sandbox(Path(opts.cwd or "."), opts.limits, own_folder=False, note=note) as box:
             return run_check(opts, note, box)
-    scenarios = (Scenario.ECHO,) if opts.udp else opts.scenarios
+    scenarios = opts.scenarios
     if opts.udp and not opts.udp_client_port:
         opts = dataclasses.replace(opts, udp_client_port=free_udp_port(opts.host, opts.port))
     runs: list[ScenarioRun] = []
     outputs: list[ProgramOutput] = []
     frames: list[RawFrame] = []
     linktype, stats = 1, CaptureStats(0, 0, 0)
+    server_down = False
     for scenario in scenarios:
+        if server_down and scenario not in CLIENT_SCENARIOS:
+            continue  # the server is not started again: one finding says what it did
         note(_("running the {scenario} scenario").format(scenario=scenario))
+        if scenario in LAB_SCENARIOS:
+            run, more, linktype_, stats_ = _lab_scenario(opts, scenario, outputs, sandbox)
+            runs.append(run)
+            frames += more
+            linktype, stats = linktype_, _added(stats, stats_)
+            server_down = server_down or not run.listening
+            continue
         sandbox.new_network()
         with sandbox.inside():
             recorder = Recorder(opts.port, opts.backend,
@@ -141,20 +187,21 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
             recorder.start()
         try:
             with sandbox.inside():
-                runs.append(_scenario(opts, scenario, outputs, sandbox))
+                runs.append(_client_scenario(opts, scenario, outputs, sandbox)
+                            if scenario in CLIENT_SCENARIOS
+                            else _scenario(opts, scenario, outputs, sandbox))
         finally:
             frames += recorder.stop()
             linktype, stats = recorder.linktype, _added(stats, recorder.stats)
-        if not runs[-1].listening:
-            break
+        server_down = server_down or not runs[-1].listening
     from sockcap.pcapfile.writer import as_stored
 
     frames = [as_stored(f) for f in frames]
     pipeline = Pipeline()
     packets = list(pipeline.packets(frames))
-    verdicts = [v for run in runs for v in judge(packets, run)]
+    verdicts = [v for run in runs for v in judge_scenario(packets, run)]
     return CheckResult(runs, verdicts, packets, pipeline.first_ts, outputs, frames,
-                       linktype, stats)
+                       linktype, stats, pipeline)
 
 
 def _added(a: CaptureStats, b: CaptureStats) -> CaptureStats:
@@ -173,20 +220,14 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
         start = time.time_ns()
         if not wait_listening(opts.port, server, opts.start_seconds, opts.udp):
             output = server.stop()
-            limits = opts.limits
-            return ScenarioRun(scenario, start, time.time_ns(), listening=False, port=opts.port,
-                               exit_status=None if output.stopped else output.status,
-                               limit=str(output.limit or ""), start_seconds=opts.start_seconds,
-                               values={"signal": signal_name(-(output.status or 0)),
-                                       "file_mb": limits.file_mb, "memory_mb": limits.memory_mb,
-                                       "cpu_seconds": limits.cpu_seconds})
+            return _not_listening_run(opts, scenario, start, output)
         holders, members = port_holders(opts.port, opts.udp), set(server.members())
         if holders and not any(pid in members for pid, _name in holders):
             raise PortHeldError(opts.port, holders[0])  # the verdict would be another's
         facts = SCENARIO_RUNNERS[scenario](opts, server, outputs, sandbox)
         # the span ends here, before the server is stopped: what the kernel sends for its
         # sockets then is not the server's doing
-        own_client = scenario is Scenario.ECHO and not opts.client and not opts.udp
+        own_client = scenario is Scenario.ECHO and not opts.pair and not opts.udp
         return ScenarioRun(scenario, start, time.time_ns(), port=opts.port,
                            close_wait=facts.get("close_wait", 0), cpu_ns=facts.get("cpu_ns", 0),
                            wait_ns=facts.get("wait_ns", 0), clients=facts.get("clients", 1),
@@ -201,13 +242,131 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
 Facts = dict[str, int]
 
 
+def _lab_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput],
+                  sandbox: Sandbox) -> tuple[ScenarioRun, list[RawFrame], int, CaptureStats]:
+    """One UDP scenario over the lab's link (:mod:`sockcap.check.lab_link`), captured on
+    the student's host."""
+    from sockcap.check import lab_link
+
+    of_client = scenario in CLIENT_SCENARIOS
+    with lab_link.lab_hosts(lab_link.LINKS.get(scenario, lab_link.LinkOptions())) as ns:
+        host = ns.fds["client" if of_client else "server"]
+        sandbox.use_network(host)
+        with lab_link.inside(host):
+            recorder = Recorder(opts.port, opts.backend, iface=lab_link.HOST_IFACE)
+            recorder.start()
+        try:
+            if of_client:
+                run = _udp_client_on_lab(opts, scenario, ns, outputs, sandbox)
+            else:
+                with lab_link.inside(host):
+                    run = _udp_server_on_lab(opts, scenario, ns, outputs, sandbox)
+        finally:
+            frames = recorder.stop()
+    return run, frames, recorder.linktype, recorder.stats
+
+
+def _udp_server_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
+                       outputs: list[ProgramOutput], sandbox: Sandbox) -> ScenarioRun:
+    """The student's UDP server on the server host; sockcap's clients on the client host.
+    The calling thread is in the server host (its /proc/net/udp is read)."""
+    from sockcap.check import lab_link
+
+    server = Program(f"server ({scenario})", expand(opts.server, opts.port), cwd=opts.cwd,
+                     limits=opts.limits, sandbox=sandbox)
+    output: ProgramOutput | None = None
+    try:
+        start = time.time_ns()
+        if not wait_listening(opts.port, server, opts.start_seconds, udp=True):
+            output = server.stop()
+            return _not_listening_run(opts, scenario, start, output)
+        bound = bound_addresses(opts.port)
+        if bound and all(a.startswith("127.") for a in bound):
+            # nothing from another host can reach it: said once, no datagram sent
+            return ScenarioRun(scenario, start, time.time_ns(), port=opts.port,
+                               values={"bound": bound[0]})
+        if scenario is Scenario.UDP_CLIENTS:
+            lab_link.two_clients(ns, opts.port)
+        else:
+            lab_link.large_datagram(ns, opts.port)
+        return ScenarioRun(scenario, start, time.time_ns(), port=opts.port)
+    finally:
+        outputs.append(output or server.stop())
+
+
+def _udp_client_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
+                       outputs: list[ProgramOutput], sandbox: Sandbox) -> ScenarioRun:
+    """The student's UDP client on the client host against sockcap's echo server, over a
+    link that loses datagrams (or sends each reply twice)."""
+    from sockcap.check import lab_link
+
+    server = lab_link.UdpEchoServer(ns, opts.port,
+                                    late_duplicates=scenario is Scenario.UDP_CLIENT_DUPLICATES)
+    stdin = probe_messages(opts)
+    try:
+        start = time.time_ns()
+        client = Program(f"client ({scenario})",
+                         expand(opts.client, opts.port, lab_link.SERVER_ADDRESS), cwd=opts.cwd,
+                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox)
+        exited = client.wait(opts.client_seconds)
+        end = time.time_ns()
+        output = client.stop()
+        outputs.append(output)
+    finally:
+        server.close()
+    return ScenarioRun(scenario, start, end, port=opts.port, probe=stdin,
+                       client_status=output.status if exited else None,
+                       client_said=bool(output.stdout.strip() or output.stderr.strip()),
+                       client_seconds=opts.client_seconds)
+
+
+def _not_listening_run(opts: CheckOptions, scenario: Scenario, start: int,
+                       output: ProgramOutput) -> ScenarioRun:
+    """What a server that never listened did instead, for the one finding that says so."""
+    limits = opts.limits
+    return ScenarioRun(scenario, start, time.time_ns(), listening=False, port=opts.port,
+                       exit_status=None if output.stopped else output.status,
+                       limit=str(output.limit or ""), start_seconds=opts.start_seconds,
+                       values={"signal": signal_name(-(output.status or 0)),
+                               "file_mb": limits.file_mb, "memory_mb": limits.memory_mb,
+                               "cpu_seconds": limits.cpu_seconds})
+
+
+def _client_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput],
+                     sandbox: Sandbox) -> ScenarioRun:
+    """The student's client against sockcap's own server (or against nothing, for a
+    refused connection), fed the messages on stdin; the span ends before a client still
+    running is stopped, so the kernel's FIN for it is not taken for its own."""
+    mode = {Scenario.CLIENT_ECHO: ServerMode.SLOW_ECHO,
+            Scenario.CLIENT_SERVER_CLOSES: ServerMode.CLOSE_FIRST}.get(scenario)
+    server = OwnServer(opts.host, opts.port, mode, sandbox.inside) if mode is not None else None
+    stdin = probe_messages(opts)
+    try:
+        start = time.time_ns()
+        client = Program(f"client ({scenario})", expand(opts.client, opts.port), cwd=opts.cwd,
+                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox)
+        exited = client.wait(opts.client_seconds)
+        if exited and server is not None:
+            server.finish(opts.close_seconds)  # the server's FIN after the client's
+        end = time.time_ns()
+        output = client.stop()
+        outputs.append(output)
+    finally:
+        if server is not None:
+            server.close()
+    return ScenarioRun(scenario, start, end, port=opts.port, probe=stdin,
+                       client_status=output.status if exited else None,
+                       client_said=bool(output.stdout.strip() or output.stderr.strip()),
+                       client_seconds=opts.client_seconds)
+
+
 def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
           sandbox: Sandbox) -> Facts:
     if opts.udp:
         udp_exchange(opts.host, opts.port, list(probe_messages(opts)),
                      bind_port=opts.udp_client_port)
         return {}
-    if opts.client:
+    if opts.pair:
         client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,
                          stdin=b"".join(opts.messages), limits=opts.limits,
                          sandbox=sandbox)  # typed lines: the client decides what it sends

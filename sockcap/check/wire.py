@@ -13,23 +13,32 @@ from __future__ import annotations
 
 import threading
 
+from sockcap.capture.afpacket import AfPacketCapture
 from sockcap.capture.bpf import port_filter
 from sockcap.capture.session import CaptureSession
-from sockcap.decode.records import CaptureStats, RawFrame
+from sockcap.decode.records import LINKTYPE_ETHERNET, CaptureStats, RawFrame
 from sockcap.owner import Owner
 
 READ_SECONDS = 0.05
 
 
 class Recorder:
-    """Captures TCP and UDP packets to or from one port on lo while a check runs (and, for
-    a UDP check, the client's port: TCP there too, which is harmless)."""
+    """Captures TCP and UDP packets to or from one port on lo (or a lab host's ``eth0``)
+    while a check runs (and, for a UDP check, the client's port: TCP there too, which is
+    harmless)."""
 
-    def __init__(self, port: int, backend: str = "auto", extra_udp_port: int = 0) -> None:
+    def __init__(self, port: int, backend: str = "auto", extra_udp_port: int = 0,
+                 iface: str = "lo") -> None:
         self.port = port
         self.extra_udp_port = extra_udp_port  # a UDP client's own port (replies from elsewhere)
         self.frames: list[RawFrame] = []
-        self.session = CaptureSession.open(backend, "lo", self.frames.extend, Owner())
+        if iface == "lo":
+            self.session = CaptureSession.open(backend, iface, self.frames.extend, Owner())
+        else:  # a lab host's eth0: what it sends too, and its link type told (sysfs shows
+            # the grader's namespace, not the host's)
+            cap = AfPacketCapture(iface, linktype=LINKTYPE_ETHERNET, both_ways=True)
+            cap.open()
+            self.session = CaptureSession(cap, self.frames.extend, Owner())
         self.stats = CaptureStats(0, -1, -1)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

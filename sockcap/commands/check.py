@@ -15,7 +15,10 @@ import click
 from sockcap.commands.options import PORT
 from sockcap.i18n import _
 
-SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
+# The checks --only picks: their names are the spec's and the JSON's
+CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
+               "client_echo", "client_close", "client_server_closes", "client_refused",
+               "udp_clients", "udp_large", "client_timeout", "client_duplicates")
 
 
 @click.command(help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
@@ -23,39 +26,59 @@ SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
                '\b\n'
                "sockcap check --server './server {port}'\n"
                "sockcap check --server './server 5001' --client './client 127.0.0.1 5001'\n"
+               "sockcap check --client './client 127.0.0.1 {port}'\n"
                '\n'
                'Scenarios: an echo of a few messages, then the client closes (is the echo exact? does\n'
                'the server close with FIN?); a message in 1-byte segments; a 100 kB message; a second\n'
                'client while the first is connected; a burst of connections. Every finding names its\n'
                'packets in the saved pcap. Exit status 1 when a check fails.\n'
                '\n'
+               '--client alone checks your client against sockcap\'s own server: it gets the\n'
+               'messages on stdin; the echo comes back in pieces, slowly (does it read it all and\n'
+               'close with FIN?); a server that closes without answering; a refused connection.\n'
+               '\n'
                'Your programs run in a sandbox: this folder mounted as their own, the system\n'
                'read-only, their own /tmp, processes and network (only lo); they never run as root.'))
-@click.option("--server", "server", required=True, metavar="CMD", help=_("The server to check, e.g. './server {port}' ({port} becomes --port)."))
-@click.option("--client", "client", default=None, metavar="CMD", help=_("Your client for the echo exchange, e.g. './client 127.0.0.1 {port}' (it gets the messages on stdin); default: sockcap's own."))
+@click.option("--server", "server", default=None, metavar="CMD", help=_("The server to check, e.g. './server {port}' ({port} becomes --port)."))
+@click.option("--client", "client", default=None, metavar="CMD", help=_("Your client, e.g. './client 127.0.0.1 {port}' (it gets the messages on stdin): with --server, for the echo exchange (default: sockcap's own); alone, the client is checked against sockcap's server."))
 @click.option("--port", type=PORT, default=5001, show_default=True, help=_("The port the server listens on."))
-@click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram)."))
-@click.option("--only", "only", multiple=True, type=click.Choice(SCENARIO_NAMES), help=_("Run only this scenario (repeat)."))
+@click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram) or client: also over the lab's link (two hosts, MTU 1500, a link that loses datagrams): two clients at once, a datagram larger than the MTU; a client must not wait for ever for a lost reply. A client's command reaches the server as {host}."))
+@click.option("--only", "only", multiple=True, type=click.Choice(CHECK_NAMES), help=_("Run only this check (repeat)."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message for the echo exchange (repeat; a newline is added unless --no-newline)."))
 @click.option("--no-newline", is_flag=True, help=_("sockcap's client sends every message without a trailing newline (as a client that sends what was typed and nothing more); the report says what the server needed before it answered. Your own --client still gets them as lines on stdin."))
 @click.option("--close-seconds", type=click.FloatRange(min=0.1, max=600), default=6.0, show_default=True, metavar="S", help=_("How long the server has to close (send its FIN) after the client closed."))
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("The pcap file (default: captures/<time>-check-<port>.pcap)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
 @click.option("--json", "json_", is_flag=True, help=_("The report as one JSON object."))
-def check(server: str, client: str | None, port: int, udp: bool, only: tuple[str, ...],
+def check(server: str | None, client: str | None, port: int, udp: bool, only: tuple[str, ...],
           messages: tuple[str, ...], no_newline: bool, close_seconds: float, out: str | None,
           force: bool, json_: bool) -> None:
-    from sockcap.analysis.check import Scenario
-    from sockcap.check.runner import DEFAULT_MESSAGES, TCP_SCENARIOS, CheckOptions
+    from sockcap.analysis.check import CLIENT_CHECKS, SCENARIO_OF, UDP_CHECKS, Check
+    from sockcap.check.runner import DEFAULT_MESSAGES, CheckOptions, default_scenarios
     from sockcap.owner import check_output_path
 
     if out is not None:
         check_output_path(out, force=force)
-
+    if server is None and client is None:
+        raise click.UsageError(_("give --server, --client or both"))
+    checks = [Check(n) for n in only]
+    if server is None and not all(c in CLIENT_CHECKS for c in checks):
+        raise click.UsageError(_("--only {names}: that checks a server, and there is no --server").format(
+            names=", ".join(str(c) for c in checks if c not in CLIENT_CHECKS)))
+    if client is None and any(c in CLIENT_CHECKS for c in checks):
+        raise click.UsageError(_("--only {names}: that checks a client, and there is no --client").format(
+            names=", ".join(str(c) for c in checks if c in CLIENT_CHECKS)))
+    wrong = [str(c) for c in checks if (c in UDP_CHECKS) != udp and c is not Check.ECHO]
+    if wrong:
+        raise click.UsageError((_("--only {names}: that is about UDP, and there is no --udp") if not udp
+                                else _("--only {names}: that is about TCP, and --udp is given")).format(
+            names=", ".join(wrong)))
+    default = default_scenarios(server is not None, client is not None, udp)
     opts = CheckOptions(
-        server=_argv(server, "--server"), client=_argv(client, "--client") if client else (),
+        server=_argv(server, "--server") if server else (),
+        client=_argv(client, "--client") if client else (),
         port=port, udp=udp,
-        scenarios=tuple(Scenario(n) for n in only) if only else TCP_SCENARIOS,
+        scenarios=tuple(dict.fromkeys(SCENARIO_OF[c] for c in checks)) if checks else default,
         messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES,
         newline=not no_newline, close_seconds=close_seconds)
     failed = run_check_command(opts, out=out, force=force, json_=json_)
@@ -91,7 +114,7 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     from sockcap.check.sandbox import enter_user_namespace, sandbox_for
 
     enter_user_namespace()
-    programs = (opts.server, opts.client) if opts.client else (opts.server,)
+    programs = tuple(p for p in (opts.server, opts.client) if p)
     with sigterm_raises(), sandbox_for(programs, opts.limits, note) as (box, cwd):
         result = run_check(dataclasses.replace(opts, cwd=cwd), note, box)
     path = out or default_pcap_path(opts.port)
@@ -105,8 +128,8 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     else:
 
         click.echo(_("checking {server} on {host}:{port} ({proto})").format(
-            server=" ".join(expand(opts.server, opts.port)), host=opts.host, port=opts.port,
-            proto="UDP" if opts.udp else "TCP"))
+            server=" ".join(expand(opts.server or opts.client, opts.port)), host=opts.host,
+            port=opts.port, proto="UDP" if opts.udp else "TCP"))
         for line in report_lines(result.verdicts, result.packets, result.first_ts,
                                  result.outputs, path):
             click.echo(line)

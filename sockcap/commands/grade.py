@@ -28,9 +28,13 @@ from sockcap.i18n import _
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--submissions", "folder", type=click.Path(file_okay=False), default="submissions", show_default=True, help=_("One folder per student (with --single: this folder is the one submission)."))
 @click.option("--single", is_flag=True, help=_("The --submissions folder is one submission (Gradescope's /autograder/submission)."))
-@click.option("--out", "out", type=click.Path(file_okay=False), default="grades", show_default=True, help=_("Where each student's report.txt, report.json, check.pcap and results.json go (with --single: directly in it)."))
+@click.option("--out", "out", type=click.Path(file_okay=False), default="grades", show_default=True, help=_("Where each student's report.txt, report.json, check.pcap and results.json go (with --single: directly in it), and grades.csv."))
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help=_("Grade this many submissions at once (each in its own sandbox)."))
+@click.option("--student", "students", multiple=True, metavar="NAME", help=_("Grade only this student's submission (repeat); the other rows of grades.csv stay as their report.json says."))
 @click.option("--format", "format_", type=click.Choice(["text", "json", "gradescope"]), default="text", show_default=True, help=_("What is printed on stdout."))
-def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
+def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
+          students: tuple[str, ...], format_: str) -> None:
+    from sockcap.check.classroom import pick_students, run_parallel, write_grades_csv
     from sockcap.check.grade import (
         grade_submission,
         gradescope_results,
@@ -46,17 +50,21 @@ def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
 
     check_output_path(out)
     the_spec = load_spec(spec)
-    folders = submissions(Path(folder), single)
+    folders = pick_students(submissions(Path(folder), single), () if single else students,
+                            Path(folder))
     enter_user_namespace()
     missing = cgroup_missing(the_spec.limits)
     if missing:
         note(missing)
-    results = []
+
+    def one(sub: Path) -> Any:
+        target = Path(out) if single else Path(out) / sub.name
+        return grade_submission(the_spec, sub, target, lambda _: None)
+
     with sigterm_raises():
-        for sub in folders:
-            note(_("grading {sub}").format(sub=sub.name))
-            target = Path(out) if single else Path(out) / sub.name
-            results.append(grade_submission(the_spec, sub, target, lambda _: None))
+        results = run_parallel(folders, one, jobs,
+                               lambda sub: note(_("grading {sub}").format(sub=sub.name)))
+    write_grades_csv(Path(out), single)
     _print(results, format_, single, gradescope_results)
     sys.exit(0)
 
@@ -67,7 +75,8 @@ def _print(results: list[Any], format_: str, single: bool, gradescope: Any) -> N
         click.echo(json.dumps(data, indent=1))
     elif format_ == "json":
         click.echo(json.dumps([{"student": g.student, "score": g.score, "max_score": g.max_score,
-                                "tests": g.tests} for g in results], indent=1))
+                                "status": g.status, "tests": g.tests} for g in results],
+                              indent=1))
     else:
         for g in results:
             failed = [t["name"] for t in g.tests if t["status"] == "failed"]

@@ -8,7 +8,7 @@ catalogue message with named placeholders.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -66,6 +66,60 @@ FINDING_WORDS: dict[Finding, str | tuple[str, str]] = {
                                    "{count} connections opened at once were all accepted"),
     Finding.BACKLOG_OVERFLOW: N_plural("of {count} connection opened at once, {again} had a SYN or SYN-ACK sent again (first: packet {first}) and {unanswered} were never answered: the listen backlog overflowed (a larger listen() backlog, or accept() sooner)",
                                        "of {count} connections opened at once, {again} had a SYN or SYN-ACK sent again (first: packet {first}) and {unanswered} were never answered: the listen backlog overflowed (a larger listen() backlog, or accept() sooner)"),
+    Finding.CLIENT_NEVER_CONNECTED: N_("your client never connected to port {port} (its output is below)"),
+    Finding.CLIENT_SENT_STDIN: N_plural("your client sent the {count} byte it read from stdin, as they were (packets {first}–{last})",
+                                        "your client sent the {count} bytes it read from stdin, as they were (packets {first}–{last})"),
+    Finding.CLIENT_SENT_WITHOUT_NEWLINES: N_plural("your client sent what it read from stdin without the newlines ({count} byte, packets {first}–{last})",
+                                                   "your client sent what it read from stdin without the newlines ({count} bytes, packets {first}–{last})"),
+    Finding.CLIENT_SENT_PART: N_plural("your client sent only {count} byte of the {total} it read from stdin (the last in packet {packet}); never sent: {missing_hex}",
+                                       "your client sent only {count} bytes of the {total} it read from stdin (the last in packet {packet}); never sent: {missing_hex}"),
+    Finding.CLIENT_SENT_DIFFERENT: N_("byte {offset} of what your client sent (packet {packet}) is not what it read from stdin: sent {sent_hex}, stdin {stdin_hex}"),
+    Finding.CLIENT_READ_ALL: N_plural("your client read the whole echo ({count} byte in {segments} segments, packets {first}–{last}) before it closed",
+                                      "your client read the whole echo ({count} bytes in {segments} segments, packets {first}–{last}) before it closed"),
+    Finding.CLIENT_CLOSED_EARLY: N_plural("your client closed the connection ({flag}, packet {packet}) when {got} of the {count} echoed byte had come; the rest came after it (from packet {first} on): read until the whole reply is there, a reply can come in several segments",
+                                          "your client closed the connection ({flag}, packet {packet}) when {got} of the {count} echoed bytes had come; the rest came after it (from packet {first} on): read until the whole reply is there, a reply can come in several segments"),
+    Finding.CLIENT_CLOSED_BY_FIN: N_("your client closed with FIN (packet {packet}) once stdin ended, and exited with status 0"),
+    Finding.CLIENT_RESET: N_("your client reset the connection (RST, packet {packet}) instead of closing it with FIN (SO_LINGER with a zero timeout, or close() with unread bytes)"),
+    Finding.CLIENT_NO_CLOSE: N_("your client never closed the connection: {seconds} s after the last packet (packet {packet}) it was still running with the connection open; close the socket when stdin ends"),
+    Finding.CLIENT_HUNG: N_("your client closed (FIN, packet {packet}) but was still running {seconds} s later"),
+    Finding.CLIENT_FAILED: N_("your client closed (packet {packet}) but exited with status {status} after a good exchange (its output is below)"),
+    Finding.CLIENT_NOTICED_CLOSE: N_("the server closed without answering (FIN, packet {packet}); your client stopped with status {status} and said why"),
+    Finding.CLIENT_IGNORED_CLOSE: N_("the server closed without answering (FIN, packet {packet}) and {seconds} s later your client was still running: read() returning 0 means the server closed; stop and say so"),
+    Finding.CLIENT_SILENT_CLOSE: N_("the server closed without answering (FIN, packet {packet}) and your client exited with status 0 as if all went well: print an error and exit with a non-zero status"),
+    Finding.CLIENT_UNEXPLAINED_CLOSE: N_("the server closed without answering (FIN, packet {packet}); your client stopped with status {status} but printed nothing: say what happened (perror)"),
+    Finding.CLIENT_NOTICED_REFUSED: N_("the connection was refused (RST, packet {packet}); your client stopped with status {status} and said why"),
+    Finding.CLIENT_HUNG_REFUSED: N_("the connection was refused (RST, packet {packet}) and {seconds} s later your client was still running ({attempts} SYN sent): a refused connect() is an error to report, not to wait on"),
+    Finding.CLIENT_SILENT_REFUSED: N_("the connection was refused (RST, packet {packet}) and your client exited with status 0 as if all went well: print an error and exit with a non-zero status"),
+    Finding.CLIENT_UNEXPLAINED_REFUSED: N_("the connection was refused (RST, packet {packet}); your client stopped with status {status} but printed nothing: say what happened (perror)"),
+    Finding.EXPECT_MET: N_("{expect}: yes, packet {packet}, {seconds} s after packet {after}"),
+    Finding.EXPECT_LATE: N_("{expect}: no, packet {packet} came {seconds} s after packet {after}"),
+    Finding.EXPECT_MISSING: N_("{expect}: no, nothing of the kind after packet {after} (up to packet {last})"),
+    Finding.EXPECT_NO_TRIGGER: N_("{expect}: cannot be judged, the event it starts from never happened (packets {first}–{last})"),
+    Finding.EXPECT_ABSENT: N_("{expect}: yes, none in packets {first}–{last}"),
+    Finding.EXPECT_PRESENT: N_("{expect}: no, packet {packet} is one"),
+    Finding.EXPECT_MSS_KEPT: N_("{expect}: yes, the largest segment carried {size} bytes (packet {packet})"),
+    Finding.EXPECT_MSS_EXCEEDED: N_("{expect}: no, packet {packet} carried {size} bytes, more than the MSS of {mss} bytes its receiver announced (packet {syn})"),
+    Finding.EXPECT_ONE_SEGMENT: N_plural("{expect}: yes, {count} reply, each in one segment",
+                                         "{expect}: yes, {count} replies, each in one segment"),
+    Finding.EXPECT_SPLIT: N_("{expect}: no, the reply to packet {request} came in {segments} segments (packets {packet}–{end})"),
+    Finding.EXPECT_NO_REPLY: N_("{expect}: cannot be judged, the server sent no data (packets {first}–{last})"),
+    Finding.EXPECT_NOTHING: N_("{expect}: cannot be judged, no packet of the exchange was captured"),
+    Finding.UDP_LOOPBACK_ONLY: N_("your server's socket is bound to {address}:{port}, so a client on another host never reaches it: bind to INADDR_ANY (or the host's address)"),
+    Finding.UDP_CLIENTS_SERVED: N_plural("two clients took turns: each of the {count} datagram was answered at the address it came from (packets {first}–{last})",
+                                         "two clients took turns: each of the {count} datagrams was answered at the address it came from (packets {first}–{last})"),
+    Finding.UDP_FIRST_ONLY: N_plural("your server answered only the first client ({served}): the {count} datagram of the second client ({client}, from packet {first} on) got no reply",
+                                     "your server answered only the first client ({served}): the {count} datagrams of the second client ({client}, from packet {first} on) got no reply"),
+    Finding.UDP_FIRST_ADDRESS: N_("your server sent the reply to the second client's datagram (packet {request}) to {got}, the first client's address, not to {want} (packet {packet}): it kept the first address recvfrom() gave it; answer each datagram at the address recvfrom() gave for it"),
+    Finding.UDP_LARGE_WHOLE: N_("the datagram of {size} bytes (packet {request}, {fragments} IP fragments on a link with an MTU of 1500) came back whole (packet {packet})"),
+    Finding.UDP_LARGE_CUT: N_("your server answered the datagram of {size} bytes (packet {request}, {fragments} IP fragments) with only {got} bytes (packet {packet}): its recvfrom() buffer is smaller than the datagram, and the rest was thrown away"),
+    Finding.CLIENT_UDP_NO_TIMEOUT: N_("the link lost a datagram or its reply (packet {packet}) and {seconds} s later your client was still waiting: use a timeout (SO_RCVTIMEO or select()) and send again"),
+    Finding.CLIENT_UDP_RESENT: N_("the link lost {lost} datagrams or their replies; your client sent again ({resent} times) and got every reply"),
+    Finding.CLIENT_UDP_GAVE_UP: N_("the link lost a datagram or its reply (packet {packet}); your client sent again {resent} times, then stopped with status {status}"),
+    Finding.CLIENT_UDP_SILENT: N_("the reply to packet {packet} never came, and your client exited with status 0 without sending again"),
+    Finding.CLIENT_UDP_WAITED_FOR_ITS_REPLY: N_plural("late duplicates of earlier replies came first; your client waited for the reply to each of its {count} message before it sent the next (packets {first}–{last})",
+                                                      "late duplicates of earlier replies came first; your client waited for the reply to each of its {count} messages before it sent the next (packets {first}–{last})"),
+    Finding.CLIENT_UDP_TOOK_DUPLICATE: N_("your client sent message {message} (packet {packet}) and, before its reply came, the next one (packet {next}): it took a late duplicate of an earlier reply (packet {duplicate}) for it; check that a reply is the one you wait for"),
+    Finding.CLIENT_UDP_NOTHING: N_("your client sent no datagram to port {port} (its output is below)"),
 }
 
 CHECK_WORDS = {
@@ -76,6 +130,15 @@ CHECK_WORDS = {
     Check.LARGE: N_("100 kB message"),
     Check.CONCURRENT: N_("two clients"),
     Check.BACKLOG: N_("burst"),
+    Check.CLIENT_ECHO: N_("the client sends its stdin and reads the whole echo"),
+    Check.CLIENT_CLOSE: N_("the client closes with FIN and exits"),
+    Check.CLIENT_SERVER_CLOSES: N_("the client stops with an error when the server closes"),
+    Check.CLIENT_REFUSED: N_("the client stops with an error when refused"),
+    Check.EXPECT: N_("the teacher's own expectations"),
+    Check.UDP_CLIENTS: N_("two UDP clients, each answered at its address"),
+    Check.UDP_LARGE: N_("a datagram larger than the MTU, answered whole"),
+    Check.CLIENT_TIMEOUT: N_("the UDP client does not wait for ever for a lost reply"),
+    Check.CLIENT_DUPLICATES: N_("the UDP client waits for the reply to its own message"),
 }
 
 PACKET_LINES = 6  # timeline lines shown under a failing finding
@@ -122,10 +185,48 @@ def finding_text(v: Verdict) -> str:
         template = ngettext(*words, count if isinstance(count, int) else 0)
     else:
         template = _(words)
+    if v.check is Check.EXPECT:
+        return template.format(**{**v.values, "expect": expectation_words(v.values)})
     return template.format(**v.values)
 
 
+EVENT_WORDS = {("client", "DATA"): N_("client data"), ("server", "DATA"): N_("server data"),
+               ("", "DATA"): N_("data"), ("client", ""): N_("client {flag}"),
+               ("server", ""): N_("server {flag}"), ("", ""): "{flag}"}
+
+
+def event_words(side: object, flag: object) -> str:
+    """``server FIN`` in the reader's language (the flag's name is the protocol's)."""
+    words = EVENT_WORDS.get((str(side), str(flag))) or EVENT_WORDS[(str(side), "")]
+    return (_(words) if words != "{flag}" else words).format(flag=flag)
+
+
+def expectation_words(values: Mapping[str, object]) -> str:
+    """An expectation of the spec in the reader's language, from a verdict's values
+    (:func:`sockcap.analysis.expect.fields_of`): "server FIN within 2 s after client FIN"."""
+    kind = values.get("kind")
+    if kind == "no segment larger than MSS":
+        return _("no segment larger than the MSS")
+    if kind == "reply in one segment":
+        return _("each reply in one segment")
+    want = event_words(values.get("want_side", ""), values.get("want_flag", ""))
+    if kind == "never":
+        return _("no {event}").format(event=want)
+    within = values.get("within")
+    if kind == "after":
+        after = event_words(values.get("after_side", ""), values.get("after_flag", ""))
+        if within:
+            return _("{want} within {seconds} s after {after}").format(
+                want=want, seconds=within, after=after)
+        return _("{want} after {after}").format(want=want, after=after)
+    if within:
+        return _("{want} within {seconds} s of the first packet").format(want=want,
+                                                                         seconds=within)
+    return want
+
+
 def check_text(check: Check | str) -> str:
+    """What a check is about, in words (its name, the same everywhere, is its code)."""
     return _(CHECK_WORDS[Check(check)])
 
 
@@ -140,7 +241,7 @@ def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], firs
     for result in results:
         for v in result.verdicts:
             mark = _("ok  ") if v.ok else _("FAIL")
-            lines.append(f"{mark}  {check_text(v.check):<16} {finding_text(v)}")
+            lines.append(f"{mark}  {v.check:<20} {finding_text(v)}")
             if not v.ok:
                 lines += ["        " + timeline.line(by_no[n])
                           for n in _shown(v.packets) if n in by_no]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sockcap.analysis.conversation import Annotated, Conversation
@@ -44,9 +44,14 @@ FOLLOW_BYTES = 64 << 10
 
 
 def report_html(annotated: Sequence[Annotated], convs: Sequence[Conversation], clock: Clock,
-                title: str) -> str:
+                title: str, findings: Sequence[Mapping[str, Any]] = ()) -> str:
     """The report page for ``annotated`` (every packet of a capture, in order) and the
-    conversations they belong to (the pipeline tracker's)."""
+    conversations they belong to (the pipeline tracker's).
+
+    ``findings`` (a check's verdicts, as :func:`sockcap.render.check.verdict_record` makes
+    them: ``check``, ``ok``, ``text``, ``packets``) go on top of the page; the page opens
+    with the first failing one chosen, its packets marked in the ladders and the table,
+    and a click on another finding marks its packets instead."""
     kept, left_out = _keep(annotated)
     timeline = Timeline(clock=clock)
     drawn = [c for c in convs if _key(c) in _drawn_keys(convs)]
@@ -58,6 +63,8 @@ def report_html(annotated: Sequence[Annotated], convs: Sequence[Conversation], c
         "packets": [_packet_record(a, timeline, clock.first_ts) for a in kept],
         "follow": {_key(c): _follow(kept, c) for c in drawn},
         "notes": _notes(kept),
+        "findings": [{"check": str(f["check"]), "ok": bool(f["ok"]), "text": str(f["text"]),
+                      "packets": [int(n) for n in f["packets"]]} for f in findings],
     }
     by_conv = _by_conversation(kept, drawn)
     pictures = "\n".join(_pictures(c, by_conv[id(c)], clock.first_ts) for c in drawn)
@@ -199,6 +206,17 @@ def _summary_text(convs: Sequence[Conversation], total: int, left_out: int) -> s
     return text
 
 
+def _findings_section(data: dict[str, Any]) -> str:
+    """The findings' frame (filled by the page's script), or nothing."""
+    if not data["findings"]:
+        return ""
+    failed = sum(1 for f in data["findings"] if not f["ok"])
+    head = ngettext("{count} finding failed", "{count} findings failed", failed).format(count=failed)
+    return (f'<section id="findings"><h2>{html.escape(_("Findings"))}: {html.escape(head)}</h2>'
+            f'<p class="hint">{html.escape(_("click a finding to mark its packets in the ladder and the table"))}</p>'
+            '<ol id="finding-list"></ol></section>\n')
+
+
 def _page(title: str, data: dict[str, Any], pictures: str, summary: str) -> str:
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     t = html.escape(title)
@@ -220,7 +238,7 @@ def _page(title: str, data: dict[str, Any], pictures: str, summary: str) -> str:
 <label>{html.escape(_("filter"))} <input id="text-filter" type="search" placeholder="{html.escape(_("text in a packet's line"))}"></label>
 <span class="hint">{html.escape(_("click a packet; ↑ ↓ step through them"))}</span>
 </header>
-<main>
+{_findings_section(data)}<main>
 <div id="left">
 <section id="conversations"><h2>{html.escape(_("Conversations"))}</h2><table id="stream-table"><thead><tr>
 <th>{html.escape(_("stream"))}</th><th>{html.escape(_("client"))}</th><th>{html.escape(_("server"))}</th>

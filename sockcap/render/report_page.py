@@ -53,6 +53,16 @@ th { background: #f3f4f6; position: sticky; top: 0; }
 .legend span { padding: 0 6px; }
 #note-list button { font: 12px ui-monospace, monospace; margin: 0 2px; cursor: pointer; }
 #left-out { color: #b45309; margin: 4px 0 0; }
+#findings { margin: 12px 12px 0; }
+#finding-list { margin: 0; padding-left: 24px; }
+#finding-list li { cursor: pointer; padding: 2px 4px; border-radius: 4px; }
+#finding-list li.fail .mark { color: #b91c1c; font-weight: bold; }
+#finding-list li.ok .mark { color: #15803d; }
+#finding-list li.chosen { background: #fef3c7; outline: 1px solid #f59e0b; }
+#finding-list .check { font-family: ui-monospace, monospace; margin: 0 6px; }
+#packet-table tr.finding td { background: #fef3c7; }
+.sc-ladder .sc-finding line { stroke: #dc2626 !important; stroke-width: 4; }
+.sc-ladder .sc-finding .sc-label { fill: #b91c1c; font-weight: bold; }
 """
 
 PAGE_SCRIPT = r"""
@@ -239,10 +249,40 @@ PAGE_SCRIPT = r"""
     }
   }
 
+  function showFinding(index) {
+    const items = document.querySelectorAll("#finding-list li");
+    for (const li of items) li.classList.toggle("chosen", Number(li.dataset.index) === index);
+    for (const g of document.querySelectorAll(".sc-finding")) g.classList.remove("sc-finding");
+    for (const r of document.querySelectorAll("#packet-table tr.finding")) r.classList.remove("finding");
+    const packets = data.findings[index].packets;
+    for (const no of packets) {
+      for (const g of document.querySelectorAll('g.sc-arrow[data-no="' + no + '"]')) g.classList.add("sc-finding");
+      const entry = byNo.get(no);
+      if (entry) entry.row.classList.add("finding");
+    }
+    if (packets.length) select(packets[0], true);
+  }
+
+  function fillFindings() {
+    const list = document.getElementById("finding-list");
+    if (!list) return;
+    data.findings.forEach((f, i) => {
+      const li = el("li", null, f.ok ? "ok" : "fail");
+      li.dataset.index = i;
+      li.dataset.packets = f.packets.join(" ");
+      li.appendChild(el("span", f.ok ? "ok" : "FAIL", "mark"));
+      li.appendChild(el("span", f.check, "check"));
+      li.appendChild(document.createTextNode(f.text));
+      li.addEventListener("click", () => showFinding(i));
+      list.appendChild(li);
+    });
+  }
+
   fillStreams();
   fillPackets();
   fillFollow();
   fillNotes();
+  fillFindings();
   for (const g of document.querySelectorAll("g.sc-arrow[data-no], g.sc-segment[data-no]")) {
     g.addEventListener("click", () => select(Number(g.dataset.no), true));
   }
@@ -253,5 +293,7 @@ PAGE_SCRIPT = r"""
     if (e.key === "ArrowDown" || e.key === "ArrowRight") { step(1); e.preventDefault(); }
     else if (e.key === "ArrowUp" || e.key === "ArrowLeft") { step(-1); e.preventDefault(); }
   });
+  const firstFailed = data.findings.findIndex((f) => !f.ok);
+  if (firstFailed >= 0) showFinding(firstFailed);
 })();
 """

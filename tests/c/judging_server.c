@@ -7,6 +7,8 @@
  *   -DSLOW_CLOSE=N       TCP: a correct echo whose child closes N s after read() == 0
  *   -DIDLE_NO_CLOSE      TCP: echoes, and after read() == 0 waits for ever without closing
  *   -DCASE_SECOND        TCP: echoes, but the second read()'s second byte in upper case
+ *   -DSPLIT_REPLY        TCP: a correct echo, each reply written in two halves (TCP_NODELAY,
+ *                        a pause between): every reply of two bytes or more is two segments
  *   -DUDP_ECHO           UDP: a correct echo
  *   -DUDP_WRONG_SOURCE   UDP: replies from a second socket (another port)
  *   -DUDP_WRONG_DEST     UDP: replies to the client's port + 1
@@ -15,6 +17,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,7 +88,18 @@ static void serve(int fd) {
 #if !defined(CASE_SECOND)
         reads = 0;
 #endif
+#if defined(SPLIT_REPLY)
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        size_t half = (size_t)n / 2;
+        if (half > 0) {
+            if (write_all(fd, buf, half) < 0) break;
+            usleep(20000);
+        }
+        if (write_all(fd, buf + half, (size_t)n - half) < 0) break;
+#else
         if (write_all(fd, buf, (size_t)n) < 0) break;
+#endif
 #if defined(CLOSE_AFTER)
         static int echoed = 0;
         if (++echoed == CLOSE_AFTER) break;

@@ -1,0 +1,140 @@
+"""sockcap check --client: a student's echo client (tests/c/echo_client.c) against
+sockcap's own server. The correct client passes; each planted bug (no close, RST on close,
+one read() per reply, a client that waits for ever when the server closes, one that exits
+0 saying nothing) is found and tied to packets that tshark confirms in the saved pcap."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.programs import HAVE_GCC, build_clients
+
+pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
+
+
+@pytest.fixture(scope="module")
+def clients(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_clients(tmp_path_factory.mktemp("c"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def check(tmp_path: Path, client: Path, *extra: str) -> tuple[int, dict[str, Any], Path]:
+    pcap = tmp_path / "check.pcap"
+    r = sockcap("check", "--client", f"{client} 127.0.0.1 {{port}}", "--port", str(free_port()),
+                "--json", "-w", str(pcap), "--force", *extra, timeout=120)
+    assert r.returncode in (0, 1), r.stderr
+    return r.returncode, json.loads(r.stdout), pcap
+
+
+def findings(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["finding"]: f for c in report["checks"] for f in c["findings"]}
+
+
+def failed(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: f for k, f in findings(report).items() if not f["ok"]}
+
+
+def packets(pcap: Path) -> dict[int, dict[str, str]]:
+    rows = tshark_fields(pcap, "frame.number", "tcp.srcport", "tcp.dstport", "tcp.flags.syn",
+                         "tcp.flags.fin", "tcp.flags.reset", "tcp.len")
+    keys = ("sport", "dport", "syn", "fin", "rst", "len")
+    return {int(r[0]): dict(zip(keys, r[1:], strict=False)) for r in rows}
+
+
+def is_set(flag: str) -> bool:
+    return flag in ("1", "True")
+
+
+@needs_tshark
+def test_the_correct_client_passes_every_check(clients: dict[str, Path], tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, clients["client"])
+    assert failed(report) == {}
+    assert code == 0
+    assert [c["check"] for c in report["checks"]] == [
+        "client_echo", "client_close", "client_server_closes", "client_refused"]
+    found = findings(report)
+    read = found["client read the whole echo"]["values"]
+    assert read["count"] == 47 and read["segments"] >= 5  # the echo came in pieces
+    facts = packets(pcap)
+    fin = facts[found["client closed by FIN"]["values"]["packet"]]
+    assert is_set(fin["fin"]) and fin["dport"] == facts[1]["dport"]  # from the client
+    refused = facts[found["client stopped when refused"]["values"]["packet"]]
+    assert is_set(refused["rst"]) and refused["sport"] == facts[1]["dport"]
+
+
+@needs_tshark
+def test_one_read_per_reply_closes_while_the_echo_is_still_coming(clients: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, clients["client-BUG_ONE_READ"], "--only", "client_echo")
+    assert code == 1
+    bad = failed(report)
+    assert set(bad) == {"client closed before the whole echo", "client reset"}
+    early = bad["client closed before the whole echo"]["values"]
+    facts = packets(pcap)
+    server_port = facts[1]["dport"]
+    closed = facts[early["packet"]]
+    assert closed["sport"] != server_port and (is_set(closed["fin"]) or is_set(closed["rst"]))
+    later = facts[early["first"]]  # the server's piece that came after the client closed
+    assert later["sport"] == server_port and int(later["len"]) > 0
+    assert early["first"] > early["packet"]
+    assert early["got"] < early["count"]
+
+
+@needs_tshark
+def test_linger_zero_is_a_reset_instead_of_a_close(clients: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, clients["client-BUG_RST_CLOSE"], "--only", "client_echo")
+    assert code == 1
+    (bad,) = failed(report).values()
+    assert bad["finding"] == "client reset" and bad["check"] == "client_close"
+    rst = packets(pcap)[bad["values"]["packet"]]
+    assert is_set(rst["rst"]) and rst["sport"] != packets(pcap)[1]["dport"]
+
+
+def test_a_client_that_never_closes_is_found_and_stopped(clients: dict[str, Path],
+                                                         tmp_path: Path) -> None:
+    code, report, _ = check(tmp_path, clients["client-BUG_NO_CLOSE"], "--only", "client_echo")
+    assert code == 1
+    (bad,) = failed(report).values()
+    assert bad["finding"] == "client never closed"
+    assert "close the socket when stdin ends" in bad["text"]
+    assert report["programs"][0]["stopped"]  # sockcap stopped it, by its PID
+
+
+def test_a_client_that_waits_for_ever_after_the_server_closed(clients: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    code, report, _ = check(tmp_path, clients["client-BUG_IGNORE_CLOSE"], "--only",
+                               "client_server_closes")
+    assert code == 1
+    (bad,) = failed(report).values()
+    assert bad["finding"] == "client kept waiting after the server closed"
+    assert "read() returning 0 means the server closed" in bad["text"]
+
+
+@needs_tshark
+def test_a_client_that_exits_0_saying_nothing(clients: dict[str, Path], tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, clients["client-BUG_SILENT"], "--only",
+                               "client_server_closes", "--only", "client_refused")
+    assert code == 1
+    bad = failed(report)
+    assert set(bad) == {"client exited 0 after the server closed", "client exited 0 when refused"}
+    facts = packets(pcap)
+    server_fin = facts[bad["client exited 0 after the server closed"]["values"]["packet"]]
+    assert is_set(server_fin["fin"]) and server_fin["sport"] == facts[1]["dport"]
+
+
+def test_a_client_check_needs_a_client() -> None:
+    r = sockcap("check", "--server", "./server", "--only", "client_echo", timeout=30)
+    assert r.returncode == 2
+    assert "client_echo: that checks a client, and there is no --client" in r.stderr
