@@ -14,7 +14,11 @@ from sockcap.i18n import _, ngettext
 from sockcap.output import Output
 from sockcap.owner import check_output_path
 from sockcap.pipeline import Pipeline
-from sockcap.render.calls import call_line, call_record, cause_line, interleave
+from sockcap.analysis.calls import Call
+from sockcap.analysis.story import Moment, story, tie_calls, tie_kernel
+from sockcap.decode.ftrace import KernelEvent
+from sockcap.render.calls import call_line, call_record, cause_line
+from sockcap.render.kernel import ProbeFilter, kernel_explain, kernel_line, kernel_record
 from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange, run_scenario
@@ -25,13 +29,14 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
                 style: str, no_color: bool, explain: bool = False, follow: bool = False,
                 diagram: bool = False, report: bool = False, echo_check: bool = True,
-                scenario: str | None = None) -> None:
+                scenario: str | None = None, kernel: bool = False) -> None:
     if capture:
         if out is not None:
             check_output_path(out, force=force)
         capture_in_private_namespace()
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
-                      host=host, port=port, out=out, force=force, timeout=timeout)
+                      host=host, port=port, out=out, force=force, timeout=timeout,
+                      kernel=kernel)
     output = Output(color=False if no_color else None)
     pipeline = Pipeline()
     explainer = PacketExplainer() if explain else None
@@ -124,18 +129,8 @@ def scenario_names() -> list[str]:
 
 def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, output: Output, *,
                    json_: bool, follow: bool, explain: bool) -> None:
-    seen: list[Annotated] = []
-    for a, call in interleave(result.annotated, result.calls):
-        if a is not None:
-            seen.append(a)
-            output.lines(view.styled(a))
-        elif call is not None and json_:
-            output.line(json.dumps(call_record(call, pipeline.first_ts, seen)))
-        elif call is not None:
-            output.line(call_line(call, pipeline.first_ts), "cyan")
-            cause = cause_line(call, seen)
-            if cause is not None:
-                output.line(cause, "cyan")
+    print_story(result.annotated, result.calls, result.events, pipeline.first_ts, view,
+                output, json_=json_, explain=explain, overflows=result.listen_overflows)
     if follow and not json_:
         from sockcap.render.follow import follow_pairs
 
@@ -150,6 +145,55 @@ def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, outp
     note(ngettext("saved {annotated} packet to {path}", "saved {annotated} packets to {path}",
                   len(result.annotated)).format(annotated=len(result.annotated), path=result.path))
     note(text)
+
+
+def print_story(annotated: list[Annotated], calls: list[Call], events: list[KernelEvent],
+                first_ts: int, view: PacketView, output: Output, *, json_: bool, explain: bool,
+                overflows: int = 0) -> None:
+    """The packets with the programs' calls and the kernel's events among them, tied to
+    each other (:mod:`sockcap.analysis.story`); with ``--json`` one record a line, each
+    with its ``type``."""
+    calls = tie_calls(calls, annotated)
+    events = tie_kernel(events, annotated, overflows)
+    mixed = bool(calls or events)
+    seen: list[Annotated] = []
+    probes = ProbeFilter()
+    for entry in story(annotated, calls, events):
+        if entry.packet is not None:
+            seen.append(entry.packet)
+            if json_ and mixed:
+                output.line(typed_packet(view, entry.packet))
+            else:
+                output.lines(view.styled(entry.packet))
+        elif entry.call is not None:
+            _print_call(entry.call, entry.moment, first_ts, seen, output, json_)
+        elif entry.event is not None and probes.shown(entry.event):
+            if json_:
+                output.line(json.dumps(kernel_record(entry.event, first_ts)))
+                continue
+            output.line(kernel_line(entry.event, first_ts), "magenta")
+            why = kernel_explain(entry.event) if explain else None
+            if why is not None:
+                output.line(why, "magenta")
+
+
+def typed_packet(view: PacketView, a: Annotated) -> str:
+    """A packet's JSON record with ``"type": "packet"`` first, as in a stream with calls."""
+    record = json.loads(view.text(a))
+    return json.dumps({"type": "packet", **record}, separators=(",", ":"), ensure_ascii=False)
+
+
+def _print_call(call: Call, moment: Moment, first_ts: int, seen: list[Annotated],
+                output: Output, json_: bool) -> None:
+    if json_:
+        if moment is not Moment.RETURNED:  # one record a call, with its begin and end
+            output.line(json.dumps(call_record(call, first_ts, seen)))
+        return
+    output.line(call_line(call, first_ts, moment), "cyan")
+    if moment is not Moment.BEGUN:
+        cause = cause_line(call, seen)
+        if cause is not None:
+            output.line(cause, "cyan")
 
 
 def _pictures(result: RunResult, pipeline: Pipeline, output: Output, *, diagram: bool,

@@ -1,5 +1,5 @@
-"""Socket calls in the timeline (``run --scenario``): each call a scenario's client or
-server made, as a line placed among the packets by time (pure).
+"""Socket calls in the timeline (``run --capture``, ``capture --calls``): each call a
+program made, as a line placed among the packets by time (pure).
 
 ``client: connect() → ECONNREFUSED`` sits just before the packet it caused or after the
 one that answered it, so the reader sees which call put which segment on the wire.
@@ -12,6 +12,7 @@ from typing import Any
 
 from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
+from sockcap.analysis.story import Moment
 from sockcap.decode.records import TcpFlags
 from sockcap.i18n import N_, _, ngettext
 
@@ -21,10 +22,17 @@ FIN, SYN, RST, ACK = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST,
 SIDE_NAMES = {"client": N_("client"), "server": N_("server")}
 
 
-def call_line(call: Call, first_ts: int) -> str:
-    """``    ▸ 0.000120  client: send(b'hello') → 5 bytes``."""
+def call_line(call: Call, first_ts: int, moment: Moment = Moment.WHOLE) -> str:
+    """``    ▸ 0.000120  client: send(b'hello') → 5 bytes``; a call that waited across
+    packets is two lines, ``connect(...) …`` where it began and ``… connect(...) → ok``
+    where it returned."""
     side = _(SIDE_NAMES.get(call.side, call.side))
-    t = f"{(call.ts_ns - first_ts) / 1e9:.6f}" if first_ts else "-"
+    ts = call.returned_ns if moment is Moment.RETURNED else call.ts_ns
+    t = f"{(ts - first_ts) / 1e9:.6f}" if first_ts else "-"
+    if moment is Moment.BEGUN:
+        return CALL_INDENT + _("{time}  {side}: {call} …").format(time=t, side=side,
+                                                                 call=call.call)
+    what = call.call if moment is Moment.WHOLE else "… " + call.call
     if call.error and call.nbytes >= 0:
         text = ngettext("{time}  {side}: {call} → {count} byte, then {error}",
                         "{time}  {side}: {call} → {count} bytes, then {error}", call.nbytes)
@@ -35,18 +43,31 @@ def call_line(call: Call, first_ts: int) -> str:
                         "{time}  {side}: {call} → {count} bytes", call.nbytes)
     else:
         text = _("{time}  {side}: {call} → ok")
-    return CALL_INDENT + text.format(time=t, side=side, call=call.call, count=call.nbytes,
+    return CALL_INDENT + text.format(time=t, side=side, call=what, count=call.nbytes,
                                      error=call.error)
 
 
 def call_record(call: Call, first_ts: int, before: Sequence[Annotated] = ()) -> dict[str, Any]:
-    """A call for ``--json`` (English codes, as every JSON record): ``{"call": "connect()",
-    "side": "client", "time": 0.0001, "bytes": null, "error": "ECONNREFUSED",
-    "caused_by": [2]}`` (the packet numbers that made it fail, when known)."""
-    return {"call": call.call, "side": call.side,
-            "time": round((call.ts_ns - first_ts) / 1e9, 6) if first_ts else None,
-            "bytes": call.nbytes if call.nbytes >= 0 else None, "error": call.error or None,
-            "caused_by": causes(call, before)}
+    """A call for ``--json`` (English codes, as every JSON record): ``{"type": "call",
+    "call": "connect(127.0.0.1:5001)", "side": "client", "pid": 4242, "fd": 3,
+    "syscall": "connect", "args": {"address": "127.0.0.1:5001"}, "result": -1,
+    "errno": "ECONNREFUSED", "begin": 0.0001, "end": 0.0002, "time": 0.0001,
+    "bytes": null, "conversation": 0, "packets": [1, 2], "caused_by": [2]}``: ``begin``
+    and ``end`` in seconds from the first packet, ``packets`` the ones it caused or that
+    caused it, ``caused_by`` the ones that made it fail."""
+
+    def rel(ts: int) -> float | None:
+        return round((ts - first_ts) / 1e9, 6) if first_ts and ts >= 0 else None
+
+    return {"type": "call", "call": call.call, "side": call.side, "pid": call.pid or None,
+            "fd": call.fd if call.fd >= 0 else None, "syscall": call.syscall or None,
+            "kind": call.kind.value if call.kind else None, "args": dict(call.args),
+            "result": call.result, "errno": call.error or None,
+            "begin": rel(call.ts_ns), "end": rel(call.end_ns), "time": rel(call.ts_ns),
+            "bytes": call.nbytes if call.nbytes >= 0 else None,
+            "local": call.local or None, "remote": call.remote or None,
+            "conversation": call.stream if call.stream >= 0 else None,
+            "packets": list(call.packets), "caused_by": causes(call, before)}
 
 
 def causes(call: Call, before: Sequence[Annotated]) -> list[int]:
