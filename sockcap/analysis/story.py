@@ -240,9 +240,10 @@ def story(annotated: Sequence[Annotated], calls: Sequence[Call] = (),
     """Packets, calls and kernel events in one list ordered by time (ties: a call before
     the packets of the same instant, a kernel event after them)."""
     times = [a.packet.ts_ns for a in annotated]
+    by_no = {a.no: a for a in annotated}
     keyed: list[tuple[int, int, int, Entry]] = [
         (a.packet.ts_ns, 1, i, Entry(a.packet.ts_ns, packet=a)) for i, a in enumerate(annotated)]
-    for i, call in enumerate(calls):
+    for i, call in enumerate(placed(c, by_no) for c in calls):
         if call.kind in WAITING_KINDS and _peer_packet_between(call, annotated, times):
             keyed.append((call.ts_ns, 0, i, Entry(call.ts_ns, call=call, moment=Moment.BEGUN)))
             keyed.append((call.returned_ns, 0, i,
@@ -253,6 +254,41 @@ def story(annotated: Sequence[Annotated], calls: Sequence[Call] = (),
         keyed.append((event.ts_ns, 2, i, Entry(event.ts_ns, event=event)))
     keyed.sort(key=lambda k: k[:3])
     return [k[3] for k in keyed]
+
+
+def placed(call: Call, by_no: dict[int, Annotated]) -> Call:
+    """The call with its times made to agree with its packets: it begins no later than
+    the first packet it caused, and a call that waited returns no earlier than the last
+    packet it waited for.
+
+    Why: strace reads the clock itself, when it handles the stop, not when the kernel
+    runs the call; on a busy machine the program may run the call milliseconds after
+    the time strace wrote (measured with tcpdump beside it: a write() stamped 8 ms
+    before its segment left). The ties to the packets (by bytes and flags) are exact,
+    so they decide the order where the clocks disagree."""
+    if not call.packets:
+        return call
+    tied = [by_no[n] for n in call.packets if n in by_no]
+    if call.kind in WAITING_KINDS and call.kind is not CallKind.WAIT:
+        mine = _own_packets(call, tied)
+        waited = [a.packet.ts_ns for a in tied if a not in mine]
+        if waited and max(waited) > call.returned_ns:
+            call = replace(call, end_ns=max(waited) + 1)
+        sent = [a.packet.ts_ns for a in mine]
+        if sent and min(sent) < call.ts_ns:
+            call = replace(call, ts_ns=min(sent) - 1)
+    elif tied:
+        first = min(a.packet.ts_ns for a in tied)
+        if first < call.ts_ns:
+            call = replace(call, ts_ns=first - 1, end_ns=max(call.end_ns, first - 1))
+    return call
+
+
+def _own_packets(call: Call, tied: list[Annotated]) -> list[Annotated]:
+    """The tied packets this call sent (a connect's SYN); the rest it waited for."""
+    if call.kind is CallKind.CONNECT:
+        return [a for a in tied if a.packet.flags & (SYN | ACK) == SYN]
+    return []
 
 
 def _peer_packet_between(call: Call, annotated: Sequence[Annotated], times: list[int]) -> bool:

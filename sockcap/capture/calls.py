@@ -43,9 +43,33 @@ def traced_argv(argv: list[str] | tuple[str, ...], trace_path: str,
     it runs at nearly its own speed; ``-qq``/``-e signal=none``: no lines about signals
     and exits.
     """
-    return [strace or strace_path() or "strace", "-f", "--seccomp-bpf", "-qq",
+    return [strace or strace_path() or "strace", "-f", "-qq", "-I", "2",
             "-e", "signal=none", "-ttt", "-T", "-yy", "-xx", "-s", str(STRING_BYTES),
-            "-e", "trace=" + ",".join(sorted(KINDS)), "-o", trace_path, "--", *argv]
+            "-e", "trace=" + ",".join(sorted(KINDS)), "-o", trace_path, "--",
+            *_dies_with_strace(), *argv]
+
+
+def _dies_with_strace() -> list[str]:
+    """The program killed when strace ends: strace leaves the program it started running
+    when strace itself is stopped or killed, so the program is started through
+    ``setpriv --pdeathsig KILL`` (util-linux), which asks the kernel to kill it when its
+    parent, strace, is gone. Stopping strace by its PID then stops the program too."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
+def trace_folder() -> str:
+    """A private folder for the trace file, writable by the program's user (under sudo the
+    program runs as the user who ran sudo, and strace with it)."""
+    import tempfile
+
+    from sockcap.owner import sudo_user
+
+    folder = tempfile.mkdtemp(prefix="sockcap-calls-")
+    user = sudo_user()
+    if user is not None:
+        os.chown(folder, user.uid, user.gid)
+    return folder
 
 
 def read_calls(trace_path: str, side: str = "") -> list[Call]:
@@ -58,8 +82,12 @@ def read_calls(trace_path: str, side: str = "") -> list[Call]:
 
 
 def remove_trace(trace_path: str) -> None:
-    """Remove the trace file once read (it holds the program's bytes)."""
+    """Remove the trace file once read (it holds the program's bytes), and its folder."""
     try:
         os.unlink(trace_path)
     except FileNotFoundError:
+        pass
+    try:
+        os.rmdir(os.path.dirname(trace_path))
+    except OSError:
         pass
