@@ -58,6 +58,7 @@ class Call:
     data: bytes = b""  # the bytes a send or recv carried (as many as were recorded)
     stream: int = -1  # the conversation it belongs to (tie_calls; -1: none found)
     packets: tuple[int, ...] = ()  # the packets it caused or that caused it (tie_calls)
+    repeat: int = 1  # the same call, same result, made this many times in a row
 
     @property
     def returned_ns(self) -> int:

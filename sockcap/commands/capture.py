@@ -120,7 +120,8 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
     shown = opts.command
     trace_path = _traced(opts, note) if calls else None
     if trace_path is not None:
-        opts = dataclasses.replace(opts, command=_traced_argv(opts.command, trace_path))
+        opts = dataclasses.replace(opts, command=_traced_argv(opts.command, trace_path),
+                                   own_group=True)
     tell = note if sys.stderr.isatty() else None  # progress words, for a person only
     with sigterm_raises(), _kernel(kernel, opts.filter, note) as trace:
         try:

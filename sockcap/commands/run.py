@@ -17,7 +17,8 @@ from sockcap.pipeline import Pipeline
 from sockcap.analysis.calls import Call
 from sockcap.analysis.story import Moment, story, tie_calls, tie_kernel
 from sockcap.decode.ftrace import KernelEvent
-from sockcap.render.calls import call_line, call_record, cause_line
+from sockcap.analysis.callfindings import call_findings
+from sockcap.render.calls import call_line, call_record, cause_line, finding_line, finding_record
 from sockcap.render.kernel import ProbeFilter, kernel_explain, kernel_line, kernel_record
 from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
@@ -175,6 +176,11 @@ def print_story(annotated: list[Annotated], calls: list[Call], events: list[Kern
             why = kernel_explain(entry.event) if explain else None
             if why is not None:
                 output.line(why, "magenta")
+    for finding in call_findings(calls, annotated):
+        if json_:
+            output.line(json.dumps(finding_record(finding, first_ts)))
+        else:
+            output.line(finding_line(finding, first_ts), "yellow")
 
 
 def typed_packet(view: PacketView, a: Annotated) -> str:

@@ -170,7 +170,27 @@ def parse_strace(lines: Iterable[str], side: str = "") -> list[Call]:
     that accepted or listens: "server"; one that connected: "client"). A call made
     before its socket had addresses (``socket()``, ``bind()``, ``connect()``) takes them,
     and its side, from the next call on the same descriptor."""
-    return settle(list(_parse(lines, side)))
+    return settle(list(collapse(_parse(lines, side))))
+
+
+def collapse(calls: Iterable[Call]) -> Iterator[Call]:
+    """Runs of the same call on the same socket with the same result of no bytes (a
+    ``read()`` that returns 0 again and again, a ``send()`` failing with EAGAIN) as one
+    call with its ``repeat`` count: a server that loops on EOF makes millions of them."""
+    from dataclasses import replace
+
+    run: Call | None = None
+    for call in calls:
+        if (run is not None and call.nbytes <= 0 and call.pid == run.pid
+                and call.fd == run.fd and call.syscall == run.syscall
+                and call.result == run.result and call.error == run.error):
+            run = replace(run, end_ns=call.returned_ns, repeat=run.repeat + 1)
+            continue
+        if run is not None:
+            yield run
+        run = call
+    if run is not None:
+        yield run
 
 
 def settle(calls: list[Call]) -> list[Call]:

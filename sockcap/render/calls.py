@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from sockcap.analysis.callfindings import CallFinding, CallFindingCode
 from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.story import Moment
@@ -17,6 +18,7 @@ from sockcap.decode.records import TcpFlags
 from sockcap.i18n import N_, _, ngettext
 
 CALL_INDENT = "    ▸ "
+FINDING_INDENT = "  ! "
 CAUSE_INDENT = "      "
 FIN, SYN, RST, ACK = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST, TcpFlags.ACK))
 SIDE_NAMES = {"client": N_("client"), "server": N_("server")}
@@ -43,8 +45,12 @@ def call_line(call: Call, first_ts: int, moment: Moment = Moment.WHOLE) -> str:
                         "{time}  {side}: {call} → {count} bytes", call.nbytes)
     else:
         text = _("{time}  {side}: {call} → ok")
-    return CALL_INDENT + text.format(time=t, side=side, call=what, count=call.nbytes,
-                                     error=call.error)
+    line = text.format(time=t, side=side, call=what, count=call.nbytes, error=call.error)
+    if call.repeat > 1:
+        line = ngettext("{line}, {count} time in a row for {seconds:.3f} s",
+                        "{line}, {count} times in a row for {seconds:.3f} s", call.repeat).format(
+            line=line, count=f"{call.repeat:,}", seconds=(call.returned_ns - call.ts_ns) / 1e9)
+    return CALL_INDENT + line
 
 
 def call_record(call: Call, first_ts: int, before: Sequence[Annotated] = ()) -> dict[str, Any]:
@@ -67,7 +73,8 @@ def call_record(call: Call, first_ts: int, before: Sequence[Annotated] = ()) -> 
             "bytes": call.nbytes if call.nbytes >= 0 else None,
             "local": call.local or None, "remote": call.remote or None,
             "conversation": call.stream if call.stream >= 0 else None,
-            "packets": list(call.packets), "caused_by": causes(call, before)}
+            "packets": list(call.packets), "repeat": call.repeat,
+            "caused_by": causes(call, before)}
 
 
 def causes(call: Call, before: Sequence[Annotated]) -> list[int]:
@@ -124,3 +131,47 @@ def interleave(packets: Iterable[Annotated], calls: Sequence[Call],
         yield a, None
     for call in ordered[i:]:
         yield None, call
+
+
+def finding_line(finding: CallFinding, first_ts: int) -> str:
+    """A finding from the calls, in a sentence with its evidence: ``server: read()
+    returned 0 (EOF) at 1.200000 s and the program called read() 1,834,221 more times``."""
+    call = finding.call
+    side = _(SIDE_NAMES.get(call.side, call.side))
+    t = f"{(call.ts_ns - first_ts) / 1e9:.6f}" if first_ts else "-"
+    name = call.syscall or call.call.partition("(")[0]
+    if finding.code is CallFindingCode.READ_AFTER_EOF:
+        text = ngettext(
+            "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
+            "{count} more time on that socket: it does not stop when the peer has closed "
+            "(a loop that checks n < 0 but not n == 0)",
+            "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
+            "{count} more times on that socket: it does not stop when the peer has closed "
+            "(a loop that checks n < 0 but not n == 0)", finding.count)
+        return FINDING_INDENT + text.format(side=side, name=name, time=t,
+                                            count=f"{finding.count:,}")
+    if finding.code is CallFindingCode.WROTE_MORE_THAN_READ:
+        return FINDING_INDENT + _(
+            "{side}: {name}() sent {sent} bytes at {time} s after a read returned {received}: "
+            "it sent {extra} bytes more than it received — e.g. strlen() on a buffer without "
+            "a terminating NUL").format(side=side, name=name, time=t, sent=finding.sent,
+                                        received=finding.received,
+                                        extra=finding.sent - finding.received)
+    return FINDING_INDENT + _(
+        "{side}: {name}() returned {count_bytes} bytes at {time} s holding {segments} segments "
+        "the peer sent apart (packets {packets}): TCP is a byte stream, one read is not one "
+        "message").format(side=side, name=name, time=t, count_bytes=call.nbytes,
+                          segments=finding.count,
+                          packets=", ".join(str(n) for n in finding.packets))
+
+
+def finding_record(finding: CallFinding, first_ts: int) -> dict[str, Any]:
+    """A finding for ``--json``: ``{"type": "finding", "finding": "read-after-eof",
+    "side": "server", "pid": 42, "fd": 4, "time": 1.2, "count": 1834221, ...}``."""
+    call = finding.call
+    return {"type": "finding", "finding": finding.code.value, "side": call.side,
+            "pid": call.pid or None, "fd": call.fd if call.fd >= 0 else None,
+            "syscall": call.syscall or None,
+            "time": round((call.ts_ns - first_ts) / 1e9, 6) if first_ts else None,
+            "count": finding.count, "received": finding.received, "sent": finding.sent,
+            "packets": list(finding.packets)}
