@@ -15,7 +15,7 @@ from sockcap.output import Output
 from sockcap.owner import check_output_path
 from sockcap.pipeline import Pipeline
 from sockcap.analysis.calls import Call
-from sockcap.analysis.story import Moment, story, tie_calls, tie_kernel
+from sockcap.analysis.story import CLOCK_SLACK_NS, Moment, story, tie_calls, tie_kernel
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.analysis.callfindings import call_findings
 from sockcap.render.calls import call_line, call_record, cause_line, finding_line, finding_record
@@ -156,18 +156,13 @@ def print_story(annotated: list[Annotated], calls: list[Call], events: list[Kern
     with its ``type``."""
     calls = tie_calls(calls, annotated)
     events = tie_kernel(events, annotated, overflows)
-    mixed = bool(calls or events)
-    seen: list[Annotated] = []
     probes = ProbeFilter()
     for entry in story(annotated, calls, events):
         if entry.packet is not None:
-            seen.append(entry.packet)
-            if json_ and mixed:
-                output.line(typed_packet(view, entry.packet))
-            else:
-                output.lines(view.styled(entry.packet))
+            output.lines(view.styled(entry.packet))
         elif entry.call is not None:
-            _print_call(entry.call, entry.moment, first_ts, seen, output, json_)
+            _print_call(entry.call, entry.moment, first_ts, _until(annotated, entry.call),
+                        output, json_)
         elif entry.event is not None and probes.shown(entry.event):
             if json_:
                 output.line(json.dumps(kernel_record(entry.event, first_ts)))
@@ -183,21 +178,21 @@ def print_story(annotated: list[Annotated], calls: list[Call], events: list[Kern
             output.line(finding_line(finding, first_ts), "yellow")
 
 
-def typed_packet(view: PacketView, a: Annotated) -> str:
-    """A packet's JSON record with ``"type": "packet"`` first, as in a stream with calls."""
-    record = json.loads(view.text(a))
-    return json.dumps({"type": "packet", **record}, separators=(",", ":"), ensure_ascii=False)
+def _until(annotated: list[Annotated], call: Call) -> list[Annotated]:
+    """The packets captured before ``call`` returned (those that can have made it fail)."""
+    end = call.returned_ns + CLOCK_SLACK_NS
+    return [a for a in annotated if a.packet.ts_ns <= end]
 
 
-def _print_call(call: Call, moment: Moment, first_ts: int, seen: list[Annotated],
+def _print_call(call: Call, moment: Moment, first_ts: int, before: list[Annotated],
                 output: Output, json_: bool) -> None:
     if json_:
         if moment is not Moment.RETURNED:  # one record a call, with its begin and end
-            output.line(json.dumps(call_record(call, first_ts, seen)))
+            output.line(json.dumps(call_record(call, first_ts, before)))
         return
     output.line(call_line(call, first_ts, moment), "cyan")
     if moment is not Moment.BEGUN:
-        cause = cause_line(call, seen)
+        cause = cause_line(call, before)
         if cause is not None:
             output.line(cause, "cyan")
 

@@ -69,6 +69,7 @@ def call_record(call: Call, first_ts: int, before: Sequence[Annotated] = ()) -> 
             "fd": call.fd if call.fd >= 0 else None, "syscall": call.syscall or None,
             "kind": call.kind.value if call.kind else None, "args": dict(call.args),
             "result": call.result, "errno": call.error or None,
+            "error": call.error or None,  # the name it had before "errno"; kept for scripts
             "begin": rel(call.ts_ns), "end": rel(call.end_ns), "time": rel(call.ts_ns),
             "bytes": call.nbytes if call.nbytes >= 0 else None,
             "local": call.local or None, "remote": call.remote or None,
