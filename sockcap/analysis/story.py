@@ -115,12 +115,12 @@ def _caused(call: Call, conv: Conversation, mine: bool, packets: list[Annotated]
                 and a.seq < hi and a.seq + a.packet.payload_len > lo]
     if kind is CallKind.RECV and call.nbytes == 0:
         return [a.no for a in packets if a.from_client != mine and a.packet.flags & FIN][:1]
-    if kind is CallKind.CONNECT:
+    if kind is CallKind.CONNECT:  # a conversation has one connect: its SYNs and the answer
+        answer = [a for a in packets if not a.from_client and a.packet.flags & (SYN | RST)][:1]
+        last = answer[0].no if answer else packets[-1].no
         syns = [a.no for a in packets if a.from_client and a.packet.flags & (SYN | ACK) == SYN
-                and a.packet.ts_ns >= begin and a.packet.ts_ns <= call.returned_ns + CLOCK_SLACK_NS]
-        answer = [a.no for a in packets if not a.from_client and a.packet.flags & (SYN | RST)
-                  and a.packet.ts_ns <= call.returned_ns + CLOCK_SLACK_NS][:1]
-        return syns + answer
+                and a.no <= last]
+        return syns + [a.no for a in answer]
     if kind is CallKind.ACCEPT:
         return [a.no for a in packets if a.phase.is_handshake]
     if kind in (CallKind.SHUTDOWN, CallKind.CLOSE):
@@ -186,7 +186,10 @@ def _about(event: KernelEvent, mine: bool, packets: list[Annotated]) -> tuple[in
 
 
 def _tie_drop(event: KernelEvent, index: _Index) -> KernelEvent | None:
-    i = bisect_right(index.times, event.ts_ns + CLOCK_SLACK_NS)
+    """The packet captured last before the drop (a packet is captured on its way in,
+    before the stack can drop it; an answer the stack sent first, such as the RST to a
+    SYN it then frees, is captured after)."""
+    i = bisect_right(index.times, event.ts_ns)
     if i == 0:
         return None
     a = index.annotated[i - 1]

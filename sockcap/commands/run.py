@@ -165,7 +165,7 @@ def print_story(annotated: list[Annotated], calls: list[Call], events: list[Kern
                         output, json_)
         elif entry.event is not None and probes.shown(entry.event):
             if json_:
-                output.line(json.dumps(kernel_record(entry.event, first_ts)))
+                output.line(json_text(kernel_record(entry.event, first_ts)))
                 continue
             output.line(kernel_line(entry.event, first_ts), "magenta")
             why = kernel_explain(entry.event) if explain else None
@@ -173,9 +173,14 @@ def print_story(annotated: list[Annotated], calls: list[Call], events: list[Kern
                 output.line(why, "magenta")
     for finding in call_findings(calls, annotated):
         if json_:
-            output.line(json.dumps(finding_record(finding, first_ts)))
+            output.line(json_text(finding_record(finding, first_ts)))
         else:
             output.line(finding_line(finding, first_ts), "yellow")
+
+
+def json_text(record: dict[str, object]) -> str:
+    """A record as one ``--json`` line, written as the packets' are."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 
 
 def _until(annotated: list[Annotated], call: Call) -> list[Annotated]:
@@ -188,7 +193,7 @@ def _print_call(call: Call, moment: Moment, first_ts: int, before: list[Annotate
                 output: Output, json_: bool) -> None:
     if json_:
         if moment is not Moment.RETURNED:  # one record a call, with its begin and end
-            output.line(json.dumps(call_record(call, first_ts, before)))
+            output.line(json_text(call_record(call, first_ts, before)))
         return
     output.line(call_line(call, first_ts, moment), "cyan")
     if moment is not Moment.BEGUN:

@@ -176,21 +176,23 @@ def parse_strace(lines: Iterable[str], side: str = "") -> list[Call]:
 def collapse(calls: Iterable[Call]) -> Iterator[Call]:
     """Runs of the same call on the same socket with the same result of no bytes (a
     ``read()`` that returns 0 again and again, a ``send()`` failing with EAGAIN) as one
-    call with its ``repeat`` count: a server that loops on EOF makes millions of them."""
+    call with its ``repeat`` count: a server that loops on EOF makes millions of them.
+    A run is one process's: two spinning processes interleave their lines, yet each
+    run is counted whole."""
     from dataclasses import replace
 
-    run: Call | None = None
+    runs: dict[int, Call] = {}  # pid -> its run so far
     for call in calls:
-        if (run is not None and call.nbytes <= 0 and call.pid == run.pid
-                and call.fd == run.fd and call.syscall == run.syscall
-                and call.result == run.result and call.error == run.error):
-            run = replace(run, end_ns=call.returned_ns, repeat=run.repeat + 1)
+        run = runs.get(call.pid)
+        if (run is not None and call.nbytes <= 0 and call.fd == run.fd
+                and call.syscall == run.syscall and call.result == run.result
+                and call.error == run.error):
+            runs[call.pid] = replace(run, end_ns=call.returned_ns, repeat=run.repeat + 1)
             continue
         if run is not None:
             yield run
-        run = call
-    if run is not None:
-        yield run
+        runs[call.pid] = call
+    yield from sorted(runs.values(), key=lambda c: c.ts_ns)
 
 
 def settle(calls: list[Call]) -> list[Call]:
