@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
+from sockcap.i18n import _
 from sockcap.decode.ftrace import EVENT_GROUPS, KernelEvent, KernelEventKind, drop_reasons, parse_trace
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -142,16 +143,16 @@ class KernelTrace:
         """Make the instance and start tracing; None (said in one line) when not permitted."""
         root = tracefs_root()
         if root is None or not os.access(os.path.join(root, "instances"), os.W_OK):
-            note("--kernel needs root (or CAP_SYS_ADMIN) and tracefs: the kernel's events are "
-                 "left out; the rest goes on (try: sudo sockcap ... --kernel)")
+            note(_("--kernel needs root (or CAP_SYS_ADMIN) and tracefs: the kernel's events "
+                   "are left out; the rest goes on (try: sudo sockcap ... --kernel)"))
             return None
         trace = cls(root, ports, note)
         try:
             trace.start()
         except OSError as e:
             trace.close()
-            note(f"--kernel: cannot set up the kernel's trace ({e.strerror or e}): the "
-                 "kernel's events are left out")
+            note(_("--kernel: cannot set up the kernel's trace ({error}): the kernel's events "
+                   "are left out").format(error=e.strerror or e))
             return None
         return trace
 
@@ -166,8 +167,8 @@ class KernelTrace:
         for kind in KernelEventKind:
             self._enable(kind)
         if self.missing:
-            self.note("--kernel: this kernel has no " + ", ".join(self.missing)
-                      + "; the other events are traced")
+            self.note(_("--kernel: this kernel has no {events}; the other events are "
+                        "traced").format(events=", ".join(self.missing)))
         self.offset = clock_offset()
         self._counters = listen_overflows()
         self._write("tracing_on", "1")
@@ -222,8 +223,8 @@ class KernelTrace:
         try:
             os.rmdir(self.path)
         except OSError as e:
-            self.note(f"--kernel: could not remove {self.path} ({e.strerror}); the next "
-                      "run removes it")
+            self.note(_("--kernel: could not remove {path} ({error}); the next run removes "
+                        "it").format(path=self.path, error=e.strerror))
 
     def __enter__(self) -> KernelTrace:
         return self
