@@ -29,8 +29,8 @@ from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated, teardown_complete
 from sockcap.capture.bpf import icmp_quoting, port_filter, port_filter_with_icmp
 from sockcap.capture.session import CaptureSession
-from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.decode.ftrace import KernelEvent
+from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.endpoints.client import tcp_exchange, udp_exchange
 from sockcap.endpoints.recorded import CallRecorder
 from sockcap.endpoints.scenarios import SCENARIOS, CallLog

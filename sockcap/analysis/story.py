@@ -41,10 +41,12 @@ SENDING_STATES = frozenset(("SYN_SENT", "FIN_WAIT1", "LAST_ACK"))
 IPPROTO_UDP = 17
 
 
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _ends(conv: Conversation) -> tuple[str, str]:
-    (ca, cp), (sa, sp) = conv.client, conv.server
-    fmt = (lambda a, p: f"[{a}]:{p}" if ":" in a else f"{a}:{p}")
-    return fmt(ca, cp), fmt(sa, sp)
+    return _address(*conv.client), _address(*conv.server)
 
 
 class _Index:
@@ -70,7 +72,7 @@ class _Index:
         conversation to ``remote`` that began at or after ``after``)."""
         if local and not local.endswith(":0"):
             return self.by_ends.get((local, remote))
-        for (a, b), (conv, from_client) in self.by_ends.items():
+        for (_client, b), (conv, from_client) in self.by_ends.items():
             if b == remote and from_client and conv.first_ts >= after - CLOCK_SLACK_NS:
                 return conv, True
         return None

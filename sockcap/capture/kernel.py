@@ -46,8 +46,14 @@ import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 
+from sockcap.decode.ftrace import (
+    EVENT_GROUPS,
+    KernelEvent,
+    KernelEventKind,
+    drop_reasons,
+    parse_trace,
+)
 from sockcap.i18n import _
-from sockcap.decode.ftrace import EVENT_GROUPS, KernelEvent, KernelEventKind, drop_reasons, parse_trace
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 PREFIX = "sockcap-"
@@ -114,7 +120,7 @@ def listen_overflows(path: str = "/proc/net/netstat") -> int:
 def clock_offset(samples: int = 5) -> int:
     """Wall clock minus monotonic clock in ns, from the pair read closest together."""
     best = (1 << 62, 0)
-    for _ in range(samples):
+    for _sample in range(samples):
         a = time.monotonic_ns()
         wall = time.time_ns()
         b = time.monotonic_ns()

@@ -6,21 +6,21 @@ import asyncio
 import json
 import signal
 
+from sockcap.analysis.callfindings import call_findings
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
+from sockcap.analysis.story import CLOCK_SLACK_NS, Moment, story, tie_calls, tie_kernel
 from sockcap.analysis.summary import summary_line
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.endpoints.scenarios import SCENARIOS
 from sockcap.errors import ExitCode
 from sockcap.i18n import _, ngettext
 from sockcap.output import Output
 from sockcap.owner import check_output_path
 from sockcap.pipeline import Pipeline
-from sockcap.analysis.calls import Call
-from sockcap.analysis.story import CLOCK_SLACK_NS, Moment, story, tie_calls, tie_kernel
-from sockcap.decode.ftrace import KernelEvent
-from sockcap.analysis.callfindings import call_findings
 from sockcap.render.calls import call_line, call_record, cause_line, finding_line, finding_record
-from sockcap.render.kernel import ProbeFilter, kernel_explain, kernel_line, kernel_record
 from sockcap.render.explain import PacketExplainer, explain_lines
+from sockcap.render.kernel import ProbeFilter, kernel_explain, kernel_line, kernel_record
 from sockcap.render.packets import PacketView
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange, run_scenario
 from sockcap.signals import Stopped, cancel_on_signals
