@@ -36,7 +36,8 @@ from sockcap.decode.records import TcpFlags
 
 FIN, SYN, RST, ACK = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST, TcpFlags.ACK))
 DROP_WINDOW_NS = 2_000_000  # a drop is tied to a packet captured at most this long before
-CLOCK_SLACK_NS = 200_000  # kernel events may be stamped this much before their packet
+CLOCK_SLACK_NS = 200_000  # a call's recorded time may be this far from its packets'
+KERNEL_SLACK_NS = 5_000  # a kernel event's: the trace prints µs, mapped within a few µs
 SENDING_STATES = frozenset(("SYN_SENT", "FIN_WAIT1", "LAST_ACK"))
 IPPROTO_UDP = 17
 
@@ -172,7 +173,7 @@ def _time_wait(event: KernelEvent, index: _Index) -> KernelEvent:
     if (event.kind is not KernelEventKind.STATE or event.new_state != "CLOSE"
             or event.old_state not in CLOSING_STATES or event.stream < 0):
         return event
-    reset = any(a.packet.flags & RST and a.packet.ts_ns <= event.ts_ns + CLOCK_SLACK_NS
+    reset = any(a.packet.flags & RST and a.packet.ts_ns <= event.ts_ns + KERNEL_SLACK_NS
                 for a in index.packets[event.stream])
     return event if reset else replace(event, new_state="TIME_WAIT", inferred=True)
 
@@ -180,10 +181,10 @@ def _time_wait(event: KernelEvent, index: _Index) -> KernelEvent:
 def _about(event: KernelEvent, mine: bool, packets: list[Annotated]) -> tuple[int, ...]:
     if event.kind is KernelEventKind.STATE and event.new_state in SENDING_STATES:
         after = [a.no for a in packets if a.from_client == mine
-                 and a.packet.ts_ns >= event.ts_ns - CLOCK_SLACK_NS]
+                 and a.packet.ts_ns >= event.ts_ns - KERNEL_SLACK_NS]
         return tuple(after[:1])
     before = [a.no for a in packets if a.from_client != mine
-              and a.packet.ts_ns <= event.ts_ns + CLOCK_SLACK_NS]
+              and a.packet.ts_ns <= event.ts_ns + KERNEL_SLACK_NS]
     return tuple(before[-1:])
 
 

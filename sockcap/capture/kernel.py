@@ -117,7 +117,7 @@ def listen_overflows(path: str = "/proc/net/netstat") -> int:
     return int(rows[1][rows[0].index("ListenOverflows")])
 
 
-def clock_offset(samples: int = 5) -> int:
+def clock_offset(samples: int = 100) -> int:
     """Wall clock minus monotonic clock in ns, from the pair read closest together."""
     best = (1 << 62, 0)
     for _sample in range(samples):
