@@ -149,3 +149,26 @@ def test_kernel_without_permission_is_one_line_and_the_run_goes_on(tmp_path: Pat
     assert len(said) == 1 and "needs root" in said[0]
     types = {json.loads(line)["type"] for line in res.stdout.splitlines()}
     assert types == {"packet", "call"}
+
+
+@needs_capture
+@needs_tracefs
+def test_the_ladder_writes_each_sides_states_beside_its_lifeline(tmp_path: Path) -> None:
+    res = sockcap("run", "--capture", "--kernel", "--diagram", "-m", "hi", "--out",
+                  str(tmp_path / "d.pcap"), timeout=DEADLINE)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout[res.stdout.index("tcp stream 0"):].splitlines()
+
+    def first(test: Any) -> int:
+        return next(i for i, line in enumerate(lines) if test(line))
+
+    client_states = [line.split()[0] for line in lines if line.rstrip().endswith("│")
+                     and line.split()[0] in ("SYN_SENT", "ESTABLISHED", "FIN_WAIT1",
+                                             "FIN_WAIT2", "TIME_WAIT")]
+    assert client_states == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+    server_states = [line.split()[-1] for line in lines if line.split()
+                     and line.split()[-1] in ("SYN_RECV", "CLOSE_WAIT", "LAST_ACK", "CLOSE")]
+    assert server_states == ["SYN_RECV", "CLOSE_WAIT", "LAST_ACK", "CLOSE"]
+    assert first(lambda x: x.strip().startswith("SYN_SENT")) < first(lambda x: "[SYN]" in x)
+    assert first(lambda x: "FIN_WAIT1" in x) < first(lambda x: "[FIN, ACK] Seq=3 Ack=3" in x)
+    assert first(lambda x: "▸ connect(" in x) < first(lambda x: "[SYN]" in x)

@@ -62,10 +62,10 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
         if scenario and not json_:
             output.line(_("scenario {name}: {summary}").format(
                 name=scenario, summary=_(SCENARIOS[scenario].summary)), "bold")
-        _print_capture(result, pipeline, view, output, json_=json_, follow=follow,
-                       explain=explain)
+        calls, events = _print_capture(result, pipeline, view, output, json_=json_,
+                                       follow=follow, explain=explain)
         _pictures(result, pipeline, output, diagram=diagram and not json_, report=report,
-                  force=force)
+                  force=force, calls=calls, events=events)
     else:
         _print_exchange(result, output)
     output.flush()
@@ -129,9 +129,12 @@ def scenario_names() -> list[str]:
 
 
 def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, output: Output, *,
-                   json_: bool, follow: bool, explain: bool) -> None:
-    print_story(result.annotated, result.calls, result.events, pipeline.first_ts, view,
-                output, json_=json_, explain=explain, overflows=result.listen_overflows)
+                   json_: bool, follow: bool, explain: bool,
+                   ) -> tuple[list[Call], list[KernelEvent]]:
+    """The story, the follow view, the explanations, the summary; the calls and the
+    kernel's events as tied to the packets."""
+    tied = print_story(result.annotated, result.calls, result.events, pipeline.first_ts, view,
+                       output, json_=json_, explain=explain, overflows=result.listen_overflows)
     if follow and not json_:
         from sockcap.render.follow import follow_pairs
 
@@ -146,14 +149,15 @@ def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, outp
     note(ngettext("saved {annotated} packet to {path}", "saved {annotated} packets to {path}",
                   len(result.annotated)).format(annotated=len(result.annotated), path=result.path))
     note(text)
+    return tied
 
 
 def print_story(annotated: list[Annotated], calls: list[Call], events: list[KernelEvent],
                 first_ts: int, view: PacketView, output: Output, *, json_: bool, explain: bool,
-                overflows: int = 0) -> None:
+                overflows: int = 0) -> tuple[list[Call], list[KernelEvent]]:
     """The packets with the programs' calls and the kernel's events among them, tied to
     each other (:mod:`sockcap.analysis.story`); with ``--json`` one record a line, each
-    with its ``type``."""
+    with its ``type``. Returns the calls and events as tied."""
     calls = tie_calls(calls, annotated)
     events = tie_kernel(events, annotated, overflows)
     probes = ProbeFilter()
@@ -176,6 +180,7 @@ def print_story(annotated: list[Annotated], calls: list[Call], events: list[Kern
             output.line(json_text(finding_record(finding, first_ts)))
         else:
             output.line(finding_line(finding, first_ts), "yellow")
+    return calls, events
 
 
 def json_text(record: dict[str, object]) -> str:
@@ -203,7 +208,8 @@ def _print_call(call: Call, moment: Moment, first_ts: int, before: list[Annotate
 
 
 def _pictures(result: RunResult, pipeline: Pipeline, output: Output, *, diagram: bool,
-              report: bool, force: bool) -> None:
+              report: bool, force: bool, calls: list[Call] = [],  # noqa: B006 (not mutated)
+              events: list[KernelEvent] = []) -> None:  # noqa: B006
     """``--diagram``: the ladder of the exchange; ``--report``: the HTML page next to the pcap."""
     if diagram and result.annotated:
         from sockcap.commands.diagram import print_ladder
@@ -212,7 +218,8 @@ def _pictures(result: RunResult, pipeline: Pipeline, output: Output, *, diagram:
         conv = result.annotated[0].conv
         if conv is not None:
             output.line("")
-            print_ladder(conversation_packets(result.annotated, conv), pipeline.first_ts, output)
+            print_ladder(conversation_packets(result.annotated, conv), pipeline.first_ts, output,
+                         calls, events)
     if report and result.path is not None:
         import os
 
