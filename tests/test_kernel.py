@@ -172,3 +172,31 @@ def test_the_ladder_writes_each_sides_states_beside_its_lifeline(tmp_path: Path)
     assert first(lambda x: x.strip().startswith("SYN_SENT")) < first(lambda x: "[SYN]" in x)
     assert first(lambda x: "FIN_WAIT1" in x) < first(lambda x: "[FIN, ACK] Seq=3 Ack=3" in x)
     assert first(lambda x: "▸ connect(" in x) < first(lambda x: "[SYN]" in x)
+
+
+@needs_tracefs
+@pytest.mark.skipif(not all(__import__("shutil").which(t) for t in ("ip", "nft", "setpriv")),
+                    reason="the lab needs ip, nft and setpriv")
+def test_a_lossy_lab_shows_the_congestion_window_falling_after_a_loss(tmp_path: Path) -> None:
+    res = sockcap("lab", "--tcp", "--drop-every", "4", "--count", "6", "--kernel", "--json",
+                  "--out", str(tmp_path / "lab"), timeout=180)
+    assert res.returncode == 0, res.stderr
+    record = json.loads(res.stdout)
+    kernel = record["kernel"]
+    assert all(k["type"] == "kernel" and k["conversation"] == 0 for k in kernel)
+    lost = {p["no"] for p in record["packets"] if p["link"] == "lost"}
+    drops = [k for k in kernel if k["event"] == "kfree_skb" and k["reason"] == "NETFILTER_DROP"]
+    assert drops and {k["packets"][0] for k in drops} <= lost  # the link's drops, named
+    fell = False
+    for side in ("client", "server"):
+        seen = [k for k in kernel if k["side"] == side]
+        for i, k in enumerate(seen):
+            if k["event"] != "tcp_retransmit_skb":
+                continue
+            before = [p["snd_cwnd"] for p in seen[:i] if p["event"] == "tcp_probe"]
+            after = [p["snd_cwnd"] for p in seen[i:] if p["event"] == "tcp_probe"]
+            fell = fell or bool(before and after and min(after) < before[-1])
+    assert fell, "no side's cwnd fell after a retransmission"
+    text = sockcap("lab", "--tcp", "--drop-every", "4", "--count", "6", "--kernel", "--out",
+                   str(tmp_path / "lab2"), timeout=180).stdout
+    assert "◆" in text and "the kernel sends a segment again" in text

@@ -35,7 +35,8 @@ from sockcap.decode.ftrace import KernelEvent, KernelEventKind
 from sockcap.decode.records import TcpFlags
 
 FIN, SYN, RST, ACK = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST, TcpFlags.ACK))
-DROP_WINDOW_NS = 2_000_000  # a drop is tied to a packet captured at most this long before
+DROP_WINDOW_NS = 100_000  # a drop is tied to a packet captured at most this long before
+RESET_WINDOW_NS = 100_000  # ... to the RST sent for the same buffer at most this long before
 CLOCK_SLACK_NS = 200_000  # a call's recorded time may be this far from its packets'
 KERNEL_SLACK_NS = 5_000  # a kernel event's: the trace prints µs, mapped within a few µs
 SENDING_STATES = frozenset(("SYN_SENT", "FIN_WAIT1", "LAST_ACK"))
@@ -143,9 +144,12 @@ def tie_kernel(events: Iterable[KernelEvent], annotated: Sequence[Annotated],
     index = _Index(annotated)
     ports = {p for conv, _m in index.by_ends.values() for p in (conv.server[1],)}
     tied: list[KernelEvent] = []
+    resets: dict[str, KernelEvent] = {}  # the last RST sent for each buffer
     for event in events:
+        if event.kind is KernelEventKind.SEND_RESET and event.skb:
+            resets[event.skb] = event
         if event.kind is KernelEventKind.DROP:
-            drop = _tie_drop(event, index)
+            drop = _tie_drop(event, index, resets)
             if drop is not None:
                 tied.append(drop)
             continue
@@ -188,10 +192,21 @@ def _about(event: KernelEvent, mine: bool, packets: list[Annotated]) -> tuple[in
     return tuple(before[-1:])
 
 
-def _tie_drop(event: KernelEvent, index: _Index) -> KernelEvent | None:
+def _tie_drop(event: KernelEvent, index: _Index,
+              resets: dict[str, KernelEvent]) -> KernelEvent | None:
     """The packet captured last before the drop (a packet is captured on its way in,
     before the stack can drop it; an answer the stack sent first, such as the RST to a
-    SYN it then frees, is captured after)."""
+    SYN it then frees, is captured after), within :data:`DROP_WINDOW_NS`.
+
+    ``kfree_skb`` has no addresses and fires for every program's packets, so a time alone
+    would tie another program's drop to ours on a busy machine. A NO_SOCKET drop (the most
+    common one: any packet to a closed port) is kept only when the kernel sent an RST for
+    the same buffer on a watched port just before; the others must come within
+    microseconds of a captured packet."""
+    if event.reason == "NO_SOCKET":
+        reset = resets.get(event.skb)
+        if reset is None or not 0 <= event.ts_ns - reset.ts_ns <= RESET_WINDOW_NS:
+            return None
     i = bisect_right(index.times, event.ts_ns)
     if i == 0:
         return None

@@ -55,9 +55,10 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--style", type=STYLES, default="wireshark", show_default=True, help=_("Notation of the timelines."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
 @click.option("--explain", is_flag=True, help=_("A plain sentence under every packet, and each connection's state."))
+@click.option("--kernel", is_flag=True, help=_("Also show the kernel's side of the TCP echo: states, drops, retransmissions, the congestion window falling after a loss (needs root)."))
 def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messages: tuple[str, ...],
         count: int, size: int | None, out_dir: str | None, force: bool, timeout: float,
-        json_: bool, style: str, no_color: bool, explain: bool) -> None:
+        json_: bool, style: str, no_color: bool, explain: bool, kernel: bool) -> None:
     from sockcap.commands.lab_run import LabRequest, lab_command
     from sockcap.lab.wire import LinkOptions
 
@@ -77,7 +78,7 @@ def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messa
     lab_command(LabRequest(
         link=LinkOptions(loss=loss, drop_every=drop_every or 0, delay_ms=delay),
         messages=payloads, tcp=tcp, udp=udp, out_dir=folder, force=force, timeout=timeout,
-        json=json_, style=style, no_color=no_color, explain=explain))
+        json=json_, style=style, no_color=no_color, explain=explain, kernel=kernel))
 
 
 def _messages(messages: tuple[str, ...], count: int, size: int | None) -> tuple[bytes, ...]:

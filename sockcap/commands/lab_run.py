@@ -37,6 +37,8 @@ from sockcap.pipeline import Pipeline
 from sockcap.render.explain import PacketExplainer
 from sockcap.render.lab import link_words, packet_records, timeline, verdict_line, verdict_record
 from sockcap.render.packets import PacketView
+from sockcap.analysis.story import tie_kernel
+from sockcap.render.kernel import kernel_record
 from sockcap.signals import Stopped, cancel_on_signals
 
 
@@ -53,6 +55,7 @@ class LabRequest:
     style: str
     no_color: bool
     explain: bool = False
+    kernel: bool = False
 
 
 def lab_command(req: LabRequest) -> None:
@@ -60,7 +63,8 @@ def lab_command(req: LabRequest) -> None:
     ns = Namespaces(NAMESPACES)
     wire = build(ns, req.link)
     opts = LabOptions(messages=req.messages, tcp=req.tcp, udp=req.udp, out_dir=req.out_dir,
-                      force=req.force, timeout=req.timeout, delay_ms=req.link.delay_ms)
+                      force=req.force, timeout=req.timeout, delay_ms=req.link.delay_ms,
+                      kernel=req.kernel)
     signals: list[int] = []
     try:
         result = asyncio.run(cancel_on_signals(
@@ -86,6 +90,7 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output) -> Non
     udp_pairs = of_proto(hops, annotated, IPPROTO_UDP)
     tcp = tcp_verdict(tcp_pairs, result.tcp) if result.tcp else None
     udp = udp_verdict(udp_pairs, CLIENT_ADDRESS, len(req.messages)) if result.udp else None
+    events = tie_kernel(result.events, annotated, result.listen_overflows)
     if result.dropped:
         output.note(_("sockcap: the captures had no room for {n} packets: the timeline "
                       "misses them").format(n=result.dropped))
@@ -96,6 +101,8 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output) -> Non
                            "delay_ms": wire.options.delay_ms, "by": wire.loss_by},
                   "files": files, "packets": packet_records(list(zip(hops, annotated, strict=True)),
                                                             pipeline.first_ts)}
+        if req.kernel:
+            record["kernel"] = [kernel_record(e, pipeline.first_ts) for e in events]
         output.line(json.dumps(record))
         output.flush()
         return
@@ -111,7 +118,8 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output) -> Non
             output.line("")
             output.line(_("{title}: every packet put on the link, at the time it was sent:")
                         .format(title=title))
-            output.lines(timeline(view, pairs))
+            output.lines(timeline(view, pairs, events if title == _("TCP echo") else (),
+                                  pipeline.first_ts))
     if explainer is not None:
         output.line("")
         output.lines(explainer.summary())

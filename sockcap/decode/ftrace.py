@@ -65,6 +65,8 @@ class KernelEvent:
     data_len: int = -1  # payload bytes of the segment that was received
     cong_state: str = ""  # tcp_cong_state_set: "Open", "Recovery", "Loss", ...
     location: str = ""  # kfree_skb: the kernel function that dropped it
+    skb: str = ""  # the packet's buffer as the kernel prints its address (hashed): the
+    #               same packet in a drop and in the reset sent for it have the same one
     side: str = ""  # "client" or "server", once tied to a conversation
     stream: int = -1  # the conversation, once tied
     packets: tuple[int, ...] = ()  # the packet(s) it is about, once tied
@@ -117,7 +119,8 @@ def _int(text: str) -> int:
 def _event(ts: int, kind: KernelEventKind, f: dict[str, str]) -> KernelEvent | None:
     if kind is KernelEventKind.DROP:
         return KernelEvent(ts, kind, reason=f.get("reason", ""),
-                           location=f.get("location", "").split("+")[0])
+                           location=f.get("location", "").split("+")[0],
+                           skb=f.get("skbaddr", ""))
     local, remote = _ends(f)
     if kind is KernelEventKind.STATE:
         if f.get("protocol", "IPPROTO_TCP") != "IPPROTO_TCP":
@@ -126,7 +129,7 @@ def _event(ts: int, kind: KernelEventKind, f: dict[str, str]) -> KernelEvent | N
                            _state(f.get("newstate", "")))
     if kind is KernelEventKind.SEND_RESET:
         return KernelEvent(ts, kind, local, remote, reason=f.get("reason", ""),
-                           state=_state(f.get("state", "")))
+                           state=_state(f.get("state", "")), skb=f.get("skbaddr", ""))
     if kind is KernelEventKind.RETRANSMIT:
         return KernelEvent(ts, kind, local, remote, state=_state(f.get("state", "")))
     if kind is KernelEventKind.PROBE:

@@ -22,7 +22,9 @@ from pathlib import Path
 
 from sockcap.analysis.link import Delivery
 from sockcap.capture.afpacket import AfPacketCapture
+from sockcap.capture.kernel import KernelTrace
 from sockcap.capture.bpf import JEQ_K, LD_H_ABS, RET_K, SNAPLEN, Insn, Op, assemble
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.endpoints.client import tcp_exchange
 from sockcap.endpoints.server import EchoServer
@@ -49,6 +51,7 @@ class LabOptions:
     force: bool = False
     timeout: float = 30.0  # seconds to wait for each TCP echo
     delay_ms: float = 0.0
+    kernel: bool = False  # trace the kernel's TCP events of the TCP echo (--kernel)
 
 
 @dataclass
@@ -58,6 +61,8 @@ class LabResult:
     tcp: Delivery | None = None
     udp: Delivery | None = None
     dropped: int = 0  # frames the captures' rings had no room for
+    events: list[KernelEvent] = field(default_factory=list)  # the kernel's, with --kernel
+    listen_overflows: int = 0
 
 
 def ipv4_only() -> list[Insn]:
@@ -113,7 +118,7 @@ async def run_lab(ns: Namespaces, opts: LabOptions,
         if on_paths:
             on_paths(result.paths)
         if opts.tcp:
-            result.tcp = await _tcp(ns, opts)
+            result.tcp = await _tcp(ns, opts, result, note)
         if opts.udp:
             result.udp = await _udp(ns, opts)
         await _settle(list(ends.values()), max(QUIET_SECONDS, 3 * opts.delay_ms / 1000))
@@ -145,8 +150,12 @@ async def _server(ns: Namespaces, udp: bool) -> EchoServer:
     return server
 
 
-async def _tcp(ns: Namespaces, opts: LabOptions) -> Delivery:
+async def _tcp(ns: Namespaces, opts: LabOptions, result: LabResult,
+               note: Callable[[str], None] | None = None) -> Delivery:
+    """The TCP echo; with ``opts.kernel`` the kernel's events on the server's port
+    (tracefs is one for the whole machine: the namespaces' sockets are in it too)."""
     server = await _server(ns, udp=False)
+    trace = KernelTrace.open([server.port], note or (lambda _t: None)) if opts.kernel else None
     try:
         with ns.inside("client"):
             texts = [m.decode() for m in opts.messages]
@@ -154,8 +163,13 @@ async def _tcp(ns: Namespaces, opts: LabOptions) -> Delivery:
                                            timeout=opts.timeout, strict_close=False)
         await server.wait_idle(opts.timeout)
         replies = tuple(e.reply for e in exchanges) + (None,) * (len(texts) - len(exchanges))
+        if trace is not None:
+            result.events = trace.stop()
+            result.listen_overflows = trace.overflows
         return Delivery(opts.messages, replies, server.stats.bytes)
     finally:
+        if trace is not None:
+            trace.close()
         await server.close()
 
 

@@ -9,11 +9,14 @@ from typing import Any
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.link import Hop, TcpVerdict, UdpVerdict
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.i18n import _
+from sockcap.render.kernel import ProbeFilter, kernel_line
 from sockcap.render.packets import PacketView
 from sockcap.render.timeline import json_record
 
 LOST_STYLE = "bold red"
+KERNEL_STYLE = "magenta"  # as the timeline's ◆ lines
 
 
 def seconds_text(seconds: float) -> str:
@@ -74,17 +77,29 @@ def verdict_record(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> dict[str, 
     return record
 
 
-def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]]) -> Iterator[tuple[str, str]]:
+def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]],
+             events: Sequence[KernelEvent] = (), first_ts: int = 0,
+             ) -> Iterator[tuple[str, str]]:
     """The merged timeline as ``(line, style)`` pairs: every packet put on the link, at the
-    time it was sent; one that never arrived is marked *lost on the link*."""
+    time it was sent; one that never arrived is marked *lost on the link*. ``events``
+    (``--kernel``, tied): the kernel's lines among the packets by time."""
     mark = "  ✗ " + _("lost on the link")
+    probes = ProbeFilter()
+    pending = sorted(events, key=lambda e: e.ts_ns)
     for hop, a in pairs:
+        while pending and pending[0].ts_ns <= a.packet.ts_ns:
+            event = pending.pop(0)
+            if probes.shown(event):
+                yield kernel_line(event, first_ts), KERNEL_STYLE
         lines = list(view.styled(a))
         if hop.lost:  # the packet's own line comes after any line said before it
             first = view.timeline.lines(a)[0]
             main = next(i for i, (text, _style) in enumerate(lines) if text == first)
             lines[main] = (lines[main][0] + mark, LOST_STYLE)
         yield from lines
+    for event in pending:
+        if probes.shown(event):
+            yield kernel_line(event, first_ts), KERNEL_STYLE
 
 
 def packet_records(pairs: Sequence[tuple[Hop, Annotated]], first_ts: int) -> list[dict[str, Any]]:
