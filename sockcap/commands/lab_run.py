@@ -24,6 +24,7 @@ from sockcap.analysis.link import (
     tcp_verdict,
     udp_verdict,
 )
+from sockcap.analysis.story import tie_kernel
 from sockcap.decode.records import LINKTYPE_ETHERNET
 from sockcap.errors import ExitCode
 from sockcap.i18n import _
@@ -35,10 +36,9 @@ from sockcap.owner import Owner
 from sockcap.pcapfile.writer import PcapWriter
 from sockcap.pipeline import Pipeline
 from sockcap.render.explain import PacketExplainer
+from sockcap.render.kernel import kernel_record
 from sockcap.render.lab import link_words, packet_records, timeline, verdict_line, verdict_record
 from sockcap.render.packets import PacketView
-from sockcap.analysis.story import tie_kernel
-from sockcap.render.kernel import kernel_record
 from sockcap.signals import Stopped, cancel_on_signals
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from sockcap.analysis.link import Delivery
 from sockcap.capture.afpacket import AfPacketCapture
-from sockcap.capture.kernel import KernelTrace
 from sockcap.capture.bpf import JEQ_K, LD_H_ABS, RET_K, SNAPLEN, Insn, Op, assemble
+from sockcap.capture.kernel import KernelTrace
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.endpoints.client import tcp_exchange
