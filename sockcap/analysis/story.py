@@ -146,8 +146,6 @@ def tie_kernel(events: Iterable[KernelEvent], annotated: Sequence[Annotated],
     tied: list[KernelEvent] = []
     resets: dict[str, KernelEvent] = {}  # the last RST sent for each buffer
     for event in events:
-        if event.kind is KernelEventKind.SEND_RESET and event.skb:
-            resets[event.skb] = event
         if event.kind is KernelEventKind.DROP:
             drop = _tie_drop(event, index, resets)
             if drop is not None:
@@ -163,6 +161,8 @@ def tie_kernel(events: Iterable[KernelEvent], annotated: Sequence[Annotated],
         nos = _about(event, mine, index.packets[conv.stream])
         tied.append(replace(event, side="client" if mine else "server", stream=conv.stream,
                             packets=nos))
+        if event.kind is KernelEventKind.SEND_RESET and event.skb:
+            resets[event.skb] = tied[-1]  # the packet it answered: the one then freed
     tied.extend(_overflows(index, listen_overflows, tied))
     return [_time_wait(e, index) for e in sorted(tied, key=lambda e: e.ts_ns)]
 
@@ -202,11 +202,13 @@ def _tie_drop(event: KernelEvent, index: _Index,
     would tie another program's drop to ours on a busy machine. A NO_SOCKET drop (the most
     common one: any packet to a closed port) is kept only when the kernel sent an RST for
     the same buffer on a watched port just before; the others must come within
-    microseconds of a captured packet."""
+    microseconds of a captured packet. A NO_SOCKET drop is of the packet the RST answered
+    (the stack sends the RST, then frees the packet: the RST is captured first)."""
     if event.reason == "NO_SOCKET":
         reset = resets.get(event.skb)
         if reset is None or not 0 <= event.ts_ns - reset.ts_ns <= RESET_WINDOW_NS:
             return None
+        return replace(event, side=reset.side, stream=reset.stream, packets=reset.packets)
     i = bisect_right(index.times, event.ts_ns)
     if i == 0:
         return None
