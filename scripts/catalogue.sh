@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 BABEL=("$PY" -m babel.messages.frontend -q)
-"${BABEL[@]}" extract --no-location --sort-output --omit-header \
+# N_plural marks singular/plural pairs in tables of words (sockcap/i18n.py)
+"${BABEL[@]}" extract --no-location --sort-output --omit-header -k N_plural:1,2 \
   -o sockcap/locale/sockcap.pot sockcap >/dev/null
 CLICK_DIR="$("$PY" -c 'import click, os; print(os.path.dirname(click.__file__))')"
 "${BABEL[@]}" extract --no-location --sort-output --omit-header \

@@ -6,7 +6,8 @@
 #   bash scripts/setup.sh          set up only
 #
 # Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, strace, gcc and the
-# Python headers for the compiled fast path, nftables, iproute2, setcap) with apt-get when
+# Python headers for the compiled fast path, nftables, iproute2, setcap, bubblewrap for the
+# sandbox of check and grade) with apt-get when
 # they are missing, and the Python package into .venv (building sockcap._speedups). For the
 # tests also what only they need: chromium with chromium-driver (the report's browser tests)
 # and Java (the Spark test of the exported tables), and the test extras.
@@ -27,6 +28,8 @@ command -v nft >/dev/null || need_apt+=(nftables)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 command -v dumpcap >/dev/null || need_apt+=(wireshark-common)
+# the sandbox that check and grade run students' programs in
+command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 [ -x /usr/sbin/setcap ] || command -v setcap >/dev/null || need_apt+=(libcap2-bin)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # the headers the compiled fast path (sockcap/_speedups.c) is built against

@@ -1,7 +1,7 @@
 """One ``_()`` for the whole program (Mercurial's ``i18n.py`` is the model).
 
 Every sentence a user reads goes through :func:`_` (or :func:`ngettext`); tables of
-words keyed by a code mark their entries with :func:`N_` so that ``pybabel extract``
+words keyed by a code mark their entries with :func:`N_` (or :func:`N_plural`) so that ``pybabel extract``
 finds them, and translate them where they are shown. A translated sentence is one
 message with named placeholders (``_("ack {ack} = seq {seq} + {length} bytes")``) so that a
 translator may reorder it; the code never glues translated pieces together.
@@ -42,6 +42,13 @@ def ngettext(singular: str, plural: str, n: int) -> str:
 def N_(message: str) -> str:
     """Marks a message for extraction without translating it (tables of words)."""
     return message
+
+
+def N_plural(singular: str, plural: str) -> tuple[str, str]:
+    """Marks a singular/plural pair for extraction without translating it (tables of
+    counted words, shown through :func:`ngettext`); ``scripts/catalogue.sh`` extracts it
+    with ``-k N_plural:1,2``."""
+    return singular, plural
 
 
 def language() -> str:

@@ -1,4 +1,5 @@
-"""The C echo programs of tests/c/, compiled with gcc: a correct pair and planted bugs."""
+"""The C echo programs of tests/c/, compiled with gcc: a correct pair and planted bugs, and
+the servers whose faults only a careful judge sees (tests/c/judging_server.c)."""
 
 from __future__ import annotations
 
@@ -24,4 +25,21 @@ def build_programs(folder: Path) -> dict[str, Path]:
     out["client"] = folder / "client"
     subprocess.run(["gcc", "-O1", "-Wall", "-o", str(out["client"]), str(C_DIR / "echo_client.c")],
                    check=True, timeout=60)
+    return out
+
+
+JUDGING = {"closes-after-first": "CLOSE_AFTER=1", "closes-after-third": "CLOSE_AFTER=3", "lines": "LINES",
+           "slow-close": "SLOW_CLOSE=2", "idle-no-close": "IDLE_NO_CLOSE",
+           "case-second": "CASE_SECOND",
+           "udp-echo": "UDP_ECHO", "udp-wrong-source": "UDP_WRONG_SOURCE",
+           "udp-wrong-dest": "UDP_WRONG_DEST"}
+
+
+def build_judging_servers(folder: Path) -> dict[str, Path]:
+    """``{"closes-after-first": ..., "udp-wrong-source": ...}`` compiled into ``folder``."""
+    out: dict[str, Path] = {}
+    for name, define in JUDGING.items():
+        out[name] = folder / name
+        subprocess.run(["gcc", "-O1", "-Wall", f"-D{define}", "-o", str(out[name]),
+                        str(C_DIR / "judging_server.c")], check=True, timeout=60)
     return out

@@ -39,8 +39,9 @@ ERROR_SUFFIXES = ("Error", "UsageError", "BadParameter", "Exception")
 
 def extracted() -> set[str]:
     found = set()
+    keywords = {**babel_extract.DEFAULT_KEYWORDS, "N_plural": (1, 2)}  # as scripts/catalogue.sh
     for _file, _line, message, _comments, _context in babel_extract.extract_from_dir(
-            str(PACKAGE)):
+            str(PACKAGE), keywords=keywords):
         found.add(message if isinstance(message, str) else message[0])
     return found
 

@@ -119,5 +119,81 @@ def test_a_bad_spec_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "subs" / "a").mkdir(parents=True)
     r = sockcap("grade", "spec.toml", "--submissions", "subs", cwd=tmp_path, timeout=30)
     assert r.returncode == 2
-    assert r.stderr.strip() == ("sockcap: spec.toml: unknown check 'speed' (one of: build, "
+    assert r.stderr.strip() == ("sockcap: spec.toml:4: unknown check 'speed' (one of: build, "
                                 "listen, echo, close, partial, large, concurrent, backlog)")
+
+
+COURSE_SPEC = """
+[build]
+command = "gcc -o server server.c"
+
+[programs]
+server = "./server"      # the course's server listens on 5001, always
+port = 5001
+newline = false          # the course's client sends what was typed, without a newline
+
+[limits]
+close_seconds = 30
+
+[[checks]]
+name = "echo"
+points = 3
+
+[[checks]]
+name = "close"
+points = 2
+"""
+
+
+def test_a_course_server_on_a_fixed_port_and_messages_without_newline(tmp_path: Path) -> None:
+    subs = tmp_path / "submissions"
+    for student in ("alice", "bob"):
+        (subs / student).mkdir(parents=True)
+    shutil.copy(C_DIR / "echo_server.c", subs / "alice" / "server.c")
+    lines = "#define LINES 1\n" + (C_DIR / "judging_server.c").read_text()
+    (subs / "bob" / "server.c").write_text(lines)  # answers whole lines only
+    (tmp_path / "spec.toml").write_text(COURSE_SPEC)
+    r = sockcap("grade", "spec.toml", "--submissions", "submissions", "--out", "grades",
+                "--format", "json", cwd=tmp_path, timeout=180)
+    assert r.returncode == 0, r.stderr
+    scores = {g["student"]: g["score"] for g in json.loads(r.stdout)}
+    assert scores == {"alice": 5, "bob": 2}
+    report = json.loads((tmp_path / "grades" / "alice" / "report.json").read_text())
+    assert report["report"]["programs"][0]["stdout"].startswith("listening on port 5001")
+    bob = json.loads((tmp_path / "grades" / "bob" / "results.json").read_text())
+    echo = next(t for t in bob["tests"] if t["name"] == "echo")
+    assert "only after the client closed (FIN" in echo["output"]
+
+
+BAD_SPECS = [
+    ('[programs]\nserver = "./s"\n\n[[checks]]\nname = "echo"\npoint = 3\n',
+     "spec.toml:6: unknown key 'point' in [[checks]] (one of: name, points, message, messages, clients)"),
+    ('[programs]\nserver = "./s"\n[limits]\nmemory = 64\n[[checks]]\nname = "echo"\n',
+     "spec.toml:4: unknown key 'memory' in [limits] (one of: memory_mb, cpu_seconds, file_mb, "
+     "processes, close_seconds)"),
+    ('[programs]\nserver = "./s"\n[limits]\nmemory_mb = "64"\n[[checks]]\nname = "echo"\n',
+     "spec.toml:4: 'memory_mb' in [limits] must be a whole number above 0, not \"64\""),
+    ('[programs]\nserver = "./s"\nport = 70000\n[[checks]]\nname = "echo"\n',
+     "spec.toml:3: 'port' in [programs] must be a port number (1-65535), not 70000"),
+    ('[programs]\nserver = "./s"\nudp = true\n[[checks]]\nname = "echo"\n[[checks]]\n'
+     'name = "close"\n',
+     "spec.toml:7: the 'close' check is about TCP, and [programs] says udp = true "
+     "(a UDP spec can have: build, listen, echo)"),
+    ('[programs]\nserver = "./s"\n[limit]\nmemory_mb = 64\n[[checks]]\nname = "echo"\n',
+     "spec.toml:3: unknown table or key 'limit' (the spec has: [build], [programs], [limits], "
+     "[[checks]])"),
+    ('[programs]\nserver = "./s"\n[[checks]]\nname = "echo"\n[[checks]]\nname = "close"\n'
+     'clients = 4\n',
+     "spec.toml:7: 'clients' belongs to the 'backlog' check, not 'close'"),
+]
+
+
+@pytest.mark.parametrize("text, error", BAD_SPECS)
+def test_a_spec_error_names_the_key_and_its_line_before_anything_runs(
+        tmp_path: Path, text: str, error: str) -> None:
+    (tmp_path / "spec.toml").write_text(text)
+    (tmp_path / "subs" / "a").mkdir(parents=True)
+    r = sockcap("grade", "spec.toml", "--submissions", "subs", cwd=tmp_path, timeout=30)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"sockcap: {error}"
+    assert not (tmp_path / "grades").exists()  # nothing ran, nothing was written

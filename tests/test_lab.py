@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,20 +233,236 @@ def test_forbidden_user_namespaces_one_line(nobody_dir: Path) -> None:
     assert not (nobody_dir / "captures").exists()
 
 
-def _netem_exists() -> bool:
-    probe = subprocess.run(["unshare", "-n", "tc", "qdisc", "add", "dev", "lo", "root", "netem"],
-                           capture_output=True, timeout=30)
-    return probe.returncode == 0
+@needs_root
+@needs_tshark
+@pytest.mark.parametrize("delay", [20, 100])
+def test_delay_is_the_round_trip_the_client_sees(tmp_path: Path, delay: int) -> None:
+    """No netem on this kernel: the lab's own delay line. The client's capture (tshark's
+    ack_rtt: a segment the client sent to the server's ACK of it) shows twice the delay."""
+    out = tmp_path / "lab"
+    record = lab_json(out, "--tcp", "--delay", str(delay), "--count", "8")
+    assert record["link"]["by"] == "sockcap" and record["tcp"]["intact"] == 8
+    rtts = [float(r[0]) for r in tshark_fields(
+        out / "client.pcap", "tcp.analysis.ack_rtt",
+        extra=("-Y", f"ip.src == {SERVER} and tcp.analysis.ack_rtt"))]
+    assert len(rtts) >= 8
+    rtt = 2 * delay / 1000
+    # Never early (the delay line holds each frame its time). How late depends on the
+    # machine's load, so it is measured in bench/lab_bench.py, not asserted here.
+    assert min(rtts) >= 0.9 * rtt, rtts
+    assert record["tcp"]["rtt_seconds"] >= 0.9 * rtt
 
 
 @needs_root
-def test_delay_without_netem_names_the_module(tmp_path: Path) -> None:
-    if _netem_exists():
-        pytest.skip("this kernel has sch_netem")
-    res = sockcap("lab", "--delay", "20", "--out", str(tmp_path / "lab"))
-    assert res.returncode == 2
-    assert len(res.stderr.splitlines()) == 1 and "sch_netem" in res.stderr
-    assert not (tmp_path / "lab").exists()
+@needs_tshark
+def test_rate_holds_within_ten_percent(tmp_path: Path) -> None:
+    """A 300 kB stream at 1mbit: the frames arrive at the server at the rate (tshark's
+    byte count over their time), and the goodput is what the headers leave of it."""
+    out = tmp_path / "lab"
+    record = lab_json(out, "--tcp", "--rate", "1mbit", "--size", "300000", "--count", "1",
+                      "--pattern", "stream")
+    assert record["tcp"]["intact"] == 1
+    rows = tshark_fields(out / "server.pcap", "frame.time_epoch", "frame.len",
+                         extra=("-Y", f"ip.src == {CLIENT} and tcp.len > 0"))
+    times = [float(r[0]) for r in rows]
+    bits = 8 * sum(int(r[1]) for r in rows[1:])  # the first frame's bits came before its time
+    rate = bits / (times[-1] - times[0])
+    # never faster than the rate; how close it comes under load is bench/lab_bench.py's
+    assert rate <= 1_100_000, rate
+    assert 0 < record["tcp"]["goodput_bps"] <= 1_000_000
+    assert record["link"]["rate_bps"] == 1_000_000
+
+
+@needs_root
+@needs_tshark
+def test_reorder_is_seen_by_the_receiver_and_tshark(tmp_path: Path) -> None:
+    out = tmp_path / "lab"
+    record = lab_json(out, "--tcp", "--reorder", "20%", "--size", "100000", "--count", "1",
+                      "--pattern", "stream", "--seed", "7")
+    assert record["tcp"]["intact"] == 1
+    reordered = record["link"]["counts"]["to-server"]["reordered"]
+    assert reordered > 0
+    seen = {int(r[0]) for r in tshark_fields(
+        out / "server.pcap", "tcp.seq",
+        extra=("-Y", f"ip.src == {CLIENT} and tcp.analysis.out_of_order"))}
+    late = {p["seq"] for p in record["packets"] if p["link_late"] and p["from"] == "client"}
+    assert seen and seen <= late  # what tshark saw out of order, sockcap marked late
+    # link.pcap is in the order frames were sent: there the same segments are in order
+    assert not tshark_fields(out / "link.pcap", "frame.number",
+                             extra=("-Y", "tcp.analysis.out_of_order"))
+
+
+@needs_root
+@needs_tshark
+def test_duplicates_arrive_twice(tmp_path: Path) -> None:
+    out = tmp_path / "lab"
+    record = lab_json(out, "--tcp", "--duplicate", "20%", "--size", "50000", "--count", "1",
+                      "--pattern", "stream", "--seed", "3", "--direction", "to-server")
+    assert record["tcp"]["intact"] == 1
+    counts = record["link"]["counts"]
+    assert counts["to-server"]["duplicated"] > 0 and counts["to-client"]["duplicated"] == 0
+    rows = tshark_fields(out / "server.pcap", "ip.id", "tcp.seq_raw", "tcp.len",
+                         extra=("-Y", f"ip.src == {CLIENT} and tcp.len > 0"))
+    twice = len(rows) - len({tuple(r) for r in rows})
+    assert twice == counts["to-server"]["duplicated"] - _dups_of_empty(out)
+    copies = sum(p["link_copies"] for p in record["packets"] if p["from"] == "client")
+    assert copies == counts["to-server"]["duplicated"]  # the merge found each copy
+    flagged = tshark_fields(out / "server.pcap", "frame.number",
+                            extra=("-Y", f"ip.src == {CLIENT} and tcp.analysis.retransmission"))
+    assert len(flagged) >= twice > 0
+
+
+def _dups_of_empty(out: Path) -> int:
+    """Duplicated frames without payload (pure ACKs, the SYN): not in the data count."""
+    rows = tshark_fields(out / "server.pcap", "ip.id", "tcp.seq_raw", "tcp.flags",
+                         extra=("-Y", f"ip.src == {CLIENT} and tcp.len == 0"))
+    return len(rows) - len({tuple(r) for r in rows})
+
+
+@needs_root
+def test_corrupted_frames_are_dropped_by_the_receiver_and_resent(tmp_path: Path) -> None:
+    record = lab_json(tmp_path / "lab", "--tcp", "--corrupt", "10%", "--count", "20",
+                      "--seed", "5")
+    corrupted = sum(c["corrupted"] for c in record["link"]["counts"].values())
+    assert corrupted > 0
+    assert record["tcp"]["intact"] == 20  # TCP's checksum caught every one
+    assert record["tcp"]["retransmissions"] > 0
+
+
+@needs_root
+def test_a_stalled_tcp_ends_with_an_answer(tmp_path: Path) -> None:
+    """--drop-every 2 stalls TCP in ever longer back-offs: the deadline stops it, and the
+    lab still writes all three pcaps, the timeline so far and a partial verdict, exit 1."""
+    out = tmp_path / "lab"
+    start = time.monotonic()
+    res = sockcap("lab", "--drop-every", "2", "--count", "20", "--tcp", "--timeout", "12",
+                  "--out", str(out), timeout=120)
+    assert time.monotonic() - start < 60  # the deadline, not tcp_retries2's 15 minutes
+    assert res.returncode == 1, res.stderr
+    lines = res.stdout.splitlines()
+    assert re.match(r"TCP: \d+ of 20 messages delivered intact when the lab stopped it after ",
+                    lines[0])
+    stalled = next(line for line in lines if "was still being retransmitted" in line)
+    first, longest = map(float, re.search(r"\d+ tries, the timeout growing ([\d.]+) → ([\d.]+) s",
+                                          stalled).groups())
+    assert 0.2 <= first < longest  # RTO_MIN at first, then backed off
+    assert "tcp_retries2 = 15" in stalled and "~15 min" in stalled
+    assert "TCP echo: every packet put on the link, at the time it was sent:" in lines
+    assert any("(retransmission)" in line for line in lines)
+    for name in ("server.pcap", "client.pcap", "link.pcap"):
+        assert sockcap("show", str(out / name)).returncode == 0
+
+
+@needs_root
+@needs_tshark
+def test_a_lost_fragment_loses_the_whole_datagram(tmp_path: Path) -> None:
+    """Three 4000-byte datagrams, three fragments each; the 5th frame toward the server
+    (datagram 2's second fragment) is dropped: datagram 2 is lost, 1 and 3 delivered."""
+    out = tmp_path / "lab"
+    record = lab_json(out, "--udp", "--size", "4000", "--count", "3", "--drop-every", "5",
+                      "--direction", "to-server")
+    udp = record["udp"]
+    assert (udp["sent"], udp["delivered"], udp["lost_numbers"]) == (3, 2, [2])
+    assert udp["fragments"] == 9 and udp["lost_by_a_fragment"] == [2]
+    assert udp["echoes_sent"] == udp["echoes_delivered"] == 2
+    whole = tshark_fields(out / "server.pcap", "udp.length",
+                          extra=("-Y", f"ip.src == {CLIENT} and udp"))
+    assert [r[0] for r in whole] == ["4008", "4008"]  # reassembled: datagrams 1 and 3
+    lost = [p for p in record["packets"] if p["link"] == "lost"]
+    assert len(lost) == 1
+    text = sockcap("lab", "--udp", "--size", "4000", "--count", "3", "--drop-every", "5",
+                   "--direction", "to-server", "--out", str(tmp_path / "text"), timeout=120)
+    assert "Fragmented IP protocol (proto=UDP 17, off=1480, ID=" in text.stdout
+    assert "✗ lost on the link — datagram #2 is lost with it" in text.stdout
+    assert "lost by a single fragment: #2" in text.stdout
+
+
+@needs_root
+def test_large_tcp_message_is_segmented_at_the_mss(tmp_path: Path) -> None:
+    record = lab_json(tmp_path / "lab", "--tcp", "--size", "4000", "--count", "1")
+    lengths = [p["len"] for p in record["packets"] if p["from"] == "client" and p["len"]]
+    assert lengths == [1448, 1448, 1104]  # segments, where UDP sends fragments
+
+
+@needs_root
+def test_the_course_in_one_run(tmp_path: Path) -> None:
+    """``--delay 50 --loss 5% --both``: how much slower TCP is and why, what UDP lost —
+    the words carry the numbers of the JSON of the same run."""
+    out = tmp_path / "lab"
+    res = sockcap("lab", "--delay", "50", "--loss", "5%", "--both", "--seed", "1",
+                  "--out", str(out), timeout=180)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    tcp_line, udp_line = lines[0].split(" | ")
+    tcp_s = float(re.search(r"delivered intact in ([\d.]+) s", tcp_line)[1])
+    udp_s = float(re.search(r"delivered in ([\d.]+) s", udp_line)[1])
+    lost = int(re.search(r"(\d+) lost", udp_line)[1]) if "none lost" not in udp_line else 0
+    echoes = int(re.search(r"(\d+) of \d+ echoes lost", udp_line)[1])
+    race = lines[1]
+    assert race.startswith("Reliable vs fast (the same 20 messages, ping-pong): TCP delivered "
+                           "20 of 20 in ")
+    gap = f"{abs(tcp_s - udp_s):.2f}"
+    assert gap[:3] in race  # the difference, as said
+    if lost or echoes:
+        assert f"lost {lost} of 20 messages and {echoes} echoes for good" in race
+    else:
+        assert "this time lost nothing" in race
+    timing = lines[2]
+    handshake = float(re.search(r"([\d.]+) s for the handshake", timing)[1])
+    assert 0.09 <= handshake < 0.2  # one round trip of 2 x 50 ms (not two; a load adds)
+    assert "round trips waiting for echoes" in timing and "retransmission timeouts" in timing
+    assert lines[3].startswith("UDP's ")
+    assert "50 ms of delay" in res.stdout and "packets lost at random: 5%" in res.stdout
+
+
+@needs_root
+def test_two_runs_never_share_a_folder(nobody_dir: Path) -> None:
+    procs = [subprocess.Popen([sys.executable, "-m", "sockcap", "lab", "--udp", "--count", "1"],
+                              cwd=nobody_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+             for _ in range(2)]
+    for proc in procs:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    folders = sorted((nobody_dir / "captures").iterdir())
+    assert len(folders) == 2
+    assert all((f / "link.pcap").exists() for f in folders)
+
+
+def test_fresh_folder_counts_past_those_that_exist(tmp_path: Path) -> None:
+    from sockcap.lab.session import fresh_folder
+    from sockcap.owner import Owner
+
+    base = tmp_path / "captures" / "lab-20261206-120000"
+    assert fresh_folder(Owner(None), base) == base
+    assert fresh_folder(Owner(None), base) == base.with_name(base.name + "-2")
+    assert fresh_folder(Owner(None), base) == base.with_name(base.name + "-3")
+
+
+@needs_root
+def test_congestion_control_is_chosen_or_listed(tmp_path: Path) -> None:
+    have = Path("/proc/sys/net/ipv4/tcp_available_congestion_control").read_text().split()
+    record = lab_json(tmp_path / "lab", "--tcp", "--cc", have[0], "--count", "2")
+    assert record["tcp"]["intact"] == 2
+    res = sockcap("lab", "--cc", "no-such-cc", "--out", str(tmp_path / "no"))
+    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1
+    assert "no-such-cc" in res.stderr and have[0] in res.stderr
+    assert not (tmp_path / "no").exists()
+
+
+@needs_userns
+@needs_tshark
+def test_unprivileged_delay_line_as_nobody(nobody_dir: Path) -> None:
+    out = nobody_dir / "lab"
+    record = lab_json(out, "--delay", "20", "--loss", "10%", "--count", "10", "--seed", "2",
+                      user="nobody")
+    assert record["link"]["by"] == "sockcap"
+    assert record["tcp"]["intact"] == 10
+    rtts = [float(r[0]) for r in tshark_fields(
+        out / "client.pcap", "tcp.analysis.ack_rtt",
+        extra=("-Y", f"ip.src == {SERVER} and tcp.analysis.ack_rtt"))]
+    assert min(rtts) >= 0.036, rtts  # never early, as with root
+    assert {p.stat().st_uid for p in [out, *out.iterdir()]} == {pwd.getpwnam("nobody").pw_uid}
 
 
 def _namespaces() -> set[str]:
@@ -253,12 +471,22 @@ def _namespaces() -> set[str]:
     return set(out.split())
 
 
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
 @needs_root
-@pytest.mark.parametrize("user", [None, "nobody"])
-def test_sigkill_mid_run_leaves_nothing(nobody_dir: Path, user: str | None) -> None:
+@pytest.mark.parametrize(("user", "link"), [(None, ()), ("nobody", ()),
+                                            (None, ("--delay", "5")),
+                                            ("nobody", ("--delay", "5"))])
+def test_sigkill_mid_run_leaves_nothing(nobody_dir: Path, user: str | None,
+                                        link: tuple[str, ...]) -> None:
     out = nobody_dir / "lab"
     cmd = [sys.executable, "-m", "sockcap", "lab", "--drop-every", "2", "--count", "200",
-           "--out", str(out)]
+           "--out", str(out), *link]
     if user:
         cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -272,6 +500,8 @@ def test_sigkill_mid_run_leaves_nothing(nobody_dir: Path, user: str | None) -> N
         assert proc.poll() is None
         lab_ns = os.readlink(f"/proc/{proc.pid}/ns/net").split("[")[1].rstrip("]")
         assert lab_ns in _namespaces()
+        helpers = _children(proc.pid)  # the delay line, with --delay
+        assert bool(helpers) == bool(link)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:
@@ -282,6 +512,11 @@ def test_sigkill_mid_run_leaves_nothing(nobody_dir: Path, user: str | None) -> N
     while lab_ns in _namespaces() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert lab_ns not in _namespaces()
+    for pid in helpers:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{pid}").exists()
 
 
 @needs_root
@@ -305,3 +540,54 @@ def test_sigterm_stops_with_143_and_valid_files(tmp_path: Path) -> None:
     assert err.startswith("sockcap: terminated; the packets captured so far are in ")
     res = sockcap("show", str(out / "client.pcap"))
     assert res.returncode == 0 and "[SYN]" in res.stdout
+
+
+@needs_root
+def test_the_congestion_window_falls_after_a_loss(tmp_path: Path) -> None:
+    """Reno over a 10mbit link that drops every 40th packet toward the server: the
+    client's congestion window grows in slow start, is cut at the loss, and the graph has
+    it under the time-sequence graph."""
+    out, graph = tmp_path / "lab", tmp_path / "cwnd.svg"
+    args = ("--tcp", "--size", "300000", "--count", "1", "--pattern", "stream", "--rate",
+            "10mbit", "--drop-every", "40", "--direction", "to-server", "--cc", "reno")
+    record = lab_json(out, *args, "--graph", str(graph))
+    assert record["cwnd"]["cc"] == "reno"
+    samples = record["cwnd"]["samples"]
+    first_retransmission = min(p["time"] for p in record["packets"]
+                               if "retransmission" in " ".join(p["notes"]))
+    t0 = record["packets"][0]["time"]
+    cwnds = [s[1] for s in samples]
+    peak = max(cwnds[:next(i for i, s in enumerate(samples) if s[4] in (3, 4))])
+    after = [s[1] for s in samples if s[4] in (3, 4)]
+    assert peak > 10 and min(after) < peak  # grew from the initial window, then cut
+    assert any(s[2] < 0x7FFFFFFF for s in samples)  # ssthresh was set by the loss
+    assert first_retransmission > t0
+    root = ET.parse(graph).getroot()
+    classes = {el.get("class") for el in root.iter()}
+    assert {"sc-cwnd", "sc-ssthresh", "sc-retrans"} <= classes
+    res = sockcap("lab", *args, "--out", str(tmp_path / "text"), timeout=120)
+    lines = res.stdout.splitlines()
+    assert any(line.startswith("slow start (reno): the congestion window grew from 10 to ")
+               for line in lines)
+    loss = next(line for line in lines if line.startswith("the loss at "))
+    before, to = map(int, re.search(r"fell from (\d+) to (\d+) segments", loss).groups())
+    assert to < before
+    assert any(line.startswith("recovery: from there the congestion window grew to ")
+               for line in lines)
+
+
+@needs_root
+def test_a_full_queue_is_where_the_packets_went(tmp_path: Path) -> None:
+    """At 1mbit with room for 5 packets, a stream overflows the link's queue: every packet
+    lost on the link is one the queue had no room for, and the lab says so."""
+    args = ("--tcp", "--rate", "1mbit", "--queue", "5", "--size", "200000", "--count", "1",
+            "--pattern", "stream")
+    record = lab_json(tmp_path / "lab", *args)
+    counts = record["link"]["counts"]
+    full = sum(c["queue_full"] for c in counts.values())
+    assert full > 0 and sum(c["lost"] + c["dropped_every"] for c in counts.values()) == 0
+    assert full == sum(1 for p in record["packets"] if p["link"] == "lost")
+    assert record["tcp"]["intact"] == 1 and record["tcp"]["retransmissions"] > 0
+    res = sockcap("lab", *args, "--out", str(tmp_path / "text"), timeout=120)
+    said = next(line for line in res.stdout.splitlines() if line.startswith("on the link: "))
+    assert "dropped by a full queue" in said

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_capture
-from tests.programs import HAVE_GCC, build_programs
+from tests.conftest import needs_capture, needs_tshark, tshark_fields
+from tests.programs import HAVE_GCC, build_judging_servers, build_programs
 
 pytest_plugins = ["pytester"]
 pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
@@ -49,3 +49,40 @@ def test_a_failure_shows_the_timeline(pytester: pytest.Pytester, tmp_path: Path)
     assert "sockcap exchange 1" in out
     assert "echoed exactly: False" in out
     result.stdout.fnmatch_lines(["*TCP ?SYN?  *handshake 1/3*", "*data  \"hi?nlo there?n\"*"])
+
+
+NEVER_CLOSES = '''
+SERVER = {server!r}
+CLIENT = {client!r}
+
+
+def test_never_closes(sockcap_record):
+    trace = sockcap_record(server=[SERVER, "{{port}}"], client=[CLIENT, "127.0.0.1", "{{port}}"],
+                           stdin=b"hello there\\n", close_seconds=1)
+    open({out!r}, "w").write(trace.pcap)
+    assert trace.handshake_completed and trace.echoed_exactly
+    assert not trace.closed_by_fin
+
+
+def test_never_closes_with_sockcaps_client(sockcap_record):
+    trace = sockcap_record(server=[SERVER, "{{port}}"], stdin=b"hello there\\n", close_seconds=1)
+    assert trace.handshake_completed and trace.echoed_exactly
+    assert not trace.closed_by_fin
+'''
+
+
+@needs_tshark
+def test_closed_by_fin_is_not_the_fin_of_a_stopped_server(pytester: pytest.Pytester,
+                                                          tmp_path: Path) -> None:
+    """The server's child never closes; the kernel sends its FIN when sockcap stops it, and
+    that FIN is in the pcap, but not in the facts of the exchange."""
+    server = build_judging_servers(tmp_path)["idle-no-close"]
+    client = build_programs(tmp_path)["client"]
+    out = tmp_path / "pcap-path"
+    pytester.makepyfile(test_teacher=NEVER_CLOSES.format(server=str(server), client=str(client),
+                                                         out=str(out)))
+    result = pytester.runpytest_subprocess("-q", timeout=60)
+    result.assert_outcomes(passed=2)
+    rows = tshark_fields(Path(out.read_text()), "tcp.srcport", "tcp.flags.fin")
+    server_port = rows[1][0]  # the SYN-ACK's
+    assert any(port == server_port and fin in ("1", "True") for port, fin in rows)

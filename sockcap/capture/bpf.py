@@ -63,24 +63,27 @@ def assemble(lines: list[Line]) -> list[Insn]:
     return [Insn(op.code, offset(i, op.jt), offset(i, op.jf), op.k) for i, op in enumerate(ops)]
 
 
-def _either_port(load: int, offset: int, port: int) -> list[Line]:
-    """Accept when the 16-bit field at ``offset`` or the one after it is ``port``."""
+def _either_port(load: int, offset: int, port: int, *more: int) -> list[Line]:
+    """Accept when the 16-bit field at ``offset`` or the one after it is ``port`` (or one
+    of ``more``)."""
+    ports = (port, *more)
     return [
         Op(load, offset),  # source port
-        Op(JEQ_K, port, jt="accept"),
+        *(Op(JEQ_K, p, jt="accept") for p in ports),
         Op(load, offset + 2),  # destination port
-        Op(JEQ_K, port, jt="accept", jf="reject"),
+        *(Op(JEQ_K, p, jt="accept") for p in ports[:-1]),
+        Op(JEQ_K, ports[-1], jt="accept", jf="reject"),
     ]
 
 
-def _ip4_ports_and_verdicts(port: int) -> list[Line]:
+def _ip4_ports_and_verdicts(port: int, *more: int) -> list[Line]:
     """The IPv4 transport ports (first fragments only), then the two verdicts."""
     return [
         "ip4_frag",
         Op(LD_H_ABS, 20),  # flags and fragment offset
         Op(JSET_K, 0x1FFF, jt="reject"),  # only first fragments carry ports
         Op(LDX_B_MSH, 14),  # X = 4 * IHL
-        *_either_port(LD_H_IND, 14, port),
+        *_either_port(LD_H_IND, 14, port, *more),
         "accept",
         Op(RET_K, SNAPLEN),
         "reject",
@@ -88,8 +91,10 @@ def _ip4_ports_and_verdicts(port: int) -> list[Line]:
     ]
 
 
-def port_filter(port: int) -> list[Insn]:
-    """``(tcp or udp) and port PORT`` over IPv4 or IPv6, for Ethernet framing."""
+def port_filter(port: int, other: int = 0) -> list[Insn]:
+    """``(tcp or udp) and port PORT`` over IPv4 or IPv6, for Ethernet framing; with
+    ``other``: ``(tcp or udp) and (port PORT or port OTHER)``."""
+    more = (other,) if other else ()
     return assemble([
         Op(LD_H_ABS, 12),  # ethertype
         Op(JEQ_K, 0x86DD, jf="ip4"),
@@ -97,13 +102,13 @@ def port_filter(port: int) -> list[Insn]:
         Op(JEQ_K, 6, jt="ip6_ports"),
         Op(JEQ_K, 17, jf="reject"),
         "ip6_ports",
-        *_either_port(LD_H_ABS, 54, port),
+        *_either_port(LD_H_ABS, 54, port, *more),
         "ip4",
         Op(JEQ_K, 0x0800, jf="reject"),
         Op(LD_B_ABS, 23),  # IPv4 protocol
         Op(JEQ_K, 6, jt="ip4_frag"),
         Op(JEQ_K, 17, jf="reject"),
-        *_ip4_ports_and_verdicts(port),
+        *_ip4_ports_and_verdicts(port, *more),
     ])
 
 

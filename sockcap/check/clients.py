@@ -132,11 +132,15 @@ class EchoClient:
 
 
 def udp_exchange(host: str, port: int, messages: list[bytes],
-                 seconds: float = REPLY_SECONDS) -> list[bytes | None]:
-    """Each message as one datagram, and the reply datagram (None: none came)."""
+                 seconds: float = REPLY_SECONDS, bind_port: int = 0) -> list[bytes | None]:
+    """Each message as one datagram from ``bind_port`` (0: any), and the reply datagram
+    (None: none came). The socket is not connect()ed: a reply from another address is
+    received too, so the capture holds it and the judging can name the address."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     replies: list[bytes | None] = []
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        if bind_port:
+            sock.bind((host, bind_port))
         sock.settimeout(seconds)
         for message in messages:
             sock.sendto(message, (host, port))

@@ -27,7 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from sockcap.errors import InputError, SockcapError
+from sockcap.check.sandbox import Limits, Sandbox
+from sockcap.codes import Code
+from sockcap.errors import ExitCode, InputError, SockcapError
 from sockcap.i18n import _
 
 STOP_SECONDS = 1.0  # after SIGTERM to the group, before SIGKILL
@@ -36,12 +38,12 @@ PR_SET_PDEATHSIG = 1
 TCP_LISTEN, TCP_CLOSE_WAIT = "0A", "08"
 
 
-@dataclass(frozen=True)
-class Limits:
-    memory_mb: int = 512  # address space of each process
-    cpu_seconds: int = 30  # CPU time of each process
-    file_mb: int = 64  # largest file a program may write
-    open_files: int = 256
+class Limit(Code):
+    """Which limit ended a program (the words are in :mod:`sockcap.render.check`)."""
+
+    OUTPUT = "output"  # RLIMIT_FSIZE: SIGXFSZ
+    MEMORY = "memory"  # the cgroup's memory limit (the kernel's OOM kill), or RLIMIT_AS
+    CPU = "cpu"  # the CPU time of the submission (cgroup) or of one process (SIGXCPU)
 
 
 @dataclass(frozen=True)
@@ -54,25 +56,34 @@ class ProgramOutput:
     stopped: bool  # sockcap stopped it (it was still running)
     stdout: bytes
     stderr: bytes
+    limit: Limit | None = None  # the limit that ended it, when one did
 
 
 class Program:
-    """One started program and its process group."""
+    """One started program and its process group (in a :class:`Sandbox` when given one:
+    the argv runs under bubblewrap there, and its ``./x`` and ``cwd`` are the sandbox's)."""
 
     def __init__(self, name: str, argv: Sequence[str], *, cwd: str | None = None,
                  stdin: bytes | None = None, limits: Limits | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, sandbox: Sandbox | None = None) -> None:
         self.name = name
         self.argv = tuple(argv)
+        self.sandbox = sandbox
+        self.limits = limits or (sandbox.limits if sandbox is not None else Limits())
         self._out = tempfile.TemporaryFile()
         self._err = tempfile.TemporaryFile()
         self.stopped = False
+        if sandbox is not None:
+            full, preexec, cwd = sandbox.argv(argv, cwd), sandbox.preexec(self.limits), "/"
+            env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+        else:
+            full, preexec = list(argv), _preexec(self.limits)
         try:
             self.proc = subprocess.Popen(
-                list(argv), cwd=cwd, env=env, start_new_session=True,
+                full, cwd=cwd, env=env, start_new_session=True,
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=self._out, stderr=self._err,
-                preexec_fn=_preexec(limits or Limits()))  # noqa: PLW1509 - resolved before fork
+                preexec_fn=preexec)  # noqa: PLW1509 - resolved before fork
         except FileNotFoundError as e:
             raise InputError(_("program not found: {argv}").format(argv=argv[0])) from e
         except PermissionError as e:
@@ -102,13 +113,22 @@ class Program:
         return True
 
     def cpu_ns(self) -> int:
-        """CPU time (user + system) used so far by every live process of the group."""
-        return group_cpu_ns(self.pid)
+        """CPU time (user + system) used so far by the program's live processes (every
+        descendant, in or out of its process group)."""
+        return tree_cpu_ns(self.pid)
+
+    def members(self) -> list[int]:
+        """The PIDs of its live processes (the program and every descendant)."""
+        return [pid for pid, _cpu in _tree(self.pid)]
 
     def stop(self) -> ProgramOutput:
-        """Stop the group by its id (SIGTERM, then SIGKILL after STOP_SECONDS); the output."""
+        """Stop the group by its id (SIGTERM, then SIGKILL after STOP_SECONDS); the output.
+        In a sandbox, killing bubblewrap ends its PID namespace: every process the program
+        started dies with it; this returns once they are gone (the namespace's init, and
+        every descendant seen when the stop began)."""
         if self.running():
             self.stopped = True
+        inner = [pid for pid in self.members() if pid != self.pid]
         _signal_group(self.pid, signal.SIGTERM)
         if not self.wait(STOP_SECONDS):
             _signal_group(self.pid, signal.SIGKILL)
@@ -117,8 +137,31 @@ class Program:
         while group_members(self.pid) and time.monotonic() < deadline:
             _signal_group(self.pid, signal.SIGKILL)  # forked children left behind
             time.sleep(0.01)
-        return ProgramOutput(self.name, self.argv, self.proc.returncode, self.stopped,
-                             _head(self._out), _head(self._err))
+        while inner and time.monotonic() < deadline + STOP_SECONDS:
+            inner = [pid for pid in inner if _alive(pid)]  # the namespace being torn down
+            time.sleep(0.005)
+        status = self.proc.returncode
+        if self.sandbox is not None and status is not None and 128 < status < 128 + 65:
+            status = -(status - 128)  # bubblewrap exits 128 + N for a child killed by N
+        return ProgramOutput(self.name, self.argv, status, self.stopped,
+                             _head(self._out), _head(self._err), self._limit(status))
+
+    def _limit(self, status: int | None) -> Limit | None:
+        if self.stopped or status is None or status >= 0:
+            return None
+        if status == -signal.SIGXFSZ:
+            return Limit.OUTPUT
+        if status == -signal.SIGXCPU or (self.sandbox is not None
+                                         and self.sandbox.cpu_exceeded.is_set()):
+            return Limit.CPU
+        if status == -signal.SIGKILL and self.sandbox is not None and self.sandbox.memory_killed():
+            return Limit.MEMORY
+        return None
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat_fields(str(pid))
+    return fields is not None and fields[0] not in ("Z", "X")
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -168,16 +211,32 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def group_cpu_ns(pgid: int) -> int:
-    """utime + stime of the group's live processes, in ns."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _tree(root: int) -> list[tuple[int, int]]:
+    """(pid, utime + stime in ticks) of ``root`` and its live descendants."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             fields = _stat_fields(entry)
-            if fields and int(fields[2]) == pgid:
-                total += int(fields[11]) + int(fields[12])
-    return total * 1_000_000_000 // tick
+            if fields and fields[0] != "Z":
+                parent[int(entry)] = int(fields[1])
+                ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    found, frontier = [], [root]
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    while frontier:
+        pid = frontier.pop()
+        if pid in ticks:
+            found.append((pid, ticks[pid]))
+        frontier += children.get(pid, [])
+    return found
+
+
+def tree_cpu_ns(root: int) -> int:
+    """utime + stime of ``root`` and its live descendants, in ns."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum(t for _pid, t in _tree(root)) * 1_000_000_000 // tick
 
 
 def _stat_fields(pid: str) -> list[str] | None:
@@ -190,11 +249,12 @@ def _stat_fields(pid: str) -> list[str] | None:
     return text[text.rfind(")") + 2 :].split()
 
 
-def socket_states(port: int, proto: str = "tcp") -> list[str]:
-    """The states (hex codes of /proc/net/tcp or udp) of the sockets whose local port is
-    ``port``."""
-    states = []
-    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+def _sockets(port: int, proto: str) -> list[list[str]]:
+    """The rows of /proc/net/{tcp,udp}(6) whose local port is ``port``, in the calling
+    thread's network namespace (``thread-self``: a check's thread steps into the
+    sandbox's namespace, the process stays where it is)."""
+    rows = []
+    for table in (f"/proc/thread-self/net/{proto}", f"/proc/thread-self/net/{proto}6"):
         try:
             with open(table, encoding="ascii") as f:
                 lines = f.readlines()[1:]
@@ -202,9 +262,56 @@ def socket_states(port: int, proto: str = "tcp") -> list[str]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 3 and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                states.append(fields[3])
-    return states
+            if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                rows.append(fields)
+    return rows
+
+
+def socket_states(port: int, proto: str = "tcp") -> list[str]:
+    """The states (hex codes of /proc/net/tcp or udp) of the sockets whose local port is
+    ``port``."""
+    return [fields[3] for fields in _sockets(port, proto)]
+
+
+class PortHeldError(SockcapError):
+    """The port is held by a program other than the one under test (exit 2, no verdict)."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, port: int, holder: tuple[int, str]) -> None:
+        pid, name = holder
+        super().__init__(_("port {port} is already held by another program (pid {pid}, "
+                           "{name}): stop it first").format(port=port, pid=pid, name=name))
+
+
+def port_holders(port: int, udp: bool = False) -> list[tuple[int, str]]:
+    """(pid, command) of each process holding a listening TCP socket (or a UDP socket) on
+    ``port`` in the thread's network namespace; pid 0 where the socket is seen but its
+    holder is not (another user's process, without root)."""
+    rows = _sockets(port, "udp") if udp else [r for r in _sockets(port, "tcp")
+                                             if r[3] == TCP_LISTEN]
+    inodes = {f"socket:[{r[9]}]" for r in rows if r[9] != "0"}
+    if not inodes:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            links = {os.readlink(f"/proc/{entry}/fd/{fd}") for fd in os.listdir(f"/proc/{entry}/fd")}
+        except OSError:
+            continue
+        if links & inodes:
+            found.append((int(entry), _command(entry)))
+    return found or [(0, "?")]
+
+
+def _command(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()[:80]
+    except OSError:
+        return "?"
 
 
 def wait_listening(port: int, program: Program, seconds: float, udp: bool = False) -> bool:
@@ -217,15 +324,6 @@ def wait_listening(port: int, program: Program, seconds: float, udp: bool = Fals
             return False
         time.sleep(0.01)
     return False
-
-
-def wait_port_free(port: int, seconds: float) -> None:
-    """Wait (bounded) until no socket but TIME_WAIT ones holds ``port`` locally."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if all(state == "06" for state in socket_states(port)):
-            return
-        time.sleep(0.02)
 
 
 def close_wait_count(port: int) -> int:

@@ -9,7 +9,10 @@
         assert trace.echoed_exactly
         assert trace.closed_by_fin
 
-``{port}`` in an argument becomes a free port (or ``port=``). When the test fails, the
+``{port}`` in an argument becomes a free port (or ``port=``). ``closed_by_fin`` means both
+sides sent a FIN during the exchange (the server within ``close_seconds``, 6 s by
+default, of the client's end); the FIN the kernel sends when sockcap stops a server that
+never closed does not count. When the test fails, the
 report gets a section with each recorded exchange's facts and timeline, and the pcap is
 kept in the test's ``tmp_path``. Capturing needs root or CAP_NET_RAW.
 
@@ -32,17 +35,17 @@ TRACES_KEY = "_sockcap_traces"
 def sockcap_record(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
     """A function that runs a server and client on loopback and returns their Trace."""
     from sockcap.check.grade import free_port
-    from sockcap.check.record import record_exchange
+    from sockcap.check.record import CLOSE_SECONDS, record_exchange
 
     traces: list[Any] = []
     setattr(request.node, TRACES_KEY, traces)
 
     def record(server: Sequence[str], client: Sequence[str] | None = None,
                stdin: bytes = b"", *, port: int | None = None, timeout: float = 5.0,
-               cwd: str | None = None) -> Any:
+               cwd: str | None = None, close_seconds: float = CLOSE_SECONDS) -> Any:
         pcap = str(tmp_path / f"sockcap-{len(traces) + 1}.pcap")
         trace = record_exchange(server, client, stdin, port=port or free_port(), cwd=cwd,
-                                pcap=pcap, timeout=timeout)
+                                pcap=pcap, timeout=timeout, close_seconds=close_seconds)
         traces.append(trace)
         return trace
 

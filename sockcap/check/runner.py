@@ -1,20 +1,26 @@
 """``sockcap check``: run the server (and client) under test through each scenario, captured.
 
-The order, for every scenario: wait until the port is free, start the server (fresh, so
-one scenario's stuck child cannot spoil the next), wait until it listens (read from
-/proc, no probe connection), run the exchange with sockcap's own client (or the user's
-client for the plain echo), watch what the server does after the client's FIN (its
-CLOSE_WAIT sockets, its processes' CPU time), note the scenario's time span, and stop
-the server's process group by its id. One capture, started before the first scenario and
-stopped after the last, holds everything, so the packet numbers of every finding are the
-numbers of one pcap file. The judging is pure (:func:`sockcap.analysis.check.judge`);
+Every program runs in the submission's sandbox (:mod:`sockcap.check.sandbox`). The order,
+for every scenario: a fresh network namespace with only ``lo`` (so no TIME_WAIT socket of
+the previous scenario holds the port, and a server with a fixed port binds it every time),
+a capture in it, the port checked free, the server started (fresh, so one scenario's stuck
+child cannot spoil the next), a wait until it listens (read from /proc, no probe
+connection) and a check that the listening socket is the server's own (otherwise the
+verdict would be about another program), the exchange with sockcap's own client (or the
+user's client for the plain echo), a watch of what the server does after the client's
+FIN (its CLOSE_WAIT sockets, its processes' CPU time), the scenario's time span noted,
+and the server stopped (its PID namespace with it). The scenarios' captures follow one
+another in time, so together they are one pcap file and the packet numbers of every
+finding are its numbers. The judging is pure (:func:`sockcap.analysis.check.judge`);
 packets after a scenario's end (the kernel closing a stopped server's sockets) are not
 held against it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import socket
 import string
 import threading
 import time
@@ -26,26 +32,34 @@ from sockcap.analysis.check import Scenario, ScenarioRun, Verdict, judge
 from sockcap.analysis.conversation import Annotated
 from sockcap.check.clients import EchoClient, udp_exchange
 from sockcap.check.programs import (
-    Limits,
+    TCP_CLOSE_WAIT,
+    PortHeldError,
     Program,
     ProgramOutput,
     close_wait_count,
+    port_holders,
+    socket_states,
     wait_listening,
-    wait_port_free,
 )
+from sockcap.check.sandbox import Limits, Sandbox
 from sockcap.check.wire import Recorder
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.i18n import _
 from sockcap.pipeline import Pipeline
+from sockcap.render.check import signal_name
 
 DEFAULT_MESSAGES = (b"hello from sockcap, a longer first line\n", b"hi\n", b"bye\n")
 PARTIAL_MESSAGE = b"one byte per segment\n"
 LARGE_BYTES = 100_000
-CLOSE_SECONDS = 1.0  # how long the server has to close after the client's FIN
+# How long the server has to close after the client's FIN. A course's forked child that
+# lingers (a sleep before close, a timer) closes after about 5 s; a server that closes at
+# once costs nothing of this, since the wait ends at its FIN.
+CLOSE_SECONDS = 6.0
+ECHO_REPLY_SECONDS = 2.0  # how long each echo message waits for its reply before the next
 START_SECONDS = 3.0  # how long the server has to listen
-PORT_FREE_SECONDS = 2.0
 CLIENT_SECONDS = 5.0  # how long the user's client may run
 BURST_SECONDS = 2.5  # a burst client's longest wait (a SYN is sent again after 1 s)
+TCP_ESTABLISHED = "01"  # /proc/net/tcp's state code
 TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCURRENT,
                  Scenario.BURST)
 
@@ -64,6 +78,23 @@ class CheckOptions:
     limits: Limits = field(default_factory=Limits)
     backend: str = "auto"
     close_seconds: float = CLOSE_SECONDS
+    start_seconds: float = START_SECONDS
+    newline: bool = True  # False: every message is sent without its trailing newline
+    udp_client_port: int = 0  # UDP: the client's port, captured too (0: chosen by run_check)
+
+
+def without_newline(message: bytes) -> bytes:
+    return message[:-1] if message.endswith(b"\n") else message
+
+
+def probe(opts: CheckOptions, message: bytes) -> bytes:
+    """``message`` as the client sends it: with its newline, or without (``--no-newline``,
+    as a course's client that sends what the user typed and nothing more)."""
+    return message if opts.newline else without_newline(message)
+
+
+def probe_messages(opts: CheckOptions) -> tuple[bytes, ...]:
+    return tuple(probe(opts, m) for m in opts.messages)
 
 
 @dataclass
@@ -82,19 +113,40 @@ def expand(argv: Sequence[str], port: int) -> tuple[str, ...]:
     return tuple(arg.replace("{port}", str(port)) for arg in argv)
 
 
-def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None) -> CheckResult:
-    """Run every scenario under one capture; judge them."""
+def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
+              sandbox: Sandbox | None = None) -> CheckResult:
+    """Run every scenario, each in a fresh network namespace of the sandbox with a capture
+    of its own (one after the other, so their frames make one capture in time order);
+    judge them. Without a ``sandbox``, one is made over ``opts.cwd`` (the user's own
+    folder, mounted as it is) and removed at the end.
+
+    A server that does not listen in the first scenario it is started for is not started
+    again: the result is one finding on what it did instead."""
+    if sandbox is None:
+        with Sandbox(Path(opts.cwd or "."), opts.limits, own_folder=False, note=note) as box:
+            return run_check(opts, note, box)
     scenarios = (Scenario.ECHO,) if opts.udp else opts.scenarios
-    recorder = Recorder(opts.port, opts.backend)
+    if opts.udp and not opts.udp_client_port:
+        opts = dataclasses.replace(opts, udp_client_port=free_udp_port(opts.host, opts.port))
     runs: list[ScenarioRun] = []
     outputs: list[ProgramOutput] = []
-    recorder.start()
-    try:
-        for scenario in scenarios:
-            note(_("running the {scenario} scenario").format(scenario=scenario))
-            runs.append(_scenario(opts, scenario, outputs))
-    finally:
-        frames = recorder.stop()
+    frames: list[RawFrame] = []
+    linktype, stats = 1, CaptureStats(0, 0, 0)
+    for scenario in scenarios:
+        note(_("running the {scenario} scenario").format(scenario=scenario))
+        sandbox.new_network()
+        with sandbox.inside():
+            recorder = Recorder(opts.port, opts.backend,
+                                extra_udp_port=opts.udp_client_port if opts.udp else 0)
+            recorder.start()
+        try:
+            with sandbox.inside():
+                runs.append(_scenario(opts, scenario, outputs, sandbox))
+        finally:
+            frames += recorder.stop()
+            linktype, stats = recorder.linktype, _added(stats, recorder.stats)
+        if not runs[-1].listening:
+            break
     from sockcap.pcapfile.writer import as_stored
 
     frames = [as_stored(f) for f in frames]
@@ -102,42 +154,70 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None) 
     packets = list(pipeline.packets(frames))
     verdicts = [v for run in runs for v in judge(packets, run)]
     return CheckResult(runs, verdicts, packets, pipeline.first_ts, outputs, frames,
-                       recorder.linktype, recorder.stats)
+                       linktype, stats)
 
 
-def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput]) -> ScenarioRun:
-    wait_port_free(opts.port, PORT_FREE_SECONDS)
+def _added(a: CaptureStats, b: CaptureStats) -> CaptureStats:
+    return CaptureStats(*(x + y if x >= 0 and y >= 0 else -1 for x, y in zip(a, b, strict=True)))
+
+
+def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput],
+              sandbox: Sandbox) -> ScenarioRun:
+    held = port_holders(opts.port, opts.udp)
+    if held:
+        raise PortHeldError(opts.port, held[0])
     server = Program(f"server ({scenario})", expand(opts.server, opts.port), cwd=opts.cwd,
-                     limits=opts.limits)
+                     limits=opts.limits, sandbox=sandbox)
+    output: ProgramOutput | None = None
     try:
         start = time.time_ns()
-        if not wait_listening(opts.port, server, START_SECONDS, opts.udp):
-            return ScenarioRun(scenario, start, time.time_ns(), listening=False, port=opts.port)
-        facts = SCENARIO_RUNNERS[scenario](opts, server, outputs)
+        if not wait_listening(opts.port, server, opts.start_seconds, opts.udp):
+            output = server.stop()
+            limits = opts.limits
+            return ScenarioRun(scenario, start, time.time_ns(), listening=False, port=opts.port,
+                               exit_status=None if output.stopped else output.status,
+                               limit=str(output.limit or ""), start_seconds=opts.start_seconds,
+                               values={"signal": signal_name(-(output.status or 0)),
+                                       "file_mb": limits.file_mb, "memory_mb": limits.memory_mb,
+                                       "cpu_seconds": limits.cpu_seconds})
+        holders, members = port_holders(opts.port, opts.udp), set(server.members())
+        if holders and not any(pid in members for pid, _name in holders):
+            raise PortHeldError(opts.port, holders[0])  # the verdict would be another's
+        facts = SCENARIO_RUNNERS[scenario](opts, server, outputs, sandbox)
+        # the span ends here, before the server is stopped: what the kernel sends for its
+        # sockets then is not the server's doing
+        own_client = scenario is Scenario.ECHO and not opts.client and not opts.udp
         return ScenarioRun(scenario, start, time.time_ns(), port=opts.port,
                            close_wait=facts.get("close_wait", 0), cpu_ns=facts.get("cpu_ns", 0),
-                           wait_ns=facts.get("wait_ns", 0), clients=facts.get("clients", 1))
+                           wait_ns=facts.get("wait_ns", 0), clients=facts.get("clients", 1),
+                           probe=probe_messages(opts) if own_client else (),
+                           least_bytes=sum(len(without_newline(m)) for m in opts.messages)
+                           if scenario is Scenario.ECHO and opts.client and not opts.udp else 0,
+                           close_seconds=opts.close_seconds)
     finally:
-        outputs.append(server.stop())
+        outputs.append(output or server.stop())
 
 
 Facts = dict[str, int]
 
 
-def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) -> Facts:
+def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
+          sandbox: Sandbox) -> Facts:
     if opts.udp:
-        udp_exchange(opts.host, opts.port, list(opts.messages))
+        udp_exchange(opts.host, opts.port, list(probe_messages(opts)),
+                     bind_port=opts.udp_client_port)
         return {}
     if opts.client:
         client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,
-                         stdin=b"".join(opts.messages), limits=opts.limits)
+                         stdin=b"".join(opts.messages), limits=opts.limits,
+                         sandbox=sandbox)  # typed lines: the client decides what it sends
         client.wait(CLIENT_SECONDS)
         outputs.append(client.stop())
         return _after_close(opts, server, None)
     c = EchoClient(opts.host, opts.port)
     if c.connect():
-        for message in opts.messages:
-            c.exchange(message)
+        for message in probe_messages(opts):
+            c.exchange(message, seconds=ECHO_REPLY_SECONDS)
     facts = _after_close(opts, server, c)
     c.close()
     return facts
@@ -147,20 +227,33 @@ def _after_close(opts: CheckOptions, server: Program, client: EchoClient | None)
     """Close the client's side; watch the server's CPU time and CLOSE_WAIT sockets."""
     cpu = server.cpu_ns()
     t0 = time.monotonic_ns()
-    closed = client.finish(opts.close_seconds) if client is not None else False
-    if client is None:
-        time.sleep(opts.close_seconds)
+    if client is not None:
+        closed = client.finish(opts.close_seconds)
+    else:  # the user's client has exited: wait until the server's side is closed too
+        closed = wait_server_closed(opts.port, opts.close_seconds)
     close_wait = 0 if closed else close_wait_count(opts.port)
     return {"cpu_ns": server.cpu_ns() - cpu, "wait_ns": time.monotonic_ns() - t0,
             "close_wait": close_wait}
 
 
-def _partial(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) -> Facts:
-    return _one_message(opts, PARTIAL_MESSAGE, split=True)
+def wait_server_closed(port: int, seconds: float) -> bool:
+    """Wait (bounded) until no server socket on ``port`` is ESTABLISHED or in CLOSE_WAIT."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(state in (TCP_ESTABLISHED, TCP_CLOSE_WAIT) for state in socket_states(port)):
+            return True
+        time.sleep(0.02)
+    return False
 
 
-def _large(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) -> Facts:
-    return _one_message(opts, large_message(), split=False, seconds=3.0)
+def _partial(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
+             sandbox: Sandbox) -> Facts:
+    return _one_message(opts, probe(opts, PARTIAL_MESSAGE), split=True)
+
+
+def _large(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
+           sandbox: Sandbox) -> Facts:
+    return _one_message(opts, probe(opts, large_message()), split=False, seconds=3.0)
 
 
 def large_message(size: int = LARGE_BYTES) -> bytes:
@@ -181,7 +274,8 @@ def _one_message(opts: CheckOptions, message: bytes, *, split: bool,
     return {}
 
 
-def _concurrent(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) -> Facts:
+def _concurrent(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
+                sandbox: Sandbox) -> Facts:
     first, second = EchoClient(opts.host, opts.port), EchoClient(opts.host, opts.port)
     if first.connect():
         first.exchange(b"first client\n")
@@ -194,7 +288,8 @@ def _concurrent(opts: CheckOptions, server: Program, outputs: list[ProgramOutput
     return {"clients": 2}
 
 
-def _burst(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) -> Facts:
+def _burst(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
+           sandbox: Sandbox) -> Facts:
     def one(i: int) -> None:
         c = EchoClient(opts.host, opts.port)
         if c.connect(BURST_SECONDS):
@@ -210,13 +305,27 @@ def _burst(opts: CheckOptions, server: Program, outputs: list[ProgramOutput]) ->
     return {"clients": opts.burst}
 
 
-SCENARIO_RUNNERS: dict[Scenario, Callable[[CheckOptions, Program, list[ProgramOutput]], Facts]] = {
+SCENARIO_RUNNERS: dict[Scenario, Callable[[CheckOptions, Program, list[ProgramOutput], Sandbox],
+                                           Facts]] = {
     Scenario.ECHO: _echo,
     Scenario.PARTIAL: _partial,
     Scenario.LARGE: _large,
     Scenario.CONCURRENT: _concurrent,
     Scenario.BURST: _burst,
 }
+
+
+def free_udp_port(host: str, server_port: int) -> int:
+    """A UDP port for sockcap's client to send from (free now, and not the server's): it is
+    captured with the server's port, so a reply that comes from another port is seen."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _attempt in range(8):
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port != server_port:
+            return port
+    return server_port + 1 if server_port < 65535 else server_port - 1
 
 
 def default_pcap_path(port: int, now: float | None = None) -> str:

@@ -22,10 +22,12 @@ READ_SECONDS = 0.05
 
 
 class Recorder:
-    """Captures TCP and UDP packets to or from one port on lo while a check runs."""
+    """Captures TCP and UDP packets to or from one port on lo while a check runs (and, for
+    a UDP check, the client's port: TCP there too, which is harmless)."""
 
-    def __init__(self, port: int, backend: str = "auto") -> None:
+    def __init__(self, port: int, backend: str = "auto", extra_udp_port: int = 0) -> None:
         self.port = port
+        self.extra_udp_port = extra_udp_port  # a UDP client's own port (replies from elsewhere)
         self.frames: list[RawFrame] = []
         self.session = CaptureSession.open(backend, "lo", self.frames.extend, Owner())
         self.stats = CaptureStats(0, -1, -1)
@@ -38,8 +40,10 @@ class Recorder:
 
     def start(self) -> None:
         """Returns once every packet on the port from now on is kept."""
-        self.session.set_filter(f"tcp port {self.port} or udp port {self.port}",
-                                port_filter(self.port))
+        expr = f"tcp port {self.port} or udp port {self.port}"
+        if self.extra_udp_port:
+            expr = f"(tcp or udp) and (port {self.port} or port {self.extra_udp_port})"
+        self.session.set_filter(expr, port_filter(self.port, self.extra_udp_port))
         self.session.start()
         self._thread = threading.Thread(target=self._pump, name="sockcap-check-capture",
                                         daemon=True)

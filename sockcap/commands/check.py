@@ -21,24 +21,30 @@ SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
 @click.command(help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
                '\n'
                '\b\n'
-               "sudo sockcap check --server './server {port}'\n"
-               "sudo sockcap check --server './server 5001' --client './client 127.0.0.1 5001'\n"
+               "sockcap check --server './server {port}'\n"
+               "sockcap check --server './server 5001' --client './client 127.0.0.1 5001'\n"
                '\n'
                'Scenarios: an echo of a few messages, then the client closes (is the echo exact? does\n'
                'the server close with FIN?); a message in 1-byte segments; a 100 kB message; a second\n'
                'client while the first is connected; a burst of connections. Every finding names its\n'
-               'packets in the saved pcap. Exit status 1 when a check fails.'))
+               'packets in the saved pcap. Exit status 1 when a check fails.\n'
+               '\n'
+               'Your programs run in a sandbox: this folder mounted as their own, the system\n'
+               'read-only, their own /tmp, processes and network (only lo); they never run as root.'))
 @click.option("--server", "server", required=True, metavar="CMD", help=_("The server to check, e.g. './server {port}' ({port} becomes --port)."))
 @click.option("--client", "client", default=None, metavar="CMD", help=_("Your client for the echo exchange, e.g. './client 127.0.0.1 {port}' (it gets the messages on stdin); default: sockcap's own."))
 @click.option("--port", type=PORT, default=5001, show_default=True, help=_("The port the server listens on."))
 @click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram)."))
 @click.option("--only", "only", multiple=True, type=click.Choice(SCENARIO_NAMES), help=_("Run only this scenario (repeat)."))
-@click.option("-m", "--message", "messages", multiple=True, help=_("A message for the echo exchange (repeat; a newline is added)."))
+@click.option("-m", "--message", "messages", multiple=True, help=_("A message for the echo exchange (repeat; a newline is added unless --no-newline)."))
+@click.option("--no-newline", is_flag=True, help=_("sockcap's client sends every message without a trailing newline (as a client that sends what was typed and nothing more); the report says what the server needed before it answered. Your own --client still gets them as lines on stdin."))
+@click.option("--close-seconds", type=click.FloatRange(min=0.1, max=600), default=6.0, show_default=True, metavar="S", help=_("How long the server has to close (send its FIN) after the client closed."))
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("The pcap file (default: captures/<time>-check-<port>.pcap)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
 @click.option("--json", "json_", is_flag=True, help=_("The report as one JSON object."))
 def check(server: str, client: str | None, port: int, udp: bool, only: tuple[str, ...],
-          messages: tuple[str, ...], out: str | None, force: bool, json_: bool) -> None:
+          messages: tuple[str, ...], no_newline: bool, close_seconds: float, out: str | None,
+          force: bool, json_: bool) -> None:
     from sockcap.analysis.check import Scenario
     from sockcap.check.runner import DEFAULT_MESSAGES, TCP_SCENARIOS, CheckOptions
     from sockcap.owner import check_output_path
@@ -50,7 +56,8 @@ def check(server: str, client: str | None, port: int, udp: bool, only: tuple[str
         server=_argv(server, "--server"), client=_argv(client, "--client") if client else (),
         port=port, udp=udp,
         scenarios=tuple(Scenario(n) for n in only) if only else TCP_SCENARIOS,
-        messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES)
+        messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES,
+        newline=not no_newline, close_seconds=close_seconds)
     failed = run_check_command(opts, out=out, force=force, json_=json_)
     sys.exit(1 if failed else 0)
 
@@ -79,8 +86,14 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     def note(text: str) -> None:
         click.echo(_("sockcap: {text}").format(text=text), err=True)
 
-    with sigterm_raises():
-        result = run_check(opts, note)
+    import dataclasses
+
+    from sockcap.check.sandbox import enter_user_namespace, sandbox_for
+
+    enter_user_namespace()
+    programs = (opts.server, opts.client) if opts.client else (opts.server,)
+    with sigterm_raises(), sandbox_for(programs, opts.limits, note) as (box, cwd):
+        result = run_check(dataclasses.replace(opts, cwd=cwd), note, box)
     path = out or default_pcap_path(opts.port)
     owner = Owner(note)
     owner.make_folder(Path(path).parent)

@@ -18,12 +18,13 @@ from sockcap.i18n import _
 @click.command(help=_('Build and check every submission as SPEC.toml says, and score it.\n'
                '\n'
                '\b\n'
-               'sudo sockcap grade spec.toml --submissions submissions/\n'
-               'sudo sockcap grade spec.toml --submissions /autograder/submission --single \\\n'
+               'sockcap grade spec.toml --submissions submissions/\n'
+               'sockcap grade spec.toml --submissions /autograder/submission --single \\\n'
                '     --out /autograder/results --format gradescope\n'
                '\n'
-               'Each submission is copied to a temporary folder, built and checked there, bounded in\n'
-               'time and memory; as root, grading runs in a network namespace with only lo.'))
+               'Each submission is copied to a temporary folder, built and checked there in a sandbox\n'
+               'of its own (its own user, namespaces and cgroup; a network with only lo), bounded in\n'
+               'time, memory and processes. Works without root where user namespaces are allowed.'))
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--submissions", "folder", type=click.Path(file_okay=False), default="submissions", show_default=True, help=_("One folder per student (with --single: this folder is the one submission)."))
 @click.option("--single", is_flag=True, help=_("The --submissions folder is one submission (Gradescope's /autograder/submission)."))
@@ -33,10 +34,10 @@ def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
     from sockcap.check.grade import (
         grade_submission,
         gradescope_results,
-        isolate_network,
         load_spec,
         submissions,
     )
+    from sockcap.check.sandbox import cgroup_missing, enter_user_namespace
     from sockcap.owner import check_output_path
     from sockcap.signals import sigterm_raises
 
@@ -46,8 +47,10 @@ def grade(spec: str, folder: str, single: bool, out: str, format_: str) -> None:
     check_output_path(out)
     the_spec = load_spec(spec)
     folders = submissions(Path(folder), single)
-    if not isolate_network():
-        note(_("grading without a network namespace of its own (that needs root)"))
+    enter_user_namespace()
+    missing = cgroup_missing(the_spec.limits)
+    if missing:
+        note(missing)
     results = []
     with sigterm_raises():
         for sub in folders:

@@ -7,27 +7,37 @@ captures keep reading until nothing more arrived for a while (the last ACKs of t
 teardown, a late retransmission); every frame is written to its end's pcap file as it
 arrives, so an interrupt leaves valid files with everything so far.
 
-The UDP client sends all its datagrams at once and then collects the echoes for a short
-while: UDP has no acknowledgments and resends nothing, and the lab shows how quickly it
-is done — and what it lost.
+Both protocols send the same messages in the same pattern (a fair race): ``ping-pong``
+(the default: send one message, wait for its echo, then the next) or ``stream`` (send
+them all, then read the echoes). A UDP client waits for an echo only so long
+(:attr:`LabOptions.echo_wait`: a lost datagram is never resent, and waiting longer would
+only measure the wait); UDP has no acknowledgments and resends nothing, and the lab shows
+how quickly it is done — and what it lost.
+
+The whole run has one deadline (``--timeout``): a TCP that keeps retransmitting (it
+would for about 15 minutes) is stopped there, its connection reset, and the lab goes on
+to write the captures and say what was delivered so far. When both protocols run, TCP
+leaves a quarter of the time to UDP.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sockcap.analysis.link import Delivery
+from sockcap.analysis.link import CwndSample, Delivery
 from sockcap.capture.afpacket import AfPacketCapture
 from sockcap.capture.bpf import JEQ_K, LD_H_ABS, RET_K, SNAPLEN, Insn, Op, assemble
 from sockcap.capture.kernel import KernelTrace
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
-from sockcap.endpoints.client import tcp_exchange
-from sockcap.endpoints.server import EchoServer
+from sockcap.endpoints.echo import EchoServer
 from sockcap.errors import EndpointError, WriteError
 from sockcap.i18n import _
 from sockcap.lab.namespaces import Namespaces
@@ -38,8 +48,16 @@ from sockcap.pcapfile.writer import PcapWriter
 RING_BYTES = 16 << 20
 QUIET_SECONDS = 0.3  # the captures are drained when nothing arrived for this long
 SETTLE_SECONDS = 5.0  # longest wait for the last packets after the exchanges
-UDP_WAIT_SECONDS = 0.5  # how long the UDP client waits for echoes after the last one came
+UDP_WAIT_SECONDS = 0.2  # how long the UDP client waits for an echo on a link with no delay
+UDP_SHARE = 0.25  # of the time left, kept for UDP when TCP runs first
 HOSTS = ("server", "client")
+PATTERNS = ("ping-pong", "stream")
+TCP_CONGESTION = getattr(socket, "TCP_CONGESTION", 13)
+TCP_INFO = getattr(socket, "TCP_INFO", 11)
+TCP_INFO_BYTES = 104  # up to tcpi_snd_ssthresh and beyond (struct tcp_info, linux/tcp.h)
+SAMPLE_SECONDS = 0.002  # how often the client's congestion window is read
+MAX_SAMPLES = 100_000  # kept (only changes are kept)
+LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {on, 0 s}: close sends RST
 
 
 @dataclass
@@ -49,9 +67,20 @@ class LabOptions:
     udp: bool = True
     out_dir: str = "captures"
     force: bool = False
-    timeout: float = 30.0  # seconds to wait for each TCP echo
-    delay_ms: float = 0.0
+    timeout: float = 60.0  # seconds for the whole run
+    delay_ms: float = 0.0  # the link's delay each way (with its jitter)
+    transfer_s: float = 0.0  # the time the largest message takes at the link's rate
+    pattern: str = "ping-pong"
+    cc: str = ""  # the client's congestion control ("": the kernel's default)
+    fresh: bool = False  # out_dir is a default name: never reuse it (``-2``, ``-3``, ...)
     kernel: bool = False  # trace the kernel's TCP events of the TCP echo (--kernel)
+
+    @property
+    def echo_wait(self) -> float:
+        """How long a UDP client waits for one echo: a round trip and TCP's shortest
+        retransmission timeout — about what TCP waits before it resends (RTT + 200 ms), so
+        that neither client waits longer than the other for a loss."""
+        return UDP_WAIT_SECONDS + 2 * self.delay_ms / 1000 + 2 * self.transfer_s
 
 
 @dataclass
@@ -60,6 +89,7 @@ class LabResult:
     paths: dict[str, str] = field(default_factory=dict)  # pcap file by host
     tcp: Delivery | None = None
     udp: Delivery | None = None
+    folder: str = ""  # where the pcap files went
     dropped: int = 0  # frames the captures' rings had no room for
     events: list[KernelEvent] = field(default_factory=list)  # the kernel's, with --kernel
     listen_overflows: int = 0
@@ -104,13 +134,15 @@ async def run_lab(ns: Namespaces, opts: LabOptions,
     owner = Owner(note)
     folder = Path(opts.out_dir)
     try:
+        folder = fresh_folder(owner, folder) if opts.fresh else folder
         owner.make_folder(folder)
     except OSError as e:
         raise WriteError(_("cannot create {folder}: {reason}").format(
             folder=folder, reason=e.strerror or e)) from None
-    result = LabResult(paths={h: str(folder / f"{h}.pcap") for h in HOSTS})
+    result = LabResult(paths={h: str(folder / f"{h}.pcap") for h in HOSTS}, folder=str(folder))
     ends: dict[str, _End] = {}
     loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + opts.timeout
     try:
         for host in HOSTS:
             ends[host] = _End(ns, host, Path(result.paths[host]), opts.force, owner)
@@ -118,9 +150,11 @@ async def run_lab(ns: Namespaces, opts: LabOptions,
         if on_paths:
             on_paths(result.paths)
         if opts.tcp:
-            result.tcp = await _tcp(ns, opts, result, note)
+            left = deadline - time.monotonic()
+            result.tcp = await _tcp(ns, opts, left * (1 - UDP_SHARE) if opts.udp else left,
+                                    result, note)
         if opts.udp:
-            result.udp = await _udp(ns, opts)
+            result.udp = await _udp(ns, opts, max(0.0, deadline - time.monotonic()))
         await _settle(list(ends.values()), max(QUIET_SECONDS, 3 * opts.delay_ms / 1000))
     finally:
         for end in ends.values():
@@ -129,6 +163,21 @@ async def run_lab(ns: Namespaces, opts: LabOptions,
             result.dropped += end.stop()
     result.frames = {host: end.frames for host, end in ends.items()}
     return result
+
+
+def fresh_folder(owner: Owner, folder: Path, tries: int = 1000) -> Path:
+    """``folder``, or ``folder-2``, ``folder-3``, ...: the first that this run creates
+    (``mkdir`` fails on one that exists, so two runs in the same second never share one)."""
+    owner.make_folder(folder.parent)
+    for n in range(1, tries + 1):
+        candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        owner.give(candidate, candidate)
+        return candidate
+    raise FileExistsError(folder)
 
 
 async def _settle(ends: list[_End], quiet: float) -> None:
@@ -150,27 +199,114 @@ async def _server(ns: Namespaces, udp: bool) -> EchoServer:
     return server
 
 
-async def _tcp(ns: Namespaces, opts: LabOptions, result: LabResult,
+async def _tcp(ns: Namespaces, opts: LabOptions, seconds: float,
+               result: LabResult | None = None,
                note: Callable[[str], None] | None = None) -> Delivery:
-    """The TCP echo; with ``opts.kernel`` the kernel's events on the server's port
+    """The TCP echo within ``seconds``: what came back, and whether it all did. With
+    ``opts.kernel`` the kernel's TCP events on the server's port go to ``result``
     (tracefs is one for the whole machine: the namespaces' sockets are in it too)."""
     server = await _server(ns, udp=False)
-    trace = KernelTrace.open([server.port], note or (lambda _t: None)) if opts.kernel else None
+    replies: list[bytes] = []
+    finished = False
+    trace = (KernelTrace.open([server.port], note or (lambda _t: None))
+             if opts.kernel and result is not None else None)
     try:
         with ns.inside("client"):
-            texts = [m.decode() for m in opts.messages]
-            exchanges = await tcp_exchange(SERVER_ADDRESS, server.port, texts,
-                                           timeout=opts.timeout, strict_close=False)
-        await server.wait_idle(opts.timeout)
-        replies = tuple(e.reply for e in exchanges) + (None,) * (len(texts) - len(exchanges))
-        if trace is not None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if opts.cc:
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, opts.cc.encode())
+        sock.setblocking(False)
+        samples: list[CwndSample] = []
+        sampler = asyncio.create_task(_sample_cwnd(sock, samples))
+        try:
+            finished = await asyncio.wait_for(
+                _tcp_echo(sock, server.port, opts, replies), seconds)
+        except (TimeoutError, ConnectionError, OSError):
+            finished = False
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            if sock.fileno() >= 0:  # not connected yet (the transport closes it otherwise)
+                _reset(sock)
+        if finished:
+            await server.wait_idle(max(1.0, seconds))
+        found = tuple(replies) + (None,) * (len(opts.messages) - len(replies))
+        if trace is not None and result is not None:
             result.events = trace.stop()
             result.listen_overflows = trace.overflows
-        return Delivery(opts.messages, replies, server.stats.bytes)
+        return Delivery(opts.messages, found, server.stats.bytes, finished, tuple(samples))
     finally:
         if trace is not None:
             trace.close()
         await server.close()
+
+
+def read_cwnd(sock: socket.socket) -> CwndSample | None:
+    """The client's congestion state now (``getsockopt(TCP_INFO)``), stamped with the
+    clock the captures use; None once the socket is gone."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, TCP_INFO_BYTES)
+    except OSError:
+        return None
+    if len(info) < 84:
+        return None
+    # struct tcp_info: u8 state, ca_state, ...; u32 from offset 8; rtt at 68, snd_ssthresh
+    # at 76, snd_cwnd at 80 (linux/tcp.h)
+    ca_state = info[1]
+    rtt_us, _rttvar, ssthresh, cwnd = struct.unpack_from("=4I", info, 68)
+    return CwndSample(time.time_ns(), cwnd, ssthresh, rtt_us, ca_state)
+
+
+async def _sample_cwnd(sock: socket.socket, samples: list[CwndSample]) -> None:
+    """Read the client's congestion window every few milliseconds; keep each change."""
+    while len(samples) < MAX_SAMPLES:
+        sample = read_cwnd(sock)
+        if sample is not None and sample.cwnd and (
+                not samples or sample[1:3] != samples[-1][1:3]
+                or sample.ca_state != samples[-1].ca_state):
+            samples.append(sample)
+        await asyncio.sleep(SAMPLE_SECONDS)
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a reset (``SO_LINGER`` 0 s): the retransmissions end at once."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+    sock.close()
+
+
+async def _tcp_echo(sock: socket.socket, port: int, opts: LabOptions,
+                    replies: list[bytes]) -> bool:
+    """Connect, send the messages in the pattern, read each echo into ``replies``, then
+    close the way TCP should (FIN, the server's FIN); stopped before that (the deadline),
+    reset the connection."""
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (SERVER_ADDRESS, port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 24)
+    done = False
+    try:
+        if opts.pattern == "stream":
+            writer.write(b"".join(opts.messages))
+            await writer.drain()
+            for message in opts.messages:
+                replies.append(await reader.readexactly(len(message)))
+        else:
+            for message in opts.messages:
+                writer.write(message)
+                await writer.drain()
+                replies.append(await reader.readexactly(len(message)))
+        writer.write_eof()
+        await reader.read()  # the server's FIN
+        done = True
+        return True
+    except asyncio.IncompleteReadError:
+        return False
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        writer.transport.abort()
 
 
 class _Echoes(asyncio.DatagramProtocol):
@@ -186,8 +322,9 @@ class _Echoes(asyncio.DatagramProtocol):
         pass  # a lost echo is what the lab shows, not an error
 
 
-async def _udp(ns: Namespaces, opts: LabOptions) -> Delivery:
+async def _udp(ns: Namespaces, opts: LabOptions, seconds: float) -> Delivery:
     server = await _server(ns, udp=True)
+    deadline = time.monotonic() + seconds
     try:
         loop = asyncio.get_running_loop()
         with ns.inside("client"):
@@ -195,13 +332,21 @@ async def _udp(ns: Namespaces, opts: LabOptions) -> Delivery:
                 _Echoes, local_addr=(CLIENT_ADDRESS, 0),
                 remote_addr=(SERVER_ADDRESS, server.port))
         try:
-            for message in opts.messages:
-                transport.sendto(message)
-            await _collect(echoes, len(opts.messages), opts)
+            if opts.pattern == "stream":
+                for message in opts.messages:
+                    transport.sendto(message)
+                await _collect(echoes, len(opts.messages), opts.echo_wait, deadline)
+            else:
+                for message in opts.messages:
+                    if time.monotonic() >= deadline:
+                        break
+                    transport.sendto(message)
+                    await _collect(echoes, len(echoes.replies) + 1, opts.echo_wait, deadline)
         finally:
             transport.close()
+        finished = time.monotonic() < deadline
         return Delivery(opts.messages, _match(opts.messages, echoes.replies),
-                        server.stats.bytes)
+                        server.stats.bytes, finished)
     except OSError as e:
         raise EndpointError(_("the lab's UDP echo failed: {reason}").format(
             reason=e.strerror or e)) from None
@@ -209,14 +354,13 @@ async def _udp(ns: Namespaces, opts: LabOptions) -> Delivery:
         await server.close()
 
 
-async def _collect(echoes: _Echoes, expected: int, opts: LabOptions) -> None:
-    wait = UDP_WAIT_SECONDS + 2 * opts.delay_ms / 1000
+async def _collect(echoes: _Echoes, expected: int, wait: float, deadline: float) -> None:
+    """Until ``expected`` echoes came, nothing came for ``wait`` s, or the deadline."""
     echoes.last = time.monotonic()
-    deadline = echoes.last + max(opts.timeout, wait)
     while len(echoes.replies) < expected and time.monotonic() < deadline:
         if time.monotonic() - echoes.last >= wait:
             return
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.005)
 
 
 def _match(messages: tuple[bytes, ...], replies: list[bytes]) -> tuple[bytes | None, ...]:

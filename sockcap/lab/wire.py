@@ -4,7 +4,7 @@
 
     server host              link                   client host
     eth0 10.0.0.1 ==veth== to-server ─ wire ─ to-client ==veth== eth0 10.0.0.2
-                                    (bridge, loss)
+                          (a bridge with loss, or sockcap's delay line)
 
 Each host is a network namespace with one interface, ``eth0`` (MTU 1500, so a large
 message is really cut into segments of the MSS). The link between them is a third
@@ -17,11 +17,16 @@ it before any of its own rules can drop it; so a drop on either host would be in
 to one of the two captures. In the middle, the sender's capture has the frame and the
 receiver's has not.
 
-Loss, both ways: ``tc netem`` on the link's two ports when the kernel has the
-``sch_netem`` module (``--loss``, ``--delay``); otherwise nftables rules in the link's
-bridge: ``numgen random`` for ``--loss`` and, for ``--drop-every N``, a counter per
-direction and protocol that drops every Nth TCP (and every Nth UDP) frame going each
-way — deterministic, so the tests know which frames go. Only IPv4 TCP and UDP frames are
+Two ways to make the link. With only ``--loss`` and ``--drop-every`` (both ways), the
+middle is a bridge, as drawn: ``tc netem`` on its two ports for ``--loss`` when the kernel
+has the ``sch_netem`` module, otherwise nftables rules in the bridge: ``numgen random``
+for ``--loss`` and, for ``--drop-every N``, a counter per direction and protocol that
+drops every Nth TCP (and every Nth UDP) frame going each way — deterministic, so the
+tests know which frames go. With anything more (``--delay``, ``--jitter``, ``--rate``,
+``--queue``, ``--reorder``, ``--duplicate``, ``--corrupt``, one direction only, a
+``--seed``) there is no bridge: sockcap's own delay line (:mod:`sockcap.lab.forwarder`)
+carries every frame from one port to the other, on every kernel, netem or not (why, and
+why not netem where it exists, is said there). Either way only IPv4 TCP and UDP frames are
 dropped (ARP keeps working), and IPv6 is off in the lab (no router solicitations on the
 link).
 
@@ -44,8 +49,10 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sockcap.analysis.shape import DIRECTIONS, Counts, LinkOptions
 from sockcap.errors import InputError, SockcapError
 from sockcap.i18n import _
+from sockcap.lab.forwarder import Forwarder, open_port, start
 from sockcap.lab.namespaces import Namespaces
 
 SERVER_ADDRESS = "10.0.0.1"
@@ -58,22 +65,24 @@ NAMESPACES = ["link", "server", "client"]
 TOOL_SECONDS = 10.0
 PR_SET_PDEATHSIG = 1
 SIOCETHTOOL = 0x8946
-ETHTOOL_STSO, ETHTOOL_SGSO = 0x1F, 0x24
+ETHTOOL_SRXCSUM, ETHTOOL_STXCSUM, ETHTOOL_STSO, ETHTOOL_SGSO = 0x15, 0x17, 0x1F, 0x24
 
 
-@dataclass(frozen=True, slots=True)
-class LinkOptions:
-    loss: float = 0.0  # percent of frames lost each way, at random
-    drop_every: int = 0  # drop every Nth TCP and every Nth UDP frame each way (0: none)
-    delay_ms: float = 0.0  # added each way (needs netem)
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Wire:
-    """What the link was made with: ``"netem"``, ``"nftables"`` or ``""`` (lossless)."""
+    """What the link was made with: ``"sockcap"`` (the delay line), ``"netem"``,
+    ``"nftables"`` or ``""`` (lossless), and the delay line while it runs."""
 
     loss_by: str
     options: LinkOptions
+    forwarder: Forwarder | None = None
+    counts: dict[str, Counts] | None = None  # the delay line's, once stopped
+
+    def stop(self) -> None:
+        """Stop the delay line (if any) and keep its counts."""
+        if self.forwarder is not None:
+            self.counts = self.forwarder.stop()
+            self.forwarder = None
 
 
 class LabError(SockcapError):
@@ -84,10 +93,11 @@ def build(ns: Namespaces, opts: LinkOptions) -> Wire:
     """Make the hosts, the link and its loss; the thread is left in the link namespace."""
     _need_tools()
     ns.enter("link")
-    _ip(["link add name wire type bridge",
+    bridge = not opts.shaped
+    _ip([*(["link add name wire type bridge"] if bridge else []),
          *(f"link add name {PORT_TO[h]} mtu {MTU} type veth peer name {HOST_IFACE} "
            f"mtu {MTU} netns {ns.path(h)}" for h in ("server", "client")),
-         *(f"link set {PORT_TO[h]} master wire" for h in ("server", "client"))])
+         *(f"link set {PORT_TO[h]} master wire" for h in ("server", "client") if bridge)])
     for host, address in (("server", SERVER_ADDRESS), ("client", CLIENT_ADDRESS)):
         with ns.inside(host):
             _ipv6_off()
@@ -95,16 +105,29 @@ def build(ns: Namespaces, opts: LinkOptions) -> Wire:
             _ip([f"addr add {address}/{PREFIX} dev {HOST_IFACE}",
                  f"link set {HOST_IFACE} up", "link set lo up"])
     _ipv6_off()
-    _ip(["link set wire up", *(f"link set {port} up" for port in PORT_TO.values())])
+    _ip([*(["link set wire up"] if bridge else []),
+         *(f"link set {port} up" for port in PORT_TO.values())])
+    if not bridge:
+        return Wire("sockcap", opts, _start_delay_line(opts))
     loss_by = _add_loss(opts)
     return Wire(loss_by, opts)
 
 
+def _start_delay_line(opts: LinkOptions) -> Forwarder:
+    try:
+        ports = {d: open_port(d) for d in DIRECTIONS}
+    except OSError as e:
+        raise LabError(_("cannot open the link's ports: {reason}").format(
+            reason=e.strerror or e)) from None
+    try:
+        return start(ports, opts.shapes(), opts.seed)
+    finally:
+        for sock in ports.values():
+            sock.close()
+
+
 def _add_loss(opts: LinkOptions) -> str:
-    netem = (opts.loss > 0 or opts.delay_ms > 0) and _try_netem(opts)
-    if opts.delay_ms > 0 and not netem:
-        raise InputError(_("--delay needs the kernel module sch_netem (tc netem), which this "
-                           "kernel does not have; --loss and --drop-every work without it"))
+    netem = opts.loss > 0 and _try_netem(opts)
     rules = []
     if opts.loss > 0 and not netem:
         rules.append(f"ip protocol {{ tcp, udp }} numgen random mod 10000 < "
@@ -127,8 +150,6 @@ def _try_netem(opts: LinkOptions) -> bool:
     args = ["netem"]
     if opts.loss > 0:
         args += ["loss", f"{opts.loss:g}%"]
-    if opts.delay_ms > 0:
-        args += ["delay", f"{opts.delay_ms:g}ms"]
     for port in PORT_TO.values():
         done = _run(["tc", "qdisc", "add", "dev", port, "root", *args])
         if done.returncode != 0:
@@ -157,15 +178,20 @@ def _ip(commands: Sequence[str]) -> None:
 
 
 def no_offloads(iface: str) -> None:
-    """Segments of the MSS on the wire: no TSO or GSO on this interface.
+    """Segments of the MSS on the wire: no TSO or GSO on this interface, and checksums
+    computed in software.
 
-    With them (veth's default) the stack hands the driver one block of up to 64 KiB and
-    the frames are cut after the capture point, so the capture and the link would see
-    one 14480-byte "segment" where a real NIC sends ten. ``ethtool -K IFACE tso off gso
-    off``, through the ioctl (ethtool need not be installed).
+    With segmentation offload (veth's default) the stack hands the driver one block of up
+    to 64 KiB and the frames are cut after the capture point, so the capture and the link
+    would see one 14480-byte "segment" where a real NIC sends ten. With checksum offload
+    a frame leaves with its checksum not yet filled in (the captures would show it wrong)
+    and arrives trusted: the delay line's copy of a frame must carry a real checksum, and
+    a frame it corrupts must be checked and dropped by the receiver, as on a real wire.
+    ``ethtool -K IFACE tso off gso off tx off rx off``, through the ioctl (ethtool need
+    not be installed).
     """
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        for cmd in (ETHTOOL_STSO, ETHTOOL_SGSO):
+        for cmd in (ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_STXCSUM, ETHTOOL_SRXCSUM):
             value = ctypes.create_string_buffer(struct.pack("=II", cmd, 0))
             req = struct.pack("16sP", iface.encode(), ctypes.addressof(value))
             try:

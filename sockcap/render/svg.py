@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sockcap.i18n import _
 from sockcap.render.ladder import Ladder, Mark
@@ -301,3 +301,55 @@ def _legend(root: ET.Element, style: str) -> None:
         _text(root, x + 16, GRAPH_H - 11, words, "sc-tick")
         x += 24 + 8 * len(words)
 
+
+
+# -- the congestion window under the time-sequence graph (sockcap lab --graph) ----------
+
+PANEL_H = 220
+PANEL_T, PANEL_B = GRAPH_H + 20, GRAPH_H + PANEL_H - 40
+CWND_STYLE = """
+.sc-graph .sc-cwnd { stroke: #2563eb; fill: none; stroke-width: 1.6; }
+.sc-graph .sc-ssthresh { stroke: #ea580c; fill: none; stroke-width: 1.4; stroke-dasharray: 6 3; }
+"""
+
+
+def cwnd_graph_svg(graph: SeqGraph, cwnd: Sequence[tuple[float, int, int]]) -> str:
+    """The time-sequence graph with, under it on the same time axis, the sender's
+    congestion window and slow-start threshold in segments (``cwnd``: (seconds since the
+    graph's first packet, cwnd, ssthresh); ssthresh 0 while it is not set)."""
+    top = GRAPH_H + PANEL_H
+    root = _svg(GRAPH_W, top, "sc-graph", graph.title, GRAPH_STYLE + CWND_STYLE)
+    ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(GRAPH_W),
+                                 "height": str(top), "fill": "#ffffff"})
+    inner = ET.fromstring(seqgraph_svg(graph, document=False))
+    for el in inner.iter():  # the namespace is the document's: plain names, as above
+        el.tag = el.tag.split("}")[-1]
+    root.append(inner)
+    t_max = graph.t_max * 1.02 if graph.t_max > 0 else 1e-6
+    c_max = max([c for _t, c, _s in cwnd] + [s for _t, _c, s in cwnd if s], default=1) * 1.1
+
+    def x(t: float) -> float:
+        return PLOT_L + (PLOT_R - PLOT_L) * min(t, t_max) / t_max
+
+    def y(c: float) -> float:
+        return PANEL_B - (PANEL_B - PANEL_T) * c / c_max
+
+    step = nice_step(c_max)
+    for i in range(int(c_max / step) + 1):
+        ET.SubElement(root, "line", {"x1": str(PLOT_L), "y1": _n(y(i * step)), "x2": str(PLOT_R),
+                                     "y2": _n(y(i * step)), "class": "sc-grid"})
+        _text(root, PLOT_L - 6, y(i * step) + 4, f"{i * step:g}", "sc-tick", "end")
+    ET.SubElement(root, "line", {"x1": str(PLOT_L), "y1": str(PANEL_B), "x2": str(PLOT_R),
+                                 "y2": str(PANEL_B), "class": "sc-axis"})
+    _step(root, [(x(t), y(c)) for t, c, _s in cwnd], "sc-cwnd")
+    _step(root, [(x(t), y(s)) for t, _c, s in cwnd if s], "sc-ssthresh")
+    label = _text(root, 16, (PANEL_T + PANEL_B) / 2, _("segments"), "sc-tick", "middle")
+    label.set("transform", f"rotate(-90 16 {_n((PANEL_T + PANEL_B) / 2)})")
+    xl = PLOT_L
+    for cls, words in (("sc-cwnd", _("congestion window")),
+                       ("sc-ssthresh", _("slow-start threshold"))):
+        ET.SubElement(root, "rect", {"x": str(xl), "y": str(top - 16), "width": "12",
+                                     "height": "4", "class": cls, "style": "stroke-width: 4"})
+        _text(root, xl + 16, top - 11, words, "sc-tick")
+        xl += 24 + 8 * len(words)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + svg_text(root) + "\n"

@@ -1,0 +1,644 @@
+"""The sandbox every student program runs in: its build, its server, its client.
+
+A student's program is hostile until proven otherwise. Each one runs with:
+
+- **an unprivileged identity.** As root, sockcap gives each sandbox a fresh uid and gid
+  of its own (:data:`UID_BASE` upwards, one nobody else uses), so on the host the program
+  owns nothing but its own copied work folder, and ``RLIMIT_NPROC`` counts only its own
+  processes. Without root, sockcap already lives in a user namespace of its own (the user
+  mapped to 0 there, as ``run`` and ``lab`` do); the program's identity is then the user's
+  own, which is why the mount namespace below matters most.
+- **namespaces of its own** (bubblewrap: user, mount, PID, IPC, UTS, cgroup): it sees the
+  system's programs and libraries read-only, its own folder at ``/submission``
+  (read-write), a private ``/tmp``, and a ``/proc`` of its own PID namespace, where the
+  grader, the other submissions and the host's processes do not exist (so there is no
+  ``/proc/<ppid>/cmdline`` to read and no ``/proc/<pid>/ns/net`` to ``setns()`` into).
+  It is ``nobody`` there, with no capabilities and ``no_new_privs``, in a clean
+  environment (``PATH``, ``HOME`` = its folder, ``LANG``).
+- **a network namespace with only lo**, made by sockcap for each scenario
+  (:meth:`Sandbox.new_network`) and joined by the child between fork and exec. The
+  grader's process never lives in it: one thread steps in only to make its capture and
+  probe sockets (:meth:`Sandbox.inside`), which stay there. A fresh namespace per scenario
+  also means no scenario inherits the previous one's TIME_WAIT sockets: a server without
+  ``SO_REUSEADDR`` binds its fixed port every time.
+- **a cgroup per submission** (:class:`Cgroup`): ``pids.max``, a memory limit for all its
+  processes together, and its CPU time, watched; at the end it is killed as a whole (v2's
+  ``cgroup.kill``, or freeze-and-kill in v1), so a ``setsid`` daemon or a fork bomb dies
+  with it. Both the v2 hierarchy and the v1 controllers are used, whichever holds each
+  controller. Where neither can be used (no root and no delegated cgroup), one line says so
+  and the limits are per process (``RLIMIT_*``); the PID namespace still takes every
+  process down when the program's first process ends.
+
+Why bubblewrap and not our own ``clone()``: it is the field's usual tool for exactly this
+(Flatpak's sandbox), a small audited C program that sets up the mount namespace, the PID
+namespace's init (which reaps, and whose death kills everything in it), ``no_new_privs``
+and the dropped capabilities in the right order; written again in Python between
+``fork`` and ``exec`` it would be longer and easier to get wrong. What bubblewrap does not
+do (the uid, the cgroup, the network namespace) happens in the child before it runs
+bubblewrap.
+
+Results, reports and pcaps are written by the grader after the sandbox is empty, into
+folders the sandbox never mounts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import itertools
+import os
+import pwd
+import resource
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sockcap.errors import ExitCode, InputError, NamespaceError, SockcapError
+from sockcap.i18n import _
+
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+INIT_USER_NS = 0xEFFFFFFD  # the initial user namespace's inode (PROC_USER_INIT_INO, fixed)
+UID_BASE = 0x5C0C_0000  # sandbox uids: far above any distribution's range
+UID_SPAN = 0x1_0000
+INSIDE_UID = 65534  # what the program sees itself as (nobody)
+MOUNT_POINT = "/submission"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+KILL_SECONDS = 2.0
+CPU_WATCH_SECONDS = 0.1
+SYSTEM_DIRS = ("/usr", "/etc", "/opt")  # read-only; what programs and compilers need
+MERGED = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # symlinks or dirs
+
+
+class SandboxError(SockcapError):
+    """The sandbox cannot be made here (exit 2): the one line names what is missing."""
+
+    exit_code = ExitCode.USAGE
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int = 512  # all the submission's processes together (per process without a cgroup)
+    cpu_seconds: int = 30  # CPU time of all its processes together (and of each)
+    file_mb: int = 64  # largest file (or output) a program may write
+    open_files: int = 256
+    processes: int = 64  # processes and threads at once
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc().setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def bwrap_path() -> str:
+    found = shutil.which("bwrap") or next(
+        (p for p in ("/usr/bin/bwrap", "/usr/local/bin/bwrap") if os.access(p, os.X_OK)), None)
+    if found is None:
+        raise SandboxError(_("students' programs run in a sandbox made with bubblewrap, "
+                             "which is missing: sudo apt-get install bubblewrap"))
+    return found
+
+
+def host_root() -> bool:
+    """Root of the machine itself, not of a user namespace (sockcap's own, where uid 0 is
+    the user, or a container's), where other uids cannot be given away and the host's
+    network namespace cannot be entered again."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        return os.stat("/proc/self/ns/user").st_ino == INIT_USER_NS
+    except OSError:
+        return False
+
+
+def enter_user_namespace() -> None:
+    """Without root, move sockcap into a user and network namespace of its own (as ``run``
+    does), where it may make the namespaces and captures a check needs. Call it before any
+    thread starts. As the machine's root: nothing."""
+    if not host_root():
+        from sockcap.lab.namespaces import enter_private
+
+        enter_private()
+
+
+# -- cgroups -----------------------------------------------------------------------------
+
+
+class Cgroup:
+    """One submission's cgroup, in whichever hierarchies hold the controllers.
+
+    ``dirs`` maps a role (``"kill"``, ``"pids"``, ``"memory"``, ``"cpu"``, ``"freeze"``)
+    to the folder that serves it: on a v2-only machine all are one folder; on a machine
+    with v1 controllers beside a v2 hierarchy (``/sys/fs/cgroup/unified``) each is the
+    controller's own hierarchy.
+    """
+
+    _serial = itertools.count()
+
+    def __init__(self, dirs: dict[str, Path]) -> None:
+        self.dirs = dirs
+
+    @classmethod
+    def create(cls, limits: Limits) -> tuple[Cgroup | None, str]:
+        """The cgroup, or None and the one line saying what is missing."""
+        name = f"sockcap-{os.getpid()}-{next(cls._serial)}"
+        dirs: dict[str, Path] = {}
+        made: list[Path] = []
+        try:
+            for role, parent in _cgroup_parents().items():
+                folder = parent / name
+                if folder not in made:
+                    folder.mkdir()
+                    made.append(folder)
+                dirs[role] = folder
+        except OSError:
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            dirs = {}
+        missing = [r for r in ("kill", "pids", "memory", "cpu") if r not in dirs]
+        if not dirs or missing:
+            for folder in reversed(made):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            return None, _("no cgroup for the submissions ({missing} cannot be used here: "
+                           "that needs root or a delegated cgroup); memory, CPU time and "
+                           "processes are limited per process only").format(
+                               missing=", ".join(missing or ["cgroup v1 or v2"]))
+        group = cls(dirs)
+        try:
+            group._limit(limits)
+        except OSError as e:
+            group.remove()
+            return None, _("no cgroup for the submissions (cannot set its limits: {e}); "
+                           "memory, CPU time and processes are limited per process only"
+                           ).format(e=e.strerror or e)
+        return group, ""
+
+    def _limit(self, limits: Limits) -> None:
+        mb = 1 << 20
+        _write(self.dirs["pids"] / "pids.max", str(limits.processes))
+        memory = self.dirs["memory"]
+        if (memory / "memory.max").exists():
+            _write(memory / "memory.max", str(limits.memory_mb * mb))
+            with contextlib.suppress(OSError):
+                _write(memory / "memory.swap.max", "0")
+        else:
+            _write(memory / "memory.limit_in_bytes", str(limits.memory_mb * mb))
+            with contextlib.suppress(OSError):
+                _write(memory / "memory.memsw.limit_in_bytes", str(limits.memory_mb * mb))
+
+    def join(self) -> None:
+        """Put the calling process in every folder (in the child, before exec)."""
+        for folder in dict.fromkeys(self.dirs.values()):
+            _write(folder / "cgroup.procs", "0")
+
+    def pids(self) -> list[int]:
+        try:
+            text = (self.dirs["kill"] / "cgroup.procs").read_text()
+        except OSError:
+            return []
+        return [int(p) for p in text.split()]
+
+    def cpu_ns(self) -> int:
+        folder = self.dirs["cpu"]
+        try:
+            if (folder / "cpuacct.usage").exists():
+                return int((folder / "cpuacct.usage").read_text())
+            for line in (folder / "cpu.stat").read_text().splitlines():
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) * 1000
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def memory_killed(self) -> bool:
+        """True when the kernel killed a process for the memory limit."""
+        folder = self.dirs["memory"]
+        for name, key in (("memory.events", "oom_kill"), ("memory.oom_control", "oom_kill")):
+            try:
+                for line in (folder / name).read_text().splitlines():
+                    if line.startswith(key + " ") and int(line.split()[1]) > 0:
+                        return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+    def kill(self) -> None:
+        """Kill every process in it, bounded in time."""
+        kill_file = self.dirs["kill"] / "cgroup.kill"
+        deadline = time.monotonic() + KILL_SECONDS
+        while self.pids() and time.monotonic() < deadline:
+            if kill_file.exists():
+                with contextlib.suppress(OSError):
+                    _write(kill_file, "1")
+            else:
+                self._freeze_and_kill()
+            time.sleep(0.01)
+
+    def _freeze_and_kill(self) -> None:
+        freezer = self.dirs.get("freeze")
+        state = freezer / "freezer.state" if freezer else None
+        if state is not None:
+            with contextlib.suppress(OSError):
+                _write(state, "FROZEN")
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if state is not None:
+            with contextlib.suppress(OSError):
+                _write(state, "THAWED")
+
+    def remove(self) -> None:
+        self.kill()
+        for folder in dict.fromkeys(self.dirs.values()):
+            deadline = time.monotonic() + KILL_SECONDS
+            while folder.exists():
+                try:
+                    folder.rmdir()
+                except OSError as e:
+                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
+
+
+def cgroup_missing(limits: Limits) -> str:
+    """The one line saying why submissions get no cgroup here, or "" when they do."""
+    if not host_root():
+        return _("no cgroup for the submissions (that needs root or a delegated cgroup); "
+                 "memory, CPU time and processes are limited per process only")
+    group, missing = Cgroup.create(limits)
+    if group is not None:
+        group.remove()
+    return missing
+
+
+def _write(path: Path, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _cgroup_parents() -> dict[str, Path]:
+    """For each role, the folder of this process's own cgroup where it is served."""
+    own = {}
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        _id, controllers, path = line.split(":", 2)
+        own[controllers] = path.lstrip("/")
+    found: dict[str, Path] = {}
+    if (CGROUP_ROOT / "cgroup.controllers").exists():  # v2 only
+        base = CGROUP_ROOT / own.get("", "")
+        wanted = {"pids": "pids", "memory": "memory", "cpu": "cpu"}
+        with contextlib.suppress(OSError):  # refused where this cgroup holds processes
+            _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted.values()))
+        try:
+            enabled = (base / "cgroup.subtree_control").read_text().split()
+        except OSError:
+            enabled = []
+        found = {role: base for role, c in wanted.items() if c in enabled}
+        found["kill"] = found["freeze"] = base
+        return found
+    unified = CGROUP_ROOT / "unified"
+    if (unified / "cgroup.procs").exists():
+        found["kill"] = unified / own.get("", "")
+    for role, controller in (("pids", "pids"), ("memory", "memory"), ("cpu", "cpuacct"),
+                             ("freeze", "freezer")):
+        key = next((k for k in own if controller in k.split(",")), None)
+        folder = CGROUP_ROOT / controller
+        if key is not None and (folder / "cgroup.procs").exists():
+            found[role] = folder / own[key]
+    if "kill" not in found and "freeze" in found:
+        found["kill"] = found["freeze"]
+    return found
+
+
+# -- identities --------------------------------------------------------------------------
+
+
+def _free_uid() -> int:
+    """A uid (and gid) that no account and no process uses."""
+    used = {p.pw_uid for p in pwd.getpwall()}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                used.add(os.stat(f"/proc/{entry}").st_uid)
+    start = UID_BASE + (os.getpid() * 64) % UID_SPAN
+    for n in range(UID_SPAN):
+        uid = UID_BASE + (start - UID_BASE + n) % UID_SPAN
+        if uid not in used:
+            return uid
+    raise SandboxError(_("no free uid for the sandbox"))
+
+
+def _chown_tree(folder: Path, uid: int) -> None:
+    os.chown(folder, uid, uid, follow_symlinks=False)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
+
+
+# -- the sandbox -------------------------------------------------------------------------
+
+
+class Sandbox:
+    """One submission's sandbox: its folder, identity, cgroup and network namespace.
+
+    ``with Sandbox(folder, limits) as box:`` — programs start with :meth:`launch`
+    (what :class:`~sockcap.check.programs.Program` needs), sockets are made in its
+    network with ``with box.inside():``; leaving the block kills every process it holds
+    and removes its cgroup and namespaces. ``folder`` is the work folder, mounted
+    read-write at :data:`MOUNT_POINT`; ``own_folder=False`` leaves its ownership alone
+    (``check`` on the user's own folder, which the sandbox may only read as root).
+    """
+
+    def __init__(self, folder: Path, limits: Limits | None = None, *,
+                 own_folder: bool = True, readable: Sequence[tuple[Path, str]] = (),
+                 at: str = MOUNT_POINT, network: bool = True,
+                 note: Callable[[str], None] = lambda _t: None) -> None:
+        self.folder = folder.resolve()
+        self.at = at  # where the program sees the folder
+        self.limits = limits or Limits()
+        self.bwrap = bwrap_path()
+        self.root = host_root()
+        self.uid = _free_uid() if self.root else None
+        if self.uid is not None and own_folder:
+            _chown_tree(self.folder, self.uid)
+        self.mounts = [(self.folder, at, True)]  # (folder, where it is seen, writable)
+        self.mounts += [(source.resolve(), target, False) for source, target in readable]
+        for source, _target, _w in self.mounts:
+            if self.uid is not None and own_folder:
+                _chown_tree(source, self.uid)
+                os.chmod(source, 0o700)  # its user's alone
+            _open_path(source)
+        self.cgroup, missing = Cgroup.create(self.limits) if self.root else (None, "")
+        missing = "" if self.cgroup is not None else missing or cgroup_missing(self.limits)
+        self.netns = -1
+        self.cpu_exceeded = threading.Event()
+        self._watch_stop = threading.Event()
+        self._watch: threading.Thread | None = None
+        if self.cgroup is not None:
+            self._watch = threading.Thread(target=self._watch_cpu, daemon=True,
+                                           name="sockcap-sandbox-cpu")
+            self._watch.start()
+        try:
+            if network:
+                self.new_network()
+            self._probe()
+        except BaseException:
+            self.close()  # nothing made so far is left behind
+            raise
+        if missing:
+            note(missing)
+
+    def _probe(self) -> None:
+        """Start ``true`` in the sandbox once: where the kernel refuses bubblewrap its
+        namespaces, the one line says so before any student's program is blamed."""
+        import subprocess
+
+        try:
+            done = subprocess.run(self.argv(["true"]), preexec_fn=self.preexec(self.limits),
+                                  cwd="/", env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                                  timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise SandboxError(_("cannot start bubblewrap: {e}").format(e=e)) from None
+        if done.returncode != 0:
+            from sockcap.lab.namespaces import forbidden_message
+
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise SandboxError(_("the sandbox cannot be made here ({said}); {why}").format(
+                said=said[-1] if said else done.returncode, why=forbidden_message()))
+
+    # network
+
+    def new_network(self) -> None:
+        """A fresh network namespace with only ``lo`` (up) for what starts from now on."""
+        from sockcap.lab.namespaces import bring_up
+
+        here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if _libc().unshare(CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise NamespaceError(_("cannot make a network namespace for the sandbox: "
+                                       "{e}").format(e=os.strerror(err)))
+            fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            bring_up("lo")
+        finally:
+            _setns(here)
+            os.close(here)
+        if self.netns >= 0:
+            os.close(self.netns)
+        self.netns = fd
+
+    @contextlib.contextmanager
+    def inside(self) -> Iterator[None]:
+        """This thread in the sandbox's network for the block (sockets made here stay)."""
+        if self.netns < 0:  # network=False: the host's
+            yield
+            return
+        here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        _setns(self.netns)
+        try:
+            yield
+        finally:
+            _setns(here)
+            os.close(here)
+
+    # programs
+
+    def argv(self, argv: Sequence[str], cwd: str | None = None) -> list[str]:
+        """bubblewrap's command line around ``argv``, started in ``cwd`` (a path as the
+        program sees it; the folder by default)."""
+        args = [self.bwrap, "--unshare-user", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
+                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                "--die-with-parent", "--new-session", "--hostname", "sandbox"]
+        for d in SYSTEM_DIRS:
+            if os.path.isdir(d):
+                args += ["--ro-bind", d, d]
+        for d in MERGED:
+            if os.path.islink(d):
+                args += ["--symlink", os.readlink(d), d]
+            elif os.path.isdir(d):
+                args += ["--ro-bind", d, d]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+        for source, target, writable in self.mounts:
+            args += ["--bind" if writable else "--ro-bind", str(source), target]
+        args += ["--chdir", cwd or self.at,
+                 "--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
+                 "--setenv", "HOME", self.at, "--setenv", "LANG", "C.UTF-8",
+                 "--setenv", "USER", "nobody", "--"]
+        return args + list(argv)
+
+    def preexec(self, limits: Limits) -> Callable[[], None]:
+        """What the child does between fork and exec: join the network and the cgroup, set
+        per-process limits, become the sandbox's user, die with sockcap."""
+        prctl = _libc().prctl
+        parent = os.getpid()
+        netns, cgroup, uid = self.netns, self.cgroup, self.uid
+        mb = 1 << 20
+        settings = [(resource.RLIMIT_CPU, limits.cpu_seconds),
+                    (resource.RLIMIT_FSIZE, limits.file_mb * mb),
+                    (resource.RLIMIT_NOFILE, limits.open_files),
+                    (resource.RLIMIT_CORE, 0)]
+        if cgroup is None:  # without a cgroup, the memory limit is per process
+            settings.append((resource.RLIMIT_AS, limits.memory_mb * mb))
+        if uid is not None:  # its own uid: the process count is its own
+            settings.append((resource.RLIMIT_NPROC, limits.processes))
+        libc_setns = _libc().setns
+
+        def preexec() -> None:
+            if netns >= 0 and libc_setns(netns, CLONE_NEWNET) != 0:
+                os._exit(126)
+            if cgroup is not None:
+                cgroup.join()
+            for which, value in settings:
+                resource.setrlimit(which, (value, value))
+            if uid is not None:
+                os.setgroups([])
+                os.setgid(uid)
+                os.setuid(uid)
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
+            if os.getppid() != parent:
+                os._exit(1)
+
+        return preexec
+
+    def kill(self) -> None:
+        """Kill every process of the submission (the cgroup as a whole, where there is one)."""
+        if self.cgroup is not None:
+            self.cgroup.kill()
+
+    def memory_killed(self) -> bool:
+        return self.cgroup is not None and self.cgroup.memory_killed()
+
+    def _watch_cpu(self) -> None:
+        assert self.cgroup is not None
+        limit = self.limits.cpu_seconds * 1_000_000_000
+        while not self._watch_stop.wait(CPU_WATCH_SECONDS):
+            if self.cgroup.cpu_ns() > limit:
+                self.cpu_exceeded.set()
+                self.cgroup.kill()
+
+    def close(self) -> None:
+        """Kill what is left, remove the cgroup, let the network go (idempotent)."""
+        self._watch_stop.set()
+        if self._watch is not None:
+            self._watch.join(5.0)
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
+        if self.netns >= 0:
+            os.close(self.netns)
+            self.netns = -1
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+STAGE_LIMIT = 256 << 20  # bytes a staged folder may hold
+
+
+def stage(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` for a sandbox (links kept as links); SandboxError if it
+    holds more than :data:`STAGE_LIMIT` bytes (a home folder given by mistake)."""
+    total = 0
+    for root, _dirs, files in os.walk(source):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+        if total > STAGE_LIMIT:
+            raise SandboxError(_("{folder} holds more than {mb} MB: run the check from the "
+                                 "folder of your program").format(folder=source,
+                                                                   mb=STAGE_LIMIT >> 20))
+    try:
+        shutil.copytree(source, target, symlinks=True)
+    except (OSError, shutil.Error) as e:
+        raise SandboxError(_("cannot copy {folder} for the sandbox: {e}").format(
+            folder=source, e=e)) from None
+
+
+def staging_dir() -> str:
+    """Where sandboxes' folders are staged: the temporary folder (``TMPDIR``) when the
+    sandbox's user can pass through every folder above it, else ``/tmp`` (bubblewrap,
+    running as that user, finds a folder by its path)."""
+    temp = Path(tempfile.gettempdir()).resolve()
+    if host_root() and not all(p.stat().st_mode & 0o001 for p in (temp, *temp.parents)):
+        return "/tmp"
+    return str(temp)
+
+
+def system_path(path: Path) -> bool:
+    """True for a path the sandbox shows anyway (read-only): ``/usr/bin/python3``."""
+    real = path.resolve()
+    return any(real.is_relative_to(Path(d).resolve()) for d in (*SYSTEM_DIRS, *MERGED)
+               if os.path.exists(d))
+
+
+def _open_path(folder: Path) -> None:
+    """Let the sandbox's user pass through the folder that holds ``folder`` when sockcap
+    made it (a 0700 temporary folder): traverse, not list. bubblewrap runs as that user
+    and finds the folder by its path."""
+    parent = folder.parent
+    with contextlib.suppress(OSError):
+        st = parent.stat()
+        if st.st_uid == os.geteuid() and parent.name.startswith("sockcap-"):
+            os.chmod(parent, (st.st_mode & 0o7777) | 0o111)
+
+
+def program_folders(programs: Sequence[Sequence[str]]) -> list[Path | None]:
+    """The folders the programs come from, the server's first: the folder of each program
+    (or of the script an interpreter runs: ``python3 server.py``) that is a file outside
+    the system's folders; None for a program of the system's (``/bin/false``)."""
+    found: dict[Path | None, None] = {}
+    here = Path.cwd().resolve()
+    for argv in programs:
+        if not (os.path.exists(argv[0]) or ("/" not in argv[0] and shutil.which(argv[0]))):
+            raise InputError(_("program not found: {argv}").format(argv=argv[0]))
+        named = [Path(a).resolve().parent for a in argv[:2]
+                 if os.path.isfile(a) and not system_path(Path(a))]
+        # a program under the current folder (``./lab/server``) takes the current folder
+        found[(here if named[0].is_relative_to(here) else named[0]) if named else None] = None
+    return list(found)
+
+
+@contextlib.contextmanager
+def sandbox_for(programs: Sequence[Sequence[str]], limits: Limits,
+                note: Callable[[str], None] = lambda _t: None,
+                network: bool = True) -> Iterator[tuple[Sandbox, str]]:
+    """A sandbox for programs named on the command line (``check``, the pytest fixture),
+    and the folder they start in, as they see it. The sandbox works on copies of their
+    folders, seen where the originals are: the server's read-write (what it writes there
+    is thrown away with the copy), the others read-only; a system program gets an empty
+    folder where it was started."""
+    home, *others = program_folders(programs)
+    here = Path.cwd().resolve()
+    with tempfile.TemporaryDirectory(prefix="sockcap-check-", dir=staging_dir()) as temp:
+        work, extra = Path(temp) / "work", []
+        if home is None:
+            home = here
+            work.mkdir()
+        else:
+            stage(home, work)
+        for n, folder in enumerate(f for f in others if f is not None and f != home):
+            stage(folder, Path(temp) / f"extra{n}")
+            extra.append((Path(temp) / f"extra{n}", str(folder)))
+        with Sandbox(work, limits, readable=extra, at=str(home), network=network,
+                     note=note) as box:
+            yield box, str(here if here.is_relative_to(home) else home)
