@@ -5,7 +5,7 @@
 #   bash scripts/setup.sh test     set up, then the test suite
 #   bash scripts/setup.sh          set up only
 #
-# Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, gcc and the
+# Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, strace, gcc and the
 # Python headers for the compiled fast path, nftables, iproute2, setcap, bubblewrap for the
 # sandbox of check and grade) with apt-get when
 # they are missing, and the Python package into .venv (building sockcap._speedups). For the
@@ -22,6 +22,7 @@ need_apt=()
 command -v tshark >/dev/null || need_apt+=(tshark)
 command -v tcpdump >/dev/null || need_apt+=(tcpdump)
 command -v socat >/dev/null || need_apt+=(socat)
+command -v strace >/dev/null || need_apt+=(strace)
 command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
 command -v nft >/dev/null || need_apt+=(nftables)
 command -v ip >/dev/null || need_apt+=(iproute2)

@@ -88,7 +88,7 @@ def cli(ctx: click.Context, debug: bool, lang: str | None) -> None:
 
 # run's options that shape or save the captured timeline: without --capture there is none
 CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force", "diagram",
-                "report", "scenario")
+                "report", "scenario", "kernel")
 
 
 def _require_capture(ctx: click.Context) -> None:
@@ -119,11 +119,12 @@ def _require_capture(ctx: click.Context) -> None:
 @click.option("--report", is_flag=True, help=_("With --capture: also write an HTML report next to the pcap (same name, .html)."))
 @click.option("--no-echo-check", is_flag=True, help=_("Do not compare each reply with what was sent."))
 @click.option("--scenario", metavar="NAME", help=_("With --capture: run this scenario instead of the echo exchange ('--scenario list' lists them)."))
+@click.option("--kernel", is_flag=True, help=_("With --capture: also show the kernel's side (TCP states, drops and their reasons, resets, the congestion window); needs root."))
 @output_options
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
         force: bool, timeout: float, follow_: bool, diagram: bool, report: bool,
-        no_echo_check: bool, scenario: str | None, hex_: bool, json_: bool, style: str,
-        no_color: bool, explain: bool) -> None:
+        no_echo_check: bool, scenario: str | None, kernel: bool, hex_: bool, json_: bool,
+        style: str, no_color: bool, explain: bool) -> None:
     from sockcap.commands.run import list_scenarios, run_command, scenario_names
 
     if scenario == "list":
@@ -139,7 +140,7 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
                 explain=explain, follow=follow_, diagram=diagram, report=report,
-                echo_check=not no_echo_check, scenario=scenario)
+                echo_check=not no_echo_check, scenario=scenario, kernel=kernel)
 
 
 @cli.command(help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))

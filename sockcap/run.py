@@ -16,25 +16,32 @@ who ran sudo (:mod:`sockcap.owner`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated, teardown_complete
 from sockcap.capture.bpf import icmp_quoting, port_filter, port_filter_with_icmp
 from sockcap.capture.session import CaptureSession
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.endpoints.client import tcp_exchange, udp_exchange
+from sockcap.endpoints.recorded import CallRecorder
 from sockcap.endpoints.scenarios import SCENARIOS, CallLog
 from sockcap.endpoints.server import EchoServer
 from sockcap.errors import WriteError
 from sockcap.i18n import _
 from sockcap.owner import Owner
 from sockcap.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from sockcap.capture.kernel import KernelTrace
 
 DEFAULT_MESSAGES = ("hello", "world", "quit")
 SETTLE_SECONDS = 2.0  # longest wait for the teardown after the client has closed
@@ -50,6 +57,7 @@ class RunOptions:
     out: str | None = None
     force: bool = False
     timeout: float = 5.0
+    kernel: bool = False  # also trace the kernel's TCP events (needs root)
 
 
 @dataclass
@@ -59,7 +67,9 @@ class RunResult:
     path: str | None = None
     annotated: list[Annotated] = field(default_factory=list)
     stats: CaptureStats | None = None
-    calls: list[Call] = field(default_factory=list)  # a scenario's socket calls (wall-clock ns)
+    calls: list[Call] = field(default_factory=list)  # the endpoints' socket calls (wall-clock ns)
+    events: list[KernelEvent] = field(default_factory=list)  # the kernel's, with --kernel
+    listen_overflows: int = 0  # SYNs dropped at a full accept queue meanwhile (--kernel)
 
 
 def default_capture_path(udp: bool, port: int, now: float | None = None) -> str:
@@ -83,10 +93,13 @@ class _Recorder:
                 self.done = self.done or teardown_complete(a)
 
 
-async def _exchange(opts: RunOptions, port: int) -> Sequence[tuple[str, bytes | None]]:
+async def _exchange(opts: RunOptions, port: int, recorder: CallRecorder | None = None,
+                    ) -> Sequence[tuple[str, bytes | None]]:
     if opts.udp:
-        return await udp_exchange(opts.host, port, opts.messages, timeout=opts.timeout)
-    return await tcp_exchange(opts.host, port, opts.messages, timeout=opts.timeout)
+        return await udp_exchange(opts.host, port, opts.messages, timeout=opts.timeout,
+                                  recorder=recorder)
+    return await tcp_exchange(opts.host, port, opts.messages, timeout=opts.timeout,
+                              recorder=recorder)
 
 
 async def run_exchange(opts: RunOptions, pipeline: Pipeline | None = None,
@@ -99,22 +112,49 @@ async def run_exchange(opts: RunOptions, pipeline: Pipeline | None = None,
     rec = _Recorder(pipeline or Pipeline())
     session = (CaptureSession.open("auto", "lo", rec.frames, Owner(note))
                if opts.capture else None)  # opened: permission checked before anything runs
+    calls = CallRecorder() if opts.capture else None
     try:
-        server = EchoServer(opts.host, opts.port, udp=opts.udp)
+        server = EchoServer(opts.host, opts.port, udp=opts.udp, recorder=calls)
         await server.start()
         try:
             if session is None:
                 return RunResult(await _exchange(opts, server.port), server.port)
-            return await _captured(opts, session, server, rec, on_path)
+            assert calls is not None
+            with kernel_trace(opts, server.port, note) as trace:
+                result = await _captured(opts, session, server, rec, on_path, calls)
+                if trace is not None:
+                    result.events = trace.stop()
+                    result.listen_overflows = trace.overflows
         finally:
             await server.close()
+        result.calls = list(calls.calls)  # the server's close() too
+        return result
     finally:
         if session is not None:
             session.finish()
 
 
+@contextlib.contextmanager
+def kernel_trace(opts: RunOptions, port: int, note: Callable[[str], None] | None,
+                 ) -> Iterator[KernelTrace | None]:
+    """With ``--kernel``, the kernel's TCP events on ``port`` while the body runs (None
+    without: or when not permitted, said in one line); the instance is gone after any exit."""
+    if not opts.kernel:
+        yield None
+        return
+    from sockcap.capture.kernel import KernelTrace
+
+    trace = KernelTrace.open([port], note or (lambda _t: None))
+    try:
+        yield trace
+    finally:
+        if trace is not None:
+            trace.close()
+
+
 async def _captured(opts: RunOptions, session: CaptureSession, server: EchoServer,
-                    rec: _Recorder, on_path: Callable[[str], None] | None) -> RunResult:
+                    rec: _Recorder, on_path: Callable[[str], None] | None,
+                    calls: CallRecorder) -> RunResult:
     path = opts.out or default_capture_path(opts.udp, server.port)
     try:
         session.owner.make_folder(Path(path).parent)
@@ -128,7 +168,7 @@ async def _captured(opts: RunOptions, session: CaptureSession, server: EchoServe
         on_path(path)
     try:
         session.watch(asyncio.get_running_loop())
-        exchanges = await _exchange(opts, server.port)
+        exchanges = await _exchange(opts, server.port, calls)
         if not opts.udp:
             await server.wait_idle(SETTLE_SECONDS)
         await session.drain_async(until=lambda: rec.done or opts.udp, limit=SETTLE_SECONDS)
@@ -175,13 +215,18 @@ async def run_scenario(name: str, opts: RunOptions, pipeline: Pipeline | None = 
             on_path(path)
         log = CallLog()
         wall, mono = time.time_ns(), time.monotonic_ns()
-        try:
-            session.watch(asyncio.get_running_loop())
-            await asyncio.to_thread(scenario.run, port, log)
-            await session.drain_async(until=lambda: rec.done, limit=SETTLE_SECONDS / 2)
-        finally:
-            stats = session.finish()
-        calls = [dataclasses.replace(c, ts_ns=c.ts_ns - mono + wall) for c in log.calls]
-        return RunResult((), port, path, rec.annotated, stats, calls)
+        with kernel_trace(opts, port, note) as trace:
+            try:
+                session.watch(asyncio.get_running_loop())
+                await asyncio.to_thread(scenario.run, port, log)
+                await session.drain_async(until=lambda: rec.done, limit=SETTLE_SECONDS / 2)
+            finally:
+                stats = session.finish()
+            events = trace.stop() if trace is not None else []
+        calls = [dataclasses.replace(c, ts_ns=c.ts_ns - mono + wall,
+                                     end_ns=c.end_ns - mono + wall if c.end_ns >= 0 else -1)
+                 for c in log.calls]
+        return RunResult((), port, path, rec.annotated, stats, calls, events,
+                         trace.overflows if trace is not None else 0)
     finally:
         session.finish()

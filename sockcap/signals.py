@@ -52,6 +52,9 @@ def sigterm_raises() -> Iterator[None]:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+RECANCEL_SECONDS = 0.2
+
+
 async def cancel_on_signals(work: Coroutine[Any, Any, T], seen: list[int]) -> T:
     """SIGINT and SIGTERM cancel the task running ``work``: every ``finally`` then
     finishes its file; ``seen`` gets the signal numbers.
@@ -65,7 +68,15 @@ async def cancel_on_signals(work: Coroutine[Any, Any, T], seen: list[int]) -> T:
 
     def stop(signum: int) -> None:
         seen.append(signum)
-        task.cancel()
+        cancel()
+
+    def cancel() -> None:
+        """Cancel the task, and again every RECANCEL_SECONDS until it ends: Python 3.11's
+        ``asyncio.wait_for`` loses a cancel that comes as the awaited read completes, and
+        the work would go on to its end (minutes, for a long exchange)."""
+        if not task.done():
+            task.cancel()
+            loop.call_later(RECANCEL_SECONDS, cancel)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop, signum)

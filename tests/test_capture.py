@@ -350,7 +350,7 @@ def test_unprivileged_run_capture_uses_dumpcap(nobody_dir: Path, dumpcap_with_ca
                       "--out", str(nobody_dir / "run.pcap"), user="nobody", cwd=nobody_dir,
                       env={"SOCKCAP_DUMPCAP": str(dumpcap_with_caps)})
     assert res.returncode == 0, res.stderr
-    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    rows = [r for r in map(json.loads, res.stdout.splitlines()) if r["type"] == "packet"]
     assert [bytes.fromhex(r["payload_hex"]) for r in rows] == [b"a", b"a", b"quit", b"quit"]
 
 

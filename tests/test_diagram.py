@@ -182,7 +182,9 @@ def test_run_capture_diagram_prints_the_ladder(tmp_path: Path) -> None:
     start = next(i for i, line in enumerate(lines) if line.startswith("tcp stream 0: client"))
     ladder = lines[start:]
     assert len([line for line in ladder if "▶│" in line or "│◀" in line]) == 14
-    assert '[PSH, ACK] Seq=1 Ack=1 Len=5 "hello"' in ladder[9]
+    assert any('[PSH, ACK] Seq=1 Ack=1 Len=5 "hello"' in line for line in ladder)
+    calls = [line for line in ladder if "▸" in line]  # the calls, inside the lanes
+    assert any("▸ connect(" in line for line in calls) and any("▸ accept()" in line for line in calls)
     assert ladder[-1].startswith("14 packets, ended: FIN both ways, handshake RTT ")
     assert max(len(line) for line in ladder) <= 80
 

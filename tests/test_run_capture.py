@@ -19,7 +19,8 @@ def run_json(tmp_path: Path, *args: str) -> tuple[list[dict], Path, str]:
     res = sockcap("run", "--capture", "--json", "--out", str(out), *args)
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in res.stdout.splitlines()]
-    return rows, out, res.stderr
+    assert {r["type"] for r in rows} <= {"packet", "call"}
+    return [r for r in rows if r["type"] == "packet"], out, res.stderr
 
 
 @needs_capture
@@ -69,6 +70,11 @@ def test_live_timeline_is_the_saved_files_to_the_digit(tmp_path: Path) -> None:
         assert res.returncode == 0 and [json.loads(x) for x in res.stdout.splitlines()] == rows
 
 
+def packet_lines(text: str) -> list[str]:
+    """The timeline without the socket calls' ``▸`` lines (and the kernel's ``◆``)."""
+    return [line for line in text.splitlines() if not line.lstrip().startswith(("▸", "◆"))]
+
+
 def _flag_bits(names: list[str]) -> int:
     order = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "AE"]
     return sum(1 << order.index(n) for n in names)
@@ -101,7 +107,7 @@ def test_udp_run_one_request_one_reply_per_message(tmp_path: Path) -> None:
 def test_text_timeline_names_flags_roles_and_phases(tmp_path: Path) -> None:
     res = sockcap("run", "--capture", "--hex", "--out", str(tmp_path / "t.pcap"))
     assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
+    lines = packet_lines(res.stdout)
     assert "client 127.0.0.1:" in lines[0] and "→ server 127.0.0.1:" in lines[0]
     assert "[SYN]" in lines[0] and "Seq=0" in lines[0] and "handshake 1/3" in lines[0]
     assert "[SYN, ACK]" in lines[1]
@@ -115,7 +121,7 @@ def test_text_timeline_names_flags_roles_and_phases(tmp_path: Path) -> None:
 def test_tcpdump_style(tmp_path: Path) -> None:
     res = sockcap("run", "--capture", "--style", "tcpdump", "--out", str(tmp_path / "t.pcap"))
     assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
+    lines = packet_lines(res.stdout)
     assert "Flags [S]," in lines[0] and "Flags [S.]," in lines[1]
     assert any("Flags [P.], seq 1:6, ack 1," in line for line in lines)
 

@@ -18,8 +18,8 @@ def run(name: str, tmp_path: Path, *options: str) -> tuple[list[dict[str, Any]],
     res = sockcap("run", "--capture", "--scenario", name, "--json", "--out", str(out), *options)
     assert res.returncode == 0, res.stderr
     records = [json.loads(line) for line in res.stdout.splitlines()]
-    calls = [r for r in records if "call" in r]
-    packets = [r for r in records if "call" not in r]
+    calls = [r for r in records if r["type"] == "call"]
+    packets = [r for r in records if r["type"] == "packet"]
     return packets, calls, out
 
 
@@ -144,7 +144,8 @@ def test_explained_in_indonesian(tmp_path: Path) -> None:
                   "--out", str(tmp_path / "r.pcap"))
     assert res.returncode == 0, res.stderr
     assert "skenario refused" in res.stdout
-    assert "klien: connect() → ECONNREFUSED" in res.stdout
+    assert "klien: connect() …" in res.stdout  # where it began: before its SYN
+    assert "klien: … connect() → ECONNREFUSED" in res.stdout  # where it returned
     assert "← paket 2: RST yang menjawab SYN" in res.stdout
     assert "REJ: Koneksi ditolak" in res.stdout
 

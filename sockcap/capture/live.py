@@ -78,6 +78,7 @@ class LiveOptions:
     command_stdout: int | None = None  # a file descriptor for the command's stdout
     linger: float | None = None  # seconds to keep capturing after the command ends
     rotation: Rotation | None = None  # -G / -C / -W: the file is a series (out: its pattern)
+    own_group: bool = False  # run the command in a process group of its own, stopped whole
 
 
 @dataclass
@@ -143,7 +144,8 @@ class _Watch:
 
     def start_command(self) -> None:
         if self.opts.command:
-            self.child = start_command(self.opts.command, self.opts.command_stdout)
+            self.child = start_command(self.opts.command, self.opts.command_stdout,
+                                       own_group=self.opts.own_group)
 
     def loop(self) -> None:
         """Read until ``count``, ``duration`` or the command's exit (then linger or drain)."""
@@ -189,6 +191,8 @@ class _Watch:
                 if self.child is not None and self.child.poll() is None:
                     self.result.command_stopped = self.stop_reason
                 self.result.command_status = stop_command(self.child)
+                if self.opts.own_group and self.child is not None:
+                    stop_group(self.child.pid)
             finally:
                 self.result.stats = self.session.finish()
                 self.result.frames = self.session.frames
@@ -227,18 +231,44 @@ def _as_sudo_user() -> dict[str, Any]:
     return {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
 
 
-def start_command(argv: Sequence[str], stdout: int | None = None) -> subprocess.Popen[bytes]:
-    """Start the watched command (argv list, no shell); it dies with sockcap."""
+def start_command(argv: Sequence[str], stdout: int | None = None, *,
+                  own_group: bool = False) -> subprocess.Popen[bytes]:
+    """Start the watched command (argv list, no shell); it dies with sockcap. ``own_group``:
+    in a new process group (its PID is the group's), so :func:`stop_group` can stop the
+    children it forked too (a forking server's)."""
+    group: dict[str, Any] = {"process_group": 0} if own_group else {}
     try:
         # preexec_fn with threads (dumpcap's readers): it only calls a prctl resolved before fork
         return subprocess.Popen(list(argv), stdout=stdout, preexec_fn=_die_with_parent_fn(),  # noqa: PLW1509
-                                **_as_sudo_user())
+                                **_as_sudo_user(), **group)
     except FileNotFoundError as e:
         raise InputError(_("command not found: {argv}").format(argv=argv[0])) from e
     except PermissionError as e:
         raise InputError(_("cannot run {argv}: permission denied").format(argv=argv[0])) from e
     except OSError as e:
         raise SockcapError(_("cannot run {argv}: {e}").format(argv=argv[0], e=e.strerror or e)) from e
+
+
+def stop_group(pgid: int) -> None:
+    """Stop what is left of the process group ``pgid`` that :func:`start_command` made (the
+    command has ended or been stopped; its forked children may still run): SIGTERM, then
+    SIGKILL after :data:`CHILD_EXIT_SECONDS`. The kernel does not reuse a PID while a
+    group of that number has members, so the signal reaches only the command's own."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + CHILD_EXIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def stop_command(child: subprocess.Popen[bytes] | None) -> int | None:

@@ -48,18 +48,23 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
 @click.option("--linger", type=click.FloatRange(0), default=None, metavar="S", help=_("With a command: keep capturing S seconds after it ends (default: until --duration ends, else a short drain)."))
 @click.option("-q", "--quiet", is_flag=True, help=_("No timeline: only the file and the counters."))
 @click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True, help=_("Capture engine (auto: the best one permitted; said on stderr)."))
+@click.option("--calls", is_flag=True, help=_("With a command: also record its socket calls (and its children's) with strace, shown among the packets they caused; the timeline is written when the command ends."))
+@click.option("--kernel", is_flag=True, help=_("Also show the kernel's side: TCP states, drops and their reasons, resets, the congestion window (needs root); the timeline is written at the end."))
 @output_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def capture(iface: str, filter_: str, count: int | None, duration: float | None, out: str | None,
             force: bool, rotate_seconds: float | None, rotate_mb: float | None,
-            rotate_files: int | None, linger: float | None, quiet: bool, backend: str, hex_: bool,
-            json_: bool, style: str, no_color: bool, command: tuple[str, ...]) -> None:
+            rotate_files: int | None, linger: float | None, quiet: bool, backend: str,
+            calls: bool, kernel: bool, hex_: bool, json_: bool, style: str, no_color: bool,
+            explain: bool, command: tuple[str, ...]) -> None:
     from sockcap.capture.filters import with_icmp_errors
     from sockcap.capture.live import LiveOptions
     from sockcap.owner import check_output_path
 
     if linger is not None and not command:
         raise click.UsageError(_("--linger keeps capturing after a command: give one after --"))
+    if calls and not command:
+        raise click.UsageError(_("--calls records a command's socket calls: give one after --"))
     rotation = _rotation(out, rotate_seconds, rotate_mb, rotate_files)
     if out is not None:
         check_output_path(_first_file(out, rotation, force), force=force)
@@ -71,7 +76,8 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
     opts = LiveOptions(iface=iface, filter=widened, count=count or 0, duration=duration or 0.0,
                        out=out, force=force, backend=backend, command=command,
                        command_stdout=2 if json_ else None, linger=linger, rotation=rotation)
-    run_capture(opts, quiet=quiet, hex_=hex_, json_=json_, style=style, no_color=no_color)
+    run_capture(opts, quiet=quiet, hex_=hex_, json_=json_, style=style, no_color=no_color,
+                calls=calls, kernel=kernel, explain=explain)
 
 
 def _rotation(out: str | None, seconds: float | None, mb: float | None,
@@ -116,8 +122,18 @@ def _first_file(out: str, rotation: Any, force: bool) -> str:
 
 
 def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
-                no_color: bool) -> None:
-    """Wire the capture to the view and the output; print the counters; re-raise an interrupt."""
+                no_color: bool, calls: bool = False, kernel: bool = False,
+                explain: bool = False) -> None:
+    """Wire the capture to the view and the output; print the counters; re-raise an interrupt.
+
+    With ``calls`` the command runs under strace (:mod:`sockcap.capture.calls`); with
+    ``kernel`` a tracefs instance records the kernel's TCP events
+    (:mod:`sockcap.capture.kernel`). Either way the packets are kept, not printed as they
+    come, and the whole story (packets, calls, events, tied together) is printed once the
+    capture is over: a call is known only when strace has written it, and a kernel event
+    only when the trace is read."""
+    import dataclasses
+
     from sockcap.capture.live import capture_live
     from sockcap.errors import CapturePermissionError, CommandFailedError
     from sockcap.output import Output
@@ -127,10 +143,19 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
 
     output = Output(color=False if no_color else None)
     pipeline = Pipeline()
-    view = PacketView(pipeline, json=json_, style=style, hex_=hex_)
+    explainer = None
+    if explain:
+        from sockcap.render.explain import PacketExplainer
+
+        explainer = PacketExplainer()
+    view = PacketView(pipeline, json=json_, style=style, hex_=hex_, explainer=explainer)
+    kept: list[Any] = []
+    later = calls or kernel
 
     def show(frames: list[Any]) -> None:
-        if not quiet:
+        if later:
+            kept.extend(pipeline.packets(frames))
+        elif not quiet:
             for a in pipeline.packets(frames):
                 output.lines(view.styled(a))
             output.flush()
@@ -138,17 +163,92 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
     def note(text: str) -> None:
         output.note(_("sockcap: {text}").format(text=text))
 
+    shown = opts.command
+    trace_path = _traced(opts, note) if calls else None
+    if trace_path is not None:
+        opts = dataclasses.replace(opts, command=_traced_argv(opts.command, trace_path),
+                                   own_group=True)
     tell = note if sys.stderr.isatty() else None  # progress words, for a person only
-    with sigterm_raises():
+    with sigterm_raises(), _kernel(kernel, opts.filter, note) as trace:
         try:
             result = capture_live(opts, show, note, tell)
         except CapturePermissionError as e:  # the host's interfaces: no namespace helps
             raise CapturePermissionError(e.message, e.hint + NAMESPACE_NOTE) from None
+        finally:
+            events = trace.stop() if trace is not None else []
+            found = _read_calls(trace_path)
+    if later and not quiet:
+        from sockcap.commands.run import print_story
+
+        print_story(kept, found, events, pipeline.first_ts, view, output, json_=json_,
+                    explain=explain, overflows=trace.overflows if trace is not None else 0)
+        output.flush()
+    opts = dataclasses.replace(opts, command=shown)
     _report(result, opts, output, json_)
     if result.interrupt is not None:
         raise result.interrupt
     if result.command_status and not result.command_stopped:
         raise CommandFailedError(_("{command} {status}").format(command=opts.command[0], status=status_words(result.command_status)))
+
+
+def _traced(opts: Any, note: Any) -> str | None:
+    """The trace file's path for ``--calls``, or None (said in one line) without strace."""
+    import os
+
+    from sockcap.capture.calls import strace_path, trace_folder
+    from sockcap.errors import InputError
+
+    if strace_path() is None:
+        note(_("--calls needs strace (sudo apt install strace): the calls are left out, the "
+               "capture goes on"))
+        return None
+    import shutil
+
+    if shutil.which(opts.command[0]) is None:
+        raise InputError(_("command not found: {argv}").format(argv=opts.command[0]))
+    return os.path.join(trace_folder(), "calls.strace")
+
+
+def _traced_argv(argv: Any, trace_path: str) -> tuple[str, ...]:
+    from sockcap.capture.calls import traced_argv
+
+    return tuple(traced_argv(list(argv), trace_path))
+
+
+def _read_calls(trace_path: str | None) -> list[Any]:
+    if trace_path is None:
+        return []
+    from sockcap.capture.calls import read_calls, remove_trace
+
+    try:
+        return read_calls(trace_path)
+    finally:
+        remove_trace(trace_path)
+
+
+def _kernel(kernel: bool, filter_: str, note: Any) -> Any:
+    """The kernel's trace for ``--kernel`` (filtered to the ports the capture filter
+    names, if any), or a context that gives None."""
+    import contextlib
+    import re
+
+    if not kernel:
+        return contextlib.nullcontext(None)
+    from sockcap.capture.kernel import KernelTrace
+
+    ports = [int(p) for p in re.findall(r"\bport\s+(\d+)", filter_)]
+    trace = KernelTrace.open(ports, note)
+    if trace is None:
+        return contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def closing() -> Any:
+        try:
+            yield trace
+        finally:
+            trace.close()
+
+    return closing()
 
 
 def status_words(status: int) -> str:

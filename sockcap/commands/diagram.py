@@ -11,7 +11,7 @@ draws the time-sequence graph (SVG) of the direction that sent more payload.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -151,14 +151,16 @@ def graph_svg(packets: Sequence[Annotated], style: str) -> str:
 
 
 def ladder_text(packets: Sequence[Annotated], first_ts: int, format_: str, output: Output, *,
-                width: int | None, ascii_: bool, to_file: bool) -> str | None:
+                width: int | None, ascii_: bool, to_file: bool, calls: Sequence[Any] = (),
+                events: Sequence[Any] = ()) -> str | None:
     """SVG or Mermaid text to write; for ``text`` on stdout, the lines are printed here
-    (styled on a terminal) and None is returned."""
-    from sockcap.render.ladder import ladder_layout
+    (styled on a terminal) and None is returned. ``calls`` and ``events`` (tied to the
+    packets): the socket calls and TCP states written beside the lifelines."""
+    from sockcap.render.ladder import ladder_layout, with_side_notes
     from sockcap.render.ladder_text import ladder_lines, ladder_mermaid
     from sockcap.render.svg import ladder_svg
 
-    ladder = ladder_layout(packets, first_ts)
+    ladder = with_side_notes(ladder_layout(packets, first_ts), packets, calls, events)
     if format_ == "svg":
         return ladder_svg(ladder)
     if format_ == "mermaid":
@@ -171,9 +173,12 @@ def ladder_text(packets: Sequence[Annotated], first_ts: int, format_: str, outpu
     return None
 
 
-def print_ladder(packets: Sequence[Annotated], first_ts: int, output: Output) -> None:
-    """The text ladder on ``output`` (``sockcap run --capture --diagram``)."""
-    ladder_text(packets, first_ts, "text", output, width=None, ascii_=False, to_file=False)
+def print_ladder(packets: Sequence[Annotated], first_ts: int, output: Output,
+                 calls: Sequence[Any] = (), events: Sequence[Any] = ()) -> None:
+    """The text ladder on ``output`` (``sockcap run --capture --diagram``), with the
+    calls and, with ``--kernel``, each side's TCP states beside the lifelines."""
+    ladder_text(packets, first_ts, "text", output, width=None, ascii_=False, to_file=False,
+                calls=calls, events=events)
 
 
 def terminal_width(output: Output) -> int:

@@ -87,11 +87,12 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
 @click.option("--style", type=STYLES, default="wireshark", show_default=True, help=_("Notation of the timelines."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
 @click.option("--explain", is_flag=True, help=_("A plain sentence under every packet, and each connection's state."))
+@click.option("--kernel", is_flag=True, help=_("Also show the kernel's side of the TCP echo: states, drops, retransmissions, the congestion window falling after a loss (needs root)."))
 def lab(loss: float, drop_every: int | None, delay: float, jitter: float, rate: int, queue: int,
         reorder: float, duplicate: float, corrupt: float, direction: str, seed: int | None,
         pattern: str, graph: str | None, cc: str | None, protocols: str, messages: tuple[str, ...],
         count: int, size: int | None, out_dir: str | None, force: bool, timeout: float,
-        json_: bool, style: str, no_color: bool, explain: bool) -> None:
+        json_: bool, style: str, no_color: bool, explain: bool, kernel: bool) -> None:
     from sockcap.analysis.shape import LinkOptions
     from sockcap.commands.lab_run import LabRequest, check_cc, lab_command
 
@@ -117,7 +118,8 @@ def lab(loss: float, drop_every: int | None, delay: float, jitter: float, rate: 
                          jitter_ms=jitter, rate_bps=rate, queue=queue, reorder=reorder,
                          duplicate=duplicate, corrupt=corrupt, direction=direction, seed=seed),
         messages=payloads, tcp=tcp, udp=udp, out_dir=folder, force=force, timeout=timeout,
-        json=json_, style=style, no_color=no_color, explain=explain, pattern=pattern,
+        json=json_, style=style, no_color=no_color, explain=explain, kernel=kernel,
+        pattern=pattern,
         cc=cc or "", fresh=out_dir is None, graph=graph or ""))
 
 

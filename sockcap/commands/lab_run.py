@@ -32,6 +32,7 @@ from sockcap.analysis.link import (
     udp_verdict,
 )
 from sockcap.analysis.shape import Counts, LinkOptions
+from sockcap.analysis.story import tie_kernel
 from sockcap.commands.outfile import write_text_file
 from sockcap.decode.records import LINKTYPE_ETHERNET
 from sockcap.errors import ExitCode, InputError
@@ -44,6 +45,7 @@ from sockcap.owner import Owner
 from sockcap.pcapfile.writer import PcapWriter
 from sockcap.pipeline import Pipeline
 from sockcap.render.explain import PacketExplainer
+from sockcap.render.kernel import kernel_record
 from sockcap.render.lab import (
     counts_line,
     cwnd_lines,
@@ -83,6 +85,7 @@ class LabRequest:
     cc: str = ""
     fresh: bool = False  # out_dir is the default name: a new folder each run
     graph: str = ""  # write the TCP time-sequence graph with cwnd and ssthresh here
+    kernel: bool = False  # the kernel's TCP events of the TCP echo
 
 AVAILABLE_CC = "/proc/sys/net/ipv4/tcp_available_congestion_control"
 RETRIES2 = "/proc/sys/net/ipv4/tcp_retries2"
@@ -145,7 +148,7 @@ def _run(req: LabRequest, ns: Namespaces, wire: Wire, output: Output,
                       force=req.force, timeout=req.timeout,
                       delay_ms=link.delay_ms + link.jitter_ms,
                       transfer_s=8 * biggest / link.rate_bps if link.rate_bps else 0.0,
-                      pattern=req.pattern, cc=req.cc, fresh=req.fresh)
+                      pattern=req.pattern, cc=req.cc, fresh=req.fresh, kernel=req.kernel)
     signals: list[int] = []
     result = None
     try:
@@ -179,6 +182,7 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
     story = cwnd_story(samples)
     if req.graph and tcp_pairs:
         _write_graph(req.graph, [a for _hop, a in tcp_pairs], samples, req.force, output)
+    events = tie_kernel(result.events, annotated, result.listen_overflows)
     if result.dropped:
         output.note(_("sockcap: the captures had no room for {n} packets: the timeline "
                       "misses them").format(n=result.dropped))
@@ -188,6 +192,8 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
                   "link": link_record(wire.options, wire.loss_by, counts), "files": files,
                   "packets": packet_records(list(zip(hops, annotated, strict=True)),
                                             pipeline.first_ts)}
+        if req.kernel:
+            record["kernel"] = [kernel_record(e, pipeline.first_ts) for e in events]
         output.line(json.dumps(record))
         output.flush()
         return finished
@@ -205,7 +211,8 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
             output.line("")
             output.line(_("{title}: every packet put on the link, at the time it was sent:")
                         .format(title=title))
-            output.lines(timeline(view, pairs, CLIENT_ADDRESS))
+            output.lines(timeline(view, pairs, CLIENT_ADDRESS,
+                                  events if pairs is tcp_pairs else (), pipeline.first_ts))
     if explainer is not None:
         output.line("")
         output.lines(explainer.summary())

@@ -6,16 +6,21 @@ import asyncio
 import json
 import signal
 
+from sockcap.analysis.callfindings import call_findings
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
+from sockcap.analysis.story import CLOCK_SLACK_NS, Moment, story, tie_calls, tie_kernel
 from sockcap.analysis.summary import summary_line
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.endpoints.scenarios import SCENARIOS
 from sockcap.errors import ExitCode
 from sockcap.i18n import _, ngettext
 from sockcap.output import Output
 from sockcap.owner import check_output_path
 from sockcap.pipeline import Pipeline
-from sockcap.render.calls import call_line, call_record, cause_line, interleave
+from sockcap.render.calls import call_line, call_record, cause_line, finding_line, finding_record
 from sockcap.render.explain import PacketExplainer, explain_lines
+from sockcap.render.kernel import ProbeFilter, kernel_explain, kernel_line, kernel_record
 from sockcap.render.packets import PacketView
 from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange, run_scenario
 from sockcap.signals import Stopped, cancel_on_signals
@@ -25,13 +30,14 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
                 style: str, no_color: bool, explain: bool = False, follow: bool = False,
                 diagram: bool = False, report: bool = False, echo_check: bool = True,
-                scenario: str | None = None) -> None:
+                scenario: str | None = None, kernel: bool = False) -> None:
     if capture:
         if out is not None:
             check_output_path(out, force=force)
         capture_in_private_namespace()
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
-                      host=host, port=port, out=out, force=force, timeout=timeout)
+                      host=host, port=port, out=out, force=force, timeout=timeout,
+                      kernel=kernel)
     output = Output(color=False if no_color else None)
     pipeline = Pipeline()
     explainer = PacketExplainer() if explain else None
@@ -56,10 +62,10 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
         if scenario and not json_:
             output.line(_("scenario {name}: {summary}").format(
                 name=scenario, summary=_(SCENARIOS[scenario].summary)), "bold")
-        _print_capture(result, pipeline, view, output, json_=json_, follow=follow,
-                       explain=explain)
+        calls, events = _print_capture(result, pipeline, view, output, json_=json_,
+                                       follow=follow, explain=explain)
         _pictures(result, pipeline, output, diagram=diagram and not json_, report=report,
-                  force=force)
+                  force=force, calls=calls, events=events)
     else:
         _print_exchange(result, output)
     output.flush()
@@ -123,19 +129,12 @@ def scenario_names() -> list[str]:
 
 
 def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, output: Output, *,
-                   json_: bool, follow: bool, explain: bool) -> None:
-    seen: list[Annotated] = []
-    for a, call in interleave(result.annotated, result.calls):
-        if a is not None:
-            seen.append(a)
-            output.lines(view.styled(a))
-        elif call is not None and json_:
-            output.line(json.dumps(call_record(call, pipeline.first_ts, seen)))
-        elif call is not None:
-            output.line(call_line(call, pipeline.first_ts), "cyan")
-            cause = cause_line(call, seen)
-            if cause is not None:
-                output.line(cause, "cyan")
+                   json_: bool, follow: bool, explain: bool,
+                   ) -> tuple[list[Call], list[KernelEvent]]:
+    """The story, the follow view, the explanations, the summary; the calls and the
+    kernel's events as tied to the packets."""
+    tied = print_story(result.annotated, result.calls, result.events, pipeline.first_ts, view,
+                       output, json_=json_, explain=explain, overflows=result.listen_overflows)
     if follow and not json_:
         from sockcap.render.follow import follow_pairs
 
@@ -150,10 +149,67 @@ def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, outp
     note(ngettext("saved {annotated} packet to {path}", "saved {annotated} packets to {path}",
                   len(result.annotated)).format(annotated=len(result.annotated), path=result.path))
     note(text)
+    return tied
+
+
+def print_story(annotated: list[Annotated], calls: list[Call], events: list[KernelEvent],
+                first_ts: int, view: PacketView, output: Output, *, json_: bool, explain: bool,
+                overflows: int = 0) -> tuple[list[Call], list[KernelEvent]]:
+    """The packets with the programs' calls and the kernel's events among them, tied to
+    each other (:mod:`sockcap.analysis.story`); with ``--json`` one record a line, each
+    with its ``type``. Returns the calls and events as tied."""
+    calls = tie_calls(calls, annotated)
+    events = tie_kernel(events, annotated, overflows)
+    probes = ProbeFilter()
+    for entry in story(annotated, calls, events):
+        if entry.packet is not None:
+            output.lines(view.styled(entry.packet))
+        elif entry.call is not None:
+            _print_call(entry.call, entry.moment, first_ts, _until(annotated, entry.call),
+                        output, json_)
+        elif entry.event is not None and probes.shown(entry.event):
+            if json_:
+                output.line(json_text(kernel_record(entry.event, first_ts)))
+                continue
+            output.line(kernel_line(entry.event, first_ts), "magenta")
+            why = kernel_explain(entry.event) if explain else None
+            if why is not None:
+                output.line(why, "magenta")
+    for finding in call_findings(calls, annotated):
+        if json_:
+            output.line(json_text(finding_record(finding, first_ts)))
+        else:
+            output.line(finding_line(finding, first_ts), "yellow")
+    return calls, events
+
+
+def json_text(record: dict[str, object]) -> str:
+    """A record as one ``--json`` line, written as the packets' are."""
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+def _until(annotated: list[Annotated], call: Call) -> list[Annotated]:
+    """The packets captured before ``call`` returned (those that can have made it fail)."""
+    end = call.returned_ns + CLOCK_SLACK_NS
+    return [a for a in annotated if a.packet.ts_ns <= end]
+
+
+def _print_call(call: Call, moment: Moment, first_ts: int, before: list[Annotated],
+                output: Output, json_: bool) -> None:
+    if json_:
+        if moment is not Moment.RETURNED:  # one record a call, with its begin and end
+            output.line(json_text(call_record(call, first_ts, before)))
+        return
+    output.line(call_line(call, first_ts, moment), "cyan")
+    if moment is not Moment.BEGUN:
+        cause = cause_line(call, before)
+        if cause is not None:
+            output.line(cause, "cyan")
 
 
 def _pictures(result: RunResult, pipeline: Pipeline, output: Output, *, diagram: bool,
-              report: bool, force: bool) -> None:
+              report: bool, force: bool, calls: list[Call] = [],  # noqa: B006 (not mutated)
+              events: list[KernelEvent] = []) -> None:  # noqa: B006
     """``--diagram``: the ladder of the exchange; ``--report``: the HTML page next to the pcap."""
     if diagram and result.annotated:
         from sockcap.commands.diagram import print_ladder
@@ -162,7 +218,8 @@ def _pictures(result: RunResult, pipeline: Pipeline, output: Output, *, diagram:
         conv = result.annotated[0].conv
         if conv is not None:
             output.line("")
-            print_ladder(conversation_packets(result.annotated, conv), pipeline.first_ts, output)
+            print_ladder(conversation_packets(result.annotated, conv), pipeline.first_ts, output,
+                         calls, events)
     if report and result.path is not None:
         import os
 

@@ -49,6 +49,7 @@ from sockcap.endpoints.address import (
     printable,
     udp_socket,
 )
+from sockcap.endpoints.recorded import CallRecorder, RecordedSocket
 from sockcap.errors import EndpointError, ExitCode
 from sockcap.i18n import _
 
@@ -117,24 +118,27 @@ class _EchoClient(Protocol):
 
 async def tcp_exchange(
     host: str, port: int, messages: Iterable[str], *, timeout: float = 5.0,
-    strict_close: bool = True,
+    strict_close: bool = True, recorder: CallRecorder | None = None,
 ) -> list[Exchange]:
     """Connect over TCP, send each message and read its echo, then close gracefully.
 
     Stops after a ``quit`` message. Raises EndpointError (refused, timeout, early close;
-    with ``strict_close`` a server that does not close after our FIN).
+    with ``strict_close`` a server that does not close after our FIN). ``recorder``:
+    record every socket call (:mod:`sockcap.endpoints.recorded`).
     """
     todo = list(messages)
-    client = await TcpEchoClient.open(host, port, timeout=timeout, total=len(todo))
+    client = await TcpEchoClient.open(host, port, timeout=timeout, total=len(todo),
+                                      recorder=recorder)
     client.strict_close = strict_close
     return await _exchange_all(client, todo)
 
 
 async def udp_exchange(
-    host: str, port: int, messages: Iterable[str], *, timeout: float = 5.0
+    host: str, port: int, messages: Iterable[str], *, timeout: float = 5.0,
+    recorder: CallRecorder | None = None,
 ) -> list[Exchange]:
     """Send each message as one UDP datagram and wait up to ``timeout`` for its reply."""
-    client = await UdpEchoClient.open(host, port, timeout=timeout)
+    client = await UdpEchoClient.open(host, port, timeout=timeout, recorder=recorder)
     return await _exchange_all(client, list(messages))
 
 
@@ -176,14 +180,15 @@ class TcpEchoClient:
 
     @classmethod
     async def open(
-        cls, host: str, port: int, *, timeout: float = 5.0, total: int | None = None
+        cls, host: str, port: int, *, timeout: float = 5.0, total: int | None = None,
+        recorder: CallRecorder | None = None,
     ) -> TcpEchoClient:
         """Connect, or raise EndpointError saying why not."""
         host, port = parse_host(host), check_port(port)
         address = format_address(host, port)
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=READ_SIZE), timeout
+                _open_connection(host, port, recorder), timeout
             )
         except ConnectionRefusedError:
             raise EndpointError(
@@ -263,6 +268,25 @@ class TcpEchoClient:
         self.writer.transport.abort()
 
 
+async def _open_connection(host: str, port: int, recorder: CallRecorder | None,
+                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """asyncio's open_connection; with a recorder, on a socket that records its calls
+    (connected by the loop, so the connect is recorded from its start to its end)."""
+    if recorder is None:
+        return await asyncio.open_connection(host, port, limit=READ_SIZE)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = RecordedSocket.create(recorder, "client", family)
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    except BaseException as e:
+        sock.connected(e if isinstance(e, OSError) else TimeoutError())
+        sock.close()
+        raise
+    sock.connected()
+    return await asyncio.open_connection(sock=sock, limit=READ_SIZE)
+
+
 class _UdpReplies(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue()
@@ -296,11 +320,14 @@ class UdpEchoClient:
         self.loopback = is_loopback(peer[0])
 
     @classmethod
-    async def open(cls, host: str, port: int, *, timeout: float = 5.0) -> UdpEchoClient:
+    async def open(cls, host: str, port: int, *, timeout: float = 5.0,
+                   recorder: CallRecorder | None = None) -> UdpEchoClient:
         host, port = parse_host(host), check_port(port)
         address = format_address(host, port)
         loop = asyncio.get_running_loop()
         sock = udp_socket(host)
+        if recorder is not None:
+            sock = RecordedSocket.wrap(sock, recorder, "client")
         try:
             sock.connect((host, port))
         except OSError as err:

@@ -56,6 +56,7 @@ from sockcap.endpoints.address import (
     preview,
     udp_socket,
 )
+from sockcap.endpoints.recorded import CallRecorder, RecordedSocket
 from sockcap.errors import EndpointError
 from sockcap.i18n import _
 
@@ -99,10 +100,12 @@ class EchoServer:
         log: Log | None = None,
         sock: socket.socket | None = None,
         label: str = "",
+        recorder: CallRecorder | None = None,
     ) -> None:
         """``sock``: a socket already bound to ``host:port`` to serve on (the workers of
         :func:`~sockcap.endpoints.server.run_server` get theirs from the parent); ``label``
-        starts every log line."""
+        starts every log line; ``recorder``: record every socket call of the server
+        (:mod:`sockcap.endpoints.recorded`)."""
         self.host = host
         self.port = port
         self.udp = udp
@@ -114,6 +117,7 @@ class EchoServer:
         self.label = label
         self.logging = log is not None
         self._sock = sock
+        self.recorder = recorder
         self.read_buffer = memoryview(bytearray(max(max_message, 1)))
         self._connections: set[_TcpEcho] = set()
         self._idle = asyncio.Event()
@@ -144,6 +148,8 @@ class EchoServer:
 
     async def _bind_tcp(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
+        if self._sock is None and self.recorder is not None:
+            self._sock = self._recorded_listener()
         if self._sock is not None:
             self._server = await loop.create_server(
                 lambda: _TcpEcho(self), sock=self._sock, backlog=BACKLOG
@@ -155,9 +161,25 @@ class EchoServer:
         sockname: tuple[str, int] = self._server.sockets[0].getsockname()
         return sockname
 
+    def _recorded_listener(self) -> socket.socket:
+        """The socket to listen on, made as asyncio makes one, each call recorded (asyncio
+        calls its listen())."""
+        assert self.recorder is not None
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = RecordedSocket.create(self.recorder, "server", family)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return bound(sock, self.host, self.port)
+
     async def _bind_udp(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        sock = self._sock or bound(udp_socket(self.host), self.host, self.port)
+        sock = self._sock
+        if sock is None and self.recorder is not None:
+            made = RecordedSocket.create(self.recorder, "server",
+                                         socket.AF_INET6 if ":" in self.host else socket.AF_INET,
+                                         socket.SOCK_DGRAM)
+            made.setblocking(False)
+            sock = bound(made, self.host, self.port)
+        sock = sock or bound(udp_socket(self.host), self.host, self.port)
         self._udp, _ = await loop.create_datagram_endpoint(
             lambda: _UdpEcho(self, sock), sock=sock
         )

@@ -12,16 +12,18 @@ Run as a script for the tests' captures: ``python -m sockcap.endpoints.scenarios
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sockcap.analysis.calls import Call
+from sockcap.decode.strace import KINDS
 from sockcap.i18n import N_
 
 HOST = "127.0.0.1"
@@ -37,17 +39,38 @@ class CallLog:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, side: str, call: str, nbytes: int = -1, error: str = "",
-            since: int = 0) -> None:
-        """Record a call; ``since``: when it began (a call that puts packets on the wire
-        is placed where it began, one that waits for them where it returned)."""
+            since: int = 0, sock: socket.socket | None = None) -> None:
+        """Record a call that returns now; ``since``: when it began (0: it took no time
+        to speak of). The timeline places it where it began, and a call that waited
+        while packets came (connect, accept, recv) once more where it returned
+        (:func:`sockcap.analysis.story.story`). ``sock``: its socket, for the addresses
+        that tie it to its conversation."""
+        now = time.monotonic_ns()
+        local, remote = _ends(sock) if sock is not None else ("", "")
+        kind = KINDS.get(call.partition("(")[0])
         with self.lock:
-            self.calls.append(Call(since or time.monotonic_ns(), side, call, nbytes, error))
+            self.calls.append(Call(since or now, side, call, nbytes, error, now, kind,
+                                   local=local, remote=remote,
+                                   proto="TCP" if sock is not None else ""))
 
-    def failed(self, side: str, call: str, e: OSError, since: int = 0) -> None:
+    def failed(self, side: str, call: str, e: OSError, since: int = 0,
+               sock: socket.socket | None = None) -> None:
         name = errno.errorcode.get(e.errno or 0, "") if e.errno else ""
         if isinstance(e, TimeoutError) and not name:
             name = "ETIMEDOUT"
-        self.add(side, call, error=name or type(e).__name__, since=since)
+        self.add(side, call, error=name or type(e).__name__, since=since, sock=sock)
+
+
+def _ends(sock: socket.socket) -> tuple[str, str]:
+    """The socket's two addresses as ``127.0.0.1:5001`` ("" where it has none)."""
+    ends = []
+    for get in (sock.getsockname, sock.getpeername):
+        try:
+            host, port = get()[:2]
+            ends.append(f"{host}:{port}" if port else "")
+        except OSError:
+            ends.append("")
+    return ends[0], ends[1]
 
 
 def _short(data: bytes) -> str:
@@ -58,12 +81,17 @@ def _short(data: bytes) -> str:
 def _send(log: CallLog, side: str, s: socket.socket, data: bytes) -> None:
     since = time.monotonic_ns()
     s.sendall(data)
-    log.add(side, f"send({_short(data)})", len(data), since=since)
+    log.add(side, f"send({_short(data)})", len(data), since=since, sock=s)
 
 
 def _recv(log: CallLog, side: str, s: socket.socket, size: int = 65536) -> bytes:
-    data = s.recv(size)
-    log.add(side, "recv()", len(data))
+    since = time.monotonic_ns()
+    try:
+        data = s.recv(size)
+    except OSError as e:
+        log.failed(side, "recv()", e, since=since, sock=s)
+        raise
+    log.add(side, "recv()", len(data), since=since, sock=s)
     return data
 
 
@@ -86,35 +114,64 @@ def _serve(port: int, log: CallLog, handle: Callable[[socket.socket], None],
 
     def run() -> None:
         with srv:
+            since = time.monotonic_ns()
             try:
                 conn, _ = srv.accept()
             except OSError as e:
-                log.failed("server", "accept()", e)
+                log.failed("server", "accept()", e, since=since)
                 return
-            log.add("server", "accept()")
+            log.add("server", "accept()", since=since, sock=conn)
             with conn:
                 conn.settimeout(DEADLINE)
                 try:
                     handle(conn)
-                except OSError as e:
-                    log.failed("server", "recv()", e)
+                except OSError:
+                    pass  # recorded by the call that failed
                 since = time.monotonic_ns()
+                ends = _ends(conn)
             log.add("server", "close()", since=since)
+            _set_ends(log, ends)
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t
 
 
+def _set_ends(log: CallLog, ends: tuple[str, str]) -> None:
+    """Give the call just recorded (a close()) the addresses its socket had."""
+    from dataclasses import replace
+
+    with log.lock:
+        log.calls[-1] = replace(log.calls[-1], local=ends[0], remote=ends[1], proto="TCP")
+
+
+@contextlib.contextmanager
+def _closed(log: CallLog, side: str, sock: socket.socket) -> Iterator[socket.socket]:
+    """``with sock:`` that records the close() where it began (before its FIN or RST)."""
+    try:
+        yield sock
+    finally:
+        ends = _ends(sock)
+        since = time.monotonic_ns()
+        sock.close()
+        log.add(side, "close()", since=since)
+        _set_ends(log, ends)
+
+
 def _read_all(log: CallLog, side: str, conn: socket.socket, limit: int = 4 << 20) -> bytes:
+    since = time.monotonic_ns()
     parts, got = [], 0
     while got < limit:
-        chunk = conn.recv(65536)
+        try:
+            chunk = conn.recv(65536)
+        except OSError as e:
+            log.failed(side, "recv() until EOF", e, since=since, sock=conn)
+            raise
         if not chunk:
             break
         parts.append(chunk)
         got += len(chunk)
-    log.add(side, "recv() until EOF", got)
+    log.add(side, "recv() until EOF", got, since=since, sock=conn)
     return b"".join(parts)
 
 
@@ -128,10 +185,14 @@ def _connect(log: CallLog, port: int, *, timeout: float = DEADLINE,
     try:
         c.connect((HOST, port))
     except OSError as e:
-        log.failed("client", "connect()", e)  # placed where it returned: after its cause
+        log.failed("client", "connect()", e, since=since)
+        with log.lock:
+            from dataclasses import replace
+
+            log.calls[-1] = replace(log.calls[-1], remote=f"{HOST}:{port}", proto="TCP")
         c.close()
         return None
-    log.add("client", "connect()", since=since)
+    log.add("client", "connect()", since=since, sock=c)
     return c
 
 
@@ -151,15 +212,14 @@ def echo(port: int, log: CallLog) -> None:
     t = _serve(port, log, handle)
     c = _connect(log, port)
     if c is not None:
-        with c:
+        with _closed(log, "client", c):
             for word in (b"hello", b"world", b"quit"):
                 _send(log, "client", c, word)
                 _recv(log, "client", c, 255)
             since = time.monotonic_ns()
             c.shutdown(socket.SHUT_WR)
-            log.add("client", "shutdown(SHUT_WR)", since=since)
+            log.add("client", "shutdown(SHUT_WR)", since=since, sock=c)
             _recv(log, "client", c, 255)
-        log.add("client", "close()")
     t.join(DEADLINE)
 
 
@@ -184,12 +244,11 @@ def reset(port: int, log: CallLog) -> None:
     t = _serve(port, log, handle)
     c = _connect(log, port)
     if c is not None:
-        with c:
+        with _closed(log, "client", c):
             _send(log, "client", c, b"hello before the reset")
             got.wait(DEADLINE)
             c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             log.add("client", "setsockopt(SO_LINGER, 0)")
-        log.add("client", "close()")
     t.join(DEADLINE)
 
 
@@ -206,13 +265,12 @@ def half_close(port: int, log: CallLog) -> None:
     t = _serve(port, log, handle)
     c = _connect(log, port)
     if c is not None:
-        with c:
+        with _closed(log, "client", c):
             _send(log, "client", c, b"GET / HTTP/1.0\r\n\r\n")
             since = time.monotonic_ns()
             c.shutdown(socket.SHUT_WR)
-            log.add("client", "shutdown(SHUT_WR)", since=since)
+            log.add("client", "shutdown(SHUT_WR)", since=since, sock=c)
             _read_all(log, "client", c)
-        log.add("client", "close()")
     t.join(DEADLINE)
 
 
@@ -284,14 +342,13 @@ def _small_sends(port: int, log: CallLog, nodelay: bool) -> None:
     t = _serve(port, log, handle)
     c = _connect(log, port)
     if c is not None:
-        with c:
+        with _closed(log, "client", c):
             ready.wait(DEADLINE)
             if nodelay:
                 c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 log.add("client", "setsockopt(TCP_NODELAY, 1)")
             for word in words:
                 _send(log, "client", c, word)
-        log.add("client", "close()")
     t.join(DEADLINE)
 
 
@@ -324,9 +381,8 @@ def large(port: int, log: CallLog) -> None:
     srv_thread = _serve(port, log, handle)
     c = _connect(log, port, setup=small_mss)
     if c is not None:
-        with c:
+        with _closed(log, "client", c):
             _send(log, "client", c, bytes(i % 251 for i in range(LARGE)))
-        log.add("client", "close()")
     srv_thread.join(DEADLINE)
 
 
@@ -343,20 +399,20 @@ def zero_window(port: int, log: CallLog) -> None:
     t = _serve(port, log, handle, rcvbuf=4096)
     c = _connect(log, port)
     if c is not None:
-        with c:
+        with _closed(log, "client", c):
             c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
             c.setblocking(False)
             block = bytes(range(256)) * 64
-            sent, start = 0, time.monotonic()
+            sent, start = 0, time.monotonic()  # the same clock as monotonic_ns
             while sent < total and time.monotonic() - start < 1.0:
                 try:
                     sent += c.send(block[: total - sent])
                 except BlockingIOError:
                     time.sleep(0.01)
-            log.add("client", "send() ×n (non-blocking)", sent, "EAGAIN")
+            log.add("client", "send() ×n (non-blocking)", sent, "EAGAIN",
+                    since=int(start * 1e9), sock=c)
             time.sleep(0.5)
             release.set()
-        log.add("client", "close()")
     t.join(DEADLINE)
 
 
@@ -373,14 +429,13 @@ def time_wait(port: int, log: CallLog) -> None:
     if c is None:
         return
     local = c.getsockname()
-    with c:
+    with _closed(log, "client", c):
         _send(log, "client", c, b"hello")
         _recv(log, "client", c, 100)
         since = time.monotonic_ns()
         c.shutdown(socket.SHUT_WR)
-        log.add("client", "shutdown(SHUT_WR)", since=since)
+        log.add("client", "shutdown(SHUT_WR)", since=since, sock=c)
         _recv(log, "client", c, 100)
-    log.add("client", "close()")
     t.join(DEADLINE)
     again = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

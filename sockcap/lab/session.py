@@ -34,6 +34,8 @@ from pathlib import Path
 from sockcap.analysis.link import CwndSample, Delivery
 from sockcap.capture.afpacket import AfPacketCapture
 from sockcap.capture.bpf import JEQ_K, LD_H_ABS, RET_K, SNAPLEN, Insn, Op, assemble
+from sockcap.capture.kernel import KernelTrace
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.endpoints.echo import EchoServer
 from sockcap.errors import EndpointError, WriteError
@@ -71,6 +73,7 @@ class LabOptions:
     pattern: str = "ping-pong"
     cc: str = ""  # the client's congestion control ("": the kernel's default)
     fresh: bool = False  # out_dir is a default name: never reuse it (``-2``, ``-3``, ...)
+    kernel: bool = False  # trace the kernel's TCP events of the TCP echo (--kernel)
 
     @property
     def echo_wait(self) -> float:
@@ -88,6 +91,8 @@ class LabResult:
     udp: Delivery | None = None
     folder: str = ""  # where the pcap files went
     dropped: int = 0  # frames the captures' rings had no room for
+    events: list[KernelEvent] = field(default_factory=list)  # the kernel's, with --kernel
+    listen_overflows: int = 0
 
 
 def ipv4_only() -> list[Insn]:
@@ -146,7 +151,8 @@ async def run_lab(ns: Namespaces, opts: LabOptions,
             on_paths(result.paths)
         if opts.tcp:
             left = deadline - time.monotonic()
-            result.tcp = await _tcp(ns, opts, left * (1 - UDP_SHARE) if opts.udp else left)
+            result.tcp = await _tcp(ns, opts, left * (1 - UDP_SHARE) if opts.udp else left,
+                                    result, note)
         if opts.udp:
             result.udp = await _udp(ns, opts, max(0.0, deadline - time.monotonic()))
         await _settle(list(ends.values()), max(QUIET_SECONDS, 3 * opts.delay_ms / 1000))
@@ -193,11 +199,17 @@ async def _server(ns: Namespaces, udp: bool) -> EchoServer:
     return server
 
 
-async def _tcp(ns: Namespaces, opts: LabOptions, seconds: float) -> Delivery:
-    """The TCP echo within ``seconds``: what came back, and whether it all did."""
+async def _tcp(ns: Namespaces, opts: LabOptions, seconds: float,
+               result: LabResult | None = None,
+               note: Callable[[str], None] | None = None) -> Delivery:
+    """The TCP echo within ``seconds``: what came back, and whether it all did. With
+    ``opts.kernel`` the kernel's TCP events on the server's port go to ``result``
+    (tracefs is one for the whole machine: the namespaces' sockets are in it too)."""
     server = await _server(ns, udp=False)
     replies: list[bytes] = []
     finished = False
+    trace = (KernelTrace.open([server.port], note or (lambda _t: None))
+             if opts.kernel and result is not None else None)
     try:
         with ns.inside("client"):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -220,8 +232,13 @@ async def _tcp(ns: Namespaces, opts: LabOptions, seconds: float) -> Delivery:
         if finished:
             await server.wait_idle(max(1.0, seconds))
         found = tuple(replies) + (None,) * (len(opts.messages) - len(replies))
+        if trace is not None and result is not None:
+            result.events = trace.stop()
+            result.listen_overflows = trace.overflows
         return Delivery(opts.messages, found, server.stats.bytes, finished, tuple(samples))
     finally:
+        if trace is not None:
+            trace.close()
         await server.close()
 
 

@@ -1,5 +1,5 @@
-"""Socket calls in the timeline (``run --scenario``): each call a scenario's client or
-server made, as a line placed among the packets by time (pure).
+"""Socket calls in the timeline (``run --capture``, ``capture --calls``): each call a
+program made, as a line placed among the packets by time (pure).
 
 ``client: connect() → ECONNREFUSED`` sits just before the packet it caused or after the
 one that answered it, so the reader sees which call put which segment on the wire.
@@ -10,21 +10,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from sockcap.analysis.callfindings import CallFinding, CallFindingCode
 from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
+from sockcap.analysis.story import Moment
 from sockcap.decode.records import TcpFlags
 from sockcap.i18n import N_, _, ngettext
 
 CALL_INDENT = "    ▸ "
+FINDING_INDENT = "  ! "
 CAUSE_INDENT = "      "
 FIN, SYN, RST, ACK = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST, TcpFlags.ACK))
 SIDE_NAMES = {"client": N_("client"), "server": N_("server")}
 
 
-def call_line(call: Call, first_ts: int) -> str:
-    """``    ▸ 0.000120  client: send(b'hello') → 5 bytes``."""
+def call_line(call: Call, first_ts: int, moment: Moment = Moment.WHOLE) -> str:
+    """``    ▸ 0.000120  client: send(b'hello') → 5 bytes``; a call that waited across
+    packets is two lines, ``connect(...) …`` where it began and ``… connect(...) → ok``
+    where it returned."""
     side = _(SIDE_NAMES.get(call.side, call.side))
-    t = f"{(call.ts_ns - first_ts) / 1e9:.6f}" if first_ts else "-"
+    ts = call.returned_ns if moment is Moment.RETURNED else call.ts_ns
+    t = f"{(ts - first_ts) / 1e9:.6f}" if first_ts else "-"
+    if moment is Moment.BEGUN:
+        return CALL_INDENT + _("{time}  {side}: {call} …").format(time=t, side=side,
+                                                                 call=call.call)
+    what = call.call if moment is Moment.WHOLE else "… " + call.call
     if call.error and call.nbytes >= 0:
         text = ngettext("{time}  {side}: {call} → {count} byte, then {error}",
                         "{time}  {side}: {call} → {count} bytes, then {error}", call.nbytes)
@@ -35,17 +45,36 @@ def call_line(call: Call, first_ts: int) -> str:
                         "{time}  {side}: {call} → {count} bytes", call.nbytes)
     else:
         text = _("{time}  {side}: {call} → ok")
-    return CALL_INDENT + text.format(time=t, side=side, call=call.call, count=call.nbytes,
-                                     error=call.error)
+    line = text.format(time=t, side=side, call=what, count=call.nbytes, error=call.error)
+    if call.repeat > 1:
+        line = ngettext("{line}, {count} time in a row for {seconds:.3f} s",
+                        "{line}, {count} times in a row for {seconds:.3f} s", call.repeat).format(
+            line=line, count=f"{call.repeat:,}", seconds=(call.returned_ns - call.ts_ns) / 1e9)
+    return CALL_INDENT + line
 
 
 def call_record(call: Call, first_ts: int, before: Sequence[Annotated] = ()) -> dict[str, Any]:
-    """A call for ``--json`` (English codes, as every JSON record): ``{"call": "connect()",
-    "side": "client", "time": 0.0001, "bytes": null, "error": "ECONNREFUSED",
-    "caused_by": [2]}`` (the packet numbers that made it fail, when known)."""
-    return {"call": call.call, "side": call.side,
-            "time": round((call.ts_ns - first_ts) / 1e9, 6) if first_ts else None,
-            "bytes": call.nbytes if call.nbytes >= 0 else None, "error": call.error or None,
+    """A call for ``--json`` (English codes, as every JSON record): ``{"type": "call",
+    "call": "connect(127.0.0.1:5001)", "side": "client", "pid": 4242, "fd": 3,
+    "syscall": "connect", "args": {"address": "127.0.0.1:5001"}, "result": -1,
+    "errno": "ECONNREFUSED", "begin": 0.0001, "end": 0.0002, "time": 0.0001,
+    "bytes": null, "conversation": 0, "packets": [1, 2], "caused_by": [2]}``: ``begin``
+    and ``end`` in seconds from the first packet, ``packets`` the ones it caused or that
+    caused it, ``caused_by`` the ones that made it fail."""
+
+    def rel(ts: int) -> float | None:
+        return round((ts - first_ts) / 1e9, 6) if first_ts and ts >= 0 else None
+
+    return {"type": "call", "call": call.call, "side": call.side, "pid": call.pid or None,
+            "fd": call.fd if call.fd >= 0 else None, "syscall": call.syscall or None,
+            "kind": call.kind.value if call.kind else None, "args": dict(call.args),
+            "result": call.result, "errno": call.error or None,
+            "error": call.error or None,  # the name it had before "errno"; kept for scripts
+            "begin": rel(call.ts_ns), "end": rel(call.end_ns), "time": rel(call.ts_ns),
+            "bytes": call.nbytes if call.nbytes >= 0 else None,
+            "local": call.local or None, "remote": call.remote or None,
+            "conversation": call.stream if call.stream >= 0 else None,
+            "packets": list(call.packets), "repeat": call.repeat,
             "caused_by": causes(call, before)}
 
 
@@ -103,3 +132,47 @@ def interleave(packets: Iterable[Annotated], calls: Sequence[Call],
         yield a, None
     for call in ordered[i:]:
         yield None, call
+
+
+def finding_line(finding: CallFinding, first_ts: int) -> str:
+    """A finding from the calls, in a sentence with its evidence: ``server: read()
+    returned 0 (EOF) at 1.200000 s and the program called read() 1,834,221 more times``."""
+    call = finding.call
+    side = _(SIDE_NAMES.get(call.side, call.side))
+    t = f"{(call.ts_ns - first_ts) / 1e9:.6f}" if first_ts else "-"
+    name = call.syscall or call.call.partition("(")[0]
+    if finding.code is CallFindingCode.READ_AFTER_EOF:
+        text = ngettext(
+            "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
+            "{count} more time on that socket: it does not stop when the peer has closed "
+            "(a loop that checks n < 0 but not n == 0)",
+            "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
+            "{count} more times on that socket: it does not stop when the peer has closed "
+            "(a loop that checks n < 0 but not n == 0)", finding.count)
+        return FINDING_INDENT + text.format(side=side, name=name, time=t,
+                                            count=f"{finding.count:,}")
+    if finding.code is CallFindingCode.WROTE_MORE_THAN_READ:
+        return FINDING_INDENT + _(
+            "{side}: {name}() sent {sent} bytes at {time} s after a read returned {received}: "
+            "it sent {extra} bytes more than it received — e.g. strlen() on a buffer without "
+            "a terminating NUL").format(side=side, name=name, time=t, sent=finding.sent,
+                                        received=finding.received,
+                                        extra=finding.sent - finding.received)
+    return FINDING_INDENT + _(
+        "{side}: {name}() returned {count_bytes} bytes at {time} s holding {segments} segments "
+        "the peer sent apart (packets {packets}): TCP is a byte stream, one read is not one "
+        "message").format(side=side, name=name, time=t, count_bytes=call.nbytes,
+                          segments=finding.count,
+                          packets=", ".join(str(n) for n in finding.packets))
+
+
+def finding_record(finding: CallFinding, first_ts: int) -> dict[str, Any]:
+    """A finding for ``--json``: ``{"type": "finding", "finding": "read-after-eof",
+    "side": "server", "pid": 42, "fd": 4, "time": 1.2, "count": 1834221, ...}``."""
+    call = finding.call
+    return {"type": "finding", "finding": finding.code.value, "side": call.side,
+            "pid": call.pid or None, "fd": call.fd if call.fd >= 0 else None,
+            "syscall": call.syscall or None,
+            "time": round((call.ts_ns - first_ts) / 1e9, 6) if first_ts else None,
+            "count": finding.count, "received": finding.received, "sent": finding.sent,
+            "packets": list(finding.packets)}

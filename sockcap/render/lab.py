@@ -21,11 +21,14 @@ from sockcap.analysis.link import (
     give_up_seconds,
 )
 from sockcap.analysis.shape import Counts, LinkOptions
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.i18n import _
+from sockcap.render.kernel import ProbeFilter, kernel_line
 from sockcap.render.packets import PacketView
 from sockcap.render.timeline import json_record
 
 LOST_STYLE = "bold red"
+KERNEL_STYLE = "magenta"  # as the timeline's ◆ lines
 
 
 def seconds_text(seconds: float) -> str:
@@ -225,14 +228,22 @@ def verdict_record(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> dict[str, 
 
 
 def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]],
-             client: str = "") -> Iterator[tuple[str, str]]:
+             client: str = "", events: Sequence[KernelEvent] = (),
+             first_ts: int = 0) -> Iterator[tuple[str, str]]:
     """The merged timeline as ``(line, style)`` pairs: every packet put on the link, at the
     time it was sent; one that never arrived is marked *lost on the link*. An IP fragment
     says so as tshark does (``Fragmented IP protocol (proto=UDP 17, off=1480, ID=3c4d)``),
-    and a lost one names the datagram it takes with it."""
+    and a lost one names the datagram it takes with it. ``events`` (``--kernel``, tied to
+    the packets): the kernel's ``◆`` lines among the packets by time."""
     mark = "  ✗ " + _("lost on the link")
     marks = _fragment_marks(pairs, client)
+    probes = ProbeFilter()
+    pending = sorted(events, key=lambda e: e.ts_ns)
     for hop, a in pairs:
+        while pending and pending[0].ts_ns <= a.packet.ts_ns:
+            event = pending.pop(0)
+            if probes.shown(event):
+                yield kernel_line(event, first_ts), KERNEL_STYLE
         lines = list(view.styled(a))
         first = view.timeline.lines(a)[0]
         main = next(i for i, (text, _style) in enumerate(lines) if text == first)
@@ -248,6 +259,9 @@ def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]],
             text, style = text + mark + lost_too, LOST_STYLE
         lines[main] = (text, style)
         yield from lines
+    for event in pending:
+        if probes.shown(event):
+            yield kernel_line(event, first_ts), KERNEL_STYLE
 
 
 def _fragment_marks(pairs: Sequence[tuple[Hop, Annotated]],

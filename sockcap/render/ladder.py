@@ -10,11 +10,14 @@ as a :class:`Bracket`, and the expert notes as :class:`Mark` codes on the arrows
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated, Conversation
 from sockcap.codes import Code, Note, Phase, note_kind, note_text, outcome_text
+from sockcap.decode.ftrace import KernelEvent, KernelEventKind
 from sockcap.decode.records import IPPROTO_UDP, TcpFlags
 from sockcap.i18n import N_, _
 from sockcap.render.follow import stream_name
@@ -99,6 +102,18 @@ class Bracket(NamedTuple):
         return _("RTT {ms} ms").format(ms=f"{self.ns / 1e6:.3f}")
 
 
+class SideNote(NamedTuple):
+    """Something written beside one side's lifeline above arrow ``row`` (``row`` equal to
+    the number of arrows: below the last): the TCP state the kernel put that side in, as
+    the textbook diagrams write CLOSED → SYN_SENT → ESTABLISHED beside the lines, or a
+    socket call it made."""
+
+    row: int
+    client: bool
+    text: str  # "SYN_SENT", "connect(127.0.0.1:5001)"
+    state: bool  # True: a TCP state; False: a call
+
+
 class Ladder(NamedTuple):
     """A conversation laid out as a ladder: two lifelines and the arrows between them."""
 
@@ -111,6 +126,27 @@ class Ladder(NamedTuple):
     rtt: Bracket | None
     ended: str  # how it ended, in words ("" for UDP)
     left_out: int  # packets of the conversation not drawn (past the limit)
+    side_notes: tuple[SideNote, ...] = ()  # states and calls beside the lifelines
+
+
+def with_side_notes(ladder: Ladder, packets: Sequence[Annotated], calls: Sequence[Call] = (),
+                    events: Sequence[KernelEvent] = ()) -> Ladder:
+    """The ladder with each side's TCP states (``--kernel``'s state changes) and socket
+    calls (tied by :func:`sockcap.analysis.story.tie_calls`) of its conversation written
+    beside the lifelines, each above the first arrow drawn after it."""
+    if not packets or packets[0].conv is None:
+        return ladder
+    stream = packets[0].conv.stream
+    times = [a.packet.ts_ns for a in packets[:len(ladder.arrows)]]
+    notes = [(e.ts_ns, SideNote(bisect_left(times, e.ts_ns), e.side == "client",
+                                e.new_state, True))
+             for e in events if e.kind is KernelEventKind.STATE and e.stream == stream
+             and e.side in ("client", "server")]
+    notes += [(c.ts_ns, SideNote(bisect_left(times, c.ts_ns), c.side == "client", c.call,
+                                 False))
+              for c in calls if c.stream == stream and c.side in ("client", "server")]
+    notes.sort(key=lambda n: n[0])
+    return ladder._replace(side_notes=tuple(note for _ts, note in notes))
 
 
 def ladder_layout(packets: Sequence[Annotated], first_ts: int, limit: int = 0) -> Ladder:

@@ -37,10 +37,11 @@ class Glyphs(NamedTuple):
     bottom: str  # ... and its last
     more: str  # a text cut short
     to: str  # client -> server in the title
+    call: str  # before a socket call
 
 
-BOX = Glyphs("│", "─", "▶", "◀", "┌", "└", "…", "→")
-ASCII = Glyphs("|", "-", ">", "<", "+", "+", "~", "->")
+BOX = Glyphs("│", "─", "▶", "◀", "┌", "└", "…", "→", "▸")
+ASCII = Glyphs("|", "-", ">", "<", "+", "+", "~", "->", "*")
 
 _MARK_STYLES = {Mark.RETRANSMISSION: "bold red", Mark.RESET: "bold red",
                 Mark.DUPLICATE_ACK: "bold yellow", Mark.ZERO_WINDOW: "bold yellow",
@@ -64,6 +65,7 @@ def ladder_lines(ladder: Ladder, width: int = 80, ascii: bool = False) -> Iterat
     ends = {b.last for b in ladder.bands}
     band: Band | None = None
     for arrow in ladder.arrows:
+        yield from _side_lines(ladder, arrow.row, gap, g)
         band = bands.get(arrow.row, band)
         style = _style(arrow, band)
         left1, left2 = _bracket(ladder, arrow.row, g)
@@ -71,8 +73,27 @@ def ladder_lines(ladder: Ladder, width: int = 80, ascii: bool = False) -> Iterat
         head = f"{arrow.time:10.6f} {arrow.no:5d} {left1} "
         yield (head + g.lane + _label(arrow, gap, g) + g.lane + right1).rstrip(), style
         yield (" " * 17 + left2 + " " + _shaft(arrow, gap, g) + right2).rstrip(), style
+    yield from _side_lines(ladder, len(ladder.arrows), gap, g)
     yield empty, ""
     yield _footer(ladder), "dim"
+
+
+STATE_STYLE, CALL_STYLE = "magenta", "cyan"  # as the timeline's ◆ and ▸ lines
+
+
+def _side_lines(ladder: Ladder, row: int, gap: int, g: Glyphs) -> Iterator[tuple[str, str]]:
+    """The states and calls above arrow ``row``: a client's state left of its lifeline, a
+    server's right of its own; a call inside the lanes, at the side that made it."""
+    for note in (n for n in ladder.side_notes if n.row == row):
+        if note.state and note.client:
+            line = f"{_cut(note.text, LEFT - 2, g):>{LEFT - 1}} " + g.lane + " " * gap + g.lane
+        elif note.state:
+            line = " " * LEFT + g.lane + " " * gap + g.lane + " " + note.text
+        else:
+            text = _cut(g.call + " " + note.text, gap - 2, g)
+            inner = f" {text:<{gap - 2}} " if note.client else f" {text:>{gap - 2}} "
+            line = " " * LEFT + g.lane + inner + g.lane
+        yield line.rstrip(), STATE_STYLE if note.state else CALL_STYLE
 
 
 def _heading(gap: int) -> str:
@@ -175,6 +196,7 @@ def ladder_mermaid(ladder: Ladder) -> Iterator[str]:
     bands = {b.first: b for b in ladder.bands}
     ends = {b.last for b in ladder.bands}
     for arrow in ladder.arrows:
+        yield from _mermaid_side_notes(ladder, arrow.row)
         band = bands.get(arrow.row)
         if band is not None:
             yield f"    rect {_BAND_COLOURS[band.kind]}"
@@ -189,6 +211,14 @@ def ladder_mermaid(ladder: Ladder) -> Iterator[str]:
             yield f"    Note left of C: {mermaid_escape(_('handshake {rtt}').format(rtt=ladder.rtt.words))}"
         if arrow.row in ends:
             yield "    end"
+    yield from _mermaid_side_notes(ladder, len(ladder.arrows))
     if ladder.left_out:
         yield "    Note over C,S: " + mermaid_escape(
             _("{left_out} more packets not drawn").format(left_out=ladder.left_out))
+
+
+def _mermaid_side_notes(ladder: Ladder, row: int) -> Iterator[str]:
+    for note in (n for n in ladder.side_notes if n.row == row):
+        where = "left of C" if note.client else "right of S"
+        text = note.text if note.state else "▸ " + note.text
+        yield f"    Note {where}: {mermaid_escape(text)}"

@@ -72,7 +72,7 @@ class PacketView:
         import json
 
         self._seen(a)
-        record = json_record(a, self.clock.first_ts)
+        record = {"type": "packet", **json_record(a, self.clock.first_ts)}
         record["filter"] = display_filter(a)
         return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
 

@@ -505,4 +505,7 @@ def json_record(a: Annotated, first_ts: int) -> dict[str, Any]:
 
 
 def json_line(a: Annotated, first_ts: int) -> str:
-    return json.dumps(json_record(a, first_ts), separators=(",", ":"), ensure_ascii=False)
+    """A packet as a line of ``--json``: its record with ``"type": "packet"`` first, as
+    every line of a stream that also holds calls and kernel events says what it is."""
+    return json.dumps({"type": "packet", **json_record(a, first_ts)}, separators=(",", ":"),
+                      ensure_ascii=False)

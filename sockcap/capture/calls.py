@@ -1,0 +1,93 @@
+"""Any program's socket calls, recorded by strace (the edge; the parsing is
+:func:`sockcap.decode.strace.parse_strace`).
+
+The API is three steps that any runner of a program can take, whatever else it does
+around the program (a capture, a sandbox, a time limit):
+
+1. ``argv = traced_argv(argv, trace_path)`` wraps a command so that it runs under strace,
+   which writes the calls of the program and of every child it starts to ``trace_path``;
+   nothing else about the program changes (same stdin/stdout, same exit status, signals
+   sent to strace's PID reach it too — strace passes them on).
+2. run ``argv`` as the program would have been run;
+3. ``calls = read_calls(trace_path, side="client")`` gives the socket calls as
+   :class:`~sockcap.analysis.calls.Call` records, on the wall clock, ready to be tied to
+   a capture by :func:`sockcap.analysis.calltie.tie_calls`.
+
+ptrace of one's own child needs no root. :func:`strace_path` is None without strace: the
+caller says so in one line and goes on without calls.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from sockcap.analysis.calls import Call
+from sockcap.decode.strace import KINDS, parse_strace
+
+STRING_BYTES = 1024  # bytes of each read/write strace writes (-s): enough to check payloads
+
+
+def strace_path() -> str | None:
+    """The strace program, or None when it is not installed."""
+    return shutil.which("strace")
+
+
+def traced_argv(argv: list[str] | tuple[str, ...], trace_path: str,
+                strace: str | None = None) -> list[str]:
+    """``argv`` run under strace, its socket calls written to ``trace_path``.
+
+    ``-f``: children and threads too; ``-ttt -T``: when each call began (wall clock, µs)
+    and how long it took; ``-yy``: each descriptor with its addresses; ``-xx``: every byte
+    of a string exact; ``--seccomp-bpf``: the program stops only for the calls traced, so
+    it runs at nearly its own speed; ``-qq``/``-e signal=none``: no lines about signals
+    and exits.
+    """
+    return [strace or strace_path() or "strace", "-f", "-qq", "-I", "2",
+            "-e", "signal=none", "-ttt", "-T", "-yy", "-xx", "-s", str(STRING_BYTES),
+            "-e", "trace=" + ",".join(sorted(KINDS)), "-o", trace_path, "--",
+            *_dies_with_strace(), *argv]
+
+
+def _dies_with_strace() -> list[str]:
+    """The program killed when strace ends: strace leaves the program it started running
+    when strace itself is stopped or killed, so the program is started through
+    ``setpriv --pdeathsig KILL`` (util-linux), which asks the kernel to kill it when its
+    parent, strace, is gone. Stopping strace by its PID then stops the program too."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
+def trace_folder() -> str:
+    """A private folder for the trace file, writable by the program's user (under sudo the
+    program runs as the user who ran sudo, and strace with it)."""
+    import tempfile
+
+    from sockcap.owner import sudo_user
+
+    folder = tempfile.mkdtemp(prefix="sockcap-calls-")
+    user = sudo_user()
+    if user is not None:
+        os.chown(folder, user.uid, user.gid)
+    return folder
+
+
+def read_calls(trace_path: str, side: str = "") -> list[Call]:
+    """The calls in a trace written by :func:`traced_argv` (none if it is missing)."""
+    try:
+        with open(trace_path, encoding="utf-8", errors="replace") as f:
+            return parse_strace(f, side)
+    except FileNotFoundError:
+        return []
+
+
+def remove_trace(trace_path: str) -> None:
+    """Remove the trace file once read (it holds the program's bytes), and its folder."""
+    try:
+        os.unlink(trace_path)
+    except FileNotFoundError:
+        pass
+    try:
+        os.rmdir(os.path.dirname(trace_path))
+    except OSError:
+        pass
