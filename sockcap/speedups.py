@@ -14,9 +14,9 @@ Environment, read once here and nowhere else:
   it, so a failed build cannot pass silently);
 - PyPy always takes the pure path.
 
-The compiled path writes English only (its words are handed to it once, and the lines it
-builds glue them together): in any other language (:func:`sockcap.i18n.language`) the
-pure path runs, so that every sentence is the translated one.
+The compiled engine writes every language: its words and templates are handed to it
+translated and whole (:func:`sockcap.pipeline.contract.engine_words`), so ``--lang id``
+runs the compiled path as English does.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 from typing import Any
 
 from sockcap.errors import MissingExtensionError
-from sockcap.i18n import _, language
+from sockcap.i18n import _
 
 _FLAGS_PURE = ("SOCKCAP_PURE", "SOCKCAP_NO_EXTENSIONS")
 
@@ -36,7 +36,12 @@ def _truthy(name: str) -> bool:
 
 def engine_class() -> Any | None:
     """The compiled engine's class, or None when the pure path is to run."""
-    if any(_truthy(flag) for flag in _FLAGS_PURE) or language() != "en":
+    return compiled_class()
+
+
+def compiled_class() -> Any | None:
+    """The compiled engine's class, or None when it is missing or turned off."""
+    if any(_truthy(flag) for flag in _FLAGS_PURE):
         return None
     problem = ""
     if sys.implementation.name != "cpython":
@@ -65,7 +70,4 @@ def path_name() -> str:
         return _("compiled fast path: sockcap._speedups")
     if any(_truthy(flag) for flag in _FLAGS_PURE):
         return _("pure Python path: SOCKCAP_PURE is set")
-    if language() != "en":
-        return _("pure Python path: the compiled path writes English only, the language"
-                 " is {language}").format(language=language())
     return _("pure Python path: the compiled extension is not built")

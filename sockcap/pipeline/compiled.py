@@ -26,36 +26,14 @@ from typing import Any, Protocol, overload
 
 from sockcap.analysis.conversation import ICMP_PROTOS, Annotated, icmp_error_note
 from sockcap.analysis.stats import ConversationStats
-from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text, phase_text
 from sockcap.decode import decode_frame
 from sockcap.decode.icmp import decode_icmp
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, RawFrame
 from sockcap.i18n import _
 from sockcap.pipeline import Pipeline
-from sockcap.render.packets import GUESSED_ROLES
-from sockcap.render.timeline import (
-    _ACE_FLAGS,
-    _WIRESHARK_FLAGS,
-    icmp_info,
-    packet_where,
-    proto_name,
-)
+from sockcap.pipeline.contract import COUNTED_KINDS, engine_words
+from sockcap.render.timeline import icmp_info, packet_where, proto_name
 
-# the note kinds the engine counts, in its order (the analysis' and the connection's,
-# then an ICMP error's, counted in the conversation of the datagram it quotes)
-COUNTED_KINDS = (
-    Note.RETRANSMISSION, Note.SYN_RETRANSMITTED, Note.SPURIOUS_RETRANSMISSION,
-    Note.FAST_RETRANSMISSION, Note.OUT_OF_ORDER, Note.LOST_SEGMENT, Note.ACKED_UNSEEN,
-    Note.DUPLICATE_ACK, Note.ZERO_WINDOW, Note.ZERO_WINDOW_PROBE, Note.ZERO_WINDOW_PROBE_ACK,
-    Note.WINDOW_FULL, Note.WINDOW_UPDATE, Note.KEEP_ALIVE, Note.KEEP_ALIVE_ACK,
-    Note.CONNECTION_REFUSED, Note.CONNECTION_RESET, Note.HALF_CLOSE, Note.PORT_UNREACHABLE,
-    Note.UNREACHABLE,
-)
-PHASES = (Phase.NONE, Phase.HANDSHAKE_1, Phase.HANDSHAKE_2, Phase.HANDSHAKE_3, Phase.DATA,
-          Phase.ACK, Phase.TEARDOWN, Phase.RESET)
-ROLES = (Roles.FROM_SYN, Roles.GUESSED, Roles.FIRST_SENDER)  # the engine's role numbers
-OUTCOMES = (Outcome.NONE, Outcome.REFUSED, Outcome.RESET, Outcome.CLOSED, Outcome.HALF_CLOSED,
-            Outcome.OPEN)
 CHUNK = 1 << 20  # bytes of text handed out at a time
 
 
@@ -108,22 +86,6 @@ class SinkReader(Protocol):
     def __iter__(self) -> Any: ...
 
 
-def _split(template: str, **names: str) -> list[str]:
-    """A translated template cut at its placeholders, in the order they appear."""
-    marks = {name: chr(1 + i) for i, name in enumerate(names)}
-    text = template.format(**marks)
-    pieces, order, current = [], [], ""
-    for ch in text:
-        if ch in marks.values():
-            pieces.append(current)
-            order.append(next(n for n, m in marks.items() if m == ch))
-            current = ""
-        else:
-            current += ch
-    pieces.append(current)
-    return [*pieces, *order]
-
-
 class CompiledTimeline:
     """``sockcap show``'s plain Wireshark-style text (with or without ``--hex``), compiled.
 
@@ -141,17 +103,10 @@ class CompiledTimeline:
         tracker = pipeline.tracker
         if tracker.on_forget is not None:
             raise ValueError(_("the compiled loop hands no conversation to on_forget"))
-        dup = _split(_(COUNTED_WORDS[Note.DUPLICATE_ACK]), n="n")
-        guessed = _split(_(GUESSED_ROLES), stream="stream", server="server")
-        if len(dup) != 3 or len(guessed) != 5:
-            raise ValueError(_("a translated template lost a placeholder"))
         self.engine = engine_class(
             analyze=tracker.analyze, keep=tracker.keep, port=pipeline.port,
-            limit=pipeline.limit, hex=hex_, ws_flags=_WIRESHARK_FLAGS, ace_flags=_ACE_FLAGS,
-            phases=[phase_text(p) for p in PHASES],
-            note_words=[note_text(k) for k in COUNTED_KINDS], duplicate_ack=dup[:2],
-            guessed=guessed[:3], server_first=guessed[3] == "server", note_text=note_text,
-            render=render, target_proto=target[0], target_stream=target[1])
+            limit=pipeline.limit, hex=hex_, render=render, target_proto=target[0],
+            target_stream=target[1], **engine_words())
 
     def run(self, reader: SinkReader, write: Callable[[bytes], None],
             others: Callable[[Packet], None] | None = None) -> None:
@@ -221,15 +176,9 @@ class Rows(Sequence[ConversationStats]):
         return int(self.engine.conversation_count())
 
     def __iter__(self) -> Iterator[ConversationStats]:
-        conversation, new = self.engine.conversation, tuple.__new__
-        tcp, udp, roles, outcomes, kinds = "TCP", "UDP", ROLES, OUTCOMES, COUNTED_KINDS
+        conversation = self.engine.conversation
         for i in range(len(self)):
-            (proto, stream, client, server, role, packets, size, payload, first, duration,
-             irtt, notes, end) = conversation(i)
-            yield new(ConversationStats, (
-                tcp if proto == IPPROTO_TCP else udp, stream, client, server, roles[role],
-                packets, size, payload, first, duration, irtt,
-                {kinds[kind]: n for kind, n in notes} if notes else {}, outcomes[end]))
+            yield conversation(i)
 
     @overload
     def __getitem__(self, i: int) -> ConversationStats: ...
@@ -242,12 +191,8 @@ class Rows(Sequence[ConversationStats]):
             return [self[k] for k in range(*i.indices(len(self)))]
         if i < 0:
             i += len(self)
-        (proto, stream, client, server, roles, packets, size, payload, first, duration, irtt,
-         notes, end) = self.engine.conversation(i)
-        return ConversationStats(
-            "TCP" if proto == IPPROTO_TCP else "UDP", stream, client, server, ROLES[roles],
-            packets, size, payload, first, duration, irtt,
-            {COUNTED_KINDS[kind]: n for kind, n in notes}, OUTCOMES[end])
+        row: ConversationStats = self.engine.conversation(i)
+        return row
 
 
 def icmp_words(p: Packet, analyze: bool) -> tuple[Any, ...]:

@@ -33,7 +33,7 @@ from sockcap.decode.records import (
     TcpOption,
     TcpOptionKind,
 )
-from sockcap.i18n import _
+from sockcap.i18n import N_, _
 from sockcap.render.tcpdump_options import MPTCP_SUBTYPES, tcpdump_extra_option
 
 # Wireshark prints flag names in bit order: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE.
@@ -142,10 +142,10 @@ def style_of(a: Annotated) -> str:
 # index per packet instead of joining names. The width holds the widest common set,
 # "[FIN, PSH, ACK]" (and "[SYN, ECE, CWR]").
 FLAG_COLUMN = 15
-_WIRESHARK_FLAGS = [f"{wireshark_flags(f):<{FLAG_COLUMN}}" for f in range(512)]
+WIRESHARK_FLAG_COLUMN = [f"{wireshark_flags(f):<{FLAG_COLUMN}}" for f in range(512)]
 # Under Accurate ECN (RFC 9768) AE, CWR and ECE of a segment after the handshake are one
 # 3-bit counter, ACE, which Wireshark shows as a number: "[ACK, ACE=5]".
-_ACE_FLAGS = [f"{'[' + ', '.join((*flag_names(f & ~ECN_BITS), f'ACE={f >> 6 & 7}')) + ']':<{FLAG_COLUMN}}"
+ACE_FLAG_COLUMN = [f"{'[' + ', '.join((*flag_names(f & ~ECN_BITS), f'ACE={f >> 6 & 7}')) + ']':<{FLAG_COLUMN}}"
               for f in range(512)]
 MOD32 = 1 << 32
 _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared when full)
@@ -159,6 +159,9 @@ _TCP_NOACK_LINE = "%4d %10.6f  %s  TCP %s Seq=%d Win=%d Len=%d  %s"
 _TCP_NOACK_DATA_LINE = _TCP_NOACK_LINE + "  %s"
 # The time column of a frame without a time (NO_TIMESTAMP), in each notation's width.
 NO_TIME = f"{'-':>10}"
+# where a packet of a conversation goes, by direction
+FROM_CLIENT = N_("client {client} → server {server}")
+FROM_SERVER = N_("server {server} → client {client}")
 NO_CLOCK = f"{'-':<15}"
 
 
@@ -225,8 +228,8 @@ class Timeline:
             self._where.clear()
         client, server = endpoint(*conv.client), endpoint(*conv.server)
         pair = self._where[conv] = (
-            _("server {server} → client {client}").format(server=server, client=client),
-            _("client {client} → server {server}").format(client=client, server=server))
+            _(FROM_SERVER).format(server=server, client=client),
+            _(FROM_CLIENT).format(client=client, server=server))
         return pair
 
     def line(self, a: Annotated) -> str:
@@ -250,8 +253,8 @@ class Timeline:
         else:
             where = self._where_of(a)
         if win >= 0:
-            names = (_ACE_FLAGS if conv is not None and conv.accecn and not flags & SYN
-                     else _WIRESHARK_FLAGS)[flags]
+            names = (ACE_FLAG_COLUMN if conv is not None and conv.accecn and not flags & SYN
+                     else WIRESHARK_FLAG_COLUMN)[flags]
             if not flags & ACK:
                 line = _TCP_NOACK_LINE % (no, t, where, names, seq, win, plen, phase)
                 if plen > 0:
