@@ -1805,13 +1805,14 @@ static PyObject *i128_to_py(i128 v) {
 }
 
 /* state() -> dict: count, shown, first_ts, last_ts, done, note_counts: [(kind, n)] in
- * the order the kinds were first seen */
+ * the order the kinds were first seen (each kind the code handed in, a Note) */
 static PyObject *Engine_state(Engine *e, PyObject *unused) {
     PyObject *counts = PyList_New(e->n_notes);
     if (!counts) return NULL;
     for (int i = 0; i < e->n_notes; i++) {
         int k = e->note_order[i];
-        PyObject *pair = Py_BuildValue("iK", k, (unsigned long long)e->note_counts[k]);
+        PyObject *pair = Py_BuildValue("OK", PyTuple_GET_ITEM(e->kinds, k),
+                                       (unsigned long long)e->note_counts[k]);
         if (!pair) { Py_DECREF(counts); return NULL; }
         PyList_SET_ITEM(counts, i, pair);
     }
@@ -1932,7 +1933,11 @@ static PyObject *Engine_get_handover(Engine *e, void *unused) {
     return PyBool_FromLong(e->handover);
 }
 
+static PyObject *Engine_get_reads_records(Engine *e, void *unused) { Py_RETURN_TRUE; }
+
 static PyGetSetDef Engine_getset[] = {
+    {"reads_records", (getter)Engine_get_reads_records, NULL,
+     "takes plain records from the capture reader's buffer (pcap, pcapng)", NULL},
     {"handover", (getter)Engine_get_handover, NULL,
      "the followed stream starts at the next frame: the Python pipeline takes over", NULL},
     {"done", (getter)Engine_get_done, NULL, "the -c limit was reached: stop reading", NULL},

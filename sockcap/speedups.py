@@ -34,9 +34,17 @@ def _truthy(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
-def engine_class() -> Any | None:
-    """The compiled engine's class, or None when the pure path is to run."""
-    return compiled_class()
+def engine_class(view: bool = False) -> Any:
+    """The engine's class, chosen once: the compiled ``sockcap._speedups.Engine``, or its
+    pure twin :class:`sockcap.pipeline.engine.PureEngine` when the extension is missing or
+    turned off, or when the caller needs a ``view`` only the pure twin writes (JSON,
+    tcpdump's notation, ``--filters``, ``--explain``, colour, the progress line)."""
+    compiled = None if view else compiled_class()
+    if compiled is not None:
+        return compiled
+    from sockcap.pipeline.engine import PureEngine
+
+    return PureEngine
 
 
 def compiled_class() -> Any | None:
@@ -63,7 +71,7 @@ def compiled_class() -> Any | None:
 def path_name() -> str:
     """``compiled`` or ``pure``, and why, for ``sockcap --version``."""
     try:
-        compiled = engine_class() is not None
+        compiled = compiled_class() is not None
     except MissingExtensionError:
         compiled = False
     if compiled:

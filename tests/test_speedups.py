@@ -28,13 +28,13 @@ sys.path.insert(0, str(ROOT / "fuzz"))
 from differential import OPTION_SETS, differences, show_result
 
 from sockcap.decode.records import NO_TIMESTAMP
-from sockcap.speedups import engine_class
+from sockcap.speedups import compiled_class
 
 REQUIRED = os.environ.get("SOCKCAP_REQUIRE_EXTENSIONS", "") not in ("", "0")
 if not REQUIRED and os.environ.get("SOCKCAP_PURE", "") in ("", "0"):
-    BUILT = engine_class() is not None
+    BUILT = compiled_class() is not None
 else:
-    BUILT = not os.environ.get("SOCKCAP_PURE") and engine_class() is not None
+    BUILT = not os.environ.get("SOCKCAP_PURE") and compiled_class() is not None
 needs_extension = pytest.mark.skipif(not BUILT, reason="the compiled extension is not built")
 GOLDEN = ROOT / "tests" / "golden"
 
@@ -321,7 +321,7 @@ def test_another_language_takes_the_compiled_path(tmp_path: Path, monkeypatch: p
         "kday3.pcap", "tcp_rst_data.pcap") if (CORPUS / "public" / name).exists())]
     try:
         assert i18n.use_language("id") == "id"
-        assert engine_class() is not None
+        assert compiled_class() is not None
         for capture in captures:
             translated = show_result(str(capture), {}, pure=False)
             assert translated == show_result(str(capture), {}, pure=True), capture.name
@@ -338,14 +338,16 @@ def test_a_tracker_that_reports_forgotten_conversations_is_not_stood_in_for() ->
     """``ConversationTracker(on_forget=...)`` (export) gets Python conversations as they
     are forgotten; the engine has none to give, so it refuses such a pipeline."""
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.compiled import CompiledTimeline
+    from sockcap.pipeline.engine import EngineRun, PureEngine
 
     pipeline = Pipeline(keep=False)
     pipeline.tracker.on_forget = lambda conv: None
     with pytest.raises(ValueError, match="on_forget"):
-        CompiledTimeline(engine_class(), pipeline, hex_=False)
+        EngineRun(compiled_class(), pipeline, hex_=False)
+    with pytest.raises(ValueError, match="on_forget"):  # the twins alike
+        EngineRun(PureEngine, pipeline, hex_=False)
     pipeline.tracker.on_forget = None
-    CompiledTimeline(engine_class(), pipeline, hex_=False)
+    EngineRun(compiled_class(), pipeline, hex_=False)
 
 
 @needs_extension

@@ -85,7 +85,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pcapfile.source import open_input
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.compiled import CompiledSelect
+    from sockcap.pipeline.engine import EngineSelect
     from sockcap.render.follow import follow_pairs
     from sockcap.speedups import engine_class
 
@@ -104,16 +104,12 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
         except CaptureFileError as e:
             failure.append(e)
 
-    engine = engine_class() if select is not None else None
-    compiled = CompiledSelect(engine, pipeline, *select) if engine and select else None
+    chosen = EngineSelect(engine_class(), pipeline, *select) if select is not None else None
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))
-        if compiled is not None:
-            packets = compiled.select(reader)
-        elif select is None:
-            packets = pipeline.packets(reader)
-        else:
-            packets = pipeline.select(reader, *select, skipper=reader)
+        # one stream: the engine numbers the packets before it, the pipeline reads it;
+        # every stream: each packet in order
+        packets = chosen.select(reader) if chosen is not None else pipeline.packets(reader)
         shown = [0]
 
         def counted(pairs: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
@@ -140,8 +136,8 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     if select is not None and not any((c.proto, c.stream) == select for c in convs):
         kind = "udp" if udp else "tcp"
         count = sum(1 for c in convs if c.proto == select[0])
-        if compiled is not None:  # numbered in C: the tracker kept none of them
-            count = compiled.streams[0 if select[0] == IPPROTO_TCP else 1]
+        if chosen is not None and chosen.streams != (0, 0):  # numbered by the engine: the
+            count = chosen.streams[0 if select[0] == IPPROTO_TCP else 1]  # tracker kept none
         raise InputError(
             _("no {kind} stream {stream} in {path} (it has {count}: 0..{last})").format(
                 kind=kind, stream=stream, path=path, count=count, last=count - 1)
