@@ -140,7 +140,7 @@ class PureEngine:
         self.done = False
         self.handover = target_stream >= 0  # Pipeline.select numbers the packets itself
         self.pending = 0
-        self._parts: list[str] = []
+        self._parts: list[bytes] = []
         self._rows: list[ConversationStats] | None = None
 
     def pcap(self, buf: bytes, pos: int, *_args: Any) -> tuple[int, int]:
@@ -179,15 +179,15 @@ class PureEngine:
         self.shown += 1
         text = self.view(a)
         if text is not None:
-            self._parts.append(text)
-            self._parts.append("\n")
-            self.pending += len(text) + 1
+            chunk = (text + "\n").encode("utf-8")
+            self._parts.append(chunk)
+            self.pending += len(chunk)
 
     def take(self) -> bytes:
-        text = "".join(self._parts)
+        chunk = b"".join(self._parts)
         self._parts.clear()
         self.pending = 0
-        return text.encode("utf-8")
+        return chunk
 
     def state(self) -> dict[str, Any]:
         streams = self.tracker._streams
@@ -242,7 +242,7 @@ class EngineRun:
         (as :meth:`Pipeline.run` gives them). ``frames`` is the reader itself, or an
         iterator over it (the progress line's) with the ``reader`` beside it."""
         engine = self.engine
-        frame_fn, packet_fn, take = engine.frame, engine.packet, engine.take
+        frame_fn, take = engine.frame, engine.take
         analyze = self.pipeline.tracker.analyze
         source: Any = reader if reader is not None else frames
 
@@ -254,16 +254,7 @@ class EngineRun:
         try:
             for frame in frames:
                 if not frame_fn(frame):
-                    p = decode_frame(frame)
-                    if p.sport >= 0 and (p.proto == IPPROTO_TCP or p.proto == IPPROTO_UDP):
-                        packet_fn(p, p.notes, None, None)
-                    else:
-                        if p.proto in ICMP_PROTOS:
-                            packet_fn(p, *icmp_words(p, analyze))
-                        else:
-                            packet_fn(p, p.notes, packet_where(p), proto_name(p))
-                        if others is not None:
-                            others(p)
+                    feed_decoded(engine, frame, analyze, others)
                 if engine.done:
                     break
                 if engine.pending >= CHUNK:
@@ -319,6 +310,24 @@ class Rows(Sequence[ConversationStats]):
             i += len(self)
         row: ConversationStats = self.engine.conversation(i)
         return row
+
+
+def feed_decoded(engine: Any, frame: RawFrame, analyze: bool,
+                 others: Callable[[Packet], None] | None = None) -> None:
+    """A frame the engine did not decode itself (``frame()`` said False): decoded by
+    :func:`sockcap.decode.decode_frame` and handed to ``packet()`` with the words the
+    timeline would use for it; a packet outside any TCP/UDP conversation also goes to
+    ``others``."""
+    p = decode_frame(frame)
+    if p.sport >= 0 and (p.proto == IPPROTO_TCP or p.proto == IPPROTO_UDP):
+        engine.packet(p, p.notes, None, None)
+        return
+    if p.proto in ICMP_PROTOS:
+        engine.packet(p, *icmp_words(p, analyze))
+    else:
+        engine.packet(p, p.notes, packet_where(p), proto_name(p))
+    if others is not None:
+        others(p)
 
 
 def icmp_words(p: Packet, analyze: bool) -> tuple[Any, ...]:
