@@ -85,7 +85,7 @@ def counters(pipeline: Pipeline) -> tuple[Any, ...]:
 
 @pytest.mark.parametrize("case", plain_cases(), ids=lambda c: c[0])
 def test_golden_timeline(engine_twin: Any, case: tuple[str, Any, str, list[str]]) -> None:
-    name, path, expected_file, options = case
+    _name, path, expected_file, options = case
     if not path.exists():
         pytest.skip(f"corpus not present at {CORPUS}")
     expected = (GOLDEN / expected_file).read_text(encoding="utf-8")

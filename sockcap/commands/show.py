@@ -14,8 +14,8 @@ and the output.
 from __future__ import annotations
 
 import gc
-from contextlib import ExitStack
 from collections.abc import Callable
+from contextlib import ExitStack
 from itertools import chain
 
 from sockcap.analysis.conversation import Annotated

@@ -28,9 +28,9 @@ from typing import Any
 from sockcap.analysis import conversation, direction, expert
 from sockcap.analysis.stats import ConversationStats
 from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text, phase_text
-from sockcap.i18n import _
 from sockcap.decode import tunnel
 from sockcap.decode.records import Packet, RawFrame, TcpFlags, TcpOption, TcpOptionKind
+from sockcap.i18n import _
 from sockcap.render import timeline
 from sockcap.render.packets import GUESSED_ROLES
 

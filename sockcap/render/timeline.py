@@ -30,11 +30,14 @@ from sockcap.decode.records import (
     IPPROTO_UDP,
     Packet,
     TcpFlags,
-    TcpOption,
-    TcpOptionKind,
 )
 from sockcap.i18n import N_, _
-from sockcap.render.tcpdump_options import MPTCP_SUBTYPES, tcpdump_extra_option
+from sockcap.render.tcpdump_options import (
+    tcpdump_icmp,
+    tcpdump_option,
+    tcpdump_option_name,
+    urgent_pointer,
+)
 
 # Wireshark prints flag names in bit order: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE.
 FLAG_NAMES = tuple(str(flag.name) for flag in TcpFlags)
@@ -367,56 +370,6 @@ class Timeline:
         return (p.seq - mine) % MOD32, (p.ack - other) % MOD32, other
 
 
-def urgent_pointer(p: Packet) -> int:
-    """The TCP header's urgent pointer (the header ends where the payload starts)."""
-    sport, data = p.sport.to_bytes(2, "big"), p.data
-    for words in range(5, 16):
-        start = p.payload_off - 4 * words
-        if (0 <= start and start + 20 <= len(data) and data[start : start + 2] == sport
-                and data[start + 12] >> 4 == words):
-            return int.from_bytes(data[start + 18 : start + 20], "big")
-    return 0
-
-
-def tcpdump_option_name(o: TcpOption) -> str:
-    """The name tcpdump prints before ``[bad opt]``: ``mptcp 3 dss``, ``scps``."""
-    if o.kind == 30 and o.value:
-        sub = o.value[0] >> 4
-        name = MPTCP_SUBTYPES[sub] if sub < len(MPTCP_SUBTYPES) else f"unknown-subtype-{sub}"
-        return f"mptcp {len(o.value) + 2} {name}"
-    return {20: "scps"}.get(o.kind, f"unknown-{o.kind}")
-
-
-def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str | None:
-    """One TCP option in tcpdump's words: ``mss 65495``, ``sackOK``, ``TS val 1 ecr 0``;
-    SACK edges relative to ``sack_base`` (the base tcpdump subtracts from the ack);
-    None for an option tcpdump calls ``[bad opt]``."""
-    extra = tcpdump_extra_option(o)
-    if extra != "":
-        return extra
-    v = o.value
-    if o.kind == TcpOptionKind.NOP:
-        return "nop"
-    if o.kind == TcpOptionKind.EOL:
-        return "eol"
-    if o.kind == TcpOptionKind.MSS and len(v) == 2:
-        return f"mss {int.from_bytes(v, 'big')}"
-    if o.kind == TcpOptionKind.WSCALE and len(v) == 1:
-        return f"wscale {v[0]}"
-    if o.kind == TcpOptionKind.SACK_PERMITTED:
-        return "sackOK"
-    if o.kind == TcpOptionKind.TIMESTAMPS and len(v) == 8:
-        return f"TS val {int.from_bytes(v[:4], 'big')} ecr {int.from_bytes(v[4:], 'big')}"
-    if o.kind == TcpOptionKind.SACK:
-        edges = [(int.from_bytes(v[i : i + 4], "big") - sack_base) % MOD32
-                 for i in range(0, len(v) - 3, 4)]
-        blocks = [f"{edges[i]}:{edges[i + 1]}" for i in range(0, len(edges) - 1, 2)]
-        return f"sack {len(blocks)} " + "".join("{" + b + "}" for b in blocks)  # as tcpdump
-    if o.kind == TcpOptionKind.FAST_OPEN:
-        return "tfo " + ("cookiereq" if not v else "cookie " + v.hex())
-    return f"unknown-{o.kind} 0x{v.hex()}" if v else f"opt-{o.kind}"
-
-
 def icmp_info(m: IcmpMessage) -> str:
     """Wireshark's Info for ICMP: ``Destination unreachable (Port unreachable)``,
     ``Echo (ping) request  id=0x0001, seq=1/256``."""
@@ -424,31 +377,6 @@ def icmp_info(m: IcmpMessage) -> str:
         swapped = (m.seq >> 8) | (m.seq & 0xFF) << 8  # Wireshark shows both byte orders
         return f"{m.name}  id=0x{m.ident:04x}, seq={m.seq}/{swapped}"
     return m.name
-
-
-def tcpdump_icmp(m: IcmpMessage, length: int) -> str:
-    """What tcpdump prints for ICMP: ``ICMP 127.0.0.1 udp port 5999 unreachable, length
-    41``, ``ICMP echo request, id 1, seq 1, length 64`` (print-icmp.c, print-icmp6.c)."""
-    q = m.quoted
-    if m.v6:
-        return "ICMP6, " + _tcpdump_icmp6(m, length)
-    if m.port_unreachable and q is not None and q.dport >= 0:
-        proto = {IPPROTO_UDP: "udp", IPPROTO_TCP: "tcp"}.get(q.proto, str(q.proto))
-        return f"{q.dst} {proto} port {q.dport} unreachable, length {length}"
-    if m.echo:
-        return f"echo {m.echo}, id {m.ident}, seq {m.seq}, length {length}"
-    return f"{m.name}, length {length}"
-
-
-def _tcpdump_icmp6(m: IcmpMessage, length: int) -> str:
-    q = m.quoted
-    if m.port_unreachable and q is not None and q.dport >= 0:
-        proto = {IPPROTO_UDP: "udp", IPPROTO_TCP: "tcp"}.get(q.proto, str(q.proto))
-        return (f"destination unreachable, unreachable port, {q.dst} {proto} port {q.dport}, "
-                f"length {length}")
-    if m.echo:
-        return f"echo {m.echo}, id {m.ident}, seq {m.seq}, length {length}"
-    return f"{m.name.lower()}, length {length}"
 
 
 def _without_time(line: str, no: int, t: float) -> str:
