@@ -19,7 +19,7 @@ from contextlib import ExitStack
 from itertools import chain
 
 from sockcap.analysis.conversation import Annotated
-from sockcap.commands.progress import track, wants_progress
+from sockcap.commands.progress import Progress, wants_progress
 from sockcap.errors import CaptureFileError
 from sockcap.i18n import _
 from sockcap.output import Output
@@ -49,12 +49,12 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
     with ExitStack() as stack:
         stream = open_input(path, stack)
         reader = open_capture(stream)
-        progress = wants_progress(output.err, json_, output.stream)
-        frames = track(reader, stream, output.err, progress)
+        progress = Progress(stream, output.err, wants_progress(output.err, json_, output.stream),
+                            lambda: reader.packets)
+        stack.callback(progress.stop)
         # the plain Wireshark-style text (and --hex) is every engine's own; any other view
-        # is the pure engine's, and so is the progress line (it counts the frames it sees)
-        own = not (output.color or progress or filters or explain or json_
-                   or style != "wireshark")
+        # is the pure engine's
+        own = not (output.color or filters or explain or json_ or style != "wireshark")
         packet_view = None if own else _view_of(view, output)
         run = EngineRun(engine_class(view=not own), pipeline, hex_=hex_, view=packet_view,
                         clock=pipeline)
@@ -64,7 +64,7 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
             # again and again. rich, on a terminal, may make some: it keeps it on.
             gc.disable()
         try:
-            run.run(frames, output.data, reader=reader)
+            run.run(progress.frames(reader), output.data, reader=reader, on_read=progress.tick)
         except CaptureFileError:
             output.flush()
             raise

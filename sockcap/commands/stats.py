@@ -28,7 +28,7 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     from contextlib import ExitStack
 
     from sockcap.analysis.stats import CaptureFacts, StatsCollector, linktype_names
-    from sockcap.commands.progress import track, wants_progress
+    from sockcap.commands.progress import Progress, wants_progress
     from sockcap.errors import CaptureFileError
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
@@ -43,15 +43,17 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     collector = StatsCollector()
     failure: CaptureFileError | None = None
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
-    progress = wants_progress(output.err, json_)  # a terminal's line: the pure engine's
-    run = stats_run(engine_class(view=progress), pipeline)
+    run = stats_run(engine_class(), pipeline)
     with ExitStack() as stack:
         stream = open_input(path, stack)
         reader = open_capture(stream)
-        frames = track(reader, stream, output.err, progress)
+        progress = Progress(stream, output.err, wants_progress(output.err, json_),
+                            lambda: reader.packets)
+        stack.callback(progress.stop)
         try:
             # the conversations count their own packets, the collector only the others
-            run.run(frames, _no_text, collector.count, reader=reader)
+            run.run(progress.frames(reader), _no_text, collector.count, reader=reader,
+                    on_read=progress.tick)
         except CaptureFileError as e:
             failure = e
         collector.see(reader.packets, pipeline.first_ts, pipeline.last_ts)

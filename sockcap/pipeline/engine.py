@@ -235,12 +235,15 @@ class EngineRun:
 
     def run(self, frames: Iterable[RawFrame], write: Callable[[bytes], None],
             others: Callable[[Packet], None] | None = None, *,
-            reader: SinkReader | None = None) -> None:
+            reader: SinkReader | None = None,
+            on_read: Callable[[], None] | None = None) -> None:
         """Read every frame, writing the text as it is made; whatever stops the reading
         (damage in the file, the ``-c`` limit), the text of every packet before it is
         written first. ``others`` gets the packets outside any TCP/UDP conversation
         (as :meth:`Pipeline.run` gives them). ``frames`` is the reader itself, or an
-        iterator over it (the progress line's) with the ``reader`` beside it."""
+        iterator over it (the progress line's) with the ``reader`` beside it; ``on_read``
+        is called each time the reader is about to read more of its input (when the
+        engine reads records from the reader's buffer: the progress line's tick)."""
         engine = self.engine
         frame_fn, take = engine.frame, engine.take
         analyze = self.pipeline.tracker.analyze
@@ -249,6 +252,8 @@ class EngineRun:
         def flush() -> None:
             if engine.pending:
                 write(take())
+            if on_read is not None:
+                on_read()
 
         source.sink = _sink(engine, flush)
         try:
