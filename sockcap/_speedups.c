@@ -404,11 +404,9 @@ static int decode_ipv6(const uint8_t *d, Py_ssize_t end, Py_ssize_t off, Pkt *p)
 }
 
 static int family_ethertype(uint32_t family) {
-    switch (family) {
-    case 2: return 0x0800;
-    case 24: case 28: case 30: return 0x86DD;
-    default: return -1;
-    }
+    for (int i = 0; i < N_FAMILY_ETHERTYPES; i++)
+        if ((uint32_t)FAMILY_ETHERTYPES[i][0] == family) return FAMILY_ETHERTYPES[i][1];
+    return -1;
 }
 
 /* 1: decoded here, with the same fields sockcap.decode.decode_frame gives; 0: not a
@@ -417,41 +415,41 @@ static int decode_fast(const uint8_t *d, Py_ssize_t end, int64_t linktype, Pkt *
     Py_ssize_t off;
     int et;
     switch (linktype) {
-    case 1:
-        if (end < 14) return 0;
-        et = (int)be16(d + 12);
-        off = 14;
+    case LINKTYPE_ETHERNET:
+        off = LINK_HEADER_LEN_ETHERNET;
+        if (end < off) return 0;
+        et = (int)be16(d + off - 2);
         break;
-    case 113:
-        if (end < 16) return 0;
-        et = (int)be16(d + 14);
-        off = 16;
+    case LINKTYPE_LINUX_SLL:
+        off = LINK_HEADER_LEN_LINUX_SLL;
+        if (end < off) return 0;
+        et = (int)be16(d + off - 2);
         break;
-    case 276:
-        if (end < 20) return 0;
+    case LINKTYPE_LINUX_SLL2:
+        off = LINK_HEADER_LEN_LINUX_SLL2;
+        if (end < off) return 0;
         et = (int)be16(d);
-        off = 20;
         break;
-    case 0: {
-        if (end < 4) return 0;
+    case LINKTYPE_NULL: {
+        off = LINK_HEADER_LEN_NULL;
+        if (end < off) return 0;
         uint32_t f = le32(d);
         et = family_ethertype(f);
         if (et < 0 && (f & 0x00FFFFFF) == 0) et = family_ethertype(f >> 24);
-        off = 4;
         break;
     }
-    case 108:
-        if (end < 4) return 0;
+    case LINKTYPE_LOOP:
+        off = LINK_HEADER_LEN_LOOP;
+        if (end < off) return 0;
         et = family_ethertype(be32(d));
-        off = 4;
         break;
-    case 101: case 12: case 14:
+    case LINKTYPE_RAW: case LINKTYPE_RAW_BSD_0: case LINKTYPE_RAW_BSD_1:
         if (end < 1) return 0;
-        et = (d[0] >> 4) == 4 ? 0x0800 : (d[0] >> 4) == 6 ? 0x86DD : -1;
-        off = 0;
+        et = (d[0] >> 4) == 4 ? ETHERTYPE_IPV4 : (d[0] >> 4) == 6 ? ETHERTYPE_IPV6 : -1;
+        off = LINK_HEADER_LEN_RAW;
         break;
-    case 228: et = 0x0800; off = 0; break;
-    case 229: et = 0x86DD; off = 0; break;
+    case LINKTYPE_IPV4: et = ETHERTYPE_IPV4; off = LINK_HEADER_LEN_IPV4; break;
+    case LINKTYPE_IPV6: et = ETHERTYPE_IPV6; off = LINK_HEADER_LEN_IPV6; break;
     default: return 0;
     }
     p->data = d;
@@ -460,8 +458,8 @@ static int decode_fast(const uint8_t *d, Py_ssize_t end, int64_t linktype, Pkt *
     p->trunc_n = 0;
     p->notes = p->where = p->proto_name = p->info = NULL;
     p->quoted_kind = 0;
-    if (et == 0x0800) return decode_ipv4(d, end, off, p);
-    if (et == 0x86DD) return decode_ipv6(d, end, off, p);
+    if (et == ETHERTYPE_IPV4) return decode_ipv4(d, end, off, p);
+    if (et == ETHERTYPE_IPV6) return decode_ipv6(d, end, off, p);
     return 0;
 }
 

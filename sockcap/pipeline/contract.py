@@ -28,7 +28,7 @@ from typing import Any
 from sockcap.analysis import conversation, direction, expert
 from sockcap.analysis.stats import ConversationStats
 from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text, phase_text
-from sockcap.decode import tunnel
+from sockcap.decode import link, records, tunnel
 from sockcap.decode.records import Packet, RawFrame, TcpFlags, TcpOption, TcpOptionKind
 from sockcap.i18n import _
 from sockcap.render import timeline
@@ -88,8 +88,29 @@ CONSTANTS: dict[str, int] = {
     "MAX_WSCALE": conversation.MAX_WSCALE,
     "PREVIEW_CHARS": timeline.PREVIEW_CHARS,
     "L2TP_PORT": tunnel.L2TP_PORT,
+    "ETHERTYPE_IPV4": link.ETHERTYPE_IPV4,
+    "ETHERTYPE_IPV6": link.ETHERTYPE_IPV6,
     **{f"OPT_{kind.name}": int(kind) for kind in TcpOptionKind},
 }
+
+
+def _link_types() -> dict[str, int]:
+    """Every LINKTYPE_* number, and the link header's length of those that have one
+    (``LINK_HEADER_LEN_ETHERNET``: decode.link.LINK_HEADER_LEN)."""
+    out: dict[str, int] = {}
+    for name in sorted(dir(records)):
+        value = getattr(records, name)
+        if not name.startswith("LINKTYPE_") or name == "LINKTYPE_NAMES":
+            continue
+        for i, number in enumerate(value if isinstance(value, tuple) else (value,)):
+            full = f"{name}_{i}" if isinstance(value, tuple) else name
+            out[full] = number
+            if number in link.LINK_HEADER_LEN:
+                out[full.replace("LINKTYPE_", "LINK_HEADER_LEN_")] = link.LINK_HEADER_LEN[number]
+    return out
+
+
+CONSTANTS.update(_link_types())
 
 
 def engine_words() -> dict[str, Any]:
@@ -138,6 +159,11 @@ def c_header() -> str:
         out.append(f"#define {name} {value}LL" if abs(value) > 0x7FFFFFFF else
                    f"#define {name} ({value})" if value < 0 else f"#define {name} 0x{value:x}"
                    if name.startswith(("F_", "A_", "ECN", "RESENT")) else f"#define {name} {value}")
+    pairs = ", ".join(f"{{{family}, {ethertype:#06x}}}"
+                      for family, ethertype in link.FAMILY_ETHERTYPES.items())
+    out += ["", "/* NULL/LOOP address families and their ethertypes (decode.link) */",
+            f"static const int FAMILY_ETHERTYPES[][2] = {{{pairs}}};",
+            f"#define N_FAMILY_ETHERTYPES {len(link.FAMILY_ETHERTYPES)}"]
     out += ["", "/* counted note kinds (contract.COUNTED_KINDS) */",
             _enum("N_", (k.name for k in COUNTED_KINDS), "N_KINDS"), _flag_notes(), "",
             _enum("PH_", (p.name for p in PHASES), "PH_COUNT"),
