@@ -1,10 +1,13 @@
-"""Which implementation of the hot path runs: the compiled one or the pure-Python twin.
+"""Which twin of the engine runs: the compiled one or the pure-Python one, chosen once.
 
-sockcap keeps its pure-Python code as the reference and adds a compiled fast path,
-``sockcap._speedups`` (C with the CPython API; see the top of ``sockcap/_speedups.c`` for
-what it covers and why C), built by ``pip install`` when a C compiler is present and
-skipped otherwise (setup.py: ``Extension(..., optional=True)``). Both give byte-identical
-output (tests/test_speedups.py).
+sockcap keeps its pure-Python code as the reference and adds a compiled twin of its
+engine, ``sockcap._speedups.Engine`` (C with the CPython API; see the top of
+``sockcap/_speedups.c`` for what it covers and why C), built by ``pip install`` when a C
+compiler is present and skipped otherwise (setup.py: ``Extension(..., optional=True)``).
+The pure twin, :class:`sockcap.pipeline.engine.PureEngine`, has the same API; both give
+byte-identical output (tests/test_engine.py over both through one fixture,
+tests/test_speedups.py end to end). As multidict's ``__init__`` does, this module picks
+the class; the caller never branches on which one it got.
 
 Environment, read once here and nowhere else:
 
@@ -29,6 +32,7 @@ from sockcap.errors import MissingExtensionError
 from sockcap.i18n import _
 
 _FLAGS_PURE = ("SOCKCAP_PURE", "SOCKCAP_NO_EXTENSIONS")
+
 
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
