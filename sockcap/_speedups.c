@@ -1,4 +1,5 @@
-/* sockcap._speedups: the compiled twin of the pure-Python timeline path.
+/* sockcap._speedups: the compiled twin of the engine (sockcap.pipeline.engine.PureEngine
+ * is the other; both have the same constructor, methods and behaviour).
  *
  * What it is: one fused loop from capture-file bytes to timeline text for the common
  * frame (pcap records and pcapng Enhanced Packet Blocks; Ethernet, Linux SLL/SLL2,
@@ -8,10 +9,11 @@
  * analysis. It is a transcription of sockcap/decode (the inline fast paths),
  * sockcap/analysis/conversation.py, sockcap/analysis/expert.py and the Wireshark-style
  * line of sockcap/render/timeline.py; those Python modules are the reference, and
- * tests/test_speedups.py requires byte-identical output from both.
+ * tests/test_engine.py (both twins through one fixture) and tests/test_speedups.py
+ * require byte-identical output from both.
  *
- * Three uses (sockcap/pipeline/compiled.py): ``sockcap show`` (the line and the --hex
- * rows, -c, --port, --explain's counts), ``sockcap stats`` (render=0, keep=1: every
+ * Three uses (sockcap/pipeline/engine.py: EngineRun, EngineSelect): ``sockcap show``
+ * (the line and the --hex rows, -c, --port), ``sockcap stats`` (render=0, keep=1: every
  * conversation kept, its row made on request), and ``sockcap follow --stream N``
  * (target_stream: the packets before stream N are numbered here, and the engine stops
  * right before the packet that starts it, where the Python pipeline takes over).
@@ -23,7 +25,7 @@
  * tcpdump, issue 17). The extension is optional: setup.py builds it with
  * ``optional=True``, and without it sockcap runs the pure path unchanged.
  *
- * The seam (sockcap/pipeline/compiled.py): the capture reader hands its buffer to
+ * The seam (sockcap/pipeline/engine.py): the capture reader hands its buffer to
  * Engine.pcap / Engine.pcapng, which consume every record that is plain (the same
  * conditions as the reader's own fast loops) and whose frame this file can decode; the
  * first record that is not is left to the Python reader, whose frame goes to
@@ -35,7 +37,8 @@
  * Python reader and handed to Engine.frame) are decoded here too, with the tracker's
  * ``ts >= 0`` guards transcribed (conversation times, the first RTT, the SYN times, the
  * retire rule) and ``-`` in the time column, as sockcap/render/timeline.py prints it.
- * The words are English only: in another language sockcap/speedups.py picks the pure path.
+ * The words come translated and whole (contract.engine_words): templates are filled by
+ * placeholder name (template_set, put_template), so every language runs here.
  *
  * Memory safety: every read of frame bytes is checked against the captured length
  * before it is made; every write to the output buffer is preceded by a reserve of at
