@@ -17,6 +17,21 @@ named here, from the Python definitions that are the reference; ``scripts/engine
 - a translated template reaches C whole, with its named placeholders
   (:data:`TEMPLATES`), and C fills them by name: no template is cut into pieces.
 
+What a change touches:
+
+- *a counted note the analysis sets*: ``codes.py`` (the ``Note`` and its words), the
+  analysis that sets it (``analysis/expert.py``: its ``A_`` bit and ``FLAG_NOTES`` row),
+  one line in :data:`COUNTED_KINDS`, the catalogue; then ``scripts/engine_header.py``
+  regenerates the C enum, bit and table, and ``_speedups.c`` changes only where it
+  detects the condition (it had also needed the enum, the bit, the flag table and the
+  Python list of kinds edited by hand, in the same order);
+- *a link type*: ``decode/records.py`` (its number), ``decode/link.py`` (its decoder and
+  its ``LINK_HEADER_LEN`` entry); the engine hands its frames to Python's decoder as it
+  is, and a ``case LINKTYPE_X:`` in ``_speedups.c`` (numbers from the header) makes it
+  fast (the field view's and the C file's own tables of lengths are gone);
+- *a language*: its ``.po``/``.mo`` under ``locale/``; the compiled engine is handed its
+  templates whole (it used to turn itself off in any language but English).
+
 Pure: :func:`c_header` returns the header's text; the script writes it.
 """
 
