@@ -11,6 +11,10 @@ every command of both sides and the anchors (``tcpdump -nn`` with ``TZ=UTC``, ``
 sides see the same load; the figure per command is the median of the rounds' CPU time
 (user + system of the child, less sensitive than wall time to the shared machine), and
 the ratio head/base beside it. The anchors' medians show how loaded the machine was.
+
+Each checked-out side gets its own build of the compiled engine (``sockcap/_speedups.c``,
+with ``gcc`` and the flags of setup.py, in place), so both sides run the compiled path;
+``--pure`` runs both with ``SOCKCAP_PURE=1`` instead (the pure twin against itself).
 """
 
 from __future__ import annotations
@@ -38,6 +42,17 @@ def run(argv: list[str], env: dict[str, str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def build_extension(tree: str) -> None:
+    """The compiled engine of a checked-out tree, built in place as setup.py builds it."""
+    import sysconfig
+
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O3", "-std=c11", "-Wall",
+                    "-Wno-missing-field-initializers", "-I", sysconfig.get_paths()["include"],
+                    f"{tree}/sockcap/_speedups.c", "-o", f"{tree}/sockcap/_speedups{suffix}"],
+                   check=True, timeout=600)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--base", required=True, help="the commit to compare against")
@@ -46,6 +61,7 @@ def main() -> None:
     ap.add_argument("--file", type=Path, default=BENCH / "data" / "loopback-1m.pcap")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--stream", type=int, default=14, help="the stream follow reads")
+    ap.add_argument("--pure", action="store_true", help="both sides on the pure path")
     args = ap.parse_args()
     path = str(args.file)
     with tempfile.TemporaryDirectory(prefix="sockcap-base-") as tmp:
@@ -55,6 +71,7 @@ def main() -> None:
             sides[side] = str(Path(tmp) / side)
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach",
                             sides[side], rev], check=True)
+            build_extension(sides[side])
         try:
             commands = {
                 "show": ["show", path],
@@ -71,7 +88,8 @@ def main() -> None:
             for _round in range(args.rounds):
                 for name, tail in commands.items():
                     for side, tree in sorted(sides.items()):
-                        env = {**os.environ, "PYTHONPATH": tree, "TZ": "UTC"}
+                        env = {**os.environ, "PYTHONPATH": tree, "TZ": "UTC",
+                               "SOCKCAP_PURE": "1" if args.pure else ""}
                         times.setdefault(f"{side}: sockcap {name}", []).append(
                             run([sys.executable, "-m", "sockcap", *tail], env))
                 for name, argv in anchors.items():
@@ -82,7 +100,7 @@ def main() -> None:
                                 sides[side]], check=False)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = f" --head {args.head}" if args.head else ""
-    only = "".join(f" --only {o}" for o in args.only)
+    only = "".join(f" --only {o}" for o in args.only) + (" --pure" if args.pure else "")
     print(f"`python bench/compare_bench.py --base {args.base}{head}{only} --rounds {args.rounds}`, "
           f"{stamp}, {args.file.name}; median CPU seconds of {args.rounds} interleaved rounds\n")
     print("| command | base | head | head / base |")

@@ -155,8 +155,8 @@ def compiled_only(data: bytes) -> int:
     text made."""
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.compiled import CompiledTimeline
-    from sockcap.speedups import engine_class
+    from sockcap.pipeline.engine import EngineRun
+    from sockcap.speedups import compiled_class
 
     made = 0
     for options in OPTION_SETS:
@@ -165,7 +165,7 @@ def compiled_only(data: bytes) -> int:
             reader = open_capture(io.BytesIO(data))
             pipeline = Pipeline(keep=False, port=int(options.get("port", 0)),  # type: ignore[call-overload]
                                 limit=int(options.get("count", 0)))  # type: ignore[call-overload]
-            CompiledTimeline(engine_class(), pipeline, hex_=bool(options.get("hex_"))).run(
+            EngineRun(compiled_class(), pipeline, hex_=bool(options.get("hex_"))).run(
                 reader, out.append)
         except SockcapError:
             pass
@@ -202,9 +202,9 @@ def main() -> None:
     parser.add_argument("--compiled-only", action="store_true",
                         help="run the compiled path alone (the sanitizer run): no comparison")
     a = parser.parse_args()
-    from sockcap.speedups import engine_class
+    from sockcap.speedups import compiled_class
 
-    if engine_class() is None:
+    if compiled_class() is None:
         sys.exit("differential: the compiled extension is not available")
     seeds = load_seeds()
     started = time.monotonic()

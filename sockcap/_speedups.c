@@ -1,4 +1,5 @@
-/* sockcap._speedups: the compiled twin of the pure-Python timeline path.
+/* sockcap._speedups: the compiled twin of the engine (sockcap.pipeline.engine.PureEngine
+ * is the other; both have the same constructor, methods and behaviour).
  *
  * What it is: one fused loop from capture-file bytes to timeline text for the common
  * frame (pcap records and pcapng Enhanced Packet Blocks; Ethernet, Linux SLL/SLL2,
@@ -8,10 +9,11 @@
  * analysis. It is a transcription of sockcap/decode (the inline fast paths),
  * sockcap/analysis/conversation.py, sockcap/analysis/expert.py and the Wireshark-style
  * line of sockcap/render/timeline.py; those Python modules are the reference, and
- * tests/test_speedups.py requires byte-identical output from both.
+ * tests/test_engine.py (both twins through one fixture) and tests/test_speedups.py
+ * require byte-identical output from both.
  *
- * Three uses (sockcap/pipeline/compiled.py): ``sockcap show`` (the line and the --hex
- * rows, -c, --port, --explain's counts), ``sockcap stats`` (render=0, keep=1: every
+ * Three uses (sockcap/pipeline/engine.py: EngineRun, EngineSelect): ``sockcap show``
+ * (the line and the --hex rows, -c, --port), ``sockcap stats`` (render=0, keep=1: every
  * conversation kept, its row made on request), and ``sockcap follow --stream N``
  * (target_stream: the packets before stream N are numbered here, and the engine stops
  * right before the packet that starts it, where the Python pipeline takes over).
@@ -23,7 +25,7 @@
  * tcpdump, issue 17). The extension is optional: setup.py builds it with
  * ``optional=True``, and without it sockcap runs the pure path unchanged.
  *
- * The seam (sockcap/pipeline/compiled.py): the capture reader hands its buffer to
+ * The seam (sockcap/pipeline/engine.py): the capture reader hands its buffer to
  * Engine.pcap / Engine.pcapng, which consume every record that is plain (the same
  * conditions as the reader's own fast loops) and whose frame this file can decode; the
  * first record that is not is left to the Python reader, whose frame goes to
@@ -35,7 +37,8 @@
  * Python reader and handed to Engine.frame) are decoded here too, with the tracker's
  * ``ts >= 0`` guards transcribed (conversation times, the first RTT, the SYN times, the
  * retire rule) and ``-`` in the time column, as sockcap/render/timeline.py prints it.
- * The words are English only: in another language sockcap/speedups.py picks the pure path.
+ * The words come translated and whole (contract.engine_words): templates are filled by
+ * placeholder name (template_set, put_template), so every language runs here.
  *
  * Memory safety: every read of frame bytes is checked against the captured length
  * before it is made; every write to the output buffer is preceded by a reserve of at
@@ -60,63 +63,10 @@ typedef unsigned __int128 u128;
 #define MOD32(x) ((int64_t)((uint64_t)(x) & 0xFFFFFFFFULL))
 #define HALF32 0x80000000LL
 
-/* TCP flags */
-#define F_FIN 0x001
-#define F_SYN 0x002
-#define F_RST 0x004
-#define F_ACK 0x010
-#define F_ECE 0x040
-#define ECN_BITS 0x1C0
-
-/* Wireshark's analysis flags (expert.py) */
-#define A_RETRANSMISSION 0x0001
-#define A_LOST_PACKET 0x0002
-#define A_ACK_LOST_PACKET 0x0004
-#define A_KEEP_ALIVE 0x0008
-#define A_DUPLICATE_ACK 0x0010
-#define A_ZERO_WINDOW 0x0020
-#define A_ZERO_WINDOW_PROBE 0x0040
-#define A_ZERO_WINDOW_PROBE_ACK 0x0080
-#define A_KEEP_ALIVE_ACK 0x0100
-#define A_OUT_OF_ORDER 0x0200
-#define A_FAST_RETRANSMISSION 0x0400
-#define A_WINDOW_UPDATE 0x0800
-#define A_WINDOW_FULL 0x1000
-#define A_SPURIOUS_RETRANSMISSION 0x2000
-#define RESENT (A_RETRANSMISSION | A_FAST_RETRANSMISSION | A_SPURIOUS_RETRANSMISSION | A_OUT_OF_ORDER)
-#define FAST_RETRANSMISSION_NS 20000000LL
-#define OUT_OF_ORDER_NS 3000000LL
-
-/* Note kinds counted (compiled.COUNTED_KINDS, in order): the analysis' and the
- * connection's, then the two an ICMP error puts on the conversation it quotes */
-enum { N_RETRANS, N_SYN_RETRANS, N_SPURIOUS, N_FAST, N_OOO, N_LOST, N_ACKED_UNSEEN,
-       N_DUPACK, N_ZERO_WINDOW, N_ZWP, N_ZWP_ACK, N_WINDOW_FULL, N_WINDOW_UPDATE,
-       N_KEEP_ALIVE, N_KEEP_ALIVE_ACK, N_REFUSED, N_RESET, N_HALF_CLOSE, N_PORT_UNREACH,
-       N_UNREACH, N_KINDS };
-
-/* FLAG_NOTES order (expert.py) */
-static const int FLAG_NOTES[][2] = {
-    {A_RETRANSMISSION, N_RETRANS}, {A_FAST_RETRANSMISSION, N_FAST},
-    {A_SPURIOUS_RETRANSMISSION, N_SPURIOUS}, {A_OUT_OF_ORDER, N_OOO},
-    {A_LOST_PACKET, N_LOST}, {A_ACK_LOST_PACKET, N_ACKED_UNSEEN},
-    {A_WINDOW_UPDATE, N_WINDOW_UPDATE}, {A_WINDOW_FULL, N_WINDOW_FULL},
-    {A_KEEP_ALIVE, N_KEEP_ALIVE}, {A_KEEP_ALIVE_ACK, N_KEEP_ALIVE_ACK},
-    {A_ZERO_WINDOW, N_ZERO_WINDOW}, {A_ZERO_WINDOW_PROBE, N_ZWP},
-    {A_ZERO_WINDOW_PROBE_ACK, N_ZWP_ACK},
-};
-#define N_FLAG_NOTES 13
-
-/* Phases, in the order of the table the Python side passes */
-enum { PH_NONE, PH_HS1, PH_HS2, PH_HS3, PH_DATA, PH_ACK, PH_TEARDOWN, PH_RESET, PH_COUNT };
-enum { ROLES_FROM_SYN, ROLES_GUESSED, ROLES_FIRST_SENDER };
-
-#define SCALE_UNKNOWN (-1)
-#define SCALE_NONE (-2)
-#define RETIRE_AFTER 4096
-#define RETIRE_IDLE_NS (10LL * NS_PER_SEC)
-#define PREVIEW_CHARS 24
-/* UDP to or from the L2TP port is left to the Python decoder, which may look inside */
-#define L2TP_PORT 1701
+/* Every order, code, flag bit, threshold, record field index and template placeholder
+ * shared with the Python side: generated from sockcap/pipeline/contract.py (never copied
+ * here by hand; tests/test_engine_contract.py fails when the header is stale). */
+#include "_engine_contract.h"
 
 /* ---------------------------------------------------------------- output buffer */
 
@@ -228,6 +178,72 @@ static int text_set(Text *t, PyObject *str) {
     return 0;
 }
 
+/* A translated template, handed in whole ("client {client} → server {server}") and cut
+ * here at its placeholders, which are found by name (the list for each template is the
+ * contract's, TEMPLATE_PLACES): piece[0] value piece[1] value ... piece[n]. A template
+ * that names a placeholder its message does not have, or uses a format spec, is refused
+ * when the engine is made; one may leave a placeholder out or repeat it. */
+#define MAX_GAPS 8
+typedef struct {
+    Text piece[MAX_GAPS + 1];
+    int place[MAX_GAPS]; /* which placeholder fills the gap after piece[i] */
+    int n;               /* gaps */
+    size_t fixed;        /* bytes of all the pieces */
+} Template;
+
+static void template_free(Template *t) {
+    for (int i = 0; i <= MAX_GAPS; i++) { PyMem_Free(t->piece[i].s); t->piece[i].s = NULL; }
+}
+
+static int template_piece(Template *t, const char *s, size_t n) {
+    char *c = PyMem_Malloc(n + 1);
+    if (!c) { PyErr_NoMemory(); return -1; }
+    memcpy(c, s, n);
+    c[n] = 0;
+    t->piece[t->n].s = c;
+    t->piece[t->n].n = (Py_ssize_t)n;
+    t->fixed += n;
+    return 0;
+}
+
+/* Python's str.format syntax for the subset used: {name}, {{ and }}. */
+static int template_set(Template *t, PyObject *str, const char *const *places) {
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(str, &len);
+    if (!s) return -1;
+    template_free(t);
+    t->n = 0;
+    t->fixed = 0;
+    char *acc = PyMem_Malloc((size_t)len + 1);
+    if (!acc) { PyErr_NoMemory(); return -1; }
+    size_t k = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if ((ch == '{' || ch == '}') && i + 1 < len && s[i + 1] == ch) { acc[k++] = ch; i++; continue; }
+        if (ch == '}') goto bad;
+        if (ch != '{') { acc[k++] = ch; continue; }
+        const char *close = memchr(s + i, '}', (size_t)(len - i));
+        if (!close || t->n == MAX_GAPS) goto bad;
+        size_t nlen = (size_t)(close - (s + i + 1));
+        int found = -1;
+        for (int p = 0; places[p]; p++)
+            if (strlen(places[p]) == nlen && memcmp(places[p], s + i + 1, nlen) == 0) found = p;
+        if (found < 0) goto bad;
+        if (template_piece(t, acc, k) < 0) { PyMem_Free(acc); return -1; }
+        t->place[t->n++] = found;
+        k = 0;
+        i = close - s;
+    }
+    int rc = template_piece(t, acc, k);
+    PyMem_Free(acc);
+    return rc;
+bad:
+    PyMem_Free(acc);
+    PyErr_Format(PyExc_ValueError, "template %R: only the placeholders {%s...} are known",
+                 str, places[0]);
+    return -1;
+}
+
 /* ---------------------------------------------------------------- packets */
 
 typedef struct {
@@ -272,26 +288,26 @@ static int tcp_options(const uint8_t *d, Py_ssize_t i, Py_ssize_t stop, Pkt *p) 
     p->mptcp_maps = 0;
     while (i < stop) {
         uint8_t kind = d[i];
-        if (kind == 1) { i++; continue; }
-        if (kind == 0) break;
+        if (kind == OPT_NOP) { i++; continue; }
+        if (kind == OPT_EOL) break;
         if (i + 1 >= stop) return 0;
         int len = d[i + 1];
         Py_ssize_t after = i + len;
         if (len < 2 || after > stop) return 0;
         switch (kind) {
-        case 2: if (len != 4) return 0; break;
-        case 3: if (len != 3) return 0; break;
-        case 4: if (len != 2) return 0; break;
-        case 8: if (len != 10) return 0; break;
-        case 5: if (len < 10 || (len - 2) % 8) return 0; break;
+        case OPT_MSS: if (len != 4) return 0; break;
+        case OPT_WSCALE: if (len != 3) return 0; break;
+        case OPT_SACK_PERMITTED: if (len != 2) return 0; break;
+        case OPT_TIMESTAMPS: if (len != 10) return 0; break;
+        case OPT_SACK: if (len < 10 || (len - 2) % 8) return 0; break;
         default: break;
         }
-        if (kind == 3) {
+        if (kind == OPT_WSCALE) {
             p->has_wscale = 1;
             p->wscale = d[i + 2];
-        } else if (kind == 30) {
+        } else if (kind == OPT_MPTCP) {
             p->mptcp = 1;
-            if (len - 2 > 1 && (d[i + 2] >> 4) == 2 && (d[i + 3] & 4)) p->mptcp_maps++;
+            if (len - 2 > 1 && (d[i + 2] >> 4) == MPTCP_DSS && (d[i + 3] & MPTCP_DSS_MAPPING)) p->mptcp_maps++;
         }
         i = after;
     }
@@ -391,11 +407,9 @@ static int decode_ipv6(const uint8_t *d, Py_ssize_t end, Py_ssize_t off, Pkt *p)
 }
 
 static int family_ethertype(uint32_t family) {
-    switch (family) {
-    case 2: return 0x0800;
-    case 24: case 28: case 30: return 0x86DD;
-    default: return -1;
-    }
+    for (int i = 0; i < N_FAMILY_ETHERTYPES; i++)
+        if ((uint32_t)FAMILY_ETHERTYPES[i][0] == family) return FAMILY_ETHERTYPES[i][1];
+    return -1;
 }
 
 /* 1: decoded here, with the same fields sockcap.decode.decode_frame gives; 0: not a
@@ -404,41 +418,41 @@ static int decode_fast(const uint8_t *d, Py_ssize_t end, int64_t linktype, Pkt *
     Py_ssize_t off;
     int et;
     switch (linktype) {
-    case 1:
-        if (end < 14) return 0;
-        et = (int)be16(d + 12);
-        off = 14;
+    case LINKTYPE_ETHERNET:
+        off = LINK_HEADER_LEN_ETHERNET;
+        if (end < off) return 0;
+        et = (int)be16(d + off - 2);
         break;
-    case 113:
-        if (end < 16) return 0;
-        et = (int)be16(d + 14);
-        off = 16;
+    case LINKTYPE_LINUX_SLL:
+        off = LINK_HEADER_LEN_LINUX_SLL;
+        if (end < off) return 0;
+        et = (int)be16(d + off - 2);
         break;
-    case 276:
-        if (end < 20) return 0;
+    case LINKTYPE_LINUX_SLL2:
+        off = LINK_HEADER_LEN_LINUX_SLL2;
+        if (end < off) return 0;
         et = (int)be16(d);
-        off = 20;
         break;
-    case 0: {
-        if (end < 4) return 0;
+    case LINKTYPE_NULL: {
+        off = LINK_HEADER_LEN_NULL;
+        if (end < off) return 0;
         uint32_t f = le32(d);
         et = family_ethertype(f);
         if (et < 0 && (f & 0x00FFFFFF) == 0) et = family_ethertype(f >> 24);
-        off = 4;
         break;
     }
-    case 108:
-        if (end < 4) return 0;
+    case LINKTYPE_LOOP:
+        off = LINK_HEADER_LEN_LOOP;
+        if (end < off) return 0;
         et = family_ethertype(be32(d));
-        off = 4;
         break;
-    case 101: case 12: case 14:
+    case LINKTYPE_RAW: case LINKTYPE_RAW_BSD_0: case LINKTYPE_RAW_BSD_1:
         if (end < 1) return 0;
-        et = (d[0] >> 4) == 4 ? 0x0800 : (d[0] >> 4) == 6 ? 0x86DD : -1;
-        off = 0;
+        et = (d[0] >> 4) == 4 ? ETHERTYPE_IPV4 : (d[0] >> 4) == 6 ? ETHERTYPE_IPV6 : -1;
+        off = LINK_HEADER_LEN_RAW;
         break;
-    case 228: et = 0x0800; off = 0; break;
-    case 229: et = 0x86DD; off = 0; break;
+    case LINKTYPE_IPV4: et = ETHERTYPE_IPV4; off = LINK_HEADER_LEN_IPV4; break;
+    case LINKTYPE_IPV6: et = ETHERTYPE_IPV6; off = LINK_HEADER_LEN_IPV6; break;
     default: return 0;
     }
     p->data = d;
@@ -447,8 +461,8 @@ static int decode_fast(const uint8_t *d, Py_ssize_t end, int64_t linktype, Pkt *
     p->trunc_n = 0;
     p->notes = p->where = p->proto_name = p->info = NULL;
     p->quoted_kind = 0;
-    if (et == 0x0800) return decode_ipv4(d, end, off, p);
-    if (et == 0x86DD) return decode_ipv6(d, end, off, p);
+    if (et == ETHERTYPE_IPV4) return decode_ipv4(d, end, off, p);
+    if (et == ETHERTYPE_IPV6) return decode_ipv6(d, end, off, p);
     return 0;
 }
 
@@ -571,10 +585,10 @@ typedef struct {
     Text ws_flags[512], ace_flags[512];
     Text phases[PH_COUNT];
     Text note_words[N_KINDS];
-    Text dup_pre, dup_post;      /* "duplicate ACK #" {n} "" */
-    Text guess[3];               /* pieces around {stream} and {server} */
-    int guess_server_first;
+    Template templates[T_COUNT]; /* contract.TEMPLATES, translated */
     PyObject *note_text;         /* sockcap.codes.note_text, for decoder notes */
+    PyObject *row;               /* ConversationStats, built by its fields' names (ROW_*) */
+    PyObject *kinds, *roles, *outcomes; /* tuples: the codes of N_*, ROLES_*, END_* */
     /* state */
     Entry *table;                /* nbuckets slots, 64-byte aligned inside table_mem */
     void *table_mem;
@@ -897,14 +911,14 @@ typedef struct {
     int64_t seq, ack, win;
     int phase;
     int bits;   /* analysis flags */
-    int own;    /* N_REFUSED / N_RESET / N_HALF_CLOSE, or -1 */
+    int own;    /* N_CONNECTION_REFUSED / N_CONNECTION_RESET / N_HALF_CLOSE, or -1 */
     int64_t dupacks;
 } Ann;
 
 static void see_syn(const Pkt *p, Conv *c, Dir *d, Dir *r) {
     d->syn = 1;
     d->scale = SCALE_NONE;
-    if (p->has_wscale) d->scale = p->wscale < 14 ? p->wscale : 14;
+    if (p->has_wscale) d->scale = p->wscale < MAX_WSCALE ? p->wscale : MAX_WSCALE;
     if (p->mptcp) c->mptcp = 1;
     if (r->syn && (d->scale == SCALE_NONE || r->scale == SCALE_NONE)) d->scale = r->scale = SCALE_NONE;
     int ecn = p->flags & ECN_BITS;
@@ -924,13 +938,13 @@ static void see_syn(const Pkt *p, Conv *c, Dir *d, Dir *r) {
 static int phase_of(const Pkt *p, Conv *c, int from_client, Dir *d) {
     int flags = p->flags;
     if (flags & F_RST) { c->reset = 1; return PH_RESET; }
-    if (flags & F_SYN) return (flags & F_ACK) ? PH_HS2 : PH_HS1;
+    if (flags & F_SYN) return (flags & F_ACK) ? PH_HANDSHAKE_2 : PH_HANDSHAKE_1;
     if (flags & F_FIN) { d->fin = 1; c->closing = 1; return PH_TEARDOWN; }
     if (!c->handshake_done && from_client && c->synack_ts >= 0 && (flags & F_ACK) &&
         p->payload_len == 0) {
         c->handshake_done = 1;
         c->ack_ts = p->ts;
-        return PH_HS3;
+        return PH_HANDSHAKE_3;
     }
     if (p->payload_len > 0) { c->handshake_done = 1; return PH_DATA; }
     return c->closing ? PH_TEARDOWN : PH_ACK;
@@ -1005,8 +1019,8 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
     int own = -1;
     if ((flags & F_RST) || r->fin) {
         if (flags & F_RST) {
-            if (r->syn && !d->syn) { c->refused = 1; own = N_REFUSED; }
-            else own = N_RESET;
+            if (r->syn && !d->syn) { c->refused = 1; own = N_CONNECTION_REFUSED; }
+            else own = N_CONNECTION_RESET;
         } else if (p->payload_len > 0 && !d->fin && !c->half_closed && !(bits & RESENT)) {
             c->half_closed = 1;
             own = N_HALF_CLOSE;
@@ -1022,10 +1036,10 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
         for (int i = 0; i < N_FLAG_NOTES; i++)
             if (bits & FLAG_NOTES[i][0]) {
                 int kind = FLAG_NOTES[i][1];
-                if (kind == N_RETRANS && (flags & F_SYN)) kind = N_SYN_RETRANS;
+                if (kind == N_RETRANSMISSION && (flags & F_SYN)) kind = N_SYN_RETRANSMITTED;
                 count_note(e, c, kind);
             }
-        if (bits & A_DUPLICATE_ACK) count_note(e, c, N_DUPACK);
+        if (bits & A_DUPLICATE_ACK) count_note(e, c, N_DUPLICATE_ACK);
     }
     if (own >= 0) count_note(e, c, own);
     a->bits = bits;
@@ -1042,6 +1056,25 @@ static const char HEXD[] = "0123456789abcdef";
 static int put_text(Buf *b, const Text *t) {
     if (buf_reserve(b, (size_t)t->n) < 0) return -1;
     put(b, t->s, (size_t)t->n);
+    return 0;
+}
+
+/* A placeholder's value: bytes of UTF-8 text. */
+typedef struct {
+    const char *s;
+    size_t n;
+} Val;
+
+/* A template with its placeholders filled (vals: in the contract's order of its names). */
+static int put_template(Buf *b, const Template *t, const Val *vals) {
+    size_t need = t->fixed;
+    for (int i = 0; i < t->n; i++) need += vals[t->place[i]].n;
+    if (buf_reserve(b, need) < 0) return -1;
+    put(b, t->piece[0].s, (size_t)t->piece[0].n);
+    for (int i = 0; i < t->n; i++) {
+        put(b, vals[t->place[i]].s, vals[t->place[i]].n);
+        put(b, t->piece[i + 1].s, (size_t)t->piece[i + 1].n);
+    }
     return 0;
 }
 
@@ -1187,10 +1220,10 @@ static int put_hexdump(Buf *b, const uint8_t *s, int64_t n) {
 }
 
 static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
-    if (kind == N_DUPACK) {
-        if (put_text(b, &e->dup_pre) < 0 || buf_reserve(b, 24) < 0) return -1;
-        put_i64(b, dupacks, 0);
-        return put_text(b, &e->dup_post);
+    if (kind == N_DUPLICATE_ACK) {
+        char n[24];
+        Val v = {n, (size_t)(write_i64(n, dupacks, 0) - n)};
+        return put_template(b, &e->templates[T_DUPLICATE_ACK], &v);
     }
     return put_text(b, &e->note_words[kind]);
 }
@@ -1200,17 +1233,12 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
     Buf *b = &e->out;
     Conv *c = a->conv;
     if (c && c->roles == ROLES_GUESSED && c->dirs[0].packets + c->dirs[1].packets == 1) {
-        const Text *g = e->guess;
-        if (buf_reserve(b, 6 + 24 + 64) < 0) return -1;
+        char stream[24];
+        Val v[2] = {{stream, (size_t)(write_i64(stream, c->stream, 0) - stream)},
+                    {c->ep_text[1], c->ep_len[1]}}; /* {stream}, {server} */
+        if (buf_reserve(b, 6) < 0) return -1;
         put(b, "      ", 6);
-        if (put_text(b, &g[0]) < 0) return -1;
-        for (int i = 0; i < 2; i++) {
-            int server = (i == 0) == e->guess_server_first;
-            if (buf_reserve(b, 88) < 0) return -1;
-            if (server) put(b, c->ep_text[1], c->ep_len[1]);
-            else put_i64(b, c->stream, 0);
-            if (put_text(b, &g[i + 1]) < 0) return -1;
-        }
+        if (put_template(b, &e->templates[T_GUESSED_ROLES], v) < 0) return -1;
         if (buf_reserve(b, 1) < 0) return -1;
         put(b, "\n", 1);
     }
@@ -1223,13 +1251,10 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
     if (buf_reserve(b, 256) < 0) return -1;
     put(b, "  ", 2);
     if (c) {
-        int fc = a->from_client;
-        /* "client C → server S" / "server S → client C" */
-        if (fc) { put(b, "client ", 7); put(b, c->ep_text[0], c->ep_len[0]); }
-        else { put(b, "server ", 7); put(b, c->ep_text[1], c->ep_len[1]); }
-        put(b, " \xe2\x86\x92 ", 5);
-        if (fc) { put(b, "server ", 7); put(b, c->ep_text[1], c->ep_len[1]); }
-        else { put(b, "client ", 7); put(b, c->ep_text[0], c->ep_len[0]); }
+        /* "client C → server S" / "server S → client C", in the reader's language */
+        Val v[2] = {{c->ep_text[0], c->ep_len[0]}, {c->ep_text[1], c->ep_len[1]}};
+        if (put_template(b, &e->templates[a->from_client ? T_FROM_CLIENT : T_FROM_SERVER], v) < 0)
+            return -1;
     } else if (put_str(b, p->where) < 0) return -1;
     const Text *phase = &e->phases[a->phase];
     if (a->win >= 0) {
@@ -1315,7 +1340,7 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
             for (int i = 0; i < N_FLAG_NOTES; i++) {
                 if (!(a->bits & FLAG_NOTES[i][0])) continue;
                 int kind = FLAG_NOTES[i][1];
-                if (kind == N_RETRANS && (p->flags & F_SYN)) kind = N_SYN_RETRANS;
+                if (kind == N_RETRANSMISSION && (p->flags & F_SYN)) kind = N_SYN_RETRANSMITTED;
                 if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
                 first = 0;
                 if (put_note(e, b, kind, 0) < 0) return -1;
@@ -1323,7 +1348,7 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
             if (a->bits & A_DUPLICATE_ACK) {
                 if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
                 first = 0;
-                if (put_note(e, b, N_DUPACK, a->dupacks) < 0) return -1;
+                if (put_note(e, b, N_DUPLICATE_ACK, a->dupacks) < 0) return -1;
             }
         }
         if (a->own >= 0) {
@@ -1437,42 +1462,69 @@ static int texts_from(PyObject *seq, Text *out, Py_ssize_t n, const char *what) 
     return 0;
 }
 
+/* A sequence of exactly n objects, kept (the codes a stats row is made of). */
+static int objects_from(PyObject *seq, PyObject **slot, Py_ssize_t n, const char *what) {
+    PyObject *t = PySequence_Tuple(seq);
+    if (!t) return -1;
+    if (PyTuple_GET_SIZE(t) != n) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd items expected", what, n);
+        Py_DECREF(t);
+        return -1;
+    }
+    Py_XSETREF(*slot, t);
+    return 0;
+}
+
+/* Engine(**contract.engine_words(...) and options): the words come translated, whole. */
 static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     static char *names[] = {"analyze", "keep", "port", "limit", "hex", "ws_flags", "ace_flags",
-                            "phases", "note_words", "duplicate_ack", "guessed", "server_first",
-                            "note_text", "render", "target_proto", "target_stream", NULL};
-    int analyze, keep, hex, server_first, render = 1, target_proto = -1;
+                            "phases", "note_words", "templates", "note_text", "row", "kinds",
+                            "roles", "outcomes", "render", "target_proto", "target_stream",
+                            NULL};
+    int analyze, keep, hex, render = 1, target_proto = -1;
     long long target_stream = -1;
     long long port, limit;
-    PyObject *ws, *ace, *phases, *notes, *dup, *guess, *note_text;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOpO|piL", names, &analyze, &keep,
-                                     &port, &limit, &hex, &ws, &ace, &phases, &notes, &dup,
-                                     &guess, &server_first, &note_text, &render,
-                                     &target_proto, &target_stream))
+    PyObject *ws, *ace, *phases, *notes, *templates, *note_text, *row, *kinds, *roles, *outcomes;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piL", names, &analyze, &keep,
+                                     &port, &limit, &hex, &ws, &ace, &phases, &notes,
+                                     &templates, &note_text, &row, &kinds, &roles, &outcomes,
+                                     &render, &target_proto, &target_stream))
         return -1;
-    if (!PyCallable_Check(note_text)) {
-        PyErr_SetString(PyExc_TypeError, "note_text: a callable expected");
+    if (!PyCallable_Check(note_text) || !PyType_Check(row) ||
+        !PyType_IsSubtype((PyTypeObject *)row, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "note_text: a callable, row: a NamedTuple expected");
         return -1;
     }
     Py_INCREF(note_text);
     Py_XSETREF(e->note_text, note_text);
+    Py_INCREF(row);
+    Py_XSETREF(e->row, row);
+    if (objects_from(kinds, &e->kinds, N_KINDS, "kinds") < 0 ||
+        objects_from(roles, &e->roles, ROLES_COUNT, "roles") < 0 ||
+        objects_from(outcomes, &e->outcomes, END_COUNT, "outcomes") < 0)
+        return -1;
     e->analyze = analyze;
     e->keep = keep;
     e->port = port;
     e->limit = limit;
     e->hex = hex;
-    e->guess_server_first = server_first;
     if (texts_from(ws, e->ws_flags, 512, "ws_flags") < 0) return -1;
     if (texts_from(ace, e->ace_flags, 512, "ace_flags") < 0) return -1;
     if (texts_from(phases, e->phases, PH_COUNT, "phases") < 0) return -1;
     if (texts_from(notes, e->note_words, N_KINDS, "note_words") < 0) return -1;
-    Text dups[2] = {{0}, {0}};
-    if (texts_from(dup, dups, 2, "duplicate_ack") < 0) return -1;
-    PyMem_Free(e->dup_pre.s);
-    PyMem_Free(e->dup_post.s);
-    e->dup_pre = dups[0];
-    e->dup_post = dups[1];
-    if (texts_from(guess, e->guess, 3, "guessed") < 0) return -1;
+    PyObject *f = PySequence_Fast(templates, "templates");
+    if (!f) return -1;
+    if (PySequence_Fast_GET_SIZE(f) != T_COUNT) {
+        PyErr_Format(PyExc_ValueError, "templates: %d items expected", T_COUNT);
+        Py_DECREF(f);
+        return -1;
+    }
+    for (int i = 0; i < T_COUNT; i++)
+        if (template_set(&e->templates[i], PySequence_Fast_GET_ITEM(f, i), TEMPLATE_PLACES[i]) < 0) {
+            Py_DECREF(f);
+            return -1;
+        }
+    Py_DECREF(f);
     e->render = render;
     e->target_proto = target_proto;
     e->target_stream = target_stream;
@@ -1492,9 +1544,11 @@ static void Engine_dealloc(Engine *e) {
     for (int i = 0; i < 512; i++) { PyMem_Free(e->ws_flags[i].s); PyMem_Free(e->ace_flags[i].s); }
     for (int i = 0; i < PH_COUNT; i++) PyMem_Free(e->phases[i].s);
     for (int i = 0; i < N_KINDS; i++) PyMem_Free(e->note_words[i].s);
-    for (int i = 0; i < 3; i++) PyMem_Free(e->guess[i].s);
-    PyMem_Free(e->dup_pre.s);
-    PyMem_Free(e->dup_post.s);
+    for (int i = 0; i < T_COUNT; i++) template_free(&e->templates[i]);
+    Py_CLEAR(e->row);
+    Py_CLEAR(e->kinds);
+    Py_CLEAR(e->roles);
+    Py_CLEAR(e->outcomes);
     PyMem_Free(e->out.p);
     Py_CLEAR(e->note_text);
     Py_TYPE(e)->tp_free((PyObject *)e);
@@ -1565,13 +1619,13 @@ static PyObject *Engine_pcapng(Engine *e, PyObject *args) {
     for (int i = 0; i < ncache; i++) {
         PyObject *t = PyList_GET_ITEM(ifaces, i);
         cache[i].ok = 0;
-        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < 5) continue;
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < INTERFACE_FIELDS) continue;
         int err = 0, ov = 0;
-        cache[i].linktype = as_i64(PyTuple_GET_ITEM(t, 0), &err);
-        cache[i].snaplen = as_i64(PyTuple_GET_ITEM(t, 1), &err);
-        cache[i].mult = as_i64(PyTuple_GET_ITEM(t, 2), &err);
-        cache[i].div = as_i64(PyTuple_GET_ITEM(t, 3), &err);
-        long long off = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(t, 4), &ov);
+        cache[i].linktype = as_i64(PyTuple_GET_ITEM(t, INTERFACE_LINKTYPE), &err);
+        cache[i].snaplen = as_i64(PyTuple_GET_ITEM(t, INTERFACE_SNAPLEN), &err);
+        cache[i].mult = as_i64(PyTuple_GET_ITEM(t, INTERFACE_MULT), &err);
+        cache[i].div = as_i64(PyTuple_GET_ITEM(t, INTERFACE_DIV), &err);
+        long long off = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(t, INTERFACE_OFFSET_NS), &ov);
         if (err || ov || (off == -1 && PyErr_Occurred())) { PyErr_Clear(); continue; }
         cache[i].offset = off;
         cache[i].ok = cache[i].mult > 0 && cache[i].mult <= NS_PER_SEC && cache[i].div > 0;
@@ -1609,18 +1663,18 @@ static PyObject *Engine_pcapng(Engine *e, PyObject *args) {
 /* frame(raw_frame) -> bool: the frame decoded and processed here; False: not touched. */
 static PyObject *Engine_frame(Engine *e, PyObject *frame) {
     if (check_ready(e) < 0) return NULL;
-    if (!PyTuple_Check(frame) || PyTuple_GET_SIZE(frame) < 4) {
+    if (!PyTuple_Check(frame) || PyTuple_GET_SIZE(frame) < FRAME_INTERFACE) {
         PyErr_SetString(PyExc_TypeError, "frame: a RawFrame expected");
         return NULL;
     }
-    PyObject *data = PyTuple_GET_ITEM(frame, 2);
+    PyObject *data = PyTuple_GET_ITEM(frame, FRAME_DATA);
     if (!PyBytes_Check(data)) Py_RETURN_FALSE;
     int err = 0;
-    int64_t linktype = as_i64(PyTuple_GET_ITEM(frame, 1), &err);
-    int64_t wirelen = as_i64(PyTuple_GET_ITEM(frame, 3), &err);
+    int64_t linktype = as_i64(PyTuple_GET_ITEM(frame, FRAME_LINKTYPE), &err);
+    int64_t wirelen = as_i64(PyTuple_GET_ITEM(frame, FRAME_WIRELEN), &err);
     if (err) { PyErr_Clear(); Py_RETURN_FALSE; }
     Pkt p;
-    if (i128_from_py(PyTuple_GET_ITEM(frame, 0), &p.ts) < 0) { PyErr_Clear(); Py_RETURN_FALSE; }
+    if (i128_from_py(PyTuple_GET_ITEM(frame, FRAME_TS_NS), &p.ts) < 0) { PyErr_Clear(); Py_RETURN_FALSE; }
     p.wirelen = wirelen;
     if (e->handover || !decode_fast((const uint8_t *)PyBytes_AS_STRING(data),
                                     PyBytes_GET_SIZE(data), linktype, &p))
@@ -1643,29 +1697,29 @@ static PyObject *Engine_packet(Engine *e, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!OO|OO", &PyTuple_Type, &pk, &PyTuple_Type, &notes, &where,
                           &proto_name, &info, &quoted))
         return NULL;
-    if (PyTuple_GET_SIZE(pk) < 19) { PyErr_SetString(PyExc_TypeError, "a Packet expected"); return NULL; }
+    if (PyTuple_GET_SIZE(pk) < PACKET_FIELDS) { PyErr_SetString(PyExc_TypeError, "a Packet expected"); return NULL; }
     Pkt p;
     memset(&p, 0, sizeof p);
     int err = 0;
-#define F(i) PyTuple_GET_ITEM(pk, i)
-    if (i128_from_py(F(0), &p.ts) < 0) return NULL;
-    p.wirelen = as_i64(F(2), &err);
-    PyObject *data = F(3);
+#define F(name) PyTuple_GET_ITEM(pk, PACKET_##name) /* a Packet's field, by name */
+    if (i128_from_py(F(TS_NS), &p.ts) < 0) return NULL;
+    p.wirelen = as_i64(F(WIRELEN), &err);
+    PyObject *data = F(DATA);
     if (!PyBytes_Check(data)) { PyErr_SetString(PyExc_TypeError, "data: bytes expected"); return NULL; }
     p.data = (const uint8_t *)PyBytes_AS_STRING(data);
     p.caplen = PyBytes_GET_SIZE(data);
-    p.proto = (int)as_i64(F(7), &err);
-    p.sport = as_i64(F(8), &err);
-    p.dport = as_i64(F(9), &err);
-    p.seq = as_i64(F(10), &err);
-    p.ack = as_i64(F(11), &err);
-    p.flags = (int)(as_i64(F(12), &err) & 0x1FF);
-    p.window = as_i64(F(13), &err);
-    p.payload_off = as_i64(F(15), &err);
-    p.payload_len = as_i64(F(16), &err);
+    p.proto = (int)as_i64(F(PROTO), &err);
+    p.sport = as_i64(F(SPORT), &err);
+    p.dport = as_i64(F(DPORT), &err);
+    p.seq = as_i64(F(SEQ), &err);
+    p.ack = as_i64(F(ACK), &err);
+    p.flags = (int)(as_i64(F(FLAGS), &err) & 0x1FF);
+    p.window = as_i64(F(WINDOW), &err);
+    p.payload_off = as_i64(F(PAYLOAD_OFF), &err);
+    p.payload_len = as_i64(F(PAYLOAD_LEN), &err);
     if (err) return NULL;
     if (p.payload_off < 0) p.payload_off = 0;
-    PyObject *trunc = F(17);
+    PyObject *trunc = F(TRUNCATED);
     if (!PyUnicode_Check(trunc)) { PyErr_SetString(PyExc_TypeError, "truncated: str expected"); return NULL; }
     p.trunc = PyUnicode_AsUTF8AndSize(trunc, &p.trunc_n);
     if (!p.trunc) return NULL;
@@ -1695,26 +1749,28 @@ static PyObject *Engine_packet(Engine *e, PyObject *args) {
     int located = p.sport >= 0 && (p.proto == 6 || p.proto == 17);
     if (located) {
         for (int k = 0; k < 2; k++) {
-            PyObject *s = F(5 + k);
+            PyObject *s = k ? F(DST) : F(SRC);
             const char *txt = PyUnicode_Check(s) ? PyUnicode_AsUTF8(s) : NULL;
             if (!txt) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "address"); return NULL; }
             uint8_t *a = k ? p.dst : p.src;
             if (strchr(txt, ':')) { p.fam = 6; if (inet_pton(AF_INET6, txt, a) != 1) goto bad; }
             else { p.fam = 4; if (inet_pton(AF_INET, txt, a) != 1) goto bad; }
         }
-        PyObject *opts = F(14);
+        PyObject *opts = F(OPTIONS);
         if (!PyTuple_Check(opts)) { PyErr_SetString(PyExc_TypeError, "options"); return NULL; }
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(opts); i++) {
             PyObject *o = PyTuple_GET_ITEM(opts, i);
-            if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) < 2 || !PyBytes_Check(PyTuple_GET_ITEM(o, 1))) continue;
-            long kind = PyLong_AsLong(PyTuple_GET_ITEM(o, 0));
+            if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) < OPTION_FIELDS ||
+                !PyBytes_Check(PyTuple_GET_ITEM(o, OPTION_VALUE)))
+                continue;
+            long kind = PyLong_AsLong(PyTuple_GET_ITEM(o, OPTION_KIND));
             if (kind == -1 && PyErr_Occurred()) return NULL;
-            const uint8_t *v = (const uint8_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(o, 1));
-            Py_ssize_t n = PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 1));
-            if (kind == 3 && n == 1) { p.has_wscale = 1; p.wscale = v[0]; }
-            else if (kind == 30) {
+            const uint8_t *v = (const uint8_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(o, OPTION_VALUE));
+            Py_ssize_t n = PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, OPTION_VALUE));
+            if (kind == OPT_WSCALE && n == 1) { p.has_wscale = 1; p.wscale = v[0]; }
+            else if (kind == OPT_MPTCP) {
                 p.mptcp = 1;
-                if (n > 1 && (v[0] >> 4) == 2 && (v[1] & 4)) p.mptcp_maps++;
+                if (n > 1 && (v[0] >> 4) == MPTCP_DSS && (v[1] & MPTCP_DSS_MAPPING)) p.mptcp_maps++;
             }
         }
     } else if (e->render && (!PyUnicode_Check(where) || !PyUnicode_Check(proto_name))) {
@@ -1750,13 +1806,14 @@ static PyObject *i128_to_py(i128 v) {
 }
 
 /* state() -> dict: count, shown, first_ts, last_ts, done, note_counts: [(kind, n)] in
- * the order the kinds were first seen */
+ * the order the kinds were first seen (each kind the code handed in, a Note) */
 static PyObject *Engine_state(Engine *e, PyObject *unused) {
     PyObject *counts = PyList_New(e->n_notes);
     if (!counts) return NULL;
     for (int i = 0; i < e->n_notes; i++) {
         int k = e->note_order[i];
-        PyObject *pair = Py_BuildValue("iK", k, (unsigned long long)e->note_counts[k]);
+        PyObject *pair = Py_BuildValue("OK", PyTuple_GET_ITEM(e->kinds, k),
+                                       (unsigned long long)e->note_counts[k]);
         if (!pair) { Py_DECREF(counts); return NULL; }
         PyList_SET_ITEM(counts, i, pair);
     }
@@ -1783,49 +1840,67 @@ static PyObject *addr_text(const Endpoint *ep) {
 }
 
 static int end_state(const Conv *c) {
-    /* 0 none (UDP), 1 refused, 2 reset, 3 FIN both ways, 4 half-closed, 5 still open */
-    if (c->proto != 6) return 0;
-    if (c->refused) return 1;
-    if (c->reset) return 2;
-    if (c->dirs[0].fin && c->dirs[1].fin) return 3;
-    return c->closing ? 4 : 5;
+    if (c->proto != 6) return END_NONE;
+    if (c->refused) return END_REFUSED;
+    if (c->reset) return END_RESET;
+    if (c->dirs[0].fin && c->dirs[1].fin) return END_CLOSED;
+    return c->closing ? END_HALF_CLOSED : END_OPEN;
 }
 
-static PyObject *conv_row(const Conv *c) {
+/* (a, b) of two int64 */
+static PyObject *pair_ll(int64_t a, int64_t b) { return Py_BuildValue("(LL)", (long long)a, (long long)b); }
+
+/* The conversation's stats row: a ConversationStats, each field set by its name's index
+ * (ROW_*, generated from ConversationStats._fields), its codes the ones handed in. */
+static PyObject *conv_row(Engine *e, const Conv *c) {
     i128 irtt = -1;
     if (c->proto == 6 && c->first_rtt > 0 && (c->synack_ts >= 0 || c->rtt_answered))
         irtt = c->first_rtt;
-    PyObject *notes = PyList_New(c->n_notes);
-    if (!notes) return NULL;
-    for (int i = 0; i < c->n_notes; i++) {
+    PyObject *t = PyTuple_New(ROW_FIELDS);
+    if (!t) return NULL;
+    PyObject *notes = PyDict_New();
+    PyTuple_SET_ITEM(t, ROW_NOTES, notes);
+    for (int i = 0; notes && i < c->n_notes; i++) {
         int k = c->note_order[i];
-        PyObject *pair = Py_BuildValue("iI", k, c->note_counts[k]);
-        if (!pair) { Py_DECREF(notes); return NULL; }
-        PyList_SET_ITEM(notes, i, pair);
+        PyObject *n = PyLong_FromUnsignedLong(c->note_counts[k]);
+        if (!n || PyDict_SetItem(notes, PyTuple_GET_ITEM(e->kinds, k), n) < 0) { Py_XDECREF(n); goto fail; }
+        Py_DECREF(n);
     }
-    /* -1 and -1 when no packet of it had a time (conversation_stats) */
-    PyObject *first = i128_to_py(c->first_ts);
-    PyObject *dur = i128_to_py(c->first_ts >= 0 ? c->last_ts - c->first_ts : -1);
-    PyObject *rtt = i128_to_py(irtt);
+    PyTuple_SET_ITEM(t, ROW_PROTO, PyUnicode_FromString(c->proto == 6 ? "TCP" : "UDP"));
+    PyTuple_SET_ITEM(t, ROW_STREAM, PyLong_FromLongLong(c->stream));
     PyObject *ca = addr_text(&c->client), *sa = addr_text(&c->server);
-    PyObject *row = NULL;
-    if (first && dur && rtt && ca && sa)
-        row = Py_BuildValue("iL(OL)(OL)i(LL)(LL)(LL)OOONi", c->proto, (long long)c->stream,
-                            ca, (long long)c->client.port, sa, (long long)c->server.port, c->roles,
-                            (long long)c->dirs[0].packets, (long long)c->dirs[1].packets,
-                            (long long)c->dirs[0].bytes, (long long)c->dirs[1].bytes,
-                            (long long)c->dirs[0].payload_bytes,
-                            (long long)c->dirs[1].payload_bytes, first, dur, rtt, notes,
-                            end_state(c));
-    else
-        Py_DECREF(notes);
-    Py_XDECREF(first); Py_XDECREF(dur); Py_XDECREF(rtt); Py_XDECREF(ca); Py_XDECREF(sa);
+    PyTuple_SET_ITEM(t, ROW_CLIENT, ca ? Py_BuildValue("(OL)", ca, (long long)c->client.port) : NULL);
+    PyTuple_SET_ITEM(t, ROW_SERVER, sa ? Py_BuildValue("(OL)", sa, (long long)c->server.port) : NULL);
+    Py_XDECREF(ca);
+    Py_XDECREF(sa);
+    PyObject *roles = PyTuple_GET_ITEM(e->roles, c->roles), *ended = PyTuple_GET_ITEM(e->outcomes, end_state(c));
+    Py_INCREF(roles);
+    Py_INCREF(ended);
+    PyTuple_SET_ITEM(t, ROW_ROLES, roles);
+    PyTuple_SET_ITEM(t, ROW_ENDED, ended);
+    PyTuple_SET_ITEM(t, ROW_PACKETS, pair_ll(c->dirs[0].packets, c->dirs[1].packets));
+    PyTuple_SET_ITEM(t, ROW_BYTES, pair_ll(c->dirs[0].bytes, c->dirs[1].bytes));
+    PyTuple_SET_ITEM(t, ROW_PAYLOAD, pair_ll(c->dirs[0].payload_bytes, c->dirs[1].payload_bytes));
+    /* -1 and -1 when no packet of it had a time (conversation_stats) */
+    PyTuple_SET_ITEM(t, ROW_START_NS, i128_to_py(c->first_ts));
+    PyTuple_SET_ITEM(t, ROW_DURATION_NS, i128_to_py(c->first_ts >= 0 ? c->last_ts - c->first_ts : -1));
+    PyTuple_SET_ITEM(t, ROW_IRTT_NS, i128_to_py(irtt));
+    for (int i = 0; i < ROW_FIELDS; i++)
+        if (!PyTuple_GET_ITEM(t, i)) goto fail;
+    PyObject *args = PyTuple_Pack(1, t);
+    Py_DECREF(t);
+    if (!args) return NULL;
+    /* tuple.__new__(ConversationStats, fields): the record without a Python-level call */
+    PyObject *row = PyTuple_Type.tp_new((PyTypeObject *)e->row, args, NULL);
+    Py_DECREF(args);
     return row;
+fail:
+    Py_DECREF(t);
+    return NULL;
 }
 
-/* conversation(i) -> tuple: row i of the conversations kept (keep=True), TCP then UDP,
- * each by stream: (proto, stream, client, server, roles, packets, bytes, payload,
- * first_ts, duration, irtt, [(kind, n)], end) with roles and end as small integers.
+/* conversation(i) -> ConversationStats: row i of the conversations kept (keep=True),
+ * TCP then UDP, each by stream.
  * Rows are made when asked for, so a table of 100k conversations need not be held. */
 static PyObject *Engine_conversation(Engine *e, PyObject *arg) {
     Py_ssize_t i = PyLong_AsSsize_t(arg);
@@ -1843,7 +1918,7 @@ static PyObject *Engine_conversation(Engine *e, PyObject *arg) {
         for (size_t k = 0; k < e->n_kept; k++) if (e->kept[k]->proto != 6) order[n++] = (uint32_t)k;
         e->n_order = e->n_kept;
     }
-    return conv_row(e->kept[e->order[i]]);
+    return conv_row(e, e->kept[e->order[i]]);
 }
 
 static PyObject *Engine_conversation_count(Engine *e, PyObject *unused) {
@@ -1859,7 +1934,11 @@ static PyObject *Engine_get_handover(Engine *e, void *unused) {
     return PyBool_FromLong(e->handover);
 }
 
+static PyObject *Engine_get_reads_records(Engine *e, void *unused) { Py_RETURN_TRUE; }
+
 static PyGetSetDef Engine_getset[] = {
+    {"reads_records", (getter)Engine_get_reads_records, NULL,
+     "takes plain records from the capture reader's buffer (pcap, pcapng)", NULL},
     {"handover", (getter)Engine_get_handover, NULL,
      "the followed stream starts at the next frame: the Python pipeline takes over", NULL},
     {"done", (getter)Engine_get_done, NULL, "the -c limit was reached: stop reading", NULL},

@@ -1,10 +1,13 @@
-"""Which implementation of the hot path runs: the compiled one or the pure-Python twin.
+"""Which twin of the engine runs: the compiled one or the pure-Python one, chosen once.
 
-sockcap keeps its pure-Python code as the reference and adds a compiled fast path,
-``sockcap._speedups`` (C with the CPython API; see the top of ``sockcap/_speedups.c`` for
-what it covers and why C), built by ``pip install`` when a C compiler is present and
-skipped otherwise (setup.py: ``Extension(..., optional=True)``). Both give byte-identical
-output (tests/test_speedups.py).
+sockcap keeps its pure-Python code as the reference and adds a compiled twin of its
+engine, ``sockcap._speedups.Engine`` (C with the CPython API; see the top of
+``sockcap/_speedups.c`` for what it covers and why C), built by ``pip install`` when a C
+compiler is present and skipped otherwise (setup.py: ``Extension(..., optional=True)``).
+The pure twin, :class:`sockcap.pipeline.engine.PureEngine`, has the same API; both give
+byte-identical output (tests/test_engine.py over both through one fixture,
+tests/test_speedups.py end to end). As multidict's ``__init__`` does, this module picks
+the class; the caller never branches on which one it got.
 
 Environment, read once here and nowhere else:
 
@@ -14,9 +17,9 @@ Environment, read once here and nowhere else:
   it, so a failed build cannot pass silently);
 - PyPy always takes the pure path.
 
-The compiled path writes English only (its words are handed to it once, and the lines it
-builds glue them together): in any other language (:func:`sockcap.i18n.language`) the
-pure path runs, so that every sentence is the translated one.
+The compiled engine writes every language: its words and templates are handed to it
+translated and whole (:func:`sockcap.pipeline.contract.engine_words`), so ``--lang id``
+runs the compiled path as English does.
 """
 
 from __future__ import annotations
@@ -26,17 +29,31 @@ import sys
 from typing import Any
 
 from sockcap.errors import MissingExtensionError
-from sockcap.i18n import _, language
+from sockcap.i18n import _
 
 _FLAGS_PURE = ("SOCKCAP_PURE", "SOCKCAP_NO_EXTENSIONS")
+
 
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
-def engine_class() -> Any | None:
-    """The compiled engine's class, or None when the pure path is to run."""
-    if any(_truthy(flag) for flag in _FLAGS_PURE) or language() != "en":
+def engine_class(view: bool = False) -> Any:
+    """The engine's class, chosen once: the compiled ``sockcap._speedups.Engine``, or its
+    pure twin :class:`sockcap.pipeline.engine.PureEngine` when the extension is missing or
+    turned off, or when the caller needs a ``view`` only the pure twin writes (JSON,
+    tcpdump's notation, ``--filters``, ``--explain``, colour, the progress line)."""
+    compiled = None if view else compiled_class()
+    if compiled is not None:
+        return compiled
+    from sockcap.pipeline.engine import PureEngine
+
+    return PureEngine
+
+
+def compiled_class() -> Any | None:
+    """The compiled engine's class, or None when it is missing or turned off."""
+    if any(_truthy(flag) for flag in _FLAGS_PURE):
         return None
     problem = ""
     if sys.implementation.name != "cpython":
@@ -58,14 +75,11 @@ def engine_class() -> Any | None:
 def path_name() -> str:
     """``compiled`` or ``pure``, and why, for ``sockcap --version``."""
     try:
-        compiled = engine_class() is not None
+        compiled = compiled_class() is not None
     except MissingExtensionError:
         compiled = False
     if compiled:
         return _("compiled fast path: sockcap._speedups")
     if any(_truthy(flag) for flag in _FLAGS_PURE):
         return _("pure Python path: SOCKCAP_PURE is set")
-    if language() != "en":
-        return _("pure Python path: the compiled path writes English only, the language"
-                 " is {language}").format(language=language())
     return _("pure Python path: the compiled extension is not built")

@@ -28,13 +28,13 @@ sys.path.insert(0, str(ROOT / "fuzz"))
 from differential import OPTION_SETS, differences, show_result
 
 from sockcap.decode.records import NO_TIMESTAMP
-from sockcap.speedups import engine_class
+from sockcap.speedups import compiled_class
 
 REQUIRED = os.environ.get("SOCKCAP_REQUIRE_EXTENSIONS", "") not in ("", "0")
 if not REQUIRED and os.environ.get("SOCKCAP_PURE", "") in ("", "0"):
-    BUILT = engine_class() is not None
+    BUILT = compiled_class() is not None
 else:
-    BUILT = not os.environ.get("SOCKCAP_PURE") and engine_class() is not None
+    BUILT = not os.environ.get("SOCKCAP_PURE") and compiled_class() is not None
 needs_extension = pytest.mark.skipif(not BUILT, reason="the compiled extension is not built")
 GOLDEN = ROOT / "tests" / "golden"
 
@@ -298,34 +298,38 @@ def test_a_pipe_shows_each_packet_before_the_next_arrives() -> None:
 
 
 @needs_extension
-def test_another_language_takes_the_pure_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The compiled line writes its English words itself ("client … → server …"): with a
-    catalogue of another language loaded, ``show`` runs the pure path and prints the
-    translated words; back in English the compiled path runs again."""
+def test_another_language_takes_the_compiled_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine is handed its templates translated and whole: with a catalogue of another
+    language loaded, ``show`` still runs the compiled engine, which prints the translated
+    words, byte for byte as the pure path does (placeholders moved around included)."""
     catalog_mod = pytest.importorskip("babel.messages.catalog")
     mofile = pytest.importorskip("babel.messages.mofile")
     from sockcap import i18n
 
     catalog = catalog_mod.Catalog(locale="id", domain="sockcap")
     catalog.add("client {client} → server {server}", "klien {client} → peladen {server}")
-    catalog.add("server {server} → client {client}", "peladen {server} → klien {client}")
+    catalog.add("server {server} → client {client}", "ke {client} ← peladen {server}")
+    catalog.add("duplicate ACK #{n}", "ACK ganda ke-{n}")
+    catalog.add("(tcp stream {stream}: no handshake seen; roles guessed from the ports,"
+                " server {server})", "(peladen {server}, {{aliran}} {stream}: ditebak)")
     folder = tmp_path / "locale" / "id" / "LC_MESSAGES"
     folder.mkdir(parents=True)
     with (folder / "sockcap.mo").open("wb") as f:
         mofile.write_mo(f, catalog)
     monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path / "locale")
-    capture = str(GOLDEN / "echo-tcp.pcap")
+    captures = [GOLDEN / "echo-tcp.pcap", *(CORPUS / "public" / name for name in (
+        "kday3.pcap", "tcp_rst_data.pcap") if (CORPUS / "public" / name).exists())]
     try:
         assert i18n.use_language("id") == "id"
-        assert engine_class() is None
-        translated = show_result(capture, {}, pure=False)
-        assert translated.code == 0
-        assert "  klien 127.0.0.1:" in translated.stdout and " → peladen " in translated.stdout
-        assert translated == show_result(capture, {}, pure=True)
+        assert compiled_class() is not None
+        for capture in captures:
+            translated = show_result(str(capture), {}, pure=False)
+            assert translated == show_result(str(capture), {}, pure=True), capture.name
+        first = show_result(str(captures[0]), {}, pure=False).stdout
+        assert "  klien 127.0.0.1:" in first and "  ke 127.0.0.1:" in first
     finally:
         i18n.use_language("en")
-    assert engine_class() is not None
-    english = show_result(capture, {}, pure=False)
+    english = show_result(str(captures[0]), {}, pure=False)
     assert "  client 127.0.0.1:" in english.stdout and "klien" not in english.stdout
 
 
@@ -334,14 +338,16 @@ def test_a_tracker_that_reports_forgotten_conversations_is_not_stood_in_for() ->
     """``ConversationTracker(on_forget=...)`` (export) gets Python conversations as they
     are forgotten; the engine has none to give, so it refuses such a pipeline."""
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.compiled import CompiledTimeline
+    from sockcap.pipeline.engine import EngineRun, PureEngine
 
     pipeline = Pipeline(keep=False)
     pipeline.tracker.on_forget = lambda conv: None
     with pytest.raises(ValueError, match="on_forget"):
-        CompiledTimeline(engine_class(), pipeline, hex_=False)
+        EngineRun(compiled_class(), pipeline, hex_=False)
+    with pytest.raises(ValueError, match="on_forget"):  # the twins alike
+        EngineRun(PureEngine, pipeline, hex_=False)
     pipeline.tracker.on_forget = None
-    CompiledTimeline(engine_class(), pipeline, hex_=False)
+    EngineRun(compiled_class(), pipeline, hex_=False)
 
 
 @needs_extension

@@ -165,6 +165,7 @@ Entry = tuple[Conversation, bool]  # a conversation and whether a packet is from
 _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new__ (half the cost)
 
 
+MAX_WSCALE = 14  # RFC 7323 2.3: a larger shift is treated as 14
 RETIRE_AFTER = 4096  # conversations waiting to be forgotten, with keep=False
 RETIRE_IDLE_NS = 10 * 1_000_000_000  # ... once silent this long (capture time; > any RTO)
 
@@ -435,7 +436,7 @@ def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
     d.scale = SCALE_NONE
     for opt in p.options:
         if opt.kind == TcpOptionKind.WSCALE and len(opt.value) == 1:
-            d.scale = min(opt.value[0], 14)  # RFC 7323 2.3: larger shifts are treated as 14
+            d.scale = min(opt.value[0], MAX_WSCALE)
         elif opt.kind == TcpOptionKind.MPTCP:
             conv.mptcp = True
     if r.syn and (d.scale == SCALE_NONE or r.scale == SCALE_NONE):

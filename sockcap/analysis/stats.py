@@ -124,7 +124,7 @@ class StatsCollector:
     def report_rows(self, rows: Sequence[ConversationStats], facts: CaptureFacts,
                     notes: Mapping[Note, int]) -> StatsReport:
         """The report from rows already made (TCP then UDP, each by stream): the
-        compiled path makes them (sockcap.pipeline.compiled.CompiledStats)."""
+        engine makes them (sockcap.pipeline.engine.Rows)."""
         protos = {k: (v[0], v[1]) for k, v in sorted(self.protocols(rows).items(),
                                                      key=lambda kv: (-kv[1][0], kv[0]))}
         icmp = dict(sorted(self._icmp.items(), key=lambda kv: (-kv[1], kv[0])))

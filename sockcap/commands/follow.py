@@ -30,6 +30,9 @@ from sockcap.i18n import _
 if TYPE_CHECKING:
     from sockcap.analysis.conversation import Annotated, Conversation
     from sockcap.analysis.follow import Chunk
+    from sockcap.errors import CaptureFileError
+    from sockcap.pipeline import Pipeline
+    from sockcap.pipeline.engine import EngineSelect
 
 
 @click.command("follow", help=_('Show the bytes each side of a conversation sent, in order (Follow TCP Stream).'))
@@ -80,12 +83,11 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     from contextlib import ExitStack
 
     from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP
-    from sockcap.errors import CaptureFileError, InputError
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pcapfile.source import open_input
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.compiled import CompiledSelect
+    from sockcap.pipeline.engine import EngineSelect
     from sockcap.render.follow import follow_pairs
     from sockcap.speedups import engine_class
 
@@ -95,25 +97,12 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
     sink = RawFiles(Path(out), output.note, force=force) if out is not None else None
     failure: list[CaptureFileError] = []
-
-    def until_damage(packets: Iterator[Annotated]) -> Iterator[Annotated]:
-        """The packets up to any damage that stops the reader: the sections held so far
-        are still shown and closed, then the damage is reported."""
-        try:
-            yield from packets
-        except CaptureFileError as e:
-            failure.append(e)
-
-    engine = engine_class() if select is not None else None
-    compiled = CompiledSelect(engine, pipeline, *select) if engine and select else None
+    chosen = EngineSelect(engine_class(), pipeline, *select) if select is not None else None
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))
-        if compiled is not None:
-            packets = compiled.select(reader)
-        elif select is None:
-            packets = pipeline.packets(reader)
-        else:
-            packets = pipeline.select(reader, *select, skipper=reader)
+        # one stream: the engine numbers the packets before it, the pipeline reads it;
+        # every stream: each packet in order
+        packets = chosen.select(reader) if chosen is not None else pipeline.packets(reader)
         shown = [0]
 
         def counted(pairs: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
@@ -121,7 +110,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
                 shown[0] += 1
                 yield pair
 
-        pairs = follow_pairs(until_damage(packets), select, mode, sink)
+        pairs = follow_pairs(until_damage(packets, failure), select, mode, sink)
         try:
             if sink is None:
                 output.lines(counted(pairs))
@@ -136,20 +125,43 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     if failure:
         output.flush()
         raise failure[0]
-    convs = pipeline.tracker.conversations
-    if select is not None and not any((c.proto, c.stream) == select for c in convs):
-        kind = "udp" if udp else "tcp"
-        count = sum(1 for c in convs if c.proto == select[0])
-        if compiled is not None:  # numbered in C: the tracker kept none of them
-            count = compiled.streams[0 if select[0] == IPPROTO_TCP else 1]
-        raise InputError(
-            _("no {kind} stream {stream} in {path} (it has {count}: 0..{last})").format(
-                kind=kind, stream=stream, path=path, count=count, last=count - 1)
-            if count else _("no {kind} conversation in {path}").format(kind=kind, path=path))
+    if chosen is not None:
+        stream_found(pipeline, chosen, path)
     if select is not None and not shown[0]:
         kind = "udp" if udp else "tcp"
         output.line(_("no payload in {kind} stream {stream}").format(kind=kind, stream=stream))
     output.flush()
+
+
+def until_damage(packets: Iterator[Annotated], failure: list[CaptureFileError]) -> Iterator[Annotated]:
+    """The packets up to any damage that stops the reader: the sections held so far are
+    still shown and closed, then the damage (put in ``failure``) is reported."""
+    from sockcap.errors import CaptureFileError
+
+    try:
+        yield from packets
+    except CaptureFileError as e:
+        failure.append(e)
+
+
+def stream_found(pipeline: Pipeline, chosen: EngineSelect, path: str) -> None:
+    """InputError when the followed stream is not in the file, saying how many there are
+    (the engine numbered those before the hand-over; the tracker kept the rest)."""
+    from sockcap.decode.records import IPPROTO_TCP
+    from sockcap.errors import InputError
+
+    select = (chosen.proto, chosen.stream)
+    convs = pipeline.tracker.conversations
+    if any((c.proto, c.stream) == select for c in convs):
+        return
+    kind = "tcp" if chosen.proto == IPPROTO_TCP else "udp"
+    count = sum(1 for c in convs if c.proto == chosen.proto)
+    if chosen.streams != (0, 0):  # numbered by the engine: the tracker kept none
+        count = chosen.streams[0 if chosen.proto == IPPROTO_TCP else 1]
+    raise InputError(
+        _("no {kind} stream {stream} in {path} (it has {count}: 0..{last})").format(
+            kind=kind, stream=chosen.stream, path=path, count=count, last=count - 1)
+        if count else _("no {kind} conversation in {path}").format(kind=kind, path=path))
 
 
 FILE_MODE = 0o600  # as the pcap files: a capture's bytes are for their owner only

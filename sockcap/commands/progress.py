@@ -1,14 +1,14 @@
 """Progress of a long read on a terminal: bytes read of the file's size and packets a
 second, shown on stderr with rich once a read has taken about a second, and cleared at
-the end. Never in a pipe, never with ``--json``: :func:`track` then returns the frames
-untouched, so the fast path pays nothing.
+the end. Never in a pipe, never with ``--json``: :class:`Progress` then returns the
+frames untouched, so the fast path pays nothing.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, TextIO, TypeVar
 
 from sockcap.i18n import _
@@ -26,30 +26,49 @@ def wants_progress(err: TextIO, json_: bool, stdout: TextIO | None = None) -> bo
     return stdout is None or not (hasattr(stdout, "isatty") and stdout.isatty())
 
 
-def track(frames: Iterable[T], stream: IO[bytes], err: TextIO, enabled: bool) -> Iterator[T]:
-    """``frames`` as they are read; with ``enabled``, a progress line on ``err`` after
-    :data:`AFTER_S` (``SOCKCAP_PROGRESS_AFTER`` overrides it), removed at the end."""
-    if not enabled:
-        yield from frames
-        return
-    after = float(os.environ.get("SOCKCAP_PROGRESS_AFTER", AFTER_S))
-    where = _Position(stream)
-    start = time.monotonic()
-    bar: _Bar | None = None
-    count = 0
-    try:
+class Progress:
+    """The progress line of one read: ``tick()`` looks at the clock and the reader's
+    count (``packets``); the first look after :data:`AFTER_S` (``SOCKCAP_PROGRESS_AFTER``
+    overrides it) shows the line, :meth:`stop` removes it. Ticked from two places, so that
+    either engine shows it: :meth:`frames` every :data:`CHECK_EVERY` frames the command's
+    loop sees, and the engine loop's ``on_read`` before each read of the file (the
+    compiled engine takes most records straight from the reader's buffer, unseen by the
+    loop). Disabled, it costs nothing: :meth:`frames` returns the frames untouched."""
+
+    def __init__(self, stream: IO[bytes], err: TextIO, enabled: bool,
+                 packets: Callable[[], int]) -> None:
+        self.enabled = enabled
+        self.err = err
+        self.packets = packets
+        self.after = float(os.environ.get("SOCKCAP_PROGRESS_AFTER", AFTER_S))
+        self.where = _Position(stream) if enabled else None
+        self.start = time.monotonic()
+        self.bar: _Bar | None = None
+
+    def tick(self) -> None:
+        if not self.enabled or self.where is None:
+            return
+        now = time.monotonic()
+        if self.bar is None and now - self.start >= self.after:
+            self.bar = _Bar(self.err, self.where.size)
+        if self.bar is not None:
+            self.bar.update(self.where.offset(), self.packets(), now - self.start)
+
+    def frames(self, frames: Iterable[T]) -> Iterable[T]:
+        return self._counted(frames) if self.enabled else frames
+
+    def _counted(self, frames: Iterable[T]) -> Iterator[T]:
+        count = 0
         for frame in frames:
             count += 1
-            if count % CHECK_EVERY == 0 or (bar is None and after <= 0):
-                now = time.monotonic()
-                if bar is None and now - start >= after:
-                    bar = _Bar(err, where.size)
-                if bar is not None:
-                    bar.update(where.offset(), count, now - start)
+            if count % CHECK_EVERY == 0 or (self.bar is None and self.after <= 0):
+                self.tick()
             yield frame
-    finally:
-        if bar is not None:
-            bar.stop()
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
 
 class _Position:

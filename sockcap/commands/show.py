@@ -5,24 +5,28 @@ listing with one line saying where, and the error's exit code, after everything 
 shown. Non-fatal damage (a clamped record, skipped blocks) is summed up on stderr.
 
 The command only wires: the file edge (:func:`~sockcap.pcapfile.source.open_input`), the
-pipeline (:class:`~sockcap.pipeline.Pipeline`), the per-packet view
-(:class:`~sockcap.render.packets.PacketView`) and the output.
+engine chosen once (:func:`sockcap.speedups.engine_class`) driven by its one loop
+(:class:`~sockcap.pipeline.engine.EngineRun`), the per-packet view
+(:class:`~sockcap.render.packets.PacketView`) when it is one only the pure engine writes,
+and the output.
 """
 
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from contextlib import ExitStack
 from itertools import chain
 
-from sockcap.commands.progress import track, wants_progress
+from sockcap.analysis.conversation import Annotated
+from sockcap.commands.progress import Progress, wants_progress
 from sockcap.errors import CaptureFileError
 from sockcap.i18n import _
 from sockcap.output import Output
 from sockcap.pcapfile.reader import CaptureReader, open_capture
 from sockcap.pcapfile.source import open_input
 from sockcap.pipeline import Pipeline
-from sockcap.pipeline.compiled import CompiledTimeline
+from sockcap.pipeline.engine import EngineRun
 from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
 from sockcap.render.wireshark import wireshark_menus
@@ -45,23 +49,22 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
     with ExitStack() as stack:
         stream = open_input(path, stack)
         reader = open_capture(stream)
-        progress = wants_progress(output.err, json_, output.stream)
-        frames = track(reader, stream, output.err, progress)
+        progress = Progress(stream, output.err, wants_progress(output.err, json_, output.stream),
+                            lambda: reader.packets)
+        stack.callback(progress.stop)
+        # the plain Wireshark-style text (and --hex) is every engine's own; any other view
+        # is the pure engine's
+        own = not (output.color or filters or explain or json_ or style != "wireshark")
+        packet_view = None if own else _view_of(view, output)
+        run = EngineRun(engine_class(view=not own), pipeline, hex_=hex_, view=packet_view,
+                        clock=pipeline)
+        if not output.color:
+            # The plain path makes no reference cycles (records, conversations,
+            # strings): the cyclic collector would only walk the conversations kept,
+            # again and again. rich, on a terminal, may make some: it keeps it on.
+            gc.disable()
         try:
-            if output.color:
-                for a in pipeline.packets(frames):
-                    output.lines(view.styled(a))
-            else:
-                # The plain path makes no reference cycles (records, conversations,
-                # strings): the cyclic collector would only walk the conversations kept,
-                # again and again. rich, on a terminal, may make some: it keeps it on.
-                gc.disable()
-                compiled = None if progress or filters or explain else compiled_timeline(
-                    pipeline, json_=json_, style=style, hex_=hex_)
-                if compiled is not None:
-                    compiled.run(reader, output.data)
-                else:
-                    output.text(pipeline.map(frames, view.text))
+            run.run(progress.frames(reader), output.data, reader=reader, on_read=progress.tick)
         except CaptureFileError:
             output.flush()
             raise
@@ -88,16 +91,17 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
     output.flush()
 
 
-def compiled_timeline(pipeline: Pipeline, *, json_: bool, style: str,
-                      hex_: bool) -> CompiledTimeline | None:
-    """The compiled loop for the views it renders (plain Wireshark-style text, with or
-    without ``--hex``), when the extension is there and not turned off; else None.
-    ``--filters``, ``--explain`` (a sentence under every packet) and the progress line (a
-    terminal's) stay on the pure loop."""
-    if json_ or style != "wireshark":
-        return None
-    engine = engine_class()
-    return None if engine is None else CompiledTimeline(engine, pipeline, hex_=hex_)
+def _view_of(view: PacketView, output: Output) -> Callable[[Annotated], str | None]:
+    """The per-packet view the pure engine runs: a packet's text, or on a terminal its
+    styled lines written at once (None: nothing left for the engine to write)."""
+    if not output.color:
+        return view.text
+    styled, lines = view.styled, output.lines
+
+    def write_styled(a: Annotated) -> None:
+        lines(styled(a))
+
+    return write_styled
 
 
 def warn(output: Output, reader: CaptureReader) -> None:

@@ -28,13 +28,13 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     from contextlib import ExitStack
 
     from sockcap.analysis.stats import CaptureFacts, StatsCollector, linktype_names
-    from sockcap.commands.progress import track, wants_progress
+    from sockcap.commands.progress import Progress, wants_progress
     from sockcap.errors import CaptureFileError
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pcapfile.source import open_input
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.compiled import compiled_stats
+    from sockcap.pipeline.engine import stats_run
     from sockcap.render.stats import stats_json, stats_lines
     from sockcap.speedups import engine_class
 
@@ -43,19 +43,17 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     collector = StatsCollector()
     failure: CaptureFileError | None = None
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
-    progress = wants_progress(output.err, json_)  # a terminal's line: the pure loop's
-    engine = None if progress else engine_class()
-    compiled = compiled_stats(engine, pipeline) if engine is not None else None
+    run = stats_run(engine_class(), pipeline)
     with ExitStack() as stack:
         stream = open_input(path, stack)
         reader = open_capture(stream)
-        frames = track(reader, stream, output.err, progress)
+        progress = Progress(stream, output.err, wants_progress(output.err, json_),
+                            lambda: reader.packets)
+        stack.callback(progress.stop)
         try:
             # the conversations count their own packets, the collector only the others
-            if compiled is not None:
-                compiled.run(reader, _no_text, collector.count)
-            else:
-                pipeline.run(frames, collector.count)
+            run.run(progress.frames(reader), _no_text, collector.count, reader=reader,
+                    on_read=progress.tick)
         except CaptureFileError as e:
             failure = e
         collector.see(reader.packets, pipeline.first_ts, pipeline.last_ts)
@@ -65,11 +63,7 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     facts = CaptureFacts(reader.format, linktype_names(reader.linktypes),
                          tuple(reader.warnings) + ((str(failure),) if failure else ()),
                          skipped)
-    tracker = pipeline.tracker
-    if compiled is not None:
-        report = collector.report_rows(compiled.conversation_rows(), facts, tracker.note_counts)
-    else:
-        report = collector.report(tracker.conversations, facts, tracker.note_counts)
+    report = collector.report_rows(run.conversation_rows(), facts, pipeline.tracker.note_counts)
     name = "stdin" if path == "-" else path
     if json_:
         output.line(json.dumps(stats_json(report, name), ensure_ascii=False))
@@ -81,4 +75,4 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
 
 
 def _no_text(chunk: bytes) -> None:
-    """The compiled stats loop renders no text; nothing to write."""
+    """The stats loop renders no text; nothing to write."""

@@ -36,6 +36,16 @@ ETHER_HEADER_LEN = 14
 SLL_HEADER_LEN = 16  # https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html
 SLL2_HEADER_LEN = 20  # https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL2.html
 LOOPBACK_HEADER_LEN = 4  # NULL and LOOP: the 4-byte address family
+# The link header's length for each link type whose header has a fixed length (the one
+# table: the field view, the compiled engine through the generated header, and the
+# inlined fast paths of sockcap/decode/frame.py read these numbers); Ethernet's may grow
+# by VLAN tags.
+LINK_HEADER_LEN = {
+    LINKTYPE_ETHERNET: ETHER_HEADER_LEN, LINKTYPE_LINUX_SLL: SLL_HEADER_LEN,
+    LINKTYPE_LINUX_SLL2: SLL2_HEADER_LEN, LINKTYPE_NULL: LOOPBACK_HEADER_LEN,
+    LINKTYPE_LOOP: LOOPBACK_HEADER_LEN, LINKTYPE_RAW: 0, LINKTYPE_RAW_BSD[0]: 0,
+    LINKTYPE_RAW_BSD[1]: 0, LINKTYPE_IPV4: 0, LINKTYPE_IPV6: 0,
+}
 
 # Address families in NULL/LOOP headers: AF_INET is 2 everywhere, AF_INET6 differs by OS
 # (24 NetBSD/OpenBSD, 28 FreeBSD/DragonFly, 30 macOS).

@@ -60,7 +60,7 @@ from sockcap.pcapfile.pcapng import BT_EPB, BT_IDB, BT_OPB, BT_SHB, BT_SPB, Inte
 from sockcap.pcapfile.source import ByteSource
 
 if TYPE_CHECKING:
-    from sockcap.pipeline.compiled import FrameSink
+    from sockcap.pipeline.engine import FrameSink
 
 MAX_WARNINGS = 100  # warning lines kept; ``skipped`` still counts every event
 MAX_INTERFACES = 65536  # IDBs kept per pcapng section
@@ -112,7 +112,7 @@ class CaptureReader:
         self._interfaces: list[Interface] = []
         self._hits: _Hits | None = None
         # A consumer that takes plain records straight from the buffer (the compiled
-        # timeline, sockcap.pipeline.compiled): set before iterating, never with a
+        # timeline, sockcap.pipeline.engine): set before iterating, never with a
         # prefilter. Records it takes are counted in ``packets`` and not yielded.
         self.sink: FrameSink | None = None
 

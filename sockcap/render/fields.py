@@ -11,26 +11,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from sockcap.decode.ip import walk_ipv6_chain
+from sockcap.decode.link import ETHER_HEADER_LEN, LINK_HEADER_LEN, VLAN_TPIDS
 from sockcap.decode.records import (
     IPPROTO_TCP,
     IPPROTO_UDP,
     LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
-    LINKTYPE_LINUX_SLL,
-    LINKTYPE_LINUX_SLL2,
-    LINKTYPE_LOOP,
-    LINKTYPE_NULL,
-    LINKTYPE_RAW,
-    LINKTYPE_RAW_BSD,
     Packet,
 )
 from sockcap.render.timeline import flag_names, preview
-
-VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
-_LINK_LEN = {LINKTYPE_NULL: 4, LINKTYPE_LOOP: 4, LINKTYPE_RAW: 0, LINKTYPE_RAW_BSD[0]: 0,
-             LINKTYPE_RAW_BSD[1]: 0, LINKTYPE_IPV4: 0, LINKTYPE_IPV6: 0,
-             LINKTYPE_LINUX_SLL: 16, LINKTYPE_LINUX_SLL2: 20}
 
 
 class Field(NamedTuple):
@@ -72,8 +60,8 @@ def _link(p: Packet, fields: list[Field]) -> int:
     """The link layer's fields; the offset of the network header (-1: unknown)."""
     data = p.data
     if p.linktype != LINKTYPE_ETHERNET:
-        return _LINK_LEN.get(p.linktype, -1)
-    if len(data) < 14:
+        return LINK_HEADER_LEN.get(p.linktype, -1)
+    if len(data) < ETHER_HEADER_LEN:
         return -1
     mac = ":".join
     fields += [Field("Ethernet", "destination", 0, 6, mac(f"{b:02x}" for b in data[0:6])),

@@ -1,4 +1,6 @@
-"""TCP options tcpdump names beyond the common ones, printed as tcpdump 4.99 prints them
+"""tcpdump's words for TCP options and ICMP, as ``--style tcpdump`` prints them: the common
+options (:func:`tcpdump_option`), the urgent pointer, ICMP and ICMPv6 messages, and the
+TCP options tcpdump names beyond the common ones, printed as tcpdump 4.99 prints them
 (print-tcp.c, print-mptcp.c): MPTCP (``mptcp 12 capable v1 {0x...}``, ``dss``, ...), TCP
 Fast Open in its experimental form (``exp-tfo cookiereq``), SCPS and the AccECN
 experiment. Pure: an option's kind and bytes in, text out; ``None`` when the option is
@@ -7,8 +9,10 @@ malformed, where tcpdump prints ``[bad opt]`` and stops printing the segment.
 
 from __future__ import annotations
 
-from sockcap.decode.records import TcpOption
+from sockcap.decode.icmp import IcmpMessage
+from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, TcpOption, TcpOptionKind
 
+MOD32 = 1 << 32
 MPTCP = 30
 SCPS = 20
 EXPERIMENT = (253, 254)  # RFC 6994 shared experimental options (magic in the first 2 bytes)
@@ -109,3 +113,78 @@ def _fast_close(v: bytes, length: int) -> str | None:
     if length != 12:
         return None
     return f" key 0x{_n(v[2:10]):x}"
+
+
+def urgent_pointer(p: Packet) -> int:
+    """The TCP header's urgent pointer (the header ends where the payload starts)."""
+    sport, data = p.sport.to_bytes(2, "big"), p.data
+    for words in range(5, 16):
+        start = p.payload_off - 4 * words
+        if (0 <= start and start + 20 <= len(data) and data[start : start + 2] == sport
+                and data[start + 12] >> 4 == words):
+            return int.from_bytes(data[start + 18 : start + 20], "big")
+    return 0
+
+
+def tcpdump_option_name(o: TcpOption) -> str:
+    """The name tcpdump prints before ``[bad opt]``: ``mptcp 3 dss``, ``scps``."""
+    if o.kind == 30 and o.value:
+        sub = o.value[0] >> 4
+        name = MPTCP_SUBTYPES[sub] if sub < len(MPTCP_SUBTYPES) else f"unknown-subtype-{sub}"
+        return f"mptcp {len(o.value) + 2} {name}"
+    return {20: "scps"}.get(o.kind, f"unknown-{o.kind}")
+
+
+def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str | None:
+    """One TCP option in tcpdump's words: ``mss 65495``, ``sackOK``, ``TS val 1 ecr 0``;
+    SACK edges relative to ``sack_base`` (the base tcpdump subtracts from the ack);
+    None for an option tcpdump calls ``[bad opt]``."""
+    extra = tcpdump_extra_option(o)
+    if extra != "":
+        return extra
+    v = o.value
+    if o.kind == TcpOptionKind.NOP:
+        return "nop"
+    if o.kind == TcpOptionKind.EOL:
+        return "eol"
+    if o.kind == TcpOptionKind.MSS and len(v) == 2:
+        return f"mss {int.from_bytes(v, 'big')}"
+    if o.kind == TcpOptionKind.WSCALE and len(v) == 1:
+        return f"wscale {v[0]}"
+    if o.kind == TcpOptionKind.SACK_PERMITTED:
+        return "sackOK"
+    if o.kind == TcpOptionKind.TIMESTAMPS and len(v) == 8:
+        return f"TS val {int.from_bytes(v[:4], 'big')} ecr {int.from_bytes(v[4:], 'big')}"
+    if o.kind == TcpOptionKind.SACK:
+        edges = [(int.from_bytes(v[i : i + 4], "big") - sack_base) % MOD32
+                 for i in range(0, len(v) - 3, 4)]
+        blocks = [f"{edges[i]}:{edges[i + 1]}" for i in range(0, len(edges) - 1, 2)]
+        return f"sack {len(blocks)} " + "".join("{" + b + "}" for b in blocks)  # as tcpdump
+    if o.kind == TcpOptionKind.FAST_OPEN:
+        return "tfo " + ("cookiereq" if not v else "cookie " + v.hex())
+    return f"unknown-{o.kind} 0x{v.hex()}" if v else f"opt-{o.kind}"
+
+
+def tcpdump_icmp(m: IcmpMessage, length: int) -> str:
+    """What tcpdump prints for ICMP: ``ICMP 127.0.0.1 udp port 5999 unreachable, length
+    41``, ``ICMP echo request, id 1, seq 1, length 64`` (print-icmp.c, print-icmp6.c)."""
+    q = m.quoted
+    if m.v6:
+        return "ICMP6, " + _tcpdump_icmp6(m, length)
+    if m.port_unreachable and q is not None and q.dport >= 0:
+        proto = {IPPROTO_UDP: "udp", IPPROTO_TCP: "tcp"}.get(q.proto, str(q.proto))
+        return f"{q.dst} {proto} port {q.dport} unreachable, length {length}"
+    if m.echo:
+        return f"echo {m.echo}, id {m.ident}, seq {m.seq}, length {length}"
+    return f"{m.name}, length {length}"
+
+
+def _tcpdump_icmp6(m: IcmpMessage, length: int) -> str:
+    q = m.quoted
+    if m.port_unreachable and q is not None and q.dport >= 0:
+        proto = {IPPROTO_UDP: "udp", IPPROTO_TCP: "tcp"}.get(q.proto, str(q.proto))
+        return (f"destination unreachable, unreachable port, {q.dst} {proto} port {q.dport}, "
+                f"length {length}")
+    if m.echo:
+        return f"echo {m.echo}, id {m.ident}, seq {m.seq}, length {length}"
+    return f"{m.name.lower()}, length {length}"

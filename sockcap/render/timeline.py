@@ -30,11 +30,14 @@ from sockcap.decode.records import (
     IPPROTO_UDP,
     Packet,
     TcpFlags,
-    TcpOption,
-    TcpOptionKind,
 )
-from sockcap.i18n import _
-from sockcap.render.tcpdump_options import MPTCP_SUBTYPES, tcpdump_extra_option
+from sockcap.i18n import N_, _
+from sockcap.render.tcpdump_options import (
+    tcpdump_icmp,
+    tcpdump_option,
+    tcpdump_option_name,
+    urgent_pointer,
+)
 
 # Wireshark prints flag names in bit order: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE.
 FLAG_NAMES = tuple(str(flag.name) for flag in TcpFlags)
@@ -142,10 +145,10 @@ def style_of(a: Annotated) -> str:
 # index per packet instead of joining names. The width holds the widest common set,
 # "[FIN, PSH, ACK]" (and "[SYN, ECE, CWR]").
 FLAG_COLUMN = 15
-_WIRESHARK_FLAGS = [f"{wireshark_flags(f):<{FLAG_COLUMN}}" for f in range(512)]
+WIRESHARK_FLAG_COLUMN = [f"{wireshark_flags(f):<{FLAG_COLUMN}}" for f in range(512)]
 # Under Accurate ECN (RFC 9768) AE, CWR and ECE of a segment after the handshake are one
 # 3-bit counter, ACE, which Wireshark shows as a number: "[ACK, ACE=5]".
-_ACE_FLAGS = [f"{'[' + ', '.join((*flag_names(f & ~ECN_BITS), f'ACE={f >> 6 & 7}')) + ']':<{FLAG_COLUMN}}"
+ACE_FLAG_COLUMN = [f"{'[' + ', '.join((*flag_names(f & ~ECN_BITS), f'ACE={f >> 6 & 7}')) + ']':<{FLAG_COLUMN}}"
               for f in range(512)]
 MOD32 = 1 << 32
 _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared when full)
@@ -159,6 +162,9 @@ _TCP_NOACK_LINE = "%4d %10.6f  %s  TCP %s Seq=%d Win=%d Len=%d  %s"
 _TCP_NOACK_DATA_LINE = _TCP_NOACK_LINE + "  %s"
 # The time column of a frame without a time (NO_TIMESTAMP), in each notation's width.
 NO_TIME = f"{'-':>10}"
+# where a packet of a conversation goes, by direction
+FROM_CLIENT = N_("client {client} → server {server}")
+FROM_SERVER = N_("server {server} → client {client}")
 NO_CLOCK = f"{'-':<15}"
 
 
@@ -225,8 +231,8 @@ class Timeline:
             self._where.clear()
         client, server = endpoint(*conv.client), endpoint(*conv.server)
         pair = self._where[conv] = (
-            _("server {server} → client {client}").format(server=server, client=client),
-            _("client {client} → server {server}").format(client=client, server=server))
+            _(FROM_SERVER).format(server=server, client=client),
+            _(FROM_CLIENT).format(client=client, server=server))
         return pair
 
     def line(self, a: Annotated) -> str:
@@ -250,8 +256,8 @@ class Timeline:
         else:
             where = self._where_of(a)
         if win >= 0:
-            names = (_ACE_FLAGS if conv is not None and conv.accecn and not flags & SYN
-                     else _WIRESHARK_FLAGS)[flags]
+            names = (ACE_FLAG_COLUMN if conv is not None and conv.accecn and not flags & SYN
+                     else WIRESHARK_FLAG_COLUMN)[flags]
             if not flags & ACK:
                 line = _TCP_NOACK_LINE % (no, t, where, names, seq, win, plen, phase)
                 if plen > 0:
@@ -364,56 +370,6 @@ class Timeline:
         return (p.seq - mine) % MOD32, (p.ack - other) % MOD32, other
 
 
-def urgent_pointer(p: Packet) -> int:
-    """The TCP header's urgent pointer (the header ends where the payload starts)."""
-    sport, data = p.sport.to_bytes(2, "big"), p.data
-    for words in range(5, 16):
-        start = p.payload_off - 4 * words
-        if (0 <= start and start + 20 <= len(data) and data[start : start + 2] == sport
-                and data[start + 12] >> 4 == words):
-            return int.from_bytes(data[start + 18 : start + 20], "big")
-    return 0
-
-
-def tcpdump_option_name(o: TcpOption) -> str:
-    """The name tcpdump prints before ``[bad opt]``: ``mptcp 3 dss``, ``scps``."""
-    if o.kind == 30 and o.value:
-        sub = o.value[0] >> 4
-        name = MPTCP_SUBTYPES[sub] if sub < len(MPTCP_SUBTYPES) else f"unknown-subtype-{sub}"
-        return f"mptcp {len(o.value) + 2} {name}"
-    return {20: "scps"}.get(o.kind, f"unknown-{o.kind}")
-
-
-def tcpdump_option(o: TcpOption, sack_base: int = 0) -> str | None:
-    """One TCP option in tcpdump's words: ``mss 65495``, ``sackOK``, ``TS val 1 ecr 0``;
-    SACK edges relative to ``sack_base`` (the base tcpdump subtracts from the ack);
-    None for an option tcpdump calls ``[bad opt]``."""
-    extra = tcpdump_extra_option(o)
-    if extra != "":
-        return extra
-    v = o.value
-    if o.kind == TcpOptionKind.NOP:
-        return "nop"
-    if o.kind == TcpOptionKind.EOL:
-        return "eol"
-    if o.kind == TcpOptionKind.MSS and len(v) == 2:
-        return f"mss {int.from_bytes(v, 'big')}"
-    if o.kind == TcpOptionKind.WSCALE and len(v) == 1:
-        return f"wscale {v[0]}"
-    if o.kind == TcpOptionKind.SACK_PERMITTED:
-        return "sackOK"
-    if o.kind == TcpOptionKind.TIMESTAMPS and len(v) == 8:
-        return f"TS val {int.from_bytes(v[:4], 'big')} ecr {int.from_bytes(v[4:], 'big')}"
-    if o.kind == TcpOptionKind.SACK:
-        edges = [(int.from_bytes(v[i : i + 4], "big") - sack_base) % MOD32
-                 for i in range(0, len(v) - 3, 4)]
-        blocks = [f"{edges[i]}:{edges[i + 1]}" for i in range(0, len(edges) - 1, 2)]
-        return f"sack {len(blocks)} " + "".join("{" + b + "}" for b in blocks)  # as tcpdump
-    if o.kind == TcpOptionKind.FAST_OPEN:
-        return "tfo " + ("cookiereq" if not v else "cookie " + v.hex())
-    return f"unknown-{o.kind} 0x{v.hex()}" if v else f"opt-{o.kind}"
-
-
 def icmp_info(m: IcmpMessage) -> str:
     """Wireshark's Info for ICMP: ``Destination unreachable (Port unreachable)``,
     ``Echo (ping) request  id=0x0001, seq=1/256``."""
@@ -421,31 +377,6 @@ def icmp_info(m: IcmpMessage) -> str:
         swapped = (m.seq >> 8) | (m.seq & 0xFF) << 8  # Wireshark shows both byte orders
         return f"{m.name}  id=0x{m.ident:04x}, seq={m.seq}/{swapped}"
     return m.name
-
-
-def tcpdump_icmp(m: IcmpMessage, length: int) -> str:
-    """What tcpdump prints for ICMP: ``ICMP 127.0.0.1 udp port 5999 unreachable, length
-    41``, ``ICMP echo request, id 1, seq 1, length 64`` (print-icmp.c, print-icmp6.c)."""
-    q = m.quoted
-    if m.v6:
-        return "ICMP6, " + _tcpdump_icmp6(m, length)
-    if m.port_unreachable and q is not None and q.dport >= 0:
-        proto = {IPPROTO_UDP: "udp", IPPROTO_TCP: "tcp"}.get(q.proto, str(q.proto))
-        return f"{q.dst} {proto} port {q.dport} unreachable, length {length}"
-    if m.echo:
-        return f"echo {m.echo}, id {m.ident}, seq {m.seq}, length {length}"
-    return f"{m.name}, length {length}"
-
-
-def _tcpdump_icmp6(m: IcmpMessage, length: int) -> str:
-    q = m.quoted
-    if m.port_unreachable and q is not None and q.dport >= 0:
-        proto = {IPPROTO_UDP: "udp", IPPROTO_TCP: "tcp"}.get(q.proto, str(q.proto))
-        return (f"destination unreachable, unreachable port, {q.dst} {proto} port {q.dport}, "
-                f"length {length}")
-    if m.echo:
-        return f"echo {m.echo}, id {m.ident}, seq {m.seq}, length {length}"
-    return f"{m.name.lower()}, length {length}"
 
 
 def _without_time(line: str, no: int, t: float) -> str:

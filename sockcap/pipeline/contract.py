@@ -1,0 +1,191 @@
+"""What the compiled engine (``sockcap/_speedups.c``) and its pure twin agree on, written once.
+
+Every order, code, flag bit, threshold, record layout and template that both sides use is
+named here, from the Python definitions that are the reference; ``scripts/engine_header.py``
+(run by ``setup.py`` before the extension is built) writes them as the C header
+``sockcap/_engine_contract.h``, which the C file includes instead of copying any of them, and
+``tests/test_engine_contract.py`` fails when the committed header is stale (as
+``test_catalogue`` does for the ``.pot``). So:
+
+- adding a counted note is one line in :data:`COUNTED_KINDS` (and, when the analysis sets
+  it, one in ``expert.FLAG_NOTES``) plus its words in ``sockcap/codes.py``; the C enum, the
+  C flag table and the stats rows follow;
+- a record crosses the seam by field *name*: the C side reads ``Packet``, ``RawFrame`` and
+  the pcapng interface with ``PACKET_SPORT``-style indices generated from their
+  ``_fields``, and builds each :class:`~sockcap.analysis.stats.ConversationStats` by the
+  indices of its own fields;
+- a translated template reaches C whole, with its named placeholders
+  (:data:`TEMPLATES`), and C fills them by name: no template is cut into pieces.
+
+What a change touches:
+
+- *a counted note the analysis sets*: ``codes.py`` (the ``Note`` and its words), the
+  analysis that sets it (``analysis/expert.py``: its ``A_`` bit and ``FLAG_NOTES`` row),
+  one line in :data:`COUNTED_KINDS`, the catalogue; then ``scripts/engine_header.py``
+  regenerates the C enum, bit and table, and ``_speedups.c`` changes only where it
+  detects the condition (it had also needed the enum, the bit, the flag table and the
+  Python list of kinds edited by hand, in the same order);
+- *a link type*: ``decode/records.py`` (its number), ``decode/link.py`` (its decoder and
+  its ``LINK_HEADER_LEN`` entry); the engine hands its frames to Python's decoder as it
+  is, and a ``case LINKTYPE_X:`` in ``_speedups.c`` (numbers from the header) makes it
+  fast (the field view's and the C file's own tables of lengths are gone);
+- *a language*: its ``.po``/``.mo`` under ``locale/``; the compiled engine is handed its
+  templates whole (it used to turn itself off in any language but English).
+
+Pure: :func:`c_header` returns the header's text; the script writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sockcap.analysis import conversation, direction, expert
+from sockcap.analysis.stats import ConversationStats
+from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text, phase_text
+from sockcap.decode import link, records, tunnel
+from sockcap.decode.records import Packet, RawFrame, TcpFlags, TcpOption, TcpOptionKind
+from sockcap.i18n import _
+from sockcap.render import timeline
+from sockcap.render.packets import GUESSED_ROLES
+
+HEADER = "sockcap/_engine_contract.h"  # from the project's root
+
+# The note kinds the engine counts, in its order: the analysis' and the connection's, then
+# an ICMP error's (counted in the conversation of the datagram it quotes).
+COUNTED_KINDS = (
+    Note.RETRANSMISSION, Note.SYN_RETRANSMITTED, Note.SPURIOUS_RETRANSMISSION,
+    Note.FAST_RETRANSMISSION, Note.OUT_OF_ORDER, Note.LOST_SEGMENT, Note.ACKED_UNSEEN,
+    Note.DUPLICATE_ACK, Note.ZERO_WINDOW, Note.ZERO_WINDOW_PROBE, Note.ZERO_WINDOW_PROBE_ACK,
+    Note.WINDOW_FULL, Note.WINDOW_UPDATE, Note.KEEP_ALIVE, Note.KEEP_ALIVE_ACK,
+    Note.CONNECTION_REFUSED, Note.CONNECTION_RESET, Note.HALF_CLOSE, Note.PORT_UNREACHABLE,
+    Note.UNREACHABLE,
+)
+PHASES = tuple(Phase)  # the engine's phase numbers: the enum's order
+ROLES = tuple(Roles)
+OUTCOMES = tuple(Outcome)
+
+# The seam's records, read or built by field name (an index each, generated).
+RECORDS: dict[str, tuple[str, ...]] = {
+    "PACKET": Packet._fields,
+    "FRAME": RawFrame._fields,
+    "OPTION": TcpOption._fields,
+    # sockcap.pcapfile.pcapng.Interface (an edge's record: its fields are checked against
+    # these by tests/test_engine_contract.py, not imported into the pure core)
+    "INTERFACE": ("linktype", "snaplen", "mult", "div", "offset_ns"),
+    "ROW": ConversationStats._fields,
+}
+
+# Templates the engine fills by placeholder name: (the English message, its placeholders).
+# The words given to the engine are the translated ones (``_(message)``), whole.
+TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "DUPLICATE_ACK": (COUNTED_WORDS[Note.DUPLICATE_ACK], ("n",)),
+    "GUESSED_ROLES": (GUESSED_ROLES, ("stream", "server")),
+    "FROM_CLIENT": (timeline.FROM_CLIENT, ("client", "server")),
+    "FROM_SERVER": (timeline.FROM_SERVER, ("client", "server")),
+}
+
+# Numbers both sides use, each from its one Python definition.
+CONSTANTS: dict[str, int] = {
+    **{f"F_{flag.name}": int(flag) for flag in TcpFlags},
+    "ECN_BITS": conversation.ECN_BITS,
+    **{name: getattr(expert, name) for name in dir(expert)
+       if name.startswith("A_") and isinstance(getattr(expert, name), int)},
+    "RESENT": expert.RESENT,
+    "FAST_RETRANSMISSION_NS": expert.FAST_RETRANSMISSION_NS,
+    "OUT_OF_ORDER_NS": expert.OUT_OF_ORDER_NS,
+    "MPTCP_DSS": expert.MPTCP_DSS,
+    "MPTCP_DSS_MAPPING": expert.MPTCP_DSS_MAPPING,
+    "RETIRE_AFTER": conversation.RETIRE_AFTER,
+    "RETIRE_IDLE_NS": conversation.RETIRE_IDLE_NS,
+    "SCALE_UNKNOWN": direction.SCALE_UNKNOWN,
+    "SCALE_NONE": direction.SCALE_NONE,
+    "MAX_WSCALE": conversation.MAX_WSCALE,
+    "PREVIEW_CHARS": timeline.PREVIEW_CHARS,
+    "L2TP_PORT": tunnel.L2TP_PORT,
+    "ETHERTYPE_IPV4": link.ETHERTYPE_IPV4,
+    "ETHERTYPE_IPV6": link.ETHERTYPE_IPV6,
+    **{f"OPT_{kind.name}": int(kind) for kind in TcpOptionKind},
+}
+
+
+def _link_types() -> dict[str, int]:
+    """Every LINKTYPE_* number, and the link header's length of those that have one
+    (``LINK_HEADER_LEN_ETHERNET``: decode.link.LINK_HEADER_LEN)."""
+    out: dict[str, int] = {}
+    for name in sorted(dir(records)):
+        value = getattr(records, name)
+        if not name.startswith("LINKTYPE_") or name == "LINKTYPE_NAMES":
+            continue
+        for i, number in enumerate(value if isinstance(value, tuple) else (value,)):
+            full = f"{name}_{i}" if isinstance(value, tuple) else name
+            out[full] = number
+            if number in link.LINK_HEADER_LEN:
+                out[full.replace("LINKTYPE_", "LINK_HEADER_LEN_")] = link.LINK_HEADER_LEN[number]
+    return out
+
+
+CONSTANTS.update(_link_types())
+
+
+def engine_words() -> dict[str, Any]:
+    """The engine's words and codes, as its constructor takes them: each table in the
+    order the header gives its numbers, the templates translated and whole."""
+    return {
+        "ws_flags": timeline.WIRESHARK_FLAG_COLUMN, "ace_flags": timeline.ACE_FLAG_COLUMN,
+        "phases": [phase_text(p) for p in PHASES],
+        "note_words": [note_text(k) for k in COUNTED_KINDS],
+        "templates": [_(message) for message, _places in TEMPLATES.values()],
+        "note_text": note_text, "row": ConversationStats, "kinds": COUNTED_KINDS,
+        "roles": ROLES, "outcomes": OUTCOMES,
+    }
+
+
+def _enum(prefix: str, names: Iterator[str], count: str) -> str:
+    body = ", ".join(f"{prefix}{name.upper()}" for name in names)
+    return f"enum {{ {body}, {count} }};"
+
+
+def _flag_notes() -> str:
+    kinds = {kind: i for i, kind in enumerate(COUNTED_KINDS)}
+    bit_names = {value: name for name, value in CONSTANTS.items() if name.startswith("A_")}
+    rows = ", ".join(f"{{{bit_names[bit]}, N_{note.name}}}" for bit, note in expert.FLAG_NOTES
+                     if note in kinds)
+    return (f"static const int FLAG_NOTES[][2] = {{{rows}}};\n"
+            f"#define N_FLAG_NOTES {len(expert.FLAG_NOTES)}")
+
+
+def _templates() -> str:
+    lines = [_enum("T_", iter(TEMPLATES), "T_COUNT")]
+    for name, (_message, places) in TEMPLATES.items():
+        lines.append(f"static const char *const T_{name}_PLACES[] = "
+                     '{' + ', '.join(f'"{p}"' for p in places) + ', 0};')
+    lines.append("static const char *const *const TEMPLATE_PLACES[] = {"
+                 + ", ".join(f"T_{name}_PLACES" for name in TEMPLATES) + "};")
+    return "\n".join(lines)
+
+
+def c_header() -> str:
+    """The text of ``sockcap/_engine_contract.h``."""
+    out = ["/* Generated from sockcap/pipeline/contract.py by scripts/engine_header.py:",
+           " * do not edit; change the Python definitions and run the script. */",
+           "#ifndef SOCKCAP_ENGINE_CONTRACT_H", "#define SOCKCAP_ENGINE_CONTRACT_H", ""]
+    for name, value in CONSTANTS.items():
+        out.append(f"#define {name} {value}LL" if abs(value) > 0x7FFFFFFF else
+                   f"#define {name} ({value})" if value < 0 else f"#define {name} 0x{value:x}"
+                   if name.startswith(("F_", "A_", "ECN", "RESENT")) else f"#define {name} {value}")
+    pairs = ", ".join(f"{{{family}, {ethertype:#06x}}}"
+                      for family, ethertype in link.FAMILY_ETHERTYPES.items())
+    out += ["", "/* NULL/LOOP address families and their ethertypes (decode.link) */",
+            f"static const int FAMILY_ETHERTYPES[][2] = {{{pairs}}};",
+            f"#define N_FAMILY_ETHERTYPES {len(link.FAMILY_ETHERTYPES)}"]
+    out += ["", "/* counted note kinds (contract.COUNTED_KINDS) */",
+            _enum("N_", (k.name for k in COUNTED_KINDS), "N_KINDS"), _flag_notes(), "",
+            _enum("PH_", (p.name for p in PHASES), "PH_COUNT"),
+            _enum("ROLES_", (r.name for r in ROLES), "ROLES_COUNT"),
+            _enum("END_", (o.name for o in OUTCOMES), "END_COUNT"), ""]
+    for record, fields in RECORDS.items():
+        out.append(_enum(f"{record}_", iter(fields), f"{record}_FIELDS"))
+    out += ["", "/* templates filled by placeholder name (contract.TEMPLATES) */", _templates(),
+            "", "#endif", ""]
+    return "\n".join(out)

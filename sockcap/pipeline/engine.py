@@ -1,0 +1,410 @@
+"""The engine: frames in, conversations and the view's text out, with two twins.
+
+``sockcap._speedups.Engine`` (C, see the top of ``sockcap/_speedups.c``) and
+:class:`PureEngine` (Python, the reference) have the same constructor, methods and
+behaviour, as multidict's ``_multidict`` and ``_multidict_py``:
+
+- ``Engine(analyze=, keep=, port=, limit=, hex=, render=, target_proto=, target_stream=,
+  **contract.engine_words())``;
+- ``pcap(buf, pos, ...)`` / ``pcapng(...)``: take plain records straight from a capture
+  reader's buffer, ``(new pos, records taken)``; ``reads_records`` says whether it does
+  (the pure twin takes none: the reader's own loop yields them);
+- ``frame(raw) -> bool``: one frame, if the engine decodes it itself; else the caller
+  decodes it (:func:`sockcap.decode.decode_frame`) and hands the Packet to
+  ``packet(p, notes, where, proto_name[, info, quoted])`` — both twins file it in the
+  same conversation table, so the text never depends on which decoder ran;
+- ``take() -> bytes`` (the text made since the last call, UTF-8), ``pending``, ``done``
+  (the ``-c`` limit), ``handover`` (``follow --stream N``: the stream starts here),
+  ``state()`` (counters), ``conversation(i)`` / ``conversation_count()`` (stats rows, a
+  :class:`~sockcap.analysis.stats.ConversationStats` each).
+
+:func:`sockcap.speedups.engine_class` chooses the class once; :class:`EngineRun` is the one
+loop that drives it (``show``, ``stats``) and :class:`EngineSelect` the one that hands a
+followed stream to :meth:`Pipeline.select` (``follow --stream N``). Neither looks at which
+twin it got.
+
+What only the pure twin has: views other than the plain Wireshark-style text and its
+``--hex`` rows (JSON, tcpdump's notation, ``--filters``, ``--explain``'s sentences, colour),
+given as ``view=`` (a function of an :class:`~sockcap.analysis.conversation.Annotated`
+packet returning its text, or None when it wrote the packet itself) with the ``clock`` the
+view counts relative times from; ``engine_class(view=True)`` then returns the pure twin.
+
+Pure: no I/O; text leaves through the ``write`` callback a command gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain
+from typing import Any, Protocol, overload
+
+from sockcap.analysis.conversation import (
+    ICMP_PROTOS,
+    Annotated,
+    ConversationTracker,
+    icmp_error_note,
+)
+from sockcap.analysis.stats import ConversationStats, conversation_stats
+from sockcap.decode import decode_frame
+from sockcap.decode.icmp import decode_icmp
+from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, RawFrame
+from sockcap.i18n import _
+from sockcap.pipeline import Pipeline
+from sockcap.pipeline.contract import COUNTED_KINDS, engine_words
+from sockcap.render.timeline import icmp_info, packet_where, proto_name
+
+CHUNK = 1 << 20  # bytes of text handed out at a time
+
+
+class FrameSink(Protocol):
+    """What a capture reader hands its buffer to (``CaptureReader.sink``)."""
+
+    @property
+    def done(self) -> bool:
+        """Stop reading (the ``-c`` limit)."""
+
+    @property
+    def handover(self) -> bool:
+        """Read on without me: the frames from here go to the Python pipeline."""
+
+    def pcap(self, buf: bytes, pos: int, linktype: int, frac_ns: int, limit: int,
+             big_endian: bool) -> tuple[int, int]: ...
+
+    def pcapng(self, buf: bytes, pos: int, interfaces: list[Any],
+               big_endian: bool) -> tuple[int, int]: ...
+
+    def flush(self) -> None:
+        """The reader is about to read (and may wait, on a pipe): hand out the text."""
+
+
+class SinkReader(Protocol):
+    """A frame source that can take a sink (:class:`~sockcap.pcapfile.reader.CaptureReader`)."""
+
+    sink: FrameSink | None
+
+    def __iter__(self) -> Any: ...
+
+
+class _Sink:
+    """The engine as a :class:`FrameSink`, with the writing of its text on ``flush``."""
+
+    __slots__ = ("engine", "pcap", "pcapng", "flush")
+
+    def __init__(self, engine: Any, flush: Callable[[], None]) -> None:
+        self.engine = engine
+        self.pcap = engine.pcap
+        self.pcapng = engine.pcapng
+        self.flush = flush
+
+    @property
+    def done(self) -> bool:
+        return bool(self.engine.done)
+
+    @property
+    def handover(self) -> bool:
+        return bool(self.engine.handover)
+
+
+def _sink(engine: Any, flush: Callable[[], None]) -> _Sink | None:
+    """The reader's sink: the engine, when it reads records from the buffer itself."""
+    return _Sink(engine, flush) if engine.reads_records else None
+
+
+class _Clock:
+    first_ts = -1
+
+
+class PureEngine:
+    """The pure-Python twin of ``sockcap._speedups.Engine`` (see the module's doc).
+
+    Built on the reference modules (:class:`ConversationTracker`,
+    :class:`~sockcap.render.packets.PacketView`); the words it is given (the contract's
+    tables, for the C twin's benefit) are the ones those modules look up themselves, so
+    it ignores them. ``view`` and ``clock`` are its own (views the C twin does not write).
+    """
+
+    reads_records = False
+
+    def __init__(self, *, analyze: bool, keep: bool, port: int, limit: int, hex: bool,
+                 render: bool = True, target_proto: int = -1, target_stream: int = -1,
+                 view: Callable[[Annotated], str | None] | None = None,
+                 clock: Any = None, **words: Any) -> None:
+        from sockcap.render.packets import PacketView
+
+        self.tracker = ConversationTracker(analyze=analyze, keep=keep)
+        self.port, self.limit, self.render = port, limit, render
+        self.clock = clock if clock is not None else _Clock()
+        self.view = view if view is not None else PacketView(self.clock, hex_=hex).text
+        self.shown = 0
+        self.first_ts = self.last_ts = -1
+        self.done = False
+        self.handover = target_stream >= 0  # Pipeline.select numbers the packets itself
+        self.pending = 0
+        self._parts: list[bytes] = []
+        self._rows: list[ConversationStats] | None = None
+
+    def pcap(self, buf: bytes, pos: int, *_args: Any) -> tuple[int, int]:
+        return pos, 0
+
+    def pcapng(self, buf: bytes, pos: int, *_args: Any) -> tuple[int, int]:
+        return pos, 0
+
+    def frame(self, raw: RawFrame) -> bool:
+        """Decoded by the caller (``packet``): the reference decoder is the caller's."""
+        return False
+
+    def packet(self, p: Packet, notes: Any = (), where: Any = None, proto: Any = None,
+               info: Any = None, quoted: Any = None) -> None:
+        """File ``p`` (and render it): :meth:`Pipeline.map`'s body, or :meth:`Pipeline.run`'s
+        without a view. The words beside it are the C twin's; this one finds its own."""
+        if self.handover:
+            return
+        tracker = self.tracker
+        ts = p.ts_ns
+        if ts > self.last_ts:
+            self.last_ts = ts
+            if self.first_ts < 0:
+                self.first_ts = self.clock.first_ts = ts
+        entry = tracker.locate(p)
+        if not self.render:
+            if entry is not None or p.proto in ICMP_PROTOS:
+                tracker.annotate(p, entry)  # an ICMP error is noted in the conversation
+            return
+        a = tracker.annotate(p, entry)
+        if self.port and p.sport != self.port and p.dport != self.port:
+            return
+        if self.limit and self.shown >= self.limit:
+            self.done = True
+            return
+        self.shown += 1
+        text = self.view(a)
+        if text is not None:
+            chunk = (text + "\n").encode("utf-8")
+            self._parts.append(chunk)
+            self.pending += len(chunk)
+
+    def take(self) -> bytes:
+        chunk = b"".join(self._parts)
+        self._parts.clear()
+        self.pending = 0
+        return chunk
+
+    def state(self) -> dict[str, Any]:
+        streams = self.tracker._streams
+        return {"count": self.tracker.count, "shown": self.shown,
+                "first_ts": self.clock.first_ts, "last_ts": self.last_ts, "done": self.done,
+                "note_counts": list(self.tracker.note_counts.items()),
+                "streams": (streams[IPPROTO_TCP], streams[IPPROTO_UDP]),
+                "input_first_ts": self.first_ts}
+
+    def conversation_count(self) -> int:
+        return len(self.tracker.conversations)
+
+    def conversation(self, i: int) -> ConversationStats:
+        if self._rows is None or len(self._rows) != len(self.tracker.conversations):
+            convs = sorted(self.tracker.conversations, key=lambda c: (c.proto, c.stream))
+            self._rows = [conversation_stats(c) for c in convs]
+        return self._rows[i]
+
+
+class EngineRun:
+    """One loop over a capture reader for ``show`` and ``stats``, whichever twin runs.
+
+    ``engine_class`` comes from :func:`sockcap.speedups.engine_class`; the pipeline gives
+    the options (``keep``, ``port``, ``limit``) and receives the counters afterwards
+    (``first_ts``, ``last_ts``, ``shown``, the tracker's ``note_counts``), as
+    :meth:`Pipeline.map` leaves them. ``view`` and ``clock`` go to the engine when given
+    (a view only the pure twin has). The engine keeps its own conversations (the C twin's
+    never become Python objects), so a pipeline whose tracker has an ``on_forget``
+    callback cannot be stood in for: that is a ValueError, on both twins alike.
+    """
+
+    def __init__(self, engine_class: Any, pipeline: Pipeline, *, hex_: bool,
+                 render: bool = True, target: tuple[int, int] = (-1, -1),
+                 view: Callable[[Annotated], str | None] | None = None,
+                 clock: Any = None) -> None:
+        self.pipeline = pipeline
+        tracker = pipeline.tracker
+        if tracker.on_forget is not None:
+            raise ValueError(_("the compiled loop hands no conversation to on_forget"))
+        extra = {} if view is None else {"view": view, "clock": clock}
+        self.engine = engine_class(
+            analyze=tracker.analyze, keep=tracker.keep, port=pipeline.port,
+            limit=pipeline.limit, hex=hex_, render=render, target_proto=target[0],
+            target_stream=target[1], **extra, **engine_words())
+
+    def run(self, frames: Iterable[RawFrame], write: Callable[[bytes], None],
+            others: Callable[[Packet], None] | None = None, *,
+            reader: SinkReader | None = None,
+            on_read: Callable[[], None] | None = None) -> None:
+        """Read every frame, writing the text as it is made; whatever stops the reading
+        (damage in the file, the ``-c`` limit), the text of every packet before it is
+        written first. ``others`` gets the packets outside any TCP/UDP conversation
+        (as :meth:`Pipeline.run` gives them). ``frames`` is the reader itself, or an
+        iterator over it (the progress line's) with the ``reader`` beside it; ``on_read``
+        is called each time the reader is about to read more of its input (when the
+        engine reads records from the reader's buffer: the progress line's tick)."""
+        engine = self.engine
+        frame_fn, take = engine.frame, engine.take
+        analyze = self.pipeline.tracker.analyze
+        source: Any = reader if reader is not None else frames
+
+        def flush() -> None:
+            if engine.pending:
+                write(take())
+            if on_read is not None:
+                on_read()
+
+        source.sink = _sink(engine, flush)
+        try:
+            for frame in frames:
+                if not frame_fn(frame):
+                    feed_decoded(engine, frame, analyze, others)
+                if engine.done:
+                    break
+                if engine.pending >= CHUNK:
+                    write(take())
+        finally:
+            source.sink = None
+            self._sync()
+            rest = take()
+            if rest:
+                write(rest)
+
+    def _sync(self) -> None:
+        """Leave the pipeline's counters as :meth:`Pipeline.map` would."""
+        state = self.engine.state()
+        pipeline = self.pipeline
+        pipeline.first_ts = state["first_ts"]
+        pipeline.last_ts = state["last_ts"]
+        pipeline.shown = state["shown"]
+        tracker = pipeline.tracker
+        tracker.skip(state["count"] - tracker.count)
+        tracker.note_counts = dict(state["note_counts"])
+
+    def conversation_rows(self) -> Rows:
+        """``stats``' rows of every conversation (a pipeline with ``keep=True``), TCP then
+        UDP, each by stream, made one at a time when read."""
+        return Rows(self.engine)
+
+
+class Rows(Sequence[ConversationStats]):
+    """The engine's conversations as stats rows, made when read (the C twin keeps none)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def __len__(self) -> int:
+        return int(self.engine.conversation_count())
+
+    def __iter__(self) -> Iterator[ConversationStats]:
+        conversation = self.engine.conversation
+        for i in range(len(self)):
+            yield conversation(i)
+
+    @overload
+    def __getitem__(self, i: int) -> ConversationStats: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[ConversationStats]: ...
+
+    def __getitem__(self, i: int | slice) -> ConversationStats | Sequence[ConversationStats]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        row: ConversationStats = self.engine.conversation(i)
+        return row
+
+
+def feed_decoded(engine: Any, frame: RawFrame, analyze: bool,
+                 others: Callable[[Packet], None] | None = None) -> None:
+    """A frame the engine did not decode itself (``frame()`` said False): decoded by
+    :func:`sockcap.decode.decode_frame` and handed to ``packet()`` with the words the
+    timeline would use for it; a packet outside any TCP/UDP conversation also goes to
+    ``others``."""
+    p = decode_frame(frame)
+    if p.sport >= 0 and (p.proto == IPPROTO_TCP or p.proto == IPPROTO_UDP):
+        engine.packet(p, p.notes, None, None)
+        return
+    if p.proto in ICMP_PROTOS:
+        engine.packet(p, *icmp_words(p, analyze))
+    else:
+        engine.packet(p, p.notes, packet_where(p), proto_name(p))
+    if others is not None:
+        others(p)
+
+
+def icmp_words(p: Packet, analyze: bool) -> tuple[Any, ...]:
+    """The engine's arguments for an ICMP/ICMPv6 packet (decoded by Python): its notes
+    (with an unreachable's, when analysing, as the tracker adds it), where, the protocol,
+    the Info text the timeline prints, and the quoted datagram's conversation key with
+    the note's kind (the engine counts it there, or in the totals only)."""
+    msg = decode_icmp(p)
+    info = None if msg is None else icmp_info(msg)
+    notes, quoted = p.notes, None
+    found = icmp_error_note(p) if analyze and p.sport < 0 else None
+    if found is not None:
+        note, key = found
+        notes = (*notes, note)
+        quoted = (COUNTED_KINDS.index(note.kind), *key)
+    return notes, packet_where(p), proto_name(p), info, quoted
+
+
+def stats_run(engine_class: Any, pipeline: Pipeline) -> EngineRun:
+    """The loop for ``sockcap stats``: every packet filed, no text."""
+    return EngineRun(engine_class, pipeline, hex_=False, render=False)
+
+
+class EngineSelect:
+    """:meth:`Pipeline.select` with the numbering before the stream done by the engine.
+
+    ``follow --stream N`` needs every packet before the stream's first located, only to
+    know the stream numbers; the engine does that (``analyze=False``, no text) and stops
+    right before the packet that starts stream N (the pure twin at once: the pipeline
+    numbers them itself). The tracker then takes over the numbering
+    (:meth:`ConversationTracker.resume`) and :meth:`Pipeline.select` goes on from that
+    packet, with the reader's prefilter.
+    """
+
+    def __init__(self, engine_class: Any, pipeline: Pipeline, proto: int, stream: int) -> None:
+        self.pipeline = pipeline
+        self.proto = proto
+        self.stream = stream
+        self.run = EngineRun(engine_class, pipeline, hex_=False, render=False,
+                             target=(proto, stream))
+        self.streams = (0, 0)  # TCP and UDP stream numbers used, once read
+
+    def select(self, reader: SinkReader) -> Iterator[Annotated]:
+        engine = self.run.engine
+        reader.sink = _sink(engine, _nothing)
+        frames = iter(reader)
+        handed = False
+        try:
+            for frame in frames:
+                if engine.frame(frame):
+                    continue
+                if not engine.handover:
+                    p = decode_frame(frame)
+                    engine.packet(p, p.notes, "", "")
+                    if not engine.handover:
+                        continue
+                handed = True
+                break
+        finally:
+            reader.sink = None
+            self._sync()
+        if handed:
+            yield from self.pipeline.select(chain((frame,), frames), self.proto, self.stream,
+                                            skipper=reader)  # type: ignore[arg-type]
+
+    def _sync(self) -> None:
+        state = self.run.engine.state()
+        self.streams = state["streams"]
+        self.pipeline.first_ts = state["input_first_ts"]
+        self.pipeline.last_ts = state["last_ts"]
+        self.pipeline.tracker.resume(state["count"], state["streams"])
+
+
+def _nothing() -> None:
+    """No text to hand out (the numbering pass of ``follow``)."""

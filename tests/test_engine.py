@@ -1,0 +1,173 @@
+"""The engine's twins, in-process, through one fixture (``engine_twin``: compiled, pure).
+
+Every test here runs once for ``sockcap._speedups.Engine`` and once for
+``sockcap.pipeline.engine.PureEngine`` and holds each to the same answer: the golden
+timelines, and for captures made by hypothesis the reference — the pure modules driven by
+:class:`sockcap.pipeline.Pipeline` (decoder, tracker, expert analysis, timeline view) —
+packet by packet through the engine API (``frame``/``packet``, then ``take()`` and
+``state()`` after each), for the whole file through the one loop
+(:class:`~sockcap.pipeline.engine.EngineRun`), and for the stats rows
+(``conversation(i)``). ``fuzz/differential.py`` (tests/test_speedups.py) stays the
+end-to-end check through the commands.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+from typing import Any
+
+import pytest
+from conftest import CORPUS, ROOT
+from hypothesis import HealthCheck, given, settings
+from test_speedups import LINK_HEADS, _ip, _tcp, captures, pcapng_file
+
+from sockcap.analysis.stats import conversation_stats
+from sockcap.errors import SockcapError
+from sockcap.pcapfile.reader import open_capture
+from sockcap.pipeline import Pipeline
+from sockcap.pipeline.engine import EngineRun, EngineSelect, feed_decoded, stats_run
+from sockcap.render.packets import PacketView
+
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def plain_cases() -> list[tuple[str, Any, str, list[str]]]:
+    """The golden cases of the view every twin writes: plain text, ``--hex``, ``-c``."""
+    out = []
+    for line in (GOLDEN / "TESTLIST").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, capture, expected, *options = shlex.split(line)
+        if set(options) - {"--hex", "-c"} - {o for o in options if o.isdigit()}:
+            continue
+        path = (CORPUS / capture.removeprefix("corpus:") if capture.startswith("corpus:")
+                else GOLDEN / capture)
+        out.append((name, path, expected, options))
+    return out
+
+
+def run_engine(engine_class: Any, data: bytes, *, hex_: bool = False, limit: int = 0,
+               port: int = 0) -> tuple[str, str, Pipeline]:
+    """The one loop over ``data``: the text, the damage that stopped it ("" if none), and
+    the pipeline with the counters it was left."""
+    pipeline = Pipeline(keep=False, port=port, limit=limit)
+    out: list[bytes] = []
+    damage = ""
+    try:
+        EngineRun(engine_class, pipeline, hex_=hex_).run(open_capture(io.BytesIO(data)),
+                                                         out.append)
+    except SockcapError as e:
+        damage = str(e)
+    return b"".join(out).decode("utf-8"), damage, pipeline
+
+
+def reference(data: bytes, *, hex_: bool = False, limit: int = 0,
+              port: int = 0) -> tuple[str, str, Pipeline]:
+    """The same with the pure modules alone: Pipeline.map and the timeline view."""
+    pipeline = Pipeline(keep=False, port=port, limit=limit)
+    view = PacketView(pipeline, hex_=hex_)
+    lines: list[str] = []
+    damage = ""
+    try:
+        for text in pipeline.map(open_capture(io.BytesIO(data)), view.text):
+            lines.append(text + "\n")
+    except SockcapError as e:
+        damage = str(e)
+    return "".join(lines), damage, pipeline
+
+
+def counters(pipeline: Pipeline) -> tuple[Any, ...]:
+    tracker = pipeline.tracker
+    return (pipeline.first_ts, pipeline.last_ts, pipeline.shown, tracker.count,
+            list(tracker.note_counts.items()))
+
+
+@pytest.mark.parametrize("case", plain_cases(), ids=lambda c: c[0])
+def test_golden_timeline(engine_twin: Any, case: tuple[str, Any, str, list[str]]) -> None:
+    _name, path, expected_file, options = case
+    if not path.exists():
+        pytest.skip(f"corpus not present at {CORPUS}")
+    expected = (GOLDEN / expected_file).read_text(encoding="utf-8")
+    if "--- exit" in expected:
+        expected = expected.split("--- exit")[0]
+    limit = int(options[options.index("-c") + 1]) if "-c" in options else 0
+    text, _damage, _pipeline = run_engine(engine_twin, path.read_bytes(),
+                                          hex_="--hex" in options, limit=limit)
+    if text == "" and expected == "0 packets\n":  # the command says so, not the engine
+        return
+    assert text == expected
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=captures())
+def test_whole_file_as_the_reference(engine_twin: Any, data: bytes) -> None:
+    for options in ({}, {"hex_": True}, {"limit": 3}, {"port": 80}):
+        got_text, got_damage, got = run_engine(engine_twin, data, **options)  # type: ignore[arg-type]
+        want_text, want_damage, want = reference(data, **options)  # type: ignore[arg-type]
+        assert got_text == want_text, options
+        assert got_damage == want_damage
+        assert counters(got) == counters(want), options
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=captures())
+def test_packet_by_packet_take_and_state(engine_twin: Any, data: bytes) -> None:
+    """The engine API one frame at a time: after each, ``take()`` is that packet's text and
+    ``state()`` the reference's counters so far."""
+    engine = EngineRun(engine_twin, Pipeline(keep=False), hex_=False).engine
+    ref = Pipeline(keep=False)
+    view = PacketView(ref)
+    frames = list(open_capture(io.BytesIO(data)))  # the reader's own loop: no sink
+    for i, frame in enumerate(frames):
+        if not engine.frame(frame):
+            feed_decoded(engine, frame, analyze=True)
+        want = [text + "\n" for text in ref.map([frame], view.text)]
+        assert engine.pending == len(want[0].encode()), i
+        assert engine.take().decode("utf-8") == want[0], i
+        state = engine.state()
+        assert (state["count"], state["shown"], state["last_ts"], state["input_first_ts"]) == (
+            ref.tracker.count, ref.shown, ref.last_ts, ref.first_ts), i
+        assert dict(state["note_counts"]) == ref.tracker.note_counts, i
+    assert engine.take() == b"" and not engine.pending
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=captures())
+def test_stats_rows_as_the_reference(engine_twin: Any, data: bytes) -> None:
+    pipeline, others = Pipeline(), []
+    run = stats_run(engine_twin, pipeline)
+    run.run(open_capture(io.BytesIO(data)), lambda chunk: None, others.append)
+    ref, ref_others = Pipeline(), []
+    ref.run(open_capture(io.BytesIO(data)), ref_others.append)
+    convs = sorted(ref.tracker.conversations, key=lambda c: (c.proto, c.stream))
+    assert list(run.conversation_rows()) == [conversation_stats(c) for c in convs]
+    assert others == ref_others
+    assert counters(pipeline)[1:] == counters(ref)[1:]
+
+
+@pytest.mark.parametrize("stream", [0, 1, 2, 7])
+def test_follow_hands_the_stream_over_with_its_numbers(engine_twin: Any, stream: int) -> None:
+    """``follow --stream N``: the engine numbers what comes before stream N, the pipeline
+    reads it on; the packets and their numbers are the reference's."""
+    head = LINK_HEADS[1](False)
+    records = []
+    for i in range(6):
+        port = 40000 + i
+        for src, dst, sp, dp, seq, ack, flags, body in (
+                (1, 2, port, 80, 100, 0, 0x002, b""), (2, 1, 80, port, 500, 101, 0x012, b""),
+                (1, 2, port, 80, 101, 501, 0x018, b"hi"), (2, 1, 80, port, 501, 103, 0x018, b"ok")):
+            frame = head + _ip(False, src, dst, 6, _tcp(sp, dp, seq, ack, flags, 512, b"", body))
+            records.append((1_700_000_000 * 10**9 + len(records) * 1000, frame, len(frame)))
+    data = pcapng_file(1, records)
+    pipeline = Pipeline(analyze=False)
+    got = [(a.no, a.packet.payload) for a in
+           EngineSelect(engine_twin, pipeline, 6, stream).select(open_capture(io.BytesIO(data)))]
+    ref = Pipeline(analyze=False)
+    reader = open_capture(io.BytesIO(data))
+    want = [(a.no, a.packet.payload) for a in ref.select(reader, 6, stream, skipper=reader)]
+    assert got == want
+    assert (pipeline.first_ts, pipeline.tracker.count) == (ref.first_ts, ref.tracker.count)
