@@ -146,7 +146,10 @@ def _footer(ladder: Ladder) -> str:
     if ladder.ended:
         text = _("{count} packets, ended: {ended}").format(
             count=len(ladder.arrows) + ladder.left_out, ended=ladder.ended)
-    if ladder.rtt is not None:
+    if ladder.rtt is not None and ladder.rtt.refused:
+        text = _("{text}, SYN to RST {ms} ms (no handshake)").format(
+            text=text, ms=f"{ladder.rtt.ns / 1e6:.3f}")
+    elif ladder.rtt is not None:
         text = _("{text}, handshake RTT {ms} ms").format(text=text, ms=f"{ladder.rtt.ns / 1e6:.3f}")
     if ladder.left_out:
         text = _("{text} ({left_out} not drawn: the first {drawn} are)").format(
@@ -186,7 +189,9 @@ def ladder_mermaid(ladder: Ladder) -> Iterator[str]:
         if arrow.notes:
             yield f"    Note right of {dst}: {mermaid_escape(', '.join(arrow.notes))}"
         if ladder.rtt is not None and arrow.row == ladder.rtt.last:
-            yield f"    Note left of C: {mermaid_escape(_('handshake {rtt}').format(rtt=ladder.rtt.words))}"
+            words = (_("SYN to RST {rtt}") if ladder.rtt.refused else _("handshake {rtt}")).format(
+                rtt=ladder.rtt.words)
+            yield f"    Note left of C: {mermaid_escape(words)}"
         if arrow.row in ends:
             yield "    end"
     if ladder.left_out:
