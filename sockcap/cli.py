@@ -37,6 +37,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "lab": "sockcap.commands.lab:lab",
     "export": "sockcap.commands.export:export",
     "query": "sockcap.commands.query:query",
+    "quiz": "sockcap.commands.learn:quiz",
+    "step": "sockcap.commands.learn:step",
 }
 
 
