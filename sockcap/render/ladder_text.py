@@ -77,7 +77,8 @@ def ladder_lines(ladder: Ladder, width: int = 80, ascii: bool = False) -> Iterat
 
 def _heading(gap: int) -> str:
     client, server = _("client"), _("server")
-    return (f"{_('time'):>10} {_('no'):>5}   " + client
+    time, number = _("time"), _("No.")  # Wireshark's column titles
+    return (f"{time:>10} {number:>5}   " + client
             + " " * max(1, gap + 2 - len(client) - len(server)) + server)
 
 
@@ -173,8 +174,9 @@ def ladder_mermaid(ladder: Ladder) -> Iterator[str]:
     """A Mermaid ``sequenceDiagram``: one message per packet, phases as coloured
     ``rect`` blocks, notes beside their arrows, the RTT as a note over the client."""
     yield "sequenceDiagram"
-    yield f"    participant C as client {mermaid_escape(ladder.client)}"
-    yield f"    participant S as server {mermaid_escape(ladder.server)}"
+    client, server = mermaid_escape(_("client")), mermaid_escape(_("server"))
+    yield f"    participant C as {client} {mermaid_escape(ladder.client)}"
+    yield f"    participant S as {server} {mermaid_escape(ladder.server)}"
     bands = {b.first: b for b in ladder.bands}
     ends = {b.last for b in ladder.bands}
     for arrow in ladder.arrows:
