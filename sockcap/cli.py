@@ -38,6 +38,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "export": "sockcap.commands.export:export",
     "query": "sockcap.commands.query:query",
     "quiz": "sockcap.commands.learn:quiz",
+    "exercise": "sockcap.commands.learn:exercise",
     "step": "sockcap.commands.learn:step",
 }
 

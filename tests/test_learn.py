@@ -225,3 +225,44 @@ def test_states_of_a_half_close() -> None:
     # the client's FIN first, the server still sends (CLOSE_WAIT), then closes
     assert any(c in (S.FIN_WAIT_1, S.FIN_WAIT_2) and s is S.CLOSE_WAIT for c, s in seen)
     assert seen[-1] == (S.TIME_WAIT, S.CLOSED)
+
+
+# --- the worksheet ----------------------------------------------------------------------
+
+def test_worksheet_and_key(tmp_path: Path) -> None:
+    """The worksheet leaves cells blank that the key fills with the packets' own Seq and
+    Ack (the table's other cells are tshark's numbers too); the handshake is packets 1-3;
+    a retransmission is asked about where the capture has one; no script, no request."""
+    import re
+
+    path = CORPUS / "public" / "ssh.pcap"
+    if not path.exists():
+        pytest.skip("corpus not present")
+    sheet, key = tmp_path / "w.html", tmp_path / "k.html"
+    res = sockcap("exercise", str(path), "-o", str(sheet), "--answers", str(key))
+    assert res.returncode == 0, res.stderr
+    blank = re.compile(r"<td class='num blank'>(.*?)</td>")
+    sheet_text, key_text = sheet.read_text(), key.read_text()
+    assert blank.findall(sheet_text) == [""] * 6
+    filled = blank.findall(key_text)
+    assert len(filled) == 6 and all(f for f in filled)
+    _, packets = read_conversation(str(path), stream=None, udp=False, port=0)
+    rows = re.findall(r"<tr><td class='num'>(\d+)</td>.*?</tr>", key_text)
+    assert [int(n) for n in rows] == [a.no for a in packets]
+    for a, row in zip(packets, re.findall(r"<tr><td class='num'>\d+</td>(.*?)</tr>", key_text)):
+        numbers = [int(n) for n in re.findall(r">(\d+)<", row)]
+        assert numbers == [a.seq, a.ack, a.packet.payload_len], (a.no, row)
+    assert "<p class='key'>1, 2, 3</p>" in key_text
+    assert "4. " in sheet_text and "Packet 49" in sheet_text  # the SACK retransmission
+    assert "loss recovery with SACK" in key_text and "loss recovery" not in sheet_text
+    for text in (sheet_text, key_text):
+        assert "<script" not in text and "http" not in text.replace("http-equiv", "")
+
+
+def test_worksheet_refuses_to_overwrite(tmp_path: Path) -> None:
+    sheet = tmp_path / "w.html"
+    sheet.write_text("mine")
+    res = sockcap("exercise", str(ECHO), "-o", str(sheet))
+    assert res.returncode != 0 and "--force" in res.stderr
+    assert sheet.read_text() == "mine"
+    assert len(res.stderr.strip().splitlines()) == 1

@@ -133,6 +133,38 @@ def ask(questions: list, packets: list[Annotated], pipeline: Pipeline,  # type: 
     return right
 
 
+@click.command("exercise", help=_("Write a printable worksheet drawn from a real capture (fill in Seq/Ack, mark the handshake, predict packets and states, explain a retransmission), and with --answers its answer key."))
+@_source_options
+@click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, metavar="FILE",
+              help=_("The worksheet (HTML) to write."))
+@click.option("--answers", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help=_("Also write the answer key (HTML) to FILE."))
+@click.option("--seed", type=int, default=0, show_default=True,
+              help=_("Which questions are drawn (the same seed gives the same quiz)."))
+@click.option("--force", is_flag=True, help=_("Overwrite the -o file if it exists."))
+def exercise(file: str | None, scenario: str | None, out: str, answers: str | None,
+             seed: int, force: bool) -> None:
+    from pathlib import Path
+
+    from sockcap.commands.outfile import write_text_file
+    from sockcap.output import Output
+    from sockcap.owner import check_output_path
+    from sockcap.render.worksheet import worksheet_html
+
+    check_output_path(out, force=force)
+    if answers is not None:
+        check_output_path(answers, force=force)
+    output = Output()
+    _pipeline, packets = read_connection(file, scenario)
+    title = Path(file).name if file else _("scenario {name}").format(name=scenario)
+    for path, key in ((out, False), (answers, True)):
+        if path is not None:
+            page = worksheet_html(packets, title, answers=key, seed=seed)
+            write_text_file(path, page, force=force, note=output.note)
+            output.note(_("sockcap: wrote {path} ({size} KiB)").format(
+                path=path, size=len(page.encode()) >> 10))
+
+
 @click.command("step", help=_("Step through a connection packet by packet (→ next, ← previous, q quit): the ladder, the packet's bytes and explanation, and both ends' TCP state."))
 @_source_options
 @click.option("--ascii", "ascii_", is_flag=True, help=_("ASCII lines instead of box-drawing characters."))
