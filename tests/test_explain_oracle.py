@@ -245,3 +245,129 @@ def test_syn_and_syn_ack_only_is_not_midstream() -> None:
         explainer.sentence(a)
     summary = " ".join(text for text, _ in explainer.summary())
     assert "No SYN was seen" not in summary and "last ACK" in summary
+
+
+# --- what confuses learners, each on a capture that shows it -------------------------
+
+def tshark_column(path: Path, *fields: str, prefs: tuple[str, ...] = ()) -> dict[int, list[str]]:
+    cmd = ["tshark", "-r", str(path), "-T", "fields", "-E", "separator=\t", "-e", "frame.number"]
+    for pref in prefs:
+        cmd += ["-o", pref]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    return {int(r[0]): r[1:] for r in (line.split("\t") for line in out.splitlines())}
+
+
+PARTIAL = "pseudo-header's partial sum"
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", ["echo-tcp.pcap", "scenario-coalesce.pcap",
+                                  "public/print-flags.pcap", "public/ssh.pcap"])
+def test_partial_checksum_only_where_tshark_finds_it_bad(name: str) -> None:
+    """Loopback captures: every checksum tshark calls bad is the partial sum (offload);
+    a capture from a real wire: a checksum is called partial only where tshark finds it
+    bad. Said once per connection, counted for every packet."""
+    path = GOLDEN / name if "/" not in name else CORPUS / name
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    status = tshark_column(path, "tcp.checksum.status", prefs=("tcp.check_checksum:TRUE",))
+    explainer = PacketExplainer()
+    for a in Pipeline().packets(open_capture(io.BytesIO(path.read_bytes()))):
+        explainer.explain(a)
+    from sockcap.render.confusions import Confusion, _partial_checksum
+
+    partial = {a.no for a in Pipeline().packets(open_capture(io.BytesIO(path.read_bytes())))
+               if _partial_checksum(a.packet) is not None}
+    bad = {no for no, (s,) in status.items() if s == "0"}
+    assert partial <= bad
+    if name.endswith(("echo-tcp.pcap", "coalesce.pcap")):
+        assert partial == bad and partial
+    assert explainer.confusions.counts.get(Confusion.PARTIAL_CHECKSUM, 0) == len(partial)
+
+
+@needs_tshark
+@needs_corpus
+@pytest.mark.parametrize("name", ["gso-ipv4.pcap", "gso-ipv6.pcap", "bigtcp-ipv4.pcap",
+                                  "ipv4_tcp_http_xml_tso.pcap", "ssh.pcap", "whois.pcap"])
+def test_larger_than_the_mtu(name: str) -> None:
+    """GSO/TSO/BIG TCP super-segments are named, with the segments a wire would carry;
+    frames within an Ethernet MTU (tshark's frame.len <= 1514) are not."""
+    path = CORPUS / "public" / name
+    sizes = tshark_column(path, "frame.len", "tcp.len")
+    said = {a.no: s for a, _w, s in explained(path)}
+    for no, (frame_len, tcp_len) in sizes.items():
+        if not tcp_len or no not in said:
+            continue
+        big = "larger than the MTU" in said[no]
+        assert big == (int(frame_len) > 1514), (no, frame_len, said[no])
+        if big:
+            m = re.search(r"one (\d+)-byte chunk .*? as (\d+) segments of (\d+) bytes", said[no])
+            assert m is not None and int(m.group(1)) == int(tcp_len)
+            count, segment = int(m.group(2)), int(m.group(3))
+            assert (count - 1) * segment < int(tcp_len) <= count * segment
+
+
+@needs_tshark
+@needs_corpus
+@pytest.mark.parametrize("name", ["public/tcp_rst_data.pcap", "public/gso-ipv4.pcap",
+                                  "public/ssh.pcap", "echo-tcp.pcap"])
+def test_window_scale_unknown_where_tshark_says_so(name: str) -> None:
+    path = GOLDEN / name if "/" not in name else CORPUS / name
+    factor = tshark_column(path, "tcp.window_size_scalefactor", "tcp.stream")
+    first: dict[str, int] = {}
+    for no, (f, stream) in factor.items():
+        first.setdefault(stream, no)
+    said = {a.no: s for a, _w, s in explained(path)}
+    for stream, no in first.items():
+        unknown = factor[no][0] == "-1"
+        assert ("window scale is unknown" in said[no]) == unknown, (no, said[no])
+
+
+@needs_tshark
+@needs_corpus
+def test_part_of_a_larger_message_is_a_data_segment_without_psh() -> None:
+    path = CORPUS / "public" / "ssh.pcap"
+    flags = tshark_column(path, "tcp.flags.push", "tcp.len", "tcp.flags.reset")
+    said = {a.no: s for a, _w, s in explained(path)}
+    found = 0
+    for no, (push, length, reset) in flags.items():
+        expected = push in ("0", "False") and int(length) > 0 and reset in ("0", "False")
+        assert ("No PSH" in said[no]) == expected, (no, said[no])
+        found += expected
+    assert found >= 1
+
+
+def test_time_wait_is_said_where_the_first_closer_acks_the_last_fin() -> None:
+    said = explained(GOLDEN / "scenario-time-wait.pcap")
+    waits = [(a.no, a.from_client) for a, _w, s in said if "TIME_WAIT (60 s" in s]
+    assert waits == [(said[-1][0].no, True)]  # the client closed first
+
+
+@needs_tshark
+def test_port_reuse_where_tshark_flags_it(tmp_path: Path) -> None:
+    """The echo exchange twice on the same ports, two minutes apart: tshark's
+    tcp.analysis.reused_ports and the sentence are on the second SYN."""
+    from sockcap.pcapfile.writer import write_pcap
+
+    frames = list(open_capture(io.BytesIO((GOLDEN / "echo-tcp.pcap").read_bytes())))
+    client_port = frames[0].data[34:36]  # Ethernet, IPv4 without options, then TCP
+
+    def moved(data: bytes) -> bytes:
+        """The same packet in a new connection: both sides' sequence numbers moved."""
+        tcp = bytearray(data)
+        own, other = (1_000_000, 2_000_000) if data[34:36] == client_port else (2_000_000, 1_000_000)
+        for at, shift in ((38, own), (42, other)):
+            value = (int.from_bytes(tcp[at:at + 4], "big") + shift) % (1 << 32)
+            tcp[at:at + 4] = value.to_bytes(4, "big")
+        if not data[47] & 0x10:  # the SYN carries no Ack to move
+            tcp[42:46] = data[42:46]
+        return bytes(tcp)
+
+    later = [f._replace(ts_ns=f.ts_ns + 120 * 10**9, data=moved(f.data)) for f in frames]
+    path = tmp_path / "reuse.pcap"
+    write_pcap(path, frames + later, frames[0].linktype)
+    flagged = {no for no, (v,) in tshark_column(path, "tcp.analysis.reused_ports").items() if v}
+    said = {a.no for a, _w, s in explained(path) if "same addresses and ports as stream 0" in s}
+    assert flagged == said == {len(frames) + 1}

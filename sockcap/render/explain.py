@@ -23,6 +23,8 @@ from sockcap.analysis.zeek import ConnState, ZeekConn
 from sockcap.codes import NOTE_EXPLANATIONS, Note, Phase, explanation, note_kind, note_text
 from sockcap.decode.records import IPPROTO_UDP, TcpFlags, TcpOptionKind
 from sockcap.i18n import N_, _
+from sockcap.render.confusions import SUMMARY as CONFUSION_SUMMARY
+from sockcap.render.confusions import ConfusionFinder
 from sockcap.render.timeline import endpoint, preview
 
 FIN, SYN, RST, ACK, URG = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST,
@@ -188,6 +190,7 @@ class PacketExplainer:
     def __init__(self) -> None:
         self._conns: dict[int, _Conn] = {}
         self.counts: dict[Why, int] = {}  # how many packets got each kind of sentence
+        self.confusions = ConfusionFinder()  # what in the capture confuses learners
 
     def sentence(self, a: Annotated) -> str | None:
         said = self.explain(a)
@@ -212,8 +215,11 @@ class PacketExplainer:
         own, peer = c.sides if a.from_client else c.sides[::-1]
         why, text = _tcp_sentence(a, side, own, peer)
         self.counts[why] = self.counts.get(why, 0) + 1
+        acks_fin = (bool(p.flags & ACK) and not p.flags & FIN and peer.fin_seq >= 0
+                    and a.ack == peer.fin_seq + 1 and own.acked != a.ack and why is not Why.COPY)
+        extra = self.confusions.find(a, own.fin_seq >= 0, acks_fin) if why is not Why.COPY else []
         _remember(a, own, why)
-        return why, _capital(text)
+        return why, " ".join([_capital(text), *extra])
 
     def summary(self) -> Iterator[tuple[str, str]]:
         """``(line, style)``: a heading, then each TCP connection's Zeek state and meaning."""
@@ -232,6 +238,10 @@ class PacketExplainer:
         packets' sentences read them otherwise than their note's name says."""
         for why, words in READINGS:
             count = self.counts.get(why, 0)
+            if count:
+                yield _(words).format(count=count), ""
+        for kind, words in CONFUSION_SUMMARY.items():
+            count = self.confusions.counts.get(kind, 0)
             if count:
                 yield _(words).format(count=count), ""
 
