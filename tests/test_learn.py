@@ -266,3 +266,26 @@ def test_worksheet_refuses_to_overwrite(tmp_path: Path) -> None:
     assert res.returncode != 0 and "--force" in res.stderr
     assert sheet.read_text() == "mine"
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+# --- goldens in both languages (rewrite on purpose with ``python tests/test_learn.py``) --
+
+QUIZ_GOLDENS = {"en": GOLDEN / "quiz-echo-tcp.json", "id": GOLDEN / "quiz-echo-tcp.id.json"}
+NO_LANG = {"LANGUAGE": None, "LC_ALL": None, "LC_MESSAGES": None, "LANG": None}
+
+
+def quiz_text(lang: str) -> str:
+    res = sockcap("--lang", lang, "quiz", str(ECHO), "--json", env=NO_LANG)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+@pytest.mark.parametrize("lang", sorted(QUIZ_GOLDENS))
+def test_quiz_golden(lang: str) -> None:
+    assert quiz_text(lang) == QUIZ_GOLDENS[lang].read_text(encoding="utf-8")
+
+
+if __name__ == "__main__":
+    for lang, path in QUIZ_GOLDENS.items():
+        path.write_text(quiz_text(lang), encoding="utf-8")
+        print(f"wrote {path}")

@@ -114,7 +114,7 @@ def _read_all(log: CallLog, side: str, conn: socket.socket, limit: int = 4 << 20
             break
         parts.append(chunk)
         got += len(chunk)
-    log.add(side, "recv() until EOF", got)
+    log.add(side, N_("recv() until EOF"), got)
     return b"".join(parts)
 
 
@@ -253,7 +253,7 @@ def backlog(port: int, log: CallLog) -> None:
                 log.failed("server", "accept()", e)
                 done.set()
                 return
-            log.add("server", "accept() ×2")
+            log.add("server", N_("accept() ×2"))
             done.wait(DEADLINE)
             for conn in conns:
                 conn.close()
@@ -353,7 +353,7 @@ def zero_window(port: int, log: CallLog) -> None:
                     sent += c.send(block[: total - sent])
                 except BlockingIOError:
                     time.sleep(0.01)
-            log.add("client", "send() ×n (non-blocking)", sent, "EAGAIN")
+            log.add("client", N_("send() ×n (non-blocking)"), sent, "EAGAIN")
             time.sleep(0.5)
             release.set()
         log.add("client", "close()")

@@ -35,7 +35,9 @@ def call_line(call: Call, first_ts: int) -> str:
                         "{time}  {side}: {call} → {count} bytes", call.nbytes)
     else:
         text = _("{time}  {side}: {call} → ok")
-    return CALL_INDENT + text.format(time=t, side=side, call=call.call, count=call.nbytes,
+    # a call's name is a code (JSON keeps it); the few with words in them are in the
+    # catalogue, the rest (send(b'hello'), close()) read the same in every language
+    return CALL_INDENT + text.format(time=t, side=side, call=_(call.call) if call.call else "", count=call.nbytes,
                                      error=call.error)
 
 
