@@ -8,13 +8,14 @@ import json
 import os
 import pty
 import select
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, ROOT, needs_tshark, sockcap
+from conftest import CORPUS, ROOT, needs_capture, needs_corpus, needs_tshark, sockcap
 
 from sockcap.analysis.tcpstate import TcpState, connection_states
 from sockcap.commands.diagram import read_conversation
@@ -289,3 +290,44 @@ if __name__ == "__main__":
     for lang, path in QUIZ_GOLDENS.items():
         path.write_text(quiz_text(lang), encoding="utf-8")
         print(f"wrote {path}")
+
+
+# --- bad input: one line, a non-zero exit ----------------------------------------------
+
+@pytest.mark.parametrize("args,words", [
+    (("quiz",), "give a capture FILE or --scenario NAME"),
+    (("step", "/nonexistent.pcap"), "no such file"),
+    (("exercise", str(ECHO), "-o", "/nonexistent-dir/w.html"), ""),
+    (("quiz", "--scenario", "no-such-scenario", "--json"), "no scenario no-such-scenario"),
+])
+def test_bad_input_is_one_line(args: tuple[str, ...], words: str) -> None:
+    res = sockcap(*args)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and words in res.stderr
+
+
+@needs_corpus
+def test_no_tcp_connection_is_one_line() -> None:
+    res = sockcap("quiz", str(CORPUS / "public" / "dns_udp.pcap"))
+    assert res.returncode != 0 and res.stderr.count("\n") == 1
+    assert "no TCP connection" in res.stderr
+
+
+@needs_capture
+def test_quiz_on_a_scenario_captured_now(tmp_path: Path) -> None:
+    """``quiz --scenario echo``: the README's exchange captured on lo, then asked about;
+    the answers are the capture's own fields (tshark reads the file it wrote)."""
+    res = sockcap("--lang", "id", "quiz", "--scenario", "echo", "--json", cwd=tmp_path,
+                  env=NO_LANG)
+    assert res.returncode == 0, res.stderr
+    questions = json.loads(res.stdout)
+    assert len(questions) == 10 and all("Paket" in q["question"] for q in questions)
+    written = list((tmp_path / "captures").glob("*-echo-*.pcap"))
+    assert len(written) == 1 and written[0].name in res.stderr
+    if shutil.which("tshark"):
+        rows = tshark_fields(written[0])
+        _, packets = read_conversation(str(written[0]), stream=None, udp=False, port=0)
+        server_port = packets[0].conv.server[1]  # type: ignore[union-attr]
+        for q in questions:
+            if q["field"] in TSHARK_FIELDS:
+                assert q["answer"] == tshark_value(q["field"], rows[q["packet"]], server_port)

@@ -43,7 +43,15 @@ def read_connection(file: str | None, scenario: str | None) -> tuple[Pipeline, l
     if scenario is not None:
         file = _capture_scenario(scenario)
     assert file is not None
-    return read_conversation(file, stream=None, udp=False, port=0)
+    from sockcap.decode.records import IPPROTO_TCP
+    from sockcap.errors import InputError
+
+    pipeline, packets = read_conversation(file, stream=None, udp=False, port=0)
+    conv = packets[0].conv
+    if conv is None or conv.proto != IPPROTO_TCP:
+        raise InputError(_("no TCP connection in {path}: the quiz, the steps and the "
+                           "worksheet are about TCP").format(path=file))
+    return pipeline, packets
 
 
 def _capture_scenario(name: str) -> str:
