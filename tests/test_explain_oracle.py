@@ -33,6 +33,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CORPUS, needs_corpus, needs_tshark
+from loopback_scenarios import SCENARIOS, can_run, scenario_capture
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.decode.records import IPPROTO_TCP
@@ -41,11 +42,13 @@ from sockcap.pipeline import Pipeline
 from sockcap.render.explain import PacketExplainer, Why
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
+needs_scenarios = pytest.mark.skipif(bool(can_run()), reason=can_run() or "ok")
 FIELDS = ("frame.number", "frame.time_epoch", "tcp.stream", "tcp.srcport", "ip.id",
           "tcp.flags", "tcp.seq", "tcp.ack", "tcp.len", "tcp.window_size",
           "tcp.analysis.retransmission", "tcp.analysis.fast_retransmission",
           "tcp.analysis.spurious_retransmission", "tcp.analysis.duplicate_ack_num",
-          "tcp.analysis.keep_alive", "tcp.options.sack.dsack_le", "tcp.options.mptcp.subtype")
+          "tcp.analysis.keep_alive", "tcp.options.sack.dsack_le", "tcp.options.mptcp.subtype",
+          "tcp.analysis.out_of_order", "tcp.options.sack_le")
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 COPY_NS = 200_000_000
 RESENT = {Why.SPURIOUS, Why.FAST, Why.SACK_RECOVERY, Why.TIMEOUT, Why.FIN_AGAIN,
@@ -73,6 +76,8 @@ class Row:
     keepalive: bool
     dsack: bool
     fastclose: bool
+    ooo: bool
+    sack: bool
 
 
 def tshark_rows(path: Path) -> dict[int, Row]:
@@ -93,7 +98,8 @@ def tshark_rows(path: Path) -> dict[int, Row]:
             int(f[0]), int(sec) * 10**9 + int((frac + "0" * 9)[:9]), int(f[2]), int(f[3]),
             int(f[4], 16) if f[4] and "," not in f[4] else -1, int(f[5], 16), int(f[6]),
             int(f[7] or 0), int(f[8] or 0), int(f[9] or -1), bool(f[10]), bool(f[11]),
-            bool(f[12]), bool(f[13]), bool(f[14]), bool(f[15]), MP_FASTCLOSE in f[16].split(","))
+            bool(f[12]), bool(f[13]), bool(f[14]), bool(f[15]), MP_FASTCLOSE in f[16].split(","),
+            bool(f[17]), bool(f[18]))
     return rows
 
 
@@ -136,11 +142,19 @@ def expected_case(row: Row, before: list[Row]) -> set[Why] | None:
         return {Why.SYN, Why.SYN_ACK}
     if row.spurious:
         return {Why.SPURIOUS}
+    last_peer = peer[-1] if peer else None
+    # the peer's last ACK asked for exactly these bytes, with a duplicate ACK or SACK
+    # blocks: a re-send (fast or SACK recovery), even where tshark's timing says
+    # out-of-order
+    asked = (row.length > 0 and last_peer is not None and last_peer.ack == row.seq
+             and (last_peer.dupack or (last_peer.sack and len(peer) > 1
+                                       and peer[-2].ack == row.seq)))
+    if row.ooo:
+        return {Why.FAST, Why.SACK_RECOVERY} if asked else {Why.OUT_OF_ORDER}
     if row.retrans or row.fast:
         if row.flags & FIN and not row.length:
             return {Why.FIN_AGAIN}
-        last_peer = peer[-1] if peer else None
-        if row.fast or (last_peer is not None and last_peer.dupack and last_peer.ack == row.seq):
+        if row.fast or asked:
             return {Why.FAST, Why.SACK_RECOVERY}
         return {Why.TIMEOUT}
     peer_fin = [r for r in peer if r.flags & FIN]
@@ -168,6 +182,20 @@ def fin_between(rows: list[Row], row: Row, start: int, end: int) -> bool:
 @needs_tshark
 @pytest.mark.parametrize("path", captures(), ids=lambda p: p.name)
 def test_every_sentence_is_the_case_tshark_shows(path: Path) -> None:
+    check_sentences(path)
+
+
+@needs_tshark
+@needs_scenarios
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_sentence_on_the_loopback_scenarios(name: str) -> None:
+    """The loopback captures made for real (tests/loopback_scenarios.py): a lossy transfer
+    through nftables drops (duplicate ACKs, SACK, fast retransmissions), a zero window,
+    a timeout retransmission, port reuse, refused, reset, half-close."""
+    check_sentences(scenario_capture(name))
+
+
+def check_sentences(path: Path) -> None:
     rows = tshark_rows(path)
     seen: list[Row] = []
     said = explained(path)

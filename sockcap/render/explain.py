@@ -135,7 +135,7 @@ class _Side:
     """What one direction said last, as the explanation needs it (relative numbers)."""
 
     __slots__ = ("data_seq", "data_len", "data_preview", "fin_seq", "fin_again", "acked",
-                 "win", "dupacks", "syn_len", "last")
+                 "win", "dupacks", "repeats", "sacked", "syn_len", "last")
 
     def __init__(self) -> None:
         self.data_seq = -1  # the last data segment: its Seq, length and preview
@@ -145,7 +145,9 @@ class _Side:
         self.fin_again = False  # the last packet from this side re-sent its FIN
         self.acked = -1  # the last Ack this side sent (-1: none yet)
         self.win = -1  # the window this side offered last (-1: none yet)
-        self.dupacks = 0  # duplicate ACKs in a row from this side
+        self.dupacks = 0  # duplicate ACKs in a row from this side (Wireshark's count)
+        self.repeats = 0  # ACKs in a row repeating the same Ack (window changes included)
+        self.sacked = False  # the last ACK carried SACK blocks: later bytes arrived
         self.syn_len = 0  # data bytes its SYN carried (TCP Fast Open)
         self.last: tuple[int, int, int, int, int, int, int] | None = None  # see _fingerprint
 
@@ -270,6 +272,8 @@ def _remember(a: Annotated, own: _Side, why: Why) -> None:
     own.fin_again = bool(p.flags & FIN) and why in RESENT
     if p.flags & ACK:
         own.dupacks = own.dupacks + 1 if Note.DUPLICATE_ACK in _kinds(a) else 0
+        own.repeats = own.repeats + 1 if a.ack == own.acked and not p.payload_len else 0
+        own.sacked = bool(_sack_blocks(a))
         own.acked = a.ack
     own.win = a.win
     own.last = _fingerprint(a)
@@ -442,13 +446,17 @@ def _resent_sentence(a: Annotated, side: str, other: str, own: _Side, peer: _Sid
     """Bytes (or a FIN) sent again: why, from the peer's ACKs before it."""
     p = a.packet
     length, seq = p.payload_len, a.seq
-    if Note.OUT_OF_ORDER in kinds:
+    # the peer asks for exactly these bytes, with duplicate ACKs or SACK blocks saying
+    # later ones arrived: they are sent again, whatever the timing made Wireshark call it
+    asked = length > 0 and peer.acked == seq and (peer.dupacks >= 1 or
+                                                  (peer.sacked and peer.repeats >= 1))
+    if Note.OUT_OF_ORDER in kinds and not asked:
         return Why.OUT_OF_ORDER, _(
             "{side} sends {length} bytes at Seq {seq}, below bytes it sent before: they "
             "arrive out of order (or the capture saw them late).").format(
             side=side, length=length, seq=seq)
     if not kinds & {Note.RETRANSMISSION, Note.SPURIOUS_RETRANSMISSION,
-                    Note.FAST_RETRANSMISSION}:
+                    Note.FAST_RETRANSMISSION, Note.OUT_OF_ORDER}:
         return None
     if Note.SPURIOUS_RETRANSMISSION in kinds:
         return Why.SPURIOUS, _(
@@ -462,7 +470,7 @@ def _resent_sentence(a: Annotated, side: str, other: str, own: _Side, peer: _Sid
         return Why.FIN_AGAIN, _(
             "{side} sends its FIN again (Seq {seq}): no ACK for the FIN came in time. The "
             "FIN takes one sequence number and carries no byte.").format(side=side, seq=seq)
-    if peer.acked == seq and peer.dupacks >= 1:
+    if asked:
         if Note.FAST_RETRANSMISSION in kinds or peer.dupacks >= 3:
             return Why.FAST, _(
                 "{side} sends {length} bytes again from Seq {seq} right after {count} "
@@ -473,6 +481,8 @@ def _resent_sentence(a: Annotated, side: str, other: str, own: _Side, peer: _Sid
             "{side} sends {length} bytes again from Seq {seq} right after a duplicate ACK "
             "for byte {seq} whose SACK blocks showed later bytes had arrived: loss recovery "
             "with SACK (RFC 6675), not a timeout.").format(side=side, length=length, seq=seq)
+    if Note.OUT_OF_ORDER in kinds:
+        return None
     return Why.TIMEOUT, _(
         "{side} sends {length} bytes again from Seq {seq}: no ACK came for them within the "
         "retransmission timeout.").format(side=side, length=length, seq=seq)
@@ -602,8 +612,9 @@ def _data_or_ack_sentence(a: Annotated, side: str, other: str, own: _Side, peer:
         if blocks:
             return Why.WINDOW_SACK, _(
                 "{side} announces a window of {window} bytes while Ack {ack} still waits for "
-                "byte {ack}; the later bytes it holds (SACK {blocks}) change its buffer: the "
-                "application read nothing new.").format(
+                "byte {ack} and later bytes wait in its buffer (SACK {blocks}): no new byte "
+                "arrived in order, so this is no ACK of new data; the kernel resized the "
+                "window it offers.").format(
                 side=side, window=a.win, ack=ack, blocks=_sack_text(blocks))
         if own.win >= 0 and a.win < own.win:
             return Why.WINDOW_UPDATE, _(
