@@ -399,3 +399,35 @@ def test_port_reuse_where_tshark_flags_it(tmp_path: Path) -> None:
     flagged = {no for no, (v,) in tshark_column(path, "tcp.analysis.reused_ports").items() if v}
     said = {a.no for a, _w, s in explained(path) if "same addresses and ports as stream 0" in s}
     assert flagged == said == {len(frames) + 1}
+
+
+@needs_tshark
+@needs_scenarios
+def test_nagle_with_delayed_ack_where_the_capture_shows_the_stall() -> None:
+    """The write-write-read pattern on loopback: the stall is named exactly on the data
+    segments that tshark's own numbers show waiting for a delayed ACK (the previous data
+    of that side acknowledged by a pure ACK 20 ms or more later, and these bytes sent
+    within 10 ms of that ACK, at the next sequence number)."""
+    path = scenario_capture("nagle")
+    rows = tshark_column(path, "frame.time_epoch", "tcp.srcport", "tcp.seq", "tcp.ack",
+                         "tcp.len", "tcp.flags", prefs=("tcp.relative_sequence_numbers:TRUE",))
+    last_data: dict[str, tuple[int, int]] = {}
+    last_ack: dict[str, tuple[int, int]] = {}
+    expected = set()
+    for no, (epoch, port, seq, ack, length, flags) in sorted(rows.items()):
+        sec, _, frac = epoch.partition(".")
+        ns = int(sec) * 10**9 + int((frac + "0" * 9)[:9])
+        bits = int(flags, 16)
+        if bits & 0x07:  # FIN, SYN, RST
+            continue
+        peer = next((p for p in {r[1] for r in rows.values()} if p != port), "")
+        if int(length) == 0:
+            last_ack[port] = (int(ack), ns)
+            continue
+        before, acked = last_data.get(port), last_ack.get(peer)
+        last_data[port] = (int(seq) + int(length), ns)
+        if (before and acked and int(seq) == before[0] == acked[0]
+                and acked[1] - before[1] >= 20_000_000 and 0 <= ns - acked[1] <= 10_000_000):
+            expected.add(no)
+    said = {a.no for a, _w, s in explained(path) if "Nagle's algorithm held them" in s}
+    assert said == expected and len(said) >= 1

@@ -18,6 +18,10 @@ prints those notes and shares their codes with C.
 - part of a larger message: a data segment without PSH is followed by more bytes of the
   same write (Linux sets PSH on the last segment of a send()); TCP has no message
   boundaries, so a message may span segments ("TCP segment of a reassembled PDU").
+- Nagle with delayed ACK: a data segment sent right after (within
+  :data:`RELEASED_NS`) the peer's pure ACK of this side's previous data, that ACK having
+  come :data:`DELAYED_NS` or more after that data (Linux delays an ACK up to 40 ms): the
+  sender held the bytes (Nagle, RFC 896) until the delayed ACK came.
 - TIME_WAIT: the end that closed first acknowledges the other's FIN and stays in
   TIME_WAIT (60 s on Linux): binding its port again fails with EADDRINUSE until then.
 - port reuse: a SYN on the same addresses and ports as an earlier connection of the
@@ -37,6 +41,8 @@ from sockcap.render.fields import header_fields
 FIN, SYN, RST, ACK, PSH = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST,
                                             TcpFlags.ACK, TcpFlags.PSH))
 ETHERNET_MTU = 1500
+DELAYED_NS = 20_000_000  # an ACK this late after the data was delayed on purpose
+RELEASED_NS = 10_000_000  # bytes sent this soon after that ACK were waiting for it
 
 
 class Confusion(enum.Enum):
@@ -44,6 +50,7 @@ class Confusion(enum.Enum):
     LARGER_THAN_MTU = "larger than the MTU"
     WINDOW_SCALE_UNKNOWN = "window scale unknown"
     PART_OF_MESSAGE = "part of a larger message"
+    NAGLE_STALL = "nagle stall"
     TIME_WAIT = "time-wait"
     PORT_REUSE = "port reuse"
 
@@ -65,6 +72,11 @@ WORDS = {
         "No PSH: more bytes of the same write follow in the next segment. TCP carries a "
         "stream of bytes without message boundaries, so one message can span segments "
         "(Wireshark: \"TCP segment of a reassembled PDU\")."),
+    Confusion.NAGLE_STALL: N_(
+        "{side} sends these bytes only now, {ms} ms after its previous ones: Nagle's "
+        "algorithm held them while its earlier small segment was unacknowledged, and "
+        "{other} delayed that ACK (up to 40 ms on Linux) hoping to send data with it. The "
+        "program wrote one message in pieces: write it whole, or set TCP_NODELAY."),
     Confusion.TIME_WAIT: N_(
         "{side} closed first, so it now stays in TIME_WAIT (60 s on Linux) to answer a "
         "FIN that might come again: until then, binding port {port} again fails with "
@@ -79,6 +91,8 @@ SUMMARY = {
                                    "(checksum offload, not damage)."),
     Confusion.LARGER_THAN_MTU: N_("  read closely: {count} packets are larger than the MTU "
                                   "(TSO/GSO: cut into segments after the capture)."),
+    Confusion.NAGLE_STALL: N_("  read closely: {count} times a sender waited for a delayed "
+                              "ACK (Nagle with delayed ACK)."),
 }
 
 
@@ -90,7 +104,8 @@ class ConfusionFinder:
         self._said: set[tuple[int, Confusion]] = set()  # (stream, kind) said once
         self._mss: dict[tuple[int, bool], int] = {}  # (stream, from_client) -> MSS it offered
         self._ended: dict[tuple[object, ...], int] = {}  # 4-tuple -> last stream on it
-        self._pending: dict[tuple[int, bool], Annotated] = {}  # data without PSH, per side
+        self._data: dict[tuple[int, bool], tuple[int, int]] = {}  # side -> (next seq, ts)
+        self._acked: dict[tuple[int, bool], tuple[int, int]] = {}  # side -> (pure ACK, ts)
 
     def find(self, a: Annotated, own_fin: bool, acks_peer_fin: bool) -> list[str]:
         """Sentences for ``a`` (a TCP packet with a conversation); ``own_fin``: its sender
@@ -124,11 +139,37 @@ class ConfusionFinder:
             out.append(self._say(Confusion.WINDOW_SCALE_UNKNOWN, window=p.window))
         if p.payload_len > 0 and not p.flags & (PSH | FIN | SYN | RST):
             out.append(self._say(Confusion.PART_OF_MESSAGE))
+        stall = self._nagle(a)
+        if stall:
+            self._count(Confusion.NAGLE_STALL)
+            out.append(stall)
         if acks_peer_fin and own_fin:
             side = _("the client") if a.from_client else _("the server")
             out.append(self._say(Confusion.TIME_WAIT, side=side[:1].upper() + side[1:],
                                  port=p.sport))
         return out
+
+    def _nagle(self, a: Annotated) -> str:
+        p = a.packet
+        assert a.conv is not None
+        me, peer = (a.conv.stream, a.from_client), (a.conv.stream, not a.from_client)
+        if p.flags & (SYN | FIN | RST):
+            return ""
+        if p.payload_len == 0:
+            if p.flags & ACK:
+                self._acked[me] = (a.ack, p.ts_ns)
+            return ""
+        before, acked = self._data.get(me), self._acked.get(peer)
+        self._data[me] = (a.seq + p.payload_len, p.ts_ns)
+        if before is None or acked is None or a.seq != before[0] or acked[0] != before[0]:
+            return ""
+        waited, released = acked[1] - before[1], p.ts_ns - acked[1]
+        if waited < DELAYED_NS or not 0 <= released <= RELEASED_NS:
+            return ""
+        side = _("the client") if a.from_client else _("the server")
+        other = _("the server") if a.from_client else _("the client")
+        return self._say(Confusion.NAGLE_STALL, side=side[:1].upper() + side[1:], other=other,
+                         ms=f"{(p.ts_ns - before[1]) / 1e6:.1f}")
 
     def _once(self, stream: int, kind: Confusion) -> bool:
         if (stream, kind) in self._said:
