@@ -31,10 +31,12 @@ prints those notes and shares their codes with C.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
+import sys
 
 from sockcap.analysis.conversation import Annotated
-from sockcap.decode.records import IPPROTO_TCP, TcpFlags, TcpOptionKind
+from sockcap.decode.records import IPPROTO_TCP, Packet, TcpFlags, TcpOptionKind
 from sockcap.i18n import N_, _
 from sockcap.render.fields import header_fields
 
@@ -43,6 +45,9 @@ FIN, SYN, RST, ACK, PSH = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags
 ETHERNET_MTU = 1500
 DELAYED_NS = 20_000_000  # an ACK this late after the data was delayed on purpose
 RELEASED_NS = 10_000_000  # bytes sent this soon after that ACK were waiting for it
+# a payload this small fits any MTU an MSS can come from (the IPv6 minimum MTU, 1280, less
+# 60 + 60 bytes of IP and TCP headers at most): no need to look further
+SMALLEST_MTU_PAYLOAD = 1160
 
 
 class Confusion(enum.Enum):
@@ -124,13 +129,15 @@ class ConfusionFinder:
                 if earlier is not None and earlier != stream:
                     out.append(self._say(Confusion.PORT_REUSE, stream=earlier))
             self._ended[key] = stream
-        checksum = _partial_checksum(p)
+        checksum = _partial_checksum(p, _tcp_start(p))
         if checksum is not None:
             self._count(Confusion.PARTIAL_CHECKSUM)
             if self._once(stream, Confusion.PARTIAL_CHECKSUM):
                 out.append(self._say(Confusion.PARTIAL_CHECKSUM, checksum=f"0x{checksum[0]:04x}",
                                      real=f"0x{checksum[1]:04x}"))
-        big = self._larger_than_mtu(a)
+        mss = self._mss.get((stream, not a.from_client))  # what the receiver offered
+        bound = SMALLEST_MTU_PAYLOAD if mss is None else min(SMALLEST_MTU_PAYLOAD, mss - 40)
+        big = self._larger_than_mtu(a) if p.payload_len > bound else ""
         if big:
             self._count(Confusion.LARGER_THAN_MTU)
             out.append(big)
@@ -185,14 +192,11 @@ class ConfusionFinder:
 
     def _larger_than_mtu(self, a: Annotated) -> str:
         p = a.packet
-        if p.payload_len <= 0:
-            return ""
         conv = a.conv
         assert conv is not None
-        tcp_off = _tcp_offset(p)
-        if tcp_off < 0:
+        ip_off, tcp_off = _offsets(p)
+        if tcp_off < 0 or ip_off < 0:
             return ""
-        ip_off = _ip_offset(p)
         headers = p.payload_off - ip_off
         size = headers + p.payload_len
         mss = self._mss.get((conv.stream, not a.from_client))  # what the receiver offered
@@ -210,35 +214,52 @@ class ConfusionFinder:
                          count=count, segment=segment)
 
 
-def _tcp_offset(p: object) -> int:
-    for f in header_fields(p):  # type: ignore[arg-type]
-        if f.layer == "TCP":
-            return f.start
+def _offsets(p: Packet) -> tuple[int, int]:
+    """Where the IP and the TCP headers start in the frame (-1: not found), from the
+    report's field map (:func:`~sockcap.render.fields.header_fields`: it walks every
+    layer, so it is asked only for the rare segment that may be larger than an MTU)."""
+    ip = tcp = -1
+    for f in header_fields(p):
+        if ip < 0 and f.layer in ("IPv4", "IPv6"):
+            ip = f.start
+        elif f.layer == "TCP":
+            tcp = f.start
+            break
+    return ip, tcp
+
+
+def _tcp_start(p: Packet) -> int:
+    """Where the TCP header starts: the one place before the payload where the ports
+    and the header's own length (data offset) agree (-1: none)."""
+    data, end = p.data, p.payload_off
+    ports = p.sport.to_bytes(2, "big") + p.dport.to_bytes(2, "big")
+    for length in range(20, 64, 4):
+        start = end - length
+        if start < 0:
+            break
+        if data[start:start + 4] == ports and (data[start + 12] >> 4) * 4 == length:
+            return start
     return -1
 
 
-def _ip_offset(p: object) -> int:
-    for f in header_fields(p):  # type: ignore[arg-type]
-        if f.layer in ("IPv4", "IPv6"):
-            return f.start
-    return -1
+@functools.lru_cache(maxsize=256)
+def _packed(address: str) -> bytes:
+    return ipaddress.ip_address(address).packed
 
 
-def _partial_checksum(p: object) -> tuple[int, int] | None:
+def _partial_checksum(p: Packet, start: int = -2) -> tuple[int, int] | None:
     """``(field, real)`` when the TCP checksum field holds the pseudo-header's sum (the
-    real checksum left to the card), None when it is right or cannot be checked."""
-    from sockcap.decode.records import Packet
-
-    assert isinstance(p, Packet)
+    real checksum left to the card), None when it is right or cannot be checked.
+    ``start``: where the TCP header starts, when the caller knows."""
     if p.proto != IPPROTO_TCP or p.fragment or p.truncated:
         return None
-    start = _tcp_offset(p)
+    if start == -2:
+        start = _tcp_start(p)
     end = p.payload_off + p.payload_len
     if start < 0 or end > len(p.data):
         return None
     try:
-        src = ipaddress.ip_address(p.src).packed
-        dst = ipaddress.ip_address(p.dst).packed
+        src, dst = _packed(p.src), _packed(p.dst)
     except ValueError:
         return None
     segment = bytearray(p.data[start:end])
@@ -258,9 +279,13 @@ def _partial_checksum(p: object) -> tuple[int, int] | None:
 
 
 def _sum16(data: bytes) -> int:
+    """The one's-complement sum of big-endian 16-bit words (RFC 1071), folded. Summed as
+    native words in C (``memoryview.cast``): the sum is the same in either byte order
+    but byte-swapped (RFC 1071 2(B)), so a little-endian machine swaps it back."""
     if len(data) % 2:
         data += b"\0"
-    return sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    total = _fold(sum(memoryview(data).cast("H")))
+    return ((total & 0xFF) << 8 | total >> 8) if sys.byteorder == "little" else total
 
 
 def _fold(total: int) -> int:
