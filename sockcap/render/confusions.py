@@ -237,7 +237,8 @@ def _tcp_start(p: Packet) -> int:
         start = end - length
         if start < 0:
             break
-        if data[start:start + 4] == ports and (data[start + 12] >> 4) * 4 == length:
+        if start + 13 <= len(data) and data[start:start + 4] == ports \
+                and (data[start + 12] >> 4) * 4 == length:
             return start
     return -1
 
