@@ -15,6 +15,19 @@ BABEL=("$PY" -m babel.messages.frontend -q)
 CLICK_DIR="$("$PY" -c 'import click, os; print(os.path.dirname(click.__file__))')"
 "${BABEL[@]}" extract --no-location --sort-output --omit-header \
   -o sockcap/locale/click.pot "$CLICK_DIR" >/dev/null
+# click passes one word to gettext through a variable (_(extra["required"]) for an
+# option's "[required]"): the extractor cannot see it, so it is added here
+"$PY" - <<'EOF'
+from babel.messages.pofile import read_po, write_po
+path = "sockcap/locale/click.pot"
+with open(path, "rb") as f:
+    catalog = read_po(f)
+for word in ("required",):
+    if word not in catalog:
+        catalog.add(word)
+with open(path, "wb") as f:
+    write_po(f, catalog, omit_header=True, sort_output=True, no_location=True)
+EOF
 for domain in sockcap click; do
   for po in sockcap/locale/*/LC_MESSAGES/"$domain".po; do
     [ -e "$po" ] || continue

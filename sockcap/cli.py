@@ -19,7 +19,7 @@ from click.core import ParameterSource
 from sockcap import __version__
 from sockcap.commands.options import PORT, host_address, loopback_address, output_options
 from sockcap.errors import ExitCode, SockcapError
-from sockcap.i18n import _, available_languages, language, ngettext, use_language
+from sockcap.i18n import N_, _, available_languages, language, ngettext, use_language
 from sockcap.output import prepare_std_streams
 
 # Commands defined in their own module under sockcap.commands, loaded when used (and for
@@ -37,6 +37,9 @@ LAZY_COMMANDS: dict[str, str] = {
     "lab": "sockcap.commands.lab:lab",
     "export": "sockcap.commands.export:export",
     "query": "sockcap.commands.query:query",
+    "quiz": "sockcap.commands.learn:quiz",
+    "exercise": "sockcap.commands.learn:exercise",
+    "step": "sockcap.commands.learn:step",
 }
 
 
@@ -47,10 +50,38 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = LAZY_COMMANDS.get(name)
         if target is None:
-            return super().get_command(ctx, name)
+            found = super().get_command(ctx, name)
+            return None if found is None else localize(found)
         module, attr = target.split(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
+        return localize(command)
+
+
+# Words click writes on a help page without gettext: a plain type's name ("--questions
+# INTEGER RANGE") and the usage line's "[OPTIONS]" / "COMMAND [ARGS]...". They are
+# sockcap's messages, set on each command as it is loaded, so that a help page is in
+# one language.
+TYPE_WORDS = {
+    "integer": N_("INTEGER"), "integer range": N_("INTEGER RANGE"), "float": N_("FLOAT"),
+    "float range": N_("FLOAT RANGE"), "text": N_("TEXT"), "path": N_("PATH"),
+    "file": N_("FILE"), "directory": N_("DIRECTORY"), "boolean": N_("BOOLEAN"),
+}
+
+
+def localize(command: click.Command) -> click.Command:
+    """Put the words click does not translate into the reader's language (once)."""
+    if getattr(command, "_sockcap_words", False):
         return command
+    command.options_metavar = _("[OPTIONS]")
+    if isinstance(command, click.Group):
+        command.subcommand_metavar = _("COMMAND [ARGS]...")
+    for param in command.params:
+        words = TYPE_WORDS.get(param.type.name)
+        if (isinstance(param, click.Option) and param.metavar is None and not param.is_flag
+                and words is not None):
+            param.metavar = _(words)
+    command._sockcap_words = True  # type: ignore[attr-defined]
+    return command
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -85,6 +116,8 @@ def cli(ctx: click.Context, debug: bool, lang: str | None) -> None:
         use_language(lang)
     ctx.obj = {"debug": debug}
 
+
+localize(cli)
 
 # run's options that shape or save the captured timeline: without --capture there is none
 CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force", "diagram",

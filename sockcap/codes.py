@@ -29,7 +29,14 @@ class Code(str, enum.Enum):
 
 
 class Phase(Code):
-    """Where a packet stands in its connection (the timeline's phase column)."""
+    """Where a packet stands in its connection (the timeline's phase column).
+
+    A phase is decided when its packet is seen, from the packets before it: the timeline
+    streams and prints a SYN before any answer comes. So a SYN is ``handshake 1/3``
+    (the first step of a handshake that was attempted) even when the answer turns out
+    to be an RST; that RST's phase (``reset``) and note (``connection refused``) say
+    what happened, and the summaries give such a connection no handshake RTT.
+    """
 
     NONE = ""  # neither TCP nor UDP
     HANDSHAKE_1 = "handshake 1/3"
@@ -253,14 +260,14 @@ PLACED_WORDS = {
 # What each note means, in a sentence (``--explain``). Decoder damage has none: the
 # timeline shows it where it is.
 NOTE_EXPLANATIONS = {
-    Note.RETRANSMISSION: N_("The sender sent bytes it had sent before, because no ACK came for them in time."),
-    Note.SYN_RETRANSMITTED: N_("The client sent its SYN again because no SYN-ACK came back in time."),
-    Note.SPURIOUS_RETRANSMISSION: N_("Bytes sent again although the receiver had already ACKed them."),
+    Note.RETRANSMISSION: N_("The sender sent bytes it had sent before; the sentence under each packet says why, from what the capture shows: a timeout, duplicate ACKs, SACK, or a copy of one packet captured twice."),
+    Note.SYN_RETRANSMITTED: N_("A SYN or SYN-ACK sent again because no answer came back in time (or one packet captured twice: see the sentence under it)."),
+    Note.SPURIOUS_RETRANSMISSION: N_("Bytes sent again although the receiver had already ACKed them: the first copy arrived, but its ACK was lost or late, so the retransmission was not needed."),
     Note.FAST_RETRANSMISSION: N_("Bytes sent again right after duplicate ACKs said they were missing, without waiting for a timeout."),
     Note.OUT_OF_ORDER: N_("This segment arrived after one with a higher sequence number."),
     Note.LOST_SEGMENT: N_("There is a hole before this segment: bytes were sent that the capture did not see."),
     Note.ACKED_UNSEEN: N_("This ACKs bytes that the capture never saw being sent."),
-    Note.DUPLICATE_ACK: N_("The receiver repeated its last ACK: it got a segment, but not the one it was waiting for."),
+    Note.DUPLICATE_ACK: N_("The receiver repeated its last ACK; usually it got a segment, but not the one it was waiting for (the sentence under each packet says when it is something else: D-SACK, a re-sent FIN, a copy)."),
     Note.ZERO_WINDOW: N_("The receiver's buffer is full: it asks the sender to stop until it reads."),
     Note.ZERO_WINDOW_PROBE: N_("One byte sent into a zero window to ask whether the receiver has room again."),
     Note.ZERO_WINDOW_PROBE_ACK: N_("The answer to a zero window probe: the window is still zero."),

@@ -237,6 +237,38 @@ def port_reuse(port: int) -> None:
     t.join(DEADLINE)
 
 
+def nagle(port: int) -> None:
+    """A request written in two small pieces, then a wait for the answer, 30 times (the
+    write-write-read pattern): the receiver delays its ACK of the first piece (about
+    40 ms on Linux) hoping to send it with data, and Nagle's algorithm holds the second
+    piece until that ACK comes. Bounded: 30 rounds, each within DEADLINE."""
+    rounds, piece = 30, 10
+
+    def handle(conn: socket.socket) -> None:
+        conn.settimeout(DEADLINE)
+        for _ in range(rounds):
+            got = b""
+            while len(got) < 2 * piece:
+                chunk = conn.recv(2 * piece - len(got))
+                if not chunk:
+                    return
+                got += chunk
+            conn.sendall(b"ok")
+
+    t = _serve(port, handle)
+    with socket.create_connection((HOST, port), timeout=DEADLINE) as c:
+        for _ in range(rounds):
+            c.sendall(b"a" * piece)
+            c.sendall(b"b" * piece)
+            got = b""
+            while len(got) < 2:
+                chunk = c.recv(2 - len(got))
+                if not chunk:
+                    break
+                got += chunk
+    t.join(DEADLINE)
+
+
 def _nft(rule: str) -> None:
     subprocess.run(["nft", *rule.split()], check=True, timeout=10)
 
@@ -244,7 +276,7 @@ def _nft(rule: str) -> None:
 SCENARIOS: dict[str, Callable[[int], None]] = {
     "refused": refused, "reset": reset, "half_close": half_close,
     "zero_window": zero_window, "rto": rto, "lossy": lossy, "port_reuse": port_reuse,
-    "server_reset": server_reset, "no_answer": no_answer,
+    "server_reset": server_reset, "no_answer": no_answer, "nagle": nagle,
 }
 NEEDS_NETNS = {"rto", "lossy", "no_answer"}
 

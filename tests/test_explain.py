@@ -24,7 +24,7 @@ CAPTURES = {"echo-tcp.pcap": {0: SF}, "diagram-refused.pcap": {0: REJ},
             "scenario-time-wait.pcap": {0: SF}, "scenario-timeout.pcap": {0: RSTO, 1: S0},
             "scenario-backlog.pcap": {0: SF, 1: SF}}
 
-ARITHMETIC = re.compile(r"Ack (\d+) = Seq (\d+) \+ (\d+)")
+ARITHMETIC = re.compile(r"Ack (\d+) = Seq (\d+) \+ (\d+)((?: \+ 1)?)")
 SENDS = re.compile(r"sends (\d+) bytes(?: again from Seq (\d+)| \(.*?\) at Seq (\d+))")
 NEXT = re.compile(r"Seq (\d+) = (\d+) \+ (\d+)")
 ISN = re.compile(r"\(shown as 0\) is (\d+)")
@@ -46,8 +46,9 @@ def test_sentence_numbers_are_the_packets(name: str) -> None:
     for a, sentence in pairs:
         assert sentence, a
         p = a.packet  # type: ignore[attr-defined]
-        for ack, start, count in ARITHMETIC.findall(sentence):
-            assert int(ack) == a.ack == int(start) + int(count)  # type: ignore[attr-defined]
+        for ack, start, count, fin in ARITHMETIC.findall(sentence):
+            # "+ 1": the peer's FIN, which takes a sequence number and carries no byte
+            assert int(ack) == a.ack == int(start) + int(count) + (1 if fin else 0)  # type: ignore[attr-defined]
             checked += 1
         for length, again, seq in SENDS.findall(sentence):
             assert int(length) == p.payload_len

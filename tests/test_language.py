@@ -123,3 +123,15 @@ if __name__ == "__main__":
         out = GOLDEN / golden_name(name)
         out.write_text(show_id(name, "--explain"), encoding="utf-8")
         print(f"wrote {out.name}")
+
+
+def test_help_has_no_words_click_leaves_in_english() -> None:
+    """click writes "[OPTIONS]", a type's name and "[required]" itself: they are in the
+    catalogue too, so an Indonesian help page has none of them."""
+    for args in (("--help",), ("exercise", "--help"), ("quiz", "--help"), ("show", "--help")):
+        res = sockcap("--lang", "id", *args, env=NO_LANG)
+        assert res.returncode == 0, res.stderr
+        for english in ("[OPTIONS]", "INTEGER", "COMMAND [ARGS]", "[required]", "Usage:"):
+            assert english not in res.stdout, (args, english)
+    res = sockcap("exercise", "--help", env=NO_LANG)
+    assert "[OPTIONS]" in res.stdout and "[required]" in res.stdout

@@ -198,3 +198,105 @@ def test_report_in_a_real_browser(browser: Any, tmp_path: Path) -> None:
     assert follow.find_elements(By.CSS_SELECTOR, "span.server")[0].text.startswith("hello")
     assert browser.get_log("browser") == []
     assert requests_made(browser) == []
+
+
+def _typed(q: dict[str, Any], right: bool) -> str:
+    if "choices" in q:
+        index = q["choices"].index(q["answer"])
+        return str(index + 1 if right else (index + 1) % len(q["choices"]) + 1)
+    return str(q["answer"] if right else int(q["answer"]) + 1000)
+
+
+def _shown_rows(driver: Any) -> list[int]:
+    from selenium.webdriver.common.by import By
+
+    return [int(r.get_attribute("data-no"))
+            for r in driver.find_elements(By.CSS_SELECTOR, "#packet-table tbody tr")
+            if r.is_displayed()]
+
+
+@needs_browser
+def test_report_predict_and_step_modes_keyboard_only(browser: Any, tmp_path: Path) -> None:
+    """Predict: p starts, the packets from the one asked about on are hidden (the ladder
+    too), the answer is typed and Enter checks it, n goes on; step: the state strip and
+    the state diagram follow the selected packet. Keyboard only, no request."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    page = tmp_path / "echo.html"
+    res = sockcap("report", str(GOLDEN / "echo-tcp.pcap"), "-o", str(page))
+    assert res.returncode == 0, res.stderr
+    quiz = page_data(page)["learn"]["quiz"]
+    assert len(quiz) == 10
+    browser.get(page.as_uri())
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("p")
+    q = quiz[0]
+    assert browser.find_element(By.ID, "predict-question").text.endswith(q["question"])
+    assert max(_shown_rows(browser)) == q["packet"] - 1
+    assert not browser.find_element(By.ID, "pictures").is_displayed()
+    browser.switch_to.active_element.send_keys(_typed(q, True) + Keys.ENTER)
+    assert browser.find_element(By.ID, "predict-verdict").text == "right!"
+    assert browser.find_element(By.ID, "predict-score").text == "score: 1 of 1"
+    assert max(_shown_rows(browser)) == q["packet"] and selected(browser) == q["packet"]
+    browser.switch_to.active_element.send_keys("n")
+    q = quiz[1]
+    assert max(_shown_rows(browser)) == q["packet"] - 1
+    browser.switch_to.active_element.send_keys(_typed(q, False) + Keys.ENTER)
+    verdict = browser.find_element(By.ID, "predict-verdict").text
+    assert verdict.startswith("not quite: the answer is")
+    assert browser.find_element(By.ID, "predict-score").text == "score: 1 of 2"
+    browser.switch_to.active_element.send_keys(Keys.ESCAPE)
+    assert len(_shown_rows(browser)) == len(page_data(page)["packets"])
+
+    # step: packet 2 (the SYN-ACK) moves the client to ESTABLISHED, the server to SYN_RCVD
+    browser.find_element(By.CSS_SELECTOR, '#packet-table tr[data-no="1"]').click()
+    browser.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+    assert selected(browser) == 2
+    strip = browser.find_element(By.ID, "state-strip").text
+    assert "client: SYN_SENT → ESTABLISHED" in strip and "server: LISTEN → SYN_RCVD" in strip
+    taken = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#state-diagram li.taken")]
+    assert len(taken) == 2 and any("SYN_SENT → ESTABLISHED" in t for t in taken)
+    assert "Ack 1 = Seq 0 + 1" in browser.find_element(By.ID, "state-sentence").text
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+    assert requests_made(browser) == [page.as_uri()]
+
+
+@needs_browser
+def test_report_in_indonesian_has_no_english_from_the_catalogue(browser: Any, tmp_path: Path) -> None:
+    """Every word the page shows, its script's included, comes from the catalogue: the
+    Indonesian page holds none of the catalogue's English sentences."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from test_language import english_fragments
+
+    page = tmp_path / "echo.html"
+    res = sockcap("--lang", "id", "report", str(GOLDEN / "echo-tcp.pcap"), "-o", str(page),
+                  env={"LANG": None, "LANGUAGE": None, "LC_ALL": None})
+    assert res.returncode == 0, res.stderr
+    browser.get(page.as_uri())
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys("p")
+    browser.switch_to.active_element.send_keys("1" + Keys.ENTER)
+    browser.find_element(By.CSS_SELECTOR, '#packet-table tr[data-no="2"]').click()
+    text = body.text
+    assert "Paket" in text
+    found = [f for f in english_fragments() if f in text]
+    assert found == []
+    # and no element's whole text is a catalogue message left in English
+    leaves = browser.execute_script(
+        "return [...document.body.querySelectorAll('*')].filter(e => !e.children.length)"
+        ".map(e => e.textContent.trim()).filter(Boolean);")
+    english = catalogue_english()
+    assert sorted({t for t in leaves if t in english}) == []
+
+
+def catalogue_english() -> set[str]:
+    """The catalogue's messages (without placeholders) whose Indonesian differs."""
+    from babel.messages.pofile import read_po
+
+    po = ROOT / "sockcap" / "locale" / "id" / "LC_MESSAGES" / "sockcap.po"
+    with po.open("rb") as f:
+        catalog = read_po(f)
+    return {m.id for m in catalog if isinstance(m.id, str) and m.id and "{" not in m.id
+            and isinstance(m.string, str) and m.string and m.string != m.id}

@@ -31,7 +31,10 @@ def summary_line(convs: Sequence[Conversation], stats: CaptureStats | None = Non
         up_payload=sum(c.dirs[0].payload_bytes for c in convs),
         down_payload=sum(c.dirs[1].payload_bytes for c in convs))]
     tcp = [c for c in convs if c.syn_ts >= 0]
-    if tcp:
+    if tcp and tcp[0].refused and tcp[0].irtt_ns >= 0:
+        # a refused SYN has a round trip (SYN to RST) but no handshake
+        clauses.append(_("no handshake (refused after {rtt})").format(rtt=fmt_rtt(tcp[0].irtt_ns)))
+    elif tcp:
         clauses.append(_("handshake RTT {rtt}").format(rtt=fmt_rtt(tcp[0].irtt_ns)))
     ends = _ends(convs)
     if ends:
@@ -50,16 +53,26 @@ def summary_line(convs: Sequence[Conversation], stats: CaptureStats | None = Non
 
 def _ends(convs: Sequence[Conversation]) -> str:
     """``ended: FIN both ways`` (one TCP conversation) or ``ended: 2 reset, 1 FIN both ways``."""
-    counts: dict[Outcome, int] = {}
+    counts: dict[str, int] = {}
     for c in convs:
         if c.end_state:
-            counts[c.end_state] = counts.get(c.end_state, 0) + 1
+            how = _ended_words(c)
+            counts[how] = counts.get(how, 0) + 1
     if not counts:
         return ""
     if len(counts) == 1 and sum(counts.values()) == 1:
-        return _("ended: {how}").format(how=outcome_text(next(iter(counts))))
-    return _("ended: {how}").format(how=", ".join(
-        f"{n} {outcome_text(state)}" for state, n in counts.items()))
+        return _("ended: {how}").format(how=next(iter(counts)))
+    return _("ended: {how}").format(how=", ".join(f"{n} {how}" for how, n in counts.items()))
+
+
+def _ended_words(c: Conversation) -> str:
+    """How a conversation ended, in words. A SYN that nobody answered is not "still
+    open": nothing was ever opened. (The ``ended`` code of ``stats --json`` keeps
+    ``still open`` for it: that code is shared with the compiled engine.)"""
+    if c.end_state is Outcome.OPEN and c.syn_ts >= 0 and c.synack_ts < 0 \
+            and not c.dirs[1].packets:
+        return _("never answered (SYN only)")
+    return outcome_text(c.end_state)
 
 
 def _notes(convs: Sequence[Conversation]) -> str:

@@ -82,7 +82,7 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
     if explain:
         lines = explain_lines(pipeline.tracker.note_counts)
         if explainer is not None and not json_:
-            lines = chain(explainer.summary(), lines)
+            lines = chain(explainer.summary(), lines, explainer.readings())
         if json_:  # stdout stays JSON; the sentences go to stderr
             for text, _style in lines:
                 output.note(text)

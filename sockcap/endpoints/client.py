@@ -395,7 +395,8 @@ def run_client(
     client: _EchoClient | None = None
     try:
         client = loop.run_until_complete(_open(host, port, udp, timeout))
-        out(_("{to} {address} from {local}").format(to='sending to' if udp else 'connected to', address=address, local=client.local))
+        to = _("sending to") if udp else _("connected to")
+        out(_("{to} {address} from {local}").format(to=to, address=address, local=client.local))
         exchanges = _converse(loop, client, lines, out, timeout, echo_check)
         problems = _problems(exchanges, echo_check)
         try:

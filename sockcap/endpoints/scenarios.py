@@ -171,7 +171,7 @@ def _read_all(log: CallLog, side: str, conn: socket.socket, limit: int = 4 << 20
             break
         parts.append(chunk)
         got += len(chunk)
-    log.add(side, "recv() until EOF", got, since=since, sock=conn)
+    log.add(side, N_("recv() until EOF"), got, since=since, sock=conn)
     return b"".join(parts)
 
 
@@ -311,7 +311,7 @@ def backlog(port: int, log: CallLog) -> None:
                 log.failed("server", "accept()", e)
                 done.set()
                 return
-            log.add("server", "accept() ×2")
+            log.add("server", N_("accept() ×2"))
             done.wait(DEADLINE)
             for conn in conns:
                 conn.close()
@@ -409,7 +409,7 @@ def zero_window(port: int, log: CallLog) -> None:
                     sent += c.send(block[: total - sent])
                 except BlockingIOError:
                     time.sleep(0.01)
-            log.add("client", "send() ×n (non-blocking)", sent, "EAGAIN",
+            log.add("client", N_("send() ×n (non-blocking)"), sent, "EAGAIN",
                     since=int(start * 1e9), sock=c)
             time.sleep(0.5)
             release.set()
@@ -463,7 +463,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("timeout", timeout, N_("The server's accept queue is full: the SYN is sent again and again until connect() gives up (ETIMEDOUT)."), ),
     Scenario("coalesce", coalesce, N_("Five quick small send()s with Nagle's algorithm: fewer segments, and one recv() gets them all."), ),
     Scenario("nodelay", nodelay, N_("The same five send()s with TCP_NODELAY: one segment each."), ),
-    Scenario("large", large, N_("One send() of 100 kB with an MSS of 1460 bytes: several segments, each a multiple of the MSS (on lo the kernel hands over several at once: GSO)."), ),
+    Scenario("large", large, N_("One send() of 100 kB: on lo the kernel hands the capture chunks larger than any MTU (GSO: each a multiple of the segment size, 1448 bytes when timestamps take 12 of the MSS's 1460); on a real wire each would leave as several segments."), ),
     Scenario("zero-window", zero_window, N_("The receiver stops reading: its window falls to 0 and the sender must wait."), ),
     Scenario("backlog", backlog, N_("A second connect() while the accept queue is full: its SYN is sent again until the server accepts."), ),
     Scenario("time-wait", time_wait, N_("The client closes first and keeps TIME_WAIT: binding its port again fails (EADDRINUSE)."), ),

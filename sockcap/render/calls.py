@@ -32,9 +32,8 @@ def call_line(call: Call, first_ts: int, moment: Moment = Moment.WHOLE) -> str:
     ts = call.returned_ns if moment is Moment.RETURNED else call.ts_ns
     t = f"{(ts - first_ts) / 1e9:.6f}" if first_ts else "-"
     if moment is Moment.BEGUN:
-        return CALL_INDENT + _("{time}  {side}: {call} …").format(time=t, side=side,
-                                                                 call=call.call)
-    what = call.call if moment is Moment.WHOLE else "… " + call.call
+        return CALL_INDENT + _("{time}  {side}: {call} …").format(
+            time=t, side=side, call=_(call.call) if call.call else "")
     if call.error and call.nbytes >= 0:
         text = ngettext("{time}  {side}: {call} → {count} byte, then {error}",
                         "{time}  {side}: {call} → {count} bytes, then {error}", call.nbytes)
@@ -45,6 +44,10 @@ def call_line(call: Call, first_ts: int, moment: Moment = Moment.WHOLE) -> str:
                         "{time}  {side}: {call} → {count} bytes", call.nbytes)
     else:
         text = _("{time}  {side}: {call} → ok")
+    # a call's name is a code (JSON keeps it); the few with words in them are in the
+    # catalogue, the rest (send(b'hello'), close()) read the same in every language
+    name = _(call.call) if call.call else ""
+    what = name if moment is Moment.WHOLE else "… " + name
     line = text.format(time=t, side=side, call=what, count=call.nbytes, error=call.error)
     if call.repeat > 1:
         line = ngettext("{line}, {count} time in a row for {seconds:.3f} s",

@@ -96,6 +96,7 @@ class Bracket(NamedTuple):
     first: int
     last: int
     ns: int
+    refused: bool = False  # answered with RST: a round trip, but no handshake
 
     @property
     def words(self) -> str:
@@ -220,7 +221,7 @@ def _rtt(packets: Sequence[Annotated], conv: Conversation) -> Bracket | None:
         if flags & (SYN | ACK) == SYN and a.packet.ts_ns == conv.mru_syn_ts:
             start = row
         elif start >= 0 and flags & (SYN | ACK) == ACK and a.packet.ts_ns - conv.mru_syn_ts == ns:
-            return Bracket(start, row, ns)
+            return Bracket(start, row, ns, conv.refused)
     return None
 
 

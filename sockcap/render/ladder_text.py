@@ -98,7 +98,8 @@ def _side_lines(ladder: Ladder, row: int, gap: int, g: Glyphs) -> Iterator[tuple
 
 def _heading(gap: int) -> str:
     client, server = _("client"), _("server")
-    return (f"{_('time'):>10} {_('no'):>5}   " + client
+    time, number = _("time"), _("No.")  # Wireshark's column titles
+    return (f"{time:>10} {number:>5}   " + client
             + " " * max(1, gap + 2 - len(client) - len(server)) + server)
 
 
@@ -167,7 +168,10 @@ def _footer(ladder: Ladder) -> str:
     if ladder.ended:
         text = _("{count} packets, ended: {ended}").format(
             count=len(ladder.arrows) + ladder.left_out, ended=ladder.ended)
-    if ladder.rtt is not None:
+    if ladder.rtt is not None and ladder.rtt.refused:
+        text = _("{text}, SYN to RST {ms} ms (no handshake)").format(
+            text=text, ms=f"{ladder.rtt.ns / 1e6:.3f}")
+    elif ladder.rtt is not None:
         text = _("{text}, handshake RTT {ms} ms").format(text=text, ms=f"{ladder.rtt.ns / 1e6:.3f}")
     if ladder.left_out:
         text = _("{text} ({left_out} not drawn: the first {drawn} are)").format(
@@ -191,8 +195,9 @@ def ladder_mermaid(ladder: Ladder) -> Iterator[str]:
     """A Mermaid ``sequenceDiagram``: one message per packet, phases as coloured
     ``rect`` blocks, notes beside their arrows, the RTT as a note over the client."""
     yield "sequenceDiagram"
-    yield f"    participant C as client {mermaid_escape(ladder.client)}"
-    yield f"    participant S as server {mermaid_escape(ladder.server)}"
+    client, server = mermaid_escape(_("client")), mermaid_escape(_("server"))
+    yield f"    participant C as {client} {mermaid_escape(ladder.client)}"
+    yield f"    participant S as {server} {mermaid_escape(ladder.server)}"
     bands = {b.first: b for b in ladder.bands}
     ends = {b.last for b in ladder.bands}
     for arrow in ladder.arrows:
@@ -208,7 +213,9 @@ def ladder_mermaid(ladder: Ladder) -> Iterator[str]:
         if arrow.notes:
             yield f"    Note right of {dst}: {mermaid_escape(', '.join(arrow.notes))}"
         if ladder.rtt is not None and arrow.row == ladder.rtt.last:
-            yield f"    Note left of C: {mermaid_escape(_('handshake {rtt}').format(rtt=ladder.rtt.words))}"
+            words = (_("SYN to RST {rtt}") if ladder.rtt.refused else _("handshake {rtt}")).format(
+                rtt=ladder.rtt.words)
+            yield f"    Note left of C: {mermaid_escape(words)}"
         if arrow.row in ends:
             yield "    end"
     yield from _mermaid_side_notes(ladder, len(ladder.arrows))

@@ -26,10 +26,13 @@ from sockcap.analysis.follow import Follower
 from sockcap.analysis.summary import fmt_rtt
 from sockcap.codes import NOTE_EXPLANATIONS, explanation, note_kind, note_text, outcome_text
 from sockcap.decode.records import IPPROTO_TCP
-from sockcap.i18n import _, ngettext
+from sockcap.analysis.tcpstate import EDGES
+from sockcap.i18n import _, language, ngettext
 from sockcap.render.fields import header_fields
 from sockcap.render.follow import stream_name
 from sockcap.render.ladder import ladder_layout
+from sockcap.render.quiz import choice_text, make_questions
+from sockcap.render.step import prepare_steps
 from sockcap.render.report_page import PAGE_CSS, PAGE_SCRIPT
 from sockcap.render.seqgraph import sender_side, seqgraph_layout
 from sockcap.render.svg import ladder_svg, seqgraph_svg
@@ -65,10 +68,71 @@ def report_html(annotated: Sequence[Annotated], convs: Sequence[Conversation], c
         "notes": _notes(kept),
         "findings": [{"check": str(f["check"]), "ok": bool(f["ok"]), "text": str(f["text"]),
                       "packets": [int(n) for n in f["packets"]]} for f in findings],
+        "learn": _learn(kept, clock),
+        "words": page_words(),
     }
     by_conv = _by_conversation(kept, drawn)
     pictures = "\n".join(_pictures(c, by_conv[id(c)], clock.first_ts) for c in drawn)
     return _page(title, data, pictures, _summary_text(convs, len(annotated), left_out))
+
+
+QUIZ_QUESTIONS = 10
+
+
+def _learn(kept: Sequence[Annotated], clock: Clock) -> dict[str, Any]:
+    """The predict and step modes' data: the first TCP connection's quiz (the terminal
+    quiz's questions, seed 0) and each of its packets' states and sentence."""
+    tcp = next((a.conv for a in kept if a.conv is not None and a.conv.proto == IPPROTO_TCP
+                and a.packet.seq >= 0), None)
+    if tcp is None:
+        return {"quiz": [], "steps": {}, "edges": []}
+    packets = [a for a in kept if a.conv is tcp]
+    quiz = []
+    for q in make_questions(packets, QUIZ_QUESTIONS, 0):
+        record = q.as_json()
+        record["answer_words"] = choice_text(q.field, q.answer)
+        if q.choices is not None:
+            record["choice_words"] = [choice_text(q.field, c) for c in q.choices]
+        quiz.append(record)
+    steps = prepare_steps(packets, clock)
+    return {
+        "quiz": quiz,
+        "steps": {str(a.no): {
+            "client": st.client.value, "server": st.server.value, "sentence": sentence,
+            "moved": [[_("client") if t.client else _("server"), t.before.value, t.after.value]
+                      for t in st.transitions]}
+            for a, st, sentence in zip(steps.packets, steps.states, steps.sentences)},
+        "edges": [[before.value, after.value, _(words)] for (before, after), words in EDGES.items()],
+    }
+
+
+def page_words() -> dict[str, str]:
+    """Every word the page's script writes, from the catalogue (the script has none)."""
+    return {
+        "client_server": _("client → server"),
+        "server_client": _("server → client"),
+        "packet_title": _("Packet {no}: {wirelen} bytes on the wire, {caplen} captured"),
+        "first_shown": _(" (the first {shown} shown)"),
+        "notes": _("notes: {notes}"),
+        "point": _("Point at a field to see its bytes."),
+        "left_out": _("{count} packets are not in this page (at most {per} of each "
+                      "conversation and {total} in all)."),
+        "no_notes": _("none: nothing unusual in this capture"),
+        "packets": _(" Packets: "),
+        "question": _("question {n} of {total}: {question}"),
+        "right": _("right!"),
+        "wrong": _("not quite: the answer is {answer}."),
+        "score": _("score: {right} of {asked}"),
+        "quiz_end": _("The end of the quiz: every packet is shown again."),
+        "next_help": _("n: next question; Esc: leave the quiz"),
+        "state_now": _("{end}: {state}"),
+        "state_moved": _("{end}: {before} → {after}"),
+        "client": _("client"),
+        "server": _("server"),
+        "the_client": _("the client"),
+        "the_server": _("the server"),
+        "none": _("(none)"),
+    }
 
 
 def _key(conv: Conversation) -> str:
@@ -134,7 +198,10 @@ def _packet_record(a: Annotated, timeline: Timeline, first_ts: int) -> dict[str,
         "wirelen": p.wirelen,
         "hex": p.data[:FRAME_BYTES].hex(),
         "caplen": len(p.data),
-        "fields": [list(f) for f in header_fields(p) if f.start < FRAME_BYTES],
+        # the layer stays a code (the script finds the payload by it; "payload" is kept
+        # as written in Indonesian too); the field's name is in the reader's language
+        "fields": [[f.layer, _(f.name), f.start, f.end, f.value]
+                   for f in header_fields(p) if f.start < FRAME_BYTES],
     }
 
 
@@ -220,8 +287,41 @@ def _findings_section(data: dict[str, Any]) -> str:
 def _page(title: str, data: dict[str, Any], pictures: str, summary: str) -> str:
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     t = html.escape(title)
+    # the page's words, as plain calls (the catalogue's extractor does not look inside
+    # f-strings), escaped once
+    words = {
+        0: _("stream"),
+        1: _("all"),
+        2: _("filter"),
+        3: _("text in a packet's line"),
+        4: _("click a packet; ↑ ↓ step through them"),
+        5: _("Conversations"),
+        6: _("client"),
+        7: _("server"),
+        8: _("packets c→s / s→c"),
+        9: _("payload bytes"),
+        10: _("handshake RTT"),
+        11: _("ended"),
+        12: _("notes"),
+        13: _("Predict the next packet"),
+        14: _("Press p: the packets from the one asked about on are hidden; type the answer (or a choice's number) and press Enter."),
+        15: _("your answer"),
+        16: _("Step through: each end's TCP state"),
+        17: _("Select a packet of the first TCP connection (↑ ↓ step): both ends' state after it, its explanation, and the arrows of the state diagram (RFC 9293) it took."),
+        18: _("Ladder and time-sequence graph"),
+        19: _("Packets"),
+        20: _("time"),
+        21: _("direction"),
+        22: _("info"),
+        23: _("Packet bytes"),
+        24: _("Click a packet to see its bytes; point at a field to see where it lies."),
+        25: _("Follow: what each side sent"),
+        26: _("Expert notes"),
+        27: _("No."),
+    }
+    w = {k: html.escape(v) for k, v in words.items()}
     return f"""<!DOCTYPE html>
-<html lang="en">
+<html lang="{language()}">
 <head>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
@@ -234,33 +334,41 @@ def _page(title: str, data: dict[str, Any], pictures: str, summary: str) -> str:
 <header>
 <h1>sockcap report <span class="file">{t}</span></h1>
 <p id="summary-line">{html.escape(summary)}</p>
-<label>{html.escape(_("stream"))} <select id="stream-filter"><option value="">{html.escape(_("all"))}</option></select></label>
-<label>{html.escape(_("filter"))} <input id="text-filter" type="search" placeholder="{html.escape(_("text in a packet's line"))}"></label>
-<span class="hint">{html.escape(_("click a packet; ↑ ↓ step through them"))}</span>
+<label>{w[0]} <select id="stream-filter"><option value="">{w[1]}</option></select></label>
+<label>{w[2]} <input id="text-filter" type="search" placeholder="{w[3]}"></label>
+<span class="hint">{w[4]}</span>
 </header>
 {_findings_section(data)}<main>
 <div id="left">
-<section id="conversations"><h2>{html.escape(_("Conversations"))}</h2><table id="stream-table"><thead><tr>
-<th>{html.escape(_("stream"))}</th><th>{html.escape(_("client"))}</th><th>{html.escape(_("server"))}</th>
-<th>{html.escape(_("packets c→s / s→c"))}</th><th>{html.escape(_("payload bytes"))}</th>
-<th>{html.escape(_("handshake RTT"))}</th><th>{html.escape(_("ended"))}</th><th>{html.escape(_("notes"))}</th>
+<section id="conversations"><h2>{w[5]}</h2><table id="stream-table"><thead><tr>
+<th>{w[0]}</th><th>{w[6]}</th><th>{w[7]}</th>
+<th>{w[8]}</th><th>{w[9]}</th>
+<th>{w[10]}</th><th>{w[11]}</th><th>{w[12]}</th>
 </tr></thead><tbody></tbody></table></section>
-<section id="pictures"><h2>{html.escape(_("Ladder and time-sequence graph"))}</h2>
+<section id="predict"><h2>{w[13]}</h2>
+<p id="predict-help">{w[14]}</p>
+<div id="predict-box" hidden><p id="predict-question"></p><ol id="predict-choices"></ol>
+<input id="predict-answer" type="text" autocomplete="off" aria-label="{w[15]}">
+<p id="predict-verdict"></p><p id="predict-explanation"></p><p id="predict-score"></p></div></section>
+<section id="states"><h2>{w[16]}</h2>
+<p id="state-help">{w[17]}</p>
+<p id="state-strip"></p><p id="state-sentence"></p><ul id="state-diagram"></ul></section>
+<section id="pictures"><h2>{w[18]}</h2>
 {pictures}
 </section>
 </div>
 <div id="right">
-<section id="timeline"><h2>{html.escape(_("Packets"))}</h2><div id="table-box"><table id="packet-table"><thead><tr>
-<th>no</th><th>{html.escape(_("time"))}</th><th>{html.escape(_("stream"))}</th>
-<th>{html.escape(_("direction"))}</th><th>{html.escape(_("info"))}</th></tr></thead><tbody></tbody></table></div>
+<section id="timeline"><h2>{w[19]}</h2><div id="table-box"><table id="packet-table"><thead><tr>
+<th>{w[27]}</th><th>{w[20]}</th><th>{w[0]}</th>
+<th>{w[21]}</th><th>{w[22]}</th></tr></thead><tbody></tbody></table></div>
 <p id="left-out"></p></section>
-<section id="detail"><h2 id="detail-title">{html.escape(_("Packet bytes"))}</h2>
-<p id="detail-help">{html.escape(_("Click a packet to see its bytes; point at a field to see where it lies."))}</p>
+<section id="detail"><h2 id="detail-title">{w[23]}</h2>
+<p id="detail-help">{w[24]}</p>
 <div id="detail-body"><pre id="hexdump"></pre><table id="fields"><tbody></tbody></table></div></section>
-<section id="follow"><h2>{html.escape(_("Follow: what each side sent"))}</h2>
-<p class="legend"><span class="client">{html.escape(_("client"))}</span> <span class="server">{html.escape(_("server"))}</span></p>
+<section id="follow"><h2>{w[25]}</h2>
+<p class="legend"><span class="client">{w[6]}</span> <span class="server">{w[7]}</span></p>
 <div id="follow-box"></div></section>
-<section id="notes"><h2>{html.escape(_("Expert notes"))}</h2><ul id="note-list"></ul></section>
+<section id="notes"><h2>{w[26]}</h2><ul id="note-list"></ul></section>
 </div>
 </main>
 <script type="application/json" id="sockcap-data">{blob}</script>

@@ -63,12 +63,25 @@ th { background: #f3f4f6; position: sticky; top: 0; }
 #packet-table tr.finding td { background: #fef3c7; }
 .sc-ladder .sc-finding line { stroke: #dc2626 !important; stroke-width: 4; }
 .sc-ladder .sc-finding .sc-label { fill: #b91c1c; font-weight: bold; }
+#predict-question { font-weight: bold; }
+#predict-verdict.right { color: #166534; font-weight: bold; }
+#predict-verdict.wrong { color: #b91c1c; font-weight: bold; }
+#state-strip { font: 13px ui-monospace, monospace; }
+#state-strip .moved { background: #fde68a; }
+#state-diagram { font: 12px ui-monospace, monospace; list-style: none; padding-left: 0; }
+#state-diagram li { color: #9ca3af; }
+#state-diagram li.taken { color: #111827; background: #fde68a; font-weight: bold; }
 """
 
 PAGE_SCRIPT = r"""
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("sockcap-data").textContent);
+  const W = data.words;
+  function fmt(template, values) {
+    return template.replace(/\{(\w+)\}/g, (m, k) => (k in values ? String(values[k]) : m));
+  }
+  let hideFrom = Infinity;  // the predict mode hides the packets from this number on
   const byNo = new Map();
   const rows = [];
   let selected = null;
@@ -100,8 +113,8 @@ PAGE_SCRIPT = r"""
       const tr = el("tr", null, p.notes.length ? "noted" : p.from);
       tr.dataset.no = p.no;
       tr.dataset.stream = p.stream;
-      const where = p.from === "client" ? "client \u2192 server" : p.from === "server" ?
-        "server \u2192 client" : p.src + " \u2192 " + p.dst;
+      const where = p.from === "client" ? W.client_server : p.from === "server" ?
+        W.server_client : p.src + " \u2192 " + p.dst;
       for (const v of [p.no, p.time, p.stream, where, p.info]) tr.appendChild(el("td", v));
       tr.title = p.src + " \u2192 " + p.dst;
       tr.addEventListener("click", () => select(p.no, true));
@@ -110,9 +123,8 @@ PAGE_SCRIPT = r"""
       rows.push(tr);
     }
     if (data.left_out > 0) {
-      document.getElementById("left-out").textContent =
-        data.left_out + " packets are not in this page (at most " + data.limits.per_stream +
-        " of each conversation and " + data.limits.total + " in all).";
+      document.getElementById("left-out").textContent = fmt(W.left_out,
+        {count: data.left_out, per: data.limits.per_stream, total: data.limits.total});
     }
   }
 
@@ -124,7 +136,7 @@ PAGE_SCRIPT = r"""
     for (const tr of rows) {
       const okStream = !stream || tr.dataset.stream === stream;
       const okText = !text || tr.textContent.toLowerCase().includes(text);
-      tr.hidden = !(okStream && okText);
+      tr.hidden = !(okStream && okText) || Number(tr.dataset.no) >= hideFrom;
     }
     for (const sec of document.querySelectorAll(".stream-pictures")) {
       sec.hidden = Boolean(stream) && sec.dataset.stream !== stream;
@@ -143,10 +155,10 @@ PAGE_SCRIPT = r"""
 
   function showBytes(p) {
     document.getElementById("detail-title").textContent =
-      "Packet " + p.no + ": " + p.wirelen + " bytes on the wire, " + p.caplen + " captured" +
-      (p.hex.length / 2 < p.caplen ? " (the first " + p.hex.length / 2 + " shown)" : "");
+      fmt(W.packet_title, {no: p.no, wirelen: p.wirelen, caplen: p.caplen}) +
+      (p.hex.length / 2 < p.caplen ? fmt(W.first_shown, {shown: p.hex.length / 2}) : "");
     document.getElementById("detail-help").textContent =
-      p.notes.length ? "notes: " + p.notes.join(", ") : "Point at a field to see its bytes.";
+      p.notes.length ? fmt(W.notes, {notes: p.notes.join(", ")}) : W.point;
     const fields = document.querySelector("#fields tbody");
     fields.replaceChildren();
     let payloadStart = -1, payloadEnd = -1;
@@ -210,6 +222,115 @@ PAGE_SCRIPT = r"""
     for (const g of document.querySelectorAll('g.sc-arrow[data-no="' + no + '"]')) g.classList.add("sc-selected");
     if (scroll) scrollToRow(entry.row);
     showBytes(entry.packet);
+    showStates(no);
+  }
+
+  function showStates(no) {
+    const s = data.learn.steps[String(no)];
+    const strip = document.getElementById("state-strip");
+    const diagram = document.getElementById("state-diagram");
+    strip.replaceChildren();
+    diagram.replaceChildren();
+    document.getElementById("state-sentence").textContent = s ? s.sentence : "";
+    if (!s) return;
+    const moved = new Map(s.moved.map((m) => [m[0], m]));
+    for (const [end, state] of [[W.client, s.client], [W.server, s.server]]) {
+      const m = moved.get(end);
+      strip.appendChild(m ? el("span", fmt(W.state_moved, {end: end, before: m[1], after: m[2]}), "moved")
+                          : el("span", fmt(W.state_now, {end: end, state: state})));
+      strip.appendChild(document.createTextNode("   "));
+    }
+    const taken = new Set(s.moved.map((m) => m[1] + " " + m[2]));
+    for (const [before, after, words] of data.learn.edges) {
+      const on = taken.has(before + " " + after);
+      diagram.appendChild(el("li", (on ? "\u25b6 " : "  ") + before + " \u2192 " + after + "  " + words,
+                             on ? "taken" : ""));
+    }
+  }
+
+  // --- predict the next packet ----------------------------------------------------
+  let quiz = null;
+
+  function sameValue(a, b) { return JSON.stringify(a) === JSON.stringify(b); }
+
+  function checkAnswer(q, typed) {
+    const text = typed.trim();
+    if (q.choices && /^[0-9]+$/.test(text) && Number(text) >= 1 && Number(text) <= q.choices.length) {
+      return sameValue(q.choices[Number(text) - 1], q.answer);
+    }
+    if (typeof q.answer === "number") return /^-?[0-9]+$/.test(text) && Number(text) === q.answer;
+    if (q.field === "flags") {
+      const words = text.toUpperCase().replace(/,/g, " ").split(/\s+/).filter(Boolean).sort();
+      return sameValue(words, [...q.answer].sort());
+    }
+    if (q.field === "from") {
+      const side = q.answer === "client" ? W.the_client : W.the_server;
+      const low = text.toLowerCase();
+      return low === q.answer || low === side.toLowerCase() || low === side.toLowerCase().split(" ").pop();
+    }
+    return text.toUpperCase().replace(/ /g, "_") === String(q.answer).toUpperCase() ||
+      text.toLowerCase() === String(q.answer_words).toLowerCase();
+  }
+
+  function setHidden(from) {
+    hideFrom = from;
+    for (const id of ["pictures", "follow", "notes"]) document.getElementById(id).hidden = from !== Infinity;
+    applyFilter();
+  }
+
+  function showQuestion() {
+    const q = data.learn.quiz[quiz.i];
+    setHidden(q.packet);
+    document.getElementById("predict-question").textContent =
+      fmt(W.question, {n: quiz.i + 1, total: data.learn.quiz.length, question: q.question});
+    const list = document.getElementById("predict-choices");
+    list.replaceChildren();
+    for (const c of q.choice_words || []) list.appendChild(el("li", c));
+    for (const id of ["predict-verdict", "predict-explanation"]) document.getElementById(id).textContent = "";
+    document.getElementById("predict-verdict").className = "";
+    const input = document.getElementById("predict-answer");
+    input.value = "";
+    input.disabled = false;
+    input.focus();
+    quiz.answered = false;
+  }
+
+  function startQuiz() {
+    if (!data.learn.quiz.length) return;
+    quiz = {i: 0, right: 0, asked: 0, answered: false};
+    document.getElementById("predict-box").hidden = false;
+    document.getElementById("predict-score").textContent = fmt(W.score, {right: 0, asked: 0});
+    showQuestion();
+  }
+
+  function answer(typed) {
+    const q = data.learn.quiz[quiz.i];
+    const right = checkAnswer(q, typed);
+    quiz.asked += 1;
+    if (right) quiz.right += 1;
+    quiz.answered = true;
+    const verdict = document.getElementById("predict-verdict");
+    verdict.textContent = right ? W.right : fmt(W.wrong, {answer: q.answer_words});
+    verdict.className = right ? "right" : "wrong";
+    document.getElementById("predict-explanation").textContent = q.explanation + "  (" + W.next_help + ")";
+    document.getElementById("predict-score").textContent = fmt(W.score, {right: quiz.right, asked: quiz.asked});
+    const input = document.getElementById("predict-answer");
+    input.disabled = true;
+    setHidden(q.packet + 1);
+    select(q.packet, true);
+  }
+
+  function nextQuestion() {
+    quiz.i += 1;
+    if (quiz.i < data.learn.quiz.length) { showQuestion(); return; }
+    stopQuiz();
+    document.getElementById("predict-question").textContent = W.quiz_end;
+  }
+
+  function stopQuiz() {
+    quiz = null;
+    setHidden(Infinity);
+    document.getElementById("predict-answer").disabled = true;
   }
 
   function step(delta) {
@@ -235,11 +356,11 @@ PAGE_SCRIPT = r"""
 
   function fillNotes() {
     const list = document.getElementById("note-list");
-    if (!data.notes.length) list.appendChild(el("li", "none: nothing unusual in this capture"));
+    if (!data.notes.length) list.appendChild(el("li", W.no_notes));
     for (const n of data.notes) {
       const li = el("li");
       li.appendChild(el("strong", n.note + " (" + n.packets.length + ")"));
-      li.appendChild(document.createTextNode(": " + n.explanation + " Packets: "));
+      li.appendChild(document.createTextNode(": " + n.explanation + W.packets));
       for (const no of n.packets.slice(0, 50)) {
         const b = el("button", no);
         b.addEventListener("click", () => select(no, true));
@@ -288,8 +409,15 @@ PAGE_SCRIPT = r"""
   }
   document.getElementById("stream-filter").addEventListener("change", applyFilter);
   document.getElementById("text-filter").addEventListener("input", applyFilter);
+  document.getElementById("predict-answer").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && quiz && !quiz.answered) { answer(e.target.value); e.preventDefault(); }
+    else if (e.key === "Escape" && quiz) { stopQuiz(); e.preventDefault(); }
+  });
   document.addEventListener("keydown", (e) => {
     if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
+    if (e.key === "p" && !quiz) { startQuiz(); e.preventDefault(); return; }
+    if (quiz && e.key === "n" && quiz.answered) { nextQuestion(); e.preventDefault(); return; }
+    if (quiz && e.key === "Escape") { stopQuiz(); e.preventDefault(); return; }
     if (e.key === "ArrowDown" || e.key === "ArrowRight") { step(1); e.preventDefault(); }
     else if (e.key === "ArrowUp" || e.key === "ArrowLeft") { step(-1); e.preventDefault(); }
   });
