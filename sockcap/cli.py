@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from sockcap import __version__
-from sockcap.commands.options import PORT, host_address, loopback_address, output_options
+from sockcap.commands.options import COUNT, PORT, FiniteFloat, host_address, loopback_address, output_options
 from sockcap.errors import ExitCode, SockcapError
 from sockcap.i18n import _, available_languages, language, ngettext, use_language
 from sockcap.output import prepare_std_streams
@@ -113,7 +113,7 @@ def _require_capture(ctx: click.Context) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help=_("Server port (default: a free one)."))
 @click.option("--out", "-w", type=click.Path(dir_okay=False), help=_("pcap file to write (default: captures/<time>-<proto>-<port>.pcap)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the --out file if it exists."))
-@click.option("--timeout", type=click.FloatRange(0.1, 60), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
+@click.option("--timeout", type=FiniteFloat(0.1, 60), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
 @click.option("--follow", "follow_", is_flag=True, help=_("With --capture: after the timeline, the bytes each side sent (Follow TCP Stream)."))
 @click.option("--diagram", is_flag=True, help=_("With --capture: after the timeline, the exchange as a ladder diagram."))
 @click.option("--report", is_flag=True, help=_("With --capture: also write an HTML report next to the pcap (same name, .html)."))
@@ -147,7 +147,7 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
 @click.option("--host", default="127.0.0.1", show_default=True, callback=host_address, help=_("Address to bind (0.0.0.0 to accept other machines)."))
 @click.option("--port", type=PORT, default=5001, show_default=True)
 @click.option("--max-clients", type=click.IntRange(1, 1_000_000), default=1024, show_default=True, help=_("Connections served at once (by each worker); more are refused."))
-@click.option("--idle-timeout", type=click.FloatRange(0.1), default=300.0, show_default=True, help=_("Close a connection silent for this many seconds."))
+@click.option("--idle-timeout", type=FiniteFloat(0.1), default=300.0, show_default=True, help=_("Close a connection silent for this many seconds."))
 @click.option("--max-message", type=click.IntRange(1, 16 << 20), default=65536, show_default=True, help=_("Largest read echoed at once, in bytes."))
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help=_("Processes serving the port (SO_REUSEPORT: the kernel spreads clients over them)."))
 def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: float, max_message: int,
@@ -164,7 +164,7 @@ def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: floa
 @click.option("--host", default="127.0.0.1", show_default=True, callback=host_address)
 @click.option("--port", type=PORT, default=5001, show_default=True)
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat); without -m lines are read from stdin."))
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
+@click.option("--timeout", type=FiniteFloat(0.1, 600), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
 @click.option("--no-echo-check", is_flag=True, help=_("Do not compare each reply with what was sent (for a server that is not an echo server)."))
 def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: float,
            no_echo_check: bool) -> None:
@@ -181,9 +181,9 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
 
 @cli.command(help=_("Print the timeline of a pcap or pcapng file ('-' reads stdin)."))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("-c", "count", type=click.IntRange(1), default=None, help=_("Show only the first N packets."))
+@click.option("-c", "count", type=COUNT, default=None, help=_("Show only the first N packets."))
 @click.option("--port", type=PORT, default=None, help=_("Only TCP/UDP packets to or from this port (a display filter: numbers, times and streams stay the file's)."))
-@click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help=_("Wireshark's full dissection of packet N: what 'tshark -V' prints (needs tshark)."))
+@click.option("--dissect", type=COUNT, default=None, metavar="N", help=_("Wireshark's full dissection of packet N: what 'tshark -V' prints (needs tshark)."))
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
          json_: bool, style: str, no_color: bool, explain: bool, filters: bool) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from sockcap.commands.options import output_options
+from sockcap.commands.options import COUNT, FiniteFloat, output_options
 from sockcap.i18n import _, ngettext
 
 BACKEND_CHOICE = click.Choice(["auto", "afpacket", "dumpcap", "scapy"])
@@ -38,11 +38,11 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
                'capture shown and saved; sockcap then names the status and exits with 1.'))
 @click.option("-i", "--interface", "iface", default="lo", show_default=True, help=_("Interface to capture on (see 'sockcap interfaces')."))
 @click.option("-f", "--filter", "filter_", default="", metavar="EXPR", help=_("Capture filter, tcpdump syntax, run in the kernel (e.g. 'tcp port 5001')."))
-@click.option("-c", "count", type=click.IntRange(1), default=None, help=_("Stop after N packets."))
-@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, metavar="S", help=_("Stop after S seconds."))
+@click.option("-c", "count", type=COUNT, default=None, help=_("Stop after N packets."))
+@click.option("--duration", type=FiniteFloat(0, min_open=True), default=None, metavar="S", help=_("Stop after S seconds."))
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("Also write the packets to this pcap file (mode 0600), as they arrive."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
-@click.option("--linger", type=click.FloatRange(0), default=None, metavar="S", help=_("With a command: keep capturing S seconds after it ends (default: until --duration ends, else a short drain)."))
+@click.option("--linger", type=FiniteFloat(0), default=None, metavar="S", help=_("With a command: keep capturing S seconds after it ends (default: until --duration ends, else a short drain)."))
 @click.option("-q", "--quiet", is_flag=True, help=_("No timeline: only the file and the counters."))
 @click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True, help=_("Capture engine (auto: the best one permitted; said on stderr)."))
 @output_options

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from sockcap.commands.options import STREAM
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ BOX_SAMPLE = "│─▶◀┌└…→"
 
 @click.command("diagram", help=_('Draw one conversation as a ladder (sequence) diagram, or its time-sequence graph.'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--stream", type=click.IntRange(0), default=None, metavar="N",
+@click.option("--stream", type=STREAM, default=None, metavar="N",
               help=_("This conversation (Wireshark's tcp.stream; udp.stream with --udp)."))
 @click.option("--udp", is_flag=True, help=_("--stream counts UDP conversations."))
 @click.option("--port", type=click.IntRange(1, 65535), default=None,

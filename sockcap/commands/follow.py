@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
+from sockcap.commands.options import STREAM
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 @click.command("follow", help=_('Show the bytes each side of a conversation sent, in order (Follow TCP Stream).'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--stream", type=click.IntRange(0), default=None, metavar="N",
+@click.option("--stream", type=STREAM, default=None, metavar="N",
               help=_("Only this conversation (Wireshark's tcp.stream; udp.stream with --udp)."))
 @click.option("--udp", is_flag=True, help=_("--stream counts UDP conversations."))
 @click.option("--ascii", "mode", flag_value="ascii", default=True, help=_("Text, non-printable bytes as '.' (default)."))

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from sockcap.commands.options import STYLES
+from sockcap.commands.options import STYLES, FiniteFloat
 from sockcap.i18n import _
 
 MAX_DATAGRAM = 1472  # the largest UDP payload one 1500-byte frame holds (no IP fragments)
@@ -41,7 +41,7 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
                'TCP and UDP made of it. Needs no root: without it the lab runs in a user namespace.'))
 @click.option("--loss", callback=_percent, metavar="P%", help=_("Lose P% (e.g. 10%) of the packets each way, at random."))
 @click.option("--drop-every", type=click.IntRange(2, 1000), default=None, metavar="N", help=_("Drop every Nth TCP and every Nth UDP packet each way (deterministic)."))
-@click.option("--delay", type=click.FloatRange(0, 10_000), default=0.0, metavar="MS", help=_("Delay each packet by MS milliseconds each way (needs the kernel module sch_netem)."))
+@click.option("--delay", type=FiniteFloat(0, 10_000), default=0.0, metavar="MS", help=_("Delay each packet by MS milliseconds each way (needs the kernel module sch_netem)."))
 @click.option("--tcp", "protocols", flag_value="tcp", help=_("Only the TCP echo."))
 @click.option("--udp", "protocols", flag_value="udp", help=_("Only the UDP echo."))
 @click.option("--both", "protocols", flag_value="both", default=True, help=_("TCP, then UDP (the default)."))
@@ -50,7 +50,7 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--size", type=click.IntRange(1, 10_000_000), default=None, metavar="BYTES", help=_("Each message this many bytes (without -m)."))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help=_("Folder for the pcap files (default: captures/lab-<time>/)."))
 @click.option("--force", is_flag=True, help=_("Overwrite pcap files in --out."))
-@click.option("--timeout", type=click.FloatRange(1, 600), default=30.0, show_default=True, help=_("Seconds to wait for each TCP echo."))
+@click.option("--timeout", type=FiniteFloat(1, 600), default=30.0, show_default=True, help=_("Seconds to wait for each TCP echo."))
 @click.option("--json", "json_", is_flag=True, help=_("One JSON object: the verdict, the link, the files and every packet."))
 @click.option("--style", type=STYLES, default="wireshark", show_default=True, help=_("Notation of the timelines."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,30 @@ from sockcap.i18n import _
 
 STYLES = click.Choice(["wireshark", "tcpdump"])
 PORT = click.IntRange(1, 65535)
+
+# Every number a user gives has both bounds, so none reaches a C ``int64_t`` or a timer
+# as a value they cannot hold (``-c 99999999999999999999`` was an OverflowError) and
+# click's message names the range. 10**12 packets or streams is more than any file holds.
+MAX_COUNT = 10**12
+COUNT = click.IntRange(1, MAX_COUNT)  # packets, a packet number
+STREAM = click.IntRange(0, MAX_COUNT)  # a stream number
+MAX_SECONDS = 10_000_000.0  # about 115 days: any duration, timeout or linger
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses ``nan`` (which passes every comparison) and whose
+    upper bound is :data:`MAX_SECONDS` unless given."""
+
+    def __init__(self, min: float | None = None, max: float = MAX_SECONDS,
+                 min_open: bool = False) -> None:
+        super().__init__(min, max, min_open=min_open)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if isinstance(number, float) and math.isnan(number):
+            self.fail(_("{value!r} is not a number").format(value=value), param, ctx)
+        return number
 
 
 def host_address(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -1,0 +1,60 @@
+"""What a new user tripped on: numbers out of range, options that contradict each other,
+tools outside PATH, output encodings, and the like: each as the user met it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from conftest import ROOT, sockcap
+
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def _all_commands() -> list[tuple[str, click.Command]]:
+    from sockcap.cli import cli
+
+    ctx = click.Context(cli)
+    return [(name, cli.get_command(ctx, name)) for name in cli.list_commands(ctx)]  # type: ignore[misc]
+
+
+def test_every_number_option_has_both_bounds() -> None:
+    from sockcap.commands.options import FiniteFloat
+
+    unbounded = []
+    for name, command in _all_commands():
+        for param in command.params:
+            kind = param.type
+            if isinstance(kind, (click.IntRange, click.FloatRange)):
+                if kind.min is None or kind.max is None:
+                    unbounded.append(f"{name} {param.opts[0]}")
+                if isinstance(kind, click.FloatRange) and not isinstance(kind, FiniteFloat):
+                    unbounded.append(f"{name} {param.opts[0]} takes nan")
+            elif kind in (click.INT, click.FLOAT):
+                unbounded.append(f"{name} {param.opts[0]} has no range")
+    assert unbounded == []
+
+
+@pytest.mark.parametrize("args", [
+    ("show", str(GOLDEN / "echo-tcp.pcap"), "-c", "99999999999999999999"),
+    ("follow", "--stream", "99999999999999999999", str(GOLDEN / "echo-tcp.pcap")),
+    ("diagram", "--stream", "99999999999999999999", str(GOLDEN / "echo-tcp.pcap")),
+    ("capture", "-c", "99999999999999999999", "-w", "x.pcap"),
+])
+def test_a_huge_number_is_a_usage_line_with_the_range(args: tuple[str, ...], tmp_path: Path,
+                                                      sockcap_path: dict[str, str | None]) -> None:
+    res = sockcap(*args, env=sockcap_path, cwd=tmp_path)
+    assert res.returncode == 2 and res.stdout == "" and list(tmp_path.iterdir()) == []
+    assert res.stderr.count("\n") == 1 and "<=x<=1000000000000" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("server", "--idle-timeout", "nan"),
+    ("capture", "--duration", "nan", "-w", "x.pcap"),
+    ("lab", "--delay", "nan"),
+])
+def test_nan_is_not_a_number_of_seconds(args: tuple[str, ...], tmp_path: Path) -> None:
+    res = sockcap(*args, cwd=tmp_path, timeout=30)
+    assert res.returncode == 2 and "'nan' is not a number" in res.stderr
+    assert list(tmp_path.iterdir()) == []
