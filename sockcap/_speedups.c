@@ -504,7 +504,7 @@ typedef struct {
     uint64_t hash;
     Conv *conv;      /* NULL: an empty slot */
     char from_client;
-    uint8_t key[40]; /* proto, family, src[16], sport(2), dst[16], dport(2), pad */
+    uint8_t key[40]; /* proto, family, src[16], sport(2), dst[16], dport(2), no-port bits, pad */
 } Entry;
 _Static_assert(sizeof(Entry) == 64, "a slot is one cache line");
 
@@ -527,6 +527,9 @@ static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t
     memcpy(key + 20, b, 16);
     key[36] = (uint8_t)(bp >> 8);
     key[37] = (uint8_t)bp;
+    /* "no port" (-1: a header cut before it) is not port 65535: its own bit, as the pure
+     * path's tuples keep -1 apart from every port */
+    key[38] = (uint8_t)((ap < 0) | (bp < 0) << 1);
 }
 
 static uint64_t hash_key(const uint8_t *key) {
