@@ -3,6 +3,8 @@ tools outside PATH, output encodings, and the like: each as the user met it."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import click
@@ -58,3 +60,45 @@ def test_nan_is_not_a_number_of_seconds(args: tuple[str, ...], tmp_path: Path) -
     res = sockcap(*args, cwd=tmp_path, timeout=30)
     assert res.returncode == 2 and "'nan' is not a number" in res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# -- system tools outside an ordinary user's PATH ----------------------------------------
+
+USER_PATH = "/usr/local/bin:/usr/bin:/bin"  # a Debian login PATH: no /usr/sbin, no /sbin
+SBIN_TOOLS = [t for t in ("nft", "ip", "tc", "setcap") if Path("/usr/sbin", t).exists()
+              or Path("/sbin", t).exists()]
+
+
+@pytest.mark.skipif(not SBIN_TOOLS, reason="no system tool in /usr/sbin or /sbin")
+def test_tools_in_sbin_are_found_off_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from sockcap.systools import find_tool
+
+    monkeypatch.setenv("PATH", USER_PATH)
+    for tool in SBIN_TOOLS:
+        if shutil.which(tool) is None:  # the user's shell does not find it...
+            assert find_tool(tool) in (f"/usr/sbin/{tool}", f"/sbin/{tool}")  # ...sockcap does
+
+
+def test_setup_sees_tools_in_sbin() -> None:
+    """setup.sh would install nothing that is already in /usr/sbin (it looked on PATH only)."""
+    import subprocess
+
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh"), "missing"],
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": USER_PATH, "HOME": "/tmp"})
+    assert done.returncode == 0, done.stderr
+    wanted = done.stdout.split()
+    for tool, package in (("nft", "nftables"), ("ip", "iproute2"), ("setcap", "libcap2-bin")):
+        if tool in SBIN_TOOLS:
+            assert package not in wanted
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not {"ip", "nft"} <= set(SBIN_TOOLS),
+                    reason="the lab needs root, and ip and nft in /usr/sbin or /sbin")
+def test_lab_from_a_shell_without_sbin_on_path(tmp_path: Path) -> None:
+    res = sockcap("lab", "--udp", "--count", "2", "--json", "--out", str(tmp_path / "lab"),
+                  env={"PATH": USER_PATH}, timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["udp"]["delivered"] == 2

@@ -58,6 +58,7 @@ from sockcap.errors import InputError
 from sockcap.i18n import _
 from sockcap.pcapfile.writer import write_pcap
 from sockcap.render.check import finding_text, outcomes, report_lines, report_record
+from sockcap.systools import find_tool
 
 CLONE_NEWNET = 0x40000000
 BUILD = "build"
@@ -300,6 +301,6 @@ def isolate_network() -> bool:
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     if libc.unshare(CLONE_NEWNET) != 0:
         return False
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True, timeout=10,
+    subprocess.run([find_tool("ip") or "ip", "link", "set", "lo", "up"], check=True, timeout=10,
                    capture_output=True)
     return True
