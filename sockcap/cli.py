@@ -17,7 +17,15 @@ import click
 from click.core import ParameterSource
 
 from sockcap import __version__
-from sockcap.commands.options import COUNT, PORT, FiniteFloat, host_address, loopback_address, output_options
+from sockcap.commands.options import (
+    COUNT,
+    PORT,
+    FiniteFloat,
+    host_address,
+    loopback_address,
+    output_options,
+    refuse_together,
+)
 from sockcap.errors import ExitCode, SockcapError
 from sockcap.i18n import _, available_languages, language, ngettext, use_language
 from sockcap.output import prepare_std_streams
@@ -133,8 +141,13 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
         raise click.BadParameter(_("no scenario {name!r}: one of {names}, or list").format(
             name=scenario, names=", ".join(scenario_names())), param_hint="'--scenario'")
     _no_empty_tcp_message(messages, udp)
+    ctx = click.get_current_context()
     if not capture:
-        _require_capture(click.get_current_context())
+        _require_capture(ctx)
+    if scenario is not None:  # a scenario makes its own sockets: TCP, its own messages
+        refuse_together(ctx, "scenario", "udp", "messages")
+    if json_:  # one JSON object per line on stdout: no room for the bytes or the ladder
+        refuse_together(ctx, "json_", "follow_", "diagram")
 
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,

@@ -102,3 +102,43 @@ def test_lab_from_a_shell_without_sbin_on_path(tmp_path: Path) -> None:
                   env={"PATH": USER_PATH}, timeout=180)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["udp"]["delivered"] == 2
+
+
+# -- options that contradict each other ----------------------------------------------------
+
+@pytest.mark.parametrize(("args", "first", "second"), [
+    (("run", "--capture", "--scenario", "refused", "--udp"), "--scenario", "--udp"),
+    (("run", "--capture", "--scenario", "refused", "-m", "hi"), "--scenario", "--message"),
+    (("run", "--capture", "--json", "--diagram"), "--json", "--diagram"),
+    (("run", "--capture", "--json", "--follow"), "--json", "--follow"),
+    (("diagram", "--graph", "tcptrace", "--format", "mermaid", "ECHO"), "--graph", "--format"),
+    (("diagram", "--graph", "stevens", "--ascii", "ECHO"), "--graph", "--ascii"),
+    (("follow", "--hex", "--raw", "ECHO"), "--hex", "--raw"),
+    (("follow", "--ascii", "--raw", "ECHO"), "--ascii", "--raw"),
+])
+def test_options_that_contradict_are_one_usage_line(args: tuple[str, ...], first: str,
+                                                    second: str, tmp_path: Path) -> None:
+    echo = str(GOLDEN / "echo-tcp.pcap")
+    res = sockcap(*(echo if a == "ECHO" else a for a in args), cwd=tmp_path)
+    assert res.returncode == 2 and res.stdout == "", res.stdout
+    assert res.stderr == (f"sockcap: {first} and {second} cannot be used together"
+                          f" (see 'sockcap {args[0]} --help')\n")
+    assert list(tmp_path.iterdir()) == []  # nothing was captured or written
+
+
+def test_graph_with_format_svg_is_the_graph(tmp_path: Path) -> None:
+    echo = str(GOLDEN / "echo-tcp.pcap")
+    alone = sockcap("diagram", "--graph", "tcptrace", echo)
+    svg = sockcap("diagram", "--graph", "tcptrace", "--format", "svg", echo)
+    assert alone.returncode == svg.returncode == 0 and svg.stdout == alone.stdout
+    assert svg.stdout.startswith("<svg") or "<svg" in svg.stdout[:200]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not {"ip", "nft"} <= set(SBIN_TOOLS),
+                    reason="the lab needs root, ip and nft")
+def test_lab_tcp_and_udp_is_both(tmp_path: Path) -> None:
+    res = sockcap("lab", "--tcp", "--udp", "--count", "2", "--json", "--out",
+                  str(tmp_path / "lab"), timeout=180)
+    assert res.returncode == 0, res.stderr
+    record = json.loads(res.stdout)
+    assert record["tcp"]["messages"] == 2 and record["udp"]["delivered"] == 2

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sockcap.commands.options import STREAM
+from sockcap.commands.options import STREAM, refuse_together
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
@@ -52,6 +52,10 @@ def diagram(file: str, stream: int | None, udp: bool, port: int | None, format_:
     from sockcap.output import Output
     from sockcap.owner import check_output_path
 
+    if graph is not None:  # the graph is SVG, drawn to its own size
+        ctx = click.get_current_context()
+        refuse_together(ctx, "graph", *(("format_",) if format_ != "svg" else ()), "ascii_",
+                        "width")
     if out is not None:
         check_output_path(out, force=force)
     output = Output(color=False if no_color or out else None)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from sockcap.commands.options import STREAM
+from sockcap.commands.options import STREAM, refuse_together
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
@@ -38,15 +38,19 @@ if TYPE_CHECKING:
 @click.option("--stream", type=STREAM, default=None, metavar="N",
               help=_("Only this conversation (Wireshark's tcp.stream; udp.stream with --udp)."))
 @click.option("--udp", is_flag=True, help=_("--stream counts UDP conversations."))
-@click.option("--ascii", "mode", flag_value="ascii", default=True, help=_("Text, non-printable bytes as '.' (default)."))
-@click.option("--hex", "mode", flag_value="hex", help=_("Hex dump of each side's bytes."))
-@click.option("--raw", "mode", flag_value="raw", help=_("One line of hex per chunk; with --out, binary files."))
+@click.option("--ascii", "ascii_", is_flag=True, help=_("Text, non-printable bytes as '.' (default)."))
+@click.option("--hex", "hex_", is_flag=True, help=_("Hex dump of each side's bytes."))
+@click.option("--raw", "raw", is_flag=True, help=_("One line of hex per chunk; with --out, binary files."))
 @click.option("--out", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help=_("With --raw: write each side's bytes to DIR/stream-N-client.bin and -server.bin."))
 @click.option("--force", is_flag=True, help=_("With --out: overwrite stream files already in DIR."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
-def follow(file: str, stream: int | None, udp: bool, mode: str, out: str | None, force: bool,
-           no_color: bool) -> None:
+def follow(file: str, stream: int | None, udp: bool, ascii_: bool, hex_: bool, raw: bool,
+           out: str | None, force: bool, no_color: bool) -> None:
+    ctx = click.get_current_context()
+    refuse_together(ctx, "ascii_", "hex_", "raw")
+    refuse_together(ctx, "hex_", "raw")
+    mode = "raw" if raw else "hex" if hex_ else "ascii"
     if out is not None and mode != "raw":
         raise click.UsageError(_("--out writes binary files: use it with --raw"))
     if out is not None:

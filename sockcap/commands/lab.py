@@ -42,9 +42,9 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--loss", callback=_percent, metavar="P%", help=_("Lose P% (e.g. 10%) of the packets each way, at random."))
 @click.option("--drop-every", type=click.IntRange(2, 1000), default=None, metavar="N", help=_("Drop every Nth TCP and every Nth UDP packet each way (deterministic)."))
 @click.option("--delay", type=FiniteFloat(0, 10_000), default=0.0, metavar="MS", help=_("Delay each packet by MS milliseconds each way (needs the kernel module sch_netem)."))
-@click.option("--tcp", "protocols", flag_value="tcp", help=_("Only the TCP echo."))
-@click.option("--udp", "protocols", flag_value="udp", help=_("Only the UDP echo."))
-@click.option("--both", "protocols", flag_value="both", default=True, help=_("TCP, then UDP (the default)."))
+@click.option("--tcp", "tcp_", is_flag=True, help=_("Only the TCP echo."))
+@click.option("--udp", "udp_", is_flag=True, help=_("Only the UDP echo."))
+@click.option("--both", is_flag=True, help=_("TCP, then UDP (the default; also --tcp --udp)."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat); default: --count messages."))
 @click.option("--count", type=click.IntRange(1, 1000), default=20, show_default=True, help=_("Messages to send (without -m)."))
 @click.option("--size", type=click.IntRange(1, 10_000_000), default=None, metavar="BYTES", help=_("Each message this many bytes (without -m)."))
@@ -55,13 +55,15 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--style", type=STYLES, default="wireshark", show_default=True, help=_("Notation of the timelines."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
 @click.option("--explain", is_flag=True, help=_("A plain sentence under every packet, and each connection's state."))
-def lab(loss: float, drop_every: int | None, delay: float, protocols: str, messages: tuple[str, ...],
+def lab(loss: float, drop_every: int | None, delay: float, tcp_: bool, udp_: bool, both: bool,
+        messages: tuple[str, ...],
         count: int, size: int | None, out_dir: str | None, force: bool, timeout: float,
         json_: bool, style: str, no_color: bool, explain: bool) -> None:
     from sockcap.commands.lab_run import LabRequest, lab_command
     from sockcap.lab.wire import LinkOptions
 
-    tcp, udp = protocols in ("tcp", "both"), protocols in ("udp", "both")
+    # each flag adds its echo and none means both: --tcp --udp is both, not the last one
+    tcp, udp = tcp_ or both or not udp_, udp_ or both or not tcp_
     payloads = _messages(messages, count, size)
     if udp and max(len(p) for p in payloads) > MAX_DATAGRAM:
         raise click.BadParameter(

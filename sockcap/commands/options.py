@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from sockcap.i18n import _
 
@@ -56,6 +57,20 @@ def loopback_address(ctx: click.Context, param: click.Parameter, value: str) -> 
     if not ipaddress.ip_address(value).is_loopback:
         raise click.BadParameter(_("{value} is not a loopback address (run stays on 127.0.0.0/8 or ::1)").format(value=value))
     return value
+
+
+def refuse_together(ctx: click.Context, first: str, *others: str) -> None:
+    """A usage error naming both options when ``first`` and one of ``others`` were given
+    on the command line: an option one of them would drop is never dropped in silence."""
+    given = {p.name: max(p.opts, key=len) for p in ctx.command.params
+             if p.name is not None and ctx.get_parameter_source(p.name) in (
+                 ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    if first not in given:
+        return
+    for other in others:
+        if other in given:
+            raise click.UsageError(_("{first} and {other} cannot be used together").format(
+                first=given[first], other=given[other]), ctx)
 
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
