@@ -142,3 +142,16 @@ def test_lab_tcp_and_udp_is_both(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     record = json.loads(res.stdout)
     assert record["tcp"]["messages"] == 2 and record["udp"]["delivered"] == 2
+
+
+# -- UDP's size limit ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("host", "limit"), [("127.0.0.1", 65_507), ("::1", 65_527)])
+def test_udp_message_over_the_limit_says_the_limit(host: str, limit: int) -> None:
+    fits = sockcap("run", "--udp", "--host", host, "-m", "x" * limit)
+    assert fits.returncode == 0, fits.stderr
+    over = sockcap("run", "--udp", "--host", host, "-m", "x" * (limit + 1))
+    ip = "IPv6" if ":" in host else "IPv4"
+    assert over.returncode == 1 and over.stderr == (
+        f"sockcap: a UDP datagram holds at most {limit:,} bytes over {ip}, this message is"
+        f" {limit + 1:,}: send it over TCP (without --udp)\n")
