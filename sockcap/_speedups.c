@@ -490,10 +490,12 @@ typedef struct Conv {
     int refs;          /* table entries, queue places and the kept list holding it */
     char (*ep_text)[64]; /* client, server as endpoint() gives them (rendering only) */
     uint8_t ep_len[2];
-    uint32_t note_counts[N_KINDS];
+    uint32_t note_counts[N_KINDS]; /* saturate at UINT32_MAX, never wrap to 0 */
+    uint32_t noted;    /* bit k: kind k is in note_order, so each kind is put there once */
     uint8_t note_order[N_KINDS]; /* kinds in the order first seen (Python dict order) */
-    uint8_t n_notes;
+    uint8_t n_notes;   /* <= N_KINDS: one place per bit of noted, whatever the counts */
 } Conv;
+_Static_assert(N_KINDS <= 32, "Conv.noted has a bit per note kind");
 
 /* The conversation table: open addressing with linear probing, one 64-byte slot (one
  * cache line) a key, at most half full. A lookup costs one cache line and the
@@ -940,7 +942,11 @@ static int phase_of(const Pkt *p, Conv *c, int from_client, Dir *d) {
 }
 
 static void count_note(Engine *e, Conv *c, int kind) {
-    if (!c->note_counts[kind]++) c->note_order[c->n_notes++] = (uint8_t)kind;
+    if (c->note_counts[kind] < UINT32_MAX) c->note_counts[kind]++;
+    if (!(c->noted & 1u << kind)) {
+        c->noted |= 1u << kind;
+        c->note_order[c->n_notes++] = (uint8_t)kind;
+    }
     if (!e->note_counts[kind]++) e->note_order[e->n_notes++] = (uint8_t)kind;
 }
 
@@ -1234,6 +1240,10 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
         if (fc) { put(b, "server ", 7); put(b, c->ep_text[1], c->ep_len[1]); }
         else { put(b, "client ", 7); put(b, c->ep_text[0], c->ep_len[0]); }
     } else if (put_str(b, p->where) < 0) return -1;
+    /* room for every fixed part below that writes without a reserve of its own: the
+     * longest, "  TCP [bad header] Seq=N Ack=N  ", is under 80 bytes; ``where`` may have
+     * used the room reserved above, whatever its length */
+    if (buf_reserve(b, 128) < 0) return -1;
     const Text *phase = &e->phases[a->phase];
     if (a->win >= 0) {
         const Text *names = (c && c->accecn && !(p->flags & F_SYN)) ? &e->ace_flags[p->flags]
