@@ -723,3 +723,32 @@ def test_server_command_exit_code_says_which_signal_stopped_it(
     assert wait_gone(worker_pids, 0)  # every worker stopped and reaped before the exit
     text = log.read_text()
     assert "Traceback" not in text and text.count("stopped: 0 connections") == workers
+
+
+def test_server_log_tells_whose_fin_came_first() -> None:
+    """The client closes first: the log line at its FIN names the client's FIN, the echo
+    of what came before it arrives, then the server's FIN (EOF), as a capture shows them."""
+    lines: list[str] = []
+
+    async def scenario() -> tuple[bytes, bytes, str]:
+        async with EchoServer(port=0, log=lines.append) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"last words")
+            writer.write_eof()  # the client's FIN
+            echo = await asyncio.wait_for(reader.readexactly(10), 60)
+            rest = await asyncio.wait_for(reader.read(), 60)  # b"": the server's FIN
+            local = "%s:%d" % writer.get_extra_info("sockname")[:2]
+            writer.close()
+            for _ in range(600):  # the server logs the close once it has seen it
+                if any("closed by client" in line for line in lines):
+                    break
+                await asyncio.sleep(0.1)
+            return echo, rest, local
+
+    echo, rest, peer = run(scenario())
+    assert (echo, rest) == (b"last words", b"")
+    said = [line[line.index(peer):] for line in lines if peer in line]
+    assert said[-2:] == [
+        f"{peer} FIN received: the client is done sending; the server's FIN follows its last echo",
+        f"{peer} closed by client after 1 messages, 10 bytes",
+    ]
