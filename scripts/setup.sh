@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up sockcap on a fresh Debian/Ubuntu machine (or WSL), then run it or its tests.
 #
-#   bash scripts/setup.sh run      set up, then `sockcap run --capture` (sudo for the capture)
+#   bash scripts/setup.sh run      set up, then `sockcap run --capture` (as you: without root
+#                                  it captures in a private network namespace of its own)
 #   bash scripts/setup.sh test     set up, then the test suite
 #   bash scripts/setup.sh          set up only
 #   bash scripts/setup.sh missing  print the system packages it would install, and stop
@@ -80,8 +81,7 @@ rm -f "$pip_log"
 case "${1:-}" in
   run)
     shift
-    as_root "$VENV/bin/sockcap" run --capture "$@"
-    exit $?
+    exec "$VENV/bin/sockcap" run --capture "$@"
     ;;
   test)
     shift

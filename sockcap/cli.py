@@ -115,7 +115,7 @@ def _require_capture(ctx: click.Context) -> None:
                     "The timeline options (--json, --hex, --style, --follow, --explain, --diagram, "
                     "--report) and --out/--force need --capture."))
 @click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
-@click.option("--capture", is_flag=True, help=_("Capture the exchange on lo and explain it (needs root or CAP_NET_RAW)."))
+@click.option("--capture", is_flag=True, help=_("Capture the exchange on lo and explain it (without root or CAP_NET_RAW: in a private network namespace of its own)."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat; default: hello, world, quit)."))
 @click.option("--host", default="127.0.0.1", show_default=True, callback=loopback_address, help=_("Loopback address to use."))
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help=_("Server port (default: a free one)."))
