@@ -74,9 +74,12 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              help=_("See what a socket program really puts on the wire.\n\n"
                     "\b\n"
-                    "sockcap run --capture        echo server + client on loopback, captured and explained\n"
-                    "sockcap show FILE            the same timeline for any pcap/pcapng file\n"
-                    "sockcap server / client      an echo pair that talks to the classic C echo programs"))
+                    "sockcap run --capture\n"
+                    "    echo server + client on loopback, captured and explained\n"
+                    "sockcap show FILE\n"
+                    "    the same timeline for any pcap/pcapng file\n"
+                    "sockcap server / client\n"
+                    "    an echo pair that talks to the classic C echo programs"))
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_version,
               help=_("Show the version and whether the compiled fast path is in use."))
@@ -110,7 +113,8 @@ def _require_capture(ctx: click.Context) -> None:
             len(given)).format(options=", ".join(given)), ctx)
 
 
-@cli.command(help=_("Start an echo server and client on loopback and run an exchange (with --capture: "
+@cli.command(short_help=_("Echo server and client on loopback, captured with --capture."),
+             help=_("Start an echo server and client on loopback and run an exchange (with --capture: "
                     "show every packet).\n\n"
                     "The timeline options (--json, --hex, --style, --follow, --explain, --diagram, "
                     "--report) and --out/--force need --capture."))
@@ -155,10 +159,11 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
                 echo_check=not no_echo_check, scenario=scenario)
 
 
-@cli.command(help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))
+@cli.command(short_help=_("Run an echo server."),
+             help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))
 @click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
 @click.option("--host", default="127.0.0.1", show_default=True, callback=host_address, help=_("Address to bind (0.0.0.0 to accept other machines)."))
-@click.option("--port", type=PORT, default=5001, show_default=True)
+@click.option("--port", type=PORT, default=5001, show_default=True, help=_("Port to listen on."))
 @click.option("--max-clients", type=click.IntRange(1, 1_000_000), default=1024, show_default=True, help=_("Connections served at once (by each worker); more are refused."))
 @click.option("--idle-timeout", type=FiniteFloat(0.1), default=300.0, show_default=True, help=_("Close a connection silent for this many seconds."))
 @click.option("--max-message", type=click.IntRange(1, 16 << 20), default=65536, show_default=True, help=_("Largest read echoed at once, in bytes."))
@@ -172,10 +177,11 @@ def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: floa
     sys.exit(code)
 
 
-@cli.command(help=_("Send messages to an echo server and print each reply (\"quit\" ends)."))
+@cli.command(short_help=_("Send messages to an echo server, print each reply."),
+             help=_("Send messages to an echo server and print each reply (\"quit\" ends)."))
 @click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
-@click.option("--host", default="127.0.0.1", show_default=True, callback=host_address)
-@click.option("--port", type=PORT, default=5001, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, callback=host_address, help=_("Address of the server."))
+@click.option("--port", type=PORT, default=5001, show_default=True, help=_("Port of the server."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat); without -m lines are read from stdin."))
 @click.option("--timeout", type=FiniteFloat(0.1, 600), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
 @click.option("--no-echo-check", is_flag=True, help=_("Do not compare each reply with what was sent (for a server that is not an echo server)."))
@@ -192,7 +198,8 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
     sys.exit(code)
 
 
-@cli.command(help=_("Print the timeline of a pcap or pcapng file ('-' reads stdin)."))
+@cli.command(short_help=_("Print the timeline of a pcap or pcapng file."),
+             help=_("Print the timeline of a pcap or pcapng file ('-' reads stdin)."))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-c", "count", type=COUNT, default=None, help=_("Show only the first N packets."))
 @click.option("--port", type=PORT, default=None, help=_("Only TCP/UDP packets to or from this port (a display filter: numbers, times and streams stay the file's)."))

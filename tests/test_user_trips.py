@@ -155,3 +155,32 @@ def test_udp_message_over_the_limit_says_the_limit(host: str, limit: int) -> Non
     assert over.returncode == 1 and over.stderr == (
         f"sockcap: a UDP datagram holds at most {limit:,} bytes over {ip}, this message is"
         f" {limit + 1:,}: send it over TCP (without --udp)\n")
+
+
+# -- help ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lang", ["en", "id"])
+def test_command_list_has_whole_sentences_on_one_line_each(lang: str) -> None:
+    out = sockcap("--lang", lang, "--help", env={"COLUMNS": "80"}).stdout
+    listing = out[out.rindex(":\n") + 2:].splitlines()
+    names = [name for name, _ in _all_commands()]
+    assert [line.split()[0] for line in listing] == names  # no line wrapped onto a next one
+    for line in listing:
+        assert line.endswith(".") and not line.endswith("...") and "…" not in line, line
+
+
+@pytest.mark.parametrize("lang", ["en", "id"])
+def test_every_help_fits_80_columns(lang: str) -> None:
+    wide = []
+    for name in ["", *(n for n, _ in _all_commands())]:
+        out = sockcap("--lang", lang, *([name] if name else []), "--help",
+                      env={"COLUMNS": "80"}).stdout
+        wide += [f"{name}: {line}" for line in out.splitlines() if len(line) > 80]
+    assert wide == []
+
+
+def test_every_option_says_what_it_is_for() -> None:
+    silent = [f"{name} {param.opts[0]}" for name, command in _all_commands()
+              for param in command.params
+              if isinstance(param, click.Option) and not param.hidden and not param.help]
+    assert silent == []

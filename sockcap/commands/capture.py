@@ -24,11 +24,16 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
                   "privilege, while 'sockcap run --capture' and 'sockcap lab' need none")
 
 
-@click.command(context_settings={"ignore_unknown_options": False}, help=_("Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.\n"
+@click.command(context_settings={"ignore_unknown_options": False},
+               short_help=_("Capture live (or while a command runs) and show it."),
+               help=_("Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.\n"
                '\n'
                '\b\n'
-               "sudo sockcap capture -f 'tcp port 5001' -- ./client      a C client's whole exchange\n"
-               'sockcap capture -c 20 -w out.pcap                        20 packets on lo, also saved\n'
+               "sudo sockcap capture -f 'tcp port 5001' -- ./client\n"
+               "    a C client's whole exchange\n"
+               'sockcap capture -c 20 -w out.pcap\n'
+               '    20 packets on lo, also saved\n'
+               '\n'
                'Ctrl-C stops; the counters at the end say what the kernel dropped, if anything.\n'
                '\n'
                "--duration is the whole capture's length, whether the command ends before or not;\n"

@@ -18,7 +18,8 @@ from sockcap.i18n import _
 SCENARIO_NAMES = ("echo", "partial", "large", "concurrent", "burst")
 
 
-@click.command(help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
+@click.command(short_help=_("Run your server (and client) and say what is wrong."),
+               help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
                '\n'
                '\b\n'
                "sudo sockcap check --server './server {port}'\n"

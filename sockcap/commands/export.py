@@ -20,12 +20,13 @@ from sockcap.i18n import _
 NAME_SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap", ".ntar")
 
 
-@click.command("export", help=_('Write packets and conversations of capture files as Parquet tables (one partition per file).\n'
+@click.command("export", short_help=_("Write capture files as Parquet tables."), help=_('Write packets and conversations of capture files as Parquet tables (one partition per file).\n'
                '\n'
                '\b\n'
-               'DIR/packets/capture=NAME/part-0.parquet        one row per packet (show --json)\n'
-               'DIR/conversations/capture=NAME/part-0.parquet  one row per conversation (stats\n'
-               '                                               --json + Zeek conn.log + Community ID)'))
+               'DIR/packets/capture=NAME/part-0.parquet\n'
+               '    one row per packet (show --json)\n'
+               'DIR/conversations/capture=NAME/part-0.parquet\n'
+               '    one row per conversation (stats --json + Zeek conn.log + Community ID)'))
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--to", "out", required=True, type=click.Path(file_okay=False),
               help=_("Folder to write the tables to (made if missing)."))

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from sockcap.analysis.follow import Chunk
 
 
-@click.command("follow", help=_('Show the bytes each side of a conversation sent, in order (Follow TCP Stream).'))
+@click.command("follow", short_help=_("Show the bytes each side sent (Follow TCP Stream)."),
+               help=_('Show the bytes each side of a conversation sent, in order (Follow TCP Stream).'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--stream", type=STREAM, default=None, metavar="N",
               help=_("Only this conversation (Wireshark's tcp.stream; udp.stream with --udp)."))

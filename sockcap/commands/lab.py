@@ -32,9 +32,9 @@ def _percent(ctx: click.Context, param: click.Parameter, value: str | None) -> f
     return loss
 
 
-@click.command(help=_('Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.\n'
+@click.command(short_help=_("TCP against UDP over a lossy link, captured at both ends."),
+               help=_('Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.\n'
                '\n'
-               '\b\n'
                'The hosts are network namespaces joined by a link (MTU 1500) that loses packets both\n'
                'ways: tc netem where the kernel has it, nftables otherwise. Each end is captured, so a\n'
                'packet sent and never received shows as "lost on the link". Then one line says what\n'
