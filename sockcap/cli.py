@@ -98,7 +98,7 @@ def cli(ctx: click.Context, debug: bool, lang: str | None) -> None:
 
 
 # run's options that shape or save the captured timeline: without --capture there is none
-CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force", "diagram",
+CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "out_alias", "force", "diagram",
                 "report", "scenario")
 
 
@@ -117,14 +117,15 @@ def _require_capture(ctx: click.Context) -> None:
              help=_("Start an echo server and client on loopback and run an exchange (with --capture: "
                     "show every packet).\n\n"
                     "The timeline options (--json, --hex, --style, --follow, --explain, --diagram, "
-                    "--report) and --out/--force need --capture."))
+                    "--report) and -w/--force need --capture."))
 @click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
 @click.option("--capture", is_flag=True, help=_("Capture the exchange on lo and explain it (without root or CAP_NET_RAW: in a private network namespace of its own)."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat; default: hello, world, quit)."))
 @click.option("--host", default="127.0.0.1", show_default=True, callback=loopback_address, help=_("Loopback address to use."))
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help=_("Server port (default: a free one)."))
-@click.option("--out", "-w", type=click.Path(dir_okay=False), help=_("pcap file to write (default: captures/<time>-<proto>-<port>.pcap)."))
-@click.option("--force", is_flag=True, help=_("Overwrite the --out file if it exists."))
+@click.option("-w", "--write", "out", type=click.Path(dir_okay=False), metavar="FILE", help=_("pcap file to write (default: captures/<time>-<proto>-<port>.pcap)."))
+@click.option("--out", "out_alias", type=click.Path(dir_okay=False), hidden=True)  # older name
+@click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
 @click.option("--timeout", type=FiniteFloat(0.1, 60), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
 @click.option("--follow", "follow_", is_flag=True, help=_("With --capture: after the timeline, the bytes each side sent (Follow TCP Stream)."))
 @click.option("--diagram", is_flag=True, help=_("With --capture: after the timeline, the exchange as a ladder diagram."))
@@ -133,7 +134,7 @@ def _require_capture(ctx: click.Context) -> None:
 @click.option("--scenario", metavar="NAME", help=_("With --capture: run this scenario instead of the echo exchange ('--scenario list' lists them)."))
 @output_options
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
-        force: bool, timeout: float, follow_: bool, diagram: bool, report: bool,
+        out_alias: str | None, force: bool, timeout: float, follow_: bool, diagram: bool, report: bool,
         no_echo_check: bool, scenario: str | None, hex_: bool, json_: bool, style: str,
         no_color: bool, explain: bool) -> None:
     from sockcap.commands.run import list_scenarios, run_command, scenario_names
@@ -153,6 +154,7 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
     if json_:  # one JSON object per line on stdout: no room for the bytes or the ladder
         refuse_together(ctx, "json_", "follow_", "diagram")
 
+    out = out or out_alias
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
                 explain=explain, follow=follow_, diagram=diagram, report=report,

@@ -184,3 +184,40 @@ def test_every_option_says_what_it_is_for() -> None:
               for param in command.params
               if isinstance(param, click.Option) and not param.hidden and not param.help]
     assert silent == []
+
+
+# -- one spelling for outputs ------------------------------------------------------------------
+
+def test_output_options_follow_one_convention() -> None:
+    """-w FILE for a capture file, -o FILE for another file, --out DIR for a folder."""
+    from click.types import Path as PathType
+
+    spelled = {}
+    for name, command in _all_commands():
+        for param in command.params:
+            if (isinstance(param, click.Option) and not param.hidden
+                    and isinstance(param.type, PathType) and param.name in ("out", "out_dir")):
+                spelled[name] = sorted(param.opts)
+    assert spelled == {
+        "run": ["--write", "-w"], "capture": ["--write", "-w"], "check": ["--write", "-w"],
+        "diagram": ["--out", "-o"], "report": ["--out", "-o"],
+        "follow": ["--out"], "lab": ["--out"], "grade": ["--out"], "export": ["--out"],
+    }
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="run --capture on lo here needs root")
+@pytest.mark.parametrize("spelling", ["-w", "--write", "--out"])
+def test_run_writes_with_the_new_and_the_old_spelling(spelling: str, tmp_path: Path) -> None:
+    res = sockcap("run", "--capture", "-m", "x", spelling, str(tmp_path / "x.pcap"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "x.pcap").stat().st_size > 24
+
+
+@pytest.mark.parametrize("spelling", ["--out", "--to"])
+def test_export_writes_with_the_new_and_the_old_spelling(spelling: str, tmp_path: Path) -> None:
+    res = sockcap("export", str(GOLDEN / "echo-tcp.pcap"), spelling, str(tmp_path / "t"),
+                  "--format", "ndjson")
+    assert res.returncode == 0, res.stderr
+    assert list((tmp_path / "t").rglob("*.ndjson"))
+    missing = sockcap("export", str(GOLDEN / "echo-tcp.pcap"))
+    assert missing.returncode == 2 and "'--out'" in missing.stderr

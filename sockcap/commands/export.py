@@ -28,16 +28,21 @@ NAME_SUFFIXES = (".gz", ".pcapng", ".pcap", ".cap", ".ntar")
                'DIR/conversations/capture=NAME/part-0.parquet\n'
                '    one row per conversation (stats --json + Zeek conn.log + Community ID)'))
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--to", "out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out", type=click.Path(file_okay=False), metavar="DIR",
               help=_("Folder to write the tables to (made if missing)."))
+@click.option("--to", "out_alias", type=click.Path(file_okay=False), hidden=True)  # older name
 @click.option("--tables", default="packets,conversations", show_default=True,
               help=_("Tables to write, comma-separated: packets, conversations."))
 @click.option("--format", "fmt", type=click.Choice(["parquet", "ndjson"]), default="parquet",
               show_default=True, help=_("Parquet (needs pyarrow) or one JSON object a line."))
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
               help=_("Files exported at once, one process each (default: one per core)."))
-def export(files: tuple[str, ...], out: str, tables: str, fmt: str, jobs: int | None) -> None:
-    export_command(files, out, _tables(tables), fmt, jobs)
+def export(files: tuple[str, ...], out: str | None, out_alias: str | None, tables: str,
+           fmt: str, jobs: int | None) -> None:
+    folder = out or out_alias
+    if folder is None:
+        raise click.MissingParameter(param_hint="'--out'", param_type="option")
+    export_command(files, folder, _tables(tables), fmt, jobs)
 
 
 def _tables(text: str) -> tuple[str, ...]:
