@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
+BATCH_CHARS = 1 << 18  # characters written at once by Output.text (a few thousand lines)
 ASCII_ERRORS = "sockcap-ascii"  # the codec error handler for streams that cannot encode "→"
 ASCII_GLYPHS = {  # what a stream that cannot encode a glyph shows instead
     "→": "->", "←": "<-", "│": "|", "─": "-", "▶": ">", "◀": "<", "┌": "+", "└": "+",
@@ -137,16 +138,23 @@ class Output:
             self.line(text, style)
 
     def text(self, lines: Iterable[str]) -> None:
-        """Unstyled lines, written in batches (a pipe or file: no per-line write call)."""
+        """Unstyled lines, written in batches (a pipe or file: no per-line write call).
+
+        A batch is at most :data:`BATCH_CHARS` characters (or one line longer than that),
+        not a count of lines: ``--hex`` of 60 kB loopback segments made 4,096-line batches
+        of a quarter of a gigabyte each."""
         write = self.stream.write
         batch: list[str] = []
+        size = 0
         try:
             for text in lines:
                 batch.append(text)
-                if len(batch) >= 4096:
+                size += len(text) + 1
+                if size >= BATCH_CHARS:
                     batch.append("")
                     write("\n".join(batch))
                     batch.clear()
+                    size = 0
         finally:  # an error in the input still shows every line rendered before it
             if batch:
                 batch.append("")
