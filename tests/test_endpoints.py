@@ -737,7 +737,8 @@ def test_server_log_tells_whose_fin_came_first() -> None:
             writer.write_eof()  # the client's FIN
             echo = await asyncio.wait_for(reader.readexactly(10), 60)
             rest = await asyncio.wait_for(reader.read(), 60)  # b"": the server's FIN
-            local = "%s:%d" % writer.get_extra_info("sockname")[:2]
+            host, port = writer.get_extra_info("sockname")[:2]
+            local = f"{host}:{port}"
             writer.close()
             for _ in range(600):  # the server logs the close once it has seen it
                 if any("closed by client" in line for line in lines):
