@@ -49,19 +49,38 @@ def screenshot(page: Path, out: Path) -> None:
         driver.quit()
 
 
+PICTURES = ("ladder.svg", "ladder.txt", "seqgraph.svg", "report.png")
+
+
+def missing() -> list[str]:
+    """What the screenshot needs and this machine lacks (checked before anything is made)."""
+    import importlib.util
+
+    lacks = [tool for tool in ("/usr/bin/chromium", "/usr/bin/chromedriver")
+             if not Path(tool).exists()]
+    if importlib.util.find_spec("selenium") is None:
+        lacks.append("selenium (pip install selenium)")
+    return lacks
+
+
 def main() -> None:
-    DOCS.mkdir(exist_ok=True)
+    lacks = missing()
+    if lacks:  # check first: nothing in docs/ is touched
+        raise SystemExit(f"make_docs_pictures: needs {', '.join(lacks)};"
+                         " bash scripts/setup.sh test installs them")
     with tempfile.TemporaryDirectory() as tmp:
-        pcap = Path(tmp) / "exchange.pcap"
+        made = Path(tmp)
+        pcap = made / "exchange.pcap"
         sockcap("run", "--capture", "--report", "--out", str(pcap))
-        sockcap("diagram", str(pcap), "--format", "svg", "-o", str(DOCS / "ladder.svg"), "--force")
-        sockcap("diagram", str(pcap), "--graph", "tcptrace", "-o", str(DOCS / "seqgraph.svg"),
-                "--force")
-        (DOCS / "ladder.txt").write_text(sockcap("diagram", str(pcap), "--width", "80"),
+        sockcap("diagram", str(pcap), "--format", "svg", "-o", str(made / "ladder.svg"))
+        sockcap("diagram", str(pcap), "--graph", "tcptrace", "-o", str(made / "seqgraph.svg"))
+        (made / "ladder.txt").write_text(sockcap("diagram", str(pcap), "--width", "80"),
                                          encoding="utf-8")
-        screenshot(pcap.with_suffix(".html"), DOCS / "report.png")
-    for name in ("ladder.svg", "ladder.txt", "seqgraph.svg", "report.png"):
-        print(f"wrote docs/{name}")
+        screenshot(pcap.with_suffix(".html"), made / "report.png")
+        DOCS.mkdir(exist_ok=True)  # write last: every picture was made
+        for name in PICTURES:
+            (DOCS / name).write_bytes((made / name).read_bytes())
+            print(f"wrote docs/{name}")
 
 
 if __name__ == "__main__":

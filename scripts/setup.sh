@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Set up sockcap on a fresh Debian/Ubuntu machine (or WSL), then run it or its tests.
 #
-#   bash scripts/setup.sh run      set up, then `sockcap run --capture` (sudo for the capture)
+#   bash scripts/setup.sh run      set up, then `sockcap run --capture` (as you: without root
+#                                  it captures in a private network namespace of its own)
 #   bash scripts/setup.sh test     set up, then the test suite
 #   bash scripts/setup.sh          set up only
+#   bash scripts/setup.sh missing  print the system packages it would install, and stop
 #
 # Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, strace, gcc and the
 # Python headers for the compiled fast path, nftables, iproute2, setcap, bubblewrap for the
@@ -14,23 +16,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root=()
-if [ "$(id -u)" -ne 0 ]; then as_root=(sudo DEBIAN_FRONTEND=noninteractive); fi
+# root runs a command itself; anyone else through sudo, when there is one
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo DEBIAN_FRONTEND=noninteractive "$@"
+  else echo "setup: $1 needs root and there is no sudo: run this as root" >&2; exit 1
+  fi
+}
+# A tool is there if it is on PATH or where Debian puts system tools: an ordinary user's
+# PATH has no /usr/sbin, where nft, ip, tc and setcap live.
+have() { command -v "$1" >/dev/null || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 VENV="${SOCKCAP_VENV:-.venv}"
 
 need_apt=()
-command -v tshark >/dev/null || need_apt+=(tshark)
-command -v tcpdump >/dev/null || need_apt+=(tcpdump)
-command -v socat >/dev/null || need_apt+=(socat)
-command -v strace >/dev/null || need_apt+=(strace)
-command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
-command -v nft >/dev/null || need_apt+=(nftables)
-command -v ip >/dev/null || need_apt+=(iproute2)
-command -v setpriv >/dev/null || need_apt+=(util-linux)
-command -v dumpcap >/dev/null || need_apt+=(wireshark-common)
+have tshark || need_apt+=(tshark)
+have tcpdump || need_apt+=(tcpdump)
+have socat || need_apt+=(socat)
+have strace || need_apt+=(strace)
+have gcc || need_apt+=(gcc libc6-dev)
+have nft || need_apt+=(nftables)
+have ip || need_apt+=(iproute2)
+have setpriv || need_apt+=(util-linux)
+have dumpcap || need_apt+=(wireshark-common)
 # the sandbox that check and grade run students' programs in
-command -v bwrap >/dev/null || need_apt+=(bubblewrap)
-[ -x /usr/sbin/setcap ] || command -v setcap >/dev/null || need_apt+=(libcap2-bin)
+have bwrap || need_apt+=(bubblewrap)
+have setcap || need_apt+=(libcap2-bin)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # the headers the compiled fast path (sockcap/_speedups.c) is built against
 python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null || need_apt+=(python3-dev)
@@ -38,17 +48,21 @@ extras="dissect"
 if [ "${1:-}" = test ]; then
   extras="test,dissect,export,spark,compressed"
   # the report's browser tests: Debian's chromium and its driver (selenium drives it)
-  command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
-  command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+  have chromium || have chromium-browser || need_apt+=(chromium)
+  have chromedriver || need_apt+=(chromium-driver)
   # Java for the Spark test of the exported tables (pyspark in local mode)
-  command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
+  have java || need_apt+=(openjdk-17-jre-headless)
+fi
+if [ "${1:-}" = missing ]; then  # what would be installed, and nothing else
+  echo "${need_apt[*]}"
+  exit 0
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  "${as_root[@]}" apt-get update -qq
+  as_root apt-get update -qq
   # wireshark-common asks whether non-root users may capture; answer "no" (the default).
-  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  as_root apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -71,13 +85,12 @@ rm -f "$pip_log"
 case "${1:-}" in
   run)
     shift
-    if [ "$(id -u)" -eq 0 ]; then exec "$VENV/bin/sockcap" run --capture "$@"; fi
-    exec sudo "$VENV/bin/sockcap" run --capture "$@"
+    exec "$VENV/bin/sockcap" run --capture "$@"
     ;;
   test)
     shift
     exec "$VENV/bin/python" -m pytest -q "$@"
     ;;
   "") ;;
-  *) echo "usage: bash scripts/setup.sh [run|test]" >&2; exit 2 ;;
+  *) echo "usage: bash scripts/setup.sh [run|test|missing]" >&2; exit 2 ;;
 esac

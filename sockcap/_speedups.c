@@ -504,10 +504,12 @@ typedef struct Conv {
     int refs;          /* table entries, queue places and the kept list holding it */
     char (*ep_text)[64]; /* client, server as endpoint() gives them (rendering only) */
     uint8_t ep_len[2];
-    uint32_t note_counts[N_KINDS];
+    uint32_t note_counts[N_KINDS]; /* saturate at UINT32_MAX, never wrap to 0 */
+    uint32_t noted;    /* bit k: kind k is in note_order, so each kind is put there once */
     uint8_t note_order[N_KINDS]; /* kinds in the order first seen (Python dict order) */
-    uint8_t n_notes;
+    uint8_t n_notes;   /* <= N_KINDS: one place per bit of noted, whatever the counts */
 } Conv;
+_Static_assert(N_KINDS <= 32, "Conv.noted has a bit per note kind");
 
 /* The conversation table: open addressing with linear probing, one 64-byte slot (one
  * cache line) a key, at most half full. A lookup costs one cache line and the
@@ -518,7 +520,7 @@ typedef struct {
     uint64_t hash;
     Conv *conv;      /* NULL: an empty slot */
     char from_client;
-    uint8_t key[40]; /* proto, family, src[16], sport(2), dst[16], dport(2), pad */
+    uint8_t key[40]; /* proto, family, src[16], sport(2), dst[16], dport(2), no-port bits, pad */
 } Entry;
 _Static_assert(sizeof(Entry) == 64, "a slot is one cache line");
 
@@ -541,18 +543,45 @@ static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t
     memcpy(key + 20, b, 16);
     key[36] = (uint8_t)(bp >> 8);
     key[37] = (uint8_t)bp;
+    /* "no port" (-1: a header cut before it) is not port 65535: its own bit, as the pure
+     * path's tuples keep -1 apart from every port */
+    key[38] = (uint8_t)((ap < 0) | (bp < 0) << 1);
 }
 
-static uint64_t hash_key(const uint8_t *key) {
-    /* five 64-bit words (the key's 38 bytes and its zero padding), multiply-mixed */
-    uint64_t h = 0x9E3779B97F4A7C15ULL;
+/* SipHash-1-3 (Aumasson and Bernstein; the variant CPython hashes str and bytes with) of
+ * the key's five 64-bit words, keyed with 16 random bytes per engine. A capture file is
+ * input anyone may have crafted: with fixed constants and invertible steps, keys that all
+ * share one slot are easy to make, and every lookup then walks one long probe run
+ * (400,000 such SYNs took 738 s of CPU where random ones took 1.5 s). Without the key no
+ * one can aim at a slot. Nothing shown depends on the hash: the table is only looked
+ * up, and walked in slot order only to be rebuilt or freed. */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND do { \
+    v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+    v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
+    v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
+    v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+} while (0)
+
+static uint64_t siphash13_40(const uint64_t k[2], const uint8_t *key) {
+    uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL, v1 = k[1] ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
     for (int i = 0; i < 40; i += 8) {
-        uint64_t w;
-        memcpy(&w, key + i, 8);
-        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
-        h ^= h >> 31;
+        uint64_t m;
+        memcpy(&m, key + i, 8);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
     }
-    return h;
+    uint64_t last = (uint64_t)40 << 56; /* the length byte of a 40-byte message */
+    v3 ^= last;
+    SIPROUND;
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 static void endpoint_text(Conv *c, int which) {
@@ -607,6 +636,8 @@ typedef struct {
     uint8_t note_order[N_KINDS];
     int n_notes;
     int render;                  /* 0: no text (stats: the conversations are the result) */
+    uint64_t hash_key[2];        /* SipHash's key: random, one per engine */
+    uint64_t probes;             /* slots looked at by every lookup (what the hash costs) */
     int target_proto;            /* follow --stream: hand over before this stream's first */
     int64_t target_stream;       /* packet (-1: never) */
     int handover;
@@ -641,18 +672,23 @@ static int table_grow(Engine *e) {
     return 0;
 }
 
+static uint64_t hash_key(const Engine *e, const uint8_t *key) {
+    return siphash13_40(e->hash_key, key);
+}
+
 static Entry *table_get(Engine *e, const uint8_t *key, uint64_t h) {
     if (!e->nbuckets) return NULL;
     size_t mask = e->nbuckets - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) { /* never full: ends at an empty slot */
         Entry *x = &e->table[i];
+        e->probes++;
         if (!x->conv) return NULL;
-        if (x->hash == h && memcmp(x->key, key, 38) == 0) return x;
+        if (x->hash == h && memcmp(x->key, key, 40) == 0) return x;
     }
 }
 
 static int table_set(Engine *e, const uint8_t *key, Conv *c, int from_client) {
-    uint64_t h = hash_key(key);
+    uint64_t h = hash_key(e, key);
     Entry *x = table_get(e, key, h);
     if (x) {
         c->refs++;
@@ -673,7 +709,7 @@ static int table_set(Engine *e, const uint8_t *key, Conv *c, int from_client) {
 }
 
 static void table_del_if(Engine *e, const uint8_t *key, Conv *c) {
-    Entry *x = e->nbuckets ? table_get(e, key, hash_key(key)) : NULL;
+    Entry *x = e->nbuckets ? table_get(e, key, hash_key(e, key)) : NULL;
     if (!x || x->conv != c) return;
     size_t mask = e->nbuckets - 1, i = (size_t)(x - e->table), j = i;
     x->conv = NULL;
@@ -795,7 +831,7 @@ static Conv *locate(Engine *e, const Pkt *p, int *from_client) {
     if (p->sport < 0 || (p->proto != 6 && p->proto != 17)) return NULL;
     uint8_t key[40];
     make_key(key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
-    Entry *x = table_get(e, key, hash_key(key));
+    Entry *x = table_get(e, key, hash_key(e, key));
     Conv *c = x ? x->conv : NULL;
     int fc = x ? x->from_client : 0;
     if (p->proto != 6) {
@@ -951,7 +987,11 @@ static int phase_of(const Pkt *p, Conv *c, int from_client, Dir *d) {
 }
 
 static void count_note(Engine *e, Conv *c, int kind) {
-    if (!c->note_counts[kind]++) c->note_order[c->n_notes++] = (uint8_t)kind;
+    if (c->note_counts[kind] < UINT32_MAX) c->note_counts[kind]++;
+    if (!(c->noted & 1u << kind)) {
+        c->noted |= 1u << kind;
+        c->note_order[c->n_notes++] = (uint8_t)kind;
+    }
     if (!e->note_counts[kind]++) e->note_order[e->n_notes++] = (uint8_t)kind;
 }
 
@@ -965,7 +1005,7 @@ static void count_quoted(Engine *e, const Pkt *p) {
         uint8_t key[40];
         make_key(key, p->quoted_proto, p->quoted_fam, p->quoted_src, p->quoted_sport,
                  p->quoted_dst, p->quoted_dport);
-        x = table_get(e, key, hash_key(key));
+        x = table_get(e, key, hash_key(e, key));
     }
     if (x && x->conv) count_note(e, x->conv, kind);
     else if (!e->note_counts[kind]++) e->note_order[e->n_notes++] = (uint8_t)kind;
@@ -1256,6 +1296,10 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
         if (put_template(b, &e->templates[a->from_client ? T_FROM_CLIENT : T_FROM_SERVER], v) < 0)
             return -1;
     } else if (put_str(b, p->where) < 0) return -1;
+    /* room for every fixed part below that writes without a reserve of its own: the
+     * longest, "  TCP [bad header] Seq=N Ack=N  ", is under 80 bytes; ``where`` may have
+     * used the room reserved above, whatever its length */
+    if (buf_reserve(b, 128) < 0) return -1;
     const Text *phase = &e->phases[a->phase];
     if (a->win >= 0) {
         const Text *names = (c && c->accecn && !(p->flags & F_SYN)) ? &e->ace_flags[p->flags]
@@ -1378,7 +1422,7 @@ static int starts_conversation(Engine *e, const Pkt *p) {
     if (p->sport < 0 || (p->proto != 6 && p->proto != 17)) return 0;
     uint8_t key[40];
     make_key(key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
-    Entry *x = table_get(e, key, hash_key(key));
+    Entry *x = table_get(e, key, hash_key(e, key));
     if (!x) return 1;
     if (p->proto != 6) return 0;
     const Dir *d = &x->conv->dirs[x->from_client ? 0 : 1];
@@ -1495,6 +1539,17 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_TypeError, "note_text: a callable, row: a NamedTuple expected");
         return -1;
     }
+    PyObject *os = PyImport_ImportModule("os");
+    PyObject *random = os ? PyObject_CallMethod(os, "urandom", "i", 16) : NULL;
+    Py_XDECREF(os);
+    if (!random) return -1;
+    if (!PyBytes_Check(random) || PyBytes_GET_SIZE(random) != 16) {
+        Py_DECREF(random);
+        PyErr_SetString(PyExc_RuntimeError, "urandom(16) gave no 16 bytes");
+        return -1;
+    }
+    memcpy(e->hash_key, PyBytes_AS_STRING(random), 16);
+    Py_DECREF(random);
     Py_INCREF(note_text);
     Py_XSETREF(e->note_text, note_text);
     Py_INCREF(row);
@@ -1936,9 +1991,15 @@ static PyObject *Engine_get_handover(Engine *e, void *unused) {
 
 static PyObject *Engine_get_reads_records(Engine *e, void *unused) { Py_RETURN_TRUE; }
 
+static PyObject *Engine_get_probes(Engine *e, void *unused) {
+    return PyLong_FromUnsignedLongLong(e->probes);
+}
+
 static PyGetSetDef Engine_getset[] = {
     {"reads_records", (getter)Engine_get_reads_records, NULL,
      "takes plain records from the capture reader's buffer (pcap, pcapng)", NULL},
+    {"probes", (getter)Engine_get_probes, NULL,
+     "table slots looked at so far: about one a lookup whatever the file holds", NULL},
     {"handover", (getter)Engine_get_handover, NULL,
      "the followed stream starts at the next frame: the Python pipeline takes over", NULL},
     {"done", (getter)Engine_get_done, NULL, "the -c limit was reached: stop reading", NULL},

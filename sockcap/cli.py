@@ -17,7 +17,15 @@ import click
 from click.core import ParameterSource
 
 from sockcap import __version__
-from sockcap.commands.options import PORT, host_address, loopback_address, output_options
+from sockcap.commands.options import (
+    COUNT,
+    PORT,
+    FiniteFloat,
+    host_address,
+    loopback_address,
+    output_options,
+    refuse_together,
+)
 from sockcap.errors import ExitCode, SockcapError
 from sockcap.i18n import N_, _, available_languages, language, ngettext, use_language
 from sockcap.output import prepare_std_streams
@@ -97,9 +105,12 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
              help=_("See what a socket program really puts on the wire.\n\n"
                     "\b\n"
-                    "sockcap run --capture        echo server + client on loopback, captured and explained\n"
-                    "sockcap show FILE            the same timeline for any pcap/pcapng file\n"
-                    "sockcap server / client      an echo pair that talks to the classic C echo programs"))
+                    "sockcap run --capture\n"
+                    "    echo server + client on loopback, captured and explained\n"
+                    "sockcap show FILE\n"
+                    "    the same timeline for any pcap/pcapng file\n"
+                    "sockcap server / client\n"
+                    "    an echo pair that talks to the classic C echo programs"))
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_version,
               help=_("Show the version and whether the compiled fast path is in use."))
@@ -120,8 +131,8 @@ def cli(ctx: click.Context, debug: bool, lang: str | None) -> None:
 localize(cli)
 
 # run's options that shape or save the captured timeline: without --capture there is none
-CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "force", "diagram",
-                "report", "scenario", "kernel")
+CAPTURE_ONLY = ("json_", "hex_", "style", "follow_", "explain", "out", "out_alias", "force",
+                "diagram", "report", "scenario", "kernel")
 
 
 def _require_capture(ctx: click.Context) -> None:
@@ -135,18 +146,20 @@ def _require_capture(ctx: click.Context) -> None:
             len(given)).format(options=", ".join(given)), ctx)
 
 
-@cli.command(help=_("Start an echo server and client on loopback and run an exchange (with --capture: "
+@cli.command(short_help=_("Echo server and client on loopback, captured with --capture."),
+             help=_("Start an echo server and client on loopback and run an exchange (with --capture: "
                     "show every packet).\n\n"
                     "The timeline options (--json, --hex, --style, --follow, --explain, --diagram, "
-                    "--report) and --out/--force need --capture."))
+                    "--report) and -w/--force need --capture."))
 @click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
-@click.option("--capture", is_flag=True, help=_("Capture the exchange on lo and explain it (needs root or CAP_NET_RAW)."))
+@click.option("--capture", is_flag=True, help=_("Capture the exchange on lo and explain it (without root or CAP_NET_RAW: in a private network namespace of its own)."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat; default: hello, world, quit)."))
 @click.option("--host", default="127.0.0.1", show_default=True, callback=loopback_address, help=_("Loopback address to use."))
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help=_("Server port (default: a free one)."))
-@click.option("--out", "-w", type=click.Path(dir_okay=False), help=_("pcap file to write (default: captures/<time>-<proto>-<port>.pcap)."))
-@click.option("--force", is_flag=True, help=_("Overwrite the --out file if it exists."))
-@click.option("--timeout", type=click.FloatRange(0.1, 60), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
+@click.option("-w", "--write", "out", type=click.Path(dir_okay=False), metavar="FILE", help=_("pcap file to write (default: captures/<time>-<proto>-<port>.pcap)."))
+@click.option("--out", "out_alias", type=click.Path(dir_okay=False), hidden=True)  # older name
+@click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
+@click.option("--timeout", type=FiniteFloat(0.1, 60), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
 @click.option("--follow", "follow_", is_flag=True, help=_("With --capture: after the timeline, the bytes each side sent (Follow TCP Stream)."))
 @click.option("--diagram", is_flag=True, help=_("With --capture: after the timeline, the exchange as a ladder diagram."))
 @click.option("--report", is_flag=True, help=_("With --capture: also write an HTML report next to the pcap (same name, .html)."))
@@ -155,9 +168,9 @@ def _require_capture(ctx: click.Context) -> None:
 @click.option("--kernel", is_flag=True, help=_("With --capture: also show the kernel's side (TCP states, drops and their reasons, resets, the congestion window); needs root."))
 @output_options
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
-        force: bool, timeout: float, follow_: bool, diagram: bool, report: bool,
-        no_echo_check: bool, scenario: str | None, kernel: bool, hex_: bool, json_: bool,
-        style: str, no_color: bool, explain: bool) -> None:
+        out_alias: str | None, force: bool, timeout: float, follow_: bool, diagram: bool,
+        report: bool, no_echo_check: bool, scenario: str | None, kernel: bool, hex_: bool,
+        json_: bool, style: str, no_color: bool, explain: bool) -> None:
     from sockcap.commands.run import list_scenarios, run_command, scenario_names
 
     if scenario == "list":
@@ -167,21 +180,28 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
         raise click.BadParameter(_("no scenario {name!r}: one of {names}, or list").format(
             name=scenario, names=", ".join(scenario_names())), param_hint="'--scenario'")
     _no_empty_tcp_message(messages, udp)
+    ctx = click.get_current_context()
     if not capture:
-        _require_capture(click.get_current_context())
+        _require_capture(ctx)
+    if scenario is not None:  # a scenario makes its own sockets: TCP, its own messages
+        refuse_together(ctx, "scenario", "udp", "messages")
+    if json_:  # one JSON object per line on stdout: no room for the bytes or the ladder
+        refuse_together(ctx, "json_", "follow_", "diagram")
 
+    out = out or out_alias
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
                 force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
                 explain=explain, follow=follow_, diagram=diagram, report=report,
                 echo_check=not no_echo_check, scenario=scenario, kernel=kernel)
 
 
-@cli.command(help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))
+@cli.command(short_help=_("Run an echo server."),
+             help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))
 @click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
 @click.option("--host", default="127.0.0.1", show_default=True, callback=host_address, help=_("Address to bind (0.0.0.0 to accept other machines)."))
-@click.option("--port", type=PORT, default=5001, show_default=True)
+@click.option("--port", type=PORT, default=5001, show_default=True, help=_("Port to listen on."))
 @click.option("--max-clients", type=click.IntRange(1, 1_000_000), default=1024, show_default=True, help=_("Connections served at once (by each worker); more are refused."))
-@click.option("--idle-timeout", type=click.FloatRange(0.1), default=300.0, show_default=True, help=_("Close a connection silent for this many seconds."))
+@click.option("--idle-timeout", type=FiniteFloat(0.1), default=300.0, show_default=True, help=_("Close a connection silent for this many seconds."))
 @click.option("--max-message", type=click.IntRange(1, 16 << 20), default=65536, show_default=True, help=_("Largest read echoed at once, in bytes."))
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True, help=_("Processes serving the port (SO_REUSEPORT: the kernel spreads clients over them)."))
 def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: float, max_message: int,
@@ -193,12 +213,13 @@ def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: floa
     sys.exit(code)
 
 
-@cli.command(help=_("Send messages to an echo server and print each reply (\"quit\" ends)."))
+@cli.command(short_help=_("Send messages to an echo server, print each reply."),
+             help=_("Send messages to an echo server and print each reply (\"quit\" ends)."))
 @click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
-@click.option("--host", default="127.0.0.1", show_default=True, callback=host_address)
-@click.option("--port", type=PORT, default=5001, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, callback=host_address, help=_("Address of the server."))
+@click.option("--port", type=PORT, default=5001, show_default=True, help=_("Port of the server."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat); without -m lines are read from stdin."))
-@click.option("--timeout", type=click.FloatRange(0.1, 600), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
+@click.option("--timeout", type=FiniteFloat(0.1, 600), default=5.0, show_default=True, help=_("Seconds to wait for each reply."))
 @click.option("--no-echo-check", is_flag=True, help=_("Do not compare each reply with what was sent (for a server that is not an echo server)."))
 def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: float,
            no_echo_check: bool) -> None:
@@ -213,11 +234,12 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
     sys.exit(code)
 
 
-@cli.command(help=_("Print the timeline of a pcap or pcapng file ('-' reads stdin)."))
+@cli.command(short_help=_("Print the timeline of a pcap or pcapng file."),
+             help=_("Print the timeline of a pcap or pcapng file ('-' reads stdin)."))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("-c", "count", type=click.IntRange(1), default=None, help=_("Show only the first N packets."))
+@click.option("-c", "count", type=COUNT, default=None, help=_("Show only the first N packets."))
 @click.option("--port", type=PORT, default=None, help=_("Only TCP/UDP packets to or from this port (a display filter: numbers, times and streams stay the file's)."))
-@click.option("--dissect", type=click.IntRange(1), default=None, metavar="N", help=_("Wireshark's full dissection of packet N: what 'tshark -V' prints (needs tshark)."))
+@click.option("--dissect", type=COUNT, default=None, metavar="N", help=_("Wireshark's full dissection of packet N: what 'tshark -V' prints (needs tshark)."))
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
          json_: bool, style: str, no_color: bool, explain: bool, filters: bool) -> None:

@@ -10,9 +10,10 @@ import codecs
 import io
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
+BATCH_CHARS = 1 << 18  # characters written at once by Output.text (a few thousand lines)
 ASCII_ERRORS = "sockcap-ascii"  # the codec error handler for streams that cannot encode "→"
 ASCII_GLYPHS = {  # what a stream that cannot encode a glyph shows instead
     "→": "->", "←": "<-", "│": "|", "─": "-", "▶": ">", "◀": "<", "┌": "+", "└": "+",
@@ -50,10 +51,50 @@ def fall_back_to_ascii(stream: TextIO) -> None:
             stream.reconfigure(errors=ASCII_ERRORS)
 
 
-def prepare_std_streams() -> None:
-    """Called once by the CLI before any command writes."""
-    fall_back_to_ascii(sys.stdout)
-    fall_back_to_ascii(sys.stderr)
+COERCED = ("C.UTF-8", "C.utf8", "UTF-8")  # what PEP 538's coercion writes into LC_CTYPE
+
+
+def locale_charset(environ: Mapping[str, str]) -> str | None:
+    """The charset a locale set in ``environ`` asks for, when it is not UTF-8; else None.
+
+    Python decides its streams' encoding by itself: under ``LC_ALL=C`` it coerces the
+    locale or turns on its UTF-8 mode (PEP 538, PEP 540) and writes "→" to a terminal that
+    said it shows only ASCII. The locale the user set is the terminal's word, so it decides:
+    ``C`` or ``POSIX`` is ASCII, ``xx_YY.CHARSET`` is that charset, a name without one is
+    taken as ASCII (glibc's would be a legacy 8-bit charset). An encoding given outright
+    (``PYTHONIOENCODING``, ``PYTHONUTF8=1``) wins, and no locale set at all (a service, a
+    container) keeps Python's UTF-8. When the locale LANG names cannot be used (``LANG=C``,
+    or one not installed), Python itself sets ``LC_CTYPE=C.UTF-8`` in the environment
+    before any code runs (PEP 538); such an LC_CTYPE beside a LANG is taken as that and
+    LANG decides (one who set both by hand gets ASCII arrows, no harm done).
+    """
+    if environ.get("PYTHONIOENCODING") or environ.get("PYTHONUTF8") == "1":
+        return None
+    names = ["LC_ALL", "LC_CTYPE", "LANG"]
+    if environ.get("LC_CTYPE") in COERCED and environ.get("LANG"):
+        names.remove("LC_CTYPE")  # most likely Python's own coercion of LANG's locale
+    name = next((environ[v] for v in names if environ.get(v)), "")
+    if not name:
+        return None
+    if name in ("C", "POSIX"):
+        return "ascii"
+    charset = name.partition(".")[2].partition("@")[0]
+    if charset.lower().replace("-", "").replace("_", "") == "utf8":
+        return None
+    try:
+        return codecs.lookup(charset).name if charset else "ascii"
+    except LookupError:
+        return "ascii"
+
+
+def prepare_std_streams(environ: Mapping[str, str] | None = None) -> None:
+    """Called once by the CLI before any command writes: the locale's charset (see
+    :func:`locale_charset`), then ASCII arrows for what that charset cannot show."""
+    charset = locale_charset(os.environ if environ is None else environ)
+    for stream in (sys.stdout, sys.stderr):
+        if charset is not None and isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(encoding=charset, errors=ASCII_ERRORS)
+        fall_back_to_ascii(stream)
 
 
 def wants_color(stream: TextIO, no_color: bool = False) -> bool:
@@ -97,16 +138,23 @@ class Output:
             self.line(text, style)
 
     def text(self, lines: Iterable[str]) -> None:
-        """Unstyled lines, written in batches (a pipe or file: no per-line write call)."""
+        """Unstyled lines, written in batches (a pipe or file: no per-line write call).
+
+        A batch is at most :data:`BATCH_CHARS` characters (or one line longer than that),
+        not a count of lines: ``--hex`` of 60 kB loopback segments made 4,096-line batches
+        of a quarter of a gigabyte each."""
         write = self.stream.write
         batch: list[str] = []
+        size = 0
         try:
             for text in lines:
                 batch.append(text)
-                if len(batch) >= 4096:
+                size += len(text) + 1
+                if size >= BATCH_CHARS:
                     batch.append("")
                     write("\n".join(batch))
                     batch.clear()
+                    size = 0
         finally:  # an error in the input still shows every line rendered before it
             if batch:
                 batch.append("")

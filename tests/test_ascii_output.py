@@ -12,6 +12,12 @@ PCAP = ROOT / "tests" / "golden" / "echo-tcp.pcap"
     {"PYTHONIOENCODING": "ascii"},
     {"LC_ALL": "C", "LANG": None, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
      "PYTHONIOENCODING": None},
+    # as a user sets it: Python would turn on its UTF-8 mode (LC_ALL=C) or coerce the
+    # locale to C.UTF-8 (LANG=C, a locale not installed); the locale asked for decides
+    {"LC_ALL": "C", "LANG": None, "LC_CTYPE": None, "PYTHONIOENCODING": None},
+    {"LANG": "C", "LC_ALL": None, "LC_CTYPE": None, "PYTHONIOENCODING": None},
+    {"LANG": "POSIX", "LC_ALL": None, "LC_CTYPE": None, "PYTHONIOENCODING": None},
+    {"LANG": "en_US.ISO-8859-1", "LC_ALL": None, "LC_CTYPE": None, "PYTHONIOENCODING": None},
 ])
 @pytest.mark.parametrize("args", [("show",), ("follow", "--stream", "0"), ("stats",),
                                   ("diagram",)])
@@ -32,3 +38,16 @@ def test_show_lines_use_ascii_arrows() -> None:
     res = sockcap("show", str(PCAP), env={"PYTHONIOENCODING": "ascii"})
     first = res.stdout.splitlines()[0]
     assert "client 127.0.0.1:35558 -> server 127.0.0.1:34891" in first
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", "en_US.UTF-8", "id_ID.utf8"])
+def test_a_utf8_locale_keeps_the_arrows(locale: str) -> None:
+    res = sockcap("show", str(PCAP), env={"LANG": locale, "LC_ALL": None, "LC_CTYPE": None,
+                                          "PYTHONIOENCODING": None})
+    assert res.returncode == 0 and "→" in res.stdout.splitlines()[0]
+
+
+def test_no_locale_at_all_keeps_pythons_utf8() -> None:
+    res = sockcap("show", str(PCAP), env={"LANG": None, "LC_ALL": None, "LC_CTYPE": None,
+                                          "PYTHONIOENCODING": None})
+    assert res.returncode == 0 and "→" in res.stdout.splitlines()[0]

@@ -138,7 +138,8 @@ def test_run_without_capture_needs_no_privilege(tmp_path: Path) -> None:
     (["--style", "wireshark"], "--style needs"),
     (["--follow"], "--follow needs"),
     (["--explain"], "--explain needs"),
-    (["-w", "x.pcap", "--force"], "--out, --force need"),
+    (["-w", "x.pcap", "--force"], "--write, --force need"),
+    (["--out", "x.pcap"], "--out needs"),  # the older spelling, named as given
 ])
 def test_capture_options_without_capture_are_bad_usage(tmp_path: Path, args: list[str],
                                                        named: str) -> None:

@@ -69,3 +69,33 @@ def test_show_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
     growth_kb = peak_rss_kb(big) - peak_rss_kb(small)
     keeping_everything_kb = 32_000 * 1.7  # 32k more conversations, about 1.7 KB each
     assert growth_kb < keeping_everything_kb / 3, f"peak RSS grew by {growth_kb} KB"
+
+
+class _Writes:
+    """A text stream that keeps only the size of each write."""
+
+    encoding = "utf-8"
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def write(self, text: str) -> int:
+        self.sizes.append(len(text))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_text_batches_are_bounded_in_bytes_not_lines() -> None:
+    """4,096 texts of 64 kB (``--hex`` of loopback segments) were one 256 MB string."""
+    from sockcap.output import BATCH_CHARS, Output
+
+    stream = _Writes()
+    big = "x" * 65536
+    Output(stream=stream, err=stream, color=False).text(big for _ in range(4096))  # type: ignore[arg-type]
+    assert sum(stream.sizes) == 4096 * (len(big) + 1)
+    assert max(stream.sizes) <= BATCH_CHARS + len(big) + 1
+    small = _Writes()
+    Output(stream=small, err=small, color=False).text("y" * 100 for _ in range(100_000))  # type: ignore[arg-type]
+    assert sum(small.sizes) == 100_000 * 101 and max(small.sizes) <= BATCH_CHARS + 101

@@ -138,3 +138,46 @@ def test_sack_blocks_as_tcpdump_prints_them(tmp_path: Path) -> None:
     assert any("sack 2 {" in line for line in theirs)
     assert any("sack 3 {" in line for line in theirs)
     assert mine == theirs
+
+
+# Every MPTCP subtype with fields (RFC 8684 3.4-3.7), in each size print-mptcp.c knows.
+MPTCP_FIELDS = {
+    "add-addr v1": "3004" + "0a000002",
+    "add-addr v1 port": "3004" + "0a000002" + "1f90",
+    "add-addr v1 hmac": "3005" + "0a000002" + "0001020304050607",
+    "add-addr v1 port hmac": "3005" + "0a000002" + "1f90" + "0001020304050607",
+    "add-addr v1-echo": "3105" + "0a000002",
+    "add-addr v0-ip4": "3402" + "c0a80001",
+    "add-addr v6 hmac": "3007" + "fd000000000000000000000000000001" + "0001020304050607",
+    "add-addr v6 port": "3007" + "fd000000000000000000000000000001" + "0050",
+    "rem-addr one": "4003",
+    "rem-addr three": "40030507",
+    "prio non-backup": "50",
+    "prio backup": "51",
+    "prio backup id": "5104",
+    "fail": "6000" + "0000001cbe991a14",
+    "add-addr bad length": "3004" + "0a0000",
+    "prio bad length": "510405",
+    "fail bad length": "6000" + "00",
+}
+
+
+@pytest.mark.skipif(TCPDUMP is None, reason="tcpdump is not installed")
+def test_mptcp_fields_as_tcpdump_prints_them(tmp_path: Path) -> None:
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    packets = [Ether() / IP(src="10.0.0.1", dst="10.0.0.2") /
+               TCP(sport=40000 + n, dport=80, flags="A", seq=1, ack=1,
+                   options=[(30, bytes.fromhex(value))])
+               for n, value in enumerate(MPTCP_FIELDS.values())]
+    path = tmp_path / "mptcp.pcap"
+    wrpcap(str(path), packets)
+    theirs = _flag_lines(subprocess.run([str(TCPDUMP), "-nn", "-r", str(path)],
+                                        capture_output=True, text=True, timeout=60,
+                                        env=dict(os.environ, TZ="UTC")).stdout.splitlines())
+    ours = _flag_lines(sockcap("show", "--style", "tcpdump", str(path)).stdout.splitlines())
+    assert len(theirs) == len(MPTCP_FIELDS)
+    for name, t, o in zip(MPTCP_FIELDS, theirs, ours, strict=True):
+        assert o == t, name

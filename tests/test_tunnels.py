@@ -166,11 +166,49 @@ def test_l2tp_cuts_and_damage() -> None:
     assert (bad.net, bad.notes) == ("L2TP", (NOTE_L2TP_LEN,))
 
 
-def test_one_tunnel_deep() -> None:
-    """L2TP inside PPPoE stays a UDP datagram: the decoder does not recurse."""
-    l2tp_ip = IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1701, dport=1701) / l2tp(0, b"\x00\x21" + bytes(INNER_TCP))
+@pytest.mark.parametrize("offset", [None, b"", b"\x00\x00"])
+def test_l2tp_inside_pppoe_is_decoded(offset: bytes | None) -> None:
+    """A DSL line (PPPoE) carrying an L2TP tunnel, with and without the offset field: the
+    IP packet inside, as tshark shows it."""
+    l2tp_ip = IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=1701, dport=1701) / l2tp(
+        0, b"\xff\x03\x00\x21" + bytes(INNER_TCP), offset=offset)
     p = decode(bytes(Ether(src=MAC, dst=MAC) / PPPoE() / PPP(proto=0x21) / l2tp_ip))
-    assert (p.tunnel, p.proto, p.dport, p.src) == (TUNNEL_PPPOE, 17, 1701, "192.0.2.1")
+    assert_inner(p, TUNNEL_L2TP)
+
+
+def test_l2tp_inside_l2tp_stays_udp() -> None:
+    """The decoder does not recurse: L2TP carried by L2TP is the inner tunnel's UDP."""
+    inner = IP(src="192.0.2.3", dst="192.0.2.4") / UDP(sport=1701, dport=1701) / l2tp(
+        0, b"\x00\x21" + bytes(INNER_TCP))
+    p = decode(over_udp(l2tp(0, b"\x00\x21" + bytes(inner))))
+    assert (p.tunnel, p.proto, p.dport, p.src) == (TUNNEL_L2TP, 17, 1701, "192.0.2.3")
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_l2tp_with_offset_inside_pppoe_agrees_with_tshark(tmp_path: Path) -> None:
+    """PPPoE, IPv4, UDP 1701, L2TPv2 with the O bit, PPP: an ICMPv6 Router Advertisement
+    and an LCP Echo Request, on both paths."""
+    from scapy.layers.inet6 import ICMPv6ND_RA
+    from scapy.utils import wrpcap
+
+    ra = bytes(IPv6(src="fe80::1", dst="ff02::1") / ICMPv6ND_RA())
+    echo = bytes.fromhex("0901000812345678")
+    frames = [Ether(src=MAC, dst=MAC) / PPPoE(sessionid=1) / PPP(proto=0x21)
+              / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1701, dport=1701)
+              / l2tp(0, ppp, offset=pad)
+              for pad in (b"", b"\x00\x00") for ppp in (b"\xff\x03\x00\x57" + ra,
+                                                          b"\xff\x03\xc0\x21" + echo)]
+    path = tmp_path / "pppoe-l2tp.pcap"
+    wrpcap(str(path), frames)
+    theirs = tshark_fields(path, "ip.src", "ipv6.src", "_ws.col.Protocol",
+                           extra=("-E", "occurrence=l"))
+    for env in ({"SOCKCAP_PURE": "1"}, {"SOCKCAP_PURE": None}):
+        ours = [json.loads(line) for line in
+                sockcap("show", "--json", str(path), env=env).stdout.splitlines()]
+        assert [[r["src"] if "." in r["src"] else "", r["src"] if ":" in r["src"] else "",
+                 r["proto"]] for r in ours] == [
+            [ip4 if not ip6 else "", ip6, proto] for ip4, ip6, proto in theirs]
+        assert [r["tunnel"] for r in ours] == ["l2tp"] * 4
 
 
 # -- properties ------------------------------------------------------------------------

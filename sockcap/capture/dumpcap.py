@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -40,6 +39,7 @@ from sockcap.capture.bpf import Insn
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.errors import CaptureError, CapturePermissionError, SockcapError
 from sockcap.i18n import _
+from sockcap.systools import find_tool
 
 DUMPCAP_ENV = "SOCKCAP_DUMPCAP"  # path of the dumpcap to use (default: the one on PATH)
 READY_SECONDS = 10.0
@@ -60,7 +60,7 @@ def dumpcap_path() -> str | None:
     explicit = os.environ.get(DUMPCAP_ENV)
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
-    return shutil.which("dumpcap") or shutil.which("dumpcap", path="/usr/bin:/usr/sbin")
+    return find_tool("dumpcap")
 
 
 def dumpcap_may_capture(path: str, iface: str = "lo") -> bool:

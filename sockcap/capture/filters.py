@@ -13,13 +13,13 @@ the same libpcap.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 from sockcap.capture.bpf import Insn
 from sockcap.decode.records import LINKTYPE_NAMES
 from sockcap.errors import CaptureError, InputError
 from sockcap.i18n import _
+from sockcap.systools import find_tool
 
 MAX_INSNS = 4096  # BPF_MAXINSNS: the kernel refuses longer classic programs
 
@@ -30,7 +30,7 @@ class FilterError(InputError, CaptureError):
 
 def compile_filter(expr: str, linktype: int) -> list[Insn]:
     """The BPF program for ``expr`` on an interface of ``linktype``; FilterError if bad."""
-    tcpdump = shutil.which("tcpdump") or shutil.which("tcpdump", path="/usr/sbin:/sbin")
+    tcpdump = find_tool("tcpdump")
     if tcpdump is None:
         raise CaptureError(_("a capture filter needs tcpdump to compile it (libpcap)"),
                            "install it: sudo apt-get install tcpdump")

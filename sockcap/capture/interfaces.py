@@ -12,11 +12,12 @@ import fcntl
 import ipaddress
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
 from typing import NamedTuple
+
+from sockcap.systools import find_tool
 
 SYS_NET = "/sys/class/net"
 IFF_UP = 0x1
@@ -63,7 +64,7 @@ def _info(name: str, addresses: tuple[str, ...]) -> InterfaceInfo:
 
 
 def _addresses(names: list[str]) -> dict[str, tuple[str, ...]]:
-    ip = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin")
+    ip = find_tool("ip")
     if ip is not None:
         try:
             res = subprocess.run([ip, "-j", "addr", "show"], capture_output=True, text=True,

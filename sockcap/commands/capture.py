@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from sockcap.commands.options import output_options
+from sockcap.commands.options import COUNT, FiniteFloat, output_options
 from sockcap.i18n import _, ngettext
 
 BACKEND_CHOICE = click.Choice(["auto", "afpacket", "dumpcap", "scapy"])
@@ -24,11 +24,16 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
                   "privilege, while 'sockcap run --capture' and 'sockcap lab' need none")
 
 
-@click.command(context_settings={"ignore_unknown_options": False}, help=_("Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.\n"
+@click.command(context_settings={"ignore_unknown_options": False},
+               short_help=_("Capture live (or while a command runs) and show it."),
+               help=_("Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.\n"
                '\n'
                '\b\n'
-               "sudo sockcap capture -f 'tcp port 5001' -- ./client      a C client's whole exchange\n"
-               'sockcap capture -c 20 -w out.pcap                        20 packets on lo, also saved\n'
+               "sudo sockcap capture -f 'tcp port 5001' -- ./client\n"
+               "    a C client's whole exchange\n"
+               'sockcap capture -c 20 -w out.pcap\n'
+               '    20 packets on lo, also saved\n'
+               '\n'
                'Ctrl-C stops; the counters at the end say what the kernel dropped, if anything.\n'
                '\n'
                "--duration is the whole capture's length, whether the command ends before or not;\n"
@@ -38,14 +43,14 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
                'capture shown and saved; sockcap then names the status and exits with 1.'))
 @click.option("-i", "--interface", "iface", default="lo", show_default=True, help=_("Interface to capture on (see 'sockcap interfaces')."))
 @click.option("-f", "--filter", "filter_", default="", metavar="EXPR", help=_("Capture filter, tcpdump syntax, run in the kernel (e.g. 'tcp port 5001')."))
-@click.option("-c", "count", type=click.IntRange(1), default=None, help=_("Stop after N packets."))
-@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, metavar="S", help=_("Stop after S seconds."))
+@click.option("-c", "count", type=COUNT, default=None, help=_("Stop after N packets."))
+@click.option("--duration", type=FiniteFloat(0, min_open=True), default=None, metavar="S", help=_("Stop after S seconds."))
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("Also write the packets to this pcap file (mode 0600), as they arrive."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
 @click.option("-G", "rotate_seconds", type=click.FloatRange(0, min_open=True), default=None, metavar="SECONDS", help=_("Start a new -w file every SECONDS; the -w name is a strftime pattern (lab-%Y%m%d-%H%M%S.pcap), as tcpdump's."))
 @click.option("-C", "rotate_mb", type=click.FloatRange(0, min_open=True), default=None, metavar="MB", help=_("Start a new -w file once it holds over MB million bytes: NAME, NAME1, NAME2..."))
 @click.option("-W", "rotate_files", type=click.IntRange(1), default=None, metavar="FILES", help=_("With -C: a ring of FILES files (NAME0 .. NAME{N-1}), the oldest overwritten; with -G alone: stop after FILES files."))
-@click.option("--linger", type=click.FloatRange(0), default=None, metavar="S", help=_("With a command: keep capturing S seconds after it ends (default: until --duration ends, else a short drain)."))
+@click.option("--linger", type=FiniteFloat(0), default=None, metavar="S", help=_("With a command: keep capturing S seconds after it ends (default: until --duration ends, else a short drain)."))
 @click.option("-q", "--quiet", is_flag=True, help=_("No timeline: only the file and the counters."))
 @click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True, help=_("Capture engine (auto: the best one permitted; said on stderr)."))
 @click.option("--calls", is_flag=True, help=_("With a command: also record its socket calls (and its children's) with strace, shown among the packets they caused; the timeline is written when the command ends."))

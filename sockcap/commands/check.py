@@ -21,7 +21,8 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
                "udp_clients", "udp_large", "client_timeout", "client_duplicates")
 
 
-@click.command(help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
+@click.command(short_help=_("Run your server (and client) and say what is wrong."),
+               help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
                '\n'
                '\b\n'
                "sockcap check --server './server {port}'\n"

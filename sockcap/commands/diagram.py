@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from sockcap.commands.options import STREAM, refuse_together
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
@@ -27,9 +28,10 @@ GRAPHS = ("tcptrace", "stevens")
 BOX_SAMPLE = "│─▶◀┌└…→"
 
 
-@click.command("diagram", help=_('Draw one conversation as a ladder (sequence) diagram, or its time-sequence graph.'))
+@click.command("diagram", short_help=_("Draw one conversation as a ladder or a graph."),
+               help=_('Draw one conversation as a ladder (sequence) diagram, or its time-sequence graph.'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--stream", type=click.IntRange(0), default=None, metavar="N",
+@click.option("--stream", type=STREAM, default=None, metavar="N",
               help=_("This conversation (Wireshark's tcp.stream; udp.stream with --udp)."))
 @click.option("--udp", is_flag=True, help=_("--stream counts UDP conversations."))
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
@@ -51,6 +53,10 @@ def diagram(file: str, stream: int | None, udp: bool, port: int | None, format_:
     from sockcap.output import Output
     from sockcap.owner import check_output_path
 
+    if graph is not None:  # the graph is SVG, drawn to its own size
+        ctx = click.get_current_context()
+        refuse_together(ctx, "graph", *(("format_",) if format_ != "svg" else ()), "ascii_",
+                        "width")
     if out is not None:
         check_output_path(out, force=force)
     output = Output(color=False if no_color or out else None)

@@ -13,13 +13,13 @@ reader accepts whole is handed to tshark. A tshark failure is one line with its 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from contextlib import ExitStack
 
 from sockcap.errors import InputError, SockcapError
 from sockcap.i18n import _
+from sockcap.systools import find_tool
 
 
 def dissect_command(path: str, number: int) -> None:
@@ -28,7 +28,7 @@ def dissect_command(path: str, number: int) -> None:
     count = count_packets(path)
     if number > count:
         raise InputError(_("{path} has no packet {number} (it has {count})").format(path=path, number=number, count=count))
-    tshark = shutil.which("tshark")
+    tshark = find_tool("tshark")
     if tshark is None:
         raise SockcapError(_("--dissect needs tshark"),
                            _("install it: sudo apt-get install tshark"))

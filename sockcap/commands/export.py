@@ -13,23 +13,26 @@ from typing import TextIO
 
 import click
 
+from sockcap.commands.options import FiniteFloat
 from sockcap.export import capture_name
 from sockcap.i18n import _
 
 
-@click.command("export", help=_('Write packets and conversations of capture files as Parquet tables (one partition per file).\n'
+@click.command("export", short_help=_("Write capture files as Parquet tables."), help=_('Write packets and conversations of capture files as Parquet tables (one partition per file).\n'
                '\n'
                '\b\n'
-               'DIR/packets/capture=NAME/part-0.parquet        one row per packet (show --json)\n'
-               'DIR/conversations/capture=NAME/part-0.parquet  one row per conversation (stats\n'
-               '                                               --json + Zeek conn.log + Community ID)\n'
+               'DIR/packets/capture=NAME/part-0.parquet\n'
+               '    one row per packet (show --json)\n'
+               'DIR/conversations/capture=NAME/part-0.parquet\n'
+               '    one row per conversation (stats --json + Zeek conn.log + Community ID)\n'
                '\n'
                '\b\n'
                'sockcap capture -q -G 3600 -w "lab/lab-%Y%m%d-%H%M.pcap"   a capture all week, a file an hour\n'
-               'sockcap export --follow lab --to tables                  each finished file exported once'))
+               'sockcap export --follow lab --out tables                 each finished file exported once'))
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--to", "out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out", type=click.Path(file_okay=False), metavar="DIR",
               help=_("Folder to write the tables to (made if missing)."))
+@click.option("--to", "out_alias", type=click.Path(file_okay=False), hidden=True)  # older name
 @click.option("--tables", default="packets,conversations", show_default=True,
               help=_("Tables to write, comma-separated: packets, conversations."))
 @click.option("--format", "fmt", type=click.Choice(["parquet", "ndjson"]), default="parquet",
@@ -38,16 +41,20 @@ from sockcap.i18n import _
               help=_("Files exported at once, one process each (default: one per core)."))
 @click.option("--follow", "follow", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help=_("Export each finished capture file in DIR once, as files come, until "
-                     "interrupted (a manifest in the --to folder remembers them)."))
+                     "interrupted (a manifest in the --out folder remembers them)."))
 @click.option("--once", is_flag=True,
               help=_("With --follow: export what is finished now, then exit."))
-@click.option("--settle", type=click.FloatRange(0), default=5.0, show_default=True, metavar="S",
+@click.option("--settle", type=FiniteFloat(0, 10_000_000), default=5.0, show_default=True, metavar="S",
               help=_("With --follow: a file unchanged for S seconds and not locked by "
                      "sockcap capture is finished."))
-@click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True,
+@click.option("--interval", type=FiniteFloat(0.1, 10_000_000), default=2.0, show_default=True,
               metavar="S", help=_("With --follow: seconds between looks at DIR."))
-def export(files: tuple[str, ...], out: str, tables: str, fmt: str, jobs: int | None,
-           follow: str | None, once: bool, settle: float, interval: float) -> None:
+def export(files: tuple[str, ...], out: str | None, out_alias: str | None, tables: str,
+           fmt: str, jobs: int | None, follow: str | None, once: bool, settle: float,
+           interval: float) -> None:
+    out = out or out_alias
+    if out is None:
+        raise click.MissingParameter(param_hint="'--out'", param_type="option")
     if follow is not None:
         if files:
             raise click.UsageError(_("--follow DIR exports the files in DIR: give no FILES"))

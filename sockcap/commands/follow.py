@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
+from sockcap.commands.options import STREAM, refuse_together
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
@@ -35,20 +36,25 @@ if TYPE_CHECKING:
     from sockcap.pipeline.engine import EngineSelect
 
 
-@click.command("follow", help=_('Show the bytes each side of a conversation sent, in order (Follow TCP Stream).'))
+@click.command("follow", short_help=_("Show the bytes each side sent (Follow TCP Stream)."),
+               help=_('Show the bytes each side of a conversation sent, in order (Follow TCP Stream).'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--stream", type=click.IntRange(0), default=None, metavar="N",
+@click.option("--stream", type=STREAM, default=None, metavar="N",
               help=_("Only this conversation (Wireshark's tcp.stream; udp.stream with --udp)."))
 @click.option("--udp", is_flag=True, help=_("--stream counts UDP conversations."))
-@click.option("--ascii", "mode", flag_value="ascii", default=True, help=_("Text, non-printable bytes as '.' (default)."))
-@click.option("--hex", "mode", flag_value="hex", help=_("Hex dump of each side's bytes."))
-@click.option("--raw", "mode", flag_value="raw", help=_("One line of hex per chunk; with --out, binary files."))
+@click.option("--ascii", "ascii_", is_flag=True, help=_("Text, non-printable bytes as '.' (default)."))
+@click.option("--hex", "hex_", is_flag=True, help=_("Hex dump of each side's bytes."))
+@click.option("--raw", "raw", is_flag=True, help=_("One line of hex per chunk; with --out, binary files."))
 @click.option("--out", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help=_("With --raw: write each side's bytes to DIR/stream-N-client.bin and -server.bin."))
 @click.option("--force", is_flag=True, help=_("With --out: overwrite stream files already in DIR."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
-def follow(file: str, stream: int | None, udp: bool, mode: str, out: str | None, force: bool,
-           no_color: bool) -> None:
+def follow(file: str, stream: int | None, udp: bool, ascii_: bool, hex_: bool, raw: bool,
+           out: str | None, force: bool, no_color: bool) -> None:
+    ctx = click.get_current_context()
+    refuse_together(ctx, "ascii_", "hex_", "raw")
+    refuse_together(ctx, "hex_", "raw")
+    mode = "raw" if raw else "hex" if hex_ else "ascii"
     if out is not None and mode != "raw":
         raise click.UsageError(_("--out writes binary files: use it with --raw"))
     if out is not None:

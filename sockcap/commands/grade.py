@@ -15,7 +15,8 @@ import click
 from sockcap.i18n import _
 
 
-@click.command(help=_('Build and check every submission as SPEC.toml says, and score it.\n'
+@click.command(short_help=_("Build, check and score every submission."),
+               help=_('Build and check every submission as SPEC.toml says, and score it.\n'
                '\n'
                '\b\n'
                'sockcap grade spec.toml --submissions submissions/\n'

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from sockcap.commands.options import STYLES
+from sockcap.commands.options import STYLES, FiniteFloat
 from sockcap.i18n import _
 
 MAX_DATAGRAM = 65507  # the largest UDP payload (65535 - 20 IP - 8 UDP); above 1472: fragments
@@ -50,7 +50,8 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
     return int(rate)
 
 
-@click.command(help=_('Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.\n'
+@click.command(short_help=_("TCP against UDP over a link that loses, delays and reorders, captured at both ends."),
+               help=_('Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.\n'
                '\n'
                '\b\n'
                'The hosts are network namespaces joined by a link (MTU 1500) that can lose, delay,\n'
@@ -62,8 +63,8 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
                'namespace.'))
 @click.option("--loss", callback=_percent, metavar="P%", help=_("Lose P% (e.g. 10%) of the packets each way, at random."))
 @click.option("--drop-every", type=click.IntRange(2, 1000), default=None, metavar="N", help=_("Drop every Nth TCP and every Nth UDP packet each way (deterministic)."))
-@click.option("--delay", type=click.FloatRange(0, 10_000), default=0.0, metavar="MS", help=_("Delay each packet by MS milliseconds."))
-@click.option("--jitter", type=click.FloatRange(0, 10_000), default=0.0, metavar="MS", help=_("Vary the delay by up to MS milliseconds either way (packets may swap)."))
+@click.option("--delay", type=FiniteFloat(0, 10_000), default=0.0, metavar="MS", help=_("Delay each packet by MS milliseconds."))
+@click.option("--jitter", type=FiniteFloat(0, 10_000), default=0.0, metavar="MS", help=_("Vary the delay by up to MS milliseconds either way (packets may swap)."))
 @click.option("--rate", callback=_rate, metavar="RATE", help=_("Send at most RATE (e.g. 1mbit, 100kbit, 500kbps) each way."))
 @click.option("--queue", type=click.IntRange(1, 100_000), default=1000, show_default=True, metavar="PACKETS", help=_("Packets that may wait for the rate; more are dropped (a full queue)."))
 @click.option("--reorder", callback=_percent, metavar="P%", help=_("Send P% (e.g. 10%) of the packets ahead of those before them."))
@@ -74,15 +75,15 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
 @click.option("--pattern", type=click.Choice(["ping-pong", "stream"]), default="ping-pong", show_default=True, help=_("ping-pong: each message waits for its echo; stream: send all, then read (the same for TCP and UDP)."))
 @click.option("--graph", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg", help=_("Write the TCP time-sequence graph, with the congestion window and ssthresh under it."))
 @click.option("--cc", default=None, metavar="NAME", help=_("The client's TCP congestion control (e.g. reno, cubic, bbr: what the kernel has)."))
-@click.option("--tcp", "protocols", flag_value="tcp", help=_("Only the TCP echo."))
-@click.option("--udp", "protocols", flag_value="udp", help=_("Only the UDP echo."))
-@click.option("--both", "protocols", flag_value="both", default=True, help=_("TCP, then UDP (the default)."))
+@click.option("--tcp", "tcp_", is_flag=True, help=_("Only the TCP echo."))
+@click.option("--udp", "udp_", is_flag=True, help=_("Only the UDP echo."))
+@click.option("--both", is_flag=True, help=_("TCP, then UDP (the default; also --tcp --udp)."))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message to send (repeat); default: --count messages."))
 @click.option("--count", type=click.IntRange(1, 1000), default=20, show_default=True, help=_("Messages to send (without -m)."))
 @click.option("--size", type=click.IntRange(1, 10_000_000), default=None, metavar="BYTES", help=_("Each message this many bytes (without -m)."))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help=_("Folder for the pcap files (default: captures/lab-<time>/)."))
 @click.option("--force", is_flag=True, help=_("Overwrite pcap files in --out."))
-@click.option("--timeout", type=click.FloatRange(1, 3600), default=60.0, show_default=True, help=_("Seconds for the whole run; then the lab stops and says what was delivered so far."))
+@click.option("--timeout", type=FiniteFloat(1, 3600), default=60.0, show_default=True, help=_("Seconds for the whole run; then the lab stops and says what was delivered so far."))
 @click.option("--json", "json_", is_flag=True, help=_("One JSON object: the verdict, the link, the files and every packet."))
 @click.option("--style", type=STYLES, default="wireshark", show_default=True, help=_("Notation of the timelines."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
@@ -90,13 +91,15 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
 @click.option("--kernel", is_flag=True, help=_("Also show the kernel's side of the TCP echo: states, drops, retransmissions, the congestion window falling after a loss (needs root)."))
 def lab(loss: float, drop_every: int | None, delay: float, jitter: float, rate: int, queue: int,
         reorder: float, duplicate: float, corrupt: float, direction: str, seed: int | None,
-        pattern: str, graph: str | None, cc: str | None, protocols: str, messages: tuple[str, ...],
+        pattern: str, graph: str | None, cc: str | None, tcp_: bool, udp_: bool, both: bool,
+        messages: tuple[str, ...],
         count: int, size: int | None, out_dir: str | None, force: bool, timeout: float,
         json_: bool, style: str, no_color: bool, explain: bool, kernel: bool) -> None:
     from sockcap.analysis.shape import LinkOptions
     from sockcap.commands.lab_run import LabRequest, check_cc, lab_command
 
-    tcp, udp = protocols in ("tcp", "both"), protocols in ("udp", "both")
+    # each flag adds its echo and none means both: --tcp --udp is both, not the last one
+    tcp, udp = tcp_ or both or not udp_, udp_ or both or not tcp_
     payloads = _messages(messages, count, size)
     if udp and max(len(p) for p in payloads) > MAX_DATAGRAM:
         raise click.BadParameter(

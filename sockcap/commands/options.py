@@ -5,15 +5,41 @@ from __future__ import annotations
 
 import inspect
 import ipaddress
+import math
 from collections.abc import Callable
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from sockcap.i18n import _
 
 STYLES = click.Choice(["wireshark", "tcpdump"])
 PORT = click.IntRange(1, 65535)
+
+# Every number a user gives has both bounds, so none reaches a C ``int64_t`` or a timer
+# as a value they cannot hold (``-c 99999999999999999999`` was an OverflowError) and
+# click's message names the range. 10**12 packets or streams is more than any file holds.
+MAX_COUNT = 10**12
+COUNT = click.IntRange(1, MAX_COUNT)  # packets, a packet number
+STREAM = click.IntRange(0, MAX_COUNT)  # a stream number
+MAX_SECONDS = 10_000_000.0  # about 115 days: any duration, timeout or linger
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses ``nan`` (which passes every comparison) and whose
+    upper bound is :data:`MAX_SECONDS` unless given."""
+
+    def __init__(self, min: float | None = None, max: float = MAX_SECONDS,
+                 min_open: bool = False) -> None:
+        super().__init__(min, max, min_open=min_open)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if isinstance(number, float) and math.isnan(number):
+            self.fail(_("{value!r} is not a number").format(value=value), param, ctx)
+        return number
 
 
 def host_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -31,6 +57,20 @@ def loopback_address(ctx: click.Context, param: click.Parameter, value: str) -> 
     if not ipaddress.ip_address(value).is_loopback:
         raise click.BadParameter(_("{value} is not a loopback address (run stays on 127.0.0.0/8 or ::1)").format(value=value))
     return value
+
+
+def refuse_together(ctx: click.Context, first: str, *others: str) -> None:
+    """A usage error naming both options when ``first`` and one of ``others`` were given
+    on the command line: an option one of them would drop is never dropped in silence."""
+    given = {p.name: max(p.opts, key=len) for p in ctx.command.params
+             if p.name is not None and ctx.get_parameter_source(p.name) in (
+                 ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    if first not in given:
+        return
+    for other in others:
+        if other in given:
+            raise click.UsageError(_("{first} and {other} cannot be used together").format(
+                first=given[first], other=given[other]), ctx)
 
 
 def output_options(f: Callable[..., Any]) -> Callable[..., Any]:

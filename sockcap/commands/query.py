@@ -7,10 +7,10 @@ import click
 from sockcap.i18n import _
 
 
-@click.command("query", help=_('Run SQL over the tables `sockcap export` wrote: views `packets` and `conversations`.\n'
+@click.command("query", short_help=_("Run SQL over exported tables (DuckDB)."), help=_('Run SQL over the tables `sockcap export` wrote: views `packets` and `conversations`.\n'
                '\n'
                '\b\n'
-               'sockcap query out "SELECT capture, count(*) FROM conversations GROUP BY capture"\n'
+               'sockcap query out "SELECT capture, count(*) FROM packets GROUP BY capture"\n'
                'Columns with a dot are quoted: "id.orig_h".'))
 @click.argument("folder", type=click.Path(file_okay=False))
 @click.argument("sql")

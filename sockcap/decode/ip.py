@@ -16,7 +16,7 @@ from socket import AF_INET6, inet_ntoa, inet_ntop
 
 from sockcap.codes import Note
 from sockcap.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6
-from sockcap.decode.records import IPPROTO_UDP, Packet, TcpOption
+from sockcap.decode.records import IPPROTO_UDP, TUNNEL_L2TP, Packet, TcpOption
 from sockcap.decode.transport import (
     NOP,
     TransportFields,
@@ -232,12 +232,13 @@ def ip_transport_packet(
     id_ttl_fragment: tuple[int, int, bool],
     tunnel: str,
 ) -> Packet:
-    """:func:`ip_packet`, or what an L2TP message on UDP port 1701 carries (one tunnel
-    deep: not inside another tunnel, nor in a fragment, which holds only part of it)."""
+    """:func:`ip_packet`, or what an L2TP message on UDP port 1701 carries: on a plain
+    link or inside PPPoE (a DSL line carrying an L2TP tunnel, as tshark decodes it), never
+    inside L2TP itself (no recursion), nor in a fragment, which holds only part of it."""
     if (
         addrs[2] == IPPROTO_UDP
         and (transport[0] == L2TP_PORT or transport[1] == L2TP_PORT)
-        and not tunnel
+        and tunnel != TUNNEL_L2TP
         and not id_ttl_fragment[2]
         and not transport[9]
     ):

@@ -56,6 +56,10 @@ from sockcap.i18n import _
 QUIT = "quit"  # the message after which the client closes
 READ_SIZE = 65536
 HEX_BYTES = 16  # bytes of a difference shown in hex
+# The largest UDP payload one datagram carries: 65,535 bytes of IPv4 packet less its 20-byte
+# header and UDP's 8 (RFC 768, RFC 791); IPv6's payload length counts neither its own
+# 40-byte header, so 65,535 less UDP's 8 (RFC 8200; jumbograms aside).
+UDP_MAX_PAYLOAD = {socket.AF_INET: 65_507, socket.AF_INET6: 65_527}
 
 
 class ServerKeptOpenError(EndpointError):
@@ -342,6 +346,12 @@ class UdpEchoClient:
         while not queue.empty():
             queue.get_nowait()  # a late reply to an earlier message
         data = message.encode()
+        limit = UDP_MAX_PAYLOAD[self.sock.family]
+        if len(data) > limit:  # the kernel's answer would be "[Errno 90] Message too long"
+            raise EndpointError(_("a UDP datagram holds at most {limit} bytes over {ip}, this "
+                                  "message is {size}: send it over TCP (without --udp)").format(
+                limit=f"{limit:,}", ip="IPv6" if self.sock.family == socket.AF_INET6 else "IPv4",
+                size=f"{len(data):,}"))
         try:
             if data:
                 self.transport.sendto(data)

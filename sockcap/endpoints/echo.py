@@ -309,7 +309,9 @@ class _TcpEcho(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         self.closed_by = "client"
-        self.server.say(_("{peer} sent FIN: closing after the last echo").format(peer=self.peer))
+        # the client's FIN comes first on the wire; the server's follows the last echo
+        self.server.say(_("{peer} FIN received: the client is done sending; the server's "
+                          "FIN follows its last echo").format(peer=self.peer))
         return False  # asyncio then closes our side once the send buffer is empty
 
     def pause_writing(self) -> None:

@@ -41,7 +41,6 @@ import ctypes
 import ctypes.util
 import fcntl
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -54,6 +53,7 @@ from sockcap.errors import InputError, SockcapError
 from sockcap.i18n import _
 from sockcap.lab.forwarder import Forwarder, open_port, start
 from sockcap.lab.namespaces import Namespaces
+from sockcap.systools import find_tool
 
 SERVER_ADDRESS = "10.0.0.1"
 CLIENT_ADDRESS = "10.0.0.2"
@@ -145,7 +145,7 @@ def _add_loss(opts: LinkOptions) -> str:
 
 def _try_netem(opts: LinkOptions) -> bool:
     """Put netem on both of the link's ports; False when the kernel (or tc) lacks it."""
-    if shutil.which("tc") is None:
+    if find_tool("tc") is None:
         return False
     args = ["netem"]
     if opts.loss > 0:
@@ -210,7 +210,7 @@ def _ipv6_off() -> None:
 
 
 def _need_tools() -> None:
-    missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
+    missing = [tool for tool in ("ip", "nft") if find_tool(tool) is None]
     if missing:
         raise InputError(_("the lab needs {tools}: sudo apt-get install iproute2 nftables")
                          .format(tools=" and ".join(missing)))
@@ -223,6 +223,7 @@ def _first(text: str) -> str:
 
 def _run(argv: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     """Run a tool in the thread's namespace; it dies with sockcap, and within a time limit."""
+    argv = [find_tool(argv[0]) or argv[0], *argv[1:]]  # /usr/sbin even when not on PATH
     try:
         return subprocess.run(argv, input=stdin, capture_output=True, text=True,
                               timeout=TOOL_SECONDS, preexec_fn=_die_with_parent(),

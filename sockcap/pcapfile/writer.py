@@ -12,8 +12,11 @@ Design:
 - Crash-safe by construction: each record is built whole (header and data in one
   ``bytes``) and handed to the kernel with ``os.write`` as soon as ``flush_every`` packets
   have accumulated (default: every packet). A reader following the file sees whole records,
-  and a Ctrl-C or SIGKILL leaves a valid file holding every packet written so far (at
-  worst the last record is cut, which readers report as a file cut short).
+  and a Ctrl-C or SIGKILL leaves a valid file holding every packet written so far. At
+  worst the last record is cut: Linux may return a short ``write()`` to a regular file
+  when a fatal signal is pending, so no writer can prevent it. Readers then do what
+  tcpdump and tshark do: every whole record is read and the cut one is named in one line
+  (``sockcap show``: exit code 4, after every packet is shown).
 - Any ``OSError`` becomes a one-line :class:`~sockcap.errors.WriteError`; if a record was
   only partly written (disk full), the file is cut back to the last whole record.
 """

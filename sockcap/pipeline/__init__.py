@@ -148,13 +148,21 @@ class Pipeline:
             entry = locate(p)
             if entry is not None and entry[0].stream == stream and entry[0].proto == proto:
                 if not found and skipper is not None:
-                    skipper.prefilter(port_pairs(p.sport, p.dport))
+                    needles = port_pairs(p.sport, p.dport)
+                    if needles:
+                        skipper.prefilter(needles)
                 found = True
                 yield annotate(p, entry)
 
 
-def port_pairs(sport: int, dport: int) -> tuple[bytes, bytes]:
-    """The four bytes a TCP or UDP header of this conversation starts with, each way."""
+def port_pairs(sport: int, dport: int) -> tuple[bytes, ...]:
+    """The four bytes a TCP or UDP header of this conversation starts with, each way.
+
+    A header cut before its destination port (``dport`` -1) holds only the source port,
+    so that port's two bytes are the needle; cut before both, there is none (no filter).
+    """
+    if sport < 0 or dport < 0:
+        return tuple(port.to_bytes(2, "big") for port in (sport, dport) if port >= 0)
     return (sport.to_bytes(2, "big") + dport.to_bytes(2, "big"),
             dport.to_bytes(2, "big") + sport.to_bytes(2, "big"))
 

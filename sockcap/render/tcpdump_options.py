@@ -1,13 +1,16 @@
 """tcpdump's words for TCP options and ICMP, as ``--style tcpdump`` prints them: the common
 options (:func:`tcpdump_option`), the urgent pointer, ICMP and ICMPv6 messages, and the
 TCP options tcpdump names beyond the common ones, printed as tcpdump 4.99 prints them
-(print-tcp.c, print-mptcp.c): MPTCP (``mptcp 12 capable v1 {0x...}``, ``dss``, ...), TCP
+(print-tcp.c, print-mptcp.c): MPTCP (``mptcp 12 capable v1 {0x...}``, ``dss``, ``add-addr``,
+``rem-addr``, ``prio``, ``fail``, ``fast-close``, each with its fields), TCP
 Fast Open in its experimental form (``exp-tfo cookiereq``), SCPS and the AccECN
 experiment. Pure: an option's kind and bytes in, text out; ``None`` when the option is
 malformed, where tcpdump prints ``[bad opt]`` and stops printing the segment.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from sockcap.decode.icmp import IcmpMessage
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, TcpOption, TcpOptionKind
@@ -18,8 +21,12 @@ SCPS = 20
 EXPERIMENT = (253, 254)  # RFC 6994 shared experimental options (magic in the first 2 bytes)
 TFO_MAGIC = 0xF989
 ACCECN_MAGIC = {0xACC0: "exp-acc0", 0xACC1: "exp-acc1"}
-MPTCP_SUBTYPES = ("capable", "join", "dss", "add-addr", "remove-addr", "prio", "fail",
+MPTCP_SUBTYPES = ("capable", "join", "dss", "add-addr", "rem-addr", "prio", "fail",
                   "fast-close", "tcprst")
+# ADD_ADDR's low nibble: RFC 6824's IP version, RFC 8684's echo bit (print-mptcp.c's names)
+ADD_ADDR_KINDS = {0x6: "v0-ip6", 0x4: "v0-ip4", 0x1: "v1-echo", 0x0: "v1"}
+ADD_ADDR_V4 = (8, 10, 16, 18)  # address; + port; + HMAC; + port and HMAC
+ADD_ADDR_V6 = (20, 22, 28, 30)
 
 
 def tcpdump_extra_option(o: TcpOption) -> str | None:
@@ -51,7 +58,8 @@ def _mptcp(v: bytes) -> str | None:
     sub = v[0] >> 4
     name = MPTCP_SUBTYPES[sub] if sub < len(MPTCP_SUBTYPES) else f"unknown-subtype-{sub}"
     head = f"mptcp {length} {name}"
-    body = {0: _capable, 1: _join, 2: _dss, 7: _fast_close}.get(sub)
+    body = {0: _capable, 1: _join, 2: _dss, 3: _add_addr, 4: _remove_addr, 5: _prio,
+            6: _fail, 7: _fast_close}.get(sub)
     if body is None:
         return head
     text = body(v, length)
@@ -107,6 +115,41 @@ def _dss(v: bytes, length: int) -> str | None:
         if len(v) - pos == 2:
             out += f" csum 0x{_n(v[pos : pos + 2]):x}"
     return out
+
+
+def _add_addr(v: bytes, length: int) -> str | None:
+    """``add-addr v1 id 5 10.0.0.2:8080 hmac 0x...``: the address family from the length."""
+    if length not in ADD_ADDR_V4 + ADD_ADDR_V6:
+        return None
+    kind = ADD_ADDR_KINDS.get(v[0] & 0x0F, "[bad version/echo]")
+    size = 4 if length in ADD_ADDR_V4 else 16
+    out = f" {kind} id {v[1]} {ipaddress.ip_address(v[2 : 2 + size])}"
+    pos = 2 + size
+    if length in (10, 18, 22, 30):
+        out += f":{_n(v[pos : pos + 2])}"
+        pos += 2
+    if length in (16, 18, 28, 30):
+        out += f" hmac 0x{_n(v[pos : pos + 8]):x}"
+    return out
+
+
+def _remove_addr(v: bytes, length: int) -> str | None:
+    if length < 4:
+        return None
+    return " id " + " ".join(str(b) for b in v[1:])
+
+
+def _prio(v: bytes, length: int) -> str | None:
+    if length not in (3, 4):
+        return None
+    out = " backup" if v[0] & 0x01 else " non-backup"
+    return out + (f" id {v[1]}" if length == 4 else "")
+
+
+def _fail(v: bytes, length: int) -> str | None:
+    if length != 12:
+        return None
+    return f" seq {_n(v[2:10])}"
 
 
 def _fast_close(v: bytes, length: int) -> str | None:

@@ -339,9 +339,10 @@ class Timeline:
             texts: list[str] = []
             for o in p.options:
                 text = tcpdump_option(o, sack_base)
-                if text is None:  # tcpdump: "[bad opt]", and the segment ends there
-                    name = tcpdump_option_name(o)
-                    return out + ", options [" + ",".join((*texts, name)) + "[bad opt]]"
+                if text is None:  # tcpdump: "[bad opt]", and the segment ends there;
+                    name = tcpdump_option_name(o)  # its "]" only after an earlier option
+                    close = "]" if texts else ""
+                    return out + ", options [" + ",".join((*texts, name)) + "[bad opt]" + close
                 texts.append(text)
             out += ", options [" + ",".join(texts) + "]"
         return out + f", length {n}"
