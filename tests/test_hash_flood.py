@@ -24,14 +24,14 @@ from conftest import sockcap
 from sockcap.decode.records import RawFrame
 from sockcap.pcapfile import open_capture, write_pcap
 from sockcap.pcapfile.writer import write_pcap_stream
-from sockcap.speedups import engine_class
+from sockcap.speedups import compiled_class, engine_class
 
 MASK = (1 << 64) - 1
 SEED, MULT = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9
 MULT_INV = pow(MULT, -1, 1 << 64)
 COUNT = 20_000
 
-pytestmark = pytest.mark.skipif(engine_class() is None, reason="the compiled path is not built")
+pytestmark = pytest.mark.skipif(compiled_class() is None, reason="the compiled path is not built")
 
 
 def _mix(h: int, w: int) -> int:
@@ -110,11 +110,11 @@ def _random_file() -> bytes:
 
 def _probes(data: bytes) -> int:
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.compiled import CompiledTimeline
+    from sockcap.pipeline.engine import EngineRun
 
-    timeline = CompiledTimeline(engine_class(), Pipeline(keep=False), hex_=False)
-    timeline.run(open_capture(io.BytesIO(data)), lambda text: None)
-    probes: int = timeline.engine.probes
+    run = EngineRun(engine_class(), Pipeline(keep=False), hex_=False)
+    run.run(open_capture(io.BytesIO(data)), lambda text: None)
+    probes: int = run.engine.probes
     return probes
 
 
