@@ -200,7 +200,7 @@ def test_output_options_follow_one_convention() -> None:
                 spelled[name] = sorted(param.opts)
     assert spelled == {
         "run": ["--write", "-w"], "capture": ["--write", "-w"], "check": ["--write", "-w"],
-        "diagram": ["--out", "-o"], "report": ["--out", "-o"],
+        "diagram": ["--out", "-o"], "report": ["--out", "-o"], "exercise": ["--out", "-o"],
         "follow": ["--out"], "lab": ["--out"], "grade": ["--out"], "export": ["--out"],
     }
 

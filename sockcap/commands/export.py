@@ -27,8 +27,8 @@ from sockcap.i18n import _
                '    one row per conversation (stats --json + Zeek conn.log + Community ID)\n'
                '\n'
                '\b\n'
-               'sockcap capture -q -G 3600 -w "lab/lab-%Y%m%d-%H%M.pcap"   a capture all week, a file an hour\n'
-               'sockcap export --follow lab --out tables                 each finished file exported once'))
+               'sockcap capture -q -G 3600 -w "lab/%Y%m%d-%H%M.pcap"  (a file an hour)\n'
+               'sockcap export --follow lab --out tables  (each finished file once)'))
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--out", "out", type=click.Path(file_okay=False), metavar="DIR",
               help=_("Folder to write the tables to (made if missing)."))

@@ -50,10 +50,9 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
     return int(rate)
 
 
-@click.command(short_help=_("TCP against UDP over a link that loses, delays and reorders, captured at both ends."),
+@click.command(short_help=_("TCP against UDP over a lossy, slow link, captured at both ends."),
                help=_('Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.\n'
                '\n'
-               '\b\n'
                'The hosts are network namespaces joined by a link (MTU 1500) that can lose, delay,\n'
                'slow down, reorder, duplicate and corrupt packets, either way or both: sockcap\n'
                'forwards each frame itself (no kernel module needed). Each end is captured, so a\n'
@@ -71,7 +70,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
 @click.option("--duplicate", callback=_percent, metavar="P%", help=_("Send P% (e.g. 10%) of the packets twice."))
 @click.option("--corrupt", callback=_percent, metavar="P%", help=_("Flip one bit in P% (e.g. 10%) of the packets (the receiver drops them)."))
 @click.option("--direction", type=click.Choice(["both", "to-server", "to-client"]), default="both", show_default=True, help=_("Which way the link properties apply."))
-@click.option("--seed", type=int, default=None, help=_("The same random choices on every run."))
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help=_("The same random choices on every run."))
 @click.option("--pattern", type=click.Choice(["ping-pong", "stream"]), default="ping-pong", show_default=True, help=_("ping-pong: each message waits for its echo; stream: send all, then read (the same for TCP and UDP)."))
 @click.option("--graph", type=click.Path(dir_okay=False), default=None, metavar="FILE.svg", help=_("Write the TCP time-sequence graph, with the congestion window and ssthresh under it."))
 @click.option("--cc", default=None, metavar="NAME", help=_("The client's TCP congestion control (e.g. reno, cubic, bbr: what the kernel has)."))

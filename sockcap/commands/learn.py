@@ -78,11 +78,11 @@ def _capture_scenario(name: str) -> str:
     return result.path
 
 
-@click.command("quiz", help=_("Predict the next packet: questions on a real capture (flags, Seq, Ack, Len, who sends it, the state of each end), checked and explained, with a score."))
+@click.command("quiz", short_help=_("Predict the next packet of a real capture, and learn why."), help=_("Predict the next packet: questions on a real capture (flags, Seq, Ack, Len, who sends it, the state of each end), checked and explained, with a score."))
 @_source_options
 @click.option("--questions", "count", type=click.IntRange(1, 100), default=10, show_default=True,
               help=_("How many questions."))
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help=_("Which questions are drawn (the same seed gives the same quiz)."))
 @click.option("--json", "json_", is_flag=True,
               help=_("Write the questions with their answers as JSON (for teachers and scripts) instead of asking."))
@@ -141,13 +141,13 @@ def ask(questions: list, packets: list[Annotated], pipeline: Pipeline,  # type: 
     return right
 
 
-@click.command("exercise", help=_("Write a printable worksheet drawn from a real capture (fill in Seq/Ack, mark the handshake, predict packets and states, explain a retransmission), and with --answers its answer key."))
+@click.command("exercise", short_help=_("Write a printable worksheet (and its key) from a capture."), help=_("Write a printable worksheet drawn from a real capture (fill in Seq/Ack, mark the handshake, predict packets and states, explain a retransmission), and with --answers its answer key."))
 @_source_options
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, metavar="FILE",
               help=_("The worksheet (HTML) to write."))
 @click.option("--answers", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help=_("Also write the answer key (HTML) to FILE."))
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
               help=_("Which questions are drawn (the same seed gives the same quiz)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -o file if it exists."))
 def exercise(file: str | None, scenario: str | None, out: str, answers: str | None,
@@ -173,7 +173,7 @@ def exercise(file: str | None, scenario: str | None, out: str, answers: str | No
                 path=path, size=len(page.encode()) >> 10))
 
 
-@click.command("step", help=_("Step through a connection packet by packet (→ next, ← previous, q quit): the ladder, the packet's bytes and explanation, and both ends' TCP state."))
+@click.command("step", short_help=_("Step through a connection packet by packet, with TCP states."), help=_("Step through a connection packet by packet (→ next, ← previous, q quit): the ladder, the packet's bytes and explanation, and both ends' TCP state."))
 @_source_options
 @click.option("--ascii", "ascii_", is_flag=True, help=_("ASCII lines instead of box-drawing characters."))
 def step(file: str | None, scenario: str | None, ascii_: bool) -> None:
