@@ -126,7 +126,7 @@ def expected_case(row: Row, before: list[Row]) -> set[Why] | None:
     own = [r for r in before if r.stream == row.stream and r.sport == row.sport]
     peer = [r for r in before if r.stream == row.stream and r.sport != row.sport]
     prev = own[-1] if own else None
-    if row.flags & SYN and row.flags & (FIN | RST) or row.flags & FIN and row.flags & RST:
+    if (row.flags & SYN and row.flags & (FIN | RST)) or (row.flags & FIN and row.flags & RST):
         return {Why.INVALID_FLAGS}
     if (prev is not None and row.ip_id > 0 and (prev.ip_id, prev.flags, prev.seq, prev.ack,
             prev.length) == (row.ip_id, row.flags, row.seq, row.ack, row.length)
@@ -345,10 +345,10 @@ def test_window_scale_unknown_where_tshark_says_so(name: str) -> None:
     path = GOLDEN / name if "/" not in name else CORPUS / name
     factor = tshark_column(path, "tcp.window_size_scalefactor", "tcp.stream")
     first: dict[str, int] = {}
-    for no, (f, stream) in factor.items():
+    for no, (_f, stream) in factor.items():
         first.setdefault(stream, no)
     said = {a.no: s for a, _w, s in explained(path)}
-    for stream, no in first.items():
+    for no in first.values():
         unknown = factor[no][0] == "-1"
         assert ("window scale is unknown" in said[no]) == unknown, (no, said[no])
 

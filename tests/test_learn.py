@@ -45,7 +45,7 @@ def tshark_fields(path: Path) -> dict[int, dict[str, str]]:
     rows = {}
     for line in out.splitlines():
         f = line.split("\t")
-        rows[int(f[0])] = dict(zip(TSHARK_FIELDS, f[1:]))
+        rows[int(f[0])] = dict(zip(TSHARK_FIELDS, f[1:], strict=False))
     return rows
 
 
@@ -250,7 +250,7 @@ def test_worksheet_and_key(tmp_path: Path) -> None:
     _, packets = read_conversation(str(path), stream=None, udp=False, port=0)
     rows = re.findall(r"<tr><td class='num'>(\d+)</td>.*?</tr>", key_text)
     assert [int(n) for n in rows] == [a.no for a in packets]
-    for a, row in zip(packets, re.findall(r"<tr><td class='num'>\d+</td>(.*?)</tr>", key_text)):
+    for a, row in zip(packets, re.findall(r"<tr><td class='num'>\d+</td>(.*?)</tr>", key_text), strict=False):
         numbers = [int(n) for n in re.findall(r">(\d+)<", row)]
         assert numbers == [a.seq, a.ack, a.packet.payload_len], (a.no, row)
     assert "<p class='key'>1, 2, 3</p>" in key_text

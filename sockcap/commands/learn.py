@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from sockcap.pipeline import Pipeline
 
 
-def _source_options(f):  # type: ignore[no-untyped-def]
+def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--scenario", metavar="NAME", default=None,
                      help=_("Capture this scenario now and use it instead of FILE (needs root or CAP_NET_RAW; 'sockcap run --scenario list' lists them)."))(f)
     f = click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))(f)

@@ -337,10 +337,10 @@ def _ms(ns: int) -> str:
 
 def _tcp_sentence(a: Annotated, side: str, own: _Side, peer: _Side) -> tuple[Why, str]:
     p = a.packet
-    flags, length, seq, ack = p.flags, p.payload_len, a.seq, a.ack
+    flags, seq, ack = p.flags, a.seq, a.ack
     kinds = _kinds(a)
     other = _(SIDE_WORDS[not a.from_client])
-    if flags & SYN and flags & (FIN | RST) or flags & FIN and flags & RST:
+    if (flags & SYN and flags & (FIN | RST)) or (flags & FIN and flags & RST):
         return Why.INVALID_FLAGS, _(
             "{side} sends a segment with the flags {flags} at once: SYN with FIN or RST, or "
             "FIN with RST, is a combination no TCP stack sends (RFC 9293); it is crafted, a "

@@ -105,7 +105,7 @@ def _prepare(packets: Sequence[Annotated]) -> list[_Packet]:
     explainer = PacketExplainer()
     states = connection_states(list(packets))
     out = []
-    for a, step in zip(packets, states):
+    for a, step in zip(packets, states, strict=True):
         said = explainer.explain(a)
         if step is None or said is None:
             continue
@@ -204,8 +204,8 @@ def _question(prepared: list[_Packet], i: int, field: str, rng: random.Random) -
     end = "client" if field == "client_state" else "server"
     answer = pk.client_state if end == "client" else pk.server_state
     others = [s.value for s in TcpState if s.value != answer]
-    choices = [answer, *rng.sample(others, CHOICES - 1)]
-    rng.shuffle(choices)
+    states: list[str] = [answer, *rng.sample(others, CHOICES - 1)]
+    rng.shuffle(states)
     moved = [t for t in pk.transitions if t.client == (end == "client")]
     words = ""
     if moved:
@@ -215,7 +215,7 @@ def _question(prepared: list[_Packet], i: int, field: str, rng: random.Random) -
         "Packet {no} ({flags}) goes from {side} to {other}. Which state is {end} in "
         "after it?").format(no=no, flags=", ".join(flags), side=side,
                             other=_(SIDES["server" if sender == "client" else "client"]),
-                            end=_(SIDES[end])), tuple(choices), _join(words, why))
+                            end=_(SIDES[end])), tuple(states), _join(words, why))
 
 
 def _capital(text: str) -> str:

@@ -24,17 +24,17 @@ from typing import Any
 from sockcap.analysis.conversation import Annotated, Conversation
 from sockcap.analysis.follow import Follower
 from sockcap.analysis.summary import fmt_rtt
+from sockcap.analysis.tcpstate import EDGES
 from sockcap.codes import NOTE_EXPLANATIONS, explanation, note_kind, note_text, outcome_text
 from sockcap.decode.records import IPPROTO_TCP
-from sockcap.analysis.tcpstate import EDGES
 from sockcap.i18n import _, language, ngettext
 from sockcap.render.fields import header_fields
 from sockcap.render.follow import stream_name
 from sockcap.render.ladder import ladder_layout
 from sockcap.render.quiz import choice_text, make_questions
-from sockcap.render.step import prepare_steps
 from sockcap.render.report_page import PAGE_CSS, PAGE_SCRIPT
 from sockcap.render.seqgraph import sender_side, seqgraph_layout
+from sockcap.render.step import prepare_steps
 from sockcap.render.svg import ladder_svg, seqgraph_svg
 from sockcap.render.timeline import Clock, Timeline, endpoint, proto_name
 
@@ -101,7 +101,7 @@ def _learn(kept: Sequence[Annotated], clock: Clock) -> dict[str, Any]:
             "client": st.client.value, "server": st.server.value, "sentence": sentence,
             "moved": [[_("client") if t.client else _("server"), t.before.value, t.after.value]
                       for t in st.transitions]}
-            for a, st, sentence in zip(steps.packets, steps.states, steps.sentences)},
+            for a, st, sentence in zip(steps.packets, steps.states, steps.sentences, strict=True)},
         "edges": [[before.value, after.value, _(words)] for (before, after), words in EDGES.items()],
     }
 

@@ -46,8 +46,8 @@ def worksheet_html(packets: Sequence[Annotated], title: str, *, answers: bool,
     said = [explainer.explain(a) for a in packets]
     blanks = _blanks(packets, rng)
     questions = make_questions(packets, QUESTIONS, seed)
-    resent = next((a for a, s in zip(packets, said) if s is not None and s[0] in RESENT), None)
-    sentences = {a.no: s[1] for a, s in zip(packets, said) if s is not None}
+    resent = next((a for a, s in zip(packets, said, strict=True) if s is not None and s[0] in RESENT), None)
+    sentences = {a.no: s[1] for a, s in zip(packets, said, strict=True) if s is not None}
     heading = _("Answer key") if answers else _("Worksheet")
     name = _("Name:")
     parts = [f"<h1>{html.escape(heading)}: {html.escape(title)}</h1>",
