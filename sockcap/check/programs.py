@@ -1,12 +1,11 @@
 """The student's programs as processes: started bounded, watched through /proc, stopped by PID.
 
-Each program runs from an argv list (never a shell) in its own session, so it and every
-child it forks share one process group whose id is the program's PID: the group is what
-is watched (CPU time of a forked child spinning after its client left) and stopped
-(SIGTERM to the group, SIGKILL after a time limit). It dies with sockcap
-(``PR_SET_PDEATHSIG``), and runs under resource limits: address space, CPU seconds,
-file size, open files. Its stdout and stderr go to files whose first bytes the report
-keeps.
+Each program runs from an argv list (never a shell) inside its submission's sandbox
+(:mod:`sockcap.check.sandbox`: its own user, namespaces and cgroup, per-process limits,
+death with sockcap), under bubblewrap started in a session of its own: its process tree
+is what is watched (CPU time of a forked child spinning after its client left) and
+stopped (SIGTERM, SIGKILL after a time limit; its PID namespace with it). Its stdout and
+stderr go to files whose first bytes the report keeps.
 
 The socket states come from ``/proc/net/tcp`` and ``/proc/net/tcp6``: whether something
 listens on the port (no probe connection needed, so the capture holds only the check's
@@ -15,15 +14,12 @@ own traffic) and how many server sockets sit in CLOSE_WAIT.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-import resource
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -34,7 +30,6 @@ from sockcap.i18n import _
 
 STOP_SECONDS = 1.0  # after SIGTERM to the group, before SIGKILL
 KEPT_OUTPUT = 4096  # bytes of each output stream kept for the report
-PR_SET_PDEATHSIG = 1
 TCP_LISTEN, TCP_CLOSE_WAIT = "0A", "08"
 
 
@@ -60,30 +55,27 @@ class ProgramOutput:
 
 
 class Program:
-    """One started program and its process group (in a :class:`Sandbox` when given one:
-    the argv runs under bubblewrap there, and its ``./x`` and ``cwd`` are the sandbox's)."""
+    """One started program and its process group, always in a :class:`Sandbox`: the argv
+    runs under bubblewrap there, and its ``./x`` and ``cwd`` are the sandbox's (a student's
+    program never runs outside one)."""
 
-    def __init__(self, name: str, argv: Sequence[str], *, cwd: str | None = None,
-                 stdin: bytes | None = None, limits: Limits | None = None,
-                 env: dict[str, str] | None = None, sandbox: Sandbox | None = None) -> None:
+    def __init__(self, name: str, argv: Sequence[str], *, sandbox: Sandbox,
+                 cwd: str | None = None, stdin: bytes | None = None,
+                 limits: Limits | None = None) -> None:
         self.name = name
         self.argv = tuple(argv)
         self.sandbox = sandbox
-        self.limits = limits or (sandbox.limits if sandbox is not None else Limits())
+        self.limits = limits or sandbox.limits
         self._out = tempfile.TemporaryFile()
         self._err = tempfile.TemporaryFile()
         self.stopped = False
-        if sandbox is not None:
-            full, preexec, cwd = sandbox.argv(argv, cwd), sandbox.preexec(self.limits), "/"
-            env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-        else:
-            full, preexec = list(argv), _preexec(self.limits)
         try:
             self.proc = subprocess.Popen(
-                full, cwd=cwd, env=env, start_new_session=True,
+                sandbox.argv(argv, cwd), cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                start_new_session=True,
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=self._out, stderr=self._err,
-                preexec_fn=preexec)  # noqa: PLW1509 - resolved before fork
+                preexec_fn=sandbox.preexec(self.limits))  # noqa: PLW1509 - resolved before fork
         except FileNotFoundError as e:
             raise InputError(_("program not found: {argv}").format(argv=argv[0])) from e
         except PermissionError as e:
@@ -141,7 +133,7 @@ class Program:
             inner = [pid for pid in inner if _alive(pid)]  # the namespace being torn down
             time.sleep(0.005)
         status = self.proc.returncode
-        if self.sandbox is not None and status is not None and 128 < status < 128 + 65:
+        if status is not None and 128 < status < 128 + 65:
             status = -(status - 128)  # bubblewrap exits 128 + N for a child killed by N
         return ProgramOutput(self.name, self.argv, status, self.stopped,
                              _head(self._out), _head(self._err), self._limit(status))
@@ -151,10 +143,9 @@ class Program:
             return None
         if status == -signal.SIGXFSZ:
             return Limit.OUTPUT
-        if status == -signal.SIGXCPU or (self.sandbox is not None
-                                         and self.sandbox.cpu_exceeded.is_set()):
+        if status == -signal.SIGXCPU or self.sandbox.cpu_exceeded.is_set():
             return Limit.CPU
-        if status == -signal.SIGKILL and self.sandbox is not None and self.sandbox.memory_killed():
+        if status == -signal.SIGKILL and self.sandbox.memory_killed():
             return Limit.MEMORY
         return None
 
@@ -176,28 +167,6 @@ def _head(f: IO[bytes]) -> bytes:
     data = f.read(KEPT_OUTPUT + 1)
     f.close()
     return data
-
-
-def _preexec(limits: Limits) -> Callable[[], None]:
-    """A function for the child between fork and exec: limits, and death with sockcap."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    prctl = libc.prctl
-    parent = os.getpid()
-    mb = 1 << 20
-    settings = [(resource.RLIMIT_AS, limits.memory_mb * mb),
-                (resource.RLIMIT_CPU, limits.cpu_seconds),
-                (resource.RLIMIT_FSIZE, limits.file_mb * mb),
-                (resource.RLIMIT_NOFILE, limits.open_files),
-                (resource.RLIMIT_CORE, 0)]
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:
-            os._exit(1)
-        for which, value in settings:
-            resource.setrlimit(which, (value, value))
-
-    return preexec
 
 
 def group_members(pgid: int) -> list[int]:
