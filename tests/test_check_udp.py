@@ -1,8 +1,8 @@
 """UDP as it really is, over the lab's link: real C servers and clients (tests/c/udp_*.c)
 on two hosts of network namespaces with an MTU of 1500 and a link that loses datagrams.
 The correct ones pass; a server that answers only its first client, one that replies to
-the first client's address, one whose buffer cuts a large datagram, and a client with no
-timeout are each found and tied to packets that tshark confirms in the saved pcap."""
+the first client's address, one whose buffer cuts a large datagram, a client with no
+timeout, and a client that prints replies as they come when they came out of order are each found and tied to packets that tshark confirms in the saved pcap."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not
 
 SERVERS = {"server": "", "first-only": "BUG_FIRST_ONLY", "first-address": "BUG_FIRST_ADDRESS",
            "small-buffer": "BUG_SMALL_BUFFER"}
-CLIENTS = {"client": "", "no-timeout": "BUG_NO_TIMEOUT", "any-reply": "BUG_ANY_REPLY"}
+CLIENTS = {"client": "", "no-timeout": "BUG_NO_TIMEOUT", "any-reply": "BUG_ANY_REPLY",
+           "in-order": "BUG_IN_ORDER"}
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +166,35 @@ def test_a_client_that_takes_a_late_duplicate_for_its_reply(programs: dict[str, 
     assert data[duplicate] in (data[n] for n in facts if n < sent)  # ... sent before
     assert not any(sent < n < following and data.get(n) == data[sent] and f["src"] == "10.0.0.1"
                    for n, f in facts.items())  # its own reply had not come
+
+
+@needs_tshark
+def test_a_client_that_takes_replies_to_come_in_order(programs: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, "--client", f"{programs['client']} {{host}} {{port}}",
+                               "--only", "client_reorder")
+    assert code == 0, failed(report)  # one message in flight at a time: nothing overtakes
+    (good,) = findings(report).values()
+    assert good["finding"] == "client had one message in flight at a time"
+    assert good["check"] == "client_reorder" and good["values"]["count"] == 3
+
+    code, report, pcap = check(tmp_path, "--client",
+                               f"{programs['in-order']} {{host}} {{port}}",
+                               "--only", "client_reorder")
+    assert code == 1
+    (bad,) = failed(report).values()
+    assert bad["finding"] == "client printed the replies in the order they arrived"
+    assert "UDP keeps no order" in bad["text"]
+    values, facts, data = bad["values"], udp(pcap), payload_of(pcap)
+    first, second = values["packet"], values["other"]
+    assert first < second  # the reply to the later message came first on the client's wire
+    assert facts[first]["src"] == facts[second]["src"] == "10.0.0.1"
+    assert facts[first]["dst"] == facts[second]["dst"] == "10.0.0.2"
+    requests = [data[n] for n, f in sorted(facts.items()) if f["src"] == "10.0.0.2"]
+    assert requests.index(data[first]) + 1 == values["later"] > values["earlier"]
+    assert requests.index(data[second]) + 1 == values["earlier"]
+    assert values["printed"] == "2 1 3"  # every second reply overtook the one before it
+    assert report["programs"][0]["status"] == 0  # it got every reply: only the order is wrong
 
 
 UDP_SPEC = """

@@ -47,6 +47,7 @@ from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.udp_check import (
     judge_udp_client_duplicates,
     judge_udp_client_loss,
+    judge_udp_client_reorder,
     judge_udp_clients,
     judge_udp_large,
 )
@@ -67,7 +68,8 @@ def judge_scenario(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdi
 
 _UDP_JUDGES = {Scenario.UDP_CLIENTS: judge_udp_clients, Scenario.UDP_LARGE: judge_udp_large,
                Scenario.UDP_CLIENT_LOSS: judge_udp_client_loss,
-               Scenario.UDP_CLIENT_DUPLICATES: judge_udp_client_duplicates}
+               Scenario.UDP_CLIENT_DUPLICATES: judge_udp_client_duplicates,
+               Scenario.UDP_CLIENT_REORDER: judge_udp_client_reorder}
 
 
 def judge_client(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:

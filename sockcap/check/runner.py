@@ -76,7 +76,8 @@ TCP_ESTABLISHED = "01"  # /proc/net/tcp's state code
 TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCURRENT,
                  Scenario.BURST)
 UDP_SCENARIOS = (Scenario.ECHO, Scenario.UDP_CLIENTS, Scenario.UDP_LARGE)
-UDP_CLIENT_SCENARIOS = (Scenario.UDP_CLIENT_LOSS, Scenario.UDP_CLIENT_DUPLICATES)
+UDP_CLIENT_SCENARIOS = (Scenario.UDP_CLIENT_LOSS, Scenario.UDP_CLIENT_DUPLICATES,
+                        Scenario.UDP_CLIENT_REORDER)
 TCP_CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED)
 
 
@@ -297,7 +298,8 @@ def _udp_server_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
 def _udp_client_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
                        outputs: list[ProgramOutput], sandbox: Sandbox) -> ScenarioRun:
     """The student's UDP client on the client host against sockcap's echo server, over a
-    link that loses datagrams (or sends each reply twice)."""
+    link that loses datagrams (or sends each reply twice, or lets replies overtake: then
+    what the client printed is judged too)."""
     from sockcap.check import lab_link
 
     server = lab_link.UdpEchoServer(ns, opts.port,
@@ -317,7 +319,9 @@ def _udp_client_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
     return ScenarioRun(scenario, start, end, port=opts.port, probe=stdin,
                        client_status=output.status if exited else None,
                        client_said=bool(output.stdout.strip() or output.stderr.strip()),
-                       client_seconds=opts.client_seconds)
+                       client_seconds=opts.client_seconds,
+                       values={"stdout": output.stdout}
+                       if scenario is Scenario.UDP_CLIENT_REORDER else {})
 
 
 def _not_listening_run(opts: CheckOptions, scenario: Scenario, start: int,

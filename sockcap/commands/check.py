@@ -18,7 +18,7 @@ from sockcap.i18n import _
 # The checks --only picks: their names are the spec's and the JSON's
 CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
                "client_echo", "client_close", "client_server_closes", "client_refused",
-               "udp_clients", "udp_large", "client_timeout", "client_duplicates")
+               "udp_clients", "udp_large", "client_timeout", "client_duplicates", "client_reorder")
 
 
 @click.command(short_help=_("Run your server (and client) and say what is wrong."),
@@ -43,7 +43,7 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
 @click.option("--server", "server", default=None, metavar="CMD", help=_("The server to check, e.g. './server {port}' ({port} becomes --port)."))
 @click.option("--client", "client", default=None, metavar="CMD", help=_("Your client, e.g. './client 127.0.0.1 {port}' (it gets the messages on stdin): with --server, for the echo exchange (default: sockcap's own); alone, the client is checked against sockcap's server."))
 @click.option("--port", type=PORT, default=5001, show_default=True, help=_("The port the server listens on."))
-@click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram) or client: also over the lab's link (two hosts, MTU 1500, a link that loses datagrams): two clients at once, a datagram larger than the MTU; a client must not wait for ever for a lost reply. A client's command reaches the server as {host}."))
+@click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram) or client: also over the lab's link (two hosts, MTU 1500, a link that loses datagrams): two clients at once, a datagram larger than the MTU; a client must not wait for ever for a lost reply, nor take replies to come in order. A client's command reaches the server as {host}."))
 @click.option("--only", "only", multiple=True, type=click.Choice(CHECK_NAMES), metavar="CHECK", help=_("Run only this check (repeat): {names}.").format(names=", ".join(CHECK_NAMES)))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message for the echo exchange (repeat; a newline is added unless --no-newline)."))
 @click.option("--no-newline", is_flag=True, help=_("sockcap's client sends every message without a trailing newline (as a client that sends what was typed and nothing more); the report says what the server needed before it answered. Your own --client still gets them as lines on stdin."))
