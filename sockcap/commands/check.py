@@ -6,6 +6,7 @@ runs and captures) and :mod:`sockcap.render.check` (the words).
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from typing import Any
@@ -51,15 +52,20 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("The pcap file (default: captures/<time>-check-<port>.pcap)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
 @click.option("--json", "json_", is_flag=True, help=_("The report as one JSON object."))
+@click.option("--html", "html", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_("Also write the report as one HTML page (e.g. report.html): the findings on top, a finding's packets marked in the ladder and the table."))
 def check(server: str | None, client: str | None, port: int, udp: bool, only: tuple[str, ...],
           messages: tuple[str, ...], no_newline: bool, close_seconds: float, out: str | None,
-          force: bool, json_: bool) -> None:
+          force: bool, json_: bool, html: str | None) -> None:
     from sockcap.analysis.check import CLIENT_CHECKS, SCENARIO_OF, UDP_CHECKS, Check
     from sockcap.check.runner import DEFAULT_MESSAGES, CheckOptions, default_scenarios
     from sockcap.owner import check_output_path
 
     if out is not None:
         check_output_path(out, force=force)
+    if html is not None:
+        check_output_path(html, force=force)
+        if out is not None and os.path.abspath(html) == os.path.abspath(out):
+            raise click.UsageError(_("--html and -w name the same file"))
     if server is None and client is None:
         raise click.UsageError(_("give --server, --client or both"))
     checks = [Check(n) for n in only]
@@ -82,7 +88,7 @@ def check(server: str | None, client: str | None, port: int, udp: bool, only: tu
         scenarios=tuple(dict.fromkeys(SCENARIO_OF[c] for c in checks)) if checks else default,
         messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES,
         newline=not no_newline, close_seconds=close_seconds)
-    failed = run_check_command(opts, out=out, force=force, json_=json_)
+    failed = run_check_command(opts, out=out, force=force, json_=json_, html=html)
     sys.exit(1 if failed else 0)
 
 
@@ -96,8 +102,9 @@ def _argv(text: str, option: str) -> tuple[str, ...]:
     return argv
 
 
-def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -> bool:
-    """Run, save the pcap, print the report; True if a check failed."""
+def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool,
+                      html: str | None = None) -> bool:
+    """Run, save the pcap (and the HTML page), print the report; True if a check failed."""
     import json
     from pathlib import Path
 
@@ -124,6 +131,8 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     with PcapWriter(path, result.linktype, force=force, owner=owner) as writer:
         for frame in result.frames:
             writer.write(frame)
+    if html is not None:
+        write_check_page(result, html, path, force)
     if json_:
         click.echo(json.dumps(report_record(result.verdicts, result.outputs, path)))
     else:
@@ -135,3 +144,17 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
                                  result.outputs, path):
             click.echo(line)
     return not all(o.ok for o in outcomes(result.verdicts))
+
+
+def write_check_page(result: Any, html: str, pcap: str, force: bool) -> None:
+    """The report page of one check, as ``grade`` writes it for each student: the findings
+    on top (the first failing one chosen), the packets of the saved pcap below."""
+    from sockcap.commands.outfile import write_text_file
+    from sockcap.render.check import verdict_record
+    from sockcap.render.report import report_html
+
+    page = report_html(result.packets, result.pipeline.tracker.conversations, result.pipeline,
+                       os.path.basename(pcap), [verdict_record(v) for v in result.verdicts])
+    write_text_file(html, page, force=force, note=lambda line: click.echo(line, err=True))
+    click.echo(_("sockcap: wrote {path} ({size} KiB)").format(
+        path=html, size=len(page.encode()) >> 10), err=True)
