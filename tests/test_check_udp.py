@@ -217,6 +217,10 @@ points = 2
 [[checks]]
 name = "client_timeout"
 points = 2
+
+[[checks]]
+name = "client_reorder"
+points = 1
 """
 
 
@@ -224,7 +228,8 @@ points = 2
 def test_a_class_of_udp_servers_and_clients(tmp_path: Path) -> None:
     subs = tmp_path / "submissions"
     for student, (server_bug, client_bug) in {"alice": ("", ""), "bob": ("BUG_FIRST_ADDRESS", ""),
-                                              "carol": ("", "BUG_NO_TIMEOUT")}.items():
+                                              "carol": ("", "BUG_NO_TIMEOUT"),
+                                              "dave": ("", "BUG_IN_ORDER")}.items():
         (subs / student).mkdir(parents=True)
         for name, bug in (("udp_server.c", server_bug), ("udp_client.c", client_bug)):
             source = (C_DIR / name).read_text()
@@ -234,7 +239,9 @@ def test_a_class_of_udp_servers_and_clients(tmp_path: Path) -> None:
                 "-j", "2", "--format", "json", cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr
     scores = {g["student"]: g["score"] for g in json.loads(r.stdout)}
-    assert scores == {"alice": 6, "bob": 4, "carol": 4}
+    assert scores == {"alice": 7, "bob": 5, "carol": 5, "dave": 6}
+    dave = json.loads((tmp_path / "grades" / "dave" / "results.json").read_text())
+    assert [t["name"] for t in dave["tests"] if t["score"] < t["max_score"]] == ["client_reorder"]
 
 
 def test_a_server_bound_to_loopback_is_said_once_per_check(tmp_path: Path) -> None:
