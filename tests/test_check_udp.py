@@ -25,7 +25,8 @@ pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not
 SERVERS = {"server": "", "first-only": "BUG_FIRST_ONLY", "first-address": "BUG_FIRST_ADDRESS",
            "small-buffer": "BUG_SMALL_BUFFER"}
 CLIENTS = {"client": "", "no-timeout": "BUG_NO_TIMEOUT", "any-reply": "BUG_ANY_REPLY",
-           "in-order": "BUG_IN_ORDER"}
+           "in-order": "BUG_IN_ORDER", "matched": "BUG_IN_ORDER -DMATCH_REPLIES",
+           "quiet": "BUG_IN_ORDER -DQUIET"}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for source, variants in (("udp_server.c", SERVERS), ("udp_client.c", CLIENTS)):
         for name, bug in variants.items():
             out[name] = folder / name
-            subprocess.run(["gcc", "-O1", "-Wall", *([f"-D{bug}"] if bug else []), "-o",
+            subprocess.run(["gcc", "-O1", "-Wall", *(f"-D{bug}".split() if bug else []), "-o",
                             str(out[name]), str(C_DIR / source)], check=True, timeout=60)
     return out
 
@@ -195,6 +196,26 @@ def test_a_client_that_takes_replies_to_come_in_order(programs: dict[str, Path],
     assert requests.index(data[second]) + 1 == values["earlier"]
     assert values["printed"] == "2 1 3"  # every second reply overtook the one before it
     assert report["programs"][0]["status"] == 0  # it got every reply: only the order is wrong
+
+
+@needs_tshark
+def test_a_client_that_sends_ahead_and_matches_each_reply_to_its_line(programs: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    code, report, _ = check(tmp_path, "--client", f"{programs['matched']} {{host}} {{port}}",
+                            "--only", "client_reorder")
+    assert code == 0, failed(report)
+    (good,) = findings(report).values()
+    assert good["finding"] == "client printed the replies in its messages' order"
+    assert (good["values"]["later"], good["values"]["earlier"]) == (2, 1)
+    assert "still printed the replies in the order of its messages" in good["text"]
+
+    code, report, pcap = check(tmp_path, "--client", f"{programs['quiet']} {{host}} {{port}}",
+                               "--only", "client_reorder")
+    assert code == 1
+    (bad,) = failed(report).values()
+    assert bad["finding"] == "client did not print a reply"
+    reply = udp(pcap)[bad["values"]["reply"]]
+    assert reply["src"] == "10.0.0.1" and bad["values"]["message"] == 1
 
 
 UDP_SPEC = """
