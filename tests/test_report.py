@@ -262,6 +262,45 @@ def test_report_predict_and_step_modes_keyboard_only(browser: Any, tmp_path: Pat
     assert requests_made(browser) == [page.as_uri()]
 
 
+def test_report_quiz_seed_and_stream(tmp_path: Path) -> None:
+    """``--quiz-stream N --quiz-seed S``: the predict mode asks ``sockcap quiz --stream N
+    --seed S``'s questions, and the step mode follows that connection; a stream that is
+    not a TCP connection of the capture is one line and exit 2 (no page written)."""
+    capture = GOLDEN / "scenario-backlog.pcap"  # two TCP connections
+    page = tmp_path / "backlog.html"
+    res = sockcap("report", str(capture), "-o", str(page), "--quiz-stream", "1",
+                  "--quiz-seed", "4")
+    assert res.returncode == 0, res.stderr
+    learn = page_data(page)["learn"]
+    res = sockcap("quiz", str(capture), "--stream", "1", "--seed", "4", "--json")
+    assert res.returncode == 0, res.stderr
+    asked = json.loads(res.stdout)
+    assert learn["stream"] == 1
+    assert [{k: v for k, v in q.items() if k not in ("answer_words", "choice_words")}
+            for q in learn["quiz"]] == asked
+    stream_1 = {p["no"] for p in page_data(page)["packets"] if p["stream"] == "tcp 1"}
+    assert set(map(int, learn["steps"])) == stream_1 and {4, 5, 16} <= stream_1
+    assert {q["packet"] for q in asked} <= stream_1
+    # the default: the first connection, seed 0; another seed draws other questions
+    first = page_data(_report(capture, tmp_path / "first.html"))["learn"]
+    other = page_data(_report(capture, tmp_path / "other.html", "--quiz-seed", "4"))["learn"]
+    assert first["stream"] == other["stream"] == 0 and first["quiz"] != other["quiz"]
+    assert {q["packet"] for q in first["quiz"]} <= {2, 3, 10, 11, 13, 14}
+    for bad in (["--quiz-stream", "2"], ["--quiz-stream", "-1"], ["--quiz-seed", "x"]):
+        res = sockcap("report", str(capture), "-o", str(tmp_path / "bad.html"), *bad)
+        assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+        assert not (tmp_path / "bad.html").exists()
+    res = sockcap("report", str(GOLDEN / "echo-udp.pcap"), "-o", str(tmp_path / "u.html"),
+                  "--quiz-stream", "0")
+    assert res.returncode == 2 and "TCP streams: none" in res.stderr
+
+
+def _report(capture: Path, page: Path, *args: str) -> Path:
+    res = sockcap("report", str(capture), "-o", str(page), *args)
+    assert res.returncode == 0, res.stderr
+    return page
+
+
 @needs_browser
 def test_report_in_indonesian_has_no_english_from_the_catalogue(browser: Any, tmp_path: Path) -> None:
     """Every word the page shows, its script's included, comes from the catalogue: the

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+from sockcap.commands.options import SEED, STREAM
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
@@ -31,12 +32,16 @@ if TYPE_CHECKING:
 def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--scenario", metavar="NAME", default=None,
                      help=_("Capture this scenario now and use it instead of FILE (needs root or CAP_NET_RAW; 'sockcap run --scenario list' lists them)."))(f)
+    f = click.option("--stream", type=STREAM, default=None, metavar="N",
+                     help=_("This TCP connection (Wireshark's tcp.stream; the first one when not given)."))(f)
     f = click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))(f)
     return f
 
 
-def read_connection(file: str | None, scenario: str | None) -> tuple[Pipeline, list[Annotated]]:
-    """The first TCP connection of FILE, or of SCENARIO captured now."""
+def read_connection(file: str | None, scenario: str | None,
+                    stream: int | None = None) -> tuple[Pipeline, list[Annotated]]:
+    """TCP stream ``stream`` (the first TCP connection when None) of FILE, or of
+    SCENARIO captured now."""
     from sockcap.commands.diagram import read_conversation
 
     if (file is None) == (scenario is None):
@@ -47,7 +52,7 @@ def read_connection(file: str | None, scenario: str | None) -> tuple[Pipeline, l
     from sockcap.decode.records import IPPROTO_TCP
     from sockcap.errors import InputError
 
-    pipeline, packets = read_conversation(file, stream=None, udp=False, port=0)
+    pipeline, packets = read_conversation(file, stream=stream, udp=False, port=0)
     conv = packets[0].conv
     if conv is None or conv.proto != IPPROTO_TCP:
         raise InputError(_("no TCP connection in {path}: the quiz, the steps and the "
@@ -83,14 +88,15 @@ def _capture_scenario(name: str) -> str:
 @_source_options
 @click.option("--questions", "count", type=click.IntRange(1, 100), default=10, show_default=True,
               help=_("How many questions."))
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help=_("Which questions are drawn (the same seed gives the same quiz)."))
 @click.option("--json", "json_", is_flag=True,
               help=_("Write the questions with their answers as JSON (for teachers and scripts) instead of asking."))
-def quiz(file: str | None, scenario: str | None, count: int, seed: int, json_: bool) -> None:
+def quiz(file: str | None, scenario: str | None, stream: int | None, count: int, seed: int,
+         json_: bool) -> None:
     from sockcap.render.quiz import make_questions
 
-    _pipeline, packets = read_connection(file, scenario)
+    _pipeline, packets = read_connection(file, scenario, stream)
     questions = make_questions(packets, count, seed)
     if json_:
         json.dump([q.as_json() for q in questions], sys.stdout, ensure_ascii=False, indent=1)
@@ -148,11 +154,11 @@ def ask(questions: list, packets: list[Annotated], pipeline: Pipeline,  # type: 
               help=_("The worksheet (HTML) to write."))
 @click.option("--answers", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help=_("Also write the answer key (HTML) to FILE."))
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help=_("Which questions are drawn (the same seed gives the same quiz)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -o file if it exists."))
-def exercise(file: str | None, scenario: str | None, out: str, answers: str | None,
-             seed: int, force: bool) -> None:
+def exercise(file: str | None, scenario: str | None, stream: int | None, out: str,
+             answers: str | None, seed: int, force: bool) -> None:
     from pathlib import Path
 
     from sockcap.commands.outfile import write_text_file
@@ -164,7 +170,7 @@ def exercise(file: str | None, scenario: str | None, out: str, answers: str | No
     if answers is not None:
         check_output_path(answers, force=force)
     output = Output()
-    _pipeline, packets = read_connection(file, scenario)
+    _pipeline, packets = read_connection(file, scenario, stream)
     title = Path(file).name if file else _("scenario {name}").format(name=scenario)
     for path, key in ((out, False), (answers, True)):
         if path is not None:
@@ -177,10 +183,10 @@ def exercise(file: str | None, scenario: str | None, out: str, answers: str | No
 @click.command("step", short_help=_("Step through a connection packet by packet, with TCP states."), help=_("Step through a connection packet by packet (→ next, ← previous, q quit): the ladder, the packet's bytes and explanation, and both ends' TCP state."))
 @_source_options
 @click.option("--ascii", "ascii_", is_flag=True, help=_("ASCII lines instead of box-drawing characters."))
-def step(file: str | None, scenario: str | None, ascii_: bool) -> None:
+def step(file: str | None, scenario: str | None, stream: int | None, ascii_: bool) -> None:
     from sockcap.render.step import prepare_steps
 
-    pipeline, packets = read_connection(file, scenario)
+    pipeline, packets = read_connection(file, scenario, stream)
     try:
         steps = prepare_steps(packets, pipeline)
     except ValueError as e:

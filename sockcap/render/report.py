@@ -47,14 +47,19 @@ FOLLOW_BYTES = 64 << 10
 
 
 def report_html(annotated: Sequence[Annotated], convs: Sequence[Conversation], clock: Clock,
-                title: str, findings: Sequence[Mapping[str, Any]] = ()) -> str:
+                title: str, findings: Sequence[Mapping[str, Any]] = (), *,
+                quiz_seed: int = 0, quiz_stream: int | None = None) -> str:
     """The report page for ``annotated`` (every packet of a capture, in order) and the
     conversations they belong to (the pipeline tracker's).
 
     ``findings`` (a check's verdicts, as :func:`sockcap.render.check.verdict_record` makes
     them: ``check``, ``ok``, ``text``, ``packets``) go on top of the page; the page opens
     with the first failing one chosen, its packets marked in the ladders and the table,
-    and a click on another finding marks its packets instead."""
+    and a click on another finding marks its packets instead.
+
+    The predict and step modes are about TCP stream ``quiz_stream`` (the first TCP
+    connection when None; a stream not in ``annotated`` raises :class:`ValueError`), the
+    quiz drawn with ``quiz_seed`` as ``sockcap quiz --seed`` draws it."""
     kept, left_out = _keep(annotated)
     timeline = Timeline(clock=clock)
     drawn = [c for c in convs if _key(c) in _drawn_keys(convs)]
@@ -68,7 +73,7 @@ def report_html(annotated: Sequence[Annotated], convs: Sequence[Conversation], c
         "notes": _notes(kept),
         "findings": [{"check": str(f["check"]), "ok": bool(f["ok"]), "text": str(f["text"]),
                       "packets": [int(n) for n in f["packets"]]} for f in findings],
-        "learn": _learn(kept, clock),
+        "learn": _learn(kept, clock, quiz_seed, quiz_stream),
         "words": page_words(),
     }
     by_conv = _by_conversation(kept, drawn)
@@ -79,16 +84,24 @@ def report_html(annotated: Sequence[Annotated], convs: Sequence[Conversation], c
 QUIZ_QUESTIONS = 10
 
 
-def _learn(kept: Sequence[Annotated], clock: Clock) -> dict[str, Any]:
-    """The predict and step modes' data: the first TCP connection's quiz (the terminal
-    quiz's questions, seed 0) and each of its packets' states and sentence."""
+def _learn(kept: Sequence[Annotated], clock: Clock, seed: int,
+           stream: int | None) -> dict[str, Any]:
+    """The predict and step modes' data: TCP stream ``stream``'s quiz (the first TCP
+    connection's when None; the terminal quiz's questions for ``seed``) and each of its
+    packets' states and sentence."""
     tcp = next((a.conv for a in kept if a.conv is not None and a.conv.proto == IPPROTO_TCP
-                and a.packet.seq >= 0), None)
+                and a.packet.seq >= 0 and stream in (None, a.conv.stream)), None)
     if tcp is None:
-        return {"quiz": [], "steps": {}, "edges": []}
+        if stream is not None:
+            streams = sorted({a.conv.stream for a in kept if a.conv is not None
+                              and a.conv.proto == IPPROTO_TCP})
+            raise ValueError(_("no tcp stream {stream} for the quiz and the steps (the "
+                               "capture's TCP streams: {streams})").format(
+                stream=stream, streams=", ".join(map(str, streams)) or _("none")))
+        return {"quiz": [], "steps": {}, "edges": [], "stream": None}
     packets = [a for a in kept if a.conv is tcp]
     quiz = []
-    for q in make_questions(packets, QUIZ_QUESTIONS, 0):
+    for q in make_questions(packets, QUIZ_QUESTIONS, seed):
         record = q.as_json()
         record["answer_words"] = choice_text(q.field, q.answer)
         if q.choices is not None:
@@ -97,6 +110,7 @@ def _learn(kept: Sequence[Annotated], clock: Clock) -> dict[str, Any]:
     steps = prepare_steps(packets, clock)
     return {
         "quiz": quiz,
+        "stream": tcp.stream,
         "steps": {str(a.no): {
             "client": st.client.value, "server": st.server.value, "sentence": sentence,
             "moved": [[_("client") if t.client else _("server"), t.before.value, t.after.value]
@@ -307,7 +321,8 @@ def _page(title: str, data: dict[str, Any], pictures: str, summary: str) -> str:
         14: _("Press p: the packets from the one asked about on are hidden; type the answer (or a choice's number) and press Enter."),
         15: _("your answer"),
         16: _("Step through: each end's TCP state"),
-        17: _("Select a packet of the first TCP connection (↑ ↓ step): both ends' state after it, its explanation, and the arrows of the state diagram (RFC 9293) it took."),
+        17: _("Select a packet of tcp stream {stream} (↑ ↓ step): both ends' state after it, its explanation, and the arrows of the state diagram (RFC 9293) it took.").format(
+            stream=data["learn"]["stream"] if data["learn"]["stream"] is not None else "-"),
         18: _("Ladder and time-sequence graph"),
         19: _("Packets"),
         20: _("time"),
