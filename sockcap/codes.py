@@ -72,6 +72,9 @@ class Outcome(Code):
     CLOSED = "FIN both ways"
     HALF_CLOSED = "half-closed"
     OPEN = "still open"
+    # the client's SYN and nothing from the server: nothing was ever opened (a server
+    # down or filtered, a full backlog), so not "still open"
+    UNANSWERED = "SYN unanswered"
 
 
 class Note(Code):
@@ -203,6 +206,7 @@ OUTCOME_WORDS = {
     Outcome.CLOSED: N_("FIN both ways"),
     Outcome.HALF_CLOSED: N_("half-closed"),
     Outcome.OPEN: N_("still open"),
+    Outcome.UNANSWERED: N_("SYN never answered"),
 }
 
 NOTE_WORDS = {
