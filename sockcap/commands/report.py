@@ -14,6 +14,8 @@ from sockcap.commands.options import SEED, STREAM
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
+    from sockcap.analysis.calls import Call
+    from sockcap.decode.ftrace import KernelEvent
     from sockcap.analysis.conversation import Annotated, Conversation
     from sockcap.output import Output
     from sockcap.render.timeline import Clock
@@ -51,8 +53,11 @@ def report(file: str, out: str, force: bool, quiz_stream: int | None, quiz_seed:
 
 def write_report(annotated: Sequence[Annotated], convs: Sequence[Conversation], clock: Clock,
                  title: str, out: str, force: bool, output: Output, *, quiz_seed: int = 0,
-                 quiz_stream: int | None = None) -> None:
-    """Render the page and write it to ``out``; says where on stderr."""
+                 quiz_stream: int | None = None, calls: Sequence[Call] = (),
+                 events: Sequence[KernelEvent] = ()) -> None:
+    """Render the page and write it to ``out``; says where on stderr. ``calls`` and
+    ``events``: the programs' calls and the kernel's events, tied to the packets, where
+    they were recorded (the step mode's states and FIN sentences use them)."""
     import os
 
     from sockcap.commands.outfile import write_text_file
@@ -61,7 +66,8 @@ def write_report(annotated: Sequence[Annotated], convs: Sequence[Conversation], 
 
     try:
         page = report_html(annotated, convs, clock, os.path.basename(title),
-                           quiz_seed=quiz_seed, quiz_stream=quiz_stream)
+                           quiz_seed=quiz_seed, quiz_stream=quiz_stream, calls=calls,
+                           events=events)
     except ValueError as e:
         raise InputError(str(e)) from None
     write_text_file(out, page, force=force, note=output.note)
