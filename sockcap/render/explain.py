@@ -123,8 +123,9 @@ OTH_HANDSHAKE = N_("A SYN and a SYN-ACK were seen, but not the handshake's last 
 
 # Packets whose note reads otherwise than what the evidence shows (after the notes list).
 READINGS = (
-    (Why.COPY, N_("  read closely: {count} of these packets were captured twice (same IP ID and "
-                  "TCP fields): sent once, not retransmitted or repeated.")),
+    (Why.COPY, N_("  read closely: {count} of these packets were seen twice (same IP ID and "
+                  "TCP fields): sent once and copied by the capture or the link, not "
+                  "retransmitted or repeated.")),
     (Why.DSACK, N_("  read closely: {count} duplicate ACKs carry a D-SACK block: bytes arrived "
                    "twice, nothing is missing.")),
     (Why.FIN_ACK_AGAIN, N_("  read closely: {count} duplicate ACKs acknowledge a re-sent FIN "
@@ -310,9 +311,11 @@ def _kinds(a: Annotated) -> set[Note]:
 
 
 def _is_copy(a: Annotated, own: _Side) -> bool:
-    """The same packet as the previous one from this side, captured a second time: same
+    """The same packet as the previous one from this side, seen a second time: same
     IPv4 ID (a sender gives each packet its own; 0 is too common to count) and TCP
-    fields, sooner than any retransmission timeout."""
+    fields, sooner than any retransmission timeout. The copy may be the capture's (two
+    interfaces, a mirrored port) or the link's (``lab --duplicate``: the receiver got it
+    twice); nothing in the packet tells which, so the sentence names both."""
     last, p = own.last, a.packet
     return (last is not None and p.ip_id > 0 and last[:5] == _fingerprint(a)[:5]
             and 0 <= p.ts_ns - last[6] < COPY_WITHIN_NS)
@@ -371,10 +374,11 @@ def _tcp_sentence(a: Annotated, side: str, own: _Side, peer: _Side) -> tuple[Why
     if _is_copy(a, own):
         assert own.last is not None
         return Why.COPY, _(
-            "The same packet as no. {no}, captured a second time {ms} ms later (same IP ID "
-            "{id}, same Seq, Ack and flags): {side} sent it once; the capture saw it twice "
-            "(two interfaces, or a mirrored port). It is neither a retransmission nor a "
-            "duplicate ACK.").format(no=own.last[5], ms=_ms(p.ts_ns - own.last[6]),
+            "The same packet as no. {no}, seen a second time {ms} ms later (same IP ID "
+            "{id}, same Seq, Ack and flags): {side} sent it once; the copy was made after "
+            "it left, by the capture (two interfaces, a mirrored port) or by the link (a "
+            "network that duplicates packets delivers both). It is neither a retransmission "
+            "nor a duplicate ACK.").format(no=own.last[5], ms=_ms(p.ts_ns - own.last[6]),
                                      id=p.ip_id, side=side)
     if flags & RST:
         return _rst_sentence(a, side, other, kinds)

@@ -151,6 +151,9 @@ STYLE = """
 .sc-states .sc-state rect { fill: #f9fafb; stroke: #6b7280; stroke-width: 1.2; }
 .sc-states .sc-state text { font-weight: bold; }
 .sc-states .sc-edge polyline { fill: none; stroke: #d1d5db; stroke-width: 1.4; }
+.sc-states .sc-edge polygon { fill: #9ca3af; }
+.sc-states .sc-client-path polygon { fill: #b91c1c; } .sc-states .sc-server-path polygon { fill: #1d4ed8; }
+.sc-states .sc-client-path.sc-server-path polygon { fill: #7c3aed; } .sc-states .sc-now polygon { fill: #f59e0b; }
 .sc-states .sc-edge text { font-size: 10px; fill: #9ca3af; }
 .sc-states .sc-extra polyline { stroke-dasharray: 5 3; }
 .sc-states .sc-client-path polyline { stroke: #b91c1c; stroke-width: 2.4; }
@@ -172,12 +175,6 @@ def state_diagram_svg(diagram: StateDiagram, document: bool = True) -> str:
                               "viewBox": f"0 0 {WIDTH} {HEIGHT}", "class": "sc-states"})
     ET.SubElement(root, "title").text = diagram.title
     ET.SubElement(root, "style").text = STYLE
-    defs = ET.SubElement(root, "defs")
-    marker = ET.SubElement(defs, "marker", {
-        "id": "sc-state-head", "viewBox": "0 0 10 10", "refX": "10", "refY": "5",
-        "markerWidth": "7", "markerHeight": "7", "orient": "auto-start-reverse",
-        "markerUnits": "userSpaceOnUse"})
-    ET.SubElement(marker, "path", {"d": "M 0 0 L 10 5 L 0 10 z", "fill": "#6b7280"})
     ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(WIDTH),
                                  "height": str(HEIGHT), "fill": "#ffffff"})
     for edge in diagram.edges:
@@ -208,8 +205,8 @@ def _edge(root: ET.Element, edge: Edge) -> None:
                                   "data-edge": f"{edge.before.value} {edge.after.value}"})
     ET.SubElement(g, "title").text = f"{edge.before.value} → {edge.after.value}: {edge.words}"
     ET.SubElement(g, "polyline", {
-        "points": " ".join(f"{_n(x)},{_n(y)}" for x, y in edge.points),
-        "marker-end": "url(#sc-state-head)"})
+        "points": " ".join(f"{_n(x)},{_n(y)}" for x, y in edge.points)})
+    ET.SubElement(g, "polygon", {"points": _head(edge.points[-2], edge.points[-1])})
     place = LABELS.get((edge.before, edge.after))
     if place is not None:
         x, y, anchor = place
@@ -224,6 +221,15 @@ def _edge(root: ET.Element, edge: Edge) -> None:
             "x": _n(mx), "y": _n(my), "text-anchor": "middle",
             "transform": f"rotate({_n(angle)} {_n(mx)} {_n(my)})"})
     label.text = edge.words
+
+
+def _head(start: tuple[float, float], end: tuple[float, float], size: float = 8) -> str:
+    """The arrowhead at ``end`` of the segment from ``start`` (a polygon: the page
+    references nothing, not even a marker by ``url(#...)``)."""
+    angle = math.atan2(end[1] - start[1], end[0] - start[0])
+    left = (end[0] - size * math.cos(angle - 0.4), end[1] - size * math.sin(angle - 0.4))
+    right = (end[0] - size * math.cos(angle + 0.4), end[1] - size * math.sin(angle + 0.4))
+    return " ".join(f"{_n(x)},{_n(y)}" for x, y in (end, left, right))
 
 
 def _longest(points: tuple[tuple[float, float], ...]
