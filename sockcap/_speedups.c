@@ -1898,6 +1898,7 @@ static int end_state(const Conv *c) {
     if (c->proto != 6) return END_NONE;
     if (c->refused) return END_REFUSED;
     if (c->reset) return END_RESET;
+    if (c->syn_ts >= 0 && c->synack_ts < 0 && !c->dirs[1].packets) return END_UNANSWERED;
     if (c->dirs[0].fin && c->dirs[1].fin) return END_CLOSED;
     return c->closing ? END_HALF_CLOSED : END_OPEN;
 }

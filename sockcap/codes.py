@@ -72,6 +72,9 @@ class Outcome(Code):
     CLOSED = "FIN both ways"
     HALF_CLOSED = "half-closed"
     OPEN = "still open"
+    # the client's SYN and nothing from the server: nothing was ever opened (a server
+    # down or filtered, a full backlog), so not "still open"
+    UNANSWERED = "SYN unanswered"
 
 
 class Note(Code):
@@ -203,6 +206,7 @@ OUTCOME_WORDS = {
     Outcome.CLOSED: N_("FIN both ways"),
     Outcome.HALF_CLOSED: N_("half-closed"),
     Outcome.OPEN: N_("still open"),
+    Outcome.UNANSWERED: N_("SYN never answered"),
 }
 
 NOTE_WORDS = {
@@ -260,8 +264,8 @@ PLACED_WORDS = {
 # What each note means, in a sentence (``--explain``). Decoder damage has none: the
 # timeline shows it where it is.
 NOTE_EXPLANATIONS = {
-    Note.RETRANSMISSION: N_("The sender sent bytes it had sent before; the sentence under each packet says why, from what the capture shows: a timeout, duplicate ACKs, SACK, or a copy of one packet captured twice."),
-    Note.SYN_RETRANSMITTED: N_("A SYN or SYN-ACK sent again because no answer came back in time (or one packet captured twice: see the sentence under it)."),
+    Note.RETRANSMISSION: N_("The sender sent bytes it had sent before; the sentence under each packet says why, from what the capture shows: a timeout, duplicate ACKs, SACK, or one packet seen twice (copied by the capture or the link)."),
+    Note.SYN_RETRANSMITTED: N_("A SYN or SYN-ACK sent again because no answer came back in time (or one packet seen twice, copied by the capture or the link: see the sentence under it)."),
     Note.SPURIOUS_RETRANSMISSION: N_("Bytes sent again although the receiver had already ACKed them: the first copy arrived, but its ACK was lost or late, so the retransmission was not needed."),
     Note.FAST_RETRANSMISSION: N_("Bytes sent again right after duplicate ACKs said they were missing, without waiting for a timeout."),
     Note.OUT_OF_ORDER: N_("This segment arrived after one with a higher sequence number."),

@@ -112,6 +112,28 @@ def course_server(programs: dict[str, Path]) -> Any:
 
 
 @needs_capture
+@needs_gcc
+@needs_strace
+def test_a_fin_is_explained_by_the_recorded_close(
+        programs: dict[str, Path], course_server: int, tmp_path: Path) -> None:
+    """``capture --calls --explain``: the course's client ends with close(), strace saw
+    it, and the FIN it sent is explained by it (nothing more is read; data arriving now
+    gets an RST) instead of what a shutdown() or a close() would each mean."""
+    port = course_server
+    res = sockcap("capture", "--calls", "--explain", "-w", str(tmp_path / "c.pcap"), "-f",
+                  f"tcp port {port}", "--", str(programs["client"]), "127.0.0.1", str(port),
+                  input="hello\n", timeout=DEADLINE)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    fin = next(i for i, line in enumerate(lines)
+               if "[FIN, ACK]" in line and line.split()[2] == "client")
+    assert lines[fin + 1].strip().startswith(
+        "FIN: the client's program called close() (recorded): it sends and reads nothing "
+        "more, and data that still arrives is answered with RST."), lines[fin:fin + 2]
+    assert "After shutdown() the client can still receive" not in res.stdout
+
+
+@needs_capture
 @needs_tshark
 @needs_gcc
 @needs_strace

@@ -19,8 +19,10 @@ code, and its words) must match it:
   FIN (tshark's ``tcp.seq`` of a FIN from the other side) lies between S and A;
 - a SYN with data names its bytes; SYN+FIN/RST or FIN+RST is called invalid.
 
-Captures: every public capture of the corpus (read in place) and the loopback captures
-in tests/golden (made by ``sockcap run --capture --scenario NAME``).
+Captures: every public capture of the corpus (read in place), the loopback captures
+in tests/golden (made by ``sockcap run --capture --scenario NAME``), three lab runs kept
+there (``lab-*.pcap``: drops, a duplicating link, a reordering one), and three lab runs
+made now, whose printed sentences are the ones checked.
 """
 
 from __future__ import annotations
@@ -431,3 +433,57 @@ def test_nagle_with_delayed_ack_where_the_capture_shows_the_stall() -> None:
             expected.add(no)
     said = {a.no for a, _w, s in explained(path) if "Nagle's algorithm held them" in s}
     assert said == expected and len(said) >= 1
+
+
+# --- the lab -------------------------------------------------------------------------
+# Three lab runs (real namespaces, a veth link that drops, duplicates or reorders): every
+# sentence the lab prints is the one checked here against tshark, on the link's capture
+# (what the lab explains) and on each end's. tests/golden/lab-*.pcap keep one run of each
+# with its sentences as goldens in both languages (TESTLIST, test_language.py).
+
+LAB_RUNS = {
+    "drop": ("--drop-every", "5", "--count", "20"),
+    "duplicate": ("--duplicate", "20%", "--seed", "3", "--count", "20"),
+    "reorder": ("--reorder", "30%", "--seed", "13", "--count", "3", "--size", "5000"),
+}
+
+
+def _lab_ready() -> str:
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return "the lab's link needs root here"
+    missing = [t for t in ("ip", "nft", "tshark") if shutil.which(t) is None]
+    return f"{missing[0]} is not installed" if missing else ""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(_lab_ready()), reason=_lab_ready() or "ok")
+@pytest.mark.parametrize("run", sorted(LAB_RUNS))
+def test_every_sentence_the_lab_prints(run: str, tmp_path: Path) -> None:
+    from conftest import sockcap
+
+    out = tmp_path / run
+    res = sockcap("lab", "--tcp", "--explain", "--out", str(out), *LAB_RUNS[run], timeout=240)
+    assert res.returncode == 0, res.stderr
+    printed = [line.strip() for line in res.stdout.splitlines() if line.startswith("      ")]
+    said = explained(out / "link.pcap")
+    # the lab explains the link's capture: its sentences are these, in this order
+    assert [sentence for _a, _why, sentence in said] == printed[:len(said)]
+    for name in ("link", "server", "client"):
+        check_sentences(out / f"{name}.pcap")
+    if run == "duplicate":
+        copies = [s for _a, why, s in explained(out / "server.pcap") if why is Why.COPY]
+        assert copies and all("by the link" in s for s in copies)
+
+
+def test_a_copy_made_by_the_link_is_not_blamed_on_the_capture() -> None:
+    """lab --duplicate: the receiver got the copy (it D-SACKs the data it got twice), so
+    the sentence cannot say only that the capture saw it twice."""
+    said = explained(GOLDEN / "lab-duplicate.pcap")
+    whys = [why for _a, why, _s in said]
+    assert Why.COPY in whys and Why.DSACK in whys
+    for _a, why, sentence in said:
+        if why is Why.COPY:
+            assert "by the capture (two interfaces, a mirrored port) or by the link" in sentence

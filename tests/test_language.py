@@ -21,7 +21,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 PO = Path(__file__).resolve().parents[1] / "sockcap" / "locale" / "id" / "LC_MESSAGES" / "sockcap.po"
 CAPTURES = ("echo-tcp", "echo-udp", "diagram-refused", "diagram-reset", "diagram-rto",
             "scenario-half-close", "scenario-coalesce", "scenario-time-wait",
-            "scenario-timeout", "scenario-backlog")
+            "scenario-timeout", "scenario-backlog", "lab-drop", "lab-duplicate", "lab-reorder")
 
 
 def golden_name(name: str) -> str:

@@ -18,6 +18,7 @@ import pytest
 from conftest import CORPUS, ROOT, needs_capture, needs_corpus, needs_tshark, sockcap
 
 from sockcap.analysis.tcpstate import TcpState, connection_states
+from sockcap.capture.kernel import tracefs_root
 from sockcap.commands.diagram import read_conversation
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -183,7 +184,8 @@ def test_step_on_a_terminal_moves_with_the_arrow_keys() -> None:
         assert "packet 1 of 14" in first and "SYN_SENT" in first
         term.type("\x1b[C")
         term.wait_for("packet 2 of 14")
-        assert "LISTEN → SYN_RCVD" in term.wait_for("the packet's bytes:")
+        assert "LISTEN → SYN_RCVD   (inferred from the packets)" in \
+            term.wait_for("the packet's bytes:")
         term.type("\x1b[C")
         term.wait_for("packet 3 of 14")
         assert "SYN_RCVD → ESTABLISHED" in term.wait_for("the packet's bytes:")
@@ -299,6 +301,8 @@ if __name__ == "__main__":
     (("step", "/nonexistent.pcap"), "no such file"),
     (("exercise", str(ECHO), "-o", "/nonexistent-dir/w.html"), ""),
     (("quiz", "--scenario", "no-such-scenario", "--json"), "no scenario no-such-scenario"),
+    (("step", str(ECHO), "--kernel"), "--kernel needs --scenario NAME"),
+    (("step", str(ECHO), "--stream", "1"), "no tcp stream 1"),
 ])
 def test_bad_input_is_one_line(args: tuple[str, ...], words: str) -> None:
     res = sockcap(*args)
@@ -331,3 +335,47 @@ def test_quiz_on_a_scenario_captured_now(tmp_path: Path) -> None:
         for q in questions:
             if q["field"] in TSHARK_FIELDS:
                 assert q["answer"] == tshark_value(q["field"], rows[q["packet"]], server_port)
+
+
+ROOT_TRACEFS = os.geteuid() == 0 and tracefs_root() is not None
+
+
+def _steps(text: str) -> list[str]:
+    """The screens ``step`` drew from a pipe, one a packet."""
+    import re
+
+    return re.split(r"^packet \d+ of \d+ ", text, flags=re.M)[1:]
+
+
+@needs_capture
+def test_step_explains_a_fin_by_the_recorded_call(tmp_path: Path) -> None:
+    """``step --scenario time-wait``: sockcap's own calls were recorded, so the client's
+    FIN is its shutdown(SHUT_WR) and the server's, after the client's FIN arrived, its
+    LAST_ACK; the states are inferred (no --kernel) and say so."""
+    res = sockcap("step", "--scenario", "time-wait", cwd=tmp_path, input="n\n" * 20 + "q\n")
+    assert res.returncode == 0, res.stderr
+    screens = _steps(res.stdout)
+    fin = next(s for s in screens if "the client's program called" in s)
+    assert "FIN: the client's program called shutdown(SHUT_WR) (recorded): it has nothing " \
+           "more to send and can still receive." in fin
+    assert "(recorded by the kernel)" not in res.stdout
+    assert "ESTABLISHED → FIN_WAIT_1   (inferred from the packets)" in fin
+
+
+@needs_capture
+@pytest.mark.skipif(not ROOT_TRACEFS, reason="--kernel needs root and tracefs")
+def test_step_shows_the_kernels_states(tmp_path: Path) -> None:
+    """``step --scenario time-wait --kernel``: both ends' states are the kernel's, where
+    they differ from the inference too (the server's SYN_RCVD comes at the handshake's
+    last ACK; the client passes FIN_WAIT_2 on its way to TIME_WAIT)."""
+    res = sockcap("step", "--scenario", "time-wait", "--kernel", cwd=tmp_path,
+                  input="n\n" * 20 + "q\n")
+    assert res.returncode == 0, res.stderr
+    screens = _steps(res.stdout)
+    assert "(inferred from the packets)" not in res.stdout
+    assert "server  LISTEN   (recorded by the kernel)" in screens[1]  # the SYN-ACK
+    assert "server  LISTEN → SYN_RCVD → ESTABLISHED   (recorded by the kernel)" in screens[2]
+    assert any("client  FIN_WAIT_1 → FIN_WAIT_2 → TIME_WAIT   (recorded by the kernel)" in s
+               or "client  FIN_WAIT_2 → TIME_WAIT   (recorded by the kernel)" in s
+               for s in screens)
+    assert screens[-1].count("(recorded by the kernel)") == 2

@@ -254,12 +254,170 @@ def test_report_predict_and_step_modes_keyboard_only(browser: Any, tmp_path: Pat
     browser.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
     assert selected(browser) == 2
     strip = browser.find_element(By.ID, "state-strip").text
-    assert "client: SYN_SENT → ESTABLISHED" in strip and "server: LISTEN → SYN_RCVD" in strip
-    taken = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#state-diagram li.taken")]
-    assert len(taken) == 2 and any("SYN_SENT → ESTABLISHED" in t for t in taken)
+    assert "client: SYN_SENT → ESTABLISHED (inferred from the packets)" in strip
+    assert "server: LISTEN → SYN_RCVD (inferred from the packets)" in strip
+    # the drawn state diagram: this packet's arrows and where each end is now
+    assert diagram_marks(browser) == ({"LISTEN SYN_RCVD", "SYN_SENT ESTABLISHED"},
+                                      "ESTABLISHED", "SYN_RCVD")
+    # the path the connection took, drawn in each end's colour whatever packet is selected
+    client_path = {g.get_attribute("data-edge") for g in browser.find_elements(
+        By.CSS_SELECTOR, "#state-diagram g.sc-client-path")}
+    server_path = {g.get_attribute("data-edge") for g in browser.find_elements(
+        By.CSS_SELECTOR, "#state-diagram g.sc-server-path")}
+    assert client_path == {"CLOSED SYN_SENT", "SYN_SENT ESTABLISHED", "ESTABLISHED FIN_WAIT_1",
+                           "FIN_WAIT_1 TIME_WAIT"}
+    assert server_path == {"LISTEN SYN_RCVD", "SYN_RCVD ESTABLISHED", "ESTABLISHED CLOSE_WAIT",
+                           "CLOSE_WAIT LAST_ACK", "LAST_ACK CLOSED"}
+    browser.switch_to.active_element.send_keys(Keys.ARROW_DOWN)
+    assert diagram_marks(browser) == ({"SYN_RCVD ESTABLISHED"}, "ESTABLISHED", "ESTABLISHED")
+    assert_drawing_is_legible(browser)
     assert "Ack 1 = Seq 0 + 1" in browser.find_element(By.ID, "state-sentence").text
     assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
     assert requests_made(browser) == [page.as_uri()]
+
+
+def test_report_quiz_seed_and_stream(tmp_path: Path) -> None:
+    """``--quiz-stream N --quiz-seed S``: the predict mode asks ``sockcap quiz --stream N
+    --seed S``'s questions, and the step mode follows that connection; a stream that is
+    not a TCP connection of the capture is one line and exit 2 (no page written)."""
+    capture = GOLDEN / "scenario-backlog.pcap"  # two TCP connections
+    page = tmp_path / "backlog.html"
+    res = sockcap("report", str(capture), "-o", str(page), "--quiz-stream", "1",
+                  "--quiz-seed", "4")
+    assert res.returncode == 0, res.stderr
+    learn = page_data(page)["learn"]
+    res = sockcap("quiz", str(capture), "--stream", "1", "--seed", "4", "--json")
+    assert res.returncode == 0, res.stderr
+    asked = json.loads(res.stdout)
+    assert learn["stream"] == 1
+    assert [{k: v for k, v in q.items() if k not in ("answer_words", "choice_words")}
+            for q in learn["quiz"]] == asked
+    stream_1 = {p["no"] for p in page_data(page)["packets"] if p["stream"] == "tcp 1"}
+    assert set(map(int, learn["steps"])) == stream_1 and {4, 5, 16} <= stream_1
+    assert {q["packet"] for q in asked} <= stream_1
+    # the default: the first connection, seed 0; another seed draws other questions
+    first = page_data(_report(capture, tmp_path / "first.html"))["learn"]
+    other = page_data(_report(capture, tmp_path / "other.html", "--quiz-seed", "4"))["learn"]
+    assert first["stream"] == other["stream"] == 0 and first["quiz"] != other["quiz"]
+    assert {q["packet"] for q in first["quiz"]} <= {2, 3, 10, 11, 13, 14}
+    for bad in (["--quiz-stream", "2"], ["--quiz-stream", "-1"], ["--quiz-seed", "x"]):
+        res = sockcap("report", str(capture), "-o", str(tmp_path / "bad.html"), *bad)
+        assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+        assert not (tmp_path / "bad.html").exists()
+    res = sockcap("report", str(GOLDEN / "echo-udp.pcap"), "-o", str(tmp_path / "u.html"),
+                  "--quiz-stream", "0")
+    assert res.returncode == 2 and "TCP streams: none" in res.stderr
+
+
+def diagram_marks(driver: Any) -> tuple[set[str], str, str]:
+    """The arrows marked as the selected packet's, the client's and the server's state."""
+    from selenium.webdriver.common.by import By
+
+    now = {g.get_attribute("data-edge")
+           for g in driver.find_elements(By.CSS_SELECTOR, "#state-diagram g.sc-edge.sc-now")}
+    (client,) = driver.find_elements(By.CSS_SELECTOR, "#state-diagram g.sc-state.sc-client-at")
+    (server,) = driver.find_elements(By.CSS_SELECTOR, "#state-diagram g.sc-state.sc-server-at")
+    return now, client.get_attribute("data-state"), server.get_attribute("data-state")
+
+
+def assert_drawing_is_legible(driver: Any) -> None:
+    """As drawn by the browser: every state box and every arrow's words (slanted ones
+    too, as the quadrilaterals they cover on the screen) inside the picture, no words over
+    a box or over other words."""
+    shapes = driver.execute_script("""
+      const quad = (e) => { const b = e.getBBox(), m = e.getScreenCTM();
+        return [[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height],
+                [b.x, b.y + b.height]].map(([x, y]) => {
+                  const p = new DOMPoint(x, y).matrixTransform(m); return [p.x, p.y]; }); };
+      const svg = document.querySelector('#state-diagram svg');
+      return {svg: quad(svg.querySelector('rect')),
+              states: [...svg.querySelectorAll('g.sc-state rect')].map(quad),
+              words: [...svg.querySelectorAll('g.sc-edge > text')].map(
+                (t) => [t.textContent, quad(t)])};""")
+    picture = shapes["svg"]
+    assert picture[1][0] - picture[0][0] > 400
+    assert len(shapes["states"]) == 11 and len(shapes["words"]) >= 15
+    for word, q in shapes["words"]:
+        assert all(picture[0][0] <= x <= picture[2][0] and picture[0][1] <= y <= picture[2][1]
+                   for x, y in q), word
+        assert not any(_quads_overlap(q, state) for state in shapes["states"]), word
+    for i, (word, q) in enumerate(shapes["words"]):
+        for other, other_q in shapes["words"][i + 1:]:
+            assert not _quads_overlap(q, other_q), (word, other)
+
+
+def _quads_overlap(a: list[list[float]], b: list[list[float]], slack: float = 1.0) -> bool:
+    """Two convex quadrilaterals overlap by more than ``slack`` pixels (separating axes)."""
+    for quad in (a, b):
+        for i in range(4):
+            (x1, y1), (x2, y2) = quad[i], quad[(i + 1) % 4]
+            nx, ny = y1 - y2, x2 - x1
+            norm = (nx * nx + ny * ny) ** 0.5 or 1.0
+            pa = [(x * nx + y * ny) / norm for x, y in a]
+            pb = [(x * nx + y * ny) / norm for x, y in b]
+            if max(pa) - slack <= min(pb) or max(pb) - slack <= min(pa):
+                return False
+    return True
+
+
+def _report(capture: Path, page: Path, *args: str) -> Path:
+    res = sockcap("report", str(capture), "-o", str(page), *args)
+    assert res.returncode == 0, res.stderr
+    return page
+
+
+KERNEL_NAMES = {"CLOSE": "CLOSED", "SYN_RECV": "SYN_RCVD", "FIN_WAIT1": "FIN_WAIT_1",
+                "FIN_WAIT2": "FIN_WAIT_2"}
+
+
+def _root_tracefs() -> bool:
+    import os
+
+    from sockcap.capture.kernel import tracefs_root
+
+    return os.geteuid() == 0 and tracefs_root() is not None
+
+
+@needs_browser
+@pytest.mark.skipif(not can_capture() or not _root_tracefs(),
+                    reason="--kernel needs root, tracefs and a capture on lo")
+def test_report_steps_through_the_kernels_states(browser: Any, tmp_path: Path) -> None:
+    """``run --capture --kernel --report``: the step mode shows the states the kernel
+    recorded (each one the kernel's inet_sock_set_state as ``--json`` prints it, at the
+    packet it is tied to), says so, and explains the client's FIN by its recorded
+    shutdown(SHUT_WR)."""
+    from selenium.webdriver.common.by import By
+
+    pcap = tmp_path / "k.pcap"
+    res = sockcap("run", "--capture", "--kernel", "--report", "--json", "--out", str(pcap),
+                  cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    changes = [r for r in rows if r.get("event") == "inet_sock_set_state"
+               and r["conversation"] == 0 and r["packets"]]
+    assert len(changes) >= 8
+    page = tmp_path / "k.html"
+    steps = page_data(page)["learn"]["steps"]
+    assert all(s["recorded"] == [True, True] for s in steps.values())
+    for change in changes:  # each recorded change is the step's, at its packet
+        moved = steps[str(change["packets"][0])]["moved"]
+        before, after = (KERNEL_NAMES.get(change[k], change[k]) for k in ("old_state", "new_state"))
+        assert [change["side"] == "client", before, after] in moved, (change, moved)
+    # the server's LISTEN → SYN_RCVD → ESTABLISHED all at the handshake's last ACK: Linux
+    # keeps the SYN in a request socket until then
+    third = next(r for r in rows if r.get("type") == "packet" and r["no"] == 3)
+    assert third["flags"] == ["ACK"]
+    browser.get(page.as_uri())
+    browser.find_element(By.CSS_SELECTOR, '#packet-table tr[data-no="3"]').click()
+    strip = browser.find_element(By.ID, "state-strip").text
+    assert "server: LISTEN → SYN_RCVD → ESTABLISHED (recorded by the kernel)" in strip
+    assert diagram_marks(browser) == ({"LISTEN SYN_RCVD", "SYN_RCVD ESTABLISHED"},
+                                      "ESTABLISHED", "ESTABLISHED")
+    fin = next(r for r in rows if r.get("type") == "packet" and "FIN" in r["flags"])
+    browser.find_element(By.CSS_SELECTOR, f'#packet-table tr[data-no="{fin["no"]}"]').click()
+    assert "program called shutdown(SHUT_WR) (recorded)" in \
+        browser.find_element(By.ID, "state-sentence").text
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
 
 
 @needs_browser

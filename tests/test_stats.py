@@ -36,8 +36,8 @@ def tshark_conversations(path: Path, proto: str) -> dict[frozenset[str], tuple[s
     return convs
 
 
-def stats_json(path: Path) -> dict:
-    res = sockcap("stats", "--json", str(path))
+def stats_json(path: Path, env: dict[str, str | None] | None = None) -> dict:
+    res = sockcap("stats", "--json", str(path), env=env)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
@@ -166,3 +166,52 @@ def test_run_capture_summary_says_how_it_ended(tmp_path: Path) -> None:
     assert "ended: FIN both ways" in lines[-1]
     assert "> hi" in lines and "< hi" in lines
     assert any(line.startswith("notes: none") for line in lines)
+
+
+def _tshark_frames_from_server(path: Path, stream: int) -> tuple[int, int]:
+    """(SYNs from the client, frames from the server) of tcp stream ``stream``, as tshark
+    counts them (the server: the SYN's destination)."""
+    rows = subprocess.run(["tshark", "-r", str(path), "-Y", f"tcp.stream == {stream}", "-T",
+                           "fields", "-e", "tcp.flags.syn", "-e", "tcp.flags.ack", "-e",
+                           "tcp.dstport", "-e", "tcp.srcport"],
+                          capture_output=True, text=True, timeout=60).stdout.split("\n")
+    fields = [r.split("\t") for r in rows if r]
+    server = next(dst for syn, ack, dst, _src in fields if syn == "1" and ack == "0")
+    syns = sum(1 for syn, ack, _dst, src in fields if syn == "1" and ack == "0" and src != server)
+    return syns, sum(1 for _syn, _ack, _dst, src in fields if src == server)
+
+
+def _unanswered_cases() -> list[Path]:
+    golden = Path(__file__).parent / "golden"
+    cases = [golden / "scenario-timeout.pcap"]  # a full accept queue: SYN, SYN, SYN, SYN
+    tfo = CORPUS / "public" / "tfo-5c1fa7f9ae91.pcap"  # a SYN, then the client's own FIN
+    return cases + [tfo] if tfo.is_file() else cases
+
+
+@needs_tshark
+@pytest.mark.parametrize("path", _unanswered_cases(), ids=lambda p: p.name)
+def test_a_syn_nobody_answered_has_its_own_outcome(path: Path,
+                                                   sockcap_path: dict[str, str | None]) -> None:
+    """``ended`` is "SYN unanswered" (not "still open", nothing was opened; not
+    "half-closed" when the client gave up with a FIN) exactly where tshark sees the
+    client's SYN and not one frame from the server; the table says it in words. The
+    same on both engines."""
+    res = sockcap("stats", "--json", str(path), env=sockcap_path)
+    assert res.returncode == 0, res.stderr
+    convs = json.loads(res.stdout)["conversations"]
+    assert any(c["ended"] == "SYN unanswered" for c in convs)
+    for c in convs:
+        syns, answers = _tshark_frames_from_server(path, c["stream"])
+        assert (c["ended"] == "SYN unanswered") == (syns > 0 and answers == 0), c
+    table = sockcap("stats", str(path), env=sockcap_path).stdout
+    assert "SYN never answered" in table and "still open" not in table
+
+
+@needs_scenarios
+@needs_tshark
+def test_a_dropped_syn_captured_now_is_unanswered(sockcap_path: dict[str, str | None]) -> None:
+    """nftables drops the SYN (a real capture made now): one conversation, SYN unanswered."""
+    path = scenario_capture("no_answer")
+    (conv,) = stats_json(path, sockcap_path)["conversations"]
+    assert conv["ended"] == "SYN unanswered" and conv["irtt"] is None
+    assert _tshark_frames_from_server(path, 0)[1] == 0

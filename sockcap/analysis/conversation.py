@@ -69,6 +69,7 @@ END_RESET = Outcome.RESET
 END_CLOSED = Outcome.CLOSED
 END_HALF_CLOSED = Outcome.HALF_CLOSED
 END_OPEN = Outcome.OPEN
+END_UNANSWERED = Outcome.UNANSWERED
 
 
 class Conversation:
@@ -135,13 +136,17 @@ class Conversation:
 
     @property
     def end_state(self) -> Outcome:
-        """How the conversation ended: refused, reset, closed, half-closed or open."""
+        """How the conversation ended: refused, reset, its SYN never answered (the
+        client's SYN seen, no SYN-ACK and nothing at all from the server: a client that
+        gave up with a FIN is this too), closed, half-closed or open."""
         if self.proto != IPPROTO_TCP:
             return Outcome.NONE
         if self.refused:
             return END_REFUSED
         if self.reset:
             return END_RESET
+        if self.syn_ts >= 0 and self.synack_ts < 0 and not self.dirs[1].packets:
+            return END_UNANSWERED
         if self.dirs[0].fin and self.dirs[1].fin:
             return END_CLOSED
         return END_HALF_CLOSED if self.closing else END_OPEN

@@ -8,8 +8,8 @@ or JSON, and ``sockcap run --capture`` into its one-line summary.
 
 Wireshark's words: a conversation is a ``tcp.stream`` / ``udp.stream``; the handshake RTT
 is ``tcp.analysis.initial_rtt`` (iRTT); "how it ended" is read from the flags seen:
-refused (RST answering the SYN), reset (any other RST), FIN both ways, half-closed (FIN
-one way only) or still open.
+refused (RST answering the SYN), reset (any other RST), the SYN never answered (nothing
+came back from the server), FIN both ways, half-closed (FIN one way only) or still open.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class ConversationStats(NamedTuple):
     duration_ns: int  # -1 likewise
     irtt_ns: int  # -1 when the handshake was not seen
     notes: Mapping[Note, int]  # expert note kind -> count
-    ended: Outcome  # TCP: refused, reset, FIN both ways, half-closed, still open; UDP: NONE
+    ended: Outcome  # TCP: refused, reset, FIN both ways, half-closed, still open, SYN unanswered; UDP: NONE
 
 
 class CaptureFacts(NamedTuple):

@@ -66,12 +66,8 @@ def _ends(convs: Sequence[Conversation]) -> str:
 
 
 def _ended_words(c: Conversation) -> str:
-    """How a conversation ended, in words. A SYN that nobody answered is not "still
-    open": nothing was ever opened. (The ``ended`` code of ``stats --json`` keeps
-    ``still open`` for it: that code is shared with the compiled engine.)"""
-    if c.end_state is Outcome.OPEN and c.syn_ts >= 0 and c.synack_ts < 0 \
-            and not c.dirs[1].packets:
-        return _("never answered (SYN only)")
+    """How a conversation ended, in words (a SYN that nobody answered has its own
+    outcome, :attr:`~sockcap.codes.Outcome.UNANSWERED`: nothing was ever opened)."""
     return outcome_text(c.end_state)
 
 

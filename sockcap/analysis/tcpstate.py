@@ -6,12 +6,20 @@ capture sees a packet once, where the sender's and the receiver's kernels each a
 it; on loopback both happen at that instant, so a packet moves its sender (a SYN sent:
 SYN_SENT) and its receiver (a FIN received: CLOSE_WAIT) at once.
 
-Inferred, not read from a kernel: an end that the capture saw only in the middle of a
+Inferred from the packets: an end that the capture saw only in the middle of a
 connection starts ESTABLISHED; a server is taken to be LISTEN before the SYN (when an
 RST refuses it, nothing listened: the RST leaves both ends CLOSED); a SYN-ACK's receiver
-is ESTABLISHED when the SYN-ACK arrives (RFC 9293: it sends the ACK from there). Where
-a program's socket calls were recorded, they are not read here yet: the states are the
-packets' alone.
+is ESTABLISHED when the SYN-ACK arrives (RFC 9293: it sends the ACK from there).
+
+Recorded by the kernel: where the capture was made with ``--kernel``, the
+``inet_sock_set_state`` events tied to the packets (:func:`sockcap.analysis.story.
+tie_kernel`) replace the inference for the end they are about, and :class:`StateStep`
+says which ends' states are the kernel's (``recorded``). They differ from the textbook
+where Linux does: the listener keeps a SYN in a small request socket, so the server's
+LISTEN → SYN_RCVD → ESTABLISHED both happen when the handshake's last ACK arrives, not
+at the SYN; FIN_WAIT_2 → TIME_WAIT is the kernel handing the connection to a time-wait
+socket (it reports FIN_WAIT2 → CLOSE; tie_kernel names it TIME_WAIT). An event the
+tie found no packet for is placed at the connection's last packet captured before it.
 """
 
 from __future__ import annotations
@@ -19,7 +27,10 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
+from collections.abc import Iterable, Sequence
+
 from sockcap.analysis.conversation import Annotated
+from sockcap.decode.ftrace import KernelEvent, KernelEventKind
 from sockcap.decode.records import TcpFlags
 from sockcap.i18n import N_
 
@@ -43,6 +54,15 @@ class TcpState(enum.Enum):
 
 
 S = TcpState
+
+# The kernel's names (include/net/tcp_states.h, as inet_sock_set_state prints them without
+# TCP_) for the textbook's states; NEW_SYN_RECV is the request socket of a SYN received.
+KERNEL_STATES = {
+    "CLOSE": S.CLOSED, "LISTEN": S.LISTEN, "SYN_SENT": S.SYN_SENT, "SYN_RECV": S.SYN_RCVD,
+    "NEW_SYN_RECV": S.SYN_RCVD, "ESTABLISHED": S.ESTABLISHED, "FIN_WAIT1": S.FIN_WAIT_1,
+    "FIN_WAIT2": S.FIN_WAIT_2, "CLOSE_WAIT": S.CLOSE_WAIT, "CLOSING": S.CLOSING,
+    "LAST_ACK": S.LAST_ACK, "TIME_WAIT": S.TIME_WAIT,
+}
 
 # What moves an end from one state to the next (RFC 9293 figure 5), as the state
 # diagram's arrows: (from, to) -> the event, in words.
@@ -70,11 +90,13 @@ class Transition(NamedTuple):
 
 
 class StateStep(NamedTuple):
-    """Both ends' state after one packet, and what the packet changed."""
+    """Both ends' state after one packet, and what the packet changed (in order: an end
+    the kernel saw may pass through two states at one packet)."""
 
     client: TcpState
     server: TcpState
     transitions: tuple[Transition, ...]
+    recorded: tuple[bool, bool] = (False, False)  # the client's, the server's: the kernel's
 
 
 class StateTracker:
@@ -137,8 +159,10 @@ def _first_states(a: Annotated) -> list[TcpState]:
     return [S.ESTABLISHED, S.ESTABLISHED]
 
 
-def connection_states(packets: list[Annotated]) -> list[StateStep | None]:
-    """The state step of every packet (None: not TCP), one tracker per connection."""
+def connection_states(packets: Sequence[Annotated],
+                      events: Iterable[KernelEvent] = ()) -> list[StateStep | None]:
+    """The state step of every packet (None: not TCP), one tracker per connection; an
+    end with state changes among ``events`` (tied by ``tie_kernel``) has the kernel's."""
     trackers: dict[int, StateTracker] = {}
     out: list[StateStep | None] = []
     for a in packets:
@@ -150,4 +174,72 @@ def connection_states(packets: list[Annotated]) -> list[StateStep | None]:
         if tracker is None:
             tracker = trackers[id(conv)] = StateTracker()
         out.append(tracker.see(a))
+    recorded = _recorded_changes(packets, events)
+    if not recorded:
+        return out
+    ends: dict[tuple[int, bool], TcpState] = {}  # (stream, client?) -> the kernel's state now
+    for i, a in enumerate(packets):
+        step = out[i]
+        if step is None or a.conv is None:
+            continue
+        out[i] = _kernel_step(step, a.conv.stream, recorded.get(a.no, {}), ends, recorded)
     return out
+
+
+_Changes = dict[int, dict[bool, list[tuple[TcpState, TcpState]]]]  # packet -> end -> changes
+
+
+def _recorded_changes(packets: Sequence[Annotated], events: Iterable[KernelEvent]) -> _Changes:
+    """The kernel's state changes by the packet they are tied to, and by end; also, under
+    key ``-1 - stream``, the first state each recorded end of a stream was in."""
+    by_stream: dict[int, list[Annotated]] = {}
+    for a in packets:
+        if a.conv is not None:
+            by_stream.setdefault(a.conv.stream, []).append(a)
+    changes: _Changes = {}
+    for e in events:
+        if (e.kind is not KernelEventKind.STATE or e.side not in ("client", "server")
+                or e.stream not in by_stream):
+            continue
+        before, after = KERNEL_STATES.get(e.old_state), KERNEL_STATES.get(e.new_state)
+        if after is None:
+            continue
+        client = e.side == "client"
+        first = changes.setdefault(-1 - e.stream, {})
+        if client not in first:
+            first[client] = [(before or after, before or after)]
+        if before is after:
+            continue
+        no = e.packets[0] if e.packets else _packet_before(by_stream[e.stream], e.ts_ns)
+        changes.setdefault(no, {}).setdefault(client, []).append((before or after, after))
+    return changes
+
+
+def _packet_before(packets: list[Annotated], ts_ns: int) -> int:
+    """The last of ``packets`` captured at or before ``ts_ns`` (else the first)."""
+    no = packets[0].no
+    for a in packets:
+        if a.packet.ts_ns <= ts_ns:
+            no = a.no
+    return no
+
+
+def _kernel_step(step: StateStep, stream: int, here: dict[bool, list[tuple[TcpState, TcpState]]],
+                 ends: dict[tuple[int, bool], TcpState], recorded: _Changes) -> StateStep:
+    """``step`` with each end the kernel recorded in ``stream`` replaced by the kernel's."""
+    first = recorded.get(-1 - stream, {})
+    states = [step.client, step.server]
+    moves = {True: [t for t in step.transitions if t.client],
+             False: [t for t in step.transitions if not t.client]}
+    for client in (True, False):
+        if client not in first:
+            continue
+        now = ends.setdefault((stream, client), first[client][0][0])
+        moves[client] = []
+        for before, after in here.get(client, []):
+            moves[client].append(Transition(client, now if before is now else before, after))
+            now = after
+        ends[(stream, client)] = now
+        states[0 if client else 1] = now
+    return StateStep(states[0], states[1], tuple(moves[True] + moves[False]),
+                     (True in first, False in first))

@@ -5,6 +5,12 @@ Both read one TCP connection — the first of FILE, or of a scenario captured no
 CAP_NET_RAW) — and hand it to the pure views :mod:`sockcap.render.quiz` and
 :mod:`sockcap.render.step`. Only this module reads the keyboard and writes the screen.
 
+With ``--scenario``, sockcap's own socket calls are recorded as it runs the scenario, so
+``step`` explains each FIN by the close() or shutdown() that sent it; ``step --scenario
+NAME --kernel`` also traces the kernel (as ``run --capture --kernel``; needs root) and
+shows its recorded TCP states instead of the ones inferred from the packets. A capture
+FILE holds neither: its states are inferred, and ``step`` says so.
+
 ``quiz`` reads one answer per line (a choice's number or the value), so it works on a
 terminal and from a pipe; at the end of input it stops and gives the score so far.
 ``step`` reads single keys on a terminal (→/← or n/p, q); from a pipe it reads the same
@@ -21,41 +27,67 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+from sockcap.commands.options import SEED, STREAM
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
+    from sockcap.analysis.calls import Call
     from sockcap.analysis.conversation import Annotated
+    from sockcap.decode.ftrace import KernelEvent
     from sockcap.pipeline import Pipeline
+    from sockcap.run import RunResult
 
 
 def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--scenario", metavar="NAME", default=None,
                      help=_("Capture this scenario now and use it instead of FILE (needs root or CAP_NET_RAW; 'sockcap run --scenario list' lists them)."))(f)
+    f = click.option("--stream", type=STREAM, default=None, metavar="N",
+                     help=_("This TCP connection (Wireshark's tcp.stream; the first one when not given)."))(f)
     f = click.argument("file", required=False, type=click.Path(dir_okay=False, allow_dash=True))(f)
     return f
 
 
-def read_connection(file: str | None, scenario: str | None) -> tuple[Pipeline, list[Annotated]]:
-    """The first TCP connection of FILE, or of SCENARIO captured now."""
+def read_connection(file: str | None, scenario: str | None,
+                    stream: int | None = None) -> tuple[Pipeline, list[Annotated]]:
+    """TCP stream ``stream`` (the first TCP connection when None) of FILE, or of
+    SCENARIO captured now."""
+    pipeline, packets, _calls, _events = read_recorded(file, scenario, stream)
+    return pipeline, packets
+
+
+def read_recorded(file: str | None, scenario: str | None, stream: int | None = None,
+                  kernel: bool = False
+                  ) -> tuple[Pipeline, list[Annotated], list[Call], list[KernelEvent]]:
+    """:func:`read_connection`, with the calls and kernel events recorded while a
+    scenario was captured, tied to the connection's packets (none for a FILE)."""
+    from sockcap.analysis.story import tie_calls, tie_kernel
     from sockcap.commands.diagram import read_conversation
 
     if (file is None) == (scenario is None):
         raise click.UsageError(_("give a capture FILE or --scenario NAME (one of them)"))
+    if kernel and scenario is None:
+        raise click.UsageError(_("--kernel needs --scenario NAME: a capture file holds no "
+                                 "kernel events (run --capture --kernel --report records "
+                                 "them for the report)"))
+    result = None
     if scenario is not None:
-        file = _capture_scenario(scenario)
+        file, result = _capture_scenario(scenario, kernel)
     assert file is not None
     from sockcap.decode.records import IPPROTO_TCP
     from sockcap.errors import InputError
 
-    pipeline, packets = read_conversation(file, stream=None, udp=False, port=0)
+    pipeline, packets = read_conversation(file, stream=stream, udp=False, port=0)
     conv = packets[0].conv
     if conv is None or conv.proto != IPPROTO_TCP:
         raise InputError(_("no TCP connection in {path}: the quiz, the steps and the "
                            "worksheet are about TCP").format(path=file))
-    return pipeline, packets
+    if result is None:
+        return pipeline, packets, [], []
+    return (pipeline, packets, tie_calls(result.calls, packets),
+            tie_kernel(result.events, packets, result.listen_overflows))
 
 
-def _capture_scenario(name: str) -> str:
+def _capture_scenario(name: str, kernel: bool = False) -> tuple[str, RunResult]:
     import asyncio
 
     from sockcap.commands.run import capture_in_private_namespace
@@ -72,25 +104,26 @@ def _capture_scenario(name: str) -> str:
     def note(text: str) -> None:
         output.note(_("sockcap: {text}").format(text=text))
 
-    result = asyncio.run(run_scenario(name, RunOptions(capture=True), note=note))
+    result = asyncio.run(run_scenario(name, RunOptions(capture=True, kernel=kernel), note=note))
     assert result.path is not None
     output.note(_("sockcap: captured scenario {name} in {path}").format(
         name=name, path=result.path))
-    return result.path
+    return result.path, result
 
 
 @click.command("quiz", short_help=_("Predict the next packet of a real capture, and learn why."), help=_("Predict the next packet: questions on a real capture (flags, Seq, Ack, Len, who sends it, the state of each end), checked and explained, with a score."))
 @_source_options
 @click.option("--questions", "count", type=click.IntRange(1, 100), default=10, show_default=True,
               help=_("How many questions."))
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help=_("Which questions are drawn (the same seed gives the same quiz)."))
 @click.option("--json", "json_", is_flag=True,
               help=_("Write the questions with their answers as JSON (for teachers and scripts) instead of asking."))
-def quiz(file: str | None, scenario: str | None, count: int, seed: int, json_: bool) -> None:
+def quiz(file: str | None, scenario: str | None, stream: int | None, count: int, seed: int,
+         json_: bool) -> None:
     from sockcap.render.quiz import make_questions
 
-    _pipeline, packets = read_connection(file, scenario)
+    _pipeline, packets = read_connection(file, scenario, stream)
     questions = make_questions(packets, count, seed)
     if json_:
         json.dump([q.as_json() for q in questions], sys.stdout, ensure_ascii=False, indent=1)
@@ -148,11 +181,11 @@ def ask(questions: list, packets: list[Annotated], pipeline: Pipeline,  # type: 
               help=_("The worksheet (HTML) to write."))
 @click.option("--answers", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help=_("Also write the answer key (HTML) to FILE."))
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help=_("Which questions are drawn (the same seed gives the same quiz)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -o file if it exists."))
-def exercise(file: str | None, scenario: str | None, out: str, answers: str | None,
-             seed: int, force: bool) -> None:
+def exercise(file: str | None, scenario: str | None, stream: int | None, out: str,
+             answers: str | None, seed: int, force: bool) -> None:
     from pathlib import Path
 
     from sockcap.commands.outfile import write_text_file
@@ -164,7 +197,7 @@ def exercise(file: str | None, scenario: str | None, out: str, answers: str | No
     if answers is not None:
         check_output_path(answers, force=force)
     output = Output()
-    _pipeline, packets = read_connection(file, scenario)
+    _pipeline, packets = read_connection(file, scenario, stream)
     title = Path(file).name if file else _("scenario {name}").format(name=scenario)
     for path, key in ((out, False), (answers, True)):
         if path is not None:
@@ -177,12 +210,14 @@ def exercise(file: str | None, scenario: str | None, out: str, answers: str | No
 @click.command("step", short_help=_("Step through a connection packet by packet, with TCP states."), help=_("Step through a connection packet by packet (→ next, ← previous, q quit): the ladder, the packet's bytes and explanation, and both ends' TCP state."))
 @_source_options
 @click.option("--ascii", "ascii_", is_flag=True, help=_("ASCII lines instead of box-drawing characters."))
-def step(file: str | None, scenario: str | None, ascii_: bool) -> None:
+@click.option("--kernel", is_flag=True, help=_("With --scenario: also trace the kernel and show its recorded TCP states instead of inferred ones (needs root)."))
+def step(file: str | None, scenario: str | None, stream: int | None, ascii_: bool,
+         kernel: bool) -> None:
     from sockcap.render.step import prepare_steps
 
-    pipeline, packets = read_connection(file, scenario)
+    pipeline, packets, calls, events = read_recorded(file, scenario, stream, kernel)
     try:
-        steps = prepare_steps(packets, pipeline)
+        steps = prepare_steps(packets, pipeline, calls, events)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     if sys.stdin.isatty():

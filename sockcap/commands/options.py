@@ -23,6 +23,7 @@ PORT = click.IntRange(1, 65535)
 MAX_COUNT = 10**12
 COUNT = click.IntRange(1, MAX_COUNT)  # packets, a packet number
 STREAM = click.IntRange(0, MAX_COUNT)  # a stream number
+SEED = click.IntRange(0, 2**32 - 1)  # which questions a quiz or a worksheet draws
 MAX_SECONDS = 10_000_000.0  # about 115 days: any duration, timeout or linger
 
 

@@ -10,9 +10,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from sockcap.commands.options import SEED, STREAM
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
+    from sockcap.analysis.calls import Call
+    from sockcap.decode.ftrace import KernelEvent
     from sockcap.analysis.conversation import Annotated, Conversation
     from sockcap.output import Output
     from sockcap.render.timeline import Clock
@@ -24,7 +27,12 @@ if TYPE_CHECKING:
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, metavar="FILE",
               help=_("The HTML file to write (e.g. report.html)."))
 @click.option("--force", is_flag=True, help=_("Overwrite FILE if it exists."))
-def report(file: str, out: str, force: bool) -> None:
+@click.option("--quiz-stream", type=STREAM, default=None, metavar="N",
+              help=_("The predict and step modes' connection (Wireshark's tcp.stream; the "
+                     "first TCP connection when not given)."))
+@click.option("--quiz-seed", type=SEED, default=0, show_default=True, metavar="S",
+              help=_("Which questions the predict mode draws (as sockcap quiz --seed)."))
+def report(file: str, out: str, force: bool, quiz_stream: int | None, quiz_seed: int) -> None:
     from contextlib import ExitStack
 
     from sockcap.output import Output
@@ -39,17 +47,28 @@ def report(file: str, out: str, force: bool) -> None:
     with ExitStack() as stack:
         reader = open_capture(open_input(file, stack))
         annotated = list(pipeline.packets(reader))
-    write_report(annotated, pipeline.tracker.conversations, pipeline, file, out, force, output)
+    write_report(annotated, pipeline.tracker.conversations, pipeline, file, out, force, output,
+                 quiz_seed=quiz_seed, quiz_stream=quiz_stream)
 
 
 def write_report(annotated: Sequence[Annotated], convs: Sequence[Conversation], clock: Clock,
-                 title: str, out: str, force: bool, output: Output) -> None:
-    """Render the page and write it to ``out``; says where on stderr."""
+                 title: str, out: str, force: bool, output: Output, *, quiz_seed: int = 0,
+                 quiz_stream: int | None = None, calls: Sequence[Call] = (),
+                 events: Sequence[KernelEvent] = ()) -> None:
+    """Render the page and write it to ``out``; says where on stderr. ``calls`` and
+    ``events``: the programs' calls and the kernel's events, tied to the packets, where
+    they were recorded (the step mode's states and FIN sentences use them)."""
     import os
 
     from sockcap.commands.outfile import write_text_file
+    from sockcap.errors import InputError
     from sockcap.render.report import report_html
 
-    page = report_html(annotated, convs, clock, os.path.basename(title))
+    try:
+        page = report_html(annotated, convs, clock, os.path.basename(title),
+                           quiz_seed=quiz_seed, quiz_stream=quiz_stream, calls=calls,
+                           events=events)
+    except ValueError as e:
+        raise InputError(str(e)) from None
     write_text_file(out, page, force=force, note=output.note)
     output.note(_("sockcap: wrote {path} ({size} KiB)").format(path=out, size=len(page.encode()) >> 10))

@@ -160,6 +160,8 @@ def print_story(annotated: list[Annotated], calls: list[Call], events: list[Kern
     with its ``type``. Returns the calls and events as tied."""
     calls = tie_calls(calls, annotated)
     events = tie_kernel(events, annotated, overflows)
+    if view.explainer is not None:  # a FIN is explained by the call that sent it
+        view.explainer.know_calls(calls)
     probes = ProbeFilter()
     for entry in story(annotated, calls, events):
         if entry.packet is not None:
@@ -227,4 +229,4 @@ def _pictures(result: RunResult, pipeline: Pipeline, output: Output, *, diagram:
 
         out = os.path.splitext(result.path)[0] + ".html"
         write_report(result.annotated, pipeline.tracker.conversations, pipeline, result.path,
-                     out, force, output)
+                     out, force, output, calls=calls, events=events)

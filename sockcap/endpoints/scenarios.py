@@ -39,19 +39,22 @@ class CallLog:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, side: str, call: str, nbytes: int = -1, error: str = "",
-            since: int = 0, sock: socket.socket | None = None) -> None:
+            since: int = 0, sock: socket.socket | None = None,
+            ends: tuple[str, str] | None = None) -> None:
         """Record a call that returns now; ``since``: when it began (0: it took no time
         to speak of). The timeline places it where it began, and a call that waited
         while packets came (connect, accept, recv) once more where it returned
         (:func:`sockcap.analysis.story.story`). ``sock``: its socket, for the addresses
-        that tie it to its conversation."""
+        that tie it to its conversation; ``ends``: those addresses, read before a call
+        that ends the connection (close(), shutdown(): after it, the peer's address may
+        be gone: ENOTCONN once the socket is closed or in TIME_WAIT)."""
         now = time.monotonic_ns()
-        local, remote = _ends(sock) if sock is not None else ("", "")
+        local, remote = ends or (_ends(sock) if sock is not None else ("", ""))
         kind = KINDS.get(call.partition("(")[0])
         with self.lock:
             self.calls.append(Call(since or now, side, call, nbytes, error, now, kind,
                                    local=local, remote=remote,
-                                   proto="TCP" if sock is not None else ""))
+                                   proto="TCP" if sock is not None or ends else ""))
 
     def failed(self, side: str, call: str, e: OSError, since: int = 0,
                sock: socket.socket | None = None) -> None:
@@ -129,20 +132,19 @@ def _serve(port: int, log: CallLog, handle: Callable[[socket.socket], None],
                     pass  # recorded by the call that failed
                 since = time.monotonic_ns()
                 ends = _ends(conn)
-            log.add("server", "close()", since=since)
-            _set_ends(log, ends)
+            log.add("server", "close()", since=since, ends=ends)
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
     return t
 
 
-def _set_ends(log: CallLog, ends: tuple[str, str]) -> None:
-    """Give the call just recorded (a close()) the addresses its socket had."""
-    from dataclasses import replace
-
-    with log.lock:
-        log.calls[-1] = replace(log.calls[-1], local=ends[0], remote=ends[1], proto="TCP")
+def _shutdown_write(log: CallLog, side: str, sock: socket.socket) -> None:
+    """``shutdown(SHUT_WR)``, recorded with the addresses the socket had before it."""
+    ends = _ends(sock)
+    since = time.monotonic_ns()
+    sock.shutdown(socket.SHUT_WR)
+    log.add(side, "shutdown(SHUT_WR)", since=since, ends=ends)
 
 
 @contextlib.contextmanager
@@ -154,8 +156,7 @@ def _closed(log: CallLog, side: str, sock: socket.socket) -> Iterator[socket.soc
         ends = _ends(sock)
         since = time.monotonic_ns()
         sock.close()
-        log.add(side, "close()", since=since)
-        _set_ends(log, ends)
+        log.add(side, "close()", since=since, ends=ends)
 
 
 def _read_all(log: CallLog, side: str, conn: socket.socket, limit: int = 4 << 20) -> bytes:
@@ -216,9 +217,7 @@ def echo(port: int, log: CallLog) -> None:
             for word in (b"hello", b"world", b"quit"):
                 _send(log, "client", c, word)
                 _recv(log, "client", c, 255)
-            since = time.monotonic_ns()
-            c.shutdown(socket.SHUT_WR)
-            log.add("client", "shutdown(SHUT_WR)", since=since, sock=c)
+            _shutdown_write(log, "client", c)
             _recv(log, "client", c, 255)
     t.join(DEADLINE)
 
@@ -267,9 +266,7 @@ def half_close(port: int, log: CallLog) -> None:
     if c is not None:
         with _closed(log, "client", c):
             _send(log, "client", c, b"GET / HTTP/1.0\r\n\r\n")
-            since = time.monotonic_ns()
-            c.shutdown(socket.SHUT_WR)
-            log.add("client", "shutdown(SHUT_WR)", since=since, sock=c)
+            _shutdown_write(log, "client", c)
             _read_all(log, "client", c)
     t.join(DEADLINE)
 
@@ -432,9 +429,7 @@ def time_wait(port: int, log: CallLog) -> None:
     with _closed(log, "client", c):
         _send(log, "client", c, b"hello")
         _recv(log, "client", c, 100)
-        since = time.monotonic_ns()
-        c.shutdown(socket.SHUT_WR)
-        log.add("client", "shutdown(SHUT_WR)", since=since, sock=c)
+        _shutdown_write(log, "client", c)
         _recv(log, "client", c, 100)
     t.join(DEADLINE)
     again = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

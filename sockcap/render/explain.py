@@ -10,14 +10,17 @@ one the peer had already acknowledged is spurious; a repeated ACK whose first SA
 lies below the ACK is a D-SACK (RFC 2883: bytes arrived twice, nothing is missing); a
 "keep-alive" sent while the peer offers a zero window is Linux's zero window probe; a
 FIN sent after the peer's FIN arrived leaves its sender in LAST_ACK. Sequence numbers
-that a SYN or FIN takes are named as such: they carry no byte.
+that a SYN or FIN takes are named as such: they carry no byte. Where the programs' socket
+calls were recorded (``run --capture``, ``capture --calls``), a FIN is explained by the
+close() or shutdown() that sent it; without them the sentence says what each would mean.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
+from sockcap.analysis.calls import Call, CallKind
 from sockcap.analysis.conversation import Annotated, Conversation
 from sockcap.analysis.zeek import ConnState, ZeekConn
 from sockcap.codes import NOTE_EXPLANATIONS, Note, Phase, explanation, note_kind, note_text
@@ -74,6 +77,8 @@ class Why(enum.Enum):
     FIN_LAST_ACK = "fin last ack"
     FIN_DATA = "fin with data"
     FIN = "fin"
+    FIN_SHUTDOWN = "fin after shutdown"  # the program's recorded shutdown() sent it
+    FIN_CLOSE = "fin after close"  # ... its recorded close()
     HANDSHAKE_ACK = "handshake ack"
     ZERO_WINDOW = "zero window"
     ZERO_WINDOW_PROBE = "zero window probe"
@@ -118,8 +123,9 @@ OTH_HANDSHAKE = N_("A SYN and a SYN-ACK were seen, but not the handshake's last 
 
 # Packets whose note reads otherwise than what the evidence shows (after the notes list).
 READINGS = (
-    (Why.COPY, N_("  read closely: {count} of these packets were captured twice (same IP ID and "
-                  "TCP fields): sent once, not retransmitted or repeated.")),
+    (Why.COPY, N_("  read closely: {count} of these packets were seen twice (same IP ID and "
+                  "TCP fields): sent once and copied by the capture or the link, not "
+                  "retransmitted or repeated.")),
     (Why.DSACK, N_("  read closely: {count} duplicate ACKs carry a D-SACK block: bytes arrived "
                    "twice, nothing is missing.")),
     (Why.FIN_ACK_AGAIN, N_("  read closely: {count} duplicate ACKs acknowledge a re-sent FIN "
@@ -189,10 +195,24 @@ class PacketExplainer:
     :meth:`summary` then names each TCP connection's state as Zeek does.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, calls: Iterable[Call] = ()) -> None:
         self._conns: dict[int, _Conn] = {}
         self.counts: dict[Why, int] = {}  # how many packets got each kind of sentence
         self.confusions = ConfusionFinder()  # what in the capture confuses learners
+        self._closers: dict[int, tuple[CallKind, str]] = {}  # FIN packet -> the call's kind, how
+        self.know_calls(calls)
+
+    def know_calls(self, calls: Iterable[Call]) -> None:
+        """The programs' socket calls, tied to the packets (``story.tie_calls``): a FIN a
+        recorded ``close()`` or ``shutdown()`` sent is explained by that call (after
+        close() nothing more is read; after shutdown(SHUT_WR) the socket still receives),
+        where without them the sentence can only say what each would mean."""
+        for call in calls:
+            if call.kind in (CallKind.CLOSE, CallKind.SHUTDOWN) and not call.error:
+                how = next((str(v) for k, v in call.args if k == "how"),
+                           call.call.partition("(")[2].rstrip(")"))  # "shutdown(SHUT_WR)"
+                for no in call.packets:
+                    self._closers[no] = (call.kind, how)
 
     def sentence(self, a: Annotated) -> str | None:
         said = self.explain(a)
@@ -216,6 +236,9 @@ class PacketExplainer:
         c.zeek.see(a)
         own, peer = c.sides if a.from_client else c.sides[::-1]
         why, text = _tcp_sentence(a, side, own, peer)
+        closer = self._closers.get(a.no) if why in (Why.FIN, Why.FIN_DATA) else None
+        if closer is not None:
+            why, text = _fin_call_sentence(a, side, *closer)
         self.counts[why] = self.counts.get(why, 0) + 1
         acks_fin = (bool(p.flags & ACK) and not p.flags & FIN and peer.fin_seq >= 0
                     and a.ack == peer.fin_seq + 1 and own.acked != a.ack and why is not Why.COPY)
@@ -288,9 +311,11 @@ def _kinds(a: Annotated) -> set[Note]:
 
 
 def _is_copy(a: Annotated, own: _Side) -> bool:
-    """The same packet as the previous one from this side, captured a second time: same
+    """The same packet as the previous one from this side, seen a second time: same
     IPv4 ID (a sender gives each packet its own; 0 is too common to count) and TCP
-    fields, sooner than any retransmission timeout."""
+    fields, sooner than any retransmission timeout. The copy may be the capture's (two
+    interfaces, a mirrored port) or the link's (``lab --duplicate``: the receiver got it
+    twice); nothing in the packet tells which, so the sentence names both."""
     last, p = own.last, a.packet
     return (last is not None and p.ip_id > 0 and last[:5] == _fingerprint(a)[:5]
             and 0 <= p.ts_ns - last[6] < COPY_WITHIN_NS)
@@ -349,10 +374,11 @@ def _tcp_sentence(a: Annotated, side: str, own: _Side, peer: _Side) -> tuple[Why
     if _is_copy(a, own):
         assert own.last is not None
         return Why.COPY, _(
-            "The same packet as no. {no}, captured a second time {ms} ms later (same IP ID "
-            "{id}, same Seq, Ack and flags): {side} sent it once; the capture saw it twice "
-            "(two interfaces, or a mirrored port). It is neither a retransmission nor a "
-            "duplicate ACK.").format(no=own.last[5], ms=_ms(p.ts_ns - own.last[6]),
+            "The same packet as no. {no}, seen a second time {ms} ms later (same IP ID "
+            "{id}, same Seq, Ack and flags): {side} sent it once; the copy was made after "
+            "it left, by the capture (two interfaces, a mirrored port) or by the link (a "
+            "network that duplicates packets delivers both). It is neither a retransmission "
+            "nor a duplicate ACK.").format(no=own.last[5], ms=_ms(p.ts_ns - own.last[6]),
                                      id=p.ip_id, side=side)
     if flags & RST:
         return _rst_sentence(a, side, other, kinds)
@@ -514,6 +540,38 @@ def _fin_sentence(a: Annotated, side: str, other: str, own: _Side,
         "FIN: {side} has nothing more to send; the FIN takes Seq {seq} and carries no byte. "
         "After shutdown() {side} can still receive; after close(), data that still arrives "
         "is answered with RST.").format(side=side, seq=seq)
+
+
+def _fin_call_sentence(a: Annotated, side: str, kind: CallKind, how: str) -> tuple[Why, str]:
+    """A FIN (with or without its last bytes) that a recorded close() or shutdown() sent."""
+    p = a.packet
+    length, seq = p.payload_len, a.seq
+    call = f"shutdown({how})" if kind is CallKind.SHUTDOWN else "close()"
+    still_reads = kind is CallKind.SHUTDOWN and how == "SHUT_WR"
+    why = Why.FIN_SHUTDOWN if kind is CallKind.SHUTDOWN else Why.FIN_CLOSE
+    if length > 0 and still_reads:
+        return why, _(
+            "{side} sends its last {length} bytes ({preview}) at Seq {seq} with FIN: its "
+            "program called {call} (recorded), so it sends nothing more and can still "
+            "receive; the FIN takes Seq {fin} = {seq} + {length}.").format(
+            side=side, length=length, preview=preview(p.payload, PREVIEW), seq=seq,
+            fin=seq + length, call=call)
+    if length > 0:
+        return why, _(
+            "{side} sends its last {length} bytes ({preview}) at Seq {seq} with FIN: its "
+            "program called {call} (recorded), so it sends and reads nothing more, and data "
+            "that still arrives is answered with RST; the FIN takes Seq {fin} = {seq} + "
+            "{length}.").format(side=side, length=length, preview=preview(p.payload, PREVIEW),
+                                seq=seq, fin=seq + length, call=call)
+    if still_reads:
+        return why, _(
+            "FIN: {side}'s program called {call} (recorded): it has nothing more to send and "
+            "can still receive. The FIN takes Seq {seq} and carries no byte.").format(
+            side=side, call=call, seq=seq)
+    return why, _(
+        "FIN: {side}'s program called {call} (recorded): it sends and reads nothing more, "
+        "and data that still arrives is answered with RST. The FIN takes Seq {seq} and "
+        "carries no byte.").format(side=side, call=call, seq=seq)
 
 
 def _dupack_sentence(a: Annotated, side: str, other: str, own: _Side,

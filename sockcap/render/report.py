@@ -21,11 +21,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated, Conversation
 from sockcap.analysis.follow import Follower
 from sockcap.analysis.summary import fmt_rtt
-from sockcap.analysis.tcpstate import EDGES
 from sockcap.codes import NOTE_EXPLANATIONS, explanation, note_kind, note_text, outcome_text
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import IPPROTO_TCP
 from sockcap.i18n import _, language, ngettext
 from sockcap.render.fields import header_fields
@@ -34,6 +35,7 @@ from sockcap.render.ladder import ladder_layout
 from sockcap.render.quiz import choice_text, make_questions
 from sockcap.render.report_page import PAGE_CSS, PAGE_SCRIPT
 from sockcap.render.seqgraph import sender_side, seqgraph_layout
+from sockcap.render.statediagram import state_diagram_layout, state_diagram_svg
 from sockcap.render.step import prepare_steps
 from sockcap.render.svg import ladder_svg, seqgraph_svg
 from sockcap.render.timeline import Clock, Timeline, endpoint, proto_name
@@ -47,17 +49,26 @@ FOLLOW_BYTES = 64 << 10
 
 
 def report_html(annotated: Sequence[Annotated], convs: Sequence[Conversation], clock: Clock,
-                title: str, findings: Sequence[Mapping[str, Any]] = ()) -> str:
+                title: str, findings: Sequence[Mapping[str, Any]] = (), *,
+                quiz_seed: int = 0, quiz_stream: int | None = None,
+                calls: Sequence[Call] = (), events: Sequence[KernelEvent] = ()) -> str:
     """The report page for ``annotated`` (every packet of a capture, in order) and the
     conversations they belong to (the pipeline tracker's).
 
     ``findings`` (a check's verdicts, as :func:`sockcap.render.check.verdict_record` makes
     them: ``check``, ``ok``, ``text``, ``packets``) go on top of the page; the page opens
     with the first failing one chosen, its packets marked in the ladders and the table,
-    and a click on another finding marks its packets instead."""
+    and a click on another finding marks its packets instead.
+
+    The predict and step modes are about TCP stream ``quiz_stream`` (the first TCP
+    connection when None; a stream not in ``annotated`` raises :class:`ValueError`), the
+    quiz drawn with ``quiz_seed`` as ``sockcap quiz --seed`` draws it. ``calls`` and
+    ``events`` (tied to the packets, where recorded) give the step mode the kernel's
+    states and the FIN's call."""
     kept, left_out = _keep(annotated)
     timeline = Timeline(clock=clock)
     drawn = [c for c in convs if _key(c) in _drawn_keys(convs)]
+    learn, states_svg = _learn(kept, clock, quiz_seed, quiz_stream, calls, events)
     data = {
         "title": title,
         "limits": {"per_stream": PER_STREAM, "total": TOTAL, "frame_bytes": FRAME_BYTES},
@@ -68,42 +79,56 @@ def report_html(annotated: Sequence[Annotated], convs: Sequence[Conversation], c
         "notes": _notes(kept),
         "findings": [{"check": str(f["check"]), "ok": bool(f["ok"]), "text": str(f["text"]),
                       "packets": [int(n) for n in f["packets"]]} for f in findings],
-        "learn": _learn(kept, clock),
+        "learn": learn,
         "words": page_words(),
     }
     by_conv = _by_conversation(kept, drawn)
     pictures = "\n".join(_pictures(c, by_conv[id(c)], clock.first_ts) for c in drawn)
-    return _page(title, data, pictures, _summary_text(convs, len(annotated), left_out))
+    return _page(title, data, pictures, _summary_text(convs, len(annotated), left_out),
+                 states_svg)
 
 
 QUIZ_QUESTIONS = 10
 
 
-def _learn(kept: Sequence[Annotated], clock: Clock) -> dict[str, Any]:
-    """The predict and step modes' data: the first TCP connection's quiz (the terminal
-    quiz's questions, seed 0) and each of its packets' states and sentence."""
+def _learn(kept: Sequence[Annotated], clock: Clock, seed: int, stream: int | None,
+           calls: Sequence[Call] = (), events: Sequence[KernelEvent] = ()
+           ) -> tuple[dict[str, Any], str]:
+    """The predict and step modes' data: TCP stream ``stream``'s quiz (the first TCP
+    connection's when None; the terminal quiz's questions for ``seed``) and each of its
+    packets' states (and whether the kernel recorded them) and sentence; and the state
+    diagram (SVG) with the path the connection took."""
     tcp = next((a.conv for a in kept if a.conv is not None and a.conv.proto == IPPROTO_TCP
-                and a.packet.seq >= 0), None)
+                and a.packet.seq >= 0 and stream in (None, a.conv.stream)), None)
     if tcp is None:
-        return {"quiz": [], "steps": {}, "edges": []}
+        if stream is not None:
+            streams = sorted({a.conv.stream for a in kept if a.conv is not None
+                              and a.conv.proto == IPPROTO_TCP})
+            raise ValueError(_("no tcp stream {stream} for the quiz and the steps (the "
+                               "capture's TCP streams: {streams})").format(
+                stream=stream, streams=", ".join(map(str, streams)) or _("none")))
+        return {"quiz": [], "steps": {}, "stream": None}, ""
     packets = [a for a in kept if a.conv is tcp]
     quiz = []
-    for q in make_questions(packets, QUIZ_QUESTIONS, 0):
+    for q in make_questions(packets, QUIZ_QUESTIONS, seed):
         record = q.as_json()
         record["answer_words"] = choice_text(q.field, q.answer)
         if q.choices is not None:
             record["choice_words"] = [choice_text(q.field, c) for c in q.choices]
         quiz.append(record)
-    steps = prepare_steps(packets, clock)
+    steps = prepare_steps(packets, clock, calls, events)
+    diagram = state_diagram_layout(steps.states, _("{stream}: the TCP state diagram (RFC "
+                                                   "9293), the path each end took").format(
+        stream=stream_name(tcp)))
     return {
         "quiz": quiz,
+        "stream": tcp.stream,
         "steps": {str(a.no): {
             "client": st.client.value, "server": st.server.value, "sentence": sentence,
-            "moved": [[_("client") if t.client else _("server"), t.before.value, t.after.value]
-                      for t in st.transitions]}
+            "recorded": list(st.recorded),
+            "moved": [[t.client, t.before.value, t.after.value] for t in st.transitions]}
             for a, st, sentence in zip(steps.packets, steps.states, steps.sentences, strict=True)},
-        "edges": [[before.value, after.value, _(words)] for (before, after), words in EDGES.items()],
-    }
+    }, state_diagram_svg(diagram, document=False)
 
 
 def page_words() -> dict[str, str]:
@@ -125,8 +150,9 @@ def page_words() -> dict[str, str]:
         "score": _("score: {right} of {asked}"),
         "quiz_end": _("The end of the quiz: every packet is shown again."),
         "next_help": _("n: next question; Esc: leave the quiz"),
-        "state_now": _("{end}: {state}"),
-        "state_moved": _("{end}: {before} → {after}"),
+        "state_now": _("{end}: {states} ({source})"),
+        "recorded": _("recorded by the kernel"),
+        "inferred": _("inferred from the packets"),
         "client": _("client"),
         "server": _("server"),
         "the_client": _("the client"),
@@ -284,7 +310,8 @@ def _findings_section(data: dict[str, Any]) -> str:
             '<ol id="finding-list"></ol></section>\n')
 
 
-def _page(title: str, data: dict[str, Any], pictures: str, summary: str) -> str:
+def _page(title: str, data: dict[str, Any], pictures: str, summary: str,
+          states_svg: str = "") -> str:
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     t = html.escape(title)
     # the page's words, as plain calls (the catalogue's extractor does not look inside
@@ -307,7 +334,8 @@ def _page(title: str, data: dict[str, Any], pictures: str, summary: str) -> str:
         14: _("Press p: the packets from the one asked about on are hidden; type the answer (or a choice's number) and press Enter."),
         15: _("your answer"),
         16: _("Step through: each end's TCP state"),
-        17: _("Select a packet of the first TCP connection (↑ ↓ step): both ends' state after it, its explanation, and the arrows of the state diagram (RFC 9293) it took."),
+        17: _("Select a packet of tcp stream {stream} (↑ ↓ step): both ends' state after it, its explanation, and the arrows of the state diagram (RFC 9293) it took.").format(
+            stream=data["learn"]["stream"] if data["learn"]["stream"] is not None else "-"),
         18: _("Ladder and time-sequence graph"),
         19: _("Packets"),
         20: _("time"),
@@ -352,7 +380,7 @@ def _page(title: str, data: dict[str, Any], pictures: str, summary: str) -> str:
 <p id="predict-verdict"></p><p id="predict-explanation"></p><p id="predict-score"></p></div></section>
 <section id="states"><h2>{w[16]}</h2>
 <p id="state-help">{w[17]}</p>
-<p id="state-strip"></p><p id="state-sentence"></p><ul id="state-diagram"></ul></section>
+<p id="state-strip"></p><p id="state-sentence"></p><div id="state-diagram">{states_svg}</div></section>
 <section id="pictures"><h2>{w[18]}</h2>
 {pictures}
 </section>

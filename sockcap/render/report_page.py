@@ -68,9 +68,7 @@ th { background: #f3f4f6; position: sticky; top: 0; }
 #predict-verdict.wrong { color: #b91c1c; font-weight: bold; }
 #state-strip { font: 13px ui-monospace, monospace; }
 #state-strip .moved { background: #fde68a; }
-#state-diagram { font: 12px ui-monospace, monospace; list-style: none; padding-left: 0; }
-#state-diagram li { color: #9ca3af; }
-#state-diagram li.taken { color: #111827; background: #fde68a; font-weight: bold; }
+#state-diagram svg { max-width: 100%; height: auto; }
 """
 
 PAGE_SCRIPT = r"""
@@ -228,23 +226,24 @@ PAGE_SCRIPT = r"""
   function showStates(no) {
     const s = data.learn.steps[String(no)];
     const strip = document.getElementById("state-strip");
-    const diagram = document.getElementById("state-diagram");
     strip.replaceChildren();
-    diagram.replaceChildren();
+    for (const g of document.querySelectorAll("#state-diagram .sc-now, #state-diagram .sc-client-at, #state-diagram .sc-server-at"))
+      g.classList.remove("sc-now", "sc-client-at", "sc-server-at");
     document.getElementById("state-sentence").textContent = s ? s.sentence : "";
     if (!s) return;
-    const moved = new Map(s.moved.map((m) => [m[0], m]));
-    for (const [end, state] of [[W.client, s.client], [W.server, s.server]]) {
-      const m = moved.get(end);
-      strip.appendChild(m ? el("span", fmt(W.state_moved, {end: end, before: m[1], after: m[2]}), "moved")
-                          : el("span", fmt(W.state_now, {end: end, state: state})));
+    for (const [client, end, state] of [[true, W.client, s.client], [false, W.server, s.server]]) {
+      const moves = s.moved.filter((m) => m[0] === client);
+      const path = moves.length ? [moves[0][1], ...moves.map((m) => m[2])].join(" \u2192 ") : state;
+      const source = s.recorded[client ? 0 : 1] ? W.recorded : W.inferred;
+      strip.appendChild(el("span", fmt(W.state_now, {end: end, states: path, source: source}),
+                           moves.length ? "moved" : ""));
       strip.appendChild(document.createTextNode("   "));
+      const box = document.querySelector('#state-diagram g.sc-state[data-state="' + state + '"]');
+      if (box) box.classList.add(client ? "sc-client-at" : "sc-server-at");
     }
-    const taken = new Set(s.moved.map((m) => m[1] + " " + m[2]));
-    for (const [before, after, words] of data.learn.edges) {
-      const on = taken.has(before + " " + after);
-      diagram.appendChild(el("li", (on ? "\u25b6 " : "  ") + before + " \u2192 " + after + "  " + words,
-                             on ? "taken" : ""));
+    for (const m of s.moved) {
+      const edge = document.querySelector('#state-diagram g.sc-edge[data-edge="' + m[1] + " " + m[2] + '"]');
+      if (edge) edge.classList.add("sc-now");
     }
   }
 

@@ -71,7 +71,7 @@ CONVERSATION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("duration", "float64"),  # seconds, first to last packet
     ("irtt", "float64"),  # handshake round trip in seconds; null when not seen
     ("notes", "map<string, int64>"),  # expert note -> count
-    ("ended", "string"),  # refused, reset, FIN both ways, half-closed, still open; null UDP
+    ("ended", "string"),  # refused, reset, FIN both ways, half-closed, still open, SYN unanswered; null UDP
     ("uid", "string"),  # Zeek-style id: C + 17 base62 characters, stable per capture+stream
     ("id.orig_h", "string"),  # originator (client) address
     ("id.orig_p", "int32"),
