@@ -47,7 +47,22 @@ def translate_click(lang: str) -> None:
 
 
 def main() -> None:
-    lang = use_language(language_asked(sys.argv[1:], os.environ))
+    args = sys.argv[1:]
+    lang = use_language(language_asked(args, os.environ))
+    if args[:1] == ["show"]:
+        # the plain forms of the most used command skip click's start-up
+        # (sockcap.commands.quick says why and how it stays in step with cli.py)
+        from sockcap.commands import quick
+
+        params = quick.show_params(args[1:])
+        if params is not None:
+            from sockcap.output import prepare_std_streams
+
+            prepare_std_streams()
+            from sockcap.exits import guarded
+
+            guarded(lambda: quick.show(params))
+            return
     translate_click(lang)
     from sockcap.cli import main as cli_main
 

@@ -5,18 +5,18 @@ Only click is imported at the top; the work is :mod:`sockcap.check.grade`.
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sockcap.i18n import _
 
+if TYPE_CHECKING:  # imported when a command runs: sockcap --help lists this module's
+    from pathlib import Path  # command, and should not pay for pathlib
 
-@click.command(short_help=_("Build, check and score every submission."),
-               help=_('Build and check every submission as SPEC.toml says, and score it.\n'
+
+@click.command(help=_('Build and check every submission as SPEC.toml says, and score it.\n'
                '\n'
                '\b\n'
                'sockcap grade spec.toml --submissions submissions/\n'
@@ -44,6 +44,8 @@ def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
     )
     from sockcap.check.sandbox import cgroup_missing, enter_user_namespace
     from sockcap.owner import check_output_path
+    from pathlib import Path
+
     from sockcap.signals import sigterm_raises
 
     def note(text: str) -> None:
@@ -71,6 +73,8 @@ def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
 
 
 def _print(results: list[Any], format_: str, single: bool, gradescope: Any) -> None:
+    import json
+
     if format_ == "gradescope":
         data: Any = gradescope(results[0]) if single else {g.student: gradescope(g) for g in results}
         click.echo(json.dumps(data, indent=1))
