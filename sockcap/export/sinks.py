@@ -40,9 +40,9 @@ class ParquetSink:
 
     Why tuples and not a list per column appended to value by value: taking a row's
     values is one C call (:func:`operator.itemgetter` over the column names) where
-    appending to 22 lists was a Python loop of 22 steps a row, the largest single cost of
-    an export (bench/RESULTS.md); ``zip(*rows)`` then makes the columns in C. The memory
-    held is the same values plus one small tuple a row.
+    appending to 22 lists was a Python loop of 22 steps a row (about 3 % of an export's
+    CPU, bench/RESULTS.md); ``zip(*rows)`` then makes the columns in C. The memory held
+    is the same values plus one small tuple a row.
     """
 
     def __init__(self, path: Path, table: str) -> None:
