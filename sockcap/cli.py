@@ -26,8 +26,8 @@ from sockcap.commands.options import (
     output_options,
     refuse_together,
 )
-from sockcap.exits import fail, guarded
 from sockcap.errors import ExitCode
+from sockcap.exits import fail, guarded
 from sockcap.i18n import N_, _, available_languages, language, ngettext, use_language
 from sockcap.output import prepare_std_streams
 

@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # imported when a command runs: sockcap --help lists this mod
 @click.option("--format", "format_", type=click.Choice(["text", "json", "gradescope"]), default="text", show_default=True, help=_("What is printed on stdout."))
 def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
           students: tuple[str, ...], format_: str) -> None:
+    from pathlib import Path
+
     from sockcap.check.classroom import pick_students, run_parallel, write_grades_csv
     from sockcap.check.grade import (
         grade_submission,
@@ -44,8 +46,6 @@ def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
     )
     from sockcap.check.sandbox import cgroup_missing, enter_user_namespace
     from sockcap.owner import check_output_path
-    from pathlib import Path
-
     from sockcap.signals import sigterm_raises
 
     def note(text: str) -> None:

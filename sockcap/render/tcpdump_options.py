@@ -10,7 +10,6 @@ malformed, where tcpdump prints ``[bad opt]`` and stops printing the segment.
 
 from __future__ import annotations
 
-
 from sockcap.decode.icmp import IcmpMessage
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, TcpOption, TcpOptionKind
 
