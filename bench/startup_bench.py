@@ -16,6 +16,9 @@ Also printed: the sockcap modules ``python -X importtime`` shows for each of the
 sockcap commands, so a module that should not be there is seen at once (the test
 ``tests/test_startup.py`` asserts on module lists, never on times).
 
+``--instructions``: also each command's instructions, counted by valgrind's cachegrind
+(one run each; what the load of a shared machine does not move, unlike CPU time).
+
 Targets (issue #23): ``show`` of a one-packet file <= 50 ms CPU, ``--help`` <= 60 ms.
 """
 
@@ -68,6 +71,17 @@ def cpu_seconds(argv: list[str], env: dict[str, str]) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def instructions(argv: list[str], env: dict[str, str]) -> int:
+    """The instructions one run of ``argv`` executes (valgrind --tool=cachegrind)."""
+    result = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                             "--cachegrind-out-file=/dev/null", *argv],
+                            capture_output=True, text=True, env=env, timeout=600)
+    for line in result.stderr.splitlines():
+        if "I" in line and "refs:" in line:
+            return int(line.rsplit(":", 1)[1].replace(",", "").strip())
+    raise SystemExit(f"valgrind gave no count for {argv}: {result.stderr[-500:]}")
+
+
 def sockcap_modules(args: list[str], env: dict[str, str]) -> list[str]:
     """The sockcap modules ``python -X importtime`` lists for ``sockcap ARGS``."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "sockcap", *args],
@@ -81,6 +95,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--file", type=Path, default=DEFAULT_FILE)
     ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count each command's instructions with valgrind")
     args = ap.parse_args()
     env = dict(os.environ, TZ="UTC", LANG="C.UTF-8")
     env.pop("LANGUAGE", None)
@@ -108,6 +124,10 @@ def main() -> None:
         for name, values in times.items():
             print(f"| `{name}` | {statistics.median(values) * 1000:.1f} | "
                   f"{min(values) * 1000:.1f} | {max(values) * 1000:.1f} |")
+        if args.instructions and shutil.which("valgrind"):
+            print("\n| command | instructions |\n| --- | ---: |")
+            for name, argv in commands.items():
+                print(f"| `{name}` | {instructions(argv, env):,} |")
         for label, argv in (("show ONE", ["show", str(one)]), ("--help", ["--help"])):
             mods = sockcap_modules(argv, env)
             print(f"\nsockcap {label}: {len(mods)} sockcap modules: {' '.join(sorted(mods))}")
