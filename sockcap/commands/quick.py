@@ -11,7 +11,8 @@ command lines both ways and requires equal results, so this table cannot drift f
 listed here (``--port=80``, ``-c5``, ``--``, options before ``show``), an option added
 later — returns None and goes through click unchanged, with its messages.
 
-Edge code: it reads the command line and nothing else.
+Edge code: it reads the command line, and asks whether FILE is a folder (as click's Path
+type does, to refuse it).
 """
 
 from __future__ import annotations
