@@ -13,8 +13,13 @@ processes it waited for (the workers of ``--jobs``). The commands:
   ``--format ndjson``;
 * the anchor, ``tshark -T json -r FILE`` with its output written to a file (tshark keeps
   the whole file's state in memory and its JSON is what people load into other tools);
-* with ``--parallel``: two copies of the file exported by one process (``--jobs 1``) and
-  by two (``--jobs 2``), the gain from the process pool on this machine's cores.
+* with ``--parallel`` (``--parallel-only``: nothing else; ``--parallel-packets N``: copies
+  of the first N packets): two copies of the file exported by one process (``--jobs 1``)
+  and by two (``--jobs 2``), the gain from the process pool on this machine's cores; and
+  beside it a control, the same CPU loop run twice one after the other and twice side by
+  side, which says what two processes at once can gain on the machine at that moment
+  (on a shared machine whose CPU is saturated, nothing: then the export's figure is not
+  the pool's).
 
 ``--packets N`` first cuts the file to its first N packets (with tcpdump -c), for a
 quicker run on a shared machine. The figures are printed as a Markdown table for
@@ -94,6 +99,12 @@ def main() -> None:
     ap.add_argument("--packets", type=int, default=0, help="cut the file to this many first")
     ap.add_argument("--parallel", action="store_true", help="also 2 files, --jobs 1 vs 2")
     ap.add_argument("--no-tshark", action="store_true")
+    ap.add_argument("--parquet-only", action="store_true",
+                    help="leave out the --tables packets and --format ndjson runs")
+    ap.add_argument("--parallel-only", action="store_true",
+                    help="only the --parallel comparison (and its control)")
+    ap.add_argument("--parallel-packets", type=int, default=0,
+                    help="the two files of --parallel: the first N packets (default: all)")
     args = ap.parse_args()
     sockcap = sockcap_argv()
     with tempfile.TemporaryDirectory(prefix="sockcap-export-bench-",
@@ -111,7 +122,9 @@ def main() -> None:
              [*sockcap, "export", str(path), "--to", str(tmp / "c"), "--format", "ndjson"],
              None, tmp / "c"),
         ]
-        if not args.no_tshark:
+        if args.parquet_only or args.parallel_only:
+            runs = runs[:1] if not args.parallel_only else []
+        if not args.no_tshark and not args.parallel_only:
             runs.append(("tshark -T json > out", ["tshark", "-T", "json", "-r", str(path)],
                          tmp / "tshark.json", tmp / "tshark.json"))
         results = []
@@ -122,10 +135,12 @@ def main() -> None:
             results.append(r)
             shutil.rmtree(measured, ignore_errors=True) if measured.is_dir() else measured.unlink(missing_ok=True)
         parallel: list[Result] = []
-        if args.parallel:
+        if args.parallel or args.parallel_only:
+            parallel += control(tmp)
             copies = [tmp / "one.pcap", tmp / "two.pcap"]
+            source = cut(args.file, args.parallel_packets, tmp) if args.parallel_packets else path
             for c in copies:
-                os.link(path, c) if path.stat().st_dev == tmp.stat().st_dev else shutil.copy(path, c)
+                os.link(source, c) if source.stat().st_dev == tmp.stat().st_dev else shutil.copy(source, c)
             for jobs in (1, 2):
                 out = tmp / f"p{jobs}"
                 r = run_once(f"2 files, --jobs {jobs}", [*sockcap, "export", *map(str, copies),
@@ -137,12 +152,34 @@ def main() -> None:
     print(report(args, path, packets, results, parallel))
 
 
+LOOP = "sum(range(3 * 10**7))"  # the control: pure CPU, no I/O, about a second
+
+
+def control(tmp: Path) -> list[Result]:
+    """What this machine gives two processes at once: the same CPU loop twice, one after
+    the other and then side by side (a machine whose CPU share is fixed, as a container's
+    can be, gains nothing however parallel the work is)."""
+    loop = [sys.executable, "-c", LOOP]
+    seq = run_once("control: 2 loops, one after the other",
+                   ["/bin/sh", "-c", f"{' '.join(loop[:2])} '{LOOP}'; {' '.join(loop[:2])} '{LOOP}'"],
+                   None, tmp / "none")
+    par = run_once("control: 2 loops side by side",
+                   ["/bin/sh", "-c", f"{' '.join(loop[:2])} '{LOOP}' & {' '.join(loop[:2])} '{LOOP}'; wait"],
+                   None, tmp / "none")
+    for r in (seq, par):
+        print(f"{r.name}: {r.seconds:.2f} s", file=sys.stderr)
+    return [seq, par]
+
+
 def report(args: argparse.Namespace, path: Path, packets: int, results: list[Result],
            parallel: list[Result]) -> str:
     anchor = next((r for r in results if r.name.startswith("tshark")), None)
     lines = [f"Run {datetime.date.today()}: `python bench/export_bench.py"
              f"{' --packets ' + str(args.packets) if args.packets else ''}"
-             f"{' --parallel' if args.parallel else ''}` on {path.name} "
+             f"{' --parallel' if args.parallel else ''}"
+             f"{' --parallel-packets ' + str(args.parallel_packets) if args.parallel_packets else ''}"
+             f"{' --parquet-only' if args.parquet_only else ''}"
+             f"{' --parallel-only' if args.parallel_only else ''}` on {path.name} "
              f"({packets:,} packets), {os.cpu_count()} cores shared, Python "
              f"{platform.python_version()}.", "",
              "| command | wall s | CPU s | packets/CPU s | peak RSS | output | vs tshark -T json (CPU) |",
@@ -151,9 +188,17 @@ def report(args: argparse.Namespace, path: Path, packets: int, results: list[Res
         ratio = f"{anchor.cpu / r.cpu:.2f}x" if anchor and r.status == 0 else ""
         lines.append(f"| `{r.name}` | {r.seconds:.2f} | {r.cpu:.2f} | {packets / r.cpu:,.0f} | "
                      f"{r.max_rss_mb:.0f} MB | {r.out_bytes / 1e6:.1f} MB | {ratio} |")
-    for r in parallel:
-        lines.append(f"| `{r.name}` | {r.seconds:.2f} | {r.cpu:.2f} | {2 * packets / r.cpu:,.0f} | "
-                     f"{r.max_rss_mb:.0f} MB | {r.out_bytes / 1e6:.1f} MB | |")
+    each = args.parallel_packets or packets
+    for pair in (parallel[0:2], parallel[2:4]):
+        for r in pair:
+            gain = (f"{pair[0].seconds / r.seconds:.2f}x the wall time above"
+                    if r is not pair[0] else "")
+            what = "" if r.name.startswith("control") else f" (2 x {each:,} packets)"
+            rate = f"{2 * each / r.cpu:,.0f}" if what else ""
+            lines.append(f"| `{r.name}`{what} | {r.seconds:.2f} | {r.cpu:.2f} | {rate} | "
+                         f"{r.max_rss_mb:.0f} MB | {r.out_bytes / 1e6:.1f} MB | {gain} |")
+    load = os.getloadavg()
+    lines.append(f"\nLoad average at the end: {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}.")
     return "\n".join(lines)
 
 

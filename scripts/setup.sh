@@ -71,7 +71,13 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 # pip's own output (setuptools' notes on editable installs among it) only when it fails
 pip_log="$(mktemp)"
-if ! "$VENV/bin/python" -m pip install -q -e ".[$extras]" >"$pip_log" 2>&1; then
+# The editable install as a plain path in a .pth file (setuptools' "compat" mode): its
+# default mode puts an import hook in every start of the interpreter that imports pathlib,
+# urllib and ipaddress before sockcap runs (~13 ms of each command's start-up, measured
+# with bench/startup_bench.py). Where a setuptools no longer offers the mode, the default.
+if ! "$VENV/bin/python" -m pip install -q -e ".[$extras]" \
+       --config-settings editable_mode=compat >"$pip_log" 2>&1 &&
+   ! "$VENV/bin/python" -m pip install -q -e ".[$extras]" >"$pip_log" 2>&1; then
   cat "$pip_log" >&2
   rm -f "$pip_log"
   echo "setup: installing sockcap failed (pip's output above)" >&2

@@ -8,10 +8,10 @@ command so that ``sockcap --help`` imports neither scapy nor pyshark nor rich.
 
 from __future__ import annotations
 
+import gettext
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 import click
 from click.core import ParameterSource
@@ -26,29 +26,50 @@ from sockcap.commands.options import (
     output_options,
     refuse_together,
 )
-from sockcap.errors import ExitCode, SockcapError
+from sockcap.errors import ExitCode
+from sockcap.exits import fail, guarded
 from sockcap.i18n import N_, _, available_languages, language, ngettext, use_language
 from sockcap.output import prepare_std_streams
 
-# Commands defined in their own module under sockcap.commands, loaded when used (and for
-# --help, whose listing needs each one's short help: those modules import only click at
-# the top, so listing stays fast). One line each: name -> "module:attribute".
-LAZY_COMMANDS: dict[str, str] = {
-    "capture": "sockcap.commands.capture:capture",
-    "check": "sockcap.commands.check:check",
-    "grade": "sockcap.commands.grade:grade",
-    "interfaces": "sockcap.commands.interfaces:interfaces",
-    "follow": "sockcap.commands.follow:follow",
-    "stats": "sockcap.commands.stats:stats",
-    "diagram": "sockcap.commands.diagram:diagram",
-    "report": "sockcap.commands.report:report",
-    "lab": "sockcap.commands.lab:lab",
-    "export": "sockcap.commands.export:export",
-    "query": "sockcap.commands.query:query",
-    "quiz": "sockcap.commands.learn:quiz",
-    "exercise": "sockcap.commands.learn:exercise",
-    "step": "sockcap.commands.learn:step",
+# Commands defined in their own module under sockcap.commands, loaded when used. One line
+# each: name -> ("module:attribute", its one-line summary). The summaries are here, not in
+# the modules, so that `sockcap --help` lists the commands without importing any of them
+# (start-up: bench/startup_bench.py); LazyGroup.get_command gives each its summary.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "capture": ("sockcap.commands.capture:capture",
+        N_("Capture live (or while a command runs) and show it.")),
+    "check": ("sockcap.commands.check:check",
+        N_("Run your server (and client) and say what is wrong.")),
+    "grade": ("sockcap.commands.grade:grade",
+        N_("Build, check and score every submission.")),
+    "interfaces": ("sockcap.commands.interfaces:interfaces",
+        N_("List the network interfaces.")),
+    "follow": ("sockcap.commands.follow:follow",
+        N_("Show the bytes each side sent (Follow TCP Stream).")),
+    "stats": ("sockcap.commands.stats:stats",
+        N_("Conversations and protocol totals of a capture.")),
+    "diagram": ("sockcap.commands.diagram:diagram",
+        N_("Draw one conversation as a ladder or a graph.")),
+    "report": ("sockcap.commands.report:report",
+        N_("Write a self-contained HTML report of a capture.")),
+    "lab": ("sockcap.commands.lab:lab",
+        N_("TCP against UDP over a lossy, slow link, captured at both ends.")),
+    "export": ("sockcap.commands.export:export",
+        N_("Write capture files as Parquet tables.")),
+    "query": ("sockcap.commands.query:query",
+        N_("Run SQL over exported tables (DuckDB).")),
+    "quiz": ("sockcap.commands.learn:quiz",
+        N_("Predict the next packet of a real capture, and learn why.")),
+    "exercise": ("sockcap.commands.learn:exercise",
+        N_("Write a printable worksheet (and its key) from a capture.")),
+    "step": ("sockcap.commands.learn:step",
+        N_("Step through a connection packet by packet, with TCP states.")),
 }
+
+
+# click's own words (its catalogue, sockcap.entry.translate_click), named so that the
+# extraction of sockcap's messages does not take them
+click_word = gettext.gettext
 
 
 class LazyGroup(click.Group):
@@ -56,13 +77,37 @@ class LazyGroup(click.Group):
         return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = LAZY_COMMANDS.get(name)
-        if target is None:
+        lazy = LAZY_COMMANDS.get(name)
+        if lazy is None:
             found = super().get_command(ctx, name)
             return None if found is None else localize(found)
-        module, attr = target.split(":")
+        module, attr = lazy[0].split(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
+        command.short_help = _(lazy[1])
         return localize(command)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing (its layout, its words), with the lazy commands' summaries
+        from :data:`LAZY_COMMANDS`: listing a command does not import it."""
+        rows: list[tuple[str, str]] = []
+        for name in self.list_commands(ctx):
+            lazy = LAZY_COMMANDS.get(name)
+            if lazy is not None:
+                rows.append((name, _(lazy[1])))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, ""))
+        if not rows:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _help in rows)
+        rows = [(name, text or self._short_help(ctx, name, limit)) for name, text in rows]
+        with formatter.section(click_word("Commands")):
+            formatter.write_dl(rows)
+
+    def _short_help(self, ctx: click.Context, name: str, limit: int) -> str:
+        command = self.get_command(ctx, name)
+        return "" if command is None else command.get_short_help_str(limit)
 
 
 # Words click writes on a help page without gettext: a plain type's name ("--questions
@@ -243,10 +288,11 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
          json_: bool, style: str, no_color: bool, explain: bool, filters: bool) -> None:
-    from sockcap.commands.show import show_command
+    # the plain forms of ``sockcap show`` are read without click (sockcap.entry); both
+    # ways run this with click's parameters
+    from sockcap.commands.quick import show as show_with
 
-    show_command(file, count=count or 0, port=port or 0, dissect=dissect, hex_=hex_,
-                 json_=json_, style=style, no_color=no_color, explain=explain, filters=filters)
+    show_with(click.get_current_context().params)
 
 
 def _log_line(text: str) -> None:
@@ -266,17 +312,15 @@ def _no_empty_tcp_message(messages: tuple[str, ...], udp: bool) -> None:
             "on the wire); UDP can send an empty datagram: add --udp"), param_hint="'-m'")
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    sys.stdout.flush()
-    sys.stderr.write(f"sockcap: {message}\n")
-    sys.exit(code)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: one line and an exit code for every error a user can cause."""
     args = list(sys.argv[1:] if argv is None else argv)
     prepare_std_streams()
-    debug = "--debug" in args
+    guarded(lambda: _invoke(args), debug="--debug" in args)
+
+
+def _invoke(args: list[str]) -> None:
+    """The command line through click, click's errors as one line and an exit code."""
     try:
         # make_context + invoke rather than cli.main(): main() prints a bare newline to
         # stderr on Ctrl-C before re-raising, and the user should see one line only.
@@ -285,23 +329,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        _fail("interrupted", ExitCode.INTERRUPTED)
+        fail("interrupted", ExitCode.INTERRUPTED)
     except click.exceptions.NoArgsIsHelpError as e:
         click.echo(e.ctx.get_help() if e.ctx else str(e))
         sys.exit(0)
     except click.UsageError as e:
         cmd = e.ctx.command_path if e.ctx else "sockcap"
-        _fail(_("{format_message} (see '{cmd} --help')").format(format_message=e.format_message(), cmd=cmd), ExitCode.USAGE)
+        fail(_("{format_message} (see '{cmd} --help')").format(format_message=e.format_message(), cmd=cmd), ExitCode.USAGE)
     except click.ClickException as e:
-        _fail(e.format_message(), e.exit_code)
-    except SockcapError as e:
-        if debug:
-            raise
-        _fail(str(e), e.exit_code)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        _fail("interrupted", ExitCode.INTERRUPTED)
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
-        sys.exit(0)
+        fail(e.format_message(), e.exit_code)

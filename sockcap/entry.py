@@ -13,6 +13,7 @@ pointed at the ``click`` catalogue shipped beside sockcap's own.
 
 from __future__ import annotations
 
+import gc
 import gettext
 import os
 import sys
@@ -47,8 +48,29 @@ def translate_click(lang: str) -> None:
 
 
 def main() -> None:
-    lang = use_language(language_asked(sys.argv[1:], os.environ))
+    # The imports make many objects and no garbage: the cyclic collector's passes over
+    # them cost ~3 ms of every start (bench/startup_bench.py). Off while importing, on
+    # again before the command runs (commands that make no cycles turn it off themselves).
+    gc.disable()
+    args = sys.argv[1:]
+    lang = use_language(language_asked(args, os.environ))
+    if args[:1] == ["show"]:
+        # the plain forms of the most used command skip click's start-up
+        # (sockcap.commands.quick says why and how it stays in step with cli.py)
+        from sockcap.commands import quick
+
+        params = quick.show_params(args[1:])
+        if params is not None:
+            import sockcap.commands.show  # noqa: F401  (imported with the collector off)
+            from sockcap.exits import guarded
+            from sockcap.output import prepare_std_streams
+
+            prepare_std_streams()
+            gc.enable()
+            guarded(lambda: quick.show(params))
+            return
     translate_click(lang)
     from sockcap.cli import main as cli_main
 
+    gc.enable()
     cli_main()

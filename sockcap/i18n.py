@@ -20,10 +20,11 @@ from __future__ import annotations
 import gettext
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 DOMAIN = "sockcap"
-LOCALE_DIR = Path(__file__).parent / "locale"
+# a plain path (os.path, not pathlib): every command imports this module first, and
+# pathlib costs a few milliseconds of start-up (urllib.parse, ipaddress, fnmatch)
+LOCALE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale")
 
 _translation: gettext.NullTranslations = gettext.NullTranslations()
 _language = "en"
@@ -58,8 +59,16 @@ def language() -> str:
 
 def available_languages() -> tuple[str, ...]:
     """``en`` and every language with a compiled catalogue in the package."""
-    found = sorted(p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
+    try:
+        codes = os.listdir(LOCALE_DIR)
+    except OSError:
+        codes = []
+    found = sorted(code for code in codes if os.path.isfile(_catalogue(code)))
     return ("en", *found)
+
+
+def _catalogue(code: str) -> str:
+    return os.path.join(LOCALE_DIR, code, "LC_MESSAGES", f"{DOMAIN}.mo")
 
 
 def language_from_env(env: Mapping[str, str] | None = None) -> str:
@@ -81,9 +90,9 @@ def use_language(lang: str) -> str:
     (``en`` when the package has no catalogue for it)."""
     global _translation, _language
     code = lang.split(".")[0].split("_")[0].lower()
-    path = LOCALE_DIR / code / "LC_MESSAGES" / f"{DOMAIN}.mo"
-    if code != "en" and path.is_file():
-        with path.open("rb") as f:
+    path = _catalogue(code)
+    if code != "en" and os.path.isfile(path):
+        with open(path, "rb") as f:
             _translation = gettext.GNUTranslations(f)
         _language = code
     else:

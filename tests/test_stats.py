@@ -185,7 +185,7 @@ def _unanswered_cases() -> list[Path]:
     golden = Path(__file__).parent / "golden"
     cases = [golden / "scenario-timeout.pcap"]  # a full accept queue: SYN, SYN, SYN, SYN
     tfo = CORPUS / "public" / "tfo-5c1fa7f9ae91.pcap"  # a SYN, then the client's own FIN
-    return cases + [tfo] if tfo.is_file() else cases
+    return [*cases, tfo] if tfo.is_file() else cases
 
 
 @needs_tshark

@@ -12,7 +12,9 @@ refused (RST answering the SYN), reset (any other RST), the SYN never answered (
 came back from the server), FIN both ways, half-closed (FIN one way only) or still open.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: with it, typing.NamedTuple compiles
+# each field's annotation string into a ForwardRef at import (~99 fields on the path
+# of `sockcap show`: a few ms of every start, bench/startup_bench.py).
 
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple

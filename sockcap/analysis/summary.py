@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sockcap.analysis.conversation import Conversation
-from sockcap.codes import Note, Outcome, note_text, outcome_text
+from sockcap.codes import Note, note_text, outcome_text
 from sockcap.decode.records import CaptureStats
 from sockcap.i18n import _
 

@@ -25,9 +25,8 @@ tie found no packet for is placed at the connection's last packet captured befor
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
-
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.decode.ftrace import KernelEvent, KernelEventKind

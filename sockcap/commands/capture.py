@@ -25,7 +25,6 @@ NAMESPACE_NOTE = ("; capturing other programs on this machine's interfaces needs
 
 
 @click.command(context_settings={"ignore_unknown_options": False},
-               short_help=_("Capture live (or while a command runs) and show it."),
                help=_("Capture live and show the timeline; with '-- COMMAND ARGS...' capture while it runs.\n"
                '\n'
                '\b\n'

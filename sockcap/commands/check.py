@@ -7,7 +7,6 @@ runs and captures) and :mod:`sockcap.render.check` (the words).
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from typing import Any
 
@@ -22,8 +21,7 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
                "udp_clients", "udp_large", "client_timeout", "client_duplicates", "client_reorder")
 
 
-@click.command(short_help=_("Run your server (and client) and say what is wrong."),
-               help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
+@click.command(help=_('Run your server (and client) on loopback, capture it, and say what is right and wrong.\n'
                '\n'
                '\b\n'
                "sockcap check --server './server {port}'\n"
@@ -93,6 +91,8 @@ def check(server: str | None, client: str | None, port: int, udp: bool, only: tu
 
 
 def _argv(text: str, option: str) -> tuple[str, ...]:
+    import shlex
+
     try:
         argv = tuple(shlex.split(text))
     except ValueError as e:

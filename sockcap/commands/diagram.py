@@ -28,8 +28,7 @@ GRAPHS = ("tcptrace", "stevens")
 BOX_SAMPLE = "│─▶◀┌└…→"
 
 
-@click.command("diagram", short_help=_("Draw one conversation as a ladder or a graph."),
-               help=_('Draw one conversation as a ladder (sequence) diagram, or its time-sequence graph.'))
+@click.command("diagram", help=_('Draw one conversation as a ladder (sequence) diagram, or its time-sequence graph.'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--stream", type=STREAM, default=None, metavar="N",
               help=_("This conversation (Wireshark's tcp.stream; udp.stream with --udp)."))

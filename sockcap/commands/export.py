@@ -14,11 +14,10 @@ from typing import TextIO
 import click
 
 from sockcap.commands.options import FiniteFloat
-from sockcap.export import capture_name
 from sockcap.i18n import _
 
 
-@click.command("export", short_help=_("Write capture files as Parquet tables."), help=_('Write packets and conversations of capture files as Parquet tables (one partition per file).\n'
+@click.command("export", help=_('Write packets and conversations of capture files as Parquet tables (one partition per file).\n'
                '\n'
                '\b\n'
                'DIR/packets/capture=NAME/part-0.parquet\n'
@@ -81,7 +80,7 @@ def _tables(text: str) -> tuple[str, ...]:
 def export_command(files: tuple[str, ...], out: str, tables: tuple[str, ...], fmt: str,
                    jobs: int | None) -> None:
     from sockcap.errors import InputError
-    from sockcap.export import need
+    from sockcap.export import capture_name, need
     from sockcap.export.job import ExportJob
     from sockcap.export.pool import default_jobs, run_jobs
     from sockcap.output import Output

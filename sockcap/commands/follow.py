@@ -20,7 +20,6 @@ that was there before is overwritten and keeps its owner.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import click
@@ -28,7 +27,9 @@ import click
 from sockcap.commands.options import STREAM, refuse_together
 from sockcap.i18n import _
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pathlib too: sockcap --help imports this module for its listing
+    from pathlib import Path
+
     from sockcap.analysis.conversation import Annotated, Conversation
     from sockcap.analysis.follow import Chunk
     from sockcap.errors import CaptureFileError
@@ -36,8 +37,7 @@ if TYPE_CHECKING:
     from sockcap.pipeline.engine import EngineSelect
 
 
-@click.command("follow", short_help=_("Show the bytes each side sent (Follow TCP Stream)."),
-               help=_('Show the bytes each side of a conversation sent, in order (Follow TCP Stream).'))
+@click.command("follow", help=_('Show the bytes each side of a conversation sent, in order (Follow TCP Stream).'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--stream", type=STREAM, default=None, metavar="N",
               help=_("Only this conversation (Wireshark's tcp.stream; udp.stream with --udp)."))
@@ -62,6 +62,8 @@ def follow(file: str, stream: int | None, udp: bool, ascii_: bool, hex_: bool, r
 
         check_output_path(out)
         if not force:
+            from pathlib import Path
+
             no_stream_files(Path(out))
     follow_command(file, stream=stream, udp=udp, mode=mode, out=out, no_color=no_color,
                    force=force)
@@ -87,6 +89,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
                    no_color: bool, force: bool = False) -> None:
     import gc
     from contextlib import ExitStack
+    from pathlib import Path
 
     from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP
     from sockcap.output import Output
@@ -231,6 +234,8 @@ class RawFiles:
         return f
 
     def write(self, chunk: Chunk) -> None:
+        import os
+
         from sockcap.render.follow import stream_name
 
         for client in (True, False):  # both files exist, even if empty
@@ -241,7 +246,7 @@ class RawFiles:
             self.note(_("sockcap: {conv}: {gap} bytes from the {side} missing at offset {offset}, not in {f}").format(conv=stream_name(chunk.conv), gap=chunk.gap, side=side, offset=chunk.offset, f=f.name))
             return
         f.write(chunk.data)
-        self.written[Path(f.name)] += len(chunk.data)
+        self.written[self.folder / os.path.basename(f.name)] += len(chunk.data)
 
     def listing(self) -> list[str]:
         """One line per file written, with its size."""

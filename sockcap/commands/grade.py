@@ -5,18 +5,18 @@ Only click is imported at the top; the work is :mod:`sockcap.check.grade`.
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sockcap.i18n import _
 
+if TYPE_CHECKING:  # imported when a command runs: sockcap --help lists this module's
+    from pathlib import Path  # command, and should not pay for pathlib
 
-@click.command(short_help=_("Build, check and score every submission."),
-               help=_('Build and check every submission as SPEC.toml says, and score it.\n'
+
+@click.command(help=_('Build and check every submission as SPEC.toml says, and score it.\n'
                '\n'
                '\b\n'
                'sockcap grade spec.toml --submissions submissions/\n'
@@ -35,6 +35,8 @@ from sockcap.i18n import _
 @click.option("--format", "format_", type=click.Choice(["text", "json", "gradescope"]), default="text", show_default=True, help=_("What is printed on stdout."))
 def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
           students: tuple[str, ...], format_: str) -> None:
+    from pathlib import Path
+
     from sockcap.check.classroom import pick_students, run_parallel, write_grades_csv
     from sockcap.check.grade import (
         grade_submission,
@@ -71,6 +73,8 @@ def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
 
 
 def _print(results: list[Any], format_: str, single: bool, gradescope: Any) -> None:
+    import json
+
     if format_ == "gradescope":
         data: Any = gradescope(results[0]) if single else {g.student: gradescope(g) for g in results}
         click.echo(json.dumps(data, indent=1))

@@ -7,8 +7,7 @@ import click
 from sockcap.i18n import _
 
 
-@click.command(short_help=_("List the network interfaces."),
-               help=_('List the network interfaces (name, up/down, link type, addresses).'))
+@click.command(help=_('List the network interfaces (name, up/down, link type, addresses).'))
 @click.option("--json", "json_", is_flag=True, help=_("One JSON object per interface per line."))
 def interfaces(json_: bool) -> None:
     import json

@@ -50,8 +50,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
     return int(rate)
 
 
-@click.command(short_help=_("TCP against UDP over a lossy, slow link, captured at both ends."),
-               help=_('Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.\n'
+@click.command(help=_('Two hosts and a lossy link: an echo over TCP and over UDP, captured at both ends.\n'
                '\n'
                'The hosts are network namespaces joined by a link (MTU 1500) that can lose, delay,\n'
                'slow down, reorder, duplicate and corrupt packets, either way or both: sockcap\n'

@@ -19,7 +19,6 @@ keys as lines.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -111,7 +110,7 @@ def _capture_scenario(name: str, kernel: bool = False) -> tuple[str, RunResult]:
     return result.path, result
 
 
-@click.command("quiz", short_help=_("Predict the next packet of a real capture, and learn why."), help=_("Predict the next packet: questions on a real capture (flags, Seq, Ack, Len, who sends it, the state of each end), checked and explained, with a score."))
+@click.command("quiz", help=_("Predict the next packet: questions on a real capture (flags, Seq, Ack, Len, who sends it, the state of each end), checked and explained, with a score."))
 @_source_options
 @click.option("--questions", "count", type=click.IntRange(1, 100), default=10, show_default=True,
               help=_("How many questions."))
@@ -126,6 +125,8 @@ def quiz(file: str | None, scenario: str | None, stream: int | None, count: int,
     _pipeline, packets = read_connection(file, scenario, stream)
     questions = make_questions(packets, count, seed)
     if json_:
+        import json
+
         json.dump([q.as_json() for q in questions], sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
         return
@@ -175,7 +176,7 @@ def ask(questions: list, packets: list[Annotated], pipeline: Pipeline,  # type: 
     return right
 
 
-@click.command("exercise", short_help=_("Write a printable worksheet (and its key) from a capture."), help=_("Write a printable worksheet drawn from a real capture (fill in Seq/Ack, mark the handshake, predict packets and states, explain a retransmission), and with --answers its answer key."))
+@click.command("exercise", help=_("Write a printable worksheet drawn from a real capture (fill in Seq/Ack, mark the handshake, predict packets and states, explain a retransmission), and with --answers its answer key."))
 @_source_options
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, metavar="FILE",
               help=_("The worksheet (HTML) to write."))
@@ -207,7 +208,7 @@ def exercise(file: str | None, scenario: str | None, stream: int | None, out: st
                 path=path, size=len(page.encode()) >> 10))
 
 
-@click.command("step", short_help=_("Step through a connection packet by packet, with TCP states."), help=_("Step through a connection packet by packet (→ next, ← previous, q quit): the ladder, the packet's bytes and explanation, and both ends' TCP state."))
+@click.command("step", help=_("Step through a connection packet by packet (→ next, ← previous, q quit): the ladder, the packet's bytes and explanation, and both ends' TCP state."))
 @_source_options
 @click.option("--ascii", "ascii_", is_flag=True, help=_("ASCII lines instead of box-drawing characters."))
 @click.option("--kernel", is_flag=True, help=_("With --scenario: also trace the kernel and show its recorded TCP states instead of inferred ones (needs root)."))

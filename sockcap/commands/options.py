@@ -4,7 +4,6 @@ use them, so no command module reaches up into the CLI)."""
 from __future__ import annotations
 
 import inspect
-import ipaddress
 import math
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +43,8 @@ class FiniteFloat(click.FloatRange):
 
 
 def host_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    import ipaddress  # here, not at the top: every command's start-up imports this module
+
     if value == "localhost":
         return "127.0.0.1"
     try:
@@ -54,6 +55,8 @@ def host_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 def loopback_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    import ipaddress
+
     value = host_address(ctx, param, value)
     if not ipaddress.ip_address(value).is_loopback:
         raise click.BadParameter(_("{value} is not a loopback address (run stays on 127.0.0.0/8 or ::1)").format(value=value))

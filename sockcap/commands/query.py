@@ -7,7 +7,7 @@ import click
 from sockcap.i18n import _
 
 
-@click.command("query", short_help=_("Run SQL over exported tables (DuckDB)."), help=_('Run SQL over the tables `sockcap export` wrote: views `packets` and `conversations`.\n'
+@click.command("query", help=_('Run SQL over the tables `sockcap export` wrote: views `packets` and `conversations`.\n'
                '\n'
                '\b\n'
                'sockcap query out "SELECT capture, count(*) FROM packets GROUP BY capture"\n'

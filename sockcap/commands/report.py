@@ -15,14 +15,13 @@ from sockcap.i18n import _
 
 if TYPE_CHECKING:
     from sockcap.analysis.calls import Call
-    from sockcap.decode.ftrace import KernelEvent
     from sockcap.analysis.conversation import Annotated, Conversation
+    from sockcap.decode.ftrace import KernelEvent
     from sockcap.output import Output
     from sockcap.render.timeline import Clock
 
 
-@click.command("report", short_help=_("Write a self-contained HTML report of a capture."),
-               help=_('Write an HTML report of a capture: ladder, timeline, packet bytes, follow, graphs, notes.'))
+@click.command("report", help=_('Write an HTML report of a capture: ladder, timeline, packet bytes, follow, graphs, notes.'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-o", "--out", type=click.Path(dir_okay=False), required=True, metavar="FILE",
               help=_("The HTML file to write (e.g. report.html)."))

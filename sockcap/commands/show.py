@@ -27,9 +27,7 @@ from sockcap.pcapfile.reader import CaptureReader, open_capture
 from sockcap.pcapfile.source import open_input
 from sockcap.pipeline import Pipeline
 from sockcap.pipeline.engine import EngineRun
-from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.packets import PacketView
-from sockcap.render.wireshark import wireshark_menus
 from sockcap.speedups import engine_class
 
 
@@ -43,7 +41,11 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         return
     output = Output(color=False if no_color else None)
     pipeline = Pipeline(keep=False, port=port, limit=count)
-    explainer = PacketExplainer() if explain else None
+    explainer = None
+    if explain:  # its sentences' modules only when asked for (start-up: tests/test_startup.py)
+        from sockcap.render.explain import PacketExplainer
+
+        explainer = PacketExplainer()
     view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters,
                       explainer=explainer)
     with ExitStack() as stack:
@@ -73,6 +75,8 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
     if reader.packets == 0 and not json_:
         output.line(_("0 packets"))
     if filters:
+        from sockcap.render.wireshark import wireshark_menus
+
         menus = wireshark_menus(list(view.streams))
         if json_:  # stdout stays JSON; the sentences go to stderr
             for text in menus:
@@ -80,6 +84,8 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         else:
             output.lines((text, "dim") for text in menus)
     if explain:
+        from sockcap.render.explain import explain_lines
+
         lines = explain_lines(pipeline.tracker.note_counts)
         if explainer is not None and not json_:
             lines = chain(explainer.summary(), lines, explainer.readings())

@@ -14,8 +14,7 @@ from sockcap.i18n import _
 READING_STOPPED = "damage that stopped reading"  # a kind in the report's damaged records
 
 
-@click.command("stats", short_help=_("Conversations and protocol totals of a capture."),
-               help=_('Conversations (packets, bytes, iRTT, notes, how each ended) and protocol totals.'))
+@click.command("stats", help=_('Conversations (packets, bytes, iRTT, notes, how each ended) and protocol totals.'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--json", "json_", is_flag=True, help=_("One JSON object instead of tables."))
 @click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))

@@ -6,7 +6,9 @@ Pure: a decoded :class:`~sockcap.decode.records.Packet` in, an :class:`IcmpMessa
 (None when the packet is not ICMP or its header is cut short). Every read is bounded.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: with it, typing.NamedTuple compiles
+# each field's annotation string into a ForwardRef at import (~99 fields on the path
+# of `sockcap show`: a few ms of every start, bench/startup_bench.py).
 
 from typing import NamedTuple
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import struct
 
 # Pure conversions only (address bytes to text); the decoder opens no socket.
-from socket import AF_INET6, inet_ntoa, inet_ntop
+# From _socket, the C module socket.py wraps: the same functions, without socket.py's
+# enums and selectors (a few milliseconds of every command's start-up).
+from _socket import AF_INET6, inet_ntoa, inet_ntop
 
 from sockcap.codes import Note
 from sockcap.decode.link import ETHERTYPE_IPV4, ETHERTYPE_IPV6

@@ -14,7 +14,9 @@ fields below and nothing else, and the raw bytes stay in ``data`` for the hex vi
 anything that wants to look deeper.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: with it, typing.NamedTuple compiles
+# each field's annotation string into a ForwardRef at import (~99 fields on the path
+# of `sockcap show`: a few ms of every start, bench/startup_bench.py).
 
 import enum
 from typing import NamedTuple

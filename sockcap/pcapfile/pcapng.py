@@ -12,7 +12,9 @@ Layouts follow the IETF draft "PCAP Next Generation (pcapng) Capture File Format
 - packets come in Enhanced (EPB), Simple (SPB) and the obsolete Packet Block (type 2).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: with it, typing.NamedTuple compiles
+# each field's annotation string into a ForwardRef at import (~99 fields on the path
+# of `sockcap show`: a few ms of every start, bench/startup_bench.py).
 
 import struct
 from typing import NamedTuple

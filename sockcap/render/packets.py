@@ -9,12 +9,14 @@ lines joined by newlines) for a pipe or a file, the fast path of ``sockcap show`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from sockcap.analysis.conversation import ROLES_GUESSED, Annotated
 from sockcap.i18n import N_, _
-from sockcap.render.explain import PacketExplainer
 from sockcap.render.timeline import Clock, Timeline, endpoint, json_line, json_record, style_of
-from sockcap.render.wireshark import display_filter
+
+if TYPE_CHECKING:  # the sentences and the filters are imported by the views that use them
+    from sockcap.render.explain import PacketExplainer
 
 EXPLAIN_INDENT = "      "  # a packet's sentence, under its line (``--explain``)
 
@@ -71,6 +73,8 @@ class PacketView:
     def _json_filter(self, a: Annotated) -> str:
         import json
 
+        from sockcap.render.wireshark import display_filter
+
         self._seen(a)
         record = {"type": "packet", **json_record(a, self.clock.first_ts)}
         record["filter"] = display_filter(a)
@@ -94,6 +98,8 @@ class PacketView:
         lines = self.timeline.lines(a)
         yield lines[0], style_of(a)
         if self.filters:
+            from sockcap.render.wireshark import display_filter
+
             self._seen(a)
             yield "      " + _("filter: {filter}").format(filter=display_filter(a)), "dim"
         for extra in lines[1:]:

@@ -20,6 +20,7 @@ and the arrows that packet took (``sc-now``) by those names.
 
 from __future__ import annotations
 
+import itertools
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -234,5 +235,5 @@ def _head(start: tuple[float, float], end: tuple[float, float], size: float = 8)
 
 def _longest(points: tuple[tuple[float, float], ...]
              ) -> tuple[tuple[float, float], tuple[float, float]]:
-    pairs = list(zip(points, points[1:], strict=False))
+    pairs = list(itertools.pairwise(points))
     return max(pairs, key=lambda ab: math.hypot(ab[1][0] - ab[0][0], ab[1][1] - ab[0][1]))

@@ -10,8 +10,6 @@ malformed, where tcpdump prints ``[bad opt]`` and stops printing the segment.
 
 from __future__ import annotations
 
-import ipaddress
-
 from sockcap.decode.icmp import IcmpMessage
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, TcpOption, TcpOptionKind
 
@@ -119,6 +117,8 @@ def _dss(v: bytes, length: int) -> str | None:
 
 def _add_addr(v: bytes, length: int) -> str | None:
     """``add-addr v1 id 5 10.0.0.2:8080 hmac 0x...``: the address family from the length."""
+    import ipaddress  # a rare option: not on every start-up's path
+
     if length not in ADD_ADDR_V4 + ADD_ADDR_V6:
         return None
     kind = ADD_ADDR_KINDS.get(v[0] & 0x0F, "[bad version/echo]")
