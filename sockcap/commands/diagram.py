@@ -166,7 +166,8 @@ def ladder_text(packets: Sequence[Annotated], first_ts: int, format_: str, outpu
     from sockcap.render.ladder_text import ladder_lines, ladder_mermaid
     from sockcap.render.svg import ladder_svg
 
-    ladder = with_side_notes(ladder_layout(packets, first_ts), packets, calls, events)
+    ladder = with_side_notes(ladder_layout(packets, first_ts), packets, calls, events,
+                             infer=format_ == "svg")
     if format_ == "svg":
         return ladder_svg(ladder)
     if format_ == "mermaid":

@@ -13,7 +13,9 @@ import click
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
+    from sockcap.analysis.calls import Call
     from sockcap.analysis.conversation import Annotated, Conversation
+    from sockcap.decode.ftrace import KernelEvent
     from sockcap.output import Output
     from sockcap.render.timeline import Clock
 
@@ -43,13 +45,16 @@ def report(file: str, out: str, force: bool) -> None:
 
 
 def write_report(annotated: Sequence[Annotated], convs: Sequence[Conversation], clock: Clock,
-                 title: str, out: str, force: bool, output: Output) -> None:
-    """Render the page and write it to ``out``; says where on stderr."""
+                 title: str, out: str, force: bool, output: Output,
+                 calls: Sequence[Call] = (), events: Sequence[KernelEvent] = ()) -> None:
+    """Render the page and write it to ``out``; says where on stderr. ``calls`` and
+    ``events``: tied to the packets (:mod:`sockcap.analysis.story`)."""
     import os
 
     from sockcap.commands.outfile import write_text_file
     from sockcap.render.report import report_html
 
-    page = report_html(annotated, convs, clock, os.path.basename(title))
+    page = report_html(annotated, convs, clock, os.path.basename(title), calls=calls,
+                       events=events)
     write_text_file(out, page, force=force, note=output.note)
     output.note(_("sockcap: wrote {path} ({size} KiB)").format(path=out, size=len(page.encode()) >> 10))

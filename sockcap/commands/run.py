@@ -227,4 +227,4 @@ def _pictures(result: RunResult, pipeline: Pipeline, output: Output, *, diagram:
 
         out = os.path.splitext(result.path)[0] + ".html"
         write_report(result.annotated, pipeline.tracker.conversations, pipeline, result.path,
-                     out, force, output)
+                     out, force, output, calls, events)
