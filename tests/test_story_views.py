@@ -230,3 +230,67 @@ def test_the_labs_graph_takes_the_cwnd_from_tcp_probe_with_kernel(tmp_path: Path
     assert "from --kernel (tcp:tcp_probe)" in words
     steps = [p for p in root.iter(f"{SVG}path") if p.get("class") == "sc-cwnd"]
     assert steps and steps[0].get("d", "").count("V") >= 1
+
+
+# -- a saved capture keeps the calls and the kernel's events (.pcapng) ------------------
+
+def ladder_part(text: str) -> str:
+    return text[text.index("tcp stream 0"):]
+
+
+@needs_capture
+def test_a_saved_pcapng_keeps_the_calls_for_diagram_and_report(
+        tmp_path: Path, sockcap_path: dict[str, str | None]) -> None:
+    """``run --capture --out X.pcapng``: the file's views later show what the run showed
+    (the ladder with the calls, the report's rows); Wireshark's own reader (tshark) finds
+    each call's line as its packet's comment; a .pcap file stays classic pcap."""
+    pcap = tmp_path / "x.pcapng"
+    live = sockcap("run", "--capture", "--diagram", "--report", "--out", str(pcap),
+                   timeout=DEADLINE, env=sockcap_path)
+    assert live.returncode == 0, live.stderr
+    assert pcap.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"  # a pcapng section header
+    later = sockcap("diagram", str(pcap), env=sockcap_path)
+    assert later.returncode == 0, later.stderr
+    assert "▸ send(b'hello') → 5 bytes" in later.stdout
+    assert ladder_part(later.stdout) == ladder_part(live.stdout)
+    page = tmp_path / "later.html"
+    res = sockcap("report", str(pcap), "-o", str(page), env=sockcap_path)
+    assert res.returncode == 0, res.stderr
+    story = page_data(page)["story"]
+    assert story and story == page_data(tmp_path / "x.html")["story"]
+    shown = sockcap("show", str(pcap), env=sockcap_path)
+    assert shown.returncode == 0 and len(shown.stdout.splitlines()) >= 14, shown.stderr
+    tshark = shutil.which("tshark")
+    if tshark is not None:
+        import subprocess
+
+        out = subprocess.run([tshark, "-r", str(pcap), "-T", "fields", "-e", "frame.number",
+                              "-e", "frame.comment"], capture_output=True, text=True,
+                             timeout=DEADLINE, check=True).stdout
+        comments = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+        assert "▸" in comments["4"] and "client: send(b'hello') → 5 bytes" in comments["4"]
+    plain = tmp_path / "y.pcap"
+    assert sockcap("run", "--capture", "--out", str(plain), timeout=DEADLINE).returncode == 0
+    assert plain.read_bytes()[:4] == b"\xd4\xc3\xb2\xa1"  # classic pcap, as before
+    assert "▸" not in sockcap("diagram", str(plain)).stdout
+
+
+@needs_capture
+@needs_tracefs
+def test_a_saved_pcapng_keeps_the_kernels_states_and_cwnd(
+        tmp_path: Path, sockcap_path: dict[str, str | None]) -> None:
+    pcap = tmp_path / "k.pcapng"
+    live = sockcap("run", "--capture", "--kernel", "--diagram", "--out", str(pcap),
+                   timeout=DEADLINE, env=sockcap_path)
+    assert live.returncode == 0, live.stderr
+    later = sockcap("diagram", str(pcap), env=sockcap_path)
+    assert ladder_part(later.stdout) == ladder_part(live.stdout)
+    client = [line.split()[0] for line in later.stdout.splitlines()
+              if line.split() and line.split()[0] in KERNEL_CLIENT and line.rstrip().endswith("│")]
+    assert client == KERNEL_CLIENT
+    svg = tmp_path / "g.svg"
+    res = sockcap("diagram", str(pcap), "--graph", "stevens", "-o", str(svg), env=sockcap_path)
+    assert res.returncode == 0, res.stderr
+    root = ET.parse(svg).getroot()
+    assert [p for p in root.iter(f"{SVG}path") if p.get("class") == "sc-cwnd"]
+    assert "from --kernel (tcp:tcp_probe)" in [t.text for t in root.iter(f"{SVG}text")]

@@ -41,7 +41,26 @@ def report(file: str, out: str, force: bool) -> None:
     with ExitStack() as stack:
         reader = open_capture(open_input(file, stack))
         annotated = list(pipeline.packets(reader))
-    write_report(annotated, pipeline.tracker.conversations, pipeline, file, out, force, output)
+    calls, events = saved_story(file, annotated, output)
+    write_report(annotated, pipeline.tracker.conversations, pipeline, file, out, force, output,
+                 calls, events)
+
+
+def saved_story(path: str, annotated: Sequence[Annotated], output: Output
+                ) -> tuple[list[Call], list[KernelEvent]]:
+    """The calls and kernel events a capture file keeps (a ``.pcapng`` that ``run``,
+    ``capture`` or ``lab`` saved them in, :mod:`sockcap.pcapfile.storyfile`), tied to
+    ``annotated`` as the live run tied them; none for any other file."""
+    from sockcap.analysis.story import tie_calls, tie_kernel
+    from sockcap.analysis.storyrecords import story_from_records
+    from sockcap.pcapfile.storyfile import read_story
+
+    saved = story_from_records(read_story(path))
+    if saved.unreadable:
+        output.note(_("sockcap: {count} of the calls and kernel events kept in {path} could "
+                      "not be read (skipped)").format(count=saved.unreadable, path=path))
+    return (tie_calls(saved.calls, annotated),
+            tie_kernel(saved.events, annotated, saved.listen_overflows))
 
 
 def write_report(annotated: Sequence[Annotated], convs: Sequence[Conversation], clock: Clock,
