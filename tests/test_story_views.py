@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, needs_capture, sockcap
+from test_calls import course_server, needs_gcc, needs_strace, programs  # noqa: F401
 from test_kernel import needs_tracefs
 from test_report import browser, needs_browser, page_data, requests_made  # noqa: F401
 
@@ -294,3 +295,35 @@ def test_a_saved_pcapng_keeps_the_kernels_states_and_cwnd(
     root = ET.parse(svg).getroot()
     assert [p for p in root.iter(f"{SVG}path") if p.get("class") == "sc-cwnd"]
     assert "from --kernel (tcp:tcp_probe)" in [t.text for t in root.iter(f"{SVG}text")]
+
+
+@needs_capture
+@needs_gcc
+@needs_strace
+def test_capture_calls_into_a_pcapng_shows_the_students_calls_later(
+        programs: dict[str, Path], course_server: int, tmp_path: Path,  # noqa: F811
+        sockcap_path: dict[str, str | None]) -> None:
+    """``capture --calls -w X.pcapng -- ./client``: the course client's own calls (its
+    connect, its write()s with their byte counts) on the file's ladder, at the client's
+    side, and in the report's rows."""
+    port, pcap = course_server, tmp_path / "c.pcapng"
+    res = sockcap("capture", "--calls", "-w", str(pcap), "-f", f"tcp port {port}", "--",
+                  str(programs["client"]), "127.0.0.1", str(port), input="hello\nworld\n",
+                  timeout=DEADLINE, env=sockcap_path)
+    assert res.returncode == 0, res.stderr
+    svg = tmp_path / "c.svg"
+    res = sockcap("diagram", str(pcap), "--format", "svg", "-o", str(svg), env=sockcap_path)
+    assert res.returncode == 0, res.stderr
+    root = ET.parse(svg).getroot()
+    calls = [(" ".join((g.get("class") or "").split()[2:]), g.findtext(f"{SVG}text"))
+             for g in root.iter(f"{SVG}g") if "sc-call" in (g.get("class") or "").split()]
+    assert ("sc-client", f"▸ connect(127.0.0.1:{port}) → ok") in calls or \
+        ("sc-client", f"▸ connect(127.0.0.1:{port}) …") in calls, calls
+    writes = [text for side, text in calls if side == "sc-client" and text
+              and text.startswith("▸ write(") and text.endswith("→ 6 bytes")]
+    assert len(writes) == 2, calls
+    page = tmp_path / "c.html"
+    assert sockcap("report", str(pcap), "-o", str(page), env=sockcap_path).returncode == 0
+    rows = page_data(page)["story"]
+    assert sum(1 for r in rows if r["kind"] == "call" and r["side"] == "client"
+               and r["text"].startswith("client: write(")) == 2
