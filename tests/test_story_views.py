@@ -294,7 +294,9 @@ def test_a_saved_pcapng_keeps_the_kernels_states_and_cwnd(
     assert res.returncode == 0, res.stderr
     root = ET.parse(svg).getroot()
     assert [p for p in root.iter(f"{SVG}path") if p.get("class") == "sc-cwnd"]
-    assert "from --kernel (tcp:tcp_probe)" in [t.text for t in root.iter(f"{SVG}text")]
+    assert [p for p in root.iter(f"{SVG}path") if p.get("class") == "sc-srtt"]
+    words = [t.text for t in root.iter(f"{SVG}text")]
+    assert "from --kernel (tcp:tcp_probe)" in words and "smoothed RTT (ms, right)" in words
 
 
 @needs_capture

@@ -147,7 +147,13 @@ def graph_svg(packets: Sequence[Annotated], style: str, events: Sequence[Any] = 
     from sockcap.decode.records import IPPROTO_TCP
     from sockcap.errors import InputError
     from sockcap.render.follow import stream_name
-    from sockcap.render.seqgraph import probe_cwnd, probe_source, sender_side, seqgraph_layout
+    from sockcap.render.seqgraph import (
+        probe_cwnd,
+        probe_source,
+        probe_srtt,
+        sender_side,
+        seqgraph_layout,
+    )
     from sockcap.render.svg import cwnd_graph_svg, seqgraph_svg
 
     conv = packets[0].conv
@@ -161,7 +167,8 @@ def graph_svg(packets: Sequence[Annotated], style: str, events: Sequence[Any] = 
     graph = seqgraph_layout(packets, side, style, title)
     cwnd = probe_cwnd(events, packets, side)
     if cwnd:
-        return cwnd_graph_svg(graph, cwnd, source=probe_source())
+        return cwnd_graph_svg(graph, cwnd, source=probe_source(),
+                              srtt=probe_srtt(events, packets, side))
     return seqgraph_svg(graph)
 
 

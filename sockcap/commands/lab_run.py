@@ -64,7 +64,7 @@ from sockcap.render.lab import (
     verdict_record,
 )
 from sockcap.render.packets import PacketView
-from sockcap.render.seqgraph import probe_cwnd, probe_source, seqgraph_layout
+from sockcap.render.seqgraph import probe_cwnd, probe_source, probe_srtt, seqgraph_layout
 from sockcap.render.svg import cwnd_graph_svg
 from sockcap.signals import Stopped, cancel_on_signals
 
@@ -258,7 +258,8 @@ def _write_graph(path: str, packets: list[Annotated], samples: tuple[CwndSample,
         cwnd = [((c.ts_ns - start) / 1e9, c.cwnd,
                  0 if c.ssthresh >= SSTHRESH_INFINITE else c.ssthresh) for c in samples]
         source = _("from the client's TCP_INFO")
-    write_text_file(path, cwnd_graph_svg(graph, cwnd, source=source), force=force,
+    srtt = probe_srtt(events, packets, True)
+    write_text_file(path, cwnd_graph_svg(graph, cwnd, source=source, srtt=srtt), force=force,
                     note=output.note)
 
 

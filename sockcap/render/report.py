@@ -39,7 +39,13 @@ from sockcap.render.kernel import ProbeFilter, kernel_explain, kernel_line
 from sockcap.render.ladder import ladder_layout, with_side_notes
 from sockcap.render.quiz import choice_text, make_questions
 from sockcap.render.report_page import PAGE_CSS, PAGE_SCRIPT
-from sockcap.render.seqgraph import probe_cwnd, probe_source, sender_side, seqgraph_layout
+from sockcap.render.seqgraph import (
+    probe_cwnd,
+    probe_source,
+    probe_srtt,
+    sender_side,
+    seqgraph_layout,
+)
 from sockcap.render.step import prepare_steps
 from sockcap.render.svg import cwnd_graph_svg, ladder_svg, seqgraph_svg
 from sockcap.render.timeline import Clock, Timeline, endpoint, proto_name
@@ -276,7 +282,8 @@ def _pictures(conv: Conversation, packets: list[Annotated], first_ts: int,
                                 _("{stream}: time-sequence graph, {who}").format(
                                     stream=stream_name(conv), who=who))
         cwnd = probe_cwnd(events, packets, side)  # --kernel's tcp_probe, when recorded
-        svg = (cwnd_graph_svg(graph, cwnd, document=False, source=probe_source()) if cwnd
+        svg = (cwnd_graph_svg(graph, cwnd, document=False, source=probe_source(),
+                              srtt=probe_srtt(events, packets, side)) if cwnd
                else seqgraph_svg(graph, document=False))
         parts.append(f'<div class="graph">{svg}</div>')
     parts.append("</section>")

@@ -154,6 +154,22 @@ def probe_cwnd(events: Sequence[KernelEvent], packets: Sequence[Annotated], from
     return tuple(points)
 
 
+def probe_srtt(events: Sequence[KernelEvent], packets: Sequence[Annotated], from_client: bool
+               ) -> tuple[tuple[float, int], ...]:
+    """The sender's smoothed RTT (µs) over the graph's time, from the same ``tcp_probe``
+    events as :func:`probe_cwnd`; a point where it changed."""
+    if not packets or packets[0].conv is None:
+        return ()
+    stream, side = packets[0].conv.stream, "client" if from_client else "server"
+    start = packets[0].packet.ts_ns
+    points: list[tuple[float, int]] = []
+    for e in events:
+        if (e.kind is KernelEventKind.PROBE and e.stream == stream and e.side == side
+                and e.srtt_us >= 0 and (not points or points[-1][1] != e.srtt_us)):
+            points.append(((e.ts_ns - start) / 1e9, e.srtt_us))
+    return tuple(points)
+
+
 def probe_source() -> str:
     """Where :func:`probe_cwnd`'s numbers come from, as a graph's legend says it."""
     return _("from --kernel (tcp:tcp_probe)")

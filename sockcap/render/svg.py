@@ -413,22 +413,27 @@ def _legend(root: ET.Element, style: str) -> None:
 # -- the congestion window under the time-sequence graph (sockcap lab --graph) ----------
 
 PANEL_H = 220
+SRTT_AXIS_W = 40
 PANEL_T, PANEL_B = GRAPH_H + 20, GRAPH_H + PANEL_H - 40
 CWND_STYLE = """
 .sc-graph .sc-cwnd { stroke: #2563eb; fill: none; stroke-width: 1.6; }
 .sc-graph .sc-ssthresh { stroke: #ea580c; fill: none; stroke-width: 1.4; stroke-dasharray: 6 3; }
+.sc-graph .sc-srtt { stroke: #7c3aed; fill: none; stroke-width: 1.2; stroke-dasharray: 2 3; }
 """
 
 
 def cwnd_graph_svg(graph: SeqGraph, cwnd: Sequence[tuple[float, int, int]],
-                   document: bool = True, source: str = "") -> str:
+                   document: bool = True, source: str = "",
+                   srtt: Sequence[tuple[float, int]] = ()) -> str:
     """The time-sequence graph with, under it on the same time axis, the sender's
     congestion window and slow-start threshold in segments (``cwnd``: (seconds since the
     graph's first packet, cwnd, ssthresh); ssthresh 0 while it is not set). ``source``:
-    where the numbers came from, said after the legend."""
+    where the numbers came from, said over the panel. ``srtt``: (seconds, smoothed RTT in
+    µs), drawn dotted against its own axis on the right, in ms."""
     top = GRAPH_H + PANEL_H
-    root = _svg(GRAPH_W, top, "sc-graph", graph.title, GRAPH_STYLE + CWND_STYLE)
-    ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(GRAPH_W),
+    width = GRAPH_W + (SRTT_AXIS_W if srtt else 0)  # room for the srtt axis' numbers
+    root = _svg(width, top, "sc-graph", graph.title, GRAPH_STYLE + CWND_STYLE)
+    ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(width),
                                  "height": str(top), "fill": "#ffffff"})
     inner = ET.fromstring(seqgraph_svg(graph, document=False))
     for el in inner.iter():  # the namespace is the document's: plain names, as above
@@ -461,7 +466,27 @@ def cwnd_graph_svg(graph: SeqGraph, cwnd: Sequence[tuple[float, int, int]],
                                      "height": "4", "class": cls, "style": "stroke-width: 4"})
         _text(root, xl + 16, top - 11, words, "sc-tick")
         xl += 24 + 8 * len(words)
+    if srtt:
+        _srtt(root, srtt, x)
+        ET.SubElement(root, "rect", {"x": str(xl), "y": str(top - 16), "width": "12",
+                                     "height": "4", "class": "sc-srtt",
+                                     "style": "stroke-width: 4"})
+        _text(root, xl + 16, top - 11, _("smoothed RTT (ms, right)"), "sc-tick")
     if source:
-        _text(root, xl, top - 11, source, "sc-tick")
+        _text(root, PLOT_R, PANEL_T - 6, source, "sc-tick", "end")
     text = svg_text(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n" if document else text
+
+
+def _srtt(root: ET.Element, srtt: Sequence[tuple[float, int]],
+          x: Callable[[float], float]) -> None:
+    """The smoothed RTT in the cwnd panel, on its own scale: ticks on the right, in ms."""
+    top_ms = max(us for _t, us in srtt) / 1000 * 1.1 or 1.0
+
+    def y(ms: float) -> float:
+        return PANEL_B - (PANEL_B - PANEL_T) * ms / top_ms
+
+    step = nice_step(top_ms)
+    for i in range(int(top_ms / step) + 1):
+        _text(root, PLOT_R + 4, y(i * step) + 4, f"{i * step:g}", "sc-tick")
+    _step(root, [(x(t), y(us / 1000)) for t, us in srtt], "sc-srtt")
