@@ -329,3 +329,32 @@ def test_capture_calls_into_a_pcapng_shows_the_students_calls_later(
     rows = page_data(page)["story"]
     assert sum(1 for r in rows if r["kind"] == "call" and r["side"] == "client"
                and r["text"].startswith("client: write(")) == 2
+
+
+def test_the_records_give_back_the_calls_and_events_they_were_made_from() -> None:
+    """Through JSON (as the file holds them): every field back, tied fields left to the
+    views; a record from a newer sockcap keeps what it can, a broken one is counted."""
+    import json
+
+    from sockcap.analysis.calls import Call, CallKind
+    from sockcap.analysis.storyrecords import story_from_records, story_records
+    from sockcap.decode.ftrace import KernelEvent, KernelEventKind
+
+    calls = [Call(1_000, "client", "send(b'\\x00hi')", nbytes=3, end_ns=1_500,
+                  kind=CallKind.SEND, syscall="write", pid=42, fd=3, result=3,
+                  args=(("count", 3), ("how", "SHUT_WR")), local="127.0.0.1:4000",
+                  remote="127.0.0.1:5001", proto="TCP", data=b"\x00hi", repeat=2),
+             Call(2_000, "server", "note", kind=None, error="ECONNRESET")]
+    events = [KernelEvent(1_200, KernelEventKind.STATE, "127.0.0.1:4000", "127.0.0.1:5001",
+                          old_state="SYN_SENT", new_state="ESTABLISHED"),
+              KernelEvent(1_300, KernelEventKind.PROBE, snd_cwnd=10, ssthresh=7, srtt_us=30),
+              KernelEvent(1_400, KernelEventKind.DROP, reason="NO_SOCKET", skb="abc",
+                          location="tcp_v4_rcv")]
+    records = json.loads(json.dumps(story_records(calls, events, 2)))
+    saved = story_from_records(records)
+    assert saved.calls == calls and saved.events == events
+    assert saved.listen_overflows == 2 and saved.unreadable == 0
+    newer = dict(records[1], colour="blue")  # a field this sockcap does not know
+    broken = {"type": "kernel", "kind": "no_such_tracepoint", "ts_ns": 1}
+    again = story_from_records([newer, broken])
+    assert again.calls == calls[:1] and again.events == [] and again.unreadable == 1
