@@ -277,6 +277,24 @@ def test_a_saved_pcapng_keeps_the_calls_for_diagram_and_report(
 
 
 @needs_capture
+def test_show_of_a_saved_pcapng_is_the_runs_timeline(
+        tmp_path: Path, sockcap_path: dict[str, str | None]) -> None:
+    """``show X.pcapng`` prints what ``run --capture`` printed: the packets with the calls
+    among them, in text and in JSON; a pipe of the same file is read as plain packets."""
+    pcap = tmp_path / "t.pcapng"
+    live = sockcap("run", "--capture", "--out", str(pcap), timeout=DEADLINE, env=sockcap_path)
+    assert live.returncode == 0, live.stderr
+    later = sockcap("show", str(pcap), env=sockcap_path)
+    assert later.returncode == 0, later.stderr
+    assert "▸" in later.stdout
+    assert later.stdout.splitlines() == live.stdout.splitlines()[:-2]  # less "saved", summary
+    json_live = sockcap("run", "--capture", "--json", "--out", str(tmp_path / "j.pcapng"),
+                        timeout=DEADLINE, env=sockcap_path)
+    json_later = sockcap("show", "--json", str(tmp_path / "j.pcapng"), env=sockcap_path)
+    assert json_later.stdout == json_live.stdout and '"type":"call"' in json_later.stdout
+
+
+@needs_capture
 @needs_tracefs
 def test_a_saved_pcapng_keeps_the_kernels_states_and_cwnd(
         tmp_path: Path, sockcap_path: dict[str, str | None]) -> None:
@@ -286,6 +304,8 @@ def test_a_saved_pcapng_keeps_the_kernels_states_and_cwnd(
     assert live.returncode == 0, live.stderr
     later = sockcap("diagram", str(pcap), env=sockcap_path)
     assert ladder_part(later.stdout) == ladder_part(live.stdout)
+    shown = sockcap("show", str(pcap), env=sockcap_path).stdout
+    assert "◆" in shown and live.stdout.startswith(shown)  # the run's timeline, as printed
     client = [line.split()[0] for line in later.stdout.splitlines()
               if line.split() and line.split()[0] in KERNEL_CLIENT and line.rstrip().endswith("│")]
     assert client == KERNEL_CLIENT

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -132,10 +133,12 @@ def save_story(path: str, records: Sequence[Mapping[str, Any]],
 
 def read_story(path: str) -> list[dict[str, Any]]:
     """The records a capture file keeps (:func:`save_story`); [] for a file without any
-    (classic pcap, another tool's pcapng, standard input, a compressed file)."""
+    (classic pcap, another tool's pcapng, standard input or a pipe, a compressed file)."""
     if path == "-":
         return []
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe is read once, by the reader
+            return []
         with open(path, "rb") as f:
             head = f.read(12)
             if len(head) < 12 or struct.unpack_from("<I", head)[0] != BT_SHB:
