@@ -153,7 +153,7 @@ def test_report_in_a_real_browser(browser: Any, tmp_path: Path) -> None:
     assert requests_made(browser) == [page.as_uri()]
     arrows = browser.find_elements(By.CSS_SELECTOR, "#pictures g.sc-arrow")
     assert len(arrows) == len(packets)
-    rows = browser.find_elements(By.CSS_SELECTOR, "#packet-table tbody tr")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#packet-table tbody tr[data-no]")
     assert len(rows) == len(packets)
 
     # click packet 4 (the client's "hello") on the ladder: its bytes are shown
@@ -188,7 +188,7 @@ def test_report_in_a_real_browser(browser: Any, tmp_path: Path) -> None:
     # the text filter hides rows; the stream filter keeps the stream's
     box = browser.find_element(By.ID, "text-filter")
     box.send_keys("FIN")
-    visible = [r for r in browser.find_elements(By.CSS_SELECTOR, "#packet-table tbody tr")
+    visible = [r for r in browser.find_elements(By.CSS_SELECTOR, "#packet-table tbody tr[data-no]")
                if r.is_displayed()]
     assert len(visible) == sum("FIN" in p["info"] for p in packets) == 2
 

@@ -111,7 +111,7 @@ class StateTracker:
         sender = 0 if a.from_client else 1
         receiver = 1 - sender
         if self.states is None:
-            self.states = _first_states(a)
+            self.states = first_states(a)
         before = list(self.states)
         st = self.states
         if flags & RST:
@@ -150,7 +150,7 @@ class StateTracker:
                        S.LAST_ACK: S.CLOSED}.get(st[end], st[end])
 
 
-def _first_states(a: Annotated) -> list[TcpState]:
+def first_states(a: Annotated) -> list[TcpState]:
     """Before the first packet seen: a connection opened in view starts CLOSED (client)
     and LISTEN (server); one seen in the middle starts ESTABLISHED."""
     if a.packet.flags & SYN:

@@ -181,12 +181,22 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
         finally:
             events = trace.stop() if trace is not None else []
             found = _read_calls(trace_path)
+    overflows = trace.overflows if trace is not None else 0
     if later and not quiet:
         from sockcap.commands.run import print_story
 
-        print_story(kept, found, events, pipeline.first_ts, view, output, json_=json_,
-                    explain=explain, overflows=trace.overflows if trace is not None else 0)
+        tied = print_story(kept, found, events, pipeline.first_ts, view, output, json_=json_,
+                           explain=explain, overflows=overflows)
         output.flush()
+    elif later:
+        from sockcap.analysis.story import tie_calls, tie_kernel
+
+        tied = tie_calls(found, kept), tie_kernel(events, kept, overflows)
+    if later and result.path and len(result.files) <= 1:  # -w FILE.pcapng keeps them
+        from sockcap.commands.run import keep_story
+
+        keep_story(result.files[0] if result.files else result.path, found, events, overflows,
+                   tied[0], tied[1], pipeline.first_ts, output)
     opts = dataclasses.replace(opts, command=shown)
     _report(result, opts, output, json_)
     if result.interrupt is not None:

@@ -60,12 +60,15 @@ def diagram(file: str, stream: int | None, udp: bool, port: int | None, format_:
         check_output_path(out, force=force)
     output = Output(color=False if no_color or out else None)
     pipeline, packets = read_conversation(file, stream=stream, udp=udp, port=port or 0)
+    from sockcap.commands.report import saved_story
+
+    calls, events = saved_story(file, packets, output)  # kept in a .pcapng run saved
     text: str | None
     if graph is not None:
-        text = graph_svg(packets, graph)
+        text = graph_svg(packets, graph, events)
     else:
         text = ladder_text(packets, pipeline.first_ts, format_, output, width=width,
-                           ascii_=ascii_, to_file=out is not None)
+                           ascii_=ascii_, to_file=out is not None, calls=calls, events=events)
     if text is None:
         output.flush()
         return
@@ -137,12 +140,20 @@ def _no_conversation(path: str, stream: int | None, udp: bool, pipeline: Pipelin
     return InputError(_("no {kind} conversation in {path}").format(kind=kind, path=path))
 
 
-def graph_svg(packets: Sequence[Annotated], style: str) -> str:
+def graph_svg(packets: Sequence[Annotated], style: str, events: Sequence[Any] = ()) -> str:
+    """The time-sequence graph; with ``--kernel``'s ``tcp_probe`` events kept in the
+    file, the sender's congestion window and ssthresh under it."""
     from sockcap.decode.records import IPPROTO_TCP
     from sockcap.errors import InputError
     from sockcap.render.follow import stream_name
-    from sockcap.render.seqgraph import sender_side, seqgraph_layout
-    from sockcap.render.svg import seqgraph_svg
+    from sockcap.render.seqgraph import (
+        probe_cwnd,
+        probe_source,
+        probe_srtt,
+        sender_side,
+        seqgraph_layout,
+    )
+    from sockcap.render.svg import cwnd_graph_svg, seqgraph_svg
 
     conv = packets[0].conv
     assert conv is not None
@@ -152,7 +163,12 @@ def graph_svg(packets: Sequence[Annotated], style: str) -> str:
     side = sender_side(packets)
     who = _("client to server") if side else _("server to client")
     title = _("{stream}: time-sequence graph, {who}").format(stream=stream_name(conv), who=who)
-    return seqgraph_svg(seqgraph_layout(packets, side, style, title))
+    graph = seqgraph_layout(packets, side, style, title)
+    cwnd = probe_cwnd(events, packets, side)
+    if cwnd:
+        return cwnd_graph_svg(graph, cwnd, source=probe_source(),
+                              srtt=probe_srtt(events, packets, side))
+    return seqgraph_svg(graph)
 
 
 def ladder_text(packets: Sequence[Annotated], first_ts: int, format_: str, output: Output, *,
@@ -165,7 +181,8 @@ def ladder_text(packets: Sequence[Annotated], first_ts: int, format_: str, outpu
     from sockcap.render.ladder_text import ladder_lines, ladder_mermaid
     from sockcap.render.svg import ladder_svg
 
-    ladder = with_side_notes(ladder_layout(packets, first_ts), packets, calls, events)
+    ladder = with_side_notes(ladder_layout(packets, first_ts), packets, calls, events,
+                             infer=format_ == "svg")
     if format_ == "svg":
         return ladder_svg(ladder)
     if format_ == "mermaid":

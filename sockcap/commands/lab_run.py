@@ -34,6 +34,7 @@ from sockcap.analysis.link import (
 from sockcap.analysis.shape import Counts, LinkOptions
 from sockcap.analysis.story import tie_kernel
 from sockcap.commands.outfile import write_text_file
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import LINKTYPE_ETHERNET
 from sockcap.errors import ExitCode, InputError
 from sockcap.i18n import _
@@ -63,7 +64,7 @@ from sockcap.render.lab import (
     verdict_record,
 )
 from sockcap.render.packets import PacketView
-from sockcap.render.seqgraph import seqgraph_layout
+from sockcap.render.seqgraph import probe_cwnd, probe_source, probe_srtt, seqgraph_layout
 from sockcap.render.svg import cwnd_graph_svg
 from sockcap.signals import Stopped, cancel_on_signals
 
@@ -180,9 +181,10 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
     counts = wire.counts or {}
     samples = result.tcp.cwnd if result.tcp else ()
     story = cwnd_story(samples)
-    if req.graph and tcp_pairs:
-        _write_graph(req.graph, [a for _hop, a in tcp_pairs], samples, req.force, output)
     events = tie_kernel(result.events, annotated, result.listen_overflows)
+    if req.graph and tcp_pairs:
+        _write_graph(req.graph, [a for _hop, a in tcp_pairs], samples, events, req.force,
+                     output)
     if result.dropped:
         output.note(_("sockcap: the captures had no room for {n} packets: the timeline "
                       "misses them").format(n=result.dropped))
@@ -242,14 +244,23 @@ def _say(req: LabRequest, tcp: TcpVerdict | None, udp: UdpVerdict | None, retrie
 
 
 def _write_graph(path: str, packets: list[Annotated], samples: tuple[CwndSample, ...],
-                 force: bool, output: Output) -> None:
-    """The client's time-sequence graph with its congestion window under it."""
+                 events: list[KernelEvent], force: bool, output: Output) -> None:
+    """The client's time-sequence graph with its congestion window under it: with
+    ``--kernel``, from the ``tcp:tcp_probe`` tracepoint (the kernel's own cwnd and ssthresh
+    each time the client's socket received a segment, :func:`probe_cwnd`); else from the
+    client's ``TCP_INFO`` samples (read by the client between its writes, so coarser)."""
     start = packets[0].packet.ts_ns
     graph = seqgraph_layout(packets, from_client=True,
                             title=_("TCP: the client's data, its congestion window"))
-    cwnd = [((c.ts_ns - start) / 1e9, c.cwnd, 0 if c.ssthresh >= SSTHRESH_INFINITE else c.ssthresh)
-            for c in samples]
-    write_text_file(path, cwnd_graph_svg(graph, cwnd), force=force, note=output.note)
+    cwnd = list(probe_cwnd(events, packets, True))
+    source = probe_source()
+    if not cwnd:
+        cwnd = [((c.ts_ns - start) / 1e9, c.cwnd,
+                 0 if c.ssthresh >= SSTHRESH_INFINITE else c.ssthresh) for c in samples]
+        source = _("from the client's TCP_INFO")
+    srtt = probe_srtt(events, packets, True)
+    write_text_file(path, cwnd_graph_svg(graph, cwnd, source=source, srtt=srtt), force=force,
+                    note=output.note)
 
 
 def _write_link(path: str, hops: list[Hop], force: bool, output: Output) -> None:

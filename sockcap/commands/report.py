@@ -46,8 +46,26 @@ def report(file: str, out: str, force: bool, quiz_stream: int | None, quiz_seed:
     with ExitStack() as stack:
         reader = open_capture(open_input(file, stack))
         annotated = list(pipeline.packets(reader))
+    calls, events = saved_story(file, annotated, output)
     write_report(annotated, pipeline.tracker.conversations, pipeline, file, out, force, output,
-                 quiz_seed=quiz_seed, quiz_stream=quiz_stream)
+                 quiz_seed=quiz_seed, quiz_stream=quiz_stream, calls=calls, events=events)
+
+
+def saved_story(path: str, annotated: Sequence[Annotated], output: Output
+                ) -> tuple[list[Call], list[KernelEvent]]:
+    """The calls and kernel events a capture file keeps (a ``.pcapng`` that ``run``,
+    ``capture`` or ``lab`` saved them in, :mod:`sockcap.pcapfile.storyfile`), tied to
+    ``annotated`` as the live run tied them; none for any other file."""
+    from sockcap.analysis.story import tie_calls, tie_kernel
+    from sockcap.analysis.storyrecords import story_from_records
+    from sockcap.pcapfile.storyfile import read_story
+
+    saved = story_from_records(read_story(path))
+    if saved.unreadable:
+        output.note(_("sockcap: {count} of the calls and kernel events kept in {path} could "
+                      "not be read (skipped)").format(count=saved.unreadable, path=path))
+    return (tie_calls(saved.calls, annotated),
+            tie_kernel(saved.events, annotated, saved.listen_overflows))
 
 
 def write_report(annotated: Sequence[Annotated], convs: Sequence[Conversation], clock: Clock,
@@ -55,8 +73,9 @@ def write_report(annotated: Sequence[Annotated], convs: Sequence[Conversation], 
                  quiz_stream: int | None = None, calls: Sequence[Call] = (),
                  events: Sequence[KernelEvent] = ()) -> None:
     """Render the page and write it to ``out``; says where on stderr. ``calls`` and
-    ``events``: the programs' calls and the kernel's events, tied to the packets, where
-    they were recorded (the step mode's states and FIN sentences use them)."""
+    ``events``: the programs' calls and the kernel's events, tied to the packets
+    (:mod:`sockcap.analysis.story`) where they were recorded (the step mode's states and
+    FIN sentences use them)."""
     import os
 
     from sockcap.commands.outfile import write_text_file

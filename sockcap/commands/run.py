@@ -64,6 +64,8 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
                 name=scenario, summary=_(SCENARIOS[scenario].summary)), "bold")
         calls, events = _print_capture(result, pipeline, view, output, json_=json_,
                                        follow=follow, explain=explain)
+        keep_story(result.path, result.calls, result.events, result.listen_overflows, calls,
+                   events, pipeline.first_ts, output)
         _pictures(result, pipeline, output, diagram=diagram and not json_, report=report,
                   force=force, calls=calls, events=events)
     else:
@@ -207,6 +209,26 @@ def _print_call(call: Call, moment: Moment, first_ts: int, before: list[Annotate
         cause = cause_line(call, before)
         if cause is not None:
             output.line(cause, "cyan")
+
+
+def keep_story(path: str | None, calls: list[Call], events: list[KernelEvent], overflows: int,
+               tied_calls: list[Call], tied_events: list[KernelEvent], first_ts: int,
+               output: Output) -> None:
+    """With a ``.pcapng`` file: the calls and kernel events kept in it (as recorded, for
+    ``diagram`` and ``report`` of the file; the tied ones' lines as its packets' comments,
+    for Wireshark). See :mod:`sockcap.pcapfile.storyfile`."""
+    from sockcap.pcapfile.storyfile import save_story, wants_story
+
+    if path is None or not wants_story(path) or not (calls or events):
+        return
+    from sockcap.analysis.storyrecords import story_records
+    from sockcap.render.calls import packet_comments
+
+    left_out = save_story(path, story_records(calls, events, overflows),
+                          packet_comments(tied_calls, tied_events, first_ts))
+    if left_out:
+        output.note(_("sockcap: {count} calls and kernel events did not fit in {path}").format(
+            count=left_out, path=path))
 
 
 def _pictures(result: RunResult, pipeline: Pipeline, output: Output, *, diagram: bool,

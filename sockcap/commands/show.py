@@ -40,7 +40,10 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         dissect_command(path, dissect)
         return
     output = Output(color=False if no_color else None)
-    pipeline = Pipeline(keep=False, port=port, limit=count)
+    from sockcap.pcapfile.storyfile import read_story
+
+    records = read_story(path)
+    pipeline = Pipeline(keep=bool(records), port=port, limit=count)
     explainer = None
     if explain:  # its sentences' modules only when asked for (start-up: tests/test_startup.py)
         from sockcap.render.explain import PacketExplainer
@@ -48,6 +51,42 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         explainer = PacketExplainer()
     view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters,
                       explainer=explainer)
+    if records:  # a .pcapng that keeps its run's calls and kernel events
+        _show_story(path, records, pipeline, view, output, json_=json_, explain=explain)
+    else:
+        _show_stream(path, pipeline, view, output, json_=json_, explain=explain,
+                     filters=filters, hex_=hex_, style=style)
+    _tail(pipeline, view, output, json_=json_, explain=explain, filters=filters)
+
+
+def _show_story(path: str, records: list[dict[str, object]], pipeline: Pipeline,
+                view: PacketView, output: Output, *, json_: bool, explain: bool) -> None:
+    """The timeline of a capture that keeps its calls and kernel events
+    (:mod:`sockcap.pcapfile.storyfile`): the packets with the calls and events among
+    them, tied as the run tied them, printed as the run printed them. Such a file is one
+    run's (small): it is read whole first, as the run held it."""
+    from sockcap.analysis.storyrecords import story_from_records
+    from sockcap.commands.run import print_story
+
+    with ExitStack() as stack:
+        reader = open_capture(open_input(path, stack))
+        try:
+            annotated = list(pipeline.packets(reader))
+        finally:
+            warn(output, reader)
+    saved = story_from_records(records)
+    if saved.unreadable:
+        output.note(_("sockcap: {count} of the calls and kernel events kept in {path} could "
+                      "not be read (skipped)").format(count=saved.unreadable, path=path))
+    print_story(annotated, saved.calls, saved.events, pipeline.first_ts, view, output,
+                json_=json_, explain=explain, overflows=saved.listen_overflows)
+    if not annotated and not json_:
+        output.line(_("0 packets"))
+
+
+def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output, *,
+                 json_: bool, explain: bool, filters: bool, hex_: bool, style: str) -> None:
+    """Any other capture, streamed through the engine."""
     with ExitStack() as stack:
         stream = open_input(path, stack)
         reader = open_capture(stream)
@@ -74,6 +113,12 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
             warn(output, reader)
     if reader.packets == 0 and not json_:
         output.line(_("0 packets"))
+
+
+def _tail(pipeline: Pipeline, view: PacketView, output: Output, *, json_: bool, explain: bool,
+          filters: bool) -> None:
+    """Wireshark's menus (``--filters``) and the explanations' summary, after the packets."""
+    explainer = view.explainer
     if filters:
         from sockcap.render.wireshark import wireshark_menus
 

@@ -14,8 +14,10 @@ from sockcap.analysis.callfindings import CallFinding, CallFindingCode
 from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.story import Moment
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import TcpFlags
 from sockcap.i18n import N_, _, ngettext
+from sockcap.render.kernel import ProbeFilter, kernel_line
 
 CALL_INDENT = "    ▸ "
 FINDING_INDENT = "  ! "
@@ -179,3 +181,20 @@ def finding_record(finding: CallFinding, first_ts: int) -> dict[str, Any]:
             "time": round((call.ts_ns - first_ts) / 1e9, 6) if first_ts else None,
             "count": finding.count, "received": finding.received, "sent": finding.sent,
             "packets": list(finding.packets)}
+
+
+def packet_comments(calls: Sequence[Call], events: Sequence[KernelEvent],
+                    first_ts: int) -> dict[int, list[str]]:
+    """The timeline's ``▸`` and ``◆`` lines of the tied calls and kernel events, by the
+    number of the first packet each is tied to: the comments a saved pcapng gives its
+    packets (:mod:`sockcap.pcapfile.storyfile`). A ``tcp_probe`` only where the window
+    changed, as in the timeline."""
+    out: dict[int, list[str]] = {}
+    for call in calls:
+        if call.packets:
+            out.setdefault(call.packets[0], []).append(call_line(call, first_ts).strip())
+    probes = ProbeFilter()
+    for event in events:
+        if event.packets and probes.shown(event):
+            out.setdefault(event.packets[0], []).append(kernel_line(event, first_ts).strip())
+    return out

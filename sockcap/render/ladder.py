@@ -16,10 +16,12 @@ from typing import NamedTuple
 
 from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated, Conversation
+from sockcap.analysis.story import Moment, story
+from sockcap.analysis.tcpstate import StateTracker, first_states
 from sockcap.codes import Code, Note, Phase, note_kind, note_text, outcome_text
 from sockcap.decode.ftrace import KernelEvent, KernelEventKind
 from sockcap.decode.records import IPPROTO_UDP, TcpFlags
-from sockcap.i18n import N_, _
+from sockcap.i18n import N_, _, ngettext
 from sockcap.render.follow import stream_name
 from sockcap.render.timeline import endpoint, preview, wireshark_flags
 
@@ -113,6 +115,7 @@ class SideNote(NamedTuple):
     client: bool
     text: str  # "SYN_SENT", "connect(127.0.0.1:5001)"
     state: bool  # True: a TCP state; False: a call
+    inferred: bool = False  # a state read from the packets, not recorded by --kernel
 
 
 class Ladder(NamedTuple):
@@ -131,10 +134,15 @@ class Ladder(NamedTuple):
 
 
 def with_side_notes(ladder: Ladder, packets: Sequence[Annotated], calls: Sequence[Call] = (),
-                    events: Sequence[KernelEvent] = ()) -> Ladder:
+                    events: Sequence[KernelEvent] = (), infer: bool = False) -> Ladder:
     """The ladder with each side's TCP states (``--kernel``'s state changes) and socket
     calls (tied by :func:`sockcap.analysis.story.tie_calls`) of its conversation written
-    beside the lifelines, each above the first arrow drawn after it."""
+    beside the lifelines, each above the first arrow drawn after it.
+
+    ``infer``: where ``--kernel`` recorded no state of this conversation, the states
+    :class:`~sockcap.analysis.tcpstate.StateTracker` reads from the packets instead,
+    marked ``inferred`` (each in the RFC's name, as the report's step mode says them;
+    the kernel's own are kept as the kernel names them: FIN_WAIT1, SYN_RECV, CLOSE)."""
     if not packets or packets[0].conv is None:
         return ladder
     stream = packets[0].conv.stream
@@ -143,11 +151,52 @@ def with_side_notes(ladder: Ladder, packets: Sequence[Annotated], calls: Sequenc
                                 e.new_state, True))
              for e in events if e.kind is KernelEventKind.STATE and e.stream == stream
              and e.side in ("client", "server")]
-    notes += [(c.ts_ns, SideNote(bisect_left(times, c.ts_ns), c.side == "client", c.call,
-                                 False))
-              for c in calls if c.stream == stream and c.side in ("client", "server")]
+    if infer and not notes and not ladder.udp:
+        notes = _inferred_states(packets[:len(ladder.arrows)])
+    mine = [c for c in calls if c.stream == stream and c.side in ("client", "server")]
+    notes += [(e.ts_ns, SideNote(bisect_left(times, e.ts_ns), e.call.side == "client",
+                                 call_words(e.call, e.moment), False))
+              for e in story(packets[:len(ladder.arrows)], mine) if e.call is not None]
     notes.sort(key=lambda n: n[0])
     return ladder._replace(side_notes=tuple(note for _ts, note in notes))
+
+
+def call_words(call: Call, moment: Moment = Moment.WHOLE) -> str:
+    """A call as the ladder writes it beside its side's lifeline: ``send(b'hi') → 2
+    bytes``, ``connect(127.0.0.1:5001) → ECONNREFUSED``; a call that waited across
+    packets twice, ``connect(...) …`` where it began and ``… connect(...) → ok`` where it
+    returned (:func:`sockcap.analysis.story.story` says which)."""
+    name = _(call.call) if call.call else ""
+    if moment is Moment.BEGUN:
+        return _("{call} …").format(call=name)
+    if call.error:
+        result = call.error
+    elif call.nbytes >= 0:
+        result = ngettext("{count} byte", "{count} bytes", call.nbytes).format(count=call.nbytes)
+    else:
+        result = _("ok")
+    if moment is Moment.RETURNED:
+        return _("… {call} → {result}").format(call=name, result=result)
+    return _("{call} → {result}").format(call=name, result=result)
+
+
+def _inferred_states(packets: Sequence[Annotated]) -> list[tuple[int, SideNote]]:
+    """Each end's state as the packets tell it: the first ones above the first arrow, then
+    each change above the arrow after the packet that made it (on loopback a packet moves
+    its sender and its receiver at the instant it is captured)."""
+    tracker = StateTracker()
+    notes: list[tuple[int, SideNote]] = []
+    for row, a in enumerate(packets):
+        if a.packet.seq < 0:
+            continue
+        if tracker.states is None:  # the states before the first packet
+            first = first_states(a)
+            notes += [(a.packet.ts_ns - 1, SideNote(row, i == 0, first[i].value, True, True))
+                      for i in (0, 1)]
+        step = tracker.see(a)
+        notes += [(a.packet.ts_ns, SideNote(row + 1, t.client, t.after.value, True, True))
+                  for t in step.transitions]
+    return notes
 
 
 def ladder_layout(packets: Sequence[Annotated], first_ts: int, limit: int = 0) -> Ladder:

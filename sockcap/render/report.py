@@ -18,26 +18,36 @@ from __future__ import annotations
 
 import html
 import json
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated, Conversation
 from sockcap.analysis.follow import Follower
+from sockcap.analysis.story import CLOCK_SLACK_NS, Moment, story
 from sockcap.analysis.summary import fmt_rtt
 from sockcap.codes import NOTE_EXPLANATIONS, explanation, note_kind, note_text, outcome_text
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import IPPROTO_TCP
 from sockcap.i18n import _, language, ngettext
+from sockcap.render.calls import call_line, cause_line
 from sockcap.render.fields import header_fields
 from sockcap.render.follow import stream_name
-from sockcap.render.ladder import ladder_layout
+from sockcap.render.kernel import ProbeFilter, kernel_explain, kernel_line
+from sockcap.render.ladder import ladder_layout, with_side_notes
 from sockcap.render.quiz import choice_text, make_questions
 from sockcap.render.report_page import PAGE_CSS, PAGE_SCRIPT
-from sockcap.render.seqgraph import sender_side, seqgraph_layout
+from sockcap.render.seqgraph import (
+    probe_cwnd,
+    probe_source,
+    probe_srtt,
+    sender_side,
+    seqgraph_layout,
+)
 from sockcap.render.statediagram import state_diagram_layout, state_diagram_svg
 from sockcap.render.step import prepare_steps
-from sockcap.render.svg import ladder_svg, seqgraph_svg
+from sockcap.render.svg import cwnd_graph_svg, ladder_svg, seqgraph_svg
 from sockcap.render.timeline import Clock, Timeline, endpoint, proto_name
 
 PER_STREAM = 1000
@@ -62,9 +72,14 @@ def report_html(annotated: Sequence[Annotated], convs: Sequence[Conversation], c
 
     The predict and step modes are about TCP stream ``quiz_stream`` (the first TCP
     connection when None; a stream not in ``annotated`` raises :class:`ValueError`), the
-    quiz drawn with ``quiz_seed`` as ``sockcap quiz --seed`` draws it. ``calls`` and
-    ``events`` (tied to the packets, where recorded) give the step mode the kernel's
-    states and the FIN's call."""
+    quiz drawn with ``quiz_seed`` as ``sockcap quiz --seed`` draws it.
+
+    ``calls`` and ``events`` (the programs' socket calls and ``--kernel``'s events, tied
+    to the packets by :mod:`sockcap.analysis.story`) go into the packet list as rows of
+    their own (``▸`` a call, ``◆`` a kernel event, with the ``--explain`` sentence of a
+    drop or reset and the packet that made a call fail), beside the lifelines of the
+    ladders, and under the time-sequence graph as the sender's congestion window; they
+    give the step mode the kernel's states and the FIN's call."""
     kept, left_out = _keep(annotated)
     timeline = Timeline(clock=clock)
     drawn = [c for c in convs if _key(c) in _drawn_keys(convs)]
@@ -80,10 +95,12 @@ def report_html(annotated: Sequence[Annotated], convs: Sequence[Conversation], c
         "findings": [{"check": str(f["check"]), "ok": bool(f["ok"]), "text": str(f["text"]),
                       "packets": [int(n) for n in f["packets"]]} for f in findings],
         "learn": learn,
+        "story": story_rows(kept, calls, events, clock.first_ts),
         "words": page_words(),
     }
     by_conv = _by_conversation(kept, drawn)
-    pictures = "\n".join(_pictures(c, by_conv[id(c)], clock.first_ts) for c in drawn)
+    pictures = "\n".join(_pictures(c, by_conv[id(c)], clock.first_ts, calls, events)
+                         for c in drawn)
     return _page(title, data, pictures, _summary_text(convs, len(annotated), left_out),
                  states_svg)
 
@@ -270,11 +287,13 @@ def _notes(kept: Sequence[Annotated]) -> list[dict[str, Any]]:
             for k in NOTE_EXPLANATIONS if k in packets]
 
 
-def _pictures(conv: Conversation, packets: list[Annotated], first_ts: int) -> str:
+def _pictures(conv: Conversation, packets: list[Annotated], first_ts: int,
+              calls: Sequence[Call] = (), events: Sequence[KernelEvent] = ()) -> str:
     if not packets:
         return ""
     key = html.escape(_key(conv))
-    ladder = ladder_layout(packets, first_ts, LADDER_ARROWS)
+    ladder = with_side_notes(ladder_layout(packets, first_ts, LADDER_ARROWS), packets, calls,
+                             events, infer=True)
     parts = [f'<section class="stream-pictures" data-stream="{key}">',
              f"<h3>{html.escape(stream_name(conv))}</h3>",
              f'<div class="ladder">{ladder_svg(ladder, document=False)}</div>']
@@ -284,9 +303,54 @@ def _pictures(conv: Conversation, packets: list[Annotated], first_ts: int) -> st
         graph = seqgraph_layout(packets, side, "tcptrace",
                                 _("{stream}: time-sequence graph, {who}").format(
                                     stream=stream_name(conv), who=who))
-        parts.append(f'<div class="graph">{seqgraph_svg(graph, document=False)}</div>')
+        cwnd = probe_cwnd(events, packets, side)  # --kernel's tcp_probe, when recorded
+        svg = (cwnd_graph_svg(graph, cwnd, document=False, source=probe_source(),
+                              srtt=probe_srtt(events, packets, side)) if cwnd
+               else seqgraph_svg(graph, document=False))
+        parts.append(f'<div class="graph">{svg}</div>')
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def story_rows(kept: Sequence[Annotated], calls: Sequence[Call], events: Sequence[KernelEvent],
+               first_ts: int) -> list[dict[str, Any]]:
+    """The calls and kernel events as rows of the packet list, each with ``after`` (the
+    number of the packet it follows; 0: before the first), the timeline's words (the
+    ``▸``/``◆`` lines without their time, which has its own column), ``why`` (what
+    ``--explain`` says of it) and the packets it is tied to. A ``tcp_probe`` is a row only
+    where the congestion window changed, as in the timeline."""
+    if not calls and not events:
+        return []
+    keys = {a.no: _key(a.conv) for a in kept if a.conv is not None}
+    times = [a.packet.ts_ns for a in kept]
+    probes = ProbeFilter()
+    rows: list[dict[str, Any]] = []
+    after = 0
+    for entry in story(kept, calls, events):
+        if entry.packet is not None:
+            after = entry.packet.no
+            continue
+        if entry.call is not None:
+            call = entry.call
+            line, why = call_line(call, first_ts, entry.moment), None
+            if entry.moment is not Moment.BEGUN:
+                end = bisect_right(times, call.returned_ns + CLOCK_SLACK_NS)
+                why = cause_line(call, kept[:end])
+            kind, side, tied = "call", call.side, call.packets
+        elif entry.event is not None and probes.shown(entry.event):
+            event = entry.event
+            line, why = kernel_line(event, first_ts), kernel_explain(event)
+            kind, side, tied = "kernel", event.side, event.packets
+        else:
+            continue
+        time, _sep, text = line.strip()[2:].partition("  ")  # "▸ 0.000120  client: ..."
+        rows.append({"kind": kind, "after": after, "time": time, "side": side,
+                     "stream": next((keys[n] for n in tied if n in keys), ""),
+                     "text": text, "why": why.strip() if why else "",
+                     "packets": [n for n in tied if n in keys]})
+        if len(rows) >= TOTAL:
+            break
+    return rows
 
 
 def _summary_text(convs: Sequence[Conversation], total: int, left_out: int) -> str:

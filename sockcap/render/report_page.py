@@ -32,6 +32,9 @@ th { background: #f3f4f6; position: sticky; top: 0; }
 #packet-table tr.server td { color: #86198f; }
 #packet-table tr.noted td { color: #b91c1c; font-weight: bold; }
 #packet-table tr.selected td { background: #1d4ed8; color: #fff; }
+#packet-table tr.call td { color: #0e7490; background: #f0fdfa; }
+#packet-table tr.kernel td { color: #7c2d12; background: #fff7ed; }
+#packet-table td div.why { white-space: normal; font-style: italic; max-width: 60em; }
 #packet-table tbody tr:hover td { background: #dbeafe; }
 #packet-table tr.selected:hover td { background: #1e40af; }
 #fields { font-size: 12px; margin-bottom: 8px; }
@@ -45,6 +48,7 @@ th { background: #f3f4f6; position: sticky; top: 0; }
 #hexdump .off { color: #9ca3af; }
 .stream-pictures[hidden] { display: none; }
 .ladder, .graph { overflow-x: auto; }
+.ladder svg, .graph svg { max-width: 100%; height: auto; }
 .ladder svg g.sc-arrow { cursor: pointer; }
 #follow-box { font: 12px/1.35 ui-monospace, monospace; max-height: 260px; overflow: auto; }
 #follow-box pre { margin: 0 0 6px; white-space: pre-wrap; }
@@ -105,8 +109,36 @@ PAGE_SCRIPT = r"""
     }
   }
 
+  // the programs' calls (\u25b8) and the kernel's events (\u25c6) among the packets,
+  // each after the packet it follows; a click selects the first packet it is tied to
+  const extras = [];
+  const storyAfter = new Map();
+  for (const r of data.story) {
+    if (!storyAfter.has(r.after)) storyAfter.set(r.after, []);
+    storyAfter.get(r.after).push(r);
+  }
+
+  function addStory(body, after) {
+    for (const r of storyAfter.get(after) || []) {
+      const tr = el("tr", null, r.kind);
+      tr.dataset.after = r.after;
+      tr.dataset.stream = r.stream;
+      const side = r.side === "client" ? W.client : r.side === "server" ? W.server : "";
+      const info = el("td", r.text);
+      if (r.why) info.appendChild(el("div", r.why, "why"));
+      for (const v of [r.kind === "call" ? "\u25b8" : "\u25c6", r.time, r.stream, side]) {
+        tr.appendChild(el("td", v));
+      }
+      tr.appendChild(info);
+      if (r.packets.length) tr.addEventListener("click", () => select(r.packets[0], true));
+      body.appendChild(tr);
+      extras.push(tr);
+    }
+  }
+
   function fillPackets() {
     const body = document.querySelector("#packet-table tbody");
+    addStory(body, 0);
     for (const p of data.packets) {
       const tr = el("tr", null, p.notes.length ? "noted" : p.from);
       tr.dataset.no = p.no;
@@ -119,6 +151,7 @@ PAGE_SCRIPT = r"""
       body.appendChild(tr);
       byNo.set(p.no, { packet: p, row: tr });
       rows.push(tr);
+      addStory(body, p.no);
     }
     if (data.left_out > 0) {
       document.getElementById("left-out").textContent = fmt(W.left_out,
@@ -135,6 +168,11 @@ PAGE_SCRIPT = r"""
       const okStream = !stream || tr.dataset.stream === stream;
       const okText = !text || tr.textContent.toLowerCase().includes(text);
       tr.hidden = !(okStream && okText) || Number(tr.dataset.no) >= hideFrom;
+    }
+    for (const tr of extras) {  // hidden with the packet after it in the predict mode
+      const okStream = !stream || tr.dataset.stream === stream;
+      const okText = !text || tr.textContent.toLowerCase().includes(text);
+      tr.hidden = !(okStream && okText) || Number(tr.dataset.after) + 1 >= hideFrom;
     }
     for (const sec of document.querySelectorAll(".stream-pictures")) {
       sec.hidden = Boolean(stream) && sec.dataset.stream !== stream;

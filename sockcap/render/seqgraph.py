@@ -19,7 +19,9 @@ from typing import NamedTuple
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.codes import Note, note_kind
+from sockcap.decode.ftrace import KernelEvent, KernelEventKind
 from sockcap.decode.records import TcpFlags, TcpOptionKind
+from sockcap.i18n import _
 
 SYN, FIN = int(TcpFlags.SYN), int(TcpFlags.FIN)
 MOD32 = 1 << 32
@@ -123,3 +125,51 @@ def _sack_blocks(options: Sequence[tuple[int, bytes]], base: int) -> list[tuple[
             right = int.from_bytes(value[i + 4 : i + 8], "big")
             blocks.append(((left - base) % MOD32, (right - base) % MOD32))
     return blocks
+
+
+SSTHRESH_UNSET = 0x7FFFFFFF  # the kernel's TCP_INFINITE_SSTHRESH: no loss seen yet
+
+
+def probe_cwnd(events: Sequence[KernelEvent], packets: Sequence[Annotated], from_client: bool
+               ) -> tuple[tuple[float, int, int], ...]:
+    """The sender's congestion window and slow-start threshold (segments) over the
+    graph's time, as ``--kernel`` recorded them: the ``tcp:tcp_probe`` tracepoint fires
+    each time the sending socket receives a segment (an ACK) and prints that socket's
+    ``snd_cwnd`` and ``ssthresh`` (tied to this conversation and side by
+    :func:`sockcap.analysis.story.tie_kernel`). Each point is (seconds since the
+    conversation's first packet, cwnd, ssthresh; 0 while the kernel has none); a point is
+    kept only where either changed. Empty when nothing was recorded."""
+    if not packets or packets[0].conv is None:
+        return ()
+    stream, side = packets[0].conv.stream, "client" if from_client else "server"
+    start = packets[0].packet.ts_ns
+    points: list[tuple[float, int, int]] = []
+    for e in events:
+        if e.kind is not KernelEventKind.PROBE or e.stream != stream or e.side != side:
+            continue
+        ssthresh = e.ssthresh if 0 <= e.ssthresh < SSTHRESH_UNSET else 0
+        if points and points[-1][1:] == (e.snd_cwnd, ssthresh):
+            continue
+        points.append(((e.ts_ns - start) / 1e9, e.snd_cwnd, ssthresh))
+    return tuple(points)
+
+
+def probe_srtt(events: Sequence[KernelEvent], packets: Sequence[Annotated], from_client: bool
+               ) -> tuple[tuple[float, int], ...]:
+    """The sender's smoothed RTT (µs) over the graph's time, from the same ``tcp_probe``
+    events as :func:`probe_cwnd`; a point where it changed."""
+    if not packets or packets[0].conv is None:
+        return ()
+    stream, side = packets[0].conv.stream, "client" if from_client else "server"
+    start = packets[0].packet.ts_ns
+    points: list[tuple[float, int]] = []
+    for e in events:
+        if (e.kind is KernelEventKind.PROBE and e.stream == stream and e.side == side
+                and e.srtt_us >= 0 and (not points or points[-1][1] != e.srtt_us)):
+            points.append(((e.ts_ns - start) / 1e9, e.srtt_us))
+    return tuple(points)
+
+
+def probe_source() -> str:
+    """Where :func:`probe_cwnd`'s numbers come from, as a graph's legend says it."""
+    return _("from --kernel (tcp:tcp_probe)")

@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from sockcap.i18n import _
-from sockcap.render.ladder import Ladder, Mark
+from sockcap.render.ladder import Ladder, Mark, SideNote
 from sockcap.render.seqgraph import SeqGraph
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -32,6 +33,8 @@ TIME_X, NO_X, BRACKET_X = 62, 100, 196
 CLIENT_X, SERVER_X = 232, 652
 BAND_X = 672
 WIDTH = 800
+STATE_W = 96  # the column for the TCP states beside each lifeline (when there are any)
+NOTE_H = 16  # a line of states and calls above an arrow
 
 LADDER_STYLE = """
 .sc-ladder text { font-family: ui-monospace, 'DejaVu Sans Mono', monospace; font-size: 12px; fill: #1f2937; }
@@ -54,6 +57,11 @@ LADDER_STYLE = """
 .sc-ladder .sc-rtt-text { fill: #0369a1; font-size: 11px; }
 .sc-ladder .sc-selected line { stroke-width: 4; }
 .sc-ladder .sc-selected .sc-label { font-weight: bold; }
+.sc-ladder .sc-state-text { fill: #7c2d12; font-weight: bold; font-size: 11px; }
+.sc-ladder .sc-inferred .sc-state-text { font-style: italic; font-weight: normal; fill: #9a3412; }
+.sc-ladder .sc-tick { stroke: #7c2d12; stroke-width: 2; }
+.sc-ladder .sc-call-text { fill: #0e7490; font-size: 11px; }
+.sc-ladder .sc-legend { fill: #6b7280; font-size: 11px; }
 """
 
 
@@ -84,63 +92,162 @@ def svg_text(root: ET.Element) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-def _row_y(row: int) -> int:
-    return TOP + row * ROW
+class _Geometry(NamedTuple):
+    """Where a ladder's columns stand, and each arrow row's height."""
+
+    bracket_x: int
+    client_x: int
+    server_x: int
+    band_x: int
+    width: int
+    rows: tuple[int, ...]  # the y of each arrow row, and one more for below the last
+
+    def row_y(self, row: int) -> int:
+        return self.rows[row]
+
+
+def _geometry(ladder: Ladder) -> _Geometry:
+    """The default columns; with states written beside the lifelines, a column for them
+    left of the client's and right of the server's (the RTT bracket and the band names
+    move out of their way). Each side note takes a line of :data:`NOTE_H` above the
+    arrow it stands before."""
+    dx = STATE_W if any(n.state for n in ladder.side_notes) else 0
+    lines = _note_lines(ladder)
+    per_row = [len(lines.get(row, ())) for row in range(len(ladder.arrows) + 1)]
+    rows, before = [], 0
+    for row, count in enumerate(per_row):
+        before += count
+        rows.append(TOP + row * ROW + before * NOTE_H)
+    return _Geometry(BRACKET_X, CLIENT_X + dx, SERVER_X + dx, BAND_X + 2 * dx,
+                     WIDTH + 2 * dx, tuple(rows))
 
 
 def ladder_svg(ladder: Ladder, document: bool = True) -> str:
     """The ladder as SVG; ``document`` adds the XML declaration (a file of its own)."""
-    height = _row_y(len(ladder.arrows)) + 40
-    root = _svg(WIDTH, height, "sc-ladder",
+    geo = _geometry(ladder)
+    legend = _side_legend(ladder)
+    height = geo.row_y(len(ladder.arrows)) + 40 + (NOTE_H if legend else 0)
+    width = geo.width
+    root = _svg(width, height, "sc-ladder",
                 _("{title}: client {client} → server {server}").format(
                     title=ladder.title, client=ladder.client, server=ladder.server), LADDER_STYLE)
-    ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(WIDTH), "height": str(height),
+    ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(width), "height": str(height),
                                  "fill": "#ffffff"})
-    _bands(root, ladder)
-    _text(root, CLIENT_X, 22, _("client {address}").format(address=ladder.client), "sc-head", "middle")
-    _text(root, SERVER_X, 22, _("server {address}").format(address=ladder.server), "sc-head", "middle")
+    _bands(root, ladder, geo)
+    _text(root, geo.client_x, 22, _("client {address}").format(address=ladder.client), "sc-head",
+          "middle")
+    _text(root, geo.server_x, 22, _("server {address}").format(address=ladder.server), "sc-head",
+          "middle")
     _text(root, TIME_X, 22, _("time (s)"), "sc-time", "end")
     _text(root, NO_X, 22, _("no"), "sc-no", "end")
-    for x in (CLIENT_X, SERVER_X):
+    bottom = height - 20 - (NOTE_H if legend else 0)
+    for x in (geo.client_x, geo.server_x):
         ET.SubElement(root, "line", {"x1": str(x), "y1": "34", "x2": str(x),
-                                     "y2": str(height - 20), "class": "sc-life"})
-    _rtt(root, ladder)
+                                     "y2": str(bottom), "class": "sc-life"})
+    _rtt(root, ladder, geo)
+    _side_notes(root, ladder, geo)
     for arrow in ladder.arrows:
-        _arrow(root, ladder, arrow.row)
+        _arrow(root, ladder, arrow.row, geo)
     if ladder.left_out:
-        _text(root, (CLIENT_X + SERVER_X) / 2, height - 6,
+        _text(root, (geo.client_x + geo.server_x) / 2, bottom + 14,
               _("{left_out} more packets not drawn").format(left_out=ladder.left_out), "sc-notes",
               "middle")
+    if legend:
+        _text(root, TIME_X - 50, height - 6, legend, "sc-legend")
     text = svg_text(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n" if document else text
 
 
-def _bands(root: ET.Element, ladder: Ladder) -> None:
+def _bands(root: ET.Element, ladder: Ladder, geo: _Geometry) -> None:
     for band in ladder.bands:
-        y0 = _row_y(band.first) - 24
-        y1 = _row_y(band.last) + SLANT + 14
+        y0 = geo.row_y(band.first) - 24
+        y1 = geo.row_y(band.last) + SLANT + 14
         ET.SubElement(root, "rect", {
-            "x": str(CLIENT_X - 8), "y": str(y0), "width": str(SERVER_X - CLIENT_X + 16),
+            "x": str(geo.client_x - 8), "y": str(y0),
+            "width": str(geo.server_x - geo.client_x + 16),
             "height": str(y1 - y0), "class": f"sc-band sc-band-{band.kind.value}", "rx": "4"})
-        _text(root, BAND_X, y0 + 16, band.words, "sc-bandname")
+        _text(root, geo.band_x, y0 + 16, band.words, "sc-bandname")
 
 
-def _rtt(root: ET.Element, ladder: Ladder) -> None:
+def _rtt(root: ET.Element, ladder: Ladder, geo: _Geometry) -> None:
     rtt = ladder.rtt
     if rtt is None:
         return
-    y0, y1 = _row_y(rtt.first), _row_y(rtt.last)
-    x = BRACKET_X
+    y0, y1 = geo.row_y(rtt.first), geo.row_y(rtt.last)
+    x = geo.bracket_x
     ET.SubElement(root, "path", {
         "d": f"M {x + 8} {y0} H {x} V {y1} H {x + 8}", "class": "sc-rtt"})
     _text(root, x - 4, (y0 + y1) / 2 + 4, rtt.words, "sc-rtt-text", "end")
 
 
-def _arrow(root: ET.Element, ladder: Ladder, row: int) -> None:
+def _note_lines(ladder: Ladder) -> dict[int, list[list[SideNote]]]:
+    """The side notes above each arrow row in lines, in time order: a client's state, a
+    server's state and a call share a line when each has its own place in it."""
+    lines: dict[int, list[list[SideNote]]] = {}
+    for note in ladder.side_notes:
+        rows = lines.setdefault(note.row, [])
+        if rows and _slot(note) not in {_slot(n) for n in rows[-1]}:
+            rows[-1].append(note)
+        else:
+            rows.append([note])
+    return lines
+
+
+def _slot(note: SideNote) -> str:
+    return ("client" if note.client else "server") if note.state else "call"
+
+
+def _side_notes(root: ET.Element, ladder: Ladder, geo: _Geometry) -> None:
+    """Each state beside its side's lifeline (the client's left of it, the server's right
+    of it, a tick on the line where the state begins), each call inside the lanes at the
+    side that made it, a line each above the arrow they stand before."""
+    for row, lines in _note_lines(ladder).items():
+        first = geo.row_y(row) - ROW - len(lines) * NOTE_H + SLANT + 18
+        for k, line in enumerate(lines):
+            for note in line:
+                _side_note(root, note, first + k * NOTE_H, geo)
+
+
+def _side_note(root: ET.Element, note: SideNote, y: float, geo: _Geometry) -> None:
+    side = "sc-client" if note.client else "sc-server"
+    life = geo.client_x if note.client else geo.server_x
+    if note.state:
+        classes = ["sc-side", "sc-state", side] + (["sc-inferred"] if note.inferred else [])
+        g = ET.SubElement(root, "g", {"class": " ".join(classes), "data-row": str(note.row)})
+        ET.SubElement(g, "title").text = (
+            _("{state}: inferred from the packets") if note.inferred
+            else _("{state}: as the kernel recorded it")).format(state=note.text)
+        ET.SubElement(g, "line", {"x1": str(life - 5), "y1": _n(y - 4), "x2": str(life + 5),
+                                  "y2": _n(y - 4), "class": "sc-tick"})
+        x, anchor = (life - 10, "end") if note.client else (life + 10, "start")
+        _text(g, x, y, note.text, "sc-state-text", anchor)
+        return
+    g = ET.SubElement(root, "g", {"class": f"sc-side sc-call {side}", "data-row": str(note.row)})
+    ET.SubElement(g, "title").text = note.text
+    text = "▸ " + note.text
+    room = (geo.server_x - geo.client_x - 16) // 7  # 12px monospace: about 7px a character
+    if len(text) > room:
+        text = text[: room - 1] + "…"
+    x, anchor = (life + 8, "start") if note.client else (life - 8, "end")
+    _text(g, x, y, text, "sc-call-text", anchor)
+
+
+def _side_legend(ladder: Ladder) -> str:
+    """Where the states came from, said once under the ladder ("" without states)."""
+    states = [n for n in ladder.side_notes if n.state]
+    if not states:
+        return ""
+    if all(n.inferred for n in states):
+        return _("TCP states in italics: inferred from the packets (record them with --kernel)")
+    return _("TCP states as the kernel recorded them (--kernel)")
+
+
+def _arrow(root: ET.Element, ladder: Ladder, row: int, geo: _Geometry) -> None:
     arrow = ladder.arrows[row]
-    y0 = _row_y(row)
+    client_x, server_x = geo.client_x, geo.server_x
+    y0 = geo.row_y(row)
     y1 = y0 + SLANT
-    x0, x1 = (CLIENT_X, SERVER_X) if arrow.from_client else (SERVER_X, CLIENT_X)
+    x0, x1 = (client_x, server_x) if arrow.from_client else (server_x, client_x)
     classes = ["sc-arrow", "sc-c2s" if arrow.from_client else "sc-s2c"]
     if arrow.marks:
         classes.append("sc-dupack" if arrow.marks[0] is Mark.DUPLICATE_ACK else "sc-marked")
@@ -149,7 +256,7 @@ def _arrow(root: ET.Element, ladder: Ladder, row: int) -> None:
     ET.SubElement(g, "title").text = " ".join(
         x for x in (f"{arrow.no}", arrow.label, arrow.payload, ", ".join(arrow.notes)) if x)
     ET.SubElement(g, "rect", {  # where a click or a pointer finds the arrow
-        "x": str(CLIENT_X), "y": str(y0 - 18), "width": str(SERVER_X - CLIENT_X),
+        "x": str(client_x), "y": str(y0 - 18), "width": str(server_x - client_x),
         "height": str(ROW - 4), "fill": "transparent", "class": "sc-hit"})
     direction = 1 if arrow.from_client else -1
     tip = x1 - direction * 2
@@ -157,7 +264,7 @@ def _arrow(root: ET.Element, ladder: Ladder, row: int) -> None:
     ET.SubElement(g, "line", {"x1": str(x0), "y1": str(y0), "x2": _n(end),
                               "y2": _n(y0 + SLANT * (end - x0) / (x1 - x0))})
     ET.SubElement(g, "polygon", {"points": _head(tip, y1, direction)})
-    mid = (CLIENT_X + SERVER_X) / 2
+    mid = (client_x + server_x) / 2
     label = _text(g, mid, y0 - 4, arrow.label, "sc-label", "middle")
     if arrow.payload:
         ET.SubElement(label, "tspan", {"class": "sc-payload"}).text = f" {arrow.payload}"
@@ -306,20 +413,27 @@ def _legend(root: ET.Element, style: str) -> None:
 # -- the congestion window under the time-sequence graph (sockcap lab --graph) ----------
 
 PANEL_H = 220
+SRTT_AXIS_W = 40
 PANEL_T, PANEL_B = GRAPH_H + 20, GRAPH_H + PANEL_H - 40
 CWND_STYLE = """
 .sc-graph .sc-cwnd { stroke: #2563eb; fill: none; stroke-width: 1.6; }
 .sc-graph .sc-ssthresh { stroke: #ea580c; fill: none; stroke-width: 1.4; stroke-dasharray: 6 3; }
+.sc-graph .sc-srtt { stroke: #7c3aed; fill: none; stroke-width: 1.2; stroke-dasharray: 2 3; }
 """
 
 
-def cwnd_graph_svg(graph: SeqGraph, cwnd: Sequence[tuple[float, int, int]]) -> str:
+def cwnd_graph_svg(graph: SeqGraph, cwnd: Sequence[tuple[float, int, int]],
+                   document: bool = True, source: str = "",
+                   srtt: Sequence[tuple[float, int]] = ()) -> str:
     """The time-sequence graph with, under it on the same time axis, the sender's
     congestion window and slow-start threshold in segments (``cwnd``: (seconds since the
-    graph's first packet, cwnd, ssthresh); ssthresh 0 while it is not set)."""
+    graph's first packet, cwnd, ssthresh); ssthresh 0 while it is not set). ``source``:
+    where the numbers came from, said over the panel. ``srtt``: (seconds, smoothed RTT in
+    µs), drawn dotted against its own axis on the right, in ms."""
     top = GRAPH_H + PANEL_H
-    root = _svg(GRAPH_W, top, "sc-graph", graph.title, GRAPH_STYLE + CWND_STYLE)
-    ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(GRAPH_W),
+    width = GRAPH_W + (SRTT_AXIS_W if srtt else 0)  # room for the srtt axis' numbers
+    root = _svg(width, top, "sc-graph", graph.title, GRAPH_STYLE + CWND_STYLE)
+    ET.SubElement(root, "rect", {"x": "0", "y": "0", "width": str(width),
                                  "height": str(top), "fill": "#ffffff"})
     inner = ET.fromstring(seqgraph_svg(graph, document=False))
     for el in inner.iter():  # the namespace is the document's: plain names, as above
@@ -352,4 +466,27 @@ def cwnd_graph_svg(graph: SeqGraph, cwnd: Sequence[tuple[float, int, int]]) -> s
                                      "height": "4", "class": cls, "style": "stroke-width: 4"})
         _text(root, xl + 16, top - 11, words, "sc-tick")
         xl += 24 + 8 * len(words)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + svg_text(root) + "\n"
+    if srtt:
+        _srtt(root, srtt, x)
+        ET.SubElement(root, "rect", {"x": str(xl), "y": str(top - 16), "width": "12",
+                                     "height": "4", "class": "sc-srtt",
+                                     "style": "stroke-width: 4"})
+        _text(root, xl + 16, top - 11, _("smoothed RTT (ms, right)"), "sc-tick")
+    if source:
+        _text(root, PLOT_R, PANEL_T - 6, source, "sc-tick", "end")
+    text = svg_text(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n" if document else text
+
+
+def _srtt(root: ET.Element, srtt: Sequence[tuple[float, int]],
+          x: Callable[[float], float]) -> None:
+    """The smoothed RTT in the cwnd panel, on its own scale: ticks on the right, in ms."""
+    top_ms = max(us for _t, us in srtt) / 1000 * 1.1 or 1.0
+
+    def y(ms: float) -> float:
+        return PANEL_B - (PANEL_B - PANEL_T) * ms / top_ms
+
+    step = nice_step(top_ms)
+    for i in range(int(top_ms / step) + 1):
+        _text(root, PLOT_R + 4, y(i * step) + 4, f"{i * step:g}", "sc-tick")
+    _step(root, [(x(t), y(us / 1000)) for t, us in srtt], "sc-srtt")
