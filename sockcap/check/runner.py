@@ -18,6 +18,7 @@ held against it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 import socket
@@ -37,7 +38,7 @@ from sockcap.analysis.check import (
 )
 from sockcap.analysis.client_check import judge_scenario
 from sockcap.analysis.conversation import Annotated
-from sockcap.check.clients import EchoClient, udp_exchange
+from sockcap.check.clients import REPLY_SECONDS, EchoClient
 from sockcap.check.programs import (
     TCP_CLOSE_WAIT,
     PortHeldError,
@@ -53,6 +54,7 @@ from sockcap.check.sandbox import Limits, Sandbox
 from sockcap.check.servers import OwnServer, ServerMode
 from sockcap.check.wire import Recorder
 from sockcap.decode.records import CaptureStats, RawFrame
+from sockcap.endpoints.udp_client import udp_echoes
 from sockcap.i18n import _
 from sockcap.lab.namespaces import Namespaces
 from sockcap.pipeline import Pipeline
@@ -363,8 +365,11 @@ def _client_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[Progr
 def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
           sandbox: Sandbox) -> Facts:
     if opts.udp:
-        udp_exchange(opts.host, opts.port, list(probe_messages(opts)),
-                     bind_port=opts.udp_client_port)
+        # unconnected, from the captured port: a reply from another address is received
+        # too, so the capture holds it and the judging names the address
+        asyncio.run(udp_echoes(opts.host, opts.port, probe_messages(opts),
+                               timeout=REPLY_SECONDS, local_port=opts.udp_client_port,
+                               connect=False))
         return {}
     if opts.pair:
         client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,

@@ -43,6 +43,7 @@ from sockcap.capture.session import CaptureSession, FrameSink, drain_together
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.endpoints.echo import EchoServer
+from sockcap.endpoints.udp_client import UdpEchoClient
 from sockcap.errors import EndpointError, WriteError
 from sockcap.i18n import _
 from sockcap.lab.namespaces import Namespaces
@@ -288,58 +289,41 @@ async def _tcp_echo(sock: socket.socket, port: int, opts: LabOptions,
         writer.transport.abort()
 
 
-class _Echoes(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.replies: list[bytes] = []
-        self.last = time.monotonic()
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.replies.append(data)
-        self.last = time.monotonic()
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # a lost echo is what the lab shows, not an error
-
-
 async def _udp(ns: Namespaces, opts: LabOptions, seconds: float) -> Delivery:
+    """The UDP echo within ``seconds``, by sockcap's one UDP echo client on a socket made
+    in the client host; every echo that came back counts, also a late one."""
     server = await _server(ns, udp=True)
     deadline = time.monotonic() + seconds
     try:
-        loop = asyncio.get_running_loop()
         with ns.inside("client"):
-            transport, echoes = await loop.create_datagram_endpoint(
-                _Echoes, local_addr=(CLIENT_ADDRESS, 0),
-                remote_addr=(SERVER_ADDRESS, server.port))
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((CLIENT_ADDRESS, 0))
+        except OSError:
+            sock.close()
+            raise
+        client = await UdpEchoClient.open(SERVER_ADDRESS, server.port, sock=sock,
+                                          timeout=opts.echo_wait, errors=False)
         try:
             if opts.pattern == "stream":
                 for message in opts.messages:
-                    transport.sendto(message)
-                await _collect(echoes, len(opts.messages), opts.echo_wait, deadline)
+                    client.post(message)
+                await client.collect(len(opts.messages), opts.echo_wait, deadline)
             else:
                 for message in opts.messages:
                     if time.monotonic() >= deadline:
                         break
-                    transport.sendto(message)
-                    await _collect(echoes, len(echoes.replies) + 1, opts.echo_wait, deadline)
+                    await client.send(message, min(opts.echo_wait, deadline - time.monotonic()))
         finally:
-            transport.close()
+            await client.close()
         finished = time.monotonic() < deadline
-        return Delivery(opts.messages, _match(opts.messages, echoes.replies),
+        return Delivery(opts.messages, _match(opts.messages, client.received),
                         server.stats.bytes, finished)
     except OSError as e:
         raise EndpointError(_("the lab's UDP echo failed: {reason}").format(
             reason=e.strerror or e)) from None
     finally:
         await server.close()
-
-
-async def _collect(echoes: _Echoes, expected: int, wait: float, deadline: float) -> None:
-    """Until ``expected`` echoes came, nothing came for ``wait`` s, or the deadline."""
-    echoes.last = time.monotonic()
-    while len(echoes.replies) < expected and time.monotonic() < deadline:
-        if time.monotonic() - echoes.last >= wait:
-            return
-        await asyncio.sleep(0.005)
 
 
 def _match(messages: tuple[bytes, ...], replies: list[bytes]) -> tuple[bytes | None, ...]:
