@@ -2,7 +2,7 @@
 
 Every way sockcap captures goes through it: ``sockcap capture`` reads it from a blocking
 loop (:mod:`sockcap.capture.live`), ``sockcap run --capture`` from its event loop
-(:mod:`sockcap.run`), ``sockcap check`` from a thread (:mod:`sockcap.check.wire`) and
+(:mod:`sockcap.endpoints.loopback`), ``sockcap check`` from a thread (:mod:`sockcap.check.wire`) and
 ``sockcap lab`` one session at each host's ``eth0``, in the host's network namespace,
 from its event loop (:mod:`sockcap.lab.session`). What each caller does with the packets (a timeline, the teardown
 it waits for, a watched command) stays with the caller; what makes a capture complete and

@@ -183,7 +183,7 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
             events = trace.stop() if trace is not None else []
             found = _read_calls(trace_path)
     if later and not quiet:
-        from sockcap.commands.run import print_story
+        from sockcap.commands.exchange import print_story
 
         print_story(kept, found, events, pipeline.first_ts, view, output, json_=json_,
                     explain=explain, overflows=trace.overflows if trace is not None else 0)

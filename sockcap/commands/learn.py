@@ -58,10 +58,10 @@ def read_connection(file: str | None, scenario: str | None) -> tuple[Pipeline, l
 def _capture_scenario(name: str) -> str:
     import asyncio
 
-    from sockcap.commands.run import capture_in_private_namespace
+    from sockcap.commands.exchange import capture_in_private_namespace
+    from sockcap.endpoints.loopback import RunOptions, run_scenario
     from sockcap.endpoints.scenarios import SCENARIOS
     from sockcap.output import Output
-    from sockcap.run import RunOptions, run_scenario
 
     if name not in SCENARIOS:
         raise click.BadParameter(_("no scenario {name}: one of {names}").format(
