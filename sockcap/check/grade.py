@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sockcap.analysis.check import (
+from sockcap.analysis.check.codes import (
     CLIENT_CHECKS,
     CLIENT_SCENARIOS,
     SCENARIO_OF,

@@ -45,7 +45,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from sockcap.analysis.check import Scenario
+from sockcap.analysis.check.codes import Scenario
 from sockcap.analysis.shape import LinkOptions
 from sockcap.endpoints.udp_client import udp_echoes
 from sockcap.lab.namespaces import Namespaces

@@ -11,7 +11,7 @@ user's client for the plain echo), a watch of what the server does after the cli
 FIN (its CLOSE_WAIT sockets, its processes' CPU time), the scenario's time span noted,
 and the server stopped (its PID namespace with it). The scenarios' captures follow one
 another in time, so together they are one pcap file and the packet numbers of every
-finding are its numbers. The judging is pure (:func:`sockcap.analysis.check.judge`);
+finding are its numbers. The judging is pure (:func:`sockcap.analysis.check.judge.judge_scenario`);
 packets after a scenario's end (the kernel closing a stopped server's sockets) are not
 held against it.
 """
@@ -29,14 +29,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sockcap.analysis.check import (
+from sockcap.analysis.check.codes import (
     CLIENT_SCENARIOS,
     LAB_SCENARIOS,
     Scenario,
     ScenarioRun,
     Verdict,
 )
-from sockcap.analysis.client_check import judge_scenario
+from sockcap.analysis.check.judge import judge_scenario
 from sockcap.analysis.conversation import Annotated
 from sockcap.check.clients import REPLY_SECONDS, EchoClient
 from sockcap.check.programs import (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -54,7 +55,7 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
 def check(server: str | None, client: str | None, port: int, udp: bool, only: tuple[str, ...],
           messages: tuple[str, ...], no_newline: bool, close_seconds: float, out: str | None,
           force: bool, json_: bool) -> None:
-    from sockcap.analysis.check import CLIENT_CHECKS, SCENARIO_OF, UDP_CHECKS, Check
+    from sockcap.analysis.check.codes import CLIENT_CHECKS, SCENARIO_OF, UDP_CHECKS, Check
     from sockcap.check.runner import DEFAULT_MESSAGES, CheckOptions, default_scenarios
     from sockcap.owner import check_output_path
 
@@ -97,27 +98,39 @@ def _argv(text: str, option: str) -> tuple[str, ...]:
 
 
 def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -> bool:
-    """Run, save the pcap, print the report; True if a check failed."""
-    import json
-    from pathlib import Path
-
-    from sockcap.check.runner import default_pcap_path, expand, run_check
-    from sockcap.owner import Owner
-    from sockcap.pcapfile.writer import PcapWriter
-    from sockcap.render.check import outcomes, report_lines, report_record
-    from sockcap.signals import sigterm_raises
-
-    def note(text: str) -> None:
-        click.echo(_("sockcap: {text}").format(text=text), err=True)
-
+    """Run, save the pcap, print the report (through :class:`~sockcap.output.Output`, as
+    every command prints: notes to stderr, colour only on a terminal); True if a check
+    failed."""
     import dataclasses
 
+    from sockcap.check.runner import run_check
     from sockcap.check.sandbox import enter_user_namespace, sandbox_for
+    from sockcap.output import Output
+    from sockcap.signals import sigterm_raises
+
+    output = Output()
+
+    def note(text: str) -> None:
+        output.note(_("sockcap: {text}").format(text=text))
 
     enter_user_namespace()
     programs = tuple(p for p in (opts.server, opts.client) if p)
     with sigterm_raises(), sandbox_for(programs, opts.limits, note) as (box, cwd):
         result = run_check(dataclasses.replace(opts, cwd=cwd), note, box)
+    return _report(opts, result, out, force, json_, output, note)
+
+
+def _report(opts: Any, result: Any, out: str | None, force: bool, json_: bool, output: Any,
+            note: Callable[[str], None]) -> bool:
+    """Save the pcap, print the report; True if a check failed."""
+    import json
+    from pathlib import Path
+
+    from sockcap.check.runner import default_pcap_path, expand
+    from sockcap.owner import Owner
+    from sockcap.pcapfile.writer import PcapWriter
+    from sockcap.render.check import outcomes, report_pairs, report_record
+
     path = out or default_pcap_path(opts.port)
     owner = Owner(note)
     owner.make_folder(Path(path).parent)
@@ -125,13 +138,12 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
         for frame in result.frames:
             writer.write(frame)
     if json_:
-        click.echo(json.dumps(report_record(result.verdicts, result.outputs, path)))
+        output.line(json.dumps(report_record(result.verdicts, result.outputs, path)))
     else:
-
-        click.echo(_("checking {server} on {host}:{port} ({proto})").format(
+        output.line(_("checking {server} on {host}:{port} ({proto})").format(
             server=" ".join(expand(opts.server or opts.client, opts.port)), host=opts.host,
             port=opts.port, proto="UDP" if opts.udp else "TCP"))
-        for line in report_lines(result.verdicts, result.packets, result.first_ts,
-                                 result.outputs, path):
-            click.echo(line)
+        output.lines(report_pairs(result.verdicts, result.packets, result.first_ts,
+                                  result.outputs, path))
+    output.flush()
     return not all(o.ok for o in outcomes(result.verdicts))

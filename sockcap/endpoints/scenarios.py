@@ -452,7 +452,7 @@ class Lesson:
     """What ``--scenario NAME`` runs: a socket program made to put one lesson on the wire.
 
     Named for what it is, so that it is not taken for the exchanges ``sockcap check``
-    runs against a student's server (:class:`sockcap.analysis.check.Scenario`)."""
+    runs against a student's server (:class:`sockcap.analysis.check.codes.Scenario`)."""
 
     name: str
     run: Callable[[int, CallLog], None]
