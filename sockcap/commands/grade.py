@@ -36,13 +36,9 @@ from sockcap.i18n import _
 def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
           students: tuple[str, ...], format_: str) -> None:
     from sockcap.check.classroom import pick_students, run_parallel, write_grades_csv
-    from sockcap.check.grade import (
-        grade_submission,
-        gradescope_results,
-        load_spec,
-        submissions,
-    )
+    from sockcap.check.grade import grade_submission, gradescope_results, submissions
     from sockcap.check.sandbox import cgroup_missing, enter_user_namespace
+    from sockcap.check.spec import load_spec
     from sockcap.output import Output
     from sockcap.owner import check_output_path
     from sockcap.signals import sigterm_raises
