@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sockcap.analysis.check.streams import exchange_of
+from sockcap.check.cgroup import Limits, host_root
 from sockcap.check.clients import EchoClient
 from sockcap.check.programs import Program, ProgramOutput, socket_states, wait_listening
-from sockcap.check.sandbox import Limits, Sandbox, host_root, sandbox_for
+from sockcap.check.sandbox import Sandbox, sandbox_for
 from sockcap.check.wire import Recorder
 from sockcap.errors import EndpointError
 from sockcap.i18n import _

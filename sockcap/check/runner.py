@@ -38,6 +38,7 @@ from sockcap.analysis.check.codes import (
 )
 from sockcap.analysis.check.judge import judge_scenario
 from sockcap.analysis.conversation import Annotated
+from sockcap.check.cgroup import Limits
 from sockcap.check.clients import REPLY_SECONDS, EchoClient
 from sockcap.check.programs import (
     TCP_CLOSE_WAIT,
@@ -50,7 +51,7 @@ from sockcap.check.programs import (
     socket_states,
     wait_listening,
 )
-from sockcap.check.sandbox import Limits, Sandbox
+from sockcap.check.sandbox import Sandbox
 from sockcap.check.servers import OwnServer, ServerMode
 from sockcap.check.wire import Recorder
 from sockcap.decode.records import CaptureStats, RawFrame

@@ -35,9 +35,10 @@ from sockcap.i18n import _
 @click.option("--format", "format_", type=click.Choice(["text", "json", "gradescope"]), default="text", show_default=True, help=_("What is printed on stdout."))
 def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
           students: tuple[str, ...], format_: str) -> None:
+    from sockcap.check.cgroup import cgroup_missing
     from sockcap.check.classroom import pick_students, run_parallel, write_grades_csv
     from sockcap.check.grade import grade_submission, gradescope_results, submissions
-    from sockcap.check.sandbox import cgroup_missing, enter_user_namespace
+    from sockcap.check.sandbox import enter_user_namespace
     from sockcap.check.spec import load_spec
     from sockcap.output import Output
     from sockcap.owner import check_output_path
