@@ -29,7 +29,7 @@ def build_programs(folder: Path) -> dict[str, Path]:
 
 
 CLIENT_VARIANTS = ("BUG_NO_CLOSE", "BUG_RST_CLOSE", "BUG_ONE_READ", "BUG_IGNORE_CLOSE",
-                   "BUG_SILENT")
+                   "BUG_SILENT", "BUG_NO_NEWLINE", "BUG_FIRST_LINE", "BUG_SEND_NUL")
 
 
 def build_clients(folder: Path) -> dict[str, Path]:

@@ -138,3 +138,72 @@ def test_a_client_check_needs_a_client() -> None:
     r = sockcap("check", "--server", "./server", "--only", "client_echo", timeout=30)
     assert r.returncode == 2
     assert "client_echo: that checks a client, and there is no --client" in r.stderr
+
+
+def check_text(tmp_path: Path, client: Path, *extra: str) -> str:
+    """The same check as text (the words a student reads), English."""
+    r = sockcap("check", "--client", f"{client} 127.0.0.1 {{port}}", "--port", str(free_port()),
+                "-w", str(tmp_path / "text.pcap"), "--force", *extra, timeout=120,
+                env={"LANG": "C", "LANGUAGE": None, "LC_ALL": None})
+    assert r.returncode in (0, 1), r.stderr
+    return r.stdout
+
+
+STDIN = b"hello from sockcap, a longer first line\nhi\nbye\n"  # check's default messages
+
+
+@needs_tshark
+def test_a_client_that_drops_the_newlines_is_told_so_and_passes(clients: dict[str, Path],
+                                                                tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, clients["client-BUG_NO_NEWLINE"], "--only", "client_echo")
+    assert failed(report) == {} and code == 0
+    found = findings(report)["client sent its stdin without newlines"]
+    assert found["ok"] and found["check"] == "client_echo"
+    values = found["values"]
+    assert values["count"] == len(STDIN.replace(b"\n", b""))
+    facts = packets(pcap)
+    server_port = facts[1]["dport"]
+    sent = [n for n, f in facts.items() if f["dport"] == server_port and int(f["len"] or 0)]
+    assert (values["first"], values["last"]) == (sent[0], sent[-1])
+    assert sum(int(facts[n]["len"]) for n in sent) == values["count"]
+    text = check_text(tmp_path, clients["client-BUG_NO_NEWLINE"], "--only", "client_echo")
+    assert (f"your client sent what it read from stdin without the newlines "
+            f"({values['count']} bytes, packets") in text
+
+
+@needs_tshark
+def test_a_client_that_sends_only_its_first_line(clients: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, clients["client-BUG_FIRST_LINE"], "--only", "client_echo")
+    assert code == 1
+    bad = failed(report)
+    assert set(bad) == {"client sent part of its stdin"}
+    values = bad["client sent part of its stdin"]["values"]
+    first = STDIN.split(b"\n")[0] + b"\n"
+    assert (values["count"], values["total"]) == (len(first), len(STDIN))
+    assert values["missing_hex"].startswith("68 69 0a")  # "hi\n", the line never sent
+    last = packets(pcap)[values["packet"]]  # the client's last data segment
+    assert last["dport"] == packets(pcap)[1]["dport"] and int(last["len"]) == len(first)
+    text = check_text(tmp_path, clients["client-BUG_FIRST_LINE"], "--only", "client_echo")
+    assert (f"your client sent only {len(first)} bytes of the {len(STDIN)} it read from stdin "
+            f"(the last in packet") in text
+    assert "never sent: 68 69 0a" in text
+
+
+@needs_tshark
+def test_a_client_that_sends_the_terminating_nul(clients: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, clients["client-BUG_SEND_NUL"], "--only", "client_echo")
+    assert code == 1
+    bad = failed(report)
+    assert "client sent other bytes" in bad
+    values = bad["client sent other bytes"]["values"]
+    first = STDIN.split(b"\n")[0] + b"\n"
+    assert values["offset"] == len(first)  # the NUL after the first line
+    assert values["sent_hex"].startswith("00 68 69 0a 00")
+    assert values["stdin_hex"].startswith("68 69 0a")
+    carrying = packets(pcap)[values["packet"]]  # the segment with the NUL in it
+    assert carrying["dport"] == packets(pcap)[1]["dport"] and int(carrying["len"]) == len(first) + 1
+    text = check_text(tmp_path, clients["client-BUG_SEND_NUL"], "--only", "client_echo")
+    assert (f"byte {len(first)} of what your client sent (packet {values['packet']}) is not what "
+            "it read from stdin: sent 00 68 69 0a 00") in text

@@ -1,8 +1,8 @@
 """UDP as it really is, over the lab's link: real C servers and clients (tests/c/udp_*.c)
 on two hosts of network namespaces with an MTU of 1500 and a link that loses datagrams.
 The correct ones pass; a server that answers only its first client, one that replies to
-the first client's address, one whose buffer cuts a large datagram, and a client with no
-timeout are each found and tied to packets that tshark confirms in the saved pcap."""
+the first client's address, one whose buffer cuts a large datagram, a client with no
+timeout, and a client that prints replies as they come when they came out of order are each found and tied to packets that tshark confirms in the saved pcap."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not
 
 SERVERS = {"server": "", "first-only": "BUG_FIRST_ONLY", "first-address": "BUG_FIRST_ADDRESS",
            "small-buffer": "BUG_SMALL_BUFFER"}
-CLIENTS = {"client": "", "no-timeout": "BUG_NO_TIMEOUT", "any-reply": "BUG_ANY_REPLY"}
+CLIENTS = {"client": "", "no-timeout": "BUG_NO_TIMEOUT", "any-reply": "BUG_ANY_REPLY",
+           "in-order": "BUG_IN_ORDER", "matched": "BUG_IN_ORDER -DMATCH_REPLIES",
+           "quiet": "BUG_IN_ORDER -DQUIET"}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for source, variants in (("udp_server.c", SERVERS), ("udp_client.c", CLIENTS)):
         for name, bug in variants.items():
             out[name] = folder / name
-            subprocess.run(["gcc", "-O1", "-Wall", *([f"-D{bug}"] if bug else []), "-o",
+            subprocess.run(["gcc", "-O1", "-Wall", *(f"-D{bug}".split() if bug else []), "-o",
                             str(out[name]), str(C_DIR / source)], check=True, timeout=60)
     return out
 
@@ -167,6 +169,55 @@ def test_a_client_that_takes_a_late_duplicate_for_its_reply(programs: dict[str, 
                    for n, f in facts.items())  # its own reply had not come
 
 
+@needs_tshark
+def test_a_client_that_takes_replies_to_come_in_order(programs: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    code, report, pcap = check(tmp_path, "--client", f"{programs['client']} {{host}} {{port}}",
+                               "--only", "client_reorder")
+    assert code == 0, failed(report)  # one message in flight at a time: nothing overtakes
+    (good,) = findings(report).values()
+    assert good["finding"] == "client had one message in flight at a time"
+    assert good["check"] == "client_reorder" and good["values"]["count"] == 3
+
+    code, report, pcap = check(tmp_path, "--client",
+                               f"{programs['in-order']} {{host}} {{port}}",
+                               "--only", "client_reorder")
+    assert code == 1
+    (bad,) = failed(report).values()
+    assert bad["finding"] == "client printed the replies in the order they arrived"
+    assert "UDP keeps no order" in bad["text"]
+    values, facts, data = bad["values"], udp(pcap), payload_of(pcap)
+    first, second = values["packet"], values["other"]
+    assert first < second  # the reply to the later message came first on the client's wire
+    assert facts[first]["src"] == facts[second]["src"] == "10.0.0.1"
+    assert facts[first]["dst"] == facts[second]["dst"] == "10.0.0.2"
+    requests = [data[n] for n, f in sorted(facts.items()) if f["src"] == "10.0.0.2"]
+    assert requests.index(data[first]) + 1 == values["later"] > values["earlier"]
+    assert requests.index(data[second]) + 1 == values["earlier"]
+    assert values["printed"] == "2 1 3"  # every second reply overtook the one before it
+    assert report["programs"][0]["status"] == 0  # it got every reply: only the order is wrong
+
+
+@needs_tshark
+def test_a_client_that_sends_ahead_and_matches_each_reply_to_its_line(programs: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    code, report, _ = check(tmp_path, "--client", f"{programs['matched']} {{host}} {{port}}",
+                            "--only", "client_reorder")
+    assert code == 0, failed(report)
+    (good,) = findings(report).values()
+    assert good["finding"] == "client printed the replies in its messages' order"
+    assert (good["values"]["later"], good["values"]["earlier"]) == (2, 1)
+    assert "still printed the replies in the order of its messages" in good["text"]
+
+    code, report, pcap = check(tmp_path, "--client", f"{programs['quiet']} {{host}} {{port}}",
+                               "--only", "client_reorder")
+    assert code == 1
+    (bad,) = failed(report).values()
+    assert bad["finding"] == "client did not print a reply"
+    reply = udp(pcap)[bad["values"]["reply"]]
+    assert reply["src"] == "10.0.0.1" and bad["values"]["message"] == 1
+
+
 UDP_SPEC = """
 [build]
 command = "gcc -o server udp_server.c && gcc -o client udp_client.c"
@@ -187,6 +238,10 @@ points = 2
 [[checks]]
 name = "client_timeout"
 points = 2
+
+[[checks]]
+name = "client_reorder"
+points = 1
 """
 
 
@@ -194,7 +249,8 @@ points = 2
 def test_a_class_of_udp_servers_and_clients(tmp_path: Path) -> None:
     subs = tmp_path / "submissions"
     for student, (server_bug, client_bug) in {"alice": ("", ""), "bob": ("BUG_FIRST_ADDRESS", ""),
-                                              "carol": ("", "BUG_NO_TIMEOUT")}.items():
+                                              "carol": ("", "BUG_NO_TIMEOUT"),
+                                              "dave": ("", "BUG_IN_ORDER")}.items():
         (subs / student).mkdir(parents=True)
         for name, bug in (("udp_server.c", server_bug), ("udp_client.c", client_bug)):
             source = (C_DIR / name).read_text()
@@ -204,7 +260,9 @@ def test_a_class_of_udp_servers_and_clients(tmp_path: Path) -> None:
                 "-j", "2", "--format", "json", cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr
     scores = {g["student"]: g["score"] for g in json.loads(r.stdout)}
-    assert scores == {"alice": 6, "bob": 4, "carol": 4}
+    assert scores == {"alice": 7, "bob": 5, "carol": 5, "dave": 6}
+    dave = json.loads((tmp_path / "grades" / "dave" / "results.json").read_text())
+    assert [t["name"] for t in dave["tests"] if t["score"] < t["max_score"]] == ["client_reorder"]
 
 
 def test_a_server_bound_to_loopback_is_said_once_per_check(tmp_path: Path) -> None:

@@ -123,7 +123,7 @@ def test_a_bad_spec_is_one_line(tmp_path: Path) -> None:
                                 "listen, echo, close, partial, large, concurrent, backlog, "
                                 "client_echo, client_close, client_server_closes, "
                                 "client_refused, udp_clients, udp_large, client_timeout, "
-                                "client_duplicates)")
+                                "client_duplicates, client_reorder)")
 
 
 COURSE_SPEC = """
@@ -183,7 +183,7 @@ BAD_SPECS = [
      'name = "close"\n',
      "spec.toml:7: the 'close' check is about TCP, and [programs] says udp = true "
      "(a UDP spec can have: build, listen, echo, udp_clients, udp_large, client_timeout, "
-     "client_duplicates)"),
+     "client_duplicates, client_reorder)"),
     ('[programs]\nserver = "./s"\n[limit]\nmemory_mb = 64\n[[checks]]\nname = "echo"\n',
      "spec.toml:3: unknown table or key 'limit' (the spec has: [build], [programs], [limits], "
      "[[checks]], [[expect]])"),

@@ -84,6 +84,15 @@ def test_reorder_with_delay_lets_the_chosen_frame_overtake() -> None:
     assert d.counts.reordered == 1
 
 
+def test_reorder_every_second_udp_frame_overtakes_the_one_before_and_spares_arp() -> None:
+    d = line(delay_ms=500, reorder_every=2)
+    sent = [d.arrive(f, t * MS) for t, f in enumerate((frame(17, ip_id=1), ARP, frame(17, ip_id=2),
+                                                       frame(6), frame(17, ip_id=3)))]
+    assert [s[0][0] for s in sent] == [500 * MS, 501 * MS, 2 * MS, 503 * MS, 504 * MS]
+    assert d.counts.reordered == 1  # the second UDP frame, ahead of the first; TCP counts apart
+    assert d.arrive(frame(6), 10 * MS) == [(10 * MS, frame(6))]  # the second TCP frame
+
+
 def test_reorder_without_delay_sends_the_held_frame_after_the_next() -> None:
     d = DelayLine(Shape(reorder=100), random.Random(1))
     first, second = frame(ip_id=1), frame(ip_id=2)

@@ -30,6 +30,7 @@ class Shape:
     reorder: float = 0.0  # percent
     duplicate: float = 0.0  # percent
     corrupt: float = 0.0  # percent
+    reorder_every: int = 0  # every Nth TCP and every Nth UDP frame overtakes (0: none)
 
 
 @dataclass(slots=True)
@@ -63,6 +64,7 @@ class DelayLine:
     free_ns: int = 0  # when the line has finished sending the frames before
     waiting: list[int] = field(default_factory=list)  # heap: departure of each frame queued
     nth: dict[int, int] = field(default_factory=dict)  # frames seen, by protocol
+    nth_reorder: dict[int, int] = field(default_factory=dict)  # ... not dropped, by protocol
     held: tuple[int, bytes] | None = None  # a frame to go after the next one (reorder)
 
     def arrive(self, frame: bytes, now: int) -> list[tuple[int, bytes]]:
@@ -89,7 +91,7 @@ class DelayLine:
         if proto and self._chance(s.duplicate):
             c.duplicated += 1
             out.append((due, frame))
-        if proto and self._chance(s.reorder):
+        if proto and (self._chance(s.reorder) or self._nth_reordered(proto)):
             c.reordered += 1
             if s.delay_ms > 0:
                 return [(self.free_ns, f) for _due, f in out]
@@ -107,6 +109,16 @@ class DelayLine:
             c.lost += 1
             return True
         return False
+
+    def _nth_reordered(self, proto: int) -> bool:
+        """Every ``reorder_every``-th frame of a protocol (of those not dropped) overtakes:
+        deterministic, as ``drop_every`` is, for a check whose outcome must not rest on
+        chance."""
+        n = self.shape.reorder_every
+        if not n:
+            return False
+        self.nth_reorder[proto] = self.nth_reorder.get(proto, 0) + 1
+        return self.nth_reorder[proto] % n == 0
 
     def _chance(self, percent: float) -> bool:
         return percent > 0 and self.rng.random() * 100 < percent
@@ -162,12 +174,14 @@ class LinkOptions:
     corrupt: float = 0.0  # percent
     direction: str = "both"  # "both", "to-server" or "to-client": which way it applies
     seed: int | None = None  # the same random choices each run
+    reorder_every: int = 0  # every Nth TCP and every Nth UDP frame overtakes (0: none)
 
     @property
     def shaped(self) -> bool:
         """Whether the link needs the delay line (:mod:`sockcap.lab.forwarder`): anything
         beyond loss and drop-every both ways, which the bridge and nftables do."""
         return bool(self.delay_ms or self.jitter_ms or self.rate_bps or self.reorder
+                    or self.reorder_every
                     or self.duplicate or self.corrupt or self.queue != QUEUE_FRAMES
                     or self.direction != "both" or self.seed is not None)
 
@@ -176,5 +190,6 @@ class LinkOptions:
         shape = Shape(delay_ms=self.delay_ms, jitter_ms=self.jitter_ms,
                       rate_bps=self.rate_bps, queue=self.queue, loss=self.loss,
                       drop_every=self.drop_every, reorder=self.reorder,
-                      duplicate=self.duplicate, corrupt=self.corrupt)
+                      duplicate=self.duplicate, corrupt=self.corrupt,
+                      reorder_every=self.reorder_every)
         return {d: shape if self.direction in ("both", d) else Shape() for d in DIRECTIONS}

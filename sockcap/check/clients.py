@@ -1,6 +1,7 @@
 """sockcap's own TCP test client: a plain blocking-with-deadline socket on loopback.
 
-(Its UDP echo is sockcap's one UDP echo client, :mod:`sockcap.endpoints.udp_client`.)
+(Its UDP echo is sockcap's one UDP echo client, :mod:`sockcap.endpoints.udp_client`, from
+the port :func:`free_udp_port` chooses.)
 
 Every wait has a deadline, every loop a bound. A client sends and reads at the same time
 (``select``), so a 100 kB message cannot deadlock against a server that echoes while the
@@ -131,3 +132,16 @@ class EchoClient:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+
+
+def free_udp_port(host: str, server_port: int) -> int:
+    """A UDP port for sockcap's client to send from (free now, and not the server's): it is
+    captured with the server's port, so a reply that comes from another port is seen."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _attempt in range(8):
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port != server_port:
+            return port
+    return server_port + 1 if server_port < 65535 else server_port - 1

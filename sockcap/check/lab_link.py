@@ -27,6 +27,16 @@ loses nothing.
   sends the next message before its reply came. Why sockcap's server and not the lab's
   delay line (whose duplicate follows the original within microseconds): so the outcome
   rests on what the client does with the data, never on how fast it runs.
+- :attr:`Scenario.UDP_CLIENT_REORDER`: the student's client against sockcap's echo server
+  over the lab's delay line (:mod:`sockcap.lab.forwarder`), which holds each reply to the
+  client for :data:`REORDER_DELAY_MS` and lets every second one go at once: when two
+  replies are in flight, the second overtakes the first. Deterministic (every second
+  reply, not a percentage), and generous: the second reply needs only to reach the link
+  within half a second of the first, which a client that sends its messages one after
+  the other without waiting does by far. A client that waits for each reply before it
+  sends the next has one in flight at a time, and nothing overtakes. Why only the
+  client: an echo server answers each datagram on its own, whatever order they come in,
+  so reordering the requests shows nothing of it that the other scenarios do not.
 
 The thread that makes the network returns to its own namespace at once; it steps into a
 host only to make sockets or read ``/proc``, as the check does with its sandbox.
@@ -58,9 +68,13 @@ REPLY_SECONDS = 1.0  # how long sockcap's clients wait for each reply
 ROUNDS = 3  # datagrams each of the two clients sends
 Peer = tuple[str, int]
 HOLD_SECONDS = 2.0  # the late-duplicate server holds a reply until the client sends again
-# The link of each scenario: lossless (the bridge) or every third datagram dropped each way
-# (the bridge's nftables counters): deterministic, so the findings do not depend on chance.
-LINKS = {Scenario.UDP_CLIENT_LOSS: LinkOptions(drop_every=DROP_EVERY)}
+# The link of each scenario: lossless (the bridge), every third datagram dropped each way
+# (the bridge's nftables counters), or every second reply overtaking the one before it (the
+# delay line): deterministic, so the findings do not depend on chance.
+REORDER_DELAY_MS = 500.0  # how long a reply that does not overtake is held on the link
+LINKS = {Scenario.UDP_CLIENT_LOSS: LinkOptions(drop_every=DROP_EVERY),
+         Scenario.UDP_CLIENT_REORDER: LinkOptions(delay_ms=REORDER_DELAY_MS, reorder_every=2,
+                                                  direction="to-client")}
 
 
 def _setns(fd: int) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
-import socket
 import string
 import threading
 import time
@@ -39,7 +38,7 @@ from sockcap.analysis.check.codes import (
 from sockcap.analysis.check.judge import judge_scenario
 from sockcap.analysis.conversation import Annotated
 from sockcap.check.cgroup import Limits
-from sockcap.check.clients import REPLY_SECONDS, EchoClient
+from sockcap.check.clients import REPLY_SECONDS, EchoClient, free_udp_port
 from sockcap.check.programs import (
     TCP_CLOSE_WAIT,
     PortHeldError,
@@ -79,7 +78,8 @@ TCP_ESTABLISHED = "01"  # /proc/net/tcp's state code
 TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCURRENT,
                  Scenario.BURST)
 UDP_SCENARIOS = (Scenario.ECHO, Scenario.UDP_CLIENTS, Scenario.UDP_LARGE)
-UDP_CLIENT_SCENARIOS = (Scenario.UDP_CLIENT_LOSS, Scenario.UDP_CLIENT_DUPLICATES)
+UDP_CLIENT_SCENARIOS = (Scenario.UDP_CLIENT_LOSS, Scenario.UDP_CLIENT_DUPLICATES,
+                        Scenario.UDP_CLIENT_REORDER)
 TCP_CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED)
 
 
@@ -300,7 +300,8 @@ def _udp_server_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
 def _udp_client_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
                        outputs: list[ProgramOutput], sandbox: Sandbox) -> ScenarioRun:
     """The student's UDP client on the client host against sockcap's echo server, over a
-    link that loses datagrams (or sends each reply twice)."""
+    link that loses datagrams (or sends each reply twice, or lets replies overtake: then
+    what the client printed is judged too)."""
     from sockcap.check import lab_link
 
     server = lab_link.UdpEchoServer(ns, opts.port,
@@ -320,7 +321,9 @@ def _udp_client_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
     return ScenarioRun(scenario, start, end, port=opts.port, probe=stdin,
                        client_status=output.status if exited else None,
                        client_said=bool(output.stdout.strip() or output.stderr.strip()),
-                       client_seconds=opts.client_seconds)
+                       client_seconds=opts.client_seconds,
+                       values={"stdout": output.stdout}
+                       if scenario is Scenario.UDP_CLIENT_REORDER else {})
 
 
 def _not_listening_run(opts: CheckOptions, scenario: Scenario, start: int,
@@ -478,19 +481,6 @@ SCENARIO_RUNNERS: dict[Scenario, Callable[[CheckOptions, Program, list[ProgramOu
     Scenario.CONCURRENT: _concurrent,
     Scenario.BURST: _burst,
 }
-
-
-def free_udp_port(host: str, server_port: int) -> int:
-    """A UDP port for sockcap's client to send from (free now, and not the server's): it is
-    captured with the server's port, so a reply that comes from another port is seen."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _attempt in range(8):
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if port != server_port:
-            return port
-    return server_port + 1 if server_port < 65535 else server_port - 1
 
 
 def default_pcap_path(port: int, now: float | None = None) -> str:

@@ -37,7 +37,8 @@ from sockcap.render.check import (
 BUILD = "build"
 CHECK_NAMES = (BUILD, *(str(c) for c in Check if c is not Check.EXPECT))  # [[expect]] has its own
 CLIENT_NAMES = tuple(str(c) for c in CLIENT_CHECKS)
-UDP_ONLY = ("udp_clients", "udp_large", "client_timeout", "client_duplicates")
+UDP_ONLY = ("udp_clients", "udp_large", "client_timeout", "client_duplicates",
+            "client_reorder")
 TCP_ONLY = ("close", "partial", "large", "concurrent", "backlog",
             *(n for n in CLIENT_NAMES if n not in UDP_ONLY))
 # Gradescope's values for a test's visibility (its "Output format" documentation)
@@ -164,7 +165,7 @@ def spec_from(data: dict[str, Any], path: str = "the spec", text: str = "") -> S
             where=where.of("expect", 0)))
     for i, c in enumerate(checks):
         if udp and c.name in TCP_ONLY:
-            raise InputError(_("{where}: the {name!r} check is about TCP, and [programs] says udp = true (a UDP spec can have: build, listen, echo, udp_clients, udp_large, client_timeout, client_duplicates)").format(
+            raise InputError(_("{where}: the {name!r} check is about TCP, and [programs] says udp = true (a UDP spec can have: build, listen, echo, udp_clients, udp_large, client_timeout, client_duplicates, client_reorder)").format(
                 where=where.of("checks", i, "name"), name=c.name))
         if not udp and c.name in UDP_ONLY:
             raise InputError(_("{where}: the {name!r} check is about UDP: add udp = true under [programs]").format(

@@ -6,6 +6,7 @@ runs and captures) and :mod:`sockcap.render.check` (the words).
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from sockcap.i18n import _
 # The checks --only picks: their names are the spec's and the JSON's
 CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
                "client_echo", "client_close", "client_server_closes", "client_refused",
-               "udp_clients", "udp_large", "client_timeout", "client_duplicates")
+               "udp_clients", "udp_large", "client_timeout", "client_duplicates", "client_reorder")
 
 
 @click.command(short_help=_("Run your server (and client) and say what is wrong."),
@@ -44,7 +45,7 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
 @click.option("--server", "server", default=None, metavar="CMD", help=_("The server to check, e.g. './server {port}' ({port} becomes --port)."))
 @click.option("--client", "client", default=None, metavar="CMD", help=_("Your client, e.g. './client 127.0.0.1 {port}' (it gets the messages on stdin): with --server, for the echo exchange (default: sockcap's own); alone, the client is checked against sockcap's server."))
 @click.option("--port", type=PORT, default=5001, show_default=True, help=_("The port the server listens on."))
-@click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram) or client: also over the lab's link (two hosts, MTU 1500, a link that loses datagrams): two clients at once, a datagram larger than the MTU; a client must not wait for ever for a lost reply. A client's command reaches the server as {host}."))
+@click.option("--udp", is_flag=True, help=_("A UDP echo server (one request, one reply datagram) or client: also over the lab's link (two hosts, MTU 1500, a link that loses datagrams): two clients at once, a datagram larger than the MTU; a client must not wait for ever for a lost reply, nor take replies to come in order. A client's command reaches the server as {host}."))
 @click.option("--only", "only", multiple=True, type=click.Choice(CHECK_NAMES), metavar="CHECK", help=_("Run only this check (repeat): {names}.").format(names=", ".join(CHECK_NAMES)))
 @click.option("-m", "--message", "messages", multiple=True, help=_("A message for the echo exchange (repeat; a newline is added unless --no-newline)."))
 @click.option("--no-newline", is_flag=True, help=_("sockcap's client sends every message without a trailing newline (as a client that sends what was typed and nothing more); the report says what the server needed before it answered. Your own --client still gets them as lines on stdin."))
@@ -52,15 +53,20 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("The pcap file (default: captures/<time>-check-<port>.pcap)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
 @click.option("--json", "json_", is_flag=True, help=_("The report as one JSON object."))
+@click.option("--html", "html", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_("Also write the report as one HTML page (e.g. report.html): the findings on top, a finding's packets marked in the ladder and the table."))
 def check(server: str | None, client: str | None, port: int, udp: bool, only: tuple[str, ...],
           messages: tuple[str, ...], no_newline: bool, close_seconds: float, out: str | None,
-          force: bool, json_: bool) -> None:
+          force: bool, json_: bool, html: str | None) -> None:
     from sockcap.analysis.check.codes import CLIENT_CHECKS, SCENARIO_OF, UDP_CHECKS, Check
     from sockcap.check.runner import DEFAULT_MESSAGES, CheckOptions, default_scenarios
     from sockcap.owner import check_output_path
 
     if out is not None:
         check_output_path(out, force=force)
+    if html is not None:
+        check_output_path(html, force=force)
+        if out is not None and os.path.abspath(html) == os.path.abspath(out):
+            raise click.UsageError(_("--html and -w name the same file"))
     if server is None and client is None:
         raise click.UsageError(_("give --server, --client or both"))
     checks = [Check(n) for n in only]
@@ -83,7 +89,7 @@ def check(server: str | None, client: str | None, port: int, udp: bool, only: tu
         scenarios=tuple(dict.fromkeys(SCENARIO_OF[c] for c in checks)) if checks else default,
         messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES,
         newline=not no_newline, close_seconds=close_seconds)
-    failed = run_check_command(opts, out=out, force=force, json_=json_)
+    failed = run_check_command(opts, out=out, force=force, json_=json_, html=html)
     sys.exit(1 if failed else 0)
 
 
@@ -97,10 +103,11 @@ def _argv(text: str, option: str) -> tuple[str, ...]:
     return argv
 
 
-def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -> bool:
-    """Run, save the pcap, print the report (through :class:`~sockcap.output.Output`, as
-    every command prints: notes to stderr, colour only on a terminal); True if a check
-    failed."""
+def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool,
+                      html: str | None = None) -> bool:
+    """Run, save the pcap (and the HTML page), print the report (through
+    :class:`~sockcap.output.Output`, as every command prints: notes to stderr, colour only
+    on a terminal); True if a check failed."""
     import dataclasses
 
     from sockcap.check.runner import run_check
@@ -117,12 +124,12 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
     programs = tuple(p for p in (opts.server, opts.client) if p)
     with sigterm_raises(), sandbox_for(programs, opts.limits, note) as (box, cwd):
         result = run_check(dataclasses.replace(opts, cwd=cwd), note, box)
-    return _report(opts, result, out, force, json_, output, note)
+    return _report(opts, result, out, force, json_, html, output, note)
 
 
-def _report(opts: Any, result: Any, out: str | None, force: bool, json_: bool, output: Any,
-            note: Callable[[str], None]) -> bool:
-    """Save the pcap, print the report; True if a check failed."""
+def _report(opts: Any, result: Any, out: str | None, force: bool, json_: bool,
+            html: str | None, output: Any, note: Callable[[str], None]) -> bool:
+    """Save the pcap (and the HTML page), print the report; True if a check failed."""
     import json
     from pathlib import Path
 
@@ -137,6 +144,8 @@ def _report(opts: Any, result: Any, out: str | None, force: bool, json_: bool, o
     with PcapWriter(path, result.linktype, force=force, owner=owner) as writer:
         for frame in result.frames:
             writer.write(frame)
+    if html is not None:
+        write_check_page(result, html, path, force, output.note)
     if json_:
         output.line(json.dumps(report_record(result.verdicts, result.outputs, path)))
     else:
@@ -147,3 +156,18 @@ def _report(opts: Any, result: Any, out: str | None, force: bool, json_: bool, o
                                   result.outputs, path))
     output.flush()
     return not all(o.ok for o in outcomes(result.verdicts))
+
+
+def write_check_page(result: Any, html: str, pcap: str, force: bool,
+                     say: Callable[[str], None]) -> None:
+    """The report page of one check, as ``grade`` writes it for each student: the findings
+    on top (the first failing one chosen), the packets of the saved pcap below. ``say``
+    writes a line to stderr as it is."""
+    from sockcap.commands.outfile import write_text_file
+    from sockcap.render.check import verdict_record
+    from sockcap.render.report import report_html
+
+    page = report_html(result.packets, result.pipeline.tracker.conversations, result.pipeline,
+                       os.path.basename(pcap), [verdict_record(v) for v in result.verdicts])
+    write_text_file(html, page, force=force, note=say)
+    say(_("sockcap: wrote {path} ({size} KiB)").format(path=html, size=len(page.encode()) >> 10))

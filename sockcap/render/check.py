@@ -120,6 +120,11 @@ FINDING_WORDS: dict[Finding, str | tuple[str, str]] = {
                                                       "late duplicates of earlier replies came first; your client waited for the reply to each of its {count} messages before it sent the next (packets {first}–{last})"),
     Finding.CLIENT_UDP_TOOK_DUPLICATE: N_("your client sent message {message} (packet {packet}) and, before its reply came, the next one (packet {next}): it took a late duplicate of an earlier reply (packet {duplicate}) for it; check that a reply is the one you wait for"),
     Finding.CLIENT_UDP_NOTHING: N_("your client sent no datagram to port {port} (its output is below)"),
+    Finding.CLIENT_UDP_ONE_IN_FLIGHT: N_plural("your client waited for each reply before it sent the next of its {count} message, so no reply could overtake another (packets {first}–{last})",
+                                               "your client waited for each reply before it sent the next of its {count} messages, so no reply could overtake another (packets {first}–{last})"),
+    Finding.CLIENT_UDP_KEPT_ORDER: N_("the reply to message {later} (packet {packet}) overtook the reply to message {earlier} (packet {other}), and your client still printed the replies in the order of its messages"),
+    Finding.CLIENT_UDP_ASSUMED_ORDER: N_("the reply to message {later} (packet {packet}) overtook the reply to message {earlier} (packet {other}), and your client printed the replies in the order they arrived (messages {printed}): UDP keeps no order; match each reply to its message, or wait for each reply before sending the next"),
+    Finding.CLIENT_UDP_REPLY_NOT_SHOWN: N_("the reply to message {message} came (packet {reply}), and your client did not print it"),
 }
 
 CHECK_WORDS = {
@@ -139,6 +144,7 @@ CHECK_WORDS = {
     Check.UDP_LARGE: N_("a datagram larger than the MTU, answered whole"),
     Check.CLIENT_TIMEOUT: N_("the UDP client does not wait for ever for a lost reply"),
     Check.CLIENT_DUPLICATES: N_("the UDP client waits for the reply to its own message"),
+    Check.CLIENT_REORDER: N_("the UDP client does not take replies to come in order"),
 }
 
 PACKET_LINES = 6  # timeline lines shown under a failing finding

@@ -10,6 +10,9 @@
  *                        and the client closes while the rest is still coming
  *   -DBUG_IGNORE_CLOSE   takes read() == 0 for "nothing yet" and tries again, for ever
  *   -DBUG_SILENT         exits with status 0, saying nothing, when anything goes wrong
+ *   -DBUG_NO_NEWLINE     sends each line without its newline (what a course may allow)
+ *   -DBUG_FIRST_LINE     sends the first line only, then closes
+ *   -DBUG_SEND_NUL       sends the line with its terminating NUL byte (strlen + 1)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,7 +40,14 @@ int main(int argc, char **argv) {
     char line[1024], reply[1024];
     while (fgets(line, sizeof line, stdin)) {
         size_t n = strlen(line), got = 0;
+#if defined(BUG_NO_NEWLINE)
+        if (n > 0 && line[n - 1] == '\n') line[--n] = 0;
+#endif
+#if defined(BUG_SEND_NUL)
+        if (write(s, line, n + 1) != (ssize_t)(n + 1)) FAIL("write");
+#else
         if (write(s, line, n) != (ssize_t)n) FAIL("write");
+#endif
 #if defined(BUG_ONE_READ)
         ssize_t r = read(s, reply, sizeof reply - 1);
         if (r <= 0) FAIL("read");
@@ -62,6 +72,9 @@ int main(int argc, char **argv) {
         reply[got] = 0;
         printf("echo: %s", reply);
         fflush(stdout);
+#if defined(BUG_FIRST_LINE)
+        break;
+#endif
     }
 #if defined(BUG_NO_CLOSE)
     for (;;) {

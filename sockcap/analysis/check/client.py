@@ -48,8 +48,8 @@ from sockcap.analysis.check.streams import (
 from sockcap.analysis.conversation import Annotated
 
 CLIENT_CHECK_OF = {Scenario.CLIENT_ECHO: Check.CLIENT_ECHO,
-             Scenario.CLIENT_SERVER_CLOSES: Check.CLIENT_SERVER_CLOSES,
-             Scenario.CLIENT_REFUSED: Check.CLIENT_REFUSED}
+                   Scenario.CLIENT_SERVER_CLOSES: Check.CLIENT_SERVER_CLOSES,
+                   Scenario.CLIENT_REFUSED: Check.CLIENT_REFUSED}
 
 
 def judge_client(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:

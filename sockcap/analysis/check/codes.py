@@ -35,6 +35,7 @@ class Scenario(Code):
     UDP_LARGE = "large datagram"  # a datagram larger than the MTU: sent in fragments
     UDP_CLIENT_LOSS = "lost datagrams"  # the student's client over a link that loses some
     UDP_CLIENT_DUPLICATES = "duplicated replies"  # ... over a link that sends each reply twice
+    UDP_CLIENT_REORDER = "reordered replies"  # ... over a link where every 2nd reply overtakes
 
 
 class Check(Code):
@@ -56,12 +57,14 @@ class Check(Code):
     UDP_LARGE = "udp_large"  # a UDP server answers a datagram larger than the MTU, whole
     CLIENT_TIMEOUT = "client_timeout"  # a UDP client does not wait for ever for a lost reply
     CLIENT_DUPLICATES = "client_duplicates"  # a UDP client waits for the reply to its message
+    CLIENT_REORDER = "client_reorder"  # a UDP client does not take replies to come in order
 
 
 CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED,
-                    Scenario.UDP_CLIENT_LOSS, Scenario.UDP_CLIENT_DUPLICATES)
+                    Scenario.UDP_CLIENT_LOSS, Scenario.UDP_CLIENT_DUPLICATES,
+                    Scenario.UDP_CLIENT_REORDER)
 LAB_SCENARIOS = (Scenario.UDP_CLIENTS, Scenario.UDP_LARGE, Scenario.UDP_CLIENT_LOSS,
-                 Scenario.UDP_CLIENT_DUPLICATES)
+                 Scenario.UDP_CLIENT_DUPLICATES, Scenario.UDP_CLIENT_REORDER)
 # The scenario each check is judged on (one name per check: the spec's, --only's, JSON's)
 
 
@@ -73,9 +76,10 @@ SCENARIO_OF = {Check.ECHO: Scenario.ECHO, Check.CLOSE: Scenario.ECHO,
                Check.CLIENT_REFUSED: Scenario.CLIENT_REFUSED,
                Check.UDP_CLIENTS: Scenario.UDP_CLIENTS, Check.UDP_LARGE: Scenario.UDP_LARGE,
                Check.CLIENT_TIMEOUT: Scenario.UDP_CLIENT_LOSS,
-               Check.CLIENT_DUPLICATES: Scenario.UDP_CLIENT_DUPLICATES}
+               Check.CLIENT_DUPLICATES: Scenario.UDP_CLIENT_DUPLICATES,
+               Check.CLIENT_REORDER: Scenario.UDP_CLIENT_REORDER}
 UDP_CHECKS = (Check.ECHO, Check.UDP_CLIENTS, Check.UDP_LARGE, Check.CLIENT_TIMEOUT,
-              Check.CLIENT_DUPLICATES)
+              Check.CLIENT_DUPLICATES, Check.CLIENT_REORDER)
 CLIENT_CHECKS = tuple(c for c, s in SCENARIO_OF.items() if s in CLIENT_SCENARIOS)
 
 
@@ -165,6 +169,10 @@ class Finding(Code):
     CLIENT_UDP_NOTHING = "client sent no datagram"
     CLIENT_UDP_WAITED_FOR_ITS_REPLY = "client waited for the reply to each message"
     CLIENT_UDP_TOOK_DUPLICATE = "client took a duplicate for its reply"
+    CLIENT_UDP_ONE_IN_FLIGHT = "client had one message in flight at a time"
+    CLIENT_UDP_KEPT_ORDER = "client printed the replies in its messages' order"
+    CLIENT_UDP_ASSUMED_ORDER = "client printed the replies in the order they arrived"
+    CLIENT_UDP_REPLY_NOT_SHOWN = "client did not print a reply"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from sockcap.analysis.check.server import judge_server
 from sockcap.analysis.check.udp import (
     judge_udp_client_duplicates,
     judge_udp_client_loss,
+    judge_udp_client_reorder,
     judge_udp_clients,
     judge_udp_large,
 )
@@ -23,7 +24,8 @@ from sockcap.analysis.conversation import Annotated
 
 _UDP_JUDGES = {Scenario.UDP_CLIENTS: judge_udp_clients, Scenario.UDP_LARGE: judge_udp_large,
                Scenario.UDP_CLIENT_LOSS: judge_udp_client_loss,
-               Scenario.UDP_CLIENT_DUPLICATES: judge_udp_client_duplicates}
+               Scenario.UDP_CLIENT_DUPLICATES: judge_udp_client_duplicates,
+               Scenario.UDP_CLIENT_REORDER: judge_udp_client_reorder}
 
 
 def judge_scenario(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:

@@ -1,5 +1,6 @@
 """Judging UDP as it really is: two clients at once, a datagram larger than the MTU, a
-link that loses datagrams. Pure, like :mod:`sockcap.analysis.check.server`.
+link that loses datagrams, duplicates replies or lets them overtake one another. Pure,
+like :mod:`sockcap.analysis.check.server`.
 
 The packets come from one host's interface in the lab's network (two hosts, a link
 between them, MTU 1500): the server's host for the server's scenarios, the client's
@@ -181,3 +182,63 @@ def judge_udp_client_loss(packets: Sequence[Annotated], run: ScenarioRun) -> lis
     else:
         finding, ok = Finding.CLIENT_UDP_RESENT, True
     return [Verdict(Check.CLIENT_TIMEOUT, finding, ok, nos or (requests[-1].no,), values)]
+
+
+def judge_udp_client_reorder(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
+    """Every second reply overtook the one before it on the link: did the client print the
+    replies in the order of its messages (stop-and-wait, or matching each reply to its
+    message), or in the order they arrived, as if UDP kept order?
+
+    A client with one message in flight at a time never sees two replies cross, so it
+    passes without its output being read. When replies did cross on the client's wire,
+    its stdout (``run.values["stdout"]``) is read line by line: a line is taken for the
+    message whose text it holds (the longest such message), and the order in which the
+    messages first show up must be the order they were sent in."""
+    udp = datagrams(packets, run)
+    requests = [a for a in udp if a.packet.dport == run.port]
+    if not requests:
+        return [Verdict(Check.CLIENT_REORDER, Finding.CLIENT_UDP_NOTHING, False, (),
+                        {"port": run.port})]
+    messages = list(dict.fromkeys(r.packet.payload for r in requests))  # resends aside
+    index = {m: i for i, m in enumerate(messages)}
+    replies = list({a.packet.payload: a for a in reversed(udp)
+                    if a.packet.sport == run.port and a.packet.payload in index}.values())
+    replies.sort(key=lambda a: a.no)  # the first reply to each message (a late copy of an
+    # old reply, after a client's resend, is the duplicates scenario's business)
+    crossed = next(((first, second) for first, second in itertools.combinations(replies, 2)
+                    if index[first.packet.payload] > index[second.packet.payload]), None)
+    if crossed is None:
+        return [Verdict(Check.CLIENT_REORDER, Finding.CLIENT_UDP_ONE_IN_FLIGHT, True,
+                        (requests[0].no, udp[-1].no),
+                        {"count": len(messages), "first": requests[0].no, "last": udp[-1].no})]
+    first, second = crossed  # ``first`` arrived first and answers the later message
+    values: dict[str, object] = {"later": index[first.packet.payload] + 1, "packet": first.no,
+                                 "earlier": index[second.packet.payload] + 1,
+                                 "other": second.no}
+    nos = (first.no, second.no)
+    stdout = run.values.get("stdout", b"")
+    shown = printed_order(stdout if isinstance(stdout, bytes) else b"", messages)
+    missing = [i for i in range(len(messages)) if i not in shown]
+    if missing:
+        reply = next((r.no for r in replies if index[r.packet.payload] == missing[0]), 0)
+        return [Verdict(Check.CLIENT_REORDER, Finding.CLIENT_UDP_REPLY_NOT_SHOWN, False,
+                        (reply,) if reply else nos,
+                        values | {"message": missing[0] + 1, "reply": reply})]
+    if shown == sorted(shown):
+        return [Verdict(Check.CLIENT_REORDER, Finding.CLIENT_UDP_KEPT_ORDER, True, nos, values)]
+    return [Verdict(Check.CLIENT_REORDER, Finding.CLIENT_UDP_ASSUMED_ORDER, False, nos,
+                    values | {"printed": " ".join(str(i + 1) for i in shown)})]
+
+
+def printed_order(stdout: bytes, messages: Sequence[bytes]) -> list[int]:
+    """The messages (by index) in the order their text first shows up in ``stdout``, one
+    line at a time; a line holding none of them is passed over."""
+    texts = [m.rstrip(b"\r\n") for m in messages]
+    order: list[int] = []
+    for line in stdout.splitlines():
+        held = [i for i, t in enumerate(texts) if t and t in line]
+        if held:
+            i = max(held, key=lambda k: len(texts[k]))
+            if i not in order:
+                order.append(i)
+    return order
