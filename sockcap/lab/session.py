@@ -115,7 +115,11 @@ def _open_end(ns: Namespaces, host: str, path: Path, force: bool, owner: Owner,
                               both_ways=True)
         session = CaptureSession(cap, on_frames, owner)
         session.start()
-    session.open_file(str(path), force=force)
+    try:
+        session.open_file(str(path), force=force)
+    except BaseException:
+        session.finish()  # the capture stops with the error: nothing is left open
+        raise
     return session
 
 
