@@ -7,13 +7,13 @@ The package is a pure core with I/O at the edges::
     analysis (sockcap.analysis)                               -> Conversation    pure
     pipeline (sockcap.pipeline)                               -> Annotated       pure
     render (sockcap.render)                                   -> lines, JSON     pure
-    cli, commands, run                                        -> console, file   I/O edge
+    cli, commands                                             -> console, file   I/O edge
 
 The layering rule (``tests/test_layers.py`` checks it from the imports):
 
 - the pure packages, ``decode``, ``analysis``, ``pipeline`` and ``render``, never import an
   edge package or module (``capture``, ``endpoints``, ``pcapfile``, ``commands``, ``cli``,
-  ``run``, ``lab``, ``check``, ``grade``, ``export``), not even inside a function;
+  ``lab``, ``check``, ``export``), not even inside a function;
 - no module imports another that imports it back, directly or round a longer loop;
 - the modules beside the layers (``codes``, ``i18n``, ``errors``) import no layer: the
   codes and their words, the one ``_()`` and the error tree are shared by all of them.

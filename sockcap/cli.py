@@ -2,7 +2,7 @@
 
 Thin on purpose (httpie's split): the commands and their options are declared here
 (the options several commands share live in :mod:`sockcap.commands.options`), the work is done in
-``sockcap.run``, ``sockcap.endpoints``, ``sockcap.pipeline`` and friends, imported inside each
+``sockcap.endpoints``, ``sockcap.pipeline`` and friends, imported inside each
 command so that ``sockcap --help`` imports neither scapy nor pyshark nor rich.
 """
 
@@ -216,7 +216,7 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
         out_alias: str | None, force: bool, timeout: float, follow_: bool, diagram: bool,
         report: bool, no_echo_check: bool, scenario: str | None, kernel: bool, hex_: bool,
         json_: bool, style: str, no_color: bool, explain: bool) -> None:
-    from sockcap.commands.run import list_scenarios, run_command, scenario_names
+    from sockcap.commands.exchange import list_scenarios, run_command, scenario_names
 
     if scenario == "list":
         list_scenarios()

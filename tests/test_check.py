@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from sockcap.analysis.check import Finding, compare_echo
+from sockcap.analysis.check.codes import Finding
+from sockcap.analysis.check.streams import compare_echo
 from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
 from tests.programs import HAVE_GCC, build_programs
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sockcap.analysis.check import Check, Finding, Verdict
+from sockcap.analysis.check.codes import Check, Finding, Verdict
 from sockcap.render.check import finding_text
 from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
 from tests.programs import HAVE_GCC, build_judging_servers, build_programs

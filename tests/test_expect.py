@@ -7,7 +7,7 @@ from __future__ import annotations
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from sockcap.analysis.check import Finding, Scenario, ScenarioRun
+from sockcap.analysis.check.codes import Finding, Scenario, ScenarioRun
 from sockcap.analysis.expect import Expectation, judge_expectation, read_expectation
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.pipeline import Pipeline

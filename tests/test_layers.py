@@ -1,7 +1,7 @@
 """The layering rule of ``sockcap/__init__.py``, checked from the imports of the source.
 
 A pure package (decode, analysis, pipeline, render) never imports an edge package or
-module (capture, endpoints, pcapfile, commands, cli, run, lab, check, grade, export), not
+module (capture, endpoints, pcapfile, commands, cli, lab, check, export), not
 even inside a function; and no two modules import each other, directly or round a longer
 loop (imports inside functions and under ``TYPE_CHECKING`` count too).
 """
@@ -17,8 +17,7 @@ import sockcap
 
 PACKAGE = Path(sockcap.__file__).resolve().parent
 PURE = {"decode", "analysis", "pipeline", "render"}
-EDGE = {"capture", "endpoints", "pcapfile", "commands", "cli", "run", "lab", "check", "grade",
-        "export"}
+EDGE = {"capture", "endpoints", "pcapfile", "commands", "cli", "lab", "check", "export"}
 
 
 def module_name(path: Path) -> str:

@@ -4,8 +4,8 @@ one write them, judged like the built-in checks.
 A spec's ``[[expect]]`` tables are read into :class:`Expectation` records
 (:func:`read_expectation`; None where the text is not understood, and the spec says
 which key on which line), then judged on the packets of one scenario
-(:func:`judge_expectation`), giving the same :class:`~sockcap.analysis.check.Verdict`
-records as the built-in checks: a :class:`~sockcap.analysis.check.Finding` code, the
+(:func:`judge_expectation`), giving the same :class:`~sockcap.analysis.check.codes.Verdict`
+records as the built-in checks: a :class:`~sockcap.analysis.check.codes.Finding` code, the
 packets it rests on, the values its sentence needs. The grammar, small on purpose:
 
 - an **event** is a side and a packet: ``client FIN``, ``server SYN``, ``server RST``,
@@ -28,7 +28,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sockcap.analysis.check import FIN, RST, SYN, Check, Finding, ScenarioRun, Verdict
+from sockcap.analysis.check.codes import FIN, RST, SYN, Check, Finding, ScenarioRun, Verdict
 from sockcap.analysis.conversation import Annotated
 from sockcap.codes import Code
 from sockcap.decode.records import TcpOptionKind

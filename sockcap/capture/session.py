@@ -1,8 +1,10 @@
 """One live capture session: the backend, the pcap file, the drain rule and the counters.
 
-Both ways sockcap captures go through it: ``sockcap capture`` reads it from a blocking
+Every way sockcap captures goes through it: ``sockcap capture`` reads it from a blocking
 loop (:mod:`sockcap.capture.live`), ``sockcap run --capture`` from its event loop
-(:mod:`sockcap.run`). What each caller does with the packets (a timeline, the teardown
+(:mod:`sockcap.endpoints.loopback`), ``sockcap check`` from a thread (:mod:`sockcap.check.wire`) and
+``sockcap lab`` one session at each host's ``eth0``, in the host's network namespace,
+from its event loop (:mod:`sockcap.lab.session`). What each caller does with the packets (a timeline, the teardown
 it waits for, a watched command) stays with the caller; what makes a capture complete and
 its file whole is written here once:
 
@@ -17,10 +19,12 @@ its file whole is written here once:
    it* (the time cut to the microsecond), so the file always holds every packet shown and
    a live view agrees with ``sockcap show`` on the file to the digit. With ``count`` no
    batch goes past it;
-4. the drain rule (:meth:`~CaptureSession.drain`, :meth:`~CaptureSession.drain_async`):
-   read until nothing more arrived for the backend's ``settle_seconds`` (how late it may
-   hand over a packet; at least ``QUIET_SECONDS``) *and* the caller's ``until()`` holds
-   (the teardown is in), or ``DRAIN_SECONDS`` have passed;
+4. the drain rule (:meth:`~CaptureSession.drain`, :meth:`~CaptureSession.drain_async`,
+   :func:`drain_together` for several captures of one run): read until nothing more
+   arrived for the backend's ``settle_seconds`` (how late it may hand over a packet; at
+   least ``QUIET_SECONDS``, or the caller's ``quiet``: how late its link may deliver one,
+   as the lab's delay line) *and* the caller's ``until()`` holds (the teardown is in), or
+   ``DRAIN_SECONDS`` have passed;
 5. :meth:`~CaptureSession.finish` reads what has arrived, stops the backend (its counters
    become :attr:`~CaptureSession.stats`), reads what was still in flight (dumpcap's pipe)
    and closes the file. It runs once, however often it is called, so a caller calls it
@@ -204,31 +208,26 @@ class CaptureSession:
     # -- the drain rule --------------------------------------------------------------------
 
     def drained(self, since: float, until: Callable[[], bool] = _always,
-                limit: float = DRAIN_SECONDS) -> bool:
+                limit: float = DRAIN_SECONDS, quiet: float = 0.0) -> bool:
         """Whether a drain begun at ``since`` (``time.monotonic()``) is over: ``count``
-        reached, quiet for ``settle_seconds`` and ``until()``, or ``limit`` seconds passed."""
+        reached, quiet for ``settle_seconds`` (or ``quiet``, if longer) and ``until()``, or
+        ``limit`` seconds passed."""
         now = time.monotonic()
-        quiet_for = max(QUIET_SECONDS, self.cap.settle_seconds)
-        quiet = now - max(self.last_arrival, since) >= quiet_for
-        return self.full or (quiet and until()) or now - since >= limit
+        quiet_for = max(QUIET_SECONDS, self.cap.settle_seconds, quiet)
+        is_quiet = now - max(self.last_arrival, since) >= quiet_for
+        return self.full or (is_quiet and until()) or now - since >= limit
 
-    def drain(self, until: Callable[[], bool] = _always, limit: float = DRAIN_SECONDS) -> None:
+    def drain(self, until: Callable[[], bool] = _always, limit: float = DRAIN_SECONDS,
+              quiet: float = 0.0) -> None:
         """Read, blocking, until :meth:`drained` (a caller's loop that reads itself)."""
         since = time.monotonic()
-        while not self.drained(since, until, limit):
+        while not self.drained(since, until, limit, quiet):
             self.read(READ_SECONDS)
 
     async def drain_async(self, until: Callable[[], bool] = _always,
-                          limit: float = DRAIN_SECONDS) -> None:
+                          limit: float = DRAIN_SECONDS, quiet: float = 0.0) -> None:
         """Read from the event loop until :meth:`drained`; raises what :meth:`pump` kept."""
-        since = time.monotonic()
-        while True:
-            self.check()
-            self.pump()
-            if self.drained(since, until, limit):
-                self.check()
-                return
-            await asyncio.sleep(POLL_SECONDS)
+        await drain_together([self], until, limit, quiet)
 
     # -- the end -------------------------------------------------------------------------
 
@@ -251,6 +250,23 @@ class CaptureSession:
             if self.writer is not None:
                 self.writer.close()
         return self.stats
+
+
+async def drain_together(sessions: list[CaptureSession], until: Callable[[], bool] = _always,
+                         limit: float = DRAIN_SECONDS, quiet: float = 0.0) -> None:
+    """Read several sessions of one run (the lab's two ends) from the event loop until
+    each is :meth:`~CaptureSession.drained`: the same rule as one session's, so the drain
+    ends once none has had a packet for its quiet time; raises what a pump kept."""
+    since = time.monotonic()
+    while True:
+        for session in sessions:
+            session.check()
+            session.pump()
+        if all(session.drained(since, until, limit, quiet) for session in sessions):
+            for session in sessions:
+                session.check()
+            return
+        await asyncio.sleep(POLL_SECONDS)
 
 
 @contextlib.contextmanager

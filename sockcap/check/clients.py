@@ -1,4 +1,7 @@
-"""sockcap's own test clients: plain blocking-with-deadline sockets on loopback.
+"""sockcap's own TCP test client: a plain blocking-with-deadline socket on loopback.
+
+(Its UDP echo is sockcap's one UDP echo client, :mod:`sockcap.endpoints.udp_client`, from
+the port :func:`free_udp_port` chooses.)
 
 Every wait has a deadline, every loop a bound. A client sends and reads at the same time
 (``select``), so a 100 kB message cannot deadlock against a server that echoes while the
@@ -131,21 +134,14 @@ class EchoClient:
             self.sock = None
 
 
-def udp_exchange(host: str, port: int, messages: list[bytes],
-                 seconds: float = REPLY_SECONDS, bind_port: int = 0) -> list[bytes | None]:
-    """Each message as one datagram from ``bind_port`` (0: any), and the reply datagram
-    (None: none came). The socket is not connect()ed: a reply from another address is
-    received too, so the capture holds it and the judging can name the address."""
+def free_udp_port(host: str, server_port: int) -> int:
+    """A UDP port for sockcap's client to send from (free now, and not the server's): it is
+    captured with the server's port, so a reply that comes from another port is seen."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    replies: list[bytes | None] = []
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        if bind_port:
-            sock.bind((host, bind_port))
-        sock.settimeout(seconds)
-        for message in messages:
-            sock.sendto(message, (host, port))
-            try:
-                replies.append(sock.recv(1 << 16))
-            except OSError:
-                replies.append(None)
-    return replies
+    for _attempt in range(8):
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port != server_port:
+            return port
+    return server_port + 1 if server_port < 65535 else server_port - 1

@@ -44,6 +44,7 @@ host only to make sockets or read ``/proc``, as the check does with its sandbox.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -54,8 +55,9 @@ import threading
 import time
 from collections.abc import Iterator
 
-from sockcap.analysis.check import Scenario
+from sockcap.analysis.check.codes import Scenario
 from sockcap.analysis.shape import LinkOptions
+from sockcap.endpoints.udp_client import udp_echoes
 from sockcap.lab.namespaces import Namespaces
 from sockcap.lab.wire import HOST_IFACE, NAMESPACES, SERVER_ADDRESS, Wire, build
 
@@ -139,12 +141,13 @@ def two_clients(ns: Namespaces, port: int) -> None:
 
 
 def large_datagram(ns: Namespaces, port: int) -> None:
+    """One datagram of :data:`LARGE_DATAGRAM` bytes from the client host, by sockcap's
+    UDP echo client (unconnected: a reply from anywhere is read), its reply awaited."""
     with inside(ns.fds["client"]):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with s:
-        data = bytes(48 + (i % 64) for i in range(LARGE_DATAGRAM - 1)) + b"\n"
-        s.sendto(data, (SERVER_ADDRESS, port))
-        _read_replies([s], 2 * REPLY_SECONDS)
+    data = bytes(48 + (i % 64) for i in range(LARGE_DATAGRAM - 1)) + b"\n"
+    asyncio.run(udp_echoes(SERVER_ADDRESS, port, [data], timeout=2 * REPLY_SECONDS, sock=s,
+                           connect=False))
 
 
 def _read_replies(socks: list[socket.socket], seconds: float) -> int:

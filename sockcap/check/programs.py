@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO
 
-from sockcap.check.sandbox import Limits, Sandbox
+from sockcap.check.cgroup import Limits
+from sockcap.check.sandbox import Sandbox
 from sockcap.codes import Code
 from sockcap.errors import ExitCode, InputError, SockcapError
 from sockcap.i18n import _

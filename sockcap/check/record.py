@@ -4,7 +4,7 @@
 listens), then the client (the user's program fed ``stdin``, or sockcap's own client
 sending each line of ``stdin``), waits for the client to end and the connection to close
 (bounded), stops both by PID, and returns a :class:`Trace`: the facts of the first
-connection (:func:`sockcap.analysis.check.exchange_of`), the timeline, the pcap and what
+connection (:func:`sockcap.analysis.check.streams.exchange_of`), the timeline, the pcap and what
 the programs printed. The programs run in :mod:`sockcap.check.sandbox`'s sandbox (as
 root in a network of its own; otherwise on the host's loopback, where the capture is).
 The facts are read from the packets up to the end of the exchange alone: packets the
@@ -19,10 +19,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sockcap.analysis.check import exchange_of
+from sockcap.analysis.check.streams import exchange_of
+from sockcap.check.cgroup import Limits, host_root
 from sockcap.check.clients import EchoClient
 from sockcap.check.programs import Program, ProgramOutput, socket_states, wait_listening
-from sockcap.check.sandbox import Limits, Sandbox, host_root, sandbox_for
+from sockcap.check.sandbox import Sandbox, sandbox_for
 from sockcap.check.wire import Recorder
 from sockcap.errors import EndpointError
 from sockcap.i18n import _

@@ -11,16 +11,16 @@ user's client for the plain echo), a watch of what the server does after the cli
 FIN (its CLOSE_WAIT sockets, its processes' CPU time), the scenario's time span noted,
 and the server stopped (its PID namespace with it). The scenarios' captures follow one
 another in time, so together they are one pcap file and the packet numbers of every
-finding are its numbers. The judging is pure (:func:`sockcap.analysis.check.judge`);
+finding are its numbers. The judging is pure (:func:`sockcap.analysis.check.judge.judge_scenario`);
 packets after a scenario's end (the kernel closing a stopped server's sockets) are not
 held against it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
-import socket
 import string
 import threading
 import time
@@ -28,16 +28,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sockcap.analysis.check import (
+from sockcap.analysis.check.codes import (
     CLIENT_SCENARIOS,
     LAB_SCENARIOS,
     Scenario,
     ScenarioRun,
     Verdict,
 )
-from sockcap.analysis.client_check import judge_scenario
+from sockcap.analysis.check.judge import judge_scenario
 from sockcap.analysis.conversation import Annotated
-from sockcap.check.clients import EchoClient, udp_exchange
+from sockcap.check.cgroup import Limits
+from sockcap.check.clients import REPLY_SECONDS, EchoClient, free_udp_port
 from sockcap.check.programs import (
     TCP_CLOSE_WAIT,
     PortHeldError,
@@ -49,10 +50,11 @@ from sockcap.check.programs import (
     socket_states,
     wait_listening,
 )
-from sockcap.check.sandbox import Limits, Sandbox
+from sockcap.check.sandbox import Sandbox
 from sockcap.check.servers import OwnServer, ServerMode
 from sockcap.check.wire import Recorder
 from sockcap.decode.records import CaptureStats, RawFrame
+from sockcap.endpoints.udp_client import udp_echoes
 from sockcap.i18n import _
 from sockcap.lab.namespaces import Namespaces
 from sockcap.pipeline import Pipeline
@@ -367,8 +369,11 @@ def _client_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[Progr
 def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
           sandbox: Sandbox) -> Facts:
     if opts.udp:
-        udp_exchange(opts.host, opts.port, list(probe_messages(opts)),
-                     bind_port=opts.udp_client_port)
+        # unconnected, from the captured port: a reply from another address is received
+        # too, so the capture holds it and the judging names the address
+        asyncio.run(udp_echoes(opts.host, opts.port, probe_messages(opts),
+                               timeout=REPLY_SECONDS, local_port=opts.udp_client_port,
+                               connect=False))
         return {}
     if opts.pair:
         client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,
@@ -476,19 +481,6 @@ SCENARIO_RUNNERS: dict[Scenario, Callable[[CheckOptions, Program, list[ProgramOu
     Scenario.CONCURRENT: _concurrent,
     Scenario.BURST: _burst,
 }
-
-
-def free_udp_port(host: str, server_port: int) -> int:
-    """A UDP port for sockcap's client to send from (free now, and not the server's): it is
-    captured with the server's port, so a reply that comes from another port is seen."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _attempt in range(8):
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if port != server_port:
-            return port
-    return server_port + 1 if server_port < 65535 else server_port - 1
 
 
 def default_pcap_path(port: int, now: float | None = None) -> str:

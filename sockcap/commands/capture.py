@@ -183,7 +183,7 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
             found = _read_calls(trace_path)
     overflows = trace.overflows if trace is not None else 0
     if later and not quiet:
-        from sockcap.commands.run import print_story
+        from sockcap.commands.exchange import print_story
 
         tied = print_story(kept, found, events, pipeline.first_ts, view, output, json_=json_,
                            explain=explain, overflows=overflows)
@@ -193,7 +193,7 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
 
         tied = tie_calls(found, kept), tie_kernel(events, kept, overflows)
     if later and result.path and len(result.files) <= 1:  # -w FILE.pcapng keeps them
-        from sockcap.commands.run import keep_story
+        from sockcap.commands.exchange import keep_story
 
         keep_story(result.files[0] if result.files else result.path, found, events, overflows,
                    tied[0], tied[1], pipeline.first_ts, output)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -54,7 +55,7 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
 def check(server: str | None, client: str | None, port: int, udp: bool, only: tuple[str, ...],
           messages: tuple[str, ...], no_newline: bool, close_seconds: float, out: str | None,
           force: bool, json_: bool, html: str | None) -> None:
-    from sockcap.analysis.check import CLIENT_CHECKS, SCENARIO_OF, UDP_CHECKS, Check
+    from sockcap.analysis.check.codes import CLIENT_CHECKS, SCENARIO_OF, UDP_CHECKS, Check
     from sockcap.check.runner import DEFAULT_MESSAGES, CheckOptions, default_scenarios
     from sockcap.owner import check_output_path
 
@@ -104,27 +105,39 @@ def _argv(text: str, option: str) -> tuple[str, ...]:
 
 def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool,
                       html: str | None = None) -> bool:
-    """Run, save the pcap (and the HTML page), print the report; True if a check failed."""
-    import json
-    from pathlib import Path
-
-    from sockcap.check.runner import default_pcap_path, expand, run_check
-    from sockcap.owner import Owner
-    from sockcap.pcapfile.writer import PcapWriter
-    from sockcap.render.check import outcomes, report_lines, report_record
-    from sockcap.signals import sigterm_raises
-
-    def note(text: str) -> None:
-        click.echo(_("sockcap: {text}").format(text=text), err=True)
-
+    """Run, save the pcap (and the HTML page), print the report (through
+    :class:`~sockcap.output.Output`, as every command prints: notes to stderr, colour only
+    on a terminal); True if a check failed."""
     import dataclasses
 
+    from sockcap.check.runner import run_check
     from sockcap.check.sandbox import enter_user_namespace, sandbox_for
+    from sockcap.output import Output
+    from sockcap.signals import sigterm_raises
+
+    output = Output()
+
+    def note(text: str) -> None:
+        output.note(_("sockcap: {text}").format(text=text))
 
     enter_user_namespace()
     programs = tuple(p for p in (opts.server, opts.client) if p)
     with sigterm_raises(), sandbox_for(programs, opts.limits, note) as (box, cwd):
         result = run_check(dataclasses.replace(opts, cwd=cwd), note, box)
+    return _report(opts, result, out, force, json_, html, output, note)
+
+
+def _report(opts: Any, result: Any, out: str | None, force: bool, json_: bool,
+            html: str | None, output: Any, note: Callable[[str], None]) -> bool:
+    """Save the pcap (and the HTML page), print the report; True if a check failed."""
+    import json
+    from pathlib import Path
+
+    from sockcap.check.runner import default_pcap_path, expand
+    from sockcap.owner import Owner
+    from sockcap.pcapfile.writer import PcapWriter
+    from sockcap.render.check import outcomes, report_pairs, report_record
+
     path = out or default_pcap_path(opts.port)
     owner = Owner(note)
     owner.make_folder(Path(path).parent)
@@ -132,29 +145,29 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool,
         for frame in result.frames:
             writer.write(frame)
     if html is not None:
-        write_check_page(result, html, path, force)
+        write_check_page(result, html, path, force, output.note)
     if json_:
-        click.echo(json.dumps(report_record(result.verdicts, result.outputs, path)))
+        output.line(json.dumps(report_record(result.verdicts, result.outputs, path)))
     else:
-
-        click.echo(_("checking {server} on {host}:{port} ({proto})").format(
+        output.line(_("checking {server} on {host}:{port} ({proto})").format(
             server=" ".join(expand(opts.server or opts.client, opts.port)), host=opts.host,
             port=opts.port, proto="UDP" if opts.udp else "TCP"))
-        for line in report_lines(result.verdicts, result.packets, result.first_ts,
-                                 result.outputs, path):
-            click.echo(line)
+        output.lines(report_pairs(result.verdicts, result.packets, result.first_ts,
+                                  result.outputs, path))
+    output.flush()
     return not all(o.ok for o in outcomes(result.verdicts))
 
 
-def write_check_page(result: Any, html: str, pcap: str, force: bool) -> None:
+def write_check_page(result: Any, html: str, pcap: str, force: bool,
+                     say: Callable[[str], None]) -> None:
     """The report page of one check, as ``grade`` writes it for each student: the findings
-    on top (the first failing one chosen), the packets of the saved pcap below."""
+    on top (the first failing one chosen), the packets of the saved pcap below. ``say``
+    writes a line to stderr as it is."""
     from sockcap.commands.outfile import write_text_file
     from sockcap.render.check import verdict_record
     from sockcap.render.report import report_html
 
     page = report_html(result.packets, result.pipeline.tracker.conversations, result.pipeline,
                        os.path.basename(pcap), [verdict_record(v) for v in result.verdicts])
-    write_text_file(html, page, force=force, note=lambda line: click.echo(line, err=True))
-    click.echo(_("sockcap: wrote {path} ({size} KiB)").format(
-        path=html, size=len(page.encode()) >> 10), err=True)
+    write_text_file(html, page, force=force, note=say)
+    say(_("sockcap: wrote {path} ({size} KiB)").format(path=html, size=len(page.encode()) >> 10))

@@ -37,19 +37,19 @@ def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
           students: tuple[str, ...], format_: str) -> None:
     from pathlib import Path
 
+    from sockcap.check.cgroup import cgroup_missing
     from sockcap.check.classroom import pick_students, run_parallel, write_grades_csv
-    from sockcap.check.grade import (
-        grade_submission,
-        gradescope_results,
-        load_spec,
-        submissions,
-    )
-    from sockcap.check.sandbox import cgroup_missing, enter_user_namespace
+    from sockcap.check.grade import grade_submission, gradescope_results, submissions
+    from sockcap.check.sandbox import enter_user_namespace
+    from sockcap.check.spec import load_spec
+    from sockcap.output import Output
     from sockcap.owner import check_output_path
     from sockcap.signals import sigterm_raises
 
+    output = Output()
+
     def note(text: str) -> None:
-        click.echo(_("sockcap: {text}").format(text=text), err=True)
+        output.note(_("sockcap: {text}").format(text=text))
 
     check_output_path(out)
     the_spec = load_spec(spec)
@@ -68,22 +68,25 @@ def grade(spec: str, folder: str, single: bool, out: str, jobs: int,
         results = run_parallel(folders, one, jobs,
                                lambda sub: note(_("grading {sub}").format(sub=sub.name)))
     write_grades_csv(Path(out), single)
-    _print(results, format_, single, gradescope_results)
+    _print(results, format_, single, gradescope_results, output)
+    output.flush()
     sys.exit(0)
 
 
-def _print(results: list[Any], format_: str, single: bool, gradescope: Any) -> None:
+def _print(results: list[Any], format_: str, single: bool, gradescope: Any, output: Any) -> None:
+    """The grades on stdout (through :class:`~sockcap.output.Output`, as every command)."""
     import json
 
     if format_ == "gradescope":
         data: Any = gradescope(results[0]) if single else {g.student: gradescope(g) for g in results}
-        click.echo(json.dumps(data, indent=1))
+        output.line(json.dumps(data, indent=1))
     elif format_ == "json":
-        click.echo(json.dumps([{"student": g.student, "score": g.score, "max_score": g.max_score,
-                                "status": g.status, "tests": g.tests} for g in results],
-                              indent=1))
+        output.line(json.dumps([{"student": g.student, "score": g.score, "max_score": g.max_score,
+                                 "status": g.status, "tests": g.tests} for g in results],
+                               indent=1))
     else:
         for g in results:
             failed = [t["name"] for t in g.tests if t["status"] == "failed"]
-            click.echo(f"{g.student:<20} {g.score:g}/{g.max_score:g}"
-                       + (f"  failed: {', '.join(failed)}" if failed else ""))
+            output.line(f"{g.student:<20} {g.score:g}/{g.max_score:g}"
+                        + (f"  failed: {', '.join(failed)}" if failed else ""),
+                        "red" if failed else "")

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from sockcap.analysis.conversation import Annotated
     from sockcap.decode.ftrace import KernelEvent
     from sockcap.pipeline import Pipeline
-    from sockcap.run import RunResult
+    from sockcap.endpoints.loopback import RunResult
 
 
 def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -89,10 +89,10 @@ def read_recorded(file: str | None, scenario: str | None, stream: int | None = N
 def _capture_scenario(name: str, kernel: bool = False) -> tuple[str, RunResult]:
     import asyncio
 
-    from sockcap.commands.run import capture_in_private_namespace
+    from sockcap.commands.exchange import capture_in_private_namespace
+    from sockcap.endpoints.loopback import RunOptions, run_scenario
     from sockcap.endpoints.scenarios import SCENARIOS
     from sockcap.output import Output
-    from sockcap.run import RunOptions, run_scenario
 
     if name not in SCENARIOS:
         raise click.BadParameter(_("no scenario {name}: one of {names}").format(

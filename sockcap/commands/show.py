@@ -66,7 +66,7 @@ def _show_story(path: str, records: list[dict[str, object]], pipeline: Pipeline,
     them, tied as the run tied them, printed as the run printed them. Such a file is one
     run's (small): it is read whole first, as the run held it."""
     from sockcap.analysis.storyrecords import story_from_records
-    from sockcap.commands.run import print_story
+    from sockcap.commands.exchange import print_story
 
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))

@@ -46,6 +46,14 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an IP address) is a loopback address (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
 def is_wildcard(host: str) -> bool:
     """True for 0.0.0.0 and ::, which listen on every interface of the machine."""
     return ipaddress.ip_address(host).is_unspecified

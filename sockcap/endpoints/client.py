@@ -20,8 +20,9 @@ What goes on the wire, and why:
   closed first, is the side that keeps TIME_WAIT.
 * ``quit`` ends the exchange: it is sent and echoed like any message, then the client
   closes, just as the C client stops after it.
-* UDP has no connection and no guarantee: the client waits ``timeout`` for each reply and
-  records ``None`` when none came. A "port unreachable" answer from the kernel means
+* UDP has no connection and no guarantee: the client (:mod:`sockcap.endpoints.udp_client`,
+  sockcap's one UDP echo client) waits ``timeout`` for each reply and records ``None``
+  when none came. A "port unreachable" answer from the kernel means
   nothing listens there and is reported as an error. Silence says only what is known: the
   datagram was sent and nothing came back; on loopback a datagram is not lost on the way,
   so there the reason is a program that has the port open and does not answer.
@@ -45,21 +46,18 @@ from typing import NamedTuple, Protocol
 from sockcap.endpoints.address import (
     check_port,
     format_address,
+    is_loopback,
     parse_host,
     printable,
-    udp_socket,
 )
 from sockcap.endpoints.recorded import CallRecorder, RecordedSocket
+from sockcap.endpoints.udp_client import UdpEchoClient
 from sockcap.errors import EndpointError, ExitCode
 from sockcap.i18n import _
 
 QUIT = "quit"  # the message after which the client closes
 READ_SIZE = 65536
 HEX_BYTES = 16  # bytes of a difference shown in hex
-# The largest UDP payload one datagram carries: 65,535 bytes of IPv4 packet less its 20-byte
-# header and UDP's 8 (RFC 768, RFC 791); IPv6's payload length counts neither its own
-# 40-byte header, so 65,535 less UDP's 8 (RFC 8200; jumbograms aside).
-UDP_MAX_PAYLOAD = {socket.AF_INET: 65_507, socket.AF_INET6: 65_527}
 
 
 class ServerKeptOpenError(EndpointError):
@@ -291,93 +289,6 @@ async def _open_connection(host: str, port: int, recorder: CallRecorder | None,
     return await asyncio.open_connection(sock=sock, limit=READ_SIZE)
 
 
-class _UdpReplies(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | Exception] = asyncio.Queue()
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.queue.put_nowait(data)
-
-    def error_received(self, exc: Exception) -> None:
-        self.queue.put_nowait(exc)
-
-
-class UdpEchoClient:
-    """A connected UDP socket: each message is one datagram, each reply is awaited."""
-
-    def __init__(
-        self,
-        transport: asyncio.DatagramTransport,
-        replies: _UdpReplies,
-        sock: socket.socket,
-        address: str,
-        timeout: float,
-    ) -> None:
-        self.transport = transport
-        self.replies = replies
-        self.sock = sock
-        self.address = address
-        self.timeout = timeout
-        sockname = transport.get_extra_info("sockname")
-        self.local = format_address(sockname[0], sockname[1])
-        peer = sock.getpeername()
-        self.loopback = is_loopback(peer[0])
-
-    @classmethod
-    async def open(cls, host: str, port: int, *, timeout: float = 5.0,
-                   recorder: CallRecorder | None = None) -> UdpEchoClient:
-        host, port = parse_host(host), check_port(port)
-        address = format_address(host, port)
-        loop = asyncio.get_running_loop()
-        sock = udp_socket(host)
-        if recorder is not None:
-            sock = RecordedSocket.wrap(sock, recorder, "client")
-        try:
-            sock.connect((host, port))
-        except OSError as err:
-            sock.close()
-            raise EndpointError(_("cannot send to {address}: {strerror}").format(address=address, strerror=err.strerror)) from None
-        transport, replies = await loop.create_datagram_endpoint(_UdpReplies, sock=sock)
-        return cls(transport, replies, sock, address, timeout)
-
-    async def send(self, message: str) -> bytes | None:
-        """Send one datagram; its reply, or None if none came within the timeout."""
-        queue = self.replies.queue
-        while not queue.empty():
-            queue.get_nowait()  # a late reply to an earlier message
-        data = message.encode()
-        limit = UDP_MAX_PAYLOAD[self.sock.family]
-        if len(data) > limit:  # the kernel's answer would be "[Errno 90] Message too long"
-            raise EndpointError(_("a UDP datagram holds at most {limit} bytes over {ip}, this "
-                                  "message is {size}: send it over TCP (without --udp)").format(
-                limit=f"{limit:,}", ip="IPv6" if self.sock.family == socket.AF_INET6 else "IPv4",
-                size=f"{len(data):,}"))
-        try:
-            if data:
-                self.transport.sendto(data)
-            else:
-                self.sock.send(b"")  # asyncio's sendto would drop an empty datagram
-        except OSError as err:
-            raise EndpointError(_("cannot send to {address}: {strerror}").format(address=self.address, strerror=err.strerror)) from None
-        try:
-            reply = await asyncio.wait_for(queue.get(), self.timeout)
-        except asyncio.TimeoutError:
-            return None
-        if isinstance(reply, ConnectionRefusedError):
-            raise EndpointError(
-                _("nothing is listening on UDP {address} (the kernel answered 'port unreachable'; start 'sockcap server --udp' first)").format(address=self.address)
-            )
-        if isinstance(reply, Exception):
-            raise EndpointError(_("cannot send to {address}: {reply}").format(address=self.address, reply=reply))
-        return reply
-
-    async def close(self) -> None:
-        self.transport.close()
-
-    def abort(self) -> None:
-        self.transport.abort()
-
-
 def run_client(
     host: str,
     port: int,
@@ -482,16 +393,6 @@ async def _open(host: str, port: int, udp: bool, timeout: float) -> _EchoClient:
     if udp:
         return await UdpEchoClient.open(host, port, timeout=timeout)
     return await TcpEchoClient.open(host, port, timeout=timeout)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an IP address) is a loopback address (127.0.0.0/8, ::1)."""
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def _typed_lines(input_lines: Iterable[str] | None) -> Iterator[str]:

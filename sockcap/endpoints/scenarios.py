@@ -443,25 +443,30 @@ def time_wait(port: int, log: CallLog) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class Scenario:
+class Lesson:
+    """What ``--scenario NAME`` runs: a socket program made to put one lesson on the wire.
+
+    Named for what it is, so that it is not taken for the exchanges ``sockcap check``
+    runs against a student's server (:class:`sockcap.analysis.check.codes.Scenario`)."""
+
     name: str
     run: Callable[[int, CallLog], None]
     summary: str  # one line, marked with N_() and translated where shown
     listens: bool = True  # False: nothing listens on the port (refused)
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("echo", echo, N_("The README's echo exchange (hello, world, quit) with every socket call in place."), ),
-    Scenario("refused", refused, N_("connect() to a port nothing listens on: RST answers the SYN (ECONNREFUSED)."), listens=False),
-    Scenario("reset", reset, N_("The client closes with SO_LINGER 0: RST instead of FIN; the server's recv() fails (ECONNRESET)."), ),
-    Scenario("half-close", half_close, N_("The client shuts down writing (FIN) and still receives the server's answer."), ),
-    Scenario("timeout", timeout, N_("The server's accept queue is full: the SYN is sent again and again until connect() gives up (ETIMEDOUT)."), ),
-    Scenario("coalesce", coalesce, N_("Five quick small send()s with Nagle's algorithm: fewer segments, and one recv() gets them all."), ),
-    Scenario("nodelay", nodelay, N_("The same five send()s with TCP_NODELAY: one segment each."), ),
-    Scenario("large", large, N_("One send() of 100 kB: on lo the kernel hands the capture chunks larger than any MTU (GSO: each a multiple of the segment size, 1448 bytes when timestamps take 12 of the MSS's 1460); on a real wire each would leave as several segments."), ),
-    Scenario("zero-window", zero_window, N_("The receiver stops reading: its window falls to 0 and the sender must wait."), ),
-    Scenario("backlog", backlog, N_("A second connect() while the accept queue is full: its SYN is sent again until the server accepts."), ),
-    Scenario("time-wait", time_wait, N_("The client closes first and keeps TIME_WAIT: binding its port again fails (EADDRINUSE)."), ),
+SCENARIOS: dict[str, Lesson] = {s.name: s for s in (
+    Lesson("echo", echo, N_("The README's echo exchange (hello, world, quit) with every socket call in place."), ),
+    Lesson("refused", refused, N_("connect() to a port nothing listens on: RST answers the SYN (ECONNREFUSED)."), listens=False),
+    Lesson("reset", reset, N_("The client closes with SO_LINGER 0: RST instead of FIN; the server's recv() fails (ECONNRESET)."), ),
+    Lesson("half-close", half_close, N_("The client shuts down writing (FIN) and still receives the server's answer."), ),
+    Lesson("timeout", timeout, N_("The server's accept queue is full: the SYN is sent again and again until connect() gives up (ETIMEDOUT)."), ),
+    Lesson("coalesce", coalesce, N_("Five quick small send()s with Nagle's algorithm: fewer segments, and one recv() gets them all."), ),
+    Lesson("nodelay", nodelay, N_("The same five send()s with TCP_NODELAY: one segment each."), ),
+    Lesson("large", large, N_("One send() of 100 kB: on lo the kernel hands the capture chunks larger than any MTU (GSO: each a multiple of the segment size, 1448 bytes when timestamps take 12 of the MSS's 1460); on a real wire each would leave as several segments."), ),
+    Lesson("zero-window", zero_window, N_("The receiver stops reading: its window falls to 0 and the sender must wait."), ),
+    Lesson("backlog", backlog, N_("A second connect() while the accept queue is full: its SYN is sent again until the server accepts."), ),
+    Lesson("time-wait", time_wait, N_("The client closes first and keeps TIME_WAIT: binding its port again fails (EADDRINUSE)."), ),
 )}
 
 

@@ -5,7 +5,11 @@ echo server is started in the server host and the client runs in the client host
 thread steps into a host's namespace only to make its sockets); after the exchanges the
 captures keep reading until nothing more arrived for a while (the last ACKs of the
 teardown, a late retransmission); every frame is written to its end's pcap file as it
-arrives, so an interrupt leaves valid files with everything so far.
+arrives, so an interrupt leaves valid files with everything so far. Each end is a
+:class:`~sockcap.capture.session.CaptureSession` as every capture of sockcap is (its
+file, its batches, its counters), and both are drained by the sessions' one rule
+(:func:`~sockcap.capture.session.drain_together`), told how late the link may deliver a
+packet (its delay line holds them).
 
 Both protocols send the same messages in the same pattern (a fair race): ``ping-pong``
 (the default: send one message, wait for its echo, then the next) or ``stream`` (send
@@ -35,19 +39,20 @@ from sockcap.analysis.link import CwndSample, Delivery
 from sockcap.capture.afpacket import AfPacketCapture
 from sockcap.capture.bpf import JEQ_K, LD_H_ABS, RET_K, SNAPLEN, Insn, Op, assemble
 from sockcap.capture.kernel import KernelTrace
+from sockcap.capture.session import CaptureSession, FrameSink, drain_together
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.endpoints.echo import EchoServer
+from sockcap.endpoints.udp_client import UdpEchoClient
 from sockcap.errors import EndpointError, WriteError
 from sockcap.i18n import _
 from sockcap.lab.namespaces import Namespaces
 from sockcap.lab.wire import CLIENT_ADDRESS, HOST_IFACE, SERVER_ADDRESS
 from sockcap.owner import Owner
-from sockcap.pcapfile.writer import PcapWriter
 
 RING_BYTES = 16 << 20
 QUIET_SECONDS = 0.3  # the captures are drained when nothing arrived for this long
-SETTLE_SECONDS = 5.0  # longest wait for the last packets after the exchanges
+SETTLE_SECONDS = 5.0  # longest drain: the last packets after the exchanges
 UDP_WAIT_SECONDS = 0.2  # how long the UDP client waits for an echo on a link with no delay
 UDP_SHARE = 0.25  # of the time left, kept for UDP when TCP runs first
 HOSTS = ("server", "client")
@@ -101,30 +106,21 @@ def ipv4_only() -> list[Insn]:
                      "reject", Op(RET_K, 0)])
 
 
-class _End:
-    """The capture at one host's ``eth0`` and its pcap file."""
-
-    def __init__(self, ns: Namespaces, host: str, path: Path, force: bool, owner: Owner) -> None:
-        with ns.inside(host):
-            self.cap = AfPacketCapture(HOST_IFACE, ipv4_only(), RING_BYTES,
-                                       linktype=LINKTYPE_ETHERNET, both_ways=True)
-            self.cap.start()
-        self.writer = PcapWriter(path, LINKTYPE_ETHERNET, force=force, owner=owner)
-        self.frames: list[RawFrame] = []
-        self.last = time.monotonic()
-
-    def pump(self) -> None:
-        frames = self.cap.read(0)
-        if frames:
-            self.last = time.monotonic()
-            self.frames.extend(self.writer.write(frame) for frame in frames)
-
-    def stop(self) -> int:
-        self.pump()
-        stats = self.cap.stop()
-        self.pump()  # what the ring held at the stop
-        self.writer.close()
-        return max(0, stats.dropped)
+def _open_end(ns: Namespaces, host: str, path: Path, force: bool, owner: Owner,
+              on_frames: FrameSink) -> CaptureSession:
+    """The capture at one host's ``eth0`` (made and started in the host's namespace: the
+    packet socket belongs to the namespace it was made in) and its pcap file."""
+    with ns.inside(host):
+        cap = AfPacketCapture(HOST_IFACE, ipv4_only(), RING_BYTES, linktype=LINKTYPE_ETHERNET,
+                              both_ways=True)
+        session = CaptureSession(cap, on_frames, owner)
+        session.start()
+    try:
+        session.open_file(str(path), force=force)
+    except BaseException:
+        session.finish()  # the capture stops with the error: nothing is left open
+        raise
+    return session
 
 
 async def run_lab(ns: Namespaces, opts: LabOptions,
@@ -140,13 +136,14 @@ async def run_lab(ns: Namespaces, opts: LabOptions,
         raise WriteError(_("cannot create {folder}: {reason}").format(
             folder=folder, reason=e.strerror or e)) from None
     result = LabResult(paths={h: str(folder / f"{h}.pcap") for h in HOSTS}, folder=str(folder))
-    ends: dict[str, _End] = {}
-    loop = asyncio.get_running_loop()
+    ends: dict[str, CaptureSession] = {}
+    frames: dict[str, list[RawFrame]] = {h: [] for h in HOSTS}
     deadline = time.monotonic() + opts.timeout
     try:
         for host in HOSTS:
-            ends[host] = _End(ns, host, Path(result.paths[host]), opts.force, owner)
-            loop.add_reader(ends[host].cap.fileno(), ends[host].pump)
+            ends[host] = _open_end(ns, host, Path(result.paths[host]), opts.force, owner,
+                                   frames[host].extend)
+            ends[host].watch(asyncio.get_running_loop())
         if on_paths:
             on_paths(result.paths)
         if opts.tcp:
@@ -155,13 +152,12 @@ async def run_lab(ns: Namespaces, opts: LabOptions,
                                     result, note)
         if opts.udp:
             result.udp = await _udp(ns, opts, max(0.0, deadline - time.monotonic()))
-        await _settle(list(ends.values()), max(QUIET_SECONDS, 3 * opts.delay_ms / 1000))
+        await drain_together(list(ends.values()), limit=SETTLE_SECONDS,
+                             quiet=max(QUIET_SECONDS, 3 * opts.delay_ms / 1000))
     finally:
         for end in ends.values():
-            if end.cap.fileno() >= 0:
-                loop.remove_reader(end.cap.fileno())
-            result.dropped += end.stop()
-    result.frames = {host: end.frames for host, end in ends.items()}
+            result.dropped += max(0, end.finish().dropped)
+    result.frames = frames
     return result
 
 
@@ -178,18 +174,6 @@ def fresh_folder(owner: Owner, folder: Path, tries: int = 1000) -> Path:
         owner.give(candidate, candidate)
         return candidate
     raise FileExistsError(folder)
-
-
-async def _settle(ends: list[_End], quiet: float) -> None:
-    deadline = time.monotonic() + SETTLE_SECONDS
-    start = time.monotonic()
-    while time.monotonic() < deadline:
-        for end in ends:
-            end.pump()
-        last = max(start, *(end.last for end in ends))
-        if time.monotonic() - last >= quiet:
-            return
-        await asyncio.sleep(0.02)
 
 
 async def _server(ns: Namespaces, udp: bool) -> EchoServer:
@@ -309,58 +293,41 @@ async def _tcp_echo(sock: socket.socket, port: int, opts: LabOptions,
         writer.transport.abort()
 
 
-class _Echoes(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.replies: list[bytes] = []
-        self.last = time.monotonic()
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self.replies.append(data)
-        self.last = time.monotonic()
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # a lost echo is what the lab shows, not an error
-
-
 async def _udp(ns: Namespaces, opts: LabOptions, seconds: float) -> Delivery:
+    """The UDP echo within ``seconds``, by sockcap's one UDP echo client on a socket made
+    in the client host; every echo that came back counts, also a late one."""
     server = await _server(ns, udp=True)
     deadline = time.monotonic() + seconds
     try:
-        loop = asyncio.get_running_loop()
         with ns.inside("client"):
-            transport, echoes = await loop.create_datagram_endpoint(
-                _Echoes, local_addr=(CLIENT_ADDRESS, 0),
-                remote_addr=(SERVER_ADDRESS, server.port))
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind((CLIENT_ADDRESS, 0))
+        except OSError:
+            sock.close()
+            raise
+        client = await UdpEchoClient.open(SERVER_ADDRESS, server.port, sock=sock,
+                                          timeout=opts.echo_wait, errors=False)
         try:
             if opts.pattern == "stream":
                 for message in opts.messages:
-                    transport.sendto(message)
-                await _collect(echoes, len(opts.messages), opts.echo_wait, deadline)
+                    client.post(message)
+                await client.collect(len(opts.messages), opts.echo_wait, deadline)
             else:
                 for message in opts.messages:
                     if time.monotonic() >= deadline:
                         break
-                    transport.sendto(message)
-                    await _collect(echoes, len(echoes.replies) + 1, opts.echo_wait, deadline)
+                    await client.send(message, min(opts.echo_wait, deadline - time.monotonic()))
         finally:
-            transport.close()
+            await client.close()
         finished = time.monotonic() < deadline
-        return Delivery(opts.messages, _match(opts.messages, echoes.replies),
+        return Delivery(opts.messages, _match(opts.messages, client.received),
                         server.stats.bytes, finished)
     except OSError as e:
         raise EndpointError(_("the lab's UDP echo failed: {reason}").format(
             reason=e.strerror or e)) from None
     finally:
         await server.close()
-
-
-async def _collect(echoes: _Echoes, expected: int, wait: float, deadline: float) -> None:
-    """Until ``expected`` echoes came, nothing came for ``wait`` s, or the deadline."""
-    echoes.last = time.monotonic()
-    while len(echoes.replies) < expected and time.monotonic() < deadline:
-        if time.monotonic() - echoes.last >= wait:
-            return
-        await asyncio.sleep(0.005)
 
 
 def _match(messages: tuple[bytes, ...], replies: list[bytes]) -> tuple[bytes | None, ...]:

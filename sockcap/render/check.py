@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sockcap.analysis.check import Check, Finding, Verdict
+from sockcap.analysis.check.codes import Check, Finding, Verdict
 from sockcap.analysis.conversation import Annotated
 from sockcap.i18n import N_, N_plural, _, ngettext
 from sockcap.render.timeline import Timeline
@@ -239,30 +239,38 @@ def check_text(check: Check | str) -> str:
 def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], first_ts: int,
                  outputs: Sequence[ProgramText] = (), path: str | None = None) -> list[str]:
     """The report: one line per finding under its check, the packets of each failure."""
+    return [text for text, _style in report_pairs(verdicts, packets, first_ts, outputs, path)]
+
+
+def report_pairs(verdicts: Sequence[Verdict], packets: Sequence[Annotated], first_ts: int,
+                 outputs: Sequence[ProgramText] = (), path: str | None = None,
+                 ) -> list[tuple[str, str]]:
+    """The report's lines with their styles (what passed green, what failed red, the
+    count bold): the same text as :func:`report_lines`, coloured only on a terminal."""
     timeline = Timeline()
     timeline.first_ts = first_ts
     by_no = {a.no: a for a in packets}
     results = outcomes(verdicts)
-    lines: list[str] = []
+    lines: list[tuple[str, str]] = []
     for result in results:
         for v in result.verdicts:
             mark = _("ok  ") if v.ok else _("FAIL")
-            lines.append(f"{mark}  {v.check:<20} {finding_text(v)}")
+            lines.append((f"{mark}  {v.check:<20} {finding_text(v)}", "green" if v.ok else "red"))
             if not v.ok:
-                lines += ["        " + timeline.line(by_no[n])
+                lines += [("        " + timeline.line(by_no[n]), "")
                           for n in _shown(v.packets) if n in by_no]
     passed = sum(1 for r in results if r.ok)
-    lines.append("")
-    lines.append(ngettext("{passed} of {total} check passed", "{passed} of {total} checks passed",
-                          len(results)).format(passed=passed, total=len(results)))
+    lines.append(("", ""))
+    lines.append((ngettext("{passed} of {total} check passed", "{passed} of {total} checks passed",
+                           len(results)).format(passed=passed, total=len(results)), "bold"))
     if path:
-        lines.append(_("the capture: {path} (sockcap show {path})").format(path=path))
+        lines.append((_("the capture: {path} (sockcap show {path})").format(path=path), ""))
     seen: set[tuple[bytes, bytes, int | None, bool]] = set()
     for out in outputs:  # a server started once per scenario usually prints the same
         key = (out.stdout, out.stderr, out.status, out.stopped)
         if key not in seen:
             seen.add(key)
-            lines += program_lines(out)
+            lines += [(line, "") for line in program_lines(out)]
     return lines
 
 

@@ -1,4 +1,5 @@
-"""``sockcap run``: an echo server and client on loopback, optionally captured.
+"""``sockcap run``'s work: an echo server and client (or a scenario) on loopback, optionally
+captured, all in one event loop. What is printed of it is :mod:`sockcap.commands.exchange`.
 
 The order is what makes the capture complete: the capture socket is opened first (so a
 missing permission stops everything before any traffic), the server starts, the capture

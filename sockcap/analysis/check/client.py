@@ -1,12 +1,13 @@
 """Judging a student's echo client from the wire, against sockcap's own server.
 
-Pure, like :mod:`sockcap.analysis.check`: the annotated packets of the capture and what
-the edge saw of the client (:class:`~sockcap.analysis.check.ScenarioRun`: its exit status,
-whether it was still running when the scenario's time was up, whether it printed
-anything) come in; :class:`~sockcap.analysis.check.Verdict` records come out, each tied
-to the packets it rests on.
+Pure, like :mod:`sockcap.analysis.check.server`: the annotated packets of the capture and
+what the edge saw of the client (:class:`~sockcap.analysis.check.codes.ScenarioRun`: its
+exit status, whether it was still running when the scenario's time was up, whether it
+printed anything) come in; :class:`~sockcap.analysis.check.codes.Verdict` records come
+out, each tied to the packets it rests on.
 
-Three scenarios (:data:`~sockcap.analysis.check.CLIENT_SCENARIOS`):
+Three scenarios over TCP (:data:`~sockcap.analysis.check.codes.CLIENT_SCENARIOS`; over
+UDP the client is judged in :mod:`sockcap.analysis.check.udp`):
 
 - the echo: did the client connect, send what it read from stdin (with its newlines or
   without them), read the whole echo (sockcap's server sends it in pieces, apart in
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sockcap.analysis.check import (
+from sockcap.analysis.check.codes import (
     FIN,
     RST,
     SYN,
@@ -33,48 +34,27 @@ from sockcap.analysis.check import (
     Finding,
     Scenario,
     ScenarioRun,
-    Side,
     Verdict,
+)
+from sockcap.analysis.check.streams import (
+    Side,
     compare_echo,
     conversations_in,
     first_with,
     hex_bytes,
-    judge,
     own,
     streams,
 )
 from sockcap.analysis.conversation import Annotated
-from sockcap.analysis.udp_check import (
-    judge_udp_client_duplicates,
-    judge_udp_client_loss,
-    judge_udp_client_reorder,
-    judge_udp_clients,
-    judge_udp_large,
-)
 
-_CHECK_OF = {Scenario.CLIENT_ECHO: Check.CLIENT_ECHO,
-             Scenario.CLIENT_SERVER_CLOSES: Check.CLIENT_SERVER_CLOSES,
-             Scenario.CLIENT_REFUSED: Check.CLIENT_REFUSED}
-
-
-def judge_scenario(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
-    """The verdicts on one scenario, whichever program it was about."""
-    if run.scenario in _UDP_JUDGES and run.listening:
-        return _UDP_JUDGES[run.scenario](packets, run)
-    if run.scenario not in _CHECK_OF:
-        return judge(packets, run)
-    return judge_client(packets, run)
-
-
-_UDP_JUDGES = {Scenario.UDP_CLIENTS: judge_udp_clients, Scenario.UDP_LARGE: judge_udp_large,
-               Scenario.UDP_CLIENT_LOSS: judge_udp_client_loss,
-               Scenario.UDP_CLIENT_DUPLICATES: judge_udp_client_duplicates,
-               Scenario.UDP_CLIENT_REORDER: judge_udp_client_reorder}
+CLIENT_CHECK_OF = {Scenario.CLIENT_ECHO: Check.CLIENT_ECHO,
+                   Scenario.CLIENT_SERVER_CLOSES: Check.CLIENT_SERVER_CLOSES,
+                   Scenario.CLIENT_REFUSED: Check.CLIENT_REFUSED}
 
 
 def judge_client(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
     packets = [a for a in packets if run.start_ns <= a.packet.ts_ns <= run.end_ns]
-    check = _CHECK_OF[run.scenario]
+    check = CLIENT_CHECK_OF[run.scenario]
     if run.scenario is Scenario.CLIENT_REFUSED:
         return judge_refused(packets, run)
     convs = [c for c in conversations_in(packets, run) if c.server[1] == run.port]

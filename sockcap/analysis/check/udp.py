@@ -1,6 +1,6 @@
 """Judging UDP as it really is: two clients at once, a datagram larger than the MTU, a
 link that loses datagrams, duplicates replies or lets them overtake one another. Pure,
-like :mod:`sockcap.analysis.check`.
+like :mod:`sockcap.analysis.check.server`.
 
 The packets come from one host's interface in the lab's network (two hosts, a link
 between them, MTU 1500): the server's host for the server's scenarios, the client's
@@ -15,7 +15,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from sockcap.analysis.check import Check, Finding, ScenarioRun, Verdict, endpoint_text
+from sockcap.analysis.check.codes import Check, Finding, ScenarioRun, Verdict
+from sockcap.analysis.check.streams import endpoint_text
 from sockcap.analysis.conversation import Annotated
 from sockcap.decode.records import IPPROTO_UDP
 

@@ -1,4 +1,11 @@
-"""``sockcap run``: runs the exchange, then prints the timeline and the summary."""
+"""``sockcap run``'s output: the exchange (or a scenario) run, then its story printed.
+
+The story is the packets with the programs' socket calls and the kernel's events among
+them (:func:`print_story`, which ``sockcap capture --calls`` prints too), then the follow
+view, the explanations, the pictures and the summary. The run itself, on loopback, is
+:mod:`sockcap.endpoints.loopback`. (Named for what it holds: ``run.py`` was also the name of
+that module.)
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,13 @@ from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.story import CLOCK_SLACK_NS, Moment, story, tie_calls, tie_kernel
 from sockcap.analysis.summary import summary_line
 from sockcap.decode.ftrace import KernelEvent
+from sockcap.endpoints.loopback import (
+    DEFAULT_MESSAGES,
+    RunOptions,
+    RunResult,
+    run_exchange,
+    run_scenario,
+)
 from sockcap.endpoints.scenarios import SCENARIOS
 from sockcap.errors import ExitCode
 from sockcap.i18n import _, ngettext
@@ -22,7 +36,6 @@ from sockcap.render.calls import call_line, call_record, cause_line, finding_lin
 from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.kernel import ProbeFilter, kernel_explain, kernel_line, kernel_record
 from sockcap.render.packets import PacketView
-from sockcap.run import DEFAULT_MESSAGES, RunOptions, RunResult, run_exchange, run_scenario
 from sockcap.signals import Stopped, cancel_on_signals
 
 
