@@ -22,6 +22,7 @@ import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated, Conversation
 from sockcap.analysis.follow import Follower
 from sockcap.codes import Code, Note, note_kind
@@ -125,6 +126,9 @@ class Finding(Code):
     CLOSED_BEFORE_CLIENT = "closed before the client finished"
     NO_CLOSE = "never closed"
     BUSY_LOOP = "busy loop"
+    # from the student's own socket calls (strace in the sandbox: sockcap.analysis.check_calls)
+    READ_AFTER_EOF = "read after EOF"
+    WROTE_MORE_THAN_READ = "wrote more than it read"
     RESET_CLOSE = "reset instead of close"
     DATA_AFTER_FIN = "data after FIN"
     SECOND_SERVED = "second client served"
@@ -206,6 +210,9 @@ class ScenarioRun:
     client_status: int | None = None  # exit status (-N: signal N); None: still running
     client_said: bool = False  # it printed something (stdout or stderr)
     client_seconds: float = 0.0  # how long it was given
+    # the socket calls of the student's programs in this scenario (strace in the sandbox;
+    # wall clock, not yet tied to the packets): () when they were not traced
+    calls: tuple[Call, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from sockcap.analysis.check import (
     own,
     streams,
 )
+from sockcap.analysis.check_calls import judge_calls
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.udp_check import (
     judge_udp_client_duplicates,
@@ -57,12 +58,16 @@ _CHECK_OF = {Scenario.CLIENT_ECHO: Check.CLIENT_ECHO,
 
 
 def judge_scenario(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
-    """The verdicts on one scenario, whichever program it was about."""
+    """The verdicts on one scenario, whichever program it was about: from its packets,
+    then from the programs' own calls where they were recorded
+    (:func:`sockcap.analysis.check_calls.judge_calls`)."""
     if run.scenario in _UDP_JUDGES and run.listening:
-        return _UDP_JUDGES[run.scenario](packets, run)
-    if run.scenario not in _CHECK_OF:
-        return judge(packets, run)
-    return judge_client(packets, run)
+        verdicts = _UDP_JUDGES[run.scenario](packets, run)
+    elif run.scenario not in _CHECK_OF:
+        verdicts = judge(packets, run)
+    else:
+        verdicts = judge_client(packets, run)
+    return verdicts + judge_calls(packets, run)
 
 
 _UDP_JUDGES = {Scenario.UDP_CLIENTS: judge_udp_clients, Scenario.UDP_LARGE: judge_udp_large,

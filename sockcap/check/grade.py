@@ -440,8 +440,9 @@ def _checked(spec: Spec, student: str, sandbox: Sandbox, out_dir: Path, started:
         v = judge_expectation(result.packets, run, e.expectation, index)
         verdicts = [*verdicts, v]
         tests.append(_expect_test(e, v.ok, _with_packets(v)))
-    lines = report_lines(verdicts, result.packets, result.first_ts, result.outputs, str(pcap))
-    record = report_record(verdicts, result.outputs, str(pcap))
+    lines = report_lines(verdicts, result.packets, result.first_ts, result.outputs, str(pcap),
+                         result.calls)
+    record = report_record(verdicts, result.outputs, str(pcap), result.calls, result.first_ts)
     page = ""
     if result.pipeline is not None:
         page = report_html(result.packets, result.pipeline.tracker.conversations,

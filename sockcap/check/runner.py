@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.check import (
     CLIENT_SCENARIOS,
     LAB_SCENARIOS,
@@ -35,6 +36,7 @@ from sockcap.analysis.check import (
     ScenarioRun,
     Verdict,
 )
+from sockcap.analysis.check_calls import tied_calls
 from sockcap.analysis.client_check import judge_scenario
 from sockcap.analysis.conversation import Annotated
 from sockcap.check.clients import EchoClient, udp_exchange
@@ -107,6 +109,11 @@ class CheckOptions:
     newline: bool = True  # False: every message is sent without its trailing newline
     udp_client_port: int = 0  # UDP: the client's port, captured too (0: chosen by run_check)
     client_seconds: float = CLIENT_CHECK_SECONDS  # the student's client against sockcap's server
+    calls: bool = True  # trace the student's programs' socket calls (strace, in the sandbox)
+
+    def trace(self, side: str) -> str:
+        """The side a program's calls are recorded as, or "" (not traced)."""
+        return side if self.calls else ""
 
     @property
     def pair(self) -> bool:
@@ -141,6 +148,7 @@ class CheckResult:
     linktype: int
     stats: CaptureStats
     pipeline: Pipeline | None = None  # its conversations and clock (the HTML report's)
+    calls: list[Call] = field(default_factory=list)  # the programs' calls, tied to the packets
 
 
 def expand(argv: Sequence[str], port: int, host: str = "127.0.0.1") -> tuple[str, ...]:
@@ -169,13 +177,17 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
     frames: list[RawFrame] = []
     linktype, stats = 1, CaptureStats(0, 0, 0)
     server_down = False
+    if opts.calls and sandbox.tracing():
+        note(sandbox.tracing())
+        opts = dataclasses.replace(opts, calls=False)
     for scenario in scenarios:
+        before = len(outputs)
         if server_down and scenario not in CLIENT_SCENARIOS:
             continue  # the server is not started again: one finding says what it did
         note(_("running the {scenario} scenario").format(scenario=scenario))
         if scenario in LAB_SCENARIOS:
             run, more, linktype_, stats_ = _lab_scenario(opts, scenario, outputs, sandbox)
-            runs.append(run)
+            runs.append(_with_calls(run, outputs[before:]))
             frames += more
             linktype, stats = linktype_, _added(stats, stats_)
             server_down = server_down or not run.listening
@@ -193,6 +205,7 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
         finally:
             frames += recorder.stop()
             linktype, stats = recorder.linktype, _added(stats, recorder.stats)
+        runs[-1] = _with_calls(runs[-1], outputs[before:])
         server_down = server_down or not runs[-1].listening
     from sockcap.pcapfile.writer import as_stored
 
@@ -201,7 +214,13 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
     packets = list(pipeline.packets(frames))
     verdicts = [v for run in runs for v in judge_scenario(packets, run)]
     return CheckResult(runs, verdicts, packets, pipeline.first_ts, outputs, frames,
-                       linktype, stats, pipeline)
+                       linktype, stats, pipeline, tied_calls(packets, runs))
+
+
+def _with_calls(run: ScenarioRun, outputs: Sequence[ProgramOutput]) -> ScenarioRun:
+    """The scenario with the socket calls of the programs it ran (each program's own)."""
+    calls = tuple(c for out in outputs for c in out.calls)
+    return dataclasses.replace(run, calls=calls) if calls else run
 
 
 def _added(a: CaptureStats, b: CaptureStats) -> CaptureStats:
@@ -214,7 +233,7 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
     if held:
         raise PortHeldError(opts.port, held[0])
     server = Program(f"server ({scenario})", expand(opts.server, opts.port), cwd=opts.cwd,
-                     limits=opts.limits, sandbox=sandbox)
+                     limits=opts.limits, sandbox=sandbox, trace=opts.trace("server"))
     output: ProgramOutput | None = None
     try:
         start = time.time_ns()
@@ -273,7 +292,7 @@ def _udp_server_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
     from sockcap.check import lab_link
 
     server = Program(f"server ({scenario})", expand(opts.server, opts.port), cwd=opts.cwd,
-                     limits=opts.limits, sandbox=sandbox)
+                     limits=opts.limits, sandbox=sandbox, trace=opts.trace("server"))
     output: ProgramOutput | None = None
     try:
         start = time.time_ns()
@@ -307,7 +326,8 @@ def _udp_client_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
         start = time.time_ns()
         client = Program(f"client ({scenario})",
                          expand(opts.client, opts.port, lab_link.SERVER_ADDRESS), cwd=opts.cwd,
-                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox)
+                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox,
+                         trace=opts.trace("client"))
         exited = client.wait(opts.client_seconds)
         end = time.time_ns()
         output = client.stop()
@@ -344,7 +364,8 @@ def _client_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[Progr
     try:
         start = time.time_ns()
         client = Program(f"client ({scenario})", expand(opts.client, opts.port), cwd=opts.cwd,
-                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox)
+                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox,
+                         trace=opts.trace("client"))
         exited = client.wait(opts.client_seconds)
         if exited and server is not None:
             server.finish(opts.close_seconds)  # the server's FIN after the client's
@@ -369,7 +390,8 @@ def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
     if opts.pair:
         client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,
                          stdin=b"".join(opts.messages), limits=opts.limits,
-                         sandbox=sandbox)  # typed lines: the client decides what it sends
+                         sandbox=sandbox, trace=opts.trace("client"))  # typed lines: the client
+        # decides what it sends
         client.wait(CLIENT_SECONDS)
         outputs.append(client.stop())
         return _after_close(opts, server, None)

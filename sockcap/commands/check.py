@@ -125,13 +125,14 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool) -
         for frame in result.frames:
             writer.write(frame)
     if json_:
-        click.echo(json.dumps(report_record(result.verdicts, result.outputs, path)))
+        click.echo(json.dumps(report_record(result.verdicts, result.outputs, path,
+                                            result.calls, result.first_ts)))
     else:
 
         click.echo(_("checking {server} on {host}:{port} ({proto})").format(
             server=" ".join(expand(opts.server or opts.client, opts.port)), host=opts.host,
             port=opts.port, proto="UDP" if opts.udp else "TCP"))
         for line in report_lines(result.verdicts, result.packets, result.first_ts,
-                                 result.outputs, path):
+                                 result.outputs, path, result.calls):
             click.echo(line)
     return not all(o.ok for o in outcomes(result.verdicts))

@@ -15,7 +15,7 @@ from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.story import Moment
 from sockcap.decode.records import TcpFlags
-from sockcap.i18n import N_, _, ngettext
+from sockcap.i18n import N_, N_plural, _, ngettext
 
 CALL_INDENT = "    ▸ "
 FINDING_INDENT = "  ! "
@@ -137,6 +137,25 @@ def interleave(packets: Iterable[Annotated], calls: Sequence[Call],
         yield None, call
 
 
+# The sentences of the findings from the calls (``check`` says the same ones:
+# sockcap.render.check.FINDING_WORDS).
+READ_AFTER_EOF_WORDS = N_plural(
+    "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
+    "{count} more time on that socket: it does not stop when the peer has closed "
+    "(a loop that checks n < 0 but not n == 0)",
+    "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
+    "{count} more times on that socket: it does not stop when the peer has closed "
+    "(a loop that checks n < 0 but not n == 0)")
+WROTE_MORE_WORDS = N_(
+    "{side}: {name}() sent {sent} bytes at {time} s after a read returned {received}: "
+    "it sent {extra} bytes more than it received — e.g. strlen() on a buffer without "
+    "a terminating NUL")
+ONE_READ_WORDS = N_(
+    "{side}: {name}() returned {count_bytes} bytes at {time} s holding {segments} segments "
+    "the peer sent apart (packets {packets}): TCP is a byte stream, one read is not one "
+    "message")
+
+
 def finding_line(finding: CallFinding, first_ts: int) -> str:
     """A finding from the calls, in a sentence with its evidence: ``server: read()
     returned 0 (EOF) at 1.200000 s and the program called read() 1,834,221 more times``."""
@@ -145,28 +164,15 @@ def finding_line(finding: CallFinding, first_ts: int) -> str:
     t = f"{(call.ts_ns - first_ts) / 1e9:.6f}" if first_ts else "-"
     name = call.syscall or call.call.partition("(")[0]
     if finding.code is CallFindingCode.READ_AFTER_EOF:
-        text = ngettext(
-            "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
-            "{count} more time on that socket: it does not stop when the peer has closed "
-            "(a loop that checks n < 0 but not n == 0)",
-            "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
-            "{count} more times on that socket: it does not stop when the peer has closed "
-            "(a loop that checks n < 0 but not n == 0)", finding.count)
-        return FINDING_INDENT + text.format(side=side, name=name, time=t,
-                                            count=f"{finding.count:,}")
+        return FINDING_INDENT + ngettext(*READ_AFTER_EOF_WORDS, finding.count).format(
+            side=side, name=name, time=t, count=f"{finding.count:,}")
     if finding.code is CallFindingCode.WROTE_MORE_THAN_READ:
-        return FINDING_INDENT + _(
-            "{side}: {name}() sent {sent} bytes at {time} s after a read returned {received}: "
-            "it sent {extra} bytes more than it received — e.g. strlen() on a buffer without "
-            "a terminating NUL").format(side=side, name=name, time=t, sent=finding.sent,
-                                        received=finding.received,
-                                        extra=finding.sent - finding.received)
-    return FINDING_INDENT + _(
-        "{side}: {name}() returned {count_bytes} bytes at {time} s holding {segments} segments "
-        "the peer sent apart (packets {packets}): TCP is a byte stream, one read is not one "
-        "message").format(side=side, name=name, time=t, count_bytes=call.nbytes,
-                          segments=finding.count,
-                          packets=", ".join(str(n) for n in finding.packets))
+        return FINDING_INDENT + _(WROTE_MORE_WORDS).format(
+            side=side, name=name, time=t, sent=finding.sent, received=finding.received,
+            extra=finding.sent - finding.received)
+    return FINDING_INDENT + _(ONE_READ_WORDS).format(
+        side=side, name=name, time=t, count_bytes=call.nbytes, segments=finding.count,
+        packets=", ".join(str(n) for n in finding.packets))
 
 
 def finding_record(finding: CallFinding, first_ts: int) -> dict[str, Any]:
