@@ -46,16 +46,17 @@ def traced_argv(argv: list[str] | tuple[str, ...], trace_path: str,
     and exits.
 
     ``bound`` (bytes, 0: none): the trace file stops growing there while the program goes
-    on. strace writes through a pipe (``-o '|...'``, line by line) to ``head -c bound``,
-    and ``cat`` then drains the rest: a server spinning on ``read()`` after EOF writes
-    megabytes of lines a second, and a trace written straight to a file would meet the
-    sandbox's file-size limit, where SIGXFSZ kills strace and, with it, the program whose
-    behaviour is being judged.
+    on. strace writes through a pipe (``-o '|...'``) to ``head -c bound``, and ``wc -c``
+    then drains the rest, writing only how many bytes it was into ``trace_path.rest``:
+    a server spinning on ``read()`` after EOF writes megabytes of lines a second, and a
+    trace written straight to a file would meet the sandbox's file-size limit, where
+    SIGXFSZ kills strace and, with it, the program whose behaviour is being judged.
+    (No ``/dev/null``: a sandbox's may not be writable.)
     """
     output = trace_path
     if bound > 0:
         output = (f"|head -c {int(bound)} > {shlex.quote(trace_path)}; "
-                  "exec cat > /dev/null")
+                  f"exec wc -c > {shlex.quote(trace_path + '.rest')}")
     return [strace or strace_path() or "strace", "-f", "-qq", "-I", "2",
             "-e", "signal=none", "-ttt", "-T", "-yy", "-xx", "-s", str(STRING_BYTES),
             "-e", "trace=" + ",".join(sorted(KINDS)), "-o", output, "--",

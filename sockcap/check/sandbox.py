@@ -572,7 +572,7 @@ class Sandbox:
             return _("strace is not installed (sudo apt-get install strace): the check goes "
                      "on without the programs' socket calls")
         folder = self.trace_folder()
-        argv = traced_argv(["true"], f"{TRACE_MOUNT}/{TRACE_FILE}", strace, bound=4096)
+        argv = traced_argv(["true"], f"{TRACE_MOUNT}/{TRACE_FILE}", strace)  # ptrace alone
         try:
             done = subprocess.run(self.argv(argv, binds=[(folder, TRACE_MOUNT)]),
                                   preexec_fn=self.preexec(self.limits), cwd="/",

@@ -1,0 +1,182 @@
+"""check and grade with the student's own socket calls: strace runs inside the sandbox
+(as the program's parent, with no privilege), the course server's two classic bugs are
+named from its calls on both engine paths, and a program that tampers with its trace
+misleads nothing but its own findings, nor stalls the grader. Real C servers compiled
+here, real bubblewrap."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sockcap.capture.calls import read_calls, strace_path
+from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.programs import HAVE_GCC, build_programs
+
+pytestmark = [needs_capture,
+              pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed"),
+              pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+needs_strace = pytest.mark.skipif(strace_path() is None, reason="strace is not installed")
+
+# Run inside the sandbox before the server: says what the program is there (its identity,
+# capabilities, tracer and what it sees of the trace folder), then tampers with its trace
+# as the first argument asks and becomes the server (strace follows the exec).
+SPY = r'''
+import json, os, sys
+def status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+me = status("self")
+tracer = me["TracerPid"].strip()
+seen = {"uid": me["Uid"].split()[0], "cap_eff": me["CapEff"].strip(),
+        "no_new_privs": me["NoNewPrivs"].strip(), "tracer": tracer,
+        "trace_folder": sorted(os.listdir("/run/sockcap-calls"))}
+if tracer != "0":
+    t = status(tracer)
+    seen.update(tracer_name=t["Name"].strip(), tracer_cap_eff=t["CapEff"].strip(),
+                tracer_uid=t["Uid"].split()[0])
+print(json.dumps(seen), flush=True)
+trace = "/run/sockcap-calls/calls.strace"
+mode = sys.argv[1]
+if mode != "none":
+    os.unlink(trace)
+    if mode == "fifo":
+        os.mkfifo(trace)
+    elif mode == "link":
+        os.symlink(sys.argv[2], trace)
+os.execv(sys.argv[3], sys.argv[3:])
+'''
+FORGED = (  # what a forged trace would make the grader say: a read loop after EOF
+    "5 1796000000.000001 read(4<TCP:[127.0.0.1:1->127.0.0.1:2]>, \"\", 255) = 0 <0.000001>\n"
+    "5 1796000000.000002 write(4<TCP:[127.0.0.1:1->127.0.0.1:2]>, \"x\", 1) = 1 <0.000001>\n"
+    * 3)
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return build_programs(tmp_path_factory.mktemp("c"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def check(*args: str, env: dict[str, str | None] | None = None, cwd: Path | None = None,
+          ) -> tuple[int, dict[str, Any]]:
+    r = sockcap("check", "--port", str(free_port()), "--json", "--only", "echo",
+                "--close-seconds", "2", *args, timeout=180, env=env, cwd=cwd)
+    assert r.returncode in (0, 1), r.stderr
+    return r.returncode, json.loads(r.stdout)
+
+
+def failed(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f["finding"]: f for c in report["checks"] for f in c["findings"] if not f["ok"]}
+
+
+@needs_strace
+@needs_tshark
+def test_check_names_the_course_servers_two_bugs_from_its_calls(
+        programs: dict[str, Path], tmp_path: Path, sockcap_path: dict[str, str | None]) -> None:
+    """BUG_NO_EOF: read() returned 0 at the client's FIN and was called again and again;
+    BUG_NUL: write() sent the bytes of an earlier message after a shorter read. The same
+    findings and packets on the compiled and the pure path; tshark confirms the packets."""
+    pcap = tmp_path / "eof.pcap"
+    code, report = check("--server", f"{programs['server-BUG_NO_EOF']} {{port}}",
+                         "-w", str(pcap), env=sockcap_path)
+    assert code == 1
+    loop = failed(report)["read after EOF"]
+    assert loop["check"] == "close" and loop["values"]["side"] == "server"
+    (fin,) = loop["packets"]
+    row = {int(r[0]): r for r in tshark_fields(pcap, "frame.number", "tcp.flags.fin",
+                                               "tcp.dstport")}[fin]
+    assert row[1] in ("1", "True")
+    assert loop["values"]["count"] >= 2 and loop["values"]["name"] == "read"
+    assert "(a loop that checks n < 0 but not n == 0)" in loop["text"]
+    (read,) = loop["calls"]
+    assert read["bytes"] == 0 and read["packets"] == [fin] and read["repeat"] >= 2
+
+    pcap = tmp_path / "nul.pcap"
+    code, report = check("--server", f"{programs['server-BUG_NUL']} {{port}}",
+                         "-w", str(pcap), env=sockcap_path)
+    extra = failed(report)["wrote more than it read"]
+    assert extra["check"] == "echo"
+    assert (extra["values"]["sent"], extra["values"]["received"], extra["values"]["extra"]) == (
+        40, 3, 37)
+    lengths = {int(r[0]): int(r[1]) for r in tshark_fields(pcap, "frame.number", "tcp.len")}
+    assert [lengths[n] for n in extra["packets"]] == [40]
+    assert extra["text"].startswith("server: write() sent 40 bytes at ")
+    assert "strlen() on a buffer without a terminating NUL" in extra["text"]
+
+
+@needs_strace
+def test_the_findings_from_the_calls_in_indonesian(programs: dict[str, Path]) -> None:
+    r = sockcap("check", "--server", f"{programs['server-BUG_NUL']} {{port}}", "--port",
+                str(free_port()), "--only", "echo", "-w", "/dev/null", "--force",
+                timeout=180, env={"LANGUAGE": "id"})
+    assert r.returncode == 1, r.stderr
+    line = next(line for line in r.stdout.splitlines() if "strlen()" in line)
+    assert "server: write() mengirim 40 byte" in line, line
+    assert "▸" in r.stdout  # the server's calls behind the finding
+
+
+@needs_strace
+def test_strace_runs_inside_the_sandbox_as_the_program_with_no_privilege(
+        programs: dict[str, Path], tmp_path: Path) -> None:
+    """The program's tracer is strace in its own PID namespace, with the sandbox's uid
+    and no capability; the program has no_new_privs and sees only its own trace."""
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "spy.py").write_text(SPY)
+    shutil.copy(programs["server"], folder / "server")
+    code, report = check("--server", "python3 spy.py none - ./server {port}", "-w",
+                         str(tmp_path / "c.pcap"), cwd=folder)
+    assert code == 0, report
+    seen = json.loads(report["programs"][0]["stdout"].splitlines()[0])
+    assert seen["cap_eff"] == "0000000000000000" and seen["no_new_privs"] == "1"
+    assert seen["uid"] == "65534" and seen["tracer_uid"] == "65534"
+    assert seen["tracer_name"] == "strace" and seen["tracer_cap_eff"] == "0000000000000000"
+    assert seen["trace_folder"] == ["calls.strace"]  # nothing else, nobody else's
+
+
+@needs_strace
+@pytest.mark.parametrize("mode", ["fifo", "link"])
+def test_a_program_that_replaces_its_trace_misleads_nothing(
+        programs: dict[str, Path], tmp_path: Path, mode: str) -> None:
+    """Its trace replaced by a FIFO (a reader that opened it would wait for ever) or by a
+    link to a file of forged lines outside the sandbox (a reader that followed it would
+    name a loop that never was): the grader reads neither, the check ends and judges
+    the packets."""
+    forged = tmp_path / "forged.strace"
+    forged.write_text(FORGED)
+    assert read_calls(str(forged))  # the forgery itself would be read as calls
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "spy.py").write_text(SPY)
+    shutil.copy(programs["server"], folder / "server")
+    code, report = check("--server", f"python3 spy.py {mode} {forged} ./server {{port}}",
+                         "-w", str(tmp_path / "c.pcap"), cwd=folder)
+    assert code == 0 and failed(report) == {}
+    assert all(f["calls"] == [] for c in report["checks"] for f in c["findings"])
+
+
+def test_a_trace_is_read_bounded_and_only_from_a_regular_file(tmp_path: Path) -> None:
+    import os
+
+    forged = tmp_path / "t.strace"
+    forged.write_text(FORGED)
+    whole = read_calls(str(forged))
+    assert len(whole) == 6
+    cut = read_calls(str(forged), limit=len(FORGED) - 10)  # the cut line is left out
+    assert len(cut) == 5
+    os.symlink(forged, tmp_path / "link")
+    assert read_calls(str(tmp_path / "link")) == []
+    os.mkfifo(tmp_path / "fifo")
+    assert read_calls(str(tmp_path / "fifo")) == []  # returns at once, nothing read
+    assert read_calls(str(tmp_path / "missing")) == []
