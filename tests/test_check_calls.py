@@ -7,6 +7,7 @@ here, real bubblewrap."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from sockcap.capture.calls import read_calls, strace_path
+from sockcap.capture.kernel import tracefs_root
 from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
 from tests.programs import HAVE_GCC, build_programs
 
@@ -116,9 +118,10 @@ def test_check_names_the_course_servers_two_bugs_from_its_calls(
 
 
 @needs_strace
-def test_the_findings_from_the_calls_in_indonesian(programs: dict[str, Path]) -> None:
+def test_the_findings_from_the_calls_in_indonesian(programs: dict[str, Path],
+                                                   tmp_path: Path) -> None:
     r = sockcap("check", "--server", f"{programs['server-BUG_NUL']} {{port}}", "--port",
-                str(free_port()), "--only", "echo", "-w", "/dev/null", "--force",
+                str(free_port()), "--only", "echo", "-w", str(tmp_path / "c.pcap"),
                 timeout=180, env={"LANGUAGE": "id"})
     assert r.returncode == 1, r.stderr
     line = next(line for line in r.stdout.splitlines() if "strlen()" in line)
@@ -167,8 +170,6 @@ def test_a_program_that_replaces_its_trace_misleads_nothing(
 
 
 def test_a_trace_is_read_bounded_and_only_from_a_regular_file(tmp_path: Path) -> None:
-    import os
-
     forged = tmp_path / "t.strace"
     forged.write_text(FORGED)
     whole = read_calls(str(forged))
@@ -180,3 +181,51 @@ def test_a_trace_is_read_bounded_and_only_from_a_regular_file(tmp_path: Path) ->
     os.mkfifo(tmp_path / "fifo")
     assert read_calls(str(tmp_path / "fifo")) == []  # returns at once, nothing read
     assert read_calls(str(tmp_path / "missing")) == []
+
+
+needs_tracefs = pytest.mark.skipif(
+    os.geteuid() != 0 or tracefs_root() is None, reason="--kernel needs root and tracefs")
+
+
+@needs_tracefs
+def test_check_kernel_names_the_drops_and_states_behind_the_findings(
+        programs: dict[str, Path], tmp_path: Path) -> None:
+    """The burst: the SYNs a full accept queue dropped (TCP_LISTEN_OVERFLOW, the
+    namespace's counter); the read loop: the server's socket in CLOSE_WAIT after the
+    client's FIN."""
+    code, report = check("--server", f"{programs['server-BUG_BACKLOG']} {{port}}", "--kernel",
+                         "--only", "backlog", "-w", str(tmp_path / "b.pcap"))
+    assert code == 1
+    (burst,) = failed(report).values()
+    drops = [k for k in burst["kernel"] if k["event"] == "kfree_skb"]
+    assert drops and {k["reason"] for k in drops} == {"TCP_LISTEN_OVERFLOW"}
+    assert all(k["side"] == "server" and k["type"] == "kernel" for k in drops)
+
+    code, report = check("--server", f"{programs['server-BUG_NO_EOF']} {{port}}", "--kernel",
+                         "-w", str(tmp_path / "e.pcap"))
+    never = failed(report)["never closed"]
+    states = [(k["side"], k["old_state"], k["new_state"]) for k in never["kernel"]
+              if k["event"] == "inet_sock_set_state"]
+    assert ("server", "ESTABLISHED", "CLOSE_WAIT") in states
+    assert ("client", "ESTABLISHED", "FIN_WAIT1") in states
+
+
+@needs_strace
+def test_without_root_the_calls_are_traced_and_kernel_is_one_line(tmp_path: Path) -> None:
+    """An ordinary user: strace in the sandbox inside sockcap's own user namespace still
+    names the strlen() bug; --kernel says in one line that it needs root."""
+    if os.geteuid() != 0:
+        pytest.skip("the test switches to nobody with setpriv, which needs root")
+    (tmp_path / "c").mkdir()
+    built = build_programs(tmp_path / "c")
+    for p in (tmp_path, tmp_path / "c", *built.values()):
+        os.chmod(p, 0o755)
+    os.chmod(tmp_path, 0o777)
+    r = sockcap("check", "--server", "./c/server-BUG_NUL {port}", "--only", "echo", "--json",
+                "--kernel", "-w", str(tmp_path / "mine.pcap"), "--port", str(free_port()),
+                user="nobody", cwd=tmp_path, timeout=180)
+    assert r.returncode == 1, r.stderr
+    said = [line for line in r.stderr.splitlines() if "--kernel" in line]
+    assert len(said) == 1 and "needs root" in said[0]
+    report = json.loads(r.stdout)
+    assert "wrote more than it read" in failed(report)

@@ -213,6 +213,9 @@ class ScenarioRun:
     # the socket calls of the student's programs in this scenario (strace in the sandbox;
     # wall clock, not yet tied to the packets): () when they were not traced
     calls: tuple[Call, ...] = ()
+    # the SYNs the scenario's network namespace dropped at a full accept queue (its
+    # ListenOverflows counter; read with --kernel, where the drops are named)
+    listen_overflows: int = 0
 
 
 @dataclass(frozen=True, slots=True)

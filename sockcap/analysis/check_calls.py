@@ -29,7 +29,8 @@ from sockcap.analysis.callfindings import CallFinding, CallFindingCode, call_fin
 from sockcap.analysis.calls import Call, CallKind
 from sockcap.analysis.check import Check, Finding, Scenario, ScenarioRun, Verdict
 from sockcap.analysis.conversation import Annotated
-from sockcap.analysis.story import tie_calls
+from sockcap.analysis.story import tie_calls, tie_kernel
+from sockcap.decode.ftrace import KernelEvent, KernelEventKind
 
 FINDING_OF = {CallFindingCode.READ_AFTER_EOF: Finding.READ_AFTER_EOF,
               CallFindingCode.WROTE_MORE_THAN_READ: Finding.WROTE_MORE_THAN_READ}
@@ -71,6 +72,44 @@ def tied_calls(packets: Sequence[Annotated], runs: Sequence[ScenarioRun]) -> lis
             span = [a for a in packets if run.start_ns <= a.packet.ts_ns <= run.end_ns]
             tied += tie_calls(run.calls, span)
     return tied
+
+
+def tied_events(packets: Sequence[Annotated], runs: Sequence[ScenarioRun],
+                events: Sequence[KernelEvent]) -> list[KernelEvent]:
+    """The kernel's events (``check --kernel``) tied to the packets of the scenario whose
+    span holds them: each scenario has a network namespace of its own, and the trace is
+    filtered to the check's port, so an event is about the scenario running then; the
+    tie by the socket's two ends leaves out any other namespace's socket on that port."""
+    tied: list[KernelEvent] = []
+    for run in runs:
+        span = [a for a in packets if run.start_ns <= a.packet.ts_ns <= run.end_ns]
+        mine = [e for e in events if run.start_ns <= e.ts_ns <= run.end_ns]
+        if span and (mine or run.listen_overflows):
+            tied += tie_kernel(mine, span, run.listen_overflows)
+    return tied
+
+
+QUIET_EVENTS = (KernelEventKind.PROBE, KernelEventKind.CONG_STATE)  # not evidence of a finding
+
+
+EVIDENCE_ORDER = {KernelEventKind.DROP: 0, KernelEventKind.SEND_RESET: 1,
+                  KernelEventKind.RECEIVE_RESET: 2, KernelEventKind.RETRANSMIT: 3,
+                  KernelEventKind.STATE: 4}
+
+
+def events_behind(verdict: Verdict, events: Sequence[KernelEvent]) -> list[KernelEvent]:
+    """The kernel's events about a finding's packets: a state change it caused (the
+    server's CLOSE_WAIT after the client's FIN), the RST the kernel sent and why
+    (TCP_ABORT_ON_LINGER), a drop and its reason (TCP_LISTEN_OVERFLOW, NO_SOCKET) — and
+    a drop or reset elsewhere in the same connections (the first SYN an overflowing
+    accept queue dropped, when the finding names the SYN sent again). The most telling
+    first: drops, resets, retransmissions, states."""
+    nos = set(verdict.packets)
+    about = [e for e in events if e.kind not in QUIET_EVENTS and nos.intersection(e.packets)]
+    streams = {e.stream for e in about if e.stream >= 0}
+    more = [e for e in events if e not in about and e.stream in streams
+            and e.kind in (KernelEventKind.DROP, KernelEventKind.SEND_RESET)]
+    return sorted(about + more, key=lambda e: (EVIDENCE_ORDER.get(e.kind, 9), e.ts_ns))
 
 
 def calls_behind(verdict: Verdict, calls: Sequence[Call]) -> list[Call]:

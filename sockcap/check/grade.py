@@ -441,8 +441,9 @@ def _checked(spec: Spec, student: str, sandbox: Sandbox, out_dir: Path, started:
         verdicts = [*verdicts, v]
         tests.append(_expect_test(e, v.ok, _with_packets(v)))
     lines = report_lines(verdicts, result.packets, result.first_ts, result.outputs, str(pcap),
-                         result.calls)
-    record = report_record(verdicts, result.outputs, str(pcap), result.calls, result.first_ts)
+                         result.calls, result.events)
+    record = report_record(verdicts, result.outputs, str(pcap), result.calls, result.first_ts,
+                           result.events)
     page = ""
     if result.pipeline is not None:
         page = report_html(result.packets, result.pipeline.tracker.conversations,

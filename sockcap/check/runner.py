@@ -36,9 +36,10 @@ from sockcap.analysis.check import (
     ScenarioRun,
     Verdict,
 )
-from sockcap.analysis.check_calls import tied_calls
+from sockcap.analysis.check_calls import tied_calls, tied_events
 from sockcap.analysis.client_check import judge_scenario
 from sockcap.analysis.conversation import Annotated
+from sockcap.capture.kernel import KernelTrace, listen_overflows
 from sockcap.check.clients import EchoClient, udp_exchange
 from sockcap.check.programs import (
     TCP_CLOSE_WAIT,
@@ -54,6 +55,7 @@ from sockcap.check.programs import (
 from sockcap.check.sandbox import Limits, Sandbox
 from sockcap.check.servers import OwnServer, ServerMode
 from sockcap.check.wire import Recorder
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.i18n import _
 from sockcap.lab.namespaces import Namespaces
@@ -110,6 +112,7 @@ class CheckOptions:
     udp_client_port: int = 0  # UDP: the client's port, captured too (0: chosen by run_check)
     client_seconds: float = CLIENT_CHECK_SECONDS  # the student's client against sockcap's server
     calls: bool = True  # trace the student's programs' socket calls (strace, in the sandbox)
+    kernel: bool = False  # the kernel's TCP events too (tracefs: root only)
 
     def trace(self, side: str) -> str:
         """The side a program's calls are recorded as, or "" (not traced)."""
@@ -149,6 +152,7 @@ class CheckResult:
     stats: CaptureStats
     pipeline: Pipeline | None = None  # its conversations and clock (the HTML report's)
     calls: list[Call] = field(default_factory=list)  # the programs' calls, tied to the packets
+    events: list[KernelEvent] = field(default_factory=list)  # the kernel's (--kernel), tied
 
 
 def expand(argv: Sequence[str], port: int, host: str = "127.0.0.1") -> tuple[str, ...]:
@@ -172,14 +176,49 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
     scenarios = opts.scenarios
     if opts.udp and not opts.udp_client_port:
         opts = dataclasses.replace(opts, udp_client_port=free_udp_port(opts.host, opts.port))
-    runs: list[ScenarioRun] = []
     outputs: list[ProgramOutput] = []
-    frames: list[RawFrame] = []
-    linktype, stats = 1, CaptureStats(0, 0, 0)
-    server_down = False
     if opts.calls and sandbox.tracing():
         note(sandbox.tracing())
         opts = dataclasses.replace(opts, calls=False)
+    trace = _kernel_trace(opts, note)
+    try:
+        runs, frames, linktype, stats = _run_scenarios(opts, scenarios, outputs, sandbox, note)
+    except BaseException:
+        if trace is not None:
+            trace.close()
+        raise
+    events = trace.stop() if trace is not None else []
+    from sockcap.pcapfile.writer import as_stored
+
+    frames = [as_stored(f) for f in frames]
+    pipeline = Pipeline()
+    packets = list(pipeline.packets(frames))
+    verdicts = [v for run in runs for v in judge_scenario(packets, run)]
+    return CheckResult(runs, verdicts, packets, pipeline.first_ts, outputs, frames,
+                       linktype, stats, pipeline, tied_calls(packets, runs),
+                       tied_events(packets, runs, events))
+
+
+def _kernel_trace(opts: CheckOptions, note: Callable[[str], None]) -> KernelTrace | None:
+    """``--kernel``: one tracefs instance for the whole check, filtered to its ports (the
+    tracepoints fire in every network namespace; each scenario's events are told apart
+    by time and by their sockets' ends). Without permission: None, said in one line."""
+    if not opts.kernel:
+        return None
+    from sockcap.capture.kernel import KernelTrace
+
+    ports = [opts.port, *([opts.udp_client_port] if opts.udp else [])]
+    return KernelTrace.open(ports, note)
+
+
+def _run_scenarios(opts: CheckOptions, scenarios: Sequence[Scenario],
+                   outputs: list[ProgramOutput], sandbox: Sandbox, note: Callable[[str], None],
+                   ) -> tuple[list[ScenarioRun], list[RawFrame], int, CaptureStats]:
+    """Each scenario in turn; their runs and the frames of their captures, in time order."""
+    runs: list[ScenarioRun] = []
+    frames: list[RawFrame] = []
+    linktype, stats = 1, CaptureStats(0, 0, 0)
+    server_down = False
     for scenario in scenarios:
         before = len(outputs)
         if server_down and scenario not in CLIENT_SCENARIOS:
@@ -205,16 +244,13 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
         finally:
             frames += recorder.stop()
             linktype, stats = recorder.linktype, _added(stats, recorder.stats)
+        if opts.kernel:
+            with sandbox.inside():  # the scenario's namespace: its counter alone
+                overflows = listen_overflows("/proc/thread-self/net/netstat")
+            runs[-1] = dataclasses.replace(runs[-1], listen_overflows=overflows)
         runs[-1] = _with_calls(runs[-1], outputs[before:])
         server_down = server_down or not runs[-1].listening
-    from sockcap.pcapfile.writer import as_stored
-
-    frames = [as_stored(f) for f in frames]
-    pipeline = Pipeline()
-    packets = list(pipeline.packets(frames))
-    verdicts = [v for run in runs for v in judge_scenario(packets, run)]
-    return CheckResult(runs, verdicts, packets, pipeline.first_ts, outputs, frames,
-                       linktype, stats, pipeline, tied_calls(packets, runs))
+    return runs, frames, linktype, stats
 
 
 def _with_calls(run: ScenarioRun, outputs: Sequence[ProgramOutput]) -> ScenarioRun:

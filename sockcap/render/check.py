@@ -14,8 +14,9 @@ from typing import Any, Protocol
 
 from sockcap.analysis.calls import Call
 from sockcap.analysis.check import Check, Finding, Verdict
-from sockcap.analysis.check_calls import calls_behind
+from sockcap.analysis.check_calls import calls_behind, events_behind
 from sockcap.analysis.conversation import Annotated
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.i18n import N_, N_plural, _, ngettext
 from sockcap.render.calls import (
     READ_AFTER_EOF_WORDS,
@@ -24,6 +25,7 @@ from sockcap.render.calls import (
     call_line,
     call_record,
 )
+from sockcap.render.kernel import kernel_explain, kernel_line, kernel_record
 from sockcap.render.timeline import Timeline
 
 # A pair is counted: its plural form is chosen by the value named "count".
@@ -247,9 +249,10 @@ def check_text(check: Check | str) -> str:
 
 def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], first_ts: int,
                  outputs: Sequence[ProgramText] = (), path: str | None = None,
-                 calls: Sequence[Call] = ()) -> list[str]:
-    """The report: one line per finding under its check, the packets of each failure and
-    the student's calls behind them (where they were traced)."""
+                 calls: Sequence[Call] = (), events: Sequence[KernelEvent] = ()) -> list[str]:
+    """The report: one line per finding under its check, the packets of each failure,
+    the student's calls behind them (where they were traced) and the kernel's events
+    about them (``--kernel``)."""
     timeline = Timeline()
     timeline.first_ts = first_ts
     by_no = {a.no: a for a in packets}
@@ -263,6 +266,13 @@ def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], firs
                 lines += ["        " + timeline.line(by_no[n])
                           for n in _shown(v.packets) if n in by_no]
                 lines += ["    " + call_line(c, first_ts) for c in calls_behind(v, calls)]
+                said: set[str | None] = set()
+                for e in events_behind(v, events)[:PACKET_LINES]:
+                    lines.append("    " + kernel_line(e, first_ts))
+                    why = kernel_explain(e)
+                    if why not in said:  # a reason's sentence once under a finding
+                        said.add(why)
+                        lines += ["    " + why] if why is not None else []
     passed = sum(1 for r in results if r.ok)
     lines.append("")
     lines.append(ngettext("{passed} of {total} check passed", "{passed} of {total} checks passed",
@@ -317,21 +327,24 @@ def signal_name(number: int) -> str:
 
 
 def verdict_record(v: Verdict, calls: Sequence[Call] = (), first_ts: int = 0,
-                   ) -> dict[str, Any]:
+                   events: Sequence[KernelEvent] = ()) -> dict[str, Any]:
     """A finding for JSON; ``calls``: the student's calls behind its packets, as
-    ``show --json`` writes a call (``"type": "call"``, times from the first packet)."""
+    ``show --json`` writes a call (``"type": "call"``, times from the first packet);
+    ``kernel``: the kernel's events about them (``"type": "kernel"``), with --kernel."""
     return {"check": str(v.check), "finding": str(v.finding), "ok": v.ok,
             "packets": list(v.packets), "values": dict(v.values), "text": finding_text(v),
-            "calls": [call_record(c, first_ts) for c in calls_behind(v, calls)]}
+            "calls": [call_record(c, first_ts) for c in calls_behind(v, calls)],
+            "kernel": [kernel_record(e, first_ts) for e in events_behind(v, events)]}
 
 
 def report_record(verdicts: Sequence[Verdict], outputs: Sequence[ProgramText] = (),
                   path: str | None = None, calls: Sequence[Call] = (),
-                  first_ts: int = 0) -> dict[str, Any]:
+                  first_ts: int = 0, events: Sequence[KernelEvent] = ()) -> dict[str, Any]:
     """The report as JSON-ready data (codes in English, the sentences in the reader's)."""
     return {
         "checks": [{"check": str(r.check), "ok": r.ok,
-                    "findings": [verdict_record(v, calls, first_ts) for v in r.verdicts]}
+                    "findings": [verdict_record(v, calls, first_ts, events)
+                                 for v in r.verdicts]}
                    for r in outcomes(verdicts)],
         "pcap": path,
         "programs": [program_record(o) for o in outputs],
