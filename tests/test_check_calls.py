@@ -229,3 +229,43 @@ def test_without_root_the_calls_are_traced_and_kernel_is_one_line(tmp_path: Path
     assert len(said) == 1 and "needs root" in said[0]
     report = json.loads(r.stdout)
     assert "wrote more than it read" in failed(report)
+
+
+GRADE_SPEC = """
+[build]
+command = "gcc -O1 -o server server.c"
+
+[programs]
+server = "./server {port}"
+calls = %s
+kernel = true
+
+[limits]
+close_seconds = 2
+
+[[checks]]
+name = "close"
+points = 1
+"""
+
+
+@pytest.mark.parametrize("calls", [True, False])
+def test_grade_spec_turns_the_calls_off_and_the_kernel_on(tmp_path: Path, calls: bool) -> None:
+    from tests.programs import C_DIR
+
+    subs = tmp_path / "submissions" / "dan"
+    subs.mkdir(parents=True)
+    (subs / "server.c").write_text("#define BUG_NO_EOF 1\n" + (C_DIR / "echo_server.c").read_text())
+    (tmp_path / "spec.toml").write_text(GRADE_SPEC % str(calls).lower())
+    r = sockcap("grade", "spec.toml", "--submissions", "submissions", "--out", "grades",
+                cwd=tmp_path, timeout=180)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "grades" / "dan" / "report.json").read_text())["report"]
+    found = {f["finding"]: f for c in report["checks"] for f in c["findings"]}
+    assert ("read after EOF" in found) == (calls and strace_path() is not None)
+    states = [(k["side"], k["new_state"]) for k in found["never closed"]["kernel"]
+              if k["event"] == "inet_sock_set_state"]
+    if os.geteuid() == 0 and tracefs_root() is not None:
+        assert ("server", "CLOSE_WAIT") in states
+    else:
+        assert states == []

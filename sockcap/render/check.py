@@ -12,10 +12,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sockcap.analysis.calls import Call
+from sockcap.analysis.calls import WAITING_KINDS, Call
 from sockcap.analysis.check import Check, Finding, Verdict
 from sockcap.analysis.check_calls import calls_behind, events_behind
 from sockcap.analysis.conversation import Annotated
+from sockcap.analysis.story import Moment, placed
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.i18n import N_, N_plural, _, ngettext
 from sockcap.render.calls import (
@@ -265,7 +266,7 @@ def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], firs
             if not v.ok:
                 lines += ["        " + timeline.line(by_no[n])
                           for n in _shown(v.packets) if n in by_no]
-                lines += ["    " + call_line(c, first_ts) for c in calls_behind(v, calls)]
+                lines += [_call_evidence(c, by_no, first_ts) for c in calls_behind(v, calls)]
                 said: set[str | None] = set()
                 for e in events_behind(v, events)[:PACKET_LINES]:
                     lines.append("    " + kernel_line(e, first_ts))
@@ -286,6 +287,15 @@ def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], firs
             seen.add(key)
             lines += program_lines(out)
     return lines
+
+
+def _call_evidence(call: Call, by_no: Mapping[int, Annotated], first_ts: int) -> str:
+    """A call under a finding, on the packets' clock (:func:`sockcap.analysis.story.
+    placed`); one that waited for the peer (a ``read()`` blocked until the bytes came) is
+    shown where it returned, as ``… read() → 3 bytes``."""
+    call = placed(call, dict(by_no))
+    waited = call.kind in WAITING_KINDS and call.repeat == 1 and call.end_ns > call.ts_ns
+    return "    " + call_line(call, first_ts, Moment.RETURNED if waited else Moment.WHOLE)
 
 
 def _shown(nos: Sequence[int]) -> list[int]:
