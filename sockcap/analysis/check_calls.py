@@ -19,6 +19,11 @@ The calls are tied to the scenario's packets here (:func:`sockcap.analysis.story
 tie_calls`), so a finding names packets of the saved pcap, as every other finding does.
 A finding the packets alone cannot prove is not made from the calls alone when the
 calls were not recorded: no calls, no call findings, and the packet findings stand.
+
+Every finding, whatever it rests on, also gets the evidence behind its packets for the
+report: the student's calls that caused them or were caused by them
+(:func:`calls_behind`) and, with ``check --kernel``, the kernel's events about them
+(:func:`events_behind`: a state change, a drop and its reason, a reset).
 """
 
 from __future__ import annotations

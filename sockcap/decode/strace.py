@@ -73,14 +73,21 @@ class Descriptor:
         return self.proto in SOCKET_KINDS
 
 
+_INTEGER = re.compile(r"-?[0-9]+")  # str.isdigit() also takes "²", which int() refuses
+_ALL_HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2})*")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+
+
 def unescape(text: str) -> bytes:
     """A C string as strace writes it (``\\x68\\x69``, ``\\n``, ``\\0``) as bytes."""
+    if _ALL_HEX.fullmatch(text):  # -xx writes every byte so: read at C speed
+        return bytes.fromhex(text.replace("\\x", ""))
 
     def one(m: re.Match[bytes]) -> bytes:
         code = m.group(1)
-        if code[:1] == b"x":
+        if code[:1] == b"x" and len(code) == 3:
             return bytes((int(code[1:], 16),))
-        if code[:1].isdigit():
+        if code[:1] in b"01234567" and code[:1]:  # (a forged "\\x6" or "\\9" stays as written)
             return bytes((int(code, 8) & 0xFF,))
         return _SIMPLE.get(code, code)
 
@@ -99,6 +106,10 @@ def split_args(text: str) -> list[str]:
             elif c == '"':
                 quote = False
         elif c == '"':
+            whole = _QUOTED.match(text, i)  # a string whole (kilobytes of \\xNN): skipped
+            if whole is not None:
+                i = whole.end()
+                continue
             quote = True
         elif c in "([{" or (c == "<" and text[i - 1:i].isdigit()):
             depth += 1
@@ -130,7 +141,7 @@ def descriptor(text: str) -> Descriptor | None:
 
 def _bare(text: str) -> Descriptor | None:
     text = text.strip()
-    return Descriptor(int(text)) if text.lstrip("-").isdigit() else None
+    return Descriptor(int(text)) if _INTEGER.fullmatch(text) else None
 
 
 def sockaddr(text: str) -> str:
@@ -250,8 +261,13 @@ def _ns(seconds: str) -> int:
     return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
+_SOCKET_FIRST = re.compile(r"\s*-?\d+<(?:TCP|UDP)")
+
+
 def _record(pid: int, begin: int, resumed_at: int, name: str, body: str) -> Call | None:
     kind = KINDS.get(name)
+    if name in ON_ANY_FD and _SOCKET_FIRST.match(body) is None:
+        return None  # a file's read() (a loader reading a library: kilobytes of hex)
     result = _RESULT.search(body)
     if kind is None or result is None:
         return None
@@ -286,7 +302,7 @@ def _call(pid: int, begin: int, end: int, name: str, kind: CallKind, args: list[
             remote = address or remote
         named.append(("address", address))
     elif kind is CallKind.LISTEN and len(args) > 1:
-        named.append(("backlog", int(args[1]) if args[1].lstrip("-").isdigit() else args[1]))
+        named.append(("backlog", int(args[1]) if _INTEGER.fullmatch(args[1]) else args[1]))
     elif kind is CallKind.SHUTDOWN and len(args) > 1:
         named.append(("how", args[1]))
     elif kind is CallKind.OPTION and len(args) > 2:
