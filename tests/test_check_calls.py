@@ -291,3 +291,18 @@ def test_a_forged_trace_gives_calls_or_nothing_never_an_error(lines: list[list[s
     text = ["7 1796579719.000001 " + "".join(pieces) for pieces in lines]
     for call in parse_strace(text, side):
         assert call.ts_ns > 0 and isinstance(call.data, bytes)
+
+
+def test_a_read_loop_of_many_lines_is_one_call_counted() -> None:
+    """The spinning server's trace: 100,000 identical lines, two processes interleaved,
+    each run one call with its count, beginning at its first line and ending with the
+    last line's duration."""
+    from sockcap.decode.strace import parse_strace
+
+    fd = "4<TCP:[127.0.0.1:5303->127.0.0.1:59706]>"
+    lines = [f'{pid} 1796580000.{i:06d} read({fd}, "", 255) = 0 <0.000002>'
+             for i in range(50_000) for pid in (8, 9)]
+    calls = parse_strace(lines, "server")
+    assert [(c.pid, c.repeat, c.nbytes) for c in calls] == [(8, 50_000, 0), (9, 50_000, 0)]
+    assert calls[0].ts_ns == 1796580000_000000000
+    assert calls[0].end_ns == 1796580000_049999000 + 2000

@@ -198,7 +198,8 @@ def collapse(calls: Iterable[Call]) -> Iterator[Call]:
         if (run is not None and call.nbytes <= 0 and call.fd == run.fd
                 and call.syscall == run.syscall and call.result == run.result
                 and call.error == run.error):
-            runs[call.pid] = replace(run, end_ns=call.returned_ns, repeat=run.repeat + 1)
+            runs[call.pid] = replace(run, end_ns=call.returned_ns,
+                                     repeat=run.repeat + call.repeat)
             continue
         if run is not None:
             yield run
@@ -228,14 +229,48 @@ def settle(calls: list[Call]) -> list[Call]:
     return out
 
 
+@dataclass
+class _Repeats:
+    """The lines that repeat a process's last call word for word (but for their times)."""
+
+    text: str  # the call's line without its time and duration
+    call: Call
+    count: int = 0
+    end_ns: int = -1
+
+
+_DURATION = re.compile(r"\s*<(\d+\.\d+)>\s*$")
+
+
+def _unrepeated(text: str) -> tuple[str, int]:
+    """A call's line without its duration, and the duration in ns (-1: none)."""
+    d = _DURATION.search(text)
+    return (text[: d.start()], _ns(d.group(1))) if d is not None else (text, -1)
+
+
 def _parse(lines: Iterable[str], side: str) -> Iterator[Call]:
+    """The calls, in the order of the lines. A line that repeats the process's last call
+    word for word, with no bytes (the ``read()`` returning 0 a million times), is not
+    parsed again: the run is counted, and yielded once it ends as one more call of
+    ``repeat`` times, which :func:`collapse` adds to the first."""
     pending: dict[int, _Pending] = {}
     roles: dict[str, str] = {}  # a listening port, or "fd3" -> its role
+    repeats: dict[int, _Repeats] = {}
     for raw in lines:
         m = _LINE.match(raw.rstrip("\n"))
         if m is None:
             continue
         pid, ts_ns, rest = int(m.group(1)), _ns(m.group(2)), m.group(3)
+        run = repeats.get(pid)
+        if run is not None:
+            text, spent = _unrepeated(rest)
+            if text == run.text:
+                run.count += 1
+                run.end_ns = ts_ns + spent if spent >= 0 else ts_ns
+                continue
+            del repeats[pid]
+            if run.count:
+                yield _more(run)
         if rest.endswith("<unfinished ...>"):
             call = _CALL.match(rest)
             if call is not None:
@@ -252,8 +287,22 @@ def _parse(lines: Iterable[str], side: str) -> Iterator[Call]:
             if call is None:
                 continue
             record = _record(pid, ts_ns, -1, call.group(1), call.group(2))
+            if record is not None and record.nbytes <= 0:
+                record = _with_side(record, side, roles)
+                repeats[pid] = _Repeats(_unrepeated(rest)[0], record)
+                yield record
+                continue
         if record is not None:
             yield _with_side(record, side, roles)
+    for run in repeats.values():
+        if run.count:
+            yield _more(run)
+
+
+def _more(run: _Repeats) -> Call:
+    from dataclasses import replace
+
+    return replace(run.call, end_ns=run.end_ns, repeat=run.count)
 
 
 def _ns(seconds: str) -> int:
