@@ -306,3 +306,16 @@ def test_a_read_loop_of_many_lines_is_one_call_counted() -> None:
     assert [(c.pid, c.repeat, c.nbytes) for c in calls] == [(8, 50_000, 0), (9, 50_000, 0)]
     assert calls[0].ts_ns == 1796580000_000000000
     assert calls[0].end_ns == 1796580000_049999000 + 2000
+
+
+def test_without_strace_one_line_and_the_check_goes_on(programs: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    r = sockcap("check", "--server", f"{programs['server-BUG_NUL']} {{port}}", "--port",
+                str(free_port()), "--only", "echo", "--json", "-w", str(tmp_path / "c.pcap"),
+                env={"PATH": str(tmp_path)}, timeout=180)  # no strace on this PATH
+    assert r.returncode == 1, r.stderr
+    said = [line for line in r.stderr.splitlines() if "strace" in line]
+    assert len(said) == 1 and "strace is not installed" in said[0], r.stderr
+    found = failed(json.loads(r.stdout))
+    assert "leftover bytes" in found and "wrote more than it read" not in found
+    assert found["leftover bytes"]["calls"] == []
