@@ -199,9 +199,9 @@ def test_check_kernel_names_the_drops_and_states_behind_the_findings(
                          "--only", "backlog", "-w", str(tmp_path / "b.pcap"))
     assert code == 1
     (burst,) = failed(report).values()
-    drops = [k for k in burst["kernel"] if k["event"] == "kfree_skb"]
-    assert drops and {k["reason"] for k in drops} == {"TCP_LISTEN_OVERFLOW"}
-    assert all(k["side"] == "server" and k["type"] == "kernel" for k in drops)
+    drops = [k for k in burst["kernel"] if k["event"] == "kfree_skb"
+             and k["reason"] == "TCP_LISTEN_OVERFLOW"]  # (the kernel may name others too)
+    assert drops and all(k["side"] == "server" and k["type"] == "kernel" for k in drops)
 
     code, report = check("--server", f"{programs['server-BUG_NO_EOF']} {{port}}", "--kernel",
                          "-w", str(tmp_path / "e.pcap"))
