@@ -12,6 +12,7 @@ import pytest
 
 from sockcap.analysis.check.codes import Finding
 from sockcap.analysis.check.streams import compare_echo
+from sockcap.capture.calls import strace_path
 from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
 from tests.programs import HAVE_GCC, build_programs
 
@@ -99,9 +100,20 @@ def test_no_nul_handling_is_leftover_bytes_in_the_named_packets(programs: dict[s
                                                                tmp_path: Path) -> None:
     code, report, pcap = run_check(tmp_path, programs["server-BUG_NUL"], "--only", "echo")
     assert code == 1
-    bad = failed(report)
+    from_calls = [f for f in failed(report) if f["finding"] == "wrote more than it read"]
+    bad = [f for f in failed(report) if f not in from_calls]
     assert bad and all(f["finding"] == "leftover bytes" and f["check"] == "echo" for f in bad)
     facts = packet_facts(pcap)
+    if strace_path() is not None:  # the cause, from the server's own calls
+        (call,) = from_calls
+        assert call["check"] == "echo"
+        assert call["values"]["sent"] == 40 and call["values"]["received"] == 3
+        assert call["values"]["name"] == "write" and call["values"]["side"] == "server"
+        assert call["packets"] == [bad[0]["values"]["server_packet"]]
+        assert len(payload(facts[call["packets"][0]])) == 40  # tshark: the write's segment
+        assert "strlen() on a buffer without a terminating NUL" in call["text"]
+    else:
+        assert from_calls == []
     first = bad[0]["values"]
     sent, got = payload(facts[first["client_packet"]]), payload(facts[first["server_packet"]])
     assert sent == b"hi\n"
@@ -118,13 +130,19 @@ def test_no_read_zero_handling_is_close_wait_and_a_busy_loop(programs: dict[str,
     code, report, pcap = run_check(tmp_path, programs["server-BUG_NO_EOF"], "--only", "echo")
     assert code == 1
     by_finding = {f["finding"]: f for f in failed(report)}
-    assert set(by_finding) == {"never closed", "busy loop"}
+    traced = strace_path() is not None
+    assert set(by_finding) == {"never closed", "busy loop"} | ({"read after EOF"} if traced else set())
     fin = by_finding["never closed"]["values"]["fin"]
     facts = packet_facts(pcap)
     server_port = facts[2]["sport"]  # the SYN-ACK's
     assert facts[fin]["fin"] in ("1", "True") and facts[fin]["sport"] != server_port
     assert by_finding["never closed"]["values"]["close_wait"] >= 1
     assert float(by_finding["busy loop"]["values"]["cpu"]) > 0.1
+    if traced:  # the loop itself, from the server's calls: read() = 0 at the client's FIN
+        loop = by_finding["read after EOF"]
+        assert loop["check"] == "close" and loop["packets"] == [fin]
+        assert loop["values"]["name"] == "read" and loop["values"]["count"] >= 2
+        assert f"called read() {loop['values']['count']:,} more times" in loop["text"]
 
 
 @needs_capture

@@ -6,16 +6,19 @@ one read() per reply, a client that waits for ever when the server closes, one t
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sockcap.capture.calls import strace_path
 from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
 from tests.programs import HAVE_GCC, build_clients
 
 pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
+TRACED = strace_path() is not None  # the client's calls are recorded in the sandbox
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,14 @@ def test_linger_zero_is_a_reset_instead_of_a_close(clients: dict[str, Path],
     assert bad["finding"] == "client reset" and bad["check"] == "client_close"
     rst = packets(pcap)[bad["values"]["packet"]]
     assert is_set(rst["rst"]) and rst["sport"] != packets(pcap)[1]["dport"]
+    if TRACED:  # the client's own calls behind the RST: SO_LINGER set, then close()
+        calls = bad["calls"]
+        assert [(c["syscall"], c["args"]) for c in calls] == [
+            ("setsockopt", {"option": "SO_LINGER"}), ("close", {})]
+        assert all(c["side"] == "client" and c["type"] == "call" for c in calls)
+        assert calls[1]["packets"] == [bad["values"]["packet"]]
+    else:
+        assert bad["calls"] == []
 
 
 def test_a_client_that_never_closes_is_found_and_stopped(clients: dict[str, Path],
@@ -114,12 +125,23 @@ def test_a_client_that_never_closes_is_found_and_stopped(clients: dict[str, Path
 
 def test_a_client_that_waits_for_ever_after_the_server_closed(clients: dict[str, Path],
                                                               tmp_path: Path) -> None:
-    code, report, _ = check(tmp_path, clients["client-BUG_IGNORE_CLOSE"], "--only",
+    code, report, pcap = check(tmp_path, clients["client-BUG_IGNORE_CLOSE"], "--only",
                                "client_server_closes")
     assert code == 1
-    (bad,) = failed(report).values()
-    assert bad["finding"] == "client kept waiting after the server closed"
-    assert "read() returning 0 means the server closed" in bad["text"]
+    bad = failed(report)
+    assert set(bad) == {"client kept waiting after the server closed"} | (
+        {"read after EOF"} if TRACED else set())
+    waiting = bad["client kept waiting after the server closed"]
+    assert "read() returning 0 means the server closed" in waiting["text"]
+    if TRACED and shutil.which("tshark"):  # the loop, from the client's calls, at the FIN
+        loop = bad["read after EOF"]
+        assert loop["check"] == "client_server_closes" and loop["values"]["side"] == "client"
+        assert loop["packets"] == [waiting["values"]["packet"]]
+        fin = packets(pcap)[loop["packets"][0]]
+        assert is_set(fin["fin"]) and fin["sport"] == packets(pcap)[1]["dport"]  # the server's
+        assert loop["values"]["count"] >= 2 and "more times on that socket" in loop["text"]
+        (read,) = loop["calls"]
+        assert read["syscall"] == "read" and read["bytes"] == 0 and read["repeat"] > 2
 
 
 @needs_tshark

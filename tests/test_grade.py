@@ -97,6 +97,14 @@ def test_three_submissions_scored_with_results_json(classroom: Path) -> None:
     assert echo["output"].startswith("Echo exactly the bytes read() returned.")
     assert "left over from an earlier message" in echo["output"]
     assert "of check.pcap]" in echo["output"]  # the packets are named
+    if shutil.which("strace"):  # the cause, from bob's server's own calls in the sandbox
+        assert "server: write() sent 40 bytes at " in echo["output"]
+        assert "strlen() on a buffer without a terminating NUL" in echo["output"]
+        report = json.loads((classroom / "grades" / "bob" / "report.json").read_text())
+        (found,) = [f for c in report["report"]["checks"] for f in c["findings"]
+                    if f["finding"] == "wrote more than it read"]
+        assert [(c["syscall"], c["bytes"]) for c in found["calls"]] == [("write", 40)]
+        assert "▸" in (classroom / "grades" / "bob" / "report.txt").read_text()
     assert (classroom / "grades" / "bob" / "check.pcap").stat().st_size > 0
     carol = json.loads((classroom / "grades" / "carol" / "results.json").read_text())
     assert all("the build failed" in t["output"] for t in carol["tests"])

@@ -90,6 +90,17 @@ def test_force_overwrites_and_tightens_the_mode(tmp_path: Path) -> None:
     assert len(read_back(path)) == 3
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_writing_to_a_device_leaves_its_mode_alone(tmp_path: Path) -> None:
+    """``-w /dev/null --force`` as root once made the system's /dev/null 0600: the mode is
+    tightened on a regular file only. A null device of the test's own stands in for it."""
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    null.chmod(0o666)
+    assert write_pcap(null, frames(3), 1, force=True) == 3
+    assert stat.S_IMODE(null.stat().st_mode) == 0o666
+
+
 def test_missing_directory_is_a_one_line_write_error(tmp_path: Path) -> None:
     with pytest.raises(WriteError) as info:
         PcapWriter(tmp_path / "nowhere" / "x.pcap", 1)

@@ -320,3 +320,40 @@ def _peer_packet_between(call: Call, annotated: Sequence[Annotated], times: list
         return False
     lo, hi = bisect_right(times, call.ts_ns), bisect_right(times, call.end_ns)
     return hi > lo
+
+
+# --- a call's error and the kernel's event behind it ----------------------------------------
+
+RESET_ERRORS = frozenset(("ECONNREFUSED", "ECONNRESET", "EPIPE"))
+"""Errors an RST from the peer causes: a refused connect(), a recv() or send() on a
+connection the peer reset, a send() after it (the second write to a reset socket, or the
+first where the RST came in CLOSE_WAIT)."""
+
+
+def error_events(call: Call, events: Sequence[KernelEvent]) -> list[KernelEvent]:
+    """The kernel's events that made ``call`` fail, among tied ``events``: for an error an
+    RST causes, the ``tcp_receive_reset`` of the same connection and side, the last
+    before the call returned; for ETIMEDOUT, every ``tcp_retransmit_skb`` of that side
+    before it returned (the SYN or the data sent again and never acknowledged)."""
+    if not call.error or call.stream < 0:
+        return []
+    # the same connection and side decide (it has one RST received at most); the time
+    # only keeps events after the call out, with the slack of strace's clock, which may
+    # stamp the return before the kernel's event that caused it
+    end = call.returned_ns + CLOCK_SLACK_NS
+
+    def mine(e: KernelEvent, kind: KernelEventKind) -> bool:
+        return (e.kind is kind and e.stream == call.stream and e.side == call.side
+                and e.ts_ns <= end)
+
+    if call.error in RESET_ERRORS:
+        return [e for e in events if mine(e, KernelEventKind.RECEIVE_RESET)][-1:]
+    if call.error == "ETIMEDOUT":
+        return [e for e in events if mine(e, KernelEventKind.RETRANSMIT)]
+    return []
+
+
+def failed_calls(event: KernelEvent, calls: Sequence[Call],
+                 events: Sequence[KernelEvent]) -> list[Call]:
+    """The calls ``event`` made fail (the other way round of :func:`error_events`)."""
+    return [c for c in calls if c.error and event in error_events(c, events)]

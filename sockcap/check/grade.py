@@ -174,8 +174,10 @@ def _checked(spec: Spec, student: str, sandbox: Sandbox, out_dir: Path, started:
         v = judge_expectation(result.packets, run, e.expectation, index)
         verdicts = [*verdicts, v]
         tests.append(_expect_test(e, v.ok, _with_packets(v)))
-    lines = report_lines(verdicts, result.packets, result.first_ts, result.outputs, str(pcap))
-    record = report_record(verdicts, result.outputs, str(pcap))
+    lines = report_lines(verdicts, result.packets, result.first_ts, result.outputs, str(pcap),
+                         result.calls, result.events)
+    record = report_record(verdicts, result.outputs, str(pcap), result.calls, result.first_ts,
+                           result.events)
     page = ""
     if result.pipeline is not None:
         page = report_html(result.packets, result.pipeline.tracker.conversations,
@@ -205,7 +207,7 @@ def _options(spec: Spec, port: int) -> CheckOptions:
                         messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES,
                         burst=min(max(burst, 1), 64), limits=spec.limits,
                         start_seconds=spec.start_seconds, newline=spec.newline,
-                        close_seconds=spec.close_seconds)
+                        close_seconds=spec.close_seconds, calls=spec.calls, kernel=spec.kernel)
 
 
 def _test(c: SpecCheck, ok: bool, text: str) -> dict[str, Any]:

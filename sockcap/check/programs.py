@@ -14,6 +14,7 @@ own traffic) and how many server sockets sit in CLOSE_WAIT.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,10 +22,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
+from sockcap.analysis.calls import Call
 from sockcap.check.cgroup import Limits
-from sockcap.check.sandbox import Sandbox
+from sockcap.check.sandbox import TRACE_BYTES, TRACE_FILE, TRACE_MOUNT, Sandbox
 from sockcap.codes import Code
 from sockcap.errors import ExitCode, InputError, SockcapError
 from sockcap.i18n import _
@@ -53,16 +56,21 @@ class ProgramOutput:
     stdout: bytes
     stderr: bytes
     limit: Limit | None = None  # the limit that ended it, when one did
+    calls: tuple[Call, ...] = ()  # its socket calls, when it was traced (wall clock)
 
 
 class Program:
     """One started program and its process group, always in a :class:`Sandbox`: the argv
     runs under bubblewrap there, and its ``./x`` and ``cwd`` are the sandbox's (a student's
-    program never runs outside one)."""
+    program never runs outside one).
+
+    ``trace``: the side its socket calls are recorded as ("server", "client"), under
+    strace inside the sandbox (:meth:`Sandbox.tracing`); "" (or no strace there): not
+    traced. The calls come with its output from :meth:`stop`."""
 
     def __init__(self, name: str, argv: Sequence[str], *, sandbox: Sandbox,
                  cwd: str | None = None, stdin: bytes | None = None,
-                 limits: Limits | None = None) -> None:
+                 limits: Limits | None = None, trace: str = "") -> None:
         self.name = name
         self.argv = tuple(argv)
         self.sandbox = sandbox
@@ -70,9 +78,19 @@ class Program:
         self._out = tempfile.TemporaryFile()
         self._err = tempfile.TemporaryFile()
         self.stopped = False
+        self.trace_side = trace
+        self.trace_folder: Path | None = None
+        run, binds = list(argv), []
+        if trace and not sandbox.tracing():
+            from sockcap.capture.calls import traced_argv
+
+            self.trace_folder = sandbox.trace_folder()
+            bound = min(TRACE_BYTES, self.limits.file_mb << 19)  # under the file limit
+            run = traced_argv(run, f"{TRACE_MOUNT}/{TRACE_FILE}", bound=bound)
+            binds = [(self.trace_folder, TRACE_MOUNT)]
         try:
             self.proc = subprocess.Popen(
-                sandbox.argv(argv, cwd), cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                sandbox.argv(run, cwd, binds), cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                 start_new_session=True,
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=self._out, stderr=self._err,
@@ -121,6 +139,7 @@ class Program:
         every descendant seen when the stop began)."""
         if self.running():
             self.stopped = True
+            self._stop_tracer()
         inner = [pid for pid in self.members() if pid != self.pid]
         _signal_group(self.pid, signal.SIGTERM)
         if not self.wait(STOP_SECONDS):
@@ -137,7 +156,39 @@ class Program:
         if status is not None and 128 < status < 128 + 65:
             status = -(status - 128)  # bubblewrap exits 128 + N for a child killed by N
         return ProgramOutput(self.name, self.argv, status, self.stopped,
-                             _head(self._out), _head(self._err), self._limit(status))
+                             _head(self._out), _head(self._err), self._limit(status),
+                             self._calls())
+
+    def _stop_tracer(self) -> None:
+        """A traced program is stopped through strace first (SIGTERM): strace passes the
+        signal on to the program, writes out the lines it still holds (its output is
+        buffered: killed outright, it would lose the last calls, such as a forked
+        child's whole exchange) and waits for the writer of its trace; its exit ends the
+        sandbox's PID namespace. A program that ignores the signal dies with it."""
+        if self.trace_folder is None:
+            return
+        from sockcap.capture.calls import strace_path
+
+        strace = os.path.realpath(strace_path() or "strace")
+        for pid in self.members():
+            try:
+                exe = os.readlink(f"/proc/{pid}/exe")
+            except OSError:
+                continue
+            if exe == strace:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+                break
+        self.wait(STOP_SECONDS)
+
+    def _calls(self) -> tuple[Call, ...]:
+        """The calls strace wrote, read once every process of the program is gone (the
+        file is the program's to write too: read as untrusted, bounded)."""
+        if self.trace_folder is None:
+            return ()
+        from sockcap.capture.calls import read_calls
+
+        return tuple(read_calls(str(self.trace_folder / TRACE_FILE), self.trace_side))
 
     def _limit(self, status: int | None) -> Limit | None:
         if self.stopped or status is None or status >= 0:

@@ -28,6 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sockcap.analysis.calls import Call
+from sockcap.analysis.check.calls import tied_calls, tied_events
 from sockcap.analysis.check.codes import (
     CLIENT_SCENARIOS,
     LAB_SCENARIOS,
@@ -37,6 +39,7 @@ from sockcap.analysis.check.codes import (
 )
 from sockcap.analysis.check.judge import judge_scenario
 from sockcap.analysis.conversation import Annotated
+from sockcap.capture.kernel import KernelTrace, listen_overflows
 from sockcap.check.cgroup import Limits
 from sockcap.check.clients import REPLY_SECONDS, EchoClient, free_udp_port
 from sockcap.check.programs import (
@@ -53,6 +56,7 @@ from sockcap.check.programs import (
 from sockcap.check.sandbox import Sandbox
 from sockcap.check.servers import OwnServer, ServerMode
 from sockcap.check.wire import Recorder
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.endpoints.udp_client import udp_echoes
 from sockcap.i18n import _
@@ -110,6 +114,12 @@ class CheckOptions:
     newline: bool = True  # False: every message is sent without its trailing newline
     udp_client_port: int = 0  # UDP: the client's port, captured too (0: chosen by run_check)
     client_seconds: float = CLIENT_CHECK_SECONDS  # the student's client against sockcap's server
+    calls: bool = True  # trace the student's programs' socket calls (strace, in the sandbox)
+    kernel: bool = False  # the kernel's TCP events too (tracefs: root only)
+
+    def trace(self, side: str) -> str:
+        """The side a program's calls are recorded as, or "" (not traced)."""
+        return side if self.calls else ""
 
     @property
     def pair(self) -> bool:
@@ -144,6 +154,8 @@ class CheckResult:
     linktype: int
     stats: CaptureStats
     pipeline: Pipeline | None = None  # its conversations and clock (the HTML report's)
+    calls: list[Call] = field(default_factory=list)  # the programs' calls, tied to the packets
+    events: list[KernelEvent] = field(default_factory=list)  # the kernel's (--kernel), tied
 
 
 def expand(argv: Sequence[str], port: int, host: str = "127.0.0.1") -> tuple[str, ...]:
@@ -167,18 +179,57 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
     scenarios = opts.scenarios
     if opts.udp and not opts.udp_client_port:
         opts = dataclasses.replace(opts, udp_client_port=free_udp_port(opts.host, opts.port))
-    runs: list[ScenarioRun] = []
     outputs: list[ProgramOutput] = []
+    if opts.calls and sandbox.tracing():
+        note(sandbox.tracing())
+        opts = dataclasses.replace(opts, calls=False)
+    trace = _kernel_trace(opts, note)
+    try:
+        runs, frames, linktype, stats = _run_scenarios(opts, scenarios, outputs, sandbox, note)
+    except BaseException:
+        if trace is not None:
+            trace.close()
+        raise
+    events = trace.stop() if trace is not None else []
+    from sockcap.pcapfile.writer import as_stored
+
+    frames = [as_stored(f) for f in frames]
+    pipeline = Pipeline()
+    packets = list(pipeline.packets(frames))
+    verdicts = [v for run in runs for v in judge_scenario(packets, run)]
+    return CheckResult(runs, verdicts, packets, pipeline.first_ts, outputs, frames,
+                       linktype, stats, pipeline, tied_calls(packets, runs),
+                       tied_events(packets, runs, events))
+
+
+def _kernel_trace(opts: CheckOptions, note: Callable[[str], None]) -> KernelTrace | None:
+    """``--kernel``: one tracefs instance for the whole check, filtered to its ports (the
+    tracepoints fire in every network namespace; each scenario's events are told apart
+    by time and by their sockets' ends). Without permission: None, said in one line."""
+    if not opts.kernel:
+        return None
+    from sockcap.capture.kernel import KernelTrace
+
+    ports = [opts.port, *([opts.udp_client_port] if opts.udp else [])]
+    return KernelTrace.open(ports, note)
+
+
+def _run_scenarios(opts: CheckOptions, scenarios: Sequence[Scenario],
+                   outputs: list[ProgramOutput], sandbox: Sandbox, note: Callable[[str], None],
+                   ) -> tuple[list[ScenarioRun], list[RawFrame], int, CaptureStats]:
+    """Each scenario in turn; their runs and the frames of their captures, in time order."""
+    runs: list[ScenarioRun] = []
     frames: list[RawFrame] = []
     linktype, stats = 1, CaptureStats(0, 0, 0)
     server_down = False
     for scenario in scenarios:
+        before = len(outputs)
         if server_down and scenario not in CLIENT_SCENARIOS:
             continue  # the server is not started again: one finding says what it did
         note(_("running the {scenario} scenario").format(scenario=scenario))
         if scenario in LAB_SCENARIOS:
             run, more, linktype_, stats_ = _lab_scenario(opts, scenario, outputs, sandbox)
-            runs.append(run)
+            runs.append(_with_calls(run, outputs[before:]))
             frames += more
             linktype, stats = linktype_, _added(stats, stats_)
             server_down = server_down or not run.listening
@@ -196,15 +247,19 @@ def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
         finally:
             frames += recorder.stop()
             linktype, stats = recorder.linktype, _added(stats, recorder.stats)
+        if opts.kernel:
+            with sandbox.inside():  # the scenario's namespace: its counter alone
+                overflows = listen_overflows("/proc/thread-self/net/netstat")
+            runs[-1] = dataclasses.replace(runs[-1], listen_overflows=overflows)
+        runs[-1] = _with_calls(runs[-1], outputs[before:])
         server_down = server_down or not runs[-1].listening
-    from sockcap.pcapfile.writer import as_stored
+    return runs, frames, linktype, stats
 
-    frames = [as_stored(f) for f in frames]
-    pipeline = Pipeline()
-    packets = list(pipeline.packets(frames))
-    verdicts = [v for run in runs for v in judge_scenario(packets, run)]
-    return CheckResult(runs, verdicts, packets, pipeline.first_ts, outputs, frames,
-                       linktype, stats, pipeline)
+
+def _with_calls(run: ScenarioRun, outputs: Sequence[ProgramOutput]) -> ScenarioRun:
+    """The scenario with the socket calls of the programs it ran (each program's own)."""
+    calls = tuple(c for out in outputs for c in out.calls)
+    return dataclasses.replace(run, calls=calls) if calls else run
 
 
 def _added(a: CaptureStats, b: CaptureStats) -> CaptureStats:
@@ -217,7 +272,7 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
     if held:
         raise PortHeldError(opts.port, held[0])
     server = Program(f"server ({scenario})", expand(opts.server, opts.port), cwd=opts.cwd,
-                     limits=opts.limits, sandbox=sandbox)
+                     limits=opts.limits, sandbox=sandbox, trace=opts.trace("server"))
     output: ProgramOutput | None = None
     try:
         start = time.time_ns()
@@ -276,7 +331,7 @@ def _udp_server_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
     from sockcap.check import lab_link
 
     server = Program(f"server ({scenario})", expand(opts.server, opts.port), cwd=opts.cwd,
-                     limits=opts.limits, sandbox=sandbox)
+                     limits=opts.limits, sandbox=sandbox, trace=opts.trace("server"))
     output: ProgramOutput | None = None
     try:
         start = time.time_ns()
@@ -311,7 +366,8 @@ def _udp_client_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
         start = time.time_ns()
         client = Program(f"client ({scenario})",
                          expand(opts.client, opts.port, lab_link.SERVER_ADDRESS), cwd=opts.cwd,
-                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox)
+                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox,
+                         trace=opts.trace("client"))
         exited = client.wait(opts.client_seconds)
         end = time.time_ns()
         output = client.stop()
@@ -350,7 +406,8 @@ def _client_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[Progr
     try:
         start = time.time_ns()
         client = Program(f"client ({scenario})", expand(opts.client, opts.port), cwd=opts.cwd,
-                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox)
+                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox,
+                         trace=opts.trace("client"))
         exited = client.wait(opts.client_seconds)
         if exited and server is not None:
             server.finish(opts.close_seconds)  # the server's FIN after the client's
@@ -378,7 +435,8 @@ def _echo(opts: CheckOptions, server: Program, outputs: list[ProgramOutput],
     if opts.pair:
         client = Program("client", expand(opts.client, opts.port), cwd=opts.cwd,
                          stdin=b"".join(opts.messages), limits=opts.limits,
-                         sandbox=sandbox)  # typed lines: the client decides what it sends
+                         sandbox=sandbox, trace=opts.trace("client"))  # typed lines: the client
+        # decides what it sends
         client.wait(CLIENT_SECONDS)
         outputs.append(client.stop())
         return _after_close(opts, server, None)

@@ -40,6 +40,23 @@ bubblewrap.
 
 Results, reports and pcaps are written by the grader after the sandbox is empty, into
 folders the sandbox never mounts.
+
+**The programs' socket calls** (:meth:`Sandbox.tracing`, :meth:`Sandbox.trace_folder`):
+strace runs *inside* bubblewrap, as the program's parent, with the program's own
+identity and nothing more (no capability, ``no_new_privs`` set by bubblewrap, which
+strace's ``--seccomp-bpf`` needs anyway). Tracing one's own child needs no privilege:
+``PTRACE_SEIZE`` of a child is allowed by the kernel's ptrace check for the same uid,
+and Yama's ``ptrace_scope`` 1 ("only descendants") allows it too; scope 2 (only with
+CAP_SYS_PTRACE) or 3 (never), and a container's seccomp filter without ``ptrace``, forbid
+it: :meth:`Sandbox.tracing` starts ``strace true`` in the sandbox once and, where that
+fails, gives the one line that says so, and the check goes on without calls. (This
+machine's kernel has no Yama; bubblewrap installs no seccomp filter of its own.)
+strace writes into a folder of its own for each program, bound read-write at
+:data:`TRACE_MOUNT`: the folder holds nothing but that program's trace, and the other
+submissions' folders are not in its mount namespace, so the program can reach nothing
+through it. It can write there (it is strace's user), so the grader reads the trace as
+untrusted (:func:`sockcap.capture.calls.read_calls`: no link followed, only a regular
+file, a bounded size): a program that forges lines misleads only its own findings.
 """
 
 from __future__ import annotations
@@ -70,6 +87,9 @@ MOUNT_POINT = "/submission"
 CPU_WATCH_SECONDS = 0.1
 SYSTEM_DIRS = ("/usr", "/etc", "/opt")  # read-only; what programs and compilers need
 MERGED = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # symlinks or dirs
+TRACE_MOUNT = "/run/sockcap-calls"  # where a traced program's strace writes (its own folder)
+TRACE_FILE = "calls.strace"
+TRACE_BYTES = 32 << 20  # the most a trace file grows (the program goes on beyond it)
 
 
 class SandboxError(SockcapError):
@@ -171,6 +191,8 @@ class Sandbox:
         self.cgroup, missing = Cgroup.create(self.limits) if self.root else (None, "")
         missing = "" if self.cgroup is not None else missing or cgroup_missing(self.limits)
         self.netns = -1
+        self._trace_root: Path | None = None
+        self._tracing: str | None = None  # "" traced; a sentence: why not; None: not tried
         self.cpu_exceeded = threading.Event()
         self._watch_stop = threading.Event()
         self._watch: threading.Thread | None = None
@@ -250,9 +272,11 @@ class Sandbox:
 
     # programs
 
-    def argv(self, argv: Sequence[str], cwd: str | None = None) -> list[str]:
+    def argv(self, argv: Sequence[str], cwd: str | None = None,
+             binds: Sequence[tuple[Path, str]] = ()) -> list[str]:
         """bubblewrap's command line around ``argv``, started in ``cwd`` (a path as the
-        program sees it; the folder by default)."""
+        program sees it; the folder by default); ``binds``: more folders, read-write, for
+        this program alone (its trace folder)."""
         args = [self.bwrap, "--unshare-user", "--uid", str(INSIDE_UID), "--gid", str(INSIDE_UID),
                 "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                 "--die-with-parent", "--new-session", "--hostname", "sandbox"]
@@ -267,6 +291,8 @@ class Sandbox:
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
         for source, target, writable in self.mounts:
             args += ["--bind" if writable else "--ro-bind", str(source), target]
+        for source, target in binds:
+            args += ["--bind", str(source), target]
         args += ["--chdir", cwd or self.at,
                  "--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
                  "--setenv", "HOME", self.at, "--setenv", "LANG", "C.UTF-8",
@@ -307,6 +333,55 @@ class Sandbox:
 
         return preexec
 
+    # the programs' calls
+
+    def tracing(self) -> str:
+        """"" when programs' calls can be traced in this sandbox; else the one line that
+        says why not (strace missing, or ptrace refused here). Tried once."""
+        if self._tracing is None:
+            self._tracing = self._try_tracing()
+        return self._tracing
+
+    def _try_tracing(self) -> str:
+        import subprocess
+
+        from sockcap.capture.calls import strace_path, traced_argv
+
+        strace = strace_path()
+        if strace is None:
+            return _("strace is not installed (sudo apt-get install strace): the check goes "
+                     "on without the programs' socket calls")
+        folder = self.trace_folder()
+        argv = traced_argv(["true"], f"{TRACE_MOUNT}/{TRACE_FILE}", strace)  # ptrace alone
+        try:
+            done = subprocess.run(self.argv(argv, binds=[(folder, TRACE_MOUNT)]),
+                                  preexec_fn=self.preexec(self.limits), cwd="/",
+                                  env={"PATH": "/usr/bin:/bin"}, capture_output=True,
+                                  timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError) as e:
+            done = None
+            said = str(e)
+        if done is not None and done.returncode == 0:
+            return ""
+        if done is not None:
+            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            said = lines[-1] if lines else str(done.returncode)
+        return _("strace cannot trace the programs in the sandbox ({said}): ptrace is not "
+                 "allowed here (Yama's ptrace_scope above 1, or a seccomp filter); the check "
+                 "goes on without their socket calls").format(said=said)
+
+    def trace_folder(self) -> Path:
+        """A new folder for one program's trace, its user's alone (bound at
+        :data:`TRACE_MOUNT` for that program); removed with the sandbox."""
+        if self._trace_root is None:
+            self._trace_root = Path(tempfile.mkdtemp(prefix="sockcap-calls-",
+                                                     dir=staging_dir()))
+            os.chmod(self._trace_root, 0o711)  # the sandbox's user passes, does not list
+        folder = Path(tempfile.mkdtemp(dir=self._trace_root))
+        if self.uid is not None:
+            os.chown(folder, self.uid, self.uid)
+        return folder
+
     def kill(self) -> None:
         """Kill every process of the submission (the cgroup as a whole, where there is one)."""
         if self.cgroup is not None:
@@ -334,6 +409,9 @@ class Sandbox:
         if self.netns >= 0:
             os.close(self.netns)
             self.netns = -1
+        if self._trace_root is not None:
+            shutil.rmtree(self._trace_root, ignore_errors=True)
+            self._trace_root = None
 
     def __enter__(self) -> Sandbox:
         return self

@@ -85,6 +85,8 @@ class Spec:
     newline: bool = True  # [programs] newline = false: messages sent without their newline
     close_seconds: float = CLOSE_SECONDS  # [limits] close_seconds: how long it has to close
     expects: tuple[SpecExpect, ...] = ()  # [[expect]]: the teacher's own expectations
+    calls: bool = True  # [programs] calls = false: the programs are not traced with strace
+    kernel: bool = False  # [programs] kernel = true: the kernel's events too (root only)
 
 
 # The keys of each table and what their values must be: a type check and its words.
@@ -107,7 +109,7 @@ TEXTS: Kind = (lambda v: isinstance(v, list) and all(isinstance(m, str) for m in
 TABLE_KEYS: dict[str, dict[str, Kind]] = {
     "build": {"command": COMMAND, "timeout": SECONDS},
     "programs": {"server": COMMAND, "client": COMMAND, "udp": FLAG, "port": PORT_NUMBER,
-                 "newline": FLAG, "start_seconds": SECONDS},
+                 "newline": FLAG, "start_seconds": SECONDS, "calls": FLAG, "kernel": FLAG},
     "limits": {"memory_mb": COUNT, "cpu_seconds": COUNT, "file_mb": COUNT, "processes": COUNT,
                "close_seconds": SECONDS},
 }
@@ -186,7 +188,8 @@ def spec_from(data: dict[str, Any], path: str = "the spec", text: str = "") -> S
                 start_seconds=float(programs.get("start_seconds", START_SECONDS)),
                 newline=bool(programs.get("newline", True)),
                 close_seconds=float(limits.get("close_seconds", CLOSE_SECONDS)),
-                expects=expects)
+                expects=expects, calls=bool(programs.get("calls", True)),
+                kernel=bool(programs.get("kernel", False)))
 
 
 @dataclass(frozen=True)

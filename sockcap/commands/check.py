@@ -50,11 +50,12 @@ CHECK_NAMES = ("echo", "close", "partial", "large", "concurrent", "backlog",
 @click.option("--close-seconds", type=FiniteFloat(0.1, 600), default=6.0, show_default=True, metavar="S", help=_("How long the server has to close (send its FIN) after the client closed."))
 @click.option("-w", "--write", "out", type=click.Path(dir_okay=False), default=None, help=_("The pcap file (default: captures/<time>-check-<port>.pcap)."))
 @click.option("--force", is_flag=True, help=_("Overwrite the -w file if it exists."))
+@click.option("--kernel", is_flag=True, help=_("Also the kernel's side under each failing finding: the TCP states, the drops and their reasons, the resets it sent (needs root)."))
 @click.option("--json", "json_", is_flag=True, help=_("The report as one JSON object."))
 @click.option("--html", "html", type=click.Path(dir_okay=False), default=None, metavar="FILE", help=_("Also write the report as one HTML page (e.g. report.html): the findings on top, a finding's packets marked in the ladder and the table."))
 def check(server: str | None, client: str | None, port: int, udp: bool, only: tuple[str, ...],
           messages: tuple[str, ...], no_newline: bool, close_seconds: float, out: str | None,
-          force: bool, json_: bool, html: str | None) -> None:
+          force: bool, kernel: bool, json_: bool, html: str | None) -> None:
     from sockcap.analysis.check.codes import CLIENT_CHECKS, SCENARIO_OF, UDP_CHECKS, Check
     from sockcap.check.runner import DEFAULT_MESSAGES, CheckOptions, default_scenarios
     from sockcap.owner import check_output_path
@@ -86,7 +87,7 @@ def check(server: str | None, client: str | None, port: int, udp: bool, only: tu
         port=port, udp=udp,
         scenarios=tuple(dict.fromkeys(SCENARIO_OF[c] for c in checks)) if checks else default,
         messages=tuple(m.encode() + b"\n" for m in messages) or DEFAULT_MESSAGES,
-        newline=not no_newline, close_seconds=close_seconds)
+        newline=not no_newline, close_seconds=close_seconds, kernel=kernel)
     failed = run_check_command(opts, out=out, force=force, json_=json_, html=html)
     sys.exit(1 if failed else 0)
 
@@ -147,13 +148,14 @@ def _report(opts: Any, result: Any, out: str | None, force: bool, json_: bool,
     if html is not None:
         write_check_page(result, html, path, force, output.note)
     if json_:
-        output.line(json.dumps(report_record(result.verdicts, result.outputs, path)))
+        output.line(json.dumps(report_record(result.verdicts, result.outputs, path,
+                                             result.calls, result.first_ts, result.events)))
     else:
         output.line(_("checking {server} on {host}:{port} ({proto})").format(
             server=" ".join(expand(opts.server or opts.client, opts.port)), host=opts.host,
             port=opts.port, proto="UDP" if opts.udp else "TCP"))
         output.lines(report_pairs(result.verdicts, result.packets, result.first_ts,
-                                  result.outputs, path))
+                                  result.outputs, path, result.calls, result.events))
     output.flush()
     return not all(o.ok for o in outcomes(result.verdicts))
 

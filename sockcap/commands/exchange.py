@@ -16,7 +16,7 @@ import signal
 from sockcap.analysis.callfindings import call_findings
 from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
-from sockcap.analysis.story import CLOCK_SLACK_NS, Moment, story, tie_calls, tie_kernel
+from sockcap.analysis.story import CLOCK_SLACK_NS, Moment, placed, story, tie_calls, tie_kernel
 from sockcap.analysis.summary import summary_line
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.endpoints.loopback import (
@@ -32,7 +32,17 @@ from sockcap.i18n import _, ngettext
 from sockcap.output import Output
 from sockcap.owner import check_output_path
 from sockcap.pipeline import Pipeline
-from sockcap.render.calls import call_line, call_record, cause_line, finding_line, finding_record
+from sockcap.render.calls import (
+    call_explain,
+    call_line,
+    call_record,
+    call_ties,
+    cause_line,
+    failed_call_line,
+    finding_line,
+    finding_record,
+    kernel_ties,
+)
 from sockcap.render.explain import PacketExplainer, explain_lines
 from sockcap.render.kernel import ProbeFilter, kernel_explain, kernel_line, kernel_record
 from sockcap.render.packets import PacketView
@@ -177,18 +187,25 @@ def print_story(annotated: list[Annotated], calls: list[Call], events: list[Kern
     events = tie_kernel(events, annotated, overflows)
     if view.explainer is not None:  # a FIN is explained by the call that sent it
         view.explainer.know_calls(calls)
+    by_no = {a.no: a for a in annotated}
+    shown = [placed(c, by_no) for c in calls]  # on the packets' clock, as the story shows them
     probes = ProbeFilter()
     for entry in story(annotated, calls, events):
         if entry.packet is not None:
             output.lines(view.styled(entry.packet))
         elif entry.call is not None:
             _print_call(entry.call, entry.moment, first_ts, _until(annotated, entry.call),
-                        output, json_)
+                        output, json_, events, explain)
         elif entry.event is not None and probes.shown(entry.event):
             if json_:
-                output.line(json_text(kernel_record(entry.event, first_ts)))
+                record = kernel_record(entry.event, first_ts)
+                record["calls"] = call_ties(entry.event, shown, events, first_ts)
+                output.line(json_text(record))
                 continue
             output.line(kernel_line(entry.event, first_ts), "magenta")
+            failed = failed_call_line(entry.event, shown, events)
+            if failed is not None:
+                output.line(failed, "magenta")
             why = kernel_explain(entry.event) if explain else None
             if why is not None:
                 output.line(why, "magenta")
@@ -212,16 +229,22 @@ def _until(annotated: list[Annotated], call: Call) -> list[Annotated]:
 
 
 def _print_call(call: Call, moment: Moment, first_ts: int, before: list[Annotated],
-                output: Output, json_: bool) -> None:
+                output: Output, json_: bool, events: list[KernelEvent] = [],  # noqa: B006
+                explain: bool = False) -> None:
     if json_:
         if moment is not Moment.RETURNED:  # one record a call, with its begin and end
-            output.line(json_text(call_record(call, first_ts, before)))
+            record = call_record(call, first_ts, before)
+            record["kernel"] = kernel_ties(call, events, first_ts)
+            output.line(json_text(record))
         return
     output.line(call_line(call, first_ts, moment), "cyan")
     if moment is not Moment.BEGUN:
-        cause = cause_line(call, before)
+        cause = cause_line(call, before, events, first_ts)
         if cause is not None:
             output.line(cause, "cyan")
+        why = call_explain(call) if explain else None
+        if why is not None:
+            output.line(why, "cyan")
 
 
 def keep_story(path: str | None, calls: list[Call], events: list[KernelEvent], overflows: int,

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from sockcap.analysis.calls import Call
     from sockcap.analysis.conversation import Annotated
     from sockcap.decode.ftrace import KernelEvent
-    from sockcap.pipeline import Pipeline
     from sockcap.endpoints.loopback import RunResult
+    from sockcap.pipeline import Pipeline
 
 
 def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -73,14 +73,21 @@ class Descriptor:
         return self.proto in SOCKET_KINDS
 
 
+_INTEGER = re.compile(r"-?[0-9]+")  # str.isdigit() also takes "²", which int() refuses
+_ALL_HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2})*")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+
+
 def unescape(text: str) -> bytes:
     """A C string as strace writes it (``\\x68\\x69``, ``\\n``, ``\\0``) as bytes."""
+    if _ALL_HEX.fullmatch(text):  # -xx writes every byte so: read at C speed
+        return bytes.fromhex(text.replace("\\x", ""))
 
     def one(m: re.Match[bytes]) -> bytes:
         code = m.group(1)
-        if code[:1] == b"x":
+        if code[:1] == b"x" and len(code) == 3:
             return bytes((int(code[1:], 16),))
-        if code[:1].isdigit():
+        if code[:1] in b"01234567" and code[:1]:  # (a forged "\\x6" or "\\9" stays as written)
             return bytes((int(code, 8) & 0xFF,))
         return _SIMPLE.get(code, code)
 
@@ -99,6 +106,10 @@ def split_args(text: str) -> list[str]:
             elif c == '"':
                 quote = False
         elif c == '"':
+            whole = _QUOTED.match(text, i)  # a string whole (kilobytes of \\xNN): skipped
+            if whole is not None:
+                i = whole.end()
+                continue
             quote = True
         elif c in "([{" or (c == "<" and text[i - 1:i].isdigit()):
             depth += 1
@@ -130,7 +141,7 @@ def descriptor(text: str) -> Descriptor | None:
 
 def _bare(text: str) -> Descriptor | None:
     text = text.strip()
-    return Descriptor(int(text)) if text.lstrip("-").isdigit() else None
+    return Descriptor(int(text)) if _INTEGER.fullmatch(text) else None
 
 
 def sockaddr(text: str) -> str:
@@ -187,7 +198,8 @@ def collapse(calls: Iterable[Call]) -> Iterator[Call]:
         if (run is not None and call.nbytes <= 0 and call.fd == run.fd
                 and call.syscall == run.syscall and call.result == run.result
                 and call.error == run.error):
-            runs[call.pid] = replace(run, end_ns=call.returned_ns, repeat=run.repeat + 1)
+            runs[call.pid] = replace(run, end_ns=call.returned_ns,
+                                     repeat=run.repeat + call.repeat)
             continue
         if run is not None:
             yield run
@@ -217,14 +229,48 @@ def settle(calls: list[Call]) -> list[Call]:
     return out
 
 
+@dataclass
+class _Repeats:
+    """The lines that repeat a process's last call word for word (but for their times)."""
+
+    text: str  # the call's line without its time and duration
+    call: Call
+    count: int = 0
+    end_ns: int = -1
+
+
+_DURATION = re.compile(r"\s*<(\d+\.\d+)>\s*$")
+
+
+def _unrepeated(text: str) -> tuple[str, int]:
+    """A call's line without its duration, and the duration in ns (-1: none)."""
+    d = _DURATION.search(text)
+    return (text[: d.start()], _ns(d.group(1))) if d is not None else (text, -1)
+
+
 def _parse(lines: Iterable[str], side: str) -> Iterator[Call]:
+    """The calls, in the order of the lines. A line that repeats the process's last call
+    word for word, with no bytes (the ``read()`` returning 0 a million times), is not
+    parsed again: the run is counted, and yielded once it ends as one more call of
+    ``repeat`` times, which :func:`collapse` adds to the first."""
     pending: dict[int, _Pending] = {}
     roles: dict[str, str] = {}  # a listening port, or "fd3" -> its role
+    repeats: dict[int, _Repeats] = {}
     for raw in lines:
         m = _LINE.match(raw.rstrip("\n"))
         if m is None:
             continue
         pid, ts_ns, rest = int(m.group(1)), _ns(m.group(2)), m.group(3)
+        run = repeats.get(pid)
+        if run is not None:
+            text, spent = _unrepeated(rest)
+            if text == run.text:
+                run.count += 1
+                run.end_ns = ts_ns + spent if spent >= 0 else ts_ns
+                continue
+            del repeats[pid]
+            if run.count:
+                yield _more(run)
         if rest.endswith("<unfinished ...>"):
             call = _CALL.match(rest)
             if call is not None:
@@ -241,8 +287,22 @@ def _parse(lines: Iterable[str], side: str) -> Iterator[Call]:
             if call is None:
                 continue
             record = _record(pid, ts_ns, -1, call.group(1), call.group(2))
+            if record is not None and record.nbytes <= 0:
+                record = _with_side(record, side, roles)
+                repeats[pid] = _Repeats(_unrepeated(rest)[0], record)
+                yield record
+                continue
         if record is not None:
             yield _with_side(record, side, roles)
+    for run in repeats.values():
+        if run.count:
+            yield _more(run)
+
+
+def _more(run: _Repeats) -> Call:
+    from dataclasses import replace
+
+    return replace(run.call, end_ns=run.end_ns, repeat=run.count)
 
 
 def _ns(seconds: str) -> int:
@@ -250,8 +310,13 @@ def _ns(seconds: str) -> int:
     return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
+_SOCKET_FIRST = re.compile(r"\s*-?\d+<(?:TCP|UDP)")
+
+
 def _record(pid: int, begin: int, resumed_at: int, name: str, body: str) -> Call | None:
     kind = KINDS.get(name)
+    if name in ON_ANY_FD and _SOCKET_FIRST.match(body) is None:
+        return None  # a file's read() (a loader reading a library: kilobytes of hex)
     result = _RESULT.search(body)
     if kind is None or result is None:
         return None
@@ -286,7 +351,7 @@ def _call(pid: int, begin: int, end: int, name: str, kind: CallKind, args: list[
             remote = address or remote
         named.append(("address", address))
     elif kind is CallKind.LISTEN and len(args) > 1:
-        named.append(("backlog", int(args[1]) if args[1].lstrip("-").isdigit() else args[1]))
+        named.append(("backlog", int(args[1]) if _INTEGER.fullmatch(args[1]) else args[1]))
     elif kind is CallKind.SHUTDOWN and len(args) > 1:
         named.append(("how", args[1]))
     elif kind is CallKind.OPTION and len(args) > 2:

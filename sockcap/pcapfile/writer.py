@@ -24,6 +24,7 @@ Design:
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import IO
@@ -111,7 +112,10 @@ class PcapWriter:
         if created and owner is not None:
             owner.give(fd, self.path)
         try:
-            os.fchmod(fd, FILE_MODE)  # an overwritten file keeps its old mode otherwise
+            # an overwritten file keeps its old mode otherwise; a device (-w /dev/null) or
+            # a FIFO is the system's, and keeps its own
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, FILE_MODE)
         except OSError as exc:
             os.close(fd)
             raise self._error(exc) from None

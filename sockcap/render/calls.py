@@ -13,10 +13,10 @@ from typing import Any
 from sockcap.analysis.callfindings import CallFinding, CallFindingCode
 from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
-from sockcap.analysis.story import Moment
+from sockcap.analysis.story import Moment, error_events, failed_calls
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import TcpFlags
-from sockcap.i18n import N_, _, ngettext
+from sockcap.i18n import N_, N_plural, _, ngettext
 from sockcap.render.kernel import ProbeFilter, kernel_line
 
 CALL_INDENT = "    ▸ "
@@ -85,8 +85,8 @@ def call_record(call: Call, first_ts: int, before: Sequence[Annotated] = ()) -> 
 
 def causes(call: Call, before: Sequence[Annotated]) -> list[int]:
     """The numbers of the packets that made ``call`` fail (see :func:`cause_line`)."""
-    rst = [a for a in before if a.packet.flags & RST]
-    if call.error in ("ECONNREFUSED", "ECONNRESET") and rst:
+    rst = _resets(call, before)
+    if call.error in ("ECONNREFUSED", "ECONNRESET", "EPIPE") and rst:
         return [rst[-1].no]
     if call.error == "ETIMEDOUT":
         syns = [a for a in before if a.packet.flags & (SYN | ACK) == SYN]
@@ -96,14 +96,45 @@ def causes(call: Call, before: Sequence[Annotated]) -> list[int]:
     return []
 
 
-def cause_line(call: Call, before: Sequence[Annotated]) -> str | None:
-    """For a call that failed, the packet (or packets) that made it fail, from those
-    captured before it returned: ``← packet 2: the RST that answered the SYN``."""
+def _resets(call: Call, before: Sequence[Annotated]) -> list[Annotated]:
+    """The RSTs captured before the call returned: of its own connection where the call
+    is tied to one, sent by its peer (an EPIPE's or ECONNRESET's cause is the peer's RST)."""
     rst = [a for a in before if a.packet.flags & RST]
+    if call.stream >= 0:
+        mine = call.side == "client"
+        rst = [a for a in rst if a.conv is not None and a.conv.stream == call.stream
+               and (call.error == "ECONNREFUSED" or a.from_client != mine)]
+    return rst
+
+
+def cause_line(call: Call, before: Sequence[Annotated], events: Sequence[KernelEvent] = (),
+               first_ts: int = 0) -> str | None:
+    """For a call that failed, the packet (or packets) that made it fail, from those
+    captured before it returned: ``← packet 2: the RST that answered the SYN``; with the
+    kernel's events (``--kernel``), the event too: ``[the kernel: tcp_receive_reset at
+    0.000210 s]``."""
+    line = _packet_cause(call, before)
+    kernel = error_events(call, events)
+    if not kernel:
+        return line
+    named = ngettext("[the kernel: {event} at {time} s]",
+                     "[the kernel: {event} {count} times, the first at {time} s]",
+                     len(kernel)).format(event=kernel[0].kind.value, count=len(kernel),
+                                         time=f"{(kernel[0].ts_ns - first_ts) / 1e9:.6f}"
+                                         if first_ts else "-")
+    return f"{line} {named}" if line else f"{CAUSE_INDENT}← {named}"
+
+
+def _packet_cause(call: Call, before: Sequence[Annotated]) -> str | None:
+    rst = _resets(call, before)
     if call.error == "ECONNREFUSED" and rst:
         return CAUSE_INDENT + _("← packet {no}: the RST that answered the SYN").format(no=rst[-1].no)
     if call.error == "ECONNRESET" and rst:
         return CAUSE_INDENT + _("← packet {no}: the RST from the {peer}").format(
+            no=rst[-1].no, peer=_(SIDE_NAMES["client" if rst[-1].from_client else "server"]))
+    if call.error == "EPIPE" and rst:
+        return CAUSE_INDENT + _("← packet {no}: the RST from the {peer}; its socket is gone, "
+                                "nothing more can be sent").format(
             no=rst[-1].no, peer=_(SIDE_NAMES["client" if rst[-1].from_client else "server"]))
     if call.error == "ETIMEDOUT":
         syns = [a for a in before if a.packet.flags & (SYN | ACK) == SYN]
@@ -124,6 +155,54 @@ def cause_line(call: Call, before: Sequence[Annotated]) -> str | None:
     return None
 
 
+ERROR_WHY = {
+    "EPIPE": N_("{name}() failed with EPIPE: the peer reset the connection (its RST came "
+                "first), so the socket can send nothing more; the process also gets SIGPIPE, "
+                "which kills it unless it is ignored — check what {name}() returns, and use "
+                "MSG_NOSIGNAL or signal(SIGPIPE, SIG_IGN)"),
+    "ECONNRESET": N_("{name}() failed with ECONNRESET: the peer reset the connection (RST) — "
+                     "it closed its socket with bytes unread, or with SO_LINGER set to 0"),
+}
+"""What a call's error means, said where ``--explain`` asks for it."""
+
+
+def call_explain(call: Call) -> str | None:
+    """The ``--explain`` sentence for a call that failed, when its error has one."""
+    words = ERROR_WHY.get(call.error)
+    if words is None:
+        return None
+    return CAUSE_INDENT + _(words).format(name=call.syscall or call.call.partition("(")[0])
+
+
+def kernel_ties(call: Call, events: Sequence[KernelEvent], first_ts: int,
+                ) -> list[dict[str, Any]]:
+    """The kernel's events behind a failed call, for its JSON record (``"kernel"``)."""
+    return [{"event": e.kind.value, "side": e.side or None,
+             "time": round((e.ts_ns - first_ts) / 1e9, 6) if first_ts else None}
+            for e in error_events(call, events)]
+
+
+def call_ties(event: KernelEvent, calls: Sequence[Call], events: Sequence[KernelEvent],
+              first_ts: int) -> list[dict[str, Any]]:
+    """The calls a kernel event made fail, for its JSON record (``"calls"``)."""
+    return [{"syscall": c.syscall or None, "side": c.side, "pid": c.pid or None,
+             "fd": c.fd if c.fd >= 0 else None, "errno": c.error,
+             "time": round((c.returned_ns - first_ts) / 1e9, 6) if first_ts else None}
+            for c in failed_calls(event, calls, events)]
+
+
+def failed_call_line(event: KernelEvent, calls: Sequence[Call],
+                     events: Sequence[KernelEvent]) -> str | None:
+    """Under a kernel event's line: the calls it made fail (``→ write() fails with EPIPE``)."""
+    failed = failed_calls(event, calls, events)
+    if not failed:
+        return None
+    return CAUSE_INDENT + "→ " + ", ".join(
+        _("{side}: {name}() fails with {error}").format(
+            side=_(SIDE_NAMES.get(c.side, c.side)), name=c.syscall or c.call.partition("(")[0],
+            error=c.error) for c in failed)
+
+
 def interleave(packets: Iterable[Annotated], calls: Sequence[Call],
                ) -> Iterator[tuple[Annotated | None, Call | None]]:
     """The packets in order with the calls between them by time: ``(packet, None)`` for
@@ -139,6 +218,25 @@ def interleave(packets: Iterable[Annotated], calls: Sequence[Call],
         yield None, call
 
 
+# The sentences of the findings from the calls (``check`` says the same ones:
+# sockcap.render.check.FINDING_WORDS).
+READ_AFTER_EOF_WORDS = N_plural(
+    "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
+    "{count} more time on that socket: it does not stop when the peer has closed "
+    "(a loop that checks n < 0 but not n == 0)",
+    "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
+    "{count} more times on that socket: it does not stop when the peer has closed "
+    "(a loop that checks n < 0 but not n == 0)")
+WROTE_MORE_WORDS = N_(
+    "{side}: {name}() sent {sent} bytes at {time} s after a read returned {received}: "
+    "it sent {extra} bytes more than it received — e.g. strlen() on a buffer without "
+    "a terminating NUL")
+ONE_READ_WORDS = N_(
+    "{side}: {name}() returned {count_bytes} bytes at {time} s holding {segments} segments "
+    "the peer sent apart (packets {packets}): TCP is a byte stream, one read is not one "
+    "message")
+
+
 def finding_line(finding: CallFinding, first_ts: int) -> str:
     """A finding from the calls, in a sentence with its evidence: ``server: read()
     returned 0 (EOF) at 1.200000 s and the program called read() 1,834,221 more times``."""
@@ -147,28 +245,15 @@ def finding_line(finding: CallFinding, first_ts: int) -> str:
     t = f"{(call.ts_ns - first_ts) / 1e9:.6f}" if first_ts else "-"
     name = call.syscall or call.call.partition("(")[0]
     if finding.code is CallFindingCode.READ_AFTER_EOF:
-        text = ngettext(
-            "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
-            "{count} more time on that socket: it does not stop when the peer has closed "
-            "(a loop that checks n < 0 but not n == 0)",
-            "{side}: {name}() returned 0 (EOF) at {time} s and the program called {name}() "
-            "{count} more times on that socket: it does not stop when the peer has closed "
-            "(a loop that checks n < 0 but not n == 0)", finding.count)
-        return FINDING_INDENT + text.format(side=side, name=name, time=t,
-                                            count=f"{finding.count:,}")
+        return FINDING_INDENT + ngettext(*READ_AFTER_EOF_WORDS, finding.count).format(
+            side=side, name=name, time=t, count=f"{finding.count:,}")
     if finding.code is CallFindingCode.WROTE_MORE_THAN_READ:
-        return FINDING_INDENT + _(
-            "{side}: {name}() sent {sent} bytes at {time} s after a read returned {received}: "
-            "it sent {extra} bytes more than it received — e.g. strlen() on a buffer without "
-            "a terminating NUL").format(side=side, name=name, time=t, sent=finding.sent,
-                                        received=finding.received,
-                                        extra=finding.sent - finding.received)
-    return FINDING_INDENT + _(
-        "{side}: {name}() returned {count_bytes} bytes at {time} s holding {segments} segments "
-        "the peer sent apart (packets {packets}): TCP is a byte stream, one read is not one "
-        "message").format(side=side, name=name, time=t, count_bytes=call.nbytes,
-                          segments=finding.count,
-                          packets=", ".join(str(n) for n in finding.packets))
+        return FINDING_INDENT + _(WROTE_MORE_WORDS).format(
+            side=side, name=name, time=t, sent=finding.sent, received=finding.received,
+            extra=finding.sent - finding.received)
+    return FINDING_INDENT + _(ONE_READ_WORDS).format(
+        side=side, name=name, time=t, count_bytes=call.nbytes, segments=finding.count,
+        packets=", ".join(str(n) for n in finding.packets))
 
 
 def finding_record(finding: CallFinding, first_ts: int) -> dict[str, Any]:

@@ -12,9 +12,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sockcap.analysis.calls import WAITING_KINDS, Call
+from sockcap.analysis.check.calls import calls_behind, events_behind
 from sockcap.analysis.check.codes import Check, Finding, Verdict
 from sockcap.analysis.conversation import Annotated
+from sockcap.analysis.story import Moment, placed
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.i18n import N_, N_plural, _, ngettext
+from sockcap.render.calls import (
+    READ_AFTER_EOF_WORDS,
+    SIDE_NAMES,
+    WROTE_MORE_WORDS,
+    call_line,
+    call_record,
+)
+from sockcap.render.kernel import kernel_explain, kernel_line, kernel_record
 from sockcap.render.timeline import Timeline
 
 # A pair is counted: its plural form is chosen by the value named "count".
@@ -56,6 +68,8 @@ FINDING_WORDS: dict[Finding, str | tuple[str, str]] = {
     Finding.CLOSED_BEFORE_CLIENT: N_("the server closed first (FIN, packet {packet}) while the client still had messages to send; the client's FIN came after it (packet {fin}): close when read() returns 0, not before"),
     Finding.NO_CLOSE: N_("the client closed (FIN, packet {fin}) but the server sent no FIN within {seconds} s: its socket stayed in CLOSE_WAIT ({close_wait} seen); close the socket when read() returns 0"),
     Finding.BUSY_LOOP: N_("after the client left (packet {fin}) the server's processes used {cpu} s of CPU in {seconds} s: a loop that keeps calling read() after it returned 0"),
+    Finding.READ_AFTER_EOF: READ_AFTER_EOF_WORDS,  # the sentences capture --calls says
+    Finding.WROTE_MORE_THAN_READ: WROTE_MORE_WORDS,
     Finding.RESET_CLOSE: N_("the server reset the connection (RST, packet {packet}) instead of closing it with FIN (SO_LINGER with a zero timeout, or close() with unread bytes)"),
     Finding.DATA_AFTER_FIN: N_plural("the server sent {count} byte after the client's FIN (packet {fin}), from packet {first} on: nothing the client had asked for",
                                      "the server sent {count} bytes after the client's FIN (packet {fin}), from packet {first} on: nothing the client had asked for"),
@@ -193,6 +207,10 @@ def finding_text(v: Verdict) -> str:
         template = _(words)
     if v.check is Check.EXPECT:
         return template.format(**{**v.values, "expect": expectation_words(v.values)})
+    if v.finding in (Finding.READ_AFTER_EOF, Finding.WROTE_MORE_THAN_READ):
+        side, count = str(v.values.get("side", "")), v.values.get("count", 0)
+        return template.format(**{**v.values, "side": _(SIDE_NAMES.get(side, side)),
+                                  "count": f"{count:,}" if isinstance(count, int) else count})
     return template.format(**v.values)
 
 
@@ -237,13 +255,18 @@ def check_text(check: Check | str) -> str:
 
 
 def report_lines(verdicts: Sequence[Verdict], packets: Sequence[Annotated], first_ts: int,
-                 outputs: Sequence[ProgramText] = (), path: str | None = None) -> list[str]:
-    """The report: one line per finding under its check, the packets of each failure."""
-    return [text for text, _style in report_pairs(verdicts, packets, first_ts, outputs, path)]
+                 outputs: Sequence[ProgramText] = (), path: str | None = None,
+                 calls: Sequence[Call] = (), events: Sequence[KernelEvent] = ()) -> list[str]:
+    """The report: one line per finding under its check, the packets of each failure,
+    the student's calls behind them (where they were traced) and the kernel's events
+    about them (``--kernel``)."""
+    return [text for text, _style in report_pairs(verdicts, packets, first_ts, outputs, path,
+                                                  calls, events)]
 
 
 def report_pairs(verdicts: Sequence[Verdict], packets: Sequence[Annotated], first_ts: int,
                  outputs: Sequence[ProgramText] = (), path: str | None = None,
+                 calls: Sequence[Call] = (), events: Sequence[KernelEvent] = (),
                  ) -> list[tuple[str, str]]:
     """The report's lines with their styles (what passed green, what failed red, the
     count bold): the same text as :func:`report_lines`, coloured only on a terminal."""
@@ -259,6 +282,15 @@ def report_pairs(verdicts: Sequence[Verdict], packets: Sequence[Annotated], firs
             if not v.ok:
                 lines += [("        " + timeline.line(by_no[n]), "")
                           for n in _shown(v.packets) if n in by_no]
+                lines += [(_call_evidence(c, by_no, first_ts), "cyan")
+                          for c in calls_behind(v, calls)]
+                said: set[str | None] = set()
+                for e in events_behind(v, events)[:PACKET_LINES]:
+                    lines.append(("    " + kernel_line(e, first_ts), ""))
+                    why = kernel_explain(e)
+                    if why not in said:  # a reason's sentence once under a finding
+                        said.add(why)
+                        lines += [("    " + why, "")] if why is not None else []
     passed = sum(1 for r in results if r.ok)
     lines.append(("", ""))
     lines.append((ngettext("{passed} of {total} check passed", "{passed} of {total} checks passed",
@@ -272,6 +304,15 @@ def report_pairs(verdicts: Sequence[Verdict], packets: Sequence[Annotated], firs
             seen.add(key)
             lines += [(line, "") for line in program_lines(out)]
     return lines
+
+
+def _call_evidence(call: Call, by_no: Mapping[int, Annotated], first_ts: int) -> str:
+    """A call under a finding, on the packets' clock (:func:`sockcap.analysis.story.
+    placed`); one that waited for the peer (a ``read()`` blocked until the bytes came) is
+    shown where it returned, as ``… read() → 3 bytes``."""
+    call = placed(call, dict(by_no))
+    waited = call.kind in WAITING_KINDS and call.repeat == 1 and call.end_ns > call.ts_ns
+    return "    " + call_line(call, first_ts, Moment.RETURNED if waited else Moment.WHOLE)
 
 
 def _shown(nos: Sequence[int]) -> list[int]:
@@ -312,17 +353,25 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def verdict_record(v: Verdict) -> dict[str, Any]:
+def verdict_record(v: Verdict, calls: Sequence[Call] = (), first_ts: int = 0,
+                   events: Sequence[KernelEvent] = ()) -> dict[str, Any]:
+    """A finding for JSON; ``calls``: the student's calls behind its packets, as
+    ``show --json`` writes a call (``"type": "call"``, times from the first packet);
+    ``kernel``: the kernel's events about them (``"type": "kernel"``), with --kernel."""
     return {"check": str(v.check), "finding": str(v.finding), "ok": v.ok,
-            "packets": list(v.packets), "values": dict(v.values), "text": finding_text(v)}
+            "packets": list(v.packets), "values": dict(v.values), "text": finding_text(v),
+            "calls": [call_record(c, first_ts) for c in calls_behind(v, calls)],
+            "kernel": [kernel_record(e, first_ts) for e in events_behind(v, events)]}
 
 
 def report_record(verdicts: Sequence[Verdict], outputs: Sequence[ProgramText] = (),
-                  path: str | None = None) -> dict[str, Any]:
+                  path: str | None = None, calls: Sequence[Call] = (),
+                  first_ts: int = 0, events: Sequence[KernelEvent] = ()) -> dict[str, Any]:
     """The report as JSON-ready data (codes in English, the sentences in the reader's)."""
     return {
         "checks": [{"check": str(r.check), "ok": r.ok,
-                    "findings": [verdict_record(v) for v in r.verdicts]}
+                    "findings": [verdict_record(v, calls, first_ts, events)
+                                 for v in r.verdicts]}
                    for r in outcomes(verdicts)],
         "pcap": path,
         "programs": [program_record(o) for o in outputs],

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sockcap.analysis.calls import Call
 from sockcap.codes import Code
 from sockcap.decode.records import TcpFlags
 
@@ -114,6 +115,9 @@ class Finding(Code):
     CLOSED_BEFORE_CLIENT = "closed before the client finished"
     NO_CLOSE = "never closed"
     BUSY_LOOP = "busy loop"
+    # from the student's own socket calls (strace in the sandbox: sockcap.analysis.check.calls)
+    READ_AFTER_EOF = "read after EOF"
+    WROTE_MORE_THAN_READ = "wrote more than it read"
     RESET_CLOSE = "reset instead of close"
     DATA_AFTER_FIN = "data after FIN"
     SECOND_SERVED = "second client served"
@@ -199,6 +203,12 @@ class ScenarioRun:
     client_status: int | None = None  # exit status (-N: signal N); None: still running
     client_said: bool = False  # it printed something (stdout or stderr)
     client_seconds: float = 0.0  # how long it was given
+    # the socket calls of the student's programs in this scenario (strace in the sandbox;
+    # wall clock, not yet tied to the packets): () when they were not traced
+    calls: tuple[Call, ...] = ()
+    # the SYNs the scenario's network namespace dropped at a full accept queue (its
+    # ListenOverflows counter; read with --kernel, where the drops are named)
+    listen_overflows: int = 0
 
 
 @dataclass(frozen=True, slots=True)

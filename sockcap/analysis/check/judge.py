@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sockcap.analysis.check.calls import judge_calls
 from sockcap.analysis.check.client import CLIENT_CHECK_OF, judge_client
 from sockcap.analysis.check.codes import Scenario, ScenarioRun, Verdict
 from sockcap.analysis.check.server import judge_server
@@ -29,9 +30,13 @@ _UDP_JUDGES = {Scenario.UDP_CLIENTS: judge_udp_clients, Scenario.UDP_LARGE: judg
 
 
 def judge_scenario(packets: Sequence[Annotated], run: ScenarioRun) -> list[Verdict]:
-    """The verdicts on one scenario, whichever program it was about."""
+    """The verdicts on one scenario, whichever program it was about: from its packets,
+    then from the programs' own calls where they were recorded
+    (:func:`sockcap.analysis.check.calls.judge_calls`)."""
     if run.scenario in _UDP_JUDGES and run.listening:
-        return _UDP_JUDGES[run.scenario](packets, run)
-    if run.scenario not in CLIENT_CHECK_OF:
-        return judge_server(packets, run)
-    return judge_client(packets, run)
+        verdicts = _UDP_JUDGES[run.scenario](packets, run)
+    elif run.scenario not in CLIENT_CHECK_OF:
+        verdicts = judge_server(packets, run)
+    else:
+        verdicts = judge_client(packets, run)
+    return verdicts + judge_calls(packets, run)
