@@ -34,12 +34,9 @@ from sockcap.analysis.check.codes import (
     Verdict,
 )
 from sockcap.analysis.expect import judge_expectation
+from sockcap.check.options import DEFAULT_MESSAGES, CheckOptions
 from sockcap.check.programs import Program, ProgramOutput
-from sockcap.check.runner import (
-    DEFAULT_MESSAGES,
-    CheckOptions,
-    run_check,
-)
+from sockcap.check.runner import run_check
 from sockcap.check.sandbox import Sandbox, staging_dir
 from sockcap.check.spec import BUILD, Spec, SpecCheck, SpecExpect
 from sockcap.decode.records import RawFrame

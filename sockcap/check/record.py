@@ -23,7 +23,8 @@ from sockcap.analysis.check.streams import exchange_of
 from sockcap.check.cgroup import Limits, host_root
 from sockcap.check.clients import EchoClient
 from sockcap.check.programs import Program, ProgramOutput, socket_states, wait_listening
-from sockcap.check.sandbox import Sandbox, sandbox_for
+from sockcap.check.sandbox import Sandbox
+from sockcap.check.staging import sandbox_for
 from sockcap.check.wire import Recorder
 from sockcap.errors import EndpointError
 from sockcap.i18n import _

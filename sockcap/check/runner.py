@@ -40,14 +40,27 @@ from sockcap.analysis.check.codes import (
 from sockcap.analysis.check.judge import judge_scenario
 from sockcap.analysis.conversation import Annotated
 from sockcap.capture.kernel import KernelTrace, listen_overflows
-from sockcap.check.cgroup import Limits
 from sockcap.check.clients import REPLY_SECONDS, EchoClient, free_udp_port
+from sockcap.check.lab_scenarios import lab_scenario
+from sockcap.check.options import (
+    BURST_SECONDS,
+    CLIENT_SECONDS,
+    ECHO_REPLY_SECONDS,
+    LARGE_BYTES,
+    PARTIAL_MESSAGE,
+    TCP_ESTABLISHED,
+    CheckOptions,
+    expand,
+    not_listening_run,
+    probe,
+    probe_messages,
+    without_newline,
+)
 from sockcap.check.programs import (
     TCP_CLOSE_WAIT,
     PortHeldError,
     Program,
     ProgramOutput,
-    bound_addresses,
     close_wait_count,
     port_holders,
     socket_states,
@@ -60,87 +73,7 @@ from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import CaptureStats, RawFrame
 from sockcap.endpoints.udp_client import udp_echoes
 from sockcap.i18n import _
-from sockcap.lab.namespaces import Namespaces
 from sockcap.pipeline import Pipeline
-from sockcap.render.check import signal_name
-
-DEFAULT_MESSAGES = (b"hello from sockcap, a longer first line\n", b"hi\n", b"bye\n")
-PARTIAL_MESSAGE = b"one byte per segment\n"
-LARGE_BYTES = 100_000
-# How long the server has to close after the client's FIN. A course's forked child that
-# lingers (a sleep before close, a timer) closes after about 5 s; a server that closes at
-# once costs nothing of this, since the wait ends at its FIN.
-CLOSE_SECONDS = 6.0
-ECHO_REPLY_SECONDS = 2.0  # how long each echo message waits for its reply before the next
-START_SECONDS = 3.0  # how long the server has to listen
-CLIENT_SECONDS = 5.0  # how long the user's client may run
-# How long a student's client has to finish against sockcap's server: the slow echo takes
-# about a second for the default messages; a client that waits for ever is stopped here.
-CLIENT_CHECK_SECONDS = 8.0
-BURST_SECONDS = 2.5  # a burst client's longest wait (a SYN is sent again after 1 s)
-TCP_ESTABLISHED = "01"  # /proc/net/tcp's state code
-TCP_SCENARIOS = (Scenario.ECHO, Scenario.PARTIAL, Scenario.LARGE, Scenario.CONCURRENT,
-                 Scenario.BURST)
-UDP_SCENARIOS = (Scenario.ECHO, Scenario.UDP_CLIENTS, Scenario.UDP_LARGE)
-UDP_CLIENT_SCENARIOS = (Scenario.UDP_CLIENT_LOSS, Scenario.UDP_CLIENT_DUPLICATES,
-                        Scenario.UDP_CLIENT_REORDER)
-TCP_CLIENT_SCENARIOS = (Scenario.CLIENT_ECHO, Scenario.CLIENT_SERVER_CLOSES, Scenario.CLIENT_REFUSED)
-
-
-def default_scenarios(server: bool, client: bool, udp: bool) -> tuple[Scenario, ...]:
-    """What ``check`` runs without ``--only``: the server's scenarios (with a client too,
-    over TCP, the user's client takes sockcap's place in the echo), or the client's."""
-    if udp:
-        return (UDP_SCENARIOS if server else ()) + (UDP_CLIENT_SCENARIOS if client else ())
-    return TCP_SCENARIOS if server else TCP_CLIENT_SCENARIOS
-
-
-@dataclass(frozen=True)
-class CheckOptions:
-    server: tuple[str, ...]  # argv; "{port}" in an argument is replaced by the port; ()
-    # when only the client is checked
-    client: tuple[str, ...] = ()  # the user's client (argv, "{port}" too), or sockcap's own
-    port: int = 5001
-    host: str = "127.0.0.1"
-    udp: bool = False
-    scenarios: tuple[Scenario, ...] = TCP_SCENARIOS
-    messages: tuple[bytes, ...] = DEFAULT_MESSAGES
-    burst: int = 8
-    cwd: str | None = None
-    limits: Limits = field(default_factory=Limits)
-    backend: str = "auto"
-    close_seconds: float = CLOSE_SECONDS
-    start_seconds: float = START_SECONDS
-    newline: bool = True  # False: every message is sent without its trailing newline
-    udp_client_port: int = 0  # UDP: the client's port, captured too (0: chosen by run_check)
-    client_seconds: float = CLIENT_CHECK_SECONDS  # the student's client against sockcap's server
-    calls: bool = True  # trace the student's programs' socket calls (strace, in the sandbox)
-    kernel: bool = False  # the kernel's TCP events too (tracefs: root only)
-
-    def trace(self, side: str) -> str:
-        """The side a program's calls are recorded as, or "" (not traced)."""
-        return side if self.calls else ""
-
-    @property
-    def pair(self) -> bool:
-        """The user's client talks to the user's server in the echo scenario (``--server``
-        with ``--client`` and no client check): otherwise each is checked against
-        sockcap's own counterpart, which is what makes a finding precise."""
-        return bool(self.client) and not any(s in CLIENT_SCENARIOS for s in self.scenarios)
-
-
-def without_newline(message: bytes) -> bytes:
-    return message[:-1] if message.endswith(b"\n") else message
-
-
-def probe(opts: CheckOptions, message: bytes) -> bytes:
-    """``message`` as the client sends it: with its newline, or without (``--no-newline``,
-    as a course's client that sends what the user typed and nothing more)."""
-    return message if opts.newline else without_newline(message)
-
-
-def probe_messages(opts: CheckOptions) -> tuple[bytes, ...]:
-    return tuple(probe(opts, m) for m in opts.messages)
 
 
 @dataclass
@@ -156,11 +89,6 @@ class CheckResult:
     pipeline: Pipeline | None = None  # its conversations and clock (the HTML report's)
     calls: list[Call] = field(default_factory=list)  # the programs' calls, tied to the packets
     events: list[KernelEvent] = field(default_factory=list)  # the kernel's (--kernel), tied
-
-
-def expand(argv: Sequence[str], port: int, host: str = "127.0.0.1") -> tuple[str, ...]:
-    """``{port}`` and ``{host}`` (the server's address: 10.0.0.1 over the lab's link)."""
-    return tuple(arg.replace("{port}", str(port)).replace("{host}", host) for arg in argv)
 
 
 def run_check(opts: CheckOptions, note: Callable[[str], None] = lambda _: None,
@@ -228,7 +156,7 @@ def _run_scenarios(opts: CheckOptions, scenarios: Sequence[Scenario],
             continue  # the server is not started again: one finding says what it did
         note(_("running the {scenario} scenario").format(scenario=scenario))
         if scenario in LAB_SCENARIOS:
-            run, more, linktype_, stats_ = _lab_scenario(opts, scenario, outputs, sandbox)
+            run, more, linktype_, stats_ = lab_scenario(opts, scenario, outputs, sandbox)
             runs.append(_with_calls(run, outputs[before:]))
             frames += more
             linktype, stats = linktype_, _added(stats, stats_)
@@ -278,7 +206,7 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
         start = time.time_ns()
         if not wait_listening(opts.port, server, opts.start_seconds, opts.udp):
             output = server.stop()
-            return _not_listening_run(opts, scenario, start, output)
+            return not_listening_run(opts, scenario, start, output)
         holders, members = port_holders(opts.port, opts.udp), set(server.members())
         if holders and not any(pid in members for pid, _name in holders):
             raise PortHeldError(opts.port, holders[0])  # the verdict would be another's
@@ -298,100 +226,6 @@ def _scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutpu
 
 
 Facts = dict[str, int]
-
-
-def _lab_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput],
-                  sandbox: Sandbox) -> tuple[ScenarioRun, list[RawFrame], int, CaptureStats]:
-    """One UDP scenario over the lab's link (:mod:`sockcap.check.lab_link`), captured on
-    the student's host."""
-    from sockcap.check import lab_link
-
-    of_client = scenario in CLIENT_SCENARIOS
-    with lab_link.lab_hosts(lab_link.LINKS.get(scenario, lab_link.LinkOptions())) as ns:
-        host = ns.fds["client" if of_client else "server"]
-        sandbox.use_network(host)
-        with lab_link.inside(host):
-            recorder = Recorder(opts.port, opts.backend, iface=lab_link.HOST_IFACE)
-            recorder.start()
-        try:
-            if of_client:
-                run = _udp_client_on_lab(opts, scenario, ns, outputs, sandbox)
-            else:
-                with lab_link.inside(host):
-                    run = _udp_server_on_lab(opts, scenario, ns, outputs, sandbox)
-        finally:
-            frames = recorder.stop()
-    return run, frames, recorder.linktype, recorder.stats
-
-
-def _udp_server_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
-                       outputs: list[ProgramOutput], sandbox: Sandbox) -> ScenarioRun:
-    """The student's UDP server on the server host; sockcap's clients on the client host.
-    The calling thread is in the server host (its /proc/net/udp is read)."""
-    from sockcap.check import lab_link
-
-    server = Program(f"server ({scenario})", expand(opts.server, opts.port), cwd=opts.cwd,
-                     limits=opts.limits, sandbox=sandbox, trace=opts.trace("server"))
-    output: ProgramOutput | None = None
-    try:
-        start = time.time_ns()
-        if not wait_listening(opts.port, server, opts.start_seconds, udp=True):
-            output = server.stop()
-            return _not_listening_run(opts, scenario, start, output)
-        bound = bound_addresses(opts.port)
-        if bound and all(a.startswith("127.") for a in bound):
-            # nothing from another host can reach it: said once, no datagram sent
-            return ScenarioRun(scenario, start, time.time_ns(), port=opts.port,
-                               values={"bound": bound[0]})
-        if scenario is Scenario.UDP_CLIENTS:
-            lab_link.two_clients(ns, opts.port)
-        else:
-            lab_link.large_datagram(ns, opts.port)
-        return ScenarioRun(scenario, start, time.time_ns(), port=opts.port)
-    finally:
-        outputs.append(output or server.stop())
-
-
-def _udp_client_on_lab(opts: CheckOptions, scenario: Scenario, ns: Namespaces,
-                       outputs: list[ProgramOutput], sandbox: Sandbox) -> ScenarioRun:
-    """The student's UDP client on the client host against sockcap's echo server, over a
-    link that loses datagrams (or sends each reply twice, or lets replies overtake: then
-    what the client printed is judged too)."""
-    from sockcap.check import lab_link
-
-    server = lab_link.UdpEchoServer(ns, opts.port,
-                                    late_duplicates=scenario is Scenario.UDP_CLIENT_DUPLICATES)
-    stdin = probe_messages(opts)
-    try:
-        start = time.time_ns()
-        client = Program(f"client ({scenario})",
-                         expand(opts.client, opts.port, lab_link.SERVER_ADDRESS), cwd=opts.cwd,
-                         stdin=b"".join(stdin), limits=opts.limits, sandbox=sandbox,
-                         trace=opts.trace("client"))
-        exited = client.wait(opts.client_seconds)
-        end = time.time_ns()
-        output = client.stop()
-        outputs.append(output)
-    finally:
-        server.close()
-    return ScenarioRun(scenario, start, end, port=opts.port, probe=stdin,
-                       client_status=output.status if exited else None,
-                       client_said=bool(output.stdout.strip() or output.stderr.strip()),
-                       client_seconds=opts.client_seconds,
-                       values={"stdout": output.stdout}
-                       if scenario is Scenario.UDP_CLIENT_REORDER else {})
-
-
-def _not_listening_run(opts: CheckOptions, scenario: Scenario, start: int,
-                       output: ProgramOutput) -> ScenarioRun:
-    """What a server that never listened did instead, for the one finding that says so."""
-    limits = opts.limits
-    return ScenarioRun(scenario, start, time.time_ns(), listening=False, port=opts.port,
-                       exit_status=None if output.stopped else output.status,
-                       limit=str(output.limit or ""), start_seconds=opts.start_seconds,
-                       values={"signal": signal_name(-(output.status or 0)),
-                               "file_mb": limits.file_mb, "memory_mb": limits.memory_mb,
-                               "cpu_seconds": limits.cpu_seconds})
 
 
 def _client_scenario(opts: CheckOptions, scenario: Scenario, outputs: list[ProgramOutput],

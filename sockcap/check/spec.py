@@ -24,10 +24,7 @@ from sockcap.analysis.check.codes import (
 )
 from sockcap.analysis.expect import Expectation, fields_of, read_expectation
 from sockcap.check.cgroup import Limits
-from sockcap.check.runner import (
-    CLOSE_SECONDS,
-    START_SECONDS,
-)
+from sockcap.check.options import CLOSE_SECONDS, START_SECONDS
 from sockcap.errors import InputError
 from sockcap.i18n import N_, _
 from sockcap.render.check import (

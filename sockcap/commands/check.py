@@ -57,7 +57,7 @@ def check(server: str | None, client: str | None, port: int, udp: bool, only: tu
           messages: tuple[str, ...], no_newline: bool, close_seconds: float, out: str | None,
           force: bool, kernel: bool, json_: bool, html: str | None) -> None:
     from sockcap.analysis.check.codes import CLIENT_CHECKS, SCENARIO_OF, UDP_CHECKS, Check
-    from sockcap.check.runner import DEFAULT_MESSAGES, CheckOptions, default_scenarios
+    from sockcap.check.options import DEFAULT_MESSAGES, CheckOptions, default_scenarios
     from sockcap.owner import check_output_path
 
     if out is not None:
@@ -112,7 +112,8 @@ def run_check_command(opts: Any, *, out: str | None, force: bool, json_: bool,
     import dataclasses
 
     from sockcap.check.runner import run_check
-    from sockcap.check.sandbox import enter_user_namespace, sandbox_for
+    from sockcap.check.sandbox import enter_user_namespace
+    from sockcap.check.staging import sandbox_for
     from sockcap.output import Output
     from sockcap.signals import sigterm_raises
 
@@ -134,7 +135,8 @@ def _report(opts: Any, result: Any, out: str | None, force: bool, json_: bool,
     import json
     from pathlib import Path
 
-    from sockcap.check.runner import default_pcap_path, expand
+    from sockcap.check.options import expand
+    from sockcap.check.runner import default_pcap_path
     from sockcap.owner import Owner
     from sockcap.pcapfile.writer import PcapWriter
     from sockcap.render.check import outcomes, report_pairs, report_record
