@@ -4,10 +4,10 @@ with the file (issue 27 item 16), on both engines.
 Usage::
 
     python bench/make_capture.py --synthetic KIND --count N --out bench/data/KIND.pcap
-    python bench/memory_bench.py [--data bench/data] [--pure] [--small-suffix -s]
+    python bench/memory_bench.py [--data bench/data] [--kinds KIND ...] [--small-suffix -s]
 
 For each capture kind (one 64 KiB-segment stream, a SYN scan, refused connections all at
-one timestamp, finished conversations) it runs the command the issue names, output to
+one timestamp, finished conversations) it runs the command the issue names on both engines, output to
 /dev/null, and reads the child's peak RSS from ``wait4`` (the kernel's ``ru_maxrss``, the
 figure ``/usr/bin/time -v`` prints as "Maximum resident set size"). For ``stats`` it also
 gives the growth per conversation between two files of different sizes (``KIND-s.pcap``

@@ -110,9 +110,13 @@ def test_readme_example_runs_after_setup_run(tmp_path: Path) -> None:
     if missing.stdout.split():
         pytest.skip(f"setup.sh would install system packages first: {missing.stdout.strip()}")
     clone = tmp_path / "clone"
-    shutil.copytree(root, clone, ignore=shutil.ignore_patterns(
-        ".git", ".venv*", "build", "*.so", "__pycache__", "*.egg-info", ".mypy_cache",
-        ".pytest_cache", ".hypothesis"))
+    skip = shutil.ignore_patterns(".git", ".venv*", "build", "*.so", "__pycache__", "*.egg-info",
+                                  ".mypy_cache", ".pytest_cache", ".hypothesis")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:  # and the benchmarks' captures
+        return skip(folder, names) | ({"data"} if Path(folder) == root / "bench" else set())
+
+    shutil.copytree(root, clone, ignore=ignore)
     env = {k: v for k, v in os.environ.items() if k not in ("SOCKCAP_VENV", "VIRTUAL_ENV")}
     setup = subprocess.run(["bash", "scripts/setup.sh", "run", "--help"], cwd=clone, env=env,
                            capture_output=True, text=True, timeout=900)
