@@ -171,14 +171,83 @@ def capture(out: Path, packets: int, max_seconds: float, rate: int) -> None:
           f"({time.monotonic() - start:.1f} s; {counter.count - cut.count} packets cut off the end)")
 
 
+# -- synthetic captures for the memory benchmarks (bench/memory_bench.py) ----------------
+# Written record by record (nothing held), on 127.0.0.0/8 addresses: the shapes of file
+# whose memory cost grew with the file before conversations were forgotten.
+
+SYNTHETIC = ("one-stream", "syn-scan", "same-time", "finished")
+_ETH_IP = bytes(12) + b"\x08\x00"
+_TCP = struct.Struct("!HHIIBBHHH")
+_IP = struct.Struct("!BBHHHBBH4s4s")
+_REC = struct.Struct("<IIII")
+T0 = 1_700_000_000
+
+
+def _segment(src: int, sport: int, dport: int, seq: int, ack: int, flags: int,
+             payload: bytes = b"", dst: int = 1) -> bytes:
+    """An Ethernet/IPv4/TCP frame from 127.x.y.z (``src``, low 24 bits) to ``dst``."""
+    tcp = _TCP.pack(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 65535, 0, 0)
+    ip = _IP.pack(0x45, 0, 20 + len(tcp) + len(payload), 0, 0x4000, 64, 6, 0,
+                  (0x7F000000 | src).to_bytes(4, "big"), (0x7F000000 | dst).to_bytes(4, "big"))
+    return _ETH_IP + ip + tcp + payload
+
+
+def _frames(kind: str, count: int):  # type: ignore[no-untyped-def]
+    """(seconds, microseconds, frame) of one synthetic capture."""
+    if kind == "one-stream":  # one TCP stream of ``count`` 64 KiB segments, client to server
+        body = bytes(range(256)) * 253  # 64,768 bytes: the IPv4 total length fits 16 bits
+        yield T0, 0, _segment(2, 40000, 5001, 999, 0, 0x02)
+        yield T0, 1, _segment(1, 5001, 40000, 4999, 1000, 0x12, dst=2)
+        for i in range(count):
+            yield T0 + i // 1000, i % 1000 * 1000 + 2, _segment(
+                2, 40000, 5001, 1000 + i * len(body), 5000, 0x18, body)
+        return
+    for i in range(count):  # ``count`` conversations, each from its own address and port
+        src, sport = 2 + i // 50000, 10000 + i % 50000
+        sec, usec = (T0, 0) if kind == "same-time" else (T0 + i // 100_000, i % 100_000 * 10)
+        if kind == "syn-scan":  # a SYN that nothing answers
+            yield sec, usec, _segment(src, sport, 5001, 1000, 0, 0x02)
+        elif kind == "same-time":  # a SYN answered by RST: refused, over at once
+            yield sec, usec, _segment(src, sport, 5001, 1000, 0, 0x02)
+            yield sec, usec, _segment(1, 5001, sport, 0, 1001, 0x14, dst=src)
+        else:  # finished: handshake, 5 bytes, FIN both ways
+            c, s = 1000, 9000
+            for seq, ack, flags, data, back in (
+                    (c, 0, 0x02, b"", False), (s, c + 1, 0x12, b"", True),
+                    (c + 1, s + 1, 0x10, b"", False), (c + 1, s + 1, 0x18, b"hello", False),
+                    (c + 6, s + 1, 0x11, b"", False), (s + 1, c + 7, 0x11, b"", True),
+                    (c + 7, s + 2, 0x10, b"", False)):
+                yield sec, usec, (_segment(1, 5001, sport, seq, ack, flags, data, src) if back
+                                  else _segment(src, sport, 5001, seq, ack, flags, data))
+
+
+def synthetic(out: Path, kind: str, count: int) -> None:
+    """Write a synthetic capture of ``kind`` (see :data:`SYNTHETIC`) to ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        for sec, usec, frame in _frames(kind, count):
+            f.write(_REC.pack(sec, usec, len(frame), len(frame)))
+            f.write(frame)
+    print(f"{out}: {kind}, {out.stat().st_size / 1e6:.1f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--out", type=Path, default=BENCH / "data" / "loopback-1m.pcap")
+    ap.add_argument("--synthetic", choices=SYNTHETIC, default=None,
+                    help="write a synthetic capture instead (no tcpdump): one 64 KiB-segment "
+                         "stream, a SYN scan, refused connections all at one time, or "
+                         "finished conversations; --count segments or conversations")
+    ap.add_argument("--count", type=int, default=2_000_000)
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--max-seconds", type=float, default=300.0)
     ap.add_argument("--rate", type=int, default=1500,
                     help="conversations per second at most (tcpdump must keep up)")
     args = ap.parse_args()
+    if args.synthetic is not None:
+        synthetic(args.out, args.synthetic, args.count)
+        return
     if shutil.which("tcpdump") is None:
         raise SystemExit("tcpdump is needed")
     capture(args.out, args.packets, args.max_seconds, args.rate)

@@ -10,7 +10,8 @@
 # Installs the system tools the project uses (tshark, dumpcap, tcpdump, socat, strace, gcc and the
 # Python headers for the compiled fast path, nftables, iproute2, setcap, bubblewrap for the
 # sandbox of check and grade) with apt-get when
-# they are missing, and the Python package into .venv (building sockcap._speedups). For the
+# they are missing, and the Python package into .venv (building sockcap._speedups) with pytest
+# for its sockcap_record fixture. For the
 # tests also what only they need: chromium with chromium-driver (the report's browser tests)
 # and Java (the Spark test of the exported tables), and the test extras.
 set -euo pipefail
@@ -44,7 +45,8 @@ have setcap || need_apt+=(libcap2-bin)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 # the headers the compiled fast path (sockcap/_speedups.c) is built against
 python3 -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null || need_apt+=(python3-dev)
-extras="dissect"
+# pytest too: the sockcap_record fixture is a pytest plugin, and the README shows it in use
+extras="dissect,pytest"
 if [ "${1:-}" = test ]; then
   extras="test,dissect,export,spark,compressed"
   # the report's browser tests: Debian's chromium and its driver (selenium drives it)

@@ -605,6 +605,11 @@ static void endpoint_text(Conv *c, int which) {
 
 /* ---------------------------------------------------------------- the engine */
 
+typedef struct { /* a queue of conversations, as a ring; each place holds a reference */
+    Conv **items;
+    size_t head, len, cap;
+} Ring;
+
 typedef struct {
     PyObject_HEAD
     /* options */
@@ -622,8 +627,7 @@ typedef struct {
     Entry *table;                /* nbuckets slots, 64-byte aligned inside table_mem */
     void *table_mem;
     size_t nbuckets, nentries;
-    Conv **queue;                /* retire queue: a ring */
-    size_t q_head, q_len, q_cap;
+    Ring ended, open;            /* the tracker's two queues of conversations to forget */
     Conv **kept;
     size_t n_kept, kept_cap;
     uint32_t *order;             /* kept, TCP first (stats rows) */
@@ -730,33 +734,31 @@ static void table_del_if(Engine *e, const uint8_t *key, Conv *c) {
     }
 }
 
-static int queue_push(Engine *e, Conv *c) {
-    if (e->q_len == e->q_cap) {
-        size_t cap = e->q_cap ? e->q_cap * 2 : 8192;
+static int queue_push(Ring *r, Conv *c) {
+    if (r->len == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 8192;
         Conv **q = PyMem_Malloc(cap * sizeof *q);
         if (!q) { PyErr_NoMemory(); return -1; }
-        for (size_t i = 0; i < e->q_len; i++) q[i] = e->queue[(e->q_head + i) % e->q_cap];
-        PyMem_Free(e->queue);
-        e->queue = q;
-        e->q_head = 0;
-        e->q_cap = cap;
+        for (size_t i = 0; i < r->len; i++) q[i] = r->items[(r->head + i) % r->cap];
+        PyMem_Free(r->items);
+        r->items = q;
+        r->head = 0;
+        r->cap = cap;
     }
-    e->queue[(e->q_head + e->q_len) % e->q_cap] = c;
-    e->q_len++;
+    r->items[(r->head + r->len) % r->cap] = c;
+    r->len++;
     return 0;
 }
 
-/* ConversationTracker._retire_later */
-static int retire_later(Engine *e, Conv *c, i128 now) {
-    c->refs++;
-    if (queue_push(e, c) < 0) { c->refs--; return -1; }
-    if (e->q_len <= RETIRE_AFTER) return 0;
-    Conv *old = e->queue[e->q_head];
-    e->q_head = (e->q_head + 1) % e->q_cap;
-    e->q_len--;
-    if (now >= 0 && now - old->last_ts < RETIRE_IDLE_NS) { /* untimed now: cannot tell */
-        return queue_push(e, old); /* its reference moves with it */
-    }
+static Conv *queue_pop(Ring *r) {
+    Conv *old = r->items[r->head];
+    r->head = (r->head + 1) % r->cap;
+    r->len--;
+    return old;
+}
+
+/* ConversationTracker._forget: out of the table; then drops the queue's reference */
+static void forget(Engine *e, Conv *old) {
     uint8_t key[40];
     make_key(key, old->proto, old->client.fam, old->client.addr, old->client.port,
              old->server.addr, old->server.port);
@@ -767,6 +769,34 @@ static int retire_later(Engine *e, Conv *c, i128 now) {
     table_del_if(e, key, old);
     conv_unref(old); /* the extra one */
     conv_unref(old); /* the queue's */
+}
+
+/* ConversationTracker._retire_later */
+static int retire_later(Engine *e, Conv *c, i128 now) {
+    c->refs++;
+    if (queue_push(&e->ended, c) < 0) { c->refs--; return -1; }
+    if (e->ended.len <= RETIRE_AFTER) return 0;
+    Conv *old = queue_pop(&e->ended);
+    if (e->ended.len < RETIRE_MAX && now >= 0 /* untimed now: cannot tell */
+        && now - old->last_ts < RETIRE_IDLE_NS) {
+        return queue_push(&e->ended, old); /* its reference moves with it */
+    }
+    forget(e, old);
+    return 0;
+}
+
+/* ConversationTracker._open_later */
+static int open_later(Engine *e, Conv *c, i128 now) {
+    c->refs++;
+    if (queue_push(&e->open, c) < 0) { c->refs--; return -1; }
+    if (e->open.len <= RETIRE_AFTER) return 0;
+    Conv *old = queue_pop(&e->open);
+    if (old->retired) { conv_unref(old); return 0; } /* ended: the ended queue has it */
+    i128 idle = old->dirs[1].base >= 0 ? INACTIVE_NS : RETIRE_IDLE_NS; /* answered or not */
+    if (e->open.len < RETIRE_MAX && (now < 0 || now - old->last_ts < idle))
+        return queue_push(&e->open, old);
+    old->retired = 1; /* in no queue any more */
+    forget(e, old);
     return 0;
 }
 
@@ -814,7 +844,7 @@ static Conv *conv_new(Engine *e, const Pkt *p, int *from_client) {
         c->refs++;
     } else if (p->proto == 17) {
         if (retire_later(e, c, p->ts) < 0) { conv_unref(c); return NULL; }
-    }
+    } else if (open_later(e, c, p->ts) < 0) { conv_unref(c); return NULL; }
     uint8_t key[40];
     make_key(key, p->proto, p->fam, p->dst, p->dport, p->src, p->sport);
     if (table_set(e, key, c, !forward) < 0) { conv_unref(c); return NULL; }
@@ -1591,8 +1621,12 @@ static void Engine_dealloc(Engine *e) {
     for (size_t i = 0; i < e->nbuckets; i++)
         if (e->table[i].conv) conv_unref(e->table[i].conv);
     PyMem_Free(e->table_mem);
-    for (size_t i = 0; i < e->q_len; i++) conv_unref(e->queue[(e->q_head + i) % e->q_cap]);
-    PyMem_Free(e->queue);
+    Ring *rings[2] = {&e->ended, &e->open};
+    for (int k = 0; k < 2; k++) {
+        Ring *r = rings[k];
+        for (size_t i = 0; i < r->len; i++) conv_unref(r->items[(r->head + i) % r->cap]);
+        PyMem_Free(r->items);
+    }
     for (size_t i = 0; i < e->n_kept; i++) conv_unref(e->kept[i]);
     PyMem_Free(e->kept);
     PyMem_Free(e->order);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,48 @@ def test_closed_by_fin_is_not_the_fin_of_a_stopped_server(pytester: pytest.Pytes
     rows = tshark_fields(Path(out.read_text()), "tcp.srcport", "tcp.flags.fin")
     server_port = rows[1][0]  # the SYN-ACK's
     assert any(port == server_port and fin in ("1", "True") for port, fin in rows)
+
+
+def _readme_fixture_example() -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Your own tests (pytest).**"):]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_readme_example_runs_after_setup_run(tmp_path: Path) -> None:
+    """What a new user does: `bash scripts/setup.sh run` in a clone, then the README's pytest
+    example with `.venv/bin/pytest`. It failed: `setup.sh run` installed no pytest.
+
+    The clone is a copy of this tree, so the new .venv's build writes nothing here."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    missing = subprocess.run(["bash", str(root / "scripts" / "setup.sh"), "missing"],
+                             capture_output=True, text=True, timeout=120, check=True)
+    if missing.stdout.split():
+        pytest.skip(f"setup.sh would install system packages first: {missing.stdout.strip()}")
+    clone = tmp_path / "clone"
+    skip = shutil.ignore_patterns(".git", ".venv*", "build", "*.so", "__pycache__", "*.egg-info",
+                                  ".mypy_cache", ".pytest_cache", ".hypothesis")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:  # and the benchmarks' captures
+        return skip(folder, names) | ({"data"} if Path(folder) == root / "bench" else set())
+
+    shutil.copytree(root, clone, ignore=ignore)
+    env = {k: v for k, v in os.environ.items() if k not in ("SOCKCAP_VENV", "VIRTUAL_ENV")}
+    setup = subprocess.run(["bash", "scripts/setup.sh", "run", "--help"], cwd=clone, env=env,
+                           capture_output=True, text=True, timeout=900)
+    assert setup.returncode == 0, setup.stderr[-2000:]
+    assert "--capture" in setup.stdout
+    work = tmp_path / "student"
+    work.mkdir()
+    progs = build_programs(work)
+    (work / "test_echo.py").write_text(_readme_fixture_example(), encoding="utf-8")
+    run = subprocess.run([str(clone / ".venv" / "bin" / "pytest"), "-q", "-p", "no:cacheprovider",
+                          "test_echo.py"], cwd=work, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert progs["server"] == work / "server"
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "1 passed" in run.stdout

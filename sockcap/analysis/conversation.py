@@ -173,6 +173,9 @@ _new_tuple = tuple.__new__  # builds a NamedTuple without its Python-level __new
 MAX_WSCALE = 14  # RFC 7323 2.3: a larger shift is treated as 14
 RETIRE_AFTER = 4096  # conversations waiting to be forgotten, with keep=False
 RETIRE_IDLE_NS = 10 * 1_000_000_000  # ... once silent this long (capture time; > any RTO)
+RETIRE_MAX = 4 * RETIRE_AFTER  # ... or at once when this many more wait behind them
+INACTIVE_NS = 300 * 1_000_000_000  # an answered TCP connection that never ended: Zeek's
+# tcp_inactivity_timeout (5 minutes of capture time)
 
 
 ICMP_PROTOS = frozenset((IPPROTO_ICMP, IPPROTO_ICMPV6))
@@ -186,14 +189,27 @@ class ConversationTracker:
     need only the conversations and their numbers, such as ``sockcap follow``.
 
     ``keep=False`` bounds memory for views that print packets and need no table of all
-    conversations (``sockcap show``): the list ``conversations`` stays empty, and a
-    conversation is forgotten once it is over — a TCP connection closed or reset, or
-    any UDP conversation — after :data:`RETIRE_AFTER` later ones queued up behind it and
-    nothing was heard from it for :data:`RETIRE_IDLE_NS` of capture time. A packet that
-    still arrives for a forgotten 5-tuple starts a new stream, where Wireshark would
-    have kept the old number: the price of a tracker whose memory does not grow with
-    the file (about 1.7 KB per conversation otherwise; 63k conversations in a 1M-packet
-    loopback capture).
+    conversations (``sockcap show``): the list ``conversations`` stays empty, and
+    conversations are forgotten by two queues, as Zeek forgets connections by its
+    attempt and inactivity timeouts:
+
+    - the *ended* queue: a TCP connection closed or reset, or any UDP conversation (from
+      its start), is forgotten once :data:`RETIRE_AFTER` later ones queued up behind it
+      and nothing was heard from it for :data:`RETIRE_IDLE_NS` of capture time;
+    - the *open* queue: every TCP conversation from its start. Once :data:`RETIRE_AFTER`
+      later ones queued up behind it, one that ended leaves this queue (the other has
+      it); one never answered (a SYN alone: a port scan, a dead server) is forgotten
+      after :data:`RETIRE_IDLE_NS` of silence, and one answered but never ended after
+      :data:`INACTIVE_NS`.
+
+    In both queues a conversation is forgotten at once, silent or not, when
+    :data:`RETIRE_MAX` more wait behind it: time alone cannot bound memory (two million
+    connections refused within one timestamp are never "silent"). Each queue holds at
+    most ``RETIRE_MAX + 1``, so the tracker at most twice that, whatever the file.
+    A packet that still arrives for a forgotten 5-tuple starts a new stream, where
+    Wireshark would have kept the old number: the price of a tracker whose memory does
+    not grow with the file (about 1.7 KB per conversation otherwise; 63k conversations in
+    a 1M-packet loopback capture).
     """
 
     def __init__(self, analyze: bool = True, keep: bool = True) -> None:
@@ -201,7 +217,8 @@ class ConversationTracker:
         self.keep = keep
         self._by_key: dict[tuple[object, ...], Entry] = {}
         self.conversations: list[Conversation] = []
-        self._retiring: deque[Conversation] = deque()
+        self._retiring: deque[Conversation] = deque()  # the ended queue
+        self._open: deque[Conversation] = deque()  # the open queue (TCP)
         self._streams = {IPPROTO_TCP: 0, IPPROTO_UDP: 0}
         self._count = 0
         self.note_counts: dict[Note, int] = {}  # expert note kind -> count, whole capture
@@ -216,9 +233,31 @@ class ConversationTracker:
         if len(queue) <= RETIRE_AFTER:
             return
         old = queue.popleft()
-        if now >= 0 and now - old.last_ts < RETIRE_IDLE_NS:  # untimed now: cannot tell
+        if (len(queue) < RETIRE_MAX and now >= 0  # untimed now: cannot tell
+                and now - old.last_ts < RETIRE_IDLE_NS):
             queue.append(old)  # still heard from recently: look again later
             return
+        self._forget(old)
+
+    def _open_later(self, conv: Conversation, now: int) -> None:
+        """Queue a new TCP conversation; look at the oldest queued one: gone from this
+        queue if it ended, forgotten if it was silent too long (or too many wait)."""
+        queue = self._open
+        queue.append(conv)
+        if len(queue) <= RETIRE_AFTER:
+            return
+        old = queue.popleft()
+        if old.retired:  # ended: the ended queue has it
+            return
+        idle = INACTIVE_NS if old.dirs[1].base >= 0 else RETIRE_IDLE_NS  # answered or not
+        if len(queue) < RETIRE_MAX and (now < 0 or now - old.last_ts < idle):
+            queue.append(old)
+            return
+        old.retired = True  # in no queue any more
+        self._forget(old)
+
+    def _forget(self, old: Conversation) -> None:
+        """Take a conversation out of the table: no packet can reach it any more."""
         for key in (_key_of(old, old.client, old.server), _key_of(old, old.server, old.client)):
             if self._by_key.get(key, (None,))[0] is old:
                 del self._by_key[key]
@@ -297,6 +336,8 @@ class ConversationTracker:
             self.conversations.append(conv)
         elif p.proto == IPPROTO_UDP:  # UDP has no end: it is queued from its start
             self._retire_later(conv, p.ts_ns)
+        else:
+            self._open_later(conv, p.ts_ns)
         # Filed under both directions' keys with the direction in the entry: one tuple
         # and one dict lookup per packet, no sorting of endpoints, no endpoint compare.
         # The packet's own key is written last, so that a conversation with itself

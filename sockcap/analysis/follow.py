@@ -123,6 +123,13 @@ class Follower:
                 out += _flush(side, c, i == 0, END, -1, c.last_ts)
         return out
 
+    def drop(self, conv: Conversation) -> None:
+        """Forget a conversation the tracker forgot (after :meth:`finish`): no packet can
+        reach it any more, so nothing about it is kept."""
+        self._done.discard(id(conv))
+        self._streams.pop(id(conv), None)
+        self._convs.pop(id(conv), None)
+
     def _udp(self, a: Annotated, conv: Conversation, state: _Stream) -> list[Chunk]:
         p = a.packet
         data = p.payload

@@ -88,6 +88,7 @@ def no_stream_files(folder: Path) -> None:
 def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: str | None,
                    no_color: bool, force: bool = False) -> None:
     import gc
+    from collections import deque
     from contextlib import ExitStack
     from pathlib import Path
 
@@ -102,7 +103,14 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
 
     output = Output(color=False if no_color else None)
     select = None if stream is None else (IPPROTO_UDP if udp else IPPROTO_TCP, stream)
-    pipeline = Pipeline(analyze=False)  # follow needs no expert notes
+    # follow needs no expert notes. Every conversation: the tracker forgets them as show's
+    # does, and the view shows a forgotten one's section then (memory bounded whatever the
+    # file); one stream: the tracker keeps its table (stream_found reads it), which holds
+    # only what comes after the stream's first packet (the engine numbers the rest).
+    pipeline = Pipeline(analyze=False, keep=select is not None)
+    forgotten: deque[Conversation] = deque()
+    if select is None:
+        pipeline.tracker.on_forget = forgotten.append
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
     sink = RawFiles(Path(out), output.note, force=force) if out is not None else None
     failure: list[CaptureFileError] = []
@@ -119,7 +127,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
                 shown[0] += 1
                 yield pair
 
-        pairs = follow_pairs(until_damage(packets, failure), select, mode, sink)
+        pairs = follow_pairs(until_damage(packets, failure), select, mode, sink, forgotten)
         try:
             if sink is None:
                 output.lines(counted(pairs))

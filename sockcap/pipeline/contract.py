@@ -98,6 +98,8 @@ CONSTANTS: dict[str, int] = {
     "MPTCP_DSS_MAPPING": expert.MPTCP_DSS_MAPPING,
     "RETIRE_AFTER": conversation.RETIRE_AFTER,
     "RETIRE_IDLE_NS": conversation.RETIRE_IDLE_NS,
+    "RETIRE_MAX": conversation.RETIRE_MAX,
+    "INACTIVE_NS": conversation.INACTIVE_NS,
     "SCALE_UNKNOWN": direction.SCALE_UNKNOWN,
     "SCALE_NONE": direction.SCALE_NONE,
     "MAX_WSCALE": conversation.MAX_WSCALE,

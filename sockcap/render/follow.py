@@ -13,6 +13,7 @@ have, is one line: ``> [gap of 1448 bytes]``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
@@ -97,8 +98,14 @@ def _ascii_lines(data: bytes, mark: str, style: str) -> Iterator[tuple[str, str]
 
 
 def follow_pairs(annotated: Iterable[Annotated], select: tuple[int, int] | None,
-                 mode: str = "ascii", sink: ChunkSink | None = None) -> Iterator[tuple[str, str]]:
-    """``(line, style)`` pairs of the follow view; ``sink`` also gets every chunk."""
+                 mode: str = "ascii", sink: ChunkSink | None = None,
+                 forgotten: deque[Conversation] | None = None) -> Iterator[tuple[str, str]]:
+    """``(line, style)`` pairs of the follow view; ``sink`` also gets every chunk.
+
+    ``forgotten``: where the tracker (``keep=False``, its ``on_forget``) puts each
+    conversation it forgets. No packet can reach one any more, so its section is shown
+    then (before the end of the file, for one that never ended) and everything this
+    view held for it goes: the view's memory follows the tracker's, not the file."""
     follower = Follower(select)
     sections = _Sections(mode, streaming=select is not None, sink=sink)
     fins: dict[int, int] = {}  # id(conv) -> FIN seen: 1 client, 2 server (3: both)
@@ -111,6 +118,14 @@ def follow_pairs(annotated: Iterable[Annotated], select: tuple[int, int] | None,
             yield from sections.close(conv)
         elif chunks:
             yield from sections.add(chunks)
+        while forgotten:
+            gone = forgotten.popleft()
+            yield from sections.add(follower.finish(gone))
+            if sections.is_open(gone):
+                yield from sections.close(gone)
+            follower.drop(gone)
+            sections.drop(gone)
+            fins.pop(id(gone), None)
     yield from sections.add(follower.finish())
     yield from sections.close_all()
 
@@ -173,6 +188,14 @@ class _Sections:
         yield stream_footer(conv, (t[0], t[1]), (t[2], t[3])), "dim"
         if self.sink is not None:
             self.sink.end(conv)
+
+    def drop(self, conv: Conversation) -> None:
+        """Forget a conversation already closed (or never shown)."""
+        key = id(conv)
+        self.closed.discard(key)
+        self.convs.pop(key, None)
+        self.totals.pop(key, None)
+        self.held.pop(key, None)
 
     def close_all(self) -> Iterator[tuple[str, str]]:
         rest = [c for k, c in self.convs.items() if k not in self.closed]

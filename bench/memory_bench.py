@@ -1,0 +1,68 @@
+"""Peak memory of show, follow and stats on synthetic captures that once made it grow
+with the file (issue 27 item 16), on both engines.
+
+Usage::
+
+    python bench/make_capture.py --synthetic KIND --count N --out bench/data/KIND.pcap
+    python bench/memory_bench.py [--data bench/data] [--kinds KIND ...] [--small-suffix -s]
+
+For each capture kind (one 64 KiB-segment stream, a SYN scan, refused connections all at
+one timestamp, finished conversations) it runs the command the issue names on both engines, output to
+/dev/null, and reads the child's peak RSS from ``wait4`` (the kernel's ``ru_maxrss``, the
+figure ``/usr/bin/time -v`` prints as "Maximum resident set size"). For ``stats`` it also
+gives the growth per conversation between two files of different sizes (``KIND-s.pcap``
+and ``KIND.pcap``), which is the per-finished-conversation cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+COMMANDS = {
+    "one-stream": ["follow", "--stream", "0", "--raw"],
+    "syn-scan": ["show"],
+    "same-time": ["show"],
+    "finished": ["stats"],
+}
+
+
+def peak_rss_kb(args: list[str], pure: bool) -> int:
+    env = dict(os.environ)
+    env.pop("SOCKCAP_PURE", None)
+    if pure:
+        env["SOCKCAP_PURE"] = "1"
+    proc = subprocess.Popen([sys.executable, "-m", "sockcap", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"sockcap {' '.join(args)} failed: {proc.stderr.read().decode()}")  # type: ignore[union-attr]
+    return usage.ru_maxrss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--data", type=Path, default=BENCH / "data")
+    ap.add_argument("--kinds", nargs="*", default=list(COMMANDS))
+    ap.add_argument("--small-suffix", default="-s")
+    args = ap.parse_args()
+    print("| command | file | engine | peak RSS |")
+    print("| --- | --- | --- | ---: |")
+    for kind in args.kinds:
+        for suffix in (args.small_suffix, ""):
+            path = args.data / f"{kind}{suffix}.pcap"
+            if not path.exists():
+                continue
+            for pure in (False, True):
+                kb = peak_rss_kb([*COMMANDS[kind], str(path)], pure)
+                print(f"| sockcap {' '.join(COMMANDS[kind])} | {path.name} "
+                      f"({path.stat().st_size / 1e6:.0f} MB) | {'pure' if pure else 'compiled'} "
+                      f"| {kb / 1024:.0f} MB |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
