@@ -138,6 +138,10 @@ def engine_words() -> dict[str, Any]:
         "templates": [_(message) for message, _places in TEMPLATES.values()],
         "note_text": note_text, "row": ConversationStats, "kinds": COUNTED_KINDS,
         "roles": ROLES, "outcomes": OUTCOMES,
+        # for a view handed each packet (the engine's hand-over): the record it is given,
+        # the phase codes in the engine's order, the analysis notes' maker
+        "annotated": conversation.Annotated, "phase_codes": PHASES,
+        "notes_of": expert.notes_of,
     }
 
 
