@@ -348,7 +348,7 @@ static int decode_ipv4(const uint8_t *d, Py_ssize_t end, Py_ssize_t off, Pkt *p)
     memcpy(p->dst, d + off + 16, 4);
     if (proto == 6) {
         if (end < off + 40) return 0;
-        int64_t hlen = (int64_t)(be16(d + off + 32) >> 12) << 2;
+        int64_t hlen = TCP_HEADER_LEN(d + off + 20);
         if (!(40 <= 20 + hlen && 20 + hlen <= total)) return 0;
         Py_ssize_t payload_off = off + 20 + hlen;
         if (payload_off > end) return 0;
@@ -383,7 +383,7 @@ static int decode_ipv6(const uint8_t *d, Py_ssize_t end, Py_ssize_t off, Pkt *p)
     memcpy(p->dst, d + off + 24, 16);
     if (proto == 6) {
         if (end < off + 60) return 0;
-        int64_t hlen = (int64_t)(be16(d + off + 52) >> 12) << 2;
+        int64_t hlen = TCP_HEADER_LEN(d + off + 40);
         if (!(20 <= hlen && hlen <= plen)) return 0;
         Py_ssize_t payload_off = off + 40 + hlen;
         if (payload_off > end) return 0;
