@@ -178,8 +178,8 @@ def test_follow_hands_the_stream_over_with_its_numbers(engine_twin: Any, stream:
 
 # ---------------------------------------------------------------- the hand-over to a view
 
-CONV_FIELDS = tuple(s for s in Conversation.__slots__ if s != "dirs") + (
-    "irtt_ns", "ended", "end_state")
+CONV_FIELDS = (*(s for s in Conversation.__slots__ if s != "dirs"),
+               "irtt_ns", "ended", "end_state")
 
 
 def conv_snapshot(conv: Any) -> tuple[Any, ...] | None:
@@ -241,7 +241,7 @@ VIEW_OPTIONS = ({"json": True}, {"style": "tcpdump"}, {"filters": True},
                                                                      "hex_": True})
 
 
-@pytest.mark.parametrize("options", VIEW_OPTIONS, ids=lambda o: ",".join(o))
+@pytest.mark.parametrize("options", VIEW_OPTIONS, ids=",".join)
 @pytest.mark.parametrize("name", ["echo-tcp.pcap", "echo-udp.pcap", "diagram-refused.pcap",
                                   "diagram-reset.pcap", "diagram-rto.pcap", "l2tp.pcap",
                                   "scenario-half-close.pcap", "scenario-timeout.pcap"])
