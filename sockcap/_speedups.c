@@ -510,7 +510,8 @@ typedef struct Conv {
     uint32_t noted;    /* bit k: kind k is in note_order, so each kind is put there once */
     uint8_t note_order[N_KINDS]; /* kinds in the order first seen (Python dict order) */
     uint8_t n_notes;   /* <= N_KINDS: one place per bit of noted, whatever the counts */
-    PyObject *view;    /* its ConvView while one lives (borrowed: the view holds a ref) */
+    PyObject *view;    /* its ConvView, once made, while the engine holds the conversation
+                        * (a strong reference; the view holds one of refs in turn) */
 } Conv;
 _Static_assert(N_KINDS <= 32, "Conv.noted has a bit per note kind");
 
@@ -653,6 +654,12 @@ static void conv_unref(Conv *c) {
     if (--c->refs == 0) {
         PyMem_Free(c->ep_text);
         PyMem_Free(c);
+    } else if (c->refs == 1 && c->view) {
+        /* Only its Python view holds it now (the engine let it go): the conversation
+         * lets go of the view, which lives on while Python holds it (see conv_view). */
+        PyObject *v = c->view;
+        c->view = NULL;
+        Py_DECREF(v); /* may free the view, and with it the conversation */
     }
 }
 
@@ -2027,8 +2034,8 @@ static PyObject *Engine_conversation_count(Engine *e, PyObject *unused) {
  * sockcap.analysis.expert.notes_of, the reference), its phase the Phase code. Its ``conv``
  * is a Conversation: a live read-only view of this file's conversation (ConvView below),
  * with every attribute of sockcap.analysis.conversation.Conversation, ``dirs`` a pair of
- * Direction views, one object per conversation for as long as anything holds it (views
- * compare conversations by identity and key caches by them). The view returns the packet's
+ * Direction views, one object per conversation while the engine or anything else holds it
+ * (views compare conversations by identity and key caches by them). The view returns the packet's
  * text (str, put in the buffer with a newline) or None (it wrote the packet itself).
  *
  * This is the seam where a view moves into C (issue 23): a view this file learns to write
@@ -2078,7 +2085,11 @@ static void DirView_dealloc(DirView *v) {
     PyObject_Free(v);
 }
 
-/* The one view of conversation c (a new reference). */
+/* The one view of conversation c (a new reference). The conversation keeps its view for
+ * as long as the engine keeps the conversation, so a view that keys its state by the
+ * conversation's identity (follow's sections, the explainer) sees one object per
+ * conversation from its first packet to its last; a view kept by Python after that
+ * keeps the conversation alive in turn (conv_unref). */
 static PyObject *conv_view(Engine *e, Conv *c) {
     if (c->view) {
         Py_INCREF(c->view);
@@ -2094,7 +2105,8 @@ static PyObject *conv_view(Engine *e, Conv *c) {
     v->kinds = e->kinds;
     v->conv = c;
     c->refs++;
-    c->view = (PyObject *)v;
+    c->view = (PyObject *)v; /* the conversation's reference */
+    Py_INCREF(v);            /* the caller's */
     return (PyObject *)v;
 }
 
