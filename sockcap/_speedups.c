@@ -17,6 +17,9 @@
  * conversation kept, its row made on request), and ``sockcap follow --stream N``
  * (target_stream: the packets before stream N are numbered here, and the engine stops
  * right before the packet that starts it, where the Python pipeline takes over).
+ * A view this file does not write (JSON, tcpdump's notation, --filters, --explain, colour,
+ * follow's sections) is handed each packet after it was filed and annotated here, as the
+ * Python records the pure twin gives (see "the hand-over to a Python view" below).
  *
  * Why C with the CPython API and not Cython or mypyc: the build needs nothing but a C
  * compiler (scripts/setup.sh installs gcc), no build-time dependency that pip must fetch;
