@@ -142,17 +142,11 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
     from sockcap.errors import CapturePermissionError, CommandFailedError
     from sockcap.output import Output
     from sockcap.pipeline import Pipeline
-    from sockcap.render.packets import PacketView
     from sockcap.signals import sigterm_raises
 
     output = Output(color=False if no_color else None)
     pipeline = Pipeline()
-    explainer = None
-    if explain:
-        from sockcap.render.explain import PacketExplainer
-
-        explainer = PacketExplainer()
-    view = PacketView(pipeline, json=json_, style=style, hex_=hex_, explainer=explainer)
+    view = _view(pipeline, json_=json_, style=style, hex_=hex_, explain=explain)
     kept: list[Any] = []
     later = calls or kernel
 
@@ -181,28 +175,49 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
         finally:
             events = trace.stop() if trace is not None else []
             found = _read_calls(trace_path)
-    overflows = trace.overflows if trace is not None else 0
-    if later and not quiet:
-        from sockcap.commands.exchange import print_story
-
-        tied = print_story(kept, found, events, pipeline.first_ts, view, output, json_=json_,
-                           explain=explain, overflows=overflows)
-        output.flush()
-    elif later:
-        from sockcap.analysis.story import tie_calls, tie_kernel
-
-        tied = tie_calls(found, kept), tie_kernel(events, kept, overflows)
-    if later and result.path and len(result.files) <= 1:  # -w FILE.pcapng keeps them
-        from sockcap.commands.exchange import keep_story
-
-        keep_story(result.files[0] if result.files else result.path, found, events, overflows,
-                   tied[0], tied[1], pipeline.first_ts, output)
+    if later:
+        _story(kept, found, events, trace.overflows if trace is not None else 0, result,
+               pipeline.first_ts, view, output, quiet=quiet, json_=json_, explain=explain)
     opts = dataclasses.replace(opts, command=shown)
     _report(result, opts, output, json_)
     if result.interrupt is not None:
         raise result.interrupt
     if result.command_status and not result.command_stopped:
         raise CommandFailedError(_("{command} {status}").format(command=opts.command[0], status=status_words(result.command_status)))
+
+
+def _view(pipeline: Any, *, json_: bool, style: str, hex_: bool, explain: bool) -> Any:
+    """The packets' view (with its explainer's modules only when asked for)."""
+    from sockcap.render.packets import PacketView
+
+    explainer = None
+    if explain:
+        from sockcap.render.explain import PacketExplainer
+
+        explainer = PacketExplainer()
+    return PacketView(pipeline, json=json_, style=style, hex_=hex_, explainer=explainer)
+
+
+def _story(kept: list[Any], found: list[Any], events: list[Any], overflows: int, result: Any,
+           first_ts: int, view: Any, output: Any, *, quiet: bool, json_: bool,
+           explain: bool) -> None:
+    """After a capture with ``--calls``/``--kernel``: the packets, calls and kernel events
+    tied together and printed (unless ``quiet``); a ``-w FILE.pcapng`` keeps them."""
+    if not quiet:
+        from sockcap.commands.exchange import print_story
+
+        tied = print_story(kept, found, events, first_ts, view, output, json_=json_,
+                           explain=explain, overflows=overflows)
+        output.flush()
+    else:
+        from sockcap.analysis.story import tie_calls, tie_kernel
+
+        tied = tie_calls(found, kept), tie_kernel(events, kept, overflows)
+    if result.path and len(result.files) <= 1:  # -w FILE.pcapng keeps them
+        from sockcap.commands.exchange import keep_story
+
+        keep_story(result.files[0] if result.files else result.path, found, events, overflows,
+                   tied[0], tied[1], first_ts, output)
 
 
 def _traced(opts: Any, note: Any) -> str | None:

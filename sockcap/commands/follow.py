@@ -30,9 +30,10 @@ from sockcap.i18n import _
 if TYPE_CHECKING:  # pathlib too: sockcap --help imports this module for its listing
     from pathlib import Path
 
-    from sockcap.analysis.conversation import Annotated, Conversation
+    from sockcap.analysis.conversation import Conversation
     from sockcap.analysis.follow import Chunk
     from sockcap.errors import CaptureFileError
+    from sockcap.output import Output
     from sockcap.pipeline import Pipeline
     from sockcap.pipeline.engine import EngineSelect
 
@@ -104,10 +105,8 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
 
     output = Output(color=False if no_color else None)
     select = None if stream is None else (IPPROTO_UDP if udp else IPPROTO_TCP, stream)
-    # follow needs no expert notes. Every conversation: the tracker forgets them as show's
-    # does, and the view shows a forgotten one's section then (memory bounded whatever the
-    # file); one stream: the tracker keeps its table (stream_found reads it), which holds
-    # only what comes after the stream's first packet (the engine numbers the rest).
+    # no expert notes. Every stream: forgotten as show's are, each shown then (FollowView);
+    # one stream: its table kept (stream_found reads it), from the stream's first packet on
     pipeline = Pipeline(analyze=False, keep=select is not None)
     forgotten: deque[Conversation] = deque()  # the engine's on_forget puts them here
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
@@ -117,34 +116,17 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))
         view = FollowView(select, mode, sink, forgotten)
-        shown = [0]
-
-        def counted(pairs: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
-            for pair in pairs:
-                shown[0] += 1
-                yield pair
-
-        def put(pairs: Iterator[tuple[str, str]]) -> None:
-            if sink is None:
-                output.lines(counted(pairs))
-            else:
-                for _pair in counted(pairs):  # the bytes go to the files, not to stdout
-                    pass
-
-        def feed(a: Annotated) -> None:
-            put(view.feed(a))
-
+        put = _Put(output, sink)
         try:
             try:
-                if chosen is not None:
-                    # one stream: the engine numbers the packets before it, the pipeline
-                    # reads it
+                if chosen is not None:  # the engine numbers the packets before it
                     for a in chosen.select(reader):
-                        feed(a)
+                        put(view.feed(a))
                 else:
                     # every stream: the engine hands each packet to the view
-                    EngineRun(engine_class(), pipeline, hex_=False, view=feed,
-                              clock=pipeline, on_forget=forgotten.append,
+                    EngineRun(engine_class(), pipeline, hex_=False,
+                              view=lambda a: put(view.feed(a)), clock=pipeline,
+                              on_forget=forgotten.append,
                               ).run(reader, output.data, reader=reader)
             except CaptureFileError as e:
                 failure.append(e)  # the sections held so far are still shown and closed
@@ -159,10 +141,30 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
         raise failure[0]
     if chosen is not None:
         stream_found(pipeline, chosen, path)
-    if select is not None and not shown[0]:
+    if select is not None and not put.shown:
         kind = "udp" if udp else "tcp"
         output.line(_("no payload in {kind} stream {stream}").format(kind=kind, stream=stream))
     output.flush()
+
+
+class _Put:
+    """Writes the view's lines (or, with ``--out``, only counts them: the bytes go to the
+    files), counting them: a stream that showed nothing is said so."""
+
+    def __init__(self, output: Output, sink: RawFiles | None) -> None:
+        self.output, self.sink, self.shown = output, sink, 0
+
+    def __call__(self, pairs: Iterator[tuple[str, str]]) -> None:
+        if self.sink is None:
+            self.output.lines(self._counted(pairs))
+        else:
+            for _pair in self._counted(pairs):
+                pass
+
+    def _counted(self, pairs: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+        for pair in pairs:
+            self.shown += 1
+            yield pair
 
 
 def stream_found(pipeline: Pipeline, chosen: EngineSelect, path: str) -> None:

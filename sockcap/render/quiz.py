@@ -190,17 +190,30 @@ def _question(prepared: list[_Packet], i: int, field: str, rng: random.Random) -
             "bytes of payload (Len) does it carry?").format(
             no=no, side=side, flags=", ".join(flags), seq=a.seq), None, why)
     if field == "notes":
-        notes = [str(n) for n in a.notes]
-        pool = [[], ["retransmission"], ["duplicate ACK #1"], ["zero window"],
-                ["keep-alive"]]
-        options = [notes, *rng.sample([o for o in pool if o != notes], CHOICES - 1)]
-        rng.shuffle(options)
-        kinds = ", ".join(note_text(note_kind(n)) for n in notes)
-        return Question(no, field, notes, _(
-            "Packet {no} comes from {side} with the flags {flags}, Seq {seq}, Ack {ack}, "
-            "Len {len}. What does Wireshark note on it?").format(
-            no=no, side=side, flags=", ".join(flags), seq=a.seq, ack=a.ack,
-            len=p.payload_len), tuple(options), _join(kinds, why))
+        return _notes_question(pk, side, flags, rng)
+    return _state_question(pk, field, sender, side, flags, rng)
+
+
+def _notes_question(pk: _Packet, side: str, flags: list[str], rng: random.Random) -> Question:
+    """Which expert notes Wireshark puts on the packet (its own, among others)."""
+    a, p, no, why = pk.a, pk.a.packet, pk.a.no, pk.sentence
+    notes = [str(n) for n in a.notes]
+    pool = [[], ["retransmission"], ["duplicate ACK #1"], ["zero window"],
+            ["keep-alive"]]
+    options = [notes, *rng.sample([o for o in pool if o != notes], CHOICES - 1)]
+    rng.shuffle(options)
+    kinds = ", ".join(note_text(note_kind(n)) for n in notes)
+    return Question(no, "notes", notes, _(
+        "Packet {no} comes from {side} with the flags {flags}, Seq {seq}, Ack {ack}, "
+        "Len {len}. What does Wireshark note on it?").format(
+        no=no, side=side, flags=", ".join(flags), seq=a.seq, ack=a.ack,
+        len=p.payload_len), tuple(options), _join(kinds, why))
+
+
+def _state_question(pk: _Packet, field: str, sender: str, side: str, flags: list[str],
+                    rng: random.Random) -> Question:
+    """Which TCP state one end is in after the packet."""
+    no, why = pk.a.no, pk.sentence
     end = "client" if field == "client_state" else "server"
     answer = pk.client_state if end == "client" else pk.server_state
     others = [s.value for s in TcpState if s.value != answer]

@@ -376,11 +376,19 @@ def _findings_section(data: dict[str, Any]) -> str:
 
 def _page(title: str, data: dict[str, Any], pictures: str, summary: str,
           states_svg: str = "") -> str:
+    """The whole page: its head and header, the findings, the sections; the data as JSON
+    for the page's script."""
     blob = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
     t = html.escape(title)
-    # the page's words, as plain calls (the catalogue's extractor does not look inside
-    # f-strings), escaped once
-    words = {
+    w = {k: html.escape(v) for k, v in _page_words(data).items()}
+    return (_page_top(t, summary, w) + _findings_section(data)
+            + _page_main(w, pictures, states_svg, blob))
+
+
+def _page_words(data: dict[str, Any]) -> dict[int, str]:
+    """The page's words, as plain calls (the catalogue's extractor does not look inside
+    f-strings)."""
+    return {
         0: _("stream"),
         1: _("all"),
         2: _("filter"),
@@ -411,7 +419,9 @@ def _page(title: str, data: dict[str, Any], pictures: str, summary: str,
         26: _("Expert notes"),
         27: _("No."),
     }
-    w = {k: html.escape(v) for k, v in words.items()}
+
+
+def _page_top(t: str, summary: str, w: dict[int, str]) -> str:
     return f"""<!DOCTYPE html>
 <html lang="{language()}">
 <head>
@@ -430,7 +440,11 @@ def _page(title: str, data: dict[str, Any], pictures: str, summary: str,
 <label>{w[2]} <input id="text-filter" type="search" placeholder="{w[3]}"></label>
 <span class="hint">{w[4]}</span>
 </header>
-{_findings_section(data)}<main>
+"""
+
+
+def _page_main(w: dict[int, str], pictures: str, states_svg: str, blob: str) -> str:
+    return f"""<main>
 <div id="left">
 <section id="conversations"><h2>{w[5]}</h2><table id="stream-table"><thead><tr>
 <th>{w[0]}</th><th>{w[6]}</th><th>{w[7]}</th>
