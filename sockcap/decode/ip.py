@@ -42,7 +42,9 @@ IPV6_HOP_BY_HOP = 0
 IPV6_FRAGMENT = 44
 IPV6_AH = 51
 IPV6_EXT_HEADERS = frozenset({0, 43, 44, 51, 60, 135, 139, 140})
-IPV6_MAX_EXT_HEADERS = 16  # RFC 8200 needs at most 8; more is abuse (RFC 9098)
+IPV6_MAX_EXT_HEADERS = 128  # RFC 8200 needs at most 8 and more is abuse (RFC 9098), but
+# tshark walks a longer chain to the transport header (to its tree depth), and so does this:
+# the walk is iterative, so the bound is about time, not the stack
 IPV6_JUMBO_OPTION = 0xC2  # RFC 2675 2
 IPV6_PAD1 = 0
 
