@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,21 @@ def engine_twin(request: pytest.FixtureRequest) -> Any:
     if compiled is None:
         pytest.skip("the compiled extension is not built (or SOCKCAP_PURE is set)")
     return compiled
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port free on 127.0.0.1 now (TCP, or ``kind``), for a server a test starts."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The C echo programs of ``tests/c`` (the course's pair and their planted bugs),
+    compiled once per test module (:func:`tests.programs.build_programs`)."""
+    from tests.programs import HAVE_GCC, build_programs
+
+    if not HAVE_GCC:
+        pytest.skip("gcc is not installed")
+    return build_programs(tmp_path_factory.mktemp("c"))

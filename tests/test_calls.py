@@ -21,22 +21,14 @@ from conftest import ROOT, needs_capture, needs_tshark, sockcap, tshark_fields
 
 from sockcap.analysis.calls import CallKind
 from sockcap.capture.calls import read_calls, strace_path, traced_argv
-from tests.programs import HAVE_GCC, build_programs
+from tests.conftest import free_port
+from tests.programs import HAVE_GCC
 
 needs_gcc = pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")
 needs_strace = pytest.mark.skipif(strace_path() is None, reason="strace is not installed")
 DEADLINE = 60.0  # the longest any wait here may take, on a loaded machine
 
 
-@pytest.fixture(scope="module")
-def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_programs(tmp_path_factory.mktemp("c"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def records(text: str) -> list[dict[str, Any]]:

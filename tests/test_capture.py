@@ -25,6 +25,7 @@ from conftest import ROOT, needs_capture, needs_tshark, tshark_fields
 
 from sockcap.capture.dumpcap import dumpcap_path, parse_report
 from sockcap.capture.filters import FilterError, parse_ddd
+from tests.conftest import free_port
 
 TCPDUMP = shutil.which("tcpdump")
 DUMPCAP = dumpcap_path()
@@ -62,11 +63,6 @@ def run_sockcap(*args: str, env: dict[str, str] | None = None, user: str | None 
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT,
                           env=full_env)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

@@ -4,7 +4,6 @@ planted bug is found, tied to packets that tshark confirms in the saved pcap."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -13,21 +12,12 @@ import pytest
 from sockcap.analysis.check.codes import Finding
 from sockcap.analysis.check.streams import compare_echo
 from sockcap.capture.calls import strace_path
-from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
-from tests.programs import HAVE_GCC, build_programs
+from tests.conftest import free_port, needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.programs import HAVE_GCC
 
 needs_gcc = pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")
 
 
-@pytest.fixture(scope="module")
-def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_programs(tmp_path_factory.mktemp("c"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_check(tmp_path: Path, server: Path, *extra: str) -> tuple[int, dict[str, Any], Path]:

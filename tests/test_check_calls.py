@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 
 from sockcap.capture.calls import read_calls, strace_path
 from sockcap.capture.kernel import tracefs_root
-from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.conftest import free_port, needs_capture, needs_tshark, sockcap, tshark_fields
 from tests.programs import HAVE_GCC, build_programs
 
 pytestmark = [needs_capture,
@@ -61,15 +60,6 @@ FORGED = (  # what a forged trace would make the grader say: a read loop after E
     * 3)
 
 
-@pytest.fixture(scope="module")
-def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return build_programs(tmp_path_factory.mktemp("c"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def check(*args: str, env: dict[str, str | None] | None = None, cwd: Path | None = None,

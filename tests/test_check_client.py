@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sockcap.capture.calls import strace_path
-from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.conftest import free_port, needs_capture, needs_tshark, sockcap, tshark_fields
 from tests.programs import HAVE_GCC, build_clients
 
 pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
@@ -25,11 +24,6 @@ TRACED = strace_path() is not None  # the client's calls are recorded in the san
 def clients(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return build_clients(tmp_path_factory.mktemp("c"))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def check(tmp_path: Path, client: Path, *extra: str) -> tuple[int, dict[str, Any], Path]:

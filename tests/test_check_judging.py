@@ -5,7 +5,6 @@ the saved pcap as the oracle for the packets each finding names."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from sockcap.analysis.check.codes import Check, Finding, Verdict
 from sockcap.render.check import finding_text
-from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.conftest import free_port, needs_capture, needs_tshark, sockcap, tshark_fields
 from tests.programs import HAVE_GCC, build_judging_servers, build_programs
 
 pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
@@ -24,11 +23,6 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("c")
     return {**build_judging_servers(folder), **build_programs(folder)}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def check(tmp_path: Path, server: Path, *extra: str) -> tuple[int, dict[str, Any], Path]:

@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.conftest import free_port, needs_capture, needs_tshark, sockcap, tshark_fields
 from tests.programs import HAVE_GCC, build_clients
 from tests.test_report import browser, needs_browser, requests_made  # noqa: F401 - the fixture
 
 pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed"),
               pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def marked(driver: Any, selector: str) -> set[int]:

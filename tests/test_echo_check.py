@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sockcap.endpoints.client import echo_difference, echo_problems
-from tests.conftest import sockcap
+from tests.conftest import free_port, sockcap
 from tests.programs import HAVE_GCC, build_programs
 
 needs_gcc = pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")
@@ -27,11 +27,6 @@ def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         pytest.skip("gcc is not installed")
     return build_programs(tmp_path_factory.mktemp("c"))
 
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_listening(proc: subprocess.Popen[bytes], limit: float = 10.0) -> None:

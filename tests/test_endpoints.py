@@ -33,6 +33,7 @@ from sockcap.endpoints.client import (
 )
 from sockcap.endpoints.server import EchoServer
 from sockcap.errors import EndpointError
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 C_DIR = ROOT / "bench" / "c"
@@ -49,12 +50,6 @@ def run(coro: Awaitable[T], limit: float = 30.0) -> T:
 
     return asyncio.run(bounded())
 
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
