@@ -64,7 +64,13 @@ from sockcap.render.lab import (
     verdict_record,
 )
 from sockcap.render.packets import PacketView
-from sockcap.render.seqgraph import probe_cwnd, probe_source, probe_srtt, seqgraph_layout
+from sockcap.render.seqgraph import (
+    probe_cwnd,
+    probe_source,
+    probe_srtt,
+    sender_mss,
+    seqgraph_layout,
+)
 from sockcap.render.svg import cwnd_graph_svg
 from sockcap.signals import Stopped, cancel_on_signals
 
@@ -248,18 +254,21 @@ def _write_graph(path: str, packets: list[Annotated], samples: tuple[CwndSample,
     """The client's time-sequence graph with its congestion window under it: with
     ``--kernel``, from the ``tcp:tcp_probe`` tracepoint (the kernel's own cwnd and ssthresh
     each time the client's socket received a segment, :func:`probe_cwnd`); else from the
-    client's ``TCP_INFO`` samples (read by the client between its writes, so coarser)."""
+    client's ``TCP_INFO`` samples (read by the client between its writes, so coarser).
+    Both count segments; the graph draws bytes, each segment the MSS the handshake
+    negotiated (:func:`sender_mss`)."""
     start = packets[0].packet.ts_ns
     graph = seqgraph_layout(packets, from_client=True,
                             title=_("TCP: the client's data, its congestion window"))
     cwnd = list(probe_cwnd(events, packets, True))
     source = probe_source()
+    mss = sender_mss(packets, True)
     if not cwnd:
-        cwnd = [((c.ts_ns - start) / 1e9, c.cwnd,
-                 0 if c.ssthresh >= SSTHRESH_INFINITE else c.ssthresh) for c in samples]
+        cwnd = [((c.ts_ns - start) / 1e9, c.cwnd * mss,
+                 0 if c.ssthresh >= SSTHRESH_INFINITE else c.ssthresh * mss) for c in samples]
         source = _("from the client's TCP_INFO")
     srtt = probe_srtt(events, packets, True)
-    write_text_file(path, cwnd_graph_svg(graph, cwnd, source=source, srtt=srtt), force=force,
+    write_text_file(path, cwnd_graph_svg(graph, cwnd, mss, source=source, srtt=srtt), force=force,
                     note=output.note)
 
 
