@@ -32,7 +32,7 @@ from sockcap.analysis.link import (
     udp_verdict,
 )
 from sockcap.analysis.shape import Counts, LinkOptions
-from sockcap.analysis.story import tie_kernel
+from sockcap.analysis.story import tie_calls, tie_kernel
 from sockcap.commands.outfile import write_text_file
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import LINKTYPE_ETHERNET
@@ -51,6 +51,7 @@ from sockcap.render.lab import (
     counts_line,
     cwnd_lines,
     cwnd_record,
+    lab_call_records,
     link_record,
     link_words,
     needless_line,
@@ -188,6 +189,7 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
     samples = result.tcp.cwnd if result.tcp else ()
     story = cwnd_story(samples)
     events = tie_kernel(result.events, annotated, result.listen_overflows)
+    calls = tie_calls(result.calls, annotated)  # both ends' own calls, on the link's packets
     if req.graph and tcp_pairs:
         _write_graph(req.graph, [a for _hop, a in tcp_pairs], samples, events, req.force,
                      output)
@@ -200,6 +202,7 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
                   "link": link_record(wire.options, wire.loss_by, counts), "files": files,
                   "packets": packet_records(list(zip(hops, annotated, strict=True)),
                                             pipeline.first_ts)}
+        record["calls"] = lab_call_records(calls, annotated, events, pipeline.first_ts)
         if req.kernel:
             record["kernel"] = [kernel_record(e, pipeline.first_ts) for e in events]
         output.line(json.dumps(record))
@@ -213,14 +216,18 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
     output.line(_("saved to {folder}: server.pcap and client.pcap (each end's capture), "
                   "link.pcap (every packet put on the link)").format(folder=folder))
     explainer = PacketExplainer() if req.explain else None
+    if explainer is not None:  # a FIN is explained by the call that sent it
+        explainer.know_calls(calls)
     view = PacketView(pipeline, style=req.style, explainer=explainer)
-    for title, pairs in ((_("TCP echo"), tcp_pairs), (_("UDP echo"), udp_pairs)):
-        if pairs:
+    for title, pairs, proto in ((_("TCP echo"), tcp_pairs, "TCP"),
+                                (_("UDP echo"), udp_pairs, "UDP")):
+        if pairs or any(c.proto == proto for c in calls):
             output.line("")
             output.line(_("{title}: every packet put on the link, at the time it was sent:")
                         .format(title=title))
             output.lines(timeline(view, pairs, CLIENT_ADDRESS,
-                                  events if pairs is tcp_pairs else (), pipeline.first_ts))
+                                  events if pairs is tcp_pairs else (), pipeline.first_ts,
+                                  [c for c in calls if c.proto == proto], req.explain))
     if explainer is not None:
         output.line("")
         output.lines(explainer.summary())
