@@ -15,6 +15,7 @@ import os
 import signal
 from dataclasses import dataclass
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.link import (
     IPPROTO_TCP,
@@ -208,7 +209,9 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
         output.line(json.dumps(record))
         output.flush()
         return finished
-    _say(req, tcp, udp, retries2, counts, story, cc, output)
+    failed = next((c for c in calls if c.side == "client" and c.syscall == "connect"
+                   and c.proto == "TCP" and c.error in ("ETIMEDOUT", "ECONNREFUSED")), None)
+    _say(req, tcp, udp, retries2, counts, story, cc, output, failed)
     output.line(link_words(wire.options, wire.loss_by))
     said = counts_line(counts)
     if said:
@@ -236,9 +239,11 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
 
 
 def _say(req: LabRequest, tcp: TcpVerdict | None, udp: UdpVerdict | None, retries2: int,
-         counts: dict[str, Counts], story: CwndStory | None, cc: str, output: Output) -> None:
-    """The verdict, the race, where each protocol's time went, the congestion window."""
-    output.line(verdict_line(tcp, udp))
+         counts: dict[str, Counts], story: CwndStory | None, cc: str, output: Output,
+         failed: Call | None = None) -> None:
+    """The verdict, the race, where each protocol's time went, the congestion window;
+    ``failed``: the client's connect(), when the kernel made it fail."""
+    output.line(verdict_line(tcp, udp, failed))
     if tcp is not None and udp is not None:
         output.line(race_line(tcp, udp, req.pattern))
     if tcp is not None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 import struct
 import time
@@ -300,8 +301,9 @@ async def _tcp_echo(sock: socket.socket, port: int, opts: LabOptions,
     try:
         await loop.sock_connect(sock, (SERVER_ADDRESS, port))
     except BaseException as e:
-        if isinstance(sock, RecordedSocket):  # the kernel's error, or the lab's deadline
-            sock.connected(e if isinstance(e, OSError) else TimeoutError())
+        if isinstance(sock, RecordedSocket):  # the kernel's error, or the lab's deadline:
+            # ECANCELED then, as the lab cancelled the call, not the kernel
+            sock.connected(e if isinstance(e, OSError) else OSError(errno.ECANCELED, ""))
         raise
     if isinstance(sock, RecordedSocket):
         sock.connected()

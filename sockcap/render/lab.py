@@ -53,7 +53,17 @@ def rate_text(bits_per_second: float) -> str:
     return _("{n:.0f} bit/s").format(n=bits_per_second)
 
 
-def tcp_sentence(v: TcpVerdict) -> str:
+def tcp_sentence(v: TcpVerdict, failed: Call | None = None) -> str:
+    """The TCP verdict; ``failed``: the client's connect() when the kernel made it fail
+    (it gave up on the handshake itself, so the lab did not stop it): its errno and how
+    long it waited."""
+    if failed is not None:
+        return _("TCP: {intact} of {messages} messages delivered: the client's connect() "
+                 "failed with {errno} after {seconds} s, {lost} segments lost, {resent} "
+                 "retransmitted").format(
+            intact=v.intact, messages=v.messages, errno=failed.error,
+            seconds=seconds_text((failed.returned_ns - failed.ts_ns) / 1e9),
+            lost=v.lost_segments, resent=v.retransmissions)
     if not v.finished:
         return _("TCP: {intact} of {messages} messages delivered intact when the lab stopped "
                  "it after {seconds} s, {lost} segments lost, {resent} retransmitted "
@@ -193,9 +203,12 @@ def cwnd_lines(story: CwndStory, cc: str) -> list[str]:
     return lines
 
 
-def verdict_line(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> str:
-    """``TCP: ... | UDP: ...`` (either alone when only one ran)."""
-    return " | ".join([*([tcp_sentence(tcp)] if tcp else []), *([udp_sentence(udp)] if udp else [])])
+def verdict_line(tcp: TcpVerdict | None, udp: UdpVerdict | None,
+                 failed: Call | None = None) -> str:
+    """``TCP: ... | UDP: ...`` (either alone when only one ran); ``failed``: see
+    :func:`tcp_sentence`."""
+    return " | ".join([*([tcp_sentence(tcp, failed)] if tcp else []),
+                       *([udp_sentence(udp)] if udp else [])])
 
 
 def verdict_record(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> dict[str, Any]:
