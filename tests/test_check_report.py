@@ -60,6 +60,10 @@ def test_the_check_page_marks_the_failing_findings_packets(browser: Any,  # noqa
     first = set(failing[0]["packets"])
     assert marked(browser, "#pictures g.sc-arrow.sc-finding") == first  # in the ladder
     assert marked(browser, "#packet-table tr.finding") == first  # and in the table
+    if shutil.which("strace"):  # the student's client traced in the sandbox: its calls' rows
+        calls = [tr.text for tr in browser.find_elements(By.CSS_SELECTOR, "#packet-table tr.call")]
+        assert any("client: connect(" in t for t in calls), calls
+        assert any("client: close()" in t for t in calls), calls
 
     items[findings.index(failing[1])].click()  # the reset: its packet is marked instead
     assert marked(browser, "#pictures g.sc-arrow.sc-finding") == set(failing[1]["packets"])

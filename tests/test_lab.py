@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, needs_tshark, sockcap, tshark_fields
+from test_kernel import ROOT_TRACEFS
 
 SERVER, CLIENT = "10.0.0.1", "10.0.0.2"
 NOUSERNS = str(Path(__file__).with_name("nouserns.py"))
@@ -154,8 +155,20 @@ def test_text_verdict_and_timelines(tmp_path: Path) -> None:
     assert any(" TCP [" in line for line in lost) and any(" UDP " in line for line in lost)
     assert any("(retransmission)" in line for line in lines)
     assert "TCP echo: every packet put on the link, at the time it was sent:" in lines
-    assert "client 10.0.0.2:" in lines[lines.index("UDP echo: every packet put on the link, "
-                                                    "at the time it was sent:") + 1]
+    udp_at = lines.index("UDP echo: every packet put on the link, at the time it was sent:")
+    first = next(line for line in lines[udp_at + 1:] if not line.lstrip().startswith("▸"))
+    assert "client 10.0.0.2:" in first
+    # both ends' own calls among the packets, each protocol's in its timeline
+    tcp_calls = [line.split(None, 2)[2] for line in lines[:udp_at] if line.lstrip().startswith("▸")]
+    udp_calls = [line.split(None, 2)[2] for line in lines[udp_at:] if line.lstrip().startswith("▸")]
+    for said in ("server: listen(", "client: connect(10.0.0.1:", "server: accept() → ok",
+                 "client: send(b'message 1') → 9 bytes", "client: shutdown(SHUT_WR) → ok"):
+        assert any(c.startswith(said) for c in tcp_calls), (said, tcp_calls)
+    assert any(c.startswith("client: … connect(10.0.0.1:") and c.endswith("→ ok")
+               for c in tcp_calls)  # begun before the SYN, returned after the SYN-ACK
+    for said in ("server: bind(10.0.0.1:", "client: send(b'message 1') → 9 bytes",
+                 "server: recvfrom() → 9 bytes"):
+        assert any(c.startswith(said) for c in udp_calls), (said, udp_calls)
 
 
 @needs_root
@@ -591,3 +604,49 @@ def test_a_full_queue_is_where_the_packets_went(tmp_path: Path) -> None:
     res = sockcap("lab", *args, "--out", str(tmp_path / "text"), timeout=120)
     said = next(line for line in res.stdout.splitlines() if line.startswith("on the link: "))
     assert "dropped by a full queue" in said
+
+
+@needs_root
+@needs_tshark
+def test_a_link_that_drops_every_packet_times_connect_out(
+        tmp_path: Path, sockcap_path: dict[str, str | None]) -> None:
+    """--loss 100%: the client's connect() is begun before the first SYN and returns
+    ETIMEDOUT after the last, tied to every SYN it sent (tshark counts them in the client's
+    capture) and, with --kernel, to each tcp_retransmit_skb of the client; on both engine
+    paths, in --json and in the timeline."""
+    out = tmp_path / "lab"
+    kernel = ("--kernel",) if ROOT_TRACEFS else ()
+    args = ("--tcp", "--count", "1", "--loss", "100%", "--timeout", "10", *kernel)
+    res = sockcap("lab", "--json", "--out", str(out), *args, timeout=180, env=sockcap_path)
+    assert res.returncode == 1, res.stderr  # nothing was delivered
+    record = json.loads(res.stdout)
+    (connect,) = [c for c in record["calls"] if c["syscall"] == "connect"]
+    assert connect["side"] == "client" and connect["errno"] == "ETIMEDOUT"
+    syns = tshark_fields(out / "client.pcap", "frame.number",
+                         extra=("-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0"))
+    sent = [p["no"] for p in record["packets"] if p["link"] == "lost"]
+    assert len(sent) == len(syns) >= 2 and connect["caused_by"] == sent == connect["packets"]
+    assert connect["begin"] < 0 < connect["end"]  # begun before the first SYN
+    last_syn = max(p["time"] for p in record["packets"])
+    assert connect["end"] > last_syn  # returned after the last one
+    if kernel:
+        retransmits = [k for k in record["kernel"] if k["event"] == "tcp_retransmit_skb"]
+        assert [k["event"] for k in connect["kernel"]] == ["tcp_retransmit_skb"] * (len(syns) - 1)
+        assert {k["side"] for k in retransmits} == {"client"}
+        assert [k["time"] for k in connect["kernel"]] == [k["time"] for k in retransmits]
+    text = sockcap("lab", "--out", str(tmp_path / "lab-text"), *args, timeout=180,
+                   env=sockcap_path)
+    lines = text.stdout.splitlines()
+    assert lines[0].startswith("TCP: 0 of 1 messages delivered: the client's connect() failed "
+                               "with ETIMEDOUT after ")  # the kernel gave up, not the lab
+    ended = next(i for i, line in enumerate(lines)
+                 if re.search(r"▸ [\d.]+  client: … connect\(10\.0\.0\.1:\d+\) → ETIMEDOUT$",
+                              line))
+    last = max(i for i, line in enumerate(lines) if " TCP [SYN] " in line)
+    begun = next(i for i, line in enumerate(lines)
+                 if re.search(r"client: connect\(10\.0\.0\.1:\d+\) …$", line))
+    assert begun < last < ended
+    assert re.match(r" +← the SYN, sent \d+ times and never answered: packets 1 \(\+0\.0 s\)",
+                    lines[ended + 1])
+    if kernel:
+        assert "[the kernel: tcp_retransmit_skb" in lines[ended + 1]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, needs_capture, sockcap
+from conftest import ROOT, needs_capture, needs_tshark, sockcap, tshark_fields
 from test_calls import course_server, needs_gcc, needs_strace, programs  # noqa: F401
 from test_kernel import needs_tracefs
 from test_report import browser, needs_browser, page_data, requests_made  # noqa: F401
@@ -229,6 +229,7 @@ def test_the_labs_graph_takes_the_cwnd_from_tcp_probe_with_kernel(tmp_path: Path
     root = ET.parse(graph).getroot()
     words = [t.text for t in root.iter(f"{SVG}text")]
     assert "from --kernel (tcp:tcp_probe)" in words
+    assert "bytes (segments × MSS 1448)" in words  # the veths' 1500-byte MTU, timestamps on
     steps = [p for p in root.iter(f"{SVG}path") if p.get("class") == "sc-cwnd"]
     assert steps and steps[0].get("d", "").count("V") >= 1
 
@@ -296,6 +297,7 @@ def test_show_of_a_saved_pcapng_is_the_runs_timeline(
 
 @needs_capture
 @needs_tracefs
+@needs_tshark
 def test_a_saved_pcapng_keeps_the_kernels_states_and_cwnd(
         tmp_path: Path, sockcap_path: dict[str, str | None]) -> None:
     pcap = tmp_path / "k.pcapng"
@@ -317,6 +319,31 @@ def test_a_saved_pcapng_keeps_the_kernels_states_and_cwnd(
     assert [p for p in root.iter(f"{SVG}path") if p.get("class") == "sc-srtt"]
     words = [t.text for t in root.iter(f"{SVG}text")]
     assert "from --kernel (tcp:tcp_probe)" in words and "smoothed RTT (ms, right)" in words
+    cwnd_in_bytes(pcap, root, sockcap_path)
+
+
+def cwnd_in_bytes(pcap: Path, root: ET.Element, env: dict[str, str | None]) -> None:
+    """The graph's cwnd panel counts bytes: the kernel's ``snd_cwnd`` (segments, as the
+    file's ``tcp_probe`` records hold it) times the MSS the handshake negotiated (tshark
+    reads the SYNs' MSS options; both carried timestamps, so 12 bytes less)."""
+    import json
+
+    syns = tshark_fields(pcap, "tcp.options.mss_val", "tcp.options.timestamp.tsval",
+                         extra=("-Y", "tcp.flags.syn == 1"))
+    assert len(syns) == 2 and all(tsval for _mss, tsval in syns)
+    mss = min(int(m) for m, _t in syns) - 12
+    words = [t.text or "" for t in root.iter(f"{SVG}text")]
+    assert f"bytes (segments × MSS {mss})" in words
+    side = "client" if any("client to server" in w for w in words) else "server"
+    shown = sockcap("show", str(pcap), "--json", env=env).stdout.splitlines()
+    probes = [r for r in map(json.loads, shown) if r.get("event") == "tcp_probe"
+              and r["side"] == side]
+    top = max(p["snd_cwnd"] for p in probes) * mss  # ssthresh unset: the cwnd is the top
+    ticks = [float(t.text.replace(",", "")) for t in root.iter(f"{SVG}text")
+             if t.get("class") == "sc-tick" and t.get("text-anchor") == "end"
+             and t.text and re.fullmatch(r"[\d,]+", t.text)
+             and float(t.get("y", "0")) > 420]  # the panel under the graph
+    assert ticks and top / 2 < max(ticks) <= top * 1.1
 
 
 @needs_capture

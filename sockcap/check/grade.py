@@ -179,7 +179,8 @@ def _checked(spec: Spec, student: str, sandbox: Sandbox, out_dir: Path, started:
     if result.pipeline is not None:
         page = report_html(result.packets, result.pipeline.tracker.conversations,
                            result.pipeline, f"{student}: check.pcap",
-                           [verdict_record(v) for v in verdicts])
+                           [verdict_record(v) for v in verdicts],
+                           calls=result.calls, events=result.events)
     return (Graded(student, tests, lines, record, time.monotonic() - started, str(pcap), page),
             (result.frames, result.linktype))
 

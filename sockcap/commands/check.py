@@ -165,13 +165,16 @@ def _report(opts: Any, result: Any, out: str | None, force: bool, json_: bool,
 def write_check_page(result: Any, html: str, pcap: str, force: bool,
                      say: Callable[[str], None]) -> None:
     """The report page of one check, as ``grade`` writes it for each student: the findings
-    on top (the first failing one chosen), the packets of the saved pcap below. ``say``
-    writes a line to stderr as it is."""
+    on top (the first failing one chosen), the packets of the saved pcap below with the
+    programs' socket calls (``▸`` rows, strace in the sandbox) and ``--kernel``'s events
+    (``◆``) among them, as ``report`` shows them. ``say`` writes a line to stderr as it
+    is."""
     from sockcap.commands.outfile import write_text_file
     from sockcap.render.check import verdict_record
     from sockcap.render.report import report_html
 
     page = report_html(result.packets, result.pipeline.tracker.conversations, result.pipeline,
-                       os.path.basename(pcap), [verdict_record(v) for v in result.verdicts])
+                       os.path.basename(pcap), [verdict_record(v) for v in result.verdicts],
+                       calls=result.calls, events=result.events)
     write_text_file(html, page, force=force, note=say)
     say(_("sockcap: wrote {path} ({size} KiB)").format(path=html, size=len(page.encode()) >> 10))

@@ -150,6 +150,7 @@ def graph_svg(packets: Sequence[Annotated], style: str, events: Sequence[Any] = 
         probe_cwnd,
         probe_source,
         probe_srtt,
+        sender_mss,
         sender_side,
         seqgraph_layout,
     )
@@ -166,7 +167,7 @@ def graph_svg(packets: Sequence[Annotated], style: str, events: Sequence[Any] = 
     graph = seqgraph_layout(packets, side, style, title)
     cwnd = probe_cwnd(events, packets, side)
     if cwnd:
-        return cwnd_graph_svg(graph, cwnd, source=probe_source(),
+        return cwnd_graph_svg(graph, cwnd, sender_mss(packets, side), source=probe_source(),
                               srtt=probe_srtt(events, packets, side))
     return seqgraph_svg(graph)
 

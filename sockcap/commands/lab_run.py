@@ -15,6 +15,7 @@ import os
 import signal
 from dataclasses import dataclass
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.link import (
     IPPROTO_TCP,
@@ -32,7 +33,7 @@ from sockcap.analysis.link import (
     udp_verdict,
 )
 from sockcap.analysis.shape import Counts, LinkOptions
-from sockcap.analysis.story import tie_kernel
+from sockcap.analysis.story import tie_calls, tie_kernel
 from sockcap.commands.outfile import write_text_file
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import LINKTYPE_ETHERNET
@@ -51,6 +52,7 @@ from sockcap.render.lab import (
     counts_line,
     cwnd_lines,
     cwnd_record,
+    lab_call_records,
     link_record,
     link_words,
     needless_line,
@@ -64,7 +66,13 @@ from sockcap.render.lab import (
     verdict_record,
 )
 from sockcap.render.packets import PacketView
-from sockcap.render.seqgraph import probe_cwnd, probe_source, probe_srtt, seqgraph_layout
+from sockcap.render.seqgraph import (
+    probe_cwnd,
+    probe_source,
+    probe_srtt,
+    sender_mss,
+    seqgraph_layout,
+)
 from sockcap.render.svg import cwnd_graph_svg
 from sockcap.signals import Stopped, cancel_on_signals
 
@@ -182,6 +190,7 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
     samples = result.tcp.cwnd if result.tcp else ()
     story = cwnd_story(samples)
     events = tie_kernel(result.events, annotated, result.listen_overflows)
+    calls = tie_calls(result.calls, annotated)  # both ends' own calls, on the link's packets
     if req.graph and tcp_pairs:
         _write_graph(req.graph, [a for _hop, a in tcp_pairs], samples, events, req.force,
                      output)
@@ -194,12 +203,15 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
                   "link": link_record(wire.options, wire.loss_by, counts), "files": files,
                   "packets": packet_records(list(zip(hops, annotated, strict=True)),
                                             pipeline.first_ts)}
+        record["calls"] = lab_call_records(calls, annotated, events, pipeline.first_ts)
         if req.kernel:
             record["kernel"] = [kernel_record(e, pipeline.first_ts) for e in events]
         output.line(json.dumps(record))
         output.flush()
         return finished
-    _say(req, tcp, udp, retries2, counts, story, cc, output)
+    failed = next((c for c in calls if c.side == "client" and c.syscall == "connect"
+                   and c.proto == "TCP" and c.error in ("ETIMEDOUT", "ECONNREFUSED")), None)
+    _say(req, tcp, udp, retries2, counts, story, cc, output, failed)
     output.line(link_words(wire.options, wire.loss_by))
     said = counts_line(counts)
     if said:
@@ -207,14 +219,18 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
     output.line(_("saved to {folder}: server.pcap and client.pcap (each end's capture), "
                   "link.pcap (every packet put on the link)").format(folder=folder))
     explainer = PacketExplainer() if req.explain else None
+    if explainer is not None:  # a FIN is explained by the call that sent it
+        explainer.know_calls(calls)
     view = PacketView(pipeline, style=req.style, explainer=explainer)
-    for title, pairs in ((_("TCP echo"), tcp_pairs), (_("UDP echo"), udp_pairs)):
-        if pairs:
+    for title, pairs, proto in ((_("TCP echo"), tcp_pairs, "TCP"),
+                                (_("UDP echo"), udp_pairs, "UDP")):
+        if pairs or any(c.proto == proto for c in calls):
             output.line("")
             output.line(_("{title}: every packet put on the link, at the time it was sent:")
                         .format(title=title))
             output.lines(timeline(view, pairs, CLIENT_ADDRESS,
-                                  events if pairs is tcp_pairs else (), pipeline.first_ts))
+                                  events if pairs is tcp_pairs else (), pipeline.first_ts,
+                                  [c for c in calls if c.proto == proto], req.explain))
     if explainer is not None:
         output.line("")
         output.lines(explainer.summary())
@@ -223,9 +239,11 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
 
 
 def _say(req: LabRequest, tcp: TcpVerdict | None, udp: UdpVerdict | None, retries2: int,
-         counts: dict[str, Counts], story: CwndStory | None, cc: str, output: Output) -> None:
-    """The verdict, the race, where each protocol's time went, the congestion window."""
-    output.line(verdict_line(tcp, udp))
+         counts: dict[str, Counts], story: CwndStory | None, cc: str, output: Output,
+         failed: Call | None = None) -> None:
+    """The verdict, the race, where each protocol's time went, the congestion window;
+    ``failed``: the client's connect(), when the kernel made it fail."""
+    output.line(verdict_line(tcp, udp, failed))
     if tcp is not None and udp is not None:
         output.line(race_line(tcp, udp, req.pattern))
     if tcp is not None:
@@ -248,18 +266,21 @@ def _write_graph(path: str, packets: list[Annotated], samples: tuple[CwndSample,
     """The client's time-sequence graph with its congestion window under it: with
     ``--kernel``, from the ``tcp:tcp_probe`` tracepoint (the kernel's own cwnd and ssthresh
     each time the client's socket received a segment, :func:`probe_cwnd`); else from the
-    client's ``TCP_INFO`` samples (read by the client between its writes, so coarser)."""
+    client's ``TCP_INFO`` samples (read by the client between its writes, so coarser).
+    Both count segments; the graph draws bytes, each segment the MSS the handshake
+    negotiated (:func:`sender_mss`)."""
     start = packets[0].packet.ts_ns
     graph = seqgraph_layout(packets, from_client=True,
                             title=_("TCP: the client's data, its congestion window"))
     cwnd = list(probe_cwnd(events, packets, True))
     source = probe_source()
+    mss = sender_mss(packets, True)
     if not cwnd:
-        cwnd = [((c.ts_ns - start) / 1e9, c.cwnd,
-                 0 if c.ssthresh >= SSTHRESH_INFINITE else c.ssthresh) for c in samples]
+        cwnd = [((c.ts_ns - start) / 1e9, c.cwnd * mss,
+                 0 if c.ssthresh >= SSTHRESH_INFINITE else c.ssthresh * mss) for c in samples]
         source = _("from the client's TCP_INFO")
     srtt = probe_srtt(events, packets, True)
-    write_text_file(path, cwnd_graph_svg(graph, cwnd, source=source, srtt=srtt), force=force,
+    write_text_file(path, cwnd_graph_svg(graph, cwnd, mss, source=source, srtt=srtt), force=force,
                     note=output.note)
 
 

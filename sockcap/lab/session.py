@@ -22,12 +22,20 @@ The whole run has one deadline (``--timeout``): a TCP that keeps retransmitting 
 would for about 15 minutes) is stopped there, its connection reset, and the lab goes on
 to write the captures and say what was delivered so far. When both protocols run, TCP
 leaves a quarter of the time to UDP.
+
+Both ends are sockcap's own and record every socket call they make
+(:mod:`sockcap.endpoints.recorded`, as ``run --capture``'s endpoints do) into
+:attr:`LabResult.calls`. The client's connect() is given as many SYN retransmissions
+(``TCP_SYNCNT``) as fit in TCP's share of the time, so that on a link that drops every
+packet the kernel itself gives up with ETIMEDOUT, tied to the SYNs it sent, rather than
+the lab's deadline cutting the wait short.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 import struct
 import time
@@ -35,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.link import CwndSample, Delivery
 from sockcap.capture.afpacket import AfPacketCapture
 from sockcap.capture.bpf import JEQ_K, LD_H_ABS, RET_K, SNAPLEN, Insn, Op, assemble
@@ -43,6 +52,7 @@ from sockcap.capture.session import CaptureSession, FrameSink, drain_together
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.endpoints.echo import EchoServer
+from sockcap.endpoints.recorded import CallRecorder, RecordedSocket
 from sockcap.endpoints.udp_client import UdpEchoClient
 from sockcap.errors import EndpointError, WriteError
 from sockcap.i18n import _
@@ -63,6 +73,9 @@ TCP_INFO_BYTES = 104  # up to tcpi_snd_ssthresh and beyond (struct tcp_info, lin
 SAMPLE_SECONDS = 0.002  # how often the client's congestion window is read
 MAX_SAMPLES = 100_000  # kept (only changes are kept)
 LINGER_RESET = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # struct linger {on, 0 s}: close sends RST
+TCP_SYNCNT = getattr(socket, "TCP_SYNCNT", 7)
+MAX_SYNCNT = 6  # the kernel's default tcp_syn_retries: never more than it would send
+SYN_RTO_SECONDS = 1.0  # the first SYN's retransmission timeout (RFC 6298 2.1)
 
 
 @dataclass
@@ -98,6 +111,7 @@ class LabResult:
     dropped: int = 0  # frames the captures' rings had no room for
     events: list[KernelEvent] = field(default_factory=list)  # the kernel's, with --kernel
     listen_overflows: int = 0
+    calls: list[Call] = field(default_factory=list)  # both ends' socket calls (wall clock)
 
 
 def ipv4_only() -> list[Insn]:
@@ -136,6 +150,7 @@ async def run_lab(ns: Namespaces, opts: LabOptions,
         raise WriteError(_("cannot create {folder}: {reason}").format(
             folder=folder, reason=e.strerror or e)) from None
     result = LabResult(paths={h: str(folder / f"{h}.pcap") for h in HOSTS}, folder=str(folder))
+    recorder = CallRecorder()
     ends: dict[str, CaptureSession] = {}
     frames: dict[str, list[RawFrame]] = {h: [] for h in HOSTS}
     deadline = time.monotonic() + opts.timeout
@@ -149,14 +164,15 @@ async def run_lab(ns: Namespaces, opts: LabOptions,
         if opts.tcp:
             left = deadline - time.monotonic()
             result.tcp = await _tcp(ns, opts, left * (1 - UDP_SHARE) if opts.udp else left,
-                                    result, note)
+                                    result, note, recorder)
         if opts.udp:
-            result.udp = await _udp(ns, opts, max(0.0, deadline - time.monotonic()))
+            result.udp = await _udp(ns, opts, max(0.0, deadline - time.monotonic()), recorder)
         await drain_together(list(ends.values()), limit=SETTLE_SECONDS,
                              quiet=max(QUIET_SECONDS, 3 * opts.delay_ms / 1000))
     finally:
         for end in ends.values():
             result.dropped += max(0, end.finish().dropped)
+        result.calls = list(recorder.calls)
     result.frames = frames
     return result
 
@@ -176,29 +192,48 @@ def fresh_folder(owner: Owner, folder: Path, tries: int = 1000) -> Path:
     raise FileExistsError(folder)
 
 
-async def _server(ns: Namespaces, udp: bool) -> EchoServer:
+async def _server(ns: Namespaces, udp: bool, recorder: CallRecorder | None = None
+                  ) -> EchoServer:
     with ns.inside("server"):
-        server = EchoServer(SERVER_ADDRESS, 0, udp=udp, max_message=1 << 20)
+        server = EchoServer(SERVER_ADDRESS, 0, udp=udp, max_message=1 << 20,
+                            recorder=recorder)
         await server.start()
     return server
 
 
+def syn_count(seconds: float) -> int:
+    """The most SYN retransmissions whose timeouts (1 s, doubling after each: the last
+    one given up 2^(n+1) - 1 s after the first SYN) end within ``seconds``; at least 1.
+    The kernel gives up by that time even where ``tcp_syn_linear_timeouts`` spaces the
+    first retries 1 s apart (measured on 6.18: TCP_SYNCNT 2 sent 6 SYNs, 1 s apart, and
+    connect() failed with ETIMEDOUT 7.1 s after the first)."""
+    n = 1
+    while n < MAX_SYNCNT and SYN_RTO_SECONDS * (2 ** (n + 2) - 1) <= seconds:
+        n += 1
+    return n
+
+
 async def _tcp(ns: Namespaces, opts: LabOptions, seconds: float,
                result: LabResult | None = None,
-               note: Callable[[str], None] | None = None) -> Delivery:
+               note: Callable[[str], None] | None = None,
+               recorder: CallRecorder | None = None) -> Delivery:
     """The TCP echo within ``seconds``: what came back, and whether it all did. With
     ``opts.kernel`` the kernel's TCP events on the server's port go to ``result``
-    (tracefs is one for the whole machine: the namespaces' sockets are in it too)."""
-    server = await _server(ns, udp=False)
+    (tracefs is one for the whole machine: the namespaces' sockets are in it too).
+    ``recorder``: both ends' socket calls."""
+    server = await _server(ns, udp=False, recorder=recorder)
     replies: list[bytes] = []
     finished = False
     trace = (KernelTrace.open([server.port], note or (lambda _t: None))
              if opts.kernel and result is not None else None)
     try:
         with ns.inside("client"):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock = (RecordedSocket.create(recorder, "client") if recorder is not None
+                    else socket.socket(socket.AF_INET, socket.SOCK_STREAM))
         if opts.cc:
             sock.setsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, opts.cc.encode())
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_SYNCNT, syn_count(0.8 * seconds))
         sock.setblocking(False)
         samples: list[CwndSample] = []
         sampler = asyncio.create_task(_sample_cwnd(sock, samples))
@@ -266,7 +301,15 @@ async def _tcp_echo(sock: socket.socket, port: int, opts: LabOptions,
     close the way TCP should (FIN, the server's FIN); stopped before that (the deadline),
     reset the connection."""
     loop = asyncio.get_running_loop()
-    await loop.sock_connect(sock, (SERVER_ADDRESS, port))
+    try:
+        await loop.sock_connect(sock, (SERVER_ADDRESS, port))
+    except BaseException as e:
+        if isinstance(sock, RecordedSocket):  # the kernel's error, or the lab's deadline:
+            # ECANCELED then, as the lab cancelled the call, not the kernel
+            sock.connected(e if isinstance(e, OSError) else OSError(errno.ECANCELED, ""))
+        raise
+    if isinstance(sock, RecordedSocket):
+        sock.connected()
     reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 24)
     done = False
     try:
@@ -293,14 +336,17 @@ async def _tcp_echo(sock: socket.socket, port: int, opts: LabOptions,
         writer.transport.abort()
 
 
-async def _udp(ns: Namespaces, opts: LabOptions, seconds: float) -> Delivery:
+async def _udp(ns: Namespaces, opts: LabOptions, seconds: float,
+               recorder: CallRecorder | None = None) -> Delivery:
     """The UDP echo within ``seconds``, by sockcap's one UDP echo client on a socket made
-    in the client host; every echo that came back counts, also a late one."""
-    server = await _server(ns, udp=True)
+    in the client host; every echo that came back counts, also a late one.
+    ``recorder``: both ends' socket calls."""
+    server = await _server(ns, udp=True, recorder=recorder)
     deadline = time.monotonic() + seconds
     try:
         with ns.inside("client"):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock = (RecordedSocket.create(recorder, "client", type_=socket.SOCK_DGRAM)
+                    if recorder is not None else socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
         try:
             sock.bind((CLIENT_ADDRESS, 0))
         except OSError:

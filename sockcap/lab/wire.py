@@ -130,8 +130,11 @@ def _add_loss(opts: LinkOptions) -> str:
     netem = opts.loss > 0 and _try_netem(opts)
     rules = []
     if opts.loss > 0 and not netem:
+        # numgen's values are 0..9999: a loss of 100% is every packet (no comparison, as
+        # nft refuses "< 10000", a value outside the range)
         rules.append(f"ip protocol {{ tcp, udp }} numgen random mod 10000 < "
-                     f"{round(opts.loss * 100)} counter drop")
+                     f"{round(opts.loss * 100)} counter drop" if opts.loss < 100 else
+                     "ip protocol { tcp, udp } counter drop")
     if opts.drop_every:
         n = opts.drop_every
         rules += [f'iifname "{port}" ip protocol {proto} numgen inc mod {n} == {n - 1} '

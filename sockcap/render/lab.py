@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.link import (
     SSTHRESH_INFINITE,
@@ -21,14 +22,17 @@ from sockcap.analysis.link import (
     give_up_seconds,
 )
 from sockcap.analysis.shape import Counts, LinkOptions
+from sockcap.analysis.story import CLOCK_SLACK_NS, Moment, story
 from sockcap.decode.ftrace import KernelEvent
 from sockcap.i18n import _
+from sockcap.render.calls import call_explain, call_line, call_record, cause_line, kernel_ties
 from sockcap.render.kernel import ProbeFilter, kernel_line
 from sockcap.render.packets import PacketView
 from sockcap.render.timeline import json_record
 
 LOST_STYLE = "bold red"
 KERNEL_STYLE = "magenta"  # as the timeline's ◆ lines
+CALL_STYLE = "cyan"  # as run --capture's ▸ lines
 
 
 def seconds_text(seconds: float) -> str:
@@ -49,7 +53,17 @@ def rate_text(bits_per_second: float) -> str:
     return _("{n:.0f} bit/s").format(n=bits_per_second)
 
 
-def tcp_sentence(v: TcpVerdict) -> str:
+def tcp_sentence(v: TcpVerdict, failed: Call | None = None) -> str:
+    """The TCP verdict; ``failed``: the client's connect() when the kernel made it fail
+    (it gave up on the handshake itself, so the lab did not stop it): its errno and how
+    long it waited."""
+    if failed is not None:
+        return _("TCP: {intact} of {messages} messages delivered: the client's connect() "
+                 "failed with {errno} after {seconds} s, {lost} segments lost, {resent} "
+                 "retransmitted").format(
+            intact=v.intact, messages=v.messages, errno=failed.error,
+            seconds=seconds_text((failed.returned_ns - failed.ts_ns) / 1e9),
+            lost=v.lost_segments, resent=v.retransmissions)
     if not v.finished:
         return _("TCP: {intact} of {messages} messages delivered intact when the lab stopped "
                  "it after {seconds} s, {lost} segments lost, {resent} retransmitted "
@@ -189,9 +203,12 @@ def cwnd_lines(story: CwndStory, cc: str) -> list[str]:
     return lines
 
 
-def verdict_line(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> str:
-    """``TCP: ... | UDP: ...`` (either alone when only one ran)."""
-    return " | ".join([*([tcp_sentence(tcp)] if tcp else []), *([udp_sentence(udp)] if udp else [])])
+def verdict_line(tcp: TcpVerdict | None, udp: UdpVerdict | None,
+                 failed: Call | None = None) -> str:
+    """``TCP: ... | UDP: ...`` (either alone when only one ran); ``failed``: see
+    :func:`tcp_sentence`."""
+    return " | ".join([*([tcp_sentence(tcp, failed)] if tcp else []),
+                       *([udp_sentence(udp)] if udp else [])])
 
 
 def verdict_record(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> dict[str, Any]:
@@ -229,21 +246,35 @@ def verdict_record(tcp: TcpVerdict | None, udp: UdpVerdict | None) -> dict[str, 
 
 def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]],
              client: str = "", events: Sequence[KernelEvent] = (),
-             first_ts: int = 0) -> Iterator[tuple[str, str]]:
+             first_ts: int = 0, calls: Sequence[Call] = (),
+             explain: bool = False) -> Iterator[tuple[str, str]]:
     """The merged timeline as ``(line, style)`` pairs: every packet put on the link, at the
     time it was sent; one that never arrived is marked *lost on the link*. An IP fragment
     says so as tshark does (``Fragmented IP protocol (proto=UDP 17, off=1480, ID=3c4d)``),
     and a lost one names the datagram it takes with it. ``events`` (``--kernel``, tied to
-    the packets): the kernel's ``◆`` lines among the packets by time."""
+    the packets): the kernel's ``◆`` lines among the packets by time. ``calls`` (the lab's
+    own endpoints', tied to the packets by :func:`sockcap.analysis.story.tie_calls`): a
+    ``▸`` line where each began and where it returned, as ``run --capture`` shows them
+    (:func:`sockcap.analysis.story.story` places them), a failed one with the packets
+    (and kernel events) that made it fail, and with ``explain`` its sentence."""
     mark = "  ✗ " + _("lost on the link")
     marks = _fragment_marks(pairs, client)
     probes = ProbeFilter()
     pending = sorted(events, key=lambda e: e.ts_ns)
-    for hop, a in pairs:
-        while pending and pending[0].ts_ns <= a.packet.ts_ns:
+    hops = {a.no: hop for hop, a in pairs}
+    annotated = [a for _hop, a in pairs]
+    for entry in story(annotated, calls):
+        while pending and pending[0].ts_ns <= entry.ts_ns:
             event = pending.pop(0)
             if probes.shown(event):
                 yield kernel_line(event, first_ts), KERNEL_STYLE
+        if entry.call is not None:
+            yield from _call_lines(entry.call, entry.moment, annotated, events, first_ts,
+                                   explain)
+            continue
+        a = entry.packet
+        assert a is not None
+        hop = hops[a.no]
         lines = list(view.styled(a))
         first = view.timeline.lines(a)[0]
         main = next(i for i, (text, _style) in enumerate(lines) if text == first)
@@ -262,6 +293,38 @@ def timeline(view: PacketView, pairs: Sequence[tuple[Hop, Annotated]],
     for event in pending:
         if probes.shown(event):
             yield kernel_line(event, first_ts), KERNEL_STYLE
+
+
+def _call_lines(call: Call, moment: Moment, annotated: Sequence[Annotated],
+                events: Sequence[KernelEvent], first_ts: int,
+                explain: bool) -> Iterator[tuple[str, str]]:
+    """A call's ``▸`` line; where it returned, what made it fail (``cause_line``) and,
+    with ``explain``, its sentence."""
+    yield call_line(call, first_ts, moment), CALL_STYLE
+    if moment is Moment.BEGUN:
+        return
+    end = call.returned_ns + CLOCK_SLACK_NS
+    cause = cause_line(call, [a for a in annotated if a.packet.ts_ns <= end], events,
+                       first_ts)
+    if cause is not None:
+        yield cause, CALL_STYLE
+    why = call_explain(call) if explain else None
+    if why is not None:
+        yield why, CALL_STYLE
+
+
+def lab_call_records(calls: Sequence[Call], annotated: Sequence[Annotated],
+                     events: Sequence[KernelEvent], first_ts: int) -> list[dict[str, Any]]:
+    """The calls for the lab's ``--json`` (``"type": "call"`` records as ``run --capture
+    --json`` writes them, each with the packets that made it fail and, with ``--kernel``,
+    the kernel's events behind them)."""
+    records = []
+    for call in calls:
+        end = call.returned_ns + CLOCK_SLACK_NS
+        record = call_record(call, first_ts, [a for a in annotated if a.packet.ts_ns <= end])
+        record["kernel"] = kernel_ties(call, events, first_ts)
+        records.append(record)
+    return records
 
 
 def _fragment_marks(pairs: Sequence[tuple[Hop, Annotated]],

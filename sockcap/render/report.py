@@ -42,6 +42,7 @@ from sockcap.render.seqgraph import (
     probe_cwnd,
     probe_source,
     probe_srtt,
+    sender_mss,
     sender_side,
     seqgraph_layout,
 )
@@ -304,7 +305,8 @@ def _pictures(conv: Conversation, packets: list[Annotated], first_ts: int,
                                 _("{stream}: time-sequence graph, {who}").format(
                                     stream=stream_name(conv), who=who))
         cwnd = probe_cwnd(events, packets, side)  # --kernel's tcp_probe, when recorded
-        svg = (cwnd_graph_svg(graph, cwnd, document=False, source=probe_source(),
+        svg = (cwnd_graph_svg(graph, cwnd, sender_mss(packets, side), document=False,
+                              source=probe_source(),
                               srtt=probe_srtt(events, packets, side)) if cwnd
                else seqgraph_svg(graph, document=False))
         parts.append(f'<div class="graph">{svg}</div>')

@@ -130,27 +130,64 @@ def _sack_blocks(options: Sequence[tuple[int, bytes]], base: int) -> list[tuple[
 SSTHRESH_UNSET = 0x7FFFFFFF  # the kernel's TCP_INFINITE_SSTHRESH: no loss seen yet
 
 
+DEFAULT_MSS = 536  # RFC 9293 3.7.1: the send MSS when the peer's SYN carried no MSS option
+TIMESTAMPS_LEN = 12  # the timestamps option (10 bytes) and its two NOPs, on every segment
+
+
+def sender_mss(packets: Sequence[Annotated], from_client: bool) -> int:
+    """The bytes in one of the sender's full segments, as the connection negotiated them:
+    the MSS option of the peer's SYN (what the peer said it can receive), lowered to the
+    sender's own SYN MSS (its own interface's limit), less the 12 bytes of the timestamps
+    option when both SYNs carried it (RFC 7323: every later segment carries it, and the
+    kernel's ``mss_cache`` leaves it out). This kernel's ``tcp:tcp_probe`` has no MSS
+    field (its format lists snd_cwnd, ssthresh, srtt, snd_wnd, rcv_wnd but no
+    mss_cache), so the handshake on the wire is where the size comes from.
+    :data:`DEFAULT_MSS` when the peer's SYN was not captured or had no MSS option."""
+    peer = own = 0
+    stamps = [False, False]
+    for a in packets:
+        if a.seq < 0 or not a.packet.flags & SYN:
+            continue
+        mine = a.from_client == from_client
+        for kind, value in a.packet.options:
+            if kind == TcpOptionKind.MSS and len(value) == 2:
+                mss = int.from_bytes(value, "big")
+                if mine:
+                    own = own or mss
+                else:
+                    peer = peer or mss
+            elif kind == TcpOptionKind.TIMESTAMPS:
+                stamps[mine] = True
+    if not peer:
+        return DEFAULT_MSS
+    mss = min(peer, own) if own else peer
+    return mss - TIMESTAMPS_LEN if all(stamps) else mss
+
+
 def probe_cwnd(events: Sequence[KernelEvent], packets: Sequence[Annotated], from_client: bool
                ) -> tuple[tuple[float, int, int], ...]:
-    """The sender's congestion window and slow-start threshold (segments) over the
+    """The sender's congestion window and slow-start threshold **in bytes** over the
     graph's time, as ``--kernel`` recorded them: the ``tcp:tcp_probe`` tracepoint fires
     each time the sending socket receives a segment (an ACK) and prints that socket's
-    ``snd_cwnd`` and ``ssthresh`` (tied to this conversation and side by
-    :func:`sockcap.analysis.story.tie_kernel`). Each point is (seconds since the
-    conversation's first packet, cwnd, ssthresh; 0 while the kernel has none); a point is
-    kept only where either changed. Empty when nothing was recorded."""
+    ``snd_cwnd`` and ``ssthresh`` in segments (tied to this conversation and side by
+    :func:`sockcap.analysis.story.tie_kernel`); each is multiplied by
+    :func:`sender_mss`, the segment size the handshake negotiated. Each point is
+    (seconds since the conversation's first packet, cwnd, ssthresh; 0 while the kernel
+    has none); a point is kept only where either changed. Empty when nothing was
+    recorded."""
     if not packets or packets[0].conv is None:
         return ()
     stream, side = packets[0].conv.stream, "client" if from_client else "server"
     start = packets[0].packet.ts_ns
+    mss = sender_mss(packets, from_client)
     points: list[tuple[float, int, int]] = []
     for e in events:
         if e.kind is not KernelEventKind.PROBE or e.stream != stream or e.side != side:
             continue
-        ssthresh = e.ssthresh if 0 <= e.ssthresh < SSTHRESH_UNSET else 0
-        if points and points[-1][1:] == (e.snd_cwnd, ssthresh):
+        ssthresh = e.ssthresh * mss if 0 <= e.ssthresh < SSTHRESH_UNSET else 0
+        if points and points[-1][1:] == (e.snd_cwnd * mss, ssthresh):
             continue
-        points.append(((e.ts_ns - start) / 1e9, e.snd_cwnd, ssthresh))
+        points.append(((e.ts_ns - start) / 1e9, e.snd_cwnd * mss, ssthresh))
     return tuple(points)
 
 

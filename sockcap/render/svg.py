@@ -422,14 +422,17 @@ CWND_STYLE = """
 """
 
 
-def cwnd_graph_svg(graph: SeqGraph, cwnd: Sequence[tuple[float, int, int]],
+def cwnd_graph_svg(graph: SeqGraph, cwnd: Sequence[tuple[float, int, int]], mss: int,
                    document: bool = True, source: str = "",
                    srtt: Sequence[tuple[float, int]] = ()) -> str:
     """The time-sequence graph with, under it on the same time axis, the sender's
-    congestion window and slow-start threshold in segments (``cwnd``: (seconds since the
-    graph's first packet, cwnd, ssthresh); ssthresh 0 while it is not set). ``source``:
-    where the numbers came from, said over the panel. ``srtt``: (seconds, smoothed RTT in
-    µs), drawn dotted against its own axis on the right, in ms."""
+    congestion window and slow-start threshold in bytes (``cwnd``: (seconds since the
+    graph's first packet, cwnd, ssthresh); ssthresh 0 while it is not set): the kernel
+    counts both in segments, the caller multiplied them by ``mss``
+    (:func:`sockcap.render.seqgraph.sender_mss`, the segment size the handshake
+    negotiated), and the axis says so. ``source``: where the numbers came from, said over
+    the panel. ``srtt``: (seconds, smoothed RTT in µs), drawn dotted against its own axis
+    on the right, in ms."""
     top = GRAPH_H + PANEL_H
     width = GRAPH_W + (SRTT_AXIS_W if srtt else 0)  # room for the srtt axis' numbers
     root = _svg(width, top, "sc-graph", graph.title, GRAPH_STYLE + CWND_STYLE)
@@ -452,12 +455,13 @@ def cwnd_graph_svg(graph: SeqGraph, cwnd: Sequence[tuple[float, int, int]],
     for i in range(int(c_max / step) + 1):
         ET.SubElement(root, "line", {"x1": str(PLOT_L), "y1": _n(y(i * step)), "x2": str(PLOT_R),
                                      "y2": _n(y(i * step)), "class": "sc-grid"})
-        _text(root, PLOT_L - 6, y(i * step) + 4, f"{i * step:g}", "sc-tick", "end")
+        _text(root, PLOT_L - 6, y(i * step) + 4, f"{i * step:,.0f}", "sc-tick", "end")
     ET.SubElement(root, "line", {"x1": str(PLOT_L), "y1": str(PANEL_B), "x2": str(PLOT_R),
                                  "y2": str(PANEL_B), "class": "sc-axis"})
     _step(root, [(x(t), y(c)) for t, c, _s in cwnd], "sc-cwnd")
     _step(root, [(x(t), y(s)) for t, _c, s in cwnd if s], "sc-ssthresh")
-    label = _text(root, 16, (PANEL_T + PANEL_B) / 2, _("segments"), "sc-tick", "middle")
+    label = _text(root, 16, (PANEL_T + PANEL_B) / 2,
+                  _("bytes (segments × MSS {mss})").format(mss=mss), "sc-tick", "middle")
     label.set("transform", f"rotate(-90 16 {_n((PANEL_T + PANEL_B) / 2)})")
     xl = PLOT_L
     for cls, words in (("sc-cwnd", _("congestion window")),
