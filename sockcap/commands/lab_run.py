@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sockcap.analysis.calls import Call
@@ -218,6 +219,15 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
         output.line(said)
     output.line(_("saved to {folder}: server.pcap and client.pcap (each end's capture), "
                   "link.pcap (every packet put on the link)").format(folder=folder))
+    _timelines(req, pipeline, tcp_pairs, udp_pairs, events, calls, output)
+    output.flush()
+    return finished
+
+def _timelines(req: LabRequest, pipeline: Pipeline, tcp_pairs: Sequence[tuple[Hop, Annotated]],
+               udp_pairs: Sequence[tuple[Hop, Annotated]], events: Sequence[KernelEvent],
+               calls: Sequence[Call], output: Output) -> None:
+    """Each echo's timeline: the packets put on the link, the two ends' calls among them,
+    the kernel's events on the TCP one; with ``--explain`` the sentences and the summary."""
     explainer = PacketExplainer() if req.explain else None
     if explainer is not None:  # a FIN is explained by the call that sent it
         explainer.know_calls(calls)
@@ -234,8 +244,7 @@ def _show(req: LabRequest, wire: Wire, result: LabResult, output: Output,
     if explainer is not None:
         output.line("")
         output.lines(explainer.summary())
-    output.flush()
-    return finished
+
 
 
 def _say(req: LabRequest, tcp: TcpVerdict | None, udp: UdpVerdict | None, retries2: int,
