@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, needs_capture, needs_tshark, sockcap, tshark_fields
-from test_calls import course_server, needs_gcc, needs_strace, programs  # noqa: F401
+from test_calls import course_server, needs_gcc, needs_strace  # noqa: F401
 from test_kernel import needs_tracefs
 from test_report import browser, needs_browser, page_data, requests_made  # noqa: F401
 
