@@ -44,7 +44,7 @@ from sockcap.analysis.conversation import (
     ConversationTracker,
     icmp_error_note,
 )
-from sockcap.analysis.stats import ConversationStats, conversation_stats
+from sockcap.analysis.stats import ConversationStats, RowStore
 from sockcap.decode import decode_frame
 from sockcap.decode.icmp import decode_icmp
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, RawFrame
@@ -131,7 +131,14 @@ class PureEngine:
                  clock: Any = None, **words: Any) -> None:
         from sockcap.render.packets import PacketView
 
-        self.tracker = ConversationTracker(analyze=analyze, keep=keep)
+        # keep=True (stats): the conversations are forgotten as show's are, each leaving
+        # its packed stats row (RowStore); a table of them all cost ~2.5 kB each
+        self.tracker = ConversationTracker(analyze=analyze, keep=False)
+        self.rows: RowStore | None = None
+        if keep:
+            self.rows = RowStore()
+            self.tracker.on_forget = self.rows.add
+        self._rows_done = False
         self.port, self.limit, self.render = port, limit, render
         self.clock = clock if clock is not None else _Clock()
         self.view = view if view is not None else PacketView(self.clock, hex_=hex).text
@@ -141,7 +148,6 @@ class PureEngine:
         self.handover = target_stream >= 0  # Pipeline.select numbers the packets itself
         self.pending = 0
         self._parts: list[bytes] = []
-        self._rows: list[ConversationStats] | None = None
 
     def pcap(self, buf: bytes, pos: int, *_args: Any) -> tuple[int, int]:
         return pos, 0
@@ -197,14 +203,24 @@ class PureEngine:
                 "streams": (streams[IPPROTO_TCP], streams[IPPROTO_UDP]),
                 "input_first_ts": self.first_ts}
 
+    def _finished_rows(self) -> RowStore | None:
+        """The rows, with those of the conversations still held added once (the capture
+        is done when the first row is read)."""
+        rows = self.rows
+        if rows is not None and not self._rows_done:
+            rows.finish(chain(self.tracker._retiring, self.tracker._open))
+            self._rows_done = True
+        return rows
+
     def conversation_count(self) -> int:
-        return len(self.tracker.conversations)
+        rows = self._finished_rows()
+        return 0 if rows is None else len(rows)
 
     def conversation(self, i: int) -> ConversationStats:
-        if self._rows is None or len(self._rows) != len(self.tracker.conversations):
-            convs = sorted(self.tracker.conversations, key=lambda c: (c.proto, c.stream))
-            self._rows = [conversation_stats(c) for c in convs]
-        return self._rows[i]
+        rows = self._finished_rows()
+        if rows is None or not 0 <= i < len(rows):
+            raise IndexError("conversation index out of range")
+        return rows.row(i)
 
 
 class EngineRun:
