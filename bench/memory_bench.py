@@ -17,7 +17,9 @@ and ``KIND.pcap``), which is the per-finished-conversation cost.
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,19 @@ COMMANDS = {
     "same-time": ["show"],
     "finished": ["stats"],
 }
+
+FINISHED_FRAMES = 7  # make_capture.py's "finished" conversation: handshake, data, FIN, FIN, ACK
+
+
+def pcap_records(path: Path) -> int:
+    """Records in a classic little-endian pcap file (make_capture.py writes them)."""
+    rec = struct.Struct("<IIII")
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        pos, n, end = 24, 0, len(m)
+        while pos + 16 <= end:
+            pos += 16 + rec.unpack_from(m, pos)[2]
+            n += 1
+    return n
 
 
 def peak_rss_kb(args: list[str], pure: bool) -> int:
@@ -52,16 +67,29 @@ def main() -> None:
     args = ap.parse_args()
     print("| command | file | engine | peak RSS |")
     print("| --- | --- | --- | ---: |")
+    slopes: list[str] = []
     for kind in args.kinds:
+        seen: dict[bool, list[tuple[int, int]]] = {False: [], True: []}  # (conversations, KiB)
         for suffix in (args.small_suffix, ""):
             path = args.data / f"{kind}{suffix}.pcap"
             if not path.exists():
                 continue
+            convs = pcap_records(path) // FINISHED_FRAMES if kind == "finished" else 0
             for pure in (False, True):
                 kb = peak_rss_kb([*COMMANDS[kind], str(path)], pure)
+                seen[pure].append((convs, kb))
                 print(f"| sockcap {' '.join(COMMANDS[kind])} | {path.name} "
                       f"({path.stat().st_size / 1e6:.0f} MB) | {'pure' if pure else 'compiled'} "
-                      f"| {kb / 1024:.0f} MB |", flush=True)
+                      f"| {kb / 1024:.0f} MiB |", flush=True)
+        for pure, points in seen.items():
+            if kind == "finished" and len(points) == 2 and points[0][0] != points[1][0]:
+                (n1, kb1), (n2, kb2) = points
+                per = (kb2 - kb1) * 1024 / (n2 - n1)
+                slopes.append(f"{'pure' if pure else 'compiled'}: {per:.0f} bytes per finished "
+                              f"conversation (peak RSS {kb1 / 1024:.0f} -> {kb2 / 1024:.0f} MiB, "
+                              f"{n1} -> {n2} conversations)")
+    for line in slopes:
+        print(line)
 
 
 if __name__ == "__main__":
