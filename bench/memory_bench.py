@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,28 @@ COMMANDS = {
     "same-time": ["show"],
     "finished": ["stats"],
 }
+
+FINISHED_FRAMES = 7  # make_capture.py's "finished" conversation: handshake, data, FIN, FIN, ACK
+
+
+def pcap_records(path: Path) -> int:
+    """Records in a classic little-endian pcap file (make_capture.py writes them), read in
+    plain chunks after the runs: an mmap of the file in this process would count in each
+    child's peak RSS (Linux carries the parent's RSS at fork into the child's ru_maxrss)."""
+    rec = struct.Struct("<IIII")
+    n, skip, buf = 0, 24, b""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            buf += chunk
+            pos = skip
+            while pos + 16 <= len(buf):
+                pos += 16 + rec.unpack_from(buf, pos)[2]
+                n += 1
+            if pos > len(buf):  # a record's data goes on in the next chunk
+                skip, buf = pos - len(buf), b""
+            else:
+                skip, buf = 0, buf[pos:]
+    return n
 
 
 def peak_rss_kb(args: list[str], pure: bool) -> int:
@@ -52,16 +75,33 @@ def main() -> None:
     args = ap.parse_args()
     print("| command | file | engine | peak RSS |")
     print("| --- | --- | --- | ---: |")
+    slopes: list[str] = []
     for kind in args.kinds:
+        seen: dict[bool, list[tuple[int, int]]] = {False: [], True: []}  # (conversations, KiB)
         for suffix in (args.small_suffix, ""):
             path = args.data / f"{kind}{suffix}.pcap"
             if not path.exists():
                 continue
             for pure in (False, True):
                 kb = peak_rss_kb([*COMMANDS[kind], str(path)], pure)
+                seen[pure].append((0, kb))
                 print(f"| sockcap {' '.join(COMMANDS[kind])} | {path.name} "
                       f"({path.stat().st_size / 1e6:.0f} MB) | {'pure' if pure else 'compiled'} "
-                      f"| {kb / 1024:.0f} MB |", flush=True)
+                      f"| {kb / 1024:.0f} MiB |", flush=True)
+        sizes = [pcap_records(args.data / f"{kind}{suffix}.pcap") // FINISHED_FRAMES
+                 for suffix in (args.small_suffix, "")
+                 if kind == "finished" and (args.data / f"{kind}{suffix}.pcap").exists()]
+        for pure, points in seen.items():
+            if len(sizes) == len(points):
+                points[:] = [(n, kb) for n, (_, kb) in zip(sizes, points)]
+            if kind == "finished" and len(points) == 2 and points[0][0] != points[1][0]:
+                (n1, kb1), (n2, kb2) = points
+                per = (kb2 - kb1) * 1024 / (n2 - n1)
+                slopes.append(f"{'pure' if pure else 'compiled'}: {per:.0f} bytes per finished "
+                              f"conversation (peak RSS {kb1 / 1024:.0f} -> {kb2 / 1024:.0f} MiB, "
+                              f"{n1} -> {n2} conversations)")
+    for line in slopes:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ def compiled_only(data: bytes) -> int:
     text made."""
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.engine import EngineRun
+    from sockcap.pipeline.engine import EngineRun, stats_run
     from sockcap.speedups import compiled_class
 
     made = 0
@@ -179,6 +179,17 @@ def compiled_only(data: bytes) -> int:
             if "is not a valid Note" not in str(e):
                 raise
         made += sum(map(len, out))
+    # the stats loop (keep=1): rows made as conversations are forgotten, and at the end
+    # (as `sockcap stats` reads them after damage that stops the reader too)
+    run = stats_run(compiled_class(), Pipeline())
+    try:
+        run.run(open_capture(io.BytesIO(data)), out.append)
+    except SockcapError:
+        pass
+    except ValueError as e:
+        if "is not a valid Note" not in str(e):
+            raise
+    made += sum(len(row) for row in run.conversation_rows())
     return made + follow_all(data)
 
 

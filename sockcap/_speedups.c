@@ -13,8 +13,9 @@
  * require byte-identical output from both.
  *
  * Three uses (sockcap/pipeline/engine.py: EngineRun, EngineSelect): ``sockcap show``
- * (the line and the --hex rows, -c, --port), ``sockcap stats`` (render=0, keep=1: every
- * conversation kept, its row made on request), and ``sockcap follow --stream N``
+ * (the line and the --hex rows, -c, --port), ``sockcap stats`` (render=0, keep=1: the
+ * conversations forgotten by the same two queues, each leaving a packed Row, a stats
+ * row's fields and nothing more, when it goes), and ``sockcap follow --stream N``
  * (target_stream: the packets before stream N are numbered here, and the engine stops
  * right before the packet that starts it, where the Python pipeline takes over).
  * A view this file does not write (JSON, tcpdump's notation, --filters, --explain, colour,
@@ -504,9 +505,9 @@ typedef struct Conv {
     Dir dirs[2];
     i128 first_ts, last_ts, syn_ts, synack_ts, ack_ts, mru_syn_ts, first_rtt;
     char handshake_done, closing, reset, rtt_answered, accecn_syn, accecn, refused,
-        half_closed, retired, mptcp;
+        half_closed, retired, mptcp, rowed;
     int64_t mptcp_ops;
-    int refs;          /* table entries, queue places and the kept list holding it */
+    int refs;          /* table entries and queue places holding it */
     char (*ep_text)[64]; /* client, server as endpoint() gives them (rendering only) */
     uint8_t ep_len[2];
     uint32_t note_counts[N_KINDS]; /* saturate at UINT32_MAX, never wrap to 0 */
@@ -517,6 +518,28 @@ typedef struct Conv {
                         * (a strong reference; the view holds one of refs in turn) */
 } Conv;
 _Static_assert(N_KINDS <= 32, "Conv.noted has a bit per note kind");
+
+/* A finished conversation as ``stats`` prints it (keep=1): the fields of
+ * ConversationStats and nothing of the analysis state, 144 bytes where its Conv (with
+ * its two table slots) took ~1.1 kB; its expert note counts, when it has any, in the
+ * engine's note pool. Rows are filed by stream number, in chunks of ROW_CHUNK, so the
+ * table needs no sort and never moves a row (no doubling array's spare half). */
+typedef struct {
+    i128 start, duration, irtt;
+    int64_t packets[2], bytes[2], payload[2];
+    uint8_t client[16], server[16];
+    int32_t cport, sport;     /* -1..65535 */
+    uint32_t notes;           /* 1 + its place in the note pool; 0: no notes */
+    uint8_t filled, fam, roles, ended;
+} Row;
+_Static_assert(sizeof(Row) <= 144, "a stats row stays compact (issue 27)");
+#define ROW_SHIFT 12
+#define ROW_CHUNK ((size_t)1 << ROW_SHIFT)
+
+typedef struct { /* the rows of one protocol, by stream number */
+    Row **chunks;
+    size_t n_chunks;
+} RowTable;
 
 /* The conversation table: open addressing with linear probing, one 64-byte slot (one
  * cache line) a key, at most half full. A lookup costs one cache line and the
@@ -635,10 +658,10 @@ typedef struct {
     void *table_mem;
     size_t nbuckets, nentries;
     Ring ended, open;            /* the tracker's two queues of conversations to forget */
-    Conv **kept;
-    size_t n_kept, kept_cap;
-    uint32_t *order;             /* kept, TCP first (stats rows) */
-    size_t n_order;
+    RowTable rows[2];            /* keep=1: TCP, UDP rows by stream (stats) */
+    uint32_t *note_pool;         /* rows' notes: n, then (kind, count) n times */
+    size_t pool_len, pool_cap;
+    int rows_done;               /* the live conversations' rows made (conversation()) */
     int64_t streams[2];          /* TCP, UDP */
     int64_t count, shown;
     i128 first, last, clock_first;
@@ -775,8 +798,73 @@ static Conv *queue_pop(Ring *r) {
     return old;
 }
 
+static int end_state(const Conv *c);
+
+/* Its stats row (conversation_stats), filed under its stream; -1 without memory. */
+static int row_keep(Engine *e, Conv *c) {
+    if (c->rowed) return 0;
+    RowTable *t = &e->rows[c->proto == 6 ? 0 : 1];
+    size_t k = (size_t)c->stream >> ROW_SHIFT;
+    if (k >= t->n_chunks) {
+        size_t n = t->n_chunks ? t->n_chunks : 16;
+        while (n <= k) n *= 2;
+        Row **chunks = PyMem_Realloc(t->chunks, n * sizeof *chunks);
+        if (!chunks) { PyErr_NoMemory(); return -1; }
+        memset(chunks + t->n_chunks, 0, (n - t->n_chunks) * sizeof *chunks);
+        t->chunks = chunks;
+        t->n_chunks = n;
+    }
+    if (!t->chunks[k] && !(t->chunks[k] = PyMem_Calloc(ROW_CHUNK, sizeof(Row)))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Row *r = &t->chunks[k][(size_t)c->stream & (ROW_CHUNK - 1)];
+    uint32_t notes = 0;
+    if (c->n_notes) {
+        size_t need = e->pool_len + 1 + 2 * (size_t)c->n_notes;
+        if (need > UINT32_MAX) { PyErr_NoMemory(); return -1; }
+        if (need > e->pool_cap) {
+            size_t cap = e->pool_cap ? e->pool_cap * 2 : 4096;
+            while (cap < need) cap *= 2;
+            uint32_t *pool = PyMem_Realloc(e->note_pool, cap * sizeof *pool);
+            if (!pool) { PyErr_NoMemory(); return -1; }
+            e->note_pool = pool;
+            e->pool_cap = cap;
+        }
+        notes = (uint32_t)e->pool_len + 1;
+        e->note_pool[e->pool_len++] = c->n_notes;
+        for (int i = 0; i < c->n_notes; i++) {
+            int kind = c->note_order[i];
+            e->note_pool[e->pool_len++] = (uint32_t)kind;
+            e->note_pool[e->pool_len++] = c->note_counts[kind];
+        }
+    }
+    r->notes = notes;
+    r->irtt = -1;
+    if (c->proto == 6 && c->first_rtt > 0 && (c->synack_ts >= 0 || c->rtt_answered))
+        r->irtt = c->first_rtt;
+    r->start = c->first_ts;
+    r->duration = c->first_ts >= 0 ? c->last_ts - c->first_ts : -1;
+    for (int i = 0; i < 2; i++) {
+        r->packets[i] = c->dirs[i].packets;
+        r->bytes[i] = c->dirs[i].bytes;
+        r->payload[i] = c->dirs[i].payload_bytes;
+    }
+    memcpy(r->client, c->client.addr, 16);
+    memcpy(r->server, c->server.addr, 16);
+    r->cport = (int32_t)c->client.port;
+    r->sport = (int32_t)c->server.port;
+    r->fam = (uint8_t)c->client.fam;
+    r->roles = (uint8_t)c->roles;
+    r->ended = (uint8_t)end_state(c);
+    r->filled = 1;
+    c->rowed = 1;
+    return 0;
+}
+
 /* ConversationTracker._forget: out of the table; then drops the queue's reference */
-static void forget(Engine *e, Conv *old) {
+static int forget(Engine *e, Conv *old) {
+    if (e->keep && row_keep(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
     uint8_t key[40];
     if (e->on_forget && old->view) {
         PyObject *r = PyObject_CallOneArg(e->on_forget, old->view);
@@ -792,6 +880,7 @@ static void forget(Engine *e, Conv *old) {
     table_del_if(e, key, old);
     conv_unref(old); /* the extra one */
     conv_unref(old); /* the queue's */
+    return 0;
 }
 
 /* ConversationTracker._retire_later */
@@ -804,8 +893,7 @@ static int retire_later(Engine *e, Conv *c, i128 now) {
         && now - old->last_ts < RETIRE_IDLE_NS) {
         return queue_push(&e->ended, old); /* its reference moves with it */
     }
-    forget(e, old);
-    return 0;
+    return forget(e, old);
 }
 
 /* ConversationTracker._open_later */
@@ -819,8 +907,7 @@ static int open_later(Engine *e, Conv *c, i128 now) {
     if (e->open.len < RETIRE_MAX && (now < 0 || now - old->last_ts < idle))
         return queue_push(&e->open, old);
     old->retired = 1; /* in no queue any more */
-    forget(e, old);
-    return 0;
+    return forget(e, old);
 }
 
 /* ConversationTracker._new: files the conversation under both keys. */
@@ -855,17 +942,7 @@ static Conv *conv_new(Engine *e, const Pkt *p, int *from_client) {
         endpoint_text(c, 1);
     }
     c->refs = 1; /* ours, until the table holds it */
-    if (e->keep) {
-        if (e->n_kept == e->kept_cap) {
-            size_t cap = e->kept_cap ? e->kept_cap * 2 : 1024;
-            Conv **k = PyMem_Realloc(e->kept, cap * sizeof *k);
-            if (!k) { PyErr_NoMemory(); conv_unref(c); return NULL; }
-            e->kept = k;
-            e->kept_cap = cap;
-        }
-        e->kept[e->n_kept++] = c;
-        c->refs++;
-    } else if (p->proto == 17) {
+    if (p->proto == 17) {
         if (retire_later(e, c, p->ts) < 0) { conv_unref(c); return NULL; }
     } else if (open_later(e, c, p->ts) < 0) { conv_unref(c); return NULL; }
     uint8_t key[40];
@@ -1121,7 +1198,7 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
     }
     a->phase = phase_of(p, c, from_client, d);
     int ended = c->reset || (c->dirs[0].fin && c->dirs[1].fin);
-    if ((flags & (F_FIN | F_RST)) && !e->keep && ended && !c->retired) {
+    if ((flags & (F_FIN | F_RST)) && ended && !c->retired) {
         c->retired = 1;
         if (retire_later(e, c, p->ts) < 0) return -1;
     }
@@ -1685,9 +1762,11 @@ static void Engine_dealloc(Engine *e) {
         for (size_t i = 0; i < r->len; i++) conv_unref(r->items[(r->head + i) % r->cap]);
         PyMem_Free(r->items);
     }
-    for (size_t i = 0; i < e->n_kept; i++) conv_unref(e->kept[i]);
-    PyMem_Free(e->kept);
-    PyMem_Free(e->order);
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < e->rows[k].n_chunks; i++) PyMem_Free(e->rows[k].chunks[i]);
+        PyMem_Free(e->rows[k].chunks);
+    }
+    PyMem_Free(e->note_pool);
     for (int i = 0; i < 512; i++) { PyMem_Free(e->ws_flags[i].s); PyMem_Free(e->ace_flags[i].s); }
     for (int i = 0; i < PH_COUNT; i++) PyMem_Free(e->phases[i].s);
     for (int i = 0; i < N_KINDS; i++) PyMem_Free(e->note_words[i].s);
@@ -2005,79 +2084,98 @@ static int end_state(const Conv *c) {
 /* (a, b) of two int64 */
 static PyObject *pair_ll(int64_t a, int64_t b) { return Py_BuildValue("(LL)", (long long)a, (long long)b); }
 
-/* The conversation's stats row: a ConversationStats, each field set by its name's index
- * (ROW_*, generated from ConversationStats._fields), its codes the ones handed in. */
-static PyObject *conv_row(Engine *e, const Conv *c) {
-    i128 irtt = -1;
-    if (c->proto == 6 && c->first_rtt > 0 && (c->synack_ts >= 0 || c->rtt_answered))
-        irtt = c->first_rtt;
+/* A row's address as the decoder writes it */
+static PyObject *row_addr(int fam, const uint8_t *addr) {
+    Endpoint ep = {fam, {0}, 0};
+    memcpy(ep.addr, addr, 16);
+    return addr_text(&ep);
+}
+
+/* The stats row: a ConversationStats, each field set by its name's index (ROW_*,
+ * generated from ConversationStats._fields), its codes the ones handed in. */
+static PyObject *conv_row(Engine *e, const Row *c, int udp, size_t stream) {
     PyObject *t = PyTuple_New(ROW_FIELDS);
     if (!t) return NULL;
     PyObject *notes = PyDict_New();
     PyTuple_SET_ITEM(t, ROW_NOTES, notes);
-    for (int i = 0; notes && i < c->n_notes; i++) {
-        int k = c->note_order[i];
-        PyObject *n = PyLong_FromUnsignedLong(c->note_counts[k]);
+    const uint32_t *pool = c->notes ? e->note_pool + c->notes - 1 : NULL;
+    for (uint32_t i = 0; notes && pool && i < pool[0]; i++) {
+        uint32_t k = pool[1 + 2 * i];
+        PyObject *n = PyLong_FromUnsignedLong(pool[2 + 2 * i]);
         if (!n || PyDict_SetItem(notes, PyTuple_GET_ITEM(e->kinds, k), n) < 0) { Py_XDECREF(n); goto fail; }
         Py_DECREF(n);
     }
-    PyTuple_SET_ITEM(t, ROW_PROTO, PyUnicode_FromString(c->proto == 6 ? "TCP" : "UDP"));
-    PyTuple_SET_ITEM(t, ROW_STREAM, PyLong_FromLongLong(c->stream));
-    PyObject *ca = addr_text(&c->client), *sa = addr_text(&c->server);
-    PyTuple_SET_ITEM(t, ROW_CLIENT, ca ? Py_BuildValue("(OL)", ca, (long long)c->client.port) : NULL);
-    PyTuple_SET_ITEM(t, ROW_SERVER, sa ? Py_BuildValue("(OL)", sa, (long long)c->server.port) : NULL);
+    PyTuple_SET_ITEM(t, ROW_PROTO, PyUnicode_FromString(udp ? "UDP" : "TCP"));
+    PyTuple_SET_ITEM(t, ROW_STREAM, PyLong_FromSize_t(stream));
+    PyObject *ca = row_addr(c->fam, c->client), *sa = row_addr(c->fam, c->server);
+    PyTuple_SET_ITEM(t, ROW_CLIENT, ca ? Py_BuildValue("(OL)", ca, (long long)c->cport) : NULL);
+    PyTuple_SET_ITEM(t, ROW_SERVER, sa ? Py_BuildValue("(OL)", sa, (long long)c->sport) : NULL);
     Py_XDECREF(ca);
     Py_XDECREF(sa);
-    PyObject *roles = PyTuple_GET_ITEM(e->roles, c->roles), *ended = PyTuple_GET_ITEM(e->outcomes, end_state(c));
+    PyObject *roles = PyTuple_GET_ITEM(e->roles, c->roles), *ended = PyTuple_GET_ITEM(e->outcomes, c->ended);
     Py_INCREF(roles);
     Py_INCREF(ended);
     PyTuple_SET_ITEM(t, ROW_ROLES, roles);
     PyTuple_SET_ITEM(t, ROW_ENDED, ended);
-    PyTuple_SET_ITEM(t, ROW_PACKETS, pair_ll(c->dirs[0].packets, c->dirs[1].packets));
-    PyTuple_SET_ITEM(t, ROW_BYTES, pair_ll(c->dirs[0].bytes, c->dirs[1].bytes));
-    PyTuple_SET_ITEM(t, ROW_PAYLOAD, pair_ll(c->dirs[0].payload_bytes, c->dirs[1].payload_bytes));
-    /* -1 and -1 when no packet of it had a time (conversation_stats) */
-    PyTuple_SET_ITEM(t, ROW_START_NS, i128_to_py(c->first_ts));
-    PyTuple_SET_ITEM(t, ROW_DURATION_NS, i128_to_py(c->first_ts >= 0 ? c->last_ts - c->first_ts : -1));
-    PyTuple_SET_ITEM(t, ROW_IRTT_NS, i128_to_py(irtt));
-    for (int i = 0; i < ROW_FIELDS; i++)
-        if (!PyTuple_GET_ITEM(t, i)) goto fail;
-    PyObject *args = PyTuple_Pack(1, t);
-    Py_DECREF(t);
-    if (!args) return NULL;
-    /* tuple.__new__(ConversationStats, fields): the record without a Python-level call */
-    PyObject *row = PyTuple_Type.tp_new((PyTypeObject *)e->row, args, NULL);
-    Py_DECREF(args);
-    return row;
+    PyTuple_SET_ITEM(t, ROW_PACKETS, pair_ll(c->packets[0], c->packets[1]));
+    PyTuple_SET_ITEM(t, ROW_BYTES, pair_ll(c->bytes[0], c->bytes[1]));
+    PyTuple_SET_ITEM(t, ROW_PAYLOAD, pair_ll(c->payload[0], c->payload[1]));
+    PyTuple_SET_ITEM(t, ROW_START_NS, i128_to_py(c->start));
+    PyTuple_SET_ITEM(t, ROW_DURATION_NS, i128_to_py(c->duration));
+    PyTuple_SET_ITEM(t, ROW_IRTT_NS, i128_to_py(c->irtt));
+    for (int f = 0; f < ROW_FIELDS; f++)
+        if (!PyTuple_GET_ITEM(t, f)) goto fail;
+    return t;
 fail:
     Py_DECREF(t);
     return NULL;
 }
 
-/* conversation(i) -> ConversationStats: row i of the conversations kept (keep=True),
- * TCP then UDP, each by stream.
+/* The rows of the conversations still in the queues (made once, when the first row is
+ * read: the capture is done by then). Every conversation is in one queue at least
+ * until it is forgotten, so with the rows of those forgotten every stream has its row. */
+static int rows_finish(Engine *e) {
+    if (e->rows_done) return 0;
+    Ring *rings[2] = {&e->ended, &e->open};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < rings[k]->len; i++)
+            if (row_keep(e, rings[k]->items[(rings[k]->head + i) % rings[k]->cap]) < 0) return -1;
+    e->rows_done = 1;
+    return 0;
+}
+
+/* conversation(i) -> ConversationStats: row i (keep=True), TCP then UDP, each by stream.
  * Rows are made when asked for, so a table of 100k conversations need not be held. */
 static PyObject *Engine_conversation(Engine *e, PyObject *arg) {
     Py_ssize_t i = PyLong_AsSsize_t(arg);
     if (i == -1 && PyErr_Occurred()) return NULL;
-    if (i < 0 || (size_t)i >= e->n_kept) {
+    if (!e->keep || i < 0 || i >= e->streams[0] + e->streams[1]) {
         PyErr_SetString(PyExc_IndexError, "conversation index out of range");
         return NULL;
     }
-    if (e->n_order != e->n_kept) { /* TCP first, then UDP, each in creation order */
-        uint32_t *order = PyMem_Realloc(e->order, e->n_kept * sizeof *order);
-        if (!order) return PyErr_NoMemory();
-        e->order = order;
-        size_t n = 0;
-        for (size_t k = 0; k < e->n_kept; k++) if (e->kept[k]->proto == 6) order[n++] = (uint32_t)k;
-        for (size_t k = 0; k < e->n_kept; k++) if (e->kept[k]->proto != 6) order[n++] = (uint32_t)k;
-        e->n_order = e->n_kept;
+    if (rows_finish(e) < 0) return NULL;
+    int k = i < e->streams[0] ? 0 : 1;
+    size_t s = (size_t)(k ? i - e->streams[0] : i);
+    const RowTable *t = &e->rows[k];
+    const Row *r = s >> ROW_SHIFT < t->n_chunks && t->chunks[s >> ROW_SHIFT]
+        ? &t->chunks[s >> ROW_SHIFT][s & (ROW_CHUNK - 1)] : NULL;
+    if (!r || !r->filled) {
+        PyErr_SetString(PyExc_RuntimeError, "no row for this conversation");
+        return NULL;
     }
-    return conv_row(e, e->kept[e->order[i]]);
+    PyObject *fields = conv_row(e, r, k, s);
+    if (!fields) return NULL;
+    PyObject *args = PyTuple_Pack(1, fields);
+    Py_DECREF(fields);
+    if (!args) return NULL;
+    /* tuple.__new__(ConversationStats, fields): the record without a Python-level call */
+    PyObject *row = PyTuple_Type.tp_new((PyTypeObject *)e->row, args, NULL);
+    Py_DECREF(args);
+    return row;
 }
 
 static PyObject *Engine_conversation_count(Engine *e, PyObject *unused) {
-    return PyLong_FromSize_t(e->n_kept);
+    return PyLong_FromLongLong(e->keep ? (long long)(e->streams[0] + e->streams[1]) : 0);
 }
 
 /* ---------------------------------------------------------------- the hand-over to a Python view

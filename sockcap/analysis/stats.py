@@ -16,7 +16,8 @@ came back from the server), FIN both ways, half-closed (FIN one way only) or sti
 # each field's annotation string into a ForwardRef at import (~99 fields on the path
 # of `sockcap show`: a few ms of every start, bench/startup_bench.py).
 
-from collections.abc import Mapping, Sequence
+import struct
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from sockcap.analysis.conversation import Conversation
@@ -159,3 +160,96 @@ def linktype_names(linktypes: Mapping[int, int]) -> tuple[str, ...]:
         if name not in names:
             names.append(name)
     return tuple(names)
+
+
+_ROLES = tuple(Roles)
+_OUTCOMES = tuple(Outcome)
+# filled, roles, ended, odd; client port, server port; client, server (address numbers);
+# packets, bytes, payload (each way); start, duration, iRTT
+_ROW = struct.Struct("<BBBBiiII9q")
+_ODD = 2  # the row's values did not fit the packed fields (RowStore._odd has the row)
+_NOTES = 4  # the row has notes (RowStore._notes)
+
+
+class RowStore:
+    """``stats``' rows of every conversation, packed: the fields of
+    :class:`ConversationStats` (``conversation_stats``), 92 bytes each in one
+    ``bytearray`` a protocol, placed by stream number.
+
+    Why: ``stats`` kept every :class:`Conversation` to the end (its analysis state,
+    ~2.5 kB each in Python) only to read a dozen numbers from it. The tracker now forgets
+    a conversation as ``show``'s does (``keep=False``'s two queues) and hands it here
+    (``on_forget``); :meth:`finish` adds the rows of those still held when the capture
+    is done. Addresses are stored as numbers of a table of the distinct ones (a capture
+    has few), a row's notes (rare) and a row whose numbers do not fit 64 bits (a damaged
+    timestamp) beside it in dicts by ``(protocol, stream)``. The compiled engine keeps the
+    same rows as C structs (``Row`` in ``sockcap/_speedups.c``).
+    """
+
+    def __init__(self) -> None:
+        self._packed = (bytearray(), bytearray())  # TCP, UDP
+        self._streams = [0, 0]  # rows placed: the highest stream + 1
+        self._addrs: dict[str, int] = {}
+        self._addr_list: list[str] = []
+        self._notes: dict[tuple[int, int], tuple[tuple[Note, int], ...]] = {}
+        self._odd: dict[tuple[int, int], ConversationStats] = {}
+
+    def _addr(self, addr: str) -> int:
+        n = self._addrs.get(addr)
+        if n is None:
+            n = self._addrs[addr] = len(self._addr_list)
+            self._addr_list.append(addr)
+        return n
+
+    def has(self, proto: int, stream: int) -> bool:
+        k = 0 if proto == IPPROTO_TCP else 1
+        packed = self._packed[k]
+        return stream * _ROW.size < len(packed) and packed[stream * _ROW.size] != 0
+
+    def add(self, c: Conversation) -> None:
+        """Keep the row of ``c`` (once: a conversation already kept is left alone)."""
+        if self.has(c.proto, c.stream):
+            return
+        row = conversation_stats(c)
+        k = 0 if c.proto == IPPROTO_TCP else 1
+        packed, at = self._packed[k], row.stream * _ROW.size
+        if len(packed) < at + _ROW.size:
+            packed.extend(bytes(at + _ROW.size - len(packed)))
+        flags = 1
+        if row.notes:
+            flags |= _NOTES
+            self._notes[(k, row.stream)] = tuple(row.notes.items())
+        try:
+            _ROW.pack_into(packed, at, flags, _ROLES.index(row.roles), _OUTCOMES.index(row.ended),
+                           0, row.client[1], row.server[1], self._addr(row.client[0]),
+                           self._addr(row.server[0]), *row.packets, *row.bytes, *row.payload,
+                           row.start_ns, row.duration_ns, row.irtt_ns)
+        except struct.error:  # a number beyond 64 bits: the row as it is
+            self._odd[(k, row.stream)] = row
+            packed[at] = flags | _ODD
+        self._streams[k] = max(self._streams[k], row.stream + 1)
+
+    def finish(self, live: Iterable[Conversation]) -> None:
+        """The rows of the conversations not forgotten when the capture is done."""
+        for c in live:
+            self.add(c)
+
+    def __len__(self) -> int:
+        return self._streams[0] + self._streams[1]
+
+    def row(self, i: int) -> ConversationStats:
+        """Row ``i``: TCP, then UDP, each by stream."""
+        k, stream = (0, i) if i < self._streams[0] else (1, i - self._streams[0])
+        (flags, roles, ended, _, cport, sport, caddr, saddr, up_packets, down_packets,
+         up_bytes, down_bytes, up_payload, down_payload, start, duration,
+         irtt) = _ROW.unpack_from(self._packed[k], stream * _ROW.size)
+        if not flags:
+            raise LookupError(stream)  # a stream number no conversation was kept for
+        if flags & _ODD:
+            return self._odd[(k, stream)]
+        notes = dict(self._notes[(k, stream)]) if flags & _NOTES else {}
+        return ConversationStats(
+            "UDP" if k else "TCP", stream, (self._addr_list[caddr], cport),
+            (self._addr_list[saddr], sport), _ROLES[roles], (up_packets, down_packets),
+            (up_bytes, down_bytes), (up_payload, down_payload), start, duration, irtt,
+            notes, _OUTCOMES[ended])

@@ -16,7 +16,14 @@ behaviour, as multidict's ``_multidict`` and ``_multidict_py``:
 - ``take() -> bytes`` (the text made since the last call, UTF-8), ``pending``, ``done``
   (the ``-c`` limit), ``handover`` (``follow --stream N``: the stream starts here),
   ``state()`` (counters), ``conversation(i)`` / ``conversation_count()`` (stats rows, a
-  :class:`~sockcap.analysis.stats.ConversationStats` each).
+  :class:`~sockcap.analysis.stats.ConversationStats` each, with ``keep=True``).
+
+Both twins forget conversations by the tracker's two queues whatever ``keep`` says
+(:class:`~sockcap.analysis.conversation.ConversationTracker`, ``keep=False``), so
+``show``, ``stats`` and ``follow`` number streams alike; ``keep=True`` (``stats``) only
+adds a packed stats row of each conversation, made when it is forgotten or when the rows
+are first read (:class:`~sockcap.analysis.stats.RowStore`, the C ``Row``): <= 200 bytes a
+finished conversation, where keeping each conversation cost ~1.1 kB compiled, ~2.5 kB pure.
 
 :func:`sockcap.speedups.engine_class` chooses the class once; :class:`EngineRun` is the one
 loop that drives it (``show``, ``stats``) and :class:`EngineSelect` the one that hands a
@@ -57,7 +64,7 @@ from sockcap.analysis.conversation import (
     ConversationTracker,
     icmp_error_note,
 )
-from sockcap.analysis.stats import ConversationStats, conversation_stats
+from sockcap.analysis.stats import ConversationStats, RowStore
 from sockcap.decode import decode_frame
 from sockcap.decode.icmp import decode_icmp
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, RawFrame
@@ -145,8 +152,22 @@ class PureEngine:
                  **words: Any) -> None:
         from sockcap.render.packets import PacketView
 
-        self.tracker = ConversationTracker(analyze=analyze, keep=keep)
+        # keep=True (stats): the conversations are forgotten as show's are, each leaving
+        # its packed stats row (RowStore); a table of them all cost ~2.5 kB each
+        self.tracker = ConversationTracker(analyze=analyze, keep=False)
+        self.rows: RowStore | None = None
         self.tracker.on_forget = on_forget
+        if keep:
+            rows = self.rows = RowStore()
+            if on_forget is None:
+                self.tracker.on_forget = rows.add
+            else:
+                def forget(conv: Any) -> None:
+                    rows.add(conv)
+                    on_forget(conv)
+
+                self.tracker.on_forget = forget
+        self._rows_done = False
         self.port, self.limit, self.render = port, limit, render
         self.clock = clock if clock is not None else _Clock()
         self.view = view if view is not None else PacketView(self.clock, hex_=hex).text
@@ -156,7 +177,6 @@ class PureEngine:
         self.handover = target_stream >= 0  # Pipeline.select numbers the packets itself
         self.pending = 0
         self._parts: list[bytes] = []
-        self._rows: list[ConversationStats] | None = None
 
     def pcap(self, buf: bytes, pos: int, *_args: Any) -> tuple[int, int]:
         return pos, 0
@@ -212,14 +232,24 @@ class PureEngine:
                 "streams": (streams[IPPROTO_TCP], streams[IPPROTO_UDP]),
                 "input_first_ts": self.first_ts}
 
+    def _finished_rows(self) -> RowStore | None:
+        """The rows, with those of the conversations still held added once (the capture
+        is done when the first row is read)."""
+        rows = self.rows
+        if rows is not None and not self._rows_done:
+            rows.finish(chain(self.tracker._retiring, self.tracker._open))
+            self._rows_done = True
+        return rows
+
     def conversation_count(self) -> int:
-        return len(self.tracker.conversations)
+        rows = self._finished_rows()
+        return 0 if rows is None else len(rows)
 
     def conversation(self, i: int) -> ConversationStats:
-        if self._rows is None or len(self._rows) != len(self.tracker.conversations):
-            convs = sorted(self.tracker.conversations, key=lambda c: (c.proto, c.stream))
-            self._rows = [conversation_stats(c) for c in convs]
-        return self._rows[i]
+        rows = self._finished_rows()
+        if rows is None or not 0 <= i < len(rows):
+            raise IndexError("conversation index out of range")
+        return rows.row(i)
 
 
 class EngineRun:
@@ -239,16 +269,18 @@ class EngineRun:
     def __init__(self, engine_class: Any, pipeline: Pipeline, *, hex_: bool,
                  render: bool = True, target: tuple[int, int] = (-1, -1),
                  view: Callable[[Annotated], str | None] | None = None,
-                 clock: Any = None, on_forget: Callable[[Any], None] | None = None) -> None:
+                 clock: Any = None, on_forget: Callable[[Any], None] | None = None,
+                 keep: bool | None = None) -> None:
         self.pipeline = pipeline
         tracker = pipeline.tracker
+        keep = tracker.keep if keep is None else keep  # the engine's: stats rows or none
         if tracker.on_forget is not None:
             raise ValueError(_("the compiled loop hands no conversation to on_forget"))
         extra: dict[str, Any] = {} if view is None else {"view": view, "clock": clock}
         if on_forget is not None:
             extra["on_forget"] = on_forget
         self.engine = engine_class(
-            analyze=tracker.analyze, keep=tracker.keep, port=pipeline.port,
+            analyze=tracker.analyze, keep=keep, port=pipeline.port,
             limit=pipeline.limit, hex=hex_, render=render, target_proto=target[0],
             target_stream=target[1], **extra, **engine_words())
 
@@ -390,8 +422,10 @@ class EngineSelect:
         self.pipeline = pipeline
         self.proto = proto
         self.stream = stream
+        # keep=False: the engine numbers and forgets as for show and stats (the same stream
+        # numbers everywhere) and makes no stats rows
         self.run = EngineRun(engine_class, pipeline, hex_=False, render=False,
-                             target=(proto, stream))
+                             target=(proto, stream), keep=False)
         self.streams = (0, 0)  # TCP and UDP stream numbers used, once read
 
     def select(self, reader: SinkReader) -> Iterator[Annotated]:

@@ -120,19 +120,19 @@ def _rows(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, ...]]:
 
 
 def _table(rows: Sequence[ConversationStats]) -> Iterator[tuple[str, str]]:
-    """The column widths need every row first: each row's cells are kept as one string
-    (joined by NUL, which no cell holds) until then, ~0.15 KB a conversation where a
-    tuple of nine strings cost ~0.7 KB."""
+    """Two passes over the rows: the column widths need every row first, and the cells
+    are made again to be written rather than kept (keeping each row's cells as one
+    string cost ~0.15 kB a conversation, more than its packed row: ``stats`` keeps
+    <= 200 bytes per finished conversation, bench/RESULTS.md). The rows are made when
+    read (:class:`sockcap.pipeline.engine.Rows`), so the second pass costs time only."""
     heads = [_(h) for h in _COLUMNS]
     widths = [len(h) for h in heads]
-    joined: list[str] = []
-    keep, ljust = joined.append, str.ljust
     for r in _rows(rows):
         widths = list(map(max, widths, map(len, r)))
-        keep("\0".join(r))
+    ljust = str.ljust
     yield "  " + "  ".join(map(ljust, heads, widths)).rstrip(), "bold"
-    for text in joined:
-        yield "  " + "  ".join(map(ljust, text.split("\0"), widths)).rstrip(), ""
+    for r in _rows(rows):
+        yield "  " + "  ".join(map(ljust, r, widths)).rstrip(), ""
 
 
 def stats_json(report: StatsReport, name: str) -> dict[str, Any]:

@@ -1,0 +1,97 @@
+"""`sockcap stats` keeps a compact row per finished conversation, not the conversation.
+
+The tracker forgets a finished conversation as `show`'s does; what stays is its stats row,
+packed (a struct in the compiled engine, 92 bytes of a bytearray in the pure one). These
+tests count what is held, by structure and by the allocator's own tally (tracemalloc sees
+the C engine's PyMem allocations too), never by time; the peak RSS figures are
+bench/memory_bench.py's (bench/RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_show_memory import make_capture
+
+from sockcap.analysis.conversation import RETIRE_MAX, Conversation
+from sockcap.analysis.stats import _ROW
+from sockcap.pcapfile.reader import open_capture
+from sockcap.pipeline import Pipeline
+from sockcap.pipeline.engine import stats_run
+
+ROW_BYTES = 200  # the most a finished conversation may cost `stats` (issue 27)
+
+
+def _stats(engine_class: Any, data: bytes) -> Any:
+    """The stats loop over ``data``; its EngineRun (rows not read yet)."""
+    run = stats_run(engine_class, Pipeline())
+    run.run(open_capture(io.BytesIO(data)), lambda chunk: None)
+    return run
+
+
+def _capture(tmp_path: Path, conversations: int) -> bytes:
+    path = tmp_path / f"finished-{conversations}.pcap"
+    make_capture(path, conversations)  # 8 packets each, one a millisecond: 10 s idle passes
+    return path.read_bytes()
+
+
+def _held_bytes(engine_class: Any, data: bytes) -> tuple[int, Any]:
+    """What the allocator holds for the engine once the file is read: (bytes, run)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run = _stats(engine_class, data)
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before, run
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.slow
+def test_stats_keeps_a_compact_row_per_finished_conversation(engine_twin: Any,
+                                                             tmp_path: Path) -> None:
+    small, big = 24_000, 60_000  # both past the plateau of conversations held (10 s idle)
+    held_small, run = _held_bytes(engine_twin, _capture(tmp_path, small))
+    del run
+    held_big, run = _held_bytes(engine_twin, _capture(tmp_path, big))
+    per_row = (held_big - held_small) / (big - small)
+    assert 0 < per_row <= ROW_BYTES, f"{per_row:.0f} bytes per finished conversation"
+    rows = run.conversation_rows()
+    assert len(rows) == big
+    assert [r.stream for r in rows] == list(range(big))  # every stream has its row, in order
+    last = rows[big - 1]
+    assert (last.packets, last.payload, last.ended.name) == ((5, 3), (5, 5), "CLOSED")
+
+
+def test_the_pure_tracker_holds_a_bounded_number_of_conversations(tmp_path: Path) -> None:
+    """The pure engine's live Conversation objects are bounded by the tracker's queues
+    (each at most RETIRE_MAX + 1), whatever the number finished; the rest are rows."""
+    from sockcap.pipeline.engine import PureEngine
+
+    n = 2 * RETIRE_MAX + 4096
+    run = _stats(PureEngine, _capture(tmp_path, n))
+    gc.collect()
+    live = sum(isinstance(o, Conversation) for o in gc.get_objects())
+    assert 0 < live <= 2 * (RETIRE_MAX + 1) < n
+    assert len(run.conversation_rows()) == n  # the held ones' rows added at the end
+    assert len(run.engine.rows._packed[0]) == n * _ROW.size <= n * ROW_BYTES  # packed
+
+
+def test_both_engines_give_the_same_rows_after_forgetting(tmp_path: Path) -> None:
+    """Rows of conversations forgotten mid-file and of those still held at the end are
+    the same on both engines (TCP then UDP, each by stream)."""
+    from sockcap.pipeline.engine import PureEngine
+    from sockcap.speedups import compiled_class
+
+    compiled = compiled_class()
+    if compiled is None:
+        pytest.skip("the compiled extension is not built (or SOCKCAP_PURE is set)")
+    data = _capture(tmp_path, RETIRE_MAX + 3000)
+    assert list(_stats(compiled, data).conversation_rows()) == \
+        list(_stats(PureEngine, data).conversation_rows())
