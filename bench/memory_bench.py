@@ -93,7 +93,7 @@ def main() -> None:
                  if kind == "finished" and (args.data / f"{kind}{suffix}.pcap").exists()]
         for pure, points in seen.items():
             if len(sizes) == len(points):
-                points[:] = [(n, kb) for n, (_, kb) in zip(sizes, points)]
+                points[:] = [(n, kb) for n, (_, kb) in zip(sizes, points, strict=True)]
             if kind == "finished" and len(points) == 2 and points[0][0] != points[1][0]:
                 (n1, kb1), (n2, kb2) = points
                 per = (kb2 - kb1) * 1024 / (n2 - n1)
