@@ -58,6 +58,8 @@ FIN, SYN, RST, ACK, ECE = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags
                                             TcpFlags.ACK, TcpFlags.ECE))
 ECN_BITS = int(TcpFlags.AE | TcpFlags.CWR | TcpFlags.ECE)  # the ACE field under Accurate ECN
 MOD32 = 1 << 32
+PORT_REUSE, WINDOW_SCALE_UNKNOWN, TIME_WAIT = (Note.PORT_REUSE, Note.WINDOW_SCALE_UNKNOWN,
+                                               Note.TIME_WAIT)
 
 PHASE_HANDSHAKE = (Phase.HANDSHAKE_1, Phase.HANDSHAKE_2, Phase.HANDSHAKE_3)
 # kept as names: views and tests compare roles and outcomes with these
@@ -82,7 +84,8 @@ class Conversation:
         "stream", "proto", "client", "server", "roles", "dirs", "first_ts", "last_ts",
         "syn_ts", "synack_ts", "ack_ts", "handshake_done", "closing", "reset",
         "mru_syn_ts", "first_rtt", "note_counts", "refused", "half_closed", "mptcp",
-        "mptcp_ops", "retired", "rtt_answered", "accecn_syn", "accecn",
+        "mptcp_ops", "retired", "rtt_answered", "accecn_syn", "accecn", "reused", "closer",
+        "time_wait",
     )
 
     def __init__(self, stream: int, proto: int, client: tuple[str, int],
@@ -112,6 +115,9 @@ class Conversation:
         self.retired = False  # queued to be forgotten (ConversationTracker keep=False)
         self.mptcp = False  # an MPTCP option was in a SYN
         self.mptcp_ops = 0  # MPTCP data mappings seen (Wireshark's mp_operations)
+        self.reused = False  # opened by a SYN on an earlier conversation's 5-tuple
+        self.closer = 0  # who sent the first FIN: 1 the client, 2 the server, 0 none yet
+        self.time_wait = False  # Note.TIME_WAIT was put on a packet
 
     @property
     def irtt_ns(self) -> int:
@@ -306,7 +312,9 @@ class ConversationTracker:
             return entry or self._new(p)
         flags = p.flags
         if entry is None or (flags & (SYN | ACK) == SYN and _reuses_ports(entry, p)):
+            reused = entry is not None
             entry = self._new(p)
+            entry[0].reused = reused
         conv, from_client = entry
         d = conv.dirs[0 if from_client else 1]
         if d.base < 0:
@@ -398,13 +406,15 @@ class ConversationTracker:
             conv.first_rtt = ts - conv.mru_syn_ts
             conv.rtt_answered = not from_client
         own = _connection_note(p, conv, d, r, bits) if flags & RST or r.fin else None
+        told = _confusion_note(p, conv, d, r, from_client) if window >= 0 else None
         phase = _phase(p, conv, from_client, d)
         if flags & (FIN | RST) and not self.keep and conv.ended and not conv.retired:
             conv.retired = True
             self._retire_later(conv, ts)
-        if bits or own:
+        if bits or own or told:
             extra = notes_of(bits, d.dupacks, bool(flags & SYN)) if bits else ()
             extra = (*extra, own) if own else extra
+            extra = (*extra, told) if told else extra
             self._count_notes(conv, extra)
             notes = notes + extra
         return _new_tuple(Annotated, (self._count, p, conv, from_client,
@@ -476,6 +486,27 @@ def _connection_note(p: Packet, conv: Conversation, d: Direction, r: Direction,
     return None
 
 
+def _confusion_note(p: Packet, conv: Conversation, d: Direction, r: Direction,
+                    from_client: bool) -> Note | None:
+    """What confuses learners, as a note (contract.CONFUSION_NOTES), from the tracker's
+    own state: the first packet of a connection opened on an earlier one's ports (the
+    SYN) or of one whose handshake was not captured (its window scale is unknown); the
+    first closer's ACK of the other end's FIN (it enters TIME_WAIT; once a connection).
+    Called before :func:`_phase` records this packet's own FIN."""
+    if d.packets == 1 and not r.packets:
+        if conv.reused:
+            return PORT_REUSE
+        if conv.roles is ROLES_GUESSED:
+            return WINDOW_SCALE_UNKNOWN
+        return None
+    if (p.flags & (SYN | FIN | RST | ACK) == ACK and not conv.time_wait and r.fin_seq >= 0
+            and conv.closer == (1 if from_client else 2)
+            and p.ack == (r.fin_seq + 1) % MOD32):
+        conv.time_wait = True
+        return TIME_WAIT
+    return None
+
+
 def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
              from_client: bool) -> None:
     d.syn = True
@@ -512,6 +543,10 @@ def _phase(p: Packet, conv: Conversation, from_client: bool, d: Direction) -> Ph
     if flags & SYN:
         return PHASE_HANDSHAKE[1] if flags & ACK else PHASE_HANDSHAKE[0]
     if flags & FIN:
+        if d.fin_seq < 0:
+            d.fin_seq = (p.seq + p.payload_len) % MOD32
+        if not conv.closer:
+            conv.closer = 1 if from_client else 2
         d.fin = True
         conv.closing = True
         return Phase.TEARDOWN
