@@ -3,6 +3,7 @@
 Usage::
 
     python bench/compare_bench.py --base REV [--head REV] [--file F] [--rounds 3] [--stream N]
+                                  [--views] [--only show]
 
 Each ``REV`` (a commit) is checked out into a temporary worktree and run with this same
 interpreter through ``PYTHONPATH``; without ``--head`` the working tree is the other side. Each round runs
@@ -15,6 +16,8 @@ the ratio head/base beside it. The anchors' medians show how loaded the machine 
 Each checked-out side gets its own build of the compiled engine (``sockcap/_speedups.c``,
 with ``gcc`` and the flags of setup.py, in place), so both sides run the compiled path;
 ``--pure`` runs both with ``SOCKCAP_PURE=1`` instead (the pure twin against itself).
+``--views`` adds the views the engine hands each packet to (JSON, tcpdump's notation,
+``--filters``, ``--explain``).
 """
 
 from __future__ import annotations
@@ -62,6 +65,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--stream", type=int, default=14, help="the stream follow reads")
     ap.add_argument("--pure", action="store_true", help="both sides on the pure path")
+    ap.add_argument("--views", action="store_true",
+                    help="also the views handed a packet at a time (--json, --style tcpdump, "
+                         "--filters, --explain)")
     args = ap.parse_args()
     path = str(args.file)
     with tempfile.TemporaryDirectory(prefix="sockcap-base-") as tmp:
@@ -80,6 +86,9 @@ def main() -> None:
                 f"follow --raw --stream {args.stream}": ["follow", "--raw", "--stream",
                                                           str(args.stream), path],
             }
+            if args.views:
+                commands.update({f"show {v}": ["show", *v.split(), path] for v in (
+                    "--json", "--style tcpdump", "--filters", "--explain")})
             anchors = {"tcpdump -nn (TZ=UTC)": ["tcpdump", "-nn", "-r", path],
                        "tshark -q -z conv,tcp": ["tshark", "-q", "-z", "conv,tcp", "-r", path]}
             if args.only:
@@ -101,6 +110,7 @@ def main() -> None:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     head = f" --head {args.head}" if args.head else ""
     only = "".join(f" --only {o}" for o in args.only) + (" --pure" if args.pure else "")
+    only += " --views" if args.views else ""
     print(f"`python bench/compare_bench.py --base {args.base}{head}{only} --rounds {args.rounds}`, "
           f"{stamp}, {args.file.name}; median CPU seconds of {args.rounds} interleaved rounds\n")
     print("| command | base | head | head / base |")

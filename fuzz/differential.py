@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -61,16 +61,22 @@ from seeds import CORPUS, load_seeds  # noqa: E402
 from sockcap.errors import SockcapError  # noqa: E402
 
 # option sets compared: the views the compiled path renders, with the display filter and
-# the packet limit that change where it stops
+# the packet limit that change where it stops, and the views it hands each packet to
+# (JSON, tcpdump's notation, --filters, --explain: sockcap.pipeline.engine, the hand-over)
 OPTION_SETS: tuple[dict[str, object], ...] = (
     {},
     {"hex_": True},
     {"count": 5},
     {"port": 80, "explain": True},
+    {"json_": True},
+    {"style": "tcpdump", "hex_": True},
+    {"filters": True, "count": 5},
 )
 
-# follow --stream N [--udp]: the first streams, a later one, and one past most files' end
-FOLLOWED = ((0, False), (1, False), (3, False), (40, False), (0, True), (2, True))
+# follow [--stream N [--udp]]: every stream (None), the first streams, a later one, and
+# one past most files' end
+FOLLOWED = ((None, False), (0, False), (1, False), (3, False), (40, False), (0, True),
+            (2, True))
 
 
 class Result(NamedTuple):
@@ -97,8 +103,8 @@ def stats_result(path: str, json_: bool, *, pure: bool) -> Result:
     return _run(lambda: stats_command(path, json_=json_, no_color=True), pure)
 
 
-def follow_result(path: str, stream: int, udp: bool, *, pure: bool) -> Result:
-    """``sockcap follow --raw --stream N [--udp]`` on ``path`` in this process."""
+def follow_result(path: str, stream: int | None, udp: bool, *, pure: bool) -> Result:
+    """``sockcap follow --raw [--stream N [--udp]]`` on ``path`` in this process."""
     from sockcap.commands.follow import follow_command
 
     return _run(lambda: follow_command(path, stream=stream, udp=udp, mode="raw", out=None,
@@ -165,15 +171,52 @@ def compiled_only(data: bytes) -> int:
             reader = open_capture(io.BytesIO(data))
             pipeline = Pipeline(keep=False, port=int(options.get("port", 0)),  # type: ignore[call-overload]
                                 limit=int(options.get("count", 0)))  # type: ignore[call-overload]
-            EngineRun(compiled_class(), pipeline, hex_=bool(options.get("hex_"))).run(
-                reader, out.append)
+            EngineRun(compiled_class(), pipeline, hex_=bool(options.get("hex_")),
+                      **handed_view(pipeline, options)).run(reader, out.append)
         except SockcapError:
             pass
         except ValueError as e:  # the pure path's own note_text bug: same on both paths
             if "is not a valid Note" not in str(e):
                 raise
         made += sum(map(len, out))
-    return made
+    return made + follow_all(data)
+
+
+def follow_all(data: bytes) -> int:
+    """``follow --raw`` of every stream on the compiled path alone: the lines made."""
+    from sockcap.pcapfile.reader import open_capture
+    from sockcap.pipeline import Pipeline
+    from sockcap.pipeline.engine import EngineRun
+    from sockcap.render.follow import FollowView
+    from sockcap.speedups import compiled_class
+
+    view, lines = FollowView(None, "raw"), [0]
+
+    def feed(a: Any) -> None:
+        lines[0] += sum(1 for _pair in view.feed(a))
+
+    pipeline = Pipeline(analyze=False)
+    try:
+        EngineRun(compiled_class(), pipeline, hex_=False, view=feed, clock=pipeline).run(
+            open_capture(io.BytesIO(data)), lambda chunk: None)
+    except SockcapError:
+        pass
+    return lines[0] + sum(1 for _pair in view.finish())
+
+
+def handed_view(pipeline: Any, options: dict[str, object]) -> dict[str, Any]:
+    """The ``view`` and ``clock`` the show command hands the engine for ``options`` (none
+    for the text the engine writes itself)."""
+    from sockcap.render.explain import PacketExplainer
+    from sockcap.render.packets import PacketView
+
+    if not ({"json_", "style", "filters", "explain"} & set(options)):
+        return {}
+    view = PacketView(pipeline, json=bool(options.get("json_")),
+                      style=str(options.get("style", "wireshark")),
+                      hex_=bool(options.get("hex_")), filters=bool(options.get("filters")),
+                      explainer=PacketExplainer() if options.get("explain") else None)
+    return {"view": view.text, "clock": pipeline}
 
 
 def describe(options: dict[str, object], pure: Result, compiled: Result) -> str:

@@ -41,6 +41,7 @@
 #define MAX_WSCALE 14
 #define PREVIEW_CHARS 24
 #define L2TP_PORT 1701
+#define TCP_OFFSET_BYTE 12
 #define ETHERTYPE_IPV4 2048
 #define ETHERTYPE_IPV6 34525
 #define OPT_EOL 0
@@ -80,6 +81,9 @@
 /* NULL/LOOP address families and their ethertypes (decode.link) */
 static const int FAMILY_ETHERTYPES[][2] = {{2, 0x0800}, {24, 0x86dd}, {28, 0x86dd}, {30, 0x86dd}};
 #define N_FAMILY_ETHERTYPES 4
+
+/* decode.transport.tcp_header_len: a TCP header's length from its data-offset byte (tcp: the header's first byte) */
+#define TCP_HEADER_LEN(tcp) ((int64_t)((tcp)[TCP_OFFSET_BYTE] >> 4) * 4)
 
 /* counted note kinds (contract.COUNTED_KINDS) */
 enum { N_RETRANSMISSION, N_SYN_RETRANSMITTED, N_SPURIOUS_RETRANSMISSION, N_FAST_RETRANSMISSION, N_OUT_OF_ORDER, N_LOST_SEGMENT, N_ACKED_UNSEEN, N_DUPLICATE_ACK, N_ZERO_WINDOW, N_ZERO_WINDOW_PROBE, N_ZERO_WINDOW_PROBE_ACK, N_WINDOW_FULL, N_WINDOW_UPDATE, N_KEEP_ALIVE, N_KEEP_ALIVE_ACK, N_CONNECTION_REFUSED, N_CONNECTION_RESET, N_HALF_CLOSE, N_PORT_UNREACHABLE, N_UNREACHABLE, N_PORT_REUSE, N_WINDOW_SCALE_UNKNOWN, N_TIME_WAIT, N_KINDS };

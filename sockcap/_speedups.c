@@ -17,6 +17,9 @@
  * conversation kept, its row made on request), and ``sockcap follow --stream N``
  * (target_stream: the packets before stream N are numbered here, and the engine stops
  * right before the packet that starts it, where the Python pipeline takes over).
+ * A view this file does not write (JSON, tcpdump's notation, --filters, --explain, colour,
+ * follow's sections) is handed each packet after it was filed and annotated here, as the
+ * Python records the pure twin gives (see "the hand-over to a Python view" below).
  *
  * Why C with the CPython API and not Cython or mypyc: the build needs nothing but a C
  * compiler (scripts/setup.sh installs gcc), no build-time dependency that pip must fetch;
@@ -49,6 +52,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -262,6 +266,7 @@ typedef struct {
     /* set for packets decoded by Python only */
     const char *trunc;
     Py_ssize_t trunc_n;
+    PyObject *packet;     /* the sockcap.decode Packet it was read from (view mode) */
     PyObject *notes;      /* tuple of note texts (str), or NULL */
     PyObject *where;      /* str for packets outside a conversation, or NULL */
     PyObject *proto_name; /* str, idem */
@@ -346,7 +351,7 @@ static int decode_ipv4(const uint8_t *d, Py_ssize_t end, Py_ssize_t off, Pkt *p)
     memcpy(p->dst, d + off + 16, 4);
     if (proto == 6) {
         if (end < off + 40) return 0;
-        int64_t hlen = (int64_t)(be16(d + off + 32) >> 12) << 2;
+        int64_t hlen = TCP_HEADER_LEN(d + off + 20);
         if (!(40 <= 20 + hlen && 20 + hlen <= total)) return 0;
         Py_ssize_t payload_off = off + 20 + hlen;
         if (payload_off > end) return 0;
@@ -381,7 +386,7 @@ static int decode_ipv6(const uint8_t *d, Py_ssize_t end, Py_ssize_t off, Pkt *p)
     memcpy(p->dst, d + off + 24, 16);
     if (proto == 6) {
         if (end < off + 60) return 0;
-        int64_t hlen = (int64_t)(be16(d + off + 52) >> 12) << 2;
+        int64_t hlen = TCP_HEADER_LEN(d + off + 40);
         if (!(20 <= hlen && hlen <= plen)) return 0;
         Py_ssize_t payload_off = off + 40 + hlen;
         if (payload_off > end) return 0;
@@ -508,6 +513,8 @@ typedef struct Conv {
     uint32_t noted;    /* bit k: kind k is in note_order, so each kind is put there once */
     uint8_t note_order[N_KINDS]; /* kinds in the order first seen (Python dict order) */
     uint8_t n_notes;   /* <= N_KINDS: one place per bit of noted, whatever the counts */
+    PyObject *view;    /* its ConvView, once made, while the engine holds the conversation
+                        * (a strong reference; the view holds one of refs in turn) */
 } Conv;
 _Static_assert(N_KINDS <= 32, "Conv.noted has a bit per note kind");
 
@@ -646,12 +653,23 @@ typedef struct {
     int64_t target_stream;       /* packet (-1: never) */
     int handover;
     Buf out;
+    /* a view written in Python (see hand_to_view): NULL when the text is this file's */
+    PyObject *view, *clock, *phase_codes, *notes_of, *annotated;
+    /* called with a conversation's view when the tracker forgets it (ConversationTracker's
+     * on_forget): a view that keeps something per conversation lets it go then */
+    PyObject *on_forget;
 } Engine;
 
 static void conv_unref(Conv *c) {
     if (--c->refs == 0) {
         PyMem_Free(c->ep_text);
         PyMem_Free(c);
+    } else if (c->refs == 1 && c->view) {
+        /* Only its Python view holds it now (the engine let it go): the conversation
+         * lets go of the view, which lives on while Python holds it (see conv_view). */
+        PyObject *v = c->view;
+        c->view = NULL;
+        Py_DECREF(v); /* may free the view, and with it the conversation */
     }
 }
 
@@ -760,6 +778,11 @@ static Conv *queue_pop(Ring *r) {
 /* ConversationTracker._forget: out of the table; then drops the queue's reference */
 static void forget(Engine *e, Conv *old) {
     uint8_t key[40];
+    if (e->on_forget && old->view) {
+        PyObject *r = PyObject_CallOneArg(e->on_forget, old->view);
+        if (r) Py_DECREF(r);
+        else PyErr_WriteUnraisable(e->on_forget); /* forgetting goes on regardless */
+    }
     make_key(key, old->proto, old->client.fam, old->client.addr, old->client.port,
              old->server.addr, old->server.port);
     old->refs++; /* keep it while both keys go */
@@ -1447,6 +1470,9 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
     return 0;
 }
 
+static int set_clock(Engine *e);
+static int hand_to_view(Engine *e, const Pkt *p, const Ann *a);
+
 /* Would locate() start a new conversation for this packet? (no state changed) */
 static int starts_conversation(Engine *e, const Pkt *p) {
     if (p->sport < 0 || (p->proto != 6 && p->proto != 17)) return 0;
@@ -1469,7 +1495,10 @@ static int process(Engine *e, const Pkt *p) {
     }
     if (p->ts > e->last) {
         e->last = p->ts;
-        if (e->first < 0) e->first = e->clock_first = p->ts;
+        if (e->first < 0) {
+            e->first = e->clock_first = p->ts;
+            if (e->clock && set_clock(e) < 0) return -1;
+        }
     }
     int fc = 1;
     Conv *c = locate(e, p, &fc);
@@ -1482,7 +1511,7 @@ static int process(Engine *e, const Pkt *p) {
     if (e->limit && e->shown >= e->limit) { e->done = 1; return 0; }
     e->shown++;
     size_t mark = e->out.len;
-    if (render(e, p, &a) < 0) {
+    if (e->view ? hand_to_view(e, p, &a) < 0 : render(e, p, &a) < 0) {
         e->out.len = mark; /* nothing of a packet whose text failed */
         return -1;
     }
@@ -1554,16 +1583,45 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     static char *names[] = {"analyze", "keep", "port", "limit", "hex", "ws_flags", "ace_flags",
                             "phases", "note_words", "templates", "note_text", "row", "kinds",
                             "roles", "outcomes", "render", "target_proto", "target_stream",
+                            "view", "clock", "phase_codes", "notes_of", "annotated", "on_forget",
                             NULL};
     int analyze, keep, hex, render = 1, target_proto = -1;
     long long target_stream = -1;
     long long port, limit;
     PyObject *ws, *ace, *phases, *notes, *templates, *note_text, *row, *kinds, *roles, *outcomes;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piL", names, &analyze, &keep,
-                                     &port, &limit, &hex, &ws, &ace, &phases, &notes,
+    PyObject *view = Py_None, *clock = Py_None, *phase_codes = Py_None, *notes_of = Py_None,
+             *annotated = Py_None, *on_forget = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOO", names, &analyze,
+                                     &keep, &port, &limit, &hex, &ws, &ace, &phases, &notes,
                                      &templates, &note_text, &row, &kinds, &roles, &outcomes,
-                                     &render, &target_proto, &target_stream))
+                                     &render, &target_proto, &target_stream, &view, &clock,
+                                     &phase_codes, &notes_of, &annotated, &on_forget))
         return -1;
+    if (on_forget != Py_None) {
+        if (!PyCallable_Check(on_forget)) {
+            PyErr_SetString(PyExc_TypeError, "on_forget: a callable expected");
+            return -1;
+        }
+        Py_INCREF(on_forget);
+        Py_XSETREF(e->on_forget, on_forget);
+    }
+    if (view != Py_None) {
+        if (!PyCallable_Check(view) || clock == Py_None || !PyCallable_Check(notes_of) ||
+            !PyType_Check(annotated) || !PyType_IsSubtype((PyTypeObject *)annotated, &PyTuple_Type)) {
+            PyErr_SetString(PyExc_TypeError, "view: a callable with its clock, notes_of and "
+                                             "annotated (a NamedTuple) expected");
+            return -1;
+        }
+        if (objects_from(phase_codes, &e->phase_codes, PH_COUNT, "phase_codes") < 0) return -1;
+        Py_INCREF(view);
+        Py_XSETREF(e->view, view);
+        Py_INCREF(clock);
+        Py_XSETREF(e->clock, clock);
+        Py_INCREF(notes_of);
+        Py_XSETREF(e->notes_of, notes_of);
+        Py_INCREF(annotated);
+        Py_XSETREF(e->annotated, annotated);
+    }
     if (!PyCallable_Check(note_text) || !PyType_Check(row) ||
         !PyType_IsSubtype((PyTypeObject *)row, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "note_text: a callable, row: a NamedTuple expected");
@@ -1638,6 +1696,12 @@ static void Engine_dealloc(Engine *e) {
     Py_CLEAR(e->kinds);
     Py_CLEAR(e->roles);
     Py_CLEAR(e->outcomes);
+    Py_CLEAR(e->view);
+    Py_CLEAR(e->on_forget);
+    Py_CLEAR(e->clock);
+    Py_CLEAR(e->phase_codes);
+    Py_CLEAR(e->notes_of);
+    Py_CLEAR(e->annotated);
     PyMem_Free(e->out.p);
     Py_CLEAR(e->note_text);
     Py_TYPE(e)->tp_free((PyObject *)e);
@@ -1665,7 +1729,7 @@ static PyObject *Engine_pcap(Engine *e, PyObject *args) {
     Py_ssize_t end = view.len, count = 0;
     int64_t frac_end = mult ? NS_PER_SEC / mult : 0;
     if (pos < 0) pos = end;
-    while (!e->done && !e->handover && end - pos >= 16) {
+    while (!e->view && !e->done && !e->handover && end - pos >= 16) {
         const uint8_t *h = buf + pos;
         uint32_t sec = big ? be32(h) : le32(h), frac = big ? be32(h + 4) : le32(h + 4);
         uint32_t incl = big ? be32(h + 8) : le32(h + 8), orig = big ? be32(h + 12) : le32(h + 12);
@@ -1720,7 +1784,7 @@ static PyObject *Engine_pcapng(Engine *e, PyObject *args) {
         cache[i].ok = cache[i].mult > 0 && cache[i].mult <= NS_PER_SEC && cache[i].div > 0;
     }
     if (pos < 0) pos = end;
-    while (!e->done && !e->handover && end - pos >= 32) {
+    while (!e->view && !e->done && !e->handover && end - pos >= 32) {
         const uint8_t *h = buf + pos;
 #define U32(q) (big ? be32(q) : le32(q))
         uint32_t btype = U32(h), blen = U32(h + 4);
@@ -1765,7 +1829,7 @@ static PyObject *Engine_frame(Engine *e, PyObject *frame) {
     Pkt p;
     if (i128_from_py(PyTuple_GET_ITEM(frame, FRAME_TS_NS), &p.ts) < 0) { PyErr_Clear(); Py_RETURN_FALSE; }
     p.wirelen = wirelen;
-    if (e->handover || !decode_fast((const uint8_t *)PyBytes_AS_STRING(data),
+    if (e->handover || e->view || !decode_fast((const uint8_t *)PyBytes_AS_STRING(data),
                                     PyBytes_GET_SIZE(data), linktype, &p))
         Py_RETURN_FALSE;
     int rc = process(e, &p);
@@ -1812,6 +1876,7 @@ static PyObject *Engine_packet(Engine *e, PyObject *args) {
     if (!PyUnicode_Check(trunc)) { PyErr_SetString(PyExc_TypeError, "truncated: str expected"); return NULL; }
     p.trunc = PyUnicode_AsUTF8AndSize(trunc, &p.trunc_n);
     if (!p.trunc) return NULL;
+    p.packet = pk;
     p.notes = notes;
     p.where = where;
     p.proto_name = proto_name;
@@ -2015,6 +2080,287 @@ static PyObject *Engine_conversation_count(Engine *e, PyObject *unused) {
     return PyLong_FromSize_t(e->n_kept);
 }
 
+/* ---------------------------------------------------------------- the hand-over to a Python view
+ *
+ * A view this file does not write (JSON, tcpdump's notation, --filters, --explain, colour,
+ * follow's sections) is handed each packet here, after this file has filed and annotated
+ * it, as the pure twin hands it: an Annotated(no, packet, conv, from_client, seq, ack, win,
+ * phase, notes) of sockcap.analysis.conversation, its packet the Python Packet the engine
+ * was given (Engine.packet), its notes the decoder's followed by the analysis' (made by
+ * sockcap.analysis.expert.notes_of, the reference), its phase the Phase code. Its ``conv``
+ * is a Conversation: a live read-only view of this file's conversation (ConvView below),
+ * with every attribute of sockcap.analysis.conversation.Conversation, ``dirs`` a pair of
+ * Direction views, one object per conversation while the engine or anything else holds it
+ * (views compare conversations by identity and key caches by them). The view returns the packet's
+ * text (str, put in the buffer with a newline) or None (it wrote the packet itself).
+ *
+ * This is the seam where a view moves into C (issue 23): a view this file learns to write
+ * stops being handed over; the command's loop (EngineRun) does not change. */
+
+enum { K_I64, K_I128, K_CHAR, K_INT };
+typedef struct { size_t off; int kind; } Field;
+
+static PyObject *value_at(const char *base, const Field *f) {
+    const char *q = base + f->off;
+    switch (f->kind) {
+    case K_I64: return PyLong_FromLongLong((long long)*(const int64_t *)q);
+    case K_I128: return i128_to_py(*(const i128 *)q);
+    case K_CHAR: return PyBool_FromLong(*q);
+    default: return PyLong_FromLong(*(const int *)q);
+    }
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *roles, *outcomes, *kinds; /* the engine's codes (not the engine: a view
+                                           that keeps conversations would make a cycle) */
+    Conv *conv;     /* one of conv->refs: it outlives the engine's table while viewed */
+} ConvView;
+
+typedef struct {
+    PyObject_HEAD
+    ConvView *owner;
+    int index; /* 0: client -> server */
+} DirView;
+
+static PyTypeObject ConvViewType, DirViewType;
+
+static void ConvView_dealloc(ConvView *v) {
+    if (v->conv) {
+        if (v->conv->view == (PyObject *)v) v->conv->view = NULL;
+        conv_unref(v->conv);
+    }
+    Py_XDECREF(v->roles);
+    Py_XDECREF(v->outcomes);
+    Py_XDECREF(v->kinds);
+    PyObject_Free(v);
+}
+
+static void DirView_dealloc(DirView *v) {
+    Py_XDECREF(v->owner);
+    PyObject_Free(v);
+}
+
+/* The one view of conversation c (a new reference). The conversation keeps its view for
+ * as long as the engine keeps the conversation, so a view that keys its state by the
+ * conversation's identity (follow's sections, the explainer) sees one object per
+ * conversation from its first packet to its last; a view kept by Python after that
+ * keeps the conversation alive in turn (conv_unref). */
+static PyObject *conv_view(Engine *e, Conv *c) {
+    if (c->view) {
+        Py_INCREF(c->view);
+        return c->view;
+    }
+    ConvView *v = PyObject_New(ConvView, &ConvViewType);
+    if (!v) return NULL;
+    Py_INCREF(e->roles);
+    v->roles = e->roles;
+    Py_INCREF(e->outcomes);
+    v->outcomes = e->outcomes;
+    Py_INCREF(e->kinds);
+    v->kinds = e->kinds;
+    v->conv = c;
+    c->refs++;
+    c->view = (PyObject *)v; /* the conversation's reference */
+    Py_INCREF(v);            /* the caller's */
+    return (PyObject *)v;
+}
+
+static PyObject *ConvView_field(ConvView *v, void *f) { return value_at((const char *)v->conv, f); }
+static PyObject *DirView_field(DirView *v, void *f) {
+    return value_at((const char *)&v->owner->conv->dirs[v->index], f);
+}
+
+static PyObject *endpoint_pair(const Endpoint *ep) {
+    PyObject *addr = addr_text(ep);
+    if (!addr) return NULL;
+    return Py_BuildValue("(NL)", addr, (long long)ep->port);
+}
+
+static PyObject *ConvView_client(ConvView *v, void *u) { return endpoint_pair(&v->conv->client); }
+static PyObject *ConvView_server(ConvView *v, void *u) { return endpoint_pair(&v->conv->server); }
+
+static PyObject *ConvView_roles(ConvView *v, void *u) {
+    PyObject *r = PyTuple_GET_ITEM(v->roles, v->conv->roles);
+    Py_INCREF(r);
+    return r;
+}
+
+static PyObject *ConvView_end_state(ConvView *v, void *u) {
+    PyObject *r = PyTuple_GET_ITEM(v->outcomes, end_state(v->conv));
+    Py_INCREF(r);
+    return r;
+}
+
+static PyObject *ConvView_ended(ConvView *v, void *u) {
+    const Conv *c = v->conv;
+    return PyBool_FromLong(c->reset || (c->dirs[0].fin && c->dirs[1].fin));
+}
+
+/* Conversation.irtt_ns: the first RTT when the other side answered, else -1. */
+static PyObject *ConvView_irtt(ConvView *v, void *u) {
+    const Conv *c = v->conv;
+    int answered = c->synack_ts >= 0 || c->rtt_answered;
+    return i128_to_py(c->first_rtt > 0 && answered ? c->first_rtt : -1);
+}
+
+static PyObject *ConvView_dirs(ConvView *v, void *u) {
+    PyObject *pair = PyTuple_New(2);
+    for (int i = 0; pair && i < 2; i++) {
+        DirView *d = PyObject_New(DirView, &DirViewType);
+        if (!d) { Py_CLEAR(pair); break; }
+        Py_INCREF(v);
+        d->owner = v;
+        d->index = i;
+        PyTuple_SET_ITEM(pair, i, (PyObject *)d);
+    }
+    return pair;
+}
+
+/* {Note: count} in the order first seen, or None before any (as Python's). */
+static PyObject *ConvView_note_counts(ConvView *v, void *u) {
+    const Conv *c = v->conv;
+    if (!c->n_notes) Py_RETURN_NONE;
+    PyObject *d = PyDict_New();
+    for (int i = 0; d && i < c->n_notes; i++) {
+        int k = c->note_order[i];
+        PyObject *n = PyLong_FromUnsignedLong(c->note_counts[k]);
+        if (!n || PyDict_SetItem(d, PyTuple_GET_ITEM(v->kinds, k), n) < 0) Py_CLEAR(d);
+        Py_XDECREF(n);
+    }
+    return d;
+}
+
+#define CONV_FIELD(name, kind) \
+    {#name, (getter)ConvView_field, NULL, NULL, (void *)&(const Field){offsetof(Conv, name), kind}}
+#define DIR_FIELD(name, kind) \
+    {#name, (getter)DirView_field, NULL, NULL, (void *)&(const Field){offsetof(Dir, name), kind}}
+
+static PyGetSetDef ConvView_getset[] = {
+    CONV_FIELD(stream, K_I64), CONV_FIELD(proto, K_INT),
+    CONV_FIELD(first_ts, K_I128), CONV_FIELD(last_ts, K_I128), CONV_FIELD(syn_ts, K_I128),
+    CONV_FIELD(synack_ts, K_I128), CONV_FIELD(ack_ts, K_I128), CONV_FIELD(mru_syn_ts, K_I128),
+    CONV_FIELD(first_rtt, K_I128), CONV_FIELD(handshake_done, K_CHAR),
+    CONV_FIELD(closing, K_CHAR), CONV_FIELD(reset, K_CHAR), CONV_FIELD(rtt_answered, K_CHAR),
+    CONV_FIELD(accecn_syn, K_CHAR), CONV_FIELD(accecn, K_CHAR), CONV_FIELD(refused, K_CHAR),
+    CONV_FIELD(half_closed, K_CHAR), CONV_FIELD(retired, K_CHAR), CONV_FIELD(mptcp, K_CHAR),
+    CONV_FIELD(mptcp_ops, K_I64),
+    {"client", (getter)ConvView_client, NULL, NULL, NULL},
+    {"server", (getter)ConvView_server, NULL, NULL, NULL},
+    {"roles", (getter)ConvView_roles, NULL, NULL, NULL},
+    {"dirs", (getter)ConvView_dirs, NULL, NULL, NULL},
+    {"note_counts", (getter)ConvView_note_counts, NULL, NULL, NULL},
+    {"irtt_ns", (getter)ConvView_irtt, NULL, NULL, NULL},
+    {"ended", (getter)ConvView_ended, NULL, NULL, NULL},
+    {"end_state", (getter)ConvView_end_state, NULL, NULL, NULL},
+    {NULL},
+};
+
+static PyGetSetDef DirView_getset[] = {
+    DIR_FIELD(base, K_I64), DIR_FIELD(scale, K_INT), DIR_FIELD(syn, K_CHAR),
+    DIR_FIELD(fin, K_CHAR), DIR_FIELD(packets, K_I64), DIR_FIELD(bytes, K_I64),
+    DIR_FIELD(payload_bytes, K_I64), DIR_FIELD(nextseq, K_I64), DIR_FIELD(nextseq_ts, K_I128),
+    DIR_FIELD(lastack, K_I64), DIR_FIELD(lastack_ts, K_I128), DIR_FIELD(window, K_I64),
+    DIR_FIELD(dupacks, K_I64), DIR_FIELD(lastflags, K_INT), DIR_FIELD(maxseqtobeacked, K_I64),
+    DIR_FIELD(edge, K_I64), DIR_FIELD(mptcp_ops, K_I64),
+    {NULL},
+};
+
+static PyTypeObject ConvViewType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sockcap._speedups.Conversation",
+    .tp_basicsize = sizeof(ConvView),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A conversation of the compiled engine, read-only, with the attributes of "
+              "sockcap.analysis.conversation.Conversation (handed to Python views).",
+    .tp_dealloc = (destructor)ConvView_dealloc,
+    .tp_getset = ConvView_getset,
+};
+
+static PyTypeObject DirViewType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sockcap._speedups.Direction",
+    .tp_basicsize = sizeof(DirView),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One direction of a compiled conversation, read-only, with the attributes of "
+              "sockcap.analysis.direction.Direction.",
+    .tp_dealloc = (destructor)DirView_dealloc,
+    .tp_getset = DirView_getset,
+};
+
+/* clock.first_ts = the first timestamp (what the view counts relative times from). */
+static int set_clock(Engine *e) {
+    PyObject *ts = i128_to_py(e->first);
+    if (!ts) return -1;
+    int rc = PyObject_SetAttrString(e->clock, "first_ts", ts);
+    Py_DECREF(ts);
+    return rc;
+}
+
+/* The packet's notes as the tracker gives them: the decoder's (p->notes), then the
+ * analysis' (notes_of) and the connection's own (a new reference). */
+static PyObject *view_notes(Engine *e, const Pkt *p, const Ann *a) {
+    if (!a->bits && a->own < 0) {
+        Py_INCREF(p->notes);
+        return p->notes;
+    }
+    PyObject *extra = a->bits
+        ? PyObject_CallFunction(e->notes_of, "iLO", a->bits, (long long)a->dupacks,
+                                (p->flags & F_SYN) ? Py_True : Py_False)
+        : PyTuple_New(0);
+    if (extra && a->own >= 0) {
+        PyObject *own = PyTuple_Pack(1, PyTuple_GET_ITEM(e->kinds, a->own));
+        PyObject *both = own ? PySequence_Concat(extra, own) : NULL;
+        Py_XDECREF(own);
+        Py_SETREF(extra, both);
+    }
+    if (!extra) return NULL;
+    PyObject *notes = PySequence_Concat(p->notes, extra);
+    Py_DECREF(extra);
+    return notes;
+}
+
+static int hand_to_view(Engine *e, const Pkt *p, const Ann *a) {
+    if (!p->packet || !p->notes) {
+        PyErr_SetString(PyExc_RuntimeError, "a view is handed Packets given to Engine.packet");
+        return -1;
+    }
+    PyObject *conv = a->conv ? conv_view(e, a->conv) : (Py_INCREF(Py_None), Py_None);
+    if (!conv) return -1;
+    PyObject *notes = view_notes(e, p, a);
+    if (!notes) { Py_DECREF(conv); return -1; }
+    PyObject *fields = Py_BuildValue( /* N: conv and notes are given to the tuple */
+        "(LONOLLLON)", (long long)e->count, p->packet, conv, a->from_client ? Py_True : Py_False,
+        (long long)a->seq, (long long)a->ack, (long long)a->win,
+        PyTuple_GET_ITEM(e->phase_codes, a->phase), notes);
+    if (!fields) return -1;
+    PyObject *args = PyTuple_Pack(1, fields);
+    Py_DECREF(fields);
+    if (!args) return -1;
+    /* tuple.__new__(Annotated, fields): as the tracker builds it, without its __new__ */
+    PyObject *ann = PyTuple_Type.tp_new((PyTypeObject *)e->annotated, args, NULL);
+    Py_DECREF(args);
+    if (!ann) return -1;
+    PyObject *text = PyObject_CallOneArg(e->view, ann);
+    Py_DECREF(ann);
+    if (!text) return -1;
+    int rc = 0;
+    if (PyUnicode_Check(text)) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+        if (!s || buf_reserve(&e->out, (size_t)n + 1) < 0) rc = -1;
+        else {
+            put(&e->out, s, (size_t)n);
+            put(&e->out, "\n", 1);
+        }
+    } else if (text != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "a view returns its text (str) or None");
+        rc = -1;
+    }
+    Py_DECREF(text);
+    return rc;
+}
+
 static PyObject *Engine_get_done(Engine *e, void *unused) { return PyBool_FromLong(e->done); }
 static PyObject *Engine_get_pending(Engine *e, void *unused) {
     return PyLong_FromSize_t(e->out.len);
@@ -2024,7 +2370,11 @@ static PyObject *Engine_get_handover(Engine *e, void *unused) {
     return PyBool_FromLong(e->handover);
 }
 
-static PyObject *Engine_get_reads_records(Engine *e, void *unused) { Py_RETURN_TRUE; }
+/* With a view the reader yields every frame: decoded by sockcap.decode, each comes back
+ * through Engine.packet with the Packet the view is handed. */
+static PyObject *Engine_get_reads_records(Engine *e, void *unused) {
+    return PyBool_FromLong(!e->view);
+}
 
 static PyObject *Engine_get_probes(Engine *e, void *unused) {
     return PyLong_FromUnsignedLongLong(e->probes);
@@ -2074,7 +2424,9 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {
-    if (PyType_Ready(&EngineType) < 0) return NULL;
+    if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&ConvViewType) < 0 ||
+        PyType_Ready(&DirViewType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&EngineType);

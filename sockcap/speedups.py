@@ -38,12 +38,13 @@ def _truthy(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
-def engine_class(view: bool = False) -> Any:
+def engine_class() -> Any:
     """The engine's class, chosen once: the compiled ``sockcap._speedups.Engine``, or its
     pure twin :class:`sockcap.pipeline.engine.PureEngine` when the extension is missing or
-    turned off, or when the caller needs a ``view`` only the pure twin writes (JSON,
-    tcpdump's notation, ``--filters``, ``--explain``, colour, the progress line)."""
-    compiled = None if view else compiled_class()
+    turned off. Every view runs on either: one the compiled engine does not write itself
+    (JSON, tcpdump's notation, ``--filters``, ``--explain``, colour) is handed each packet
+    it filed and annotated (see :mod:`sockcap.pipeline.engine`, "The hand-over")."""
+    compiled = compiled_class()
     if compiled is not None:
         return compiled
     from sockcap.pipeline.engine import PureEngine

@@ -22,11 +22,14 @@ from conftest import CORPUS, ROOT
 from hypothesis import HealthCheck, given, settings
 from test_speedups import LINK_HEADS, _ip, _tcp, captures, pcapng_file
 
+from sockcap.analysis.conversation import Annotated, Conversation
+from sockcap.analysis.direction import Direction
 from sockcap.analysis.stats import conversation_stats
 from sockcap.errors import SockcapError
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pipeline import Pipeline
 from sockcap.pipeline.engine import EngineRun, EngineSelect, feed_decoded, stats_run
+from sockcap.render.explain import PacketExplainer
 from sockcap.render.packets import PacketView
 
 GOLDEN = ROOT / "tests" / "golden"
@@ -171,3 +174,100 @@ def test_follow_hands_the_stream_over_with_its_numbers(engine_twin: Any, stream:
     want = [(a.no, a.packet.payload) for a in ref.select(reader, 6, stream, skipper=reader)]
     assert got == want
     assert (pipeline.first_ts, pipeline.tracker.count) == (ref.first_ts, ref.tracker.count)
+
+
+# ---------------------------------------------------------------- the hand-over to a view
+
+CONV_FIELDS = (*(s for s in Conversation.__slots__ if s != "dirs"),
+               "irtt_ns", "ended", "end_state")
+
+
+def conv_snapshot(conv: Any) -> tuple[Any, ...] | None:
+    """Every attribute of a conversation and of its two directions, as a view reads them
+    at the moment it is handed a packet (conversations are live: read now, not later)."""
+    if conv is None:
+        return None
+    dirs = tuple(tuple(getattr(d, s) for s in Direction.__slots__) for d in conv.dirs)
+    values = (getattr(conv, s) for s in CONV_FIELDS)
+    # a dict is copied (and compared with its order): the tracker's goes on changing
+    return (*(list(v.items()) if isinstance(v, dict) else v for v in values), dirs)
+
+
+def handed(engine_class: Any | None, data: bytes, **options: Any) -> list[tuple[Any, ...]]:
+    """What a view is handed, packet by packet: the Annotated's fields with its
+    conversation read at once, and which conversation (by first appearance) it is. With
+    ``engine_class`` None, the reference: :meth:`Pipeline.packets`."""
+    pipeline = Pipeline(keep=False, **options)
+    order: dict[int, int] = {}
+    got: list[tuple[Any, ...]] = []
+    keep: list[Any] = []  # the conversations stay alive, so ids are not reused
+
+    def record(a: Annotated) -> str:
+        conv = a.conv
+        which = None
+        if conv is not None:
+            keep.append(conv)
+            which = order.setdefault(id(conv), len(order))
+        got.append((a.no, a.packet, a.from_client, a.seq, a.ack, a.win, a.phase, a.notes,
+                    which, conv_snapshot(conv)))
+        return f"{a.no}"
+
+    try:
+        if engine_class is None:
+            for a in pipeline.packets(open_capture(io.BytesIO(data))):
+                record(a)
+        else:
+            EngineRun(engine_class, pipeline, hex_=False, view=record, clock=pipeline).run(
+                open_capture(io.BytesIO(data)), lambda chunk: None)
+    except SockcapError:
+        pass
+    return got
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=captures())
+def test_a_view_is_handed_the_reference_records(engine_twin: Any, data: bytes) -> None:
+    """Both twins hand a view the records the reference pipeline yields: the same Packet,
+    numbers, phase and notes, and a conversation with the same attributes (the compiled
+    twin's is a view of its own), the same object for every packet of one conversation."""
+    for options in ({}, {"limit": 3}, {"port": 80}):
+        got, want = handed(engine_twin, data, **options), handed(None, data, **options)
+        assert got == want, options
+
+
+VIEW_OPTIONS = ({"json": True}, {"style": "tcpdump"}, {"filters": True},
+                {"explainer": True}, {"json": True, "filters": True}, {"style": "tcpdump",
+                                                                     "hex_": True})
+
+
+@pytest.mark.parametrize("options", VIEW_OPTIONS, ids=",".join)
+@pytest.mark.parametrize("name", ["echo-tcp.pcap", "echo-udp.pcap", "diagram-refused.pcap",
+                                  "diagram-reset.pcap", "diagram-rto.pcap", "l2tp.pcap",
+                                  "scenario-half-close.pcap", "scenario-timeout.pcap"])
+def test_views_handed_over_write_the_reference_text(engine_twin: Any, name: str,
+                                                     options: dict[str, Any]) -> None:
+    """JSON, tcpdump's notation, --filters, --explain through the one loop on each twin:
+    the text of the pure modules (Pipeline.map with the same view)."""
+    path = GOLDEN / name
+    if not path.exists():
+        pytest.skip(f"{name} is not among the goldens")
+
+    def view_of(pipeline: Pipeline) -> PacketView:
+        explain = options.get("explainer", False)
+        rest = {k: v for k, v in options.items() if k != "explainer"}
+        return PacketView(pipeline, explainer=PacketExplainer() if explain else None, **rest)
+
+    pipeline = Pipeline(keep=False)
+    view = view_of(pipeline)
+    out: list[bytes] = []
+    EngineRun(engine_twin, pipeline, hex_=False, view=view.text, clock=pipeline).run(
+        open_capture(io.BytesIO(path.read_bytes())), out.append)
+    ref = Pipeline(keep=False)
+    ref_view = view_of(ref)
+    want = "".join(t + "\n" for t in ref.map(open_capture(io.BytesIO(path.read_bytes())),
+                                             ref_view.text))
+    assert want and b"".join(out).decode("utf-8") == want
+    assert list(view.streams) == list(ref_view.streams)
+    if view.explainer is not None:
+        assert list(view.explainer.summary()) == list(ref_view.explainer.summary())

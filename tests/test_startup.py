@@ -35,8 +35,11 @@ def imported(*args: str, env: dict[str, str] | None = None) -> tuple[set[str], s
                             capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, NO_COLOR="1", **(env or {})))
     assert result.returncode == 0, result.stderr[-2000:]
-    names = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
-             if line.startswith("import time:") and "|" in line}
+    order = [line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
+             if line.startswith("import time:") and "|" in line]
+    # what the interpreter's start-up imported (site, and an editable install's finder
+    # under it) is not sockcap's doing: only what came after the site line counts
+    names = set(order[order.index("site") + 1:] if "site" in order else order)
     names.discard("imported package")
     return names, result.stdout
 

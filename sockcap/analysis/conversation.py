@@ -411,14 +411,20 @@ class ConversationTracker:
         if flags & (FIN | RST) and not self.keep and conv.ended and not conv.retired:
             conv.retired = True
             self._retire_later(conv, ts)
-        if bits or own or told:
-            extra = notes_of(bits, d.dupacks, bool(flags & SYN)) if bits else ()
-            extra = (*extra, own) if own else extra
-            extra = (*extra, told) if told else extra
-            self._count_notes(conv, extra)
-            notes = notes + extra
+        if bits or own or told:  # rare: the notes are made out of the loop's way
+            notes = notes + self._analysis_notes(conv, bits, d.dupacks, flags, own, told)
         return _new_tuple(Annotated, (self._count, p, conv, from_client,
                                       (pseq - d.base) % MOD32, ack, win, phase, notes))
+
+    def _analysis_notes(self, conv: Conversation, bits: int, dupacks: int, flags: int,
+                        own: Note | None, told: Note | None = None) -> tuple[str, ...]:
+        """The notes of the analysis bits, the connection's own note and what would
+        confuse a learner (:func:`_confusion_note`), counted."""
+        extra = notes_of(bits, dupacks, bool(flags & SYN)) if bits else ()
+        extra = (*extra, own) if own else extra
+        extra = (*extra, told) if told else extra
+        self._count_notes(conv, extra)
+        return extra
 
     def _icmp_notes(self, p: Packet) -> tuple[str, ...]:
         """An ICMP unreachable's note, counted in the conversation whose datagram it quotes

@@ -213,10 +213,25 @@ def _tie_drop(event: KernelEvent, index: _Index,
     if i == 0:
         return None
     a = index.annotated[i - 1]
+    if event.reason == "TCP_LISTEN_OVERFLOW":  # only a client's SYN meets a full queue:
+        a = _last_syn(index, i, event.ts_ns) or a  # not the server's answer to another one
     if event.ts_ns - a.packet.ts_ns > DROP_WINDOW_NS or a.conv is None:
         return None
     return replace(event, side="client" if not a.from_client else "server",
                    stream=a.conv.stream, packets=(a.no,))
+
+
+def _last_syn(index: _Index, i: int, ts_ns: int) -> Annotated | None:
+    """The client SYN captured last before ``index.annotated[i]`` within
+    :data:`DROP_WINDOW_NS` of ``ts_ns`` (a busy burst interleaves SYN-ACKs with SYNs)."""
+    while i > 0:
+        i -= 1
+        a = index.annotated[i]
+        if ts_ns - a.packet.ts_ns > DROP_WINDOW_NS:
+            return None
+        if a.from_client and a.packet.flags & (SYN | ACK) == SYN:
+            return a
+    return None
 
 
 def _overflows(index: _Index, count: int, tied: list[KernelEvent]) -> list[KernelEvent]:

@@ -93,12 +93,13 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     from pathlib import Path
 
     from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP
+    from sockcap.errors import CaptureFileError
     from sockcap.output import Output
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pcapfile.source import open_input
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.engine import EngineSelect
-    from sockcap.render.follow import follow_pairs
+    from sockcap.pipeline.engine import EngineRun, EngineSelect
+    from sockcap.render.follow import FollowView
     from sockcap.speedups import engine_class
 
     output = Output(color=False if no_color else None)
@@ -108,18 +109,14 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     # file); one stream: the tracker keeps its table (stream_found reads it), which holds
     # only what comes after the stream's first packet (the engine numbers the rest).
     pipeline = Pipeline(analyze=False, keep=select is not None)
-    forgotten: deque[Conversation] = deque()
-    if select is None:
-        pipeline.tracker.on_forget = forgotten.append
+    forgotten: deque[Conversation] = deque()  # the engine's on_forget puts them here
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
     sink = RawFiles(Path(out), output.note, force=force) if out is not None else None
     failure: list[CaptureFileError] = []
     chosen = EngineSelect(engine_class(), pipeline, *select) if select is not None else None
     with ExitStack() as stack:
         reader = open_capture(open_input(path, stack))
-        # one stream: the engine numbers the packets before it, the pipeline reads it;
-        # every stream: each packet in order
-        packets = chosen.select(reader) if chosen is not None else pipeline.packets(reader)
+        view = FollowView(select, mode, sink, forgotten)
         shown = [0]
 
         def counted(pairs: Iterator[tuple[str, str]]) -> Iterator[tuple[str, str]]:
@@ -127,13 +124,31 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
                 shown[0] += 1
                 yield pair
 
-        pairs = follow_pairs(until_damage(packets, failure), select, mode, sink, forgotten)
-        try:
+        def put(pairs: Iterator[tuple[str, str]]) -> None:
             if sink is None:
                 output.lines(counted(pairs))
             else:
                 for _pair in counted(pairs):  # the bytes go to the files, not to stdout
                     pass
+
+        def feed(a: Annotated) -> None:
+            put(view.feed(a))
+
+        try:
+            try:
+                if chosen is not None:
+                    # one stream: the engine numbers the packets before it, the pipeline
+                    # reads it
+                    for a in chosen.select(reader):
+                        feed(a)
+                else:
+                    # every stream: the engine hands each packet to the view
+                    EngineRun(engine_class(), pipeline, hex_=False, view=feed,
+                              clock=pipeline, on_forget=forgotten.append,
+                              ).run(reader, output.data, reader=reader)
+            except CaptureFileError as e:
+                failure.append(e)  # the sections held so far are still shown and closed
+            put(view.finish())
         finally:
             if sink is not None:
                 sink.close()
@@ -148,17 +163,6 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
         kind = "udp" if udp else "tcp"
         output.line(_("no payload in {kind} stream {stream}").format(kind=kind, stream=stream))
     output.flush()
-
-
-def until_damage(packets: Iterator[Annotated], failure: list[CaptureFileError]) -> Iterator[Annotated]:
-    """The packets up to any damage that stops the reader: the sections held so far are
-    still shown and closed, then the damage (put in ``failure``) is reported."""
-    from sockcap.errors import CaptureFileError
-
-    try:
-        yield from packets
-    except CaptureFileError as e:
-        failure.append(e)
 
 
 def stream_found(pipeline: Pipeline, chosen: EngineSelect, path: str) -> None:

@@ -7,8 +7,8 @@ shown. Non-fatal damage (a clamped record, skipped blocks) is summed up on stder
 The command only wires: the file edge (:func:`~sockcap.pcapfile.source.open_input`), the
 engine chosen once (:func:`sockcap.speedups.engine_class`) driven by its one loop
 (:class:`~sockcap.pipeline.engine.EngineRun`), the per-packet view
-(:class:`~sockcap.render.packets.PacketView`) when it is one only the pure engine writes,
-and the output.
+(:class:`~sockcap.render.packets.PacketView`) handed to the engine when it is one the
+engine does not write itself, and the output.
 """
 
 from __future__ import annotations
@@ -94,11 +94,10 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
                             lambda: reader.packets)
         stack.callback(progress.stop)
         # the plain Wireshark-style text (and --hex) is every engine's own; any other view
-        # is the pure engine's
+        # is handed each packet the engine filed and annotated (the same loop)
         own = not (output.color or filters or explain or json_ or style != "wireshark")
         packet_view = None if own else _view_of(view, output)
-        run = EngineRun(engine_class(view=not own), pipeline, hex_=hex_, view=packet_view,
-                        clock=pipeline)
+        run = EngineRun(engine_class(), pipeline, hex_=hex_, view=packet_view, clock=pipeline)
         if not output.color:
             # The plain path makes no reference cycles (records, conversations,
             # strings): the cyclic collector would only walk the conversations kept,
@@ -143,8 +142,8 @@ def _tail(pipeline: Pipeline, view: PacketView, output: Output, *, json_: bool, 
 
 
 def _view_of(view: PacketView, output: Output) -> Callable[[Annotated], str | None]:
-    """The per-packet view the pure engine runs: a packet's text, or on a terminal its
-    styled lines written at once (None: nothing left for the engine to write)."""
+    """The per-packet view the engine hands each packet to: a packet's text, or on a
+    terminal its styled lines written at once (None: nothing left for the engine to write)."""
     if not output.color:
         return view.text
     styled, lines = view.styled, output.lines

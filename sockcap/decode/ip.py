@@ -23,6 +23,7 @@ from sockcap.decode.transport import (
     NOP,
     TransportFields,
     decode_transport,
+    tcp_header_len,
     tcp_options_or_none,
 )
 from sockcap.decode.tunnel import L2TP_PORT, Inner, l2tp
@@ -120,7 +121,7 @@ def decode_ipv4(
         if proto == 6 and end >= off + 40:
             (_, total, ip_id, frag, ttl, _, s, d, sport, dport, seq, ack, offset_flags,
              window) = _IPV4_TCP(data, off)  # fmt: skip
-            hlen = (offset_flags >> 12) << 2
+            hlen = tcp_header_len(offset_flags >> 8)
             payload_off = off + 20 + hlen
             if (
                 not frag & IPV4_FRAGMENT_BITS
@@ -172,7 +173,7 @@ def decode_ipv6(
         if proto == 6 and end >= off + 60:
             (plen, _, hop_limit, s, d, sport, dport, seq, ack, offset_flags,
              window) = _IPV6_TCP(data, off)  # fmt: skip
-            hlen = (offset_flags >> 12) << 2
+            hlen = tcp_header_len(offset_flags >> 8)
             payload_off = off + 40 + hlen
             if 20 <= hlen <= plen and off + 40 + plen <= wirelen and payload_off <= end:
                 options: tuple[TcpOption, ...] | None = ()

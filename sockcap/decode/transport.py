@@ -21,6 +21,16 @@ from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, TcpOption
 TCP_HEADER = struct.Struct("!HHIIBBH")
 UDP_HEADER = struct.Struct("!HHH")  # sport, dport, length (checksum not needed)
 TCP_MIN_HEADER = 20
+TCP_OFFSET_BYTE = 12  # the byte of a TCP header whose high four bits are its data offset
+
+
+def tcp_header_len(offset_byte: int) -> int:
+    """A TCP header's length in bytes, options included, from its data-offset byte: the
+    high four bits count 32-bit words (RFC 9293 3.1). The one definition: the decoder,
+    the field view, tcpdump's notation and the confusions read it here, and the C engine
+    from ``TCP_HEADER_LEN`` in the header generated from ``pipeline/contract.py``."""
+    return (offset_byte >> 4) * 4
+
 UDP_HEADER_LEN = 8
 OPT_EOL = 0
 OPT_NOP = 1
@@ -117,7 +127,7 @@ def decode_tcp(data: bytes, off: int, seg_len: int) -> TransportFields:
         return _tcp_partial(data, off, seg_len)
     sport, dport, seq, ack, offset_byte, flag_byte, window = TCP_HEADER.unpack_from(data, off)
     flags = (offset_byte & 1) << 8 | flag_byte
-    hlen = (offset_byte >> 4) * 4
+    hlen = tcp_header_len(offset_byte)
     seg_end = off + seg_len
     if hlen < TCP_MIN_HEADER:
         # Not a TCP header from the data offset on (tcpdump and Wireshark stop there too):

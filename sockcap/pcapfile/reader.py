@@ -57,6 +57,7 @@ from sockcap.pcapfile.pcap import (
     pcap_magic,
 )
 from sockcap.pcapfile.pcapng import BT_EPB, BT_IDB, BT_OPB, BT_SHB, BT_SPB, Interface
+from sockcap.pcapfile.prefilter import NO_FILTER, NeedleSearch
 from sockcap.pcapfile.source import ByteSource
 
 if TYPE_CHECKING:
@@ -81,7 +82,6 @@ SHORT_INTERFACE_BLOCK = "interface block too short"
 TOO_MANY_INTERFACES = "interfaces over the limit"
 
 _new = tuple.__new__
-_NO_FILTER = -1  # "next needle at" when there is no prefilter: no record ends before it
 _BlockHandler = Callable[[bytes, int, int], "RawFrame | None"]
 
 
@@ -110,7 +110,7 @@ class CaptureReader:
         self._frames: Iterator[RawFrame] = iter(())
         self._layout = pcapng.LAYOUTS["<"]
         self._interfaces: list[Interface] = []
-        self._hits: _Hits | None = None
+        self._hits: NeedleSearch | None = None
         # A consumer that takes plain records straight from the buffer (the compiled
         # timeline, sockcap.pipeline.engine): set before iterating, never with a
         # prefilter. Records it takes are counted in ``packets`` and not yielded.
@@ -127,12 +127,12 @@ class CaptureReader:
         found = tuple(n for n in needles if n)
         if not found:
             raise ValueError(_("prefilter needs at least one non-empty byte string"))
-        self._hits = _Hits(found)
+        self._hits = NeedleSearch(found)
 
     def _next_hit(self, buf: bytes, pos: int) -> int:
         """Where the next needle starts in ``buf`` at or after ``pos``; -1: no prefilter."""
         hits = self._hits
-        return _NO_FILTER if hits is None else hits.next(buf, pos)
+        return NO_FILTER if hits is None else hits.next(buf, pos)
 
     def __iter__(self) -> Iterator[RawFrame]:
         return self._frames
@@ -303,7 +303,7 @@ class CaptureReader:
                 pos += blen
                 src.pos = pos
                 continue
-            yield _new(RawFrame, (((high << 32) | low) * mult // div + offset_ns, linktype,
+            yield _new(RawFrame, (pcapng.ts_ns(high, low, mult, div, offset_ns), linktype,
                                   buf[pos + 28 : pos + 28 + caplen], wirelen, iface_id))
             pos += blen
             src.pos = pos
@@ -384,16 +384,16 @@ class CaptureReader:
             self._short_packet_block(blen, 0)
             return None
         iface_id, high, low, caplen, wirelen = self._layout.epb.unpack_from(buf, pos + 8)
-        return self._packet(buf, pos + 28, blen - _EPB_LEN, iface_id, (high << 32) | low,
-                            caplen, wirelen)
+        return self._packet(buf, pos + 28, blen - _EPB_LEN, iface_id, high, low, caplen,
+                            wirelen)
 
     def _opb(self, buf: bytes, pos: int, blen: int) -> RawFrame | None:
         if blen < _EPB_LEN:
             self._short_packet_block(blen, 0)
             return None
         iface_id, _drops, high, low, caplen, wirelen = self._layout.opb.unpack_from(buf, pos + 8)
-        return self._packet(buf, pos + 28, blen - _EPB_LEN, iface_id, (high << 32) | low,
-                            caplen, wirelen)
+        return self._packet(buf, pos + 28, blen - _EPB_LEN, iface_id, high, low, caplen,
+                            wirelen)
 
     def _spb(self, buf: bytes, pos: int, blen: int) -> RawFrame | None:
         """A Simple Packet Block: interface 0 and no timestamp, which the frame says with
@@ -405,10 +405,10 @@ class CaptureReader:
         room = blen - _SPB_LEN
         snaplen = self._interfaces[0].snaplen if self._interfaces else 0
         caplen = min(wirelen, snaplen or room, room)
-        frame = self._packet(buf, pos + 12, room, 0, 0, caplen, wirelen)
+        frame = self._packet(buf, pos + 12, room, 0, 0, 0, caplen, wirelen)
         return frame._replace(ts_ns=NO_TIMESTAMP) if frame is not None else None
 
-    def _packet(self, buf: bytes, start: int, room: int, iface_id: int, ts: int,
+    def _packet(self, buf: bytes, start: int, room: int, iface_id: int, high: int, low: int,
                 caplen: int, wirelen: int) -> RawFrame | None:
         """A frame from a packet block's fields, or None (noted) if they do not fit."""
         if caplen > room:
@@ -422,7 +422,7 @@ class CaptureReader:
         iface = self._interfaces[iface_id]
         if caplen > wirelen or (iface.snaplen and caplen > iface.snaplen):
             self._odd_packet(iface, caplen, wirelen)
-        ts_ns = ts * iface.mult // iface.div + iface.offset_ns
+        ts_ns = pcapng.ts_ns(high, low, iface.mult, iface.div, iface.offset_ns)
         return _new(RawFrame, (ts_ns, iface.linktype, buf[start : start + caplen], wirelen,
                                iface_id))
 
@@ -439,39 +439,6 @@ class CaptureReader:
         if caplen > wirelen:
             self._note(OVER_WIRELEN, f"packet {number}: captured length {caplen} over wire"
                                      f" length {wirelen}, kept")
-
-
-class _Hits:
-    """The next occurrence of each needle in the current buffer, found with ``bytes.find``.
-
-    Positions are kept per needle and looked for again only once passed, so each buffered
-    byte is scanned once per needle however many frames are yielded in between. A needle
-    absent from the rest of the buffer is placed at its end: every record wholly in the
-    buffer then ends before it (a needle cut by the buffer's end is in a record that is
-    not wholly in it either, and that record is looked at again after the refill).
-    """
-
-    __slots__ = ("needles", "buf", "at")
-
-    def __init__(self, needles: tuple[bytes, ...]) -> None:
-        self.needles = needles
-        self.buf = b""
-        self.at = [0] * len(needles)
-
-    def next(self, buf: bytes, pos: int) -> int:
-        at = self.at
-        if buf is not self.buf:  # a refilled buffer: positions start again
-            self.buf = buf
-            at[:] = [-1] * len(at)
-        best = len(buf)
-        for i, needle in enumerate(self.needles):
-            where = at[i]
-            if where < pos:
-                where = buf.find(needle, pos)
-                at[i] = where = len(buf) if where < 0 else where
-            if where < best:
-                best = where
-        return best
 
 
 def open_capture(stream: IO[bytes]) -> CaptureReader:

@@ -43,7 +43,7 @@ from typing import Any
 from sockcap.analysis import conversation, direction, expert
 from sockcap.analysis.stats import ConversationStats
 from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text, phase_text
-from sockcap.decode import link, records, tunnel
+from sockcap.decode import link, records, transport, tunnel
 from sockcap.decode.records import Packet, RawFrame, TcpFlags, TcpOption, TcpOptionKind
 from sockcap.i18n import _
 from sockcap.render import timeline
@@ -124,6 +124,7 @@ CONSTANTS: dict[str, int] = {
     "MAX_WSCALE": conversation.MAX_WSCALE,
     "PREVIEW_CHARS": timeline.PREVIEW_CHARS,
     "L2TP_PORT": tunnel.L2TP_PORT,
+    "TCP_OFFSET_BYTE": transport.TCP_OFFSET_BYTE,
     "ETHERTYPE_IPV4": link.ETHERTYPE_IPV4,
     "ETHERTYPE_IPV6": link.ETHERTYPE_IPV6,
     **{f"OPT_{kind.name}": int(kind) for kind in TcpOptionKind},
@@ -159,6 +160,10 @@ def engine_words() -> dict[str, Any]:
         "templates": [_(message) for message, _places in TEMPLATES.values()],
         "note_text": note_text, "row": ConversationStats, "kinds": COUNTED_KINDS,
         "roles": ROLES, "outcomes": OUTCOMES,
+        # for a view handed each packet (the engine's hand-over): the record it is given,
+        # the phase codes in the engine's order, the analysis notes' maker
+        "annotated": conversation.Annotated, "phase_codes": PHASES,
+        "notes_of": expert.notes_of,
     }
 
 
@@ -200,6 +205,9 @@ def c_header() -> str:
     out += ["", "/* NULL/LOOP address families and their ethertypes (decode.link) */",
             f"static const int FAMILY_ETHERTYPES[][2] = {{{pairs}}};",
             f"#define N_FAMILY_ETHERTYPES {len(link.FAMILY_ETHERTYPES)}"]
+    out += ["", "/* decode.transport.tcp_header_len: a TCP header's length from its data-offset byte"
+            " (tcp: the header's first byte) */",
+            "#define TCP_HEADER_LEN(tcp) ((int64_t)((tcp)[TCP_OFFSET_BYTE] >> 4) * 4)"]
     out += ["", "/* counted note kinds (contract.COUNTED_KINDS) */",
             _enum("N_", (k.name for k in COUNTED_KINDS), "N_KINDS"), _flag_notes(), "",
             _enum("PH_", (p.name for p in PHASES), "PH_COUNT"),

@@ -23,11 +23,24 @@ loop that drives it (``show``, ``stats``) and :class:`EngineSelect` the one that
 followed stream to :meth:`Pipeline.select` (``follow --stream N``). Neither looks at which
 twin it got.
 
-What only the pure twin has: views other than the plain Wireshark-style text and its
-``--hex`` rows (JSON, tcpdump's notation, ``--filters``, ``--explain``'s sentences, colour),
-given as ``view=`` (a function of an :class:`~sockcap.analysis.conversation.Annotated`
-packet returning its text, or None when it wrote the packet itself) with the ``clock`` the
-view counts relative times from; ``engine_class(view=True)`` then returns the pure twin.
+The hand-over (the seam a view moves into C through, issue 23): a view the engine does not
+write itself — JSON, tcpdump's notation, ``--filters``, ``--explain``'s sentences, colour —
+is given as ``view=`` (a function of an :class:`~sockcap.analysis.conversation.Annotated`
+packet returning its text, or None when it wrote the packet itself) with the ``clock``
+whose ``first_ts`` it counts relative times from (set before the first packet is handed).
+Both twins then hand it every packet shown, filed and annotated by themselves, as the
+same records: the ``Packet`` the reference decoder made (with a view, ``reads_records``
+is False and ``frame()`` decodes nothing, so every frame reaches ``packet()`` from
+:func:`feed_decoded`), its notes (the decoder's, then the analysis' from
+:func:`sockcap.analysis.expert.notes_of`), numbers, phase code, and its conversation —
+on the pure twin the tracker's :class:`~sockcap.analysis.conversation.Conversation`, on
+the C twin a live read-only view of the C conversation with every attribute of one
+(``sockcap._speedups.Conversation``, its ``dirs`` Direction views; one object per
+conversation while anything holds it, as views compare conversations by identity).
+tests/test_engine.py hands both twins' records to one recording view and requires them
+equal. The command's loop is the same whichever view runs; what a view costs per packet
+on each twin is in bench/RESULTS.md. A view that moves into C stops being handed over,
+and nothing else changes.
 
 Pure: no I/O; text leaves through the ``write`` callback a command gives.
 """
@@ -120,7 +133,7 @@ class PureEngine:
     Built on the reference modules (:class:`ConversationTracker`,
     :class:`~sockcap.render.packets.PacketView`); the words it is given (the contract's
     tables, for the C twin's benefit) are the ones those modules look up themselves, so
-    it ignores them. ``view`` and ``clock`` are its own (views the C twin does not write).
+    it ignores them (the view's records it makes itself, as the reference).
     """
 
     reads_records = False
@@ -128,10 +141,12 @@ class PureEngine:
     def __init__(self, *, analyze: bool, keep: bool, port: int, limit: int, hex: bool,
                  render: bool = True, target_proto: int = -1, target_stream: int = -1,
                  view: Callable[[Annotated], str | None] | None = None,
-                 clock: Any = None, **words: Any) -> None:
+                 clock: Any = None, on_forget: Callable[[Any], None] | None = None,
+                 **words: Any) -> None:
         from sockcap.render.packets import PacketView
 
         self.tracker = ConversationTracker(analyze=analyze, keep=keep)
+        self.tracker.on_forget = on_forget
         self.port, self.limit, self.render = port, limit, render
         self.clock = clock if clock is not None else _Clock()
         self.view = view if view is not None else PacketView(self.clock, hex_=hex).text
@@ -214,20 +229,24 @@ class EngineRun:
     the options (``keep``, ``port``, ``limit``) and receives the counters afterwards
     (``first_ts``, ``last_ts``, ``shown``, the tracker's ``note_counts``), as
     :meth:`Pipeline.map` leaves them. ``view`` and ``clock`` go to the engine when given
-    (a view only the pure twin has). The engine keeps its own conversations (the C twin's
+    (a view the engine hands each packet to: see the module's doc). The engine keeps its own conversations (the C twin's
     never become Python objects), so a pipeline whose tracker has an ``on_forget``
-    callback cannot be stood in for: that is a ValueError, on both twins alike.
+    callback cannot be stood in for: that is a ValueError, on both twins alike; give the
+    callback as ``on_forget`` here instead, and each twin calls it with the conversation
+    (the C twin: its view, for a conversation it handed a view) when its tracker forgets it.
     """
 
     def __init__(self, engine_class: Any, pipeline: Pipeline, *, hex_: bool,
                  render: bool = True, target: tuple[int, int] = (-1, -1),
                  view: Callable[[Annotated], str | None] | None = None,
-                 clock: Any = None) -> None:
+                 clock: Any = None, on_forget: Callable[[Any], None] | None = None) -> None:
         self.pipeline = pipeline
         tracker = pipeline.tracker
         if tracker.on_forget is not None:
             raise ValueError(_("the compiled loop hands no conversation to on_forget"))
-        extra = {} if view is None else {"view": view, "clock": clock}
+        extra: dict[str, Any] = {} if view is None else {"view": view, "clock": clock}
+        if on_forget is not None:
+            extra["on_forget"] = on_forget
         self.engine = engine_class(
             analyze=tracker.analyze, keep=tracker.keep, port=pipeline.port,
             limit=pipeline.limit, hex=hex_, render=render, target_proto=target[0],

@@ -37,6 +37,7 @@ import sys
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.decode.records import IPPROTO_TCP, Packet, TcpFlags, TcpOptionKind
+from sockcap.decode.transport import TCP_OFFSET_BYTE, tcp_header_len
 from sockcap.i18n import N_, _
 from sockcap.render.fields import header_fields
 
@@ -238,7 +239,7 @@ def _tcp_start(p: Packet) -> int:
         if start < 0:
             break
         if start + 13 <= len(data) and data[start:start + 4] == ports \
-                and (data[start + 12] >> 4) * 4 == length:
+                and tcp_header_len(data[start + TCP_OFFSET_BYTE]) == length:
             return start
     return -1
 

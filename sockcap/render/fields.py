@@ -18,6 +18,7 @@ from sockcap.decode.records import (
     LINKTYPE_ETHERNET,
     Packet,
 )
+from sockcap.decode.transport import TCP_OFFSET_BYTE, tcp_header_len
 from sockcap.i18n import N_
 from sockcap.render.timeline import flag_names, preview
 
@@ -127,7 +128,7 @@ def _tcp(p: Packet, t: int, fields: list[Field]) -> None:
     data = p.data
     if len(data) < t + 20:
         return
-    hlen = (data[t + 12] >> 4) * 4
+    hlen = tcp_header_len(data[t + TCP_OFFSET_BYTE])
     names = ", ".join(flag_names(p.flags)) or "none"
     fields += [
         Field("TCP", N_("source port"), t, t + 2, str(p.sport)),

@@ -100,34 +100,64 @@ def _ascii_lines(data: bytes, mark: str, style: str) -> Iterator[tuple[str, str]
 def follow_pairs(annotated: Iterable[Annotated], select: tuple[int, int] | None,
                  mode: str = "ascii", sink: ChunkSink | None = None,
                  forgotten: deque[Conversation] | None = None) -> Iterator[tuple[str, str]]:
-    """``(line, style)`` pairs of the follow view; ``sink`` also gets every chunk.
+    """``(line, style)`` pairs of the follow view; ``sink`` also gets every chunk;
+    ``forgotten``: as :class:`FollowView`'s."""
+    view = FollowView(select, mode, sink, forgotten)
+    for a in annotated:
+        yield from view.feed(a)
+    yield from view.finish()
 
-    ``forgotten``: where the tracker (``keep=False``, its ``on_forget``) puts each
+
+class FollowView:
+    """The follow view one packet at a time: what the engine hands each packet to
+    (:mod:`sockcap.pipeline.engine`), and what :func:`follow_pairs` runs over a stream.
+
+    :meth:`feed` gives the pairs a packet completes (a conversation's section when it ends,
+    or its chunks at once with ``select``), :meth:`finish` the rest at the end of the input.
+
+    ``forgotten``: where the tracker (its ``on_forget``, on either engine) puts each
     conversation it forgets. No packet can reach one any more, so its section is shown
     then (before the end of the file, for one that never ended) and everything this
-    view held for it goes: the view's memory follows the tracker's, not the file."""
-    follower = Follower(select)
-    sections = _Sections(mode, streaming=select is not None, sink=sink)
-    fins: dict[int, int] = {}  # id(conv) -> FIN seen: 1 client, 2 server (3: both)
-    for a in annotated:
-        chunks = follower.feed(a)
-        conv = a.conv
-        if conv is not None and select is None and _ends(a, fins) and sections.is_open(conv):
-            chunks += follower.finish(conv)
+    view held for it goes: the view's memory follows the tracker's, not the file.
+    """
+
+    def __init__(self, select: tuple[int, int] | None, mode: str = "ascii",
+                 sink: ChunkSink | None = None,
+                 forgotten: deque[Conversation] | None = None) -> None:
+        self.select = select
+        self.forgotten: deque[Conversation] = forgotten if forgotten is not None else deque()
+        self.follower = Follower(select)
+        self.sections = _Sections(mode, streaming=select is not None, sink=sink)
+        self.fins: dict[int, int] = {}  # id(conv) -> FIN seen: 1 client, 2 server (3: both)
+
+    def feed(self, a: Annotated) -> Iterator[tuple[str, str]]:
+        chunks = self.follower.feed(a)
+        conv, sections = a.conv, self.sections
+        if (conv is not None and self.select is None and _ends(a, self.fins)
+                and sections.is_open(conv)):
+            chunks += self.follower.finish(conv)
             yield from sections.add(chunks)
             yield from sections.close(conv)
         elif chunks:
             yield from sections.add(chunks)
+        yield from self.let_go()
+
+    def let_go(self) -> Iterator[tuple[str, str]]:
+        """The sections of the conversations the tracker forgot since the last packet."""
+        forgotten, sections = self.forgotten, self.sections
         while forgotten:
             gone = forgotten.popleft()
-            yield from sections.add(follower.finish(gone))
+            yield from sections.add(self.follower.finish(gone))
             if sections.is_open(gone):
                 yield from sections.close(gone)
-            follower.drop(gone)
+            self.follower.drop(gone)
             sections.drop(gone)
-            fins.pop(id(gone), None)
-    yield from sections.add(follower.finish())
-    yield from sections.close_all()
+            self.fins.pop(id(gone), None)
+
+    def finish(self) -> Iterator[tuple[str, str]]:
+        yield from self.let_go()
+        yield from self.sections.add(self.follower.finish())
+        yield from self.sections.close_all()
 
 
 def _ends(a: Annotated, fins: dict[int, int]) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sockcap.decode.icmp import IcmpMessage
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, TcpOption, TcpOptionKind
+from sockcap.decode.transport import TCP_OFFSET_BYTE, tcp_header_len
 
 MOD32 = 1 << 32
 MPTCP = 30
@@ -164,7 +165,7 @@ def urgent_pointer(p: Packet) -> int:
     for words in range(5, 16):
         start = p.payload_off - 4 * words
         if (0 <= start and start + 20 <= len(data) and data[start : start + 2] == sport
-                and data[start + 12] >> 4 == words):
+                and tcp_header_len(data[start + TCP_OFFSET_BYTE]) == 4 * words):
             return int.from_bytes(data[start + 18 : start + 20], "big")
     return 0
 
