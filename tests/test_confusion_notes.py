@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import CORPUS, ROOT, needs_corpus, needs_tshark, sockcap
 from test_explain_oracle import reused_ports_capture, tshark_column
-
-import pytest
 
 GOLDEN = ROOT / "tests" / "golden"
 
