@@ -406,7 +406,10 @@ class ConversationTracker:
             conv.first_rtt = ts - conv.mru_syn_ts
             conv.rtt_answered = not from_client
         own = _connection_note(p, conv, d, r, bits) if flags & RST or r.fin else None
-        told = _confusion_note(p, conv, d, r, from_client) if window >= 0 else None
+        # only a connection's first packet, or one after the peer's FIN, can be one (the
+        # call is kept out of the loop's way for every other segment)
+        told = (_confusion_note(p, conv, d, r, from_client)
+                if window >= 0 and (d.packets == 1 or r.fin_seq >= 0) else None)
         phase = _phase(p, conv, from_client, d)
         if flags & (FIN | RST) and not self.keep and conv.ended and not conv.retired:
             conv.retired = True
