@@ -489,6 +489,7 @@ typedef struct {
     int64_t maxseqtobeacked;
     int64_t edge;
     int64_t mptcp_ops;
+    int64_t fin_seq; /* absolute sequence number of its first FIN, -1 before it */
 } Dir;
 
 typedef struct {
@@ -506,6 +507,9 @@ typedef struct Conv {
     i128 first_ts, last_ts, syn_ts, synack_ts, ack_ts, mru_syn_ts, first_rtt;
     char handshake_done, closing, reset, rtt_answered, accecn_syn, accecn, refused,
         half_closed, retired, mptcp, rowed;
+    char reused;       /* opened by a SYN on an earlier conversation's 5-tuple */
+    char time_wait;    /* N_TIME_WAIT was put on a packet */
+    int closer;        /* who sent the first FIN: 1 the client, 2 the server, 0 none yet */
     int64_t mptcp_ops;
     int refs;          /* table entries and queue places holding it */
     char (*ep_text)[64]; /* client, server as endpoint() gives them (rendering only) */
@@ -560,6 +564,7 @@ static void dir_init(Dir *d) {
     d->scale = SCALE_UNKNOWN;
     d->window = 0xFFFFFFFFLL;
     d->edge = 0xFFFFFFFFLL;
+    d->fin_seq = -1;
 }
 
 static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t ap,
@@ -972,8 +977,10 @@ static Conv *locate(Engine *e, const Pkt *p, int *from_client) {
     int flags = p->flags;
     if (!c || ((flags & (F_SYN | F_ACK)) == F_SYN &&
                c->dirs[fc ? 0 : 1].base >= 0 && p->seq != c->dirs[fc ? 0 : 1].base)) {
+        int reused = c != NULL;
         c = conv_new(e, p, &fc);
         if (!c) return NULL;
+        c->reused = (char)reused;
     }
     Dir *d = &c->dirs[fc ? 0 : 1];
     if (d->base < 0) d->base = (flags & F_SYN) ? p->seq : MOD32(p->seq - 1);
@@ -1078,6 +1085,7 @@ typedef struct {
     int phase;
     int bits;   /* analysis flags */
     int own;    /* N_CONNECTION_REFUSED / N_CONNECTION_RESET / N_HALF_CLOSE, or -1 */
+    int told;   /* one of contract.CONFUSION_NOTES (confusion_note), or -1 */
     int64_t dupacks;
 } Ann;
 
@@ -1105,7 +1113,13 @@ static int phase_of(const Pkt *p, Conv *c, int from_client, Dir *d) {
     int flags = p->flags;
     if (flags & F_RST) { c->reset = 1; return PH_RESET; }
     if (flags & F_SYN) return (flags & F_ACK) ? PH_HANDSHAKE_2 : PH_HANDSHAKE_1;
-    if (flags & F_FIN) { d->fin = 1; c->closing = 1; return PH_TEARDOWN; }
+    if (flags & F_FIN) {
+        if (d->fin_seq < 0) d->fin_seq = MOD32(p->seq + p->payload_len);
+        if (!c->closer) c->closer = from_client ? 1 : 2;
+        d->fin = 1;
+        c->closing = 1;
+        return PH_TEARDOWN;
+    }
     if (!c->handshake_done && from_client && c->synack_ts >= 0 && (flags & F_ACK) &&
         p->payload_len == 0) {
         c->handshake_done = 1;
@@ -1114,6 +1128,23 @@ static int phase_of(const Pkt *p, Conv *c, int from_client, Dir *d) {
     }
     if (p->payload_len > 0) { c->handshake_done = 1; return PH_DATA; }
     return c->closing ? PH_TEARDOWN : PH_ACK;
+}
+
+/* ConversationTracker's _confusion_note: what would confuse a learner, from the tracker's
+ * own state (before phase_of records this packet's FIN), or -1. */
+static int confusion_note(const Pkt *p, Conv *c, int from_client, const Dir *d, const Dir *r) {
+    if (d->packets == 1 && !r->packets) {
+        if (c->reused) return N_PORT_REUSE;
+        if (c->roles == ROLES_GUESSED) return N_WINDOW_SCALE_UNKNOWN;
+        return -1;
+    }
+    if ((p->flags & (F_SYN | F_FIN | F_RST | F_ACK)) == F_ACK && !c->time_wait &&
+        r->fin_seq >= 0 && c->closer == (from_client ? 1 : 2) &&
+        p->ack == MOD32(r->fin_seq + 1)) {
+        c->time_wait = 1;
+        return N_TIME_WAIT;
+    }
+    return -1;
 }
 
 static void count_note(Engine *e, Conv *c, int kind) {
@@ -1147,6 +1178,7 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
     a->seq = a->ack = a->win = -1;
     a->bits = 0;
     a->own = -1;
+    a->told = -1;
     a->dupacks = 0;
     if (!c) { a->phase = PH_NONE; return 0; }
     if (p->ts >= 0) { /* a frame without a time (NO_TIMESTAMP) leaves the clock alone */
@@ -1196,6 +1228,7 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
             own = N_HALF_CLOSE;
         }
     }
+    int told = p->window >= 0 ? confusion_note(p, c, from_client, d, r) : -1;
     a->phase = phase_of(p, c, from_client, d);
     int ended = c->reset || (c->dirs[0].fin && c->dirs[1].fin);
     if ((flags & (F_FIN | F_RST)) && ended && !c->retired) {
@@ -1212,8 +1245,10 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
         if (bits & A_DUPLICATE_ACK) count_note(e, c, N_DUPLICATE_ACK);
     }
     if (own >= 0) count_note(e, c, own);
+    if (told >= 0) count_note(e, c, told);
     a->bits = bits;
     a->own = own;
+    a->told = told;
     a->dupacks = d->dupacks;
     a->seq = MOD32(p->seq - d->base);
     return 0;
@@ -1487,7 +1522,8 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
             if (put_preview(b, p) < 0) return -1;
         }
     }
-    int has_notes = a->bits || a->own >= 0 || (p->notes && PyTuple_GET_SIZE(p->notes));
+    int has_notes = a->bits || a->own >= 0 || a->told >= 0 ||
+                    (p->notes && PyTuple_GET_SIZE(p->notes));
     if (p->trunc_n) {
         if (buf_reserve(b, (size_t)p->trunc_n + 4) < 0) return -1;
         put(b, " [|", 3);
@@ -1527,7 +1563,12 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
         }
         if (a->own >= 0) {
             if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
+            first = 0;
             if (put_note(e, b, a->own, 0) < 0) return -1;
+        }
+        if (a->told >= 0) {
+            if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
+            if (put_note(e, b, a->told, 0) < 0) return -1;
         }
         if (buf_reserve(b, 1) < 0) return -1;
         put(b, ")", 1);
@@ -2342,7 +2383,8 @@ static PyGetSetDef ConvView_getset[] = {
     CONV_FIELD(closing, K_CHAR), CONV_FIELD(reset, K_CHAR), CONV_FIELD(rtt_answered, K_CHAR),
     CONV_FIELD(accecn_syn, K_CHAR), CONV_FIELD(accecn, K_CHAR), CONV_FIELD(refused, K_CHAR),
     CONV_FIELD(half_closed, K_CHAR), CONV_FIELD(retired, K_CHAR), CONV_FIELD(mptcp, K_CHAR),
-    CONV_FIELD(mptcp_ops, K_I64),
+    CONV_FIELD(mptcp_ops, K_I64), CONV_FIELD(reused, K_CHAR), CONV_FIELD(closer, K_INT),
+    CONV_FIELD(time_wait, K_CHAR),
     {"client", (getter)ConvView_client, NULL, NULL, NULL},
     {"server", (getter)ConvView_server, NULL, NULL, NULL},
     {"roles", (getter)ConvView_roles, NULL, NULL, NULL},
@@ -2360,7 +2402,7 @@ static PyGetSetDef DirView_getset[] = {
     DIR_FIELD(payload_bytes, K_I64), DIR_FIELD(nextseq, K_I64), DIR_FIELD(nextseq_ts, K_I128),
     DIR_FIELD(lastack, K_I64), DIR_FIELD(lastack_ts, K_I128), DIR_FIELD(window, K_I64),
     DIR_FIELD(dupacks, K_I64), DIR_FIELD(lastflags, K_INT), DIR_FIELD(maxseqtobeacked, K_I64),
-    DIR_FIELD(edge, K_I64), DIR_FIELD(mptcp_ops, K_I64),
+    DIR_FIELD(edge, K_I64), DIR_FIELD(mptcp_ops, K_I64), DIR_FIELD(fin_seq, K_I64),
     {NULL},
 };
 
@@ -2398,7 +2440,7 @@ static int set_clock(Engine *e) {
 /* The packet's notes as the tracker gives them: the decoder's (p->notes), then the
  * analysis' (notes_of) and the connection's own (a new reference). */
 static PyObject *view_notes(Engine *e, const Pkt *p, const Ann *a) {
-    if (!a->bits && a->own < 0) {
+    if (!a->bits && a->own < 0 && a->told < 0) {
         Py_INCREF(p->notes);
         return p->notes;
     }
@@ -2406,10 +2448,12 @@ static PyObject *view_notes(Engine *e, const Pkt *p, const Ann *a) {
         ? PyObject_CallFunction(e->notes_of, "iLO", a->bits, (long long)a->dupacks,
                                 (p->flags & F_SYN) ? Py_True : Py_False)
         : PyTuple_New(0);
-    if (extra && a->own >= 0) {
-        PyObject *own = PyTuple_Pack(1, PyTuple_GET_ITEM(e->kinds, a->own));
-        PyObject *both = own ? PySequence_Concat(extra, own) : NULL;
-        Py_XDECREF(own);
+    for (int i = 0; i < 2; i++) { /* the connection's own note, then a confusion's */
+        int kind = i ? a->told : a->own;
+        if (!extra || kind < 0) continue;
+        PyObject *one = PyTuple_Pack(1, PyTuple_GET_ITEM(e->kinds, kind));
+        PyObject *both = one ? PySequence_Concat(extra, one) : NULL;
+        Py_XDECREF(one);
         Py_SETREF(extra, both);
     }
     if (!extra) return NULL;

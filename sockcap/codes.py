@@ -101,6 +101,11 @@ class Note(Code):
     CONNECTION_REFUSED = "connection refused"
     CONNECTION_RESET = "connection reset"
     HALF_CLOSE = "half-close"
+    # what confuses learners, said where the timeline shows it (sockcap.render.confusions
+    # explains them; contract.COUNTED_KINDS says why only these three are notes)
+    PORT_REUSE = "port numbers reused"  # Wireshark's tcp.analysis.reused_ports
+    WINDOW_SCALE_UNKNOWN = "window scale unknown"  # no handshake: tcp.window_size_scalefactor -1
+    TIME_WAIT = "TIME_WAIT"  # the end that closed first acknowledges the other's FIN
     # an ICMP/ICMPv6 error about a conversation's datagram (on the ICMP packet, and counted
     # in the conversation it quotes)
     PORT_UNREACHABLE = "port unreachable"
@@ -228,6 +233,9 @@ NOTE_WORDS = {
     Note.CONNECTION_REFUSED: N_("connection refused"),
     Note.CONNECTION_RESET: N_("connection reset"),
     Note.HALF_CLOSE: N_("half-close"),
+    Note.PORT_REUSE: N_("port numbers reused"),
+    Note.WINDOW_SCALE_UNKNOWN: N_("window scale unknown"),
+    Note.TIME_WAIT: N_("enters TIME_WAIT"),
     Note.PORT_UNREACHABLE: N_("port unreachable"),
     Note.UNREACHABLE: N_("destination unreachable"),
     Note.UNSUPPORTED_LINKTYPE: N_("unsupported link type"),
@@ -282,6 +290,9 @@ NOTE_EXPLANATIONS = {
     Note.CONNECTION_REFUSED: N_("Nothing listened on that port: the SYN was answered with RST."),
     Note.CONNECTION_RESET: N_("One side aborted the connection with RST; unsent and unread data is thrown away."),
     Note.HALF_CLOSE: N_("One side sent FIN (shutdown for writing) and the other side kept sending data."),
+    Note.PORT_REUSE: N_("A new connection on the same addresses and ports as an earlier one of the capture (a new SYN with another sequence number): allowed once the old one is over (TIME_WAIT passed, or SO_REUSEADDR)."),
+    Note.WINDOW_SCALE_UNKNOWN: N_("The connection's handshake is not in the capture, so its window scale is unknown: the Win field is shown raw, and the real window may be up to 2^14 times larger."),
+    Note.TIME_WAIT: N_("The end that closed first has acknowledged the other's FIN and now stays in TIME_WAIT (60 s on Linux) to answer a FIN that might come again: until then, binding its port again fails with EADDRINUSE (unless SO_REUSEADDR)."),
     Note.PORT_UNREACHABLE: N_("Nothing listened on the port a datagram was sent to: the receiving host answered with ICMP port unreachable (the UDP counterpart of a refused connection)."),
     Note.UNREACHABLE: N_("A router or the receiving host could not deliver the datagram and said so with an ICMP destination unreachable."),
 }

@@ -56,6 +56,7 @@ FLAGS = {
     "tcp.analysis.window_update": "window update",
     "tcp.analysis.keep_alive": "keep-alive",
     "tcp.analysis.keep_alive_ack": "keep-alive ACK",
+    "tcp.analysis.reused_ports": "port numbers reused",
 }
 NAMES = set(FLAGS.values())
 IRTT_UNCOMPARABLE = {"timestamp_invalid_micro.pcap", "timestamp_invalid_nano.pcap"}

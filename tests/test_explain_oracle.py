@@ -375,10 +375,9 @@ def test_time_wait_is_said_where_the_first_closer_acks_the_last_fin() -> None:
     assert waits == [(said[-1][0].no, True)]  # the client closed first
 
 
-@needs_tshark
-def test_port_reuse_where_tshark_flags_it(tmp_path: Path) -> None:
-    """The echo exchange twice on the same ports, two minutes apart: tshark's
-    tcp.analysis.reused_ports and the sentence are on the second SYN."""
+def reused_ports_capture(tmp_path: Path) -> tuple[Path, int]:
+    """The echo exchange twice on the same ports, two minutes apart (the second with
+    other sequence numbers); and how many frames the first has."""
     from sockcap.pcapfile.writer import write_pcap
 
     frames = list(open_capture(io.BytesIO((GOLDEN / "echo-tcp.pcap").read_bytes())))
@@ -398,9 +397,17 @@ def test_port_reuse_where_tshark_flags_it(tmp_path: Path) -> None:
     later = [f._replace(ts_ns=f.ts_ns + 120 * 10**9, data=moved(f.data)) for f in frames]
     path = tmp_path / "reuse.pcap"
     write_pcap(path, frames + later, frames[0].linktype)
+    return path, len(frames)
+
+
+@needs_tshark
+def test_port_reuse_where_tshark_flags_it(tmp_path: Path) -> None:
+    """The echo exchange twice on the same ports, two minutes apart: tshark's
+    tcp.analysis.reused_ports and the sentence are on the second SYN."""
+    path, first = reused_ports_capture(tmp_path)
     flagged = {no for no, (v,) in tshark_column(path, "tcp.analysis.reused_ports").items() if v}
     said = {a.no for a, _w, s in explained(path) if "same addresses and ports as stream 0" in s}
-    assert flagged == said == {len(frames) + 1}
+    assert flagged == said == {first + 1}
 
 
 @needs_tshark

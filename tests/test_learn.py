@@ -301,7 +301,7 @@ if __name__ == "__main__":
     (("step", "/nonexistent.pcap"), "no such file"),
     (("exercise", str(ECHO), "-o", "/nonexistent-dir/w.html"), ""),
     (("quiz", "--scenario", "no-such-scenario", "--json"), "no scenario no-such-scenario"),
-    (("step", str(ECHO), "--kernel"), "--kernel needs --scenario NAME"),
+    (("step", str(ECHO), "--kernel"), "echo-tcp.pcap keeps no kernel events"),
     (("step", str(ECHO), "--stream", "1"), "no tcp stream 1"),
 ])
 def test_bad_input_is_one_line(args: tuple[str, ...], words: str) -> None:
@@ -379,3 +379,97 @@ def test_step_shows_the_kernels_states(tmp_path: Path) -> None:
                or "client  FIN_WAIT_2 → TIME_WAIT   (recorded by the kernel)" in s
                for s in screens)
     assert screens[-1].count("(recorded by the kernel)") == 2
+
+
+# -- a saved .pcapng keeps the calls and kernel events: step and quiz of it use them -----
+
+def _end_states(screen: str) -> dict[str, tuple[str, str]]:
+    """Each end's state after the screen's packet and where it comes from."""
+    out = {}
+    for line in screen.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] in ("client", "server") and line.endswith(")") \
+                and "   (" in line:
+            states, source = line.rsplit("   (", 1)
+            out[words[0]] = (states.split()[-1], source.rstrip(")"))
+    return out
+
+
+def _saved_run(tmp_path: Path, name: str, env: dict[str, str | None], *extra: str) -> Path:
+    out = tmp_path / name
+    res = sockcap("run", "--capture", *extra, "--out", str(out), timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def _step_screens(path: Path, env: dict[str, str | None], *extra: str) -> list[str]:
+    """Each packet's screen once (``n`` past the last packet draws the last again)."""
+    res = sockcap("step", str(path), *extra, input="n\n" * 20 + "q\n", env=env)
+    assert res.returncode == 0, res.stderr
+    total = int(res.stdout.split(" of ", 1)[1].split()[0])
+    screens = _steps(res.stdout)
+    assert all(s == screens[total - 1] for s in screens[total:])
+    return screens[:total]
+
+
+@needs_capture
+@pytest.mark.skipif(not ROOT_TRACEFS, reason="--kernel needs root and tracefs")
+def test_step_and_quiz_of_a_saved_kernel_run_use_its_states_and_calls(
+        tmp_path: Path, sockcap_path: dict[str, str | None]) -> None:
+    """``run --capture --kernel --out k.pcapng``, then ``step k.pcapng`` (no flag): both
+    ends' states are the kernel's (the server stays LISTEN at its SYN-ACK, where the
+    packets alone say SYN_RCVD), the FIN is the client's recorded shutdown(); ``--kernel``
+    changes nothing; the quiz's state answers are those states. A classic pcap of a run
+    is inferred, and ``step --kernel`` of it is one line."""
+    kept = _saved_run(tmp_path, "k.pcapng", sockcap_path, "--kernel")
+    screens = _step_screens(kept, sockcap_path)
+    assert len(screens) == 14
+    assert all(_end_states(s)[end][1] == "recorded by the kernel"
+               for s in screens for end in ("client", "server"))
+    assert _end_states(screens[1])["server"] == ("LISTEN", "recorded by the kernel")
+    assert _end_states(screens[2])["server"] == ("ESTABLISHED", "recorded by the kernel")
+    fin = next(s for s in screens if "the client's program called" in s)
+    assert "FIN: the client's program called shutdown(SHUT_WR) (recorded)" in fin
+    assert _end_states(fin)["client"][0] == "FIN_WAIT_1"
+    assert _step_screens(kept, sockcap_path, "--kernel") == screens
+    states = [_end_states(s) for s in screens]
+    res = sockcap("quiz", str(kept), "--json", "--questions", "30", "--seed", "4",
+                  env=sockcap_path)
+    assert res.returncode == 0, res.stderr
+    asked = [q for q in json.loads(res.stdout) if q["field"].endswith("_state")]
+    assert asked
+    for q in asked:
+        end = q["field"].removesuffix("_state")
+        assert q["answer"] == states[q["packet"] - 1][end][0], q
+        assert "(The kernel recorded this state.)" in q["explanation"], q
+    plain = _saved_run(tmp_path, "p.pcap", sockcap_path)
+    screens = _step_screens(plain, sockcap_path)
+    assert _end_states(screens[1])["server"] == ("SYN_RCVD", "inferred from the packets")
+    assert "(recorded by the kernel)" not in "".join(screens)
+    assert "program called" not in "".join(screens)
+    res = sockcap("step", str(plain), "--kernel", input="q\n", env=sockcap_path)
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"sockcap: {plain} keeps no kernel events: record them with 'sockcap run --capture "
+        "--kernel --out X.pcapng' or use --scenario NAME --kernel"]
+
+
+@needs_capture
+def test_step_and_quiz_of_a_saved_run_explain_the_fin_by_its_call(
+        tmp_path: Path, sockcap_path: dict[str, str | None]) -> None:
+    """``run --capture --out c.pcapng`` (no --kernel): the file keeps sockcap's calls, so
+    ``step`` and ``quiz`` of it explain the client's FIN by its shutdown(); the states are
+    inferred and say so."""
+    kept = _saved_run(tmp_path, "c.pcapng", sockcap_path)
+    screens = _step_screens(kept, sockcap_path)
+    fin = next(s for s in screens if "the client's program called" in s)
+    assert "FIN: the client's program called shutdown(SHUT_WR) (recorded)" in fin
+    assert all(_end_states(s)[end][1] == "inferred from the packets"
+               for s in screens for end in ("client", "server"))
+    res = sockcap("quiz", str(kept), "--json", "--questions", "30", "--seed", "1",
+                  env=sockcap_path)
+    assert res.returncode == 0, res.stderr
+    questions = json.loads(res.stdout)  # 13 packets after the first: each asked about
+    assert any("the client's program called shutdown(SHUT_WR)" in q["explanation"]
+               for q in questions)
+    assert not any("(The kernel recorded this state.)" in q["explanation"] for q in questions)

@@ -165,7 +165,9 @@ def test_run_capture_summary_says_how_it_ended(tmp_path: Path) -> None:
     lines = res.stdout.splitlines()
     assert "ended: FIN both ways" in lines[-1]
     assert "> hi" in lines and "< hi" in lines
-    assert any(line.startswith("notes: none") for line in lines)
+    # nothing went wrong: the one note is the first closer entering TIME_WAIT
+    notes = lines[lines.index("notes:") + 1]
+    assert notes.startswith("  enters TIME_WAIT (1): "), notes
 
 
 def _tshark_frames_from_server(path: Path, stream: int) -> tuple[int, int]:

@@ -31,7 +31,8 @@ class Conversation:
         "stream", "proto", "client", "server", "roles", "dirs", "first_ts", "last_ts",
         "syn_ts", "synack_ts", "ack_ts", "handshake_done", "closing", "reset",
         "mru_syn_ts", "first_rtt", "note_counts", "refused", "half_closed", "mptcp",
-        "mptcp_ops", "retired", "rtt_answered", "accecn_syn", "accecn",
+        "mptcp_ops", "retired", "rtt_answered", "accecn_syn", "accecn", "reused", "closer",
+        "time_wait",
     )
 
     def __init__(self, stream: int, proto: int, client: tuple[str, int],
@@ -61,6 +62,9 @@ class Conversation:
         self.retired = False  # queued to be forgotten (ConversationTracker keep=False)
         self.mptcp = False  # an MPTCP option was in a SYN
         self.mptcp_ops = 0  # MPTCP data mappings seen (Wireshark's mp_operations)
+        self.reused = False  # opened by a SYN on an earlier conversation's 5-tuple
+        self.closer = 0  # who sent the first FIN: 1 the client, 2 the server, 0 none yet
+        self.time_wait = False  # Note.TIME_WAIT was put on a packet
 
     @property
     def irtt_ns(self) -> int:

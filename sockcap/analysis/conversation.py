@@ -60,6 +60,8 @@ FIN, SYN, RST, ACK, ECE = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags
                                             TcpFlags.ACK, TcpFlags.ECE))
 ECN_BITS = int(TcpFlags.AE | TcpFlags.CWR | TcpFlags.ECE)  # the ACE field under Accurate ECN
 MOD32 = 1 << 32
+PORT_REUSE, WINDOW_SCALE_UNKNOWN, TIME_WAIT = (Note.PORT_REUSE, Note.WINDOW_SCALE_UNKNOWN,
+                                               Note.TIME_WAIT)
 
 PHASE_HANDSHAKE = (Phase.HANDSHAKE_1, Phase.HANDSHAKE_2, Phase.HANDSHAKE_3)
 # kept as names: views and tests compare roles and outcomes with these
@@ -206,7 +208,9 @@ class ConversationTracker:
             return entry or self._new(p)
         flags = p.flags
         if entry is None or (flags & (SYN | ACK) == SYN and _reuses_ports(entry, p)):
+            reused = entry is not None
             entry = self._new(p)
+            entry[0].reused = reused
         conv, from_client = entry
         d = conv.dirs[0 if from_client else 1]
         if d.base < 0:
@@ -298,20 +302,24 @@ class ConversationTracker:
             conv.first_rtt = ts - conv.mru_syn_ts
             conv.rtt_answered = not from_client
         own = _connection_note(p, conv, d, r, bits) if flags & RST or r.fin else None
+        told = (_confusion_note(p, conv, d, r, from_client)  # only a first packet, or one
+                if window >= 0 and (d.packets == 1 or r.fin_seq >= 0) else None)  # after a FIN
         phase = _phase(p, conv, from_client, d)
         if flags & (FIN | RST) and not self.keep and conv.ended and not conv.retired:
             conv.retired = True
             self._retire_later(conv, ts)
-        if bits or own:  # rare: the notes are made out of the loop's way
-            notes = notes + self._analysis_notes(conv, bits, d.dupacks, flags, own)
+        if bits or own or told:  # rare: the notes are made out of the loop's way
+            notes = notes + self._analysis_notes(conv, bits, d.dupacks, flags, own, told)
         return _new_tuple(Annotated, (self._count, p, conv, from_client,
                                       (pseq - d.base) % MOD32, ack, win, phase, notes))
 
     def _analysis_notes(self, conv: Conversation, bits: int, dupacks: int, flags: int,
-                        own: Note | None) -> tuple[str, ...]:
-        """The notes of the analysis bits and the connection's own note, counted."""
+                        own: Note | None, told: Note | None = None) -> tuple[str, ...]:
+        """The notes of the analysis bits, the connection's own note and what would
+        confuse a learner (:func:`_confusion_note`), counted."""
         extra = notes_of(bits, dupacks, bool(flags & SYN)) if bits else ()
         extra = (*extra, own) if own else extra
+        extra = (*extra, told) if told else extra
         self._count_notes(conv, extra)
         return extra
 
@@ -381,6 +389,27 @@ def _connection_note(p: Packet, conv: Conversation, d: Direction, r: Direction,
     return None
 
 
+def _confusion_note(p: Packet, conv: Conversation, d: Direction, r: Direction,
+                    from_client: bool) -> Note | None:
+    """What confuses learners, as a note (contract.CONFUSION_NOTES), from the tracker's
+    own state: the first packet of a connection opened on an earlier one's ports (the
+    SYN) or of one whose handshake was not captured (its window scale is unknown); the
+    first closer's ACK of the other end's FIN (it enters TIME_WAIT; once a connection).
+    Called before :func:`_phase` records this packet's own FIN."""
+    if d.packets == 1 and not r.packets:
+        if conv.reused:
+            return PORT_REUSE
+        if conv.roles is ROLES_GUESSED:
+            return WINDOW_SCALE_UNKNOWN
+        return None
+    if (p.flags & (SYN | FIN | RST | ACK) == ACK and not conv.time_wait and r.fin_seq >= 0
+            and conv.closer == (1 if from_client else 2)
+            and p.ack == (r.fin_seq + 1) % MOD32):
+        conv.time_wait = True
+        return TIME_WAIT
+    return None
+
+
 def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
              from_client: bool) -> None:
     d.syn = True
@@ -417,6 +446,10 @@ def _phase(p: Packet, conv: Conversation, from_client: bool, d: Direction) -> Ph
     if flags & SYN:
         return PHASE_HANDSHAKE[1] if flags & ACK else PHASE_HANDSHAKE[0]
     if flags & FIN:
+        if d.fin_seq < 0:
+            d.fin_seq = (p.seq + p.payload_len) % MOD32
+        if not conv.closer:
+            conv.closer = 1 if from_client else 2
         d.fin = True
         conv.closing = True
         return Phase.TEARDOWN

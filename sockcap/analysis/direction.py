@@ -16,13 +16,14 @@ class Direction:
 
     __slots__ = ("base", "scale", "syn", "fin", "packets", "bytes", "payload_bytes",
                  "nextseq", "nextseq_ts", "lastack", "lastack_ts", "window", "dupacks",
-                 "lastflags", "maxseqtobeacked", "edge", "mptcp_ops")
+                 "lastflags", "maxseqtobeacked", "edge", "mptcp_ops", "fin_seq")
 
     def __init__(self) -> None:
         self.base = -1  # sequence number base, -1 until known
         self.scale = SCALE_UNKNOWN
         self.syn = False
         self.fin = False
+        self.fin_seq = -1  # absolute sequence number of its first FIN, -1 before it
         self.packets = 0
         self.bytes = 0  # frame bytes on the wire
         self.payload_bytes = 0

@@ -6,10 +6,14 @@ CAP_NET_RAW) — and hand it to the pure views :mod:`sockcap.render.quiz` and
 :mod:`sockcap.render.step`. Only this module reads the keyboard and writes the screen.
 
 With ``--scenario``, sockcap's own socket calls are recorded as it runs the scenario, so
-``step`` explains each FIN by the close() or shutdown() that sent it; ``step --scenario
-NAME --kernel`` also traces the kernel (as ``run --capture --kernel``; needs root) and
-shows its recorded TCP states instead of the ones inferred from the packets. A capture
-FILE holds neither: its states are inferred, and ``step`` says so.
+``step`` and ``quiz`` explain each FIN by the close() or shutdown() that sent it; ``step
+--scenario NAME --kernel`` also traces the kernel (as ``run --capture --kernel``; needs
+root) and shows its recorded TCP states instead of the ones inferred from the packets. A
+``.pcapng`` FILE that ``run --capture --out``, ``capture --calls/--kernel -w`` or ``lab``
+saved keeps the calls and kernel events (:mod:`sockcap.pcapfile.storyfile`): ``step``,
+``quiz`` and ``exercise`` of it use them as the live run did, with no flag (``--kernel``
+is accepted and then only asks that the file keeps the kernel's events). Any other FILE
+holds neither: its states are inferred, and ``step`` says so.
 
 ``quiz`` reads one answer per line (a choice's number or the value), so it works on a
 terminal and from a pipe; at the end of input it stops and gives the score so far.
@@ -46,28 +50,19 @@ def _source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def read_connection(file: str | None, scenario: str | None,
-                    stream: int | None = None) -> tuple[Pipeline, list[Annotated]]:
-    """TCP stream ``stream`` (the first TCP connection when None) of FILE, or of
-    SCENARIO captured now."""
-    pipeline, packets, _calls, _events = read_recorded(file, scenario, stream)
-    return pipeline, packets
-
-
 def read_recorded(file: str | None, scenario: str | None, stream: int | None = None,
                   kernel: bool = False
                   ) -> tuple[Pipeline, list[Annotated], list[Call], list[KernelEvent]]:
-    """:func:`read_connection`, with the calls and kernel events recorded while a
-    scenario was captured, tied to the connection's packets (none for a FILE)."""
+    """TCP stream ``stream`` (the first TCP connection when None) of FILE, or of
+    SCENARIO captured now, with the calls and kernel events recorded while the scenario
+    was captured or kept in FILE, tied to the connection's packets (none for a file that
+    keeps none). ``kernel``: the states must be the kernel's (a scenario traces it; a file
+    without kernel events is refused in one line)."""
     from sockcap.analysis.story import tie_calls, tie_kernel
     from sockcap.commands.diagram import read_conversation
 
     if (file is None) == (scenario is None):
         raise click.UsageError(_("give a capture FILE or --scenario NAME (one of them)"))
-    if kernel and scenario is None:
-        raise click.UsageError(_("--kernel needs --scenario NAME: a capture file holds no "
-                                 "kernel events (run --capture --kernel --report records "
-                                 "them for the report)"))
     result = None
     if scenario is not None:
         file, result = _capture_scenario(scenario, kernel)
@@ -80,8 +75,16 @@ def read_recorded(file: str | None, scenario: str | None, stream: int | None = N
     if conv is None or conv.proto != IPPROTO_TCP:
         raise InputError(_("no TCP connection in {path}: the quiz, the steps and the "
                            "worksheet are about TCP").format(path=file))
-    if result is None:
-        return pipeline, packets, [], []
+    if result is None:  # a file: the calls and kernel events it keeps, if any
+        from sockcap.commands.report import saved_story
+        from sockcap.output import Output
+
+        calls, events = saved_story(file, packets, Output())
+        if kernel and not events:
+            raise InputError(_("{path} keeps no kernel events: record them with 'sockcap "
+                               "run --capture --kernel --out X.pcapng' or use --scenario NAME "
+                               "--kernel").format(path=file))
+        return pipeline, packets, calls, events
     return (pipeline, packets, tie_calls(result.calls, packets),
             tie_kernel(result.events, packets, result.listen_overflows))
 
@@ -122,8 +125,8 @@ def quiz(file: str | None, scenario: str | None, stream: int | None, count: int,
          json_: bool) -> None:
     from sockcap.render.quiz import make_questions
 
-    _pipeline, packets = read_connection(file, scenario, stream)
-    questions = make_questions(packets, count, seed)
+    _pipeline, packets, calls, events = read_recorded(file, scenario, stream)
+    questions = make_questions(packets, count, seed, calls, events)
     if json_:
         import json
 
@@ -198,11 +201,12 @@ def exercise(file: str | None, scenario: str | None, stream: int | None, out: st
     if answers is not None:
         check_output_path(answers, force=force)
     output = Output()
-    _pipeline, packets = read_connection(file, scenario, stream)
+    _pipeline, packets, calls, events = read_recorded(file, scenario, stream)
     title = Path(file).name if file else _("scenario {name}").format(name=scenario)
     for path, key in ((out, False), (answers, True)):
         if path is not None:
-            page = worksheet_html(packets, title, answers=key, seed=seed)
+            page = worksheet_html(packets, title, answers=key, seed=seed, calls=calls,
+                                  events=events)
             write_text_file(path, page, force=force, note=output.note)
             output.note(_("sockcap: wrote {path} ({size} KiB)").format(
                 path=path, size=len(page.encode()) >> 10))
@@ -211,7 +215,7 @@ def exercise(file: str | None, scenario: str | None, stream: int | None, out: st
 @click.command("step", help=_("Step through a connection packet by packet (→ next, ← previous, q quit): the ladder, the packet's bytes and explanation, and both ends' TCP state."))
 @_source_options
 @click.option("--ascii", "ascii_", is_flag=True, help=_("ASCII lines instead of box-drawing characters."))
-@click.option("--kernel", is_flag=True, help=_("With --scenario: also trace the kernel and show its recorded TCP states instead of inferred ones (needs root)."))
+@click.option("--kernel", is_flag=True, help=_("Show the kernel's recorded TCP states instead of inferred ones: with --scenario, also trace the kernel (needs root); a FILE must keep them (a .pcapng saved by run --capture --kernel; such a file shows them without --kernel)."))
 def step(file: str | None, scenario: str | None, stream: int | None, ascii_: bool,
          kernel: bool) -> None:
     from sockcap.render.step import prepare_steps

@@ -53,7 +53,7 @@ HEADER = "sockcap/_engine_contract.h"  # from the project's root
 
 # The note kinds the engine counts, in its order: the analysis' and the connection's, then
 # an ICMP error's (counted in the conversation of the datagram it quotes).
-COUNTED_KINDS = (
+COUNTED_KINDS: tuple[Note, ...] = (
     Note.RETRANSMISSION, Note.SYN_RETRANSMITTED, Note.SPURIOUS_RETRANSMISSION,
     Note.FAST_RETRANSMISSION, Note.OUT_OF_ORDER, Note.LOST_SEGMENT, Note.ACKED_UNSEEN,
     Note.DUPLICATE_ACK, Note.ZERO_WINDOW, Note.ZERO_WINDOW_PROBE, Note.ZERO_WINDOW_PROBE_ACK,
@@ -61,6 +61,25 @@ COUNTED_KINDS = (
     Note.CONNECTION_REFUSED, Note.CONNECTION_RESET, Note.HALF_CLOSE, Note.PORT_UNREACHABLE,
     Note.UNREACHABLE,
 )
+# What confuses learners (sockcap.render.confusions), as notes in the timeline: at most one
+# on a packet, after the analysis' and the connection's notes; each engine detects them
+# from the state its tracker already keeps (the pure twin in ConversationTracker.annotate,
+# C in annotate()). Adding one is a line here, its words in codes.py, and its detection
+# on each engine. The others stay in --explain only, because a per-packet note would need
+# what the engines do not keep or cannot share cheaply:
+# - partial checksum (offload): a checksum over every segment's bytes in the pure twin (a
+#   second pass over all payload bytes, the twin's hot loop) for a fact that is true of
+#   nearly every loopback packet; --explain says it once a connection;
+# - larger than the MTU: the IP header's start and each side's offered MSS, which the
+#   pure twin's packet record and both trackers do not hold (the explain layer walks
+#   the header fields for the rare candidate); not done as a note yet;
+# - part of a larger message (no PSH): not a fact of the packet: stacks set PSH
+#   differently, and only the next segment shows the message going on;
+# - Nagle with delayed ACK: a timing judgment over three packets (the data, the delayed
+#   ACK, the released data) with its own thresholds, and its words need the
+#   milliseconds (a note has at most a number); not done as a note yet.
+CONFUSION_NOTES = (Note.PORT_REUSE, Note.WINDOW_SCALE_UNKNOWN, Note.TIME_WAIT)
+COUNTED_KINDS = (*COUNTED_KINDS, *CONFUSION_NOTES)
 PHASES = tuple(Phase)  # the engine's phase numbers: the enum's order
 ROLES = tuple(Roles)
 OUTCOMES = tuple(Outcome)

@@ -2,9 +2,10 @@
 
 Each :class:`Confusion` is a code; its words are in the catalogue. ``--explain`` adds
 the sentence under the packet that shows it (once per connection where it would repeat
-on every packet) and counts them after the notes. They live in the explain layer, not
-among the timeline's notes (:class:`sockcap.codes.Note`), because the compiled timeline
-prints those notes and shares their codes with C.
+on every packet) and counts them after the notes. Three of them are also notes in the
+timeline (:class:`sockcap.codes.Note` ``PORT_REUSE``, ``WINDOW_SCALE_UNKNOWN``,
+``TIME_WAIT``; ``sockcap.pipeline.contract.CONFUSION_NOTES``), detected per packet by
+both engines' conversation trackers; the contract says why the others are not.
 
 - partial checksum: on loopback and veth the kernel leaves the TCP checksum to the
   network card (checksum offload), so the capture holds only the pseudo-header's sum

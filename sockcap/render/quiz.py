@@ -7,7 +7,9 @@ retransmission?), or the state an end is in after it. ``field`` is the key of
 ``len``, ``notes``); the states, which ``show --json`` has not, are ``client_state`` and
 ``server_state`` (:mod:`sockcap.analysis.tcpstate`). The answer is that key's value, so
 a teacher's script, the terminal quiz and the report all check against the packet's own
-fields.
+fields. Where the kernel's state changes were recorded (``run --capture --kernel``, kept
+in a saved ``.pcapng``) an end's state is the kernel's, and the explanation says so; a
+FIN is explained by the program's recorded close() or shutdown().
 
 Which packets and fields are asked is drawn by a seeded :class:`random.Random`: the same
 file and seed give the same quiz.
@@ -20,9 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
 from sockcap.analysis.tcpstate import TcpState, Transition, connection_states
 from sockcap.codes import note_kind, note_text
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.decode.records import TcpFlags
 from sockcap.i18n import N_, _
 from sockcap.render.explain import PacketExplainer, Why
@@ -99,27 +103,32 @@ class _Packet:
     client_state: str
     server_state: str
     transitions: tuple[Transition, ...]
+    recorded: tuple[bool, bool]  # the client's, the server's state: the kernel's
 
 
-def _prepare(packets: Sequence[Annotated]) -> list[_Packet]:
-    explainer = PacketExplainer()
-    states = connection_states(list(packets))
+def _prepare(packets: Sequence[Annotated], calls: Sequence[Call] = (),
+             events: Sequence[KernelEvent] = ()) -> list[_Packet]:
+    explainer = PacketExplainer(calls)
+    states = connection_states(list(packets), events)
     out = []
     for a, step in zip(packets, states, strict=True):
         said = explainer.explain(a)
         if step is None or said is None:
             continue
         out.append(_Packet(a, said[1], said[0], step.client.value, step.server.value,
-                           step.transitions))
+                           step.transitions, step.recorded))
     return out
 
 
-def make_questions(packets: Sequence[Annotated], count: int = 10,
-                   seed: int = 0) -> list[Question]:
+def make_questions(packets: Sequence[Annotated], count: int = 10, seed: int = 0,
+                   calls: Sequence[Call] = (),
+                   events: Sequence[KernelEvent] = ()) -> list[Question]:
     """``count`` questions on the TCP packets of a capture, in packet order (fewer when
-    the capture is short: each packet after the first is asked about at most twice)."""
+    the capture is short: each packet after the first is asked about at most twice);
+    ``calls`` and ``events``: the recorded calls and kernel events, tied to the packets
+    (the states are then the kernel's, the FIN sentences the calls')."""
     rng = random.Random(seed)
-    prepared = _prepare(packets)
+    prepared = _prepare(packets, calls, events)
     # the first packet has nothing before it to predict from; a copy of a packet
     # captured twice predicts nothing new
     candidates = [i for i, pk in enumerate(prepared) if i > 0 and pk.why is not Why.COPY]
@@ -222,8 +231,11 @@ def _state_question(pk: _Packet, field: str, sender: str, side: str, flags: list
     moved = [t for t in pk.transitions if t.client == (end == "client")]
     words = ""
     if moved:
-        words = _("{end}: {before} → {after}.").format(
-            end=_capital(_(SIDES[end])), before=moved[0].before.value, after=moved[0].after.value)
+        words = _("{end}: {states}.").format(
+            end=_capital(_(SIDES[end])),
+            states=" → ".join([moved[0].before.value, *(t.after.value for t in moved)]))
+    if pk.recorded[0 if end == "client" else 1]:
+        words = _join(words, _("(The kernel recorded this state.)"))
     return Question(no, field, answer, _(
         "Packet {no} ({flags}) goes from {side} to {other}. Which state is {end} in "
         "after it?").format(no=no, flags=", ".join(flags), side=side,

@@ -128,7 +128,7 @@ def _learn(kept: Sequence[Annotated], clock: Clock, seed: int, stream: int | Non
         return {"quiz": [], "steps": {}, "stream": None}, ""
     packets = [a for a in kept if a.conv is tcp]
     quiz = []
-    for q in make_questions(packets, QUIZ_QUESTIONS, seed):
+    for q in make_questions(packets, QUIZ_QUESTIONS, seed, calls, events):
         record = q.as_json()
         record["answer_words"] = choice_text(q.field, q.answer)
         if q.choices is not None:

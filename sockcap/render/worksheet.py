@@ -15,7 +15,9 @@ import html
 import random
 from collections.abc import Sequence
 
+from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated
+from sockcap.decode.ftrace import KernelEvent
 from sockcap.i18n import _, language
 from sockcap.render.explain import RESENT, PacketExplainer
 from sockcap.render.quiz import Question, choice_text, make_questions
@@ -39,13 +41,16 @@ ol li { margin-bottom: 10px; } .box { font-family: monospace; margin-right: 12px
 
 
 def worksheet_html(packets: Sequence[Annotated], title: str, *, answers: bool,
-                   seed: int = 0) -> str:
-    """The worksheet (``answers=False``) or its key, for one TCP connection's packets."""
+                   seed: int = 0, calls: Sequence[Call] = (),
+                   events: Sequence[KernelEvent] = ()) -> str:
+    """The worksheet (``answers=False``) or its key, for one TCP connection's packets;
+    ``calls`` and ``events``: the recorded ones, tied to the packets (the sentences of
+    FINs and the states then come from them, as in the quiz)."""
     rng = random.Random(seed)
-    explainer = PacketExplainer()
+    explainer = PacketExplainer(calls)
     said = [explainer.explain(a) for a in packets]
     blanks = _blanks(packets, rng)
-    questions = make_questions(packets, QUESTIONS, seed)
+    questions = make_questions(packets, QUESTIONS, seed, calls, events)
     resent = next((a for a, s in zip(packets, said, strict=True) if s is not None and s[0] in RESENT), None)
     sentences = {a.no: s[1] for a, s in zip(packets, said, strict=True) if s is not None}
     heading = _("Answer key") if answers else _("Worksheet")
