@@ -256,8 +256,7 @@ class ConversationTracker:
 
         Updates the conversation's counters, handshake and expert state. One function
         for the common TCP segment (a million calls for a big file), with the packet's
-        fields read by one tuple unpacking rather than one attribute lookup each.
-        """
+        fields read by one tuple unpacking rather than one attribute lookup each."""
         if entry is None:
             notes = p.notes
             if p.proto in ICMP_PROTOS and p.sport < 0 and self.analyze:
