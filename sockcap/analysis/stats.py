@@ -166,14 +166,14 @@ _ROLES = tuple(Roles)
 _OUTCOMES = tuple(Outcome)
 # filled, roles, ended, odd; client port, server port; client, server (address numbers);
 # packets, bytes, payload (each way); start, duration, iRTT
-_ROW = struct.Struct("<BBBBiiII9q")
+_ROW = struct.Struct("<BBBBiiIII9q")
 _ODD = 2  # the row's values did not fit the packed fields (RowStore._odd has the row)
-_NOTES = 4  # the row has notes (RowStore._notes)
+_NOTES = 4  # the row has notes (its note counts: RowStore._note_sets[its notes field])
 
 
 class RowStore:
     """``stats``' rows of every conversation, packed: the fields of
-    :class:`ConversationStats` (``conversation_stats``), 92 bytes each in one
+    :class:`ConversationStats` (``conversation_stats``), 96 bytes each in one
     ``bytearray`` a protocol, placed by stream number.
 
     Why: ``stats`` kept every :class:`Conversation` to the end (its analysis state,
@@ -181,8 +181,9 @@ class RowStore:
     a conversation as ``show``'s does (``keep=False``'s two queues) and hands it here
     (``on_forget``); :meth:`finish` adds the rows of those still held when the capture
     is done. Addresses are stored as numbers of a table of the distinct ones (a capture
-    has few), a row's notes (rare) and a row whose numbers do not fit 64 bits (a damaged
-    timestamp) beside it in dicts by ``(protocol, stream)``. The compiled engine keeps the
+    has few), and so are a row's note counts (of the distinct sets: nearly every closed
+    connection has the same one, ``enters TIME_WAIT`` once); a row whose numbers do not
+    fit 64 bits (a damaged timestamp) beside it in a dict by ``(protocol, stream)``. The compiled engine keeps the
     same rows as C structs (``Row`` in ``sockcap/_speedups.c``).
     """
 
@@ -191,7 +192,8 @@ class RowStore:
         self._streams = [0, 0]  # rows placed: the highest stream + 1
         self._addrs: dict[str, int] = {}
         self._addr_list: list[str] = []
-        self._notes: dict[tuple[int, int], tuple[tuple[Note, int], ...]] = {}
+        self._note_ids: dict[tuple[tuple[Note, int], ...], int] = {}
+        self._note_sets: list[tuple[tuple[Note, int], ...]] = []
         self._odd: dict[tuple[int, int], ConversationStats] = {}
 
     def _addr(self, addr: str) -> int:
@@ -215,19 +217,26 @@ class RowStore:
         packed, at = self._packed[k], row.stream * _ROW.size
         if len(packed) < at + _ROW.size:
             packed.extend(bytes(at + _ROW.size - len(packed)))
-        flags = 1
+        flags, notes = 1, 0
         if row.notes:
             flags |= _NOTES
-            self._notes[(k, row.stream)] = tuple(row.notes.items())
+            notes = self._note_set(tuple(row.notes.items()))
         try:
             _ROW.pack_into(packed, at, flags, _ROLES.index(row.roles), _OUTCOMES.index(row.ended),
                            0, row.client[1], row.server[1], self._addr(row.client[0]),
-                           self._addr(row.server[0]), *row.packets, *row.bytes, *row.payload,
+                           self._addr(row.server[0]), notes, *row.packets, *row.bytes, *row.payload,
                            row.start_ns, row.duration_ns, row.irtt_ns)
         except struct.error:  # a number beyond 64 bits: the row as it is
             self._odd[(k, row.stream)] = row
             packed[at] = flags | _ODD
         self._streams[k] = max(self._streams[k], row.stream + 1)
+
+    def _note_set(self, counts: tuple[tuple[Note, int], ...]) -> int:
+        n = self._note_ids.get(counts)
+        if n is None:
+            n = self._note_ids[counts] = len(self._note_sets)
+            self._note_sets.append(counts)
+        return n
 
     def finish(self, live: Iterable[Conversation]) -> None:
         """The rows of the conversations not forgotten when the capture is done."""
@@ -240,14 +249,14 @@ class RowStore:
     def row(self, i: int) -> ConversationStats:
         """Row ``i``: TCP, then UDP, each by stream."""
         k, stream = (0, i) if i < self._streams[0] else (1, i - self._streams[0])
-        (flags, roles, ended, _, cport, sport, caddr, saddr, up_packets, down_packets,
+        (flags, roles, ended, _, cport, sport, caddr, saddr, notes_id, up_packets, down_packets,
          up_bytes, down_bytes, up_payload, down_payload, start, duration,
          irtt) = _ROW.unpack_from(self._packed[k], stream * _ROW.size)
         if not flags:
             raise LookupError(stream)  # a stream number no conversation was kept for
         if flags & _ODD:
             return self._odd[(k, stream)]
-        notes = dict(self._notes[(k, stream)]) if flags & _NOTES else {}
+        notes = dict(self._note_sets[notes_id]) if flags & _NOTES else {}
         return ConversationStats(
             "UDP" if k else "TCP", stream, (self._addr_list[caddr], cport),
             (self._addr_list[saddr], sport), _ROLES[roles], (up_packets, down_packets),
