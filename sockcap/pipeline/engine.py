@@ -248,7 +248,7 @@ class PureEngine:
     def conversation(self, i: int) -> ConversationStats:
         rows = self._finished_rows()
         if rows is None or not 0 <= i < len(rows):
-            raise IndexError("conversation index out of range")
+            raise IndexError(i)  # a programming error, not a user's: no words to translate
         return rows.row(i)
 
 
