@@ -214,7 +214,10 @@ def _tie_drop(event: KernelEvent, index: _Index,
         return None
     a = index.annotated[i - 1]
     if event.reason == "TCP_LISTEN_OVERFLOW":  # only a client's SYN meets a full queue:
-        a = _last_syn(index, i, event.ts_ns) or a  # not the server's answer to another one
+        syn = _last_syn(index, i, event.ts_ns)  # not the server's answer to another one
+        if syn is None:  # none captured just before: not ours to name (the namespace's
+            return None  # counter still names the SYNs nobody answered: _overflows)
+        a = syn
     if event.ts_ns - a.packet.ts_ns > DROP_WINDOW_NS or a.conv is None:
         return None
     return replace(event, side="client" if not a.from_client else "server",
