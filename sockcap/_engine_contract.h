@@ -3,6 +3,9 @@
 #ifndef SOCKCAP_ENGINE_CONTRACT_H
 #define SOCKCAP_ENGINE_CONTRACT_H
 
+#define STYLE_WIRESHARK 0
+#define STYLE_JSON 1
+#define STYLE_TCPDUMP 2
 #define F_FIN 0x1
 #define F_SYN 0x2
 #define F_RST 0x4

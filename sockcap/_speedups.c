@@ -675,6 +675,8 @@ typedef struct {
     uint8_t note_order[N_KINDS];
     int n_notes;
     int render;                  /* 0: no text (stats: the conversations are the result) */
+    int style;                   /* contract.Style: the notation written (one of STYLES) */
+    int color;                   /* write colour (ANSI) too */
     uint64_t hash_key[2];        /* SipHash's key: random, one per engine */
     uint64_t probes;             /* slots looked at by every lookup (what the hash costs) */
     int target_proto;            /* follow --stream: hand over before this stream's first */
@@ -1697,24 +1699,41 @@ static int objects_from(PyObject *seq, PyObject **slot, Py_ssize_t n, const char
 }
 
 /* Engine(**contract.engine_words(...) and options): the words come translated, whole. */
+/* The notations this engine writes itself (contract.Style; the class attribute ``styles``)
+ * and whether it writes colour (``colors``); any other is handed to a Python view. */
+static const int STYLES[] = {STYLE_WIRESHARK};
+#define COLORS 0
+
+static int style_rendered(int style) {
+    for (size_t i = 0; i < sizeof STYLES / sizeof STYLES[0]; i++)
+        if (STYLES[i] == style) return 1;
+    return 0;
+}
+
 static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     static char *names[] = {"analyze", "keep", "port", "limit", "hex", "ws_flags", "ace_flags",
                             "phases", "note_words", "templates", "note_text", "row", "kinds",
                             "roles", "outcomes", "render", "target_proto", "target_stream",
                             "view", "clock", "phase_codes", "notes_of", "annotated", "on_forget",
-                            NULL};
-    int analyze, keep, hex, render = 1, target_proto = -1;
+                            "style", "color", NULL};
+    int analyze, keep, hex, render = 1, target_proto = -1, style = STYLE_WIRESHARK, color = 0;
     long long target_stream = -1;
     long long port, limit;
     PyObject *ws, *ace, *phases, *notes, *templates, *note_text, *row, *kinds, *roles, *outcomes;
     PyObject *view = Py_None, *clock = Py_None, *phase_codes = Py_None, *notes_of = Py_None,
              *annotated = Py_None, *on_forget = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOO", names, &analyze,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOip", names, &analyze,
                                      &keep, &port, &limit, &hex, &ws, &ace, &phases, &notes,
                                      &templates, &note_text, &row, &kinds, &roles, &outcomes,
                                      &render, &target_proto, &target_stream, &view, &clock,
-                                     &phase_codes, &notes_of, &annotated, &on_forget))
+                                     &phase_codes, &notes_of, &annotated, &on_forget, &style,
+                                     &color))
         return -1;
+    if (!style_rendered(style) || (color && !COLORS)) {
+        PyErr_Format(PyExc_ValueError, "style %d%s: not written by this engine (see styles)",
+                     style, color ? " with colour" : "");
+        return -1;
+    }
     if (on_forget != Py_None) {
         if (!PyCallable_Check(on_forget)) {
             PyErr_SetString(PyExc_TypeError, "on_forget: a callable expected");
@@ -1787,6 +1806,8 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
         }
     Py_DECREF(f);
     e->render = render;
+    e->style = style;
+    e->color = color;
     e->target_proto = target_proto;
     e->target_stream = target_stream;
     e->first = e->last = e->clock_first = -1;
@@ -2569,6 +2590,21 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&ConvViewType) < 0 ||
         PyType_Ready(&DirViewType) < 0)
         return NULL;
+    PyObject *styles = PySet_New(NULL);
+    for (size_t i = 0; styles && i < sizeof STYLES / sizeof STYLES[0]; i++) {
+        PyObject *n = PyLong_FromLong(STYLES[i]);
+        if (!n || PySet_Add(styles, n) < 0) Py_CLEAR(styles);
+        Py_XDECREF(n);
+    }
+    PyObject *frozen = styles ? PyFrozenSet_New(styles) : NULL;
+    Py_XDECREF(styles);
+    if (!frozen || PyDict_SetItemString(EngineType.tp_dict, "styles", frozen) < 0 ||
+        PyDict_SetItemString(EngineType.tp_dict, "colors", COLORS ? Py_True : Py_False) < 0) {
+        Py_XDECREF(frozen);
+        return NULL;
+    }
+    Py_DECREF(frozen);
+    PyType_Modified(&EngineType);
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&EngineType);

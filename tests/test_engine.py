@@ -271,3 +271,20 @@ def test_views_handed_over_write_the_reference_text(engine_twin: Any, name: str,
     assert list(view.streams) == list(ref_view.streams)
     if view.explainer is not None:
         assert list(view.explainer.summary()) == list(ref_view.explainer.summary())
+
+
+def test_a_notation_the_twin_does_not_list_is_refused(engine_twin: Any) -> None:
+    """``styles``/``colors`` say what a twin writes itself; asked for anything else, it
+    refuses (the command gives that notation's Python view instead)."""
+    from sockcap.pipeline.contract import Style
+
+    assert Style.WIRESHARK in engine_twin.styles
+    pipeline = Pipeline(keep=False, port=0, limit=0)
+    EngineRun(engine_twin, pipeline, hex_=False)  # the Wireshark-style text: every twin's
+    for style in Style:
+        for color in (False, True):
+            if style in engine_twin.styles and (engine_twin.colors or not color):
+                continue
+            with pytest.raises(ValueError, match="not written by this engine"):
+                EngineRun(engine_twin, Pipeline(keep=False, port=0, limit=0), hex_=False,
+                          style=style, color=color)

@@ -26,6 +26,7 @@ from sockcap.output import Output
 from sockcap.pcapfile.reader import CaptureReader, open_capture
 from sockcap.pcapfile.source import open_input
 from sockcap.pipeline import Pipeline
+from sockcap.pipeline.contract import Style
 from sockcap.pipeline.engine import EngineRun
 from sockcap.render.packets import PacketView
 from sockcap.speedups import engine_class
@@ -95,9 +96,13 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
         stack.callback(progress.stop)
         # the plain Wireshark-style text (and --hex) is every engine's own; any other view
         # is handed each packet the engine filed and annotated (the same loop)
-        own = not (output.color or filters or explain or json_ or style != "wireshark")
+        cls = engine_class()
+        notation = Style.JSON if json_ else Style.TCPDUMP if style == "tcpdump" else Style.WIRESHARK
+        own = (not (filters or explain) and notation in cls.styles
+               and (cls.colors or not output.color))
         packet_view = None if own else _view_of(view, output)
-        run = EngineRun(engine_class(), pipeline, hex_=hex_, view=packet_view, clock=pipeline)
+        run = EngineRun(cls, pipeline, hex_=hex_, view=packet_view, clock=pipeline,
+                        style=notation if own else Style.WIRESHARK, color=own and output.color)
         if not output.color:
             # The plain path makes no reference cycles (records, conversations,
             # strings): the cyclic collector would only walk the conversations kept,

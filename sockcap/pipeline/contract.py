@@ -38,6 +38,7 @@ Pure: :func:`c_header` returns the header's text; the script writes it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import IntEnum
 from typing import Any
 
 from sockcap.analysis import conversation, direction, expert
@@ -104,8 +105,23 @@ TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "FROM_SERVER": (timeline.FROM_SERVER, ("client", "server")),
 }
 
+
+
+class Style(IntEnum):
+    """The notations of ``show`` (``Engine(style=)``). An engine lists those it writes itself
+    in its class attribute ``styles`` (and ``colors``: whether it writes colour itself);
+    any other is a Python view it is handed (``view=``). The pure twin writes only the
+    Wireshark-style text itself: its JSON and tcpdump notation are the Python views, the
+    reference the C twin's own are compared with byte for byte."""
+
+    WIRESHARK = 0
+    JSON = 1
+    TCPDUMP = 2
+
+
 # Numbers both sides use, each from its one Python definition.
 CONSTANTS: dict[str, int] = {
+    **{f"STYLE_{style.name}": int(style) for style in Style},
     **{f"F_{flag.name}": int(flag) for flag in TcpFlags},
     "ECN_BITS": conversation.ECN_BITS,
     **{name: getattr(expert, name) for name in dir(expert)

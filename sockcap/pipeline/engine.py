@@ -47,7 +47,11 @@ conversation while anything holds it, as views compare conversations by identity
 tests/test_engine.py hands both twins' records to one recording view and requires them
 equal. The command's loop is the same whichever view runs; what a view costs per packet
 on each twin is in bench/RESULTS.md. A view that moves into C stops being handed over,
-and nothing else changes.
+and nothing else changes: each twin lists the notations it writes itself in its class
+attribute ``styles`` (:class:`~sockcap.pipeline.contract.Style`) and ``colors``, and a
+command asks for one with ``style=``/``color=`` only when the class lists it (otherwise it
+gives the Python view; the pure twin's JSON and tcpdump notation are those views, the
+reference).
 
 Pure: no I/O; text leaves through the ``write`` callback a command gives.
 """
@@ -70,7 +74,7 @@ from sockcap.decode.icmp import decode_icmp
 from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, RawFrame
 from sockcap.i18n import _
 from sockcap.pipeline import Pipeline
-from sockcap.pipeline.contract import COUNTED_KINDS, engine_words
+from sockcap.pipeline.contract import COUNTED_KINDS, Style, engine_words
 from sockcap.render.timeline import icmp_info, packet_where, proto_name
 
 CHUNK = 1 << 20  # bytes of text handed out at a time
@@ -144,14 +148,19 @@ class PureEngine:
     """
 
     reads_records = False
+    styles = frozenset({Style.WIRESHARK})  # the rest are the Python views, the reference
+    colors = False
 
     def __init__(self, *, analyze: bool, keep: bool, port: int, limit: int, hex: bool,
                  render: bool = True, target_proto: int = -1, target_stream: int = -1,
                  view: Callable[[Annotated], str | None] | None = None,
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
-                 **words: Any) -> None:
+                 style: int = Style.WIRESHARK, color: bool = False, **words: Any) -> None:
         from sockcap.render.packets import PacketView
 
+        if style not in self.styles or (color and not self.colors):
+            raise ValueError(f"style {style}{' with colour' if color else ''}: not written "
+                             "by this engine (see styles)")
         # keep=True (stats): the conversations are forgotten as show's are, each leaving
         # its packed stats row (RowStore); a table of them all cost ~2.5 kB each
         self.tracker = ConversationTracker(analyze=analyze, keep=False)
@@ -270,13 +279,16 @@ class EngineRun:
                  render: bool = True, target: tuple[int, int] = (-1, -1),
                  view: Callable[[Annotated], str | None] | None = None,
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
-                 keep: bool | None = None) -> None:
+                 keep: bool | None = None, style: int = Style.WIRESHARK,
+                 color: bool = False) -> None:
         self.pipeline = pipeline
         tracker = pipeline.tracker
         keep = tracker.keep if keep is None else keep  # the engine's: stats rows or none
         if tracker.on_forget is not None:
             raise ValueError(_("the compiled loop hands no conversation to on_forget"))
         extra: dict[str, Any] = {} if view is None else {"view": view, "clock": clock}
+        if style != Style.WIRESHARK or color:  # an engine's own notation (engine.styles)
+            extra.update(style=int(style), color=color)
         if on_forget is not None:
             extra["on_forget"] = on_forget
         self.engine = engine_class(
