@@ -159,8 +159,9 @@ class PureEngine:
         from sockcap.render.packets import PacketView
 
         if style not in self.styles or (color and not self.colors):
-            raise ValueError(f"style {style}{' with colour' if color else ''}: not written "
-                             "by this engine (see styles)")
+            raise ValueError(_("style {style}{colour}: not written by this engine (see "
+                               "styles)").format(style=style,
+                                                 colour=_(" with colour") if color else ""))
         # keep=True (stats): the conversations are forgotten as show's are, each leaving
         # its packed stats row (RowStore); a table of them all cost ~2.5 kB each
         self.tracker = ConversationTracker(analyze=analyze, keep=False)
