@@ -9,6 +9,11 @@ command line, else from the environment (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES
 click's own messages ("Usage:", "Show this message and exit.", "No such option") come
 from ``gettext.gettext``, the module's global domain: for a translated language it is
 pointed at the ``click`` catalogue shipped beside sockcap's own.
+
+Three answers skip click's start-up (``import click`` alone costs more than the rest of
+them): the plain forms of ``sockcap show`` (:mod:`sockcap.commands.quick`) and the group's
+own ``--help`` and ``--version`` (:mod:`sockcap.commands.toplevel`); each is held to
+click's result by ``tests/test_startup.py``.
 """
 
 from __future__ import annotations
@@ -69,8 +74,39 @@ def main() -> None:
             gc.enable()
             guarded(lambda: quick.show(params))
             return
+    else:
+        # `sockcap --help` and `--version` are written without click as well
+        from sockcap.commands import toplevel
+
+        request = toplevel.group_request(args)
+        if request is not None:
+            from sockcap.exits import guarded
+            from sockcap.output import prepare_std_streams
+
+            prepare_std_streams()
+            guarded(lambda: _answer(request, lang))
+            return
+    through_click(lang)
+
+
+def through_click(lang: str) -> None:
+    """The command line (sys.argv) read and run by click, in ``lang``."""
     translate_click(lang)
     from sockcap.cli import main as cli_main
 
     gc.enable()
     cli_main()
+
+
+def _answer(request: str, lang: str) -> None:
+    """``sockcap --help`` or ``--version`` (what :func:`sockcap.commands.toplevel.group_request`
+    found asked), written as click.echo writes it: the text, a newline, flushed."""
+    from sockcap.commands import toplevel
+
+    text = (toplevel.version_line() if request == "version" else
+            toplevel.help_page(lang, toplevel.help_width(toplevel.terminal_columns())))
+    if not text.isascii():  # click's echo chooses the bytes of other characters itself
+        through_click(lang)
+        return
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
