@@ -19,7 +19,6 @@ click's result by ``tests/test_startup.py``.
 from __future__ import annotations
 
 import gc
-import gettext
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -47,6 +46,8 @@ def translate_click(lang: str) -> None:
     domain, and the language from the environment, where ``--lang`` puts it)."""
     if lang == "en":
         return
+    import gettext  # here: an English start imports no gettext (sockcap.i18n says why)
+
     gettext.bindtextdomain(CLICK_DOMAIN, str(LOCALE_DIR))
     gettext.textdomain(CLICK_DOMAIN)
     os.environ["LANGUAGE"] = lang

@@ -17,16 +17,35 @@ JSON keys and values, golden codes and exit codes never depend on the language.
 
 from __future__ import annotations
 
-import gettext
 import os
 from collections.abc import Mapping
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    import gettext
 
 DOMAIN = "sockcap"
 # a plain path (os.path, not pathlib): every command imports this module first, and
 # pathlib costs a few milliseconds of start-up (urllib.parse, ipaddress, fnmatch)
 LOCALE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale")
 
-_translation: gettext.NullTranslations = gettext.NullTranslations()
+
+
+class _Written:
+    """The messages as written in the code: what gettext's NullTranslations gives, without
+    importing gettext (it imports re: a few per cent of an English command's start-up,
+    bench/startup_bench.py); gettext is imported when a catalogue is loaded."""
+
+    @staticmethod
+    def gettext(message: str) -> str:
+        return message
+
+    @staticmethod
+    def ngettext(singular: str, plural: str, n: int) -> str:
+        return singular if n == 1 else plural
+
+
+_translation: gettext.NullTranslations | _Written = _Written()
 _language = "en"
 
 
@@ -92,10 +111,12 @@ def use_language(lang: str) -> str:
     code = lang.split(".")[0].split("_")[0].lower()
     path = _catalogue(code)
     if code != "en" and os.path.isfile(path):
+        import gettext
+
         with open(path, "rb") as f:
             _translation = gettext.GNUTranslations(f)
         _language = code
     else:
-        _translation = gettext.NullTranslations()
+        _translation = _Written()
         _language = "en"
     return _language

@@ -147,15 +147,16 @@ def help_width(columns: int) -> int:
 def help_page(lang: str, width: int) -> str:
     """``sockcap --help`` at ``width`` (click's page: usage, help text, options,
     commands), in the language in use (sockcap's words) and ``lang``'s click words."""
-    import gettext
-
     from sockcap.i18n import LOCALE_DIR, _, available_languages
 
-    click_words: gettext.NullTranslations = gettext.NullTranslations()
+    def words(message: str) -> str:
+        return message
+
     if lang != "en":  # click's catalogue, found as click finds it (sockcap.entry)
-        click_words = gettext.translation("click", LOCALE_DIR, languages=[lang],
-                                          fallback=True)
-    words = click_words.gettext
+        import gettext
+
+        words = gettext.translation("click", LOCALE_DIR, languages=[lang],
+                                    fallback=True).gettext
     out: list[str] = []
     # Command.format_usage: HelpFormatter.write_usage
     prefix = f"{words('Usage:')} sockcap "
