@@ -60,12 +60,13 @@ def main() -> None:
     gc.disable()
     args = sys.argv[1:]
     lang = use_language(language_asked(args, os.environ))
-    if args[:1] == ["show"]:
+    command = args[_group_options(args, lang):]
+    if command[:1] == ["show"]:
         # the plain forms of the most used command skip click's start-up
         # (sockcap.commands.quick says why and how it stays in step with cli.py)
         from sockcap.commands import quick
 
-        params = quick.show_params(args[1:])
+        params = quick.show_params(command[1:])
         if params is not None:
             import sockcap.commands.show  # noqa: F401  (imported with the collector off)
             from sockcap.exits import guarded
@@ -88,6 +89,16 @@ def main() -> None:
             guarded(lambda: _answer(request, lang))
             return
     through_click(lang)
+
+
+def _group_options(args: Sequence[str], lang: str) -> int:
+    """How many arguments before the command are the group's ``--lang L`` (0, 1 or 2),
+    when L is the language in use (so a valid choice: click would take it as it is)."""
+    if args[:1] == ["--lang"] and args[1:2] == [lang]:
+        return 2
+    if args[:1] == [f"--lang={lang}"]:
+        return 1
+    return 0
 
 
 def through_click(lang: str) -> None:

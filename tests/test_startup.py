@@ -265,3 +265,17 @@ def test_help_on_a_terminal_is_clicks(columns: int) -> None:
     ours = _on_a_terminal([sys.executable, "-m", "sockcap", "--help"], columns)
     clicks = _on_a_terminal([sys.executable, "-c", THROUGH_CLICK, "--help"], columns)
     assert ours == clicks and b"Commands:" in ours
+
+
+@pytest.mark.parametrize("lang_args", [["--lang", "id"], ["--lang=id"], ["--lang", "en"]])
+def test_show_after_the_group_language_is_read_without_click(lang_args: list[str]) -> None:
+    """``sockcap --lang id show FILE``: the quick reading, the same bytes as click's."""
+    names, _out = imported(*lang_args, "show", PCAP)
+    assert "click" not in names
+    env = dict(os.environ, NO_COLOR="1")
+    for args in ([*lang_args, "show", PCAP, "--hex"], [*lang_args, "show", PCAP, "-c", "0"],
+                 [*lang_args, "show", "--json", PCAP]):
+        ours = _run([sys.executable, "-m", "sockcap", *args], env)
+        clicks = _run([sys.executable, "-c", THROUGH_CLICK, *args], env)
+        assert ours == clicks, args
+        assert ours[0] == (2 if "0" in args else 0), ours[2]
