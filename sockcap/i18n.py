@@ -65,8 +65,8 @@ class SortedCatalogue:
 
         self._data = data
         self._entry = struct.Struct(order + "II")
-        self._count, self._originals, self._translations = struct.unpack_from(
-            order + "III", data, 8)
+        header: tuple[int, int, int] = struct.unpack_from(order + "III", data, 8)
+        self._count, self._originals, self._translations = header
         self._found: dict[str | tuple[str, int], str | None] = {}
         self.plural = _plural_rule(self._translated(0) if self._original(0) == b"" else "")
 

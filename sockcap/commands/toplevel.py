@@ -16,6 +16,10 @@ from collections.abc import Sequence
 
 from sockcap.i18n import N_
 
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    import textwrap  # imported where a page is written: it imports re
+
 GROUP_HELP = N_("See what a socket program really puts on the wire.\n\n"
                 "\b\n"
                 "sockcap run --capture\n"
@@ -132,10 +136,12 @@ def terminal_columns() -> int:
     except (KeyError, ValueError):
         columns = 0
     if columns <= 0:
+        stdout = sys.__stdout__
         try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+            columns = 80 if stdout is None else os.get_terminal_size(stdout.fileno()).columns
         except (AttributeError, ValueError, OSError):
             columns = 80
+        columns = columns or 80
     return columns
 
 
@@ -254,10 +260,10 @@ def _wrap(text: str, width: int, initial: str = "", subsequent: str = "",
     return "\n\n".join(parts)
 
 
-_WRAPPER: list[type] = []
+_WRAPPER: list[type[textwrap.TextWrapper]] = []
 
 
-def _wrapper_class() -> type:
+def _wrapper_class() -> type[textwrap.TextWrapper]:
     """textwrap's TextWrapper with click's rule for a word longer than the line (cut
     where the line ends, not at a hyphen); made when first used (textwrap imports re)."""
     if not _WRAPPER:
