@@ -108,6 +108,7 @@ def main() -> None:
             "python3 -c pass": [sys.executable, "-c", "pass"],
             "tcpdump -nn -r ONE": ["tcpdump", "-nn", "-r", str(one)],
             "sockcap show ONE": [*sockcap_argv(), "show", str(one)],
+            "sockcap --lang id show ONE": [*sockcap_argv(), "--lang", "id", "show", str(one)],
             "sockcap --help": [*sockcap_argv(), "--help"],
         }
         if shutil.which("tcpdump") is None:

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 import click
 from click.core import ParameterSource
 
-from sockcap import __version__
 from sockcap.commands.options import (
     COUNT,
     PORT,
@@ -26,45 +25,23 @@ from sockcap.commands.options import (
     output_options,
     refuse_together,
 )
+from sockcap.commands.toplevel import (
+    COMMANDS_METAVAR,
+    DEBUG_HELP,
+    DECLARED_COMMANDS,
+    GROUP_HELP,
+    LANG_HELP,
+    LAZY_COMMANDS,
+    OPTIONS_METAVAR,
+    VERSION_HELP,
+)
 from sockcap.errors import ExitCode
 from sockcap.exits import fail, guarded
 from sockcap.i18n import N_, _, available_languages, language, ngettext, use_language
 from sockcap.output import prepare_std_streams
 
-# Commands defined in their own module under sockcap.commands, loaded when used. One line
-# each: name -> ("module:attribute", its one-line summary). The summaries are here, not in
-# the modules, so that `sockcap --help` lists the commands without importing any of them
-# (start-up: bench/startup_bench.py); LazyGroup.get_command gives each its summary.
-LAZY_COMMANDS: dict[str, tuple[str, str]] = {
-    "capture": ("sockcap.commands.capture:capture",
-        N_("Capture live (or while a command runs) and show it.")),
-    "check": ("sockcap.commands.check:check",
-        N_("Run your server (and client) and say what is wrong.")),
-    "grade": ("sockcap.commands.grade:grade",
-        N_("Build, check and score every submission.")),
-    "interfaces": ("sockcap.commands.interfaces:interfaces",
-        N_("List the network interfaces.")),
-    "follow": ("sockcap.commands.follow:follow",
-        N_("Show the bytes each side sent (Follow TCP Stream).")),
-    "stats": ("sockcap.commands.stats:stats",
-        N_("Conversations and protocol totals of a capture.")),
-    "diagram": ("sockcap.commands.diagram:diagram",
-        N_("Draw one conversation as a ladder or a graph.")),
-    "report": ("sockcap.commands.report:report",
-        N_("Write a self-contained HTML report of a capture.")),
-    "lab": ("sockcap.commands.lab:lab",
-        N_("TCP against UDP over a lossy, slow link, captured at both ends.")),
-    "export": ("sockcap.commands.export:export",
-        N_("Write capture files as Parquet tables.")),
-    "query": ("sockcap.commands.query:query",
-        N_("Run SQL over exported tables (DuckDB).")),
-    "quiz": ("sockcap.commands.learn:quiz",
-        N_("Predict the next packet of a real capture, and learn why.")),
-    "exercise": ("sockcap.commands.learn:exercise",
-        N_("Write a printable worksheet (and its key) from a capture.")),
-    "step": ("sockcap.commands.learn:step",
-        N_("Step through a connection packet by packet, with TCP states.")),
-}
+# the group's words (its help, its options' help, every command's summary) live in
+# sockcap.commands.toplevel: `sockcap --help` is also written from them without click
 
 
 # click's own words (its catalogue, sockcap.entry.translate_click), named so that the
@@ -125,9 +102,9 @@ def localize(command: click.Command) -> click.Command:
     """Put the words click does not translate into the reader's language (once)."""
     if getattr(command, "_sockcap_words", False):
         return command
-    command.options_metavar = _("[OPTIONS]")
+    command.options_metavar = _(OPTIONS_METAVAR)
     if isinstance(command, click.Group):
-        command.subcommand_metavar = _("COMMAND [ARGS]...")
+        command.subcommand_metavar = _(COMMANDS_METAVAR)
     for param in command.params:
         words = TYPE_WORDS.get(param.type.name)
         if (isinstance(param, click.Option) and param.metavar is None and not param.is_flag
@@ -141,29 +118,19 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     """``sockcap 0.1.0 (compiled (sockcap._speedups))``: the version and the path in use."""
     if not value or ctx.resilient_parsing:
         return
-    from sockcap.speedups import path_name
+    from sockcap.commands.toplevel import version_line
 
-    click.echo(f"sockcap {__version__} ({path_name()})")
+    click.echo(version_line())
     ctx.exit()
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             help=_("See what a socket program really puts on the wire.\n\n"
-                    "\b\n"
-                    "sockcap run --capture\n"
-                    "    echo server + client on loopback, captured and explained\n"
-                    "sockcap show FILE\n"
-                    "    the same timeline for any pcap/pcapng file\n"
-                    "sockcap server / client\n"
-                    "    an echo pair that talks to the classic C echo programs"))
+             help=_(GROUP_HELP))
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
-              callback=_print_version,
-              help=_("Show the version and whether the compiled fast path is in use."))
-@click.option("--debug", is_flag=True, help=_("Show tracebacks for errors."))
+              callback=_print_version, help=_(VERSION_HELP))
+@click.option("--debug", is_flag=True, help=_(DEBUG_HELP))
 @click.option("--lang", type=click.Choice(available_languages()), metavar="LANG",
-              help=_("Language of the messages: {languages} (default: from LANGUAGE, LC_ALL, "
-                     "LC_MESSAGES or LANG, e.g. LANG=id_ID.UTF-8).").format(
-                  languages=", ".join(available_languages())))
+              help=_(LANG_HELP).format(languages=", ".join(available_languages())))
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, lang: str | None) -> None:
     # the help text is the group's help= (translated); the language was chosen by
@@ -191,7 +158,7 @@ def _require_capture(ctx: click.Context) -> None:
             len(given)).format(options=", ".join(given)), ctx)
 
 
-@cli.command(short_help=_("Echo server and client on loopback, captured with --capture."),
+@cli.command(short_help=_(DECLARED_COMMANDS["run"]),
              help=_("Start an echo server and client on loopback and run an exchange (with --capture: "
                     "show every packet).\n\n"
                     "The timeline options (--json, --hex, --style, --follow, --explain, --diagram, "
@@ -240,7 +207,7 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
                 echo_check=not no_echo_check, scenario=scenario, kernel=kernel)
 
 
-@cli.command(short_help=_("Run an echo server."),
+@cli.command(short_help=_(DECLARED_COMMANDS["server"]),
              help=_("Run an echo server (Ctrl-C stops it: exit code 130; SIGTERM: 143)."))
 @click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
 @click.option("--host", default="127.0.0.1", show_default=True, callback=host_address, help=_("Address to bind (0.0.0.0 to accept other machines)."))
@@ -258,7 +225,7 @@ def server(udp: bool, host: str, port: int, max_clients: int, idle_timeout: floa
     sys.exit(code)
 
 
-@cli.command(short_help=_("Send messages to an echo server, print each reply."),
+@cli.command(short_help=_(DECLARED_COMMANDS["client"]),
              help=_("Send messages to an echo server and print each reply (\"quit\" ends)."))
 @click.option("--udp", is_flag=True, help=_("UDP instead of TCP."))
 @click.option("--host", default="127.0.0.1", show_default=True, callback=host_address, help=_("Address of the server."))
@@ -279,7 +246,7 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
     sys.exit(code)
 
 
-@cli.command(short_help=_("Print the timeline of a pcap or pcapng file."),
+@cli.command(short_help=_(DECLARED_COMMANDS["show"]),
              help=_("Print the timeline of a pcap or pcapng file ('-' reads stdin)."))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("-c", "count", type=COUNT, default=None, help=_("Show only the first N packets."))

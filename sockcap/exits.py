@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import NoReturn
 
 from sockcap.errors import ExitCode, SockcapError
+
+# typing for the type checker only (it takes TYPE_CHECKING as true): importing typing
+# costs more than this module's work on the start-up paths that use it (`sockcap --help`)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def fail(message: str, code: int) -> NoReturn:

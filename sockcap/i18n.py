@@ -17,16 +17,147 @@ JSON keys and values, golden codes and exit codes never depend on the language.
 
 from __future__ import annotations
 
-import gettext
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    import gettext
 
 DOMAIN = "sockcap"
 # a plain path (os.path, not pathlib): every command imports this module first, and
 # pathlib costs a few milliseconds of start-up (urllib.parse, ipaddress, fnmatch)
 LOCALE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale")
 
-_translation: gettext.NullTranslations = gettext.NullTranslations()
+
+
+class _Written:
+    """The messages as written in the code: what gettext's NullTranslations gives, without
+    importing gettext (it imports re: a few per cent of an English command's start-up,
+    bench/startup_bench.py); gettext is imported when a catalogue is loaded."""
+
+    @staticmethod
+    def gettext(message: str) -> str:
+        return message
+
+    @staticmethod
+    def ngettext(singular: str, plural: str, n: int) -> str:
+        return singular if n == 1 else plural
+
+
+MO_MAGIC = 0x950412DE  # a compiled catalogue's first word, in the writer's byte order
+
+
+class SortedCatalogue:
+    """A compiled catalogue (``.mo``) searched where a message is looked up, not decoded
+    whole: gettext's GNUTranslations decodes all of its ~1,000 entries when it loads (a
+    few ms of every Indonesian start, bench/startup_bench.py), and a command looks up a
+    few dozen. The format keeps the original strings sorted (GNU gettext's manual, "The
+    Format of GNU MO Files"; Babel writes them so, and ``tests/test_catalogue.py`` checks
+    the package's catalogues are), so a lookup is a binary search, and what it finds is
+    kept. The answers are GNUTranslations' for every message (the same test asks both):
+    a plural entry answers ``gettext`` with its form for 1, a message without a
+    translation is given back as it is. A catalogue that is not UTF-8
+    is left to GNUTranslations (:meth:`of`)."""
+
+    def __init__(self, data: bytes, order: str) -> None:
+        import struct
+
+        self._data = data
+        self._entry = struct.Struct(order + "II")
+        header: tuple[int, int, int] = struct.unpack_from(order + "III", data, 8)
+        self._count, self._originals, self._translations = header
+        self._found: dict[str | tuple[str, int], str | None] = {}
+        self.plural = _plural_rule(self._translated(0) if self._original(0) == b"" else "")
+
+    @classmethod
+    def of(cls, data: bytes) -> SortedCatalogue | gettext.GNUTranslations:
+        """The catalogue in ``data``: searched in place when it is a UTF-8 catalogue, else
+        read by gettext (which also says what is wrong with a damaged one)."""
+        import struct
+
+        order = {MO_MAGIC.to_bytes(4, "little"): "<", MO_MAGIC.to_bytes(4, "big"): ">"}
+        if data[:4] in order:
+            try:
+                catalogue = cls(data, order[data[:4]])
+                header = catalogue._translated(0) if catalogue._original(0) == b"" else ""
+            except (struct.error, IndexError, UnicodeDecodeError):
+                header = ""
+            if "charset=utf-8" in header.lower().replace(" ", ""):
+                return catalogue
+        import gettext
+        import io
+
+        return gettext.GNUTranslations(io.BytesIO(data))
+
+    def _original(self, i: int) -> bytes:
+        length, offset = self._entry.unpack_from(self._data, self._originals + 8 * i)
+        return self._data[offset:offset + length]
+
+    def _translated(self, i: int) -> str:
+        length, offset = self._entry.unpack_from(self._data, self._translations + 8 * i)
+        return self._data[offset:offset + length].decode("utf-8")
+
+    def _search(self, key: bytes) -> int:
+        """The index of the entry whose message (its singular, for a plural entry) is
+        ``key``, or -1."""
+        low, high = 0, self._count
+        while low < high:
+            mid = (low + high) // 2
+            found = self._original(mid).split(b"\0", 1)[0]
+            if found < key:
+                low = mid + 1
+            elif found > key:
+                high = mid
+            else:
+                return mid
+        return -1
+
+    def gettext(self, message: str) -> str:
+        try:
+            text = self._found[message]
+        except KeyError:
+            i = self._search(message.encode("utf-8"))
+            text = None if i < 0 else self._translated(i)
+            if text is not None and b"\0" in self._original(i):  # gettext's: the form of 1
+                forms, one = text.split("\0"), self.plural(1)
+                text = forms[one] if 0 <= one < len(forms) else None
+            self._found[message] = text
+        return message if text is None else text
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        form = self.plural(n)
+        try:
+            text = self._found[(singular, form)]
+        except KeyError:
+            i = self._search(singular.encode("utf-8"))
+            text = None
+            if i >= 0 and b"\0" in self._original(i):
+                forms = self._translated(i).split("\0")
+                text = forms[form] if 0 <= form < len(forms) else None
+            self._found[(singular, form)] = text
+        if text is None:
+            return singular if n == 1 else plural
+        return text
+
+
+def _plural_rule(header: str) -> Callable[[int], int]:
+    """The catalogue's rule from its Plural-Forms header as gettext reads it (a number,
+    as Indonesian's ``plural=0``, without importing gettext), English's without one."""
+    for line in header.splitlines():
+        name, _sep, value = line.partition(":")
+        if name.strip().lower() == "plural-forms":
+            rule = value.split(";")[1].split("plural=")[1]
+            if rule.strip().isdigit():
+                form = int(rule)
+                return lambda n: form
+            import gettext
+
+            return gettext.c2py(rule)
+    return lambda n: int(n != 1)
+
+
+_translation: SortedCatalogue | gettext.GNUTranslations | _Written = _Written()
 _language = "en"
 
 
@@ -93,9 +224,10 @@ def use_language(lang: str) -> str:
     path = _catalogue(code)
     if code != "en" and os.path.isfile(path):
         with open(path, "rb") as f:
-            _translation = gettext.GNUTranslations(f)
+            data = f.read()
+        _translation = SortedCatalogue.of(data)
         _language = code
     else:
-        _translation = gettext.NullTranslations()
+        _translation = _Written()
         _language = "en"
     return _language

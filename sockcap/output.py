@@ -11,7 +11,12 @@ import io
 import os
 import sys
 from collections.abc import Iterable, Mapping
-from typing import Any, TextIO
+
+# typing for the type checker only (it takes TYPE_CHECKING as true): importing typing
+# costs more than this module's work on the start-up paths that use it (`sockcap --help`)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 BATCH_CHARS = 1 << 18  # characters written at once by Output.text (a few thousand lines)
 ASCII_ERRORS = "sockcap-ascii"  # the codec error handler for streams that cannot encode "→"

@@ -26,10 +26,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from sockcap.errors import MissingExtensionError
 from sockcap.i18n import _
+
+# typing for the type checker only (it takes TYPE_CHECKING as true): importing typing
+# costs more than this module's work on the start-up paths that use it (`sockcap --help`)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _FLAGS_PURE = ("SOCKCAP_PURE", "SOCKCAP_NO_EXTENSIONS")
 

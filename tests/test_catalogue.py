@@ -170,3 +170,52 @@ def test_every_code_reads_in_indonesian() -> None:
     finally:
         i18n.use_language("en")
     assert phase_text(Phase.TEARDOWN) == "teardown"
+
+
+def _mo_files() -> list[Path]:
+    return sorted((PACKAGE / "locale").glob("*/LC_MESSAGES/*.mo"))
+
+
+@pytest.mark.parametrize("path", _mo_files(), ids=lambda p: f"{p.parts[-3]}/{p.name}")
+def test_the_searched_catalogue_answers_as_gettext_does(path: Path) -> None:
+    """sockcap.i18n.SortedCatalogue (a binary search in the compiled file) gives
+    GNUTranslations' answer for every message the catalogue holds, for words it does not
+    hold, for a plural entry asked without its count and a plain one asked with one."""
+    import gettext
+    import io
+
+    from sockcap.i18n import SortedCatalogue
+
+    data = path.read_bytes()
+    searched = SortedCatalogue.of(data)
+    assert isinstance(searched, SortedCatalogue)
+    read = gettext.GNUTranslations(io.BytesIO(data))
+    with path.with_suffix(".po").open("rb") as f:
+        catalog = babel_pofile.read_po(f)
+    asked = 0
+    for message in catalog:
+        if not message.id:
+            continue
+        ids = message.id if isinstance(message.id, tuple) else (message.id, message.id + "s")
+        for n in (0, 1, 2, 5, 21):
+            assert searched.ngettext(ids[0], ids[1], n) == read.ngettext(ids[0], ids[1], n)
+        assert searched.gettext(ids[0]) == read.gettext(ids[0])
+        assert searched.gettext(ids[0]) == read.gettext(ids[0])  # the kept answer
+        asked += 1
+    assert asked > (100 if path.stem == "sockcap" else 10)
+    for absent in ("", "no such message", "\0", "zzz", " "):
+        assert searched.gettext(absent) == read.gettext(absent)
+        assert searched.ngettext(absent, "p", 3) == read.ngettext(absent, "p", 3)
+
+
+@pytest.mark.parametrize("path", _mo_files(), ids=lambda p: f"{p.parts[-3]}/{p.name}")
+def test_compiled_catalogues_keep_their_originals_sorted(path: Path) -> None:
+    """What SortedCatalogue's binary search needs (the .mo format's own rule)."""
+    import struct
+
+    data = path.read_bytes()
+    count, originals = struct.unpack_from("<II", data, 8)
+    keys = [data[offset:offset + length] for length, offset in
+            (struct.unpack_from("<II", data, originals + 8 * i) for i in range(count))]
+    assert data[:4] == (0x950412DE).to_bytes(4, "little")
+    assert keys == sorted(keys) and len(set(keys)) == len(keys) > 10

@@ -4,6 +4,7 @@ figures are bench/startup_bench.py's), and the click-free reading of ``sockcap s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,12 +65,14 @@ def test_show_in_another_form_goes_through_click() -> None:
     assert "click" in names and "SYN" in out
 
 
-def test_help_imports_no_command_module() -> None:
+def test_help_imports_no_command_module_and_no_click() -> None:
     names, out = imported("--help")
     assert "export" in out and "Commands" in out
     commands = sorted(n for n in names if n.startswith("sockcap.commands."))
-    assert commands == ["sockcap.commands.options"]
-    assert sorted(n for n in HEAVY if n in names) == []
+    assert commands == ["sockcap.commands.toplevel"]
+    assert sorted(n for n in (*HEAVY, "click", "typing", "shutil", "inspect") if n in names) == []
+    names, out = imported("--version")
+    assert out.startswith("sockcap ") and "click" not in names
 
 
 def test_help_lists_every_command_with_its_summary_in_indonesian() -> None:
@@ -133,3 +136,146 @@ def test_quick_reading_is_clicks_on_any_command_line(args: list[str]) -> None:
     got = quick.show_params(args)
     if got is not None:
         assert got == _click_params(args)
+
+
+# -- `sockcap --help` and `--version` without click: click's bytes --------------------------
+
+# click's route for a command line, in the language sockcap.entry would choose
+THROUGH_CLICK = ("import os, sys\n"
+                 "from sockcap import entry, i18n\n"
+                 "entry.through_click(i18n.use_language("
+                 "entry.language_asked(sys.argv[1:], os.environ)))\n")
+# both pages at every width click's HelpFormatter can take (50..78), in one language
+PAGES = ("import json, sys\n"
+         "from sockcap import entry, i18n\n"
+         "lang = i18n.use_language(sys.argv[1])\n"
+         "entry.translate_click(lang)\n"
+         "from sockcap.cli import cli\n"
+         "from sockcap.commands import toplevel\n"
+         "pages = {}\n"
+         "for width in range(50, 79):\n"
+         "    ctx = cli.make_context('sockcap', [], resilient_parsing=True,"
+         " terminal_width=width)\n"
+         "    pages[width] = [cli.get_help(ctx), toplevel.help_page(lang, width)]\n"
+         "print(json.dumps(pages))\n")
+
+
+def _run(argv: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    result = subprocess.run(argv, capture_output=True, timeout=120, env=env)
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("lang", ["en", "id"])
+def test_help_page_is_clicks_at_every_width(lang: str) -> None:
+    result = subprocess.run([sys.executable, "-c", PAGES, lang], capture_output=True,
+                            text=True, timeout=120, check=True)
+    pages = json.loads(result.stdout)
+    assert len(pages) == 29
+    for width, (clicks, ours) in pages.items():
+        assert ours == clicks, f"width {width}"
+    if lang == "id":
+        assert "Penggunaan: sockcap [OPSI] PERINTAH [ARG]..." in pages["78"][1]
+
+
+GROUP_LINES = [["--help"], ["-h"], [], ["--version"], ["--lang", "id", "--help"],
+               ["--help", "--lang=id"], ["--lang", "en", "-h"], ["--lang", "id", "--version"],
+               # what the quick reading leaves to click: the same bytes by construction
+               ["--lang", "xx", "--help"], ["--lang", "id"], ["--debug", "--help"],
+               ["--lang", "id", "--lang", "en", "--help"], ["--help", "--version"]]
+ENVS = [{}, {"COLUMNS": "40"}, {"COLUMNS": "66"}, {"COLUMNS": "200"}, {"COLUMNS": "x"},
+        {"LANG": "id_ID.UTF-8"}, {"LANGUAGE": "id", "COLUMNS": "59"}, {"LC_ALL": "C"},
+        {"SOCKCAP_PURE": "1"}]
+
+
+@pytest.mark.parametrize("env", ENVS, ids=lambda e: " ".join(f"{k}={v}" for k, v in e.items())
+                         or "(plain)")
+def test_group_help_and_version_are_clicks_bytes(env: dict[str, str]) -> None:
+    """``sockcap`` with each command line the group answers itself, against the same
+    command line through click: stdout, stderr and exit code the same bytes."""
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("COLUMNS", "LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES")}
+    full = {**base, **env}
+    for args in GROUP_LINES:
+        ours = _run([sys.executable, "-m", "sockcap", *args], full)
+        clicks = _run([sys.executable, "-c", THROUGH_CLICK, *args], full)
+        assert ours == clicks, args
+
+
+def test_group_request_reads_only_what_it_answers() -> None:
+    from sockcap.commands.toplevel import group_request
+
+    assert group_request([]) == "help"
+    assert group_request(["-h"]) == group_request(["--lang=id", "--help"]) == "help"
+    assert group_request(["--version", "--lang", "en"]) == "version"
+    for args in (["--lang", "id"], ["--lang"], ["--lang", "xx", "--help"], ["--help", "-h"],
+                 ["show", "--help"], ["--", "--help"], ["--debug", "--help"], ["--helpx"],
+                 ["--lang", "id", "--lang", "id", "--help"], ["--lang", "--help"]):
+        assert group_request(args) is None, args
+
+
+@pytest.mark.parametrize("columns", [None, "", "0", "-3", "x", "1", "52", "79", "80", "81",
+                                     "500"])
+def test_terminal_columns_are_shutils(columns: str | None,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from sockcap.commands.toplevel import help_width, terminal_columns
+
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    assert terminal_columns() == shutil.get_terminal_size().columns
+    assert 50 <= help_width(terminal_columns()) <= 78
+
+
+def _on_a_terminal(argv: list[str], columns: int) -> bytes:
+    """What ``argv`` writes to a real terminal (a pty) ``columns`` wide, COLUMNS unset."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(argv, stdout=slave, stderr=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            ready, _w, _x = select.select([master], [], [], 60)
+            assert ready, "no output from the terminal in 60 s"
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the writer closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+        assert proc.wait(timeout=60) == 0
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("columns", [45, 64, 120])
+def test_help_on_a_terminal_is_clicks(columns: int) -> None:
+    ours = _on_a_terminal([sys.executable, "-m", "sockcap", "--help"], columns)
+    clicks = _on_a_terminal([sys.executable, "-c", THROUGH_CLICK, "--help"], columns)
+    assert ours == clicks and b"Commands:" in ours
+
+
+@pytest.mark.parametrize("lang_args", [["--lang", "id"], ["--lang=id"], ["--lang", "en"]])
+def test_show_after_the_group_language_is_read_without_click(lang_args: list[str]) -> None:
+    """``sockcap --lang id show FILE``: the quick reading, the same bytes as click's."""
+    names, _out = imported(*lang_args, "show", PCAP)
+    assert "click" not in names
+    env = dict(os.environ, NO_COLOR="1")
+    for args in ([*lang_args, "show", PCAP, "--hex"], [*lang_args, "show", PCAP, "-c", "0"],
+                 [*lang_args, "show", "--json", PCAP]):
+        ours = _run([sys.executable, "-m", "sockcap", *args], env)
+        clicks = _run([sys.executable, "-c", THROUGH_CLICK, *args], env)
+        assert ours == clicks, args
+        assert ours[0] == (2 if "0" in args else 0), ours[2]

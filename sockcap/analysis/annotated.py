@@ -4,8 +4,8 @@
 view, a judge or an export reads what a record is without reading how it is made.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: with it, typing.NamedTuple compiles each
+# field's annotation string into a ForwardRef at import (start-up, bench/startup_bench.py).
 from typing import NamedTuple
 
 from sockcap.analysis.direction import Direction

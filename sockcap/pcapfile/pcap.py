@@ -11,8 +11,8 @@ file handling in :mod:`sockcap.pcapfile.writer`. Layout and limits follow libpca
 The byte order is the writer's, told by how the magic reads.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: with it, typing.NamedTuple compiles each
+# field's annotation string into a ForwardRef at import (start-up, bench/startup_bench.py).
 import struct
 from typing import NamedTuple
 

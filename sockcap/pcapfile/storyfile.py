@@ -26,7 +26,6 @@ of the file is what it was.
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import struct
@@ -72,6 +71,8 @@ def _block(btype: int, body: bytes) -> bytes:
 
 def _section(records: Sequence[Mapping[str, Any]]) -> tuple[bytes, int]:
     """The Section Header Block with the records; how many did not fit (left out)."""
+    import json  # here: `sockcap show` reads a story only when the file holds one
+
     options = [_option(OPT_SHB_USERAPPL, b"sockcap")]
     room, left_out = SECTION_ROOM, 0
     for rec in records:
@@ -158,6 +159,8 @@ def read_story(path: str) -> list[dict[str, Any]]:
         text = value.decode("utf-8", "replace")
         if code != OPT_COMMENT or not text.startswith(PREFIX):
             continue
+        import json
+
         try:
             rec = json.loads(text[len(PREFIX):])
         except ValueError:

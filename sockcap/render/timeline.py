@@ -16,7 +16,6 @@ Two notations:
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Protocol
 
@@ -66,9 +65,17 @@ def flag_names(flags: int) -> tuple[str, ...]:
     return _FLAG_NAME_TABLE[flags & 0x1FF]
 
 
-# Every combination of the nine flags, built once: a table rather than a cache that fills.
-_FLAG_NAME_TABLE = tuple(tuple(n for i, n in enumerate(FLAG_NAMES) if f >> i & 1)
-                         for f in range(512))
+def _flag_name_table() -> tuple[tuple[str, ...], ...]:
+    """Every combination of the nine flags, built once: a table rather than a cache that
+    fills. Built by doubling (the sets without flag i, then each of them with it), one
+    tuple a combination: a loop over the nine bits of each was a ms of every start."""
+    table: list[tuple[str, ...]] = [()]
+    for name in FLAG_NAMES:
+        table += [(*names, name) for names in table]
+    return tuple(table)
+
+
+_FLAG_NAME_TABLE = _flag_name_table()
 
 
 def wireshark_flags(flags: int) -> str:
@@ -145,11 +152,12 @@ def style_of(a: Annotated) -> str:
 # index per packet instead of joining names. The width holds the widest common set,
 # "[FIN, PSH, ACK]" (and "[SYN, ECE, CWR]").
 FLAG_COLUMN = 15
-WIRESHARK_FLAG_COLUMN = [f"{wireshark_flags(f):<{FLAG_COLUMN}}" for f in range(512)]
+WIRESHARK_FLAG_COLUMN = [f"[{', '.join(names) or '<None>'}]".ljust(FLAG_COLUMN)
+                         for names in _FLAG_NAME_TABLE]
 # Under Accurate ECN (RFC 9768) AE, CWR and ECE of a segment after the handshake are one
 # 3-bit counter, ACE, which Wireshark shows as a number: "[ACK, ACE=5]".
-ACE_FLAG_COLUMN = [f"{'[' + ', '.join((*flag_names(f & ~ECN_BITS), f'ACE={f >> 6 & 7}')) + ']':<{FLAG_COLUMN}}"
-              for f in range(512)]
+ACE_FLAG_COLUMN = [f"[{', '.join((*_FLAG_NAME_TABLE[f & ~ECN_BITS], f'ACE={f >> 6 & 7}'))}]"
+                   .ljust(FLAG_COLUMN) for f in range(512)]
 MOD32 = 1 << 32
 _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared when full)
 # The common lines as %-templates: printf-style formatting of a line that holds a
@@ -439,5 +447,7 @@ def json_record(a: Annotated, first_ts: int) -> dict[str, Any]:
 def json_line(a: Annotated, first_ts: int) -> str:
     """A packet as a line of ``--json``: its record with ``"type": "packet"`` first, as
     every line of a stream that also holds calls and kernel events says what it is."""
+    import json  # here: plain `show` writes no JSON, and json is ~3 % of its start-up
+
     return json.dumps({"type": "packet", **json_record(a, first_ts)}, separators=(",", ":"),
                       ensure_ascii=False)
