@@ -36,6 +36,9 @@ typedef struct JsonWords {
     PyObject *icmp;      /* sockcap.render.timeline.json_icmp */
 } JsonWords;
 
+/* "000102...ff": a byte's two hex digits at 2 * byte (made by json_init) */
+static char JSON_HEX2[512];
+
 static void json_free(JsonWords *j) {
     if (!j) return;
     for (int i = 0; i < 512; i++) PyMem_Free(j->flags[i].s);
@@ -128,6 +131,10 @@ static int text_of_bytes(Text *t, const char *s, size_t n) {
 static int json_init(Engine *e, PyObject *phase_codes, PyObject *notes_of) {
     JsonWords *j = PyMem_Calloc(1, sizeof *j);
     if (!j) { PyErr_NoMemory(); return -1; }
+    for (int i = 0; i < 256; i++) {
+        JSON_HEX2[2 * i] = HEXD[i >> 4];
+        JSON_HEX2[2 * i + 1] = HEXD[i & 15];
+    }
     PyObject *timeline = PyImport_ImportModule("sockcap.render.timeline");
     PyObject *names = timeline ? PyObject_GetAttrString(timeline, "flag_names") : NULL;
     if (timeline) j->icmp = PyObject_GetAttrString(timeline, "json_icmp");
@@ -244,8 +251,59 @@ static PyObject *json_float_of(i128 v) {
     return f;
 }
 
+/* repr(v) for 1 <= v < 2**52, written (room reserved): 1 when done, 0 when left to
+ * put_float_repr's general way (then nothing is written).
+ *
+ * repr is the shortest decimal that reads back as v, the nearest to v among the shortest.
+ * For v >= 1 the shortest has the fewest decimals, and if a decimal with k of them reads
+ * back as v, so does the one nearest v; so the first k (0, 1, ...) whose nearest
+ * decimal D / 10**k lies in v's rounding interval (half an ulp each side, the ends
+ * included when the significand is even, as strtod rounds) gives repr's digits. With
+ * v = m * 2**-s exactly, that test is integer arithmetic: |D * 2**s - m * 10**k| against
+ * 10**k / 2 (128 bits hold m * 10**17). A timestamp in seconds (ts_ns / 1e9, ~1.8e9) takes
+ * 6-7 steps; dtoa's bignum arithmetic, which repr uses, was most of `show --json`'s time
+ * (perf). A power of two (an interval narrower below than above) takes the general way.
+ * tests/test_engine_json.py holds it to repr over random and adversarial doubles. */
+static int put_repr_fast(Buf *b, double v) {
+    if (!(v >= 1.0 && v < 4503599627370496.0)) return 0;
+    int exp2;
+    double fr = frexp(v, &exp2); /* v = fr * 2**exp2, 0.5 <= fr < 1 */
+    uint64_t m = (uint64_t)ldexp(fr, 53);
+    int s = 53 - exp2;           /* v = m * 2**-s, 1 <= s <= 52 */
+    if (m == (uint64_t)1 << 52) return 0;
+    u128 mask = ((u128)1 << s) - 1, half = (u128)1 << (s - 1), p10 = 1;
+    for (int k = 0; k <= 17; k++, p10 *= 10) {
+        u128 x = (u128)m * p10; /* v * 10**k = x / 2**s */
+        u128 d = x >> s, rem = x & mask;
+        if (rem > half || (rem == half && (d & 1))) d++;
+        u128 ds = d << s, dist = ds > x ? ds - x : x - ds;
+        if (!(2 * dist < p10 || (2 * dist == p10 && !(m & 1)))) continue;
+        if (d >> 63) return 0;
+        uint64_t ip = (uint64_t)(d / p10), frac = (uint64_t)(d % p10);
+        char *o = b->p + b->len;
+        int nd = count_digits(ip);
+        digits_before(o + nd, ip);
+        o += nd;
+        *o++ = '.';
+        if (k == 0) *o++ = '0';
+        else {
+            char tmp[24];
+            int nf = count_digits(frac);
+            memset(o, '0', (size_t)(k - nf)); /* leading zeros of the fraction */
+            digits_before(tmp + nf, frac);
+            memcpy(o + k - nf, tmp, (size_t)nf);
+            o += k;
+        }
+        b->len = (size_t)(o - b->p);
+        return 1;
+    }
+    return 0;
+}
+
 /* A float's repr (the Python object's), written. */
 static int put_float_repr(Buf *b, double v) {
+    if (buf_reserve(b, 48) < 0) return -1;
+    if (put_repr_fast(b, v)) return 0;
     char *s = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
     if (!s) return -1;
     size_t n = strlen(s);
@@ -417,10 +475,8 @@ static int render_json(Engine *e, const Pkt *p, const Ann *a) {
     PUT_LIT(b, ",\"payload_hex\":\"");
     if (stop > start) {
         char *o = b->p + b->len;
-        for (const uint8_t *s = p->data + start, *end = p->data + stop; s < end; s++) {
-            *o++ = HEXD[*s >> 4];
-            *o++ = HEXD[*s & 15];
-        }
+        for (const uint8_t *s = p->data + start, *end = p->data + stop; s < end; s++, o += 2)
+            memcpy(o, JSON_HEX2 + 2 * *s, 2);
         b->len = (size_t)(o - b->p);
     }
     if (buf_reserve(b, 160) < 0) return -1;

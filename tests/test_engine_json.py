@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import shlex
 import struct
 from pathlib import Path
@@ -172,6 +173,26 @@ def test_time_differences_as_python_writes_them(engine_twin: Any, first: int,
     assert got == want
     for line, p in zip(want.splitlines(), packets, strict=True):
         assert json.loads(line)["ts"] == p.ts_ns / 1e9
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), bits=st.integers(30, 100))
+def test_timestamps_as_repr_writes_them(engine_twin: Any, seed: int, bits: int) -> None:
+    """"ts" over many timestamps: random ones of ``bits`` bits (past 64 bits: the times a
+    pcapng resolution or offset makes), whole and round seconds, micro- and milliseconds,
+    powers of two and their neighbours (where a double's rounding interval is uneven)."""
+    rng = random.Random(seed)
+    stamps = [rng.getrandbits(bits) for _ in range(400)]
+    stamps += [rng.getrandbits(bits) // 10**k * 10**k for k in (3, 6, 9) for _ in range(50)]
+    stamps += [(2**b * 10**9 >> s) + d for b in range(0, 34) for s in (0, 30)
+               for d in (-1, 0, 1)]
+    stamps = [t for t in stamps if t >= 0]
+    packets = [_udp_packet(t) for t in stamps]
+    want = by_packet(None, packets)
+    assert by_packet(engine_twin, packets) == want
+    for line, t in zip(want.splitlines(), stamps, strict=True):
+        assert line.split(',"ts":', 1)[1].split(",", 1)[0] == repr(t / 1e9)
 
 
 def _udp_packet(ts_ns: int, **fields: Any) -> Packet:
