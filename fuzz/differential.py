@@ -220,11 +220,10 @@ def follow_all(data: bytes) -> int:
 
 def handed_view(pipeline: Any, options: dict[str, object]) -> dict[str, Any]:
     """The ``view`` and ``clock`` the show command hands the engine for ``options`` (none
-    for the text the engine writes itself)."""
+    for the text the engine writes itself; the ``style`` for JSON, which it writes too)."""
+    from sockcap.pipeline.contract import Style
     from sockcap.render.explain import PacketExplainer
     from sockcap.render.packets import PacketView
-
-    from sockcap.pipeline.contract import Style
 
     if not ({"json_", "style", "filters", "explain"} & set(options)):
         return {}
