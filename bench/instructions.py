@@ -49,6 +49,7 @@ def pcap_slice(src: Path, dst: Path, packets: int) -> int:
 
 
 MEASURED = ("sockcap show (compiled)", "sockcap show --hex (compiled)", "sockcap stats (compiled)",
+            "sockcap show --json (compiled)",
             "sockcap show (pure)", "tcpdump -nn (TZ=UTC)", "tcpdump -nn -X (TZ=UTC)",
             "tshark -T fields", "tshark -q -z conv,tcp")
 

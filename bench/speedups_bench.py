@@ -61,6 +61,7 @@ def commands(path: str) -> list[tuple[str, list[str], dict[str, str | None]]]:
     return [
         ("sockcap show (compiled)", [*sc, "show", path], compiled),
         ("sockcap show --hex (compiled)", [*sc, "show", "--hex", path], compiled),
+        ("sockcap show --json (compiled)", [*sc, "show", "--json", path], compiled),
         ("sockcap show (pure)", [*sc, "show", path], pure),
         ("sockcap show --hex (pure)", [*sc, "show", "--hex", path], pure),
         ("tcpdump -nn (TZ=UTC)", ["tcpdump", "-nn", "-r", path], {"TZ": "UTC"}),

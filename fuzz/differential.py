@@ -62,13 +62,16 @@ from sockcap.errors import SockcapError  # noqa: E402
 
 # option sets compared: the views the compiled path renders, with the display filter and
 # the packet limit that change where it stops, and the views it hands each packet to
-# (JSON, tcpdump's notation, --filters, --explain: sockcap.pipeline.engine, the hand-over)
+# (tcpdump's notation, --filters, --explain: sockcap.pipeline.engine, the hand-over); JSON
+# is the engine's own on the compiled path and the Python view on the pure one
 OPTION_SETS: tuple[dict[str, object], ...] = (
     {},
     {"hex_": True},
     {"count": 5},
     {"port": 80, "explain": True},
     {"json_": True},
+    {"json_": True, "hex_": True, "count": 5},  # JSON the engine writes: --hex has no
+    {"json_": True, "port": 80},                 # say in it, -c and --port stop and filter
     {"style": "tcpdump", "hex_": True},
     {"filters": True, "count": 5},
 )
@@ -217,12 +220,15 @@ def follow_all(data: bytes) -> int:
 
 def handed_view(pipeline: Any, options: dict[str, object]) -> dict[str, Any]:
     """The ``view`` and ``clock`` the show command hands the engine for ``options`` (none
-    for the text the engine writes itself)."""
+    for the text the engine writes itself; the ``style`` for JSON, which it writes too)."""
+    from sockcap.pipeline.contract import Style
     from sockcap.render.explain import PacketExplainer
     from sockcap.render.packets import PacketView
 
     if not ({"json_", "style", "filters", "explain"} & set(options)):
         return {}
+    if options.get("json_") and not (options.get("filters") or options.get("explain")):
+        return {"style": Style.JSON}  # the engine's own (show's choice)
     view = PacketView(pipeline, json=bool(options.get("json_")),
                       style=str(options.get("style", "wireshark")),
                       hex_=bool(options.get("hex_")), filters=bool(options.get("filters")),

@@ -677,6 +677,7 @@ typedef struct {
     int render;                  /* 0: no text (stats: the conversations are the result) */
     int style;                   /* contract.Style: the notation written (one of STYLES) */
     int color;                   /* write colour (ANSI) too */
+    struct JsonWords *json;      /* style JSON: its words (_speedups_json.h) */
     uint64_t hash_key[2];        /* SipHash's key: random, one per engine */
     uint64_t probes;             /* slots looked at by every lookup (what the hash costs) */
     int target_proto;            /* follow --stream: hand over before this stream's first */
@@ -1435,6 +1436,8 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
     return put_text(b, &e->note_words[kind]);
 }
 
+#include "_speedups_json.h"
+
 /* The packet's text: the guessed-roles line, the timeline line, the --hex rows; "\n". */
 static int render(Engine *e, const Pkt *p, const Ann *a) {
     Buf *b = &e->out;
@@ -1631,7 +1634,8 @@ static int process(Engine *e, const Pkt *p) {
     if (e->limit && e->shown >= e->limit) { e->done = 1; return 0; }
     e->shown++;
     size_t mark = e->out.len;
-    if (e->view ? hand_to_view(e, p, &a) < 0 : render(e, p, &a) < 0) {
+    if (e->view ? hand_to_view(e, p, &a) < 0
+                : (e->style == STYLE_JSON ? render_json(e, p, &a) : render(e, p, &a)) < 0) {
         e->out.len = mark; /* nothing of a packet whose text failed */
         return -1;
     }
@@ -1701,7 +1705,7 @@ static int objects_from(PyObject *seq, PyObject **slot, Py_ssize_t n, const char
 /* Engine(**contract.engine_words(...) and options): the words come translated, whole. */
 /* The notations this engine writes itself (contract.Style; the class attribute ``styles``)
  * and whether it writes colour (``colors``); any other is handed to a Python view. */
-static const int STYLES[] = {STYLE_WIRESHARK};
+static const int STYLES[] = {STYLE_WIRESHARK, STYLE_JSON};
 #define COLORS 0
 
 static int style_rendered(int style) {
@@ -1805,6 +1809,8 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
             return -1;
         }
     Py_DECREF(f);
+    if (style == STYLE_JSON && render && view == Py_None && json_init(e, phase_codes, notes_of) < 0)
+        return -1;
     e->render = render;
     e->style = style;
     e->color = color;
@@ -1845,6 +1851,7 @@ static void Engine_dealloc(Engine *e) {
     Py_CLEAR(e->annotated);
     PyMem_Free(e->out.p);
     Py_CLEAR(e->note_text);
+    json_free(e->json);
     Py_TYPE(e)->tp_free((PyObject *)e);
 }
 

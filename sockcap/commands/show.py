@@ -98,11 +98,13 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
         # is handed each packet the engine filed and annotated (the same loop)
         cls = engine_class()
         notation = Style.JSON if json_ else Style.TCPDUMP if style == "tcpdump" else Style.WIRESHARK
+        # JSON has no colour: its lines go out plain on a terminal too
         own = (not (filters or explain) and notation in cls.styles
-               and (cls.colors or not output.color))
+               and (cls.colors or not output.color or notation is Style.JSON))
         packet_view = None if own else _view_of(view, output)
         run = EngineRun(cls, pipeline, hex_=hex_, view=packet_view, clock=pipeline,
-                        style=notation if own else Style.WIRESHARK, color=own and output.color)
+                        style=notation if own else Style.WIRESHARK,
+                        color=own and output.color and notation is not Style.JSON)
         if not output.color:
             # The plain path makes no reference cycles (records, conversations,
             # strings): the cyclic collector would only walk the conversations kept,
