@@ -456,6 +456,8 @@ def json_icmp(p: Packet) -> str | None:
     icmp = decode_icmp(p) if p.sport < 0 else None
     if icmp is None:
         return None
+    import json  # here, as in json_line
+
     return json.dumps(icmp_record(icmp), separators=(",", ":"), ensure_ascii=False)
 
 
