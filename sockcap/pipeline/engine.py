@@ -155,7 +155,8 @@ class PureEngine:
                  render: bool = True, target_proto: int = -1, target_stream: int = -1,
                  view: Callable[[Annotated], str | None] | None = None,
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
-                 style: int = Style.WIRESHARK, color: bool = False, **words: Any) -> None:
+                 style: int = Style.WIRESHARK, color: bool | Sequence[str] = False,
+                 **words: Any) -> None:
         from sockcap.render.packets import PacketView
 
         if style not in self.styles or (color and not self.colors):
@@ -280,7 +281,7 @@ class EngineRun:
                  view: Callable[[Annotated], str | None] | None = None,
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
                  keep: bool | None = None, style: int = Style.WIRESHARK,
-                 color: bool = False) -> None:
+                 color: bool | Sequence[str] = False) -> None:
         self.pipeline = pipeline
         tracker = pipeline.tracker
         keep = tracker.keep if keep is None else keep  # the engine's: stats rows or none
