@@ -141,11 +141,9 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
 
     from sockcap.capture.live import capture_live
     from sockcap.errors import CapturePermissionError, CommandFailedError
-    from sockcap.output import Output
+    from sockcap.output import Output, color_choice
     from sockcap.pipeline import Pipeline
     from sockcap.signals import sigterm_raises
-
-    from sockcap.output import color_choice
 
     output = Output(color=color_choice(color, no_color))
     pipeline = Pipeline()

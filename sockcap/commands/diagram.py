@@ -20,7 +20,7 @@ from sockcap.i18n import _
 
 if TYPE_CHECKING:
     from sockcap.analysis.conversation import Annotated
-    from sockcap.output import Output, color_choice
+    from sockcap.output import Output
     from sockcap.pipeline import Pipeline
 
 FORMATS = ("text", "svg", "mermaid")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pathlib too: sockcap --help imports this module for its lis
     from sockcap.analysis.conversation import Conversation
     from sockcap.analysis.follow import Chunk
     from sockcap.errors import CaptureFileError
-    from sockcap.output import Output, color_choice
+    from sockcap.output import Output
     from sockcap.pipeline import Pipeline
     from sockcap.pipeline.engine import EngineSelect
 
