@@ -129,6 +129,28 @@ def test_the_table_is_riches_own_codes() -> None:
     assert by_style[""] == ""
 
 
+@pytest.mark.parametrize("term,colorterm", [("xterm-256color", ""), ("xterm", "truecolor"),
+                                            ("dumb", ""), ("", ""), ("xterm-kitty", "")])
+def test_the_table_is_what_the_console_writes(monkeypatch: pytest.MonkeyPatch, term: str,
+                                              colorterm: str) -> None:
+    """The table (rich's Style.render) and the console the pure path writes with agree
+    for every terminal rich tells apart."""
+    from rich.text import Text
+
+    from sockcap.output import color_console
+
+    monkeypatch.setenv("TERM", term)
+    monkeypatch.setenv("COLORTERM", colorterm)
+    codes = ansi_codes(COLOR_STYLES)
+    stream = io.StringIO()
+    console = color_console(stream)
+    for style in COLOR_STYLES:
+        if style:
+            console.print(Text("line", style=style))
+    assert stream.getvalue() == "".join(f"{codes[s][0]}line{codes[s][1]}\n"
+                                        for s in COLOR_STYLES if s)
+
+
 def test_a_bad_table_is_refused() -> None:
     cls = compiled()
     for bad in (True, ("x",), (1,) * (len(COLOR_STYLES) + 1), ("",) * (len(COLOR_STYLES) + 1)):
