@@ -114,7 +114,8 @@ def wants_color(stream: TextIO, choice: str = "auto",
     3. then ``FORCE_COLOR`` set, not empty and not ``0`` turns it on, on a pipe too
        (force-color.org says any non-empty value; ``0`` is taken as "no" as Node.js and
        most tools that read a level take it);
-    4. else (``auto``) colour exactly when the stream is a terminal.
+    4. else (``auto``) colour exactly when the stream is a terminal, and not a dumb one
+       (``TERM=dumb``, as grep and git read it; ``unknown`` too, as rich does).
 
     rich reads these variables itself (``NO_COLOR`` non-empty keeps bold and dim but drops
     the colours; ``FORCE_COLOR`` non-empty, even ``0``, makes any stream a terminal): the
@@ -130,6 +131,8 @@ def wants_color(stream: TextIO, choice: str = "auto",
         return False
     if env.get("FORCE_COLOR", "0") not in ("", "0"):
         return True
+    if env.get("TERM", "").lower() in ("dumb", "unknown"):
+        return False
     isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty and isatty())

@@ -289,5 +289,8 @@ def test_wants_color_in_order() -> None:
     assert wants_color(pipe, "auto", {"NO_COLOR": "", "FORCE_COLOR": "1"})
     assert not wants_color(pipe, "auto", {"FORCE_COLOR": "0"})
     assert wants_color(tty, "auto", {"FORCE_COLOR": "0"})  # 0: no force, the terminal decides
+    assert not wants_color(tty, "auto", {"TERM": "dumb"})
+    assert wants_color(pipe, "auto", {"TERM": "dumb", "FORCE_COLOR": "1"})
+    assert wants_color(tty, "always", {"TERM": "dumb"})
     with pytest.raises(ValueError):
         wants_color(pipe, "sometimes", {})
