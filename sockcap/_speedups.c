@@ -677,7 +677,7 @@ typedef struct {
     int render;                  /* 0: no text (stats: the conversations are the result) */
     int style;                   /* contract.Style: the notation written (one of STYLES) */
     int color;                   /* write colour (ANSI) too */
-    Text *palette;               /* color: its table (_speedups_color.h) */
+    struct Palette *palette;     /* color: its table (_speedups_color.h) */
     uint64_t hash_key[2];        /* SipHash's key: random, one per engine */
     uint64_t probes;             /* slots looked at by every lookup (what the hash costs) */
     int target_proto;            /* follow --stream: hand over before this stream's first */

@@ -13,17 +13,33 @@
  * its opening before it and the closing after it, as rich prints ``Text(line, style)``
  * (a line of no style is written bare, as Output.line writes it). Wrapping afterwards
  * keeps render() one function for both (no branch a field), at the cost of one move of
- * the packet's bytes (~70 bytes; the rows of --hex are moved once each).
+ * the packet's bytes: a line moved right in place (~100 bytes), or, with more than one
+ * line (--hex rows, the guessed roles' line), the packet's text copied aside once and
+ * written back a line at a time.
  *
  * Included by _speedups.c just before render(); uses its Buf, Text and Engine. */
 
 static int render(Engine *e, const Pkt *p, const Ann *a);
 
+/* The table, and a scratch buffer the packet's text is copied to while it is wrapped. */
+struct Palette {
+    Text code[COLOR_COUNT + 1]; /* each slot's opening; then the closing */
+    Buf scratch;
+};
+
+static void palette_free(struct Palette *t) {
+    if (!t) return;
+    for (int i = 0; i <= COLOR_COUNT; i++) PyMem_Free(t->code[i].s);
+    PyMem_Free(t->scratch.p);
+    PyMem_Free(t);
+}
+
 /* Engine(color=): a sequence of COLOR_COUNT + 1 str, or anything false for none. */
 static int color_set(Engine *e, PyObject *table) {
-    if (!PyObject_IsTrue(table)) {
+    int on = PyObject_IsTrue(table);
+    if (on <= 0) {
         e->color = 0;
-        return PyErr_Occurred() ? -1 : 0;
+        return on;
     }
     PyObject *f = PySequence_Fast(table, "color: the colour table (contract.color_table)");
     if (!f) return -1;
@@ -33,100 +49,94 @@ static int color_set(Engine *e, PyObject *table) {
         Py_DECREF(f);
         return -1;
     }
-    Text *palette = PyMem_Calloc(COLOR_COUNT + 1, sizeof(Text));
-    if (!palette) { Py_DECREF(f); PyErr_NoMemory(); return -1; }
+    struct Palette *t = PyMem_Calloc(1, sizeof *t);
+    if (!t) { Py_DECREF(f); PyErr_NoMemory(); return -1; }
     int rc = 0;
     for (int i = 0; i <= COLOR_COUNT && rc == 0; i++) {
         PyObject *s = PySequence_Fast_GET_ITEM(f, i);
         if (!PyUnicode_Check(s)) {
             PyErr_SetString(PyExc_TypeError, "color: str sequences expected");
             rc = -1;
-        } else rc = text_set(&palette[i], s);
+        } else rc = text_set(&t->code[i], s);
     }
     Py_DECREF(f);
-    if (rc == 0 && palette[COLOR_COUNT].n == 0) {
+    if (rc == 0 && t->code[COLOR_COUNT].n == 0) {
         PyErr_SetString(PyExc_ValueError, "color: the closing sequence is empty");
         rc = -1;
     }
     if (rc < 0) {
-        for (int i = 0; i <= COLOR_COUNT; i++) PyMem_Free(palette[i].s);
-        PyMem_Free(palette);
+        palette_free(t);
         return -1;
     }
-    if (e->palette) {
-        for (int i = 0; i <= COLOR_COUNT; i++) PyMem_Free(e->palette[i].s);
-        PyMem_Free(e->palette);
-    }
-    e->palette = palette;
+    palette_free(e->palette);
+    e->palette = t;
     e->color = 1;
     return 0;
 }
 
 static void color_free(Engine *e) {
-    if (!e->palette) return;
-    for (int i = 0; i <= COLOR_COUNT; i++) PyMem_Free(e->palette[i].s);
-    PyMem_Free(e->palette);
+    palette_free(e->palette);
     e->palette = NULL;
 }
 
 /* The slot of the packet's own line: timeline.style_of. */
 static int color_slot(const Engine *e, const Pkt *p, const Ann *a) {
     if (a->phase == PH_DATA) return a->from_client ? COLOR_CLIENT : COLOR_SERVER;
-    if (e->palette[a->phase].n) return a->phase;
+    if (e->palette->code[a->phase].n) return a->phase;
     int has_notes = a->bits || a->own >= 0 || a->told >= 0 ||
                     (p->notes && PyTuple_GET_SIZE(p->notes));
     return has_notes ? COLOR_NOTES : -1;
 }
 
 /* render(), then each of the packet's lines (from ``start`` in the buffer) wrapped in its
- * style's sequences. ``guessed``: the first line is the guessed roles' (as render()
- * decides it, before the text is made). */
+ * style's sequences: the packet's own line in its slot's, the others (the guessed roles'
+ * line before it, the --hex rows under it) dim. */
 static int render_color(Engine *e, const Pkt *p, const Ann *a) {
     Buf *b = &e->out;
+    struct Palette *t = e->palette;
     const Conv *c = a->conv;
+    /* as render() decides it, before the text is made */
     int guessed = c && c->roles == ROLES_GUESSED && c->dirs[0].packets + c->dirs[1].packets == 1;
     int own = color_slot(e, p, a);
     size_t start = b->len;
     if (render(e, p, a) < 0) return -1;
-    const Text *close = &e->palette[COLOR_COUNT];
-    const Text *dim = &e->palette[COLOR_DIM];
-    const Text *mine = own >= 0 ? &e->palette[own] : NULL;
-    size_t wd = dim->n ? (size_t)(dim->n + close->n) : 0;
-    size_t wo = mine && mine->n ? (size_t)(mine->n + close->n) : 0;
-    size_t lines = 0;
-    for (const char *q = b->p + start, *end = b->p + b->len;
-         (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
-        lines++;
-    if (lines == 0) return 0;
-    /* the packet's own line is line `at`; every other line is dim */
-    size_t at = guessed ? 1 : 0;
-    size_t extra = wo + (lines - 1) * wd;
-    if (extra == 0) return 0;
-    if (buf_reserve(b, extra) < 0) return -1;
-    /* from the last line back, each moved to its place (never over a line not yet moved) */
-    size_t src_end = b->len; /* one past the line's "\n" */
-    size_t dst_end = b->len + extra;
-    for (size_t i = lines; i-- > 0;) {
-        size_t src_start = src_end - 1;
-        while (src_start > start && b->p[src_start - 1] != '\n') src_start--;
-        size_t n = src_end - 1 - src_start; /* the line without its "\n" */
-        const Text *open = i == at ? mine : dim;
-        char *o = b->p + dst_end - 1;
-        *o = '\n';
-        if (open && open->n) {
-            o -= close->n;
-            memcpy(o, close->s, (size_t)close->n);
-            o -= n;
-            memmove(o, b->p + src_start, n);
-            o -= open->n;
-            memcpy(o, open->s, (size_t)open->n);
-        } else {
-            o -= n;
-            memmove(o, b->p + src_start, n);
-        }
-        dst_end = (size_t)(o - b->p);
-        src_end = src_start;
+    const Text *close = &t->code[COLOR_COUNT];
+    const Text *mine = own >= 0 ? &t->code[own] : NULL;
+    size_t n = b->len - start;
+    if (n == 0) return 0;
+    if (!guessed && !memchr(b->p + start, '\n', n - 1)) {
+        /* one line (the common case): moved right by its opening, closed before "\n" */
+        if (!mine || !mine->n) return 0;
+        if (buf_reserve(b, (size_t)(mine->n + close->n)) < 0) return -1;
+        char *o = b->p + start;
+        memmove(o + mine->n, o, n - 1);
+        memcpy(o, mine->s, (size_t)mine->n);
+        o += mine->n + n - 1;
+        memcpy(o, close->s, (size_t)close->n);
+        o[close->n] = '\n';
+        b->len += (size_t)(mine->n + close->n);
+        return 0;
     }
-    b->len += extra;
+    /* several lines: copied aside, then written back line by line */
+    Buf *s = &t->scratch;
+    s->len = 0;
+    if (buf_reserve(s, n) < 0) return -1;
+    memcpy(s->p, b->p + start, n);
+    b->len = start;
+    const Text *dim = &t->code[COLOR_DIM];
+    size_t at = guessed ? 1 : 0; /* the packet's own line */
+    const char *q = s->p, *end = s->p + n;
+    for (size_t i = 0; q < end; i++) {
+        const char *nl = memchr(q, '\n', (size_t)(end - q));
+        size_t len = (size_t)((nl ? nl : end) - q);
+        const Text *open = i == at ? mine : dim;
+        size_t wrap = open && open->n ? (size_t)(open->n + close->n) : 0;
+        if (buf_reserve(b, len + wrap + 1) < 0) return -1;
+        if (wrap) put(b, open->s, (size_t)open->n);
+        put(b, q, len);
+        if (wrap) put(b, close->s, (size_t)close->n);
+        put(b, "\n", 1);
+        q += len + 1;
+    }
     return 0;
 }

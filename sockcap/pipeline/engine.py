@@ -51,7 +51,9 @@ and nothing else changes: each twin lists the notations it writes itself in its 
 attribute ``styles`` (:class:`~sockcap.pipeline.contract.Style`) and ``colors``, and a
 command asks for one with ``style=``/``color=`` only when the class lists it (otherwise it
 gives the Python view; the pure twin's JSON and tcpdump notation are those views, the
-reference).
+reference). ``color=`` is the colour table (:func:`~sockcap.pipeline.contract.color_table`:
+rich's SGR codes for the view's styles) for the C twin, which lists ``colors``; the pure
+twin's colour is the Python view written through rich, the reference.
 
 Pure: no I/O; text leaves through the ``write`` callback a command gives.
 """
