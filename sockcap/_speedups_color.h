@@ -126,12 +126,17 @@ static int render_color(Engine *e, const Pkt *p, const Ann *a) {
     const Text *dim = &t->code[COLOR_DIM];
     size_t at = guessed ? 1 : 0; /* the packet's own line */
     const char *q = s->p, *end = s->p + n;
+    size_t lines = 0;
+    for (const char *r = q; (r = memchr(r, '\n', (size_t)(end - r))) != NULL; r++) lines++;
+    /* room for every line wrapped at once (and one more, unended, never written) */
+    if (buf_reserve(b, n + 1 + (lines + 1) * (size_t)(t->code[COLOR_DIM].n + close->n) +
+                           (mine ? (size_t)(mine->n + close->n) : 0)) < 0)
+        return -1;
     for (size_t i = 0; q < end; i++) {
         const char *nl = memchr(q, '\n', (size_t)(end - q));
         size_t len = (size_t)((nl ? nl : end) - q);
         const Text *open = i == at ? mine : dim;
         size_t wrap = open && open->n ? (size_t)(open->n + close->n) : 0;
-        if (buf_reserve(b, len + wrap + 1) < 0) return -1;
         if (wrap) put(b, open->s, (size_t)open->n);
         put(b, q, len);
         if (wrap) put(b, close->s, (size_t)close->n);
