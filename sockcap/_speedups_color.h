@@ -8,14 +8,13 @@
  * with notes, the dim lines) and the one closing sequence rich ends them all with. No
  * code is written here: a style changed in timeline.py changes the bytes on both twins.
  *
- * The text is written by render() as without colour and then wrapped in place: each
- * line of the packet (the guessed roles' line, the packet's line, the --hex rows) gets
- * its opening before it and the closing after it, as rich prints ``Text(line, style)``
- * (a line of no style is written bare, as Output.line writes it). Wrapping afterwards
- * keeps render() one function for both (no branch a field), at the cost of one move of
- * the packet's bytes: a line moved right in place (~100 bytes), or, with more than one
- * line (--hex rows, the guessed roles' line), the packet's text copied aside once and
- * written back a line at a time.
+ * The text is written by render() as without colour and then wrapped: each line of the
+ * packet (the guessed roles' line, the packet's line, the --hex rows) gets its opening
+ * before it and the closing after it, as rich prints ``Text(line, style)`` (a line of no
+ * style is written bare, as Output.line writes it). Wrapping afterwards keeps render()
+ * and put_hexdump() the one writer of the text (no branch a field), at the cost of one
+ * move of the packet's line (~100 bytes, in place) and, under --hex, of its rows
+ * (written aside by put_hexdump(), copied back between their sequences).
  *
  * Included by _speedups.c just before render(); uses its Buf, Text and Engine. */
 
@@ -88,23 +87,15 @@ static int color_slot(const Engine *e, const Pkt *p, const Ann *a) {
     return has_notes ? COLOR_NOTES : -1;
 }
 
-/* render(), then each of the packet's lines (from ``start`` in the buffer) wrapped in its
- * style's sequences: the packet's own line in its slot's, the others (the guessed roles'
- * line before it, the --hex rows under it) dim. */
-static int render_color(Engine *e, const Pkt *p, const Ann *a) {
+/* Lines from ``start`` to the end of the buffer (each ended by "\n") wrapped in place:
+ * line ``at`` in ``mine``'s sequences, the others in ``other``'s (NULL or "": bare). */
+static int wrap_lines(Engine *e, size_t start, size_t at, const Text *mine, const Text *other) {
     Buf *b = &e->out;
     struct Palette *t = e->palette;
-    const Conv *c = a->conv;
-    /* as render() decides it, before the text is made */
-    int guessed = c && c->roles == ROLES_GUESSED && c->dirs[0].packets + c->dirs[1].packets == 1;
-    int own = color_slot(e, p, a);
-    size_t start = b->len;
-    if (render(e, p, a) < 0) return -1;
     const Text *close = &t->code[COLOR_COUNT];
-    const Text *mine = own >= 0 ? &t->code[own] : NULL;
     size_t n = b->len - start;
     if (n == 0) return 0;
-    if (!guessed && !memchr(b->p + start, '\n', n - 1)) {
+    if (at == 0 && !memchr(b->p + start, '\n', n - 1)) {
         /* one line (the common case): moved right by its opening, closed before "\n" */
         if (!mine || !mine->n) return 0;
         if (buf_reserve(b, (size_t)(mine->n + close->n)) < 0) return -1;
@@ -117,31 +108,80 @@ static int render_color(Engine *e, const Pkt *p, const Ann *a) {
         b->len += (size_t)(mine->n + close->n);
         return 0;
     }
-    /* several lines: copied aside, then written back line by line */
+    /* several lines (the guessed roles' line first): copied aside, written back */
     Buf *s = &t->scratch;
     s->len = 0;
     if (buf_reserve(s, n) < 0) return -1;
     memcpy(s->p, b->p + start, n);
     b->len = start;
-    const Text *dim = &t->code[COLOR_DIM];
-    size_t at = guessed ? 1 : 0; /* the packet's own line */
     const char *q = s->p, *end = s->p + n;
-    size_t lines = 0;
-    for (const char *r = q; (r = memchr(r, '\n', (size_t)(end - r))) != NULL; r++) lines++;
-    /* room for every line wrapped at once (and one more, unended, never written) */
-    if (buf_reserve(b, n + 1 + (lines + 1) * (size_t)(t->code[COLOR_DIM].n + close->n) +
-                           (mine ? (size_t)(mine->n + close->n) : 0)) < 0)
-        return -1;
     for (size_t i = 0; q < end; i++) {
         const char *nl = memchr(q, '\n', (size_t)(end - q));
         size_t len = (size_t)((nl ? nl : end) - q);
-        const Text *open = i == at ? mine : dim;
+        const Text *open = i == at ? mine : other;
         size_t wrap = open && open->n ? (size_t)(open->n + close->n) : 0;
+        if (buf_reserve(b, len + wrap + 1) < 0) return -1;
         if (wrap) put(b, open->s, (size_t)open->n);
         put(b, q, len);
         if (wrap) put(b, close->s, (size_t)close->n);
         put(b, "\n", 1);
         q += len + 1;
     }
+    return 0;
+}
+
+/* render() without the --hex rows, its lines wrapped (the packet's own line in its slot's
+ * sequences, the guessed roles' line before it dim); then the --hex rows, each dim:
+ * put_hexdump() writes them aside and each is copied back between its sequences (one
+ * pass, the rows' format stays put_hexdump's alone). */
+static int render_color(Engine *e, const Pkt *p, const Ann *a) {
+    Buf *b = &e->out;
+    struct Palette *t = e->palette;
+    const Conv *c = a->conv;
+    /* as render() decides it, before the text is made */
+    int guessed = c && c->roles == ROLES_GUESSED && c->dirs[0].packets + c->dirs[1].packets == 1;
+    int own = color_slot(e, p, a);
+    size_t start = b->len;
+    int hex = e->hex;
+    e->hex = 0;
+    int rc = render(e, p, a);
+    e->hex = hex;
+    if (rc < 0) return -1;
+    const Text *close = &t->code[COLOR_COUNT], *dim = &t->code[COLOR_DIM];
+    if (wrap_lines(e, start, guessed ? 1 : 0, own >= 0 ? &t->code[own] : NULL, dim) < 0)
+        return -1;
+    if (!hex) return 0;
+    /* the rows render() writes (its --hex branch), into the scratch buffer */
+    Buf *s = &t->scratch;
+    s->len = 0;
+    int64_t count;
+    if (p->sport < 0) {
+        count = p->caplen;
+        rc = put_hexdump(s, p->data, count);
+    } else {
+        int64_t from = p->payload_off < p->caplen ? p->payload_off : p->caplen;
+        int64_t stop = p->payload_off + p->payload_len;
+        if (stop > p->caplen) stop = p->caplen;
+        count = stop > from ? stop - from : 0;
+        rc = count ? put_hexdump(s, p->data + from, count) : 0;
+    }
+    if (rc < 0) return -1;
+    if (s->len == 0) return 0;
+    size_t rows = (size_t)(count + 15) / 16;
+    size_t wrap = dim->n ? (size_t)(dim->n + close->n) : 0;
+    if (buf_reserve(b, s->len + rows * wrap + 1) < 0) return -1;
+    b->len--; /* before the packet's "\n": each row is "\n" and the row */
+    const char *q = s->p, *end = s->p + s->len;
+    while (q < end) {
+        const char *row = q + 1;
+        const char *nl = memchr(row, '\n', (size_t)(end - row));
+        size_t len = (size_t)((nl ? nl : end) - row);
+        put(b, "\n", 1);
+        if (wrap) put(b, dim->s, (size_t)dim->n);
+        put(b, row, len);
+        if (wrap) put(b, close->s, (size_t)close->n);
+        q = row + len;
+    }
+    put(b, "\n", 1);
     return 0;
 }
