@@ -123,7 +123,7 @@ def wants_color(stream: TextIO, choice: str = "auto",
     so the compiled engine's colour and rich's agree on every stream.
     """
     if choice not in COLOR_CHOICES:
-        raise ValueError(f"colour: one of {COLOR_CHOICES} expected, not {choice!r}")
+        raise ValueError("color", choice, COLOR_CHOICES)  # a programming error: click checks
     if choice != "auto":
         return choice == "always"
     env = os.environ if environ is None else environ
@@ -185,7 +185,7 @@ def ansi_codes(styles: Iterable[str]) -> dict[str, tuple[str, str]]:
             continue
         opening, mark, closing = Style.parse(style).render("x", color_system=system).partition("x")
         if not mark or not opening:
-            raise ValueError(f"rich writes no colour for the style {style!r}")
+            raise ValueError("style", style)  # rich writes no colour for it
         codes[style] = (opening, closing)
     return codes
 

@@ -135,7 +135,7 @@ def color_table(codes: Mapping[str, tuple[str, str]]) -> tuple[str, ...]:
     ``(opening, closing)`` as rich writes them (:func:`sockcap.output.ansi_codes`)."""
     closings = {codes[style][1] for style in COLOR_STYLES if style}
     if len(closings) != 1:
-        raise ValueError(f"the styles close in {len(closings)} ways; the engine knows one")
+        raise ValueError("closings", closings)  # the engine writes one closing for all
     return (*(codes[style][0] for style in COLOR_STYLES), closings.pop())
 
 
