@@ -26,7 +26,8 @@ setup(
         Extension(
             "sockcap._speedups",
             sources=["sockcap/_speedups.c"],
-            depends=["sockcap/_engine_contract.h", "sockcap/_speedups_json.h"],
+            depends=["sockcap/_engine_contract.h", "sockcap/_speedups_json.h",
+                     "sockcap/_speedups_color.h"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wno-missing-field-initializers"],
             optional=True,
         )

@@ -74,6 +74,8 @@ OPTION_SETS: tuple[dict[str, object], ...] = (
     {"json_": True, "port": 80},                 # say in it, -c and --port stop and filter
     {"style": "tcpdump", "hex_": True},
     {"filters": True, "count": 5},
+    {"color": "always"},  # the compiled engine's colour against rich's (the pure path)
+    {"color": "always", "hex_": True, "count": 5},
 )
 
 # follow [--stream N [--udp]]: every stream (None), the first streams, a later one, and
@@ -94,8 +96,8 @@ def show_result(path: str, options: dict[str, object], *, pure: bool) -> Result:
     from sockcap.commands.show import show_command
 
     args: dict[str, object] = {"count": 0, "port": 0, "dissect": None, "hex_": False,
-                               "json_": False, "style": "wireshark", "no_color": True,
-                               "explain": False, **options}
+                               "json_": False, "style": "wireshark", "no_color": False,
+                               "color": "never", "explain": False, **options}
     return _run(lambda: show_command(path, **args), pure)  # type: ignore[arg-type]
 
 
@@ -225,6 +227,10 @@ def handed_view(pipeline: Any, options: dict[str, object]) -> dict[str, Any]:
     from sockcap.render.explain import PacketExplainer
     from sockcap.render.packets import PacketView
 
+    if options.get("color") == "always":
+        from sockcap.commands.show import _color_table
+
+        return {"color": _color_table(), "clock": pipeline}
     if not ({"json_", "style", "filters", "explain"} & set(options)):
         return {}
     if options.get("json_") and not (options.get("filters") or options.get("explain")):

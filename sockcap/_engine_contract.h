@@ -6,6 +6,11 @@
 #define STYLE_WIRESHARK 0
 #define STYLE_JSON 1
 #define STYLE_TCPDUMP 2
+#define COLOR_CLIENT 8
+#define COLOR_SERVER 9
+#define COLOR_NOTES 10
+#define COLOR_DIM 11
+#define COLOR_COUNT 12
 #define F_FIN 0x1
 #define F_SYN 0x2
 #define F_RST 0x4

@@ -678,6 +678,7 @@ typedef struct {
     int style;                   /* contract.Style: the notation written (one of STYLES) */
     int color;                   /* write colour (ANSI) too */
     struct JsonWords *json;      /* style JSON: its words (_speedups_json.h) */
+    struct Palette *palette;     /* color: its table (_speedups_color.h) */
     uint64_t hash_key[2];        /* SipHash's key: random, one per engine */
     uint64_t probes;             /* slots looked at by every lookup (what the hash costs) */
     int target_proto;            /* follow --stream: hand over before this stream's first */
@@ -1437,6 +1438,7 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
 }
 
 #include "_speedups_json.h"
+#include "_speedups_color.h"
 
 /* The packet's text: the guessed-roles line, the timeline line, the --hex rows; "\n". */
 static int render(Engine *e, const Pkt *p, const Ann *a) {
@@ -1635,7 +1637,8 @@ static int process(Engine *e, const Pkt *p) {
     e->shown++;
     size_t mark = e->out.len;
     if (e->view ? hand_to_view(e, p, &a) < 0
-                : (e->style == STYLE_JSON ? render_json(e, p, &a) : render(e, p, &a)) < 0) {
+                : (e->style == STYLE_JSON ? render_json(e, p, &a)
+                   : e->color ? render_color(e, p, &a) : render(e, p, &a)) < 0) {
         e->out.len = mark; /* nothing of a packet whose text failed */
         return -1;
     }
@@ -1706,7 +1709,7 @@ static int objects_from(PyObject *seq, PyObject **slot, Py_ssize_t n, const char
 /* The notations this engine writes itself (contract.Style; the class attribute ``styles``)
  * and whether it writes colour (``colors``); any other is handed to a Python view. */
 static const int STYLES[] = {STYLE_WIRESHARK, STYLE_JSON};
-#define COLORS 0
+#define COLORS 1 /* colour for the Wireshark-style text; JSON has none */
 
 static int style_rendered(int style) {
     for (size_t i = 0; i < sizeof STYLES / sizeof STYLES[0]; i++)
@@ -1720,19 +1723,21 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
                             "roles", "outcomes", "render", "target_proto", "target_stream",
                             "view", "clock", "phase_codes", "notes_of", "annotated", "on_forget",
                             "style", "color", NULL};
-    int analyze, keep, hex, render = 1, target_proto = -1, style = STYLE_WIRESHARK, color = 0;
+    int analyze, keep, hex, render = 1, target_proto = -1, style = STYLE_WIRESHARK;
     long long target_stream = -1;
     long long port, limit;
     PyObject *ws, *ace, *phases, *notes, *templates, *note_text, *row, *kinds, *roles, *outcomes;
     PyObject *view = Py_None, *clock = Py_None, *phase_codes = Py_None, *notes_of = Py_None,
-             *annotated = Py_None, *on_forget = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOip", names, &analyze,
+             *annotated = Py_None, *on_forget = Py_None, *color_table = Py_False;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOiO", names, &analyze,
                                      &keep, &port, &limit, &hex, &ws, &ace, &phases, &notes,
                                      &templates, &note_text, &row, &kinds, &roles, &outcomes,
                                      &render, &target_proto, &target_stream, &view, &clock,
                                      &phase_codes, &notes_of, &annotated, &on_forget, &style,
-                                     &color))
+                                     &color_table))
         return -1;
+    int color = PyObject_IsTrue(color_table);
+    if (color < 0) return -1;
     if (!style_rendered(style) || (color && !COLORS)) {
         PyErr_Format(PyExc_ValueError, "style %d%s: not written by this engine (see styles)",
                      style, color ? " with colour" : "");
@@ -1813,7 +1818,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
         return -1;
     e->render = render;
     e->style = style;
-    e->color = color;
+    if (color_set(e, color_table) < 0) return -1;
     e->target_proto = target_proto;
     e->target_stream = target_stream;
     e->first = e->last = e->clock_first = -1;
@@ -1839,6 +1844,7 @@ static void Engine_dealloc(Engine *e) {
     for (int i = 0; i < PH_COUNT; i++) PyMem_Free(e->phases[i].s);
     for (int i = 0; i < N_KINDS; i++) PyMem_Free(e->note_words[i].s);
     for (int i = 0; i < T_COUNT; i++) template_free(&e->templates[i]);
+    color_free(e);
     Py_CLEAR(e->row);
     Py_CLEAR(e->kinds);
     Py_CLEAR(e->roles);

@@ -182,7 +182,7 @@ def _require_capture(ctx: click.Context) -> None:
 def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: int, out: str | None,
         out_alias: str | None, force: bool, timeout: float, follow_: bool, diagram: bool,
         report: bool, no_echo_check: bool, scenario: str | None, kernel: bool, hex_: bool,
-        json_: bool, style: str, no_color: bool, explain: bool) -> None:
+        json_: bool, style: str, no_color: bool, explain: bool, color: str) -> None:
     from sockcap.commands.exchange import list_scenarios, run_command, scenario_names
 
     if scenario == "list":
@@ -202,7 +202,8 @@ def run(udp: bool, capture: bool, messages: tuple[str, ...], host: str, port: in
 
     out = out or out_alias
     run_command(udp=udp, capture=capture, messages=messages, host=host, port=port, out=out,
-                force=force, timeout=timeout, hex_=hex_, json_=json_, style=style, no_color=no_color,
+                force=force, timeout=timeout, hex_=hex_, json_=json_, style=style,
+                no_color=no_color, color=color,
                 explain=explain, follow=follow_, diagram=diagram, report=report,
                 echo_check=not no_echo_check, scenario=scenario, kernel=kernel)
 
@@ -254,7 +255,8 @@ def client(udp: bool, host: str, port: int, messages: tuple[str, ...], timeout: 
 @click.option("--dissect", type=COUNT, default=None, metavar="N", help=_("Wireshark's full dissection of packet N: what 'tshark -V' prints (needs tshark)."))
 @output_options
 def show(file: str, count: int | None, port: int | None, dissect: int | None, hex_: bool,
-         json_: bool, style: str, no_color: bool, explain: bool, filters: bool) -> None:
+         json_: bool, style: str, no_color: bool, explain: bool, filters: bool,
+         color: str) -> None:
     # the plain forms of ``sockcap show`` are read without click (sockcap.entry); both
     # ways run this with click's parameters
     from sockcap.commands.quick import show as show_with

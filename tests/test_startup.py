@@ -97,12 +97,14 @@ def _click_params(args: list[str]) -> dict[str, object] | None:
 FORMS = [
     [PCAP], ["-"], [PCAP, "--json"], ["--hex", PCAP, "-c", "3"], [PCAP, "--port", "80"],
     [PCAP, "--style", "tcpdump", "--no-color"], [PCAP, "--explain", "--filters"],
+    [PCAP, "--color", "always"], ["--color", "never", PCAP, "--no-color"],
     [PCAP, "-c", "1", "-c", "2"], [PCAP, "--style", "wireshark", "--style", "tcpdump"],
     [PCAP, "-c", "0"], [PCAP, "-c", "-1"], [PCAP, "--port", "65536"], [PCAP, "--port", "08"],
     [PCAP, "-c", str(options.MAX_COUNT)], [PCAP, "-c", str(options.MAX_COUNT + 1)],
     [PCAP, "--style", "json"], [PCAP, "-c"], [], [PCAP, PCAP], [str(ROOT)], ["--help", PCAP],
     [PCAP, "--port=80"], ["-c5", PCAP], ["--", PCAP], [PCAP, "--dissect", "1"],
     [PCAP, "--unknown"], [PCAP, "-c", "٣"], [PCAP, "-c", " 3"], [PCAP, "-c", "1_0"],
+    [PCAP, "--color"], [PCAP, "--color", "on"], [PCAP, "--color=always"],
 ]
 
 
@@ -114,7 +116,7 @@ def test_quick_reading_is_clicks(args: list[str]) -> None:
 
 
 def test_quick_reading_takes_the_common_forms() -> None:
-    for args in FORMS[:9]:
+    for args in FORMS[:11]:
         assert quick.show_params(args) is not None, args
 
 
@@ -124,9 +126,11 @@ def test_quick_knows_every_parameter_of_show() -> None:
     assert set(_click_params([PCAP]) or {}) == {*quick.SHOW_DEFAULTS, "file"}
     assert quick.MAX_COUNT == options.MAX_COUNT
     assert tuple(options.STYLES.choices) == quick.SHOW_STYLES
+    assert tuple(options.COLORS.choices) == quick.SHOW_CHOICES["--color"][1]
 
 
 TOKENS = st.sampled_from(["-c", "--port", "--style", "--hex", "--json", "--no-color",
+                          "--color", "auto", "always", "never", "on",
                           "--explain", "--filters", "tcpdump", "wireshark", "1", "0", "65535",
                           "65536", "x", PCAP, "-", "--", "-h"])
 

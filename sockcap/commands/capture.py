@@ -60,7 +60,7 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
             force: bool, rotate_seconds: float | None, rotate_mb: float | None,
             rotate_files: int | None, linger: float | None, quiet: bool, backend: str,
             calls: bool, kernel: bool, hex_: bool, json_: bool, style: str, no_color: bool,
-            explain: bool, command: tuple[str, ...]) -> None:
+            explain: bool, command: tuple[str, ...], color: str = "auto") -> None:
     from sockcap.capture.filters import with_icmp_errors
     from sockcap.capture.live import LiveOptions
     from sockcap.owner import check_output_path
@@ -81,6 +81,7 @@ def capture(iface: str, filter_: str, count: int | None, duration: float | None,
                        out=out, force=force, backend=backend, command=command,
                        command_stdout=2 if json_ else None, linger=linger, rotation=rotation)
     run_capture(opts, quiet=quiet, hex_=hex_, json_=json_, style=style, no_color=no_color,
+                color=color,
                 calls=calls, kernel=kernel, explain=explain)
 
 
@@ -127,7 +128,7 @@ def _first_file(out: str, rotation: Any, force: bool) -> str:
 
 def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
                 no_color: bool, calls: bool = False, kernel: bool = False,
-                explain: bool = False) -> None:
+                explain: bool = False, color: str = "auto") -> None:
     """Wire the capture to the view and the output; print the counters; re-raise an interrupt.
 
     With ``calls`` the command runs under strace (:mod:`sockcap.capture.calls`); with
@@ -140,11 +141,11 @@ def run_capture(opts: Any, *, quiet: bool, hex_: bool, json_: bool, style: str,
 
     from sockcap.capture.live import capture_live
     from sockcap.errors import CapturePermissionError, CommandFailedError
-    from sockcap.output import Output
+    from sockcap.output import Output, color_choice
     from sockcap.pipeline import Pipeline
     from sockcap.signals import sigterm_raises
 
-    output = Output(color=False if no_color else None)
+    output = Output(color=color_choice(color, no_color))
     pipeline = Pipeline()
     view = _view(pipeline, json_=json_, style=style, hex_=hex_, explain=explain)
     kept: list[Any] = []

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from sockcap.commands.options import STREAM, refuse_together
+from sockcap.commands.options import STREAM, color_options, refuse_together
 from sockcap.i18n import _
 
 if TYPE_CHECKING:
@@ -45,11 +45,11 @@ BOX_SAMPLE = "│─▶◀┌└…→"
 @click.option("--ascii", "ascii_", is_flag=True, help=_("ASCII lines instead of box-drawing characters."))
 @click.option("--width", type=click.IntRange(40, 400), default=None,
               help=_("Columns of the text ladder (default: the terminal's, 80 in a pipe)."))
-@click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
+@color_options
 def diagram(file: str, stream: int | None, udp: bool, port: int | None, format_: str,
             graph: str | None, out: str | None, force: bool, ascii_: bool, width: int | None,
-            no_color: bool) -> None:
-    from sockcap.output import Output
+            no_color: bool, color: str = "auto") -> None:
+    from sockcap.output import Output, color_choice
     from sockcap.owner import check_output_path
 
     if graph is not None:  # the graph is SVG, drawn to its own size
@@ -58,7 +58,7 @@ def diagram(file: str, stream: int | None, udp: bool, port: int | None, format_:
                         "width")
     if out is not None:
         check_output_path(out, force=force)
-    output = Output(color=False if no_color or out else None)
+    output = Output(color=False if out else color_choice(color, no_color))
     pipeline, packets = read_conversation(file, stream=stream, udp=udp, port=port or 0)
     from sockcap.commands.report import saved_story
 

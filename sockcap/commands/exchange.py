@@ -29,7 +29,7 @@ from sockcap.endpoints.loopback import (
 from sockcap.endpoints.scenarios import SCENARIOS
 from sockcap.errors import ExitCode
 from sockcap.i18n import _, ngettext
-from sockcap.output import Output
+from sockcap.output import Output, color_choice
 from sockcap.owner import check_output_path
 from sockcap.pipeline import Pipeline
 from sockcap.render.calls import (
@@ -53,7 +53,7 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
                 out: str | None, force: bool, timeout: float, hex_: bool, json_: bool,
                 style: str, no_color: bool, explain: bool = False, follow: bool = False,
                 diagram: bool = False, report: bool = False, echo_check: bool = True,
-                scenario: str | None = None, kernel: bool = False) -> None:
+                scenario: str | None = None, kernel: bool = False, color: str = "auto") -> None:
     if capture:
         if out is not None:
             check_output_path(out, force=force)
@@ -61,7 +61,7 @@ def run_command(*, udp: bool, capture: bool, messages: tuple[str, ...], host: st
     opts = RunOptions(udp=udp, capture=capture, messages=messages or DEFAULT_MESSAGES,
                       host=host, port=port, out=out, force=force, timeout=timeout,
                       kernel=kernel)
-    output = Output(color=False if no_color else None)
+    output = Output(color=color_choice(color, no_color))
     pipeline = Pipeline()
     explainer = PacketExplainer() if explain else None
     view = PacketView(pipeline, json=json_, style=style, hex_=hex_, explainer=explainer)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from sockcap.commands.options import STREAM, refuse_together
+from sockcap.commands.options import STREAM, color_options, refuse_together
 from sockcap.i18n import _
 
 if TYPE_CHECKING:  # pathlib too: sockcap --help imports this module for its listing
@@ -49,9 +49,9 @@ if TYPE_CHECKING:  # pathlib too: sockcap --help imports this module for its lis
 @click.option("--out", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help=_("With --raw: write each side's bytes to DIR/stream-N-client.bin and -server.bin."))
 @click.option("--force", is_flag=True, help=_("With --out: overwrite stream files already in DIR."))
-@click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
+@color_options
 def follow(file: str, stream: int | None, udp: bool, ascii_: bool, hex_: bool, raw: bool,
-           out: str | None, force: bool, no_color: bool) -> None:
+           out: str | None, force: bool, no_color: bool, color: str = "auto") -> None:
     ctx = click.get_current_context()
     refuse_together(ctx, "ascii_", "hex_", "raw")
     refuse_together(ctx, "hex_", "raw")
@@ -66,7 +66,7 @@ def follow(file: str, stream: int | None, udp: bool, ascii_: bool, hex_: bool, r
             from pathlib import Path
 
             no_stream_files(Path(out))
-    follow_command(file, stream=stream, udp=udp, mode=mode, out=out, no_color=no_color,
+    follow_command(file, stream=stream, udp=udp, mode=mode, out=out, no_color=no_color, color=color,
                    force=force)
 
 
@@ -87,7 +87,7 @@ def no_stream_files(folder: Path) -> None:
 
 
 def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: str | None,
-                   no_color: bool, force: bool = False) -> None:
+                   no_color: bool, force: bool = False, color: str = "auto") -> None:
     import gc
     from collections import deque
     from contextlib import ExitStack
@@ -95,7 +95,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
 
     from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP
     from sockcap.errors import CaptureFileError
-    from sockcap.output import Output
+    from sockcap.output import Output, color_choice
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pcapfile.source import open_input
     from sockcap.pipeline import Pipeline
@@ -103,7 +103,7 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     from sockcap.render.follow import FollowView
     from sockcap.speedups import engine_class
 
-    output = Output(color=False if no_color else None)
+    output = Output(color=color_choice(color, no_color))
     select = None if stream is None else (IPPROTO_UDP if udp else IPPROTO_TCP, stream)
     # no expert notes. Every stream: forgotten as show's are, each shown then (FollowView);
     # one stream: its table kept (stream_found reads it), from the stream's first packet on

@@ -12,7 +12,7 @@ import time
 
 import click
 
-from sockcap.commands.options import STYLES, FiniteFloat
+from sockcap.commands.options import STYLES, FiniteFloat, color_options
 from sockcap.i18n import _
 
 MAX_DATAGRAM = 65507  # the largest UDP payload (65535 - 20 IP - 8 UDP); above 1472: fragments
@@ -84,7 +84,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> int:
 @click.option("--timeout", type=FiniteFloat(1, 3600), default=60.0, show_default=True, help=_("Seconds for the whole run; then the lab stops and says what was delivered so far."))
 @click.option("--json", "json_", is_flag=True, help=_("One JSON object: the verdict, the link, the files and every packet."))
 @click.option("--style", type=STYLES, default="wireshark", show_default=True, help=_("Notation of the timelines."))
-@click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
+@color_options
 @click.option("--explain", is_flag=True, help=_("A plain sentence under every packet, and each connection's state."))
 @click.option("--kernel", is_flag=True, help=_("Also show the kernel's side of the TCP echo: states, drops, retransmissions, the congestion window falling after a loss (needs root)."))
 def lab(loss: float, drop_every: int | None, delay: float, jitter: float, rate: int, queue: int,
@@ -92,7 +92,8 @@ def lab(loss: float, drop_every: int | None, delay: float, jitter: float, rate: 
         pattern: str, graph: str | None, cc: str | None, tcp_: bool, udp_: bool, both: bool,
         messages: tuple[str, ...],
         count: int, size: int | None, out_dir: str | None, force: bool, timeout: float,
-        json_: bool, style: str, no_color: bool, explain: bool, kernel: bool) -> None:
+        json_: bool, style: str, no_color: bool, explain: bool, kernel: bool,
+        color: str) -> None:
     from sockcap.analysis.shape import LinkOptions
     from sockcap.commands.lab_run import LabRequest, check_cc, lab_command
 
@@ -119,7 +120,7 @@ def lab(loss: float, drop_every: int | None, delay: float, jitter: float, rate: 
                          jitter_ms=jitter, rate_bps=rate, queue=queue, reorder=reorder,
                          duplicate=duplicate, corrupt=corrupt, direction=direction, seed=seed),
         messages=payloads, tcp=tcp, udp=udp, out_dir=folder, force=force, timeout=timeout,
-        json=json_, style=style, no_color=no_color, explain=explain, kernel=kernel,
+        json=json_, style=style, no_color=no_color, color=color, explain=explain, kernel=kernel,
         pattern=pattern,
         cc=cc or "", fresh=out_dir is None, graph=graph or ""))
 

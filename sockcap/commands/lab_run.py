@@ -43,7 +43,7 @@ from sockcap.i18n import _
 from sockcap.lab.namespaces import Namespaces
 from sockcap.lab.session import LabOptions, LabResult, run_lab
 from sockcap.lab.wire import CLIENT_ADDRESS, NAMESPACES, SERVER_ADDRESS, Wire, build
-from sockcap.output import Output
+from sockcap.output import Output, color_choice
 from sockcap.owner import Owner
 from sockcap.pcapfile.writer import PcapWriter
 from sockcap.pipeline import Pipeline
@@ -90,6 +90,7 @@ class LabRequest:
     json: bool
     style: str
     no_color: bool
+    color: str = "auto"  # --color (no_color: --no-color, which wins)
     explain: bool = False
     pattern: str = "ping-pong"
     cc: str = ""
@@ -132,7 +133,7 @@ def _retries2() -> int:
 
 
 def lab_command(req: LabRequest) -> None:
-    output = Output(color=False if req.no_color else None)
+    output = Output(color=color_choice(req.color, req.no_color))
     ns = Namespaces(NAMESPACES)
     wire = build(ns, req.link)
     folder = [req.out_dir]  # the one run_lab made (``-2``, ... for a fresh one)

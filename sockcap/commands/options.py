@@ -14,6 +14,18 @@ from click.core import ParameterSource
 from sockcap.i18n import _
 
 STYLES = click.Choice(["wireshark", "tcpdump"])
+COLORS = click.Choice(["auto", "always", "never"])  # sockcap.output.COLOR_CHOICES
+
+
+def color_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--color auto|always|never`` and ``--no-color`` (``--color never``, and it wins):
+    the command's function takes ``color`` and ``no_color`` and gives
+    ``sockcap.output.color_choice(color, no_color)`` to its Output, which reads
+    ``NO_COLOR`` and ``FORCE_COLOR`` under ``auto`` (sockcap.output.wants_color)."""
+    f = click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))(f)
+    return click.option("--color", type=COLORS, default="auto", show_default=True,
+                        help=_("Colour: auto (on a terminal; NO_COLOR=1 turns it off, "
+                               "FORCE_COLOR=1 on), always (on a pipe too), never."))(f)
 PORT = click.IntRange(1, 65535)
 
 # Every number a user gives has both bounds, so none reaches a C ``int64_t`` or a timer
@@ -87,12 +99,12 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
         f = click.option("--explain", is_flag=True, help=_("A plain sentence under every packet, with the arithmetic shown; after the timeline, each connection's state and what each kind of note means."))(f)
     if "filters" in inspect.signature(f).parameters:
         f = click.option("--filters", is_flag=True, help=_("Under each packet, the Wireshark display filter that finds it; at the end, Wireshark's menus for each stream (Follow, Flow Graph)."))(f)
+    f = color_options(f)
     for opt in reversed([
         click.option("--hex", "hex_", is_flag=True, help=_("Payload bytes under each packet (Show Packet Bytes).")),
         click.option("--json", "json_", is_flag=True, help=_("One JSON object per packet per line.")),
         click.option("--style", type=STYLES, default="wireshark", show_default=True,
                      help=_("Notation of the timeline: Wireshark's columns, or what tcpdump -nn prints.")),
-        click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1).")),
     ]):
         f = opt(f)
     return f

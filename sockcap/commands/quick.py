@@ -4,7 +4,8 @@ Why: start-up is most of the cost of reading a small file, and importing click (
 standard modules it pulls in: inspect, ast, typing, uuid, datetime, threading) costs more
 CPU than all of sockcap's reading modules together; tcpdump reads a one-packet file in
 ~4 ms. So :func:`show_params` reads the common forms of ``sockcap show`` itself —
-``FILE`` with ``-c N``, ``--port N``, ``--style S`` and the view flags, in any order — and
+``FILE`` with ``-c N``, ``--port N``, ``--style S``, ``--color C`` and the view flags, in
+any order — and
 gives exactly the parameters click would give (``tests/test_startup.py`` parses the same
 command lines both ways and requires equal results, so this table cannot drift from
 ``cli.py``'s declarations unseen). Anything else — help, an error to report, a form not
@@ -27,12 +28,15 @@ MAX_COUNT = 10**12  # sockcap.commands.options.MAX_COUNT (the test checks they a
 SHOW_DEFAULTS: dict[str, Any] = {
     "count": None, "port": None, "dissect": None, "hex_": False, "json_": False,
     "style": "wireshark", "no_color": False, "explain": False, "filters": False,
+    "color": "auto",
 }
 SHOW_FLAGS = {"--hex": "hex_", "--json": "json_", "--no-color": "no_color",
               "--explain": "explain", "--filters": "filters"}
 # option -> (parameter, lowest, highest) for integers; choices for --style
 SHOW_NUMBERS = {"-c": ("count", 1, MAX_COUNT), "--port": ("port", 1, 65535)}
 SHOW_STYLES = ("wireshark", "tcpdump")
+# option -> (parameter, choices) for the options that take one word of a list
+SHOW_CHOICES = {"--style": ("style", SHOW_STYLES), "--color": ("color", ("auto", "always", "never"))}
 
 
 def show_params(args: Sequence[str]) -> dict[str, Any] | None:
@@ -45,15 +49,16 @@ def show_params(args: Sequence[str]) -> dict[str, Any] | None:
         i += 1
         if arg in SHOW_FLAGS:
             params[SHOW_FLAGS[arg]] = True
-        elif arg in SHOW_NUMBERS or arg == "--style":
+        elif arg in SHOW_NUMBERS or arg in SHOW_CHOICES:
             if i >= len(args):
                 return None
             value = args[i]
             i += 1
-            if arg == "--style":
-                if value not in SHOW_STYLES:
+            if arg in SHOW_CHOICES:
+                name, choices = SHOW_CHOICES[arg]
+                if value not in choices:
                     return None
-                params["style"] = value
+                params[name] = value
                 continue
             name, low, high = SHOW_NUMBERS[arg]
             if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
@@ -78,4 +83,4 @@ def show(params: dict[str, Any]) -> None:
     show_command(params["file"], count=params["count"] or 0, port=params["port"] or 0,
                  dissect=params["dissect"], hex_=params["hex_"], json_=params["json_"],
                  style=params["style"], no_color=params["no_color"],
-                 explain=params["explain"], filters=params["filters"])
+                 explain=params["explain"], filters=params["filters"], color=params["color"])

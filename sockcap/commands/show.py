@@ -22,7 +22,7 @@ from sockcap.analysis.conversation import Annotated
 from sockcap.commands.progress import Progress, wants_progress
 from sockcap.errors import CaptureFileError
 from sockcap.i18n import _
-from sockcap.output import Output
+from sockcap.output import Output, color_choice
 from sockcap.pcapfile.reader import CaptureReader, open_capture
 from sockcap.pcapfile.source import open_input
 from sockcap.pipeline import Pipeline
@@ -34,13 +34,15 @@ from sockcap.speedups import engine_class
 
 def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_: bool,
                  json_: bool, style: str, no_color: bool, explain: bool = False,
-                 filters: bool = False) -> None:
+                 filters: bool = False, color: str = "auto") -> None:
+    """``color``: ``--color`` (auto, always, never; ``no_color``, ``--no-color``, is
+    never): see :func:`sockcap.output.wants_color` for ``NO_COLOR``/``FORCE_COLOR``."""
     if dissect is not None:
         from sockcap.commands.dissect import dissect_command
 
         dissect_command(path, dissect)
         return
-    output = Output(color=False if no_color else None)
+    output = Output(color=color_choice(color, no_color))
     from sockcap.pcapfile.storyfile import read_story
 
     records = read_story(path)
@@ -104,11 +106,13 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
         packet_view = None if own else _view_of(view, output)
         run = EngineRun(cls, pipeline, hex_=hex_, view=packet_view, clock=pipeline,
                         style=notation if own else Style.WIRESHARK,
-                        color=own and output.color and notation is not Style.JSON)
-        if not output.color:
-            # The plain path makes no reference cycles (records, conversations,
+                        color=(own and output.color and notation is not Style.JSON
+                               and _color_table()))
+        if own or not output.color:
+            # The engine's own text makes no reference cycles (records, conversations,
             # strings): the cyclic collector would only walk the conversations kept,
-            # again and again. rich, on a terminal, may make some: it keeps it on.
+            # again and again. rich, writing the Python view's colour, may make some: it
+            # keeps it on then.
             gc.disable()
         try:
             run.run(progress.frames(reader), output.data, reader=reader, on_read=progress.tick)
@@ -159,6 +163,15 @@ def _view_of(view: PacketView, output: Output) -> Callable[[Annotated], str | No
         lines(styled(a))
 
     return write_styled
+
+
+def _color_table() -> tuple[str, ...]:
+    """The engine's colour table: rich's own codes for the view's styles, rendered once
+    (rich is imported only when there is colour to write)."""
+    from sockcap.output import ansi_codes
+    from sockcap.pipeline.contract import COLOR_STYLES, color_table
+
+    return color_table(ansi_codes(COLOR_STYLES))
 
 
 def warn(output: Output, reader: CaptureReader) -> None:

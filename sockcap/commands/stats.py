@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from sockcap.commands.options import color_options
 from sockcap.i18n import _
 
 READING_STOPPED = "damage that stopped reading"  # a kind in the report's damaged records
@@ -17,12 +18,12 @@ READING_STOPPED = "damage that stopped reading"  # a kind in the report's damage
 @click.command("stats", help=_('Conversations (packets, bytes, iRTT, notes, how each ended) and protocol totals.'))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--json", "json_", is_flag=True, help=_("One JSON object instead of tables."))
-@click.option("--no-color", is_flag=True, help=_("No colour (also: NO_COLOR=1)."))
-def stats(file: str, json_: bool, no_color: bool) -> None:
-    stats_command(file, json_=json_, no_color=no_color)
+@color_options
+def stats(file: str, json_: bool, no_color: bool, color: str) -> None:
+    stats_command(file, json_=json_, no_color=no_color, color=color)
 
 
-def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
+def stats_command(path: str, *, json_: bool, no_color: bool, color: str = "auto") -> None:
     import gc
     import json
     from contextlib import ExitStack
@@ -30,7 +31,7 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     from sockcap.analysis.stats import CaptureFacts, StatsCollector, linktype_names
     from sockcap.commands.progress import Progress, wants_progress
     from sockcap.errors import CaptureFileError
-    from sockcap.output import Output
+    from sockcap.output import Output, color_choice
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pcapfile.source import open_input
     from sockcap.pipeline import Pipeline
@@ -38,7 +39,7 @@ def stats_command(path: str, *, json_: bool, no_color: bool) -> None:
     from sockcap.render.stats import stats_json, stats_lines
     from sockcap.speedups import engine_class
 
-    output = Output(color=False if no_color else None)
+    output = Output(color=color_choice(color, no_color))
     pipeline = Pipeline()
     collector = StatsCollector()
     failure: CaptureFileError | None = None

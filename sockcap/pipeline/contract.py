@@ -37,7 +37,7 @@ Pure: :func:`c_header` returns the header's text; the script writes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from enum import IntEnum
 from typing import Any
 
@@ -119,9 +119,32 @@ class Style(IntEnum):
     TCPDUMP = 2
 
 
+# Colour (``Engine(color=)``, the C twin's): the rich style of each slot of the engine's
+# colour table. A line of each phase (PHASES order; "" for DATA, whose line takes its
+# direction's style, and for a phase without a style), then the client's data, the
+# server's, a line with notes and no phase style, and the dim lines (the guessed roles'
+# line, the --hex rows). The reference is timeline.style_of and PacketView.styled.
+COLOR_STYLES: tuple[str, ...] = (
+    *("" if p is Phase.DATA else timeline._PHASE_STYLES.get(p, "") for p in PHASES),
+    timeline.CLIENT_STYLE, timeline.SERVER_STYLE, timeline.NOTES_STYLE, timeline.DIM_STYLE)
+
+
+def color_table(codes: Mapping[str, tuple[str, str]]) -> tuple[str, ...]:
+    """``Engine(color=)``: each slot's opening SGR sequence (:data:`COLOR_STYLES`, "" for
+    none), then the one sequence that closes them all. ``codes`` gives each style's
+    ``(opening, closing)`` as rich writes them (:func:`sockcap.output.ansi_codes`)."""
+    closings = {codes[style][1] for style in COLOR_STYLES if style}
+    if len(closings) != 1:
+        raise ValueError("closings", closings)  # the engine writes one closing for all
+    return (*(codes[style][0] for style in COLOR_STYLES), closings.pop())
+
+
 # Numbers both sides use, each from its one Python definition.
 CONSTANTS: dict[str, int] = {
     **{f"STYLE_{style.name}": int(style) for style in Style},
+    "COLOR_CLIENT": len(PHASES), "COLOR_SERVER": len(PHASES) + 1,
+    "COLOR_NOTES": len(PHASES) + 2, "COLOR_DIM": len(PHASES) + 3,
+    "COLOR_COUNT": len(COLOR_STYLES),
     **{f"F_{flag.name}": int(flag) for flag in TcpFlags},
     "ECN_BITS": conversation.ECN_BITS,
     **{name: getattr(expert, name) for name in dir(expert)

@@ -51,7 +51,9 @@ and nothing else changes: each twin lists the notations it writes itself in its 
 attribute ``styles`` (:class:`~sockcap.pipeline.contract.Style`) and ``colors``, and a
 command asks for one with ``style=``/``color=`` only when the class lists it (otherwise it
 gives the Python view; the pure twin's JSON and tcpdump notation are those views, the
-reference).
+reference). ``color=`` is the colour table (:func:`~sockcap.pipeline.contract.color_table`:
+rich's SGR codes for the view's styles) for the C twin, which lists ``colors``; the pure
+twin's colour is the Python view written through rich, the reference.
 
 Pure: no I/O; text leaves through the ``write`` callback a command gives.
 """
@@ -155,7 +157,8 @@ class PureEngine:
                  render: bool = True, target_proto: int = -1, target_stream: int = -1,
                  view: Callable[[Annotated], str | None] | None = None,
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
-                 style: int = Style.WIRESHARK, color: bool = False, **words: Any) -> None:
+                 style: int = Style.WIRESHARK, color: bool | Sequence[str] = False,
+                 **words: Any) -> None:
         from sockcap.render.packets import PacketView
 
         if style not in self.styles or (color and not self.colors):
@@ -281,7 +284,7 @@ class EngineRun:
                  view: Callable[[Annotated], str | None] | None = None,
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
                  keep: bool | None = None, style: int = Style.WIRESHARK,
-                 color: bool = False) -> None:
+                 color: bool | Sequence[str] = False) -> None:
         self.pipeline = pipeline
         tracker = pipeline.tracker
         keep = tracker.keep if keep is None else keep  # the engine's: stats rows or none

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING
 
 from sockcap.analysis.conversation import ROLES_GUESSED, Annotated
 from sockcap.i18n import N_, _
-from sockcap.render.timeline import Clock, Timeline, endpoint, json_line, json_record, style_of
+from sockcap.render.timeline import (
+    DIM_STYLE,
+    Clock,
+    Timeline,
+    endpoint,
+    json_line,
+    json_record,
+    style_of,
+)
 
 if TYPE_CHECKING:  # the sentences and the filters are imported by the views that use them
     from sockcap.render.explain import PacketExplainer
@@ -94,7 +102,7 @@ class PacketView:
             return
         conv = a.conv
         if conv is not None and conv.roles is ROLES_GUESSED and _first_of(a):
-            yield guessed_roles(a), "dim"
+            yield guessed_roles(a), DIM_STYLE
         lines = self.timeline.lines(a)
         yield lines[0], style_of(a)
         if self.filters:
@@ -103,7 +111,7 @@ class PacketView:
             self._seen(a)
             yield "      " + _("filter: {filter}").format(filter=display_filter(a)), "dim"
         for extra in lines[1:]:
-            yield extra, "dim"
+            yield extra, DIM_STYLE
         if self.explainer is not None:
             sentence = self.explainer.sentence(a)
             if sentence is not None:

@@ -137,6 +137,8 @@ def proto_name(p: Packet) -> str:
 
 CLIENT_STYLE = "green"  # the client's data, here and in follow
 SERVER_STYLE = "magenta"
+NOTES_STYLE = "bold red"  # a line with notes and no phase style of its own
+DIM_STYLE = "dim"  # the lines under and before a packet's (guessed roles, --hex rows)
 _PHASE_STYLES = {Phase.HANDSHAKE_1: "cyan", Phase.HANDSHAKE_2: "cyan",
                  Phase.HANDSHAKE_3: "cyan", Phase.TEARDOWN: "yellow", Phase.RESET: "bold red"}
 
@@ -145,7 +147,7 @@ def style_of(a: Annotated) -> str:
     """A rich style name for the line (the CLI applies it on a terminal only)."""
     if a.phase is Phase.DATA:
         return CLIENT_STYLE if a.from_client else SERVER_STYLE
-    return _PHASE_STYLES.get(a.phase, "bold red" if a.notes else "")
+    return _PHASE_STYLES.get(a.phase, NOTES_STYLE if a.notes else "")
 
 
 # "[PSH, ACK]       " padded to the column width, for every flag combination: one list
