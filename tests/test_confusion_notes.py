@@ -22,7 +22,8 @@ def noted(path: Path, words: str, env: dict[str, str | None], *args: str) -> set
     out = set()
     for line in res.stdout.splitlines():
         head = line.split(maxsplit=1)
-        if head and head[0].isdigit() and f"{words})" in line.rsplit("  (", 1)[-1]:
+        if head and head[0].isdigit() and line.endswith(")") and \
+                words in line.rsplit("  (", 1)[-1][:-1].split("; "):
             out.add(int(head[0]))
     return out
 

@@ -306,10 +306,12 @@ def test_partial_checksum_only_where_tshark_finds_it_bad(name: str) -> None:
     explainer = PacketExplainer()
     for a in Pipeline().packets(open_capture(io.BytesIO(path.read_bytes()))):
         explainer.explain(a)
-    from sockcap.render.confusions import Confusion, _partial_checksum
+    from sockcap.analysis.offload import address_sum, partial_checksum, tcp_start
+    from sockcap.render.confusions import Confusion
 
     partial = {a.no for a in Pipeline().packets(open_capture(io.BytesIO(path.read_bytes())))
-               if _partial_checksum(a.packet) is not None}
+               if partial_checksum(a.packet, tcp_start(a.packet), address_sum(a.packet))
+               is not None}
     bad = {no for no, (s,) in status.items() if s == "0"}
     assert partial <= bad
     if name.endswith(("echo-tcp.pcap", "coalesce.pcap")):
