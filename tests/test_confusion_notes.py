@@ -1,16 +1,31 @@
 """What confuses learners, as notes in the timeline (contract.CONFUSION_NOTES): port
-numbers reused, window scale unknown, TIME_WAIT — on the packets where tshark (the
+numbers reused, window scale unknown, TIME_WAIT, partial checksum, larger than the MTU,
+a segment that continues a message, a Nagle stall — on the packets where tshark (the
 oracle) or the capture itself shows them, in the words of both languages, the same from
-the compiled engine and its pure twin (``show`` of real captures on both paths)."""
+the compiled engine and its pure twin (``show`` of real captures on both paths), and on
+the packets where ``--explain`` says them."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 from conftest import CORPUS, ROOT, needs_corpus, needs_tshark, sockcap
-from test_explain_oracle import reused_ports_capture, tshark_column
+from test_explain_oracle import (
+    explained,
+    nagle_stalls,
+    needs_scenarios,
+    reused_ports_capture,
+    scenario_capture,
+    tshark_column,
+)
+
+from sockcap.analysis.offload import address_sum, partial_checksum, tcp_start
+from sockcap.pcapfile.reader import open_capture
+from sockcap.pipeline import Pipeline
 
 GOLDEN = ROOT / "tests" / "golden"
 
@@ -89,3 +104,160 @@ def test_the_notes_are_counted_and_explained() -> None:
     res = sockcap("show", "--explain", str(GOLDEN / "scenario-time-wait.pcap"))
     assert res.returncode == 0, res.stderr
     assert "now stays in TIME_WAIT (60 s on Linux)" in res.stdout
+
+
+def capture(name: str) -> Path:
+    path = GOLDEN / name if "/" not in name else CORPUS / name
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return path
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", ["echo-tcp.pcap", "scenario-coalesce.pcap",
+                                  "diagram-rto.pcap", "public/print-flags.pcap",
+                                  "public/ssh.pcap", "public/whois.pcap"])
+def test_partial_checksum_once_per_connection_where_tshark_finds_it_bad(
+        name: str, sockcap_path: dict[str, str | None]) -> None:
+    """On each connection's first packet whose checksum field holds the pseudo-header's
+    sum; tshark 4.0 calls it bad and computes the real checksum sockcap computes
+    (Wireshark 4.2: "[correct] (matches partial checksum, not 0x..., likely caused by
+    "TCP checksum offload")"). On loopback that is every connection's SYN; a capture
+    from a real wire has it only where the sending host captured its own packets."""
+    path = capture(name)
+    rows = tshark_column(path, "tcp.stream", "tcp.checksum", "tcp.checksum.status",
+                         "_ws.expert.message", prefs=("tcp.check_checksum:TRUE",))
+    found: dict[int, tuple[int, int]] = {}
+    for a in Pipeline().packets(open_capture(io.BytesIO(path.read_bytes()))):
+        checked = partial_checksum(a.packet, tcp_start(a.packet), address_sum(a.packet))
+        if checked is not None:
+            found[a.no] = checked
+    first: dict[str, int] = {}
+    for no in sorted(found):
+        first.setdefault(rows[no][0], no)
+    expected = set(first.values())
+    assert noted(path, "partial checksum (offload, once per connection)", sockcap_path) \
+        == expected
+    assert noted(path, "checksum parsial (offload, sekali per koneksi)", sockcap_path,
+                 "--lang", "id") == expected
+    assert json_noted(path, "partial checksum", sockcap_path) == expected
+    for no, (field, real) in found.items():
+        _stream, checksum, status, message = rows[no]
+        assert status == "0" and int(checksum, 16) == field, (no, rows[no])
+        assert f"should be 0x{real:04x}" in message, (no, message)
+    if "/" not in name:  # a loopback capture: every connection, from its SYN
+        streams = {r[0] for r in rows.values() if r[0]}
+        assert len(expected) == len(streams) >= 1
+        assert set(found) == {no for no, r in rows.items() if r[2] == "0"}  # every bad one
+
+
+@needs_tshark
+@needs_corpus
+@pytest.mark.parametrize("name", ["gso-ipv4.pcap", "gso-ipv6.pcap", "bigtcp-ipv4.pcap",
+                                  "ipv4_tcp_http_xml_tso.pcap", "ssh.pcap", "whois.pcap"])
+def test_larger_than_the_mtu_on_the_packets_explain_names(
+        name: str, sockcap_path: dict[str, str | None]) -> None:
+    """GSO/TSO/BIG TCP super-segments (tshark's frame.len over an Ethernet MTU's 1514
+    bytes, with TCP data) get the note, on the packets whose sentence in --explain says
+    how many segments a wire would carry; no other packet does."""
+    path = CORPUS / "public" / name
+    sizes = tshark_column(path, "frame.len", "tcp.len")
+    expected = {no for no, (frame_len, tcp_len) in sizes.items()
+                if tcp_len and int(tcp_len) > 0 and int(frame_len) > 1514}
+    words = "larger than the MTU (TSO/GSO: cut into segments later)"
+    assert noted(path, words, sockcap_path) == expected
+    assert noted(path, "lebih besar dari MTU (TSO/GSO: dipotong menjadi segmen kemudian)",
+                 sockcap_path, "--lang", "id") == expected
+    assert json_noted(path, "larger than the MTU", sockcap_path) == expected
+    said = {a.no for a, _w, s in explained(path) if "is larger than the MTU" in s}
+    assert said == expected
+    if name.startswith("gso"):
+        assert expected
+
+
+def continued_messages(path: Path) -> set[int]:
+    """From tshark's raw fields: the data segments that start where the same side's
+    previous data segment, sent without PSH (or FIN), ended."""
+    rows = tshark_column(path, "tcp.stream", "tcp.srcport", "tcp.seq_raw", "tcp.len",
+                         "tcp.flags")
+    open_end: dict[tuple[str, str], int] = {}
+    out = set()
+    for no, (stream, port, seq, length, flags) in sorted(rows.items()):
+        if not length or int(length) == 0 or int(flags, 16) & 0x06:  # SYN, RST
+            continue
+        side = (stream, port)
+        if open_end.get(side) == int(seq):
+            out.add(no)
+        if int(flags, 16) & 0x09:  # PSH or FIN: the message ends here
+            open_end.pop(side, None)
+        else:
+            open_end[side] = (int(seq) + int(length)) % (1 << 32)
+    return out
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", ["lab-reorder.pcap", "public/ssh.pcap",
+                                  "public/tcp_rst_data.pcap"])
+def test_continues_a_message_after_a_segment_without_psh(
+        name: str, sockcap_path: dict[str, str | None]) -> None:
+    """On the segment that goes on where a segment without PSH stopped (tshark's raw
+    sequence numbers and flags), in both languages and --json; --explain says its own
+    sentence ("No PSH") on the segment before it."""
+    path = capture(name)
+    expected = continued_messages(path)
+    words = "continues the previous segment's message (no PSH there)"
+    assert noted(path, words, sockcap_path) == expected
+    assert noted(path, "melanjutkan pesan segmen sebelumnya (di sana tanpa PSH)", sockcap_path,
+                 "--lang", "id") == expected
+    assert json_noted(path, "continues a message", sockcap_path) == expected
+    if name != "public/tcp_rst_data.pcap":
+        assert expected
+    no_psh = {a.no for a, _w, s in explained(path) if "No PSH" in s}
+    for a, _w, _s in explained(path):
+        if a.no in expected:  # the sentence is on a segment of the same side before it
+            assert any(n < a.no for n in no_psh)
+
+
+@needs_tshark
+@needs_scenarios
+def test_nagle_stall_on_the_released_segment() -> None:
+    """scenario nagle (write, write, read on loopback, captured for real): the note is on
+    the data segments tshark's own numbers show waiting for a delayed ACK, where --explain
+    says the stall, on both engines."""
+    path = scenario_capture("nagle")
+    expected = nagle_stalls(path)
+    assert expected
+    for pure in ("", "1"):
+        env = {"SOCKCAP_PURE": pure or None}
+        assert noted(path, "held back by Nagle until a delayed ACK", env) == expected
+        assert noted(path, "ditahan Nagle sampai ACK yang ditunda datang", env,
+                     "--lang", "id") == expected
+        assert json_noted(path, "Nagle stall", env) == expected
+    said = {a.no for a, _w, s in explained(path) if "Nagle's algorithm held them" in s}
+    assert said == expected
+
+
+@needs_tshark
+@needs_corpus
+def test_nagle_stall_in_a_capture_from_a_real_wire(sockcap_path: dict[str, str | None]) -> None:
+    """ssh.pcap (one connection, from a wire): the stalls tshark's numbers show."""
+    path = CORPUS / "public" / "ssh.pcap"
+    expected = nagle_stalls(path)
+    assert noted(path, "held back by Nagle until a delayed ACK", sockcap_path) == expected
+    said = {a.no for a, _w, s in explained(path) if "Nagle's algorithm held them" in s}
+    assert said == expected
+
+
+def test_the_new_notes_are_explained_in_both_languages() -> None:
+    """--explain's list of notes says what each means (in Indonesian too)."""
+    path = CORPUS / "public" / "ssh.pcap"
+    if not path.exists():
+        pytest.skip("corpus not present")
+    res = sockcap("show", "--explain", str(path))
+    assert res.returncode == 0, res.stderr
+    assert re.search(r"held back by Nagle until a delayed ACK \(\d+\): These bytes were held",
+                     res.stdout)
+    res = sockcap("--lang", "id", "show", "--explain", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "ditahan Nagle sampai ACK yang ditunda datang (" in res.stdout
+    assert "Byte-byte ini ditahan" in res.stdout

@@ -412,14 +412,10 @@ def test_port_reuse_where_tshark_flags_it(tmp_path: Path) -> None:
     assert flagged == said == {first + 1}
 
 
-@needs_tshark
-@needs_scenarios
-def test_nagle_with_delayed_ack_where_the_capture_shows_the_stall() -> None:
-    """The write-write-read pattern on loopback: the stall is named exactly on the data
-    segments that tshark's own numbers show waiting for a delayed ACK (the previous data
-    of that side acknowledged by a pure ACK 20 ms or more later, and these bytes sent
-    within 10 ms of that ACK, at the next sequence number)."""
-    path = scenario_capture("nagle")
+def nagle_stalls(path: Path) -> set[int]:
+    """The data segments that tshark's own numbers show waiting for a delayed ACK: the
+    previous data of that side acknowledged by a pure ACK 20 ms or more later, and these
+    bytes sent within 10 ms of that ACK, at the next sequence number (one connection)."""
     rows = tshark_column(path, "frame.time_epoch", "tcp.srcport", "tcp.seq", "tcp.ack",
                          "tcp.len", "tcp.flags", prefs=("tcp.relative_sequence_numbers:TRUE",))
     last_data: dict[str, tuple[int, int]] = {}
@@ -440,6 +436,18 @@ def test_nagle_with_delayed_ack_where_the_capture_shows_the_stall() -> None:
         if (before and acked and int(seq) == before[0] == acked[0]
                 and acked[1] - before[1] >= 20_000_000 and 0 <= ns - acked[1] <= 10_000_000):
             expected.add(no)
+    return expected
+
+
+@needs_tshark
+@needs_scenarios
+def test_nagle_with_delayed_ack_where_the_capture_shows_the_stall() -> None:
+    """The write-write-read pattern on loopback: the stall is named exactly on the data
+    segments that tshark's own numbers show waiting for a delayed ACK (the previous data
+    of that side acknowledged by a pure ACK 20 ms or more later, and these bytes sent
+    within 10 ms of that ACK, at the next sequence number)."""
+    path = scenario_capture("nagle")
+    expected = nagle_stalls(path)
     said = {a.no for a, _w, s in explained(path) if "Nagle's algorithm held them" in s}
     assert said == expected and len(said) >= 1
 
