@@ -249,15 +249,33 @@ def test_nagle_stall_in_a_capture_from_a_real_wire(sockcap_path: dict[str, str |
 
 
 def test_the_new_notes_are_explained_in_both_languages() -> None:
-    """--explain's list of notes says what each means (in Indonesian too)."""
+    """--explain's list of notes says what each means (in Indonesian too); a note whose
+    meaning the sentence under its packet already gave points there instead of saying it
+    twice (with --json, where no sentence is shown, it says it all)."""
     path = CORPUS / "public" / "ssh.pcap"
     if not path.exists():
         pytest.skip("corpus not present")
     res = sockcap("show", "--explain", str(path))
     assert res.returncode == 0, res.stderr
+    assert re.search(r"held back by Nagle until a delayed ACK \(\d+\): said in the sentence "
+                     r"under each packet that has it\.", res.stdout)
+    assert re.search(r"continues the previous segment's message \(no PSH there\) \(\d+\): "
+                     r"The same side's previous segment had no PSH", res.stdout)
+    res = sockcap("show", "--explain", "--json", str(path))
+    assert res.returncode == 0, res.stderr
     assert re.search(r"held back by Nagle until a delayed ACK \(\d+\): These bytes were held",
-                     res.stdout)
+                     res.stderr)
     res = sockcap("--lang", "id", "show", "--explain", str(path))
     assert res.returncode == 0, res.stderr
     assert "ditahan Nagle sampai ACK yang ditunda datang (" in res.stdout
-    assert "Byte-byte ini ditahan" in res.stdout
+    assert "Segmen sebelumnya dari sisi yang sama tidak ber-PSH" in res.stdout
+
+
+def test_time_wait_is_not_explained_twice() -> None:
+    """scenario time-wait: the packet's sentence says what TIME_WAIT means; the list of
+    notes after the packets names the note and points there."""
+    res = sockcap("show", "--explain", str(GOLDEN / "scenario-time-wait.pcap"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("TIME_WAIT (60 s on Linux)") == 1
+    assert "enters TIME_WAIT (1): said in the sentence under each packet that has it." \
+        in res.stdout
