@@ -33,13 +33,6 @@ from collections.abc import Callable
 from sockcap.analysis.annotated import Annotated as Annotated
 from sockcap.analysis.annotated import Conversation as Conversation
 from sockcap.analysis.direction import SCALE_NONE, Direction
-from sockcap.analysis.offload import (
-    SMALLEST_MTU_PAYLOAD,
-    address_sum,
-    mtu_cut,
-    partial_checksum,
-    tcp_start,
-)
 from sockcap.analysis.expert import (
     CONNECTION_REFUSED,
     CONNECTION_RESET,
@@ -49,6 +42,13 @@ from sockcap.analysis.expert import (
     mptcp_mappings,
     note_kind,
     notes_of,
+)
+from sockcap.analysis.offload import (
+    SMALLEST_MTU_PAYLOAD,
+    address_sum,
+    mtu_cut,
+    partial_checksum,
+    tcp_start,
 )
 from sockcap.codes import Note, Phase, PlacedNote, Roles
 from sockcap.decode.icmp import decode_icmp

@@ -2,15 +2,19 @@
 
 Each :class:`Confusion` is a code; its words are in the catalogue. ``--explain`` adds
 the sentence under the packet that shows it (once per connection where it would repeat
-on every packet) and counts them after the notes. Three of them are also notes in the
-timeline (:class:`sockcap.codes.Note` ``PORT_REUSE``, ``WINDOW_SCALE_UNKNOWN``,
-``TIME_WAIT``; ``sockcap.pipeline.contract.CONFUSION_NOTES``), detected per packet by
-both engines' conversation trackers; the contract says why the others are not.
+on every packet) and counts them after the notes. Each is also a note in the timeline
+(:class:`sockcap.codes.Note`; ``sockcap.pipeline.contract.CONFUSION_NOTES``), detected
+per packet by both engines' conversation trackers, on the same packets as the sentence
+here except "part of a larger message": its note is on the segment that continues the
+message (the contract says why). The checks themselves are shared with the trackers
+(:mod:`sockcap.analysis.offload`; the receiver's MSS is the tracker's ``Direction.mss``;
+the Nagle thresholds are ``conversation.DELAYED_NS`` and ``RELEASED_NS``).
 
 - partial checksum: on loopback and veth the kernel leaves the TCP checksum to the
   network card (checksum offload), so the capture holds only the pseudo-header's sum
   (Linux's CHECKSUM_PARTIAL); Wireshark 4.2 labels it "partial". Detected by computing
-  the real checksum (RFC 9293 3.1) and the pseudo-header sum.
+  the pseudo-header sum first and the real checksum (RFC 9293 3.1) only when the field
+  equals it.
 - larger than the MTU: a segment whose IP packet is longer than the link's MTU (1500 on
   Ethernet; the SYN's MSS when the handshake was seen) was handed to the capture before
   the kernel or the card cut it (TSO/GSO; GRO on receive).
