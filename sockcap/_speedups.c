@@ -1098,6 +1098,7 @@ typedef struct {
     int bits;   /* analysis flags */
     int own;    /* N_CONNECTION_REFUSED / N_CONNECTION_RESET / N_HALF_CLOSE, or -1 */
     int told;   /* contract.CONFUSION_NOTES found (CONFUSION_BIT of each), or 0 */
+    int64_t segments, stall_ms; /* the numbers of N_LARGER_THAN_MTU and N_NAGLE_STALL */
     int64_t dupacks;
 } Ann;
 
@@ -1219,8 +1220,9 @@ static int partial_checksum(const Pkt *p, int64_t start, int64_t addresses) {
     return field != (~fold16(sum) & 0xFFFF);
 }
 
-/* offload.mtu_cut: is the IP packet larger than the MTU (mss: the receiver's, or -1)? */
-static int larger_than_mtu(const Pkt *p, int64_t mss) {
+/* offload.mtu_cut: the segments a wire would carry when the IP packet is larger than the
+ * MTU (mss: the receiver's, or -1), else 0 */
+static int64_t larger_than_mtu(const Pkt *p, int64_t mss) {
     int64_t tcp = tcp_start_of(p);
     int64_t ip = tcp >= 0 ? ip_start_of(p, tcp) : -1;
     if (ip < 0) return 0;
@@ -1232,11 +1234,11 @@ static int larger_than_mtu(const Pkt *p, int64_t mss) {
         mtu = ETHERNET_MTU;
         segment = mtu - headers;
     }
-    return size > mtu && segment > 0;
+    return size > mtu && segment > 0 ? (p->payload_len + segment - 1) / segment : 0;
 }
 
 /* ConversationTracker's _learner_notes: the rest of contract.CONFUSION_NOTES, as bits */
-static int learner_notes(const Pkt *p, Conv *c, Dir *d, const Dir *r) {
+static int learner_notes(const Pkt *p, Conv *c, Dir *d, const Dir *r, Ann *a) {
     int out = 0, flags = p->flags;
     int64_t plen = p->payload_len, seq = p->seq;
     if (!c->partial_said) {
@@ -1247,7 +1249,7 @@ static int learner_notes(const Pkt *p, Conv *c, Dir *d, const Dir *r) {
         }
     }
     if ((plen > SMALLEST_MTU_PAYLOAD || (r->mss >= 0 && plen > r->mss - 40)) &&
-        larger_than_mtu(p, r->mss))
+        (a->segments = larger_than_mtu(p, r->mss)) > 0)
         out |= CONFUSION_BIT(N_LARGER_THAN_MTU);
     if ((flags & (F_SYN | F_RST)) || !plen) {
         if (plen || (flags & (F_SYN | F_FIN | F_RST)) || !(flags & F_ACK)) return out;
@@ -1263,8 +1265,10 @@ static int learner_notes(const Pkt *p, Conv *c, Dir *d, const Dir *r) {
     d->data_next = MOD32(seq + plen);
     d->data_ts = p->ts;
     if (before == seq && r->pure_ack == seq && r->pure_ack_ts - before_ts >= DELAYED_NS &&
-        p->ts - r->pure_ack_ts >= 0 && p->ts - r->pure_ack_ts <= RELEASED_NS)
+        p->ts - r->pure_ack_ts >= 0 && p->ts - r->pure_ack_ts <= RELEASED_NS) {
         out |= CONFUSION_BIT(N_NAGLE_STALL);
+        a->stall_ms = (int64_t)((p->ts - before_ts + 500000) / 1000000); /* rounded */
+    }
     return out;
 }
 
@@ -1300,6 +1304,7 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
     a->bits = 0;
     a->own = -1;
     a->told = 0;
+    a->segments = a->stall_ms = 0;
     a->dupacks = 0;
     if (!c) { a->phase = PH_NONE; return 0; }
     if (p->ts >= 0) { /* a frame without a time (NO_TIMESTAMP) leaves the clock alone */
@@ -1352,7 +1357,7 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
     int told = 0;
     if (p->window >= 0) {
         int one = confusion_note(p, c, from_client, d, r);
-        told = (one >= 0 ? CONFUSION_BIT(one) : 0) | learner_notes(p, c, d, r);
+        told = (one >= 0 ? CONFUSION_BIT(one) : 0) | learner_notes(p, c, d, r, a);
     }
     a->phase = phase_of(p, c, from_client, d);
     int ended = c->reset || (c->dirs[0].fin && c->dirs[1].fin);
@@ -1556,6 +1561,12 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
         Val v = {n, (size_t)(write_i64(n, dupacks, 0) - n)};
         return put_template(b, &e->templates[T_DUPLICATE_ACK], &v);
     }
+    if (kind == N_LARGER_THAN_MTU || kind == N_NAGLE_STALL) { /* {n}: dupacks is the number */
+        char n[24];
+        Val v = {n, (size_t)(write_i64(n, dupacks, 0) - n)};
+        return put_template(b, &e->templates[kind == N_NAGLE_STALL ? T_NAGLE_STALL
+                                                                   : T_LARGER_THAN_MTU], &v);
+    }
     return put_text(b, &e->note_words[kind]);
 }
 
@@ -1696,7 +1707,7 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
             if (!(a->told & CONFUSION_BIT(k))) continue;
             if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
             first = 0;
-            if (put_note(e, b, k, 0) < 0) return -1;
+            if (put_note(e, b, k, k == N_NAGLE_STALL ? a->stall_ms : a->segments) < 0) return -1;
         }
         if (buf_reserve(b, 1) < 0) return -1;
         put(b, ")", 1);
@@ -2586,7 +2597,11 @@ static PyObject *view_notes(Engine *e, const Pkt *p, const Ann *a) {
         int kind = i < N_FIRST_CONFUSION ? a->own                  /* then the confusions' */
                                          : (a->told & CONFUSION_BIT(i)) ? i : -1;
         if (!extra || kind < 0) continue;
-        PyObject *one = PyTuple_Pack(1, PyTuple_GET_ITEM(e->kinds, kind));
+        PyObject *one = kind == N_LARGER_THAN_MTU || kind == N_NAGLE_STALL /* a CountedNote */
+            ? PyObject_CallFunction(e->notes_of, "iiO((OL))", 0, 0, Py_False,
+                                    PyTuple_GET_ITEM(e->kinds, kind),
+                                    (long long)(kind == N_NAGLE_STALL ? a->stall_ms : a->segments))
+            : PyTuple_Pack(1, PyTuple_GET_ITEM(e->kinds, kind));
         PyObject *both = one ? PySequence_Concat(extra, one) : NULL;
         Py_XDECREF(one);
         Py_SETREF(extra, both);

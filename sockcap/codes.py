@@ -140,6 +140,8 @@ _COUNTED_JSON = {
     Note.UNSUPPORTED_LINKTYPE: "unsupported link type {n}",
     Note.UNKNOWN_FAMILY: "unknown address family {n}",
     Note.UNKNOWN_IP_VERSION: "unknown ip version {n}",
+    Note.LARGER_THAN_MTU: "larger than the MTU: {n} segments",
+    Note.NAGLE_STALL: "Nagle stall: {n} ms",
 }
 
 
@@ -270,6 +272,8 @@ COUNTED_WORDS = {
     Note.UNSUPPORTED_LINKTYPE: N_("unsupported link type {n}"),
     Note.UNKNOWN_FAMILY: N_("unknown address family {n}"),
     Note.UNKNOWN_IP_VERSION: N_("unknown ip version {n}"),
+    Note.LARGER_THAN_MTU: N_("larger than the MTU: {n} segments on a wire (TSO/GSO)"),
+    Note.NAGLE_STALL: N_("held back {n} ms by Nagle until a delayed ACK"),
 }
 
 PLACED_WORDS = {
@@ -320,8 +324,8 @@ def note_text(note: str) -> str:
         return _(PLACED_WORDS[kind]).format(where=where)
     if isinstance(note, CountedNote) or (kind in COUNTED_WORDS and note != kind.value):
         n = getattr(note, "n", None)
-        if n is None:
-            n = int(note.rsplit(" ", 1)[-1].lstrip("#"))
+        if n is None:  # the JSON text: its one number ("#3", "228", "10 segments")
+            n = int(next(w for w in note.replace("#", " ").split() if w.isdigit()))
         return _(COUNTED_WORDS[kind]).format(n=n)
     return _(NOTE_WORDS[kind])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from pathlib import Path
 
@@ -41,6 +42,25 @@ def noted(path: Path, words: str, env: dict[str, str | None], *args: str) -> set
                 words in line.rsplit("  (", 1)[-1][:-1].split("; "):
             out.add(int(head[0]))
     return out
+
+
+def notes_by_packet(path: Path, env: dict[str, str | None], *args: str) -> dict[int, list[str]]:
+    """Each packet's notes as its timeline line gives them."""
+    res = sockcap(*args, "show", str(path), env=env)
+    assert res.returncode == 0, res.stderr
+    out = {}
+    for line in res.stdout.splitlines():
+        head = line.split(maxsplit=1)
+        if head and head[0].isdigit() and line.endswith(")"):
+            out[int(head[0])] = line.rsplit("  (", 1)[-1][:-1].split("; ")
+    return out
+
+
+def json_notes(path: Path, env: dict[str, str | None]) -> dict[int, list[str]]:
+    res = sockcap("show", "--json", str(path), env=env)
+    assert res.returncode == 0, res.stderr
+    return {r["no"]: r.get("notes", []) for r in map(json.loads, res.stdout.splitlines())
+            if r.get("type", "packet") == "packet"}
 
 
 def json_noted(path: Path, note: str, env: dict[str, str | None]) -> set[int]:
@@ -164,13 +184,22 @@ def test_larger_than_the_mtu_on_the_packets_explain_names(
     sizes = tshark_column(path, "frame.len", "tcp.len")
     expected = {no for no, (frame_len, tcp_len) in sizes.items()
                 if tcp_len and int(tcp_len) > 0 and int(frame_len) > 1514}
-    words = "larger than the MTU (TSO/GSO: cut into segments later)"
-    assert noted(path, words, sockcap_path) == expected
-    assert noted(path, "lebih besar dari MTU (TSO/GSO: dipotong menjadi segmen kemudian)",
-                 sockcap_path, "--lang", "id") == expected
-    assert json_noted(path, "larger than the MTU", sockcap_path) == expected
-    said = {a.no for a, _w, s in explained(path) if "is larger than the MTU" in s}
-    assert said == expected
+    said = {a.no: s for a, _w, s in explained(path) if "is larger than the MTU" in s}
+    assert set(said) == expected
+    counts = {}
+    for no, sentence in said.items():  # the note's number: the segments a wire carries
+        m = re.search(r"as (\d+) segments of", sentence)
+        assert m is not None
+        counts[no] = int(m.group(1))
+    english = notes_by_packet(path, sockcap_path)
+    indonesian = notes_by_packet(path, sockcap_path, "--lang", "id")
+    as_json = json_notes(path, sockcap_path)
+    for no, count in counts.items():
+        assert f"larger than the MTU: {count} segments on a wire (TSO/GSO)" in english[no]
+        assert f"lebih besar dari MTU: {count} segmen di kabel (TSO/GSO)" in indonesian[no]
+        assert f"larger than the MTU: {count} segments" in as_json[no]
+    assert {no for no, notes in english.items()
+            if any(n.startswith("larger than the MTU") for n in notes)} == expected
     if name.startswith("gso"):
         assert expected
 
@@ -227,14 +256,37 @@ def test_nagle_stall_on_the_released_segment() -> None:
     path = scenario_capture("nagle")
     expected = nagle_stalls(path)
     assert expected
+    said = stalls_said(path)
+    assert set(said) == expected
     for pure in ("", "1"):
         env = {"SOCKCAP_PURE": pure or None}
-        assert noted(path, "held back by Nagle until a delayed ACK", env) == expected
-        assert noted(path, "ditahan Nagle sampai ACK yang ditunda datang", env,
-                     "--lang", "id") == expected
-        assert json_noted(path, "Nagle stall", env) == expected
-    said = {a.no for a, _w, s in explained(path) if "Nagle's algorithm held them" in s}
-    assert said == expected
+        assert_stall_notes(path, env, said)
+
+
+def stalls_said(path: Path) -> dict[int, float]:
+    """The packets --explain says a Nagle stall on, with its milliseconds (one decimal)."""
+    out = {}
+    for a, _w, s in explained(path):
+        m = re.search(r"only now, ([\d.]+) ms after its previous ones: Nagle's algorithm", s)
+        if m is not None:
+            out[a.no] = float(m.group(1))
+    return out
+
+
+def assert_stall_notes(path: Path, env: dict[str, str | None], said: dict[int, float]) -> None:
+    """The note with its milliseconds on exactly those packets, in both languages and
+    --json (the note rounds to whole milliseconds; the sentence says one decimal)."""
+    english = notes_by_packet(path, env)
+    indonesian = notes_by_packet(path, env, "--lang", "id")
+    as_json = json_notes(path, env)
+    noted = {no for no, notes in english.items() if any("by Nagle" in n for n in notes)}
+    assert noted == set(said)
+    for no, ms in said.items():
+        near = {math.floor(ms), math.ceil(ms)}  # 12.5 in the sentence: 12 or 13 when rounded
+        assert any(f"held back {n} ms by Nagle until a delayed ACK" in english[no] for n in near)
+        assert any(f"ditahan Nagle {n} ms sampai ACK yang ditunda datang" in indonesian[no]
+                   for n in near)
+        assert any(f"Nagle stall: {n} ms" in as_json[no] for n in near)
 
 
 @needs_tshark
@@ -243,9 +295,9 @@ def test_nagle_stall_in_a_capture_from_a_real_wire(sockcap_path: dict[str, str |
     """ssh.pcap (one connection, from a wire): the stalls tshark's numbers show."""
     path = CORPUS / "public" / "ssh.pcap"
     expected = nagle_stalls(path)
-    assert noted(path, "held back by Nagle until a delayed ACK", sockcap_path) == expected
-    said = {a.no for a, _w, s in explained(path) if "Nagle's algorithm held them" in s}
-    assert said == expected
+    said = stalls_said(path)
+    assert set(said) == expected and expected
+    assert_stall_notes(path, sockcap_path, said)
 
 
 def test_the_new_notes_are_explained_in_both_languages() -> None:

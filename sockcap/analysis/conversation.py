@@ -50,7 +50,7 @@ from sockcap.analysis.offload import (
     partial_checksum,
     tcp_start,
 )
-from sockcap.codes import Note, Phase, PlacedNote, Roles
+from sockcap.codes import CountedNote, Note, Phase, PlacedNote, Roles
 from sockcap.decode.icmp import decode_icmp
 from sockcap.decode.records import (
     IPPROTO_ICMP,
@@ -329,7 +329,7 @@ class ConversationTracker:
 
     def _analysis_notes(self, conv: Conversation, bits: int, dupacks: int, flags: int,
                         own: Note | None, told: Note | None = None,
-                        more: tuple[Note, ...] = ()) -> tuple[str, ...]:
+                        more: tuple[str, ...] = ()) -> tuple[str, ...]:
         """The notes of the analysis bits, the connection's own note and what would
         confuse a learner (:func:`_confusion_note`, then :func:`_learner_notes`), counted."""
         extra = notes_of(bits, dupacks, bool(flags & SYN)) if bits else ()
@@ -427,7 +427,7 @@ def _confusion_note(p: Packet, conv: Conversation, d: Direction, r: Direction,
 
 
 def _learner_notes(p: Packet, conv: Conversation, d: Direction, r: Direction, plen: int,
-                   flags: int, ts: int, seq: int, ack: int) -> tuple[Note, ...]:
+                   flags: int, ts: int, seq: int, ack: int) -> tuple[str, ...]:
     """The rest of what confuses learners (contract.CONFUSION_NOTES), in that order, from
     state each direction keeps (absolute sequence numbers):
 
@@ -445,7 +445,7 @@ def _learner_notes(p: Packet, conv: Conversation, d: Direction, r: Direction, pl
       :data:`RELEASED_NS`) the peer's pure ACK of all of it, that ACK having come
       :data:`DELAYED_NS` or more after the data it acknowledged.
     """
-    out: tuple[Note, ...] = ()
+    out: tuple[str, ...] = ()
     if not conv.partial_said:
         if d.addresses == -1:
             d.addresses = address_sum(p)
@@ -453,8 +453,9 @@ def _learner_notes(p: Packet, conv: Conversation, d: Direction, r: Direction, pl
             conv.partial_said = True
             out = (PARTIAL_CHECKSUM,)
     if plen > SMALLEST_MTU_PAYLOAD or (r.mss >= 0 and plen > r.mss - 40):
-        if mtu_cut(p, r.mss) is not None:
-            out = (*out, LARGER_THAN_MTU)
+        cut = mtu_cut(p, r.mss)
+        if cut is not None:
+            out = (*out, CountedNote(LARGER_THAN_MTU, cut[2]))  # segments on a wire
     if flags & (SYN | RST) or not plen:
         if plen or flags & (SYN | FIN | RST) or not flags & ACK:
             return out
@@ -471,7 +472,7 @@ def _learner_notes(p: Packet, conv: Conversation, d: Direction, r: Direction, pl
     d.data_ts = ts
     if before == seq and r.pure_ack == seq and \
             r.pure_ack_ts - before_ts >= DELAYED_NS and 0 <= ts - r.pure_ack_ts <= RELEASED_NS:
-        out = (*out, NAGLE_STALL)
+        out = (*out, CountedNote(NAGLE_STALL, (ts - before_ts + 500_000) // 1_000_000))  # ms
     return out
 
 

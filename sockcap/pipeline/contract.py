@@ -83,8 +83,10 @@ COUNTED_KINDS: tuple[Note, ...] = (
 #   segment's message"); --explain still says its sentence on the segment without PSH;
 # - Nagle with delayed ACK: each side keeps the end and time of its last data segment
 #   and of its last pure ACK; the released segment gets the note by
-#   conversation.DELAYED_NS and RELEASED_NS. A note has at most one number (a
-#   template's {n}), so the milliseconds stay in --explain's sentence.
+#   conversation.DELAYED_NS and RELEASED_NS.
+# A note has at most one number (a template's {n}, TEMPLATES): larger than the MTU says
+# how many segments a wire would carry, the Nagle stall how many milliseconds the bytes
+# waited (rounded); --explain's sentences keep the rest (sizes, the real checksum).
 CONFUSION_NOTES = (Note.PORT_REUSE, Note.WINDOW_SCALE_UNKNOWN, Note.TIME_WAIT,
                    Note.PARTIAL_CHECKSUM, Note.LARGER_THAN_MTU, Note.PART_OF_MESSAGE,
                    Note.NAGLE_STALL)
@@ -108,6 +110,8 @@ RECORDS: dict[str, tuple[str, ...]] = {
 # The words given to the engine are the translated ones (``_(message)``), whole.
 TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "DUPLICATE_ACK": (COUNTED_WORDS[Note.DUPLICATE_ACK], ("n",)),
+    "LARGER_THAN_MTU": (COUNTED_WORDS[Note.LARGER_THAN_MTU], ("n",)),
+    "NAGLE_STALL": (COUNTED_WORDS[Note.NAGLE_STALL], ("n",)),
     "GUESSED_ROLES": (GUESSED_ROLES, ("stream", "server")),
     "FROM_CLIENT": (timeline.FROM_CLIENT, ("client", "server")),
     "FROM_SERVER": (timeline.FROM_SERVER, ("client", "server")),
