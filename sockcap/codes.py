@@ -242,9 +242,9 @@ NOTE_WORDS = {
     Note.PORT_REUSE: N_("port numbers reused"),
     Note.WINDOW_SCALE_UNKNOWN: N_("window scale unknown"),
     Note.TIME_WAIT: N_("enters TIME_WAIT"),
-    Note.PARTIAL_CHECKSUM: N_("partial checksum (offload, once per connection)"),
-    Note.LARGER_THAN_MTU: N_("larger than the MTU (TSO/GSO: cut into segments later)"),
-    Note.PART_OF_MESSAGE: N_("continues the previous segment's message (no PSH there)"),
+    Note.PARTIAL_CHECKSUM: N_("partial checksum: offload, once per connection"),
+    Note.LARGER_THAN_MTU: N_("larger than the MTU: cut into segments later, TSO/GSO"),
+    Note.PART_OF_MESSAGE: N_("continues the previous segment's message: no PSH there"),
     Note.NAGLE_STALL: N_("held back by Nagle until a delayed ACK"),
     Note.PORT_UNREACHABLE: N_("port unreachable"),
     Note.UNREACHABLE: N_("destination unreachable"),
@@ -272,7 +272,7 @@ COUNTED_WORDS = {
     Note.UNSUPPORTED_LINKTYPE: N_("unsupported link type {n}"),
     Note.UNKNOWN_FAMILY: N_("unknown address family {n}"),
     Note.UNKNOWN_IP_VERSION: N_("unknown ip version {n}"),
-    Note.LARGER_THAN_MTU: N_("larger than the MTU: {n} segments on a wire (TSO/GSO)"),
+    Note.LARGER_THAN_MTU: N_("larger than the MTU: {n} segments on a wire, TSO/GSO"),
     Note.NAGLE_STALL: N_("held back {n} ms by Nagle until a delayed ACK"),
 }
 

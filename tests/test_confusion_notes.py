@@ -156,9 +156,9 @@ def test_partial_checksum_once_per_connection_where_tshark_finds_it_bad(
     for no in sorted(found):
         first.setdefault(rows[no][0], no)
     expected = set(first.values())
-    assert noted(path, "partial checksum (offload, once per connection)", sockcap_path) \
+    assert noted(path, "partial checksum: offload, once per connection", sockcap_path) \
         == expected
-    assert noted(path, "checksum parsial (offload, sekali per koneksi)", sockcap_path,
+    assert noted(path, "checksum parsial: offload, sekali per koneksi", sockcap_path,
                  "--lang", "id") == expected
     assert json_noted(path, "partial checksum", sockcap_path) == expected
     for no, (field, real) in found.items():
@@ -195,8 +195,8 @@ def test_larger_than_the_mtu_on_the_packets_explain_names(
     indonesian = notes_by_packet(path, sockcap_path, "--lang", "id")
     as_json = json_notes(path, sockcap_path)
     for no, count in counts.items():
-        assert f"larger than the MTU: {count} segments on a wire (TSO/GSO)" in english[no]
-        assert f"lebih besar dari MTU: {count} segmen di kabel (TSO/GSO)" in indonesian[no]
+        assert f"larger than the MTU: {count} segments on a wire, TSO/GSO" in english[no]
+        assert f"lebih besar dari MTU: {count} segmen di kabel, TSO/GSO" in indonesian[no]
         assert f"larger than the MTU: {count} segments" in as_json[no]
     assert {no for no, notes in english.items()
             if any(n.startswith("larger than the MTU") for n in notes)} == expected
@@ -234,9 +234,9 @@ def test_continues_a_message_after_a_segment_without_psh(
     sentence ("No PSH") on the segment before it."""
     path = capture(name)
     expected = continued_messages(path)
-    words = "continues the previous segment's message (no PSH there)"
+    words = "continues the previous segment's message: no PSH there"
     assert noted(path, words, sockcap_path) == expected
-    assert noted(path, "melanjutkan pesan segmen sebelumnya (di sana tanpa PSH)", sockcap_path,
+    assert noted(path, "melanjutkan pesan segmen sebelumnya: di sana tanpa PSH", sockcap_path,
                  "--lang", "id") == expected
     assert json_noted(path, "continues a message", sockcap_path) == expected
     if name != "public/tcp_rst_data.pcap":
@@ -311,7 +311,7 @@ def test_the_new_notes_are_explained_in_both_languages() -> None:
     assert res.returncode == 0, res.stderr
     assert re.search(r"held back by Nagle until a delayed ACK \(\d+\): said in the sentence "
                      r"under each packet that has it\.", res.stdout)
-    assert re.search(r"continues the previous segment's message \(no PSH there\) \(\d+\): "
+    assert re.search(r"continues the previous segment's message: no PSH there \(\d+\): "
                      r"The same side's previous segment had no PSH", res.stdout)
     res = sockcap("show", "--explain", "--json", str(path))
     assert res.returncode == 0, res.stderr
