@@ -75,7 +75,10 @@ COUNTED_KINDS: tuple[Note, ...] = (
 #   connection has the note: said once per connection, on its first packet showing it;
 # - larger than the MTU: each side's offered MSS is kept by both trackers (from its SYN),
 #   which the explain layer reads too; the IP and TCP headers are found by their own
-#   lengths before the payload (offload.mtu_cut) only for a payload over the MSS;
+#   lengths before the payload (offload.mtu_cut) only for a payload over the MSS (not
+#   done: an IPv6 header followed by extension headers is not found, so a super-segment
+#   behind one gets neither the note nor --explain's sentence; a tunnel's inner header is
+#   the one measured);
 # - part of a larger message (no PSH): a stream read forward cannot look ahead, and
 #   stacks set PSH differently, so a segment without PSH is no promise that more
 #   follows. The note goes on the data segment that shows it: it starts where the same
