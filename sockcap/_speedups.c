@@ -262,6 +262,8 @@ typedef struct {
     int64_t sport, dport, seq, ack, window;
     int flags;
     int has_wscale, wscale, mptcp;
+    int64_t mss;          /* a SYN's MSS option, -1 when it has none */
+    char fragment;        /* an IP fragment (Packet.fragment; never on the fast path) */
     int64_t mptcp_maps;
     int64_t payload_off, payload_len;
     /* set for packets decoded by Python only */
@@ -290,6 +292,7 @@ static inline uint32_t le32(const uint8_t *p) {
  * (sockcap.decode.transport.parse_tcp_options with the header wholly captured). */
 static int tcp_options(const uint8_t *d, Py_ssize_t i, Py_ssize_t stop, Pkt *p) {
     p->has_wscale = 0;
+    p->mss = -1;
     p->mptcp = 0;
     p->mptcp_maps = 0;
     while (i < stop) {
@@ -311,6 +314,8 @@ static int tcp_options(const uint8_t *d, Py_ssize_t i, Py_ssize_t stop, Pkt *p) 
         if (kind == OPT_WSCALE) {
             p->has_wscale = 1;
             p->wscale = d[i + 2];
+        } else if (kind == OPT_MSS) {
+            p->mss = be16(d + i + 2);
         } else if (kind == OPT_MPTCP) {
             p->mptcp = 1;
             if (len - 2 > 1 && (d[i + 2] >> 4) == MPTCP_DSS && (d[i + 3] & MPTCP_DSS_MAPPING)) p->mptcp_maps++;
@@ -334,6 +339,7 @@ static int decode_tcp_at(const uint8_t *d, Py_ssize_t t, Py_ssize_t payload_off,
 
 static void no_options(Pkt *p) {
     p->has_wscale = 0;
+    p->mss = -1;
     p->mptcp = 0;
     p->mptcp_maps = 0;
 }
@@ -465,6 +471,7 @@ static int decode_fast(const uint8_t *d, Py_ssize_t end, int64_t linktype, Pkt *
     p->caplen = end;
     p->trunc = NULL;
     p->trunc_n = 0;
+    p->fragment = 0;
     p->notes = p->where = p->proto_name = p->info = NULL;
     p->quoted_kind = 0;
     if (et == ETHERTYPE_IPV4) return decode_ipv4(d, end, off, p);
@@ -490,6 +497,9 @@ typedef struct {
     int64_t edge;
     int64_t mptcp_ops;
     int64_t fin_seq; /* absolute sequence number of its first FIN, -1 before it */
+    /* what confuses learners (learner_notes; Direction's comments) */
+    int64_t mss, addresses, msg_end, data_next, pure_ack;
+    i128 data_ts, pure_ack_ts;
 } Dir;
 
 typedef struct {
@@ -509,6 +519,7 @@ typedef struct Conv {
         half_closed, retired, mptcp, rowed;
     char reused;       /* opened by a SYN on an earlier conversation's 5-tuple */
     char time_wait;    /* N_TIME_WAIT was put on a packet */
+    char partial_said; /* N_PARTIAL_CHECKSUM was put on a packet (once) */
     int closer;        /* who sent the first FIN: 1 the client, 2 the server, 0 none yet */
     int64_t mptcp_ops;
     int refs;          /* table entries and queue places holding it */
@@ -565,6 +576,7 @@ static void dir_init(Dir *d) {
     d->window = 0xFFFFFFFFLL;
     d->edge = 0xFFFFFFFFLL;
     d->fin_seq = -1;
+    d->mss = d->addresses = d->msg_end = d->data_next = d->pure_ack = -1;
 }
 
 static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t ap,
@@ -1089,7 +1101,8 @@ typedef struct {
     int phase;
     int bits;   /* analysis flags */
     int own;    /* N_CONNECTION_REFUSED / N_CONNECTION_RESET / N_HALF_CLOSE, or -1 */
-    int told;   /* one of contract.CONFUSION_NOTES (confusion_note), or -1 */
+    int told;   /* contract.CONFUSION_NOTES found (CONFUSION_BIT of each), or 0 */
+    int64_t segments, stall_ms; /* the numbers of N_LARGER_THAN_MTU and N_NAGLE_STALL */
     int64_t dupacks;
 } Ann;
 
@@ -1097,6 +1110,7 @@ static void see_syn(const Pkt *p, Conv *c, Dir *d, Dir *r) {
     d->syn = 1;
     d->scale = SCALE_NONE;
     if (p->has_wscale) d->scale = p->wscale < MAX_WSCALE ? p->wscale : MAX_WSCALE;
+    if (p->mss >= 0) d->mss = p->mss;
     if (p->mptcp) c->mptcp = 1;
     if (r->syn && (d->scale == SCALE_NONE || r->scale == SCALE_NONE)) d->scale = r->scale = SCALE_NONE;
     int ecn = p->flags & ECN_BITS;
@@ -1151,6 +1165,117 @@ static int confusion_note(const Pkt *p, Conv *c, int from_client, const Dir *d, 
     return -1;
 }
 
+#define CONFUSION_BIT(kind) (1 << ((kind) - N_FIRST_CONFUSION))
+
+static uint32_t fold16(uint64_t t) {
+    while (t >> 16) t = (t & 0xFFFF) + (t >> 16);
+    return (uint32_t)t;
+}
+
+/* offload.tcp_start: where the TCP header starts, where the ports and the header's own
+ * length agree before the payload (-1: none) */
+static int64_t tcp_start_of(const Pkt *p) {
+    for (int64_t len = 20; len < 64; len += 4) {
+        int64_t s = p->payload_off - len;
+        if (s < 0) break;
+        const uint8_t *t = p->data + s;
+        if (s + 13 <= p->caplen && be16(t) == (uint64_t)p->sport && be16(t + 2) == (uint64_t)p->dport &&
+            TCP_HEADER_LEN(t) == len)
+            return s;
+    }
+    return -1;
+}
+
+/* offload.ip_start: the IP header right before the TCP header at tcp (-1: not found) */
+static int64_t ip_start_of(const Pkt *p, int64_t tcp) {
+    const uint8_t *d = p->data;
+    if (p->fam == 6) {
+        int64_t s = tcp - 40;
+        return s >= 0 && (d[s] >> 4) == 6 && d[s + 6] == 6 ? s : -1;
+    }
+    for (int64_t len = 20; len < 64; len += 4) {
+        int64_t s = tcp - len;
+        if (s < 0) break;
+        if (d[s] == (0x40 | len >> 2) && d[s + 9] == 6) return s;
+    }
+    return -1;
+}
+
+/* offload.address_sum: the pseudo-header's addresses, summed and folded */
+static int64_t address_sum(const Pkt *p) {
+    uint64_t t = 0;
+    for (int i = 0; i < (p->fam == 6 ? 16 : 4); i += 2) t += be16(p->src + i) + be16(p->dst + i);
+    return fold16(t);
+}
+
+/* offload.partial_checksum: 1 when the checksum field holds the pseudo-header's sum and
+ * not the real checksum; the bytes are summed only when the O(1) test passes */
+static int partial_checksum(const Pkt *p, int64_t start, int64_t addresses) {
+    if (p->proto != 6 || p->fragment || p->trunc_n || addresses < 0 || start < 0) return 0;
+    int64_t end = p->payload_off + p->payload_len, length = end - start;
+    if (end > p->caplen || length > 0xFFFF) return 0;
+    const uint8_t *t = p->data + start;
+    uint32_t field = be16(t + 16), partial = fold16((uint64_t)addresses + 6 + (uint64_t)length);
+    if (field != partial) return 0;
+    uint64_t sum = partial;
+    for (int64_t i = 0; i + 1 < length; i += 2)
+        if (i != 16) sum += be16(t + i);
+    if (length & 1) sum += (uint32_t)t[length - 1] << 8;
+    return field != (~fold16(sum) & 0xFFFF);
+}
+
+/* offload.mtu_cut: the segments a wire would carry when the IP packet is larger than the
+ * MTU (mss: the receiver's, or -1), else 0 */
+static int64_t larger_than_mtu(const Pkt *p, int64_t mss) {
+    int64_t tcp = tcp_start_of(p);
+    int64_t ip = tcp >= 0 ? ip_start_of(p, tcp) : -1;
+    if (ip < 0) return 0;
+    int64_t headers = p->payload_off - ip, size = headers + p->payload_len, mtu, segment;
+    if (mss >= 0) {
+        segment = mss - (p->payload_off - tcp - 20);
+        mtu = mss + (p->fam == 6 ? 60 : 40);
+    } else {
+        mtu = ETHERNET_MTU;
+        segment = mtu - headers;
+    }
+    return size > mtu && segment > 0 ? (p->payload_len + segment - 1) / segment : 0;
+}
+
+/* ConversationTracker's _learner_notes: the rest of contract.CONFUSION_NOTES, as bits */
+static int learner_notes(const Pkt *p, Conv *c, Dir *d, const Dir *r, Ann *a) {
+    int out = 0, flags = p->flags;
+    int64_t plen = p->payload_len, seq = p->seq;
+    if (!c->partial_said) {
+        if (d->addresses == -1) d->addresses = address_sum(p);
+        if (partial_checksum(p, tcp_start_of(p), d->addresses)) {
+            c->partial_said = 1;
+            out = CONFUSION_BIT(N_PARTIAL_CHECKSUM);
+        }
+    }
+    if ((plen > SMALLEST_MTU_PAYLOAD || (r->mss >= 0 && plen > r->mss - 40)) &&
+        (a->segments = larger_than_mtu(p, r->mss)) > 0)
+        out |= CONFUSION_BIT(N_LARGER_THAN_MTU);
+    if ((flags & (F_SYN | F_RST)) || !plen) {
+        if (plen || (flags & (F_SYN | F_FIN | F_RST)) || !(flags & F_ACK)) return out;
+        d->pure_ack = p->ack; /* a pure ACK: what a Nagle stall waits for */
+        d->pure_ack_ts = p->ts;
+        return out;
+    }
+    if (d->msg_end == seq) out |= CONFUSION_BIT(N_PART_OF_MESSAGE);
+    d->msg_end = (flags & (F_PSH | F_FIN)) ? -1 : MOD32(seq + plen);
+    if (flags & F_FIN) return out;
+    int64_t before = d->data_next;
+    i128 before_ts = d->data_ts;
+    d->data_next = MOD32(seq + plen);
+    d->data_ts = p->ts;
+    if (before == seq && r->pure_ack == seq && r->pure_ack_ts - before_ts >= DELAYED_NS &&
+        p->ts - r->pure_ack_ts >= 0 && p->ts - r->pure_ack_ts <= RELEASED_NS) {
+        out |= CONFUSION_BIT(N_NAGLE_STALL);
+        a->stall_ms = (int64_t)((p->ts - before_ts + 500000) / 1000000); /* rounded */
+    }
+    return out;
+}
+
 static void count_note(Engine *e, Conv *c, int kind) {
     if (c->note_counts[kind] < UINT32_MAX) c->note_counts[kind]++;
     if (!(c->noted & 1u << kind)) {
@@ -1182,7 +1307,8 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
     a->seq = a->ack = a->win = -1;
     a->bits = 0;
     a->own = -1;
-    a->told = -1;
+    a->told = 0;
+    a->segments = a->stall_ms = 0;
     a->dupacks = 0;
     if (!c) { a->phase = PH_NONE; return 0; }
     if (p->ts >= 0) { /* a frame without a time (NO_TIMESTAMP) leaves the clock alone */
@@ -1232,7 +1358,11 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
             own = N_HALF_CLOSE;
         }
     }
-    int told = p->window >= 0 ? confusion_note(p, c, from_client, d, r) : -1;
+    int told = 0;
+    if (p->window >= 0) {
+        int one = confusion_note(p, c, from_client, d, r);
+        told = (one >= 0 ? CONFUSION_BIT(one) : 0) | learner_notes(p, c, d, r, a);
+    }
     a->phase = phase_of(p, c, from_client, d);
     int ended = c->reset || (c->dirs[0].fin && c->dirs[1].fin);
     if ((flags & (F_FIN | F_RST)) && ended && !c->retired) {
@@ -1249,7 +1379,8 @@ static int annotate(Engine *e, const Pkt *p, Conv *c, int from_client, Ann *a) {
         if (bits & A_DUPLICATE_ACK) count_note(e, c, N_DUPLICATE_ACK);
     }
     if (own >= 0) count_note(e, c, own);
-    if (told >= 0) count_note(e, c, told);
+    for (int k = N_FIRST_CONFUSION; told && k < N_KINDS; k++)
+        if (told & CONFUSION_BIT(k)) count_note(e, c, k);
     a->bits = bits;
     a->own = own;
     a->told = told;
@@ -1434,6 +1565,12 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
         Val v = {n, (size_t)(write_i64(n, dupacks, 0) - n)};
         return put_template(b, &e->templates[T_DUPLICATE_ACK], &v);
     }
+    if (kind == N_LARGER_THAN_MTU || kind == N_NAGLE_STALL) { /* {n}: dupacks is the number */
+        char n[24];
+        Val v = {n, (size_t)(write_i64(n, dupacks, 0) - n)};
+        return put_template(b, &e->templates[kind == N_NAGLE_STALL ? T_NAGLE_STALL
+                                                                   : T_LARGER_THAN_MTU], &v);
+    }
     return put_text(b, &e->note_words[kind]);
 }
 
@@ -1529,7 +1666,7 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
             if (put_preview(b, p) < 0) return -1;
         }
     }
-    int has_notes = a->bits || a->own >= 0 || a->told >= 0 ||
+    int has_notes = a->bits || a->own >= 0 || a->told ||
                     (p->notes && PyTuple_GET_SIZE(p->notes));
     if (p->trunc_n) {
         if (buf_reserve(b, (size_t)p->trunc_n + 4) < 0) return -1;
@@ -1573,9 +1710,11 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
             first = 0;
             if (put_note(e, b, a->own, 0) < 0) return -1;
         }
-        if (a->told >= 0) {
+        for (int k = N_FIRST_CONFUSION; a->told && k < N_KINDS; k++) {
+            if (!(a->told & CONFUSION_BIT(k))) continue;
             if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
-            if (put_note(e, b, a->told, 0) < 0) return -1;
+            first = 0;
+            if (put_note(e, b, k, k == N_NAGLE_STALL ? a->stall_ms : a->segments) < 0) return -1;
         }
         if (buf_reserve(b, 1) < 0) return -1;
         put(b, ")", 1);
@@ -2024,7 +2163,9 @@ static PyObject *Engine_packet(Engine *e, PyObject *args) {
     p.window = as_i64(F(WINDOW), &err);
     p.payload_off = as_i64(F(PAYLOAD_OFF), &err);
     p.payload_len = as_i64(F(PAYLOAD_LEN), &err);
-    if (err) return NULL;
+    p.mss = -1;
+    p.fragment = (char)PyObject_IsTrue(F(FRAGMENT));
+    if (err || p.fragment < 0) return NULL;
     if (p.payload_off < 0) p.payload_off = 0;
     PyObject *trunc = F(TRUNCATED);
     if (!PyUnicode_Check(trunc)) { PyErr_SetString(PyExc_TypeError, "truncated: str expected"); return NULL; }
@@ -2076,6 +2217,7 @@ static PyObject *Engine_packet(Engine *e, PyObject *args) {
             const uint8_t *v = (const uint8_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(o, OPTION_VALUE));
             Py_ssize_t n = PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, OPTION_VALUE));
             if (kind == OPT_WSCALE && n == 1) { p.has_wscale = 1; p.wscale = v[0]; }
+            else if (kind == OPT_MSS && n == 2) p.mss = be16(v);
             else if (kind == OPT_MPTCP) {
                 p.mptcp = 1;
                 if (n > 1 && (v[0] >> 4) == MPTCP_DSS && (v[1] & MPTCP_DSS_MAPPING)) p.mptcp_maps++;
@@ -2418,7 +2560,7 @@ static PyGetSetDef ConvView_getset[] = {
     CONV_FIELD(accecn_syn, K_CHAR), CONV_FIELD(accecn, K_CHAR), CONV_FIELD(refused, K_CHAR),
     CONV_FIELD(half_closed, K_CHAR), CONV_FIELD(retired, K_CHAR), CONV_FIELD(mptcp, K_CHAR),
     CONV_FIELD(mptcp_ops, K_I64), CONV_FIELD(reused, K_CHAR), CONV_FIELD(closer, K_INT),
-    CONV_FIELD(time_wait, K_CHAR),
+    CONV_FIELD(time_wait, K_CHAR), CONV_FIELD(partial_said, K_CHAR),
     {"client", (getter)ConvView_client, NULL, NULL, NULL},
     {"server", (getter)ConvView_server, NULL, NULL, NULL},
     {"roles", (getter)ConvView_roles, NULL, NULL, NULL},
@@ -2437,6 +2579,9 @@ static PyGetSetDef DirView_getset[] = {
     DIR_FIELD(lastack, K_I64), DIR_FIELD(lastack_ts, K_I128), DIR_FIELD(window, K_I64),
     DIR_FIELD(dupacks, K_I64), DIR_FIELD(lastflags, K_INT), DIR_FIELD(maxseqtobeacked, K_I64),
     DIR_FIELD(edge, K_I64), DIR_FIELD(mptcp_ops, K_I64), DIR_FIELD(fin_seq, K_I64),
+    DIR_FIELD(mss, K_I64), DIR_FIELD(addresses, K_I64), DIR_FIELD(msg_end, K_I64),
+    DIR_FIELD(data_next, K_I64), DIR_FIELD(data_ts, K_I128), DIR_FIELD(pure_ack, K_I64),
+    DIR_FIELD(pure_ack_ts, K_I128),
     {NULL},
 };
 
@@ -2474,7 +2619,7 @@ static int set_clock(Engine *e) {
 /* The packet's notes as the tracker gives them: the decoder's (p->notes), then the
  * analysis' (notes_of) and the connection's own (a new reference). */
 static PyObject *view_notes(Engine *e, const Pkt *p, const Ann *a) {
-    if (!a->bits && a->own < 0 && a->told < 0) {
+    if (!a->bits && a->own < 0 && !a->told) {
         Py_INCREF(p->notes);
         return p->notes;
     }
@@ -2482,10 +2627,15 @@ static PyObject *view_notes(Engine *e, const Pkt *p, const Ann *a) {
         ? PyObject_CallFunction(e->notes_of, "iLO", a->bits, (long long)a->dupacks,
                                 (p->flags & F_SYN) ? Py_True : Py_False)
         : PyTuple_New(0);
-    for (int i = 0; i < 2; i++) { /* the connection's own note, then a confusion's */
-        int kind = i ? a->told : a->own;
+    for (int i = N_FIRST_CONFUSION - 1; i < N_KINDS; i++) { /* the connection's own note, */
+        int kind = i < N_FIRST_CONFUSION ? a->own                  /* then the confusions' */
+                                         : (a->told & CONFUSION_BIT(i)) ? i : -1;
         if (!extra || kind < 0) continue;
-        PyObject *one = PyTuple_Pack(1, PyTuple_GET_ITEM(e->kinds, kind));
+        PyObject *one = kind == N_LARGER_THAN_MTU || kind == N_NAGLE_STALL /* a CountedNote */
+            ? PyObject_CallFunction(e->notes_of, "iiO((OL))", 0, 0, Py_False,
+                                    PyTuple_GET_ITEM(e->kinds, kind),
+                                    (long long)(kind == N_NAGLE_STALL ? a->stall_ms : a->segments))
+            : PyTuple_Pack(1, PyTuple_GET_ITEM(e->kinds, kind));
         PyObject *both = one ? PySequence_Concat(extra, one) : NULL;
         Py_XDECREF(one);
         Py_SETREF(extra, both);

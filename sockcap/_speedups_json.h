@@ -33,6 +33,7 @@ typedef struct JsonWords {
     Text phase[PH_COUNT]; /* the "phase" value: "data", or null for Phase.NONE */
     Text note[N_KINDS];  /* each counted kind's JSON string, quoted */
     Text dup_head, dup_tail; /* "duplicate ACK #" {n} "" (quotes included) */
+    Text num_head[2], num_tail[2]; /* the same of N_LARGER_THAN_MTU's and N_NAGLE_STALL's */
     PyObject *icmp;      /* sockcap.render.timeline.json_icmp */
 } JsonWords;
 
@@ -46,6 +47,10 @@ static void json_free(JsonWords *j) {
     for (int i = 0; i < N_KINDS; i++) PyMem_Free(j->note[i].s);
     PyMem_Free(j->dup_head.s);
     PyMem_Free(j->dup_tail.s);
+    for (int i = 0; i < 2; i++) {
+        PyMem_Free(j->num_head[i].s);
+        PyMem_Free(j->num_tail[i].s);
+    }
     Py_XDECREF(j->icmp);
     PyMem_Free(j);
 }
@@ -195,6 +200,27 @@ static int json_init(Engine *e, PyObject *phase_codes, PyObject *notes_of) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "notes_of: the duplicate ACK's note");
         goto fail;
     }
+    /* the confusion notes with a number: codes.CountedNote's JSON text, cut the same way */
+    PyObject *codes_mod = PyImport_ImportModule("sockcap.codes");
+    for (int i = 0; i < 2 && codes_mod; i++) {
+        PyObject *note = PyObject_CallMethod(codes_mod, "CountedNote", "OL",
+                                             PyTuple_GET_ITEM(e->kinds, i ? N_NAGLE_STALL
+                                                                          : N_LARGER_THAN_MTU),
+                                             987654321LL);
+        Text one = {0};
+        int ok = note && json_text_of(&one, note) == 0;
+        Py_XDECREF(note);
+        const char *mark = ok ? strstr(one.s, "987654321") : NULL;
+        ok = mark && text_of_bytes(&j->num_head[i], one.s, (size_t)(mark - one.s)) == 0 &&
+             text_of_bytes(&j->num_tail[i], mark + 9, strlen(mark + 9)) == 0;
+        PyMem_Free(one.s);
+        if (!ok) Py_CLEAR(codes_mod);
+    }
+    if (!codes_mod) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "codes.CountedNote: a note");
+        goto fail;
+    }
+    Py_DECREF(codes_mod);
     json_free(e->json);
     e->json = j;
     return 0;
@@ -399,11 +425,19 @@ static int put_json_notes(Engine *e, Buf *b, const Pkt *p, const Ann *a) {
             if (put_text(b, &j->dup_tail) < 0) return -1;
         }
     }
-    for (int i = 0; i < 2; i++) {
-        int kind = i ? a->told : a->own;
-        if (kind < 0) continue;
+    if (a->own >= 0) {
         SEP();
-        if (put_text(b, &j->note[kind]) < 0) return -1;
+        if (put_text(b, &j->note[a->own]) < 0) return -1;
+    }
+    for (int k = N_FIRST_CONFUSION; a->told && k < N_KINDS; k++) {
+        if (!(a->told & CONFUSION_BIT(k))) continue;
+        SEP();
+        if (k == N_LARGER_THAN_MTU || k == N_NAGLE_STALL) {
+            int i = k == N_NAGLE_STALL;
+            if (put_text(b, &j->num_head[i]) < 0 || buf_reserve(b, 24) < 0) return -1;
+            put_i64(b, i ? a->stall_ms : a->segments, 0);
+            if (put_text(b, &j->num_tail[i]) < 0) return -1;
+        } else if (put_text(b, &j->note[k]) < 0) return -1;
     }
 #undef SEP
     if (buf_reserve(b, 1) < 0) return -1;

@@ -102,10 +102,14 @@ class Note(Code):
     CONNECTION_RESET = "connection reset"
     HALF_CLOSE = "half-close"
     # what confuses learners, said where the timeline shows it (sockcap.render.confusions
-    # explains them; contract.COUNTED_KINDS says why only these three are notes)
+    # explains them; contract.CONFUSION_NOTES says where each is put and why)
     PORT_REUSE = "port numbers reused"  # Wireshark's tcp.analysis.reused_ports
     WINDOW_SCALE_UNKNOWN = "window scale unknown"  # no handshake: tcp.window_size_scalefactor -1
     TIME_WAIT = "TIME_WAIT"  # the end that closed first acknowledges the other's FIN
+    PARTIAL_CHECKSUM = "partial checksum"  # offload: Wireshark 4.2 "matches partial checksum"
+    LARGER_THAN_MTU = "larger than the MTU"  # TSO/GSO/GRO: cut into segments after capture
+    PART_OF_MESSAGE = "continues a message"  # the same side's previous segment had no PSH
+    NAGLE_STALL = "Nagle stall"  # data held until the peer's delayed ACK
     # an ICMP/ICMPv6 error about a conversation's datagram (on the ICMP packet, and counted
     # in the conversation it quotes)
     PORT_UNREACHABLE = "port unreachable"
@@ -136,6 +140,8 @@ _COUNTED_JSON = {
     Note.UNSUPPORTED_LINKTYPE: "unsupported link type {n}",
     Note.UNKNOWN_FAMILY: "unknown address family {n}",
     Note.UNKNOWN_IP_VERSION: "unknown ip version {n}",
+    Note.LARGER_THAN_MTU: "larger than the MTU: {n} segments",
+    Note.NAGLE_STALL: "Nagle stall: {n} ms",
 }
 
 
@@ -236,6 +242,10 @@ NOTE_WORDS = {
     Note.PORT_REUSE: N_("port numbers reused"),
     Note.WINDOW_SCALE_UNKNOWN: N_("window scale unknown"),
     Note.TIME_WAIT: N_("enters TIME_WAIT"),
+    Note.PARTIAL_CHECKSUM: N_("partial checksum: offload, once per connection"),
+    Note.LARGER_THAN_MTU: N_("larger than the MTU: cut into segments later, TSO/GSO"),
+    Note.PART_OF_MESSAGE: N_("continues the previous segment's message: no PSH there"),
+    Note.NAGLE_STALL: N_("held back by Nagle until a delayed ACK"),
     Note.PORT_UNREACHABLE: N_("port unreachable"),
     Note.UNREACHABLE: N_("destination unreachable"),
     Note.UNSUPPORTED_LINKTYPE: N_("unsupported link type"),
@@ -262,6 +272,8 @@ COUNTED_WORDS = {
     Note.UNSUPPORTED_LINKTYPE: N_("unsupported link type {n}"),
     Note.UNKNOWN_FAMILY: N_("unknown address family {n}"),
     Note.UNKNOWN_IP_VERSION: N_("unknown ip version {n}"),
+    Note.LARGER_THAN_MTU: N_("larger than the MTU: {n} segments on a wire, TSO/GSO"),
+    Note.NAGLE_STALL: N_("held back {n} ms by Nagle until a delayed ACK"),
 }
 
 PLACED_WORDS = {
@@ -293,6 +305,10 @@ NOTE_EXPLANATIONS = {
     Note.PORT_REUSE: N_("A new connection on the same addresses and ports as an earlier one of the capture (a new SYN with another sequence number): allowed once the old one is over (TIME_WAIT passed, or SO_REUSEADDR)."),
     Note.WINDOW_SCALE_UNKNOWN: N_("The connection's handshake is not in the capture, so its window scale is unknown: the Win field is shown raw, and the real window may be up to 2^14 times larger."),
     Note.TIME_WAIT: N_("The end that closed first has acknowledged the other's FIN and now stays in TIME_WAIT (60 s on Linux) to answer a FIN that might come again: until then, binding its port again fails with EADDRINUSE (unless SO_REUSEADDR)."),
+    Note.PARTIAL_CHECKSUM: N_("The TCP checksum field holds only the pseudo-header's sum: the kernel leaves the checksum to the network card (checksum offload; on loopback and veth nothing ever fills it in), so Wireshark 4.2 calls it partial, not bad. Nothing is wrong; said once per connection, on its first packet that shows it."),
+    Note.LARGER_THAN_MTU: N_("The kernel handed the capture one chunk larger than the link's MTU (the receiver's MSS plus headers when the handshake was seen, else 1500 bytes): it is cut into segments of at most one MSS after the capture (TSO/GSO; GRO joins them when receiving), so on a real wire it leaves as several segments."),
+    Note.PART_OF_MESSAGE: N_("The same side's previous segment had no PSH and this one carries the bytes right after it: one write spread over several segments (TCP carries a stream of bytes without message boundaries; Wireshark calls the earlier pieces \"TCP segment of a reassembled PDU\"). Said on the segment that goes on, because only it shows that the message went on."),
+    Note.NAGLE_STALL: N_("These bytes were held back: the peer's ACK of this side's previous small segment came 20 ms or more after it (a delayed ACK: up to 40 ms on Linux), and these followed at once (Nagle's algorithm waits for that ACK). The program wrote one message in pieces: write it whole, or set TCP_NODELAY."),
     Note.PORT_UNREACHABLE: N_("Nothing listened on the port a datagram was sent to: the receiving host answered with ICMP port unreachable (the UDP counterpart of a refused connection)."),
     Note.UNREACHABLE: N_("A router or the receiving host could not deliver the datagram and said so with an ICMP destination unreachable."),
 }
@@ -308,8 +324,8 @@ def note_text(note: str) -> str:
         return _(PLACED_WORDS[kind]).format(where=where)
     if isinstance(note, CountedNote) or (kind in COUNTED_WORDS and note != kind.value):
         n = getattr(note, "n", None)
-        if n is None:
-            n = int(note.rsplit(" ", 1)[-1].lstrip("#"))
+        if n is None:  # the JSON text: its one number ("#3", "228", "10 segments")
+            n = int(next(w for w in note.replace("#", " ").split() if w.isdigit()))
         return _(COUNTED_WORDS[kind]).format(n=n)
     return _(NOTE_WORDS[kind])
 

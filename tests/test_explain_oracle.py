@@ -306,10 +306,12 @@ def test_partial_checksum_only_where_tshark_finds_it_bad(name: str) -> None:
     explainer = PacketExplainer()
     for a in Pipeline().packets(open_capture(io.BytesIO(path.read_bytes()))):
         explainer.explain(a)
-    from sockcap.render.confusions import Confusion, _partial_checksum
+    from sockcap.analysis.offload import address_sum, partial_checksum, tcp_start
+    from sockcap.render.confusions import Confusion
 
     partial = {a.no for a in Pipeline().packets(open_capture(io.BytesIO(path.read_bytes())))
-               if _partial_checksum(a.packet) is not None}
+               if partial_checksum(a.packet, tcp_start(a.packet), address_sum(a.packet))
+               is not None}
     bad = {no for no, (s,) in status.items() if s == "0"}
     assert partial <= bad
     if name.endswith(("echo-tcp.pcap", "coalesce.pcap")):
@@ -410,14 +412,10 @@ def test_port_reuse_where_tshark_flags_it(tmp_path: Path) -> None:
     assert flagged == said == {first + 1}
 
 
-@needs_tshark
-@needs_scenarios
-def test_nagle_with_delayed_ack_where_the_capture_shows_the_stall() -> None:
-    """The write-write-read pattern on loopback: the stall is named exactly on the data
-    segments that tshark's own numbers show waiting for a delayed ACK (the previous data
-    of that side acknowledged by a pure ACK 20 ms or more later, and these bytes sent
-    within 10 ms of that ACK, at the next sequence number)."""
-    path = scenario_capture("nagle")
+def nagle_stalls(path: Path) -> set[int]:
+    """The data segments that tshark's own numbers show waiting for a delayed ACK: the
+    previous data of that side acknowledged by a pure ACK 20 ms or more later, and these
+    bytes sent within 10 ms of that ACK, at the next sequence number (one connection)."""
     rows = tshark_column(path, "frame.time_epoch", "tcp.srcport", "tcp.seq", "tcp.ack",
                          "tcp.len", "tcp.flags", prefs=("tcp.relative_sequence_numbers:TRUE",))
     last_data: dict[str, tuple[int, int]] = {}
@@ -438,6 +436,18 @@ def test_nagle_with_delayed_ack_where_the_capture_shows_the_stall() -> None:
         if (before and acked and int(seq) == before[0] == acked[0]
                 and acked[1] - before[1] >= 20_000_000 and 0 <= ns - acked[1] <= 10_000_000):
             expected.add(no)
+    return expected
+
+
+@needs_tshark
+@needs_scenarios
+def test_nagle_with_delayed_ack_where_the_capture_shows_the_stall() -> None:
+    """The write-write-read pattern on loopback: the stall is named exactly on the data
+    segments that tshark's own numbers show waiting for a delayed ACK (the previous data
+    of that side acknowledged by a pure ACK 20 ms or more later, and these bytes sent
+    within 10 ms of that ACK, at the next sequence number)."""
+    path = scenario_capture("nagle")
+    expected = nagle_stalls(path)
     said = {a.no for a, _w, s in explained(path) if "Nagle's algorithm held them" in s}
     assert said == expected and len(said) >= 1
 

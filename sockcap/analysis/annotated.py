@@ -32,7 +32,7 @@ class Conversation:
         "syn_ts", "synack_ts", "ack_ts", "handshake_done", "closing", "reset",
         "mru_syn_ts", "first_rtt", "note_counts", "refused", "half_closed", "mptcp",
         "mptcp_ops", "retired", "rtt_answered", "accecn_syn", "accecn", "reused", "closer",
-        "time_wait",
+        "time_wait", "partial_said",
     )
 
     def __init__(self, stream: int, proto: int, client: tuple[str, int],
@@ -65,6 +65,7 @@ class Conversation:
         self.reused = False  # opened by a SYN on an earlier conversation's 5-tuple
         self.closer = 0  # who sent the first FIN: 1 the client, 2 the server, 0 none yet
         self.time_wait = False  # Note.TIME_WAIT was put on a packet
+        self.partial_said = False  # Note.PARTIAL_CHECKSUM was put on a packet (once)
 
     @property
     def irtt_ns(self) -> int:

@@ -43,7 +43,14 @@ from sockcap.analysis.expert import (
     note_kind,
     notes_of,
 )
-from sockcap.codes import Note, Phase, PlacedNote, Roles
+from sockcap.analysis.offload import (
+    SMALLEST_MTU_PAYLOAD,
+    address_sum,
+    mtu_cut,
+    partial_checksum,
+    tcp_start,
+)
+from sockcap.codes import CountedNote, Note, Phase, PlacedNote, Roles
 from sockcap.decode.icmp import decode_icmp
 from sockcap.decode.records import (
     IPPROTO_ICMP,
@@ -56,12 +63,19 @@ from sockcap.decode.records import (
 )
 
 # plain ints from the one definition of the bits (an IntFlag operation costs a call)
-FIN, SYN, RST, ACK, ECE = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST,
-                                            TcpFlags.ACK, TcpFlags.ECE))
+FIN, SYN, RST, PSH, ACK, ECE = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST,
+                                                 TcpFlags.PSH, TcpFlags.ACK, TcpFlags.ECE))
 ECN_BITS = int(TcpFlags.AE | TcpFlags.CWR | TcpFlags.ECE)  # the ACE field under Accurate ECN
 MOD32 = 1 << 32
 PORT_REUSE, WINDOW_SCALE_UNKNOWN, TIME_WAIT = (Note.PORT_REUSE, Note.WINDOW_SCALE_UNKNOWN,
                                                Note.TIME_WAIT)
+PARTIAL_CHECKSUM, LARGER_THAN_MTU, PART_OF_MESSAGE, NAGLE_STALL = (
+    Note.PARTIAL_CHECKSUM, Note.LARGER_THAN_MTU, Note.PART_OF_MESSAGE, Note.NAGLE_STALL)
+# Nagle with delayed ACK (Note.NAGLE_STALL): the peer's pure ACK of a side's data came
+# this late after that data (delayed on purpose: Linux waits up to 40 ms) ...
+DELAYED_NS = 20_000_000
+# ... and the side's next data followed it this soon (the bytes were waiting for it)
+RELEASED_NS = 10_000_000
 
 PHASE_HANDSHAKE = (Phase.HANDSHAKE_1, Phase.HANDSHAKE_2, Phase.HANDSHAKE_3)
 # kept as names: views and tests compare roles and outcomes with these
@@ -303,22 +317,25 @@ class ConversationTracker:
         own = _connection_note(p, conv, d, r, bits) if flags & RST or r.fin else None
         told = (_confusion_note(p, conv, d, r, from_client)  # only a first packet, or one
                 if window >= 0 and (d.packets == 1 or r.fin_seq >= 0) else None)  # after a FIN
+        more = _learner_notes(p, conv, d, r, plen, flags, ts, pseq, pack) if window >= 0 else ()
         phase = _phase(p, conv, from_client, d)
         if flags & (FIN | RST) and not self.keep and conv.ended and not conv.retired:
             conv.retired = True
             self._retire_later(conv, ts)
-        if bits or own or told:  # rare: the notes are made out of the loop's way
-            notes = notes + self._analysis_notes(conv, bits, d.dupacks, flags, own, told)
+        if bits or own or told or more:  # rare: the notes are made out of the loop's way
+            notes = notes + self._analysis_notes(conv, bits, d.dupacks, flags, own, told, more)
         return _new_tuple(Annotated, (self._count, p, conv, from_client,
                                       (pseq - d.base) % MOD32, ack, win, phase, notes))
 
     def _analysis_notes(self, conv: Conversation, bits: int, dupacks: int, flags: int,
-                        own: Note | None, told: Note | None = None) -> tuple[str, ...]:
+                        own: Note | None, told: Note | None = None,
+                        more: tuple[str, ...] = ()) -> tuple[str, ...]:
         """The notes of the analysis bits, the connection's own note and what would
-        confuse a learner (:func:`_confusion_note`), counted."""
+        confuse a learner (:func:`_confusion_note`, then :func:`_learner_notes`), counted."""
         extra = notes_of(bits, dupacks, bool(flags & SYN)) if bits else ()
         extra = (*extra, own) if own else extra
         extra = (*extra, told) if told else extra
+        extra = (*extra, *more) if more else extra
         self._count_notes(conv, extra)
         return extra
 
@@ -409,6 +426,56 @@ def _confusion_note(p: Packet, conv: Conversation, d: Direction, r: Direction,
     return None
 
 
+def _learner_notes(p: Packet, conv: Conversation, d: Direction, r: Direction, plen: int,
+                   flags: int, ts: int, seq: int, ack: int) -> tuple[str, ...]:
+    """The rest of what confuses learners (contract.CONFUSION_NOTES), in that order, from
+    state each direction keeps (absolute sequence numbers):
+
+    - partial checksum: until the connection has the note, the checksum field against
+      the pseudo-header's sum (O(1)), confirmed by the real checksum only when they
+      match (offload.partial_checksum); said once per connection, on its first packet
+      that shows it (on loopback: the SYN);
+    - larger than the MTU: a payload over what the receiver's MSS (or 1500 bytes) lets
+      one segment carry (offload.mtu_cut), on the packet itself;
+    - part of a message: a data segment that starts where the same side's previous
+      data segment, sent without PSH, ended. A stream read forward cannot know that a
+      segment without PSH will be followed (stacks set PSH differently, a sender may
+      stop there): the note goes on the segment that shows the message went on;
+    - Nagle stall: a data segment that continues the side's data right after (within
+      :data:`RELEASED_NS`) the peer's pure ACK of all of it, that ACK having come
+      :data:`DELAYED_NS` or more after the data it acknowledged.
+    """
+    out: tuple[str, ...] = ()
+    if not conv.partial_said:
+        if d.addresses == -1:
+            d.addresses = address_sum(p)
+        if partial_checksum(p, tcp_start(p), d.addresses) is not None:
+            conv.partial_said = True
+            out = (PARTIAL_CHECKSUM,)
+    if plen > SMALLEST_MTU_PAYLOAD or (r.mss >= 0 and plen > r.mss - 40):
+        cut = mtu_cut(p, r.mss)
+        if cut is not None:
+            out = (*out, CountedNote(LARGER_THAN_MTU, cut[2]))  # segments on a wire
+    if flags & (SYN | RST) or not plen:
+        if plen or flags & (SYN | FIN | RST) or not flags & ACK:
+            return out
+        d.pure_ack = ack  # a pure ACK: what a Nagle stall waits for
+        d.pure_ack_ts = ts
+        return out
+    if d.msg_end == seq:
+        out = (*out, PART_OF_MESSAGE)
+    d.msg_end = -1 if flags & (PSH | FIN) else (seq + plen) % MOD32
+    if flags & FIN:
+        return out
+    before, before_ts = d.data_next, d.data_ts
+    d.data_next = (seq + plen) % MOD32
+    d.data_ts = ts
+    if before == seq and r.pure_ack == seq and \
+            r.pure_ack_ts - before_ts >= DELAYED_NS and 0 <= ts - r.pure_ack_ts <= RELEASED_NS:
+        out = (*out, CountedNote(NAGLE_STALL, (ts - before_ts + 500_000) // 1_000_000))  # ms
+    return out
+
+
 def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
              from_client: bool) -> None:
     d.syn = True
@@ -416,6 +483,8 @@ def _see_syn(p: Packet, conv: Conversation, d: Direction, r: Direction,
     for opt in p.options:
         if opt.kind == TcpOptionKind.WSCALE and len(opt.value) == 1:
             d.scale = min(opt.value[0], MAX_WSCALE)
+        elif opt.kind == TcpOptionKind.MSS and len(opt.value) == 2:
+            d.mss = int.from_bytes(opt.value, "big")
         elif opt.kind == TcpOptionKind.MPTCP:
             conv.mptcp = True
     if r.syn and (d.scale == SCALE_NONE or r.scale == SCALE_NONE):

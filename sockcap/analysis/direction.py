@@ -16,7 +16,8 @@ class Direction:
 
     __slots__ = ("base", "scale", "syn", "fin", "packets", "bytes", "payload_bytes",
                  "nextseq", "nextseq_ts", "lastack", "lastack_ts", "window", "dupacks",
-                 "lastflags", "maxseqtobeacked", "edge", "mptcp_ops", "fin_seq")
+                 "lastflags", "maxseqtobeacked", "edge", "mptcp_ops", "fin_seq", "mss",
+                 "addresses", "msg_end", "data_next", "data_ts", "pure_ack", "pure_ack_ts")
 
     def __init__(self) -> None:
         self.base = -1  # sequence number base, -1 until known
@@ -39,3 +40,15 @@ class Direction:
         self.maxseqtobeacked = 0  # end of the contiguous bytes seen
         self.edge = 0xFFFFFFFF  # right edge of the window last offered: lastack + window
         self.mptcp_ops = 0  # the conversation's MPTCP mapping count after our last segment
+        # What confuses learners (conversation._learner_notes): the MSS its SYN offered
+        # (-1: none seen); the pseudo-header's address sum (checksum.address_sum; -1 not
+        # yet computed); where the message its last data segment without PSH left open
+        # ends (-1: none open); the end and time of its last data segment (-1: none yet)
+        # and the ack and time of its last pure ACK (-1: none yet), for Nagle stalls.
+        self.mss = -1
+        self.addresses = -1
+        self.msg_end = -1
+        self.data_next = -1
+        self.data_ts = 0
+        self.pure_ack = -1
+        self.pure_ack_ts = 0

@@ -117,8 +117,11 @@ OUT_OF_ORDER_NS = 3_000_000  # Wireshark's threshold when no initial RTT is know
 _NOTE_CACHE: dict[int, tuple[str, ...]] = {}
 
 
-def notes_of(bits: int, dupack: int, syn: bool) -> tuple[str, ...]:
-    """The note strings for an analysis bit set (cached: few distinct sets occur)."""
+def notes_of(bits: int, dupack: int, syn: bool,
+             counted: tuple[tuple[Note, int], ...] = ()) -> tuple[str, ...]:
+    """The note strings for an analysis bit set (cached: few distinct sets occur), then
+    ``counted``: ``(kind, n)`` of notes with a number found elsewhere (the compiled
+    engine hands a view its confusions' numbers so), as :class:`CountedNote`."""
     key = bits | (0x10000 if syn else 0)
     notes = _NOTE_CACHE.get(key)
     if notes is None:
@@ -129,6 +132,8 @@ def notes_of(bits: int, dupack: int, syn: bool) -> tuple[str, ...]:
         _NOTE_CACHE[key] = notes
     if bits & A_DUPLICATE_ACK:
         notes = (*notes, CountedNote(DUPLICATE_ACK, dupack))
+    if counted:
+        notes = (*notes, *(CountedNote(kind, n) for kind, n in counted))
     return notes
 
 

@@ -168,7 +168,8 @@ def _print_capture(result: RunResult, pipeline: Pipeline, view: PacketView, outp
     if explain and not json_:
         if view.explainer is not None:
             output.lines(view.explainer.summary())
-        output.lines(explain_lines(pipeline.tracker.note_counts))
+        output.lines(explain_lines(pipeline.tracker.note_counts,
+                                   sentences=view.explainer is not None))
     text = summary_line(pipeline.tracker.conversations, result.stats)
     note = output.note if json_ else output.line
     note(ngettext("saved {annotated} packet to {path}", "saved {annotated} packets to {path}",

@@ -141,7 +141,8 @@ def _tail(pipeline: Pipeline, view: PacketView, output: Output, *, json_: bool, 
     if explain:
         from sockcap.render.explain import explain_lines
 
-        lines = explain_lines(pipeline.tracker.note_counts)
+        lines = explain_lines(pipeline.tracker.note_counts,
+                              sentences=explainer is not None and not json_)
         if explainer is not None and not json_:
             lines = chain(explainer.summary(), lines, explainer.readings())
         if json_:  # stdout stays JSON; the sentences go to stderr

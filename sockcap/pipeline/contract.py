@@ -41,7 +41,7 @@ from collections.abc import Iterator, Mapping
 from enum import IntEnum
 from typing import Any
 
-from sockcap.analysis import conversation, direction, expert
+from sockcap.analysis import conversation, direction, expert, offload
 from sockcap.analysis.stats import ConversationStats
 from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text, phase_text
 from sockcap.decode import link, records, transport, tunnel
@@ -62,24 +62,38 @@ COUNTED_KINDS: tuple[Note, ...] = (
     Note.CONNECTION_REFUSED, Note.CONNECTION_RESET, Note.HALF_CLOSE, Note.PORT_UNREACHABLE,
     Note.UNREACHABLE,
 )
-# What confuses learners (sockcap.render.confusions), as notes in the timeline: at most one
-# on a packet, after the analysis' and the connection's notes; each engine detects them
-# from the state its tracker already keeps (the pure twin in ConversationTracker.annotate,
-# C in annotate()). Adding one is a line here, its words in codes.py, and its detection
-# on each engine. The others stay in --explain only, because a per-packet note would need
-# what the engines do not keep or cannot share cheaply:
-# - partial checksum (offload): a checksum over every segment's bytes in the pure twin (a
-#   second pass over all payload bytes, the twin's hot loop) for a fact that is true of
-#   nearly every loopback packet; --explain says it once a connection;
-# - larger than the MTU: the IP header's start and each side's offered MSS, which the
-#   pure twin's packet record and both trackers do not hold (the explain layer walks
-#   the header fields for the rare candidate); not done as a note yet;
-# - part of a larger message (no PSH): not a fact of the packet: stacks set PSH
-#   differently, and only the next segment shows the message going on;
-# - Nagle with delayed ACK: a timing judgment over three packets (the data, the delayed
-#   ACK, the released data) with its own thresholds, and its words need the
-#   milliseconds (a note has at most a number); not done as a note yet.
-CONFUSION_NOTES = (Note.PORT_REUSE, Note.WINDOW_SCALE_UNKNOWN, Note.TIME_WAIT)
+# What confuses learners (sockcap.render.confusions), as notes in the timeline, after the
+# analysis' and the connection's notes, in this order (a packet may have several: a GSO
+# chunk is larger than the MTU and continues a message); each engine detects them from
+# state its tracker keeps (the pure twin in ConversationTracker.annotate with
+# _confusion_note and _learner_notes, C in annotate() with confusion_note() and
+# learner_notes()). Adding one is a line here, its words in codes.py, and its detection on each
+# engine. How the costly or uncertain ones were made notes:
+# - partial checksum (offload): true of nearly every loopback packet, and a real checksum
+#   is a pass over all payload bytes (the pure twin's hot loop). So the field is first
+#   compared with the pseudo-header's sum (O(1): the addresses' part is kept per
+#   direction), the real checksum computed only when they match, and only until the
+#   connection has the note: said once per connection, on its first packet showing it;
+# - larger than the MTU: each side's offered MSS is kept by both trackers (from its SYN),
+#   which the explain layer reads too; the IP and TCP headers are found by their own
+#   lengths before the payload (offload.mtu_cut) only for a payload over the MSS (not
+#   done: an IPv6 header followed by extension headers is not found, so a super-segment
+#   behind one gets neither the note nor --explain's sentence; a tunnel's inner header is
+#   the one measured);
+# - part of a larger message (no PSH): a stream read forward cannot look ahead, and
+#   stacks set PSH differently, so a segment without PSH is no promise that more
+#   follows. The note goes on the data segment that shows it: it starts where the same
+#   side's previous data segment, sent without PSH, ended ("continues the previous
+#   segment's message"); --explain still says its sentence on the segment without PSH;
+# - Nagle with delayed ACK: each side keeps the end and time of its last data segment
+#   and of its last pure ACK; the released segment gets the note by
+#   conversation.DELAYED_NS and RELEASED_NS.
+# A note has at most one number (a template's {n}, TEMPLATES): larger than the MTU says
+# how many segments a wire would carry, the Nagle stall how many milliseconds the bytes
+# waited (rounded); --explain's sentences keep the rest (sizes, the real checksum).
+CONFUSION_NOTES = (Note.PORT_REUSE, Note.WINDOW_SCALE_UNKNOWN, Note.TIME_WAIT,
+                   Note.PARTIAL_CHECKSUM, Note.LARGER_THAN_MTU, Note.PART_OF_MESSAGE,
+                   Note.NAGLE_STALL)
 COUNTED_KINDS = (*COUNTED_KINDS, *CONFUSION_NOTES)
 PHASES = tuple(Phase)  # the engine's phase numbers: the enum's order
 ROLES = tuple(Roles)
@@ -100,6 +114,8 @@ RECORDS: dict[str, tuple[str, ...]] = {
 # The words given to the engine are the translated ones (``_(message)``), whole.
 TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "DUPLICATE_ACK": (COUNTED_WORDS[Note.DUPLICATE_ACK], ("n",)),
+    "LARGER_THAN_MTU": (COUNTED_WORDS[Note.LARGER_THAN_MTU], ("n",)),
+    "NAGLE_STALL": (COUNTED_WORDS[Note.NAGLE_STALL], ("n",)),
     "GUESSED_ROLES": (GUESSED_ROLES, ("stream", "server")),
     "FROM_CLIENT": (timeline.FROM_CLIENT, ("client", "server")),
     "FROM_SERVER": (timeline.FROM_SERVER, ("client", "server")),
@@ -154,6 +170,11 @@ CONSTANTS: dict[str, int] = {
     "OUT_OF_ORDER_NS": expert.OUT_OF_ORDER_NS,
     "MPTCP_DSS": expert.MPTCP_DSS,
     "MPTCP_DSS_MAPPING": expert.MPTCP_DSS_MAPPING,
+    "DELAYED_NS": conversation.DELAYED_NS,
+    "RELEASED_NS": conversation.RELEASED_NS,
+    "ETHERNET_MTU": offload.ETHERNET_MTU,
+    "SMALLEST_MTU_PAYLOAD": offload.SMALLEST_MTU_PAYLOAD,
+    "NO_ADDRESS": offload.NO_ADDRESS,
     "RETIRE_AFTER": conversation.RETIRE_AFTER,
     "RETIRE_IDLE_NS": conversation.RETIRE_IDLE_NS,
     "RETIRE_MAX": conversation.RETIRE_MAX,
@@ -248,7 +269,8 @@ def c_header() -> str:
             " (tcp: the header's first byte) */",
             "#define TCP_HEADER_LEN(tcp) ((int64_t)((tcp)[TCP_OFFSET_BYTE] >> 4) * 4)"]
     out += ["", "/* counted note kinds (contract.COUNTED_KINDS) */",
-            _enum("N_", (k.name for k in COUNTED_KINDS), "N_KINDS"), _flag_notes(), "",
+            _enum("N_", (k.name for k in COUNTED_KINDS), "N_KINDS"), _flag_notes(),
+            f"#define N_FIRST_CONFUSION N_{CONFUSION_NOTES[0].name}", "",
             _enum("PH_", (p.name for p in PHASES), "PH_COUNT"),
             _enum("ROLES_", (r.name for r in ROLES), "ROLES_COUNT"),
             _enum("END_", (o.name for o in OUTCOMES), "END_COUNT"), ""]

@@ -2,15 +2,19 @@
 
 Each :class:`Confusion` is a code; its words are in the catalogue. ``--explain`` adds
 the sentence under the packet that shows it (once per connection where it would repeat
-on every packet) and counts them after the notes. Three of them are also notes in the
-timeline (:class:`sockcap.codes.Note` ``PORT_REUSE``, ``WINDOW_SCALE_UNKNOWN``,
-``TIME_WAIT``; ``sockcap.pipeline.contract.CONFUSION_NOTES``), detected per packet by
-both engines' conversation trackers; the contract says why the others are not.
+on every packet) and counts them after the notes. Each is also a note in the timeline
+(:class:`sockcap.codes.Note`; ``sockcap.pipeline.contract.CONFUSION_NOTES``), detected
+per packet by both engines' conversation trackers, on the same packets as the sentence
+here except "part of a larger message": its note is on the segment that continues the
+message (the contract says why). The checks themselves are shared with the trackers
+(:mod:`sockcap.analysis.offload`; the receiver's MSS is the tracker's ``Direction.mss``;
+the Nagle thresholds are ``conversation.DELAYED_NS`` and ``RELEASED_NS``).
 
 - partial checksum: on loopback and veth the kernel leaves the TCP checksum to the
   network card (checksum offload), so the capture holds only the pseudo-header's sum
   (Linux's CHECKSUM_PARTIAL); Wireshark 4.2 labels it "partial". Detected by computing
-  the real checksum (RFC 9293 3.1) and the pseudo-header sum.
+  the pseudo-header sum first and the real checksum (RFC 9293 3.1) only when the field
+  equals it.
 - larger than the MTU: a segment whose IP packet is longer than the link's MTU (1500 on
   Ethernet; the SYN's MSS when the handshake was seen) was handed to the capture before
   the kernel or the card cut it (TSO/GSO; GRO on receive).
@@ -32,24 +36,20 @@ both engines' conversation trackers; the contract says why the others are not.
 from __future__ import annotations
 
 import enum
-import functools
-import ipaddress
-import sys
 
-from sockcap.analysis.conversation import Annotated
-from sockcap.decode.records import IPPROTO_TCP, Packet, TcpFlags, TcpOptionKind
-from sockcap.decode.transport import TCP_OFFSET_BYTE, tcp_header_len
+from sockcap.analysis.conversation import DELAYED_NS, RELEASED_NS, Annotated
+from sockcap.analysis.offload import (
+    SMALLEST_MTU_PAYLOAD,
+    address_sum,
+    mtu_cut,
+    partial_checksum,
+    tcp_start,
+)
+from sockcap.decode.records import TcpFlags
 from sockcap.i18n import N_, _
-from sockcap.render.fields import header_fields
 
 FIN, SYN, RST, ACK, PSH = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST,
                                             TcpFlags.ACK, TcpFlags.PSH))
-ETHERNET_MTU = 1500
-DELAYED_NS = 20_000_000  # an ACK this late after the data was delayed on purpose
-RELEASED_NS = 10_000_000  # bytes sent this soon after that ACK were waiting for it
-# a payload this small fits any MTU an MSS can come from (the IPv6 minimum MTU, 1280, less
-# 60 + 60 bytes of IP and TCP headers at most): no need to look further
-SMALLEST_MTU_PAYLOAD = 1160
 
 
 class Confusion(enum.Enum):
@@ -109,7 +109,6 @@ class ConfusionFinder:
     def __init__(self) -> None:
         self.counts: dict[Confusion, int] = {}
         self._said: set[tuple[int, Confusion]] = set()  # (stream, kind) said once
-        self._mss: dict[tuple[int, bool], int] = {}  # (stream, from_client) -> MSS it offered
         self._ended: dict[tuple[object, ...], int] = {}  # 4-tuple -> last stream on it
         self._data: dict[tuple[int, bool], tuple[int, int]] = {}  # side -> (next seq, ts)
         self._acked: dict[tuple[int, bool], tuple[int, int]] = {}  # side -> (pure ACK, ts)
@@ -123,22 +122,19 @@ class ConfusionFinder:
         stream = conv.stream
         key = (p.src, p.sport, p.dst, p.dport)
         if p.flags & SYN:
-            for o in p.options:
-                if o.kind == TcpOptionKind.MSS and len(o.value) == 2:
-                    self._mss[(stream, a.from_client)] = int.from_bytes(o.value, "big")
             if not p.flags & ACK:
                 earlier = self._ended.get(key)
                 if earlier is not None and earlier != stream:
                     out.append(self._say(Confusion.PORT_REUSE, stream=earlier))
             self._ended[key] = stream
-        checksum = _partial_checksum(p, _tcp_start(p))
+        checksum = partial_checksum(p, tcp_start(p), address_sum(p))
         if checksum is not None:
             self._count(Confusion.PARTIAL_CHECKSUM)
             if self._once(stream, Confusion.PARTIAL_CHECKSUM):
                 out.append(self._say(Confusion.PARTIAL_CHECKSUM, checksum=f"0x{checksum[0]:04x}",
                                      real=f"0x{checksum[1]:04x}"))
-        mss = self._mss.get((stream, not a.from_client))  # what the receiver offered
-        bound = SMALLEST_MTU_PAYLOAD if mss is None else min(SMALLEST_MTU_PAYLOAD, mss - 40)
+        mss = conv.dirs[1 if a.from_client else 0].mss  # what the receiver offered (-1: none)
+        bound = SMALLEST_MTU_PAYLOAD if mss < 0 else min(SMALLEST_MTU_PAYLOAD, mss - 40)
         big = self._larger_than_mtu(a) if p.payload_len > bound else ""
         if big:
             self._count(Confusion.LARGER_THAN_MTU)
@@ -196,102 +192,9 @@ class ConfusionFinder:
         p = a.packet
         conv = a.conv
         assert conv is not None
-        ip_off, tcp_off = _offsets(p)
-        if tcp_off < 0 or ip_off < 0:
+        cut = mtu_cut(p, conv.dirs[1 if a.from_client else 0].mss)  # the receiver's MSS
+        if cut is None:
             return ""
-        headers = p.payload_off - ip_off
-        size = headers + p.payload_len
-        mss = self._mss.get((conv.stream, not a.from_client))  # what the receiver offered
-        tcp_options = p.payload_off - tcp_off - 20
-        if mss is not None:
-            segment = mss - tcp_options
-            mtu = mss + 40 if ":" not in p.src else mss + 60
-        else:
-            mtu = ETHERNET_MTU
-            segment = mtu - headers
-        if size <= mtu or segment <= 0:
-            return ""
-        count = -(-p.payload_len // segment)
+        size, mtu, count, segment = cut
         return self._say(Confusion.LARGER_THAN_MTU, size=size, mtu=mtu, length=p.payload_len,
                          count=count, segment=segment)
-
-
-def _offsets(p: Packet) -> tuple[int, int]:
-    """Where the IP and the TCP headers start in the frame (-1: not found), from the
-    report's field map (:func:`~sockcap.render.fields.header_fields`: it walks every
-    layer, so it is asked only for the rare segment that may be larger than an MTU)."""
-    ip = tcp = -1
-    for f in header_fields(p):
-        if ip < 0 and f.layer in ("IPv4", "IPv6"):
-            ip = f.start
-        elif f.layer == "TCP":
-            tcp = f.start
-            break
-    return ip, tcp
-
-
-def _tcp_start(p: Packet) -> int:
-    """Where the TCP header starts: the one place before the payload where the ports
-    and the header's own length (data offset) agree (-1: none)."""
-    data, end = p.data, p.payload_off
-    ports = p.sport.to_bytes(2, "big") + p.dport.to_bytes(2, "big")
-    for length in range(20, 64, 4):
-        start = end - length
-        if start < 0:
-            break
-        if start + 13 <= len(data) and data[start:start + 4] == ports \
-                and tcp_header_len(data[start + TCP_OFFSET_BYTE]) == length:
-            return start
-    return -1
-
-
-@functools.lru_cache(maxsize=256)
-def _packed(address: str) -> bytes:
-    return ipaddress.ip_address(address).packed
-
-
-def _partial_checksum(p: Packet, start: int = -2) -> tuple[int, int] | None:
-    """``(field, real)`` when the TCP checksum field holds the pseudo-header's sum (the
-    real checksum left to the card), None when it is right or cannot be checked.
-    ``start``: where the TCP header starts, when the caller knows."""
-    if p.proto != IPPROTO_TCP or p.fragment or p.truncated:
-        return None
-    if start == -2:
-        start = _tcp_start(p)
-    end = p.payload_off + p.payload_len
-    if start < 0 or end > len(p.data):
-        return None
-    try:
-        src, dst = _packed(p.src), _packed(p.dst)
-    except ValueError:
-        return None
-    segment = bytearray(p.data[start:end])
-    if len(segment) > 0xFFFF:
-        return None  # BIG TCP: larger than the pseudo-header's length field
-    field = int.from_bytes(segment[16:18], "big")
-    segment[16:18] = b"\0\0"
-    length = len(segment)
-    pseudo = src + dst + (b"\0" + bytes([IPPROTO_TCP]) + length.to_bytes(2, "big")
-                          if len(src) == 4 else length.to_bytes(4, "big") + b"\0\0\0"
-                          + bytes([IPPROTO_TCP]))
-    partial = _fold(_sum16(pseudo))
-    real = ~_fold(_sum16(pseudo) + _sum16(bytes(segment))) & 0xFFFF
-    if field == real or field != partial:
-        return None
-    return field, real
-
-
-def _sum16(data: bytes) -> int:
-    """The one's-complement sum of big-endian 16-bit words (RFC 1071), folded. Summed as
-    native words in C (``memoryview.cast``): the sum is the same in either byte order
-    but byte-swapped (RFC 1071 2(B)), so a little-endian machine swaps it back."""
-    if len(data) % 2:
-        data += b"\0"
-    total = _fold(sum(memoryview(data).cast("H")))
-    return ((total & 0xFF) << 8 | total >> 8) if sys.byteorder == "little" else total
-
-
-def _fold(total: int) -> int:
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total

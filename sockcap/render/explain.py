@@ -43,11 +43,21 @@ from sockcap.render.timeline import endpoint, preview
 
 __all__ = ["RESENT", "PacketExplainer", "Why", "conn_state_text", "explain_lines"]
 
-def explain_lines(note_counts: Mapping[Note, int]) -> Iterator[tuple[str, str]]:
+# The notes on what confuses learners whose meaning --explain already gives, in the
+# sentence under the very packet that has the note (render.confusions): the list of notes
+# after the packets names them without saying it all again. Not PART_OF_MESSAGE: its
+# sentence ("No PSH") is on the segment before the one with the note.
+SAID_UNDER_PACKETS = frozenset((Note.PORT_REUSE, Note.WINDOW_SCALE_UNKNOWN, Note.TIME_WAIT,
+                                Note.PARTIAL_CHECKSUM, Note.LARGER_THAN_MTU, Note.NAGLE_STALL))
+
+
+def explain_lines(note_counts: Mapping[Note, int],
+                  sentences: bool = False) -> Iterator[tuple[str, str]]:
     """``(line, style)`` pairs: a heading, then ``  retransmission (2): The sender ...``.
 
     Kinds are listed in the order of :data:`~sockcap.codes.NOTE_EXPLANATIONS`; notes
-    without an explanation (decoder damage) are left to the timeline.
+    without an explanation (decoder damage) are left to the timeline. ``sentences``: each
+    packet's sentence was shown, so a note of :data:`SAID_UNDER_PACKETS` points there.
     """
     kinds = [k for k in NOTE_EXPLANATIONS if note_counts.get(k)]
     if not kinds:
@@ -55,9 +65,12 @@ def explain_lines(note_counts: Mapping[Note, int]) -> Iterator[tuple[str, str]]:
         return
     yield _("notes:"), "bold"
     for kind in kinds:
+        if sentences and kind in SAID_UNDER_PACKETS:
+            yield _("  {note} ({count}): said in the sentence under each packet that has "
+                    "it.").format(note=note_text(kind), count=note_counts[kind]), ""
+            continue
         yield _("  {note} ({count}): {meaning}").format(
             note=note_text(kind), count=note_counts[kind], meaning=explanation(kind)), ""
-
 
 
 CONN_STATE_WORDS = {
