@@ -264,6 +264,7 @@ typedef struct {
     int has_wscale, wscale, mptcp;
     int64_t mptcp_maps;
     int64_t payload_off, payload_len;
+    int64_t tcp_off;      /* where the TCP header starts (decoded here; 0 from Python) */
     /* set for packets decoded by Python only */
     const char *trunc;
     Py_ssize_t trunc_n;
@@ -329,6 +330,7 @@ static int decode_tcp_at(const uint8_t *d, Py_ssize_t t, Py_ssize_t payload_off,
     p->flags = (int)(be16(d + t + 12) & 0x1FF);
     p->window = be16(d + t + 14);
     p->payload_off = payload_off;
+    p->tcp_off = t;
     return tcp_options(d, t + 20, payload_off, p);
 }
 
@@ -466,6 +468,7 @@ static int decode_fast(const uint8_t *d, Py_ssize_t end, int64_t linktype, Pkt *
     p->trunc = NULL;
     p->trunc_n = 0;
     p->notes = p->where = p->proto_name = p->info = NULL;
+    p->packet = NULL;
     p->quoted_kind = 0;
     if (et == ETHERTYPE_IPV4) return decode_ipv4(d, end, off, p);
     if (et == ETHERTYPE_IPV6) return decode_ipv6(d, end, off, p);
@@ -688,6 +691,7 @@ typedef struct {
     /* called with a conversation's view when the tracker forgets it (ConversationTracker's
      * on_forget): a view that keeps something per conversation lets it go then */
     PyObject *on_forget;
+    struct Tcpdump *tcpdump;     /* tcpdump's notation's state (_speedups_tcpdump.h) */
 } Engine;
 
 static void conv_unref(Conv *c) {
@@ -1435,6 +1439,8 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
     return put_text(b, &e->note_words[kind]);
 }
 
+#include "_speedups_tcpdump.h"
+
 /* The packet's text: the guessed-roles line, the timeline line, the --hex rows; "\n". */
 static int render(Engine *e, const Pkt *p, const Ann *a) {
     Buf *b = &e->out;
@@ -1631,7 +1637,8 @@ static int process(Engine *e, const Pkt *p) {
     if (e->limit && e->shown >= e->limit) { e->done = 1; return 0; }
     e->shown++;
     size_t mark = e->out.len;
-    if (e->view ? hand_to_view(e, p, &a) < 0 : render(e, p, &a) < 0) {
+    if (e->view ? hand_to_view(e, p, &a) < 0
+                : (e->style == STYLE_TCPDUMP ? render_tcpdump(e, p, &a) : render(e, p, &a)) < 0) {
         e->out.len = mark; /* nothing of a packet whose text failed */
         return -1;
     }
@@ -1701,7 +1708,7 @@ static int objects_from(PyObject *seq, PyObject **slot, Py_ssize_t n, const char
 /* Engine(**contract.engine_words(...) and options): the words come translated, whole. */
 /* The notations this engine writes itself (contract.Style; the class attribute ``styles``)
  * and whether it writes colour (``colors``); any other is handed to a Python view. */
-static const int STYLES[] = {STYLE_WIRESHARK};
+static const int STYLES[] = {STYLE_WIRESHARK, STYLE_TCPDUMP};
 #define COLORS 0
 
 static int style_rendered(int style) {
@@ -1808,6 +1815,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->render = render;
     e->style = style;
     e->color = color;
+    if (style == STYLE_TCPDUMP) tzset(); /* the TZ of now, as time.tzset() would read it */
     e->target_proto = target_proto;
     e->target_stream = target_stream;
     e->first = e->last = e->clock_first = -1;
@@ -1815,6 +1823,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
 }
 
 static void Engine_dealloc(Engine *e) {
+    tcpdump_free(e->tcpdump);
     for (size_t i = 0; i < e->nbuckets; i++)
         if (e->table[i].conv) conv_unref(e->table[i].conv);
     PyMem_Free(e->table_mem);
