@@ -70,6 +70,7 @@ OPTION_SETS: tuple[dict[str, object], ...] = (
     {"port": 80, "explain": True},
     {"json_": True},
     {"style": "tcpdump", "hex_": True},
+    {"style": "tcpdump", "port": 80, "lang": "id"},
     {"filters": True, "count": 5},
 )
 
@@ -88,12 +89,21 @@ class Result(NamedTuple):
 
 def show_result(path: str, options: dict[str, object], *, pure: bool) -> Result:
     """``sockcap show`` on ``path`` in this process, as the CLI would print it."""
+    from sockcap import i18n
     from sockcap.commands.show import show_command
 
     args: dict[str, object] = {"count": 0, "port": 0, "dissect": None, "hex_": False,
                                "json_": False, "style": "wireshark", "no_color": True,
                                "explain": False, **options}
-    return _run(lambda: show_command(path, **args), pure)  # type: ignore[arg-type]
+    lang = args.pop("lang", None)  # the reader's language (--lang) for this run, if given
+    if lang is None:
+        return _run(lambda: show_command(path, **args), pure)  # type: ignore[arg-type]
+    before = i18n.language()
+    i18n.use_language(str(lang))
+    try:
+        return _run(lambda: show_command(path, **args), pure)  # type: ignore[arg-type]
+    finally:
+        i18n.use_language(before)
 
 
 def stats_result(path: str, json_: bool, *, pure: bool) -> Result:
