@@ -18,7 +18,8 @@
  * row's fields and nothing more, when it goes), and ``sockcap follow --stream N``
  * (target_stream: the packets before stream N are numbered here, and the engine stops
  * right before the packet that starts it, where the Python pipeline takes over).
- * A view this file does not write (JSON, tcpdump's notation, --filters, --explain, colour,
+ * tcpdump's notation (--style tcpdump) is written here too, by _speedups_tcpdump.h.
+ * A view this file does not write (JSON, --filters, --explain, colour,
  * follow's sections) is handed each packet after it was filed and annotated here, as the
  * Python records the pure twin gives (see "the hand-over to a Python view" below).
  *

@@ -51,7 +51,10 @@ and nothing else changes: each twin lists the notations it writes itself in its 
 attribute ``styles`` (:class:`~sockcap.pipeline.contract.Style`) and ``colors``, and a
 command asks for one with ``style=``/``color=`` only when the class lists it (otherwise it
 gives the Python view; the pure twin's JSON and tcpdump notation are those views, the
-reference).
+reference). The C twin writes tcpdump's notation itself (``Style.TCPDUMP``): a frame
+Python decodes for it comes with its ICMP text in tcpdump's words
+(:func:`feed_decoded`'s ``icmp_text``, :func:`sockcap.render.timeline.tcpdump_icmp_info`),
+as the Wireshark-style line's comes with Wireshark's.
 
 Pure: no I/O; text leaves through the ``write`` callback a command gives.
 """
