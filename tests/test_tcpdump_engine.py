@@ -32,7 +32,7 @@ needs_extension = pytest.mark.skipif(compiled_class() is None,
                                      reason="the compiled extension is not built (or SOCKCAP_PURE)")
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata",
          "America/St_Johns", "Pacific/Chatham")
-OPTION_SETS = ({}, {"hex_": True}, {"count": 5}, {"port": 80})
+OPTION_SETS = ({}, {"hex_": True}, {"count": 5}, {"port": 80}, {"hex_": True, "count": 7, "port": 40000})
 
 
 @pytest.fixture
