@@ -73,6 +73,7 @@ OPTION_SETS: tuple[dict[str, object], ...] = (
     {"json_": True, "hex_": True, "count": 5},  # JSON the engine writes: --hex has no
     {"json_": True, "port": 80},                 # say in it, -c and --port stop and filter
     {"style": "tcpdump", "hex_": True},
+    {"style": "tcpdump", "port": 80, "lang": "id"},
     {"filters": True, "count": 5},
     {"color": "always"},  # the compiled engine's colour against rich's (the pure path)
     {"color": "always", "hex_": True, "count": 5},
@@ -93,12 +94,21 @@ class Result(NamedTuple):
 
 def show_result(path: str, options: dict[str, object], *, pure: bool) -> Result:
     """``sockcap show`` on ``path`` in this process, as the CLI would print it."""
+    from sockcap import i18n
     from sockcap.commands.show import show_command
 
     args: dict[str, object] = {"count": 0, "port": 0, "dissect": None, "hex_": False,
                                "json_": False, "style": "wireshark", "no_color": False,
                                "color": "never", "explain": False, **options}
-    return _run(lambda: show_command(path, **args), pure)  # type: ignore[arg-type]
+    lang = args.pop("lang", None)  # the reader's language (--lang) for this run, if given
+    if lang is None:
+        return _run(lambda: show_command(path, **args), pure)  # type: ignore[arg-type]
+    before = i18n.language()
+    i18n.use_language(str(lang))
+    try:
+        return _run(lambda: show_command(path, **args), pure)  # type: ignore[arg-type]
+    finally:
+        i18n.use_language(before)
 
 
 def stats_result(path: str, json_: bool, *, pure: bool) -> Result:

@@ -18,7 +18,8 @@
  * row's fields and nothing more, when it goes), and ``sockcap follow --stream N``
  * (target_stream: the packets before stream N are numbered here, and the engine stops
  * right before the packet that starts it, where the Python pipeline takes over).
- * A view this file does not write (JSON, tcpdump's notation, --filters, --explain, colour,
+ * tcpdump's notation (--style tcpdump) is written here too, by _speedups_tcpdump.h.
+ * A view this file does not write (JSON, --filters, --explain, colour,
  * follow's sections) is handed each packet after it was filed and annotated here, as the
  * Python records the pure twin gives (see "the hand-over to a Python view" below).
  *
@@ -266,6 +267,7 @@ typedef struct {
     char fragment;        /* an IP fragment (Packet.fragment; never on the fast path) */
     int64_t mptcp_maps;
     int64_t payload_off, payload_len;
+    int64_t tcp_off;      /* where the TCP header starts (decoded here; 0 from Python) */
     /* set for packets decoded by Python only */
     const char *trunc;
     Py_ssize_t trunc_n;
@@ -334,6 +336,7 @@ static int decode_tcp_at(const uint8_t *d, Py_ssize_t t, Py_ssize_t payload_off,
     p->flags = (int)(be16(d + t + 12) & 0x1FF);
     p->window = be16(d + t + 14);
     p->payload_off = payload_off;
+    p->tcp_off = t;
     return tcp_options(d, t + 20, payload_off, p);
 }
 
@@ -473,6 +476,7 @@ static int decode_fast(const uint8_t *d, Py_ssize_t end, int64_t linktype, Pkt *
     p->trunc_n = 0;
     p->fragment = 0;
     p->notes = p->where = p->proto_name = p->info = NULL;
+    p->packet = NULL;
     p->quoted_kind = 0;
     if (et == ETHERTYPE_IPV4) return decode_ipv4(d, end, off, p);
     if (et == ETHERTYPE_IPV6) return decode_ipv6(d, end, off, p);
@@ -702,6 +706,7 @@ typedef struct {
     /* called with a conversation's view when the tracker forgets it (ConversationTracker's
      * on_forget): a view that keeps something per conversation lets it go then */
     PyObject *on_forget;
+    struct Tcpdump *tcpdump;     /* tcpdump's notation's state (_speedups_tcpdump.h) */
 } Engine;
 
 static void conv_unref(Conv *c) {
@@ -1576,6 +1581,7 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
 
 #include "_speedups_json.h"
 #include "_speedups_color.h"
+#include "_speedups_tcpdump.h"
 
 /* The packet's text: the guessed-roles line, the timeline line, the --hex rows; "\n". */
 static int render(Engine *e, const Pkt *p, const Ann *a) {
@@ -1777,6 +1783,7 @@ static int process(Engine *e, const Pkt *p) {
     size_t mark = e->out.len;
     if (e->view ? hand_to_view(e, p, &a) < 0
                 : (e->style == STYLE_JSON ? render_json(e, p, &a)
+                   : e->style == STYLE_TCPDUMP ? render_tcpdump(e, p, &a)
                    : e->color ? render_color(e, p, &a) : render(e, p, &a)) < 0) {
         e->out.len = mark; /* nothing of a packet whose text failed */
         return -1;
@@ -1846,14 +1853,35 @@ static int objects_from(PyObject *seq, PyObject **slot, Py_ssize_t n, const char
 
 /* Engine(**contract.engine_words(...) and options): the words come translated, whole. */
 /* The notations this engine writes itself (contract.Style; the class attribute ``styles``)
- * and whether it writes colour (``colors``); any other is handed to a Python view. */
-static const int STYLES[] = {STYLE_WIRESHARK, STYLE_JSON};
-#define COLORS 1 /* colour for the Wireshark-style text; JSON has none */
+ * and those it writes in colour (``colors``); any other is handed to a Python view. */
+static const int STYLES[] = {STYLE_WIRESHARK, STYLE_JSON, STYLE_TCPDUMP};
+/* the notations it writes in colour itself (``colors``): tcpdump's is coloured by its
+ * Python view; JSON has no colour */
+static const int COLORED[] = {STYLE_WIRESHARK};
 
 static int style_rendered(int style) {
     for (size_t i = 0; i < sizeof STYLES / sizeof STYLES[0]; i++)
         if (STYLES[i] == style) return 1;
     return 0;
+}
+
+static int style_colored(int style) {
+    for (size_t i = 0; i < sizeof COLORED / sizeof COLORED[0]; i++)
+        if (COLORED[i] == style) return 1;
+    return 0;
+}
+
+/* frozenset(codes) of a C array of contract.Style numbers */
+static PyObject *style_set(const int *codes, size_t n) {
+    PyObject *set = PySet_New(NULL);
+    for (size_t i = 0; set && i < n; i++) {
+        PyObject *code = PyLong_FromLong(codes[i]);
+        if (!code || PySet_Add(set, code) < 0) Py_CLEAR(set);
+        Py_XDECREF(code);
+    }
+    PyObject *frozen = set ? PyFrozenSet_New(set) : NULL;
+    Py_XDECREF(set);
+    return frozen;
 }
 
 static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
@@ -1877,7 +1905,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
         return -1;
     int color = PyObject_IsTrue(color_table);
     if (color < 0) return -1;
-    if (!style_rendered(style) || (color && !COLORS)) {
+    if (!style_rendered(style) || (color && !style_colored(style))) {
         PyErr_Format(PyExc_ValueError, "style %d%s: not written by this engine (see styles)",
                      style, color ? " with colour" : "");
         return -1;
@@ -1958,6 +1986,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->render = render;
     e->style = style;
     if (color_set(e, color_table) < 0) return -1;
+    if (style == STYLE_TCPDUMP) tzset(); /* the TZ of now, as time.tzset() would read it */
     e->target_proto = target_proto;
     e->target_stream = target_stream;
     e->first = e->last = e->clock_first = -1;
@@ -1965,6 +1994,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
 }
 
 static void Engine_dealloc(Engine *e) {
+    tcpdump_free(e->tcpdump);
     for (size_t i = 0; i < e->nbuckets; i++)
         if (e->table[i].conv) conv_unref(e->table[i].conv);
     PyMem_Free(e->table_mem);
@@ -2753,19 +2783,15 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (PyType_Ready(&EngineType) < 0 || PyType_Ready(&ConvViewType) < 0 ||
         PyType_Ready(&DirViewType) < 0)
         return NULL;
-    PyObject *styles = PySet_New(NULL);
-    for (size_t i = 0; styles && i < sizeof STYLES / sizeof STYLES[0]; i++) {
-        PyObject *n = PyLong_FromLong(STYLES[i]);
-        if (!n || PySet_Add(styles, n) < 0) Py_CLEAR(styles);
-        Py_XDECREF(n);
-    }
-    PyObject *frozen = styles ? PyFrozenSet_New(styles) : NULL;
-    Py_XDECREF(styles);
-    if (!frozen || PyDict_SetItemString(EngineType.tp_dict, "styles", frozen) < 0 ||
-        PyDict_SetItemString(EngineType.tp_dict, "colors", COLORS ? Py_True : Py_False) < 0) {
+    PyObject *frozen = style_set(STYLES, sizeof STYLES / sizeof STYLES[0]);
+    PyObject *colored = style_set(COLORED, sizeof COLORED / sizeof COLORED[0]);
+    if (!frozen || !colored || PyDict_SetItemString(EngineType.tp_dict, "styles", frozen) < 0 ||
+        PyDict_SetItemString(EngineType.tp_dict, "colors", colored) < 0) {
         Py_XDECREF(frozen);
+        Py_XDECREF(colored);
         return NULL;
     }
+    Py_DECREF(colored);
     Py_DECREF(frozen);
     PyType_Modified(&EngineType);
     PyObject *m = PyModule_Create(&module);

@@ -5,7 +5,7 @@ colour (``--color``, ``--no-color``, ``NO_COLOR``, ``FORCE_COLOR``, a terminal) 
 processes, on both twins.
 
 The reference is the pure path: the pure twin lists no colour of its own
-(``PureEngine.colors`` is False), so ``show`` hands it the Python view, which rich
+(``PureEngine.colors`` is empty), so ``show`` hands it the Python view, which rich
 colours; the compiled twin writes the colour itself from the table rich's codes make
 (``contract.color_table``).
 """

@@ -283,7 +283,7 @@ def test_a_notation_the_twin_does_not_list_is_refused(engine_twin: Any) -> None:
     EngineRun(engine_twin, pipeline, hex_=False)  # the Wireshark-style text: every twin's
     for style in Style:
         for color in (False, True):
-            if style in engine_twin.styles and (engine_twin.colors or not color):
+            if style in engine_twin.styles and (style in engine_twin.colors or not color):
                 continue
             with pytest.raises(ValueError, match="not written by this engine"):
                 EngineRun(engine_twin, Pipeline(keep=False, port=0, limit=0), hex_=False,

@@ -102,7 +102,7 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
         notation = Style.JSON if json_ else Style.TCPDUMP if style == "tcpdump" else Style.WIRESHARK
         # JSON has no colour: its lines go out plain on a terminal too
         own = (not (filters or explain) and notation in cls.styles
-               and (cls.colors or not output.color or notation is Style.JSON))
+               and (notation in cls.colors or not output.color or notation is Style.JSON))
         packet_view = None if own else _view_of(view, output)
         run = EngineRun(cls, pipeline, hex_=hex_, view=packet_view, clock=pipeline,
                         style=notation if own else Style.WIRESHARK,

@@ -125,7 +125,7 @@ TEMPLATES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 class Style(IntEnum):
     """The notations of ``show`` (``Engine(style=)``). An engine lists those it writes itself
-    in its class attribute ``styles`` (and ``colors``: whether it writes colour itself);
+    in its class attribute ``styles`` (and ``colors``: those it writes in colour itself);
     any other is a Python view it is handed (``view=``). The pure twin writes only the
     Wireshark-style text itself: its JSON and tcpdump notation are the Python views, the
     reference the C twin's own are compared with byte for byte."""

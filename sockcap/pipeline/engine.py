@@ -52,8 +52,12 @@ attribute ``styles`` (:class:`~sockcap.pipeline.contract.Style`) and ``colors``,
 command asks for one with ``style=``/``color=`` only when the class lists it (otherwise it
 gives the Python view; the pure twin's JSON and tcpdump notation are those views, the
 reference). ``color=`` is the colour table (:func:`~sockcap.pipeline.contract.color_table`:
-rich's SGR codes for the view's styles) for the C twin, which lists ``colors``; the pure
-twin's colour is the Python view written through rich, the reference.
+rich's SGR codes for the view's styles) for the C twin, for a notation its ``colors``
+lists; the pure twin's colour is the Python view written through rich, the reference.
+The C twin writes tcpdump's notation itself (``Style.TCPDUMP``): a frame
+Python decodes for it comes with its ICMP text in tcpdump's words
+(:func:`feed_decoded`'s ``icmp_text``, :func:`sockcap.render.timeline.tcpdump_icmp_info`),
+as the Wireshark-style line's comes with Wireshark's.
 
 Pure: no I/O; text leaves through the ``write`` callback a command gives.
 """
@@ -77,7 +81,7 @@ from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, RawFrame
 from sockcap.i18n import _
 from sockcap.pipeline import Pipeline
 from sockcap.pipeline.contract import COUNTED_KINDS, Style, engine_words
-from sockcap.render.timeline import icmp_info, packet_where, proto_name
+from sockcap.render.timeline import icmp_info, packet_where, proto_name, tcpdump_icmp_info
 
 CHUNK = 1 << 20  # bytes of text handed out at a time
 
@@ -151,7 +155,7 @@ class PureEngine:
 
     reads_records = False
     styles = frozenset({Style.WIRESHARK})  # the rest are the Python views, the reference
-    colors = False
+    colors: frozenset[Style] = frozenset()  # its colour is the rich view, the reference
 
     def __init__(self, *, analyze: bool, keep: bool, port: int, limit: int, hex: bool,
                  render: bool = True, target_proto: int = -1, target_stream: int = -1,
@@ -161,7 +165,7 @@ class PureEngine:
                  **words: Any) -> None:
         from sockcap.render.packets import PacketView
 
-        if style not in self.styles or (color and not self.colors):
+        if style not in self.styles or (color and style not in self.colors):
             raise ValueError(_("style {style}{colour}: not written by this engine (see "
                                "styles)").format(style=style,
                                                  colour=_(" with colour") if color else ""))
@@ -293,6 +297,8 @@ class EngineRun:
         extra: dict[str, Any] = {} if view is None else {"view": view, "clock": clock}
         if style != Style.WIRESHARK or color:  # an engine's own notation (engine.styles)
             extra.update(style=int(style), color=color)
+        # the ICMP text handed with a packet decoded by Python, in the notation written
+        self.icmp_text = tcpdump_icmp_info if style == Style.TCPDUMP and view is None else None
         if on_forget is not None:
             extra["on_forget"] = on_forget
         self.engine = engine_class(
@@ -326,7 +332,7 @@ class EngineRun:
         try:
             for frame in frames:
                 if not frame_fn(frame):
-                    feed_decoded(engine, frame, analyze, others)
+                    feed_decoded(engine, frame, analyze, others, self.icmp_text)
                 if engine.done:
                     break
                 if engine.pending >= CHUNK:
@@ -385,7 +391,8 @@ class Rows(Sequence[ConversationStats]):
 
 
 def feed_decoded(engine: Any, frame: RawFrame, analyze: bool,
-                 others: Callable[[Packet], None] | None = None) -> None:
+                 others: Callable[[Packet], None] | None = None,
+                 icmp_text: Callable[[Packet], str | None] | None = None) -> None:
     """A frame the engine did not decode itself (``frame()`` said False): decoded by
     :func:`sockcap.decode.decode_frame` and handed to ``packet()`` with the words the
     timeline would use for it; a packet outside any TCP/UDP conversation also goes to
@@ -395,20 +402,24 @@ def feed_decoded(engine: Any, frame: RawFrame, analyze: bool,
         engine.packet(p, p.notes, None, None)
         return
     if p.proto in ICMP_PROTOS:
-        engine.packet(p, *icmp_words(p, analyze))
+        engine.packet(p, *icmp_words(p, analyze, icmp_text))
     else:
         engine.packet(p, p.notes, packet_where(p), proto_name(p))
     if others is not None:
         others(p)
 
 
-def icmp_words(p: Packet, analyze: bool) -> tuple[Any, ...]:
+def icmp_words(p: Packet, analyze: bool,
+               icmp_text: Callable[[Packet], str | None] | None = None) -> tuple[Any, ...]:
     """The engine's arguments for an ICMP/ICMPv6 packet (decoded by Python): its notes
     (with an unreachable's, when analysing, as the tracker adds it), where, the protocol,
     the Info text the timeline prints, and the quoted datagram's conversation key with
     the note's kind (the engine counts it there, or in the totals only)."""
-    msg = decode_icmp(p)
-    info = None if msg is None else icmp_info(msg)
+    if icmp_text is not None:  # another notation's text (tcpdump's: tcpdump_icmp_info)
+        info = icmp_text(p)
+    else:
+        msg = decode_icmp(p)
+        info = None if msg is None else icmp_info(msg)
     notes, quoted = p.notes, None
     found = icmp_error_note(p) if analyze and p.sport < 0 else None
     if found is not None:

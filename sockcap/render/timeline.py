@@ -304,11 +304,8 @@ class Timeline:
         clock = self._clock(p.ts_ns) if p.ts_ns >= 0 else NO_CLOCK
         fam = "IP6" if p.net == "IPv6" else "IP"
         if p.sport < 0:
-            icmp = decode_icmp(p)
-            if icmp is not None:
-                text = tcpdump_icmp(icmp, p.payload_len)
-                if not icmp.v6:
-                    text = "ICMP " + text
+            text = tcpdump_icmp_info(p)
+            if text is not None:
                 return f"{clock} {fam} {p.src} > {p.dst}: {text}" + _marks(a)
             return f"{clock} {fam} {p.src} > {p.dst}: {proto_name(p)}, length {p.wirelen}"
         where = f"{clock} {fam} {p.src}.{p.sport} > {p.dst}.{p.dport}:"
@@ -379,6 +376,17 @@ class Timeline:
             return p.seq, p.ack, other
         mine, other = bases if forward else (bases[1], bases[0])
         return (p.seq - mine) % MOD32, (p.ack - other) % MOD32, other
+
+
+def tcpdump_icmp_info(p: Packet) -> str | None:
+    """What tcpdump prints after the addresses for an ICMP or ICMPv6 packet (``ICMP echo
+    request, id 1, seq 1, length 64``); None when ``p`` holds no ICMP message. The compiled
+    engine is handed this text with the packet (the ICMP decoder is Python's alone)."""
+    icmp = decode_icmp(p)
+    if icmp is None:
+        return None
+    text = tcpdump_icmp(icmp, p.payload_len)
+    return text if icmp.v6 else "ICMP " + text
 
 
 def icmp_info(m: IcmpMessage) -> str:
