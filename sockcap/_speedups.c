@@ -520,6 +520,7 @@ typedef struct Conv {
     uint8_t n_notes;   /* <= N_KINDS: one place per bit of noted, whatever the counts */
     PyObject *view;    /* its ConvView, once made, while the engine holds the conversation
                         * (a strong reference; the view holds one of refs in turn) */
+    struct Zeek *zeek; /* the export's Zeek letters and states (_speedups_columns.h) */
 } Conv;
 _Static_assert(N_KINDS <= 32, "Conv.noted has a bit per note kind");
 
@@ -686,10 +687,12 @@ typedef struct {
     /* called with a conversation's view when the tracker forgets it (ConversationTracker's
      * on_forget): a view that keeps something per conversation lets it go then */
     PyObject *on_forget;
+    struct Cols *cols;           /* the export's columns (_speedups_columns.h), or NULL */
 } Engine;
 
 static void conv_unref(Conv *c) {
     if (--c->refs == 0) {
+        PyMem_Free(c->zeek);
         PyMem_Free(c->ep_text);
         PyMem_Free(c);
     } else if (c->refs == 1 && c->view) {
@@ -868,7 +871,9 @@ static int row_keep(Engine *e, Conv *c) {
 }
 
 /* ConversationTracker._forget: out of the table; then drops the queue's reference */
+static int cols_forget(Engine *e, Conv *c);
 static int forget(Engine *e, Conv *old) {
+    if (e->cols && cols_forget(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
     if (e->keep && row_keep(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
     uint8_t key[40];
     if (e->on_forget && old->view) {
@@ -1590,6 +1595,8 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
 
 static int set_clock(Engine *e);
 static int hand_to_view(Engine *e, const Pkt *p, const Ann *a);
+static int cols_packet(Engine *e, const Pkt *p, const Ann *a);
+static void cols_free(Engine *e);
 
 /* Would locate() start a new conversation for this packet? (no state changed) */
 static int starts_conversation(Engine *e, const Pkt *p) {
@@ -1624,6 +1631,7 @@ static int process(Engine *e, const Pkt *p) {
     Ann a;
     if (annotate(e, p, c, fc, &a) < 0) return -1;
     if (!c && p->quoted_kind && e->analyze) count_quoted(e, p);
+    if (e->cols) return cols_packet(e, p, &a); /* the export's row, no text */
     if (!e->render) return 0;
     if (e->port && p->sport != e->port && p->dport != e->port) return 0;
     if (e->limit && e->shown >= e->limit) { e->done = 1; return 0; }
@@ -1794,6 +1802,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
 }
 
 static void Engine_dealloc(Engine *e) {
+    cols_free(e);
     for (size_t i = 0; i < e->nbuckets; i++)
         if (e->table[i].conv) conv_unref(e->table[i].conv);
     PyMem_Free(e->table_mem);
@@ -2503,6 +2512,8 @@ static int hand_to_view(Engine *e, const Pkt *p, const Ann *a) {
     return rc;
 }
 
+#include "_speedups_columns.h"
+
 static PyObject *Engine_get_done(Engine *e, void *unused) { return PyBool_FromLong(e->done); }
 static PyObject *Engine_get_pending(Engine *e, void *unused) {
     return PyLong_FromSize_t(e->out.len);
@@ -2544,6 +2555,7 @@ static PyMethodDef Engine_methods[] = {
     {"conversation", (PyCFunction)Engine_conversation, METH_O, "one stats row"},
     {"conversation_count", (PyCFunction)Engine_conversation_count, METH_NOARGS,
      "conversations kept"},
+    COLUMNS_METHODS
     {NULL},
 };
 

@@ -91,6 +91,16 @@ class ZeekConn:
         self._counts: dict[str, int] | None = None  # t w g (either case) -> times seen
         self.states = [INACTIVE, INACTIVE]  # originator (client), responder (server)
 
+    @classmethod
+    def restored(cls, history: str, states: tuple[int, int]) -> ZeekConn:
+        """One made from what the engine kept (``Engine.zeek(conversation)``): its letters
+        and its endpoints' states, for :meth:`conn_state` and :attr:`history`."""
+        z = cls()
+        if history:
+            z._letters.append(history)
+        z.states = [EndpointState(states[0]), EndpointState(states[1])]
+        return z
+
     @property
     def history(self) -> str:
         return "".join(self._letters)
