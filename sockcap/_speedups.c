@@ -1597,6 +1597,7 @@ static int set_clock(Engine *e);
 static int hand_to_view(Engine *e, const Pkt *p, const Ann *a);
 static int cols_packet(Engine *e, const Pkt *p, const Ann *a);
 static void cols_free(Engine *e);
+static int cols_full(const Engine *e);
 
 /* Would locate() start a new conversation for this packet? (no state changed) */
 static int starts_conversation(Engine *e, const Pkt *p) {
@@ -1858,7 +1859,7 @@ static PyObject *Engine_pcap(Engine *e, PyObject *args) {
     Py_ssize_t end = view.len, count = 0;
     int64_t frac_end = mult ? NS_PER_SEC / mult : 0;
     if (pos < 0) pos = end;
-    while (!e->view && !e->done && !e->handover && end - pos >= 16) {
+    while (!e->view && !e->done && !e->handover && !cols_full(e) && end - pos >= 16) {
         const uint8_t *h = buf + pos;
         uint32_t sec = big ? be32(h) : le32(h), frac = big ? be32(h + 4) : le32(h + 4);
         uint32_t incl = big ? be32(h + 8) : le32(h + 8), orig = big ? be32(h + 12) : le32(h + 12);
@@ -1913,7 +1914,7 @@ static PyObject *Engine_pcapng(Engine *e, PyObject *args) {
         cache[i].ok = cache[i].mult > 0 && cache[i].mult <= NS_PER_SEC && cache[i].div > 0;
     }
     if (pos < 0) pos = end;
-    while (!e->view && !e->done && !e->handover && end - pos >= 32) {
+    while (!e->view && !e->done && !e->handover && !cols_full(e) && end - pos >= 32) {
         const uint8_t *h = buf + pos;
 #define U32(q) (big ? be32(q) : le32(q))
         uint32_t btype = U32(h), blen = U32(h + 4);

@@ -13,9 +13,11 @@
  * from the reference row (sockcap.render.tables.packet_row); tests/test_export_columns.py
  * requires them byte for byte equal.
  *
- * The API (both twins): ``columns(flag_names, phase_values, kind_texts, dupack, on_forget)``
- * turns the mode on (the packets' text is not made; each conversation is handed to
- * ``on_forget`` when the tracker forgets it, whether or not it was viewed);
+ * The API (both twins): ``columns(flag_names, phase_values, kind_texts, dupack, on_forget,
+ * batch_rows, batch_bytes)`` turns the mode on (the packets' text is not made; each
+ * conversation is handed to ``on_forget`` when the tracker forgets it, whether or not it
+ * was viewed; pcap()/pcapng() stop taking records once a batch holds batch_rows rows or
+ * batch_bytes of payload, so the caller takes it before the next frame);
  * ``held() -> (rows, payload bytes, packets read)``; ``batch() -> (rows, columns)`` takes
  * the rows held (see sockcap/pipeline/columns.py for the layout of a column);
  * ``zeek(conversation) -> (history, originator state, responder state)``;
@@ -47,6 +49,7 @@ typedef struct {
 typedef struct Cols {
     Col c[PC_COUNT];
     size_t rows, payload;
+    size_t batch_rows, batch_bytes; /* pcap()/pcapng() stop taking records at either */
     PyObject *on_forget;
     Text flag_names[9];
     Text phases[PH_COUNT];
@@ -279,6 +282,14 @@ static void cols_free(Engine *e) {
     e->cols = NULL;
 }
 
+/* A batch is full: the reader's loop gets the next record back, and its caller can take
+ * the batch before handing it (so a batch never holds more than batch_rows rows, nor
+ * much more than batch_bytes of payload, whatever the reader's buffer holds). */
+static int cols_full(const Engine *e) {
+    const Cols *k = e->cols;
+    return k && (k->rows >= k->batch_rows || k->payload >= k->batch_bytes);
+}
+
 /* ---------------------------------------------------------------- a packet's row */
 
 /* round((ts - first) / 1e9, 9), as json_record computes "time". Below 2**22 seconds the
@@ -478,13 +489,19 @@ static PyObject *Engine_finish(Engine *e, PyObject *unused) {
 
 /* ---------------------------------------------------------------- Python API */
 
-/* columns(flag_names, phase_values, kind_texts, dupack, on_forget): the export's mode. */
+/* columns(flag_names, phase_values, kind_texts, dupack, on_forget, batch_rows,
+ * batch_bytes): the export's mode. */
 static PyObject *Engine_columns(Engine *e, PyObject *args) {
     PyObject *flags, *phases, *kinds, *dupack, *on_forget;
+    Py_ssize_t batch_rows, batch_bytes;
     if (check_ready(e) < 0) return NULL;
-    if (!PyArg_ParseTuple(args, "OOOO!O", &flags, &phases, &kinds, &PyTuple_Type, &dupack,
-                          &on_forget))
+    if (!PyArg_ParseTuple(args, "OOOO!Onn", &flags, &phases, &kinds, &PyTuple_Type, &dupack,
+                          &on_forget, &batch_rows, &batch_bytes))
         return NULL;
+    if (batch_rows < 1 || batch_bytes < 1) {
+        PyErr_SetString(PyExc_ValueError, "columns(): a batch holds at least a row and a byte");
+        return NULL;
+    }
     if (e->cols || e->view || e->count) {
         PyErr_SetString(PyExc_RuntimeError, "columns() is set once, on a new engine without a view");
         return NULL;
@@ -509,6 +526,8 @@ static PyObject *Engine_columns(Engine *e, PyObject *args) {
         goto fail;
     Py_INCREF(on_forget);
     k->on_forget = on_forget;
+    k->batch_rows = (size_t)batch_rows;
+    k->batch_bytes = (size_t)batch_bytes;
     Py_RETURN_NONE;
 fail:
     cols_free(e);

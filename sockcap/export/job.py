@@ -119,11 +119,13 @@ def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
                                    job.capture)
             conversations.add(row)
 
-    engine.columns(*column_words(), forget)
-    told = 0  # packets told to progress
     group_rows = GROUP_ROWS["packets"]
+    engine.columns(*column_words(), forget, group_rows, GROUP_BYTES)
+    told = 0  # packets told to progress
 
     def flush(last: bool = False) -> None:
+        """Take the batch when full (the reader is about to read more, or to hand a frame
+        the engine stopped before), and tell the progress."""
         nonlocal told
         rows, payload, read = engine.held()
         if rows and (last or rows >= group_rows or payload >= GROUP_BYTES):
@@ -143,9 +145,9 @@ def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
     frame_fn = engine.frame
     try:
         for frame in reader:
+            flush()
             if not frame_fn(frame):
                 feed_decoded(engine, frame, True)
-            flush()
     except CaptureFileError as e:
         failure = e
     finally:

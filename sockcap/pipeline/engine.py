@@ -224,10 +224,11 @@ class PureEngine:
 
     def columns(self, flag_names: Sequence[str], phase_values: Sequence[str],
                 kind_texts: Sequence[str], dupack: tuple[str, str],
-                on_forget: Callable[[Any], None]) -> None:
+                on_forget: Callable[[Any], None], batch_rows: int, batch_bytes: int) -> None:
         """The export's mode (``sockcap/_speedups_columns.h`` says what each method does):
         a row of the packets table a packet, no text, and each conversation handed to
-        ``on_forget`` when forgotten. The words are the C twin's; this one takes the
+        ``on_forget`` when forgotten (the batch's bounds are the C twin's, whose
+        ``pcap()`` stops taking records at them: this one takes none). The words are the C twin's; this one takes the
         reference row (:func:`~sockcap.render.tables.packet_row`) and Zeek's letters
         (:class:`~sockcap.analysis.zeek.ZeekConn`) from their modules."""
         import operator
