@@ -26,6 +26,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sockcap.errors import CaptureFileError, SockcapError
 from sockcap.export.rows import TableRows
@@ -97,8 +98,10 @@ def _run(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
 
 
 def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
-                 progress: Callable[[int], None] | None) -> CaptureFileError | None:
-    """The export on the engine (see the module's doc): its columns a batch at a time."""
+                 progress: Callable[[int], None] | None,
+                 engine_class: Any = None) -> CaptureFileError | None:
+    """The export on the engine (see the module's doc): its columns a batch at a time
+    (``engine_class``: :func:`sockcap.speedups.engine_class`'s unless given)."""
     from sockcap.analysis.zeek import ZeekConn
     from sockcap.export.rows import PROGRESS_EVERY
     from sockcap.export.sinks import GROUP_BYTES, GROUP_ROWS
@@ -106,10 +109,10 @@ def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
     from sockcap.pipeline.contract import engine_words
     from sockcap.pipeline.engine import _sink, feed_decoded
     from sockcap.render.tables import conversation_row
-    from sockcap.speedups import engine_class
+    from sockcap.speedups import engine_class as default_engine_class
 
     packets, conversations = sinks.get("packets"), sinks.get("conversations")
-    engine = engine_class()(analyze=True, keep=False, port=0, limit=0, hex=False,
+    engine = (engine_class or default_engine_class())(analyze=True, keep=False, port=0, limit=0, hex=False,
                             **engine_words())
 
     def forget(conv: object) -> None:
