@@ -141,8 +141,12 @@ def conversation_row(c: Conversation, zeek: ZeekConn, capture: str) -> dict[str,
         "orig_bytes": up.payload_bytes, "resp_bytes": down.payload_bytes,
         "conn_state": zeek.conn_state(tcp, up.payload_bytes, down.payload_bytes).value,
         "history": zeek.history,
-        "community_id": community_id(c.proto, c.client[0], c.server[0], c.client[1],
-                                     c.server[1]),
+        # a header cut before its destination port leaves it -1: hashed without ports
+        # (as a protocol without them) rather than an error
+        "community_id": community_id(c.proto, c.client[0], c.server[0],
+                                     *((c.client[1], c.server[1])
+                                       if c.client[1] >= 0 and c.server[1] >= 0
+                                       else (None, None))),
     })
     return row
 
