@@ -23,11 +23,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import differential  # noqa: E402,F401  (loads the sanitized build it is given)
-from mutators import make_input  # noqa: E402
-from seeds import CORPUS, load_seeds  # noqa: E402
+import differential  # noqa: F401  (loads the sanitized build it is given)
+from mutators import make_input
+from seeds import CORPUS, load_seeds
 
-from sockcap.errors import SockcapError  # noqa: E402
+from sockcap.errors import SockcapError
 
 TABLES = ("packets", "conversations")
 
