@@ -71,6 +71,7 @@ class EndpointState(enum.IntEnum):
 
 
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET, ACTIVE = EndpointState
+_STATES = tuple(EndpointState)  # by value (0..7): a lookup, not the enum's call
 # compared as text: a note may be a Note or its JSON string (an Enum hashes by name)
 RETRANSMITTED = frozenset(n.value for n in (Note.RETRANSMISSION, Note.FAST_RETRANSMISSION,
                                             Note.SPURIOUS_RETRANSMISSION))
@@ -98,7 +99,7 @@ class ZeekConn:
         z = cls()
         if history:
             z._letters.append(history)
-        z.states = [EndpointState(states[0]), EndpointState(states[1])]
+        z.states = [_STATES[states[0]], _STATES[states[1]]]
         return z
 
     @property

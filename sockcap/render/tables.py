@@ -156,11 +156,19 @@ def zeek_uid(capture: str, proto: int, stream: int) -> str:
     the protocol and the stream number: the same export gives the same uids."""
     n = int.from_bytes(hashlib.sha1(f"{capture}\0{proto}\0{stream}".encode()).digest()[:13],
                        "big")
+    # the digits from the least significant, two at a time (half the big-int divisions of
+    # one at a time: the export makes a uid a conversation)
+    pairs = _BASE62_PAIRS
     chars = []
-    for _ in range(17):
-        n, r = divmod(n, 62)
-        chars.append(_BASE62[r])
+    for _ in range(8):
+        n, r = divmod(n, 3844)
+        chars.append(pairs[r])
+    chars.append(_BASE62[n % 62])
     return "C" + "".join(chars)
+
+
+# base62 digit pairs, least significant first: _BASE62_PAIRS[r] for r = d0 + 62 * d1
+_BASE62_PAIRS = tuple(_BASE62[r % 62] + _BASE62[r // 62] for r in range(62 * 62))
 
 
 def ndjson_packet(row: dict[str, Any]) -> dict[str, Any]:
