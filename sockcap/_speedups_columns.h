@@ -124,7 +124,8 @@ typedef struct {
     Py_ssize_t n;
     PyObject *owner;   /* a decoder's note: the str it was read from (borrowed) */
 } NoteOut;
-#define MAX_NOTES 64
+#define STACK_NOTES 48 /* notes of a packet held on the stack; more: on the heap */
+#define ENGINE_NOTES (N_FLAG_NOTES + 3) /* the analysis', a duplicate ACK, own, confusion */
 
 /* ZeekConn.see */
 static int zeek_see(Engine *e, const Pkt *p, const Ann *a, const NoteOut *notes, int n_notes) {
@@ -326,7 +327,7 @@ static int row_notes(Engine *e, const Pkt *p, const Ann *a, NoteOut *out, char *
     int n = 0;
     if (p->notes) {
         Py_ssize_t m = PyTuple_GET_SIZE(p->notes);
-        for (Py_ssize_t i = 0; i < m && n < MAX_NOTES; i++) {
+        for (Py_ssize_t i = 0; i < m; i++) { /* the caller made room for them all */
             PyObject *s = PyTuple_GET_ITEM(p->notes, i);
             if (!PyUnicode_Check(s)) { PyErr_SetString(PyExc_TypeError, "a note: str expected"); return -1; }
             out[n].s = PyUnicode_AsUTF8AndSize(s, &out[n].n);
@@ -365,16 +366,26 @@ static int row_notes(Engine *e, const Pkt *p, const Ann *a, NoteOut *out, char *
     return n;
 }
 
+static int cols_row(Engine *e, const Pkt *p, const Ann *a, const NoteOut *notes, int n_notes);
+
 /* One packet's row appended (process() calls this instead of rendering). */
 static int cols_packet(Engine *e, const Pkt *p, const Ann *a) {
+    NoteOut stack[STACK_NOTES], *notes = stack;
+    Py_ssize_t room = (p->notes ? PyTuple_GET_SIZE(p->notes) : 0) + ENGINE_NOTES;
+    if (room > STACK_NOTES && !(notes = PyMem_Malloc((size_t)room * sizeof *notes)))
+        return PyErr_NoMemory(), -1;
+    char dup[256];
+    int n_notes = row_notes(e, p, a, notes, dup, sizeof dup);
+    int rc = n_notes < 0 ? -1 : cols_row(e, p, a, notes, n_notes);
+    if (notes != stack) PyMem_Free(notes);
+    return rc;
+}
+
+static int cols_row(Engine *e, const Pkt *p, const Ann *a, const NoteOut *notes, int n_notes) {
     Cols *k = e->cols;
     Col *c = k->c;
     size_t r = k->rows;
     int py = p->notes != NULL; /* decoded in Python: its Packet is at hand */
-    NoteOut notes[MAX_NOTES];
-    char dup[256];
-    int n_notes = row_notes(e, p, a, notes, dup, sizeof dup);
-    if (n_notes < 0) return -1;
     if (a->conv && zeek_see(e, p, a, notes, n_notes) < 0) return -1;
     int tcp = a->seq >= 0, ported = p->sport >= 0, timed = p->ts >= 0;
     double t = 0;

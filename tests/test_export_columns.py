@@ -220,3 +220,33 @@ def test_regress_columns(path: Path) -> None:
     before its destination port, whose conversation's Community ID raised OverflowError
     (a port of -1) on both paths before."""
     check(path.read_bytes())
+
+
+def test_many_decoder_notes_on_both_twins() -> None:
+    """A packet with more decoder notes than the C engine holds on its stack (48): the
+    same row and Zeek letters from both twins (the notes go to the heap)."""
+    from sockcap.analysis.zeek import ZeekConn
+    from sockcap.codes import Note
+    from sockcap.decode import decode_frame
+    from sockcap.pipeline.columns import column_words
+    from sockcap.pipeline.contract import engine_words
+
+    frames = list(open_capture(io.BytesIO((CORPUS / "public" / "ssh.pcap").read_bytes())))
+    if not frames:
+        pytest.skip("corpus not present")
+    notes = tuple([Note.RETRANSMISSION.value, "bad tcp option length"] * 40)
+    out = []
+    for cls in twins():
+        engine = cls(analyze=True, keep=False, port=0, limit=0, hex=False, **engine_words())
+        convs: list[Any] = []
+        engine.columns(*column_words(), lambda c, e=engine, got=convs: got.append(
+            (c.stream, ZeekConn.restored(*e.zeek(c)[:1], e.zeek(c)[1:]).history)), 100, 1 << 20)
+        for frame in frames[:6]:
+            p = decode_frame(frame)._replace(notes=notes)
+            engine.packet(p, p.notes, None, None)
+        engine.finish()
+        out.append((engine.batch(), convs))
+    assert all(o == out[0] for o in out)
+    (n, columns), convs = out[0]
+    assert n == 6 and len(columns[PACKET_COLUMN_KINDS.index("L", 9)][0]) == 4 * 7
+    assert convs and "T" in convs[0][1]
