@@ -115,9 +115,14 @@ def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
     engine = (engine_class or default_engine_class())(analyze=True, keep=False, port=0, limit=0, hex=False,
                             **engine_words())
 
+    # the engine holds forget, so forget reaches the engine through a box emptied at the
+    # end: the compiled Engine is not tracked by the cyclic collector, and a cycle through
+    # it would keep it (its table, its conversations) for the life of the process
+    box = [engine]
+
     def forget(conv: object) -> None:
         if conversations is not None:
-            history, orig, resp = engine.zeek(conv)
+            history, orig, resp = box[0].zeek(conv)
             row = conversation_row(conv, ZeekConn.restored(history, (orig, resp)),  # type: ignore[arg-type]
                                    job.capture)
             conversations.add(row)
@@ -147,14 +152,17 @@ def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
     reader.sink = _sink(engine, flush)
     frame_fn = engine.frame
     try:
-        for frame in reader:
-            flush()
-            if not frame_fn(frame):
-                feed_decoded(engine, frame, True)
-    except CaptureFileError as e:
-        failure = e
+        try:
+            for frame in reader:
+                flush()
+                if not frame_fn(frame):
+                    feed_decoded(engine, frame, True)
+        except CaptureFileError as e:
+            failure = e
+        finally:
+            reader.sink = None
+        engine.finish()
+        flush(last=True)
     finally:
-        reader.sink = None
-    engine.finish()
-    flush(last=True)
+        box.clear()
     return failure
