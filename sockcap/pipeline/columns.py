@@ -82,7 +82,7 @@ def _strings(values: Sequence[Any]) -> tuple[bytes, bytes]:
         n += len(part)
         ends.append(n)
     if n > 0x7FFFFFFF:
-        raise OverflowError("a column batch over 2 GiB: take batches sooner")
+        raise OverflowError(n)  # int32 offsets: the caller's batches are bounded far below
     return _offsets(ends), b"".join(parts)
 
 

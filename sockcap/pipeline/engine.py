@@ -237,7 +237,7 @@ class PureEngine:
         from sockcap.render.tables import PACKET_COLUMNS, packet_row
 
         if self._held is not None or self.tracker.count:
-            raise RuntimeError("columns() is set once, on a new engine")
+            raise RuntimeError("columns")  # set twice, or late: a programming error, no words
         self._held = []
         self._payload = 0
         self._zeek: dict[Any, Any] = {}
@@ -279,7 +279,7 @@ class PureEngine:
         from sockcap.pipeline.columns import encode
 
         if self._held is None:
-            raise RuntimeError("batch() needs columns()")
+            raise RuntimeError("columns")  # not set: a programming error, no words
         out = encode(self._held)
         self._held.clear()
         self._payload = 0
@@ -293,7 +293,7 @@ class PureEngine:
 
     def finish(self) -> None:
         if self._held is None:
-            raise RuntimeError("finish() needs columns()")
+            raise RuntimeError("columns")  # not set: a programming error, no words
         for conv in sorted(self._zeek, key=lambda c: (c.proto, c.stream)):
             self._report(conv)
 
