@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The compiled path under AddressSanitizer and UndefinedBehaviorSanitizer, time-boxed.
 #
-#   bash fuzz/sanitize.sh [SECONDS] [MODE]      MODE: compiled (default) or differential
+#   bash fuzz/sanitize.sh [SECONDS] [MODE]      MODE: compiled (default), differential, or
+#                                               columns (the export's, fuzz/columns.py)
 #   SEED=1 START=500000 INPUTS=500000 CORPUS=no bash fuzz/sanitize.sh 7200
 #                                               one range of inputs (run ranges side by side)
 #
@@ -31,6 +32,13 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONMALLOC=malloc
 export SOCKCAP_SANITIZED_EXTENSION="$OUT/_speedups$SUFFIX"
 [ "${CORPUS:-yes}" = yes ] && extra+=(--corpus)
+if [ "$MODE" = columns ]; then
+  LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+    "$PY" fuzz/columns.py --time-limit "$LIMIT" --inputs "${INPUTS:-1000000000}" \
+    --start "${START:-0}" --seed "${SEED:-1}" ${COMPARE:+--compare} \
+    $([ "${CORPUS:-yes}" = yes ] && echo --corpus)
+  exit
+fi
 LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
   "$PY" fuzz/differential.py --time-limit "$LIMIT" --inputs "${INPUTS:-1000000000}" \
   --start "${START:-0}" --seed "${SEED:-1}" "${extra[@]}"

@@ -535,6 +535,7 @@ typedef struct Conv {
     uint8_t n_notes;   /* <= N_KINDS: one place per bit of noted, whatever the counts */
     PyObject *view;    /* its ConvView, once made, while the engine holds the conversation
                         * (a strong reference; the view holds one of refs in turn) */
+    struct Zeek *zeek; /* the export's Zeek letters and states (_speedups_columns.h) */
 } Conv;
 _Static_assert(N_KINDS <= 32, "Conv.noted has a bit per note kind");
 
@@ -707,10 +708,12 @@ typedef struct {
      * on_forget): a view that keeps something per conversation lets it go then */
     PyObject *on_forget;
     struct Tcpdump *tcpdump;     /* tcpdump's notation's state (_speedups_tcpdump.h) */
+    struct Cols *cols;           /* the export's columns (_speedups_columns.h), or NULL */
 } Engine;
 
 static void conv_unref(Conv *c) {
     if (--c->refs == 0) {
+        PyMem_Free(c->zeek);
         PyMem_Free(c->ep_text);
         PyMem_Free(c);
     } else if (c->refs == 1 && c->view) {
@@ -889,7 +892,9 @@ static int row_keep(Engine *e, Conv *c) {
 }
 
 /* ConversationTracker._forget: out of the table; then drops the queue's reference */
+static int cols_forget(Engine *e, Conv *c);
 static int forget(Engine *e, Conv *old) {
+    if (e->cols && cols_forget(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
     if (e->keep && row_keep(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
     uint8_t key[40];
     if (e->on_forget && old->view) {
@@ -1742,6 +1747,9 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
 
 static int set_clock(Engine *e);
 static int hand_to_view(Engine *e, const Pkt *p, const Ann *a);
+static int cols_packet(Engine *e, const Pkt *p, const Ann *a);
+static void cols_free(Engine *e);
+static int cols_full(const Engine *e);
 
 /* Would locate() start a new conversation for this packet? (no state changed) */
 static int starts_conversation(Engine *e, const Pkt *p) {
@@ -1776,6 +1784,7 @@ static int process(Engine *e, const Pkt *p) {
     Ann a;
     if (annotate(e, p, c, fc, &a) < 0) return -1;
     if (!c && p->quoted_kind && e->analyze) count_quoted(e, p);
+    if (e->cols) return cols_packet(e, p, &a); /* the export's row, no text */
     if (!e->render) return 0;
     if (e->port && p->sport != e->port && p->dport != e->port) return 0;
     if (e->limit && e->shown >= e->limit) { e->done = 1; return 0; }
@@ -1995,6 +2004,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
 
 static void Engine_dealloc(Engine *e) {
     tcpdump_free(e->tcpdump);
+    cols_free(e);
     for (size_t i = 0; i < e->nbuckets; i++)
         if (e->table[i].conv) conv_unref(e->table[i].conv);
     PyMem_Free(e->table_mem);
@@ -2052,7 +2062,7 @@ static PyObject *Engine_pcap(Engine *e, PyObject *args) {
     Py_ssize_t end = view.len, count = 0;
     int64_t frac_end = mult ? NS_PER_SEC / mult : 0;
     if (pos < 0) pos = end;
-    while (!e->view && !e->done && !e->handover && end - pos >= 16) {
+    while (!e->view && !e->done && !e->handover && !cols_full(e) && end - pos >= 16) {
         const uint8_t *h = buf + pos;
         uint32_t sec = big ? be32(h) : le32(h), frac = big ? be32(h + 4) : le32(h + 4);
         uint32_t incl = big ? be32(h + 8) : le32(h + 8), orig = big ? be32(h + 12) : le32(h + 12);
@@ -2107,7 +2117,7 @@ static PyObject *Engine_pcapng(Engine *e, PyObject *args) {
         cache[i].ok = cache[i].mult > 0 && cache[i].mult <= NS_PER_SEC && cache[i].div > 0;
     }
     if (pos < 0) pos = end;
-    while (!e->view && !e->done && !e->handover && end - pos >= 32) {
+    while (!e->view && !e->done && !e->handover && !cols_full(e) && end - pos >= 32) {
         const uint8_t *h = buf + pos;
 #define U32(q) (big ? be32(q) : le32(q))
         uint32_t btype = U32(h), blen = U32(h + 4);
@@ -2717,6 +2727,8 @@ static int hand_to_view(Engine *e, const Pkt *p, const Ann *a) {
     return rc;
 }
 
+#include "_speedups_columns.h"
+
 static PyObject *Engine_get_done(Engine *e, void *unused) { return PyBool_FromLong(e->done); }
 static PyObject *Engine_get_pending(Engine *e, void *unused) {
     return PyLong_FromSize_t(e->out.len);
@@ -2758,6 +2770,7 @@ static PyMethodDef Engine_methods[] = {
     {"conversation", (PyCFunction)Engine_conversation, METH_O, "one stats row"},
     {"conversation_count", (PyCFunction)Engine_conversation_count, METH_NOARGS,
      "conversations kept"},
+    COLUMNS_METHODS
     {NULL},
 };
 

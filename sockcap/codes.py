@@ -181,6 +181,11 @@ class CountedNote(str):
         return note
 
 
+def counted_json(kind: Note) -> str:
+    """The JSON text of a counted note of ``kind``, with ``{n}`` where its number goes."""
+    return _COUNTED_JSON[kind]
+
+
 def note_kind(note: str) -> Note:
     """The kind of a note: ``duplicate ACK #3`` -> ``Note.DUPLICATE_ACK``.
 

@@ -71,6 +71,7 @@ class EndpointState(enum.IntEnum):
 
 
 INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET, ACTIVE = EndpointState
+_STATES = tuple(EndpointState)  # by value (0..7): a lookup, not the enum's call
 # compared as text: a note may be a Note or its JSON string (an Enum hashes by name)
 RETRANSMITTED = frozenset(n.value for n in (Note.RETRANSMISSION, Note.FAST_RETRANSMISSION,
                                             Note.SPURIOUS_RETRANSMISSION))
@@ -90,6 +91,16 @@ class ZeekConn:
         self._last_seq: dict[str, int] | None = None  # s h f r (either case) -> last seq
         self._counts: dict[str, int] | None = None  # t w g (either case) -> times seen
         self.states = [INACTIVE, INACTIVE]  # originator (client), responder (server)
+
+    @classmethod
+    def restored(cls, history: str, states: tuple[int, int]) -> ZeekConn:
+        """One made from what the engine kept (``Engine.zeek(conversation)``): its letters
+        and its endpoints' states, for :meth:`conn_state` and :attr:`history`."""
+        z = cls()
+        if history:
+            z._letters.append(history)
+        z.states = [_STATES[states[0]], _STATES[states[1]]]
+        return z
 
     @property
     def history(self) -> str:

@@ -2,7 +2,8 @@
 SQL over them with DuckDB.
 
 An edge package: it opens capture files, writes table files and runs processes. The rows
-themselves come from the pure views in :mod:`sockcap.render.tables`; pyarrow (for
+are those of the pure views in :mod:`sockcap.render.tables`; Parquet's packets table comes
+from the engine as column batches (:mod:`sockcap.pipeline.columns`, the same values); pyarrow (for
 Parquet) and duckdb are optional extras (``pip install 'sockcap[export]'``), imported
 only here and only when used.
 

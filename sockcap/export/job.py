@@ -5,6 +5,15 @@ them with the same code); each goes to its table's sink as it is made, so memory
 bounded by the row group being filled and the conversations still live, not by the
 file's size.
 
+Parquet comes from the engine (:func:`_run_columns`; the compiled one reads the records
+from the reader's buffer and fills the packets table's columns itself, its pure twin
+makes the same buffers from the reference rows): the packets go to the sink a batch of
+columns at a time (at least :data:`~sockcap.export.sinks.GROUP_ROWS` rows or
+:data:`~sockcap.export.sinks.GROUP_BYTES` of payload, taken each time the reader is about
+to read more), and a conversation's row is made in Python (its ``stats --json`` entry,
+Zeek's state the engine kept, the uid and Community ID) when the engine forgets it.
+NDJSON keeps the rows of :class:`~sockcap.export.rows.TableRows`, a dict each.
+
 A file damaged part way keeps the rows read before the damage (as ``sockcap stats``
 reports what it read) and its error is returned with the result; a file that cannot be
 read at all writes nothing.
@@ -17,6 +26,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sockcap.errors import CaptureFileError, SockcapError
 from sockcap.export.rows import TableRows
@@ -61,7 +71,8 @@ def export_file(job: ExportJob, progress: Callable[[int], None] | None = None) -
             return JobResult(job.capture, job.path, error=str(e), exit_code=int(e.exit_code))
         sinks = {t: open_sink(partition(job.out, t, job.capture), t, job.fmt) for t in job.tables}
         try:
-            failure = _run(job, reader, sinks, progress)
+            run = _run_columns if job.fmt == "parquet" else _run
+            failure = run(job, reader, sinks, progress)
         except BaseException:
             for sink in sinks.values():
                 sink.discard()
@@ -83,4 +94,75 @@ def _run(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
         failure = e
         for table, row, size in rows.live():
             sinks[table].add(row, size)
+    return failure
+
+
+def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
+                 progress: Callable[[int], None] | None,
+                 engine_class: Any = None) -> CaptureFileError | None:
+    """The export on the engine (see the module's doc): its columns a batch at a time
+    (``engine_class``: :func:`sockcap.speedups.engine_class`'s unless given)."""
+    from sockcap.analysis.zeek import ZeekConn
+    from sockcap.export.rows import PROGRESS_EVERY
+    from sockcap.export.sinks import GROUP_BYTES, GROUP_ROWS
+    from sockcap.pipeline.columns import column_words
+    from sockcap.pipeline.contract import engine_words
+    from sockcap.pipeline.engine import _sink, feed_decoded
+    from sockcap.render.tables import conversation_row
+    from sockcap.speedups import engine_class as default_engine_class
+
+    packets, conversations = sinks.get("packets"), sinks.get("conversations")
+    engine = (engine_class or default_engine_class())(analyze=True, keep=False, port=0, limit=0, hex=False,
+                            **engine_words())
+
+    # the engine holds forget, so forget reaches the engine through a box emptied at the
+    # end: the compiled Engine is not tracked by the cyclic collector, and a cycle through
+    # it would keep it (its table, its conversations) for the life of the process
+    box = [engine]
+
+    def forget(conv: object) -> None:
+        if conversations is not None:
+            history, orig, resp = box[0].zeek(conv)
+            row = conversation_row(conv, ZeekConn.restored(history, (orig, resp)),  # type: ignore[arg-type]
+                                   job.capture)
+            conversations.add(row)
+
+    group_rows = GROUP_ROWS["packets"]
+    engine.columns(*column_words(), forget, group_rows, GROUP_BYTES)
+    told = 0  # packets told to progress
+
+    def flush(last: bool = False) -> None:
+        """Take the batch when full (the reader is about to read more, or to hand a frame
+        the engine stopped before), and tell the progress."""
+        nonlocal told
+        rows, payload, read = engine.held()
+        if rows and (last or rows >= group_rows or payload >= GROUP_BYTES):
+            n, columns = engine.batch()
+            if packets is not None:
+                packets.add_batch(n, columns)  # type: ignore[attr-defined]
+        if progress is not None:
+            while read - told >= PROGRESS_EVERY:
+                progress(PROGRESS_EVERY)
+                told += PROGRESS_EVERY
+            if last and read > told:
+                progress(read - told)
+                told = read
+
+    failure = None
+    reader.sink = _sink(engine, flush)
+    frame_fn = engine.frame
+    try:
+        try:
+            for frame in reader:
+                flush()
+                if not frame_fn(frame):
+                    feed_decoded(engine, frame, True)
+        except CaptureFileError as e:
+            failure = e
+        finally:
+            reader.sink = None
+        engine.finish()
+        flush(last=True)
+    finally:
+        box.clear()
     return failure

@@ -81,6 +81,20 @@ class ParquetSink:
             held.clear()
             self._held_bytes = 0
 
+    def add_batch(self, rows: int, columns: tuple[tuple[Any, ...], ...]) -> None:
+        """A batch of the engine's column buffers (:mod:`sockcap.pipeline.columns`) as one
+        row group: handed to pyarrow as they are, no Python object a row."""
+        if not rows:
+            return
+        import pyarrow as pa
+
+        self._flush()  # rows added one by one before it stay before it
+        arrays = [column_array(field.type, rows, column)
+                  for field, column in zip(self._schema, columns, strict=True)]
+        batch = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+        self._writer.write_batch(batch, row_group_size=rows)
+        self.rows += rows
+
     def close(self) -> int:
         self._flush()
         self._writer.close()
@@ -113,6 +127,22 @@ class NdjsonSink:
     def discard(self) -> None:
         self._file.close()
         self._tmp.unlink(missing_ok=True)
+
+
+def column_array(type_: Any, rows: int, column: tuple[Any, ...]) -> Any:
+    """One column of an engine's batch (:mod:`sockcap.pipeline.columns`) as an Arrow array
+    of ``type_`` over the same buffers."""
+    import pyarrow as pa
+
+    def buf(b: bytes | None) -> Any:
+        return None if b is None else pa.py_buffer(b)
+
+    if pa.types.is_list(type_):
+        offsets, child_offsets, data = column
+        child = pa.Array.from_buffers(type_.value_type, len(child_offsets) // 4 - 1,
+                                      [None, buf(child_offsets), buf(data)])
+        return pa.Array.from_buffers(type_, rows, [None, buf(offsets)], children=[child])
+    return pa.Array.from_buffers(type_, rows, [buf(b) for b in column])
 
 
 def temporary(path: Path) -> Path:

@@ -194,6 +194,7 @@ class PureEngine:
         self.handover = target_stream >= 0  # Pipeline.select numbers the packets itself
         self.pending = 0
         self._parts: list[bytes] = []
+        self._held: list[tuple[Any, ...]] | None = None  # the export's rows (columns())
 
     def pcap(self, buf: bytes, pos: int, *_args: Any) -> tuple[int, int]:
         return pos, 0
@@ -223,6 +224,9 @@ class PureEngine:
                 tracker.annotate(p, entry)  # an ICMP error is noted in the conversation
             return
         a = tracker.annotate(p, entry)
+        if self._held is not None:
+            self._column_row(a)
+            return
         if self.port and p.sport != self.port and p.dport != self.port:
             return
         if self.limit and self.shown >= self.limit:
@@ -234,6 +238,81 @@ class PureEngine:
             chunk = (text + "\n").encode("utf-8")
             self._parts.append(chunk)
             self.pending += len(chunk)
+
+    def columns(self, flag_names: Sequence[str], phase_values: Sequence[str],
+                kind_texts: Sequence[str], dupack: tuple[str, str],
+                on_forget: Callable[[Any], None], batch_rows: int, batch_bytes: int) -> None:
+        """The export's mode (``sockcap/_speedups_columns.h`` says what each method does):
+        a row of the packets table a packet, no text, and each conversation handed to
+        ``on_forget`` when forgotten (the batch's bounds are the C twin's, whose
+        ``pcap()`` stops taking records at them: this one takes none). The words are the C twin's; this one takes the
+        reference row (:func:`~sockcap.render.tables.packet_row`) and Zeek's letters
+        (:class:`~sockcap.analysis.zeek.ZeekConn`) from their modules."""
+        import operator
+
+        from sockcap.analysis.zeek import ZeekConn
+        from sockcap.render.tables import PACKET_COLUMNS, packet_row
+
+        if self._held is not None or self.tracker.count:
+            raise RuntimeError("columns")  # set twice, or late: a programming error, no words
+        self._held = []
+        self._payload = 0
+        self._zeek: dict[Any, Any] = {}
+        self._new_zeek = ZeekConn
+        self._packet_row = packet_row
+        self._values = operator.itemgetter(*(name for name, _kind in PACKET_COLUMNS))
+        self._on_forget_row = on_forget
+        before = self.tracker.on_forget
+
+        def forget(conv: Any) -> None:
+            self._report(conv)
+            if before is not None:
+                before(conv)
+
+        self.tracker.on_forget = forget
+
+    def _column_row(self, a: Annotated) -> None:
+        conv = a.conv
+        if conv is not None:
+            z = self._zeek.get(conv)
+            if z is None:
+                z = self._zeek[conv] = self._new_zeek()
+            z.see(a)
+        row = self._packet_row(a, self.first_ts)
+        assert self._held is not None
+        self._held.append(self._values(row))
+        self._payload += len(row["payload"])
+
+    def _report(self, conv: Any) -> None:
+        if conv in self._zeek:
+            self._on_forget_row(conv)
+            del self._zeek[conv]
+
+    def held(self) -> tuple[int, int, int]:
+        return (0 if self._held is None else len(self._held),
+                self._payload if self._held is not None else 0, self.tracker.count)
+
+    def batch(self) -> Any:
+        from sockcap.pipeline.columns import encode
+
+        if self._held is None:
+            raise RuntimeError("columns")  # not set: a programming error, no words
+        out = encode(self._held)
+        self._held.clear()
+        self._payload = 0
+        return out
+
+    def zeek(self, conv: Any) -> tuple[str, int, int]:
+        z = self._zeek.get(conv)
+        if z is None:
+            return "", 0, 0
+        return z.history, int(z.states[0]), int(z.states[1])
+
+    def finish(self) -> None:
+        if self._held is None:
+            raise RuntimeError("columns")  # not set: a programming error, no words
+        for conv in sorted(self._zeek, key=lambda c: (c.proto, c.stream)):
+            self._report(conv)
 
     def take(self) -> bytes:
         chunk = b"".join(self._parts)

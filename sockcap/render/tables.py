@@ -141,8 +141,12 @@ def conversation_row(c: Conversation, zeek: ZeekConn, capture: str) -> dict[str,
         "orig_bytes": up.payload_bytes, "resp_bytes": down.payload_bytes,
         "conn_state": zeek.conn_state(tcp, up.payload_bytes, down.payload_bytes).value,
         "history": zeek.history,
-        "community_id": community_id(c.proto, c.client[0], c.server[0], c.client[1],
-                                     c.server[1]),
+        # a header cut before its destination port leaves it -1: hashed without ports
+        # (as a protocol without them) rather than an error
+        "community_id": community_id(c.proto, c.client[0], c.server[0],
+                                     *((c.client[1], c.server[1])
+                                       if c.client[1] >= 0 and c.server[1] >= 0
+                                       else (None, None))),
     })
     return row
 
@@ -152,11 +156,19 @@ def zeek_uid(capture: str, proto: int, stream: int) -> str:
     the protocol and the stream number: the same export gives the same uids."""
     n = int.from_bytes(hashlib.sha1(f"{capture}\0{proto}\0{stream}".encode()).digest()[:13],
                        "big")
+    # the digits from the least significant, two at a time (half the big-int divisions of
+    # one at a time: the export makes a uid a conversation)
+    pairs = _BASE62_PAIRS
     chars = []
-    for _ in range(17):
-        n, r = divmod(n, 62)
-        chars.append(_BASE62[r])
+    for _ in range(8):
+        n, r = divmod(n, 3844)
+        chars.append(pairs[r])
+    chars.append(_BASE62[n % 62])
     return "C" + "".join(chars)
+
+
+# base62 digit pairs, least significant first: _BASE62_PAIRS[r] for r = d0 + 62 * d1
+_BASE62_PAIRS = tuple(_BASE62[r % 62] + _BASE62[r // 62] for r in range(62 * 62))
 
 
 def ndjson_packet(row: dict[str, Any]) -> dict[str, Any]:
