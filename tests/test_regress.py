@@ -41,7 +41,7 @@ def test_reproducer_gives_a_timeline_or_a_decode_error(path: Path) -> None:
 
 @pytest.mark.parametrize("path", [_param(p) for p in FILES])
 def test_show_exits_with_one_line(path: Path) -> None:
-    for extra in ((), ("--hex",), ("--json",)):
+    for extra in ((), ("--hex",), ("--json",), ("--explain",), ("--style", "tcpdump")):
         done = sockcap("show", *extra, str(path))
         assert "Traceback" not in done.stderr, done.stderr
         assert done.returncode in (0, 3, 4), done.stderr

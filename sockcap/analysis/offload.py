@@ -30,7 +30,10 @@ SMALLEST_MTU_PAYLOAD = 1160
 
 def tcp_start(p: Packet) -> int:
     """Where the TCP header starts: the one place before the payload where the ports
-    and the header's own length (data offset) agree (-1: none)."""
+    and the header's own length (data offset) agree (-1: none, as for a header cut
+    before its ports)."""
+    if p.sport < 0 or p.dport < 0:
+        return -1
     data, end = p.data, p.payload_off
     ports = p.sport.to_bytes(2, "big") + p.dport.to_bytes(2, "big")
     for length in range(20, 64, 4):
