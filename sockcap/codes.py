@@ -225,6 +225,11 @@ OUTCOME_WORDS = {
     Outcome.UNANSWERED: N_("SYN never answered"),
 }
 
+# Notes about how the capture was taken, not about the exchange (the checksum the card
+# would have filled in): the timeline and --explain say them; the diagrams (ladder,
+# Mermaid, SVG, the report's) leave them off the arrows, which draw the exchange.
+CAPTURE_NOTES = frozenset({Note.PARTIAL_CHECKSUM})
+
 NOTE_WORDS = {
     Note.RETRANSMISSION: N_("retransmission"),
     Note.SYN_RETRANSMITTED: N_("SYN retransmitted"),

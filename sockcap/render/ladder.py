@@ -18,7 +18,7 @@ from sockcap.analysis.calls import Call
 from sockcap.analysis.conversation import Annotated, Conversation
 from sockcap.analysis.story import Moment, story
 from sockcap.analysis.tcpstate import StateTracker, first_states
-from sockcap.codes import Code, Note, Phase, note_kind, note_text, outcome_text
+from sockcap.codes import CAPTURE_NOTES, Code, Note, Phase, note_kind, note_text, outcome_text
 from sockcap.decode.ftrace import KernelEvent, KernelEventKind
 from sockcap.decode.records import IPPROTO_UDP, TcpFlags
 from sockcap.i18n import N_, _, ngettext
@@ -226,7 +226,8 @@ def _arrow(a: Annotated, row: int, first_ts: int) -> Arrow:
         label = f"{'UDP' if p.is_udp else 'TCP'} Len={p.payload_len}"
     payload = preview(p.payload, PREVIEW_CHARS) if p.payload_len > 0 else ""
     marks: list[Mark] = []
-    for note in a.notes:
+    notes = tuple(n for n in a.notes if _drawn(n))
+    for note in notes:
         try:
             mark = _MARK_OF_NOTE.get(note_kind(note), Mark.OTHER)
         except ValueError:
@@ -236,8 +237,17 @@ def _arrow(a: Annotated, row: int, first_ts: int) -> Arrow:
     if p.flags & RST and Mark.RESET not in marks:
         marks.append(Mark.RESET)
     return Arrow(no=a.no, row=row, time=(p.ts_ns - first_ts) / 1e9, from_client=a.from_client,
-                 label=label, payload=payload, notes=tuple(_note_words(n) for n in a.notes),
+                 label=label, payload=payload, notes=tuple(_note_words(n) for n in notes),
                  marks=tuple(marks))
+
+
+def _drawn(note: str) -> bool:
+    """Whether an arrow shows the note: not one about how the capture was taken
+    (:data:`sockcap.codes.CAPTURE_NOTES`)."""
+    try:
+        return note_kind(note) not in CAPTURE_NOTES
+    except ValueError:
+        return True
 
 
 def _note_words(note: str) -> str:
