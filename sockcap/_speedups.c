@@ -511,7 +511,8 @@ typedef struct Conv {
     char time_wait;    /* N_TIME_WAIT was put on a packet */
     int closer;        /* who sent the first FIN: 1 the client, 2 the server, 0 none yet */
     int64_t mptcp_ops;
-    int refs;          /* table entries and queue places holding it */
+    uint64_t hash;     /* of its key (make_key), kept: forgetting it hashes nothing */
+    int refs;          /* its table entry and queue places holding it */
     char (*ep_text)[64]; /* client, server as endpoint() gives them (rendering only) */
     uint8_t ep_len[2];
     uint32_t note_counts[N_KINDS]; /* saturate at UINT32_MAX, never wrap to 0 */
@@ -546,15 +547,21 @@ typedef struct { /* the rows of one protocol, by stream number */
 } RowTable;
 
 /* The conversation table: open addressing with linear probing, one 64-byte slot (one
- * cache line) a key, at most half full. A lookup costs one cache line and the
+ * cache line) a conversation, at most half full. A conversation has one key for both
+ * directions: its two endpoints in a fixed order (make_key), so a packet costs one hash
+ * and one lookup whichever way it goes, a new conversation one entry, and the table is
+ * half the size the two keys (one a direction) it had before took. The direction is
+ * not filed: a packet is from the client when its source is the client's endpoint, which
+ * is the ConversationTracker's rule (its two keys' entries always name one
+ * conversation: both are written together and forgotten together). A lookup costs one cache line and the
  * conversation's; the chained table it replaces cost a bucket, then an entry, each a miss
  * on a table of tens of thousands of conversations (a quarter of the loop's time, perf).
  * Deleting shifts the probe run back (Knuth's Algorithm R), so there are no tombstones. */
 typedef struct {
     uint64_t hash;
     Conv *conv;      /* NULL: an empty slot */
-    char from_client;
-    uint8_t key[40]; /* proto, family, src[16], sport(2), dst[16], dport(2), no-port bits, pad */
+    uint8_t key[40]; /* proto, family, lo[16], lo port(2), hi[16], hi port(2), no-port bits, pad */
+    uint8_t spare[8]; /* to the cache line: a slot never straddles two */
 } Entry;
 _Static_assert(sizeof(Entry) == 64, "a slot is one cache line");
 
@@ -567,8 +574,15 @@ static void dir_init(Dir *d) {
     d->fin_seq = -1;
 }
 
+/* The key of the conversation between endpoints a and b, the same either way round: the
+ * lower endpoint (address, then port; "no port" after every port) first. */
 static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t ap,
                      const uint8_t *b, int64_t bp) {
+    int order = memcmp(a, b, 16);
+    if (order > 0 || (order == 0 && (uint64_t)ap > (uint64_t)bp)) {
+        const uint8_t *t = a; a = b; b = t;
+        int64_t tp = ap; ap = bp; bp = tp;
+    }
     memset(key, 0, 40);
     key[0] = (uint8_t)proto;
     key[1] = (uint8_t)fam;
@@ -678,6 +692,9 @@ typedef struct {
     int style;                   /* contract.Style: the notation written (one of STYLES) */
     int color;                   /* write colour (ANSI) too */
     uint64_t hash_key[2];        /* SipHash's key: random, one per engine */
+    uint8_t last_key[40];        /* the key hashed last and its hash: the packets of one */
+    uint64_t last_hash;          /* conversation come in runs, and rehash nothing */
+    int last_set;
     uint64_t probes;             /* slots looked at by every lookup (what the hash costs) */
     int target_proto;            /* follow --stream: hand over before this stream's first */
     int64_t target_stream;       /* packet (-1: never) */
@@ -724,8 +741,11 @@ static int table_grow(Engine *e) {
     return 0;
 }
 
-static uint64_t hash_key(const Engine *e, const uint8_t *key) {
-    return siphash13_40(e->hash_key, key);
+static uint64_t hash_key(Engine *e, const uint8_t *key) {
+    if (e->last_set && memcmp(key, e->last_key, 40) == 0) return e->last_hash;
+    memcpy(e->last_key, key, 40);
+    e->last_set = 1;
+    return e->last_hash = siphash13_40(e->hash_key, key);
 }
 
 static Entry *table_get(Engine *e, const uint8_t *key, uint64_t h) {
@@ -739,14 +759,13 @@ static Entry *table_get(Engine *e, const uint8_t *key, uint64_t h) {
     }
 }
 
-static int table_set(Engine *e, const uint8_t *key, Conv *c, int from_client) {
-    uint64_t h = hash_key(e, key);
+/* Files c under its key, whose hash is h (c->hash). */
+static int table_set(Engine *e, const uint8_t *key, uint64_t h, Conv *c) {
     Entry *x = table_get(e, key, h);
     if (x) {
         c->refs++;
         conv_unref(x->conv);
         x->conv = c;
-        x->from_client = (char)from_client;
         return 0;
     }
     if ((e->nentries + 1) * 2 > e->nbuckets && table_grow(e) < 0) return -1;
@@ -755,15 +774,23 @@ static int table_set(Engine *e, const uint8_t *key, Conv *c, int from_client) {
     x->hash = h;
     x->conv = c;
     c->refs++;
-    x->from_client = (char)from_client;
     e->nentries++;
     return 0;
 }
 
-static void table_del_if(Engine *e, const uint8_t *key, Conv *c) {
-    Entry *x = e->nbuckets ? table_get(e, key, hash_key(e, key)) : NULL;
-    if (!x || x->conv != c) return;
-    size_t mask = e->nbuckets - 1, i = (size_t)(x - e->table), j = i;
+/* Takes c out of the table if its key still names it (a later conversation on the same
+ * endpoints may have taken the key): found by its kept hash and itself, no key needed,
+ * as a conversation has one entry. */
+static void table_del_if(Engine *e, Conv *c) {
+    if (!e->nbuckets) return;
+    size_t mask = e->nbuckets - 1, i = c->hash & mask;
+    for (;; i = (i + 1) & mask) { /* never full: ends at an empty slot */
+        Entry *x = &e->table[i];
+        if (!x->conv) return;
+        if (x->conv == c) break;
+    }
+    Entry *x = &e->table[i];
+    size_t j = i;
     x->conv = NULL;
     conv_unref(c);
     e->nentries--;
@@ -872,20 +899,12 @@ static int row_keep(Engine *e, Conv *c) {
 /* ConversationTracker._forget: out of the table; then drops the queue's reference */
 static int forget(Engine *e, Conv *old) {
     if (e->keep && row_keep(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
-    uint8_t key[40];
     if (e->on_forget && old->view) {
         PyObject *r = PyObject_CallOneArg(e->on_forget, old->view);
         if (r) Py_DECREF(r);
         else PyErr_WriteUnraisable(e->on_forget); /* forgetting goes on regardless */
     }
-    make_key(key, old->proto, old->client.fam, old->client.addr, old->client.port,
-             old->server.addr, old->server.port);
-    old->refs++; /* keep it while both keys go */
-    table_del_if(e, key, old);
-    make_key(key, old->proto, old->client.fam, old->server.addr, old->server.port,
-             old->client.addr, old->client.port);
-    table_del_if(e, key, old);
-    conv_unref(old); /* the extra one */
+    table_del_if(e, old);
     conv_unref(old); /* the queue's */
     return 0;
 }
@@ -917,8 +936,10 @@ static int open_later(Engine *e, Conv *c, i128 now) {
     return forget(e, old);
 }
 
-/* ConversationTracker._new: files the conversation under both keys. */
-static Conv *conv_new(Engine *e, const Pkt *p, int *from_client) {
+/* ConversationTracker._new: files the conversation under its key (key, h: the packet's,
+ * made and hashed by locate). */
+static Conv *conv_new(Engine *e, const Pkt *p, const uint8_t *key, uint64_t h,
+                      int *from_client) {
     Conv *c = PyMem_Calloc(1, sizeof *c);
     if (!c) { PyErr_NoMemory(); return NULL; }
     int ix = p->proto == 6 ? 0 : 1;
@@ -942,6 +963,7 @@ static Conv *conv_new(Engine *e, const Pkt *p, int *from_client) {
     dir_init(&c->dirs[1]);
     c->first_ts = c->last_ts = p->ts;
     c->syn_ts = c->synack_ts = c->ack_ts = -1;
+    c->hash = h;
     if (e->render) {
         c->ep_text = PyMem_Malloc(2 * sizeof *c->ep_text);
         if (!c->ep_text) { PyErr_NoMemory(); PyMem_Free(c); return NULL; }
@@ -952,14 +974,17 @@ static Conv *conv_new(Engine *e, const Pkt *p, int *from_client) {
     if (p->proto == 17) {
         if (retire_later(e, c, p->ts) < 0) { conv_unref(c); return NULL; }
     } else if (open_later(e, c, p->ts) < 0) { conv_unref(c); return NULL; }
-    uint8_t key[40];
-    make_key(key, p->proto, p->fam, p->dst, p->dport, p->src, p->sport);
-    if (table_set(e, key, c, !forward) < 0) { conv_unref(c); return NULL; }
-    make_key(key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
-    if (table_set(e, key, c, forward) < 0) { conv_unref(c); return NULL; }
+    if (table_set(e, key, h, c) < 0) { conv_unref(c); return NULL; }
     conv_unref(c); /* the table holds it now */
     *from_client = forward;
     return c;
+}
+
+/* A packet from src:sport to a conversation of its key: from the client when its source
+ * is the client's endpoint (a conversation with itself: always), as Python's
+ * ``forward = src == client``. */
+static int from_client_of(const Conv *c, const uint8_t *src, int64_t sport) {
+    return c->client.port == sport && memcmp(c->client.addr, src, 16) == 0;
 }
 
 /* ConversationTracker.locate: count the packet and find its conversation. */
@@ -968,11 +993,12 @@ static Conv *locate(Engine *e, const Pkt *p, int *from_client) {
     if (p->sport < 0 || (p->proto != 6 && p->proto != 17)) return NULL;
     uint8_t key[40];
     make_key(key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
-    Entry *x = table_get(e, key, hash_key(e, key));
+    uint64_t h = hash_key(e, key);
+    Entry *x = table_get(e, key, h);
     Conv *c = x ? x->conv : NULL;
-    int fc = x ? x->from_client : 0;
+    int fc = c ? from_client_of(c, p->src, p->sport) : 0;
     if (p->proto != 6) {
-        if (!c) c = conv_new(e, p, &fc);
+        if (!c) c = conv_new(e, p, key, h, &fc);
         *from_client = fc;
         return c;
     }
@@ -980,7 +1006,7 @@ static Conv *locate(Engine *e, const Pkt *p, int *from_client) {
     if (!c || ((flags & (F_SYN | F_ACK)) == F_SYN &&
                c->dirs[fc ? 0 : 1].base >= 0 && p->seq != c->dirs[fc ? 0 : 1].base)) {
         int reused = c != NULL;
-        c = conv_new(e, p, &fc);
+        c = conv_new(e, p, key, h, &fc);
         if (!c) return NULL;
         c->reused = (char)reused;
     }
@@ -1601,7 +1627,7 @@ static int starts_conversation(Engine *e, const Pkt *p) {
     Entry *x = table_get(e, key, hash_key(e, key));
     if (!x) return 1;
     if (p->proto != 6) return 0;
-    const Dir *d = &x->conv->dirs[x->from_client ? 0 : 1];
+    const Dir *d = &x->conv->dirs[from_client_of(x->conv, p->src, p->sport) ? 0 : 1];
     return (p->flags & (F_SYN | F_ACK)) == F_SYN && d->base >= 0 && p->seq != d->base;
 }
 
