@@ -511,7 +511,9 @@ typedef struct Conv {
     char time_wait;    /* N_TIME_WAIT was put on a packet */
     int closer;        /* who sent the first FIN: 1 the client, 2 the server, 0 none yet */
     int64_t mptcp_ops;
-    uint64_t hash;     /* of its key (make_key), kept: forgetting it hashes nothing */
+    uint64_t hash;     /* of its key, kept: forgetting it hashes nothing */
+    uint8_t key[40];   /* make_key's: proto, family, lo[16], lo port(2), hi[16], hi port(2),
+                        * no-port bits, pad (the table's slots hold no key) */
     int refs;          /* its table entry and queue places holding it */
     char (*ep_text)[64]; /* client, server as endpoint() gives them (rendering only) */
     uint8_t ep_len[2];
@@ -546,24 +548,25 @@ typedef struct { /* the rows of one protocol, by stream number */
     size_t n_chunks;
 } RowTable;
 
-/* The conversation table: open addressing with linear probing, one 64-byte slot (one
- * cache line) a conversation, at most half full. A conversation has one key for both
- * directions: its two endpoints in a fixed order (make_key), so a packet costs one hash
- * and one lookup whichever way it goes, a new conversation one entry, and the table is
- * half the size the two keys (one a direction) it had before took. The direction is
- * not filed: a packet is from the client when its source is the client's endpoint, which
- * is the ConversationTracker's rule (its two keys' entries always name one
- * conversation: both are written together and forgotten together). A lookup costs one cache line and the
- * conversation's; the chained table it replaces cost a bucket, then an entry, each a miss
- * on a table of tens of thousands of conversations (a quarter of the loop's time, perf).
+/* The conversation table: open addressing with linear probing, at most half full, a
+ * 16-byte slot (hash, conversation) a conversation, four to a cache line; the key is
+ * the conversation's own (Conv.key), compared only when the full 64-bit hash matches,
+ * and a lookup that finds reads the conversation next anyway. A conversation has one
+ * key for both directions: its two endpoints in a fixed order (make_key), so a packet
+ * costs one hash and one lookup whichever way it goes and a new conversation one entry.
+ * The direction is not filed: a packet is from the client when its source is the
+ * client's endpoint, the ConversationTracker's rule (its two keys' entries always name
+ * one conversation: both are written together and forgotten together).
+ * Before (issue 23) each conversation had two 64-byte slots with the key in them, one a
+ * direction, hashed again to forget it: on the 1M file the table's functions and the
+ * hash took 21 % of `show`'s CPU time (perf). The chained table before that cost a
+ * bucket, then an entry, each a miss (a quarter of the loop's time).
  * Deleting shifts the probe run back (Knuth's Algorithm R), so there are no tombstones. */
 typedef struct {
     uint64_t hash;
     Conv *conv;      /* NULL: an empty slot */
-    uint8_t key[40]; /* proto, family, lo[16], lo port(2), hi[16], hi port(2), no-port bits, pad */
-    uint8_t spare[8]; /* to the cache line: a slot never straddles two */
 } Entry;
-_Static_assert(sizeof(Entry) == 64, "a slot is one cache line");
+_Static_assert(sizeof(Entry) == 16, "four slots a cache line");
 
 static void dir_init(Dir *d) {
     memset(d, 0, sizeof *d);
@@ -578,7 +581,8 @@ static void dir_init(Dir *d) {
  * lower endpoint (address, then port; "no port" after every port) first. */
 static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t ap,
                      const uint8_t *b, int64_t bp) {
-    int order = memcmp(a, b, 16);
+    size_t alen = fam == 4 ? 4 : 16; /* an IPv4 key's other address bytes stay 0 */
+    int order = memcmp(a, b, alen);
     if (order > 0 || (order == 0 && (uint64_t)ap > (uint64_t)bp)) {
         const uint8_t *t = a; a = b; b = t;
         int64_t tp = ap; ap = bp; bp = tp;
@@ -586,10 +590,10 @@ static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t
     memset(key, 0, 40);
     key[0] = (uint8_t)proto;
     key[1] = (uint8_t)fam;
-    memcpy(key + 2, a, 16);
+    memcpy(key + 2, a, alen);
     key[18] = (uint8_t)(ap >> 8);
     key[19] = (uint8_t)ap;
-    memcpy(key + 20, b, 16);
+    memcpy(key + 20, b, alen);
     key[36] = (uint8_t)(bp >> 8);
     key[37] = (uint8_t)bp;
     /* "no port" (-1: a header cut before it) is not port 65535: its own bit, as the pure
@@ -612,17 +616,16 @@ static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t
     v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
 } while (0)
 
-static uint64_t siphash13_40(const uint64_t k[2], const uint8_t *key) {
+static uint64_t siphash13(const uint64_t k[2], const uint64_t *words, int n) {
     uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL, v1 = k[1] ^ 0x646f72616e646f6dULL;
     uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
-    for (int i = 0; i < 40; i += 8) {
-        uint64_t m;
-        memcpy(&m, key + i, 8);
+    for (int i = 0; i < n; i++) {
+        uint64_t m = words[i];
         v3 ^= m;
         SIPROUND;
         v0 ^= m;
     }
-    uint64_t last = (uint64_t)40 << 56; /* the length byte of a 40-byte message */
+    uint64_t last = (uint64_t)(8 * n) << 56; /* the length byte of an 8n-byte message */
     v3 ^= last;
     SIPROUND;
     v0 ^= last;
@@ -653,6 +656,13 @@ static void endpoint_text(Conv *c, int which) {
 }
 
 /* ---------------------------------------------------------------- the engine */
+
+#define MEMO 256
+typedef struct { /* a key hashed lately (see hash_key) */
+    uint8_t key[40];
+    uint64_t hash;
+    uint64_t set;
+} Memo;
 
 typedef struct { /* a queue of conversations, as a ring; each place holds a reference */
     Conv **items;
@@ -692,9 +702,7 @@ typedef struct {
     int style;                   /* contract.Style: the notation written (one of STYLES) */
     int color;                   /* write colour (ANSI) too */
     uint64_t hash_key[2];        /* SipHash's key: random, one per engine */
-    uint8_t last_key[40];        /* the key hashed last and its hash: the packets of one */
-    uint64_t last_hash;          /* conversation come in runs, and rehash nothing */
-    int last_set;
+    Memo *memo;                  /* keys hashed lately, and their hashes (hash_key) */
     uint64_t probes;             /* slots looked at by every lookup (what the hash costs) */
     int target_proto;            /* follow --stream: hand over before this stream's first */
     int64_t target_stream;       /* packet (-1: never) */
@@ -741,11 +749,48 @@ static int table_grow(Engine *e) {
     return 0;
 }
 
+/* The key's hash, from the memo when the key was hashed lately: a direct-mapped table of
+ * MEMO keys and their hashes, the slot picked by the ports and the addresses' last
+ * bytes. The packets of the conversations going on at one time come back to the same
+ * few keys (the 1M file: TCP echo conversations side by side), and a hit costs a
+ * 40-byte compare where SipHash costs ~110 instructions. The slot's choice is not
+ * keyed, so a crafted file can make every key miss: then each costs its hash, as it
+ * did without the memo. The table's placement is the keyed hash's alone.
+ *
+ * An IPv4 key is hashed as the 15 bytes that can differ in it (proto,
+ * family, the two 4-byte addresses and ports, the no-port bits: every other byte of it
+ * is 0, as make_key and both decoders leave an IPv4 address's last 12 bytes), two
+ * message words where the whole key is five: the same keyed SipHash, a shorter message
+ * (6 rounds, not 9). */
 static uint64_t hash_key(Engine *e, const uint8_t *key) {
-    if (e->last_set && memcmp(key, e->last_key, 40) == 0) return e->last_hash;
-    memcpy(e->last_key, key, 40);
-    e->last_set = 1;
-    return e->last_hash = siphash13_40(e->hash_key, key);
+    Memo *m = NULL;
+    if (e->memo) {
+        unsigned i = (key[19] ^ key[37] ^ key[5] ^ key[23] ^ (unsigned)key[18] << 3 ^
+                      (unsigned)key[36] << 5) & (MEMO - 1);
+        m = &e->memo[i];
+        if (m->set && memcmp(key, m->key, 40) == 0) return m->hash;
+    }
+    uint64_t w[5];
+    int n = 5;
+    if (key[1] == 4) {
+        uint8_t b[16];
+        memcpy(b, key, 6);       /* proto, family, lo address */
+        memcpy(b + 6, key + 18, 2);  /* lo port */
+        memcpy(b + 8, key + 20, 4);  /* hi address */
+        memcpy(b + 12, key + 36, 3); /* hi port, no-port bits */
+        b[15] = 0;
+        memcpy(w, b, 16);
+        n = 2;
+    } else {
+        memcpy(w, key, 40);
+    }
+    uint64_t h = siphash13(e->hash_key, w, n);
+    if (m) {
+        memcpy(m->key, key, 40);
+        m->hash = h;
+        m->set = 1;
+    }
+    return h;
 }
 
 static Entry *table_get(Engine *e, const uint8_t *key, uint64_t h) {
@@ -755,7 +800,7 @@ static Entry *table_get(Engine *e, const uint8_t *key, uint64_t h) {
         Entry *x = &e->table[i];
         e->probes++;
         if (!x->conv) return NULL;
-        if (x->hash == h && memcmp(x->key, key, 40) == 0) return x;
+        if (x->hash == h && memcmp(x->conv->key, key, 40) == 0) return x;
     }
 }
 
@@ -770,7 +815,6 @@ static int table_set(Engine *e, const uint8_t *key, uint64_t h, Conv *c) {
     }
     if ((e->nentries + 1) * 2 > e->nbuckets && table_grow(e) < 0) return -1;
     x = slot_for(e->table, e->nbuckets, h);
-    memcpy(x->key, key, 40);
     x->hash = h;
     x->conv = c;
     c->refs++;
@@ -964,6 +1008,7 @@ static Conv *conv_new(Engine *e, const Pkt *p, const uint8_t *key, uint64_t h,
     c->first_ts = c->last_ts = p->ts;
     c->syn_ts = c->synack_ts = c->ack_ts = -1;
     c->hash = h;
+    memcpy(c->key, key, 40);
     if (e->render) {
         c->ep_text = PyMem_Malloc(2 * sizeof *c->ep_text);
         if (!c->ep_text) { PyErr_NoMemory(); PyMem_Free(c); return NULL; }
@@ -1461,6 +1506,8 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
     return put_text(b, &e->note_words[kind]);
 }
 
+#include "_speedups_plain.h"
+
 /* The packet's text: the guessed-roles line, the timeline line, the --hex rows; "\n". */
 static int render(Engine *e, const Pkt *p, const Ann *a) {
     Buf *b = &e->out;
@@ -1801,6 +1848,8 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     }
     memcpy(e->hash_key, PyBytes_AS_STRING(random), 16);
     Py_DECREF(random);
+    PyMem_Free(e->memo); /* hashes made with another key: none kept */
+    e->memo = PyMem_Calloc(MEMO, sizeof(Memo)); /* NULL: every key hashed, as without */
     Py_INCREF(note_text);
     Py_XSETREF(e->note_text, note_text);
     Py_INCREF(row);
@@ -1844,6 +1893,7 @@ static void Engine_dealloc(Engine *e) {
     for (size_t i = 0; i < e->nbuckets; i++)
         if (e->table[i].conv) conv_unref(e->table[i].conv);
     PyMem_Free(e->table_mem);
+    PyMem_Free(e->memo);
     Ring *rings[2] = {&e->ended, &e->open};
     for (int k = 0; k < 2; k++) {
         Ring *r = rings[k];
@@ -2587,6 +2637,7 @@ static PyMethodDef Engine_methods[] = {
     {"frame", (PyCFunction)Engine_frame, METH_O, "one RawFrame, if decoded here"},
     {"packet", (PyCFunction)Engine_packet, METH_VARARGS, "one Packet decoded in Python"},
     {"take", (PyCFunction)Engine_take, METH_NOARGS, "the text rendered so far"},
+    {"write_to", (PyCFunction)Engine_write_to, METH_O, "the text so far to write(), uncopied"},
     {"state", (PyCFunction)Engine_state, METH_NOARGS, "counters, for the Pipeline"},
     {"conversation", (PyCFunction)Engine_conversation, METH_O, "one stats row"},
     {"conversation_count", (PyCFunction)Engine_conversation_count, METH_NOARGS,

@@ -109,7 +109,8 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
             # again and again. rich, on a terminal, may make some: it keeps it on.
             gc.disable()
         try:
-            run.run(progress.frames(reader), output.data, reader=reader, on_read=progress.tick)
+            run.run(progress.frames(reader), output.data, reader=reader, on_read=progress.tick,
+                    lent=True)
         except CaptureFileError:
             output.flush()
             raise
