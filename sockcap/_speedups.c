@@ -498,6 +498,17 @@ typedef struct {
     int64_t port;
 } Endpoint;
 
+/* A conversation's key, the same for both directions (make_key): w[0] the protocol,
+ * family and the two ports, w[1..2] the lower endpoint's address, w[3..4] the other's
+ * (an IPv4 address in the low 32 bits of w[1] or w[3], w[2] and w[4] 0). Built, hashed
+ * and compared as words. */
+typedef struct { uint64_t w[5]; } Key;
+
+static inline int key_eq(const Key *a, const Key *b) {
+    return ((a->w[0] ^ b->w[0]) | (a->w[1] ^ b->w[1]) | (a->w[2] ^ b->w[2]) |
+            (a->w[3] ^ b->w[3]) | (a->w[4] ^ b->w[4])) == 0;
+}
+
 typedef struct Conv {
     int64_t stream;
     int proto;
@@ -512,8 +523,7 @@ typedef struct Conv {
     int closer;        /* who sent the first FIN: 1 the client, 2 the server, 0 none yet */
     int64_t mptcp_ops;
     uint64_t hash;     /* of its key, kept: forgetting it hashes nothing */
-    uint8_t key[40];   /* make_key's: proto, family, lo[16], lo port(2), hi[16], hi port(2),
-                        * no-port bits, pad (the table's slots hold no key) */
+    Key key;           /* the table's slots hold no key */
     int refs;          /* its table entry and queue places holding it */
     char (*ep_text)[64]; /* client, server as endpoint() gives them (rendering only) */
     uint8_t ep_len[2];
@@ -578,27 +588,37 @@ static void dir_init(Dir *d) {
 }
 
 /* The key of the conversation between endpoints a and b, the same either way round: the
- * lower endpoint (address, then port; "no port" after every port) first. */
-static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t ap,
+ * lower endpoint first (by its address's words, then its port; any fixed order would
+ * do). A port is 16 bits and bit 16: "no port" (-1, a header cut before it) is not port
+ * 65535, as the pure path's tuples keep -1 apart from every port. An IPv4 address is
+ * its first 4 bytes alone (the decoders leave the other 12 at 0 anyway). */
+static void make_key(Key *k, int proto, int fam, const uint8_t *a, int64_t ap,
                      const uint8_t *b, int64_t bp) {
-    size_t alen = fam == 4 ? 4 : 16; /* an IPv4 key's other address bytes stay 0 */
-    int order = memcmp(a, b, alen);
-    if (order > 0 || (order == 0 && (uint64_t)ap > (uint64_t)bp)) {
-        const uint8_t *t = a; a = b; b = t;
-        int64_t tp = ap; ap = bp; bp = tp;
+    uint64_t a0, a1 = 0, b0, b1 = 0;
+    if (fam == 4) {
+        uint32_t a4, b4;
+        memcpy(&a4, a, 4);
+        memcpy(&b4, b, 4);
+        a0 = a4;
+        b0 = b4;
+    } else {
+        memcpy(&a0, a, 8);
+        memcpy(&a1, a + 8, 8);
+        memcpy(&b0, b, 8);
+        memcpy(&b1, b + 8, 8);
     }
-    memset(key, 0, 40);
-    key[0] = (uint8_t)proto;
-    key[1] = (uint8_t)fam;
-    memcpy(key + 2, a, alen);
-    key[18] = (uint8_t)(ap >> 8);
-    key[19] = (uint8_t)ap;
-    memcpy(key + 20, b, alen);
-    key[36] = (uint8_t)(bp >> 8);
-    key[37] = (uint8_t)bp;
-    /* "no port" (-1: a header cut before it) is not port 65535: its own bit, as the pure
-     * path's tuples keep -1 apart from every port */
-    key[38] = (uint8_t)((ap < 0) | (bp < 0) << 1);
+    uint64_t pa = (uint64_t)(uint16_t)ap | (uint64_t)(ap < 0) << 16;
+    uint64_t pb = (uint64_t)(uint16_t)bp | (uint64_t)(bp < 0) << 16;
+    if (a0 != b0 ? a0 > b0 : a1 != b1 ? a1 > b1 : pa > pb) {
+        uint64_t t = a0; a0 = b0; b0 = t;
+        t = a1; a1 = b1; b1 = t;
+        t = pa; pa = pb; pb = t;
+    }
+    k->w[0] = (uint64_t)(uint8_t)proto | (uint64_t)(uint8_t)fam << 8 | pa << 16 | pb << 40;
+    k->w[1] = a0;
+    k->w[2] = a1;
+    k->w[3] = b0;
+    k->w[4] = b1;
 }
 
 /* SipHash-1-3 (Aumasson and Bernstein; the variant CPython hashes str and bytes with) of
@@ -659,7 +679,7 @@ static void endpoint_text(Conv *c, int which) {
 
 #define MEMO 256
 typedef struct { /* a key hashed lately (see hash_key) */
-    uint8_t key[40];
+    Key key;
     uint64_t hash;
     uint64_t set;
 } Memo;
@@ -750,62 +770,52 @@ static int table_grow(Engine *e) {
 }
 
 /* The key's hash, from the memo when the key was hashed lately: a direct-mapped table of
- * MEMO keys and their hashes, the slot picked by the ports and the addresses' last
- * bytes. The packets of the conversations going on at one time come back to the same
- * few keys (the 1M file: TCP echo conversations side by side), and a hit costs a
- * 40-byte compare where SipHash costs ~110 instructions. The slot's choice is not
- * keyed, so a crafted file can make every key miss: then each costs its hash, as it
- * did without the memo. The table's placement is the keyed hash's alone.
+ * MEMO keys and their hashes, the slot picked by folding the key's words. The packets
+ * of the conversations going on at one time come back to the same few keys (the 1M
+ * file: TCP echo conversations side by side), and a hit costs five word compares where
+ * SipHash costs ~110 instructions. The slot's choice is not keyed, so a crafted file
+ * can make every key miss: then each costs its hash, as it did without the memo. The
+ * table's placement is the keyed hash's alone.
  *
- * An IPv4 key is hashed as the 15 bytes that can differ in it (proto,
- * family, the two 4-byte addresses and ports, the no-port bits: every other byte of it
- * is 0, as make_key and both decoders leave an IPv4 address's last 12 bytes), two
- * message words where the whole key is five: the same keyed SipHash, a shorter message
- * (6 rounds, not 9). */
-static uint64_t hash_key(Engine *e, const uint8_t *key) {
+ * An IPv4 key is hashed as two words (w[0], and both addresses in one: all it holds),
+ * where the whole key is five: the same keyed SipHash over a shorter message, 6 rounds
+ * rather than 9. */
+static uint64_t hash_key(Engine *e, const Key *key) {
+    const uint64_t *w = key->w;
     Memo *m = NULL;
     if (e->memo) {
-        unsigned i = (key[19] ^ key[37] ^ key[5] ^ key[23] ^ (unsigned)key[18] << 3 ^
-                      (unsigned)key[36] << 5) & (MEMO - 1);
-        m = &e->memo[i];
-        if (m->set && memcmp(key, m->key, 40) == 0) return m->hash;
+        uint64_t f = w[0] >> 16 ^ w[0] >> 37 ^ w[1] ^ w[3] ^ w[2] ^ w[4];
+        m = &e->memo[(f ^ f >> 8 ^ f >> 24) & (MEMO - 1)];
+        if (m->set && key_eq(key, &m->key)) return m->hash;
     }
-    uint64_t w[5];
-    int n = 5;
-    if (key[1] == 4) {
-        uint8_t b[16];
-        memcpy(b, key, 6);       /* proto, family, lo address */
-        memcpy(b + 6, key + 18, 2);  /* lo port */
-        memcpy(b + 8, key + 20, 4);  /* hi address */
-        memcpy(b + 12, key + 36, 3); /* hi port, no-port bits */
-        b[15] = 0;
-        memcpy(w, b, 16);
-        n = 2;
+    uint64_t h;
+    if ((uint8_t)(w[0] >> 8) == 4) { /* IPv4 */
+        uint64_t v4[2] = {w[0], w[1] | w[3] << 32};
+        h = siphash13(e->hash_key, v4, 2);
     } else {
-        memcpy(w, key, 40);
+        h = siphash13(e->hash_key, w, 5);
     }
-    uint64_t h = siphash13(e->hash_key, w, n);
     if (m) {
-        memcpy(m->key, key, 40);
+        m->key = *key;
         m->hash = h;
         m->set = 1;
     }
     return h;
 }
 
-static Entry *table_get(Engine *e, const uint8_t *key, uint64_t h) {
+static Entry *table_get(Engine *e, const Key *key, uint64_t h) {
     if (!e->nbuckets) return NULL;
     size_t mask = e->nbuckets - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) { /* never full: ends at an empty slot */
         Entry *x = &e->table[i];
         e->probes++;
         if (!x->conv) return NULL;
-        if (x->hash == h && memcmp(x->conv->key, key, 40) == 0) return x;
+        if (x->hash == h && key_eq(&x->conv->key, key)) return x;
     }
 }
 
 /* Files c under its key, whose hash is h (c->hash). */
-static int table_set(Engine *e, const uint8_t *key, uint64_t h, Conv *c) {
+static int table_set(Engine *e, const Key *key, uint64_t h, Conv *c) {
     Entry *x = table_get(e, key, h);
     if (x) {
         c->refs++;
@@ -982,7 +992,7 @@ static int open_later(Engine *e, Conv *c, i128 now) {
 
 /* ConversationTracker._new: files the conversation under its key (key, h: the packet's,
  * made and hashed by locate). */
-static Conv *conv_new(Engine *e, const Pkt *p, const uint8_t *key, uint64_t h,
+static Conv *conv_new(Engine *e, const Pkt *p, const Key *key, uint64_t h,
                       int *from_client) {
     Conv *c = PyMem_Calloc(1, sizeof *c);
     if (!c) { PyErr_NoMemory(); return NULL; }
@@ -1008,7 +1018,7 @@ static Conv *conv_new(Engine *e, const Pkt *p, const uint8_t *key, uint64_t h,
     c->first_ts = c->last_ts = p->ts;
     c->syn_ts = c->synack_ts = c->ack_ts = -1;
     c->hash = h;
-    memcpy(c->key, key, 40);
+    c->key = *key;
     if (e->render) {
         c->ep_text = PyMem_Malloc(2 * sizeof *c->ep_text);
         if (!c->ep_text) { PyErr_NoMemory(); PyMem_Free(c); return NULL; }
@@ -1036,14 +1046,14 @@ static int from_client_of(const Conv *c, const uint8_t *src, int64_t sport) {
 static Conv *locate(Engine *e, const Pkt *p, int *from_client) {
     e->count++;
     if (p->sport < 0 || (p->proto != 6 && p->proto != 17)) return NULL;
-    uint8_t key[40];
-    make_key(key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
-    uint64_t h = hash_key(e, key);
-    Entry *x = table_get(e, key, h);
+    Key key;
+    make_key(&key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
+    uint64_t h = hash_key(e, &key);
+    Entry *x = table_get(e, &key, h);
     Conv *c = x ? x->conv : NULL;
     int fc = c ? from_client_of(c, p->src, p->sport) : 0;
     if (p->proto != 6) {
-        if (!c) c = conv_new(e, p, key, h, &fc);
+        if (!c) c = conv_new(e, p, &key, h, &fc);
         *from_client = fc;
         return c;
     }
@@ -1051,7 +1061,7 @@ static Conv *locate(Engine *e, const Pkt *p, int *from_client) {
     if (!c || ((flags & (F_SYN | F_ACK)) == F_SYN &&
                c->dirs[fc ? 0 : 1].base >= 0 && p->seq != c->dirs[fc ? 0 : 1].base)) {
         int reused = c != NULL;
-        c = conv_new(e, p, key, h, &fc);
+        c = conv_new(e, p, &key, h, &fc);
         if (!c) return NULL;
         c->reused = (char)reused;
     }
@@ -1236,10 +1246,10 @@ static void count_quoted(Engine *e, const Pkt *p) {
     Entry *x = NULL;
     if ((p->quoted_proto == 6 || p->quoted_proto == 17) && p->quoted_sport >= 0 &&
         p->quoted_dport >= 0) {
-        uint8_t key[40];
-        make_key(key, p->quoted_proto, p->quoted_fam, p->quoted_src, p->quoted_sport,
+        Key key;
+        make_key(&key, p->quoted_proto, p->quoted_fam, p->quoted_src, p->quoted_sport,
                  p->quoted_dst, p->quoted_dport);
-        x = table_get(e, key, hash_key(e, key));
+        x = table_get(e, &key, hash_key(e, &key));
     }
     if (x && x->conv) count_note(e, x->conv, kind);
     else if (!e->note_counts[kind]++) e->note_order[e->n_notes++] = (uint8_t)kind;
@@ -1669,9 +1679,9 @@ static int hand_to_view(Engine *e, const Pkt *p, const Ann *a);
 /* Would locate() start a new conversation for this packet? (no state changed) */
 static int starts_conversation(Engine *e, const Pkt *p) {
     if (p->sport < 0 || (p->proto != 6 && p->proto != 17)) return 0;
-    uint8_t key[40];
-    make_key(key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
-    Entry *x = table_get(e, key, hash_key(e, key));
+    Key key;
+    make_key(&key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
+    Entry *x = table_get(e, &key, hash_key(e, &key));
     if (!x) return 1;
     if (p->proto != 6) return 0;
     const Dir *d = &x->conv->dirs[from_client_of(x->conv, p->src, p->sport) ? 0 : 1];
