@@ -36,11 +36,11 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 
 
-def run(argv: list[str], env: dict[str, str]) -> float:
+def run(argv: list[str], env: dict[str, str], cwd: str | None = None) -> float:
     """CPU seconds (user + system) of one run of ``argv``, output discarded."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                   check=False, timeout=900)
+                   check=False, timeout=900, cwd=cwd)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -56,6 +56,14 @@ def build_extension(tree: str) -> None:
                    check=True, timeout=600)
 
 
+def compile_bytecode(tree: str) -> None:
+    """Every module of a side compiled once, as scripts/setup.sh does for an install: where
+    PYTHONDONTWRITEBYTECODE is set, a side without its .pyc files would compile each
+    module it imports again in every run (tens of ms of start-up on one side only)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", f"{tree}/sockcap"],
+                   stdout=subprocess.DEVNULL, check=True, timeout=600)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--base", required=True, help="the commit to compare against")
@@ -69,7 +77,7 @@ def main() -> None:
                     help="also the views handed a packet at a time (--json, --style tcpdump, "
                          "--filters, --explain)")
     args = ap.parse_args()
-    path = str(args.file)
+    path = str(args.file.resolve())
     with tempfile.TemporaryDirectory(prefix="sockcap-base-") as tmp:
         trees = {"base": args.base, **({"head": args.head} if args.head else {})}
         sides = {"head": str(ROOT)}
@@ -78,6 +86,8 @@ def main() -> None:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach",
                             sides[side], rev], check=True)
             build_extension(sides[side])
+        for tree in sides.values():
+            compile_bytecode(tree)
         try:
             commands = {
                 "show": ["show", path],
@@ -99,8 +109,11 @@ def main() -> None:
                     for side, tree in sorted(sides.items()):
                         env = {**os.environ, "PYTHONPATH": tree, "TZ": "UTC",
                                "SOCKCAP_PURE": "1" if args.pure else ""}
+                        # run in the side's tree: ``python -m`` puts the working directory
+                        # first on sys.path, before PYTHONPATH, so run from another
+                        # checkout both sides would be that checkout
                         times.setdefault(f"{side}: sockcap {name}", []).append(
-                            run([sys.executable, "-m", "sockcap", *tail], env))
+                            run([sys.executable, "-m", "sockcap", *tail], env, cwd=tree))
                 for name, argv in anchors.items():
                     times.setdefault(name, []).append(run(argv, {**os.environ, "TZ": "UTC"}))
         finally:

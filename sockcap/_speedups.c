@@ -512,6 +512,17 @@ typedef struct {
     int64_t port;
 } Endpoint;
 
+/* A conversation's key, the same for both directions (make_key): w[0] the protocol,
+ * family and the two ports, w[1..2] the lower endpoint's address, w[3..4] the other's
+ * (an IPv4 address in the low 32 bits of w[1] or w[3], w[2] and w[4] 0). Built, hashed
+ * and compared as words. */
+typedef struct { uint64_t w[5]; } Key;
+
+static inline int key_eq(const Key *a, const Key *b) {
+    return ((a->w[0] ^ b->w[0]) | (a->w[1] ^ b->w[1]) | (a->w[2] ^ b->w[2]) |
+            (a->w[3] ^ b->w[3]) | (a->w[4] ^ b->w[4])) == 0;
+}
+
 typedef struct Conv {
     int64_t stream;
     int proto;
@@ -526,7 +537,9 @@ typedef struct Conv {
     char partial_said; /* N_PARTIAL_CHECKSUM was put on a packet (once) */
     int closer;        /* who sent the first FIN: 1 the client, 2 the server, 0 none yet */
     int64_t mptcp_ops;
-    int refs;          /* table entries and queue places holding it */
+    uint64_t hash;     /* of its key, kept: forgetting it hashes nothing */
+    Key key;           /* the table's slots hold no key */
+    int refs;          /* its table entry and queue places holding it */
     char (*ep_text)[64]; /* client, server as endpoint() gives them (rendering only) */
     uint8_t ep_len[2];
     uint32_t note_counts[N_KINDS]; /* saturate at UINT32_MAX, never wrap to 0 */
@@ -561,18 +574,25 @@ typedef struct { /* the rows of one protocol, by stream number */
     size_t n_chunks;
 } RowTable;
 
-/* The conversation table: open addressing with linear probing, one 64-byte slot (one
- * cache line) a key, at most half full. A lookup costs one cache line and the
- * conversation's; the chained table it replaces cost a bucket, then an entry, each a miss
- * on a table of tens of thousands of conversations (a quarter of the loop's time, perf).
+/* The conversation table: open addressing with linear probing, at most half full, a
+ * 16-byte slot (hash, conversation) a conversation, four to a cache line; the key is
+ * the conversation's own (Conv.key), compared only when the full 64-bit hash matches,
+ * and a lookup that finds reads the conversation next anyway. A conversation has one
+ * key for both directions: its two endpoints in a fixed order (make_key), so a packet
+ * costs one hash and one lookup whichever way it goes and a new conversation one entry.
+ * The direction is not filed: a packet is from the client when its source is the
+ * client's endpoint, the ConversationTracker's rule (its two keys' entries always name
+ * one conversation: both are written together and forgotten together).
+ * Before (issue 23) each conversation had two 64-byte slots with the key in them, one a
+ * direction, hashed again to forget it: on the 1M file the table's functions and the
+ * hash took 21 % of `show`'s CPU time (perf). The chained table before that cost a
+ * bucket, then an entry, each a miss (a quarter of the loop's time).
  * Deleting shifts the probe run back (Knuth's Algorithm R), so there are no tombstones. */
 typedef struct {
     uint64_t hash;
     Conv *conv;      /* NULL: an empty slot */
-    char from_client;
-    uint8_t key[40]; /* proto, family, src[16], sport(2), dst[16], dport(2), no-port bits, pad */
 } Entry;
-_Static_assert(sizeof(Entry) == 64, "a slot is one cache line");
+_Static_assert(sizeof(Entry) == 16, "four slots a cache line");
 
 static void dir_init(Dir *d) {
     memset(d, 0, sizeof *d);
@@ -584,20 +604,38 @@ static void dir_init(Dir *d) {
     d->mss = d->addresses = d->msg_end = d->data_next = d->pure_ack = -1;
 }
 
-static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t ap,
+/* The key of the conversation between endpoints a and b, the same either way round: the
+ * lower endpoint first (by its address's words, then its port; any fixed order would
+ * do). A port is 16 bits and bit 16: "no port" (-1, a header cut before it) is not port
+ * 65535, as the pure path's tuples keep -1 apart from every port. An IPv4 address is
+ * its first 4 bytes alone (the decoders leave the other 12 at 0 anyway). */
+static void make_key(Key *k, int proto, int fam, const uint8_t *a, int64_t ap,
                      const uint8_t *b, int64_t bp) {
-    memset(key, 0, 40);
-    key[0] = (uint8_t)proto;
-    key[1] = (uint8_t)fam;
-    memcpy(key + 2, a, 16);
-    key[18] = (uint8_t)(ap >> 8);
-    key[19] = (uint8_t)ap;
-    memcpy(key + 20, b, 16);
-    key[36] = (uint8_t)(bp >> 8);
-    key[37] = (uint8_t)bp;
-    /* "no port" (-1: a header cut before it) is not port 65535: its own bit, as the pure
-     * path's tuples keep -1 apart from every port */
-    key[38] = (uint8_t)((ap < 0) | (bp < 0) << 1);
+    uint64_t a0, a1 = 0, b0, b1 = 0;
+    if (fam == 4) {
+        uint32_t a4, b4;
+        memcpy(&a4, a, 4);
+        memcpy(&b4, b, 4);
+        a0 = a4;
+        b0 = b4;
+    } else {
+        memcpy(&a0, a, 8);
+        memcpy(&a1, a + 8, 8);
+        memcpy(&b0, b, 8);
+        memcpy(&b1, b + 8, 8);
+    }
+    uint64_t pa = (uint64_t)(uint16_t)ap | (uint64_t)(ap < 0) << 16;
+    uint64_t pb = (uint64_t)(uint16_t)bp | (uint64_t)(bp < 0) << 16;
+    if (a0 != b0 ? a0 > b0 : a1 != b1 ? a1 > b1 : pa > pb) {
+        uint64_t t = a0; a0 = b0; b0 = t;
+        t = a1; a1 = b1; b1 = t;
+        t = pa; pa = pb; pb = t;
+    }
+    k->w[0] = (uint64_t)(uint8_t)proto | (uint64_t)(uint8_t)fam << 8 | pa << 16 | pb << 40;
+    k->w[1] = a0;
+    k->w[2] = a1;
+    k->w[3] = b0;
+    k->w[4] = b1;
 }
 
 /* SipHash-1-3 (Aumasson and Bernstein; the variant CPython hashes str and bytes with) of
@@ -615,17 +653,16 @@ static void make_key(uint8_t *key, int proto, int fam, const uint8_t *a, int64_t
     v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
 } while (0)
 
-static uint64_t siphash13_40(const uint64_t k[2], const uint8_t *key) {
+static uint64_t siphash13(const uint64_t k[2], const uint64_t *words, int n) {
     uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL, v1 = k[1] ^ 0x646f72616e646f6dULL;
     uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
-    for (int i = 0; i < 40; i += 8) {
-        uint64_t m;
-        memcpy(&m, key + i, 8);
+    for (int i = 0; i < n; i++) {
+        uint64_t m = words[i];
         v3 ^= m;
         SIPROUND;
         v0 ^= m;
     }
-    uint64_t last = (uint64_t)40 << 56; /* the length byte of a 40-byte message */
+    uint64_t last = (uint64_t)(8 * n) << 56; /* the length byte of an 8n-byte message */
     v3 ^= last;
     SIPROUND;
     v0 ^= last;
@@ -656,6 +693,13 @@ static void endpoint_text(Conv *c, int which) {
 }
 
 /* ---------------------------------------------------------------- the engine */
+
+#define MEMO 256
+typedef struct { /* a key hashed lately (see hash_key) */
+    Key key;
+    uint64_t hash;
+    uint64_t set;
+} Memo;
 
 typedef struct { /* a queue of conversations, as a ring; each place holds a reference */
     Conv **items;
@@ -697,6 +741,7 @@ typedef struct {
     struct JsonWords *json;      /* style JSON: its words (_speedups_json.h) */
     struct Palette *palette;     /* color: its table (_speedups_color.h) */
     uint64_t hash_key[2];        /* SipHash's key: random, one per engine */
+    Memo *memo;                  /* keys hashed lately, and their hashes (hash_key) */
     uint64_t probes;             /* slots looked at by every lookup (what the hash costs) */
     int target_proto;            /* follow --stream: hand over before this stream's first */
     int64_t target_stream;       /* packet (-1: never) */
@@ -746,46 +791,82 @@ static int table_grow(Engine *e) {
     return 0;
 }
 
-static uint64_t hash_key(const Engine *e, const uint8_t *key) {
-    return siphash13_40(e->hash_key, key);
+/* The key's hash, from the memo when the key was hashed lately: a direct-mapped table of
+ * MEMO keys and their hashes, the slot picked by folding the key's words. The packets
+ * of the conversations going on at one time come back to the same few keys (the 1M
+ * file: TCP echo conversations side by side), and a hit costs five word compares where
+ * SipHash costs ~110 instructions. The slot's choice is not keyed, so a crafted file
+ * can make every key miss: then each costs its hash, as it did without the memo. The
+ * table's placement is the keyed hash's alone.
+ *
+ * An IPv4 key is hashed as two words (w[0], and both addresses in one: all it holds),
+ * where the whole key is five: the same keyed SipHash over a shorter message, 6 rounds
+ * rather than 9. */
+static uint64_t hash_key(Engine *e, const Key *key) {
+    const uint64_t *w = key->w;
+    Memo *m = NULL;
+    if (e->memo) {
+        uint64_t f = w[0] >> 16 ^ w[0] >> 37 ^ w[1] ^ w[3] ^ w[2] ^ w[4];
+        m = &e->memo[(f ^ f >> 8 ^ f >> 24) & (MEMO - 1)];
+        if (m->set && key_eq(key, &m->key)) return m->hash;
+    }
+    uint64_t h;
+    if ((uint8_t)(w[0] >> 8) == 4) { /* IPv4 */
+        uint64_t v4[2] = {w[0], w[1] | w[3] << 32};
+        h = siphash13(e->hash_key, v4, 2);
+    } else {
+        h = siphash13(e->hash_key, w, 5);
+    }
+    if (m) {
+        m->key = *key;
+        m->hash = h;
+        m->set = 1;
+    }
+    return h;
 }
 
-static Entry *table_get(Engine *e, const uint8_t *key, uint64_t h) {
+static Entry *table_get(Engine *e, const Key *key, uint64_t h) {
     if (!e->nbuckets) return NULL;
     size_t mask = e->nbuckets - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) { /* never full: ends at an empty slot */
         Entry *x = &e->table[i];
         e->probes++;
         if (!x->conv) return NULL;
-        if (x->hash == h && memcmp(x->key, key, 40) == 0) return x;
+        if (x->hash == h && key_eq(&x->conv->key, key)) return x;
     }
 }
 
-static int table_set(Engine *e, const uint8_t *key, Conv *c, int from_client) {
-    uint64_t h = hash_key(e, key);
+/* Files c under its key, whose hash is h (c->hash). */
+static int table_set(Engine *e, const Key *key, uint64_t h, Conv *c) {
     Entry *x = table_get(e, key, h);
     if (x) {
         c->refs++;
         conv_unref(x->conv);
         x->conv = c;
-        x->from_client = (char)from_client;
         return 0;
     }
     if ((e->nentries + 1) * 2 > e->nbuckets && table_grow(e) < 0) return -1;
     x = slot_for(e->table, e->nbuckets, h);
-    memcpy(x->key, key, 40);
     x->hash = h;
     x->conv = c;
     c->refs++;
-    x->from_client = (char)from_client;
     e->nentries++;
     return 0;
 }
 
-static void table_del_if(Engine *e, const uint8_t *key, Conv *c) {
-    Entry *x = e->nbuckets ? table_get(e, key, hash_key(e, key)) : NULL;
-    if (!x || x->conv != c) return;
-    size_t mask = e->nbuckets - 1, i = (size_t)(x - e->table), j = i;
+/* Takes c out of the table if its key still names it (a later conversation on the same
+ * endpoints may have taken the key): found by its kept hash and itself, no key needed,
+ * as a conversation has one entry. */
+static void table_del_if(Engine *e, Conv *c) {
+    if (!e->nbuckets) return;
+    size_t mask = e->nbuckets - 1, i = c->hash & mask;
+    for (;; i = (i + 1) & mask) { /* never full: ends at an empty slot */
+        Entry *x = &e->table[i];
+        if (!x->conv) return;
+        if (x->conv == c) break;
+    }
+    Entry *x = &e->table[i];
+    size_t j = i;
     x->conv = NULL;
     conv_unref(c);
     e->nentries--;
@@ -896,20 +977,12 @@ static int cols_forget(Engine *e, Conv *c);
 static int forget(Engine *e, Conv *old) {
     if (e->cols && cols_forget(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
     if (e->keep && row_keep(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
-    uint8_t key[40];
     if (e->on_forget && old->view) {
         PyObject *r = PyObject_CallOneArg(e->on_forget, old->view);
         if (r) Py_DECREF(r);
         else PyErr_WriteUnraisable(e->on_forget); /* forgetting goes on regardless */
     }
-    make_key(key, old->proto, old->client.fam, old->client.addr, old->client.port,
-             old->server.addr, old->server.port);
-    old->refs++; /* keep it while both keys go */
-    table_del_if(e, key, old);
-    make_key(key, old->proto, old->client.fam, old->server.addr, old->server.port,
-             old->client.addr, old->client.port);
-    table_del_if(e, key, old);
-    conv_unref(old); /* the extra one */
+    table_del_if(e, old);
     conv_unref(old); /* the queue's */
     return 0;
 }
@@ -941,8 +1014,10 @@ static int open_later(Engine *e, Conv *c, i128 now) {
     return forget(e, old);
 }
 
-/* ConversationTracker._new: files the conversation under both keys. */
-static Conv *conv_new(Engine *e, const Pkt *p, int *from_client) {
+/* ConversationTracker._new: files the conversation under its key (key, h: the packet's,
+ * made and hashed by locate). */
+static Conv *conv_new(Engine *e, const Pkt *p, const Key *key, uint64_t h,
+                      int *from_client) {
     Conv *c = PyMem_Calloc(1, sizeof *c);
     if (!c) { PyErr_NoMemory(); return NULL; }
     int ix = p->proto == 6 ? 0 : 1;
@@ -966,6 +1041,8 @@ static Conv *conv_new(Engine *e, const Pkt *p, int *from_client) {
     dir_init(&c->dirs[1]);
     c->first_ts = c->last_ts = p->ts;
     c->syn_ts = c->synack_ts = c->ack_ts = -1;
+    c->hash = h;
+    c->key = *key;
     if (e->render) {
         c->ep_text = PyMem_Malloc(2 * sizeof *c->ep_text);
         if (!c->ep_text) { PyErr_NoMemory(); PyMem_Free(c); return NULL; }
@@ -976,27 +1053,31 @@ static Conv *conv_new(Engine *e, const Pkt *p, int *from_client) {
     if (p->proto == 17) {
         if (retire_later(e, c, p->ts) < 0) { conv_unref(c); return NULL; }
     } else if (open_later(e, c, p->ts) < 0) { conv_unref(c); return NULL; }
-    uint8_t key[40];
-    make_key(key, p->proto, p->fam, p->dst, p->dport, p->src, p->sport);
-    if (table_set(e, key, c, !forward) < 0) { conv_unref(c); return NULL; }
-    make_key(key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
-    if (table_set(e, key, c, forward) < 0) { conv_unref(c); return NULL; }
+    if (table_set(e, key, h, c) < 0) { conv_unref(c); return NULL; }
     conv_unref(c); /* the table holds it now */
     *from_client = forward;
     return c;
+}
+
+/* A packet from src:sport to a conversation of its key: from the client when its source
+ * is the client's endpoint (a conversation with itself: always), as Python's
+ * ``forward = src == client``. */
+static int from_client_of(const Conv *c, const uint8_t *src, int64_t sport) {
+    return c->client.port == sport && memcmp(c->client.addr, src, 16) == 0;
 }
 
 /* ConversationTracker.locate: count the packet and find its conversation. */
 static Conv *locate(Engine *e, const Pkt *p, int *from_client) {
     e->count++;
     if (p->sport < 0 || (p->proto != 6 && p->proto != 17)) return NULL;
-    uint8_t key[40];
-    make_key(key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
-    Entry *x = table_get(e, key, hash_key(e, key));
+    Key key;
+    make_key(&key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
+    uint64_t h = hash_key(e, &key);
+    Entry *x = table_get(e, &key, h);
     Conv *c = x ? x->conv : NULL;
-    int fc = x ? x->from_client : 0;
+    int fc = c ? from_client_of(c, p->src, p->sport) : 0;
     if (p->proto != 6) {
-        if (!c) c = conv_new(e, p, &fc);
+        if (!c) c = conv_new(e, p, &key, h, &fc);
         *from_client = fc;
         return c;
     }
@@ -1004,7 +1085,7 @@ static Conv *locate(Engine *e, const Pkt *p, int *from_client) {
     if (!c || ((flags & (F_SYN | F_ACK)) == F_SYN &&
                c->dirs[fc ? 0 : 1].base >= 0 && p->seq != c->dirs[fc ? 0 : 1].base)) {
         int reused = c != NULL;
-        c = conv_new(e, p, &fc);
+        c = conv_new(e, p, &key, h, &fc);
         if (!c) return NULL;
         c->reused = (char)reused;
     }
@@ -1302,10 +1383,10 @@ static void count_quoted(Engine *e, const Pkt *p) {
     Entry *x = NULL;
     if ((p->quoted_proto == 6 || p->quoted_proto == 17) && p->quoted_sport >= 0 &&
         p->quoted_dport >= 0) {
-        uint8_t key[40];
-        make_key(key, p->quoted_proto, p->quoted_fam, p->quoted_src, p->quoted_sport,
+        Key key;
+        make_key(&key, p->quoted_proto, p->quoted_fam, p->quoted_src, p->quoted_sport,
                  p->quoted_dst, p->quoted_dport);
-        x = table_get(e, key, hash_key(e, key));
+        x = table_get(e, &key, hash_key(e, &key));
     }
     if (x && x->conv) count_note(e, x->conv, kind);
     else if (!e->note_counts[kind]++) e->note_order[e->n_notes++] = (uint8_t)kind;
@@ -1587,6 +1668,7 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
 #include "_speedups_json.h"
 #include "_speedups_color.h"
 #include "_speedups_tcpdump.h"
+#include "_speedups_plain.h"
 
 /* The packet's text: the guessed-roles line, the timeline line, the --hex rows; "\n". */
 static int render(Engine *e, const Pkt *p, const Ann *a) {
@@ -1754,12 +1836,12 @@ static int cols_full(const Engine *e);
 /* Would locate() start a new conversation for this packet? (no state changed) */
 static int starts_conversation(Engine *e, const Pkt *p) {
     if (p->sport < 0 || (p->proto != 6 && p->proto != 17)) return 0;
-    uint8_t key[40];
-    make_key(key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
-    Entry *x = table_get(e, key, hash_key(e, key));
+    Key key;
+    make_key(&key, p->proto, p->fam, p->src, p->sport, p->dst, p->dport);
+    Entry *x = table_get(e, &key, hash_key(e, &key));
     if (!x) return 1;
     if (p->proto != 6) return 0;
-    const Dir *d = &x->conv->dirs[x->from_client ? 0 : 1];
+    const Dir *d = &x->conv->dirs[from_client_of(x->conv, p->src, p->sport) ? 0 : 1];
     return (p->flags & (F_SYN | F_ACK)) == F_SYN && d->base >= 0 && p->seq != d->base;
 }
 
@@ -1960,6 +2042,8 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     }
     memcpy(e->hash_key, PyBytes_AS_STRING(random), 16);
     Py_DECREF(random);
+    PyMem_Free(e->memo); /* hashes made with another key: none kept */
+    e->memo = PyMem_Calloc(MEMO, sizeof(Memo)); /* NULL: every key hashed, as without */
     Py_INCREF(note_text);
     Py_XSETREF(e->note_text, note_text);
     Py_INCREF(row);
@@ -2008,6 +2092,7 @@ static void Engine_dealloc(Engine *e) {
     for (size_t i = 0; i < e->nbuckets; i++)
         if (e->table[i].conv) conv_unref(e->table[i].conv);
     PyMem_Free(e->table_mem);
+    PyMem_Free(e->memo);
     Ring *rings[2] = {&e->ended, &e->open};
     for (int k = 0; k < 2; k++) {
         Ring *r = rings[k];
@@ -2766,6 +2851,7 @@ static PyMethodDef Engine_methods[] = {
     {"frame", (PyCFunction)Engine_frame, METH_O, "one RawFrame, if decoded here"},
     {"packet", (PyCFunction)Engine_packet, METH_VARARGS, "one Packet decoded in Python"},
     {"take", (PyCFunction)Engine_take, METH_NOARGS, "the text rendered so far"},
+    {"write_to", (PyCFunction)Engine_write_to, METH_O, "the text so far to write(), uncopied"},
     {"state", (PyCFunction)Engine_state, METH_NOARGS, "counters, for the Pipeline"},
     {"conversation", (PyCFunction)Engine_conversation, METH_O, "one stats row"},
     {"conversation_count", (PyCFunction)Engine_conversation_count, METH_NOARGS,

@@ -31,8 +31,8 @@
  */
 #include <time.h>
 
-typedef struct { /* one connection's bases, both directions (key: the ordered 4-tuple) */
-    uint8_t key[40];
+typedef struct { /* one connection's bases, both directions (key: its 4-tuple, either way round) */
+    Key key;
     uint32_t hash;        /* the low bits of its SipHash (the index's probe start) */
     uint32_t mine, other; /* the forward direction's base, the other's */
 } TdEntry;
@@ -86,13 +86,13 @@ static int td_grow_index(Tcpdump *t) {
 
 /* The entry of key; a new one (its bases for the caller to set, *fresh = 1) when absent;
  * NULL on error. */
-static TdEntry *td_entry(Engine *e, Tcpdump *t, const uint8_t *key, int *fresh) {
+static TdEntry *td_entry(Engine *e, Tcpdump *t, const Key *key, int *fresh) {
     if ((t->n + 1) * 2 > t->slots && td_grow_index(t) < 0) return NULL;
-    uint32_t h = (uint32_t)siphash13_40(e->hash_key, key);
+    uint32_t h = (uint32_t)siphash13(e->hash_key, key->w, 5);
     size_t j = h & (t->slots - 1);
     while (t->index[j]) {
         TdEntry *x = &t->ents[t->index[j] - 1];
-        if (x->hash == h && !memcmp(x->key, key, 40)) { *fresh = 0; return x; }
+        if (x->hash == h && key_eq(&x->key, key)) { *fresh = 0; return x; }
         j = (j + 1) & (t->slots - 1);
     }
     if (t->n == t->cap) {
@@ -103,7 +103,7 @@ static TdEntry *td_entry(Engine *e, Tcpdump *t, const uint8_t *key, int *fresh) 
         t->cap = cap;
     }
     TdEntry *x = &t->ents[t->n];
-    memcpy(x->key, key, 40);
+    x->key = *key;
     x->hash = h;
     t->index[j] = (uint32_t)++t->n;
     *fresh = 1;
@@ -583,11 +583,10 @@ static int td_numbers(Engine *e, Tcpdump *t, const Pkt *p, const char *src, Py_s
     int c = memcmp(src, dst, (size_t)(sn < dn ? sn : dn));
     if (!c) c = sn < dn ? -1 : sn > dn ? 1 : 0;
     int forward = c < 0 || (c == 0 && p->sport <= p->dport);
-    uint8_t key[40];
-    if (forward) make_key(key, 6, p->fam, p->src, p->sport, p->dst, p->dport);
-    else make_key(key, 6, p->fam, p->dst, p->dport, p->src, p->sport);
+    Key key; /* the same either way round (make_key): forward says which end is which */
+    make_key(&key, 6, p->fam, p->src, p->sport, p->dst, p->dport);
     int fresh;
-    TdEntry *s = td_entry(e, t, key, &fresh);
+    TdEntry *s = td_entry(e, t, &key, &fresh);
     if (!s) return -1;
     if (fresh || (p->flags & F_SYN)) {
         uint32_t mine = (uint32_t)p->seq, other = (uint32_t)MOD32(p->ack - 1);

@@ -253,16 +253,17 @@ class Output:
                 batch.append("")
                 write("\n".join(batch))
 
-    def data(self, chunk: bytes) -> None:
+    def data(self, chunk: bytes | memoryview) -> None:
         """UTF-8 text already encoded (the compiled timeline): straight to the byte
-        stream under a UTF-8 text stream, else decoded and written as text."""
+        stream under a UTF-8 text stream, else decoded and written as text. Nothing of
+        ``chunk`` is kept after the call (the engine may lend its own buffer: ``lent``)."""
         raw = getattr(self.stream, "buffer", None)
         encoding = (getattr(self.stream, "encoding", "") or "").lower().replace("-", "")
         if raw is not None and encoding == "utf8":
             self.stream.flush()
             raw.write(chunk)
         else:
-            self.stream.write(chunk.decode("utf-8"))
+            self.stream.write(str(chunk, "utf-8"))
 
     def flush(self) -> None:
         self.stream.flush()

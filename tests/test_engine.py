@@ -51,15 +51,17 @@ def plain_cases() -> list[tuple[str, Any, str, list[str]]]:
 
 
 def run_engine(engine_class: Any, data: bytes, *, hex_: bool = False, limit: int = 0,
-               port: int = 0) -> tuple[str, str, Pipeline]:
+               port: int = 0, lent: bool = False) -> tuple[str, str, Pipeline]:
     """The one loop over ``data``: the text, the damage that stopped it ("" if none), and
     the pipeline with the counters it was left."""
     pipeline = Pipeline(keep=False, port=port, limit=limit)
     out: list[bytes] = []
     damage = ""
+    # lent (show's way): write is handed a view it may read only while it runs
+    write = (lambda chunk: out.append(bytes(chunk))) if lent else out.append
     try:
         EngineRun(engine_class, pipeline, hex_=hex_).run(open_capture(io.BytesIO(data)),
-                                                         out.append)
+                                                         write, lent=lent)
     except SockcapError as e:
         damage = str(e)
     return b"".join(out).decode("utf-8"), damage, pipeline
@@ -96,7 +98,7 @@ def test_golden_timeline(engine_twin: Any, case: tuple[str, Any, str, list[str]]
         expected = expected.split("--- exit")[0]
     limit = int(options[options.index("-c") + 1]) if "-c" in options else 0
     text, _damage, _pipeline = run_engine(engine_twin, path.read_bytes(),
-                                          hex_="--hex" in options, limit=limit)
+                                          hex_="--hex" in options, limit=limit, lent=True)
     if text == "" and expected == "0 packets\n":  # the command says so, not the engine
         return
     assert text == expected
@@ -112,6 +114,43 @@ def test_whole_file_as_the_reference(engine_twin: Any, data: bytes) -> None:
         assert got_text == want_text, options
         assert got_damage == want_damage
         assert counters(got) == counters(want), options
+        lent_text, lent_damage, lent = run_engine(engine_twin, data, lent=True, **options)  # type: ignore[arg-type]
+        assert (lent_text, lent_damage, counters(lent)) == (want_text, want_damage,
+                                                            counters(want)), options
+
+
+def test_write_to_never_changes_what_a_write_kept(engine_twin: Any) -> None:
+    """``write_to`` hands the text out uncopied (the C twin: a view of its own buffer). A
+    write() that keeps what it was handed finds it released (ValueError) or intact, never
+    overwritten by the text made after it; a view taken of the view (an export the
+    engine cannot end) keeps its bytes for good."""
+    case = next(c for c in plain_cases() if c[1].exists() and not c[3])
+    engine = EngineRun(engine_twin, Pipeline(keep=False), hex_=False).engine
+    kept: list[tuple[Any, Any, bytes]] = []
+
+    def write(chunk: Any) -> None:
+        kept.append((chunk, memoryview(chunk)[:] if len(kept) % 2 else None, bytes(chunk)))
+
+    handed = []
+    for frame in open_capture(io.BytesIO(case[1].read_bytes())):
+        if not engine.frame(frame):
+            feed_decoded(engine, frame, analyze=True)
+        pending = engine.pending
+        handed.append(engine.write_to(write))
+        assert handed[-1] == pending and engine.pending == 0
+    assert engine.write_to(write) == 0  # nothing made: write() not called
+    assert len(kept) == len(handed) >= 4
+    released = 0
+    for chunk, export, copy in kept:
+        if export is not None:
+            assert bytes(export) == copy
+        try:
+            assert bytes(chunk) == copy
+        except ValueError:  # released when write() returned
+            released += 1
+    # only the C twin lends its buffer; it releases each view it handed (a view of the
+    # view lives on, with the memory it shows)
+    assert released == (0 if engine_twin.__name__ == "PureEngine" else len(kept))
 
 
 @settings(max_examples=60, deadline=None,

@@ -115,7 +115,8 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
             # keeps it on then.
             gc.disable()
         try:
-            run.run(progress.frames(reader), output.data, reader=reader, on_read=progress.tick)
+            run.run(progress.frames(reader), output.data, reader=reader, on_read=progress.tick,
+                    lent=True)
         except CaptureFileError:
             output.flush()
             raise

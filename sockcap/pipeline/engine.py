@@ -13,7 +13,9 @@ behaviour, as multidict's ``_multidict`` and ``_multidict_py``:
   decodes it (:func:`sockcap.decode.decode_frame`) and hands the Packet to
   ``packet(p, notes, where, proto_name[, info, quoted])`` — both twins file it in the
   same conversation table, so the text never depends on which decoder ran;
-- ``take() -> bytes`` (the text made since the last call, UTF-8), ``pending``, ``done``
+- ``take() -> bytes`` (the text made since the last call, UTF-8), ``write_to(write)``
+  (the same text handed to ``write``, the C twin's as a memoryview of its own buffer,
+  released when ``write`` returns: no copy of every byte shown), ``pending``, ``done``
   (the ``-c`` limit), ``handover`` (``follow --stream N``: the stream starts here),
   ``state()`` (counters), ``conversation(i)`` / ``conversation_count()`` (stats rows, a
   :class:`~sockcap.analysis.stats.ConversationStats` each, with ``keep=True``).
@@ -320,6 +322,12 @@ class PureEngine:
         self.pending = 0
         return chunk
 
+    def write_to(self, write: Callable[[bytes], object]) -> int:
+        chunk = self.take()
+        if chunk:
+            write(chunk)
+        return len(chunk)
+
     def state(self) -> dict[str, Any]:
         streams = self.tracker._streams
         return {"count": self.tracker.count, "shown": self.shown,
@@ -388,22 +396,35 @@ class EngineRun:
     def run(self, frames: Iterable[RawFrame], write: Callable[[bytes], None],
             others: Callable[[Packet], None] | None = None, *,
             reader: SinkReader | None = None,
-            on_read: Callable[[], None] | None = None) -> None:
+            on_read: Callable[[], None] | None = None, lent: bool = False) -> None:
         """Read every frame, writing the text as it is made; whatever stops the reading
         (damage in the file, the ``-c`` limit), the text of every packet before it is
         written first. ``others`` gets the packets outside any TCP/UDP conversation
         (as :meth:`Pipeline.run` gives them). ``frames`` is the reader itself, or an
         iterator over it (the progress line's) with the ``reader`` beside it; ``on_read``
         is called each time the reader is about to read more of its input (when the
-        engine reads records from the reader's buffer: the progress line's tick)."""
+        engine reads records from the reader's buffer: the progress line's tick).
+
+        ``lent=True``: ``write`` only reads what it is handed while it runs (a file's
+        ``write``), so it may be handed a memoryview of the engine's own buffer, released
+        when ``write`` returns (``write_to``): the text is not copied into a bytes object
+        first. On `show` of the 1M file that copy and its fresh megabytes cost ~15 % of
+        the CPU time (bench/RESULTS.md, issue 23). Without it ``write`` gets bytes it may
+        keep."""
         engine = self.engine
-        frame_fn, take = engine.frame, engine.take
+        frame_fn, take, write_to = engine.frame, engine.take, engine.write_to
+        if not lent:
+            def write_to(write: Callable[[bytes], None]) -> int:
+                chunk = take()
+                if chunk:
+                    write(chunk)
+                return len(chunk)
         analyze = self.pipeline.tracker.analyze
         source: Any = reader if reader is not None else frames
 
         def flush() -> None:
             if engine.pending:
-                write(take())
+                write_to(write)
             if on_read is not None:
                 on_read()
 
@@ -415,13 +436,11 @@ class EngineRun:
                 if engine.done:
                     break
                 if engine.pending >= CHUNK:
-                    write(take())
+                    write_to(write)
         finally:
             source.sink = None
             self._sync()
-            rest = take()
-            if rest:
-                write(rest)
+            write_to(write)
 
     def _sync(self) -> None:
         """Leave the pipeline's counters as :meth:`Pipeline.map` would."""
