@@ -26,7 +26,7 @@ setup(
         Extension(
             "sockcap._speedups",
             sources=["sockcap/_speedups.c"],
-            depends=["sockcap/_engine_contract.h"],
+            depends=["sockcap/_engine_contract.h", "sockcap/_speedups_packet.h"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wno-missing-field-initializers"],
             optional=True,
         )
