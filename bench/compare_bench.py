@@ -17,7 +17,7 @@ Each checked-out side gets its own build of the compiled engine (``sockcap/_spee
 with ``gcc`` and the flags of setup.py, in place), so both sides run the compiled path;
 ``--pure`` runs both with ``SOCKCAP_PURE=1`` instead (the pure twin against itself).
 ``--views`` adds the views the engine hands each packet to (JSON, tcpdump's notation,
-``--filters``, ``--explain``).
+colour, ``--filters``, ``--explain``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--pure", action="store_true", help="both sides on the pure path")
     ap.add_argument("--views", action="store_true",
                     help="also the views handed a packet at a time (--json, --style tcpdump, "
-                         "--filters, --explain)")
+                         "colour, --filters, --explain)")
     args = ap.parse_args()
     path = str(args.file)
     with tempfile.TemporaryDirectory(prefix="sockcap-base-") as tmp:
@@ -88,7 +88,7 @@ def main() -> None:
             }
             if args.views:
                 commands.update({f"show {v}": ["show", *v.split(), path] for v in (
-                    "--json", "--style tcpdump", "--filters", "--explain")})
+                    "--json", "--style tcpdump", "--color always", "--filters", "--explain")})
             anchors = {"tcpdump -nn (TZ=UTC)": ["tcpdump", "-nn", "-r", path],
                        "tshark -q -z conv,tcp": ["tshark", "-q", "-z", "conv,tcp", "-r", path]}
             if args.only:
