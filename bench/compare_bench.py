@@ -17,7 +17,12 @@ Each checked-out side gets its own build of the compiled engine (``sockcap/_spee
 with ``gcc`` and the flags of setup.py, in place), so both sides run the compiled path;
 ``--pure`` runs both with ``SOCKCAP_PURE=1`` instead (the pure twin against itself).
 ``--views`` adds the views the engine hands each packet to (JSON, tcpdump's notation,
-colour, ``--filters``, ``--explain``).
+``--filters``, ``--explain``; colour is written only on a terminal, not measured here).
+
+Each side runs in its own tree as the working directory: ``python -m sockcap`` puts the
+working directory first on ``sys.path``, before ``PYTHONPATH``, so run from this
+repository's root both sides would otherwise import the working tree's sockcap (figures
+of this script before 2026-12-06 22:25 UTC compared the working tree with itself).
 """
 
 from __future__ import annotations
@@ -36,11 +41,11 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 
 
-def run(argv: list[str], env: dict[str, str]) -> float:
-    """CPU seconds (user + system) of one run of ``argv``, output discarded."""
+def run(argv: list[str], env: dict[str, str], cwd: str | None = None) -> float:
+    """CPU seconds (user + system) of one run of ``argv`` in ``cwd``, output discarded."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                   check=False, timeout=900)
+                   check=False, timeout=900, cwd=cwd)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -67,9 +72,9 @@ def main() -> None:
     ap.add_argument("--pure", action="store_true", help="both sides on the pure path")
     ap.add_argument("--views", action="store_true",
                     help="also the views handed a packet at a time (--json, --style tcpdump, "
-                         "colour, --filters, --explain)")
+                         "--filters, --explain)")
     args = ap.parse_args()
-    path = str(args.file)
+    path = str(args.file.resolve())
     with tempfile.TemporaryDirectory(prefix="sockcap-base-") as tmp:
         trees = {"base": args.base, **({"head": args.head} if args.head else {})}
         sides = {"head": str(ROOT)}
@@ -88,7 +93,7 @@ def main() -> None:
             }
             if args.views:
                 commands.update({f"show {v}": ["show", *v.split(), path] for v in (
-                    "--json", "--style tcpdump", "--color always", "--filters", "--explain")})
+                    "--json", "--style tcpdump", "--filters", "--explain")})
             anchors = {"tcpdump -nn (TZ=UTC)": ["tcpdump", "-nn", "-r", path],
                        "tshark -q -z conv,tcp": ["tshark", "-q", "-z", "conv,tcp", "-r", path]}
             if args.only:
@@ -100,7 +105,7 @@ def main() -> None:
                         env = {**os.environ, "PYTHONPATH": tree, "TZ": "UTC",
                                "SOCKCAP_PURE": "1" if args.pure else ""}
                         times.setdefault(f"{side}: sockcap {name}", []).append(
-                            run([sys.executable, "-m", "sockcap", *tail], env))
+                            run([sys.executable, "-m", "sockcap", *tail], env, cwd=tree))
                 for name, argv in anchors.items():
                     times.setdefault(name, []).append(run(argv, {**os.environ, "TZ": "UTC"}))
         finally:
