@@ -17,7 +17,12 @@ Each checked-out side gets its own build of the compiled engine (``sockcap/_spee
 with ``gcc`` and the flags of setup.py, in place), so both sides run the compiled path;
 ``--pure`` runs both with ``SOCKCAP_PURE=1`` instead (the pure twin against itself).
 ``--views`` adds the views the engine hands each packet to (JSON, tcpdump's notation,
-``--filters``, ``--explain``).
+``--filters``, ``--explain``; colour is written only on a terminal, not measured here).
+
+Each side runs in its own tree as the working directory: ``python -m sockcap`` puts the
+working directory first on ``sys.path``, before ``PYTHONPATH``, so run from this
+repository's root both sides would otherwise import the working tree's sockcap (figures
+of this script before 2026-12-06 22:25 UTC compared the working tree with itself).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ ROOT = BENCH.parent
 
 
 def run(argv: list[str], env: dict[str, str], cwd: str | None = None) -> float:
-    """CPU seconds (user + system) of one run of ``argv``, output discarded."""
+    """CPU seconds (user + system) of one run of ``argv`` in ``cwd``, output discarded."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                    check=False, timeout=900, cwd=cwd)

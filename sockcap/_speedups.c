@@ -280,6 +280,10 @@ typedef struct {
     int quoted_proto, quoted_fam; /* conversation of the datagram it quotes, if any */
     uint8_t quoted_src[16], quoted_dst[16];
     int64_t quoted_sport, quoted_dport;
+    /* for the Packet a view is handed (_speedups_packet.h): set by decode_fast */
+    int64_t linktype;
+    Py_ssize_t ip_off;    /* where the IP header starts in data */
+    PyObject *data_obj;   /* the frame's bytes object (Engine.frame), or NULL */
 } Pkt;
 
 static inline uint32_t be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
@@ -478,6 +482,9 @@ static int decode_fast(const uint8_t *d, Py_ssize_t end, int64_t linktype, Pkt *
     p->notes = p->where = p->proto_name = p->info = NULL;
     p->packet = NULL;
     p->quoted_kind = 0;
+    p->packet = p->data_obj = NULL;
+    p->linktype = linktype;
+    p->ip_off = off;
     if (et == ETHERTYPE_IPV4) return decode_ipv4(d, end, off, p);
     if (et == ETHERTYPE_IPV6) return decode_ipv6(d, end, off, p);
     return 0;
@@ -1669,6 +1676,7 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
 #include "_speedups_color.h"
 #include "_speedups_tcpdump.h"
 #include "_speedups_plain.h"
+#include "_speedups_packet.h"
 
 /* The packet's text: the guessed-roles line, the timeline line, the --hex rows; "\n". */
 static int render(Engine *e, const Pkt *p, const Ann *a) {
@@ -2017,6 +2025,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
             return -1;
         }
         if (objects_from(phase_codes, &e->phase_codes, PH_COUNT, "phase_codes") < 0) return -1;
+        if (packet_types_load() < 0) return -1; /* the Packet it is handed (_speedups_packet.h) */
         Py_INCREF(view);
         Py_XSETREF(e->view, view);
         Py_INCREF(clock);
@@ -2147,7 +2156,7 @@ static PyObject *Engine_pcap(Engine *e, PyObject *args) {
     Py_ssize_t end = view.len, count = 0;
     int64_t frac_end = mult ? NS_PER_SEC / mult : 0;
     if (pos < 0) pos = end;
-    while (!e->view && !e->done && !e->handover && !cols_full(e) && end - pos >= 16) {
+    while (!e->done && !e->handover && !cols_full(e) && end - pos >= 16) {
         const uint8_t *h = buf + pos;
         uint32_t sec = big ? be32(h) : le32(h), frac = big ? be32(h + 4) : le32(h + 4);
         uint32_t incl = big ? be32(h + 8) : le32(h + 8), orig = big ? be32(h + 12) : le32(h + 12);
@@ -2202,7 +2211,7 @@ static PyObject *Engine_pcapng(Engine *e, PyObject *args) {
         cache[i].ok = cache[i].mult > 0 && cache[i].mult <= NS_PER_SEC && cache[i].div > 0;
     }
     if (pos < 0) pos = end;
-    while (!e->view && !e->done && !e->handover && !cols_full(e) && end - pos >= 32) {
+    while (!e->done && !e->handover && !cols_full(e) && end - pos >= 32) {
         const uint8_t *h = buf + pos;
 #define U32(q) (big ? be32(q) : le32(q))
         uint32_t btype = U32(h), blen = U32(h + 4);
@@ -2247,9 +2256,10 @@ static PyObject *Engine_frame(Engine *e, PyObject *frame) {
     Pkt p;
     if (i128_from_py(PyTuple_GET_ITEM(frame, FRAME_TS_NS), &p.ts) < 0) { PyErr_Clear(); Py_RETURN_FALSE; }
     p.wirelen = wirelen;
-    if (e->handover || e->view || !decode_fast((const uint8_t *)PyBytes_AS_STRING(data),
+    if (e->handover || !decode_fast((const uint8_t *)PyBytes_AS_STRING(data),
                                     PyBytes_GET_SIZE(data), linktype, &p))
         Py_RETURN_FALSE;
+    p.data_obj = data;
     int rc = process(e, &p);
     if (rc < 0) return NULL;
     return PyBool_FromLong(rc == 0);
@@ -2772,6 +2782,7 @@ static PyObject *view_notes(Engine *e, const Pkt *p, const Ann *a) {
 }
 
 static int hand_to_view(Engine *e, const Pkt *p, const Ann *a) {
+    if (!p->packet && p->data) return hand_made_packet(e, p, a); /* decoded here */
     if (!p->packet || !p->notes) {
         PyErr_SetString(PyExc_RuntimeError, "a view is handed Packets given to Engine.packet");
         return -1;
@@ -2823,10 +2834,10 @@ static PyObject *Engine_get_handover(Engine *e, void *unused) {
     return PyBool_FromLong(e->handover);
 }
 
-/* With a view the reader yields every frame: decoded by sockcap.decode, each comes back
- * through Engine.packet with the Packet the view is handed. */
+/* With a view too: the Packet a view is handed is made here for a frame decoded here
+ * (_speedups_packet.h); the others come through Engine.packet from sockcap.decode. */
 static PyObject *Engine_get_reads_records(Engine *e, void *unused) {
-    return PyBool_FromLong(!e->view);
+    return PyBool_FromLong(1);
 }
 
 static PyObject *Engine_get_probes(Engine *e, void *unused) {
@@ -2850,6 +2861,7 @@ static PyMethodDef Engine_methods[] = {
     {"pcapng", (PyCFunction)Engine_pcapng, METH_VARARGS, "consume plain pcapng EPBs"},
     {"frame", (PyCFunction)Engine_frame, METH_O, "one RawFrame, if decoded here"},
     {"packet", (PyCFunction)Engine_packet, METH_VARARGS, "one Packet decoded in Python"},
+    {"made", (PyCFunction)Engine_made, METH_O, "the Packet a view is handed for a frame decoded here, or None"},
     {"take", (PyCFunction)Engine_take, METH_NOARGS, "the text rendered so far"},
     {"write_to", (PyCFunction)Engine_write_to, METH_O, "the text so far to write(), uncopied"},
     {"state", (PyCFunction)Engine_state, METH_NOARGS, "counters, for the Pipeline"},

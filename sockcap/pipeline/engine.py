@@ -13,6 +13,9 @@ behaviour, as multidict's ``_multidict`` and ``_multidict_py``:
   decodes it (:func:`sockcap.decode.decode_frame`) and hands the Packet to
   ``packet(p, notes, where, proto_name[, info, quoted])`` — both twins file it in the
   same conversation table, so the text never depends on which decoder ran;
+- ``made(raw)``: the ``Packet`` the engine hands a view for a frame it decodes itself
+  (equal to :func:`~sockcap.decode.decode_frame`'s, tests/test_packet_made.py), else
+  None (the pure twin decodes none);
 - ``take() -> bytes`` (the text made since the last call, UTF-8), ``write_to(write)``
   (the same text handed to ``write``, the C twin's as a memoryview of its own buffer,
   released when ``write`` returns: no copy of every byte shown), ``pending``, ``done``
@@ -38,9 +41,11 @@ is given as ``view=`` (a function of an :class:`~sockcap.analysis.conversation.A
 packet returning its text, or None when it wrote the packet itself) with the ``clock``
 whose ``first_ts`` it counts relative times from (set before the first packet is handed).
 Both twins then hand it every packet shown, filed and annotated by themselves, as the
-same records: the ``Packet`` the reference decoder made (with a view, ``reads_records``
-is False and ``frame()`` decodes nothing, so every frame reaches ``packet()`` from
-:func:`feed_decoded`), its notes (the decoder's, then the analysis' from
+same records: the ``Packet`` the reference decoder makes — on the C twin, for a frame it
+decodes itself, made in C from its own decode (``sockcap/_speedups_packet.h``: with a
+view it still reads records from the reader's buffer, ``reads_records`` stays True, and
+the record equals :func:`~sockcap.decode.decode_frame`'s field for field); every other
+frame is the Python decoder's, reaching ``packet()`` from :func:`feed_decoded` — its notes (the decoder's, then the analysis' from
 :func:`sockcap.analysis.expert.notes_of`), numbers, phase code, and its conversation —
 on the pure twin the tracker's :class:`~sockcap.analysis.conversation.Conversation`, on
 the C twin a live read-only view of the C conversation with every attribute of one
@@ -207,6 +212,11 @@ class PureEngine:
     def frame(self, raw: RawFrame) -> bool:
         """Decoded by the caller (``packet``): the reference decoder is the caller's."""
         return False
+
+    def made(self, raw: RawFrame) -> Packet | None:
+        """The Packet this twin makes of a frame it decodes itself: None, it decodes none
+        (the C twin's, for a frame it decodes, equals :func:`decode_frame`'s)."""
+        return None
 
     def packet(self, p: Packet, notes: Any = (), where: Any = None, proto: Any = None,
                info: Any = None, quoted: Any = None) -> None:

@@ -125,8 +125,13 @@ RESENT = frozenset({Why.SPURIOUS, Why.FAST, Why.SACK_RECOVERY, Why.TIMEOUT, Why.
                     Why.SYN_AGAIN, Why.SYN_ACK_AGAIN})
 
 
-def note_kinds(a: Annotated) -> set[Note]:
-    return {note_kind(n) for n in a.notes}
+def note_kinds(a: Annotated) -> frozenset[Note]:
+    """The kinds of the packet's notes (most packets have none: one shared empty set)."""
+    notes = a.notes
+    return frozenset(note_kind(n) for n in notes) if notes else NO_KINDS
+
+
+NO_KINDS: frozenset[Note] = frozenset()
 
 
 def is_copy(a: Annotated, own: Side) -> bool:

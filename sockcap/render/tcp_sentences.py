@@ -90,7 +90,7 @@ def tcp_sentence(a: Annotated, side: str, own: Side, peer: Side) -> tuple[Why, s
     return _data_or_ack_sentence(a, side, other, own, peer, kinds)
 
 
-def _rst_sentence(a: Annotated, side: str, other: str, kinds: set[Note]) -> tuple[Why, str]:
+def _rst_sentence(a: Annotated, side: str, other: str, kinds: frozenset[Note]) -> tuple[Why, str]:
     p = a.packet
     if a.phase is Phase.RESET and Note.CONNECTION_REFUSED in kinds:
         return Why.REFUSED, _(
@@ -109,7 +109,7 @@ def _rst_sentence(a: Annotated, side: str, other: str, kinds: set[Note]) -> tupl
 
 
 def _syn_sentence(a: Annotated, side: str, own: Side, peer: Side,
-                  kinds: set[Note]) -> tuple[Why, str]:
+                  kinds: frozenset[Note]) -> tuple[Why, str]:
     p = a.packet
     again = Note.SYN_RETRANSMITTED in kinds or Note.RETRANSMISSION in kinds
     if not p.flags & ACK:
@@ -141,7 +141,7 @@ def _syn_sentence(a: Annotated, side: str, own: Side, peer: Side,
 
 
 def _resent_sentence(a: Annotated, side: str, other: str, own: Side, peer: Side,
-                     kinds: set[Note]) -> tuple[Why, str] | None:
+                     kinds: frozenset[Note]) -> tuple[Why, str] | None:
     """Bytes (or a FIN) sent again: why, from the peer's ACKs before it."""
     p = a.packet
     length, seq = p.payload_len, a.seq
@@ -284,7 +284,7 @@ def _dupack_sentence(a: Annotated, side: str, other: str, own: Side,
 
 
 def _data_or_ack_sentence(a: Annotated, side: str, other: str, own: Side, peer: Side,
-                          kinds: set[Note]) -> tuple[Why, str]:
+                          kinds: frozenset[Note]) -> tuple[Why, str]:
     p = a.packet
     length, ack = p.payload_len, a.ack
     what, start, count = _acked(a, own, peer)
