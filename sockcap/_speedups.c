@@ -1246,7 +1246,7 @@ static int phase_of(const Pkt *p, Conv *c, int from_client, Dir *d) {
     return c->closing ? PH_TEARDOWN : PH_ACK;
 }
 
-/* ConversationTracker's _confusion_note: what would confuse a learner, from the tracker's
+/* learner_notes.confusion_note (Python): what would confuse a learner, from the tracker's
  * own state (before phase_of records this packet's FIN), or -1. */
 static int confusion_note(const Pkt *p, Conv *c, int from_client, const Dir *d, const Dir *r) {
     if (d->packets == 1 && !r->packets) {
@@ -1339,7 +1339,7 @@ static int64_t larger_than_mtu(const Pkt *p, int64_t mss) {
     return size > mtu && segment > 0 ? (p->payload_len + segment - 1) / segment : 0;
 }
 
-/* ConversationTracker's _learner_notes: the rest of contract.CONFUSION_NOTES, as bits */
+/* learner_notes.learner_notes (Python): the rest of contract.CONFUSION_NOTES, as bits */
 static int learner_notes(const Pkt *p, Conv *c, Dir *d, const Dir *r, Ann *a) {
     int out = 0, flags = p->flags;
     int64_t plen = p->payload_len, seq = p->seq;

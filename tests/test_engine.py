@@ -28,7 +28,8 @@ from sockcap.analysis.stats import conversation_stats
 from sockcap.errors import SockcapError
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pipeline import Pipeline
-from sockcap.pipeline.engine import EngineRun, EngineSelect, feed_decoded, stats_run
+from sockcap.pipeline.engine import EngineRun, feed_decoded, stats_run
+from sockcap.pipeline.select import EngineSelect
 from sockcap.render.explain import PacketExplainer
 from sockcap.render.packets import PacketView
 

@@ -40,7 +40,7 @@ class Direction:
         self.maxseqtobeacked = 0  # end of the contiguous bytes seen
         self.edge = 0xFFFFFFFF  # right edge of the window last offered: lastack + window
         self.mptcp_ops = 0  # the conversation's MPTCP mapping count after our last segment
-        # What confuses learners (conversation._learner_notes): the MSS its SYN offered
+        # What confuses learners (learner_notes.learner_notes): the MSS its SYN offered
         # (-1: none seen); the pseudo-header's address sum (checksum.address_sum; -1 not
         # yet computed); where the message its last data segment without PSH left open
         # ends (-1: none open); the end and time of its last data segment (-1: none yet)

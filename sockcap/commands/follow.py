@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pathlib too: sockcap --help imports this module for its lis
     from sockcap.errors import CaptureFileError
     from sockcap.output import Output
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.engine import EngineSelect
+    from sockcap.pipeline.select import EngineSelect
 
 
 @click.command("follow", help=_('Show the bytes each side of a conversation sent, in order (Follow TCP Stream).'))
@@ -99,7 +99,8 @@ def follow_command(path: str, *, stream: int | None, udp: bool, mode: str, out: 
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pcapfile.source import open_input
     from sockcap.pipeline import Pipeline
-    from sockcap.pipeline.engine import EngineRun, EngineSelect
+    from sockcap.pipeline.engine import EngineRun
+    from sockcap.pipeline.select import EngineSelect
     from sockcap.render.follow import FollowView
     from sockcap.speedups import engine_class
 

@@ -97,18 +97,33 @@ def _run(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
     return failure
 
 
+def _forget_into(conversations: Sink | None, box: list[Any],
+                 capture: Any) -> Callable[[object], None]:
+    """The engine's ``on_forget``: each forgotten conversation's row into the
+    conversations table (``box[0]``: the engine, asked for the conversation's Zeek state)."""
+    from sockcap.analysis.zeek import ZeekConn
+    from sockcap.render.tables import conversation_row
+
+    def forget(conv: object) -> None:
+        if conversations is not None:
+            history, orig, resp = box[0].zeek(conv)
+            row = conversation_row(conv, ZeekConn.restored(history, (orig, resp)),  # type: ignore[arg-type]
+                                   capture)
+            conversations.add(row)
+
+    return forget
+
+
 def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
                  progress: Callable[[int], None] | None,
                  engine_class: Any = None) -> CaptureFileError | None:
     """The export on the engine (see the module's doc): its columns a batch at a time
     (``engine_class``: :func:`sockcap.speedups.engine_class`'s unless given)."""
-    from sockcap.analysis.zeek import ZeekConn
     from sockcap.export.rows import PROGRESS_EVERY
     from sockcap.export.sinks import GROUP_BYTES, GROUP_ROWS
     from sockcap.pipeline.columns import column_words
     from sockcap.pipeline.contract import engine_words
     from sockcap.pipeline.engine import _sink, feed_decoded
-    from sockcap.render.tables import conversation_row
     from sockcap.speedups import engine_class as default_engine_class
 
     packets, conversations = sinks.get("packets"), sinks.get("conversations")
@@ -119,16 +134,9 @@ def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
     # end: the compiled Engine is not tracked by the cyclic collector, and a cycle through
     # it would keep it (its table, its conversations) for the life of the process
     box = [engine]
-
-    def forget(conv: object) -> None:
-        if conversations is not None:
-            history, orig, resp = box[0].zeek(conv)
-            row = conversation_row(conv, ZeekConn.restored(history, (orig, resp)),  # type: ignore[arg-type]
-                                   job.capture)
-            conversations.add(row)
-
     group_rows = GROUP_ROWS["packets"]
-    engine.columns(*column_words(), forget, group_rows, GROUP_BYTES)
+    engine.columns(*column_words(), _forget_into(conversations, box, job.capture),
+                   group_rows, GROUP_BYTES)
     told = 0  # packets told to progress
 
     def flush(last: bool = False) -> None:

@@ -66,7 +66,7 @@ COUNTED_KINDS: tuple[Note, ...] = (
 # analysis' and the connection's notes, in this order (a packet may have several: a GSO
 # chunk is larger than the MTU and continues a message); each engine detects them from
 # state its tracker keeps (the pure twin in ConversationTracker.annotate with
-# _confusion_note and _learner_notes, C in annotate() with confusion_note() and
+# learner_notes.confusion_note and learner_notes, C in annotate() with confusion_note() and
 # learner_notes()). Adding one is a line here, its words in codes.py, and its detection on each
 # engine. How the costly or uncertain ones were made notes:
 # - partial checksum (offload): true of nearly every loopback packet, and a real checksum

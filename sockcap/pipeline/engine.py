@@ -88,6 +88,7 @@ from sockcap.decode.records import IPPROTO_TCP, IPPROTO_UDP, Packet, RawFrame
 from sockcap.i18n import _
 from sockcap.pipeline import Pipeline
 from sockcap.pipeline.contract import COUNTED_KINDS, Style, engine_words
+from sockcap.pipeline.pure_columns import PureColumns
 from sockcap.render.timeline import icmp_info, packet_where, proto_name, tcpdump_icmp_info
 
 CHUNK = 1 << 20  # bytes of text handed out at a time
@@ -151,7 +152,7 @@ class _Clock:
     first_ts = -1
 
 
-class PureEngine:
+class PureEngine(PureColumns):
     """The pure-Python twin of ``sockcap._speedups.Engine`` (see the module's doc).
 
     Built on the reference modules (:class:`ConversationTracker`,
@@ -250,81 +251,6 @@ class PureEngine:
             chunk = (text + "\n").encode("utf-8")
             self._parts.append(chunk)
             self.pending += len(chunk)
-
-    def columns(self, flag_names: Sequence[str], phase_values: Sequence[str],
-                kind_texts: Sequence[str], dupack: tuple[str, str],
-                on_forget: Callable[[Any], None], batch_rows: int, batch_bytes: int) -> None:
-        """The export's mode (``sockcap/_speedups_columns.h`` says what each method does):
-        a row of the packets table a packet, no text, and each conversation handed to
-        ``on_forget`` when forgotten (the batch's bounds are the C twin's, whose
-        ``pcap()`` stops taking records at them: this one takes none). The words are the C twin's; this one takes the
-        reference row (:func:`~sockcap.render.tables.packet_row`) and Zeek's letters
-        (:class:`~sockcap.analysis.zeek.ZeekConn`) from their modules."""
-        import operator
-
-        from sockcap.analysis.zeek import ZeekConn
-        from sockcap.render.tables import PACKET_COLUMNS, packet_row
-
-        if self._held is not None or self.tracker.count:
-            raise RuntimeError("columns")  # set twice, or late: a programming error, no words
-        self._held = []
-        self._payload = 0
-        self._zeek: dict[Any, Any] = {}
-        self._new_zeek = ZeekConn
-        self._packet_row = packet_row
-        self._values = operator.itemgetter(*(name for name, _kind in PACKET_COLUMNS))
-        self._on_forget_row = on_forget
-        before = self.tracker.on_forget
-
-        def forget(conv: Any) -> None:
-            self._report(conv)
-            if before is not None:
-                before(conv)
-
-        self.tracker.on_forget = forget
-
-    def _column_row(self, a: Annotated) -> None:
-        conv = a.conv
-        if conv is not None:
-            z = self._zeek.get(conv)
-            if z is None:
-                z = self._zeek[conv] = self._new_zeek()
-            z.see(a)
-        row = self._packet_row(a, self.first_ts)
-        assert self._held is not None
-        self._held.append(self._values(row))
-        self._payload += len(row["payload"])
-
-    def _report(self, conv: Any) -> None:
-        if conv in self._zeek:
-            self._on_forget_row(conv)
-            del self._zeek[conv]
-
-    def held(self) -> tuple[int, int, int]:
-        return (0 if self._held is None else len(self._held),
-                self._payload if self._held is not None else 0, self.tracker.count)
-
-    def batch(self) -> Any:
-        from sockcap.pipeline.columns import encode
-
-        if self._held is None:
-            raise RuntimeError("columns")  # not set: a programming error, no words
-        out = encode(self._held)
-        self._held.clear()
-        self._payload = 0
-        return out
-
-    def zeek(self, conv: Any) -> tuple[str, int, int]:
-        z = self._zeek.get(conv)
-        if z is None:
-            return "", 0, 0
-        return z.history, int(z.states[0]), int(z.states[1])
-
-    def finish(self) -> None:
-        if self._held is None:
-            raise RuntimeError("columns")  # not set: a programming error, no words
-        for conv in sorted(self._zeek, key=lambda c: (c.proto, c.stream)):
-            self._report(conv)
 
     def take(self) -> bytes:
         chunk = b"".join(self._parts)
@@ -540,59 +466,3 @@ def icmp_words(p: Packet, analyze: bool,
 def stats_run(engine_class: Any, pipeline: Pipeline) -> EngineRun:
     """The loop for ``sockcap stats``: every packet filed, no text."""
     return EngineRun(engine_class, pipeline, hex_=False, render=False)
-
-
-class EngineSelect:
-    """:meth:`Pipeline.select` with the numbering before the stream done by the engine.
-
-    ``follow --stream N`` needs every packet before the stream's first located, only to
-    know the stream numbers; the engine does that (``analyze=False``, no text) and stops
-    right before the packet that starts stream N (the pure twin at once: the pipeline
-    numbers them itself). The tracker then takes over the numbering
-    (:meth:`ConversationTracker.resume`) and :meth:`Pipeline.select` goes on from that
-    packet, with the reader's prefilter.
-    """
-
-    def __init__(self, engine_class: Any, pipeline: Pipeline, proto: int, stream: int) -> None:
-        self.pipeline = pipeline
-        self.proto = proto
-        self.stream = stream
-        # keep=False: the engine numbers and forgets as for show and stats (the same stream
-        # numbers everywhere) and makes no stats rows
-        self.run = EngineRun(engine_class, pipeline, hex_=False, render=False,
-                             target=(proto, stream), keep=False)
-        self.streams = (0, 0)  # TCP and UDP stream numbers used, once read
-
-    def select(self, reader: SinkReader) -> Iterator[Annotated]:
-        engine = self.run.engine
-        reader.sink = _sink(engine, _nothing)
-        frames = iter(reader)
-        handed = False
-        try:
-            for frame in frames:
-                if engine.frame(frame):
-                    continue
-                if not engine.handover:
-                    p = decode_frame(frame)
-                    engine.packet(p, p.notes, "", "")
-                    if not engine.handover:
-                        continue
-                handed = True
-                break
-        finally:
-            reader.sink = None
-            self._sync()
-        if handed:
-            yield from self.pipeline.select(chain((frame,), frames), self.proto, self.stream,
-                                            skipper=reader)  # type: ignore[arg-type]
-
-    def _sync(self) -> None:
-        state = self.run.engine.state()
-        self.streams = state["streams"]
-        self.pipeline.first_ts = state["input_first_ts"]
-        self.pipeline.last_ts = state["last_ts"]
-        self.pipeline.tracker.resume(state["count"], state["streams"])
-
-
-def _nothing() -> None:
-    """No text to hand out (the numbering pass of ``follow``)."""
