@@ -1672,6 +1672,61 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
     return put_text(b, &e->note_words[kind]);
 }
 
+/* Whether the packet's line has notes to write (put_notes). */
+static inline int has_notes(const Pkt *p, const Ann *a) {
+    return a->bits || a->own >= 0 || a->told || (p->notes && PyTuple_GET_SIZE(p->notes));
+}
+
+/* "  (note; note; ...)": the packet's notes in the reader's language, in the tracker's
+ * order (the decoder's, the analysis', the connection's own, the confusions'), as both
+ * text lines write them (render(), and tcpdump's notation). */
+static int put_notes(Engine *e, Buf *b, const Pkt *p, const Ann *a) {
+    int first = 1;
+    if (buf_reserve(b, 3) < 0) return -1;
+    put(b, "  (", 3);
+    if (p->notes) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(p->notes); i++) {
+            if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
+            first = 0;
+            PyObject *text = PyObject_CallOneArg(e->note_text, PyTuple_GET_ITEM(p->notes, i));
+            if (!text) return -1;
+            int rc = PyUnicode_Check(text) ? put_str(b, text) : -1;
+            if (rc < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "note text");
+            Py_DECREF(text);
+            if (rc < 0) return -1;
+        }
+    }
+    if (a->bits) {
+        for (int i = 0; i < N_FLAG_NOTES; i++) {
+            if (!(a->bits & FLAG_NOTES[i][0])) continue;
+            int kind = FLAG_NOTES[i][1];
+            if (kind == N_RETRANSMISSION && (p->flags & F_SYN)) kind = N_SYN_RETRANSMITTED;
+            if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
+            first = 0;
+            if (put_note(e, b, kind, 0) < 0) return -1;
+        }
+        if (a->bits & A_DUPLICATE_ACK) {
+            if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
+            first = 0;
+            if (put_note(e, b, N_DUPLICATE_ACK, a->dupacks) < 0) return -1;
+        }
+    }
+    if (a->own >= 0) {
+        if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
+        first = 0;
+        if (put_note(e, b, a->own, 0) < 0) return -1;
+    }
+    for (int k = N_FIRST_CONFUSION; a->told && k < N_KINDS; k++) {
+        if (!(a->told & CONFUSION_BIT(k))) continue;
+        if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
+        first = 0;
+        if (put_note(e, b, k, k == N_NAGLE_STALL ? a->stall_ms : a->segments) < 0) return -1;
+    }
+    if (buf_reserve(b, 1) < 0) return -1;
+    put(b, ")", 1);
+    return 0;
+}
+
 #include "_speedups_json.h"
 #include "_speedups_color.h"
 #include "_speedups_tcpdump.h"
@@ -1767,59 +1822,13 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
             if (put_preview(b, p) < 0) return -1;
         }
     }
-    int has_notes = a->bits || a->own >= 0 || a->told ||
-                    (p->notes && PyTuple_GET_SIZE(p->notes));
     if (p->trunc_n) {
         if (buf_reserve(b, (size_t)p->trunc_n + 4) < 0) return -1;
         put(b, " [|", 3);
         put(b, p->trunc, (size_t)p->trunc_n);
         put(b, "]", 1);
     }
-    if (has_notes) {
-        int first = 1;
-        if (buf_reserve(b, 3) < 0) return -1;
-        put(b, "  (", 3);
-        if (p->notes) {
-            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(p->notes); i++) {
-                if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
-                first = 0;
-                PyObject *text = PyObject_CallOneArg(e->note_text, PyTuple_GET_ITEM(p->notes, i));
-                if (!text) return -1;
-                int rc = PyUnicode_Check(text) ? put_str(b, text) : -1;
-                if (rc < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "note text");
-                Py_DECREF(text);
-                if (rc < 0) return -1;
-            }
-        }
-        if (a->bits) {
-            for (int i = 0; i < N_FLAG_NOTES; i++) {
-                if (!(a->bits & FLAG_NOTES[i][0])) continue;
-                int kind = FLAG_NOTES[i][1];
-                if (kind == N_RETRANSMISSION && (p->flags & F_SYN)) kind = N_SYN_RETRANSMITTED;
-                if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
-                first = 0;
-                if (put_note(e, b, kind, 0) < 0) return -1;
-            }
-            if (a->bits & A_DUPLICATE_ACK) {
-                if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
-                first = 0;
-                if (put_note(e, b, N_DUPLICATE_ACK, a->dupacks) < 0) return -1;
-            }
-        }
-        if (a->own >= 0) {
-            if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
-            first = 0;
-            if (put_note(e, b, a->own, 0) < 0) return -1;
-        }
-        for (int k = N_FIRST_CONFUSION; a->told && k < N_KINDS; k++) {
-            if (!(a->told & CONFUSION_BIT(k))) continue;
-            if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); }
-            first = 0;
-            if (put_note(e, b, k, k == N_NAGLE_STALL ? a->stall_ms : a->segments) < 0) return -1;
-        }
-        if (buf_reserve(b, 1) < 0) return -1;
-        put(b, ")", 1);
-    }
+    if (has_notes(p, a) && put_notes(e, b, p, a) < 0) return -1;
     if (e->hex) {
         if (p->sport < 0) {
             if (put_hexdump(b, p->data, p->caplen) < 0) return -1;

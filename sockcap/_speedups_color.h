@@ -82,9 +82,7 @@ static void color_free(Engine *e) {
 static int color_slot(const Engine *e, const Pkt *p, const Ann *a) {
     if (a->phase == PH_DATA) return a->from_client ? COLOR_CLIENT : COLOR_SERVER;
     if (e->palette->code[a->phase].n) return a->phase;
-    int has_notes = a->bits || a->own >= 0 || a->told ||
-                    (p->notes && PyTuple_GET_SIZE(p->notes));
-    return has_notes ? COLOR_NOTES : -1;
+    return has_notes(p, a) ? COLOR_NOTES : -1;
 }
 
 /* Lines from ``start`` to the end of the buffer (each ended by "\n") wrapped in place:

@@ -527,49 +527,7 @@ static int td_marks(Engine *e, Buf *b, const Pkt *p, const Ann *a) {
         put(b, p->trunc, (size_t)p->trunc_n);
         put(b, "]", 1);
     }
-    if (!(a->bits || a->own >= 0 || a->told || (p->notes && PyTuple_GET_SIZE(p->notes))))
-        return 0;
-    int first = 1;
-    if (buf_reserve(b, 3) < 0) return -1;
-    put(b, "  (", 3);
-#define TD_SEP() do { if (!first) { if (buf_reserve(b, 2) < 0) return -1; put(b, "; ", 2); } first = 0; } while (0)
-    if (p->notes) {
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(p->notes); i++) {
-            TD_SEP();
-            PyObject *text = PyObject_CallOneArg(e->note_text, PyTuple_GET_ITEM(p->notes, i));
-            if (!text) return -1;
-            int rc = PyUnicode_Check(text) ? put_str(b, text) : -1;
-            if (rc < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "note text");
-            Py_DECREF(text);
-            if (rc < 0) return -1;
-        }
-    }
-    if (a->bits) {
-        for (int i = 0; i < N_FLAG_NOTES; i++) {
-            if (!(a->bits & FLAG_NOTES[i][0])) continue;
-            int kind = FLAG_NOTES[i][1];
-            if (kind == N_RETRANSMISSION && (p->flags & F_SYN)) kind = N_SYN_RETRANSMITTED;
-            TD_SEP();
-            if (put_note(e, b, kind, 0) < 0) return -1;
-        }
-        if (a->bits & A_DUPLICATE_ACK) {
-            TD_SEP();
-            if (put_note(e, b, N_DUPLICATE_ACK, a->dupacks) < 0) return -1;
-        }
-    }
-    if (a->own >= 0) {
-        TD_SEP();
-        if (put_note(e, b, a->own, 0) < 0) return -1;
-    }
-    for (int k = N_FIRST_CONFUSION; a->told && k < N_KINDS; k++) {
-        if (!(a->told & CONFUSION_BIT(k))) continue;
-        TD_SEP();
-        if (put_note(e, b, k, k == N_NAGLE_STALL ? a->stall_ms : a->segments) < 0) return -1;
-    }
-#undef TD_SEP
-    if (buf_reserve(b, 1) < 0) return -1;
-    put(b, ")", 1);
-    return 0;
+    return has_notes(p, a) ? put_notes(e, b, p, a) : 0;
 }
 
 /* Timeline._tcpdump_numbers: seq, ack and the SACK edges' base as tcpdump prints them */
