@@ -1672,6 +1672,34 @@ static int put_note(Engine *e, Buf *b, int kind, int64_t dupacks) {
     return put_text(b, &e->note_words[kind]);
 }
 
+/* " [|cut]": where a header was cut, as both text lines mark it. */
+static int put_cut(Buf *b, const Pkt *p) {
+    if (!p->trunc_n) return 0;
+    if (buf_reserve(b, (size_t)p->trunc_n + 4) < 0) return -1;
+    put(b, " [|", 3);
+    put(b, p->trunc, (size_t)p->trunc_n);
+    put(b, "]", 1);
+    return 0;
+}
+
+/* The end of a packet's text line: its --hex rows (the payload's, or the whole frame's
+ * when it has no transport ports), then "\n"; both text lines end so. */
+static int put_line_end(Engine *e, Buf *b, const Pkt *p) {
+    if (e->hex) {
+        if (p->sport < 0) {
+            if (put_hexdump(b, p->data, p->caplen) < 0) return -1;
+        } else {
+            int64_t start = p->payload_off < p->caplen ? p->payload_off : p->caplen;
+            int64_t stop = p->payload_off + p->payload_len;
+            if (stop > p->caplen) stop = p->caplen;
+            if (stop > start && put_hexdump(b, p->data + start, stop - start) < 0) return -1;
+        }
+    }
+    if (buf_reserve(b, 1) < 0) return -1;
+    put(b, "\n", 1);
+    return 0;
+}
+
 /* Whether the packet's line has notes to write (put_notes). */
 static inline int has_notes(const Pkt *p, const Ann *a) {
     return a->bits || a->own >= 0 || a->told || (p->notes && PyTuple_GET_SIZE(p->notes));
@@ -1822,26 +1850,9 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
             if (put_preview(b, p) < 0) return -1;
         }
     }
-    if (p->trunc_n) {
-        if (buf_reserve(b, (size_t)p->trunc_n + 4) < 0) return -1;
-        put(b, " [|", 3);
-        put(b, p->trunc, (size_t)p->trunc_n);
-        put(b, "]", 1);
-    }
+    if (put_cut(b, p) < 0) return -1;
     if (has_notes(p, a) && put_notes(e, b, p, a) < 0) return -1;
-    if (e->hex) {
-        if (p->sport < 0) {
-            if (put_hexdump(b, p->data, p->caplen) < 0) return -1;
-        } else {
-            int64_t start = p->payload_off < p->caplen ? p->payload_off : p->caplen;
-            int64_t stop = p->payload_off + p->payload_len;
-            if (stop > p->caplen) stop = p->caplen;
-            if (stop > start && put_hexdump(b, p->data + start, stop - start) < 0) return -1;
-        }
-    }
-    if (buf_reserve(b, 1) < 0) return -1;
-    put(b, "\n", 1);
-    return 0;
+    return put_line_end(e, b, p);
 }
 
 static int set_clock(Engine *e);

@@ -521,12 +521,7 @@ static uint32_t td_urgent(const Pkt *p) {
 }
 
 static int td_marks(Engine *e, Buf *b, const Pkt *p, const Ann *a) {
-    if (p->trunc_n) {
-        if (buf_reserve(b, (size_t)p->trunc_n + 4) < 0) return -1;
-        put(b, " [|", 3);
-        put(b, p->trunc, (size_t)p->trunc_n);
-        put(b, "]", 1);
-    }
+    if (put_cut(b, p) < 0) return -1;
     return has_notes(p, a) ? put_notes(e, b, p, a) : 0;
 }
 
@@ -661,17 +656,5 @@ static int render_tcpdump(Engine *e, const Pkt *p, const Ann *a) {
         }
         if (td_marks(e, b, p, a) < 0) return -1;
     }
-    if (e->hex) {
-        if (p->sport < 0) {
-            if (put_hexdump(b, p->data, p->caplen) < 0) return -1;
-        } else {
-            int64_t start = p->payload_off < p->caplen ? p->payload_off : p->caplen;
-            int64_t stop = p->payload_off + p->payload_len;
-            if (stop > p->caplen) stop = p->caplen;
-            if (stop > start && put_hexdump(b, p->data + start, stop - start) < 0) return -1;
-        }
-    }
-    if (buf_reserve(b, 1) < 0) return -1;
-    put(b, "\n", 1);
-    return 0;
+    return put_line_end(e, b, p);
 }
