@@ -174,6 +174,7 @@ def compiled_only(data: bytes) -> int:
     """Run only the compiled path over ``data`` under every option set (the sanitizer
     run: what is checked is that nothing reads or writes out of bounds); the bytes of
     text made."""
+    from sockcap import i18n
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pipeline import Pipeline
     from sockcap.pipeline.engine import EngineRun, stats_run
@@ -182,6 +183,7 @@ def compiled_only(data: bytes) -> int:
     made = 0
     for options in OPTION_SETS:
         out: list[bytes] = []
+        i18n.use_language(str(options.get("lang", "en")))  # the notes' words in it
         try:
             reader = open_capture(io.BytesIO(data))
             pipeline = Pipeline(keep=False, port=int(options.get("port", 0)),  # type: ignore[call-overload]
@@ -193,6 +195,8 @@ def compiled_only(data: bytes) -> int:
         except ValueError as e:  # the pure path's own note_text bug: same on both paths
             if "is not a valid Note" not in str(e):
                 raise
+        finally:
+            i18n.use_language("en")
         made += sum(map(len, out))
     # the stats loop (keep=1): rows made as conversations are forgotten, and at the end
     # (as `sockcap stats` reads them after damage that stops the reader too)
@@ -243,8 +247,9 @@ def handed_view(pipeline: Any, options: dict[str, object]) -> dict[str, Any]:
         return {"color": _color_table(), "clock": pipeline}
     if not ({"json_", "style", "filters", "explain"} & set(options)):
         return {}
-    if options.get("json_") and not (options.get("filters") or options.get("explain")):
-        return {"style": Style.JSON}  # the engine's own (show's choice)
+    if not (options.get("filters") or options.get("explain")):
+        # the engine's own JSON and tcpdump notation (show's choice)
+        return {"style": Style.JSON if options.get("json_") else Style.TCPDUMP}
     view = PacketView(pipeline, json=bool(options.get("json_")),
                       style=str(options.get("style", "wireshark")),
                       hex_=bool(options.get("hex_")), filters=bool(options.get("filters")),
