@@ -77,6 +77,7 @@ OPTION_SETS: tuple[dict[str, object], ...] = (
     {"filters": True, "count": 5},
     {"color": "always"},  # the compiled engine's colour against rich's (the pure path)
     {"color": "always", "hex_": True, "count": 5},
+    {"style": "tcpdump", "color": "always", "hex_": True},  # tcpdump's notation in colour
 )
 
 # follow [--stream N [--udp]]: every stream (None), the first streams, a later one, and
@@ -244,7 +245,8 @@ def handed_view(pipeline: Any, options: dict[str, object]) -> dict[str, Any]:
     if options.get("color") == "always":
         from sockcap.commands.show import _color_table
 
-        return {"color": _color_table(), "clock": pipeline}
+        return {"color": _color_table(), "clock": pipeline,
+                "style": Style.TCPDUMP if options.get("style") == "tcpdump" else Style.WIRESHARK}
     if not ({"json_", "style", "filters", "explain"} & set(options)):
         return {}
     if not (options.get("filters") or options.get("explain")):

@@ -1902,8 +1902,10 @@ static int process(Engine *e, const Pkt *p) {
     size_t mark = e->out.len;
     if (e->view ? hand_to_view(e, p, &a) < 0
                 : (e->style == STYLE_JSON ? render_json(e, p, &a)
+                   : e->color ? render_color(e, p, &a, e->style == STYLE_TCPDUMP
+                                                           ? render_tcpdump : render)
                    : e->style == STYLE_TCPDUMP ? render_tcpdump(e, p, &a)
-                   : e->color ? render_color(e, p, &a) : render(e, p, &a)) < 0) {
+                   : render(e, p, &a)) < 0) {
         e->out.len = mark; /* nothing of a packet whose text failed */
         return -1;
     }
@@ -1974,9 +1976,8 @@ static int objects_from(PyObject *seq, PyObject **slot, Py_ssize_t n, const char
 /* The notations this engine writes itself (contract.Style; the class attribute ``styles``)
  * and those it writes in colour (``colors``); any other is handed to a Python view. */
 static const int STYLES[] = {STYLE_WIRESHARK, STYLE_JSON, STYLE_TCPDUMP};
-/* the notations it writes in colour itself (``colors``): tcpdump's is coloured by its
- * Python view; JSON has no colour */
-static const int COLORED[] = {STYLE_WIRESHARK};
+/* the notations it writes in colour itself (``colors``); JSON has no colour */
+static const int COLORED[] = {STYLE_WIRESHARK, STYLE_TCPDUMP};
 
 static int style_rendered(int style) {
     for (size_t i = 0; i < sizeof STYLES / sizeof STYLES[0]; i++)

@@ -18,7 +18,9 @@
  *
  * Included by _speedups.c just before render(); uses its Buf, Text and Engine. */
 
+typedef int (*Renderer)(Engine *e, const Pkt *p, const Ann *a);
 static int render(Engine *e, const Pkt *p, const Ann *a);
+static int render_tcpdump(Engine *e, const Pkt *p, const Ann *a);
 
 /* The table, and a scratch buffer the packet's text is copied to while it is wrapped. */
 struct Palette {
@@ -128,11 +130,13 @@ static int wrap_lines(Engine *e, size_t start, size_t at, const Text *mine, cons
     return 0;
 }
 
-/* render() without the --hex rows, its lines wrapped (the packet's own line in its slot's
- * sequences, the guessed roles' line before it dim); then the --hex rows, each dim:
- * put_hexdump() writes them aside and each is copied back between its sequences (one
- * pass, the rows' format stays put_hexdump's alone). */
-static int render_color(Engine *e, const Pkt *p, const Ann *a) {
+/* A text line's writer (render() for the Wireshark-style line, render_tcpdump() for
+ * tcpdump's notation: the view colours both alike) without the --hex rows, its lines
+ * wrapped (the packet's own line in its slot's sequences, the guessed roles' line before
+ * it dim); then the --hex rows, each dim: put_hexdump() writes them aside and each is
+ * copied back between its sequences (one pass, the rows' format stays put_hexdump's
+ * alone). */
+static int render_color(Engine *e, const Pkt *p, const Ann *a, Renderer text) {
     Buf *b = &e->out;
     struct Palette *t = e->palette;
     const Conv *c = a->conv;
@@ -142,7 +146,7 @@ static int render_color(Engine *e, const Pkt *p, const Ann *a) {
     size_t start = b->len;
     int hex = e->hex;
     e->hex = 0;
-    int rc = render(e, p, a);
+    int rc = text(e, p, a);
     e->hex = hex;
     if (rc < 0) return -1;
     const Text *close = &t->code[COLOR_COUNT], *dim = &t->code[COLOR_DIM];

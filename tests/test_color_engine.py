@@ -34,7 +34,7 @@ from sockcap.errors import SockcapError
 from sockcap.output import Output, ansi_codes, wants_color
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pipeline import Pipeline
-from sockcap.pipeline.contract import COLOR_STYLES, color_table
+from sockcap.pipeline.contract import COLOR_STYLES, Style, color_table
 from sockcap.pipeline.engine import EngineRun, PureEngine
 from sockcap.render.packets import PacketView
 from sockcap.speedups import compiled_class
@@ -60,10 +60,10 @@ def language(lang: str) -> Iterator[None]:
         i18n.use_language("en")
 
 
-def colored_reference(data: bytes, *, hex_: bool) -> str:
+def colored_reference(data: bytes, *, hex_: bool, style: str = "wireshark") -> str:
     """The pure path's colour: each packet's styled lines through rich (Output.lines)."""
     pipeline = Pipeline(keep=False)
-    view = PacketView(pipeline, hex_=hex_)
+    view = PacketView(pipeline, hex_=hex_, style=style)
     stream = io.StringIO()
     output = Output(stream=stream, err=io.StringIO(), color=True)
     try:
@@ -74,12 +74,13 @@ def colored_reference(data: bytes, *, hex_: bool) -> str:
     return stream.getvalue()
 
 
-def colored_engine(cls: Any, data: bytes, *, hex_: bool) -> str:
+def colored_engine(cls: Any, data: bytes, *, hex_: bool, style: str = "wireshark") -> str:
     """The compiled twin's colour, as ``show`` asks for it (its table of rich's codes)."""
     pipeline = Pipeline(keep=False)
     out: list[bytes] = []
+    notation = Style.TCPDUMP if style == "tcpdump" else Style.WIRESHARK
     try:
-        EngineRun(cls, pipeline, hex_=hex_, clock=pipeline,
+        EngineRun(cls, pipeline, hex_=hex_, clock=pipeline, style=notation,
                   color=color_table(ansi_codes(COLOR_STYLES))).run(
             open_capture(io.BytesIO(data)), out.append)
     except SockcapError:
@@ -94,18 +95,23 @@ def capture_files() -> list[Path]:
     return files
 
 
+@pytest.mark.parametrize("style", ["wireshark", "tcpdump"])
 @pytest.mark.parametrize("lang", ["en", "id"])
 @pytest.mark.parametrize("hex_", [False, True], ids=["plain", "hex"])
-def test_goldens_and_corpus_in_colour_as_rich_writes_them(lang: str, hex_: bool) -> None:
+def test_goldens_and_corpus_in_colour_as_rich_writes_them(lang: str, hex_: bool,
+                                                           style: str) -> None:
+    """Both notations the engine colours (``Engine.colors``): the Wireshark-style text
+    and tcpdump's, each line in the style the view gives it."""
     cls = compiled()
+    assert {Style.WIRESHARK, Style.TCPDUMP} <= cls.colors
     files = capture_files()
     assert len(files) > 20
     coloured = 0
     with language(lang):
         for path in files:
             data = path.read_bytes()
-            want = colored_reference(data, hex_=hex_)
-            assert colored_engine(cls, data, hex_=hex_) == want, path.name
+            want = colored_reference(data, hex_=hex_, style=style)
+            assert colored_engine(cls, data, hex_=hex_, style=style) == want, path.name
             coloured += CSI in want
     assert coloured > 10  # the comparison is over coloured text, not plain
 
@@ -115,7 +121,9 @@ def test_goldens_and_corpus_in_colour_as_rich_writes_them(lang: str, hex_: bool)
 def test_any_capture_in_colour_as_rich_writes_it(data: bytes) -> None:
     cls = compiled()
     for hex_ in (False, True):
-        assert colored_engine(cls, data, hex_=hex_) == colored_reference(data, hex_=hex_)
+        for style in ("wireshark", "tcpdump"):
+            assert (colored_engine(cls, data, hex_=hex_, style=style)
+                    == colored_reference(data, hex_=hex_, style=style))
 
 
 def test_the_table_is_riches_own_codes() -> None:
