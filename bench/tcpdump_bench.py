@@ -66,6 +66,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--tz", default="Europe/Berlin")
     ap.add_argument("--pure", action="store_true")
+    ap.add_argument("--color", action="store_true",
+                    help="also `--style tcpdump --color always` (the engine's colour)")
     args = ap.parse_args()
     counter = RecordCounter(args.file)
     counter.update()
@@ -83,6 +85,9 @@ def main() -> None:
                 f"sockcap show{label}": [*sockcap, "show", str(path)],
                 f"tcpdump -nn{label}": ["tcpdump", "-nn", "-r", str(path)],
             })
+            if args.color:
+                commands[f"sockcap show --style tcpdump --color always{label}"] = [
+                    *sockcap, "show", "--style", "tcpdump", "--color", "always", str(path)]
         times: dict[str, list[float]] = {name: [] for name in commands}
         rss: dict[str, float] = {name: 0.0 for name in commands}
         for _round in range(args.rounds):
@@ -98,12 +103,15 @@ def main() -> None:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()
     print(f"`python bench/tcpdump_bench.py --file {args.file.name} --rounds {args.rounds} "
-          f"--tz {args.tz}{' --pure' if args.pure else ''}`, {stamp}, {packets} packets, "
+          f"--tz {args.tz}{' --pure' if args.pure else ''}{' --color' if args.color else ''}`, {stamp}, {packets} packets, "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; median CPU seconds "
           f"(user + system) of {args.rounds} interleaved rounds\n")
     print("| command | CPU s (file) | CPU s (1 packet) | per packet (µs) | peak RSS MB |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for name in ("sockcap show --style tcpdump", "sockcap show", "tcpdump -nn"):
+    names = ["sockcap show --style tcpdump", "sockcap show", "tcpdump -nn"]
+    if args.color:
+        names.insert(1, "sockcap show --style tcpdump --color always")
+    for name in names:
         whole, start = med[name], med[f"{name} (1 packet)"]
         per = (whole - start) / packets * 1e6
         print(f"| `{name}` | {whole:.3f} | {start:.3f} | {per:.3f} | {rss[name]:.0f} |")
@@ -111,6 +119,9 @@ def main() -> None:
     td1, sc1 = med["tcpdump -nn (1 packet)"], med["sockcap show --style tcpdump (1 packet)"]
     print(f"\n`show --style tcpdump` vs `tcpdump -nn`: {td / sc:.2f}x start-up included, "
           f"{(td - td1) / (sc - sc1):.2f}x per packet (start-up apart).")
+    if args.color:
+        colored = med["sockcap show --style tcpdump --color always"]
+        print(f"`--color always`: {colored / sc:.2f}x the same notation without colour.")
     if pure is not None:
         print(f"Pure path (the Python view), one run: {pure[0]:.2f} CPU s, peak RSS "
               f"{pure[1]:.0f} MB; the compiled engine {pure[0] / sc:.1f}x faster.")

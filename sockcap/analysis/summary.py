@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sockcap.analysis.conversation import Conversation
 from sockcap.codes import Note, note_text, outcome_text
@@ -72,10 +72,18 @@ def _ended_words(c: Conversation) -> str:
 
 
 def _notes(convs: Sequence[Conversation]) -> str:
-    """``2 retransmission, 1 duplicate ACK``: the expert notes of all conversations."""
+    """``2 retransmission; 1 duplicate ACK``: the expert notes of all conversations."""
     counts: dict[Note, int] = {}
     for c in convs:
         for kind, n in (c.note_counts or {}).items():
             counts[kind] = counts.get(kind, 0) + n
-    return ", ".join(f"{n} {note_text(kind)}"
+    return notes_list(counts)
+
+
+def notes_list(counts: Mapping[Note, int]) -> str:
+    """``2 retransmission; 1 duplicate ACK``: note counts, most frequent first, "; " between
+    them as in the timeline's ``(note; note)``: a note's own words may hold a comma
+    (``partial checksum: offload, once per connection``), and the line they stand in is
+    a list of clauses joined by commas."""
+    return "; ".join(f"{n} {note_text(kind)}"
                      for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))

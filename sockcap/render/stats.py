@@ -12,7 +12,8 @@ from typing import Any
 
 from sockcap.analysis.conversation import ROLES_FIRST_SENDER, ROLES_GUESSED
 from sockcap.analysis.stats import ConversationStats, StatsReport
-from sockcap.codes import Note, note_text, outcome_text
+from sockcap.analysis.summary import notes_list
+from sockcap.codes import Note, outcome_text
 from sockcap.i18n import N_, _
 from sockcap.render.timeline import endpoint
 
@@ -47,11 +48,8 @@ def fmt_rtt(ns: int) -> str:
 
 
 def fmt_notes(notes: Mapping[Note, int]) -> str:
-    """``2 retransmission, 1 duplicate ACK``, most frequent first; ``-`` when none."""
-    if not notes:
-        return "-"
-    return ", ".join(f"{n} {note_text(kind)}"
-                     for kind, n in sorted(notes.items(), key=lambda kv: -kv[1]))
+    """``2 retransmission; 1 duplicate ACK``, most frequent first; ``-`` when none."""
+    return notes_list(notes) if notes else "-"
 
 
 def stats_lines(report: StatsReport, name: str) -> Iterator[tuple[str, str]]:
