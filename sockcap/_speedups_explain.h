@@ -18,9 +18,9 @@
  * as the letters come), what the confusions keep per side, in a ConvExplain beside the
  * conversation, freed with it: what the engine forgets, the explanation forgets too, so
  * `show --explain` stays bounded like `show`. What outlives a conversation is what the
- * end of the run prints: its summary row (stream, endpoints, Zeek's conn_state, 56
+ * end of the run prints: its summary row (stream, endpoints, Zeek's conn_state, 44
  * bytes), and the 4-tuples a SYN used (the port-reuse sentence names the earlier stream
- * on them: a hash set of 48-byte entries, one per distinct 4-tuple with a SYN).
+ * on them: a hash table of 48-byte slots, one per distinct 4-tuple with a SYN).
  *
  * The words: every template whole, translated, by name (render.explain_words.TEMPLATES,
  * the E_* numbers and placeholders of the contract's header), the two sides' words, the
@@ -68,7 +68,7 @@ typedef struct {
     uint8_t caddr[16], saddr[16];
 } XRow;
 
-typedef struct { uint64_t w[5]; int64_t stream; uint64_t hash; char used; } XTuple;
+typedef struct { uint64_t w[5]; int64_t stream1; } XTuple; /* stream + 1; 0: an empty slot */
 
 typedef struct Explain {
     Template t[E_COUNT];
@@ -710,16 +710,17 @@ static int explain_row(Engine *e, Conv *c) {
 
 /* ------------------------------------------------------------ confusions.py */
 
-/* the 4-tuples SYNs used (ConfusionFinder._ended): open addressing, at most half full */
+/* the 4-tuples SYNs used (ConfusionFinder._ended): open addressing, at most 3/4 full, 48
+ * bytes a slot (no hash kept: a grown table hashes its keys again) */
 static XTuple *tuple_slot(Explain *x, const uint64_t *w, uint64_t h) {
     size_t mask = x->cap_tuples - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         XTuple *t = &x->tuples[i];
-        if (!t->used || (t->hash == h && !memcmp(t->w, w, sizeof t->w))) return t;
+        if (!t->stream1 || !memcmp(t->w, w, sizeof t->w)) return t;
     }
 }
 
-static int tuple_grow(Explain *x) {
+static int tuple_grow(Engine *e, Explain *x) {
     size_t cap = x->cap_tuples ? x->cap_tuples * 2 : 1024;
     XTuple *old = x->tuples, *t = PyMem_Calloc(cap, sizeof *t);
     if (!t) { PyErr_NoMemory(); return -1; }
@@ -727,7 +728,7 @@ static int tuple_grow(Explain *x) {
     x->tuples = t;
     x->cap_tuples = cap;
     for (size_t i = 0; i < ocap; i++)
-        if (old[i].used) *tuple_slot(x, old[i].w, old[i].hash) = old[i];
+        if (old[i].stream1) *tuple_slot(x, old[i].w, siphash13(e->hash_key, old[i].w, 5)) = old[i];
     PyMem_Free(old);
     return 0;
 }
@@ -740,17 +741,14 @@ static int64_t tuple_swap(Engine *e, const Pkt *p, int64_t stream) {
     w[0] ^= (uint64_t)(p->sport < 0) << 6 | (uint64_t)(p->dport < 0) << 7;
     memcpy(&w[1], p->src, 16);
     memcpy(&w[3], p->dst, 16);
-    if ((x->n_tuples + 1) * 2 > x->cap_tuples && tuple_grow(x) < 0) return -2;
-    uint64_t h = siphash13(e->hash_key, w, 5);
-    XTuple *t = tuple_slot(x, w, h);
-    int64_t earlier = t->used ? t->stream : -1;
-    if (!t->used) {
-        t->used = 1;
-        t->hash = h;
+    if ((x->n_tuples + 1) * 4 > x->cap_tuples * 3 && tuple_grow(e, x) < 0) return -2;
+    XTuple *t = tuple_slot(x, w, siphash13(e->hash_key, w, 5));
+    int64_t earlier = t->stream1 - 1;
+    if (!t->stream1) {
         memcpy(t->w, w, sizeof w);
         x->n_tuples++;
     }
-    t->stream = stream;
+    t->stream1 = stream + 1;
     return earlier;
 }
 
