@@ -45,9 +45,9 @@ def main() -> None:
     f = str(args.file)
     sockcap = [sys.executable, "-m", "sockcap"]
     commands = {
-        "sockcap show": sockcap + ["show", f],
-        "sockcap show --explain": sockcap + ["show", "--explain", f],
-        "sockcap --lang id show --explain": sockcap + ["--lang", "id", "show", "--explain", f],
+        "sockcap show": [*sockcap, "show", f],
+        "sockcap show --explain": [*sockcap, "show", "--explain", f],
+        "sockcap --lang id show --explain": [*sockcap, "--lang", "id", "show", "--explain", f],
     }
     if shutil.which("tcpdump"):
         commands["tcpdump -nn (TZ=UTC), anchor"] = ["tcpdump", "-nn", "-r", f]

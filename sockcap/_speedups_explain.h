@@ -135,7 +135,7 @@ out:
 
 /* ------------------------------------------------------------ values for templates */
 
-typedef struct { char b[8][24]; int n; } Nums; /* numbers written for one sentence */
+typedef struct { char b[12][24]; int n; } Nums; /* numbers of one sentence (a packet's confusions: 8 at most) */
 
 static Val num(Nums *k, int64_t v) {
     char *s = k->b[k->n++];
