@@ -256,6 +256,9 @@ class EngineExplanations:
 
     def summary(self) -> Iterator[tuple[str, str]]:
         states = tuple(ConnState)
+        # the words looked up once, not for each of the (many) connections
+        line = _("  stream {stream} {client} -> {server}: {state}: {meaning}").format
+        meanings: dict[tuple[int, bool, bool], str] = {}
         start, first = 0, True
         while start >= 0:
             start, rows = self.engine.explain_rows(start)
@@ -264,8 +267,12 @@ class EngineExplanations:
                     yield _(CONNECTIONS), "bold"
                     first = False
                 state = states[code]
-                yield _state_line(stream, client, server, state,
-                                  _seen_state_text(state, no_synack, syn)), ""
+                meaning = meanings.get((code, no_synack, syn))
+                if meaning is None:
+                    meaning = meanings[code, no_synack, syn] = _seen_state_text(
+                        state, no_synack, syn)
+                yield line(stream=stream, client=client, server=server, state=state.value,
+                           meaning=meaning), ""
 
     def readings(self) -> Iterator[tuple[str, str]]:
         told = self.engine.explained()
