@@ -62,13 +62,16 @@ from sockcap.errors import SockcapError  # noqa: E402
 
 # option sets compared: the views the compiled path renders, with the display filter and
 # the packet limit that change where it stops, and the views it hands each packet to
-# (tcpdump's notation, --filters, --explain: sockcap.pipeline.engine, the hand-over); JSON
-# is the engine's own on the compiled path and the Python view on the pure one
+# (--filters: sockcap.pipeline.engine, the hand-over); JSON, tcpdump's notation and
+# --explain's sentences are the engine's own on the compiled path and the Python views on
+# the pure one
 OPTION_SETS: tuple[dict[str, object], ...] = (
     {},
     {"hex_": True},
     {"count": 5},
     {"port": 80, "explain": True},
+    {"explain": True},  # the sentences the compiled engine writes (_speedups_explain.h)
+    {"explain": True, "hex_": True, "count": 5, "lang": "id"},
     {"json_": True},
     {"json_": True, "hex_": True, "count": 5},  # JSON the engine writes: --hex has no
     {"json_": True, "port": 80},                 # say in it, -c and --port stop and filter
@@ -249,6 +252,10 @@ def handed_view(pipeline: Any, options: dict[str, object]) -> dict[str, Any]:
                 "style": Style.TCPDUMP if options.get("style") == "tcpdump" else Style.WIRESHARK}
     if not ({"json_", "style", "filters", "explain"} & set(options)):
         return {}
+    if options.get("explain") and not (options.get("filters") or options.get("json_")):
+        from sockcap.render.explain_words import explain_words
+
+        return {"explain": explain_words()}  # the engine's own sentences (show's choice)
     if not (options.get("filters") or options.get("explain")):
         # the engine's own JSON and tcpdump notation (show's choice)
         return {"style": Style.JSON if options.get("json_") else Style.TCPDUMP}

@@ -189,7 +189,7 @@ static int text_set(Text *t, PyObject *str) {
  * contract's, TEMPLATE_PLACES): piece[0] value piece[1] value ... piece[n]. A template
  * that names a placeholder its message does not have, or uses a format spec, is refused
  * when the engine is made; one may leave a placeholder out or repeat it. */
-#define MAX_GAPS 8
+#define MAX_GAPS 16 /* --explain's longest sentences have 9 (_speedups_explain.h) */
 typedef struct {
     Text piece[MAX_GAPS + 1];
     int place[MAX_GAPS]; /* which placeholder fills the gap after piece[i] */
@@ -556,6 +556,7 @@ typedef struct Conv {
     PyObject *view;    /* its ConvView, once made, while the engine holds the conversation
                         * (a strong reference; the view holds one of refs in turn) */
     struct Zeek *zeek; /* the export's Zeek letters and states (_speedups_columns.h) */
+    struct ConvExplain *ex; /* --explain's state of it (_speedups_explain.h), or NULL */
 } Conv;
 _Static_assert(N_KINDS <= 32, "Conv.noted has a bit per note kind");
 
@@ -761,11 +762,13 @@ typedef struct {
     PyObject *on_forget;
     struct Tcpdump *tcpdump;     /* tcpdump's notation's state (_speedups_tcpdump.h) */
     struct Cols *cols;           /* the export's columns (_speedups_columns.h), or NULL */
+    struct Explain *explain;     /* --explain's words and totals (_speedups_explain.h), or NULL */
 } Engine;
 
 static void conv_unref(Conv *c) {
     if (--c->refs == 0) {
         PyMem_Free(c->zeek);
+        PyMem_Free(c->ex);
         PyMem_Free(c->ep_text);
         PyMem_Free(c);
     } else if (c->refs == 1 && c->view) {
@@ -981,7 +984,9 @@ static int row_keep(Engine *e, Conv *c) {
 
 /* ConversationTracker._forget: out of the table; then drops the queue's reference */
 static int cols_forget(Engine *e, Conv *c);
+static int explain_row(Engine *e, Conv *c);
 static int forget(Engine *e, Conv *old) {
+    if (e->explain && explain_row(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
     if (e->cols && cols_forget(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
     if (e->keep && row_keep(e, old) < 0) { conv_unref(old); return -1; } /* the queue's */
     if (e->on_forget && old->view) {
@@ -1760,6 +1765,7 @@ static int put_notes(Engine *e, Buf *b, const Pkt *p, const Ann *a) {
 #include "_speedups_tcpdump.h"
 #include "_speedups_plain.h"
 #include "_speedups_packet.h"
+#include "_speedups_explain.h"
 
 /* The packet's text: the guessed-roles line, the timeline line, the --hex rows; "\n". */
 static int render(Engine *e, const Pkt *p, const Ann *a) {
@@ -1905,7 +1911,8 @@ static int process(Engine *e, const Pkt *p) {
                    : e->color ? render_color(e, p, &a, e->style == STYLE_TCPDUMP
                                                            ? render_tcpdump : render)
                    : e->style == STYLE_TCPDUMP ? render_tcpdump(e, p, &a)
-                   : render(e, p, &a)) < 0) {
+                   : render(e, p, &a)) < 0 ||
+        (e->explain && explain_packet(e, p, &a) < 0)) {
         e->out.len = mark; /* nothing of a packet whose text failed */
         return -1;
     }
@@ -2009,19 +2016,20 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
                             "phases", "note_words", "templates", "note_text", "row", "kinds",
                             "roles", "outcomes", "render", "target_proto", "target_stream",
                             "view", "clock", "phase_codes", "notes_of", "annotated", "on_forget",
-                            "style", "color", NULL};
+                            "style", "color", "explain", NULL};
     int analyze, keep, hex, render = 1, target_proto = -1, style = STYLE_WIRESHARK;
     long long target_stream = -1;
     long long port, limit;
     PyObject *ws, *ace, *phases, *notes, *templates, *note_text, *row, *kinds, *roles, *outcomes;
     PyObject *view = Py_None, *clock = Py_None, *phase_codes = Py_None, *notes_of = Py_None,
-             *annotated = Py_None, *on_forget = Py_None, *color_table = Py_False;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOiO", names, &analyze,
+             *annotated = Py_None, *on_forget = Py_None, *color_table = Py_False,
+             *explain = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOiOO", names, &analyze,
                                      &keep, &port, &limit, &hex, &ws, &ace, &phases, &notes,
                                      &templates, &note_text, &row, &kinds, &roles, &outcomes,
                                      &render, &target_proto, &target_stream, &view, &clock,
                                      &phase_codes, &notes_of, &annotated, &on_forget, &style,
-                                     &color_table))
+                                     &color_table, &explain))
         return -1;
     int color = PyObject_IsTrue(color_table);
     if (color < 0) return -1;
@@ -2110,6 +2118,13 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->style = style;
     if (color_set(e, color_table) < 0) return -1;
     if (style == STYLE_TCPDUMP) tzset(); /* the TZ of now, as time.tzset() would read it */
+    if (explain != Py_None) { /* --explain's sentences, under the Wireshark-style lines */
+        if (style != STYLE_WIRESHARK || color || view != Py_None || !render) {
+            PyErr_SetString(PyExc_ValueError, "explain: with the plain Wireshark-style text only");
+            return -1;
+        }
+        if (explain_init(e, explain) < 0) return -1;
+    }
     e->target_proto = target_proto;
     e->target_stream = target_stream;
     e->first = e->last = e->clock_first = -1;
@@ -2118,6 +2133,7 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
 
 static void Engine_dealloc(Engine *e) {
     tcpdump_free(e->tcpdump);
+    explain_free(e->explain);
     cols_free(e);
     for (size_t i = 0; i < e->nbuckets; i++)
         if (e->table[i].conv) conv_unref(e->table[i].conv);
@@ -2889,6 +2905,8 @@ static PyMethodDef Engine_methods[] = {
     {"conversation", (PyCFunction)Engine_conversation, METH_O, "one stats row"},
     {"conversation_count", (PyCFunction)Engine_conversation_count, METH_NOARGS,
      "conversations kept"},
+    {"explained", (PyCFunction)Engine_explained, METH_NOARGS, "--explain's totals"},
+    {"explain_rows", (PyCFunction)Engine_explain_rows, METH_O, "--explain's connections"},
     COLUMNS_METHODS
     {NULL},
 };
@@ -2918,7 +2936,8 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     PyObject *frozen = style_set(STYLES, sizeof STYLES / sizeof STYLES[0]);
     PyObject *colored = style_set(COLORED, sizeof COLORED / sizeof COLORED[0]);
     if (!frozen || !colored || PyDict_SetItemString(EngineType.tp_dict, "styles", frozen) < 0 ||
-        PyDict_SetItemString(EngineType.tp_dict, "colors", colored) < 0) {
+        PyDict_SetItemString(EngineType.tp_dict, "colors", colored) < 0 ||
+        PyDict_SetItemString(EngineType.tp_dict, "explains", Py_True) < 0) {
         Py_XDECREF(frozen);
         Py_XDECREF(colored);
         return NULL;

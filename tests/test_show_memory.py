@@ -51,8 +51,8 @@ def make_capture(path: Path, conversations: int) -> None:
     write_pcap(str(path), frames(), LINKTYPE_ETHERNET)
 
 
-def peak_rss_kb(path: Path) -> int:
-    proc = subprocess.Popen([sys.executable, "-m", "sockcap", "show", str(path)],
+def peak_rss_kb(path: Path, *options: str) -> int:
+    proc = subprocess.Popen([sys.executable, "-m", "sockcap", "show", *options, str(path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
@@ -68,6 +68,24 @@ def test_show_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
     make_capture(big, 48_000)  # 384k packets, 48 s
     growth_kb = peak_rss_kb(big) - peak_rss_kb(small)
     keeping_everything_kb = 32_000 * 1.7  # 32k more conversations, about 1.7 KB each
+    assert growth_kb < keeping_everything_kb / 3, f"peak RSS grew by {growth_kb} KB"
+
+
+@pytest.mark.slow
+def test_show_explain_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
+    """``--explain``: the compiled engine keeps its sentences' state beside each
+    conversation and lets it go with it; what outlives a conversation is its summary row
+    and its SYN's 4-tuple (about 100 bytes), where the Python explainer kept every
+    conversation (the pure twin's reference; ~5 KB each)."""
+    from sockcap.speedups import compiled_class
+
+    if compiled_class() is None:
+        pytest.skip("the compiled extension is not built (or SOCKCAP_PURE is set)")
+    small, big = tmp_path / "small.pcap", tmp_path / "big.pcap"
+    make_capture(small, 16_000)
+    make_capture(big, 48_000)
+    growth_kb = peak_rss_kb(big, "--explain") - peak_rss_kb(small, "--explain")
+    keeping_everything_kb = 32_000 * 1.7
     assert growth_kb < keeping_everything_kb / 3, f"peak RSS grew by {growth_kb} KB"
 
 

@@ -17,6 +17,7 @@ import gc
 from collections.abc import Callable
 from contextlib import ExitStack
 from itertools import chain
+from typing import Any
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.commands.progress import Progress, wants_progress
@@ -54,12 +55,14 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         explainer = PacketExplainer()
     view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters,
                       explainer=explainer)
+    explained: Any = explainer
     if records:  # a .pcapng that keeps its run's calls and kernel events
         _show_story(path, records, pipeline, view, output, json_=json_, explain=explain)
     else:
-        _show_stream(path, pipeline, view, output, json_=json_, explain=explain,
-                     filters=filters, hex_=hex_, style=style)
-    _tail(pipeline, view, output, json_=json_, explain=explain, filters=filters)
+        explained = _show_stream(path, pipeline, view, output, json_=json_, explain=explain,
+                                 filters=filters, hex_=hex_, style=style) or explainer
+    _tail(pipeline, view, output, json_=json_, explain=explain, filters=filters,
+          explainer=explained if view.explainer is not None else None)
 
 
 def _show_story(path: str, records: list[dict[str, object]], pipeline: Pipeline,
@@ -88,8 +91,10 @@ def _show_story(path: str, records: list[dict[str, object]], pipeline: Pipeline,
 
 
 def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output, *,
-                 json_: bool, explain: bool, filters: bool, hex_: bool, style: str) -> None:
-    """Any other capture, streamed through the engine."""
+                 json_: bool, explain: bool, filters: bool, hex_: bool, style: str) -> Any:
+    """Any other capture, streamed through the engine. Returns what the end of
+    ``--explain`` reads (:class:`~sockcap.render.explain.EngineExplanations`) when the
+    engine wrote the sentences itself, else None (the view's explainer heard them)."""
     with ExitStack() as stack:
         stream = open_input(path, stack)
         reader = open_capture(stream)
@@ -101,13 +106,18 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
         cls = engine_class()
         notation = Style.JSON if json_ else Style.TCPDUMP if style == "tcpdump" else Style.WIRESHARK
         # JSON has no colour: its lines go out plain on a terminal too
-        own = (not (filters or explain) and notation in cls.styles
+        # --explain's sentences: the engine's own when its class says it writes them
+        # (explains), under its plain Wireshark-style lines (colour: the Python view)
+        explains = (explain and not filters and not json_ and notation is Style.WIRESHARK
+                    and not output.color and getattr(cls, "explains", False))
+        own = (not filters and (not explain or explains) and notation in cls.styles
                and (notation in cls.colors or not output.color or notation is Style.JSON))
         packet_view = None if own else _view_of(view, output)
         run = EngineRun(cls, pipeline, hex_=hex_, view=packet_view, clock=pipeline,
                         style=notation if own else Style.WIRESHARK,
                         color=(own and output.color and notation is not Style.JSON
-                               and _color_table()))
+                               and _color_table()),
+                        explain=_explain_words() if explains else None)
         if own or not output.color:
             # The engine's own text makes no reference cycles (records, conversations,
             # strings): the cyclic collector would only walk the conversations kept,
@@ -124,12 +134,23 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
             warn(output, reader)
     if reader.packets == 0 and not json_:
         output.line(_("0 packets"))
+    if not explains:
+        return None
+    from sockcap.render.explain import EngineExplanations
+
+    return EngineExplanations(run.engine)
+
+
+def _explain_words() -> dict[str, Any]:
+    from sockcap.render.explain_words import explain_words
+
+    return explain_words()
 
 
 def _tail(pipeline: Pipeline, view: PacketView, output: Output, *, json_: bool, explain: bool,
-          filters: bool) -> None:
-    """Wireshark's menus (``--filters``) and the explanations' summary, after the packets."""
-    explainer = view.explainer
+          filters: bool, explainer: Any = None) -> None:
+    """Wireshark's menus (``--filters``) and the explanations' summary, after the packets
+    (``explainer``: what heard the sentences, the view's or the engine's)."""
     if filters:
         from sockcap.render.wireshark import wireshark_menus
 

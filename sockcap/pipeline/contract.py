@@ -251,6 +251,25 @@ def _templates() -> str:
     return "\n".join(lines)
 
 
+def _explain_templates() -> str:
+    """``--explain``'s templates (E_*, their placeholders), its cases (W_*, Why's order),
+    Zeek's conn_state codes (ZS_*, ConnState's order). Imported here, not at the module's
+    import: plain ``show`` does not load the explainer's modules (tests/test_startup.py)."""
+    from sockcap.analysis.zeek import ConnState
+    from sockcap.render.explain_words import TEMPLATES as EXPLAIN_TEMPLATES
+    from sockcap.render.explain_words import WHYS, places
+
+    lines = [_enum("E_", iter(EXPLAIN_TEMPLATES), "E_COUNT")]
+    for name, message in EXPLAIN_TEMPLATES.items():
+        lines.append(f"static const char *const E_{name}_PLACES[] = "
+                     '{' + ''.join(f'"{p}", ' for p in places(message)) + '0};')
+    lines.append("static const char *const *const EXPLAIN_PLACES[] = {"
+                 + ", ".join(f"E_{name}_PLACES" for name in EXPLAIN_TEMPLATES) + "};")
+    lines.append(_enum("W_", (w.name for w in WHYS), "W_COUNT"))
+    lines.append(_enum("ZS_", (s.name for s in ConnState), "ZS_COUNT"))
+    return "\n".join(lines)
+
+
 def c_header() -> str:
     """The text of ``sockcap/_engine_contract.h``."""
     out = ["/* Generated from sockcap/pipeline/contract.py by scripts/engine_header.py:",
@@ -277,5 +296,6 @@ def c_header() -> str:
     for record, fields in RECORDS.items():
         out.append(_enum(f"{record}_", iter(fields), f"{record}_FIELDS"))
     out += ["", "/* templates filled by placeholder name (contract.TEMPLATES) */", _templates(),
-            "", "#endif", ""]
+            "", "/* --explain's sentences (render.explain_words), its cases and Zeek's states */",
+            _explain_templates(), "", "#endif", ""]
     return "\n".join(out)

@@ -164,14 +164,18 @@ class PureEngine(PureColumns):
     reads_records = False
     styles = frozenset({Style.WIRESHARK})  # the rest are the Python views, the reference
     colors: frozenset[Style] = frozenset()  # its colour is the rich view, the reference
+    explains = False  # --explain's sentences are the Python view's (PacketExplainer), the reference
 
     def __init__(self, *, analyze: bool, keep: bool, port: int, limit: int, hex: bool,
                  render: bool = True, target_proto: int = -1, target_stream: int = -1,
                  view: Callable[[Annotated], str | None] | None = None,
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
                  style: int = Style.WIRESHARK, color: bool | Sequence[str] = False,
-                 **words: Any) -> None:
+                 explain: Any = None, **words: Any) -> None:
         from sockcap.render.packets import PacketView
+
+        if explain is not None:
+            raise ValueError(_("explain: not written by this engine (see explains)"))
 
         if style not in self.styles or (color and style not in self.colors):
             raise ValueError(_("style {style}{colour}: not written by this engine (see "
@@ -311,7 +315,8 @@ class EngineRun:
                  view: Callable[[Annotated], str | None] | None = None,
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
                  keep: bool | None = None, style: int = Style.WIRESHARK,
-                 color: bool | Sequence[str] = False) -> None:
+                 color: bool | Sequence[str] = False,
+                 explain: dict[str, Any] | None = None) -> None:
         self.pipeline = pipeline
         tracker = pipeline.tracker
         keep = tracker.keep if keep is None else keep  # the engine's: stats rows or none
@@ -324,6 +329,8 @@ class EngineRun:
         self.icmp_text = tcpdump_icmp_info if style == Style.TCPDUMP and view is None else None
         if on_forget is not None:
             extra["on_forget"] = on_forget
+        if explain is not None:  # --explain's sentences, by an engine that ``explains``
+            extra["explain"] = explain
         self.engine = engine_class(
             analyze=tracker.analyze, keep=keep, port=pipeline.port,
             limit=pipeline.limit, hex=hex_, render=render, target_proto=target[0],

@@ -18,6 +18,7 @@ close() or shutdown() that sent it; without them the sentence says what each wou
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from sockcap.analysis.calls import Call, CallKind
 from sockcap.analysis.conversation import Annotated, Conversation
@@ -26,7 +27,7 @@ from sockcap.codes import NOTE_EXPLANATIONS, Note, explanation, note_text
 from sockcap.decode.records import IPPROTO_UDP
 from sockcap.i18n import N_, _
 from sockcap.render.confusions import SUMMARY as CONFUSION_SUMMARY
-from sockcap.render.confusions import ConfusionFinder
+from sockcap.render.confusions import Confusion, ConfusionFinder
 from sockcap.render.segment_cases import (
     ACK,
     FIN,
@@ -41,7 +42,8 @@ from sockcap.render.segment_cases import (
 from sockcap.render.tcp_sentences import fin_call_sentence, tcp_sentence
 from sockcap.render.timeline import endpoint, preview
 
-__all__ = ["RESENT", "PacketExplainer", "Why", "conn_state_text", "explain_lines"]
+__all__ = ["RESENT", "EngineExplanations", "PacketExplainer", "Why", "conn_state_text",
+           "explain_lines"]
 
 # The notes on what confuses learners whose meaning --explain already gives, in the
 # sentence under the very packet that has the note (render.confusions): the list of notes
@@ -109,6 +111,21 @@ READINGS = (
                        "connection is being closed, nothing is missing.")),
 )
 
+CONNECTIONS = N_("connections (the state as Zeek's conn.log names it):")
+
+
+def _readings(counts: Mapping[Why, int],
+              confusions: Mapping[Confusion, int]) -> Iterator[tuple[str, str]]:
+    for why, words in READINGS:
+        count = counts.get(why, 0)
+        if count:
+            yield _(words).format(count=count), ""
+    for kind, words in CONFUSION_SUMMARY.items():
+        count = confusions.get(kind, 0)
+        if count:
+            yield _(words).format(count=count), ""
+
+
 class _Conn:
     __slots__ = ("conv", "zeek", "sides")
 
@@ -126,12 +143,22 @@ class _Conn:
 def conn_state_text(state: ConnState, conv: Conversation | None = None) -> str:
     """What a Zeek ``conn_state`` means, in a sentence in the reader's language (with the
     conversation: what its capture actually shows, where Zeek's name says more)."""
-    if conv is not None:
-        if state is ConnState.RSTRH and conv.synack_ts < 0:
-            return _(RSTRH_NO_SYNACK)
-        if state is ConnState.OTH and conv.syn_ts >= 0 and conv.synack_ts >= 0:
-            return _(OTH_HANDSHAKE)
+    if conv is None:
+        return _(CONN_STATE_WORDS[state])
+    return _seen_state_text(state, conv.synack_ts < 0, conv.syn_ts >= 0)
+
+
+def _seen_state_text(state: ConnState, no_synack: bool, syn: bool) -> str:
+    if state is ConnState.RSTRH and no_synack:
+        return _(RSTRH_NO_SYNACK)
+    if state is ConnState.OTH and syn and not no_synack:
+        return _(OTH_HANDSHAKE)
     return _(CONN_STATE_WORDS[state])
+
+
+def _state_line(stream: int, client: str, server: str, state: ConnState, meaning: str) -> str:
+    return _("  stream {stream} {client} -> {server}: {state}: {meaning}").format(
+        stream=stream, client=client, server=server, state=state.value, meaning=meaning)
 
 
 class PacketExplainer:
@@ -197,28 +224,63 @@ class PacketExplainer:
         """``(line, style)``: a heading, then each TCP connection's Zeek state and meaning."""
         if not self._conns:
             return
-        yield _("connections (the state as Zeek's conn.log names it):"), "bold"
+        yield _(CONNECTIONS), "bold"
         for c in self._conns.values():
             state = c.state
-            yield _("  stream {stream} {client} -> {server}: {state}: {meaning}").format(
-                stream=c.conv.stream, client=endpoint(*c.conv.client),
-                server=endpoint(*c.conv.server), state=state.value,
-                meaning=conn_state_text(state, c.conv)), ""
+            yield _state_line(c.conv.stream, endpoint(*c.conv.client), endpoint(*c.conv.server),
+                              state, conn_state_text(state, c.conv)), ""
 
     def readings(self) -> Iterator[tuple[str, str]]:
         """``(line, style)``: what some of the notes above turned out to be, where the
         packets' sentences read them otherwise than their note's name says."""
-        for why, words in READINGS:
-            count = self.counts.get(why, 0)
-            if count:
-                yield _(words).format(count=count), ""
-        for kind, words in CONFUSION_SUMMARY.items():
-            count = self.confusions.counts.get(kind, 0)
-            if count:
-                yield _(words).format(count=count), ""
+        return _readings(self.counts, self.confusions.counts)
 
     def states(self) -> dict[int, ConnState]:
         """Each TCP stream's Zeek state now (for tests and JSON)."""
         return {stream: c.state for stream, c in self._conns.items()}
 
 
+
+
+class EngineExplanations:
+    """The end of ``--explain`` when the engine wrote each packet's sentence itself (its
+    class's ``explains``: the compiled twin, ``sockcap/_speedups_explain.h``): the same
+    lines as :class:`PacketExplainer`'s :meth:`~PacketExplainer.summary` and
+    :meth:`~PacketExplainer.readings`, worded here from what the engine gathered (each
+    TCP connection's Zeek state and what its capture showed, the count of each case and
+    confusion). The engine keeps a connection's row, not the connection: memory stays
+    bounded as plain ``show``'s does."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def summary(self) -> Iterator[tuple[str, str]]:
+        states = tuple(ConnState)
+        # the words looked up once, not for each of the (many) connections
+        line = _("  stream {stream} {client} -> {server}: {state}: {meaning}").format
+        meanings: dict[tuple[int, bool, bool], str] = {}
+        start, first = 0, True
+        while start >= 0:
+            start, rows = self.engine.explain_rows(start)
+            for stream, client, server, code, no_synack, syn in rows:
+                if first:
+                    yield _(CONNECTIONS), "bold"
+                    first = False
+                state = states[code]
+                meaning = meanings.get((code, no_synack, syn))
+                if meaning is None:
+                    meaning = meanings[code, no_synack, syn] = _seen_state_text(
+                        state, no_synack, syn)
+                yield line(stream=stream, client=client, server=server, state=state.value,
+                           meaning=meaning), ""
+
+    def readings(self) -> Iterator[tuple[str, str]]:
+        told = self.engine.explained()
+        counts = dict(zip(WHYS, told["counts"], strict=True))
+        confusions = {Confusion.PARTIAL_CHECKSUM: told["partial"],
+                      Confusion.LARGER_THAN_MTU: told["larger"],
+                      Confusion.NAGLE_STALL: told["nagle"]}
+        return _readings(counts, confusions)
+
+
+WHYS = tuple(Why)  # the engine's case numbers (render.explain_words.WHYS)
