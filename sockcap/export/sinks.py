@@ -137,6 +137,19 @@ def column_array(type_: Any, rows: int, column: tuple[Any, ...]) -> Any:
     def buf(b: bytes | None) -> Any:
         return None if b is None else pa.py_buffer(b)
 
+    if pa.types.is_struct(type_):  # P: two int64 children, never null
+        children = [pa.Array.from_buffers(type_.field(i).type, rows, [None, buf(b)])
+                    for i, b in enumerate(column)]
+        return pa.StructArray.from_arrays(children, fields=list(type_))
+    if pa.types.is_map(type_):  # M: string keys, int64 values, never null
+        offsets, key_offsets, key_data, values = column
+        entries = len(key_offsets) // 4 - 1
+        keys = pa.Array.from_buffers(type_.key_type, entries,
+                                     [None, buf(key_offsets), buf(key_data)])
+        items = pa.Array.from_buffers(type_.item_type, entries, [None, buf(values)])
+        return pa.MapArray.from_arrays(
+            pa.Array.from_buffers(pa.int32(), rows + 1, [None, buf(offsets)]), keys, items,
+            type=type_)
     if pa.types.is_list(type_):
         offsets, child_offsets, data = column
         child = pa.Array.from_buffers(type_.value_type, len(child_offsets) // 4 - 1,
