@@ -178,6 +178,11 @@ def test_kinds_follow_the_schema() -> None:
     source = (folder / "_speedups_convcols.h").read_text()
     assert f'CONVERSATION_COLUMN_KINDS[] = "{CONVERSATION_COLUMN_KINDS}"' in source
     assert CONVERSATION_COLUMN_KINDS == "sqsssPPPdddMsssisiqqsss"
+    from sockcap.export.sinks import DICTIONARY
+
+    # the dictionary-encoded columns are columns of their tables
+    assert set(DICTIONARY["packets"]) <= {name for name, _kind in PACKET_COLUMNS}
+    assert set(DICTIONARY["conversations"]) <= set(CONVERSATION_NAMES)
 
 
 def test_conn_states_in_the_engine_order() -> None:

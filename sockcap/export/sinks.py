@@ -19,6 +19,17 @@ from sockcap.render.tables import ndjson_packet
 # rows per Parquet row group: a conversation's row holds more (nested) values
 GROUP_ROWS = {"packets": 8192, "conversations": 4096}
 GROUP_BYTES = 8 << 20  # ... or payload bytes held, for captures of 64 KiB segments
+# the columns written with Parquet's dictionary encoding: those whose values repeat
+# (addresses, codes, Zeek's letters). pyarrow's default tries it on every column and
+# falls back page by page for the numbers, times and payloads that rarely repeat: on the
+# bench's 1M file that cost ~5 % of the export's CPU and made the files 15 % larger
+# (bench/RESULTS.md, issue 23). The tables' values are the same either way.
+DICTIONARY = {
+    "packets": ("src", "dst", "proto", "flags", "phase", "from", "truncated", "notes",
+                "tunnel"),
+    "conversations": ("proto", "roles", "notes", "ended", "id.orig_h", "id.resp_h",
+                      "conn_state", "history"),
+}
 
 
 class Sink(Protocol):
@@ -56,7 +67,8 @@ class ParquetSink:
         self._schema = SCHEMAS[table]
         self._values = operator.itemgetter(*self._schema.names)
         self._group_rows = GROUP_ROWS[table]
-        self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
+        self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd",
+                                        use_dictionary=list(DICTIONARY[table]))
         self._held: list[tuple[Any, ...]] = []
         self._held_bytes = 0
 
