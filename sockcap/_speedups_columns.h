@@ -22,10 +22,12 @@
  * the rows held (see sockcap/pipeline/columns.py for the layout of a column);
  * ``zeek(conversation) -> (history, originator state, responder state)``;
  * ``finish()``: the conversations still live handed to ``on_forget``, by protocol and
- * stream, as at the end of the input.
+ * stream, as at the end of the input. ``on_forget`` may be None: the export passes None
+ * and turns on the conversations table's own columns (``conversation_columns()``,
+ * _speedups_convcols.h), which then take each conversation in on_forget's place.
  *
  * Zeek's letters and endpoint states are sockcap/analysis/zeek.py's ZeekConn, transcribed
- * (that module is the reference); conn_state() is read from the states in Python.
+ * (that module is the reference); its conn_state() is transcribed in _speedups_convcols.h.
  */
 
 /* The packets table's columns, in sockcap.render.tables.PACKET_COLUMNS' order (the

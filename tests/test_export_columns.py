@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import CORPUS, needs_corpus
 from hypothesis import HealthCheck, given, settings
-from test_speedups import captures
+from test_speedups import LINK_HEADS, _ip, _tcp, captures
 
 from sockcap.errors import CaptureFileError, SockcapError
 from sockcap.export.job import ExportJob, _run_columns
@@ -266,6 +267,48 @@ def test_uid_of_any_capture_name(capture: str) -> None:
     assert all(g == got[0] for g in got)
     rows = [tuple(r[n] for n in CONVERSATION_NAMES) for r in reference(data, capture)[1]]
     assert got[0] == cut_like(got[0], rows, CONVERSATION_COLUMN_KINDS)
+
+
+# (flags, from the client) of one TCP conversation a Zeek conn_state (the C engine's
+# conv_conn_state against ZeekConn.conn_state), and UDP's
+S, SA, A, F, R, RA, PA = 0x002, 0x012, 0x010, 0x011, 0x004, 0x014, 0x018
+CONN_STATES = {
+    "S0": [(S, True)], "S1": [(S, True), (SA, False), (A, True)],
+    "SF": [(S, True), (SA, False), (A, True), (F, True), (F, False)],
+    "REJ": [(S, True), (RA, False)], "S2": [(S, True), (SA, False), (A, True), (F, True)],
+    "S3": [(S, True), (SA, False), (A, True), (F, False)],
+    "RSTO": [(S, True), (SA, False), (A, True), (R, True)],
+    "RSTR": [(S, True), (SA, False), (A, True), (R, False)],
+    "RSTOS0": [(S, True), (R, True)], "RSTRH": [(SA, False), (R, False)],
+    "SH": [(S, True), (F, True)], "SHR": [(SA, False), (F, False)],
+    "OTH": [(PA, True), (PA, False)],
+    "OTH ": [(S, True), (A, True), (R, True)],  # the RSTOS0 pattern not matched: OTH
+}
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_every_conn_state_on_both_twins(v6: bool) -> None:
+    """One conversation for each of Zeek's conn_state codes (and UDP's SF and S0): both
+    twins' batches equal the reference's, which names the code expected."""
+    frames, ts = [], 1_700_000_000 * 10**9
+    head = LINK_HEADS[1](v6)
+    for port, flags_seq in enumerate(CONN_STATES.values(), start=40000):
+        for seq, (flags, client) in enumerate(flags_seq):
+            ends = (1, 2, port, 80) if client else (2, 1, 80, port)
+            body = _tcp(ends[2], ends[3], 1000 + seq, 5000 if flags & A else 0, flags, 512,
+                        b"", b"hi" if flags == PA else b"")
+            frames.append(head + _ip(v6, ends[0], ends[1], 6, body))
+    for port, both in ((50000, True), (50001, False)):
+        for client in (True, False)[: 2 if both else 1]:
+            ends = (1, 2, port, 53) if client else (2, 1, 53, port)
+            frames.append(head + _ip(v6, ends[0], ends[1], 17,
+                                     struct.pack("!HHHH", ends[2], ends[3], 10, 0) + b"hi"))
+    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"".join(
+        struct.pack("<IIII", (ts + i * 1000) // 10**9, (ts + i * 1000) // 1000 % 10**6,
+                    len(f), len(f)) + f for i, f in enumerate(frames))
+    check(data)
+    states = sorted(r["conn_state"] for r in reference(data)[1])
+    assert states == sorted([k.strip() for k in CONN_STATES] + ["SF", "S0"])
 
 
 REGRESS = sorted((Path(__file__).resolve().parent / "regress").glob("*.pcap*"))
