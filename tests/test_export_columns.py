@@ -290,8 +290,9 @@ CONN_STATES = {
 def test_every_conn_state_on_both_twins(v6: bool) -> None:
     """One conversation for each of Zeek's conn_state codes (and UDP's SF and S0): both
     twins' batches equal the reference's, which names the code expected."""
-    frames, ts = [], 1_700_000_000 * 10**9
-    head = LINK_HEADS[1](v6)
+    frames: list[bytes] = []
+    ts = 1_700_000_000 * 10**9
+    head: bytes = LINK_HEADS[1](v6)  # type: ignore[no-untyped-call]
     for port, flags_seq in enumerate(CONN_STATES.values(), start=40000):
         for seq, (flags, client) in enumerate(flags_seq):
             ends = (1, 2, port, 80) if client else (2, 1, 80, port)
