@@ -19,7 +19,9 @@ processes it waited for (the workers of ``--jobs``). The commands:
   beside it a control, the same CPU loop run twice one after the other and twice side by
   side, which says what two processes at once can gain on the machine at that moment
   (on a shared machine whose CPU is saturated, nothing: then the export's figure is not
-  the pool's).
+  the pool's), and twice side by side each in a session of its own (``setsid``): Linux's
+  autogroup scheduling shares a busy CPU between sessions, not processes, so this says
+  whether the machine's load or our own processes set the figure.
 
 ``--packets N`` first cuts the file to its first N packets (with tcpdump -c), for a
 quicker run on a shared machine. The figures are printed as a Markdown table for
@@ -152,6 +154,7 @@ def main() -> None:
     print(report(args, path, packets, results, parallel))
 
 
+LOAD_AT_START = os.getloadavg()
 LOOP = "sum(range(3 * 10**7))"  # the control: pure CPU, no I/O, about a second
 
 
@@ -166,9 +169,17 @@ def control(tmp: Path) -> list[Result]:
     par = run_once("control: 2 loops side by side",
                    ["/bin/sh", "-c", f"{' '.join(loop[:2])} '{LOOP}' & {' '.join(loop[:2])} '{LOOP}'; wait"],
                    None, tmp / "none")
-    for r in (seq, par):
+    # the same, each loop in a session of its own: Linux's autogroup scheduling
+    # (/proc/sys/kernel/sched_autogroup_enabled) shares the CPU between sessions first,
+    # so under load a session's processes side by side get one session's share however
+    # many they are, and two sessions get two (the export's workers are in its session)
+    own = run_once("control: 2 loops side by side, a session each (setsid)",
+                   ["/bin/sh", "-c", f"setsid -w {' '.join(loop[:2])} '{LOOP}' & "
+                                     f"setsid -w {' '.join(loop[:2])} '{LOOP}'; wait"],
+                   None, tmp / "none")
+    for r in (seq, par, own):
         print(f"{r.name}: {r.seconds:.2f} s", file=sys.stderr)
-    return [seq, par]
+    return [seq, par, own]
 
 
 def report(args: argparse.Namespace, path: Path, packets: int, results: list[Result],
@@ -189,7 +200,7 @@ def report(args: argparse.Namespace, path: Path, packets: int, results: list[Res
         lines.append(f"| `{r.name}` | {r.seconds:.2f} | {r.cpu:.2f} | {packets / r.cpu:,.0f} | "
                      f"{r.max_rss_mb:.0f} MB | {r.out_bytes / 1e6:.1f} MB | {ratio} |")
     each = args.parallel_packets or packets
-    for pair in (parallel[0:2], parallel[2:4]):
+    for pair in (parallel[0:3], parallel[3:5]):
         for r in pair:
             gain = (f"{pair[0].seconds / r.seconds:.2f}x the wall time above"
                     if r is not pair[0] else "")
@@ -198,7 +209,9 @@ def report(args: argparse.Namespace, path: Path, packets: int, results: list[Res
             lines.append(f"| `{r.name}`{what} | {r.seconds:.2f} | {r.cpu:.2f} | {rate} | "
                          f"{r.max_rss_mb:.0f} MB | {r.out_bytes / 1e6:.1f} MB | {gain} |")
     load = os.getloadavg()
-    lines.append(f"\nLoad average at the end: {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}.")
+    lines.append(f"\nLoad average at the end: {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
+                 f" (at the start: {LOAD_AT_START[0]:.1f}/{LOAD_AT_START[1]:.1f}/"
+                 f"{LOAD_AT_START[2]:.1f}).")
     return "\n".join(lines)
 
 

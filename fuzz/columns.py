@@ -1,4 +1,5 @@
-"""The export's columns (``Engine.columns()``/``batch()``, sockcap/_speedups_columns.h) on
+"""The export's columns (``Engine.columns()``/``batch()``, ``conversation_batch()``;
+sockcap/_speedups_columns.h, sockcap/_speedups_convcols.h) on
 mutated captures: run by ``bash fuzz/sanitize.sh SECONDS columns`` against the build with
 AddressSanitizer and UndefinedBehaviorSanitizer, where a sanitizer report is the finding;
 ``--compare`` also runs the pure twin and requires the same batches and conversations.
@@ -6,7 +7,8 @@ AddressSanitizer and UndefinedBehaviorSanitizer, where a sanitizer report is the
     python fuzz/columns.py --inputs 20000 --seed 1 [--corpus] [--compare]
 
 Each input goes through the export's own loop (:func:`sockcap.export.job._run_columns`)
-with batches of 7 rows or 600 payload bytes (many batches, cut mid-buffer), into sinks that
+with batches of 7 rows or 600 payload bytes, 3 conversations (many batches, cut
+mid-buffer), into sinks that
 keep what they are given; the Python side turns nothing into Arrow (the C buffers are the
 thing checked).
 """
@@ -73,7 +75,7 @@ def main() -> None:
     compiled = compiled_class()
     if compiled is None:
         sys.exit("columns: the compiled extension is not available")
-    sinks.GROUP_ROWS["packets"], sinks.GROUP_BYTES = 7, 600
+    sinks.GROUP_ROWS["packets"], sinks.GROUP_BYTES, sinks.GROUP_ROWS["conversations"] = 7, 600, 3
     seeds = load_seeds()
     started = time.monotonic()
     done = findings = rows = 0
@@ -82,7 +84,7 @@ def main() -> None:
         nonlocal done, findings, rows
         got = export(compiled, data)
         done += 1
-        rows += sum(n for n, _columns in got[0]) + len(got[1])
+        rows += sum(n for n, _columns in got[0]) + sum(n for n, _columns in got[1])
         if a.compare and export(PureEngine, data) != got:
             findings += 1
             print(f"{name}: the twins differ", flush=True)

@@ -22,10 +22,12 @@
  * the rows held (see sockcap/pipeline/columns.py for the layout of a column);
  * ``zeek(conversation) -> (history, originator state, responder state)``;
  * ``finish()``: the conversations still live handed to ``on_forget``, by protocol and
- * stream, as at the end of the input.
+ * stream, as at the end of the input. ``on_forget`` may be None: the export passes None
+ * and turns on the conversations table's own columns (``conversation_columns()``,
+ * _speedups_convcols.h), which then take each conversation in on_forget's place.
  *
  * Zeek's letters and endpoint states are sockcap/analysis/zeek.py's ZeekConn, transcribed
- * (that module is the reference); conn_state() is read from the states in Python.
+ * (that module is the reference); its conn_state() is transcribed in _speedups_convcols.h.
  */
 
 /* The packets table's columns, in sockcap.render.tables.PACKET_COLUMNS' order (the
@@ -50,7 +52,8 @@ typedef struct Cols {
     Col c[PC_COUNT];
     size_t rows, payload;
     size_t batch_rows, batch_bytes; /* pcap()/pcapng() stop taking records at either */
-    PyObject *on_forget;
+    PyObject *on_forget;        /* NULL: conversations go to conv's columns instead */
+    struct ConvCols *conv;      /* the conversations table (_speedups_convcols.h), or NULL */
     Text flag_names[9];
     Text phases[PH_COUNT];
     Text kinds[N_KINDS];
@@ -266,9 +269,13 @@ static int col_pystr(Col *c, size_t row, PyObject *s) {
     return col_str(c, row, t && n > 0, t, (size_t)n); /* "" or not text: null */
 }
 
+static void convcols_free(Cols *k);
+static int convcols_row(Engine *e, Conv *c);
+
 static void cols_free(Engine *e) {
     Cols *k = e->cols;
     if (!k) return;
+    convcols_free(k);
     for (int i = 0; i < PC_COUNT; i++) {
         PyMem_Free(k->c[i].data.p);
         PyMem_Free(k->c[i].offs.p);
@@ -292,9 +299,11 @@ static void cols_free(Engine *e) {
 /* A batch is full: the reader's loop gets the next record back, and its caller can take
  * the batch before handing it (so a batch never holds more than batch_rows rows, nor
  * much more than batch_bytes of payload, whatever the reader's buffer holds). */
+static int cols_conv_full(const struct ConvCols *k);
 static int cols_full(const Engine *e) {
     const Cols *k = e->cols;
-    return k && (k->rows >= k->batch_rows || k->payload >= k->batch_bytes);
+    return k && (k->rows >= k->batch_rows || k->payload >= k->batch_bytes ||
+                 (k->conv && cols_conv_full(k->conv)));
 }
 
 /* ---------------------------------------------------------------- a packet's row */
@@ -479,8 +488,9 @@ static int cols_row(Engine *e, const Pkt *p, const Ann *a, const NoteOut *notes,
 /* The tracker forgets c: its view handed to on_forget (forget() calls this first). */
 static int cols_forget(Engine *e, Conv *c) {
     Cols *k = e->cols;
-    if (!k || !k->on_forget || (c->zeek && c->zeek->reported)) return 0;
+    if (!k || (!k->on_forget && !k->conv) || (c->zeek && c->zeek->reported)) return 0;
     if (c->zeek) c->zeek->reported = 1;
+    if (k->conv) return convcols_row(e, c); /* its row, no view */
     PyObject *view = conv_view(e, c);
     if (!view) return -1;
     PyObject *r = PyObject_CallOneArg(k->on_forget, view);
@@ -548,9 +558,9 @@ static PyObject *Engine_columns(Engine *e, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "columns() is set once, on a new engine without a view");
         return NULL;
     }
-    if (!PyCallable_Check(on_forget) || PyTuple_GET_SIZE(dupack) != 2 ||
+    if ((on_forget != Py_None && !PyCallable_Check(on_forget)) || PyTuple_GET_SIZE(dupack) != 2 ||
         !PyUnicode_Check(PyTuple_GET_ITEM(dupack, 0)) || !PyUnicode_Check(PyTuple_GET_ITEM(dupack, 1))) {
-        PyErr_SetString(PyExc_TypeError, "columns(): on_forget a callable, dupack two str");
+        PyErr_SetString(PyExc_TypeError, "columns(): on_forget a callable or None, dupack two str");
         return NULL;
     }
     Cols *k = PyMem_Calloc(1, sizeof *k);
@@ -589,8 +599,10 @@ static PyObject *Engine_columns(Engine *e, PyObject *args) {
         goto fail;
     }
     Py_DECREF(codes_mod);
-    Py_INCREF(on_forget);
-    k->on_forget = on_forget;
+    if (on_forget != Py_None) {
+        Py_INCREF(on_forget);
+        k->on_forget = on_forget;
+    }
     k->batch_rows = (size_t)batch_rows;
     k->batch_bytes = (size_t)batch_bytes;
     Py_RETURN_NONE;
@@ -650,7 +662,10 @@ static PyObject *Engine_zeek(Engine *e, PyObject *view) {
     return Py_BuildValue("(s#ii)", z->letters, (Py_ssize_t)z->len, z->states[0], z->states[1]);
 }
 
+#include "_speedups_convcols.h"
+
 #define COLUMNS_METHODS \
+    CONVCOLS_METHODS \
     {"columns", (PyCFunction)Engine_columns, METH_VARARGS, "the export's columns: the mode on"}, \
     {"held", (PyCFunction)Engine_held, METH_NOARGS, "(rows, payload bytes, packets read)"}, \
     {"batch", (PyCFunction)Engine_batch, METH_NOARGS, "the rows held, as column buffers"}, \

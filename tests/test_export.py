@@ -272,6 +272,32 @@ def test_a_damaged_file_keeps_what_was_read(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "packets" / "capture=whois" / "part-0.ndjson").exists()
 
 
+@needs_pyarrow
+@needs_corpus
+def test_jobs_share_the_files_and_write_what_one_process_does(tmp_path: Path) -> None:
+    """``-j 2`` and ``-j 3`` (this process takes files too, the workers the others one at a
+    time) write the same tables as ``-j 1``, every file once, a damaged one reported."""
+    import pyarrow.parquet as pq
+
+    names = ["ssh.pcap", "dns_udp.pcap", "whois.pcap", "tfo-5c1fa7f9ae91.pcap"]
+    files = [str(PUBLIC / n) for n in names]
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes((PUBLIC / "ssh.pcap").read_bytes()[:3000])
+    files.append(str(cut))
+    tables = {}
+    for jobs in ("1", "2", "3"):
+        out = tmp_path / f"j{jobs}"
+        result = export(*files, "--to", str(out), "--jobs", jobs)
+        assert result.returncode == 4, result.stderr  # the damaged file
+        assert result.stderr.count("cut.pcap") == 1
+        parts = sorted(p.relative_to(out) for p in out.rglob("part-*"))
+        assert len(parts) == 2 * len(files)
+        tables[jobs] = {str(p): pq.read_table(out / p) for p in parts}
+    assert tables["2"].keys() == tables["1"].keys() == tables["3"].keys()
+    for part, table in tables["1"].items():
+        assert tables["2"][part].equals(table) and tables["3"][part].equals(table), part
+
+
 # --- DuckDB and Spark over a folder of three captures ------------------------------------------
 
 @pytest.fixture(scope="module")

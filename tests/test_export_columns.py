@@ -1,7 +1,9 @@
 """The export's columns on the engine: both twins hand out the same batches byte for byte
-(``Engine.columns()`` / ``batch()``, sockcap/_speedups_columns.h and
-sockcap/pipeline/columns.py), the same conversations in the same order with the same
-Zeek letters, and the tables they make equal the reference rows of
+(``Engine.columns()`` / ``batch()`` for the packets, ``conversation_columns()`` /
+``conversation_batch()`` for the conversations; sockcap/_speedups_columns.h,
+sockcap/_speedups_convcols.h and sockcap/pipeline/columns.py), the same conversations in
+the same order with the same Zeek letters, uids and Community IDs, and the tables they
+make equal the reference rows of
 :class:`~sockcap.export.rows.TableRows` (``show --json``'s record a packet, ``stats
 --json`` and ZeekConn a conversation) — over every capture of the public corpus and over
 captures made by hypothesis (cut frames, untimed frames, odd link types)."""
@@ -10,20 +12,21 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import CORPUS, needs_corpus
 from hypothesis import HealthCheck, given, settings
-from test_speedups import captures
+from test_speedups import LINK_HEADS, _ip, _tcp, captures
 
 from sockcap.errors import CaptureFileError, SockcapError
 from sockcap.export.job import ExportJob, _run_columns
 from sockcap.export.rows import TableRows
 from sockcap.pcapfile.reader import open_capture
-from sockcap.pipeline.columns import PACKET_COLUMN_KINDS, encode
-from sockcap.render.tables import PACKET_COLUMNS
+from sockcap.pipeline.columns import CONVERSATION_COLUMN_KINDS, PACKET_COLUMN_KINDS, encode
+from sockcap.render.tables import CONVERSATION_COLUMNS, PACKET_COLUMNS
 
 needs_pyarrow = pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None,
                                    reason="pyarrow is not installed (pip install 'sockcap[export]')")
@@ -35,7 +38,7 @@ CORPUS_CAPTURES = sorted(p for p in (CORPUS / "public").glob("*") if p.is_file()
 
 
 class Recorder:
-    """A sink that keeps what it is given: the packets' batches, the conversations' rows."""
+    """A sink that keeps what it is given: a table's batches (or rows)."""
 
     def __init__(self) -> None:
         self.batches: list[Any] = []
@@ -48,27 +51,33 @@ class Recorder:
         self.rows.append(row)
 
 
-def column_export(engine_class: Any, data: bytes) -> tuple[dict[str, Recorder], str]:
+def column_export(engine_class: Any, data: bytes,
+                  capture: str = "cap") -> tuple[dict[str, Recorder], str]:
     """The export's loop (``sockcap.export.job._run_columns``) over ``data`` with small
-    batches (7 rows or 600 payload bytes: many batches, cut mid-buffer), on one twin."""
+    batches (7 packet rows or 600 payload bytes, 3 conversation rows: many batches, cut
+    mid-buffer), on one twin."""
     from sockcap.export import sinks as sink_module
 
     sinks = {t: Recorder() for t in TABLES}
-    old = sink_module.GROUP_ROWS["packets"], sink_module.GROUP_BYTES
-    sink_module.GROUP_ROWS["packets"], sink_module.GROUP_BYTES = 7, 600
+    old = (sink_module.GROUP_ROWS["packets"], sink_module.GROUP_BYTES,
+           sink_module.GROUP_ROWS["conversations"])
+    (sink_module.GROUP_ROWS["packets"], sink_module.GROUP_BYTES,
+     sink_module.GROUP_ROWS["conversations"]) = 7, 600, 3
     try:
         try:
             reader = open_capture(io.BytesIO(data))
         except SockcapError as e:
             return sinks, str(e)
-        failure = _run_columns(ExportJob("-", "cap", "", TABLES, "parquet"), reader,
+        failure = _run_columns(ExportJob("-", capture, "", TABLES, "parquet"), reader,
                                sinks, None, engine_class)  # type: ignore[arg-type]
     finally:
-        sink_module.GROUP_ROWS["packets"], sink_module.GROUP_BYTES = old
+        (sink_module.GROUP_ROWS["packets"], sink_module.GROUP_BYTES,
+         sink_module.GROUP_ROWS["conversations"]) = old
     return sinks, str(failure) if failure else ""
 
 
-def reference(data: bytes) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], str]:
+def reference(data: bytes, capture: str = "cap"
+              ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], str]:
     """The reference rows (TableRows over the pure pipeline), as job._run takes them."""
     names = [name for name, _kind in PACKET_COLUMNS]
     packets: list[tuple[Any, ...]] = []
@@ -77,7 +86,7 @@ def reference(data: bytes) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]],
         reader = open_capture(io.BytesIO(data))
     except SockcapError as e:
         return packets, conversations, str(e)
-    rows = TableRows("cap", TABLES)
+    rows = TableRows(capture, TABLES)
     failure = ""
 
     def take(table: str, row: dict[str, Any]) -> None:
@@ -104,54 +113,88 @@ def twins() -> list[Any]:
     return [PureEngine] if compiled is None else [compiled, PureEngine]
 
 
+CONVERSATION_NAMES = [name for name, _kind in CONVERSATION_COLUMNS]
+
+
+def cut_like(batches: list[Any], rows: list[tuple[Any, ...]], kinds: str) -> list[Any]:
+    """The reference rows, cut where the engine cut its batches, encoded."""
+    expected, at = [], 0
+    for n, _columns in batches:
+        expected.append(encode(rows[at : at + n], kinds))
+        at += n
+    assert at == len(rows)
+    return expected
+
+
 def check(data: bytes) -> None:
-    """Both twins: the same batches and conversations; and the reference's rows."""
+    """Both twins: the same batches, packets and conversations; and the reference's rows."""
     results = [column_export(cls, data) for cls in twins()]
     (sinks, damage) = results[0]
     for other, other_damage in results[1:]:
         assert other_damage == damage
         assert other["packets"].batches == sinks["packets"].batches  # byte for byte
-        assert other["conversations"].rows == sinks["conversations"].rows
+        assert other["conversations"].batches == sinks["conversations"].batches
     packets, conversations, ref_damage = reference(data)
     assert damage == ref_damage
-    assert sinks["conversations"].rows == conversations
-    batches = sinks["packets"].batches
+    assert not sinks["conversations"].rows  # batches only
+    batches, conv_batches = sinks["packets"].batches, sinks["conversations"].batches
     assert all(1 <= n <= 7 for n, _columns in batches)  # bounded, whatever the buffer holds
+    assert all(n >= 1 for n, _columns in conv_batches)
     # the reference rows, cut where the engine cut them, encode to the same bytes
-    expected, at = [], 0
-    for n, _columns in batches:
-        expected.append(encode(packets[at : at + n]))
-        at += n
-    assert at == len(packets)
-    assert batches == expected
+    assert batches == cut_like(batches, packets, PACKET_COLUMN_KINDS)
+    conv_rows = [tuple(row[n] for n in CONVERSATION_NAMES) for row in conversations]
+    assert conv_batches == cut_like(conv_batches, conv_rows, CONVERSATION_COLUMN_KINDS)
     if importlib.util.find_spec("pyarrow") is not None:
         check_arrow(batches, packets)
+        check_arrow(conv_batches, conv_rows, "conversations")
 
 
-def check_arrow(batches: list[Any], packets: list[tuple[Any, ...]]) -> None:
+def check_arrow(batches: list[Any], packets: list[tuple[Any, ...]],
+                table_name: str = "packets") -> None:
     """The batches as Arrow arrays (what the Parquet sink writes) hold the rows' values."""
     import pyarrow as pa
 
     from sockcap.export.schema import SCHEMAS
     from sockcap.export.sinks import column_array
 
-    schema = SCHEMAS["packets"]
+    schema = SCHEMAS[table_name]
     got = [pa.RecordBatch.from_arrays(
         [column_array(f.type, n, c) for f, c in zip(schema, columns, strict=True)],
         schema=schema) for n, columns in batches]
     for b in got:
         b.validate(full=True)
     table = pa.Table.from_batches(got, schema=schema)
-    want = pa.Table.from_pylist([dict(zip(schema.names, row, strict=True)) for row in packets],
-                                schema=schema)
+    want = pa.Table.from_pylist([dict(zip(schema.names, [list(v.items()) if isinstance(
+        v, dict) and schema.field(i).type.num_fields == 1 else v
+        for i, v in enumerate(row)], strict=True)) for row in packets], schema=schema)
     assert table.equals(want)
 
 
 def test_kinds_follow_the_schema() -> None:
     """The C engine's column kinds are the table's (PACKET_COLUMN_KINDS in both files)."""
-    source = (Path(__file__).resolve().parents[1] / "sockcap" / "_speedups_columns.h").read_text()
+    folder = Path(__file__).resolve().parents[1] / "sockcap"
+    source = (folder / "_speedups_columns.h").read_text()
     assert f'PACKET_COLUMN_KINDS[] = "{PACKET_COLUMN_KINDS}"' in source
     assert PACKET_COLUMN_KINDS == "qddsisisLqqqqsbqsqqsLs"
+    source = (folder / "_speedups_convcols.h").read_text()
+    assert f'CONVERSATION_COLUMN_KINDS[] = "{CONVERSATION_COLUMN_KINDS}"' in source
+    assert CONVERSATION_COLUMN_KINDS == "sqsssPPPdddMsssisiqqsss"
+    from sockcap.export.sinks import DICTIONARY
+
+    # the dictionary-encoded columns are columns of their tables
+    assert set(DICTIONARY["packets"]) <= {name for name, _kind in PACKET_COLUMNS}
+    assert set(DICTIONARY["conversations"]) <= set(CONVERSATION_NAMES)
+
+
+def test_conn_states_in_the_engine_order() -> None:
+    """The C engine indexes the conn_state words it is handed by its CS_* enum: the
+    order of ZeekConn's ConnState."""
+    from sockcap.analysis.zeek import ConnState
+
+    source = (Path(__file__).resolve().parents[1] / "sockcap" / "_speedups_convcols.h").read_text()
+    enum = source.split("enum { CS_S0", 1)[1].split("CS_COUNT", 1)[0]
+    assert ["S0"] + [w.strip()[3:] for w in enum.split(",") if w.strip()] == [
+        s.name for s in ConnState]
 
 
 def test_encode_nulls_and_empty_lists() -> None:
@@ -208,6 +251,65 @@ def test_parquet_batches_equal_reference_file(tmp_path: Path) -> None:
     names = [n for n, _k in PACKET_COLUMNS]
     assert [tuple(r[n] for n in names) for r in table.to_pylist()] == [
         tuple(list(v) if isinstance(v, tuple | list) else v for v in row) for row in packets]
+    table = pq.read_table(tmp_path / "conversations" / "capture=cap")
+    assert table.to_pylist() == [{k: list(v.items()) if k == "notes" else v
+                                  for k, v in row.items()} for row in conversations]
+
+
+@pytest.mark.parametrize("capture", ["", "x" * 300, "kümmel \u00e9t\u00e9 日本", "a" * 55,
+                                     "a" * 56, "a" * 64])
+def test_uid_of_any_capture_name(capture: str) -> None:
+    """The uid hashes the partition's name (SHA-1 in C: names across the 55/56/64-byte
+    block edges, longer than the C engine's stack buffer, not ASCII): both twins and the
+    reference agree."""
+    data = (Path(__file__).resolve().parent / "golden" / "scenario-backlog.pcap").read_bytes()
+    got = [column_export(cls, data, capture)[0]["conversations"].batches for cls in twins()]
+    assert all(g == got[0] for g in got)
+    rows = [tuple(r[n] for n in CONVERSATION_NAMES) for r in reference(data, capture)[1]]
+    assert got[0] == cut_like(got[0], rows, CONVERSATION_COLUMN_KINDS)
+
+
+# (flags, from the client) of one TCP conversation a Zeek conn_state (the C engine's
+# conv_conn_state against ZeekConn.conn_state), and UDP's
+S, SA, A, F, R, RA, PA = 0x002, 0x012, 0x010, 0x011, 0x004, 0x014, 0x018
+CONN_STATES = {
+    "S0": [(S, True)], "S1": [(S, True), (SA, False), (A, True)],
+    "SF": [(S, True), (SA, False), (A, True), (F, True), (F, False)],
+    "REJ": [(S, True), (RA, False)], "S2": [(S, True), (SA, False), (A, True), (F, True)],
+    "S3": [(S, True), (SA, False), (A, True), (F, False)],
+    "RSTO": [(S, True), (SA, False), (A, True), (R, True)],
+    "RSTR": [(S, True), (SA, False), (A, True), (R, False)],
+    "RSTOS0": [(S, True), (R, True)], "RSTRH": [(SA, False), (R, False)],
+    "SH": [(S, True), (F, True)], "SHR": [(SA, False), (F, False)],
+    "OTH": [(PA, True), (PA, False)],
+    "OTH ": [(S, True), (A, True), (R, True)],  # the RSTOS0 pattern not matched: OTH
+}
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_every_conn_state_on_both_twins(v6: bool) -> None:
+    """One conversation for each of Zeek's conn_state codes (and UDP's SF and S0): both
+    twins' batches equal the reference's, which names the code expected."""
+    frames: list[bytes] = []
+    ts = 1_700_000_000 * 10**9
+    head: bytes = LINK_HEADS[1](v6)  # type: ignore[no-untyped-call]
+    for port, flags_seq in enumerate(CONN_STATES.values(), start=40000):
+        for seq, (flags, client) in enumerate(flags_seq):
+            ends = (1, 2, port, 80) if client else (2, 1, 80, port)
+            body = _tcp(ends[2], ends[3], 1000 + seq, 5000 if flags & A else 0, flags, 512,
+                        b"", b"hi" if flags == PA else b"")
+            frames.append(head + _ip(v6, ends[0], ends[1], 6, body))
+    for port, both in ((50000, True), (50001, False)):
+        for client in (True, False)[: 2 if both else 1]:
+            ends = (1, 2, port, 53) if client else (2, 1, 53, port)
+            frames.append(head + _ip(v6, ends[0], ends[1], 17,
+                                     struct.pack("!HHHH", ends[2], ends[3], 10, 0) + b"hi"))
+    data = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1) + b"".join(
+        struct.pack("<IIII", (ts + i * 1000) // 10**9, (ts + i * 1000) // 1000 % 10**6,
+                    len(f), len(f)) + f for i, f in enumerate(frames))
+    check(data)
+    states = sorted(r["conn_state"] for r in reference(data)[1])
+    assert states == sorted([k.strip() for k in CONN_STATES] + ["SF", "S0"])
 
 
 REGRESS = sorted((Path(__file__).resolve().parent / "regress").glob("*.pcap*"))

@@ -2,7 +2,7 @@
 SQL over them with DuckDB.
 
 An edge package: it opens capture files, writes table files and runs processes. The rows
-are those of the pure views in :mod:`sockcap.render.tables`; Parquet's packets table comes
+are those of the pure views in :mod:`sockcap.render.tables`; Parquet's two tables come
 from the engine as column batches (:mod:`sockcap.pipeline.columns`, the same values); pyarrow (for
 Parquet) and duckdb are optional extras (``pip install 'sockcap[export]'``), imported
 only here and only when used.

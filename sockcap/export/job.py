@@ -10,8 +10,10 @@ from the reader's buffer and fills the packets table's columns itself, its pure 
 makes the same buffers from the reference rows): the packets go to the sink a batch of
 columns at a time (at least :data:`~sockcap.export.sinks.GROUP_ROWS` rows or
 :data:`~sockcap.export.sinks.GROUP_BYTES` of payload, taken each time the reader is about
-to read more), and a conversation's row is made in Python (its ``stats --json`` entry,
-Zeek's state the engine kept, the uid and Community ID) when the engine forgets it.
+to read more), and the conversations likewise: the engine makes a conversation's row
+(its ``stats --json`` entry, Zeek's letters and state, the uid and Community ID) into
+its own columns when it forgets the conversation (``sockcap/_speedups_convcols.h``), and
+they go to the sink a batch of GROUP_ROWS["conversations"] rows or more at a time.
 NDJSON keeps the rows of :class:`~sockcap.export.rows.TableRows`, a dict each.
 
 A file damaged part way keeps the rows read before the damage (as ``sockcap stats``
@@ -97,28 +99,12 @@ def _run(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
     return failure
 
 
-def _forget_into(conversations: Sink | None, box: list[Any],
-                 capture: Any) -> Callable[[object], None]:
-    """The engine's ``on_forget``: each forgotten conversation's row into the
-    conversations table (``box[0]``: the engine, asked for the conversation's Zeek state)."""
-    from sockcap.analysis.zeek import ZeekConn
-    from sockcap.render.tables import conversation_row
-
-    def forget(conv: object) -> None:
-        if conversations is not None:
-            history, orig, resp = box[0].zeek(conv)
-            row = conversation_row(conv, ZeekConn.restored(history, (orig, resp)),  # type: ignore[arg-type]
-                                   capture)
-            conversations.add(row)
-
-    return forget
-
-
 def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
                  progress: Callable[[int], None] | None,
                  engine_class: Any = None) -> CaptureFileError | None:
     """The export on the engine (see the module's doc): its columns a batch at a time
     (``engine_class``: :func:`sockcap.speedups.engine_class`'s unless given)."""
+    from sockcap.analysis.zeek import ConnState
     from sockcap.export.rows import PROGRESS_EVERY
     from sockcap.export.sinks import GROUP_BYTES, GROUP_ROWS
     from sockcap.pipeline.columns import column_words
@@ -129,18 +115,15 @@ def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
     packets, conversations = sinks.get("packets"), sinks.get("conversations")
     engine = (engine_class or default_engine_class())(analyze=True, keep=False, port=0, limit=0, hex=False,
                             **engine_words())
-
-    # the engine holds forget, so forget reaches the engine through a box emptied at the
-    # end: the compiled Engine is not tracked by the cyclic collector, and a cycle through
-    # it would keep it (its table, its conversations) for the life of the process
-    box = [engine]
-    group_rows = GROUP_ROWS["packets"]
-    engine.columns(*column_words(), _forget_into(conversations, box, job.capture),
-                   group_rows, GROUP_BYTES)
+    group_rows, conv_rows = GROUP_ROWS["packets"], GROUP_ROWS["conversations"]
+    # no on_forget: the conversations, when asked for, become the engine's own rows
+    engine.columns(*column_words(), None, group_rows, GROUP_BYTES)
+    if conversations is not None:
+        engine.conversation_columns(job.capture, tuple(s.value for s in ConnState), conv_rows)
     told = 0  # packets told to progress
 
     def flush(last: bool = False) -> None:
-        """Take the batch when full (the reader is about to read more, or to hand a frame
+        """Take a batch when full (the reader is about to read more, or to hand a frame
         the engine stopped before), and tell the progress."""
         nonlocal told
         rows, payload, read = engine.held()
@@ -148,6 +131,10 @@ def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
             n, columns = engine.batch()
             if packets is not None:
                 packets.add_batch(n, columns)  # type: ignore[attr-defined]
+        if conversations is not None:
+            held = engine.conversations_held()
+            if held and (last or held >= conv_rows):
+                conversations.add_batch(*engine.conversation_batch())  # type: ignore[attr-defined]
         if progress is not None:
             while read - told >= PROGRESS_EVERY:
                 progress(PROGRESS_EVERY)
@@ -160,17 +147,14 @@ def _run_columns(job: ExportJob, reader: CaptureReader, sinks: dict[str, Sink],
     reader.sink = _sink(engine, flush)
     frame_fn = engine.frame
     try:
-        try:
-            for frame in reader:
-                flush()
-                if not frame_fn(frame):
-                    feed_decoded(engine, frame, True)
-        except CaptureFileError as e:
-            failure = e
-        finally:
-            reader.sink = None
-        engine.finish()
-        flush(last=True)
+        for frame in reader:
+            flush()
+            if not frame_fn(frame):
+                feed_decoded(engine, frame, True)
+    except CaptureFileError as e:
+        failure = e
     finally:
-        box.clear()
+        reader.sink = None
+    engine.finish()
+    flush(last=True)
     return failure

@@ -19,6 +19,17 @@ from sockcap.render.tables import ndjson_packet
 # rows per Parquet row group: a conversation's row holds more (nested) values
 GROUP_ROWS = {"packets": 8192, "conversations": 4096}
 GROUP_BYTES = 8 << 20  # ... or payload bytes held, for captures of 64 KiB segments
+# the columns written with Parquet's dictionary encoding: those whose values repeat
+# (addresses, codes, Zeek's letters). pyarrow's default tries it on every column and
+# falls back page by page for the numbers, times and payloads that rarely repeat: on the
+# bench's 1M file that cost ~5 % of the export's CPU and made the files 15 % larger
+# (bench/RESULTS.md, issue 23). The tables' values are the same either way.
+DICTIONARY = {
+    "packets": ("src", "dst", "proto", "flags", "phase", "from", "truncated", "notes",
+                "tunnel"),
+    "conversations": ("proto", "roles", "notes", "ended", "id.orig_h", "id.resp_h",
+                      "conn_state", "history"),
+}
 
 
 class Sink(Protocol):
@@ -56,7 +67,8 @@ class ParquetSink:
         self._schema = SCHEMAS[table]
         self._values = operator.itemgetter(*self._schema.names)
         self._group_rows = GROUP_ROWS[table]
-        self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
+        self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd",
+                                        use_dictionary=list(DICTIONARY[table]))
         self._held: list[tuple[Any, ...]] = []
         self._held_bytes = 0
 
@@ -137,6 +149,19 @@ def column_array(type_: Any, rows: int, column: tuple[Any, ...]) -> Any:
     def buf(b: bytes | None) -> Any:
         return None if b is None else pa.py_buffer(b)
 
+    if pa.types.is_struct(type_):  # P: two int64 children, never null
+        children = [pa.Array.from_buffers(type_.field(i).type, rows, [None, buf(b)])
+                    for i, b in enumerate(column)]
+        return pa.StructArray.from_arrays(children, fields=list(type_))
+    if pa.types.is_map(type_):  # M: string keys, int64 values, never null
+        offsets, key_offsets, key_data, values = column
+        entries = len(key_offsets) // 4 - 1
+        keys = pa.Array.from_buffers(type_.key_type, entries,
+                                     [None, buf(key_offsets), buf(key_data)])
+        items = pa.Array.from_buffers(type_.item_type, entries, [None, buf(values)])
+        return pa.MapArray.from_arrays(
+            pa.Array.from_buffers(pa.int32(), rows + 1, [None, buf(offsets)]), keys, items,
+            type=type_)
     if pa.types.is_list(type_):
         offsets, child_offsets, data = column
         child = pa.Array.from_buffers(type_.value_type, len(child_offsets) // 4 - 1,

@@ -1,21 +1,29 @@
-"""The export's packets table as column buffers: what both twins of the engine hand out
-in batches (``Engine.batch()``), in Arrow's layout, with no Python object a row once made.
+"""The export's tables as column buffers: what both twins of the engine hand out in
+batches (``Engine.batch()`` for the packets, ``Engine.conversation_batch()`` for the
+conversations), in Arrow's layout, with no Python object a row once made.
 
 A batch is ``(rows, columns)``, a column for each of
-:data:`sockcap.render.tables.PACKET_COLUMNS`, by its kind (:data:`PACKET_COLUMN_KINDS`):
+:data:`sockcap.render.tables.PACKET_COLUMNS` (or ``CONVERSATION_COLUMNS``), by its kind
+(:data:`PACKET_COLUMN_KINDS`, :data:`CONVERSATION_COLUMN_KINDS`):
 
 - ``q`` int64, ``i`` int32, ``d`` float64: ``(validity, values)``, the values as
   little-endian machine numbers (0 where null);
 - ``s`` string, ``b`` binary: ``(validity, offsets, data)``, int32 offsets (rows + 1,
   from 0) into the UTF-8 text or the bytes;
 - ``L`` list<string>: ``(offsets, child offsets, child data)``: int32 offsets into the
-  list of every row's strings, and those strings as above (a list is never null).
+  list of every row's strings, and those strings as above (a list is never null);
+- ``P`` struct<client_to_server: int64, server_to_client: int64>: ``(first values,
+  second values)``, int64 each (never null);
+- ``M`` map<string, int64>: ``(offsets, key offsets, key data, values)``: int32 offsets
+  into the entries, the keys' strings as above and the int64 values (never null).
 
 ``validity`` is Arrow's bitmap (a bit a row, least significant first, 1: a value), or
 None when the batch holds no null. The compiled engine fills these buffers as it files
-each packet (``sockcap/_speedups_columns.h``); :func:`encode` makes the same bytes from
-the reference rows (:func:`sockcap.render.tables.packet_row`), which is what the pure
-twin hands out and what the tests compare the compiled one against.
+each packet (``sockcap/_speedups_columns.h``) and each conversation it forgets
+(``sockcap/_speedups_convcols.h``); :func:`encode` makes the same bytes from the
+reference rows (:func:`sockcap.render.tables.packet_row`,
+:func:`~sockcap.render.tables.conversation_row`), which is what the pure twin hands out
+and what the tests compare the compiled one against.
 
 Pure: no I/O; pyarrow is the export's (:mod:`sockcap.export.sinks`).
 """
@@ -27,12 +35,16 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from sockcap.render.tables import PACKET_COLUMNS
+from sockcap.render.tables import BOTH_WAYS, CONVERSATION_COLUMNS, PACKET_COLUMNS
 
 KINDS = {"int64": "q", "int32": "i", "float64": "d", "string": "s", "binary": "b",
-         "list<string>": "L"}
-# the packets table's column kinds, in its order (the C engine's PACKET_COLUMN_KINDS)
+         "list<string>": "L", BOTH_WAYS: "P", "map<string, int64>": "M"}
+# the tables' column kinds, in their order (the C engine's PACKET_COLUMN_KINDS and
+# CONVERSATION_COLUMN_KINDS)
 PACKET_COLUMN_KINDS = "".join(KINDS[kind] for _name, kind in PACKET_COLUMNS)
+CONVERSATION_COLUMN_KINDS = "".join(KINDS[kind] for _name, kind in CONVERSATION_COLUMNS)
+# the two fields of a P column's struct, in their order
+PAIR = ("client_to_server", "server_to_client")
 _LITTLE = sys.byteorder == "little"
 
 Batch = tuple[int, tuple[tuple[Any, ...], ...]]
@@ -86,13 +98,22 @@ def _strings(values: Sequence[Any]) -> tuple[bytes, bytes]:
     return _offsets(ends), b"".join(parts)
 
 
-def encode(rows: Sequence[tuple[Any, ...]]) -> Batch:
-    """The batch of ``rows`` (each the packets table's values in its column order)."""
+def encode(rows: Sequence[tuple[Any, ...]], kinds: str = PACKET_COLUMN_KINDS) -> Batch:
+    """The batch of ``rows`` (each a table's values in its column order; ``kinds``: that
+    table's column kinds)."""
     columns: list[tuple[Any, ...]] = []
     by_column: list[Sequence[Any]] = (list(zip(*rows, strict=True)) if rows
-                                      else [()] * len(PACKET_COLUMN_KINDS))
-    for values, kind in zip(by_column, PACKET_COLUMN_KINDS, strict=True):
-        if kind == "L":
+                                      else [()] * len(kinds))
+    for values, kind in zip(by_column, kinds, strict=True):
+        if kind == "P":
+            columns.append(tuple(_numbers("q", [v[name] for v in values]) for name in PAIR))
+        elif kind == "M":
+            ends = [0]
+            for v in values:
+                ends.append(ends[-1] + len(v))
+            columns.append((_offsets(ends), *_strings([k for v in values for k in v]),
+                            _numbers("q", [n for v in values for n in v.values()])))
+        elif kind == "L":
             ends = [0]
             for v in values:
                 ends.append(ends[-1] + len(v))
