@@ -10,7 +10,8 @@
 #define COLOR_SERVER 9
 #define COLOR_NOTES 10
 #define COLOR_DIM 11
-#define COLOR_COUNT 12
+#define COLOR_EXPLAIN 12
+#define COLOR_COUNT 13
 #define F_FIN 0x1
 #define F_SYN 0x2
 #define F_RST 0x4

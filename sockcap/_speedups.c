@@ -1912,7 +1912,7 @@ static int process(Engine *e, const Pkt *p) {
                                                            ? render_tcpdump : render)
                    : e->style == STYLE_TCPDUMP ? render_tcpdump(e, p, &a)
                    : render(e, p, &a)) < 0 ||
-        (e->explain && explain_packet(e, p, &a) < 0)) {
+        (e->explain && explain_line(e, p, &a) < 0)) {
         e->out.len = mark; /* nothing of a packet whose text failed */
         return -1;
     }
@@ -2118,9 +2118,10 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
     e->style = style;
     if (color_set(e, color_table) < 0) return -1;
     if (style == STYLE_TCPDUMP) tzset(); /* the TZ of now, as time.tzset() would read it */
-    if (explain != Py_None) { /* --explain's sentences, under the Wireshark-style lines */
-        if (style != STYLE_WIRESHARK || color || view != Py_None || !render) {
-            PyErr_SetString(PyExc_ValueError, "explain: with the plain Wireshark-style text only");
+    if (explain != Py_None) { /* --explain's sentences, under either text notation's lines */
+        if (style == STYLE_JSON || view != Py_None || !render) {
+            PyErr_SetString(PyExc_ValueError,
+                            "explain: with the Wireshark-style or tcpdump text only");
             return -1;
         }
         if (explain_init(e, explain) < 0) return -1;

@@ -973,6 +973,16 @@ static int explain_packet(Engine *e, const Pkt *p, const Ann *a) {
     return 0;
 }
 
+/* The packet's sentence (explain_packet); in colour, its line wrapped in the explain
+ * style's sequences as the view styles it (PacketView.styled: EXPLAIN_STYLE), after the
+ * packet's own lines and --hex rows. */
+static int explain_line(Engine *e, const Pkt *p, const Ann *a) {
+    size_t start = e->out.len;
+    if (explain_packet(e, p, a) < 0) return -1;
+    if (!e->color || e->out.len == start) return 0;
+    return wrap_lines(e, start, 0, &e->palette->code[COLOR_EXPLAIN], NULL);
+}
+
 /* Engine.explained(): {"counts": [per W_*], "partial": n, "larger": n, "nagle": n} */
 static PyObject *Engine_explained(Engine *e, PyObject *unused) {
     Explain *x = e->explain;

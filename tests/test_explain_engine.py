@@ -27,8 +27,10 @@ from test_speedups import captures
 
 from sockcap import i18n
 from sockcap.errors import SockcapError
+from sockcap.output import Output, ansi_codes
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pipeline import Pipeline
+from sockcap.pipeline.contract import COLOR_STYLES, Style, color_table
 from sockcap.pipeline.engine import EngineRun, PureEngine
 from sockcap.render.explain import EngineExplanations, PacketExplainer
 from sockcap.render.explain_words import SENTENCES, explain_words
@@ -59,25 +61,37 @@ def tail(explainer: Any) -> str:
     return "".join(f"{line}\n" for line, _style in (*explainer.summary(), *explainer.readings()))
 
 
-def reference(data: bytes, *, hex_: bool = False, limit: int = 0, port: int = 0) -> str:
-    """The pure path: each packet's line and sentence from the Python view, the tail."""
+def reference(data: bytes, *, hex_: bool = False, limit: int = 0, port: int = 0,
+              style: str = "wireshark", color: bool = False) -> str:
+    """The pure path: each packet's line and sentence from the Python view (in colour:
+    its styled lines through rich, as Output.lines writes them), the tail."""
     pipeline = Pipeline(keep=False, limit=limit, port=port)
     explainer = PacketExplainer()
-    view = PacketView(pipeline, hex_=hex_, explainer=explainer)
+    view = PacketView(pipeline, hex_=hex_, explainer=explainer, style=style)
     out: list[str] = []
+    stream = io.StringIO()
+    output = Output(stream=stream, err=io.StringIO(), color=True)
     try:
-        for text in pipeline.map(open_capture(io.BytesIO(data)), view.text):
-            out.append(text + "\n")
+        if color:
+            for pairs in pipeline.map(open_capture(io.BytesIO(data)),
+                                      lambda a: list(view.styled(a))):
+                output.lines(pairs)
+        else:
+            for text in pipeline.map(open_capture(io.BytesIO(data)), view.text):
+                out.append(text + "\n")
     except SockcapError as e:
         out.append(f"[{e}]\n")
-    return "".join(out) + tail(explainer)
+    return stream.getvalue() + "".join(out) + tail(explainer)
 
 
-def engine(cls: Any, data: bytes, *, hex_: bool = False, limit: int = 0, port: int = 0) -> str:
+def engine(cls: Any, data: bytes, *, hex_: bool = False, limit: int = 0, port: int = 0,
+           style: str = "wireshark", color: bool = False) -> str:
     """The compiled twin, as ``show --explain`` asks it (explain=), and its tail."""
     pipeline = Pipeline(keep=False, limit=limit, port=port)
     out: list[bytes] = []
-    run = EngineRun(cls, pipeline, hex_=hex_, explain=explain_words())
+    run = EngineRun(cls, pipeline, hex_=hex_, explain=explain_words(), clock=pipeline,
+                    style=Style.TCPDUMP if style == "tcpdump" else Style.WIRESHARK,
+                    color=color and color_table(ansi_codes(COLOR_STYLES)))
     damage = ""
     try:
         run.run(open_capture(io.BytesIO(data)), lambda chunk: out.append(bytes(chunk)),
@@ -123,6 +137,31 @@ def test_corpus(lang: str) -> None:
     assert differ == []
 
 
+@pytest.mark.parametrize("color", [False, True], ids=["plain", "colour"])
+@pytest.mark.parametrize("style", ["wireshark", "tcpdump"])
+@pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda p: p.name)
+def test_goldens_in_either_notation_and_colour(path: Path, style: str, color: bool) -> None:
+    """The sentences under tcpdump's notation too, and in colour (the sentence's line in
+    its own style, after the packet's line and --hex rows), as the view writes them."""
+    cls = compiled()
+    assert Style.TCPDUMP in cls.colors
+    data = path.read_bytes()
+    for hex_ in (False, True):
+        want = reference(data, hex_=hex_, style=style, color=color)
+        assert ("\x1b[3m" in want) == (color and "      " in want)
+        assert engine(cls, data, hex_=hex_, style=style, color=color) == want
+
+
+@pytest.mark.skipif(not corpus_files(), reason=f"corpus not present at {CORPUS}")
+def test_corpus_in_colour_and_tcpdump_notation() -> None:
+    cls = compiled()
+    for path in corpus_files()[::3]:
+        data = path.read_bytes()
+        assert (engine(cls, data, style="tcpdump", color=True)
+                == reference(data, style="tcpdump", color=True)), path.name
+        assert engine(cls, data, color=True) == reference(data, color=True), path.name
+
+
 @pytest.mark.skipif(not corpus_files(), reason=f"corpus not present at {CORPUS}")
 def test_corpus_port_and_hex() -> None:
     cls = compiled()
@@ -139,6 +178,8 @@ def test_hypothesis_captures(data: bytes) -> None:
     assert engine(cls, data) == reference(data)
     with language("id"):
         assert engine(cls, data, hex_=True) == reference(data, hex_=True)
+        assert (engine(cls, data, hex_=True, style="tcpdump", color=True)
+                == reference(data, hex_=True, style="tcpdump", color=True))
 
 
 def test_pure_twin_does_not_explain_by_itself() -> None:

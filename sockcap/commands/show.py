@@ -107,9 +107,9 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
         notation = Style.JSON if json_ else Style.TCPDUMP if style == "tcpdump" else Style.WIRESHARK
         # JSON has no colour: its lines go out plain on a terminal too
         # --explain's sentences: the engine's own when its class says it writes them
-        # (explains), under its plain Wireshark-style lines (colour: the Python view)
-        explains = (explain and not filters and not json_ and notation is Style.WIRESHARK
-                    and not output.color and getattr(cls, "explains", False))
+        # (explains), under its text lines of either notation, in colour too
+        explains = (explain and not filters and notation is not Style.JSON
+                    and getattr(cls, "explains", False))
         own = (not filters and (not explain or explains) and notation in cls.styles
                and (notation in cls.colors or not output.color or notation is Style.JSON))
         packet_view = None if own else _view_of(view, output)

@@ -142,7 +142,8 @@ class Style(IntEnum):
 # line, the --hex rows). The reference is timeline.style_of and PacketView.styled.
 COLOR_STYLES: tuple[str, ...] = (
     *("" if p is Phase.DATA else timeline._PHASE_STYLES.get(p, "") for p in PHASES),
-    timeline.CLIENT_STYLE, timeline.SERVER_STYLE, timeline.NOTES_STYLE, timeline.DIM_STYLE)
+    timeline.CLIENT_STYLE, timeline.SERVER_STYLE, timeline.NOTES_STYLE, timeline.DIM_STYLE,
+    timeline.EXPLAIN_STYLE)
 
 
 def color_table(codes: Mapping[str, tuple[str, str]]) -> tuple[str, ...]:
@@ -160,6 +161,7 @@ CONSTANTS: dict[str, int] = {
     **{f"STYLE_{style.name}": int(style) for style in Style},
     "COLOR_CLIENT": len(PHASES), "COLOR_SERVER": len(PHASES) + 1,
     "COLOR_NOTES": len(PHASES) + 2, "COLOR_DIM": len(PHASES) + 3,
+    "COLOR_EXPLAIN": len(PHASES) + 4,
     "COLOR_COUNT": len(COLOR_STYLES),
     **{f"F_{flag.name}": int(flag) for flag in TcpFlags},
     "ECN_BITS": conversation.ECN_BITS,

@@ -15,6 +15,7 @@ from sockcap.analysis.conversation import ROLES_GUESSED, Annotated
 from sockcap.i18n import N_, _
 from sockcap.render.timeline import (
     DIM_STYLE,
+    EXPLAIN_STYLE,
     Clock,
     Timeline,
     endpoint,
@@ -115,7 +116,7 @@ class PacketView:
         if self.explainer is not None:
             sentence = self.explainer.sentence(a)
             if sentence is not None:
-                yield EXPLAIN_INDENT + sentence, "italic"
+                yield EXPLAIN_INDENT + sentence, EXPLAIN_STYLE
 
 
 def _first_of(a: Annotated) -> bool:

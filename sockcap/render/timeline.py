@@ -139,6 +139,7 @@ CLIENT_STYLE = "green"  # the client's data, here and in follow
 SERVER_STYLE = "magenta"
 NOTES_STYLE = "bold red"  # a line with notes and no phase style of its own
 DIM_STYLE = "dim"  # the lines under and before a packet's (guessed roles, --hex rows)
+EXPLAIN_STYLE = "italic"  # --explain's sentence under a packet
 _PHASE_STYLES = {Phase.HANDSHAKE_1: "cyan", Phase.HANDSHAKE_2: "cyan",
                  Phase.HANDSHAKE_3: "cyan", Phase.TEARDOWN: "yellow", Phase.RESET: "bold red"}
 
