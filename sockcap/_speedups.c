@@ -114,6 +114,19 @@ static inline void put(Buf *b, const char *s, size_t n) {
     b->len += n;
 }
 
+/* put() of a short piece from storage with SLACK readable bytes past its end (Text and
+ * template pieces are allocated so, endpoint texts are 64-byte arrays), into room
+ * reserved with SLACK more: a piece up to SLACK bytes is one fixed-size copy (two vector
+ * moves) where memcpy of a variable length is a call and a branch on the size; the bytes
+ * past n are overwritten by what comes next or lie past the text's end. */
+#define SLACK 32
+static inline void put_short(Buf *b, const char *s, size_t n) {
+    if (n <= SLACK) {
+        memcpy(b->p + b->len, s, SLACK);
+        b->len += n;
+    } else put(b, s, n);
+}
+
 /* "00" "01" … "99": two digits a step, written from the right into their place (no
  * scratch copy, and no store through b->p inside the loop, which the compiler would have
  * to assume may change b->len). */
@@ -174,10 +187,9 @@ static int text_set(Text *t, PyObject *str) {
     Py_ssize_t n;
     const char *s = PyUnicode_AsUTF8AndSize(str, &n);
     if (!s) return -1;
-    char *c = PyMem_Malloc((size_t)n + 1);
+    char *c = PyMem_Calloc((size_t)n + SLACK, 1); /* SLACK: see put_short */
     if (!c) { PyErr_NoMemory(); return -1; }
     memcpy(c, s, (size_t)n);
-    c[n] = 0;
     PyMem_Free(t->s);
     t->s = c;
     t->n = n;
@@ -202,10 +214,9 @@ static void template_free(Template *t) {
 }
 
 static int template_piece(Template *t, const char *s, size_t n) {
-    char *c = PyMem_Malloc(n + 1);
+    char *c = PyMem_Calloc(n + SLACK, 1); /* SLACK: see put_short */
     if (!c) { PyErr_NoMemory(); return -1; }
     memcpy(c, s, n);
-    c[n] = 0;
     t->piece[t->n].s = c;
     t->piece[t->n].n = (Py_ssize_t)n;
     t->fixed += n;
@@ -946,6 +957,25 @@ static int queue_push(Ring *r, Conv *c) {
     return 0;
 }
 
+/* The parts of a conversation that leaving a queue reads (open_later, retire_later,
+ * forget, conv_unref) and its table slot (table_del_if), asked of the memory ahead: a
+ * queue's head is a conversation of thousands ago, long out of the caches, popped at a
+ * later new conversation, some packets on. Two stages: the conversation after the next
+ * one now, the next one's slot now (its hash was asked for at the pop before). */
+static inline void prefetch_leaving(const Engine *e, const Ring *r) {
+    if (r->len > 1) {
+        const char *b = (const char *)r->items[(r->head + 1) % r->cap];
+        __builtin_prefetch((const void *)((uintptr_t)b - 16)); /* its allocation's header */
+        __builtin_prefetch(b + offsetof(Conv, dirs[1].base));
+        __builtin_prefetch(b + offsetof(Conv, last_ts));
+        __builtin_prefetch(b + offsetof(Conv, hash));
+        __builtin_prefetch(b + offsetof(Conv, refs));
+        __builtin_prefetch(b + offsetof(Conv, view));
+    }
+    if (r->len && e->nbuckets)
+        __builtin_prefetch(&e->table[r->items[r->head]->hash & (e->nbuckets - 1)]);
+}
+
 static Conv *queue_pop(Ring *r) {
     Conv *old = r->items[r->head];
     r->head = (r->head + 1) % r->cap;
@@ -1038,6 +1068,7 @@ static int retire_later(Engine *e, Conv *c, i128 now) {
     if (queue_push(&e->ended, c) < 0) { c->refs--; return -1; }
     if (e->ended.len <= RETIRE_AFTER) return 0;
     Conv *old = queue_pop(&e->ended);
+    prefetch_leaving(e, &e->ended);
     if (e->ended.len < RETIRE_MAX && now >= 0 /* untimed now: cannot tell */
         && now - old->last_ts < RETIRE_IDLE_NS) {
         return queue_push(&e->ended, old); /* its reference moves with it */
@@ -1051,6 +1082,7 @@ static int open_later(Engine *e, Conv *c, i128 now) {
     if (queue_push(&e->open, c) < 0) { c->refs--; return -1; }
     if (e->open.len <= RETIRE_AFTER) return 0;
     Conv *old = queue_pop(&e->open);
+    prefetch_leaving(e, &e->open);
     if (old->retired) { conv_unref(old); return 0; } /* ended: the ended queue has it */
     i128 idle = old->dirs[1].base >= 0 ? INACTIVE_NS : RETIRE_IDLE_NS; /* answered or not */
     if (e->open.len < RETIRE_MAX && (now < 0 || now - old->last_ts < idle))
@@ -1089,7 +1121,7 @@ static Conv *conv_new(Engine *e, const Pkt *p, const Key *key, uint64_t h,
     c->hash = h;
     c->key = *key;
     if (e->render) {
-        c->ep_text = PyMem_Malloc(2 * sizeof *c->ep_text);
+        c->ep_text = PyMem_Calloc(2, sizeof *c->ep_text); /* zeroed: put_short reads past a text */
         if (!c->ep_text) { PyErr_NoMemory(); PyMem_Free(c); return NULL; }
         endpoint_text(c, 0);
         endpoint_text(c, 1);
@@ -1798,6 +1830,27 @@ static int put_notes(Engine *e, Buf *b, const Pkt *p, const Ann *a) {
 #include "_speedups_plain.h"
 #include "_speedups_packet.h"
 
+/* put_text of an engine's own Text (text_set: SLACK readable past its end) */
+static inline int put_text_short(Buf *b, const Text *t) {
+    if (buf_reserve(b, (size_t)t->n + SLACK) < 0) return -1;
+    put_short(b, t->s, (size_t)t->n);
+    return 0;
+}
+
+/* put_template of a template whose values are the conversation's endpoint texts (64-byte
+ * arrays: SLACK readable past any text up to SLACK bytes) */
+static int put_template_eps(Buf *b, const Template *t, const Val *vals) {
+    size_t need = t->fixed + (size_t)(2 * t->n + 1) * SLACK;
+    for (int i = 0; i < t->n; i++) need += vals[t->place[i]].n;
+    if (buf_reserve(b, need) < 0) return -1;
+    put_short(b, t->piece[0].s, (size_t)t->piece[0].n);
+    for (int i = 0; i < t->n; i++) {
+        put_short(b, vals[t->place[i]].s, vals[t->place[i]].n);
+        put_short(b, t->piece[i + 1].s, (size_t)t->piece[i + 1].n);
+    }
+    return 0;
+}
+
 /* The packet's text: the guessed-roles line, the timeline line, the --hex rows; "\n". */
 static int render(Engine *e, const Pkt *p, const Ann *a) {
     Buf *b = &e->out;
@@ -1823,7 +1876,8 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
     if (c) {
         /* "client C → server S" / "server S → client C", in the reader's language */
         Val v[2] = {{c->ep_text[0], c->ep_len[0]}, {c->ep_text[1], c->ep_len[1]}};
-        if (put_template(b, &e->templates[a->from_client ? T_FROM_CLIENT : T_FROM_SERVER], v) < 0)
+        if (put_template_eps(b, &e->templates[a->from_client ? T_FROM_CLIENT : T_FROM_SERVER],
+                             v) < 0)
             return -1;
     } else if (put_str(b, p->where) < 0) return -1;
     /* room for every fixed part below that writes without a reserve of its own: the
@@ -1836,7 +1890,7 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
                                                                      : &e->ws_flags[p->flags];
         if (buf_reserve(b, 160) < 0) return -1;
         put(b, "  TCP ", 6);
-        if (put_text(b, names) < 0 || buf_reserve(b, 128) < 0) return -1;
+        if (put_text_short(b, names) < 0 || buf_reserve(b, 128) < 0) return -1;
         put(b, " Seq=", 5);
         put_i64(b, a->seq, 0);
         if (p->flags & F_ACK) { /* without ACK (a SYN, a bare RST): no Ack field */
@@ -1848,7 +1902,7 @@ static int render(Engine *e, const Pkt *p, const Ann *a) {
         put(b, " Len=", 5);
         put_i64(b, p->payload_len, 0);
         put(b, "  ", 2);
-        if (put_text(b, phase) < 0) return -1;
+        if (put_text_short(b, phase) < 0) return -1;
         if (p->payload_len > 0) {
             if (buf_reserve(b, 2) < 0) return -1;
             put(b, "  ", 2);
