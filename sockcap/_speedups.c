@@ -952,7 +952,8 @@ static int queue_push(Ring *r, Conv *c) {
         r->head = 0;
         r->cap = cap;
     }
-    r->items[(r->head + r->len) % r->cap] = c;
+    size_t at = r->head + r->len; /* < 2 cap: (head + len) % cap, no division */
+    r->items[at >= r->cap ? at - r->cap : at] = c;
     r->len++;
     return 0;
 }
@@ -964,7 +965,8 @@ static int queue_push(Ring *r, Conv *c) {
  * one now, the next one's slot now (its hash was asked for at the pop before). */
 static inline void prefetch_leaving(const Engine *e, const Ring *r) {
     if (r->len > 1) {
-        const char *b = (const char *)r->items[(r->head + 1) % r->cap];
+        size_t next = r->head + 1 == r->cap ? 0 : r->head + 1; /* no division */
+        const char *b = (const char *)r->items[next];
         __builtin_prefetch((const void *)((uintptr_t)b - 16)); /* its allocation's header */
         __builtin_prefetch(b + offsetof(Conv, dirs[1].base));
         __builtin_prefetch(b + offsetof(Conv, last_ts));
@@ -978,7 +980,7 @@ static inline void prefetch_leaving(const Engine *e, const Ring *r) {
 
 static Conv *queue_pop(Ring *r) {
     Conv *old = r->items[r->head];
-    r->head = (r->head + 1) % r->cap;
+    r->head = r->head + 1 == r->cap ? 0 : r->head + 1; /* (head + 1) % cap, no division */
     r->len--;
     return old;
 }
