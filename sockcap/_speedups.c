@@ -810,6 +810,14 @@ static int table_grow(Engine *e) {
     return 0;
 }
 
+/* The memo's slot for key (see hash_key); NULL without a memo. */
+static inline Memo *memo_of(Engine *e, const Key *key) {
+    if (!e->memo) return NULL;
+    const uint64_t *w = key->w;
+    uint64_t f = w[0] >> 16 ^ w[0] >> 37 ^ w[1] ^ w[3] ^ w[2] ^ w[4];
+    return &e->memo[(f ^ f >> 8 ^ f >> 24) & (MEMO - 1)];
+}
+
 /* The key's hash, from the memo when the key was hashed lately: a direct-mapped table of
  * MEMO keys and their hashes, the slot picked by folding the key's words. The packets
  * of the conversations going on at one time come back to the same few keys (the 1M
@@ -821,13 +829,6 @@ static int table_grow(Engine *e) {
  * An IPv4 key is hashed as two words (w[0], and both addresses in one: all it holds),
  * where the whole key is five: the same keyed SipHash over a shorter message, 6 rounds
  * rather than 9. */
-static inline Memo *memo_of(Engine *e, const Key *key) {
-    if (!e->memo) return NULL;
-    const uint64_t *w = key->w;
-    uint64_t f = w[0] >> 16 ^ w[0] >> 37 ^ w[1] ^ w[3] ^ w[2] ^ w[4];
-    return &e->memo[(f ^ f >> 8 ^ f >> 24) & (MEMO - 1)];
-}
-
 static uint64_t hash_key(Engine *e, const Key *key) {
     const uint64_t *w = key->w;
     Memo *m = memo_of(e, key);
@@ -848,9 +849,8 @@ static uint64_t hash_key(Engine *e, const Key *key) {
     return h;
 }
 
-/* What the table files under key c (NULL: nothing), when the memo holds key: its
- * entry's conv follows the table (table_set, table_del_if), kept for the key's next
- * packet. */
+/* The table now files c under key (NULL: nothing): the memo's slot, when it holds key,
+ * says so too (table_set, table_del_if), so its conv is always the table's. */
 static inline void memo_file(Engine *e, const Key *key, struct Conv *c) {
     Memo *m = memo_of(e, key);
     if (m && m->set && key_eq(key, &m->key)) m->conv = c;
