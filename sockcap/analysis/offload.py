@@ -15,7 +15,6 @@ from a real checksum that happens to equal it.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import sys
 
 from sockcap.decode.records import IPPROTO_TCP, Packet
@@ -89,6 +88,8 @@ def mtu_cut(p: Packet, mss: int) -> tuple[int, int, int, int] | None:
 
 @functools.lru_cache(maxsize=256)
 def _packed(address: str) -> bytes:
+    import ipaddress  # here: the compiled engine's `show` never asks (start-up, ~1 ms)
+
     return ipaddress.ip_address(address).packed
 
 
