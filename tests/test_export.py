@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CORPUS, needs_corpus, sockcap
+from conftest import CORPUS, first_run_only, needs_corpus, sockcap
 from loopback_scenarios import can_run, scenario_capture
 
 from sockcap.analysis.flowid import community_id
@@ -337,8 +337,16 @@ def _spark_missing() -> str:
 
 @pytest.mark.slow
 @pytest.mark.skipif(bool(_spark_missing()), reason=_spark_missing() or "ok")
+@first_run_only("Spark reads Parquet files the export wrote, and the twins' export is proven "
+                "the same rows by tests/test_export_columns.py and the tests above")
 def test_spark_reads_the_same_tables(three: Path) -> None:
-    """The README's Spark code, in local mode, in a child process (the JVM goes with it)."""
+    """The README's Spark code, in local mode, in a child process (the JVM goes with it).
+
+    Run once, by .ci/run's first run: what is new here is Spark reading the export's
+    Parquet folders (partitions, the ``capture`` column, the Zeek columns), and the
+    export's rows on the pure twin are the compiled engine's, proven batch for batch by
+    tests/test_export_columns.py and table for table against ``show --json`` / ``stats
+    --json`` by test_corpus_tables_equal_show_and_stats_json in each run."""
     code = f"""
 import json
 from pyspark.sql import SparkSession

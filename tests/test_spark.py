@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_corpus, sockcap
+from conftest import first_run_only, needs_corpus, sockcap
 from loopback_scenarios import can_run, scenario_capture
 from test_export import CORPUS_FILES, PUBLIC
 
@@ -164,7 +164,18 @@ def read_back(path: Path, table: str) -> list[dict[str, Any]]:
 @pytest.mark.slow
 @needs_corpus
 @pytest.mark.skipif(bool(_spark_missing()), reason=_spark_missing() or "ok")
+@first_run_only("Spark's rows are the export's reference rows, made without the engine, and "
+                "tests/test_export_columns.py proves both twins' export gives them")
 def test_spark_rows_equal_the_export(tmp_path: Path) -> None:
+    """Spark's rows (``spark.read.format("sockcap")``, whole files and byte ranges, and
+    ``damaged=keep``) against the tables ``sockcap export`` wrote, file by file.
+
+    Run once, by .ci/run's first run: Spark's executors make their rows with
+    :class:`~sockcap.export.rows.TableRows`, which runs no engine (the same whatever
+    SOCKCAP_PURE says), and the only engine here, the export's, is held to those same
+    reference rows on both twins, batch for batch, by tests/test_export_columns.py over
+    the corpus in every run. The second run (pure) would start a JVM to prove again what
+    those two prove together."""
     captures = tmp_path / "captures"
     (captures / "corpus").mkdir(parents=True)
     for name in CORPUS_FILES:
