@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CORPUS, first_run_only, needs_corpus, sockcap
+from conftest import CORPUS, needs_corpus, sockcap
 from loopback_scenarios import can_run, scenario_capture
 
 from sockcap.analysis.flowid import community_id
@@ -274,15 +274,20 @@ def test_a_damaged_file_keeps_what_was_read(tmp_path: Path) -> None:
 
 # --- DuckDB and Spark over a folder of three captures ------------------------------------------
 
-@pytest.fixture(scope="module")
-def three(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def export_three(out: Path) -> Path:
+    """The tables of three captures exported into ``out`` (the module's ``three``, and
+    tests/test_spark.py's)."""
     if importlib.util.find_spec("pyarrow") is None or not CORPUS.is_dir():
         pytest.skip("needs pyarrow and the corpus")
-    out = tmp_path_factory.mktemp("three")
     files = [str(PUBLIC / n) for n in ("ssh.pcap", "tfo-5c1fa7f9ae91.pcap", "dns_udp.pcap")]
     result = export(*files, "--to", str(out), "--jobs", "2")
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_three(tmp_path_factory.mktemp("three"))
 
 
 def query(folder: Path, sql: str, *options: str) -> subprocess.CompletedProcess[str]:
@@ -327,46 +332,8 @@ def test_query_errors_are_one_line(three: Path, tmp_path: Path) -> None:
     assert result.returncode == 2 and "sockcap export" in result.stderr
 
 
-def _spark_missing() -> str:
-    if importlib.util.find_spec("pyspark") is None:
-        return "pyspark is not installed (pip install 'sockcap[spark]')"
-    if shutil.which("java") is None:
-        return "Java is not installed (apt-get install openjdk-17-jre-headless)"
-    return ""
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(bool(_spark_missing()), reason=_spark_missing() or "ok")
-@first_run_only("Spark reads Parquet files the export wrote, and the twins' export is proven "
-                "the same rows by tests/test_export_columns.py and the tests above")
-def test_spark_reads_the_same_tables(three: Path) -> None:
-    """The README's Spark code, in local mode, in a child process (the JVM goes with it).
-
-    Run once, by .ci/run's first run: what is new here is Spark reading the export's
-    Parquet folders (partitions, the ``capture`` column, the Zeek columns), and the
-    export's rows on the pure twin are the compiled engine's, proven batch for batch by
-    tests/test_export_columns.py and table for table against ``show --json`` / ``stats
-    --json`` by test_corpus_tables_equal_show_and_stats_json in each run."""
-    code = f"""
-import json
-from pyspark.sql import SparkSession
-spark = SparkSession.builder.master("local[1]").appName("sockcap").getOrCreate()
-spark.sparkContext.setLogLevel("ERROR")
-conv = spark.read.parquet({str(three)!r} + "/conversations")
-rows = conv.groupBy("capture").count().orderBy("capture").collect()
-resets = conv.where("`conn_state` IN ('REJ', 'RSTO', 'RSTR')").count()
-cols = conv.columns
-pk = spark.read.parquet({str(three)!r} + "/packets")
-print(json.dumps({{"convs": [[r["capture"], r["count"]] for r in rows], "packets": pk.count(),
-                   "resets": resets, "has_uid": "id.orig_h" in cols}}))
-spark.stop()
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    got = json.loads(result.stdout.strip().splitlines()[-1])
-    assert got == {"convs": [["dns_udp", 1], ["ssh", 1], ["tfo-5c1fa7f9ae91", 3]],
-                   "packets": 70, "resets": 0, "has_uid": True}
+# The README's Spark code over the `three` folder: tests/test_spark.py, on that module's
+# one Spark session.
 
 
 def test_help_imports_neither_pyarrow_nor_duckdb() -> None:
