@@ -48,6 +48,18 @@ def _skip_if_both_ran() -> None:
         pytest.skip("run on both paths by the first run of .ci/run")
 
 
+def first_run_only(why: str) -> pytest.MarkDecorator:
+    """A test that .ci/run's second run (SOCKCAP_BOTH_PATHS_RAN=1) would only repeat: one
+    whose subject does not change with SOCKCAP_PURE (it never runs the engine, or picks
+    its engines itself), or one that holds the engine's output to an outside oracle
+    (tshark, Spark, a fresh set-up) where a differential test of the first run proves
+    the pure twin gives the same bytes as the compiled engine on the same inputs. ``why``
+    names which, and the test's docstring says it at length. Outside .ci/run (no
+    SOCKCAP_BOTH_PATHS_RAN) it runs on whatever path the environment picks."""
+    return pytest.mark.skipif(bool(os.environ.get("SOCKCAP_BOTH_PATHS_RAN")),
+                              reason=f"run once, by the first run of .ci/run: {why}")
+
+
 @pytest.fixture(params=["compiled", "pure"])
 def sockcap_path(request: pytest.FixtureRequest) -> dict[str, str | None]:
     """The environment for :func:`sockcap` that picks one path: the compiled extension

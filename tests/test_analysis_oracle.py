@@ -29,7 +29,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, needs_corpus, needs_tshark
+from conftest import CORPUS, first_run_only, needs_corpus, needs_tshark
 from loopback_scenarios import SCENARIOS, can_run, scenario_capture
 
 from sockcap.analysis.conversation import Annotated
@@ -38,6 +38,11 @@ from sockcap.decode.records import RawFrame
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pcapfile.writer import write_pcap
 from sockcap.pipeline import Pipeline
+
+# Every test here runs the reader, decoder and tracker in this process (sockcap.pipeline's
+# Pipeline), never the engine and never the CLI: the same code whatever SOCKCAP_PURE says,
+# so .ci/run's second run (pure) skips them rather than repeat the first run's work.
+pytestmark = first_run_only("the Python pipeline in this process, never the engine")
 
 needs_scenarios = pytest.mark.skipif(bool(can_run()), reason=can_run() or "ok")
 

@@ -300,15 +300,20 @@ def test_jobs_share_the_files_and_write_what_one_process_does(tmp_path: Path) ->
 
 # --- DuckDB and Spark over a folder of three captures ------------------------------------------
 
-@pytest.fixture(scope="module")
-def three(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def export_three(out: Path) -> Path:
+    """The tables of three captures exported into ``out`` (the module's ``three``, and
+    tests/test_spark.py's)."""
     if importlib.util.find_spec("pyarrow") is None or not CORPUS.is_dir():
         pytest.skip("needs pyarrow and the corpus")
-    out = tmp_path_factory.mktemp("three")
     files = [str(PUBLIC / n) for n in ("ssh.pcap", "tfo-5c1fa7f9ae91.pcap", "dns_udp.pcap")]
     result = export(*files, "--to", str(out), "--jobs", "2")
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_three(tmp_path_factory.mktemp("three"))
 
 
 def query(folder: Path, sql: str, *options: str) -> subprocess.CompletedProcess[str]:
@@ -353,38 +358,8 @@ def test_query_errors_are_one_line(three: Path, tmp_path: Path) -> None:
     assert result.returncode == 2 and "sockcap export" in result.stderr
 
 
-def _spark_missing() -> str:
-    if importlib.util.find_spec("pyspark") is None:
-        return "pyspark is not installed (pip install 'sockcap[spark]')"
-    if shutil.which("java") is None:
-        return "Java is not installed (apt-get install openjdk-17-jre-headless)"
-    return ""
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(bool(_spark_missing()), reason=_spark_missing() or "ok")
-def test_spark_reads_the_same_tables(three: Path) -> None:
-    """The README's Spark code, in local mode, in a child process (the JVM goes with it)."""
-    code = f"""
-import json
-from pyspark.sql import SparkSession
-spark = SparkSession.builder.master("local[1]").appName("sockcap").getOrCreate()
-spark.sparkContext.setLogLevel("ERROR")
-conv = spark.read.parquet({str(three)!r} + "/conversations")
-rows = conv.groupBy("capture").count().orderBy("capture").collect()
-resets = conv.where("`conn_state` IN ('REJ', 'RSTO', 'RSTR')").count()
-cols = conv.columns
-pk = spark.read.parquet({str(three)!r} + "/packets")
-print(json.dumps({{"convs": [[r["capture"], r["count"]] for r in rows], "packets": pk.count(),
-                   "resets": resets, "has_uid": "id.orig_h" in cols}}))
-spark.stop()
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    got = json.loads(result.stdout.strip().splitlines()[-1])
-    assert got == {"convs": [["dns_udp", 1], ["ssh", 1], ["tfo-5c1fa7f9ae91", 3]],
-                   "packets": 70, "resets": 0, "has_uid": True}
+# The README's Spark code over the `three` folder: tests/test_spark.py, on that module's
+# one Spark session.
 
 
 def test_help_imports_neither_pyarrow_nor_duckdb() -> None:

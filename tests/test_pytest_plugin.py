@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import needs_capture, needs_tshark, tshark_fields
+from tests.conftest import first_run_only, needs_capture, needs_tshark, tshark_fields
 from tests.programs import HAVE_GCC, build_judging_servers, build_programs
 
 pytest_plugins = ["pytester"]
@@ -96,11 +96,17 @@ def _readme_fixture_example() -> str:
 
 
 @pytest.mark.slow
+@first_run_only("what it proves is the set-up of a fresh clone, which SOCKCAP_PURE does not change")
 def test_readme_example_runs_after_setup_run(tmp_path: Path) -> None:
     """What a new user does: `bash scripts/setup.sh run` in a clone, then the README's pytest
     example with `.venv/bin/pytest`. It failed: `setup.sh run` installed no pytest.
 
-    The clone is a copy of this tree, so the new .venv's build writes nothing here."""
+    The clone is a copy of this tree, so the new .venv's build writes nothing here.
+
+    Run once, by .ci/run's first run: its subject is `setup.sh run` in a fresh clone (a
+    new .venv, the extension built, pytest installed) and the README's example found and
+    run; SOCKCAP_PURE changes none of it. The fixture on the pure path is the other tests'
+    here, which run in both runs."""
     import shutil
     import subprocess
 

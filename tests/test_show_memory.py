@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import first_run_only
 
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.pcapfile.writer import write_pcap
@@ -41,11 +42,11 @@ def conversation(i: int) -> list[bytes]:
     ]
 
 
-def make_capture(path: Path, conversations: int) -> None:
-    def frames():  # one conversation per millisecond of capture time, client ports cycling
-        for i in range(conversations):
+def make_capture(path: Path, conversations: int, gap_ns: int = 1_000_000) -> None:
+    def frames():  # one conversation per ``gap_ns`` (a millisecond) of capture time,
+        for i in range(conversations):  # client ports cycling
             for j, data in enumerate(conversation(i)):
-                ts = 1_700_000_000_000_000_000 + i * 1_000_000 + j * 1000
+                ts = 1_700_000_000_000_000_000 + i * gap_ns + j * 1000
                 yield RawFrame(ts, LINKTYPE_ETHERNET, data, len(data))
 
     write_pcap(str(path), frames(), LINKTYPE_ETHERNET)
@@ -157,13 +158,17 @@ def _tracked(tracker: object) -> int:
 
 
 @pytest.mark.slow
+@first_run_only("it picks its engines itself")
 @pytest.mark.parametrize("answer", ["syn-ack", "rst"])
 def test_a_scan_at_one_timestamp_is_forgotten_on_both_engines(answer: str) -> None:
     """Two shapes of file whose conversations were never forgotten: a SYN scan (nothing
     ever ends) and refused connections within one timestamp (nothing is ever silent). The
     pure tracker never holds more than its bound, whatever the file; the compiled engine
     forgets the same conversations (the same text, the same stream numbers); and a
-    tracker that keeps everything (stats) gives no new stream for the second round."""
+    tracker that keeps everything (stats) gives no new stream for the second round.
+
+    It names its engines itself (the Python tracker, PureEngine, the compiled one where
+    SOCKCAP_PURE leaves it), so .ci/run's second run would repeat a part of the first's."""
     import io
 
     from sockcap.analysis.conversation import RETIRE_MAX
@@ -211,10 +216,14 @@ def _engine_streams(engine_class: object, data: bytes) -> tuple[tuple[int, int],
 
 
 @pytest.mark.slow
+@first_run_only("it runs the Python tracker and follow view in this process, never the engine")
 def test_follow_of_every_conversation_forgets_as_the_tracker_does() -> None:
     """``sockcap follow FILE`` (every conversation) held every conversation it had seen:
     1.2 GB for 570k SYNs. Now what it holds follows the tracker's bound, and a
-    conversation that never ended is still shown once, whole, when it is forgotten."""
+    conversation that never ended is still shown once, whole, when it is forgotten.
+
+    It runs the Python tracker and follow view in this process and no engine: the same
+    whatever SOCKCAP_PURE says, so .ci/run's second run skips it."""
     import gc
     import io
     from collections import deque

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import needs_corpus, sockcap
+from conftest import first_run_only, needs_corpus, sockcap
 from loopback_scenarios import can_run, scenario_capture
-from test_export import CORPUS_FILES, PUBLIC
+from test_export import CORPUS_FILES, PUBLIC, export_three
 
 from sockcap.errors import CaptureFileError
 from sockcap.export.rows import WHOLE, TableRows, Window
@@ -108,34 +108,76 @@ def _spark_missing() -> str:
     return ""
 
 
-SPARK_READS = """
-import json, sys
-from pyspark.sql import SparkSession
-import pyarrow.parquet as pq
-import sockcap.spark
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """One Spark session in local mode for this module's Spark tests, made once: the JVM's
+    start and Spark's first job are most of what a small Spark job costs, and each test
+    paid them again in a child process of its own. Its JVM is a child of this process (as
+    the README's code makes it); after the module's last test the session is stopped and
+    the JVM told to go (its standard input closed, as pyspark's gateway expects), then
+    waited for by its PID with a time limit, and killed past it. The executors' Python is
+    this one, where sockcap is installed."""
+    missing = _spark_missing()
+    if missing:
+        pytest.skip(missing)
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
 
-folder, out, cut = sys.argv[1:4]
-spark = (SparkSession.builder.master("local[2]").appName("sockcap-test")
-         .config("spark.ui.enabled", "false").getOrCreate())
-spark.sparkContext.setLogLevel("ERROR")
-sockcap.spark.register(spark)
-parts = {}
-for table in ("packets", "conversations"):
-    for name, split in (("whole", "0"), ("split", "3000")):
-        df = (spark.read.format("sockcap").option("table", table)
-              .option("maxPartitionBytes", split).load(folder + "/**/*.pcap*"))
-        parts[f"{table}-{name}"] = df.rdd.getNumPartitions()
-        pq.write_table(df.toArrow(), f"{out}/{table}-{name}.parquet")
-kept = spark.read.format("sockcap").option("damaged", "keep").load(cut)
-pq.write_table(kept.toArrow(), f"{out}/cut.parquet")
-try:
-    spark.read.format("sockcap").load(cut).count()
-    failed = ""
-except Exception as e:
-    failed = str(e)
-print(json.dumps({"partitions": parts, "failed": "cut short" in failed and cut in failed}))
-spark.stop()
-"""
+    import sockcap.spark
+
+    names = ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(dict.fromkeys(names, sys.executable))
+    session = (SparkSession.builder.master("local[2]").appName("sockcap-test")
+               .config("spark.ui.enabled", "false").getOrCreate())
+    gateway = SparkContext._gateway
+    try:
+        session.sparkContext.setLogLevel("ERROR")
+        sockcap.spark.register(session)
+        yield session
+    finally:
+        session.stop()
+        proc = getattr(gateway, "proc", None)
+        if gateway is not None:
+            gateway.shutdown()
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def spark_reads(spark: Any, folder: Path, out: Path, cut: Path) -> dict[str, Any]:
+    """Spark's rows of every capture under ``folder`` (whole files and ranges of at most
+    3000 bytes) and of the damaged ``cut`` (``damaged=keep``) into Parquet files in
+    ``out``; the partitions planned, and whether ``damaged=fail`` named the damage."""
+    import pyarrow.parquet as pq
+
+    parts = {}
+    for table in ("packets", "conversations"):
+        for name, split in (("whole", "0"), ("split", "3000")):
+            df = (spark.read.format("sockcap").option("table", table)
+                  .option("maxPartitionBytes", split).load(str(folder) + "/**/*.pcap*"))
+            parts[f"{table}-{name}"] = df.rdd.getNumPartitions()
+            pq.write_table(df.toArrow(), f"{out}/{table}-{name}.parquet")
+    kept = spark.read.format("sockcap").option("damaged", "keep").load(str(cut))
+    pq.write_table(kept.toArrow(), f"{out}/cut.parquet")
+    try:
+        spark.read.format("sockcap").load(str(cut)).count()
+        failed = ""
+    except Exception as e:
+        failed = str(e)
+    return {"partitions": parts, "failed": "cut short" in failed and str(cut) in failed}
 
 
 def sort_key(table: str) -> Any:
@@ -164,7 +206,18 @@ def read_back(path: Path, table: str) -> list[dict[str, Any]]:
 @pytest.mark.slow
 @needs_corpus
 @pytest.mark.skipif(bool(_spark_missing()), reason=_spark_missing() or "ok")
-def test_spark_rows_equal_the_export(tmp_path: Path) -> None:
+@first_run_only("Spark's rows are the export's reference rows, made without the engine, and "
+                "tests/test_export_columns.py proves both twins' export gives them")
+def test_spark_rows_equal_the_export(tmp_path: Path, spark: Any) -> None:
+    """Spark's rows (``spark.read.format("sockcap")``, whole files and byte ranges, and
+    ``damaged=keep``) against the tables ``sockcap export`` wrote, file by file.
+
+    Run once, by .ci/run's first run: Spark's executors make their rows with
+    :class:`~sockcap.export.rows.TableRows`, which runs no engine (the same whatever
+    SOCKCAP_PURE says), and the only engine here, the export's, is held to those same
+    reference rows on both twins, batch for batch, by tests/test_export_columns.py over
+    the corpus in every run. The second run (pure) would start a JVM to prove again what
+    those two prove together."""
     captures = tmp_path / "captures"
     (captures / "corpus").mkdir(parents=True)
     for name in CORPUS_FILES:
@@ -192,13 +245,7 @@ def test_spark_rows_equal_the_export(tmp_path: Path) -> None:
 
     out = tmp_path / "spark"
     out.mkdir()
-    # the executors' Python: this one, where sockcap is installed
-    env_python = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
-    run = subprocess.run([sys.executable, "-c", SPARK_READS, str(captures), str(out), str(cut)],
-                         capture_output=True, text=True, timeout=900,
-                         env={**os.environ, **env_python})
-    assert run.returncode == 0, run.stderr[-3000:]
-    got = json.loads(run.stdout.strip().splitlines()[-1])
+    got = spark_reads(spark, captures, out, cut)
     assert got["failed"], "damaged=fail names the file and its damage"
     parts = got["partitions"]
     assert parts["packets-whole"] == len(files)
@@ -294,3 +341,36 @@ def test_a_task_reads_without_a_session(tmp_path: Path) -> None:
     text.write_text("not a capture")
     with pytest.raises(InputError, match=f"{text}: not a capture file"):
         read(CapturePart(str(text), "notes"))
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/test_export.py's export of three captures (its ``three``)."""
+    return export_three(tmp_path_factory.mktemp("three"))
+
+
+@pytest.mark.slow
+@first_run_only("Spark reads Parquet files the export wrote, and the twins' export is proven "
+                "the same rows by tests/test_export_columns.py and tests/test_export.py")
+def test_spark_reads_the_same_tables(three: Path, spark: Any) -> None:
+    """The README's Spark code (``spark.read.parquet`` of the export's folders), in local
+    mode, on this module's session (``getOrCreate`` gives it, as it gives a program its
+    running session). It was in tests/test_export.py with a JVM of its own.
+
+    Run once, by .ci/run's first run: what is new here is Spark reading the export's
+    Parquet folders (partitions, the ``capture`` column, the Zeek columns), and the
+    export's rows on the pure twin are the compiled engine's, proven batch for batch by
+    tests/test_export_columns.py and table for table against ``show --json`` / ``stats
+    --json`` by tests/test_export.py::test_corpus_tables_equal_show_and_stats_json in
+    each run."""
+    from pyspark.sql import SparkSession
+
+    assert SparkSession.builder.appName("sockcap").getOrCreate() is spark
+    conv = spark.read.parquet(str(three) + "/conversations")
+    rows = conv.groupBy("capture").count().orderBy("capture").collect()
+    resets = conv.where("`conn_state` IN ('REJ', 'RSTO', 'RSTR')").count()
+    packets = spark.read.parquet(str(three) + "/packets")
+    got = {"convs": [[r["capture"], r["count"]] for r in rows], "packets": packets.count(),
+           "resets": resets, "has_uid": "id.orig_h" in conv.columns}
+    assert got == {"convs": [["dns_udp", 1], ["ssh", 1], ["tfo-5c1fa7f9ae91", 3]],
+                   "packets": 70, "resets": 0, "has_uid": True}

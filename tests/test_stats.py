@@ -16,24 +16,36 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, needs_capture, needs_corpus, needs_tshark, sockcap
+from conftest import CORPUS, first_run_only, needs_capture, needs_corpus, needs_tshark, sockcap
 from loopback_scenarios import can_run, scenario_capture
 
 needs_scenarios = pytest.mark.skipif(bool(can_run()), reason=can_run() or "ok")
 CONV_LINE = re.compile(r"^(\S+)\s+<->\s+(\S+)\s+(\d+)\s+\d+ \w*bytes\s+(\d+)\s")
 
 
-def tshark_conversations(path: Path, proto: str) -> dict[frozenset[str], tuple[str, int, int]]:
-    """{endpoints: (first address, frames from it, frames to it)}."""
-    out = subprocess.run(["tshark", "-q", "-r", str(path), "-z", f"conv,{proto}"],
+def tshark_conversations(path: Path) -> dict[str, dict[frozenset[str], tuple[str, int, int]]]:
+    """{proto: {endpoints: (first address, frames from it, frames to it)}} for "tcp" and
+    "udp": one tshark for both tables (``-z conv,tcp -z conv,udp``, each written under
+    its own "TCP Conversations" / "UDP Conversations" heading), where a tshark a table
+    paid tshark's start twice for every file of the corpus."""
+    out = subprocess.run(["tshark", "-q", "-r", str(path), "-z", "conv,tcp", "-z", "conv,udp"],
                          capture_output=True, text=True, timeout=120).stdout
-    convs = {}
+    tables: dict[str, dict[frozenset[str], tuple[str, int, int]]] = {}
+    convs: dict[frozenset[str], tuple[str, int, int]] | None = None
     for line in out.splitlines():
+        heading = re.fullmatch(r"(TCP|UDP) Conversations", line.strip())
+        if heading:
+            proto = heading.group(1).lower()
+            assert proto not in tables, f"{path.name}: two {proto} tables"
+            convs = tables[proto] = {}
+            continue
         m = CONV_LINE.match(line)
         if m:
+            assert convs is not None, f"{path.name}: a conversation before any table: {line}"
             a, b, to_a, from_a = m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
             convs[frozenset((a, b))] = (a, from_a, to_a)
-    return convs
+    assert sorted(tables) == ["tcp", "udp"], f"{path.name}: tshark wrote {sorted(tables)}"
+    return tables
 
 
 def stats_json(path: Path, env: dict[str, str | None] | None = None) -> dict:
@@ -55,6 +67,7 @@ def conversations_agree(path: Path) -> tuple[int, list[str]]:
     quoted in an ICMP error (the timeline shows outer packets only): not compared."""
     report = stats_json(path)
     diffs, compared = [], 0
+    theirs = tshark_conversations(path)
     for proto in ("tcp", "udp"):
         mine: dict[frozenset[str], dict[str, int]] = {}  # endpoints -> frames sent by each
         for c in report["conversations"]:
@@ -63,7 +76,7 @@ def conversations_agree(path: Path) -> tuple[int, list[str]]:
                 sent = mine.setdefault(frozenset((client, server)), {})
                 sent[client] = sent.get(client, 0) + c["packets"]["client_to_server"]
                 sent[server] = sent.get(server, 0) + c["packets"]["server_to_client"]
-        for key, (first, from_first, to_first) in tshark_conversations(path, proto).items():
+        for key, (first, from_first, to_first) in theirs[proto].items():
             sent = mine.get(key)
             if sent is None:
                 continue  # inside a tunnel or an ICMP error: sockcap shows the outer packet
@@ -75,9 +88,20 @@ def conversations_agree(path: Path) -> tuple[int, list[str]]:
     return compared, diffs
 
 
+TWINS_PROVEN = ("the pure twin's `stats --json` is the compiled engine's, byte for byte, on "
+                "every corpus file (tests/test_speedups.py::test_corpus, first run)")
+
+
 @needs_corpus
 @needs_tshark
+@first_run_only(TWINS_PROVEN)
 def test_corpus_conversations_agree_with_tshark() -> None:
+    """Frames each way of every conversation of the public corpus, against tshark's tables.
+
+    Run once, on the compiled engine, by .ci/run: its first run also proves, file by file,
+    that the pure twin's ``stats --json`` is the same bytes (test_speedups.py::test_corpus
+    compares both paths' ``stats`` over every corpus file), so the second run (pure) would
+    hold the same bytes to the same tables again."""
     compared, report = 0, []
     for path in sorted((CORPUS / "public").iterdir()):
         if path.suffix in (".pcap", ".pcapng") and ":" not in path.name:
@@ -90,7 +114,10 @@ def test_corpus_conversations_agree_with_tshark() -> None:
 
 
 @needs_corpus
+@first_run_only(TWINS_PROVEN)
 def test_capture_facts_agree_with_capinfos() -> None:
+    """The packet count of ``stats --json`` against the corpus's capinfos files. Run once
+    by .ci/run, as test_corpus_conversations_agree_with_tshark (its docstring says why)."""
     checked = 0
     for info in sorted((CORPUS / "public").glob("*.capinfos.tsv")):
         path = info.with_name(info.name.removesuffix(".capinfos.tsv"))
