@@ -588,10 +588,46 @@ _Static_assert(sizeof(Row) <= 144, "a stats row stays compact (issue 27)");
 #define ROW_SHIFT 12
 #define ROW_CHUNK ((size_t)1 << ROW_SHIFT)
 
-typedef struct { /* the rows of one protocol, by stream number */
-    Row **chunks;
+/* Items filed by stream number in chunks of ROW_CHUNK (the stats rows of one protocol;
+ * --explain's summary rows): no sort, no move, a chunk made when its first item is. */
+typedef struct {
+    void **chunks;
     size_t n_chunks;
 } RowTable;
+
+/* Item ``s`` of a table of ``size``-byte items, its chunk made (zeroed) if need be; NULL
+ * (MemoryError set) without memory. */
+static void *row_slot(RowTable *t, size_t size, int64_t s) {
+    size_t k = (size_t)s >> ROW_SHIFT;
+    if (k >= t->n_chunks) {
+        size_t n = t->n_chunks ? t->n_chunks : 16;
+        while (n <= k) n *= 2;
+        void **chunks = PyMem_Realloc(t->chunks, n * sizeof *chunks);
+        if (!chunks) { PyErr_NoMemory(); return NULL; }
+        memset(chunks + t->n_chunks, 0, (n - t->n_chunks) * sizeof *chunks);
+        t->chunks = chunks;
+        t->n_chunks = n;
+    }
+    if (!t->chunks[k] && !(t->chunks[k] = PyMem_Calloc(ROW_CHUNK, size))) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    return (char *)t->chunks[k] + ((size_t)s & (ROW_CHUNK - 1)) * size;
+}
+
+/* Item ``s`` if its chunk was made, else NULL. */
+static void *row_at(const RowTable *t, size_t size, int64_t s) {
+    size_t k = (size_t)s >> ROW_SHIFT;
+    return s >= 0 && k < t->n_chunks && t->chunks[k]
+        ? (char *)t->chunks[k] + ((size_t)s & (ROW_CHUNK - 1)) * size : NULL;
+}
+
+static void rows_free(RowTable *t) {
+    for (size_t i = 0; i < t->n_chunks; i++) PyMem_Free(t->chunks[i]);
+    PyMem_Free(t->chunks);
+    t->chunks = NULL;
+    t->n_chunks = 0;
+}
 
 /* The conversation table: open addressing with linear probing, at most half full, a
  * 16-byte slot (hash, conversation) a conversation, four to a cache line; the key is
@@ -993,22 +1029,8 @@ static int end_state(const Conv *c);
 /* Its stats row (conversation_stats), filed under its stream; -1 without memory. */
 static int row_keep(Engine *e, Conv *c) {
     if (c->rowed) return 0;
-    RowTable *t = &e->rows[c->proto == 6 ? 0 : 1];
-    size_t k = (size_t)c->stream >> ROW_SHIFT;
-    if (k >= t->n_chunks) {
-        size_t n = t->n_chunks ? t->n_chunks : 16;
-        while (n <= k) n *= 2;
-        Row **chunks = PyMem_Realloc(t->chunks, n * sizeof *chunks);
-        if (!chunks) { PyErr_NoMemory(); return -1; }
-        memset(chunks + t->n_chunks, 0, (n - t->n_chunks) * sizeof *chunks);
-        t->chunks = chunks;
-        t->n_chunks = n;
-    }
-    if (!t->chunks[k] && !(t->chunks[k] = PyMem_Calloc(ROW_CHUNK, sizeof(Row)))) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    Row *r = &t->chunks[k][(size_t)c->stream & (ROW_CHUNK - 1)];
+    Row *r = row_slot(&e->rows[c->proto == 6 ? 0 : 1], sizeof(Row), c->stream);
+    if (!r) return -1;
     uint32_t notes = 0;
     if (c->n_notes) {
         size_t need = e->pool_len + 1 + 2 * (size_t)c->n_notes;
@@ -2240,8 +2262,7 @@ static void Engine_dealloc(Engine *e) {
         PyMem_Free(r->items);
     }
     for (int k = 0; k < 2; k++) {
-        for (size_t i = 0; i < e->rows[k].n_chunks; i++) PyMem_Free(e->rows[k].chunks[i]);
-        PyMem_Free(e->rows[k].chunks);
+        rows_free(&e->rows[k]);
     }
     PyMem_Free(e->note_pool);
     for (int i = 0; i < 512; i++) { PyMem_Free(e->ws_flags[i].s); PyMem_Free(e->ace_flags[i].s); }
@@ -2639,9 +2660,7 @@ static PyObject *Engine_conversation(Engine *e, PyObject *arg) {
     if (rows_finish(e) < 0) return NULL;
     int k = i < e->streams[0] ? 0 : 1;
     size_t s = (size_t)(k ? i - e->streams[0] : i);
-    const RowTable *t = &e->rows[k];
-    const Row *r = s >> ROW_SHIFT < t->n_chunks && t->chunks[s >> ROW_SHIFT]
-        ? &t->chunks[s >> ROW_SHIFT][s & (ROW_CHUNK - 1)] : NULL;
+    const Row *r = row_at(&e->rows[k], sizeof(Row), (int64_t)s);
     if (!r || !r->filled) {
         PyErr_SetString(PyExc_RuntimeError, "no row for this conversation");
         return NULL;

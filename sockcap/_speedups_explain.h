@@ -75,8 +75,7 @@ typedef struct Explain {
     Text sides[2], flags[512];
     uint64_t counts[W_COUNT];
     uint64_t partial, larger, nagle; /* confusions.counts */
-    XRow **rows;                     /* by TCP stream, in chunks of ROW_CHUNK */
-    size_t n_chunks;
+    RowTable rows;                   /* XRow by TCP stream */
     int64_t max_stream;
     XTuple *tuples;                  /* the SYNs' 4-tuples (confusions' _ended) */
     size_t n_tuples, cap_tuples;
@@ -92,8 +91,7 @@ static void explain_free(Explain *x) {
     for (int i = 0; i < E_COUNT; i++) template_free(&x->t[i]);
     for (int i = 0; i < 2; i++) PyMem_Free(x->sides[i].s);
     for (int i = 0; i < 512; i++) PyMem_Free(x->flags[i].s);
-    for (size_t i = 0; i < x->n_chunks; i++) PyMem_Free(x->rows[i]);
-    PyMem_Free(x->rows);
+    rows_free(&x->rows);
     PyMem_Free(x->tuples);
     PyMem_Free(x);
 }
@@ -680,21 +678,8 @@ static int explain_row(Engine *e, Conv *c) {
     Explain *x = e->explain;
     ConvExplain *cx = c->ex;
     if (!x || !cx || !cx->seen || c->proto != 6) return 0;
-    size_t k = (size_t)c->stream >> ROW_SHIFT;
-    if (k >= x->n_chunks) {
-        size_t n = x->n_chunks ? x->n_chunks : 16;
-        while (n <= k) n *= 2;
-        XRow **chunks = PyMem_Realloc(x->rows, n * sizeof *chunks);
-        if (!chunks) { PyErr_NoMemory(); return -1; }
-        memset(chunks + x->n_chunks, 0, (n - x->n_chunks) * sizeof *chunks);
-        x->rows = chunks;
-        x->n_chunks = n;
-    }
-    if (!x->rows[k] && !(x->rows[k] = PyMem_Calloc(ROW_CHUNK, sizeof(XRow)))) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    XRow *r = &x->rows[k][(size_t)c->stream & (ROW_CHUNK - 1)];
+    XRow *r = row_slot(&x->rows, sizeof(XRow), c->stream);
+    if (!r) return -1;
     r->set = 1;
     r->fam = (uint8_t)c->client.fam;
     r->state = (uint8_t)zeek_conn_state(cx, c->dirs[0].payload_bytes, c->dirs[1].payload_bytes);
@@ -1034,9 +1019,8 @@ static PyObject *Engine_explain_rows(Engine *e, PyObject *arg) {
     if (!list) return NULL;
     long long s = start < 0 ? 0 : start;
     for (; s <= x->max_stream && PyList_GET_SIZE(list) < 4096; s++) {
-        size_t k = (size_t)s >> ROW_SHIFT;
-        if (k >= x->n_chunks || !x->rows[k]) { s = (long long)((k + 1) << ROW_SHIFT) - 1; continue; }
-        XRow *r = &x->rows[k][(size_t)s & (ROW_CHUNK - 1)];
+        XRow *r = row_at(&x->rows, sizeof(XRow), s);
+        if (!r) { s = (long long)((((size_t)s >> ROW_SHIFT) + 1) << ROW_SHIFT) - 1; continue; }
         if (!r->set) continue;
         char ct[64], st[64];
         int cn, sn;

@@ -15,17 +15,15 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import CORPUS, ROOT
 from hypothesis import HealthCheck, given, settings
+from test_color_engine import compiled, language
 from test_speedups import captures
 
-from sockcap import i18n
 from sockcap.errors import SockcapError
 from sockcap.output import Output, ansi_codes
 from sockcap.pcapfile.reader import open_capture
@@ -35,26 +33,9 @@ from sockcap.pipeline.engine import EngineRun, PureEngine
 from sockcap.render.explain import EngineExplanations, PacketExplainer
 from sockcap.render.explain_words import SENTENCES, explain_words
 from sockcap.render.packets import PacketView
-from sockcap.speedups import compiled_class
 
 GOLDEN = ROOT / "tests" / "golden"
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".gz", ".zst", ".xz", ".bz2")
-
-
-def compiled() -> Any:
-    cls = compiled_class()
-    if cls is None:
-        pytest.skip("the compiled extension is not built (or SOCKCAP_PURE is set)")
-    return cls
-
-
-@contextmanager
-def language(lang: str) -> Iterator[None]:
-    assert i18n.use_language(lang) == lang
-    try:
-        yield
-    finally:
-        i18n.use_language("en")
 
 
 def tail(explainer: Any) -> str:
