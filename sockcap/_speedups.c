@@ -18,10 +18,13 @@
  * row's fields and nothing more, when it goes), and ``sockcap follow --stream N``
  * (target_stream: the packets before stream N are numbered here, and the engine stops
  * right before the packet that starts it, where the Python pipeline takes over).
- * tcpdump's notation (--style tcpdump) is written here too, by _speedups_tcpdump.h.
- * A view this file does not write (JSON, --filters, --explain, colour,
- * follow's sections) is handed each packet after it was filed and annotated here, as the
- * Python records the pure twin gives (see "the hand-over to a Python view" below).
+ * Each notation of ``show`` is written here too, each by its own header: JSON
+ * (_speedups_json.h), tcpdump's (_speedups_tcpdump.h), colour for both text notations
+ * (_speedups_color.h), --explain's sentences (_speedups_explain.h); and the export's
+ * Arrow columns (_speedups_columns.h, _speedups_convcols.h). A view this file does not
+ * write (--filters, follow's sections, a story file's sentences) is handed each packet
+ * after it was filed and annotated here, as the Python records the pure twin gives (see
+ * "the hand-over to a Python view" below).
  *
  * Why C with the CPython API and not Cython or mypyc: the build needs nothing but a C
  * compiler (scripts/setup.sh installs gcc), no build-time dependency that pip must fetch;
