@@ -1692,19 +1692,12 @@ static const uint8_t PLAIN[256] = {
     PLAIN_16(0), PLAIN_16(0), PLAIN_16(0), PLAIN_16(0),             /* 0xc0-0xff */
 };
 
-/* timeline.preview(data[off : off + min(plen, 25)]) */
-static int put_preview(Buf *b, const Pkt *p) {
-    int64_t want = p->payload_len < PREVIEW_CHARS + 1 ? p->payload_len : PREVIEW_CHARS + 1;
-    int64_t have = p->caplen - p->payload_off;
-    if (have < 0) have = 0;
-    int64_t n = want < have ? want : have;
-    if (n < 0) n = 0;
-    if (buf_reserve(b, 4 + 4 * PREVIEW_CHARS + 8) < 0) return -1;
-    const uint8_t *s = p->data + (n ? p->payload_off : 0);
-    int64_t shown = n < PREVIEW_CHARS ? n : PREVIEW_CHARS;
-    char *o = b->p + b->len;
+/* timeline.preview of the n bytes at s, written at o (room for 4 n + 5 bytes): quoted,
+ * escaped, and "…" after the quote when more were captured; the bytes written. */
+static size_t preview_to(char *o, const uint8_t *s, int64_t n, int more) {
+    char *start = o;
     *o++ = '"';
-    for (int64_t i = 0; i < shown; i++) {
+    for (int64_t i = 0; i < n; i++) {
         uint8_t c = s[i];
         if (PLAIN[c]) { *o++ = (char)c; continue; }
         *o++ = '\\';
@@ -1720,9 +1713,22 @@ static int put_preview(Buf *b, const Pkt *p) {
             *o++ = HEXD[c & 15];
         }
     }
-    if (n > PREVIEW_CHARS) { memcpy(o, "\"\xe2\x80\xa6", 4); o += 4; }
+    if (more) { memcpy(o, "\"\xe2\x80\xa6", 4); o += 4; }
     else *o++ = '"';
-    b->len = (size_t)(o - b->p);
+    return (size_t)(o - start);
+}
+
+/* timeline.preview(data[off : off + min(plen, 25)]) */
+static int put_preview(Buf *b, const Pkt *p) {
+    int64_t want = p->payload_len < PREVIEW_CHARS + 1 ? p->payload_len : PREVIEW_CHARS + 1;
+    int64_t have = p->caplen - p->payload_off;
+    if (have < 0) have = 0;
+    int64_t n = want < have ? want : have;
+    if (n < 0) n = 0;
+    if (buf_reserve(b, 4 + 4 * PREVIEW_CHARS + 8) < 0) return -1;
+    const uint8_t *s = p->data + (n ? p->payload_off : 0);
+    int64_t shown = n < PREVIEW_CHARS ? n : PREVIEW_CHARS;
+    b->len += preview_to(b->p + b->len, s, shown, n > PREVIEW_CHARS);
     return 0;
 }
 

@@ -142,31 +142,6 @@ static Val num(Nums *k, int64_t v) {
 
 static Val text_val(const Text *t) { return (Val){t->s, (size_t)t->n}; }
 
-/* timeline.preview(bytes, EX_PREVIEW) of n bytes kept (more: more were captured) */
-static size_t preview_to(char *o, const uint8_t *s, int64_t n, int more) {
-    char *start = o;
-    *o++ = '"';
-    for (int64_t i = 0; i < n; i++) {
-        uint8_t c = s[i];
-        if (PLAIN[c]) { *o++ = (char)c; continue; }
-        *o++ = '\\';
-        switch (c) {
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        default:
-            *o++ = 'x';
-            *o++ = HEXD[c >> 4];
-            *o++ = HEXD[c & 15];
-        }
-    }
-    if (more) { memcpy(o, "\"\xe2\x80\xa6", 4); o += 4; }
-    else *o++ = '"';
-    return (size_t)(o - start);
-}
-
 /* the captured payload: where it starts and how many bytes (p.payload) */
 static int64_t payload_have(const Pkt *p) {
     if (!p->data) return 0;
