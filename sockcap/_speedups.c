@@ -1424,20 +1424,29 @@ static int partial_checksum(const Pkt *p, int64_t start, int64_t addresses) {
 }
 
 /* offload.mtu_cut: the segments a wire would carry when the IP packet is larger than the
- * MTU (mss: the receiver's, or -1), else 0 */
-static int64_t larger_than_mtu(const Pkt *p, int64_t mss) {
+ * MTU (mss: the receiver's, or -1), else 0; its size, the MTU and a segment's payload in
+ * *cut (for --explain's sentence) */
+typedef struct { int64_t size, mtu, segment; } MtuCut;
+static int64_t mtu_cut(const Pkt *p, int64_t mss, MtuCut *cut) {
     int64_t tcp = tcp_start_of(p);
     int64_t ip = tcp >= 0 ? ip_start_of(p, tcp) : -1;
     if (ip < 0) return 0;
-    int64_t headers = p->payload_off - ip, size = headers + p->payload_len, mtu, segment;
+    int64_t headers = p->payload_off - ip;
+    cut->size = headers + p->payload_len;
     if (mss >= 0) {
-        segment = mss - (p->payload_off - tcp - 20);
-        mtu = mss + (p->fam == 6 ? 60 : 40);
+        cut->segment = mss - (p->payload_off - tcp - 20);
+        cut->mtu = mss + (p->fam == 6 ? 60 : 40);
     } else {
-        mtu = ETHERNET_MTU;
-        segment = mtu - headers;
+        cut->mtu = ETHERNET_MTU;
+        cut->segment = cut->mtu - headers;
     }
-    return size > mtu && segment > 0 ? (p->payload_len + segment - 1) / segment : 0;
+    return cut->size > cut->mtu && cut->segment > 0
+        ? (p->payload_len + cut->segment - 1) / cut->segment : 0;
+}
+
+static int64_t larger_than_mtu(const Pkt *p, int64_t mss) {
+    MtuCut cut;
+    return mtu_cut(p, mss, &cut);
 }
 
 /* learner_notes.learner_notes (Python): the rest of contract.CONFUSION_NOTES, as bits */

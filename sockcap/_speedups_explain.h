@@ -781,27 +781,14 @@ static int confusions(Seg *s, Conv *c, ConvExplain *cx, int own_fin, int acks_fi
     int64_t mss = c->dirs[s->a->from_client ? 1 : 0].mss;
     int64_t bound = mss < 0 ? SMALLEST_MTU_PAYLOAD
                             : (SMALLEST_MTU_PAYLOAD < mss - 40 ? SMALLEST_MTU_PAYLOAD : mss - 40);
-    if (p->payload_len > bound && p->data) { /* offload.mtu_cut */
-        int64_t tcp = tcp_start_of(p);
-        int64_t ip = tcp >= 0 ? ip_start_of(p, tcp) : -1;
-        if (ip >= 0) {
-            int64_t headers = p->payload_off - ip, size = headers + p->payload_len, mtu, segment;
-            if (mss >= 0) {
-                segment = mss - (p->payload_off - tcp - 20);
-                mtu = mss + (p->fam == 6 ? 60 : 40);
-            } else {
-                mtu = ETHERNET_MTU;
-                segment = mtu - headers;
-            }
-            if (size > mtu && segment > 0) {
-                x->larger++;
-                if (say_more(s, E_C_LARGER_THAN_MTU,
-                             (const Val[]){num(k, size), num(k, mtu), num(k, p->payload_len),
-                                           num(k, (p->payload_len + segment - 1) / segment),
-                                           num(k, segment)}) < 0)
-                    return -1;
-            }
-        }
+    MtuCut cut;
+    int64_t segments = p->payload_len > bound && p->data ? mtu_cut(p, mss, &cut) : 0;
+    if (segments) {
+        x->larger++;
+        if (say_more(s, E_C_LARGER_THAN_MTU,
+                     (const Val[]){num(k, cut.size), num(k, cut.mtu), num(k, p->payload_len),
+                                   num(k, segments), num(k, cut.segment)}) < 0)
+            return -1;
     }
     if (c->syn_ts < 0 && c->synack_ts < 0 && !(cx->said & SAID(XC_WINDOW_SCALE))) {
         cx->said |= SAID(XC_WINDOW_SCALE);
