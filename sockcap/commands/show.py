@@ -55,14 +55,14 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         explainer = PacketExplainer()
     view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters,
                       explainer=explainer)
-    explained: Any = explainer
+    explained: Any = explainer  # what heard the sentences: the view's explainer, or the engine
     if records:  # a .pcapng that keeps its run's calls and kernel events
         _show_story(path, records, pipeline, view, output, json_=json_, explain=explain)
     else:
         explained = _show_stream(path, pipeline, view, output, json_=json_, explain=explain,
                                  filters=filters, hex_=hex_, style=style) or explainer
     _tail(pipeline, view, output, json_=json_, explain=explain, filters=filters,
-          explainer=explained if view.explainer is not None else None)
+          explainer=explained)
 
 
 def _show_story(path: str, records: list[dict[str, object]], pipeline: Pipeline,

@@ -156,9 +156,12 @@ def _seen_state_text(state: ConnState, no_synack: bool, syn: bool) -> str:
     return _(CONN_STATE_WORDS[state])
 
 
+STATE_LINE = N_("  stream {stream} {client} -> {server}: {state}: {meaning}")
+
+
 def _state_line(stream: int, client: str, server: str, state: ConnState, meaning: str) -> str:
-    return _("  stream {stream} {client} -> {server}: {state}: {meaning}").format(
-        stream=stream, client=client, server=server, state=state.value, meaning=meaning)
+    return _(STATE_LINE).format(stream=stream, client=client, server=server, state=state.value,
+                                meaning=meaning)
 
 
 class PacketExplainer:
@@ -240,8 +243,6 @@ class PacketExplainer:
         return {stream: c.state for stream, c in self._conns.items()}
 
 
-
-
 class EngineExplanations:
     """The end of ``--explain`` when the engine wrote each packet's sentence itself (its
     class's ``explains``: the compiled twin, ``sockcap/_speedups_explain.h``): the same
@@ -257,7 +258,7 @@ class EngineExplanations:
     def summary(self) -> Iterator[tuple[str, str]]:
         states = tuple(ConnState)
         # the words looked up once, not for each of the (many) connections
-        line = _("  stream {stream} {client} -> {server}: {state}: {meaning}").format
+        line = _(STATE_LINE).format
         meanings: dict[tuple[int, bool, bool], str] = {}
         start, first = 0, True
         while start >= 0:
@@ -276,11 +277,9 @@ class EngineExplanations:
 
     def readings(self) -> Iterator[tuple[str, str]]:
         told = self.engine.explained()
-        counts = dict(zip(WHYS, told["counts"], strict=True))
+        counts = dict(zip(Why, told["counts"], strict=True))  # the engine's W_*: Why's order
         confusions = {Confusion.PARTIAL_CHECKSUM: told["partial"],
                       Confusion.LARGER_THAN_MTU: told["larger"],
                       Confusion.NAGLE_STALL: told["nagle"]}
         return _readings(counts, confusions)
 
-
-WHYS = tuple(Why)  # the engine's case numbers (render.explain_words.WHYS)
