@@ -157,8 +157,19 @@ def _plural_rule(header: str) -> Callable[[int], int]:
     return lambda n: int(n != 1)
 
 
-_translation: SortedCatalogue | gettext.GNUTranslations | _Written = _Written()
+_ENGLISH = _Written()
+_translation: SortedCatalogue | gettext.GNUTranslations | _Written = _ENGLISH
 _language = "en"
+# each catalogue file read, by its path, change time and size: a process that changes
+# language often (the sanitizer's loop, the test suite) reads each once, and the words
+# made from a catalogue (engine_words) can be kept by it (catalogue())
+_LOADED: dict[tuple[str, int, int], SortedCatalogue | gettext.GNUTranslations] = {}
+
+
+def catalogue() -> object:
+    """The catalogue in use, the same object while the language and its file stay: the
+    key of words made from it once (:func:`sockcap.pipeline.contract.engine_words`)."""
+    return _translation
 
 
 def _(message: str) -> str:
@@ -223,11 +234,14 @@ def use_language(lang: str) -> str:
     code = lang.split(".")[0].split("_")[0].lower()
     path = _catalogue(code)
     if code != "en" and os.path.isfile(path):
-        with open(path, "rb") as f:
-            data = f.read()
-        _translation = SortedCatalogue.of(data)
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        if key not in _LOADED:
+            with open(path, "rb") as f:
+                _LOADED[key] = SortedCatalogue.of(f.read())
+        _translation = _LOADED[key]
         _language = code
     else:
-        _translation = _Written()
+        _translation = _ENGLISH
         _language = "en"
     return _language

@@ -46,7 +46,7 @@ from sockcap.analysis.stats import ConversationStats
 from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text, phase_text
 from sockcap.decode import link, records, transport, tunnel
 from sockcap.decode.records import Packet, RawFrame, TcpFlags, TcpOption, TcpOptionKind
-from sockcap.i18n import _
+from sockcap.i18n import _, catalogue
 from sockcap.render import timeline
 from sockcap.render.packets import GUESSED_ROLES
 
@@ -212,9 +212,21 @@ def _link_types() -> dict[str, int]:
 CONSTANTS.update(_link_types())
 
 
+_WORDS: dict[object, dict[str, Any]] = {}  # engine_words() of each language, made once
+
+
 def engine_words() -> dict[str, Any]:
     """The engine's words and codes, as its constructor takes them: each table in the
-    order the header gives its numbers, the templates translated and whole."""
+    order the header gives its numbers, the templates translated and whole. Made once a
+    catalogue (the engine only reads them): a process that runs many loops, ``grade``'s
+    or the test suite's, translates each word once, not once a loop."""
+    words = _WORDS.get(catalogue())
+    if words is None:
+        words = _WORDS[catalogue()] = _engine_words()
+    return words
+
+
+def _engine_words() -> dict[str, Any]:
     return {
         "ws_flags": timeline.WIRESHARK_FLAG_COLUMN, "ace_flags": timeline.ACE_FLAG_COLUMN,
         "phases": [phase_text(p) for p in PHASES],

@@ -14,11 +14,12 @@ comparing both engines' sentences byte for byte.
 
 from __future__ import annotations
 
+import functools
 import string
 from typing import Any
 
 from sockcap.decode.records import TcpFlags
-from sockcap.i18n import N_, _
+from sockcap.i18n import N_, _, catalogue
 from sockcap.render.confusions import WORDS as CONFUSION_WORDS
 from sockcap.render.confusions import Confusion
 from sockcap.render.segment_cases import SIDE_WORDS, Why
@@ -200,15 +201,27 @@ def places(message: str) -> tuple[str, ...]:
                                in string.Formatter().parse(message) if name))
 
 
+@functools.cache
 def flag_names() -> list[str]:
     """The INVALID_FLAGS sentence's ``{flags}`` of each 9-bit flags value, as
     ``TcpFlags(flags & 0x1FF).name`` gives it (Python's composite flag name)."""
     return [TcpFlags(f).name or str(f) for f in range(512)]
 
 
+_WORDS: dict[object, dict[str, Any]] = {}  # explain_words() of each language, made once
+
+
 def explain_words() -> dict[str, Any]:
     """``Engine(explain=)``: the translated templates whole (TEMPLATES' order), the two
-    sides' words, the flags' names."""
+    sides' words, the flags' names. Made once a catalogue, as
+    :func:`sockcap.pipeline.contract.engine_words`."""
+    words = _WORDS.get(catalogue())
+    if words is None:
+        words = _WORDS[catalogue()] = _explain_words()
+    return words
+
+
+def _explain_words() -> dict[str, Any]:
     return {"templates": [_(message) for message in TEMPLATES.values()],
             "sides": [_(SIDE_WORDS[True]), _(SIDE_WORDS[False])],
             "flags": flag_names()}
