@@ -223,7 +223,7 @@ def engine_words() -> dict[str, Any]:
     words = _WORDS.get(catalogue())
     if words is None:
         words = _WORDS[catalogue()] = _engine_words()
-    return words
+    return dict(words)  # a caller may put its own table in its copy (the tables are shared)
 
 
 def _engine_words() -> dict[str, Any]:

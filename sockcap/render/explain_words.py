@@ -218,7 +218,7 @@ def explain_words() -> dict[str, Any]:
     words = _WORDS.get(catalogue())
     if words is None:
         words = _WORDS[catalogue()] = _explain_words()
-    return words
+    return dict(words)  # a caller may put its own table in its copy (the tables are shared)
 
 
 def _explain_words() -> dict[str, Any]:
