@@ -15,6 +15,9 @@ Environment, read once here and nowhere else:
   extension is built;
 - ``SOCKCAP_REQUIRE_EXTENSIONS=1``: a missing or broken extension is an error (CI sets
   it, so a failed build cannot pass silently);
+- ``SOCKCAP_NO_ENGINE=1``: asking which twin runs is an error (RuntimeError). The test
+  suite sets it around the tests it runs once because they never run the engine
+  (tests/conftest.py, ``never_engine``), so that such a claim cannot go stale;
 - PyPy always takes the pure path.
 
 The compiled engine writes every language: its words and templates are handed to it
@@ -59,6 +62,8 @@ def engine_class() -> Any:
 
 def compiled_class() -> Any | None:
     """The compiled engine's class, or None when it is missing or turned off."""
+    if _truthy("SOCKCAP_NO_ENGINE"):
+        raise RuntimeError(_("an engine was asked for where SOCKCAP_NO_ENGINE says none runs"))
     if any(_truthy(flag) for flag in _FLAGS_PURE):
         return None
     problem = ""

@@ -60,6 +60,25 @@ def first_run_only(why: str) -> pytest.MarkDecorator:
                               reason=f"run once, by the first run of .ci/run: {why}")
 
 
+NEVER_ENGINE = ("it never runs the engine (SOCKCAP_PURE changes nothing it runs), which"
+                " SOCKCAP_NO_ENGINE holds it to")
+
+
+def never_engine() -> list[pytest.MarkDecorator]:
+    """The marks of a module whose tests never run the engine (neither twin: no show,
+    stats, follow or export, in this process or in a sockcap it starts): .ci/run's second
+    run skips them (:func:`first_run_only`), and wherever they run, SOCKCAP_NO_ENGINE=1
+    (sockcap.speedups) makes any engine asked for an error, so the claim is checked by
+    the run that makes it."""
+    return [first_run_only(NEVER_ENGINE), pytest.mark.usefixtures("no_engine")]
+
+
+@pytest.fixture
+def no_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SOCKCAP_NO_ENGINE=1 for the test and every process it starts (:func:`never_engine`)."""
+    monkeypatch.setenv("SOCKCAP_NO_ENGINE", "1")
+
+
 @pytest.fixture(params=["compiled", "pure"])
 def sockcap_path(request: pytest.FixtureRequest) -> dict[str, str | None]:
     """The environment for :func:`sockcap` that picks one path: the compiled extension

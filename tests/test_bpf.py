@@ -8,6 +8,9 @@ import subprocess
 import pytest
 
 from sockcap.capture.bpf import port_filter
+from tests.conftest import never_engine
+
+pytestmark = never_engine()
 
 
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump is not installed")

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, needs_capture, needs_tshark, sockcap, tshark_fields
+from conftest import ROOT, needs_capture, needs_tshark, never_engine, sockcap, tshark_fields
 
 from sockcap.analysis.calls import CallKind
 from sockcap.capture.calls import read_calls, strace_path, traced_argv
 from tests.conftest import free_port
 from tests.programs import HAVE_GCC
+
+pytestmark = never_engine()
 
 needs_gcc = pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")
 needs_strace = pytest.mark.skipif(strace_path() is None, reason="strace is not installed")

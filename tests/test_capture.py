@@ -21,11 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, needs_capture, needs_tshark, tshark_fields
+from conftest import ROOT, needs_capture, needs_tshark, never_engine, tshark_fields
 
 from sockcap.capture.dumpcap import dumpcap_path, parse_report
 from sockcap.capture.filters import FilterError, parse_ddd
 from tests.conftest import free_port
+
+pytestmark = never_engine()
 
 TCPDUMP = shutil.which("tcpdump")
 DUMPCAP = dumpcap_path()

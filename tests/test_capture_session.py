@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import needs_capture
+from conftest import needs_capture, never_engine
 
 from sockcap.capture.dumpcap import dumpcap_path
 from sockcap.capture.session import CaptureSession
@@ -20,6 +20,8 @@ from sockcap.decode.records import RawFrame
 from sockcap.errors import WriteError
 from sockcap.owner import Owner
 from sockcap.pcapfile.reader import open_capture
+
+pytestmark = never_engine()
 
 BACKENDS = ["afpacket", pytest.param("dumpcap", marks=pytest.mark.skipif(
     dumpcap_path() is None, reason="dumpcap is not installed"))]

@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, needs_capture, needs_tshark, sockcap, tshark_fields
+from conftest import ROOT, needs_capture, needs_tshark, never_engine, sockcap, tshark_fields
+
+pytestmark = never_engine()
 
 LATE_SECONDS = 1.5  # how long after the client's FIN the server sends its own
 

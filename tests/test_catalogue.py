@@ -27,6 +27,9 @@ from sockcap.codes import (
     note_text,
     phase_text,
 )
+from tests.conftest import never_engine
+
+pytestmark = never_engine()
 
 babel_extract = pytest.importorskip("babel.messages.extract")
 babel_pofile = pytest.importorskip("babel.messages.pofile")

@@ -12,8 +12,17 @@ import pytest
 from sockcap.analysis.check.codes import Finding
 from sockcap.analysis.check.streams import compare_echo
 from sockcap.capture.calls import strace_path
-from tests.conftest import free_port, needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.conftest import (
+    free_port,
+    needs_capture,
+    needs_tshark,
+    never_engine,
+    sockcap,
+    tshark_fields,
+)
 from tests.programs import HAVE_GCC
+
+pytestmark = never_engine()
 
 needs_gcc = pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")
 

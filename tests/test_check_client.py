@@ -13,10 +13,17 @@ from typing import Any
 import pytest
 
 from sockcap.capture.calls import strace_path
-from tests.conftest import free_port, needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.conftest import (
+    free_port,
+    needs_capture,
+    needs_tshark,
+    never_engine,
+    sockcap,
+    tshark_fields,
+)
 from tests.programs import HAVE_GCC, build_clients
 
-pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
+pytestmark = [*never_engine(), needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
 TRACED = strace_path() is not None  # the client's calls are recorded in the sandbox
 
 

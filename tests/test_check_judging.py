@@ -12,10 +12,17 @@ import pytest
 
 from sockcap.analysis.check.codes import Check, Finding, Verdict
 from sockcap.render.check import finding_text
-from tests.conftest import free_port, needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.conftest import (
+    free_port,
+    needs_capture,
+    needs_tshark,
+    never_engine,
+    sockcap,
+    tshark_fields,
+)
 from tests.programs import HAVE_GCC, build_judging_servers, build_programs
 
-pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
+pytestmark = [*never_engine(), needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,18 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.conftest import (
+    free_port,
+    needs_capture,
+    needs_tshark,
+    never_engine,
+    sockcap,
+    tshark_fields,
+)
 from tests.programs import HAVE_GCC, build_clients
 from tests.test_report import browser, needs_browser, requests_made  # noqa: F401 - the fixture
 
-pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed"),
+pytestmark = [*never_engine(), needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed"),
               pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.conftest import needs_capture, needs_tshark, never_engine, sockcap, tshark_fields
 from tests.programs import C_DIR, HAVE_GCC
 
-pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed"),
+pytestmark = [*never_engine(), needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed"),
               pytest.mark.skipif(not all(shutil.which(t) for t in ("ip", "nft", "bwrap")),
                                  reason="the lab's link needs ip and nft; the sandbox bwrap")]
 

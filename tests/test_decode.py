@@ -50,6 +50,9 @@ from sockcap.decode.records import (
     TcpOptionKind,
 )
 from sockcap.errors import DecodeError, SockcapError
+from tests.conftest import never_engine
+
+pytestmark = never_engine()
 
 SUPPORTED_LINKTYPES = [
     LINKTYPE_NULL,

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from sockcap.endpoints.client import echo_difference, echo_problems
-from tests.conftest import free_port, sockcap
+from tests.conftest import free_port, never_engine, sockcap
 from tests.programs import HAVE_GCC, build_programs
+
+pytestmark = never_engine()
 
 needs_gcc = pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")
 

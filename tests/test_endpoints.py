@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from conftest import sockcap
+from conftest import never_engine, sockcap
 
 from sockcap.endpoints.address import is_wildcard, preview, printable
 from sockcap.endpoints.client import (
@@ -34,6 +34,8 @@ from sockcap.endpoints.client import (
 from sockcap.endpoints.server import EchoServer
 from sockcap.errors import EndpointError
 from tests.conftest import free_port
+
+pytestmark = never_engine()
 
 ROOT = Path(__file__).resolve().parents[1]
 C_DIR = ROOT / "bench" / "c"

@@ -12,6 +12,9 @@ from sockcap.analysis.expect import Expectation, judge_expectation, read_expecta
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.pipeline import Pipeline
 from sockcap.render.check import finding_text
+from tests.conftest import never_engine
+
+pytestmark = never_engine()
 
 PORT = 5001
 CLIENT, SERVER = ("10.0.0.2", 40000), ("10.0.0.1", PORT)

@@ -14,6 +14,9 @@ from sockcap.pcapfile.reader import open_capture
 from sockcap.pcapfile.source import open_input
 from sockcap.pipeline import Pipeline
 from sockcap.render.explain import PacketExplainer
+from tests.conftest import never_engine
+
+pytestmark = never_engine()
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SF, REJ, RSTO, S0 = ConnState.SF, ConnState.REJ, ConnState.RSTO, ConnState.S0

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, needs_corpus, needs_tshark
+from conftest import CORPUS, needs_corpus, needs_tshark, never_engine
 from loopback_scenarios import SCENARIOS, can_run, scenario_capture
 
 from sockcap.analysis.conversation import Annotated
@@ -42,6 +42,8 @@ from sockcap.decode.records import IPPROTO_TCP
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pipeline import Pipeline
 from sockcap.render.explain import PacketExplainer, Why
+
+pytestmark = never_engine()
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 needs_scenarios = pytest.mark.skipif(bool(can_run()), reason=can_run() or "ok")

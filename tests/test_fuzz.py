@@ -18,10 +18,11 @@ from conftest import CORPUS, ROOT, needs_corpus
 sys.path.insert(0, str(ROOT / "fuzz"))
 
 import fuzz_reader
+from conftest import never_engine
 from fuzz_reader import Stats, fuzz_input, run_one, sweep_input, sweep_plan
 from seeds import Seed, load_seeds, split_seed
 
-pytestmark = needs_corpus
+pytestmark = [*never_engine(), needs_corpus]
 
 SHORT_RUN = 1500  # inputs; a few seconds
 SEED = 20240606

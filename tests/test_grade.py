@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import needs_capture, sockcap
+from tests.conftest import needs_capture, never_engine, sockcap
 from tests.programs import C_DIR, HAVE_GCC
 
-pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
+pytestmark = [*never_engine(), needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
 
 SPEC = """
 [build]

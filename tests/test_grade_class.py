@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import needs_capture, sockcap
+from tests.conftest import needs_capture, never_engine, sockcap
 from tests.programs import C_DIR, HAVE_GCC
 from tests.test_grade import validate_gradescope
 
-pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed"),
+pytestmark = [*never_engine(), needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed"),
               pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
 
 SPEC = """

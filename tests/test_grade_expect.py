@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from sockcap.analysis.expect import ExpectKind, read_expectation
-from tests.conftest import needs_capture, needs_tshark, sockcap, tshark_fields
+from tests.conftest import needs_capture, needs_tshark, never_engine, sockcap, tshark_fields
 from tests.programs import C_DIR, HAVE_GCC
+
+pytestmark = never_engine()
 
 SPEC = """
 [build]

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, needs_capture, sockcap
+from tests.conftest import ROOT, needs_capture, never_engine, sockcap
 from tests.programs import C_DIR, HAVE_GCC
 from tests.test_report import browser, needs_browser, requests_made  # noqa: F401 - the fixture
 
-pytestmark = [needs_capture, needs_browser,
+pytestmark = [*never_engine(), needs_capture, needs_browser,
               pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed"),
               pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
 

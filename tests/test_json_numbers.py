@@ -16,7 +16,9 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, never_engine
+
+pytestmark = never_engine()
 
 
 def test_engine_numbers_are_pythons(tmp_path: Path) -> None:

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, needs_capture, sockcap
+from conftest import ROOT, needs_capture, never_engine, sockcap
 
 from sockcap.capture.kernel import PREFIX, tracefs_root
+
+pytestmark = never_engine()
 
 ROOT_TRACEFS = os.geteuid() == 0 and tracefs_root() is not None
 needs_tracefs = pytest.mark.skipif(not ROOT_TRACEFS, reason="--kernel needs root and tracefs")

@@ -11,6 +11,9 @@ import pytest
 from sockcap.analysis.link import give_up_seconds
 from sockcap.analysis.shape import HOLD_NS, DelayLine, LinkOptions, Shape
 from sockcap.commands.lab import _rate
+from tests.conftest import never_engine
+
+pytestmark = never_engine()
 
 MS = 1_000_000
 

@@ -16,6 +16,9 @@ from sockcap.analysis.link import (
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.pipeline import Pipeline
 from sockcap.render.lab import seconds_text, udp_sentence, verdict_line, verdict_record
+from tests.conftest import never_engine
+
+pytestmark = never_engine()
 
 A, B = "10.0.0.1", "10.0.0.2"
 

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 import pytest
-from conftest import CORPUS, needs_tshark
+from conftest import CORPUS, needs_tshark, never_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -52,6 +52,8 @@ from sockcap.decode.records import NO_TIMESTAMP, RawFrame
 from sockcap.errors import CaptureFileError, DecodeError, NotACaptureError
 from sockcap.pcapfile import open_capture, write_pcap, write_pcap_stream
 from sockcap.pcapfile.reader import CaptureReader
+
+pytestmark = never_engine()
 
 NS = 1_000_000_000
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import first_run_only, needs_capture, needs_tshark, tshark_fields
+from tests.conftest import first_run_only, needs_capture, needs_tshark, never_engine, tshark_fields
 from tests.programs import HAVE_GCC, build_judging_servers, build_programs
 
 pytest_plugins = ["pytester"]
-pytestmark = [needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
+pytestmark = [*never_engine(), needs_capture, pytest.mark.skipif(not HAVE_GCC, reason="gcc is not installed")]
 
 TEACHER_TESTS = '''
 SERVER = {server!r}

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, can_capture, sockcap
+from conftest import ROOT, can_capture, never_engine, sockcap
+
+pytestmark = never_engine()
 
 GOLDEN = ROOT / "tests" / "golden"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -8,10 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import needs_capture, needs_tshark, sockcap, tshark_fields
+from conftest import needs_capture, needs_tshark, never_engine, sockcap, tshark_fields
 
 from sockcap.codes import CAPTURE_NOTES
 from sockcap.endpoints.scenarios import SCENARIOS
+
+pytestmark = never_engine()
 
 
 def run(name: str, tmp_path: Path, *options: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Path]:

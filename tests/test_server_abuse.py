@@ -27,9 +27,11 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
+from tests.conftest import never_engine
+
+pytestmark = [*never_engine(), pytest.mark.skipif(
     not Path("/proc/self/status").exists(), reason="reads memory use from /proc"
-)
+)]
 
 RSS_LIMIT_MB = 150  # an idle server takes ~20 MB; 10,000 idle connections ~60 MB more
 IDLE_TARGET = 10_000

@@ -404,3 +404,15 @@ def test_time_past_2_to_the_53_nanoseconds_rounds_as_the_timeline(tmp_path: Path
     path.write_bytes(data)
     lines = show_result(str(path), {}, pure=False).stdout.splitlines()
     assert lines[1].startswith("   2 729338275.852517  ")  # int / int would end in ...516
+
+
+def test_no_engine_makes_asking_for_one_an_error() -> None:
+    """SOCKCAP_NO_ENGINE=1 (tests/conftest.py, never_engine): a command that runs the
+    engine fails loudly, naming the variable, on either path; one that runs none is
+    unchanged. This is what holds the second run's skipped modules to their claim."""
+    for env in ({"SOCKCAP_NO_ENGINE": "1"}, {"SOCKCAP_NO_ENGINE": "1", "SOCKCAP_PURE": "1"}):
+        for command in (("show",), ("stats",), ("follow", "--stream", "0")):
+            run = sockcap(*command, str(GOLDEN / "echo-tcp.pcap"), env=env)
+            assert run.returncode != 0 and "SOCKCAP_NO_ENGINE" in run.stderr, (env, command)
+    helped = sockcap("check", "--help", env={"SOCKCAP_NO_ENGINE": "1"})
+    assert helped.returncode == 0 and "SOCKCAP_NO_ENGINE" not in helped.stderr
