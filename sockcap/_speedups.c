@@ -596,12 +596,16 @@ _Static_assert(sizeof(Row) <= 144, "a stats row stays compact (issue 27)");
 typedef struct {
     void **chunks;
     size_t n_chunks;
+    struct Spill *spill; /* chunks past a budget kept on disk (_speedups_spill.h), or NULL */
 } RowTable;
+
+#include "_speedups_spill.h" /* here, not before render(): row_slot and row_at use it */
 
 /* Item ``s`` of a table of ``size``-byte items, its chunk made (zeroed) if need be; NULL
  * (MemoryError set) without memory. */
 static void *row_slot(RowTable *t, size_t size, int64_t s) {
-    size_t k = (size_t)s >> ROW_SHIFT;
+    size_t k = (size_t)s >> row_shift(t);
+    if (t->spill && spill_on_disk(t->spill, k)) return spill_stage(t, s); /* row_filled */
     if (k >= t->n_chunks) {
         size_t n = t->n_chunks ? t->n_chunks : 16;
         while (n <= k) n *= 2;
@@ -611,21 +615,31 @@ static void *row_slot(RowTable *t, size_t size, int64_t s) {
         t->chunks = chunks;
         t->n_chunks = n;
     }
-    if (!t->chunks[k] && !(t->chunks[k] = PyMem_Calloc(ROW_CHUNK, size))) {
-        PyErr_NoMemory();
-        return NULL;
+    if (!t->chunks[k]) {
+        if (t->spill && spill_room(t) < 0) return NULL;
+        if (!(t->chunks[k] = PyMem_Calloc((size_t)1 << row_shift(t), size))) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        if (t->spill) {
+            t->spill->held++;
+            if (k < t->spill->low) t->spill->low = k;
+        }
     }
-    return (char *)t->chunks[k] + ((size_t)s & (ROW_CHUNK - 1)) * size;
+    return (char *)t->chunks[k] + ((size_t)s & (((size_t)1 << row_shift(t)) - 1)) * size;
 }
 
-/* Item ``s`` if its chunk was made, else NULL. */
-static void *row_at(const RowTable *t, size_t size, int64_t s) {
-    size_t k = (size_t)s >> ROW_SHIFT;
+/* Item ``s`` if its chunk was made, else NULL; NULL with an error set when a chunk on
+ * disk cannot be read back. */
+static void *row_at(RowTable *t, size_t size, int64_t s) {
+    size_t k = (size_t)s >> row_shift(t);
+    if (s >= 0 && t->spill && spill_on_disk(t->spill, k)) return spill_read(t, k, s);
     return s >= 0 && k < t->n_chunks && t->chunks[k]
-        ? (char *)t->chunks[k] + ((size_t)s & (ROW_CHUNK - 1)) * size : NULL;
+        ? (char *)t->chunks[k] + ((size_t)s & (((size_t)1 << row_shift(t)) - 1)) * size : NULL;
 }
 
 static void rows_free(RowTable *t) {
+    spill_free(t);
     for (size_t i = 0; i < t->n_chunks; i++) PyMem_Free(t->chunks[i]);
     PyMem_Free(t->chunks);
     t->chunks = NULL;
@@ -784,6 +798,7 @@ typedef struct {
     size_t nbuckets, nentries;
     Ring ended, open;            /* the tracker's two queues of conversations to forget */
     RowTable rows[2];            /* keep=1: TCP, UDP rows by stream (stats) */
+    long long rows_in_memory;    /* a RowTable's budget (_speedups_spill.h; 0: its default) */
     uint32_t *note_pool;         /* rows' notes: n, then (kind, count) n times */
     size_t pool_len, pool_cap;
     int rows_done;               /* the live conversations' rows made (conversation()) */
@@ -1073,6 +1088,7 @@ static int row_keep(Engine *e, Conv *c) {
     r->roles = (uint8_t)c->roles;
     r->ended = (uint8_t)end_state(c);
     r->filled = 1;
+    if (row_filled(&e->rows[c->proto == 6 ? 0 : 1], r) < 0) return -1;
     c->rowed = 1;
     return 0;
 }
@@ -2149,21 +2165,30 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
                             "phases", "note_words", "templates", "note_text", "row", "kinds",
                             "roles", "outcomes", "render", "target_proto", "target_stream",
                             "view", "clock", "phase_codes", "notes_of", "annotated", "on_forget",
-                            "style", "color", "explain", NULL};
+                            "style", "color", "explain", "rows_in_memory", NULL};
     int analyze, keep, hex, render = 1, target_proto = -1, style = STYLE_WIRESHARK;
-    long long target_stream = -1;
+    long long target_stream = -1, rows_in_memory = 0;
     long long port, limit;
     PyObject *ws, *ace, *phases, *notes, *templates, *note_text, *row, *kinds, *roles, *outcomes;
     PyObject *view = Py_None, *clock = Py_None, *phase_codes = Py_None, *notes_of = Py_None,
              *annotated = Py_None, *on_forget = Py_None, *color_table = Py_False,
              *explain = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOiOO", names, &analyze,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOiOOL", names, &analyze,
                                      &keep, &port, &limit, &hex, &ws, &ace, &phases, &notes,
                                      &templates, &note_text, &row, &kinds, &roles, &outcomes,
                                      &render, &target_proto, &target_stream, &view, &clock,
                                      &phase_codes, &notes_of, &annotated, &on_forget, &style,
-                                     &color_table, &explain))
+                                     &color_table, &explain, &rows_in_memory))
         return -1;
+    if (rows_in_memory < 0) {
+        PyErr_SetString(PyExc_ValueError, "rows_in_memory: 0 or more expected");
+        return -1;
+    }
+    e->rows_in_memory = rows_in_memory;
+    for (int k = 0; k < 2; k++) /* the budget set once: a second __init__ keeps the first */
+        if (keep && !e->rows[k].spill && !e->rows[k].n_chunks &&
+            spill_setup(&e->rows[k], sizeof(Row), rows_in_memory) < 0)
+            return -1;
     int color = PyObject_IsTrue(color_table);
     if (color < 0) return -1;
     if (!style_rendered(style) || (color && !style_colored(style))) {
@@ -2679,6 +2704,7 @@ static PyObject *Engine_conversation(Engine *e, PyObject *arg) {
     int k = i < e->streams[0] ? 0 : 1;
     size_t s = (size_t)(k ? i - e->streams[0] : i);
     const Row *r = row_at(&e->rows[k], sizeof(Row), (int64_t)s);
+    if (!r && PyErr_Occurred()) return NULL; /* a chunk on disk not read back */
     if (!r || !r->filled) {
         PyErr_SetString(PyExc_RuntimeError, "no row for this conversation");
         return NULL;
