@@ -799,8 +799,10 @@ typedef struct {
     Ring ended, open;            /* the tracker's two queues of conversations to forget */
     RowTable rows[2];            /* keep=1: TCP, UDP rows by stream (stats) */
     long long rows_in_memory;    /* a RowTable's budget (_speedups_spill.h; 0: its default) */
-    uint32_t *note_pool;         /* rows' notes: n, then (kind, count) n times */
-    size_t pool_len, pool_cap;
+    RowTable note_pool;          /* rows' notes: n, then (kind, count) n times, a uint32 an
+                                  * item, filed by place (on disk past the budget too: a
+                                  * closed connection's TIME_WAIT note is 12 bytes) */
+    size_t pool_len;
     int rows_done;               /* the live conversations' rows made (conversation()) */
     int64_t streams[2];          /* TCP, UDP */
     int64_t count, shown;
@@ -1044,6 +1046,27 @@ static Conv *queue_pop(Ring *r) {
 
 static int end_state(const Conv *c);
 
+/* The note pool's next item ``v``; -1 (error set) without memory or disk. */
+static int pool_put(Engine *e, uint32_t v) {
+    uint32_t *p = row_slot(&e->note_pool, sizeof v, (int64_t)e->pool_len);
+    if (!p) return -1;
+    *p = v;
+    if (row_filled(&e->note_pool, p) < 0) return -1;
+    e->pool_len++;
+    return 0;
+}
+
+/* The note pool's item at ``i`` (in *v); -1 (error set) when it cannot be read back. */
+static int pool_get(Engine *e, size_t i, uint32_t *v) {
+    const uint32_t *p = row_at(&e->note_pool, sizeof *v, (int64_t)i);
+    if (!p) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no such note");
+        return -1;
+    }
+    *v = *p;
+    return 0;
+}
+
 /* Its stats row (conversation_stats), filed under its stream; -1 without memory. */
 static int row_keep(Engine *e, Conv *c) {
     if (c->rowed) return 0;
@@ -1053,20 +1076,12 @@ static int row_keep(Engine *e, Conv *c) {
     if (c->n_notes) {
         size_t need = e->pool_len + 1 + 2 * (size_t)c->n_notes;
         if (need > UINT32_MAX) { PyErr_NoMemory(); return -1; }
-        if (need > e->pool_cap) {
-            size_t cap = e->pool_cap ? e->pool_cap * 2 : 4096;
-            while (cap < need) cap *= 2;
-            uint32_t *pool = PyMem_Realloc(e->note_pool, cap * sizeof *pool);
-            if (!pool) { PyErr_NoMemory(); return -1; }
-            e->note_pool = pool;
-            e->pool_cap = cap;
-        }
         notes = (uint32_t)e->pool_len + 1;
-        e->note_pool[e->pool_len++] = c->n_notes;
+        if (pool_put(e, c->n_notes) < 0) return -1;
         for (int i = 0; i < c->n_notes; i++) {
             int kind = c->note_order[i];
-            e->note_pool[e->pool_len++] = (uint32_t)kind;
-            e->note_pool[e->pool_len++] = c->note_counts[kind];
+            if (pool_put(e, (uint32_t)kind) < 0 || pool_put(e, c->note_counts[kind]) < 0)
+                return -1;
         }
     }
     r->notes = notes;
@@ -2185,10 +2200,12 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
         return -1;
     }
     e->rows_in_memory = rows_in_memory;
-    for (int k = 0; k < 2; k++) /* the budget set once: a second __init__ keeps the first */
-        if (keep && !e->rows[k].spill && !e->rows[k].n_chunks &&
-            spill_setup(&e->rows[k], sizeof(Row), rows_in_memory) < 0)
+    for (int k = 0; k < 3; k++) { /* the budget set once: a second __init__ keeps the first */
+        RowTable *t = k < 2 ? &e->rows[k] : &e->note_pool;
+        if (keep && !t->spill && !t->n_chunks &&
+            spill_setup(t, k < 2 ? sizeof(Row) : sizeof(uint32_t), rows_in_memory) < 0)
             return -1;
+    }
     int color = PyObject_IsTrue(color_table);
     if (color < 0) return -1;
     if (!style_rendered(style) || (color && !style_colored(style))) {
@@ -2307,7 +2324,7 @@ static void Engine_dealloc(Engine *e) {
     for (int k = 0; k < 2; k++) {
         rows_free(&e->rows[k]);
     }
-    PyMem_Free(e->note_pool);
+    rows_free(&e->note_pool);
     for (int i = 0; i < 512; i++) { PyMem_Free(e->ws_flags[i].s); PyMem_Free(e->ace_flags[i].s); }
     for (int i = 0; i < PH_COUNT; i++) PyMem_Free(e->phases[i].s);
     for (int i = 0; i < N_KINDS; i++) PyMem_Free(e->note_words[i].s);
@@ -2645,10 +2662,13 @@ static PyObject *conv_row(Engine *e, const Row *c, int udp, size_t stream) {
     if (!t) return NULL;
     PyObject *notes = PyDict_New();
     PyTuple_SET_ITEM(t, ROW_NOTES, notes);
-    const uint32_t *pool = c->notes ? e->note_pool + c->notes - 1 : NULL;
-    for (uint32_t i = 0; notes && pool && i < pool[0]; i++) {
-        uint32_t k = pool[1 + 2 * i];
-        PyObject *n = PyLong_FromUnsignedLong(pool[2 + 2 * i]);
+    size_t at = c->notes ? (size_t)c->notes - 1 : 0;
+    uint32_t many = 0, k, count;
+    if (notes && c->notes && pool_get(e, at, &many) < 0) goto fail;
+    for (uint32_t i = 0; notes && i < many; i++) {
+        if (pool_get(e, at + 1 + 2 * i, &k) < 0 || pool_get(e, at + 2 + 2 * i, &count) < 0)
+            goto fail;
+        PyObject *n = PyLong_FromUnsignedLong(count);
         if (!n || PyDict_SetItem(notes, PyTuple_GET_ITEM(e->kinds, k), n) < 0) { Py_XDECREF(n); goto fail; }
         Py_DECREF(n);
     }
