@@ -29,6 +29,10 @@ Both twins forget conversations by the tracker's two queues whatever ``keep`` sa
 adds a packed stats row of each conversation, made when it is forgotten or when the rows
 are first read (:class:`~sockcap.analysis.stats.RowStore`, the C ``Row``): <= 200 bytes a
 finished conversation, where keeping each conversation cost ~1.1 kB compiled, ~2.5 kB pure.
+The C twin holds at most ``rows_in_memory`` rows a table in memory (65,536 unless given)
+and writes older ones to an unlinked temporary file (``sockcap/_speedups_spill.h``), so
+its memory does not grow with the number of conversations; the pure twin's rows stay in
+memory.
 
 :func:`sockcap.speedups.engine_class` chooses the class once; :class:`EngineRun` is the one
 loop that drives it (``show``, ``stats``) and :class:`EngineSelect` the one that hands a
