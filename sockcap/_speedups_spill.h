@@ -14,10 +14,10 @@
  * A row made later for a stream whose chunk is already on disk (a conversation that
  * outlived ``keep`` chunks of later streams, or one still held at the end of the run) is
  * handed out in a staging item (its bytes read back from the file first), and written to
- * its place in the file when the caller has filled it (row_filled). The suggested design
- * had an overflow table in memory for those rows instead; it is bounded by the live
- * conversations at any one time, but its rows stay until the end, so a file where one
- * conversation of every chunk outlives its chunk makes it grow with the file. A write in
+ * its place in the file when the caller has filled it (row_filled), not kept in an
+ * overflow table in memory: such a table is bounded by the live conversations at any one
+ * time, but its rows stay until the end, so a file where one conversation of every chunk
+ * outlives its chunk would make it grow with the file. A write in
  * place costs one pread and one pwrite per such row (few: they are the conversations that
  * outlived ``keep`` chunks of later ones), keeps memory fixed, and leaves nothing to merge
  * when the rows are read back.
