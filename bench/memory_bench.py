@@ -5,13 +5,17 @@ Usage::
 
     python bench/make_capture.py --synthetic KIND --count N --out bench/data/KIND.pcap
     python bench/memory_bench.py [--data bench/data] [--kinds KIND ...] [--small-suffix -s]
+        [--command "show --explain"] [--engines compiled]
 
 For each capture kind (one 64 KiB-segment stream, a SYN scan, refused connections all at
 one timestamp, finished conversations) it runs the command the issue names on both engines, output to
 /dev/null, and reads the child's peak RSS from ``wait4`` (the kernel's ``ru_maxrss``, the
 figure ``/usr/bin/time -v`` prints as "Maximum resident set size"). For ``stats`` it also
 gives the growth per conversation between two files of different sizes (``KIND-s.pcap``
-and ``KIND.pcap``), which is the per-finished-conversation cost.
+and ``KIND.pcap``), which is the per-finished-conversation cost. ``--command`` runs
+another command over the kinds given (``show --explain`` over ``finished``: its
+connections' rows), ``--engines`` one engine only (the pure one takes minutes on 2M
+conversations); set ``PYTHONPATH`` to a copy of another commit to measure it beside.
 """
 
 from __future__ import annotations
@@ -72,7 +76,10 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=BENCH / "data")
     ap.add_argument("--kinds", nargs="*", default=list(COMMANDS))
     ap.add_argument("--small-suffix", default="-s")
+    ap.add_argument("--command", help="the sockcap command instead of the kind's own")
+    ap.add_argument("--engines", choices=("both", "compiled", "pure"), default="both")
     args = ap.parse_args()
+    engines = {"both": (False, True), "compiled": (False,), "pure": (True,)}[args.engines]
     print("| command | file | engine | peak RSS |")
     print("| --- | --- | --- | ---: |")
     slopes: list[str] = []
@@ -82,10 +89,11 @@ def main() -> None:
             path = args.data / f"{kind}{suffix}.pcap"
             if not path.exists():
                 continue
-            for pure in (False, True):
-                kb = peak_rss_kb([*COMMANDS[kind], str(path)], pure)
+            command = args.command.split() if args.command else COMMANDS[kind]
+            for pure in engines:
+                kb = peak_rss_kb([*command, str(path)], pure)
                 seen[pure].append((0, kb))
-                print(f"| sockcap {' '.join(COMMANDS[kind])} | {path.name} "
+                print(f"| sockcap {' '.join(command)} | {path.name} "
                       f"({path.stat().st_size / 1e6:.0f} MB) | {'pure' if pure else 'compiled'} "
                       f"| {kb / 1024:.0f} MiB |", flush=True)
         sizes = [pcap_records(args.data / f"{kind}{suffix}.pcap") // FINISHED_FRAMES

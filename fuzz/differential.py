@@ -14,6 +14,11 @@ Usage::
 Inputs are the fuzzer's (:func:`mutators.make_input`, input ``i`` of seed ``S`` rebuilt
 from those two numbers alone). ``fuzz/sanitize.sh`` runs this script against a build of
 the extension with AddressSanitizer and UndefinedBehaviorSanitizer.
+
+``SOCKCAP_ROWS_IN_MEMORY=2`` in the environment makes the compiled engine write the rows
+it keeps to the end (``stats``', ``--explain``'s connections) to its temporary file past
+two rows a table (``sockcap/_speedups_spill.h``), on every input: the rows read back from
+disk are then what is compared (and, under the sanitizers, checked).
 """
 
 from __future__ import annotations
@@ -182,7 +187,8 @@ def compiled_only(data: bytes) -> int:
     from sockcap.pcapfile.reader import open_capture
     from sockcap.pipeline import Pipeline
     from sockcap.pipeline.engine import EngineRun, stats_run
-    from sockcap.speedups import compiled_class
+    from sockcap.render.explain import EngineExplanations
+    from sockcap.speedups import compiled_class, rows_in_memory
 
     made = 0
     for options in OPTION_SETS:
@@ -192,8 +198,14 @@ def compiled_only(data: bytes) -> int:
             reader = open_capture(io.BytesIO(data))
             pipeline = Pipeline(keep=False, port=int(options.get("port", 0)),  # type: ignore[call-overload]
                                 limit=int(options.get("count", 0)))  # type: ignore[call-overload]
-            EngineRun(compiled_class(), pipeline, hex_=bool(options.get("hex_")),
-                      **handed_view(pipeline, options)).run(reader, out.append)
+            handed = handed_view(pipeline, options)
+            shown = EngineRun(compiled_class(), pipeline, hex_=bool(options.get("hex_")),
+                              rows_in_memory=rows_in_memory(), **handed)
+            try:
+                shown.run(reader, out.append)
+            finally:  # the connections' list, its rows read back (after damage too)
+                if "explain" in handed:
+                    made += sum(1 for _line in EngineExplanations(shown.engine).summary())
         except SockcapError:
             pass
         except ValueError as e:  # the pure path's own note_text bug: same on both paths
@@ -204,7 +216,7 @@ def compiled_only(data: bytes) -> int:
         made += sum(map(len, out))
     # the stats loop (keep=1): rows made as conversations are forgotten, and at the end
     # (as `sockcap stats` reads them after damage that stops the reader too)
-    run = stats_run(compiled_class(), Pipeline())
+    run = stats_run(compiled_class(), Pipeline(), rows_in_memory())
     try:
         run.run(open_capture(io.BytesIO(data)), out.append)
     except SockcapError:

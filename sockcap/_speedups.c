@@ -596,12 +596,16 @@ _Static_assert(sizeof(Row) <= 144, "a stats row stays compact (issue 27)");
 typedef struct {
     void **chunks;
     size_t n_chunks;
+    struct Spill *spill; /* chunks past a budget kept on disk (_speedups_spill.h), or NULL */
 } RowTable;
+
+#include "_speedups_spill.h" /* here, not before render(): row_slot and row_at use it */
 
 /* Item ``s`` of a table of ``size``-byte items, its chunk made (zeroed) if need be; NULL
  * (MemoryError set) without memory. */
 static void *row_slot(RowTable *t, size_t size, int64_t s) {
-    size_t k = (size_t)s >> ROW_SHIFT;
+    size_t k = (size_t)s >> row_shift(t);
+    if (t->spill && spill_on_disk(t->spill, k)) return spill_stage(t, s); /* row_filled */
     if (k >= t->n_chunks) {
         size_t n = t->n_chunks ? t->n_chunks : 16;
         while (n <= k) n *= 2;
@@ -611,21 +615,31 @@ static void *row_slot(RowTable *t, size_t size, int64_t s) {
         t->chunks = chunks;
         t->n_chunks = n;
     }
-    if (!t->chunks[k] && !(t->chunks[k] = PyMem_Calloc(ROW_CHUNK, size))) {
-        PyErr_NoMemory();
-        return NULL;
+    if (!t->chunks[k]) {
+        if (t->spill && spill_room(t) < 0) return NULL;
+        if (!(t->chunks[k] = PyMem_Calloc((size_t)1 << row_shift(t), size))) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        if (t->spill) {
+            t->spill->held++;
+            if (k < t->spill->low) t->spill->low = k;
+        }
     }
-    return (char *)t->chunks[k] + ((size_t)s & (ROW_CHUNK - 1)) * size;
+    return (char *)t->chunks[k] + ((size_t)s & (((size_t)1 << row_shift(t)) - 1)) * size;
 }
 
-/* Item ``s`` if its chunk was made, else NULL. */
-static void *row_at(const RowTable *t, size_t size, int64_t s) {
-    size_t k = (size_t)s >> ROW_SHIFT;
+/* Item ``s`` if its chunk was made, else NULL; NULL with an error set when a chunk on
+ * disk cannot be read back. */
+static void *row_at(RowTable *t, size_t size, int64_t s) {
+    size_t k = (size_t)s >> row_shift(t);
+    if (s >= 0 && t->spill && spill_on_disk(t->spill, k)) return spill_read(t, k, s);
     return s >= 0 && k < t->n_chunks && t->chunks[k]
-        ? (char *)t->chunks[k] + ((size_t)s & (ROW_CHUNK - 1)) * size : NULL;
+        ? (char *)t->chunks[k] + ((size_t)s & (((size_t)1 << row_shift(t)) - 1)) * size : NULL;
 }
 
 static void rows_free(RowTable *t) {
+    spill_free(t);
     for (size_t i = 0; i < t->n_chunks; i++) PyMem_Free(t->chunks[i]);
     PyMem_Free(t->chunks);
     t->chunks = NULL;
@@ -784,8 +798,11 @@ typedef struct {
     size_t nbuckets, nentries;
     Ring ended, open;            /* the tracker's two queues of conversations to forget */
     RowTable rows[2];            /* keep=1: TCP, UDP rows by stream (stats) */
-    uint32_t *note_pool;         /* rows' notes: n, then (kind, count) n times */
-    size_t pool_len, pool_cap;
+    long long rows_in_memory;    /* a RowTable's budget (_speedups_spill.h; 0: its default) */
+    RowTable note_pool;          /* rows' notes: n, then (kind, count) n times, a uint32 an
+                                  * item, filed by place (on disk past the budget too: a
+                                  * closed connection's TIME_WAIT note is 12 bytes) */
+    size_t pool_len;
     int rows_done;               /* the live conversations' rows made (conversation()) */
     int64_t streams[2];          /* TCP, UDP */
     int64_t count, shown;
@@ -1029,6 +1046,27 @@ static Conv *queue_pop(Ring *r) {
 
 static int end_state(const Conv *c);
 
+/* The note pool's next item ``v``; -1 (error set) without memory or disk. */
+static int pool_put(Engine *e, uint32_t v) {
+    uint32_t *p = row_slot(&e->note_pool, sizeof v, (int64_t)e->pool_len);
+    if (!p) return -1;
+    *p = v;
+    if (row_filled(&e->note_pool, p) < 0) return -1;
+    e->pool_len++;
+    return 0;
+}
+
+/* The note pool's item at ``i`` (in *v); -1 (error set) when it cannot be read back. */
+static int pool_get(Engine *e, size_t i, uint32_t *v) {
+    const uint32_t *p = row_at(&e->note_pool, sizeof *v, (int64_t)i);
+    if (!p) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no such note");
+        return -1;
+    }
+    *v = *p;
+    return 0;
+}
+
 /* Its stats row (conversation_stats), filed under its stream; -1 without memory. */
 static int row_keep(Engine *e, Conv *c) {
     if (c->rowed) return 0;
@@ -1038,20 +1076,12 @@ static int row_keep(Engine *e, Conv *c) {
     if (c->n_notes) {
         size_t need = e->pool_len + 1 + 2 * (size_t)c->n_notes;
         if (need > UINT32_MAX) { PyErr_NoMemory(); return -1; }
-        if (need > e->pool_cap) {
-            size_t cap = e->pool_cap ? e->pool_cap * 2 : 4096;
-            while (cap < need) cap *= 2;
-            uint32_t *pool = PyMem_Realloc(e->note_pool, cap * sizeof *pool);
-            if (!pool) { PyErr_NoMemory(); return -1; }
-            e->note_pool = pool;
-            e->pool_cap = cap;
-        }
         notes = (uint32_t)e->pool_len + 1;
-        e->note_pool[e->pool_len++] = c->n_notes;
+        if (pool_put(e, c->n_notes) < 0) return -1;
         for (int i = 0; i < c->n_notes; i++) {
             int kind = c->note_order[i];
-            e->note_pool[e->pool_len++] = (uint32_t)kind;
-            e->note_pool[e->pool_len++] = c->note_counts[kind];
+            if (pool_put(e, (uint32_t)kind) < 0 || pool_put(e, c->note_counts[kind]) < 0)
+                return -1;
         }
     }
     r->notes = notes;
@@ -1073,6 +1103,7 @@ static int row_keep(Engine *e, Conv *c) {
     r->roles = (uint8_t)c->roles;
     r->ended = (uint8_t)end_state(c);
     r->filled = 1;
+    if (row_filled(&e->rows[c->proto == 6 ? 0 : 1], r) < 0) return -1;
     c->rowed = 1;
     return 0;
 }
@@ -2149,21 +2180,32 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
                             "phases", "note_words", "templates", "note_text", "row", "kinds",
                             "roles", "outcomes", "render", "target_proto", "target_stream",
                             "view", "clock", "phase_codes", "notes_of", "annotated", "on_forget",
-                            "style", "color", "explain", NULL};
+                            "style", "color", "explain", "rows_in_memory", NULL};
     int analyze, keep, hex, render = 1, target_proto = -1, style = STYLE_WIRESHARK;
-    long long target_stream = -1;
+    long long target_stream = -1, rows_in_memory = 0;
     long long port, limit;
     PyObject *ws, *ace, *phases, *notes, *templates, *note_text, *row, *kinds, *roles, *outcomes;
     PyObject *view = Py_None, *clock = Py_None, *phase_codes = Py_None, *notes_of = Py_None,
              *annotated = Py_None, *on_forget = Py_None, *color_table = Py_False,
              *explain = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOiOO", names, &analyze,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOiOOL", names, &analyze,
                                      &keep, &port, &limit, &hex, &ws, &ace, &phases, &notes,
                                      &templates, &note_text, &row, &kinds, &roles, &outcomes,
                                      &render, &target_proto, &target_stream, &view, &clock,
                                      &phase_codes, &notes_of, &annotated, &on_forget, &style,
-                                     &color_table, &explain))
+                                     &color_table, &explain, &rows_in_memory))
         return -1;
+    if (rows_in_memory < 0) {
+        PyErr_SetString(PyExc_ValueError, "rows_in_memory: 0 or more expected");
+        return -1;
+    }
+    e->rows_in_memory = rows_in_memory;
+    for (int k = 0; k < 3; k++) { /* the budget set once: a second __init__ keeps the first */
+        RowTable *t = k < 2 ? &e->rows[k] : &e->note_pool;
+        if (keep && !t->spill && !t->n_chunks &&
+            spill_setup(t, k < 2 ? sizeof(Row) : sizeof(uint32_t), rows_in_memory) < 0)
+            return -1;
+    }
     int color = PyObject_IsTrue(color_table);
     if (color < 0) return -1;
     if (!style_rendered(style) || (color && !style_colored(style))) {
@@ -2282,7 +2324,7 @@ static void Engine_dealloc(Engine *e) {
     for (int k = 0; k < 2; k++) {
         rows_free(&e->rows[k]);
     }
-    PyMem_Free(e->note_pool);
+    rows_free(&e->note_pool);
     for (int i = 0; i < 512; i++) { PyMem_Free(e->ws_flags[i].s); PyMem_Free(e->ace_flags[i].s); }
     for (int i = 0; i < PH_COUNT; i++) PyMem_Free(e->phases[i].s);
     for (int i = 0; i < N_KINDS; i++) PyMem_Free(e->note_words[i].s);
@@ -2620,10 +2662,13 @@ static PyObject *conv_row(Engine *e, const Row *c, int udp, size_t stream) {
     if (!t) return NULL;
     PyObject *notes = PyDict_New();
     PyTuple_SET_ITEM(t, ROW_NOTES, notes);
-    const uint32_t *pool = c->notes ? e->note_pool + c->notes - 1 : NULL;
-    for (uint32_t i = 0; notes && pool && i < pool[0]; i++) {
-        uint32_t k = pool[1 + 2 * i];
-        PyObject *n = PyLong_FromUnsignedLong(pool[2 + 2 * i]);
+    size_t at = c->notes ? (size_t)c->notes - 1 : 0;
+    uint32_t many = 0, k, count;
+    if (notes && c->notes && pool_get(e, at, &many) < 0) goto fail;
+    for (uint32_t i = 0; notes && i < many; i++) {
+        if (pool_get(e, at + 1 + 2 * i, &k) < 0 || pool_get(e, at + 2 + 2 * i, &count) < 0)
+            goto fail;
+        PyObject *n = PyLong_FromUnsignedLong(count);
         if (!n || PyDict_SetItem(notes, PyTuple_GET_ITEM(e->kinds, k), n) < 0) { Py_XDECREF(n); goto fail; }
         Py_DECREF(n);
     }
@@ -2679,6 +2724,7 @@ static PyObject *Engine_conversation(Engine *e, PyObject *arg) {
     int k = i < e->streams[0] ? 0 : 1;
     size_t s = (size_t)(k ? i - e->streams[0] : i);
     const Row *r = row_at(&e->rows[k], sizeof(Row), (int64_t)s);
+    if (!r && PyErr_Occurred()) return NULL; /* a chunk on disk not read back */
     if (!r || !r->filled) {
         PyErr_SetString(PyExc_RuntimeError, "no row for this conversation");
         return NULL;

@@ -122,6 +122,7 @@ static int explain_init(Engine *e, PyObject *words) {
         if (template_set(&x->t[i], PySequence_Fast_GET_ITEM(tf, i), EXPLAIN_PLACES[i]) < 0) goto out;
     if (texts_from(s, x->sides, 2, "sides") < 0 || texts_from(f, x->flags, 512, "flags") < 0)
         goto out;
+    if (spill_setup(&x->rows, sizeof(XRow), e->rows_in_memory) < 0) goto out;
     rc = 0;
 out:
     Py_XDECREF(tf);
@@ -663,6 +664,7 @@ static int explain_row(Engine *e, Conv *c) {
     r->sport = (int32_t)c->server.port;
     memcpy(r->caddr, c->client.addr, 16);
     memcpy(r->saddr, c->server.addr, 16);
+    if (row_filled(&x->rows, r) < 0) return -1;
     if (c->stream > x->max_stream) x->max_stream = c->stream;
     cx->rowed = 1;
     return 0;
@@ -982,7 +984,9 @@ static PyObject *Engine_explain_rows(Engine *e, PyObject *arg) {
     long long s = start < 0 ? 0 : start;
     for (; s <= x->max_stream && PyList_GET_SIZE(list) < 4096; s++) {
         XRow *r = row_at(&x->rows, sizeof(XRow), s);
-        if (!r) { s = (long long)((((size_t)s >> ROW_SHIFT) + 1) << ROW_SHIFT) - 1; continue; }
+        if (!r && PyErr_Occurred()) { Py_DECREF(list); return NULL; } /* not read back */
+        unsigned shift = row_shift(&x->rows);
+        if (!r) { s = (long long)((((size_t)s >> shift) + 1) << shift) - 1; continue; }
         if (!r->set) continue;
         char ct[64], st[64];
         int cn, sn;

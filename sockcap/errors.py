@@ -113,3 +113,22 @@ class NamespaceError(SockcapError):
     user namespaces): the same exit code as a missing capture permission."""
 
     exit_code = ExitCode.NO_PERMISSION
+
+
+class SpillError(SockcapError):
+    """The compiled engine could not keep the rows past its memory budget (``stats``'
+    conversations, ``show --explain``'s connections) in its temporary file: no temporary
+    directory, the disk full (sockcap/_speedups_spill.h raises it with the errno and the
+    directory)."""
+
+    def __init__(self, errno: int, directory: str) -> None:
+        import os
+
+        from sockcap.i18n import _
+
+        super().__init__(
+            _("cannot keep the conversations' rows in a temporary file in {directory}: "
+              "{reason}").format(directory=directory, reason=os.strerror(errno)),
+            _("set TMPDIR to a directory with free space"))
+        self.errno = errno
+        self.directory = directory

@@ -18,6 +18,10 @@ Environment, read once here and nowhere else:
 - ``SOCKCAP_NO_ENGINE=1``: asking which twin runs is an error (RuntimeError). The test
   suite sets it around the tests it runs once because they never run the engine
   (tests/conftest.py, ``never_engine``), so that such a claim cannot go stale;
+- ``SOCKCAP_ROWS_IN_MEMORY=N``: the compiled engine keeps at most N rows of a table
+  (``stats``' conversations of one protocol, ``show --explain``'s connections) in memory
+  and writes older ones to an unlinked temporary file in ``$TMPDIR`` (default: 65,536;
+  see ``sockcap/_speedups_spill.h``); a small N makes tests write them on small captures;
 - PyPy always takes the pure path.
 
 The compiled engine writes every language: its words and templates are handed to it
@@ -30,7 +34,7 @@ from __future__ import annotations
 import os
 import sys
 
-from sockcap.errors import MissingExtensionError
+from sockcap.errors import InputError, MissingExtensionError
 from sockcap.i18n import _
 
 # typing for the type checker only (it takes TYPE_CHECKING as true): importing typing
@@ -94,3 +98,15 @@ def path_name() -> str:
     if any(_truthy(flag) for flag in _FLAGS_PURE):
         return _("pure Python path: SOCKCAP_PURE is set")
     return _("pure Python path: the compiled extension is not built")
+
+
+def rows_in_memory() -> int:
+    """``Engine(rows_in_memory=)``: ``SOCKCAP_ROWS_IN_MEMORY`` (0, the engine's default,
+    when unset); a value that is not a whole number of 0 or more is an input error."""
+    value = os.environ.get("SOCKCAP_ROWS_IN_MEMORY", "").strip()
+    if not value:
+        return 0
+    if not value.isdigit():
+        raise InputError(_("SOCKCAP_ROWS_IN_MEMORY: a whole number of rows expected, not "
+                           "{value!r}").format(value=value))
+    return int(value)

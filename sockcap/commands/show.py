@@ -30,7 +30,7 @@ from sockcap.pipeline import Pipeline
 from sockcap.pipeline.contract import Style
 from sockcap.pipeline.engine import EngineRun
 from sockcap.render.packets import PacketView
-from sockcap.speedups import engine_class
+from sockcap.speedups import engine_class, rows_in_memory
 
 
 def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_: bool,
@@ -117,7 +117,8 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
                         style=notation if own else Style.WIRESHARK,
                         color=(own and output.color and notation is not Style.JSON
                                and _color_table()),
-                        explain=_explain_words() if explains else None)
+                        explain=_explain_words() if explains else None,
+                        rows_in_memory=rows_in_memory())
         if own or not output.color:
             # The engine's own text makes no reference cycles (records, conversations,
             # strings): the cyclic collector would only walk the conversations kept,

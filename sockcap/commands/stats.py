@@ -37,14 +37,14 @@ def stats_command(path: str, *, json_: bool, no_color: bool, color: str = "auto"
     from sockcap.pipeline import Pipeline
     from sockcap.pipeline.engine import stats_run
     from sockcap.render.stats import stats_json, stats_lines
-    from sockcap.speedups import engine_class
+    from sockcap.speedups import engine_class, rows_in_memory
 
     output = Output(color=color_choice(color, no_color))
     pipeline = Pipeline()
     collector = StatsCollector()
     failure: CaptureFileError | None = None
     gc.disable()  # one pass creates no reference cycles: the collector would only cost
-    run = stats_run(engine_class(), pipeline)
+    run = stats_run(engine_class(), pipeline, rows_in_memory())
     with ExitStack() as stack:
         stream = open_input(path, stack)
         reader = open_capture(stream)

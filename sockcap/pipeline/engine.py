@@ -29,6 +29,10 @@ Both twins forget conversations by the tracker's two queues whatever ``keep`` sa
 adds a packed stats row of each conversation, made when it is forgotten or when the rows
 are first read (:class:`~sockcap.analysis.stats.RowStore`, the C ``Row``): <= 200 bytes a
 finished conversation, where keeping each conversation cost ~1.1 kB compiled, ~2.5 kB pure.
+The C twin holds at most ``rows_in_memory`` rows a table in memory (65,536 unless given)
+and writes older ones to an unlinked temporary file (``sockcap/_speedups_spill.h``), so
+its memory does not grow with the number of conversations; the pure twin's rows stay in
+memory.
 
 :func:`sockcap.speedups.engine_class` chooses the class once; :class:`EngineRun` is the one
 loop that drives it (``show``, ``stats``) and :class:`EngineSelect` the one that hands a
@@ -171,11 +175,13 @@ class PureEngine(PureColumns):
                  view: Callable[[Annotated], str | None] | None = None,
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
                  style: int = Style.WIRESHARK, color: bool | Sequence[str] = False,
-                 explain: Any = None, **words: Any) -> None:
+                 explain: Any = None, rows_in_memory: int = 0, **words: Any) -> None:
         from sockcap.render.packets import PacketView
 
         if explain is not None:
             raise ValueError(_("explain: not written by this engine (see explains)"))
+        # rows_in_memory: the C twin's budget of rows in memory (_speedups_spill.h); this
+        # twin's rows are RowStore's bytes, the reference, kept in memory
 
         if style not in self.styles or (color and style not in self.colors):
             raise ValueError(_("style {style}{colour}: not written by this engine (see "
@@ -308,6 +314,8 @@ class EngineRun:
     callback cannot be stood in for: that is a ValueError, on both twins alike; give the
     callback as ``on_forget`` here instead, and each twin calls it with the conversation
     (the C twin: its view, for a conversation it handed a view) when its tracker forgets it.
+    ``rows_in_memory`` (:func:`sockcap.speedups.rows_in_memory`) is the C twin's budget of
+    rows kept to the end (stats', --explain's) held in memory, the rest on disk.
     """
 
     def __init__(self, engine_class: Any, pipeline: Pipeline, *, hex_: bool,
@@ -316,7 +324,7 @@ class EngineRun:
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
                  keep: bool | None = None, style: int = Style.WIRESHARK,
                  color: bool | Sequence[str] = False,
-                 explain: dict[str, Any] | None = None) -> None:
+                 explain: dict[str, Any] | None = None, rows_in_memory: int = 0) -> None:
         self.pipeline = pipeline
         tracker = pipeline.tracker
         keep = tracker.keep if keep is None else keep  # the engine's: stats rows or none
@@ -331,6 +339,8 @@ class EngineRun:
             extra["on_forget"] = on_forget
         if explain is not None:  # --explain's sentences, by an engine that ``explains``
             extra["explain"] = explain
+        if keep or explain is not None:  # rows kept to the end: the C twin's budget
+            extra["rows_in_memory"] = rows_in_memory
         self.engine = engine_class(
             analyze=tracker.analyze, keep=keep, port=pipeline.port,
             limit=pipeline.limit, hex=hex_, render=render, target_proto=target[0],
@@ -470,6 +480,7 @@ def icmp_words(p: Packet, analyze: bool,
     return notes, packet_where(p), proto_name(p), info, quoted
 
 
-def stats_run(engine_class: Any, pipeline: Pipeline) -> EngineRun:
+def stats_run(engine_class: Any, pipeline: Pipeline, rows_in_memory: int = 0) -> EngineRun:
     """The loop for ``sockcap stats``: every packet filed, no text."""
-    return EngineRun(engine_class, pipeline, hex_=False, render=False)
+    return EngineRun(engine_class, pipeline, hex_=False, render=False,
+                     rows_in_memory=rows_in_memory)
