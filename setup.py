@@ -30,7 +30,8 @@ setup(
                      "sockcap/_speedups_color.h", "sockcap/_speedups_tcpdump.h",
                      "sockcap/_speedups_columns.h", "sockcap/_speedups_plain.h",
                      "sockcap/_speedups_packet.h", "sockcap/_speedups_explain.h",
-                     "sockcap/_speedups_convcols.h", "sockcap/_speedups_spill.h"],
+                     "sockcap/_speedups_convcols.h", "sockcap/_speedups_spill.h",
+                     "sockcap/_speedups_reuse.h"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wno-missing-field-initializers"],
             optional=True,
         )

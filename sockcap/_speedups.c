@@ -1108,6 +1108,7 @@ static int row_keep(Engine *e, Conv *c) {
     return 0;
 }
 
+static inline void prefetch_reuse(const Conv *c, const void *ep_text);
 /* ConversationTracker._forget: out of the table; then drops the queue's reference */
 static int cols_forget(Engine *e, Conv *c);
 static int explain_row(Engine *e, Conv *c);
@@ -1121,6 +1122,7 @@ static int forget(Engine *e, Conv *old) {
         else PyErr_WriteUnraisable(e->on_forget); /* forgetting goes on regardless */
     }
     table_del_if(e, old);
+    if (old->refs == 1) prefetch_reuse(old, old->ep_text); /* about to be freed */
     conv_unref(old); /* the queue's */
     return 0;
 }
@@ -1908,6 +1910,7 @@ static int put_notes(Engine *e, Buf *b, const Pkt *p, const Ann *a) {
 #include "_speedups_plain.h"
 #include "_speedups_packet.h"
 #include "_speedups_explain.h"
+#include "_speedups_reuse.h"
 
 /* put_text of an engine's own Text (text_set: SLACK readable past its end) */
 static inline int put_text_short(Buf *b, const Text *t) {

@@ -57,6 +57,10 @@ def main() -> None:
     # The imports make many objects and no garbage: the cyclic collector's passes over
     # them cost ~3 ms of every start (bench/startup_bench.py). Off while importing, on
     # again before the command runs (commands that make no cycles turn it off themselves).
+    # Plain show freezes what the imports made first (gc.freeze: the modules, classes and
+    # tables live to the end anyway): the first collection after gc.enable() and the full
+    # one at the interpreter's exit would otherwise walk them all, ~6 ms of a one-packet
+    # file's 48 ms (bench/RESULTS.md, "Plain show at 5x tcpdump").
     gc.disable()
     args = sys.argv[1:]
     lang = use_language(language_asked(args, os.environ))
@@ -73,6 +77,7 @@ def main() -> None:
             from sockcap.output import prepare_std_streams
 
             prepare_std_streams()
+            gc.freeze()
             gc.enable()
             guarded(lambda: quick.show(params))
             return
