@@ -6,8 +6,7 @@ view, a judge or an export reads what a record is without reading how it is made
 
 # No `from __future__ import annotations` here: with it, typing.NamedTuple compiles each
 # field's annotation string into a ForwardRef at import (start-up, bench/startup_bench.py).
-from typing import NamedTuple
-
+from sockcap._typing import NamedTuple
 from sockcap.analysis.direction import Direction
 from sockcap.codes import Note, Outcome, Phase, Roles
 from sockcap.decode.records import IPPROTO_TCP, Packet

@@ -41,11 +41,11 @@ has one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sockcap.codes import CountedNote, Note
 from sockcap.codes import note_kind as note_kind  # re-exported: the kind of a note
 from sockcap.decode.records import TcpFlags, TcpOption, TcpOptionKind
+
+TYPE_CHECKING = False  # the type checker takes it as true
 
 if TYPE_CHECKING:
     from sockcap.analysis.direction import Direction

@@ -18,8 +18,8 @@ came back from the server), FIN both ways, half-closed (FIN one way only) or sti
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
 
+from sockcap._typing import NamedTuple
 from sockcap.analysis.conversation import Conversation
 from sockcap.codes import Note, Outcome, Roles
 from sockcap.decode.icmp import decode_icmp

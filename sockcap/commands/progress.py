@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any, TextIO, TypeVar
 
+from sockcap._typing import TypeVar
 from sockcap.i18n import _
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    from typing import IO, Any, TextIO
 
 T = TypeVar("T")
 AFTER_S = 1.0  # a read shorter than this shows no progress

@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_COUNT = 10**12  # sockcap.commands.options.MAX_COUNT (the test checks they agree)
 

@@ -17,7 +17,6 @@ import gc
 from collections.abc import Callable
 from contextlib import ExitStack
 from itertools import chain
-from typing import Any
 
 from sockcap.analysis.conversation import Annotated
 from sockcap.commands.progress import Progress, wants_progress
@@ -31,6 +30,10 @@ from sockcap.pipeline.contract import Style
 from sockcap.pipeline.engine import EngineRun
 from sockcap.render.packets import PacketView
 from sockcap.speedups import engine_class, rows_in_memory
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_: bool,

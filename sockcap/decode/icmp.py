@@ -10,8 +10,7 @@ Pure: a decoded :class:`~sockcap.decode.records.Packet` in, an :class:`IcmpMessa
 # each field's annotation string into a ForwardRef at import (~99 fields on the path
 # of `sockcap show`: a few ms of every start, bench/startup_bench.py).
 
-from typing import NamedTuple
-
+from sockcap._typing import NamedTuple
 from sockcap.decode.ip import ipv4_text, ipv6_text
 from sockcap.decode.records import IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, Packet
 

@@ -19,7 +19,8 @@ anything that wants to look deeper.
 # of `sockcap show`: a few ms of every start, bench/startup_bench.py).
 
 import enum
-from typing import NamedTuple
+
+from sockcap._typing import NamedTuple
 
 # Link-layer header types (https://www.tcpdump.org/linktypes.html).
 LINKTYPE_NULL = 0  # BSD loopback: 4-byte address family in the writer's byte order

@@ -8,7 +8,10 @@ owner's module with it: start-up is most of a small read (tests/test_startup.py)
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 if TYPE_CHECKING:
     from sockcap.pcapfile.reader import CaptureReader, open_capture

@@ -14,8 +14,8 @@ The byte order is the writer's, told by how the magic reads.
 # No `from __future__ import annotations` here: with it, typing.NamedTuple compiles each
 # field's annotation string into a ForwardRef at import (start-up, bench/startup_bench.py).
 import struct
-from typing import NamedTuple
 
+from sockcap._typing import NamedTuple
 from sockcap.decode.records import NO_TIMESTAMP
 from sockcap.errors import NotACaptureError
 from sockcap.i18n import _

@@ -17,7 +17,8 @@ Layouts follow the IETF draft "PCAP Next Generation (pcapng) Capture File Format
 # of `sockcap show`: a few ms of every start, bench/startup_bench.py).
 
 import struct
-from typing import NamedTuple
+
+from sockcap._typing import NamedTuple
 
 BT_SHB = 0x0A0D0D0A  # palindromic, so it reads the same in both byte orders
 BT_IDB = 0x00000001

@@ -41,7 +41,6 @@ Design:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, TYPE_CHECKING
 
 from sockcap.decode.records import NO_TIMESTAMP, RawFrame
 from sockcap.errors import CaptureFileError, NotACaptureError
@@ -60,7 +59,10 @@ from sockcap.pcapfile.pcapng import BT_EPB, BT_IDB, BT_OPB, BT_SHB, BT_SPB, Inte
 from sockcap.pcapfile.prefilter import NO_FILTER, NeedleSearch
 from sockcap.pcapfile.source import ByteSource
 
+TYPE_CHECKING = False  # the type checker takes it as true
 if TYPE_CHECKING:
+    from typing import IO
+
     from sockcap.pipeline.engine import FrameSink
 
 MAX_WARNINGS = 100  # warning lines kept; ``skipped`` still counts every event

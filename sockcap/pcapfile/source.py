@@ -19,10 +19,14 @@ import sys
 import zlib
 from collections.abc import Callable
 from contextlib import ExitStack
-from typing import IO, Any, BinaryIO, cast
 
+from sockcap._typing import cast
 from sockcap.errors import CaptureFileError, InputError
 from sockcap.i18n import _
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    from typing import IO, Any, BinaryIO
 
 CHUNK = 1 << 20  # bytes asked for per read
 
@@ -94,14 +98,14 @@ def _decompressed(raw: BinaryIO, path: str, stack: ExitStack) -> BinaryIO:
     if head.startswith(GZIP_MAGIC):
         import gzip
 
-        return cast(BinaryIO, DecompressedInput(stack.enter_context(gzip.GzipFile(fileobj=raw)), "gzip", raw))
+        return cast("BinaryIO", DecompressedInput(stack.enter_context(gzip.GzipFile(fileobj=raw)), "gzip", raw))
     if head.startswith(ZSTD_MAGIC):
         zstandard = _optional("zstandard", "zstd", path)
         reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        return cast(BinaryIO, DecompressedInput(stack.enter_context(reader), "zstd", raw))
+        return cast("BinaryIO", DecompressedInput(stack.enter_context(reader), "zstd", raw))
     if head.startswith(LZ4_MAGIC):
         lz4_frame = _optional("lz4.frame", "lz4", path)
-        return cast(BinaryIO, DecompressedInput(stack.enter_context(lz4_frame.open(raw, "rb")), "lz4", raw))
+        return cast("BinaryIO", DecompressedInput(stack.enter_context(lz4_frame.open(raw, "rb")), "lz4", raw))
     for magic, name, fix in UNREADABLE:
         if head.startswith(magic):
             raise InputError(_("{path} is compressed with {name}, which sockcap does not read: "

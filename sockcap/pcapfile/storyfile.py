@@ -30,7 +30,6 @@ import os
 import stat
 import struct
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from sockcap.errors import WriteError
 from sockcap.i18n import _
@@ -45,6 +44,10 @@ from sockcap.pcapfile.pcapng import (
     section_order,
 )
 from sockcap.pcapfile.reader import open_capture
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 PREFIX = "sockcap-story "
 OPT_COMMENT = 1

@@ -31,8 +31,8 @@ display filter), and :attr:`Pipeline.last_ts`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol, TypeVar
 
+from sockcap._typing import Protocol, TypeVar
 from sockcap.analysis.conversation import Annotated, ConversationTracker
 from sockcap.decode import decode_frame
 from sockcap.decode.records import IPPROTO_ICMP, IPPROTO_ICMPV6, Packet, RawFrame

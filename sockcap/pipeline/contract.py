@@ -39,7 +39,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from enum import IntEnum
-from typing import Any
 
 from sockcap.analysis import conversation, direction, expert, offload
 from sockcap.analysis.stats import ConversationStats
@@ -49,6 +48,10 @@ from sockcap.decode.records import Packet, RawFrame, TcpFlags, TcpOption, TcpOpt
 from sockcap.i18n import _, catalogue
 from sockcap.render import timeline
 from sockcap.render.packets import GUESSED_ROLES
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 HEADER = "sockcap/_engine_contract.h"  # from the project's root
 

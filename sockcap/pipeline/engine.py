@@ -77,8 +77,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
-from typing import Any, Protocol, overload
 
+from sockcap._typing import Protocol, overload
 from sockcap.analysis.conversation import (
     ICMP_PROTOS,
     Annotated,
@@ -94,6 +94,10 @@ from sockcap.pipeline import Pipeline
 from sockcap.pipeline.contract import COUNTED_KINDS, Style, engine_words
 from sockcap.pipeline.pure_columns import PureColumns
 from sockcap.render.timeline import icmp_info, packet_where, proto_name, tcpdump_icmp_info
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 CHUNK = 1 << 20  # bytes of text handed out at a time
 

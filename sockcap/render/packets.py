@@ -9,7 +9,6 @@ lines joined by newlines) for a pipe or a file, the fast path of ``sockcap show`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from sockcap.analysis.conversation import ROLES_GUESSED, Annotated
 from sockcap.i18n import N_, _
@@ -23,6 +22,8 @@ from sockcap.render.timeline import (
     json_record,
     style_of,
 )
+
+TYPE_CHECKING = False  # the type checker takes it as true
 
 if TYPE_CHECKING:  # the sentences and the filters are imported by the views that use them
     from sockcap.render.explain import PacketExplainer

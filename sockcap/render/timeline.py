@@ -17,8 +17,8 @@ Two notations:
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
 
+from sockcap._typing import Protocol
 from sockcap.analysis.conversation import ECN_BITS, Annotated, Conversation
 from sockcap.codes import Phase, note_text, phase_text
 from sockcap.decode.icmp import IcmpMessage, decode_icmp
@@ -37,6 +37,10 @@ from sockcap.render.tcpdump_options import (
     tcpdump_option_name,
     urgent_pointer,
 )
+
+TYPE_CHECKING = False  # the type checker takes it as true
+if TYPE_CHECKING:
+    from typing import Any
 
 # Wireshark prints flag names in bit order: FIN, SYN, RST, PSH, ACK, URG, ECE, CWR, AE.
 FLAG_NAMES = tuple(str(flag.name) for flag in TcpFlags)
