@@ -68,18 +68,27 @@ def reference(data: bytes, *, hex_: bool = False, limit: int = 0, port: int = 0,
 def engine(cls: Any, data: bytes, *, hex_: bool = False, limit: int = 0, port: int = 0,
            style: str = "wireshark", color: bool = False) -> str:
     """The compiled twin, as ``show --explain`` asks it (explain=), and its tail."""
+    return engine_run(cls, data, hex_=hex_, limit=limit, port=port, style=style,
+                      color=color)[0]
+
+
+def engine_run(cls: Any, data: bytes, *, hex_: bool = False, limit: int = 0, port: int = 0,
+               style: str = "wireshark", color: bool = False,
+               **options: Any) -> tuple[str, EngineRun]:
+    """:func:`engine`'s text and the run itself; ``options`` go to :class:`EngineRun`
+    (``rows_in_memory``: tests/test_rows_spill.py)."""
     pipeline = Pipeline(keep=False, limit=limit, port=port)
     out: list[bytes] = []
     run = EngineRun(cls, pipeline, hex_=hex_, explain=explain_words(), clock=pipeline,
                     style=Style.TCPDUMP if style == "tcpdump" else Style.WIRESHARK,
-                    color=color and color_table(ansi_codes(COLOR_STYLES)))
+                    color=color and color_table(ansi_codes(COLOR_STYLES)), **options)
     damage = ""
     try:
         run.run(open_capture(io.BytesIO(data)), lambda chunk: out.append(bytes(chunk)),
                 lent=True)
     except SockcapError as e:
         damage = f"[{e}]\n"
-    return b"".join(out).decode("utf-8") + damage + tail(EngineExplanations(run.engine))
+    return b"".join(out).decode("utf-8") + damage + tail(EngineExplanations(run.engine)), run
 
 
 def corpus_files() -> list[Path]:

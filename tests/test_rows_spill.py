@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_explain_engine import reference, tail
+from test_explain_engine import engine_run, reference
 from test_show_memory import ETH_IP, conversation, segment
 
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
-from sockcap.errors import CaptureFileError, SockcapError, SpillError
+from sockcap.errors import CaptureFileError, SpillError
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pcapfile.writer import write_pcap
 from sockcap.pipeline import Pipeline
@@ -183,17 +183,7 @@ def test_the_default_budget_writes_nothing_for_a_small_capture(tmp_path: Path,
 
 def _explained(cls: Any, data: bytes, budget: int) -> tuple[str, Any]:
     """``show --explain`` on the compiled twin with ``budget`` rows in memory."""
-    pipeline = Pipeline(keep=False)
-    out: list[bytes] = []
-    run = EngineRun(cls, pipeline, hex_=False, explain=explain_words(), clock=pipeline,
-                    rows_in_memory=budget)
-    damage = ""
-    try:
-        run.run(open_capture(io.BytesIO(data)), lambda chunk: out.append(bytes(chunk)),
-                lent=True)
-    except SockcapError as e:
-        damage = f"[{e}]\n"
-    return b"".join(out).decode("utf-8") + damage + tail(EngineExplanations(run.engine)), run
+    return engine_run(cls, data, rows_in_memory=budget)
 
 
 @pytest.mark.parametrize("budget", [1, 6, 64])
