@@ -47,7 +47,7 @@ from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text,
 from sockcap.decode import link, records, transport, tunnel
 from sockcap.decode.records import Packet, RawFrame, TcpFlags, TcpOption, TcpOptionKind
 from sockcap.i18n import _, catalogue
-from sockcap.render import timeline
+from sockcap.render import confusions, timeline
 from sockcap.render.packets import GUESSED_ROLES
 
 HEADER = "sockcap/_engine_contract.h"  # from the project's root
@@ -185,6 +185,7 @@ CONSTANTS: dict[str, int] = {
     "SCALE_NONE": direction.SCALE_NONE,
     "MAX_WSCALE": conversation.MAX_WSCALE,
     "PREVIEW_CHARS": timeline.PREVIEW_CHARS,
+    "TUPLE_WINDOW": confusions.TUPLE_WINDOW,
     "L2TP_PORT": tunnel.L2TP_PORT,
     "TCP_OFFSET_BYTE": transport.TCP_OFFSET_BYTE,
     "ETHERTYPE_IPV4": link.ETHERTYPE_IPV4,
