@@ -701,8 +701,9 @@ static int explain_row(Engine *e, Conv *c) {
  * 48-byte slots a connection, 384 MiB for 2M connections).
  *
  * The table: open addressing with linear probing, at most 3/4 full, 64 bytes a slot.
- * The ring: ring[(m - 1) % window] is the slot SYN m filed (grown by doubling until it
- * has `window` entries); at SYN n the slot of SYN n - window is read from it, and its
+ * The ring: ring[(m - 1) % window] is the slot SYN m filed (made whole at the first SYN
+ * for the default window, 256 KiB; a larger window set for a test or by hand grows
+ * by doubling until it has `window` entries); at SYN n the slot of SYN n - window is read from it, and its
  * 4-tuple deleted when its last SYN is still n - window (else a later SYN filed it again
  * and it stays). Only SYN m files with last == m, so that test needs no more: a slot
  * the ring names after its 4-tuple moved or went holds another 4-tuple, whose last SYN
@@ -764,7 +765,7 @@ static void tuple_delete(Explain *x, size_t i) {
 static int ring_reserve(Explain *x, int64_t n) {
     size_t r = RING_AT(x, n);
     if (r < x->cap_ring) return 0;
-    size_t cap = x->cap_ring ? x->cap_ring * 2 : 1024;
+    size_t cap = x->cap_ring ? x->cap_ring * 2 : TUPLE_WINDOW;
     if ((int64_t)cap > x->window) cap = (size_t)x->window;
     uint32_t *ring = PyMem_Realloc(x->ring, cap * sizeof *ring);
     if (!ring) { PyErr_NoMemory(); return -1; }
