@@ -47,7 +47,7 @@ from sockcap.codes import COUNTED_WORDS, Note, Outcome, Phase, Roles, note_text,
 from sockcap.decode import link, records, transport, tunnel
 from sockcap.decode.records import Packet, RawFrame, TcpFlags, TcpOption, TcpOptionKind
 from sockcap.i18n import _, catalogue
-from sockcap.render import confusions, timeline
+from sockcap.render import timeline
 from sockcap.render.packets import GUESSED_ROLES
 
 HEADER = "sockcap/_engine_contract.h"  # from the project's root
@@ -185,7 +185,6 @@ CONSTANTS: dict[str, int] = {
     "SCALE_NONE": direction.SCALE_NONE,
     "MAX_WSCALE": conversation.MAX_WSCALE,
     "PREVIEW_CHARS": timeline.PREVIEW_CHARS,
-    "TUPLE_WINDOW": confusions.TUPLE_WINDOW,
     "L2TP_PORT": tunnel.L2TP_PORT,
     "TCP_OFFSET_BYTE": transport.TCP_OFFSET_BYTE,
     "ETHERTYPE_IPV4": link.ETHERTYPE_IPV4,
@@ -268,9 +267,12 @@ def _templates() -> str:
 
 def _explain_templates() -> str:
     """``--explain``'s templates (E_*, their placeholders), its cases (W_*, Why's order),
-    Zeek's conn_state codes (ZS_*, ConnState's order). Imported here, not at the module's
-    import: plain ``show`` does not load the explainer's modules (tests/test_startup.py)."""
+    Zeek's conn_state codes (ZS_*, ConnState's order), the port-reuse sentence's window
+    of SYNs (``TUPLE_WINDOW``, confusions.TUPLE_WINDOW). Imported here, not at the
+    module's import: plain ``show`` does not load the explainer's modules
+    (tests/test_startup.py)."""
     from sockcap.analysis.zeek import ConnState
+    from sockcap.render.confusions import TUPLE_WINDOW
     from sockcap.render.explain_words import TEMPLATES as EXPLAIN_TEMPLATES
     from sockcap.render.explain_words import WHYS, places
 
@@ -282,6 +284,7 @@ def _explain_templates() -> str:
                  + ", ".join(f"E_{name}_PLACES" for name in EXPLAIN_TEMPLATES) + "};")
     lines.append(_enum("W_", (w.name for w in WHYS), "W_COUNT"))
     lines.append(_enum("ZS_", (s.name for s in ConnState), "ZS_COUNT"))
+    lines.append(f"#define TUPLE_WINDOW {TUPLE_WINDOW}")
     return "\n".join(lines)
 
 

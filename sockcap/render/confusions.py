@@ -129,7 +129,8 @@ class ConfusionFinder:
 
     def __init__(self, window: int = TUPLE_WINDOW) -> None:
         if window < 1:
-            raise ValueError(f"window: 1 or more SYNs expected, not {window}")
+            raise ValueError(_("tuple window: 1 or more SYNs expected, not {window}").format(
+                window=window))
         self.counts: dict[Confusion, int] = {}
         self._said: set[tuple[int, Confusion]] = set()  # (stream, kind) said once
         self._window = window
