@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
-from test_speedups import LINK_HEADS, _ip, _tcp
+from test_show_memory import ETH_IP
+from test_speedups import _ip, _tcp
 
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pipeline import Pipeline
@@ -59,8 +60,7 @@ class Capture:
         """Adds one packet; its number in the file (1-based)."""
         src, dst, sp, dp = ((client, SERVER, port, SERVER_PORT) if to_server
                             else (SERVER, client, SERVER_PORT, port))
-        data = LINK_HEADS[1](False) + _ip(False, src, dst, 6,
-                                          _tcp(sp, dp, seq, ack, flags, 512, b"", b""))
+        data = ETH_IP + _ip(False, src, dst, 6, _tcp(sp, dp, seq, ack, flags, 512, b"", b""))
         self.ts += 1_000_000
         self.records.append(struct.pack("<IIII", self.ts // 10**9, self.ts // 1000 % 10**6,
                                         len(data), len(data)) + data)
