@@ -785,14 +785,17 @@ static int64_t tuple_swap(Engine *e, const Pkt *p, int64_t stream) {
     memcpy(&w[3], p->dst, 16);
     int64_t n = ++x->syns;
     size_t r = RING_AT(x, n);
-    if (n > x->window) { /* SYN n - window's 4-tuple, unless filed again since */
-        XTuple *o = &x->tuples[x->ring[r]];
+    /* SYN n - window's slot, fetched while the hash is computed (a cache miss each SYN
+     * past the window otherwise: a slot of a table of megabytes, anywhere) */
+    XTuple *o = n > x->window ? &x->tuples[x->ring[r]] : NULL;
+    if (o) __builtin_prefetch(o);
+    uint64_t h = siphash13(e->hash_key, w, 5);
+    if (o) { /* its 4-tuple deleted, unless filed again since */
         if (o->stream1 && o->last == n - x->window) tuple_delete(x, x->ring[r]);
     } else if (ring_reserve(x, n) < 0) {
         return -2;
     }
     if ((x->n_tuples + 1) * 4 > x->cap_tuples * 3 && tuple_grow(x) < 0) return -2;
-    uint64_t h = siphash13(e->hash_key, w, 5);
     size_t i = tuple_slot(x, w, h);
     XTuple *t = &x->tuples[i];
     int64_t earlier = t->stream1 - 1;
