@@ -19,6 +19,10 @@ the extension with AddressSanitizer and UndefinedBehaviorSanitizer.
 it keeps to the end (``stats``', ``--explain``'s connections) to its temporary file past
 two rows a table (``sockcap/_speedups_spill.h``), on every input: the rows read back from
 disk are then what is compared (and, under the sanitizers, checked).
+``SOCKCAP_TUPLE_WINDOW=2`` (or another small number) makes ``--explain``'s port-reuse
+sentence forget a 4-tuple 2 SYNs after its last one on both paths
+(:data:`sockcap.render.confusions.TUPLE_WINDOW`): the compiled twin's ring and the
+deletions from its table then run on every input with a few SYNs.
 """
 
 from __future__ import annotations
@@ -256,6 +260,7 @@ def handed_view(pipeline: Any, options: dict[str, object]) -> dict[str, Any]:
     from sockcap.pipeline.contract import Style
     from sockcap.render.explain import PacketExplainer
     from sockcap.render.packets import PacketView
+    from sockcap.speedups import tuple_window
 
     if options.get("color") == "always":
         from sockcap.commands.show import _color_table
@@ -267,14 +272,16 @@ def handed_view(pipeline: Any, options: dict[str, object]) -> dict[str, Any]:
     if options.get("explain") and not (options.get("filters") or options.get("json_")):
         from sockcap.render.explain_words import explain_words
 
-        return {"explain": explain_words()}  # the engine's own sentences (show's choice)
+        # the engine's own sentences (show's choice), the port-reuse window show gives it
+        return {"explain": {**explain_words(), "tuple_window": tuple_window()}}
     if not (options.get("filters") or options.get("explain")):
         # the engine's own JSON and tcpdump notation (show's choice)
         return {"style": Style.JSON if options.get("json_") else Style.TCPDUMP}
     view = PacketView(pipeline, json=bool(options.get("json_")),
                       style=str(options.get("style", "wireshark")),
                       hex_=bool(options.get("hex_")), filters=bool(options.get("filters")),
-                      explainer=PacketExplainer() if options.get("explain") else None)
+                      explainer=(PacketExplainer(tuple_window=tuple_window())
+                                 if options.get("explain") else None))
     return {"view": view.text, "clock": pipeline}
 
 

@@ -19,8 +19,9 @@
  * conversation, freed with it: what the engine forgets, the explanation forgets too, so
  * `show --explain` stays bounded like `show`. What outlives a conversation is what the
  * end of the run prints: its summary row (stream, endpoints, Zeek's conn_state, 44
- * bytes), and the 4-tuples a SYN used (the port-reuse sentence names the earlier stream
- * on them: a hash table of 48-byte slots, one per distinct 4-tuple with a SYN).
+ * bytes), kept on disk past a budget (_speedups_spill.h), and the 4-tuples the last
+ * TUPLE_WINDOW SYNs used (the port-reuse sentence names the earlier stream on them; see
+ * "the 4-tuples SYNs used" below: bounded by the window, not by the file).
  *
  * The words: every template whole, translated, by name (render.explain_words.TEMPLATES,
  * the E_* numbers and placeholders of the contract's header), the two sides' words, the
@@ -68,7 +69,12 @@ typedef struct {
     uint8_t caddr[16], saddr[16];
 } XRow;
 
-typedef struct { uint64_t w[5]; int64_t stream1; } XTuple; /* stream + 1; 0: an empty slot */
+typedef struct {
+    uint64_t w[5];  /* the 4-tuple (tuple_swap) */
+    int64_t stream1; /* stream + 1; 0: an empty slot */
+    int64_t last;    /* the number of its last SYN */
+    uint64_t h;      /* its hash (a deletion's shift and a growth read it) */
+} XTuple;            /* 64 bytes */
 
 typedef struct Explain {
     Template t[E_COUNT];
@@ -79,6 +85,9 @@ typedef struct Explain {
     int64_t max_stream;
     XTuple *tuples;                  /* the SYNs' 4-tuples (confusions' _ended) */
     size_t n_tuples, cap_tuples;
+    uint32_t *ring;                  /* ring[(m - 1) % window]: the slot SYN m filed (_order) */
+    size_t cap_ring;
+    int64_t syns, window;            /* SYNs seen (the last one's number); TUPLE_WINDOW */
 } Explain;
 
 static int texts_from(PyObject *seq, Text *out, Py_ssize_t n, const char *what);
@@ -93,10 +102,12 @@ static void explain_free(Explain *x) {
     for (int i = 0; i < 512; i++) PyMem_Free(x->flags[i].s);
     rows_free(&x->rows);
     PyMem_Free(x->tuples);
+    PyMem_Free(x->ring);
     PyMem_Free(x);
 }
 
-/* Engine(explain={"templates": [...], "sides": [client, server], "flags": [512]}) */
+/* Engine(explain={"templates": [...], "sides": [client, server], "flags": [512]},
+ * optionally "tuple_window": N, the port-reuse sentence's window of SYNs) */
 static int explain_init(Engine *e, PyObject *words) {
     if (!PyDict_Check(words)) {
         PyErr_SetString(PyExc_TypeError, "explain: explain_words() expected");
@@ -105,6 +116,7 @@ static int explain_init(Engine *e, PyObject *words) {
     Explain *x = PyMem_Calloc(1, sizeof *x);
     if (!x) { PyErr_NoMemory(); return -1; }
     x->max_stream = -1;
+    x->window = TUPLE_WINDOW;
     PyObject *t = PyDict_GetItemString(words, "templates");
     PyObject *s = PyDict_GetItemString(words, "sides");
     PyObject *f = PyDict_GetItemString(words, "flags");
@@ -123,6 +135,15 @@ static int explain_init(Engine *e, PyObject *words) {
     if (texts_from(s, x->sides, 2, "sides") < 0 || texts_from(f, x->flags, 512, "flags") < 0)
         goto out;
     if (spill_setup(&x->rows, sizeof(XRow), e->rows_in_memory) < 0) goto out;
+    PyObject *window = PyDict_GetItemString(words, "tuple_window");
+    if (window) {
+        x->window = PyLong_AsLongLong(window);
+        if (x->window == -1 && PyErr_Occurred()) goto out;
+        if (x->window < 1) {
+            PyErr_SetString(PyExc_ValueError, "explain: tuple_window: 1 or more SYNs expected");
+            goto out;
+        }
+    }
     rc = 0;
 out:
     Py_XDECREF(tf);
@@ -672,30 +693,89 @@ static int explain_row(Engine *e, Conv *c) {
 
 /* ------------------------------------------------------------ confusions.py */
 
-/* the 4-tuples SYNs used (ConfusionFinder._ended): open addressing, at most 3/4 full, 48
- * bytes a slot (no hash kept: a grown table hashes its keys again) */
-static XTuple *tuple_slot(Explain *x, const uint64_t *w, uint64_t h) {
+/* the 4-tuples SYNs used (ConfusionFinder._ended and _order): the same window as the
+ * Python twin's. Each SYN (a SYN-ACK too) that reaches confusions() is numbered n = 1, 2,
+ * ...; a 4-tuple is filed with the number of its last SYN m, seen by SYN n while
+ * n - m < window, then deleted, so the table holds at most `window` 4-tuples whatever the
+ * file (at 65,536: 8 MiB of slots at most and a 256 KiB ring, where it grew by two
+ * 48-byte slots a connection, 384 MiB for 2M connections).
+ *
+ * The table: open addressing with linear probing, at most 3/4 full, 64 bytes a slot.
+ * The ring: ring[(m - 1) % window] is the slot SYN m filed (made whole at the first SYN
+ * for the default window, 256 KiB; a larger window set for a test or by hand grows
+ * by doubling until it has `window` entries); at SYN n the slot of SYN n - window is read from it, and its
+ * 4-tuple deleted when its last SYN is still n - window (else a later SYN filed it again
+ * and it stays). Only SYN m files with last == m, so that test needs no more: a slot
+ * the ring names after its 4-tuple moved or went holds another 4-tuple, whose last SYN
+ * differs.
+ *
+ * Deletion by backward shift (Knuth's algorithm R), not tombstones: every SYN past the
+ * window deletes one 4-tuple and files one, forever; tombstones would fill the table
+ * until a rebuild (a pause of the whole table every so often, and probes over dead
+ * slots meanwhile), where the shift moves back only the few slots of the cluster after
+ * the hole, keeps each probe as short as in a table that never deleted, and needs no
+ * rebuild. Each slot keeps its hash for it (a moved slot's home; a growth rehashes none),
+ * and a moved slot's ring entry follows it. */
+#define RING_AT(x, m) ((size_t)(((m) - 1) % (x)->window))
+
+/* the slot of the 4-tuple w (hash h), or the empty one where it goes */
+static size_t tuple_slot(Explain *x, const uint64_t *w, uint64_t h) {
     size_t mask = x->cap_tuples - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         XTuple *t = &x->tuples[i];
-        if (!t->stream1 || !memcmp(t->w, w, sizeof t->w)) return t;
+        if (!t->stream1 || (t->h == h && !memcmp(t->w, w, sizeof t->w))) return i;
     }
 }
 
-static int tuple_grow(Engine *e, Explain *x) {
+static int tuple_grow(Explain *x) {
     size_t cap = x->cap_tuples ? x->cap_tuples * 2 : 1024;
+    if (cap > ((size_t)1 << 32)) { PyErr_NoMemory(); return -1; } /* the ring's uint32_t */
     XTuple *old = x->tuples, *t = PyMem_Calloc(cap, sizeof *t);
     if (!t) { PyErr_NoMemory(); return -1; }
     size_t ocap = x->cap_tuples;
     x->tuples = t;
     x->cap_tuples = cap;
     for (size_t i = 0; i < ocap; i++)
-        if (old[i].stream1) *tuple_slot(x, old[i].w, siphash13(e->hash_key, old[i].w, 5)) = old[i];
+        if (old[i].stream1) {
+            size_t j = tuple_slot(x, old[i].w, old[i].h);
+            t[j] = old[i];
+            x->ring[RING_AT(x, old[i].last)] = (uint32_t)j;
+        }
     PyMem_Free(old);
     return 0;
 }
 
-/* the earlier stream on the packet's 4-tuple (-1: none), then this one filed there */
+/* the slot at i emptied: the slots after it in its cluster that may move back, moved */
+static void tuple_delete(Explain *x, size_t i) {
+    size_t mask = x->cap_tuples - 1;
+    for (size_t j = (i + 1) & mask; x->tuples[j].stream1; j = (j + 1) & mask) {
+        XTuple *t = &x->tuples[j];
+        /* t may fill the hole when the hole lies between its home and j (cyclically) */
+        if (((j - (t->h & mask)) & mask) >= ((j - i) & mask)) {
+            x->tuples[i] = *t;
+            x->ring[RING_AT(x, t->last)] = (uint32_t)i;
+            i = j;
+        }
+    }
+    x->tuples[i].stream1 = 0;
+    x->n_tuples--;
+}
+
+/* the ring grown while the SYNs are fewer than the window (n: this SYN's number) */
+static int ring_reserve(Explain *x, int64_t n) {
+    size_t r = RING_AT(x, n);
+    if (r < x->cap_ring) return 0;
+    size_t cap = x->cap_ring ? x->cap_ring * 2 : TUPLE_WINDOW;
+    if ((int64_t)cap > x->window) cap = (size_t)x->window;
+    uint32_t *ring = PyMem_Realloc(x->ring, cap * sizeof *ring);
+    if (!ring) { PyErr_NoMemory(); return -1; }
+    x->ring = ring;
+    x->cap_ring = cap;
+    return 0;
+}
+
+/* the earlier stream on the packet's 4-tuple within the window (-1: none; -2: an error),
+ * then this one filed there with this SYN's number */
 static int64_t tuple_swap(Engine *e, const Pkt *p, int64_t stream) {
     Explain *x = e->explain;
     uint64_t w[5] = {(uint64_t)(uint8_t)p->fam | (uint64_t)(uint32_t)p->sport << 8 |
@@ -703,14 +783,30 @@ static int64_t tuple_swap(Engine *e, const Pkt *p, int64_t stream) {
     w[0] ^= (uint64_t)(p->sport < 0) << 6 | (uint64_t)(p->dport < 0) << 7;
     memcpy(&w[1], p->src, 16);
     memcpy(&w[3], p->dst, 16);
-    if ((x->n_tuples + 1) * 4 > x->cap_tuples * 3 && tuple_grow(e, x) < 0) return -2;
-    XTuple *t = tuple_slot(x, w, siphash13(e->hash_key, w, 5));
+    int64_t n = ++x->syns;
+    size_t r = RING_AT(x, n);
+    /* SYN n - window's slot, fetched while the hash is computed (a cache miss each SYN
+     * past the window otherwise: a slot of a table of megabytes, anywhere) */
+    XTuple *o = n > x->window ? &x->tuples[x->ring[r]] : NULL;
+    if (o) __builtin_prefetch(o);
+    uint64_t h = siphash13(e->hash_key, w, 5);
+    if (o) { /* its 4-tuple deleted, unless filed again since */
+        if (o->stream1 && o->last == n - x->window) tuple_delete(x, x->ring[r]);
+    } else if (ring_reserve(x, n) < 0) {
+        return -2;
+    }
+    if ((x->n_tuples + 1) * 4 > x->cap_tuples * 3 && tuple_grow(x) < 0) return -2;
+    size_t i = tuple_slot(x, w, h);
+    XTuple *t = &x->tuples[i];
     int64_t earlier = t->stream1 - 1;
     if (!t->stream1) {
         memcpy(t->w, w, sizeof w);
+        t->h = h;
         x->n_tuples++;
     }
     t->stream1 = stream + 1;
+    t->last = n;
+    x->ring[r] = (uint32_t)i;
     return earlier;
 }
 

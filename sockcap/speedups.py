@@ -22,6 +22,10 @@ Environment, read once here and nowhere else:
   (``stats``' conversations of one protocol, ``show --explain``'s connections) in memory
   and writes older ones to an unlinked temporary file in ``$TMPDIR`` (default: 65,536;
   see ``sockcap/_speedups_spill.h``); a small N makes tests write them on small captures;
+- ``SOCKCAP_TUPLE_WINDOW=N``: ``show --explain`` remembers a 4-tuple for the port-reuse
+  sentence for N SYNs after its last one (default 65,536,
+  :data:`sockcap.render.confusions.TUPLE_WINDOW`), on both twins alike; a small N makes
+  tests reach both edges of the window on small captures;
 - PyPy always takes the pure path.
 
 The compiled engine writes every language: its words and templates are handed to it
@@ -109,4 +113,19 @@ def rows_in_memory() -> int:
     if not value.isdigit():
         raise InputError(_("SOCKCAP_ROWS_IN_MEMORY: a whole number of rows expected, not "
                            "{value!r}").format(value=value))
+    return int(value)
+
+
+def tuple_window() -> int:
+    """``show --explain``'s window of SYNs for the port-reuse sentence, both twins':
+    ``SOCKCAP_TUPLE_WINDOW`` (:data:`sockcap.render.confusions.TUPLE_WINDOW` when unset);
+    a value that is not a whole number of 1 or more is an input error."""
+    value = os.environ.get("SOCKCAP_TUPLE_WINDOW", "").strip()
+    if not value:
+        from sockcap.render.confusions import TUPLE_WINDOW
+
+        return TUPLE_WINDOW
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(_("SOCKCAP_TUPLE_WINDOW: a whole number of SYNs (1 or more) expected, "
+                           "not {value!r}").format(value=value))
     return int(value)

@@ -299,8 +299,8 @@ def test_explain_memory_past_the_budget_is_flat(tmp_path_factory: pytest.TempPat
                                                 spill_dir: Path) -> None:
     """The connections' rows only: the client ports repeat (5,000 of them, one every
     15 s of capture time: each time a new connection, the last one on them forgotten), so
-    the SYNs' 4-tuples (the port-reuse sentence's table, kept whole: see bench/RESULTS.md)
-    are the same 5,000 in both files."""
+    the SYNs' 4-tuples (the port-reuse sentence's table, its window of 65,536 SYNs past
+    both files: tests/test_tuple_window.py) are the same 10,000 in both files."""
     cls = _compiled()
     folder = tmp_path_factory.mktemp("explain-sizes")
 

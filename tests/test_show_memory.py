@@ -76,8 +76,9 @@ def test_show_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
 def test_show_explain_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
     """``--explain``: the compiled engine keeps its sentences' state beside each
     conversation and lets it go with it; what outlives a conversation is its summary row
-    and its SYN's 4-tuple (about 100 bytes), where the Python explainer kept every
-    conversation (the pure twin's reference; ~5 KB each)."""
+    (on disk past a budget) and its SYNs' 4-tuples for the next 65,536 SYNs
+    (tests/test_tuple_window.py), where the Python explainer kept every conversation (the
+    pure twin's reference; ~5 KB each)."""
     from sockcap.speedups import compiled_class
 
     if compiled_class() is None:

@@ -29,7 +29,7 @@ from sockcap.pipeline import Pipeline
 from sockcap.pipeline.contract import Style
 from sockcap.pipeline.engine import EngineRun
 from sockcap.render.packets import PacketView
-from sockcap.speedups import engine_class, rows_in_memory
+from sockcap.speedups import engine_class, rows_in_memory, tuple_window
 
 TYPE_CHECKING = False  # the type checker takes it as true
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
     if explain:  # its sentences' modules only when asked for (start-up: tests/test_startup.py)
         from sockcap.render.explain import PacketExplainer
 
-        explainer = PacketExplainer()
+        explainer = PacketExplainer(tuple_window=tuple_window())
     view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters,
                       explainer=explainer)
     explained: Any = explainer  # what heard the sentences: the view's explainer, or the engine
@@ -148,7 +148,8 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
 def _explain_words() -> dict[str, Any]:
     from sockcap.render.explain_words import explain_words
 
-    return explain_words()
+    # the port-reuse sentence's window of SYNs, the same as the pure twin's explainer's
+    return {**explain_words(), "tuple_window": tuple_window()}
 
 
 def _tail(pipeline: Pipeline, view: PacketView, output: Output, *, json_: bool, explain: bool,

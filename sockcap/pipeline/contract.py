@@ -270,9 +270,12 @@ def _templates() -> str:
 
 def _explain_templates() -> str:
     """``--explain``'s templates (E_*, their placeholders), its cases (W_*, Why's order),
-    Zeek's conn_state codes (ZS_*, ConnState's order). Imported here, not at the module's
-    import: plain ``show`` does not load the explainer's modules (tests/test_startup.py)."""
+    Zeek's conn_state codes (ZS_*, ConnState's order), the port-reuse sentence's window
+    of SYNs (``TUPLE_WINDOW``, confusions.TUPLE_WINDOW). Imported here, not at the
+    module's import: plain ``show`` does not load the explainer's modules
+    (tests/test_startup.py)."""
     from sockcap.analysis.zeek import ConnState
+    from sockcap.render.confusions import TUPLE_WINDOW
     from sockcap.render.explain_words import TEMPLATES as EXPLAIN_TEMPLATES
     from sockcap.render.explain_words import WHYS, places
 
@@ -284,6 +287,7 @@ def _explain_templates() -> str:
                  + ", ".join(f"E_{name}_PLACES" for name in EXPLAIN_TEMPLATES) + "};")
     lines.append(_enum("W_", (w.name for w in WHYS), "W_COUNT"))
     lines.append(_enum("ZS_", (s.name for s in ConnState), "ZS_COUNT"))
+    lines.append(f"#define TUPLE_WINDOW {TUPLE_WINDOW}")
     return "\n".join(lines)
 
 

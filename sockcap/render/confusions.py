@@ -30,12 +30,30 @@ the Nagle thresholds are ``conversation.DELAYED_NS`` and ``RELEASED_NS``).
 - TIME_WAIT: the end that closed first acknowledges the other's FIN and stays in
   TIME_WAIT (60 s on Linux): binding its port again fails with EADDRINUSE until then.
 - port reuse: a SYN on the same addresses and ports as an earlier connection of the
-  capture (tshark's ``tcp.analysis.reused_ports``).
+  capture (tshark's ``tcp.analysis.reused_ports``), within the last
+  :data:`TUPLE_WINDOW` SYNs (below).
+
+The 4-tuples remembered for the port-reuse sentence are bounded by a window of SYNs, not
+by the file: every packet with SYN that reaches :meth:`ConfusionFinder.find` (a SYN or a
+SYN-ACK) is numbered n = 1, 2, ...; a 4-tuple is filed with the number of its last SYN m
+and is seen by SYN n only while ``n - m <`` :data:`TUPLE_WINDOW`. Without a bound the table
+grew by a 4-tuple a connection (two with the SYN-ACK's), hundreds of MB for millions of
+connections. 65,536 SYNs is more than twice Linux's ephemeral port range (32768-60999:
+28,232 ports), so a client that goes through all its ports towards one server and starts
+again is still named even when each of its connections counts two SYNs (SYN and SYN-ACK);
+a reuse after more than 65,536 other SYNs goes unsaid. The compiled twin keeps the same
+window (``TUPLE_WINDOW`` in the contract's header; a ring of the window's SYNs beside an
+open-addressing table, ``sockcap/_speedups_explain.h``); both take another window at
+construction (``ConfusionFinder(window=)``, ``PacketExplainer(tuple_window=)``, the engine's
+``explain={..., "tuple_window": N}``), which ``SOCKCAP_TUPLE_WINDOW`` sets for ``show``
+(:func:`sockcap.speedups.tuple_window`), so tests see both edges of the window on small
+captures.
 """
 
 from __future__ import annotations
 
 import enum
+from collections import deque
 
 from sockcap.analysis.conversation import DELAYED_NS, RELEASED_NS, Annotated
 from sockcap.analysis.offload import (
@@ -50,6 +68,9 @@ from sockcap.i18n import N_, _
 
 FIN, SYN, RST, ACK, PSH = (int(f) for f in (TcpFlags.FIN, TcpFlags.SYN, TcpFlags.RST,
                                             TcpFlags.ACK, TcpFlags.PSH))
+
+
+TUPLE_WINDOW = 65_536  # SYNs a 4-tuple is remembered for after its last SYN (see above)
 
 
 class Confusion(enum.Enum):
@@ -106,10 +127,17 @@ SUMMARY = {
 class ConfusionFinder:
     """Feed TCP packets in order; :meth:`find` says what in each would confuse a learner."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = TUPLE_WINDOW) -> None:
+        if window < 1:
+            raise ValueError(_("tuple window: 1 or more SYNs expected, not {window}").format(
+                window=window))
         self.counts: dict[Confusion, int] = {}
         self._said: set[tuple[int, Confusion]] = set()  # (stream, kind) said once
-        self._ended: dict[tuple[object, ...], int] = {}  # 4-tuple -> last stream on it
+        self._window = window
+        self._syns = 0  # SYNs seen (SYN-ACKs too): the last one's number
+        # 4-tuple -> (last stream on it, the number of its last SYN), for ``window`` SYNs
+        self._ended: dict[tuple[object, ...], tuple[int, int]] = {}
+        self._order: deque[tuple[int, tuple[object, ...]]] = deque()  # (SYN number, 4-tuple)
         self._data: dict[tuple[int, bool], tuple[int, int]] = {}  # side -> (next seq, ts)
         self._acked: dict[tuple[int, bool], tuple[int, int]] = {}  # side -> (pure ACK, ts)
 
@@ -122,11 +150,14 @@ class ConfusionFinder:
         stream = conv.stream
         key = (p.src, p.sport, p.dst, p.dport)
         if p.flags & SYN:
+            n = self._syns = self._syns + 1
+            self._forget(n - self._window)
             if not p.flags & ACK:
                 earlier = self._ended.get(key)
-                if earlier is not None and earlier != stream:
-                    out.append(self._say(Confusion.PORT_REUSE, stream=earlier))
-            self._ended[key] = stream
+                if earlier is not None and earlier[0] != stream:
+                    out.append(self._say(Confusion.PORT_REUSE, stream=earlier[0]))
+            self._ended[key] = (stream, n)
+            self._order.append((n, key))
         checksum = partial_checksum(p, tcp_start(p), address_sum(p))
         if checksum is not None:
             self._count(Confusion.PARTIAL_CHECKSUM)
@@ -153,6 +184,15 @@ class ConfusionFinder:
             out.append(self._say(Confusion.TIME_WAIT, side=side[:1].upper() + side[1:],
                                  port=p.sport))
         return out
+
+    def _forget(self, last: int) -> None:
+        """Forget the 4-tuples whose last SYN is number ``last`` or before (one at most
+        a SYN: each SYN files one)."""
+        order, ended = self._order, self._ended
+        while order and order[0][0] <= last:
+            m, key = order.popleft()
+            if ended[key][1] == m:  # not filed again by a later SYN
+                del ended[key]
 
     def _nagle(self, a: Annotated) -> str:
         p = a.packet

@@ -27,7 +27,7 @@ from sockcap.codes import NOTE_EXPLANATIONS, Note, explanation, note_text
 from sockcap.decode.records import IPPROTO_UDP
 from sockcap.i18n import N_, _
 from sockcap.render.confusions import SUMMARY as CONFUSION_SUMMARY
-from sockcap.render.confusions import Confusion, ConfusionFinder
+from sockcap.render.confusions import TUPLE_WINDOW, Confusion, ConfusionFinder
 from sockcap.render.segment_cases import (
     ACK,
     FIN,
@@ -172,10 +172,12 @@ class PacketExplainer:
     :meth:`summary` then names each TCP connection's state as Zeek does.
     """
 
-    def __init__(self, calls: Iterable[Call] = ()) -> None:
+    def __init__(self, calls: Iterable[Call] = (), tuple_window: int = TUPLE_WINDOW) -> None:
+        """``tuple_window``: SYNs a 4-tuple is remembered for, for the port-reuse
+        sentence (:data:`sockcap.render.confusions.TUPLE_WINDOW`)."""
         self._conns: dict[int, _Conn] = {}
         self.counts: dict[Why, int] = {}  # how many packets got each kind of sentence
-        self.confusions = ConfusionFinder()  # what in the capture confuses learners
+        self.confusions = ConfusionFinder(tuple_window)  # what in the capture confuses learners
         self._closers: dict[int, tuple[CallKind, str]] = {}  # FIN packet -> the call's kind, how
         self.know_calls(calls)
 
