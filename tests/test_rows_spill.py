@@ -20,7 +20,6 @@ import os
 import struct
 import subprocess
 import sys
-import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 from test_explain_engine import engine_run, reference
 from test_show_memory import ETH_IP, conversation, segment
+from test_stats_memory import held
 
 from sockcap.decode.records import LINKTYPE_ETHERNET, RawFrame
 from sockcap.errors import CaptureFileError, SpillError
@@ -253,18 +253,6 @@ SIZES = (4 * 4096, 8 * 4096)
 PER_ROW_LIMIT = 4  # bytes; in memory it would be 144 (stats), 44 (--explain)
 
 
-def _held(fn: Any) -> tuple[int, Any]:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        kept = fn()
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] - before, kept
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.fixture(scope="module")
 def size_captures(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, bytes]:
     folder = tmp_path_factory.mktemp("spill-sizes")
@@ -282,11 +270,11 @@ def test_stats_memory_past_the_budget_is_flat(size_captures: tuple[bytes, bytes]
         return r
 
     # the measure sees rows held in memory (a budget past both files: 144 bytes a row)
-    small = _held(lambda: run(size_captures[0], 10**9))[0]
-    big = _held(lambda: run(size_captures[1], 10**9))[0]
+    small = held(lambda: run(size_captures[0], 10**9))[0]
+    big = held(lambda: run(size_captures[1], 10**9))[0]
     assert (big - small) / (SIZES[1] - SIZES[0]) >= 144
-    small = _held(lambda: run(size_captures[0]))[0]
-    big, kept = _held(lambda: run(size_captures[1]))
+    small = held(lambda: run(size_captures[0]))[0]
+    big, kept = held(lambda: run(size_captures[1]))
     per_row = (big - small) / (SIZES[1] - SIZES[0])
     assert per_row <= PER_ROW_LIMIT, f"{per_row:.1f} bytes per finished conversation"
     assert _unnamed_files_in(spill_dir) == 2  # TCP's rows, the notes (no UDP over 2 chunks)
@@ -323,11 +311,11 @@ def test_explain_memory_past_the_budget_is_flat(tmp_path_factory: pytest.TempPat
 
     files = capture(SIZES[0]), capture(SIZES[1])
     # the measure sees rows held in memory (a budget past both files: 44 bytes a row)
-    small = _held(lambda: run(files[0], 10**9))[0]
-    big = _held(lambda: run(files[1], 10**9))[0]
+    small = held(lambda: run(files[0], 10**9))[0]
+    big = held(lambda: run(files[1], 10**9))[0]
     assert (big - small) / (SIZES[1] - SIZES[0]) >= 30
-    small = _held(lambda: run(files[0]))[0]
-    big, kept = _held(lambda: run(files[1]))
+    small = held(lambda: run(files[0]))[0]
+    big, kept = held(lambda: run(files[1]))
     per_row = (big - small) / (SIZES[1] - SIZES[0])
     assert per_row <= PER_ROW_LIMIT, f"{per_row:.1f} bytes per connection"
     assert _unnamed_files_in(spill_dir) == 1

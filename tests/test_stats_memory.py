@@ -61,17 +61,24 @@ def per_row_captures(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, b
     return small, big
 
 
-def _held_bytes(engine_class: Any, data: bytes) -> tuple[int, Any]:
-    """What the allocator holds for the engine once the file is read: (bytes, run)."""
+def held(fn: Any) -> tuple[int, Any]:
+    """What the allocator holds once ``fn()`` has run (its objects collected but what it
+    returns): (bytes, what it returned). tests/test_rows_spill.py and
+    tests/test_tuple_window.py measure with it too."""
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        run = _stats(engine_class, data)
+        kept = fn()
         gc.collect()
-        return tracemalloc.get_traced_memory()[0] - before, run
+        return tracemalloc.get_traced_memory()[0] - before, kept
     finally:
         tracemalloc.stop()
+
+
+def _held_bytes(engine_class: Any, data: bytes) -> tuple[int, Any]:
+    """What the allocator holds for the engine once the file is read: (bytes, run)."""
+    return held(lambda: _stats(engine_class, data))
 
 
 @pytest.mark.slow

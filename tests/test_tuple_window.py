@@ -15,14 +15,12 @@ by time.
 
 from __future__ import annotations
 
-import gc
 import io
 import random
 import re
 import struct
 import subprocess
 import sys
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,7 @@ import pytest
 from conftest import ROOT
 from test_show_memory import ETH_IP
 from test_speedups import _ip, _tcp
+from test_stats_memory import held
 
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pipeline import Pipeline
@@ -270,18 +269,6 @@ def test_the_python_twin_holds_the_window_at_most() -> None:
     assert ConfusionFinder()._window == TUPLE_WINDOW == 65_536
 
 
-def _held(fn: Any) -> tuple[int, Any]:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        kept = fn()
-        gc.collect()
-        return tracemalloc.get_traced_memory()[0] - before, kept
-    finally:
-        tracemalloc.stop()
-
-
 def _connections(n: int) -> bytes:
     """``n`` finished connections, each on its own 4-tuple (two SYNs each), 3 ms apart:
     past the tracker's plateau (tests/test_rows_spill.py), so only the 4-tuples differ."""
@@ -303,11 +290,11 @@ def test_the_compiled_table_is_flat_past_the_window() -> None:
     def run(data: bytes, window: int) -> Any:
         return compiled(data, window, rows_in_memory=64)[1]
 
-    small = _held(lambda: run(small_data, 10**9))[0]
-    big = _held(lambda: run(big_data, 10**9))[0]
+    small = held(lambda: run(small_data, 10**9))[0]
+    big = held(lambda: run(big_data, 10**9))[0]
     assert (big - small) / 6000 >= 2 * 64  # two 4-tuples a connection, kept
-    small = _held(lambda: run(small_data, 2048))[0]
-    big = _held(lambda: run(big_data, 2048))[0]
+    small = held(lambda: run(small_data, 2048))[0]
+    big = held(lambda: run(big_data, 2048))[0]
     assert (big - small) / 6000 <= 4, f"{(big - small) / 6000:.1f} bytes per connection"
 
 
