@@ -799,6 +799,7 @@ typedef struct {
     Ring ended, open;            /* the tracker's two queues of conversations to forget */
     RowTable rows[2];            /* keep=1: TCP, UDP rows by stream (stats) */
     long long rows_in_memory;    /* a RowTable's budget (_speedups_spill.h; 0: its default) */
+    long long tcpdump_window;    /* connections whose tcpdump bases are kept (_speedups_tcpdump.h) */
     RowTable note_pool;          /* rows' notes: n, then (kind, count) n times, a uint32 an
                                   * item, filed by place (on disk past the budget too: a
                                   * closed connection's TIME_WAIT note is 12 bytes) */
@@ -2183,21 +2184,28 @@ static int Engine_init(Engine *e, PyObject *args, PyObject *kw) {
                             "phases", "note_words", "templates", "note_text", "row", "kinds",
                             "roles", "outcomes", "render", "target_proto", "target_stream",
                             "view", "clock", "phase_codes", "notes_of", "annotated", "on_forget",
-                            "style", "color", "explain", "rows_in_memory", NULL};
+                            "style", "color", "explain", "rows_in_memory",
+                            "tcpdump_window", NULL};
     int analyze, keep, hex, render = 1, target_proto = -1, style = STYLE_WIRESHARK;
-    long long target_stream = -1, rows_in_memory = 0;
+    long long target_stream = -1, rows_in_memory = 0, tcpdump_window = 0;
     long long port, limit;
     PyObject *ws, *ace, *phases, *notes, *templates, *note_text, *row, *kinds, *roles, *outcomes;
     PyObject *view = Py_None, *clock = Py_None, *phase_codes = Py_None, *notes_of = Py_None,
              *annotated = Py_None, *on_forget = Py_None, *color_table = Py_False,
              *explain = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOiOOL", names, &analyze,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ppLLpOOOOOOOOOO|piLOOOOOOiOOLL", names, &analyze,
                                      &keep, &port, &limit, &hex, &ws, &ace, &phases, &notes,
                                      &templates, &note_text, &row, &kinds, &roles, &outcomes,
                                      &render, &target_proto, &target_stream, &view, &clock,
                                      &phase_codes, &notes_of, &annotated, &on_forget, &style,
-                                     &color_table, &explain, &rows_in_memory))
+                                     &color_table, &explain, &rows_in_memory,
+                                     &tcpdump_window))
         return -1;
+    if (tcpdump_window < 0 || tcpdump_window > 0x7FFFFFFF) {
+        PyErr_SetString(PyExc_ValueError, "tcpdump_window: 0 (the default) to 2**31 - 1 expected");
+        return -1;
+    }
+    e->tcpdump_window = tcpdump_window ? tcpdump_window : TCPDUMP_WINDOW;
     if (rows_in_memory < 0) {
         PyErr_SetString(PyExc_ValueError, "rows_in_memory: 0 or more expected");
         return -1;

@@ -17,9 +17,12 @@
  * - seq/ack follow tcpdump's own rule (print-tcp.c, Timeline._tcpdump_numbers): per
  *   connection (both directions one entry, the 4-tuple ordered by the addresses' *text*,
  *   as the view orders them) the bases set by the first segment with ACK or any SYN-ACK.
- *   Like tcpdump's own table (and the view's dict) it is never pruned: ~60-70 bytes a
- *   TCP connection ever seen (TdEntry) (a conversation forgotten by the tracker may be followed by
- *   a late segment of the same 4-tuple, which both print relative to the old bases).
+ *   A conversation forgotten by the tracker may be followed by a late segment of the same
+ *   4-tuple, which both print relative to the old bases, so the bases outlive the
+ *   tracker's conversations. tcpdump's own table is never pruned; this one, as the view's
+ *   (sockcap.render.timeline says why), holds at most the window's connections
+ *   (Engine(tcpdump_window=), TCPDUMP_WINDOW by default) and forgets the least recently
+ *   used one: 64 bytes a connection (TdEntry) and 8-16 of index, 18 MiB at most.
  * - A frame decoded here carries its TCP header's offset (Pkt.tcp_off) and its options are
  *   read from the wire bytes; a frame decoded by Python (tunnels, damage, ICMP, other
  *   links; Engine.packet) is written from the handed Packet: its address texts, ``net``,
@@ -35,17 +38,25 @@ typedef struct { /* one connection's bases, both directions (key: its 4-tuple, e
     Key key;
     uint32_t hash;        /* the low bits of its SipHash (the index's probe start) */
     uint32_t mine, other; /* the forward direction's base, the other's */
+    uint32_t older, newer; /* the list by last use: entry number + 1 (0: none) */
 } TdEntry;
 
 /* The bases are kept in a dense array of entries, in the order first seen, found through
  * an open-addressing index of 4-byte places (entry number + 1; 0: empty; at most half
- * full). A TCP connection costs its 52-byte entry and 8-16 bytes of index: an array of
- * 64-byte slots at most half full cost 128-256 bytes (136 MB peak for a file of 500,000
- * connections, against ~70 MB so; the array grows by realloc, which glibc does in place
- * with mremap for a large block, and the pages not yet written are not resident). */
+ * full). A TCP connection costs its 60-byte entry and 8-16 bytes of index: an array of
+ * 64-byte slots at most half full cost 128-256 bytes; the array grows by realloc up to the
+ * window.
+ *
+ * The window: the entries are also a doubly linked list by last use (oldest .. newest);
+ * a segment that finds its connection's entry moves it to the newest end. A connection
+ * new to a full table takes the oldest entry's place: that entry leaves the index by
+ * backward shift (Knuth's algorithm R, as the explainer's 4-tuples: no tombstones, which
+ * would fill the index as entries come and go forever), and its number is reused. */
 typedef struct Tcpdump {
     TdEntry *ents;
     size_t n, cap;      /* entries used, allocated */
+    size_t window;      /* entries at most (>= 1) */
+    uint32_t oldest, newest; /* the list's ends: entry number + 1 (0: empty) */
     uint32_t *index;
     size_t slots;       /* a power of two */
     i128 clock_sec;     /* the second whose text is kept (-1: none) */
@@ -64,6 +75,7 @@ static Tcpdump *tcpdump_state(Engine *e) {
     Tcpdump *t = PyMem_Calloc(1, sizeof *t);
     if (!t) { PyErr_NoMemory(); return NULL; }
     t->clock_sec = -1;
+    t->window = e->tcpdump_window;
     e->tcpdump = t;
     return t;
 }
@@ -84,28 +96,80 @@ static int td_grow_index(Tcpdump *t) {
     return 0;
 }
 
-/* The entry of key; a new one (its bases for the caller to set, *fresh = 1) when absent;
- * NULL on error. */
+/* the list by last use: entry i (0-based) out of it, and in again at the newest end */
+static void td_unlink(Tcpdump *t, uint32_t i) {
+    TdEntry *x = &t->ents[i];
+    if (x->older) t->ents[x->older - 1].newer = x->newer; else t->oldest = x->newer;
+    if (x->newer) t->ents[x->newer - 1].older = x->older; else t->newest = x->older;
+}
+
+static void td_append(Tcpdump *t, uint32_t i) {
+    TdEntry *x = &t->ents[i];
+    x->older = t->newest;
+    x->newer = 0;
+    if (t->newest) t->ents[t->newest - 1].newer = i + 1; else t->oldest = i + 1;
+    t->newest = i + 1;
+}
+
+/* Entry i out of the index: its slot emptied, and the slots of the cluster after it
+ * moved back into the hole when their home is not between the hole and them. */
+static void td_unindex(Tcpdump *t, uint32_t i) {
+    size_t mask = t->slots - 1, hole = t->ents[i].hash & mask;
+    while (t->index[hole] != i + 1) hole = (hole + 1) & mask;
+    for (size_t j = (hole + 1) & mask; t->index[j]; j = (j + 1) & mask) {
+        size_t home = t->ents[t->index[j] - 1].hash & mask;
+        int stays = hole < j ? (hole < home && home <= j) : (hole < home || home <= j);
+        if (!stays) {
+            t->index[hole] = t->index[j];
+            hole = j;
+        }
+    }
+    t->index[hole] = 0;
+}
+
+/* The entry of key, now the most recently used; a new one (its bases for the caller to
+ * set, *fresh = 1) when absent, in the place of the least recently used when the table
+ * holds the window's entries; NULL on error. */
 static TdEntry *td_entry(Engine *e, Tcpdump *t, const Key *key, int *fresh) {
-    if ((t->n + 1) * 2 > t->slots && td_grow_index(t) < 0) return NULL;
+    if (t->n < t->window && (t->n + 1) * 2 > t->slots && td_grow_index(t) < 0) return NULL;
     uint32_t h = (uint32_t)siphash13(e->hash_key, key->w, 5);
     size_t j = h & (t->slots - 1);
     while (t->index[j]) {
-        TdEntry *x = &t->ents[t->index[j] - 1];
-        if (x->hash == h && key_eq(&x->key, key)) { *fresh = 0; return x; }
+        uint32_t i = t->index[j] - 1;
+        TdEntry *x = &t->ents[i];
+        if (x->hash == h && key_eq(&x->key, key)) {
+            if (t->newest != i + 1) {
+                td_unlink(t, i);
+                td_append(t, i);
+            }
+            *fresh = 0;
+            return x;
+        }
         j = (j + 1) & (t->slots - 1);
     }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 1024;
-        TdEntry *a = PyMem_Realloc(t->ents, cap * sizeof *a);
-        if (!a) { PyErr_NoMemory(); return NULL; }
-        t->ents = a;
-        t->cap = cap;
+    uint32_t i;
+    if (t->n >= t->window) { /* full: the least recently used entry's number is reused */
+        i = t->oldest - 1;
+        td_unindex(t, i);
+        td_unlink(t, i);
+        j = h & (t->slots - 1); /* the shift may have filled the slot found above */
+        while (t->index[j]) j = (j + 1) & (t->slots - 1);
+    } else {
+        if (t->n == t->cap) {
+            size_t cap = t->cap ? t->cap * 2 : 1024;
+            if (cap > t->window) cap = t->window;
+            TdEntry *a = PyMem_Realloc(t->ents, cap * sizeof *a);
+            if (!a) { PyErr_NoMemory(); return NULL; }
+            t->ents = a;
+            t->cap = cap;
+        }
+        i = (uint32_t)t->n++;
     }
-    TdEntry *x = &t->ents[t->n];
+    TdEntry *x = &t->ents[i];
     x->key = *key;
     x->hash = h;
-    t->index[j] = (uint32_t)++t->n;
+    t->index[j] = i + 1;
+    td_append(t, i);
     *fresh = 1;
     return x;
 }

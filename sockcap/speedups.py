@@ -26,6 +26,9 @@ Environment, read once here and nowhere else:
   sentence for N SYNs after its last one (default 65,536,
   :data:`sockcap.render.confusions.TUPLE_WINDOW`), on both twins alike; a small N makes
   tests reach both edges of the window on small captures;
+- ``SOCKCAP_TCPDUMP_WINDOW=N``: ``show --style tcpdump`` keeps the sequence bases of the N
+  connections used last (default 262,144, :data:`sockcap.render.timeline.TCPDUMP_WINDOW`),
+  on both twins alike; a small N makes tests reach the window's edge on small captures;
 - PyPy always takes the pure path.
 
 The compiled engine writes every language: its words and templates are handed to it
@@ -128,4 +131,19 @@ def tuple_window() -> int:
     if not value.isdigit() or int(value) < 1:
         raise InputError(_("SOCKCAP_TUPLE_WINDOW: a whole number of SYNs (1 or more) expected, "
                            "not {value!r}").format(value=value))
+    return int(value)
+
+
+def tcpdump_window() -> int:
+    """``show --style tcpdump``'s window of connections whose sequence bases are kept, both
+    twins': ``SOCKCAP_TCPDUMP_WINDOW`` (:data:`sockcap.render.timeline.TCPDUMP_WINDOW`
+    when unset); a value that is not a whole number from 1 to 2**31 - 1 is an input error."""
+    value = os.environ.get("SOCKCAP_TCPDUMP_WINDOW", "").strip()
+    if not value:
+        from sockcap.render.timeline import TCPDUMP_WINDOW
+
+        return TCPDUMP_WINDOW
+    if not value.isdigit() or not 1 <= int(value) <= 0x7FFFFFFF:
+        raise InputError(_("SOCKCAP_TCPDUMP_WINDOW: a whole number of connections (1 or more) "
+                           "expected, not {value!r}").format(value=value))
     return int(value)

@@ -29,7 +29,7 @@ from sockcap.pipeline import Pipeline
 from sockcap.pipeline.contract import Style
 from sockcap.pipeline.engine import EngineRun
 from sockcap.render.packets import PacketView
-from sockcap.speedups import engine_class, rows_in_memory, tuple_window
+from sockcap.speedups import engine_class, rows_in_memory, tcpdump_window, tuple_window
 
 TYPE_CHECKING = False  # the type checker takes it as true
 if TYPE_CHECKING:
@@ -56,8 +56,9 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         from sockcap.render.explain import PacketExplainer
 
         explainer = PacketExplainer(tuple_window=tuple_window())
+    window = tcpdump_window() if style == "tcpdump" else 0  # both twins' (timeline says why)
     view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters,
-                      explainer=explainer)
+                      explainer=explainer, **({"tcpdump_window": window} if window else {}))
     explained: Any = explainer  # what heard the sentences: the view's explainer, or the engine
     if records:  # a .pcapng that keeps its run's calls and kernel events
         _show_story(path, records, pipeline, view, output, json_=json_, explain=explain)
@@ -121,7 +122,8 @@ def _show_stream(path: str, pipeline: Pipeline, view: PacketView, output: Output
                         color=(own and output.color and notation is not Style.JSON
                                and _color_table()),
                         explain=_explain_words() if explains else None,
-                        rows_in_memory=rows_in_memory())
+                        rows_in_memory=rows_in_memory(),
+                        tcpdump_window=view.timeline.tcpdump_window)
         if own or not output.color:
             # The engine's own text makes no reference cycles (records, conversations,
             # strings): the cyclic collector would only walk the conversations kept,

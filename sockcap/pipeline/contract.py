@@ -181,6 +181,7 @@ CONSTANTS: dict[str, int] = {
     "SMALLEST_MTU_PAYLOAD": offload.SMALLEST_MTU_PAYLOAD,
     "NO_ADDRESS": offload.NO_ADDRESS,
     "RETIRE_AFTER": conversation.RETIRE_AFTER,
+    "TCPDUMP_WINDOW": timeline.TCPDUMP_WINDOW,
     "RETIRE_IDLE_NS": conversation.RETIRE_IDLE_NS,
     "RETIRE_MAX": conversation.RETIRE_MAX,
     "INACTIVE_NS": conversation.INACTIVE_NS,

@@ -179,13 +179,16 @@ class PureEngine(PureColumns):
                  view: Callable[[Annotated], str | None] | None = None,
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
                  style: int = Style.WIRESHARK, color: bool | Sequence[str] = False,
-                 explain: Any = None, rows_in_memory: int = 0, **words: Any) -> None:
+                 explain: Any = None, rows_in_memory: int = 0, tcpdump_window: int = 0,
+                 **words: Any) -> None:
         from sockcap.render.packets import PacketView
 
         if explain is not None:
             raise ValueError(_("explain: not written by this engine (see explains)"))
         # rows_in_memory: the C twin's budget of rows in memory (_speedups_spill.h); this
-        # twin's rows are RowStore's bytes, the reference, kept in memory
+        # twin's rows are RowStore's bytes, the reference, kept in memory. tcpdump_window:
+        # the C twin's tcpdump bases; this twin's tcpdump text is the view's (Timeline's
+        # tcpdump_window, the same rule)
 
         if style not in self.styles or (color and style not in self.colors):
             raise ValueError(_("style {style}{colour}: not written by this engine (see "
@@ -320,6 +323,8 @@ class EngineRun:
     (the C twin: its view, for a conversation it handed a view) when its tracker forgets it.
     ``rows_in_memory`` (:func:`sockcap.speedups.rows_in_memory`) is the C twin's budget of
     rows kept to the end (stats', --explain's) held in memory, the rest on disk.
+    ``tcpdump_window`` (:func:`sockcap.speedups.tcpdump_window`): the connections whose
+    tcpdump bases the C twin keeps (0: :data:`sockcap.render.timeline.TCPDUMP_WINDOW`).
     """
 
     def __init__(self, engine_class: Any, pipeline: Pipeline, *, hex_: bool,
@@ -328,7 +333,8 @@ class EngineRun:
                  clock: Any = None, on_forget: Callable[[Any], None] | None = None,
                  keep: bool | None = None, style: int = Style.WIRESHARK,
                  color: bool | Sequence[str] = False,
-                 explain: dict[str, Any] | None = None, rows_in_memory: int = 0) -> None:
+                 explain: dict[str, Any] | None = None, rows_in_memory: int = 0,
+                 tcpdump_window: int = 0) -> None:
         self.pipeline = pipeline
         tracker = pipeline.tracker
         keep = tracker.keep if keep is None else keep  # the engine's: stats rows or none
@@ -337,6 +343,8 @@ class EngineRun:
         extra: dict[str, Any] = {} if view is None else {"view": view, "clock": clock}
         if style != Style.WIRESHARK or color:  # an engine's own notation (engine.styles)
             extra.update(style=int(style), color=color)
+        if style == Style.TCPDUMP and tcpdump_window:  # its bases' window (0: the default)
+            extra["tcpdump_window"] = tcpdump_window
         # the ICMP text handed with a packet decoded by Python, in the notation written
         self.icmp_text = tcpdump_icmp_info if style == Style.TCPDUMP and view is None else None
         if on_forget is not None:

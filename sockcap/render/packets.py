@@ -15,6 +15,7 @@ from sockcap.i18n import N_, _
 from sockcap.render.timeline import (
     DIM_STYLE,
     EXPLAIN_STYLE,
+    TCPDUMP_WINDOW,
     Clock,
     Timeline,
     endpoint,
@@ -36,13 +37,17 @@ class PacketView:
 
     def __init__(self, clock: Clock, *, json: bool = False, style: str = "wireshark",
                  hex_: bool = False, filters: bool = False,
-                 explainer: PacketExplainer | None = None) -> None:
+                 explainer: PacketExplainer | None = None,
+                 tcpdump_window: int = TCPDUMP_WINDOW) -> None:
+        """``tcpdump_window``: connections whose tcpdump bases are kept
+        (:data:`sockcap.render.timeline.TCPDUMP_WINDOW`)."""
         self.clock = clock
         self.json = json
         self.filters = filters  # each packet's Wireshark display filter, the streams seen
         self.streams: dict[tuple[int, int], None] = {}  # (proto, stream), in order seen
         self.explainer = None if json else explainer
-        self.timeline = Timeline(style=style, hex_payload=hex_, clock=clock)
+        self.timeline = Timeline(style=style, hex_payload=hex_, clock=clock,
+                                 tcpdump_window=tcpdump_window)
         self.text: Callable[[Annotated], str] = self._choose_text(json, style, hex_)
         # the other notations go through styled(), which says the sentence itself
         if self.explainer is not None and style == "wireshark" and not filters:

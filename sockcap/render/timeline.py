@@ -12,11 +12,23 @@ Two notations:
   numbers, and the time of day in local time. The one thing it reads besides its input is
   the time zone (``time.localtime``, once a second of capture), as tcpdump does; the
   tests fix ``TZ``.
+
+tcpdump's relative numbers need a table of sequence bases, one entry a connection.
+tcpdump's own (``tcp_seq_hash``) is never pruned, so its memory grows with every
+connection in the file. This one holds the bases of at most :data:`TCPDUMP_WINDOW`
+connections, and forgets the least recently used: a connection's bases go when that many
+other connections have set theirs since its last segment with ACK. What is printed
+differs from tcpdump only there: a connection idle while 262,144 others began shows its
+next segment as tcpdump shows a connection's first (absolute numbers, new bases). The C
+twin keeps the same window (``_speedups_tcpdump.h``); ``SOCKCAP_TCPDUMP_WINDOW`` sets it
+for ``show`` (:func:`sockcap.speedups.tcpdump_window`), so tests reach its edge on small
+captures.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
 from sockcap._typing import Protocol
 from sockcap.analysis.conversation import ECN_BITS, Annotated, Conversation
@@ -166,6 +178,7 @@ WIRESHARK_FLAG_COLUMN = [f"[{', '.join(names) or '<None>'}]".ljust(FLAG_COLUMN)
 ACE_FLAG_COLUMN = [f"[{', '.join((*_FLAG_NAME_TABLE[f & ~ECN_BITS], f'ACE={f >> 6 & 7}'))}]"
                    .ljust(FLAG_COLUMN) for f in range(512)]
 MOD32 = 1 << 32
+TCPDUMP_WINDOW = 262_144  # connections whose tcpdump bases are kept (the module says why)
 _WHERE_CACHE_MAX = 4096  # conversations whose "where" text is kept (cleared when full)
 # The common lines as %-templates: printf-style formatting of a line that holds a
 # non-ASCII character ("→") measured about a third faster than the same f-string.
@@ -204,15 +217,19 @@ class Timeline:
     """
 
     def __init__(self, *, style: str = "wireshark", hex_payload: bool = False,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, tcpdump_window: int = TCPDUMP_WINDOW) -> None:
+        """``tcpdump_window``: connections whose tcpdump bases are kept (the module says
+        why; :data:`TCPDUMP_WINDOW`)."""
         self.style = style
         self.hex_payload = hex_payload
         self.first_ts = -1
         self.clock: Clock = clock if clock is not None else self
         self.phases = {phase: phase_text(phase) for phase in Phase}
         self._where: dict[Conversation, tuple[str, str]] = {}
-        # tcpdump's own relative numbers (see _tcpdump_numbers): connection -> bases
-        self._tcpdump_seq: dict[tuple[str, int, str, int], tuple[int, int]] = {}
+        # tcpdump's own relative numbers (see _tcpdump_numbers): connection -> bases, the
+        # least recently used first (at most tcpdump_window of them)
+        self._tcpdump_seq: OrderedDict[tuple[str, int, str, int], tuple[int, int]] = OrderedDict()
+        self.tcpdump_window = tcpdump_window
         self._clock_sec, self._clock_text = -1, ""  # local time of the last second shown
 
     def lines(self, a: Annotated) -> list[str]:
@@ -374,10 +391,15 @@ class Timeline:
         forward = (p.src, p.sport) <= (p.dst, p.dport)  # tcpdump's one entry for both ways
         key = ((p.src, p.sport, p.dst, p.dport) if forward else
                (p.dst, p.dport, p.src, p.sport))
-        bases = self._tcpdump_seq.get(key)
+        table = self._tcpdump_seq
+        bases = table.get(key)
+        if bases is not None:
+            table.move_to_end(key)  # the most recently used
+        elif len(table) >= self.tcpdump_window:
+            table.popitem(last=False)  # the least recently used connection's are forgotten
         if bases is None or p.flags & SYN:
             mine, other = p.seq, (p.ack - 1) % MOD32
-            self._tcpdump_seq[key] = (mine, other) if forward else (other, mine)
+            table[key] = (mine, other) if forward else (other, mine)
             return p.seq, p.ack, other
         mine, other = bases if forward else (bases[1], bases[0])
         return (p.seq - mine) % MOD32, (p.ack - other) % MOD32, other
