@@ -336,9 +336,17 @@ def test_show_explain_takes_the_window_from_the_environment(tmp_path: Path, pure
     other = _sockcap("show", "--explain", str(path), env={"SOCKCAP_PURE": "" if pure else "1",
                                                           "SOCKCAP_TUPLE_WINDOW": "4"})
     assert other.stdout == small.stdout  # the other twin: the same bytes
-    for bad in ("0", "many", "-3"):
-        done = _sockcap("show", "--explain", str(path), env={**env, "SOCKCAP_TUPLE_WINDOW": bad})
-        assert done.returncode == 2 and "SOCKCAP_TUPLE_WINDOW" in done.stderr
+    refused(_sockcap, ["show", "--explain", str(path)], "SOCKCAP_TUPLE_WINDOW",
+            ("0", "many", "-3"), env)
+
+
+def refused(run: Any, args: list[str], name: str, bads: tuple[str, ...],
+            env: dict[str, str]) -> None:
+    """Each bad value of the variable ``name``: one line naming it, exit 2, no output
+    (tests/test_tcpdump_window.py checks its own variable with it too)."""
+    for bad in bads:
+        done = run(*args, env={**env, name: bad})
+        assert done.returncode == 2 and name in done.stderr, (bad, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and not done.stdout
 
 

@@ -13,16 +13,11 @@ Two notations:
   the time zone (``time.localtime``, once a second of capture), as tcpdump does; the
   tests fix ``TZ``.
 
-tcpdump's relative numbers need a table of sequence bases, one entry a connection.
-tcpdump's own (``tcp_seq_hash``) is never pruned, so its memory grows with every
-connection in the file. This one holds the bases of at most :data:`TCPDUMP_WINDOW`
-connections, and forgets the least recently used: a connection's bases go when that many
-other connections have set theirs since its last segment with ACK. What is printed
-differs from tcpdump only there: a connection idle while 262,144 others began shows its
-next segment as tcpdump shows a connection's first (absolute numbers, new bases). The C
-twin keeps the same window (``_speedups_tcpdump.h``); ``SOCKCAP_TCPDUMP_WINDOW`` sets it
-for ``show`` (:func:`sockcap.speedups.tcpdump_window`), so tests reach its edge on small
-captures.
+tcpdump's own table of sequence bases (``tcp_seq_hash``) grows with every connection;
+this one keeps the :data:`TCPDUMP_WINDOW` connections used last (a segment with ACK uses
+its connection's). A connection idle while that many others began shows its next segment
+as tcpdump shows a first one (absolute numbers, new bases); the C twin keeps the same
+window; ``SOCKCAP_TCPDUMP_WINDOW`` sets it for ``show`` (tests reach its edge).
 """
 
 from __future__ import annotations
@@ -218,16 +213,14 @@ class Timeline:
 
     def __init__(self, *, style: str = "wireshark", hex_payload: bool = False,
                  clock: Clock | None = None, tcpdump_window: int = TCPDUMP_WINDOW) -> None:
-        """``tcpdump_window``: connections whose tcpdump bases are kept (the module says
-        why; :data:`TCPDUMP_WINDOW`)."""
+        """``tcpdump_window``: connections whose tcpdump bases are kept (module doc)."""
         self.style = style
         self.hex_payload = hex_payload
         self.first_ts = -1
         self.clock: Clock = clock if clock is not None else self
         self.phases = {phase: phase_text(phase) for phase in Phase}
         self._where: dict[Conversation, tuple[str, str]] = {}
-        # tcpdump's own relative numbers (see _tcpdump_numbers): connection -> bases, the
-        # least recently used first (at most tcpdump_window of them)
+        # tcpdump's relative numbers (_tcpdump_numbers): connection -> bases, by last use
         self._tcpdump_seq: OrderedDict[tuple[str, int, str, int], tuple[int, int]] = OrderedDict()
         self.tcpdump_window = tcpdump_window
         self._clock_sec, self._clock_text = -1, ""  # local time of the last second shown
@@ -391,12 +384,12 @@ class Timeline:
         forward = (p.src, p.sport) <= (p.dst, p.dport)  # tcpdump's one entry for both ways
         key = ((p.src, p.sport, p.dst, p.dport) if forward else
                (p.dst, p.dport, p.src, p.sport))
-        table = self._tcpdump_seq
+        table = self._tcpdump_seq  # the least recently used first, forgotten when full
         bases = table.get(key)
         if bases is not None:
-            table.move_to_end(key)  # the most recently used
+            table.move_to_end(key)
         elif len(table) >= self.tcpdump_window:
-            table.popitem(last=False)  # the least recently used connection's are forgotten
+            table.popitem(last=False)
         if bases is None or p.flags & SYN:
             mine, other = p.seq, (p.ack - 1) % MOD32
             table[key] = (mine, other) if forward else (other, mine)
