@@ -42,7 +42,7 @@ import os
 import sys
 
 from sockcap.errors import InputError, MissingExtensionError
-from sockcap.i18n import _
+from sockcap.i18n import N_, _
 
 # typing for the type checker only (it takes TYPE_CHECKING as true): importing typing
 # costs more than this module's work on the start-up paths that use it (`sockcap --help`)
@@ -107,43 +107,47 @@ def path_name() -> str:
     return _("pure Python path: the compiled extension is not built")
 
 
+def _whole_number(name: str, low: int, high: int, message: str) -> int | None:
+    """The variable ``name`` as a whole number from ``low`` to ``high``, None when unset;
+    any other value is an input error, ``message`` (an N_ msgid with ``{value!r}``)."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise InputError(_(message).format(value=value))
+    return int(value)
+
+
 def rows_in_memory() -> int:
     """``Engine(rows_in_memory=)``: ``SOCKCAP_ROWS_IN_MEMORY`` (0, the engine's default,
     when unset); a value that is not a whole number of 0 or more is an input error."""
-    value = os.environ.get("SOCKCAP_ROWS_IN_MEMORY", "").strip()
-    if not value:
-        return 0
-    if not value.isdigit():
-        raise InputError(_("SOCKCAP_ROWS_IN_MEMORY: a whole number of rows expected, not "
-                           "{value!r}").format(value=value))
-    return int(value)
+    rows = _whole_number("SOCKCAP_ROWS_IN_MEMORY", 0, sys.maxsize, N_(
+        "SOCKCAP_ROWS_IN_MEMORY: a whole number of rows expected, not {value!r}"))
+    return 0 if rows is None else rows
 
 
 def tuple_window() -> int:
     """``show --explain``'s window of SYNs for the port-reuse sentence, both twins':
     ``SOCKCAP_TUPLE_WINDOW`` (:data:`sockcap.render.confusions.TUPLE_WINDOW` when unset);
     a value that is not a whole number of 1 or more is an input error."""
-    value = os.environ.get("SOCKCAP_TUPLE_WINDOW", "").strip()
-    if not value:
+    window = _whole_number("SOCKCAP_TUPLE_WINDOW", 1, sys.maxsize, N_(
+        "SOCKCAP_TUPLE_WINDOW: a whole number of SYNs (1 or more) expected, not {value!r}"))
+    if window is None:
         from sockcap.render.confusions import TUPLE_WINDOW
 
         return TUPLE_WINDOW
-    if not value.isdigit() or int(value) < 1:
-        raise InputError(_("SOCKCAP_TUPLE_WINDOW: a whole number of SYNs (1 or more) expected, "
-                           "not {value!r}").format(value=value))
-    return int(value)
+    return window
 
 
 def tcpdump_window() -> int:
     """``show --style tcpdump``'s window of connections whose sequence bases are kept, both
     twins': ``SOCKCAP_TCPDUMP_WINDOW`` (:data:`sockcap.render.timeline.TCPDUMP_WINDOW`
     when unset); a value that is not a whole number from 1 to 2**31 - 1 is an input error."""
-    value = os.environ.get("SOCKCAP_TCPDUMP_WINDOW", "").strip()
-    if not value:
+    window = _whole_number("SOCKCAP_TCPDUMP_WINDOW", 1, 0x7FFFFFFF, N_(
+        "SOCKCAP_TCPDUMP_WINDOW: a whole number of connections (1 or more) expected, not "
+        "{value!r}"))
+    if window is None:
         from sockcap.render.timeline import TCPDUMP_WINDOW
 
         return TCPDUMP_WINDOW
-    if not value.isdigit() or not 1 <= int(value) <= 0x7FFFFFFF:
-        raise InputError(_("SOCKCAP_TCPDUMP_WINDOW: a whole number of connections (1 or more) "
-                           "expected, not {value!r}").format(value=value))
-    return int(value)
+    return window

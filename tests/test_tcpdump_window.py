@@ -15,18 +15,16 @@ Memory by tracemalloc, never by time.
 from __future__ import annotations
 
 import io
-import os
 import random
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
 from test_stats_memory import held
 from test_tuple_window import Capture, _connections, refused
+from test_tuple_window import _sockcap as sockcap_cli
 
 from sockcap.pcapfile.reader import open_capture
 from sockcap.pipeline import Pipeline
@@ -213,10 +211,7 @@ def test_the_compiled_table_is_flat_past_the_window() -> None:
 
 
 def _sockcap(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if k != "SOCKCAP_PURE"}
-    full.update(env, TZ="UTC")
-    return subprocess.run([sys.executable, "-m", "sockcap", *args], capture_output=True,
-                          text=True, env=full, cwd=ROOT, timeout=300)
+    return sockcap_cli(*args, env={**env, "TZ": "UTC"})
 
 
 @pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure"])

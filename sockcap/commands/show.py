@@ -29,6 +29,7 @@ from sockcap.pipeline import Pipeline
 from sockcap.pipeline.contract import Style
 from sockcap.pipeline.engine import EngineRun
 from sockcap.render.packets import PacketView
+from sockcap.render.timeline import TCPDUMP_WINDOW
 from sockcap.speedups import engine_class, rows_in_memory, tcpdump_window, tuple_window
 
 TYPE_CHECKING = False  # the type checker takes it as true
@@ -56,9 +57,10 @@ def show_command(path: str, *, count: int, port: int, dissect: int | None, hex_:
         from sockcap.render.explain import PacketExplainer
 
         explainer = PacketExplainer(tuple_window=tuple_window())
-    window = tcpdump_window() if style == "tcpdump" else 0  # both twins' (timeline says why)
+    # tcpdump's bases' window, both twins' (timeline says why); read only when it is used
+    window = tcpdump_window() if style == "tcpdump" else TCPDUMP_WINDOW
     view = PacketView(pipeline, json=json_, style=style, hex_=hex_, filters=filters,
-                      explainer=explainer, **({"tcpdump_window": window} if window else {}))
+                      explainer=explainer, tcpdump_window=window)
     explained: Any = explainer  # what heard the sentences: the view's explainer, or the engine
     if records:  # a .pcapng that keeps its run's calls and kernel events
         _show_story(path, records, pipeline, view, output, json_=json_, explain=explain)
