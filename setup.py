@@ -9,6 +9,9 @@ orders, codes, bits, thresholds and record fields the C engine shares with Pytho
 ``sockcap/pipeline/contract.py``) when sockcap's own imports work in the interpreter that
 builds; otherwise the committed header is used, which ``tests/test_engine_contract.py``
 keeps current.
+
+The sources and compiler arguments are in ``scripts/extension.py``, which
+``scripts/pgo.py`` reads too when it builds the engine again guided by a profile.
 """
 
 import subprocess
@@ -18,22 +21,15 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import extension  # noqa: E402  (scripts/extension.py: the sources and arguments, shared)
+
 subprocess.run([sys.executable, str(ROOT / "scripts" / "engine_header.py")], cwd=ROOT,
                stderr=subprocess.DEVNULL, check=False, timeout=120)
 
 setup(
     ext_modules=[
-        Extension(
-            "sockcap._speedups",
-            sources=["sockcap/_speedups.c"],
-            depends=["sockcap/_engine_contract.h", "sockcap/_speedups_json.h",
-                     "sockcap/_speedups_color.h", "sockcap/_speedups_tcpdump.h",
-                     "sockcap/_speedups_columns.h", "sockcap/_speedups_plain.h",
-                     "sockcap/_speedups_packet.h", "sockcap/_speedups_explain.h",
-                     "sockcap/_speedups_convcols.h", "sockcap/_speedups_spill.h",
-                     "sockcap/_speedups_reuse.h"],
-            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wno-missing-field-initializers"],
-            optional=True,
-        )
+        Extension(extension.NAME, sources=extension.SOURCES, depends=extension.DEPENDS,
+                  extra_compile_args=extension.COMPILE_ARGS, optional=True)
     ]
 )

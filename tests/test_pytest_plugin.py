@@ -128,6 +128,9 @@ def test_readme_example_runs_after_setup_run(tmp_path: Path) -> None:
                            capture_output=True, text=True, timeout=900)
     assert setup.returncode == 0, setup.stderr[-2000:]
     assert "--capture" in setup.stdout
+    guided = subprocess.run([str(clone / ".venv" / "bin" / "python"), "scripts/pgo.py", "--check"],
+                            cwd=clone, capture_output=True, text=True, timeout=60)
+    assert guided.stdout == "profile-guided\n", setup.stderr[-2000:]  # scripts/pgo.py's build
     work = tmp_path / "student"
     work.mkdir()
     progs = build_programs(work)
