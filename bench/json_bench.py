@@ -14,7 +14,8 @@ so that every command sees the same load. Per packet = (whole - one packet) / pa
 about two hundred times more, so it runs ``--tshark-rounds`` times after the rounds.
 ``--pure`` adds one run of ``SOCKCAP_PURE=1 sockcap show --json`` (the reference view).
 Peak RSS is each process's ``ru_maxrss``. sockcap runs as its installed ``sockcap``
-command (``.venv/bin/sockcap``), as a user runs it.
+command (``.venv/bin/sockcap``), as a user runs it; the first line says which build of the
+engine that is (``scripts/setup.sh`` makes the profile-guided one, ``scripts/pgo.py``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def count_packets(path: Path, env: dict[str, str]) -> int:
     return int(json.loads(out)["packets"])
 
 
+def build() -> str:
+    """Which build of the compiled engine is installed: the profile-guided one that
+    ``scripts/setup.sh`` makes (``scripts/pgo.py``), or the plain ``-O3`` one."""
+    done = subprocess.run([sys.executable, str(BENCH.parent / "scripts" / "pgo.py"), "--check"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    return "profile-guided build" if done.returncode == 0 else "plain -O3 build"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--file", type=Path, default=BENCH / "data" / "loopback-1m.pcap")
@@ -97,7 +106,7 @@ def main() -> None:
     load = os.getloadavg()
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"{when}; {args.file.name}: {packets} packets; {args.rounds} rounds; "
-          f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+          f"load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}; engine: {build()}")
     anchor = statistics.median(whole["tcpdump -nn (TZ=UTC)"])
     json_s = statistics.median(whole["sockcap show --json"])
     print("| command | CPU s (median) | min | max | start-up ms | per packet ns | peak RSS MB "
