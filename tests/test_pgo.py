@@ -46,7 +46,7 @@ def test_the_engine_in_place_is_the_profile_guided_build() -> None:
 
 
 @pytest.mark.skipif(not pgo.EXTENSION.exists(), reason="no compiled extension built")
-def test_a_compiler_it_cannot_use_leaves_the_plain_build(tmp_path: Path) -> None:
+def test_a_compiler_it_cannot_use_leaves_the_build_in_place(tmp_path: Path) -> None:
     before = hashlib.sha256(pgo.EXTENSION.read_bytes()).hexdigest()
     fake = tmp_path / "cc"
     fake.write_text("#!/bin/sh\necho 'cc 1.0'\n")  # says a version, defines no __GNUC__
