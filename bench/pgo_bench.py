@@ -28,19 +28,11 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "scripts"))
 import pgo  # type: ignore[import-not-found]  # noqa: E402
+from json_bench import cpu  # noqa: E402
 
 OUTPUTS = (["show"], ["show", "--json"], ["show", "--style", "tcpdump"],
            ["show", "--color", "always"], ["--lang", "id", "show", "--hex"],
            ["show", "--explain"], ["stats"])
-
-
-def cpu(argv: list[str], env: dict[str, str]) -> float:
-    with open(os.devnull, "wb") as null:
-        proc = subprocess.Popen(argv, stdout=null, stderr=null, env=env)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status):
-        raise SystemExit(f"{argv}: exit {os.waitstatus_to_exitcode(status)}")
-    return usage.ru_utime + usage.ru_stime
 
 
 def plain_build(where: Path) -> Path:
@@ -71,11 +63,11 @@ def main() -> None:
         times: dict[tuple[str, str], list[float]] = {}
         anchor: list[float] = []
         for _ in range(args.rounds):
-            anchor.append(cpu(["tcpdump", "-nn", "-r", str(args.file)], base))
+            anchor.append(cpu(["tcpdump", "-nn", "-r", str(args.file)], base)[0])
             for output in OUTPUTS:
                 for name, env in builds.items():
                     times.setdefault((" ".join(output), name), []).append(
-                        cpu([str(script), *output, str(args.file)], env))
+                        cpu([str(script), *output, str(args.file)], env)[0])
         shutil.rmtree(plain, ignore_errors=True)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()

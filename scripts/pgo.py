@@ -57,7 +57,7 @@ import pgo_traffic  # noqa: E402
 
 EXTENSION = ROOT / "sockcap" / ("_speedups" + sysconfig.get_config_var("EXT_SUFFIX"))
 CACHE = ROOT / "build" / "pgo"
-INSTALLED = CACHE / "installed.json"  # which build is in place: its key and digest
+INSTALLED = CACHE / "installed.json"  # which build is in place: its digest
 PACKETS = 120_000  # the pcap's frames (the pcapng has a sixth): ~1 s of each output
 STEP_SECONDS = 300  # each compile and each training run
 # every output the engine renders, and what it hands the Python views (--filters);
@@ -191,12 +191,17 @@ def train_and_build(tmp: Path, compile_: list[str], link: list[str]) -> Path:
     return used
 
 
-def install(built: Path, build_key: str) -> None:
-    """Put ``built`` in place of the installed extension by a rename, and say so."""
-    staged = EXTENSION.with_name(EXTENSION.name + ".new")
-    shutil.copy2(built, staged)
-    os.replace(staged, EXTENSION)
-    INSTALLED.write_text(json.dumps({"key": build_key, "sha256": digest(EXTENSION)}) + "\n")
+def put(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` by a rename: a copy cut short never stands there."""
+    staged = target.with_name(target.name + ".new")
+    shutil.copy2(source, staged)
+    os.replace(staged, target)
+
+
+def install(built: Path) -> None:
+    """Put ``built`` in place of the installed extension, and say so."""
+    put(built, EXTENSION)
+    INSTALLED.write_text(json.dumps({"sha256": digest(EXTENSION)}) + "\n")
 
 
 def is_installed() -> bool:
@@ -216,8 +221,9 @@ def main() -> int:
     ap.add_argument("--check", action="store_true",
                     help="only say whether the installed extension is the profile-guided build")
     if ap.parse_args().check:
-        print("profile-guided" if is_installed() else "not profile-guided")
-        return 0 if is_installed() else 1
+        guided = is_installed()
+        print("profile-guided" if guided else "not profile-guided")
+        return 0 if guided else 1
     try:
         if not EXTENSION.exists():
             raise Skip("no compiled extension was built")
@@ -232,8 +238,8 @@ def main() -> int:
             print("setup: building the compiled engine again, guided by a profile of its run "
                   "(once, ~30 s)", file=sys.stderr)
             with tempfile.TemporaryDirectory(prefix="sockcap-pgo-") as tmp:
-                shutil.copy2(train_and_build(Path(tmp), compile_, link), kept)
-        install(kept, build_key)
+                put(train_and_build(Path(tmp), compile_, link), kept)
+        install(kept)
     except (Skip, OSError, subprocess.TimeoutExpired) as exc:
         print(f"setup: the profile-guided build of the engine was not made ({exc}); "
               "the plain build stays", file=sys.stderr)

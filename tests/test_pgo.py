@@ -90,6 +90,7 @@ def test_the_training_traffic_is_what_tshark_reads(tmp_path: Path) -> None:
         words = sum(struct.unpack(f"!{len(address) // 2}H", address))
         assert int(field, 16) == _fold(words + 6 + int(header) + int(payload))
 
+
 def _fold(total: int) -> int:
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
